@@ -1,0 +1,165 @@
+"""Contact policy: which value attempts a customer's recent history rules out.
+
+Three rules protect the customer from pushy or badly timed value enhancement:
+
+1. **Recently declined**: an activity the customer declined (it was offered and not
+   accepted) within ``decline_days`` is not suggested again.
+2. **Weekly cap**: at most ``max_attempts_per_week`` value attempts per customer in the
+   last 7 days; past the cap no activity is suggested.
+3. **Negative complaints**: no value attempt on a complaint whose live sentiment is at or
+   below ``negative_sentiment_threshold``, unless ``allow_negative_complaints`` is set.
+   Gartner found value enhancement least likely to land on complaints; on an angry
+   complaint it reads as selling instead of fixing.
+
+Everything is plain data: the caller turns its store into ``PastContact`` rows, this
+module summarises them and says what is blocked and why. Every rule that fires adds
+one reason string, in the agent's language (English or Japanese).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from models.activities import VALUE_ACTIVITIES
+
+WEEK_DAYS = 7.0
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    """The rule settings; a value of 0 (or ``None`` for the cap) disables a rule."""
+
+    decline_days: int = 14
+    max_attempts_per_week: int | None = 2
+    allow_negative_complaints: bool = False
+    negative_sentiment_threshold: float = -0.3
+    complaint_issue_types: frozenset[str] = frozenset({"complaint"})
+
+    def __post_init__(self) -> None:
+        if self.decline_days < 0:
+            raise ValueError("decline_days must be >= 0")
+        if self.max_attempts_per_week is not None and self.max_attempts_per_week < 0:
+            raise ValueError("max_attempts_per_week must be >= 0 or None")
+        if not -1.0 <= self.negative_sentiment_threshold <= 1.0:
+            raise ValueError("negative_sentiment_threshold must be within -1..1")
+
+
+@dataclass(frozen=True)
+class PastContact:
+    """One earlier contact of the customer, as far as the policy cares.
+
+    ``activity`` is what was suggested (or, when an outcome says so, what was offered);
+    ``offered``/``accepted`` are ``None`` while no outcome has been recorded.
+    """
+
+    occurred_at: datetime
+    activity: str
+    offered: bool | None = None
+    accepted: bool | None = None
+
+    @property
+    def is_attempt(self) -> bool:
+        # A suggestion without an outcome yet counts as an attempt: the agent probably
+        # made it, and under-counting would let a customer be pitched too often.
+        return self.activity in VALUE_ACTIVITIES and self.offered is not False
+
+    @property
+    def is_decline(self) -> bool:
+        return self.activity in VALUE_ACTIVITIES and self.offered is True and self.accepted is False
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """What the rules read: days since each declined activity and the week's attempts."""
+
+    declined_days_ago: Mapping[str, float] = field(default_factory=dict)
+    attempts_last_7d: int = 0
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    blocked_activities: frozenset[str]
+    allow_attempt: bool
+    reasons: list[str]
+
+
+def summarize_history(contacts: Iterable[PastContact], now: datetime) -> HistorySummary:
+    """Summarise earlier contacts (any order) as seen at ``now``; future rows are ignored."""
+    declined: dict[str, float] = {}
+    attempts = 0
+    for contact in contacts:
+        age_days = (now - contact.occurred_at).total_seconds() / 86400.0
+        if age_days < 0:
+            continue
+        if contact.is_attempt and age_days <= WEEK_DAYS:
+            attempts += 1
+        if contact.is_decline:
+            previous = declined.get(contact.activity)
+            if previous is None or age_days < previous:
+                declined[contact.activity] = age_days
+    return HistorySummary(declined_days_ago=declined, attempts_last_7d=attempts)
+
+
+_MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "declined": "contact policy: {activity} was declined {days} day(s) ago "
+        "(not offered again within {limit} days)",
+        "cap": "contact policy: {count} value attempt(s) in the last 7 days "
+        "(limit {limit} per week): no value attempt",
+        "complaint": "contact policy: complaint with negative sentiment ({sentiment:+.2f}): "
+        "resolve first, no value attempt",
+    },
+    "ja": {
+        "declined": "コンタクトポリシー: {activity} は {days} 日前に断られています"
+        "（{limit} 日以内は再提案しません）",
+        "cap": "コンタクトポリシー: 直近7日間の価値向上アプローチが {count} 回"
+        "（上限 週{limit}回）のため今回は行いません",
+        "complaint": "コンタクトポリシー: ネガティブな感情の苦情（{sentiment:+.2f}）のため、"
+        "解決を優先し価値向上アプローチは行いません",
+    },
+}
+
+
+def evaluate(
+    policy: ContactPolicy,
+    history: HistorySummary,
+    *,
+    issue_type: str | None = None,
+    sentiment: float | None = None,
+    language: str = "en",
+) -> PolicyResult:
+    """Apply the three rules; return blocked activities, whether any attempt is allowed,
+    and one reason per rule that fired."""
+    messages = _MESSAGES.get(language, _MESSAGES["en"])
+    reasons: list[str] = []
+    blocked: set[str] = set()
+    allow = True
+
+    if policy.decline_days > 0:
+        for activity in VALUE_ACTIVITIES:  # fixed order keeps the reasons stable
+            days = history.declined_days_ago.get(activity)
+            if days is not None and days <= policy.decline_days:
+                blocked.add(activity)
+                reasons.append(
+                    messages["declined"].format(
+                        activity=activity, days=int(days), limit=policy.decline_days
+                    )
+                )
+
+    cap = policy.max_attempts_per_week
+    if cap is not None and history.attempts_last_7d >= cap:
+        allow = False
+        reasons.append(messages["cap"].format(count=history.attempts_last_7d, limit=cap))
+
+    if (
+        not policy.allow_negative_complaints
+        and issue_type in policy.complaint_issue_types
+        and sentiment is not None
+        and sentiment <= policy.negative_sentiment_threshold
+    ):
+        allow = False
+        reasons.append(messages["complaint"].format(sentiment=sentiment))
+
+    return PolicyResult(blocked_activities=frozenset(blocked), allow_attempt=allow, reasons=reasons)

@@ -1,0 +1,215 @@
+"""The rule-based decision used in degraded mode (no champion model, a bundle that fails
+verification, or a model error).
+
+It answers in exactly the shape of ``Decider.decide`` so callers never branch on it.
+The rules encode the product's domain facts (design section 1), deliberately cautious
+because nothing was learned from data:
+
+* **Openness** starts from the issue type: inquiry and how-to contacts are the most
+  open to value enhancement, complaints and cancellations the least (Gartner). Negative
+  live sentiment lowers it, positive sentiment raises it a little.
+* **Activity fit** follows time since purchase: right after purchase validating the
+  decision fits best; in the first year helping achieve goals and educating on usage;
+  long-tenured customers are best served by new uses and anticipated needs.
+* **Success probability** of an activity = openness x fit.
+* **Expected value** = p x value_of_success - extra handle time x cost per second
+  (``models.economics``). An activity is suggested only when openness is not low, an
+  attempt is allowed, the activity is not blocked, and its expected value is positive;
+  otherwise ``none`` (plain effortless resolution).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from models.activities import NONE, VALUE_ACTIVITIES
+from models.economics import Economics
+
+FALLBACK_VERSION = "fallback-rules-1"
+
+# Probability that a value conversation lands, by issue type (before activity fit).
+ISSUE_OPENNESS: dict[str, float] = {
+    "inquiry": 0.55,
+    "how_to": 0.50,
+    "order_change": 0.40,
+    "technical": 0.35,
+    "billing": 0.30,
+    "cancellation": 0.20,
+    "complaint": 0.12,
+}
+DEFAULT_OPENNESS = 0.35  # unknown or missing issue type
+SELF_SERVICE_FACTOR = 0.8  # digital content lands less often than a conversation
+
+# Bands of the openness score; the same cut points as the trained model's answer.
+LOW_BAND_BELOW = 0.25
+HIGH_BAND_FROM = 0.5
+
+# Fit of each activity by tenure bucket (months since purchase).
+_TENURE_FIT: list[tuple[float, dict[str, float]]] = [
+    (
+        3.0,
+        {
+            "validate_purchase": 1.0,
+            "achieve_goals": 0.8,
+            "educate_usage": 0.7,
+            "anticipate_needs": 0.5,
+            "advise_new_uses": 0.4,
+        },
+    ),
+    (
+        12.0,
+        {
+            "achieve_goals": 1.0,
+            "educate_usage": 0.9,
+            "anticipate_needs": 0.7,
+            "validate_purchase": 0.5,
+            "advise_new_uses": 0.7,
+        },
+    ),
+    (
+        float("inf"),
+        {
+            "advise_new_uses": 1.0,
+            "anticipate_needs": 0.9,
+            "educate_usage": 0.7,
+            "achieve_goals": 0.6,
+            "validate_purchase": 0.3,
+        },
+    ),
+]
+_UNKNOWN_TENURE_FIT = {a: 0.6 for a in VALUE_ACTIVITIES}
+
+HINTS: dict[str, dict[str, str]] = {
+    "en": {
+        "validate_purchase": "Reassure them the purchase was a wise choice and why it fits them.",
+        "anticipate_needs": "From today's need, point to what they will value next.",
+        "achieve_goals": "Outline the features that serve the goal they bought it for.",
+        "educate_usage": "Show the best way to use it (not what they did wrong).",
+        "advise_new_uses": "Introduce a new or untapped feature they would enjoy.",
+    },
+    "ja": {
+        "validate_purchase": "購入の判断が賢明だったこと、その理由をお伝えしましょう。",
+        "anticipate_needs": "今日のご用件から、次に役立つことをご案内しましょう。",
+        "achieve_goals": "購入の目的に役立つ機能をご紹介しましょう。",
+        "educate_usage": "より良い使い方をお伝えしましょう（誤りの指摘ではなく）。",
+        "advise_new_uses": "まだ使われていない新しい機能をご紹介しましょう。",
+    },
+}
+
+_REASONS: dict[str, dict[str, str]] = {
+    "en": {
+        "degraded": "rule-based fallback (model unavailable)",
+        "issue": "issue type {issue}: base openness {base:.2f}",
+        "sentiment": "live sentiment {sentiment:+.2f}",
+        "tenure": "tenure {tenure:.0f} months favours {activity}",
+        "low": "openness is low: resolve effortlessly",
+        "no_attempt": "contact policy allows no value attempt",
+        "no_value": "no activity pays for its extra handle time",
+        "blocked": "blocked by contact policy",
+        "ev": "expected value {ev:+.2f} (p={p:.2f})",
+    },
+    "ja": {
+        "degraded": "ルールベースの代替判定（モデル利用不可）",
+        "issue": "問い合わせ種別 {issue}: 基本の受容度 {base:.2f}",
+        "sentiment": "会話の感情 {sentiment:+.2f}",
+        "tenure": "購入後 {tenure:.0f} か月: {activity} が適しています",
+        "low": "受容度が低いため、迅速な解決を優先します",
+        "no_attempt": "コンタクトポリシーにより価値向上アプローチは行いません",
+        "no_value": "追加の対応時間に見合うアクティビティがありません",
+        "blocked": "コンタクトポリシーにより除外",
+        "ev": "期待価値 {ev:+.2f}（p={p:.2f}）",
+    },
+}
+
+
+def band(score: float) -> str:
+    if score < LOW_BAND_BELOW:
+        return "low"
+    return "high" if score >= HIGH_BAND_FROM else "medium"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None  # NaN counts as missing
+
+
+def decide_fallback(
+    features: Mapping[str, Any],
+    *,
+    language: str = "en",
+    blocked_activities: Collection[str] = (),
+    allow_attempt: bool = True,
+    economics: Economics | None = None,
+) -> dict:
+    """Decide from the rules above; same output as ``Decider.decide``."""
+    econ = economics or Economics()
+    lang = language if language in HINTS else "en"
+    text = _REASONS[lang]
+    issue = features.get("issue_type")
+    base = ISSUE_OPENNESS.get(str(issue), DEFAULT_OPENNESS) if issue else DEFAULT_OPENNESS
+    score = base
+    reasons = [text["degraded"], text["issue"].format(issue=issue or "?", base=base)]
+
+    sentiment = _number(features.get("sentiment"))
+    if sentiment is not None:
+        sentiment = max(-1.0, min(1.0, sentiment))
+        # Negative sentiment hurts more than positive sentiment helps.
+        score *= 1.0 + (0.6 * sentiment if sentiment < 0 else 0.2 * sentiment)
+        reasons.append(text["sentiment"].format(sentiment=sentiment))
+    if features.get("channel") == "self_service":
+        score *= SELF_SERVICE_FACTOR
+    score = max(0.0, min(1.0, score))
+
+    tenure = _number(features.get("tenure_months"))
+    fit = _UNKNOWN_TENURE_FIT
+    if tenure is not None and tenure >= 0:
+        fit = next(table for limit, table in _TENURE_FIT if tenure < limit)
+        best_fit = max(fit, key=fit.__getitem__)
+        reasons.append(text["tenure"].format(tenure=tenure, activity=best_fit))
+
+    costs = dict(zip(VALUE_ACTIVITIES, econ.action_costs()[1:], strict=True))
+    blocked = set(blocked_activities)
+    activities = []
+    for activity in VALUE_ACTIVITIES:
+        p = round(score * fit[activity], 4)
+        ev = round(p * econ.value_of_success - costs[activity], 4)
+        item_reasons = [text["ev"].format(ev=ev, p=p)]
+        if activity in blocked:
+            item_reasons.append(text["blocked"])
+        activities.append(
+            {
+                "activity": activity,
+                "success_probability": p,
+                "expected_value": ev,
+                "hint": HINTS[lang][activity],
+                "reasons": item_reasons,
+            }
+        )
+    # Best first; blocked activities sink to the bottom so the list reads as advice.
+    activities.sort(key=lambda a: (a["activity"] in blocked, -a["expected_value"]))
+
+    level = band(score)
+    attempt = allow_attempt and level != "low"
+    suggested = NONE
+    if level == "low":
+        reasons.append(text["low"])
+    elif not allow_attempt:
+        reasons.append(text["no_attempt"])
+    else:
+        candidates = [a for a in activities if a["activity"] not in blocked]
+        if candidates and candidates[0]["expected_value"] > 0:
+            suggested = candidates[0]["activity"]
+        else:
+            attempt = False
+            reasons.append(text["no_value"])
+
+    return {
+        "openness": {"score": round(score, 4), "band": level, "attempt": attempt},
+        "activities": activities,
+        "suggested_activity": suggested,
+        "reasons": reasons,
+    }
