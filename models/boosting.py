@@ -1,0 +1,104 @@
+"""LightGBM settings and the fit-with-early-stopping step shared by every model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+
+def default_params(objective: str, seed: int, n_rows: int, num_threads: int = 0) -> dict[str, Any]:
+    """Conservative parameters that hold up from 20k to millions of rows.
+
+    Leaves need more support on small data, or the ranker learns noise in the
+    activity x context interactions it exists to find.
+    """
+    return {
+        "objective": objective,
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_data_in_leaf": int(max(40, n_rows // 2000)),
+        "lambda_l2": 1.0,
+        "max_cat_to_onehot": 8,
+        "cat_smooth": 10.0,
+        "feature_pre_filter": False,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": num_threads,
+        "verbose": -1,
+    }
+
+
+def fit_booster(
+    params: dict[str, Any],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    *,
+    weight_train: np.ndarray | None = None,
+    weight_valid: np.ndarray | None = None,
+    categorical: list[int] | None = None,
+    feature_names: list[str] | None = None,
+    max_rounds: int = 2000,
+    early_stopping_rounds: int = 50,
+) -> lgb.Booster:
+    """Train with early stopping on the validation part; return the booster cut at its best round."""
+    categorical = categorical or []
+    names = feature_names or "auto"
+    train = lgb.Dataset(
+        x_train,
+        y_train,
+        weight=weight_train,
+        categorical_feature=categorical,
+        feature_name=names,
+        free_raw_data=True,
+    )
+    valid = lgb.Dataset(
+        x_valid,
+        y_valid,
+        weight=weight_valid,
+        categorical_feature=categorical,
+        feature_name=names,
+        reference=train,
+    )
+    booster = lgb.train(
+        params,
+        train,
+        num_boost_round=max_rounds,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+    )
+    booster.best_iteration = booster.best_iteration or booster.current_iteration()
+    # Keep only the useful rounds so the saved text model and serving are no bigger than needed.
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+
+
+def refit_rounds(
+    params: dict[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    rounds: int,
+    *,
+    weight: np.ndarray | None = None,
+    categorical: list[int] | None = None,
+    feature_names: list[str] | None = None,
+) -> lgb.Booster:
+    """Train on all rows for a number of rounds found by early stopping on a split."""
+    data = lgb.Dataset(
+        x,
+        y,
+        weight=weight,
+        categorical_feature=categorical or [],
+        feature_name=feature_names or "auto",
+    )
+    return lgb.train(params, data, num_boost_round=max(1, rounds))
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random train/validation split of row indices (validation gets `fraction`)."""
+    order = np.random.default_rng(seed).permutation(n)
+    cut = int(round(n * (1.0 - fraction)))
+    return np.sort(order[:cut]), np.sort(order[cut:])

@@ -1,0 +1,191 @@
+"""The model bundle: one directory per version, verified before anything is loaded.
+
+Layout: ``manifest.json`` (version, created time, data fingerprint, feature spec,
+economics, metrics, library versions, SHA-256 of every other file), LightGBM text
+models (``openness.txt``, ``ranker.txt`` or ``ranker_<action>.txt``) and
+``calibration.json``. No pickle: nothing in a bundle can run code when loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+
+from models.activities import ACTIONS
+from models.economics import Economics
+from models.features import FeatureEncoder
+from models.openness import OpennessModel
+from models.ranker import ActivityRanker
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class BundleError(Exception):
+    """A bundle that is missing, incomplete or does not match its checksums."""
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to score contacts, as plain objects."""
+
+    encoder: FeatureEncoder
+    openness: OpennessModel
+    ranker: ActivityRanker | None
+    economics: Economics = field(default_factory=Economics)
+    spec: dict[str, Any] | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", "unsaved"))
+
+    def set_threads(self, num_threads: int) -> None:
+        """Pin LightGBM's thread count (serving uses 1: see the design's performance facts)."""
+        boosters = [self.openness.booster_]
+        if self.ranker is not None:
+            boosters += [b for b in self.ranker.boosters_ if b is not None]
+        for booster in boosters:
+            booster.reset_parameter({"num_threads": num_threads})
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    import numpy
+    import sklearn
+
+    return {
+        "lightgbm": lgb.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
+    """Write the bundle to `directory` atomically (a temp dir renamed into place)."""
+    directory = Path(directory)
+    if directory.exists():
+        raise BundleError(f"{directory} already exists")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        files: dict[str, bytes] = {
+            "openness.txt": bundle.openness.booster_.model_to_string().encode(),
+            "calibration.json": json.dumps(bundle.openness.calibration_dict()).encode(),
+        }
+        ranker_meta = None
+        if bundle.ranker is not None:
+            r = bundle.ranker
+            if r.stacked:
+                files["ranker.txt"] = r.boosters_[0].model_to_string().encode()
+            else:
+                for action, booster in zip(ACTIONS, r.boosters_, strict=True):
+                    if booster is not None:
+                        files[f"ranker_{action}.txt"] = booster.model_to_string().encode()
+            ranker_meta = {
+                "learner": r.learner,
+                "actions_seen": [a for a, s in zip(ACTIONS, r.actions_seen_, strict=True) if s],
+                "feature_names": r.feature_names_,
+                "categorical": r.categorical_,
+            }
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        manifest = {
+            **bundle.manifest,
+            "format_version": FORMAT_VERSION,
+            "version": directory.name,
+            "features": bundle.encoder.to_dict(),
+            "economics": bundle.economics.to_dict(),
+            "spec": bundle.spec,
+            "ranker": ranker_meta,
+            "library_versions": _library_versions(),
+            "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        os.rename(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    bundle.manifest = manifest
+    return directory
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise BundleError(f"{directory}: no {MANIFEST}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    if manifest.get("format_version") != FORMAT_VERSION or "files" not in manifest:
+        raise BundleError(f"{path}: unsupported bundle format")
+    return manifest
+
+
+def verified_files(directory: str | Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """Read every file the manifest lists and check its SHA-256 before anyone parses it."""
+    directory = Path(directory)
+    contents: dict[str, bytes] = {}
+    for name, expected in manifest["files"].items():
+        if "/" in name or name.startswith("."):
+            raise BundleError(f"{directory}: manifest names a file outside the bundle: {name}")
+        try:
+            data = (directory / name).read_bytes()
+        except FileNotFoundError as exc:
+            raise BundleError(f"{directory}: {name} is missing") from exc
+        if sha256_bytes(data) != expected:
+            raise BundleError(
+                f"{directory}: checksum mismatch for {name}: the bundle was modified or corrupted"
+            )
+        contents[name] = data
+    return contents
+
+
+def load_bundle(directory: str | Path) -> ModelBundle:
+    """Verify, then load. Raises BundleError with a clear message on any problem."""
+    manifest = read_manifest(directory)
+    files = verified_files(directory, manifest)
+    try:
+        encoder = FeatureEncoder.from_dict(manifest["features"])
+        openness = OpennessModel.from_parts(
+            lgb.Booster(model_str=files["openness.txt"].decode()),
+            json.loads(files["calibration.json"]),
+        )
+        ranker = None
+        meta = manifest.get("ranker")
+        if meta:
+            seen = [a in meta["actions_seen"] for a in ACTIONS]
+            if "ranker.txt" in files:
+                boosters = [lgb.Booster(model_str=files["ranker.txt"].decode())]
+            else:
+                boosters = [
+                    lgb.Booster(model_str=files[f"ranker_{a}.txt"].decode())
+                    if f"ranker_{a}.txt" in files
+                    else None
+                    for a in ACTIONS
+                ]
+            ranker = ActivityRanker.from_parts(
+                meta["learner"], boosters, seen, meta["feature_names"], meta["categorical"]
+            )
+        return ModelBundle(
+            encoder=encoder,
+            openness=openness,
+            ranker=ranker,
+            economics=Economics.from_dict(manifest.get("economics")),
+            spec=manifest.get("spec"),
+            manifest=manifest,
+        )
+    except (KeyError, ValueError, lgb.basic.LightGBMError) as exc:
+        raise BundleError(f"{directory}: bundle is inconsistent: {exc}") from exc

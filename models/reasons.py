@@ -1,0 +1,83 @@
+"""Readable reasons from LightGBM feature contributions, in Japanese and English."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "channel": "channel: {v}",
+        "issue_type": "issue type: {v}",
+        "segment": "segment: {v}",
+        "persona": "persona: {v}",
+        "switching_effort": "switching effort: {v}",
+        "language": "language: {v}",
+        "tenure_months": "{v:.1f} months since purchase",
+        "prior_contacts_30d": "{v:.0f} contacts in the last 30 days",
+        "sentiment": "sentiment {v:+.1f}",
+        "_other": "{name}: {v}",
+        "_missing": "{name} unknown",
+    },
+    "ja": {
+        "channel": "チャネル: {v}",
+        "issue_type": "問い合わせ種別: {v}",
+        "segment": "セグメント: {v}",
+        "persona": "ペルソナ: {v}",
+        "switching_effort": "乗り換えの手間: {v}",
+        "language": "言語: {v}",
+        "tenure_months": "購入後{v:.1f}か月",
+        "prior_contacts_30d": "過去30日の問い合わせ{v:.0f}件",
+        "sentiment": "感情スコア {v:+.1f}",
+        "_other": "{name}: {v}",
+        "_missing": "{name}: 不明",
+    },
+}
+VALUES_JA: dict[str, str] = {
+    "voice": "電話",
+    "chat": "チャット",
+    "email": "メール",
+    "messaging": "メッセージ",
+    "self_service": "セルフサービス",
+    "inquiry": "問い合わせ",
+    "how_to": "使い方",
+    "billing": "請求",
+    "technical": "技術的な問題",
+    "order_change": "注文変更",
+    "complaint": "苦情",
+    "cancellation": "解約",
+    "consumer": "個人",
+    "premium": "プレミアム",
+    "small_business": "中小企業",
+    "enterprise": "大企業",
+    "low": "低い",
+    "high": "高い",
+}
+
+
+def language_of(language: str | None) -> str:
+    return "ja" if (language or "").lower().startswith("ja") else "en"
+
+
+def describe(name: str, value: Any, language: str) -> str:
+    """One phrase naming a feature and its value for this contact."""
+    labels = LABELS[language_of(language)]
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if missing:
+        return labels["_missing"].format(name=name)
+    template = labels.get(name, labels["_other"])
+    if isinstance(value, str) and language_of(language) == "ja":
+        value = VALUES_JA.get(value, value)
+    try:
+        return template.format(v=value, name=name)
+    except (ValueError, TypeError):
+        return labels["_other"].format(name=name, v=value)
+
+
+def top_reasons(
+    scores: Mapping[str, float], values: Mapping[str, Any], language: str, limit: int = 2
+) -> list[str]:
+    """Phrases for the features that push hardest towards this choice (positive only)."""
+    ranked = sorted(((s, n) for n, s in scores.items() if s > 1e-6), reverse=True)
+    return [describe(name, values.get(name), language) for _, name in ranked[:limit]]

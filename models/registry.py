@@ -1,0 +1,211 @@
+"""The model registry: bundles by version, a champion pointer, and the promotion history.
+
+It lives on the file system (default ``var/registry``, ``VEA_REGISTRY``) so training
+and every service worker share it without a database. The champion pointer is a small
+file replaced atomically (``os.replace``), so a reader sees the old or the new
+champion, never half of one; writers take an exclusive lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from models.bundle import BundleError, ModelBundle, load_bundle, read_manifest, save_bundle
+
+CHAMPION_FILE = "champion"
+HISTORY_FILE = "history.jsonl"
+VERSIONS_DIR = "versions"
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Registry:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / VERSIONS_DIR
+
+    def path_of(self, version: str) -> Path:
+        if not version or "/" in version or version.startswith("."):
+            raise RegistryError(f"invalid version {version!r}")
+        return self.versions_dir / version
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # ----------------------------------------------------------------- reading
+    def version_ids(self) -> list[str]:
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(
+            (
+                p.name
+                for p in self.versions_dir.iterdir()
+                if p.is_dir() and not p.name.startswith(".")
+            ),
+            reverse=True,
+        )
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Manifest summaries, newest first; unreadable bundles are listed as broken."""
+        champion = self.champion()
+        out = []
+        for version in self.version_ids():
+            try:
+                m = read_manifest(self.path_of(version))
+                out.append(
+                    {
+                        "version": version,
+                        "created_at": m.get("created_at"),
+                        "learner": (m.get("ranker") or {}).get("learner"),
+                        "training_rows": m.get("training_rows"),
+                        "data_fingerprint": m.get("data_fingerprint"),
+                        "metrics": m.get("metrics", {}),
+                        "is_champion": version == champion,
+                    }
+                )
+            except BundleError as exc:
+                out.append(
+                    {"version": version, "broken": str(exc), "is_champion": version == champion}
+                )
+        return sorted(out, key=lambda v: (v.get("created_at") or "", v["version"]), reverse=True)
+
+    def champion(self) -> str | None:
+        try:
+            return (self.root / CHAMPION_FILE).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def champion_stamp(self) -> tuple[int, int] | None:
+        """Changes whenever the pointer is replaced; one stat, cheap enough to poll."""
+        try:
+            st = os.stat(self.root / CHAMPION_FILE)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def load(self, version: str) -> ModelBundle:
+        path = self.path_of(version)
+        if not path.is_dir():
+            raise RegistryError(f"unknown model version {version!r}")
+        return load_bundle(path)
+
+    def load_champion(self) -> ModelBundle | None:
+        version = self.champion()
+        return None if version is None else self.load(version)
+
+    def resolve(self, ref: str) -> str:
+        """A version id from 'champion' or an explicit version."""
+        if ref == "champion":
+            version = self.champion()
+            if version is None:
+                raise RegistryError(f"no champion in {self.root}: train a model first")
+            return version
+        if not self.path_of(ref).is_dir():
+            raise RegistryError(f"unknown model version {ref!r}")
+        return ref
+
+    def history(self) -> list[dict[str, Any]]:
+        try:
+            lines = (self.root / HISTORY_FILE).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    # ----------------------------------------------------------------- writing
+    def add(self, bundle: ModelBundle) -> str:
+        """Store a new bundle under a fresh version id; the first one becomes champion."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        fingerprint = str(bundle.manifest.get("data_fingerprint", ""))[:6] or "model"
+        version = f"{stamp}-{fingerprint}-{secrets.token_hex(2)}"
+        save_bundle(bundle, self.path_of(version))
+        self.record({"event": "register", "version": version})
+        if self.champion() is None:
+            self.promote(version, reason="first model in the registry")
+        return version
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Append an event (registration, promotion, gate decision) to the history."""
+        with self._locked():
+            self._append({"at": _now(), **event})
+
+    def _append(self, event: dict[str, Any]) -> None:
+        with open(self.root / HISTORY_FILE, "a") as fh:
+            fh.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _set_champion(self, version: str) -> None:
+        tmp = self.root / f".{CHAMPION_FILE}.{secrets.token_hex(4)}"
+        tmp.write_text(version + "\n")
+        os.replace(tmp, self.root / CHAMPION_FILE)
+
+    def promote(
+        self, version: str, *, reason: str = "", forced: bool = False, actor: str = ""
+    ) -> None:
+        """Make `version` the champion after verifying it loads (a bad bundle never serves)."""
+        self.load(version)
+        with self._locked():
+            previous = self.champion()
+            self._set_champion(version)
+            self._append(
+                {
+                    "at": _now(),
+                    "event": "promote",
+                    "version": version,
+                    "previous": previous,
+                    "reason": reason,
+                    "forced": forced,
+                    "actor": actor,
+                }
+            )
+
+    def rollback(self, *, actor: str = "") -> str:
+        """Return to the champion before the current one."""
+        with self._locked():
+            current = self.champion()
+            if current is None:
+                raise RegistryError("no champion to roll back from")
+            previous = None
+            for event in reversed(self.history()):
+                if event.get("event") == "promote" and event.get("version") == current:
+                    previous = event.get("previous")
+                    break
+            if not previous:
+                raise RegistryError(f"{current} has no earlier champion to roll back to")
+            load_bundle(self.path_of(previous))
+            self._set_champion(previous)
+            self._append(
+                {
+                    "at": _now(),
+                    "event": "rollback",
+                    "version": previous,
+                    "previous": current,
+                    "actor": actor,
+                }
+            )
+            return previous

@@ -1,0 +1,1 @@
+"""Training pipelines and the `vea` command line for ML engineers."""

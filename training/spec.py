@@ -1,0 +1,180 @@
+"""Column-mapping specs: how a user's own log maps onto the canonical interaction log.
+
+```yaml
+columns: {tenure_months: recency, channel: channel}   # canonical: theirs
+activity:                      # optional: without it only the openness model is trained
+  column: segment
+  values: {"Mens E-Mail": advise_new_uses, "No E-Mail": none}
+propensity: 0.3333             # a number, or a column name
+success: visit                 # a 0/1 column, or {column: y, positive: "yes"}
+features: [history, zip_code]  # extra columns used as features
+economics: {value_of_success: 1.0, cost_per_second: 0.0}   # optional
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from models.activities import ACTIONS
+from models.economics import Economics
+from models.schema import COLUMN_BY_NAME, LABEL
+
+KNOWN_KEYS = {"columns", "activity", "propensity", "success", "features", "economics"}
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used, with the key at fault in the message."""
+
+
+@dataclass
+class Spec:
+    columns: dict[str, str] = field(default_factory=dict)
+    activity_column: str | None = None
+    activity_values: dict[str, str] | None = None
+    propensity: float | str | None = None
+    success_column: str | None = None
+    success_positive: Any = None
+    features: list[str] = field(default_factory=list)
+    economics: dict[str, Any] | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Spec:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise SpecError(f"spec file not found: {path}") from exc
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "spec") -> Spec:
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: expected a mapping at the top level")
+        unknown = set(data) - KNOWN_KEYS
+        if unknown:
+            raise SpecError(
+                f"{source}: unknown keys {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
+            )
+        columns = data.get("columns") or {}
+        if not isinstance(columns, dict):
+            raise SpecError(f"{source}: 'columns' must map canonical names to your column names")
+        for canonical in columns:
+            if canonical not in COLUMN_BY_NAME:
+                raise SpecError(f"{source}: columns.{canonical} is not a canonical column")
+        spec = cls(columns={str(k): str(v) for k, v in columns.items()})
+        activity = data.get("activity")
+        if activity is not None:
+            if isinstance(activity, str):
+                activity = {"column": activity}
+            if not isinstance(activity, dict) or "column" not in activity:
+                raise SpecError(f"{source}: 'activity' needs a 'column'")
+            spec.activity_column = str(activity["column"])
+            values = activity.get("values")
+            if values is not None:
+                bad = {k: v for k, v in values.items() if v not in ACTIONS}
+                if bad:
+                    raise SpecError(
+                        f"{source}: activity.values maps to unknown activities {bad}; "
+                        f"use one of {list(ACTIONS)}"
+                    )
+                spec.activity_values = {str(k): str(v) for k, v in values.items()}
+        propensity = data.get("propensity")
+        if isinstance(propensity, bool):
+            raise SpecError(f"{source}: propensity must be a number or a column name")
+        if isinstance(propensity, int | float):
+            if not 0 < float(propensity) <= 1:
+                raise SpecError(f"{source}: propensity {propensity} is outside (0, 1]")
+            spec.propensity = float(propensity)
+        elif propensity is not None:
+            spec.propensity = str(propensity)
+        success = data.get("success")
+        if isinstance(success, dict):
+            if "column" not in success:
+                raise SpecError(f"{source}: success needs a 'column'")
+            spec.success_column = str(success["column"])
+            spec.success_positive = success.get("positive")
+        elif success is not None:
+            spec.success_column = str(success)
+        features = data.get("features") or []
+        if not isinstance(features, list):
+            raise SpecError(f"{source}: 'features' must be a list of column names")
+        spec.features = [str(f) for f in features]
+        if data.get("economics") is not None:
+            try:
+                Economics.from_dict(data["economics"])
+            except (ValueError, TypeError) as exc:
+                raise SpecError(f"{source}: economics: {exc}") from exc
+            spec.economics = dict(data["economics"])
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"columns": dict(self.columns), "features": list(self.features)}
+        if self.activity_column:
+            out["activity"] = {"column": self.activity_column, "values": self.activity_values}
+        if self.propensity is not None:
+            out["propensity"] = self.propensity
+        if self.success_column:
+            out["success"] = (
+                {"column": self.success_column, "positive": self.success_positive}
+                if self.success_positive is not None
+                else self.success_column
+            )
+        if self.economics is not None:
+            out["economics"] = self.economics
+        return out
+
+    def apply(self, raw: pd.DataFrame, *, require_outcome: bool = True) -> pd.DataFrame:
+        """Rename and derive the canonical columns; extra feature columns keep their names."""
+        needed = list(self.columns.values()) + list(self.features)
+        if self.activity_column:
+            needed.append(self.activity_column)
+        if isinstance(self.propensity, str):
+            needed.append(self.propensity)
+        if self.success_column and require_outcome:
+            needed.append(self.success_column)
+        missing = sorted({c for c in needed if c not in raw.columns})
+        if missing:
+            raise SpecError(f"columns named by the spec are not in the data: {missing}")
+        out = pd.DataFrame(index=raw.index)
+        for canonical, theirs in self.columns.items():
+            out[canonical] = raw[theirs]
+        for name in self.features:
+            if name in COLUMN_BY_NAME:
+                raise SpecError(f"feature {name!r} is a canonical column: map it under 'columns'")
+            out[name] = raw[name]
+        if self.activity_column:
+            values = raw[self.activity_column]
+            out["activity"] = (
+                values.astype("string").map(self.activity_values)
+                if self.activity_values
+                else values
+            )
+            unmapped = values.notna() & out["activity"].isna()
+            if unmapped.any():
+                row = int(unmapped.to_numpy().argmax()) + 1
+                raise SpecError(
+                    f"row {row}, field {self.activity_column}: value "
+                    f"{values[unmapped].iloc[0]!r} is not in activity.values"
+                )
+        if isinstance(self.propensity, float):
+            out["propensity"] = self.propensity
+        elif isinstance(self.propensity, str):
+            out["propensity"] = raw[self.propensity]
+        if self.success_column and self.success_column in raw:
+            col = raw[self.success_column]
+            if self.success_positive is not None:
+                out[LABEL] = (col.astype("string") == str(self.success_positive)).astype("Int64")
+                out.loc[col.isna(), LABEL] = pd.NA
+            else:
+                out[LABEL] = col
+        for name in ("interaction_id", "customer_id"):
+            if name in raw.columns and name not in out.columns:
+                out[name] = raw[name]
+        return out
