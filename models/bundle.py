@@ -48,14 +48,6 @@ class ModelBundle:
     def version(self) -> str:
         return str(self.manifest.get("version", "unsaved"))
 
-    def set_threads(self, num_threads: int) -> None:
-        """Pin LightGBM's thread count (serving uses 1: see the design's performance facts)."""
-        boosters = [self.openness.booster_]
-        if self.ranker is not None:
-            boosters += [b for b in self.ranker.boosters_ if b is not None]
-        for booster in boosters:
-            booster.reset_parameter({"num_threads": num_threads})
-
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -53,7 +53,9 @@ class Decider:
         self.economics = economics or bundle.economics
         self.bands = bands
         self.hints = load_hints()
-        bundle.set_threads(num_threads)
+        # Per-call thread count: LightGBM's default OpenMP threads collapse throughput
+        # under gunicorn workers (design, performance facts).
+        self._predict_kwargs = {"num_threads": num_threads}
         self._encoder = bundle.encoder
         self._openness = bundle.openness
         self._ranker = bundle.ranker
@@ -71,7 +73,7 @@ class Decider:
         return cls(bundle, economics)
 
     # ------------------------------------------------------------------ scoring
-    def _score_actions(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _score_actions(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Success probability per action (NaN if unlearned) and per-action contributions."""
         success = np.full(len(ACTIONS), np.nan)
         ranker = self._ranker
@@ -79,17 +81,20 @@ class Decider:
             matrix = np.empty((len(self._seen), row.shape[1] + 1))
             matrix[:, :-1] = row
             matrix[:, -1] = self._seen
-            contrib = ranker.boosters_[0].predict(matrix, pred_contrib=True)
+            contrib = ranker.boosters_[0].predict(matrix, pred_contrib=True, **self._predict_kwargs)
             raw = contrib.sum(axis=1)
             success[self._seen] = _sigmoid(raw) if self._logistic else raw
             contributions = np.full((len(ACTIONS), contrib.shape[1]), np.nan)
             contributions[self._seen] = contrib
         else:
-            contributions = None
+            contributions = np.full((len(ACTIONS), row.shape[1] + 1), np.nan)
             for a in self._seen:
                 booster = ranker.boosters_[a]
                 if booster is not None:
-                    success[a] = booster.predict(row)[0]
+                    contributions[a] = booster.predict(
+                        row, pred_contrib=True, **self._predict_kwargs
+                    )[0]
+                    success[a] = _sigmoid(contributions[a].sum())
         return np.clip(success, 0.001, 0.999), contributions
 
     def decide(
@@ -102,7 +107,11 @@ class Decider:
     ) -> dict[str, Any]:
         lang = language_of(language)
         row = self._encoder.encode_row(features)
-        openness = float(self._openness.calibrate(self._openness.booster_.predict(row))[0])
+        openness = float(
+            self._openness.calibrate(self._openness.booster_.predict(row, **self._predict_kwargs))[
+                0
+            ]
+        )
         reasons: list[str] = []
         if self._ranker is None:
             return self._openness_only(openness, lang, allow_attempt)
@@ -170,11 +179,9 @@ class Decider:
 
     # ------------------------------------------------------------------ reasons
     def _activity_reasons(
-        self, a: int, contributions: np.ndarray | None, features: Mapping[str, Any], lang: str
+        self, a: int, contributions: np.ndarray, features: Mapping[str, Any], lang: str
     ) -> list[str]:
         """Features that favour this activity over the other activities for this contact."""
-        if contributions is None:
-            return []
         names = self._feature_names
         value_rows = [
             ACTION_INDEX[v]

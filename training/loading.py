@@ -176,3 +176,22 @@ def action_codes(frame: pd.DataFrame) -> np.ndarray:
 
 def attempted(frame: pd.DataFrame) -> np.ndarray:
     return (frame["activity"] != NONE).to_numpy(dtype=bool)
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write CSV or Parquet by extension, atomically: readers never see half a file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise DataError(f"{path}: unknown output format {suffix!r}; use .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,272 @@
+"""The `vea` command line: one entry point for ML engineers and operators.
+
+Every command turns the domain errors (bad data, bad spec, tampered bundle, unknown
+version) into a one-line message and a non-zero exit, and writes nothing on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from models.bundle import BundleError
+from models.registry import Registry, RegistryError
+from training.loading import DataError, file_fingerprint, load_log, read_table, write_table
+from training.spec import Spec, SpecError
+
+DEFAULT_REGISTRY = "var/registry"
+USER_ERRORS = (DataError, SpecError, BundleError, RegistryError, FileNotFoundError, ValueError)
+
+
+def registry_option(func):
+    return click.option(
+        "--registry",
+        type=click.Path(file_okay=False),
+        default=lambda: os.environ.get("VEA_REGISTRY", DEFAULT_REGISTRY),
+        show_default="VEA_REGISTRY or var/registry",
+        help="Model registry directory.",
+    )(func)
+
+
+class UserErrorGroup(click.Group):
+    """Reports expected failures as `Error: ...` with exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=UserErrorGroup)
+@click.version_option(package_name="vea")
+def cli() -> None:
+    """vea: value-enhancement assist for contact centers."""
+
+
+def _spec(path: str | None) -> Spec | None:
+    return Spec.from_file(path) if path else None
+
+
+def _truth_beside(data: Path) -> Path | None:
+    candidate = data.with_name(f"{data.stem}.truth{data.suffix}")
+    return candidate if candidate.exists() else None
+
+
+@cli.command()
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="Interactions to simulate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--agents", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help=".parquet or .csv")
+def simulate(rows: int, seed: int, agents: int, out: str) -> None:
+    """Simulated interaction log with known true success probabilities (and a truth file)."""
+    from training.simulate import simulate as run
+    from training.simulate import write_simulation
+
+    if Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise click.BadParameter("use a .csv or .parquet file name", param_hint="--out")
+    log, truth = run(rows=rows, seed=seed, n_agents=agents)
+    truth_path = write_simulation(log, truth, out)
+    click.echo(f"wrote {len(log)} rows to {out} and the ground truth to {truth_path}")
+
+
+@cli.command()
+@click.option("--data", type=click.Path(exists=True), required=True, help="Interaction log.")
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False))
+@registry_option
+@click.option(
+    "--learner",
+    type=click.Choice(["auto", "s", "s_ipw", "t", "dr"]),
+    default="auto",
+    show_default=True,
+    help="Activity learner; auto picks by off-policy value.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=0, help="LightGBM threads (0: all cores).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(data, spec_path, registry, learner, seed, threads, quiet) -> None:
+    """Train a bundle and store it in the registry; prints the new version."""
+    from training.fit import train_bundle
+
+    spec = _spec(spec_path)
+    frame = load_log(data, spec)
+    bundle = train_bundle(
+        frame,
+        spec=spec,
+        learner=learner,
+        seed=seed,
+        num_threads=threads,
+        progress=not quiet,
+        data_fingerprint=file_fingerprint(data),
+    )
+    reg = Registry(registry)
+    version = reg.add(bundle)
+    champion = " (champion)" if reg.champion() == version else ""
+    click.echo(f"{version}{champion}")
+
+
+@cli.command()
+@click.option("--model", "model_ref", default="champion", show_default=True)
+@click.option("--data", type=click.Path(exists=True), required=True)
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--truth", type=click.Path(exists=True), help="Simulator truth (default: beside the data)."
+)
+@click.option(
+    "--report", type=click.Path(dir_okay=False), help="Write a self-contained HTML report."
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Write the evaluation JSON."
+)
+@click.option("--bootstrap", type=click.IntRange(min=50), default=500, show_default=True)
+@registry_option
+def evaluate(model_ref, data, spec_path, truth, report, json_path, bootstrap, registry) -> None:
+    """Calibration, uplift and off-policy policy value of a model on a log."""
+    from training.evaluate import evaluate_bundle
+    from training.report_html import render_report
+
+    reg = Registry(registry)
+    bundle = reg.load(reg.resolve(model_ref))
+    spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
+    frame = load_log(data, spec)
+    truth_path = Path(truth) if truth else _truth_beside(Path(data))
+    truth_frame = None
+    if truth_path is not None:
+        truth_frame = read_table(truth_path)
+        if "interaction_id" in frame and "interaction_id" in truth_frame:
+            truth_frame = (
+                truth_frame.set_index("interaction_id")
+                .loc[frame["interaction_id"].astype(str)]
+                .reset_index()
+            )
+        if len(truth_frame) != len(frame):
+            raise DataError(f"{truth_path}: truth rows do not match the data rows")
+    info = {"path": str(data), "fingerprint": file_fingerprint(data)}
+    if truth_path is not None:
+        info["truth"] = str(truth_path)
+    result = evaluate_bundle(bundle, frame, truth=truth_frame, data_info=info, n_boot=bootstrap)
+    text = json.dumps(result, indent=2, default=str, allow_nan=False)
+    if json_path:
+        _write_text(Path(json_path), text)
+    if report:
+        render_report(result, report)
+    if not json_path and not report:
+        click.echo(text)
+    else:
+        click.echo(_summary(result))
+
+
+def _summary(result: dict) -> str:
+    lines = [f"model {result['model']['version']} on {result['data']['rows']} rows"]
+    o = result.get("openness") or {}
+    if o:
+        lines.append(
+            f"openness: AUC {o.get('auc', float('nan')):.4f}  ECE {o.get('ece', float('nan')):.4f}"
+            f"  Brier {o.get('brier', float('nan')):.4f}"
+        )
+    for name, entry in (result.get("policy_value") or {}).items():
+        dr = entry.get("dr") or {}
+        true = entry.get("true")
+        est = f"DR {dr['value']:.4f} [{dr['ci_low']:.4f}, {dr['ci_high']:.4f}]" if dr else ""
+        lines.append(f"  {name:<26} {est}" + (f"  true {true:.4f}" if true is not None else ""))
+    if result.get("oracle_fraction") is not None:
+        lines.append(f"policy value / oracle value (truth): {result['oracle_fraction']:.4f}")
+    return "\n".join(lines)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@cli.command()
+@click.option("--model", "model_ref", default="champion", show_default=True)
+@click.option("--data", type=click.Path(exists=True), required=True)
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help=".csv or .parquet")
+@registry_option
+def score(model_ref, data, spec_path, out, registry) -> None:
+    """Batch decisions for every row of a log."""
+    from training.score import score_frame
+
+    if Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise click.BadParameter("use a .csv or .parquet file name", param_hint="--out")
+    reg = Registry(registry)
+    bundle = reg.load(reg.resolve(model_ref))
+    spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
+    frame = load_log(data, spec, require_outcome=False)
+    scored = score_frame(bundle, frame)
+    write_table(scored, out)
+    click.echo(f"scored {len(scored)} rows with {bundle.version} -> {out}")
+
+
+@cli.group()
+def models() -> None:
+    """List, promote and roll back model versions."""
+
+
+@models.command("list")
+@registry_option
+@click.option("--json", "as_json", is_flag=True)
+def models_list(registry, as_json) -> None:
+    versions = Registry(registry).versions()
+    if as_json:
+        click.echo(json.dumps(versions, indent=2, default=str))
+        return
+    if not versions:
+        click.echo(f"no models in {registry}")
+    for v in versions:
+        mark = "*" if v.get("is_champion") else " "
+        status = (
+            f"BROKEN: {v['broken']}"
+            if "broken" in v
+            else (
+                f"{v.get('created_at')}  learner={v.get('learner')}  rows={v.get('training_rows')}"
+            )
+        )
+        click.echo(f"{mark} {v['version']}  {status}")
+
+
+@models.command("promote")
+@click.argument("version")
+@click.option("--reason", default="manual promotion")
+@registry_option
+def models_promote(version, reason, registry) -> None:
+    Registry(registry).promote(version, reason=reason, forced=True, actor="cli")
+    click.echo(f"champion: {version}")
+
+
+@models.command("rollback")
+@registry_option
+def models_rollback(registry) -> None:
+    version = Registry(registry).rollback(actor="cli")
+    click.echo(f"champion: {version}")
+
+
+def _attach_service_commands() -> None:
+    """The service adds serve/db/keys; the CLI works without it (e.g. training-only installs)."""
+    try:
+        from service import cli as service_cli
+    except ImportError:
+        return
+    for name in ("serve", "db", "keys"):
+        command = getattr(service_cli, name, None)
+        if command is not None:
+            cli.add_command(command, name)
+
+
+_attach_service_commands()
+
+
+def main() -> None:
+    cli(prog_name="vea")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""`vea evaluate`: how good a bundle is on a log, as JSON and a self-contained HTML report.
+
+Reward for policy values: the net value of a contact, ``ve_success * value_of_success -
+extra handle-time cost of the logged action`` (the bundle's economics), so the policy
+that maximises it is the one the decision policy aims for.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.activities import ACTIONS, NONE
+from models.bundle import ModelBundle
+from models.policy import choose_actions, expected_values
+from training.fit import net_rewards, openness_weights
+from training.loading import action_codes, attempted
+from training.metrics import classification_metrics, qini_curve
+from training.ope import (
+    Estimate,
+    deterministic_probs,
+    diagnostics,
+    evaluate_policy,
+)
+from training.score import score_arrays
+
+K = len(ACTIONS)
+
+
+def _shares(actions: np.ndarray) -> dict[str, float]:
+    counts = np.bincount(actions, minlength=K) / max(len(actions), 1)
+    return {a: float(c) for a, c in zip(ACTIONS, counts, strict=True)}
+
+
+def _observed(rewards: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
+    """On-policy value of the logging policy: the mean logged reward, bootstrap CI."""
+    rng = np.random.default_rng(seed)
+    boots = [rewards[rng.integers(0, len(rewards), len(rewards))].mean() for _ in range(n_boot)]
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    est = Estimate(float(rewards.mean()), float(lo), float(hi), len(rewards)).to_dict()
+    return {"ips": est, "snips": est, "dr": est}
+
+
+def true_value(truth: pd.DataFrame, target: np.ndarray, bundle: ModelBundle) -> float:
+    """Simulator ground truth of a (possibly stochastic) policy: sum_a pi(a) * true EV(a)."""
+    p_true = truth[[f"p_{a}" for a in ACTIONS]].to_numpy(dtype=np.float64)
+    values = expected_values(p_true, bundle.economics)
+    return float(np.mean(np.sum(target * values, axis=1)))
+
+
+def evaluate_bundle(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    *,
+    truth: pd.DataFrame | None = None,
+    data_info: dict[str, Any] | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Build the evaluation dict (schema in ``training.report_html``)."""
+    m = bundle.manifest
+    openness, success = score_arrays(bundle, frame)
+    y = frame["ve_success"].to_numpy(dtype=np.float64)
+    features = bundle.encoder.feature_names
+    result: dict[str, Any] = {
+        "schema_version": 1,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "title": f"vea model {bundle.version}",
+        "model": {
+            "version": bundle.version,
+            "created_at": m.get("created_at"),
+            "learner": (m.get("ranker") or {}).get("learner"),
+            "features": features,
+            "data_fingerprint": m.get("data_fingerprint"),
+            "training_rows": m.get("training_rows"),
+        },
+        "data": {"rows": int(len(frame)), **(data_info or {})},
+        "reward": {
+            "name": "net_value",
+            "description": (
+                f"ve_success x {bundle.economics.value_of_success:g} minus the logged "
+                f"action's extra handle time x {bundle.economics.cost_per_second:g} per second"
+            ),
+        },
+        "warnings": [],
+    }
+    has_log = "activity" in frame and "propensity" in frame
+    if has_log:
+        actions = action_codes(frame)
+        propensity = frame["propensity"].to_numpy(dtype=np.float64)
+        rows = attempted(frame)
+        tried = max(len(np.unique(actions[rows])), 1)
+        weights = openness_weights(actions[rows], propensity[rows], tried)
+        result["openness"] = classification_metrics(y[rows], openness[rows], weights=weights)
+        result["openness"]["scope"] = "value attempts, weighted to a uniform mix of activities"
+    else:
+        result["openness"] = classification_metrics(y, openness)
+        result["openness"]["scope"] = "all contacts"
+    if success is None or not has_log:
+        if success is not None:
+            result["warnings"].append("log has no activity/propensity: no policy evaluation")
+        result["model_card"] = model_card(bundle)
+        return result
+
+    values = expected_values(success, bundle.economics)
+    q_hat = np.nan_to_num(values, nan=0.0)
+    rewards = net_rewards(frame, actions, bundle.economics)
+    seen = bundle.ranker.actions_seen_
+
+    # Uplift of each activity over `none`, on the rows that logged one or the other.
+    result["uplift"] = {}
+    none_code = ACTIONS.index(NONE)
+    for code, action in enumerate(ACTIONS):
+        if action == NONE or not seen[code] or not seen[none_code]:
+            continue
+        rows = (actions == code) | (actions == none_code)
+        if (actions[rows] == code).sum() < 10 or (actions[rows] == none_code).sum() < 10:
+            continue
+        result["uplift"][action] = qini_curve(
+            y[rows],
+            (actions[rows] == code).astype(int),
+            success[rows, code] - success[rows, none_code],
+            weights=1.0 / propensity[rows],
+        )
+
+    chosen = choose_actions(values)
+    policies: dict[str, np.ndarray] = {"model": deterministic_probs(chosen, K)}
+    constant: dict[str, dict[str, Any]] = {}
+    for code, action in enumerate(ACTIONS):
+        if seen[code]:
+            target = deterministic_probs(np.full(len(frame), code), K)
+            constant[action] = evaluate_policy(
+                rewards, actions, propensity, target, q_hat=q_hat, n_boot=n_boot, seed=seed
+            )["dr"].to_dict()
+            policies[f"always:{action}"] = target
+    best_single = max(constant, key=lambda a: constant[a]["value"])
+    policies["best_single"] = policies[f"always:{best_single}"]
+    random_target = np.zeros((len(frame), K))
+    random_target[:, seen] = 1.0 / seen.sum()
+    policies["random"] = random_target
+
+    result["policy_value"] = {}
+    for name, target in policies.items():
+        entry = {
+            **{
+                k: v.to_dict()
+                for k, v in evaluate_policy(
+                    rewards, actions, propensity, target, q_hat=q_hat, n_boot=n_boot, seed=seed
+                ).items()
+            },
+            "diagnostics": diagnostics(actions, propensity, target),
+        }
+        if name == "best_single":
+            entry["label"] = f"best single activity ({best_single})"
+        if truth is not None:
+            entry["true"] = true_value(truth, target, bundle)
+        result["policy_value"][name] = entry
+    result["policy_value"]["logging"] = _observed(rewards, n_boot, seed)
+    result["action_shares"] = {"model": _shares(chosen), "logging": _shares(actions)}
+    if truth is not None:
+        p_true = truth[[f"p_{a}" for a in ACTIONS]].to_numpy(dtype=np.float64)
+        true_values = expected_values(p_true, bundle.economics)
+        oracle = np.argmax(true_values, axis=1)
+        oracle_value = float(true_values.max(axis=1).mean())
+        result["policy_value"]["logging"]["true"] = float(
+            true_values[np.arange(len(frame)), actions].mean()
+        )
+        result["policy_value"]["oracle"] = {"true": oracle_value, "label": "oracle (truth)"}
+        result["action_shares"]["oracle"] = _shares(oracle)
+        result["oracle_fraction"] = result["policy_value"]["model"]["true"] / oracle_value
+        result["true_success_rate"] = {
+            "model": float(p_true[np.arange(len(frame)), chosen].mean()),
+            "oracle": float(p_true[np.arange(len(frame)), oracle].mean()),
+        }
+    result["model_card"] = model_card(bundle)
+    return result
+
+
+def model_card(bundle: ModelBundle) -> dict[str, Any]:
+    m = bundle.manifest
+    return {
+        "intended_use": (
+            "Rank value-enhancement activities and score openness for live service contacts, "
+            "to suggest (never force) a value conversation and route to proven agents."
+        ),
+        "limits": [
+            "Learned from logged decisions: contexts the logging policy never tried are guesses.",
+            "Activities with too few logged rows are not scored and never suggested.",
+            "Openness is the success chance of a value attempt chosen uniformly among the "
+            "activities tried in training, calibrated on a held-out part of that data.",
+            "Re-evaluate after changes in contact mix, products or agent guidance (drift).",
+        ],
+        "features": bundle.encoder.feature_names,
+        "data_fingerprint": m.get("data_fingerprint"),
+        "training_data": {
+            "rows": m.get("training_rows"),
+            "action_counts": (m.get("metrics") or {}).get("action_counts"),
+        },
+        "learner_selection": (m.get("metrics") or {}).get("learner_selection"),
+        "economics": bundle.economics.to_dict(),
+        "spec": bundle.spec,
+        "library_versions": m.get("library_versions"),
+    }
