@@ -21,7 +21,11 @@ because nothing was learned from data:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from functools import lru_cache
+from importlib import resources
 from typing import Any
+
+import yaml
 
 from models.activities import NONE, VALUE_ACTIVITIES
 from models.economics import Economics
@@ -41,9 +45,10 @@ ISSUE_OPENNESS: dict[str, float] = {
 DEFAULT_OPENNESS = 0.35  # unknown or missing issue type
 SELF_SERVICE_FACTOR = 0.8  # digital content lands less often than a conversation
 
-# Bands of the openness score; the same cut points as the trained model's answer.
+# Bands of the openness score: the same cut points as the trained model's answer
+# (models.decision.DEFAULT_BANDS).
 LOW_BAND_BELOW = 0.25
-HIGH_BAND_FROM = 0.5
+HIGH_BAND_FROM = 0.45
 
 # Fit of each activity by tenure bucket (months since purchase).
 _TENURE_FIT: list[tuple[float, dict[str, float]]] = [
@@ -80,22 +85,14 @@ _TENURE_FIT: list[tuple[float, dict[str, float]]] = [
 ]
 _UNKNOWN_TENURE_FIT = {a: 0.6 for a in VALUE_ACTIVITIES}
 
-HINTS: dict[str, dict[str, str]] = {
-    "en": {
-        "validate_purchase": "Reassure them the purchase was a wise choice and why it fits them.",
-        "anticipate_needs": "From today's need, point to what they will value next.",
-        "achieve_goals": "Outline the features that serve the goal they bought it for.",
-        "educate_usage": "Show the best way to use it (not what they did wrong).",
-        "advise_new_uses": "Introduce a new or untapped feature they would enjoy.",
-    },
-    "ja": {
-        "validate_purchase": "購入の判断が賢明だったこと、その理由をお伝えしましょう。",
-        "anticipate_needs": "今日のご用件から、次に役立つことをご案内しましょう。",
-        "achieve_goals": "購入の目的に役立つ機能をご紹介しましょう。",
-        "educate_usage": "より良い使い方をお伝えしましょう（誤りの指摘ではなく）。",
-        "advise_new_uses": "まだ使われていない新しい機能をご紹介しましょう。",
-    },
-}
+
+
+@lru_cache(maxsize=1)
+def hints() -> dict[str, dict[str, str]]:
+    """The agent-facing one-liners, shared with the trained model (models/content)."""
+    text = resources.files("models").joinpath("content/hints.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
 
 _REASONS: dict[str, dict[str, str]] = {
     "en": {
@@ -147,7 +144,8 @@ def decide_fallback(
 ) -> dict:
     """Decide from the rules above; same output as ``Decider.decide``."""
     econ = economics or Economics()
-    lang = language if language in HINTS else "en"
+    table = hints()
+    lang = language if language in table and language in _REASONS else "en"
     text = _REASONS[lang]
     issue = features.get("issue_type")
     base = ISSUE_OPENNESS.get(str(issue), DEFAULT_OPENNESS) if issue else DEFAULT_OPENNESS
@@ -185,7 +183,7 @@ def decide_fallback(
                 "activity": activity,
                 "success_probability": p,
                 "expected_value": ev,
-                "hint": HINTS[lang][activity],
+                "hint": table[lang][activity],
                 "reasons": item_reasons,
             }
         )
@@ -211,5 +209,6 @@ def decide_fallback(
         "openness": {"score": round(score, 4), "band": level, "attempt": attempt},
         "activities": activities,
         "suggested_activity": suggested,
+        "expected_value_none": 0.0,  # `none` adds no handle time and earns no value
         "reasons": reasons,
     }

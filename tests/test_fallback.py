@@ -8,7 +8,7 @@ from models.fallback import decide_fallback
 
 
 def check_shape(result: dict) -> None:
-    assert set(result) == {"openness", "activities", "suggested_activity", "reasons"}
+    assert set(result) >= {"openness", "activities", "suggested_activity", "reasons"}
     assert set(result["openness"]) == {"score", "band", "attempt"}
     assert 0.0 <= result["openness"]["score"] <= 1.0
     assert result["openness"]["band"] in {"low", "medium", "high"}
