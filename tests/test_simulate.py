@@ -131,6 +131,10 @@ def test_same_seed_same_output_and_seeds_differ():
     assert not a_log["activity"].equals(c_log["activity"])
     assert not np.allclose(a_truth["p_none"], c_truth["p_none"])
     assert not set(a_log["interaction_id"]) & set(c_log["interaction_id"])
+    with pytest.raises(ValueError, match="seed"):
+        simulate(10, seed=-1)
+    with pytest.raises(ValueError, match="rows"):
+        simulate(0, seed=1)
 
 
 def test_agent_skills_reproducible_with_a_skilled_minority():

@@ -298,6 +298,8 @@ def agent_skills(seed: int, n_agents: int) -> pd.DataFrame:
     """
     if n_agents < 1:
         raise ValueError("n_agents must be >= 1")
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
     # A stream of its own, so agents do not change when `rows` changes.
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]))
     skills = rng.normal(0.0, AGENT_SKILL_SD, size=(n_agents, len(VALUE_ACTIVITIES)))
@@ -579,6 +581,8 @@ def simulate(
     """
     if rows < 1:
         raise ValueError("rows must be >= 1")
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
     economics = economics or Economics()
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0]))
     agents = agent_skills(seed, n_agents)
