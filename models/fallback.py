@@ -86,7 +86,6 @@ _TENURE_FIT: list[tuple[float, dict[str, float]]] = [
 _UNKNOWN_TENURE_FIT = {a: 0.6 for a in VALUE_ACTIVITIES}
 
 
-
 @lru_cache(maxsize=1)
 def hints() -> dict[str, dict[str, str]]:
     """The agent-facing one-liners, shared with the trained model (models/content)."""

@@ -1,0 +1,44 @@
+"""``/v1/customers/{customer_id}/events``: later facts (renewal, churn, upgrade)."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from service import decisions as use_cases
+from service.api.decisions import SECURITY
+from service.auth import require
+from service.errors import ApiError, ErrorSchema
+from service.schemas import EventRequestSchema, EventSchema
+from service.state import state
+
+
+def blueprint() -> Blueprint:
+    blp = Blueprint(
+        "customers",
+        __name__,
+        url_prefix="/v1/customers",
+        description="Facts about a customer that arrive after the contact.",
+    )
+
+    @blp.route("/<customer_id>/events", methods=["POST"])
+    @require("events")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(EventRequestSchema)
+    @blp.response(201, EventSchema, description="event recorded")
+    @blp.alt_response(200, schema=EventSchema, description="the same event_id, already stored")
+    @blp.alt_response(409, schema=ErrorSchema, description="event_id reused with other values")
+    @blp.alt_response(503, schema=ErrorSchema, description="database unavailable: retry")
+    def record_event(body, customer_id):
+        """Record a later fact about the customer; joined to earlier decisions for learning."""
+        if not 1 <= len(customer_id) <= 128:
+            raise ApiError(
+                422,
+                "customer_id must be 1-128 characters",
+                fields={"customer_id": ["length 1-128"]},
+            )
+        answer, created = use_cases.record_event(state(), customer_id, body)
+        if created:
+            return answer
+        return answer, 200, {"Idempotent-Replayed": "true"}
+
+    return blp

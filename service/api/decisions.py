@@ -1,0 +1,68 @@
+"""``/v1/decisions``: a decision per live contact, and its outcome."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+
+from service import decisions as use_cases
+from service.auth import require
+from service.errors import ErrorSchema
+from service.schemas import (
+    DecisionPathSchema,
+    DecisionRequestSchema,
+    DecisionSchema,
+    OutcomeRequestSchema,
+    OutcomeSchema,
+)
+from service.state import state
+
+SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+
+
+def blueprint() -> Blueprint:
+    blp = Blueprint(
+        "decisions",
+        __name__,
+        url_prefix="/v1/decisions",
+        description="Decisions for live contacts and what happened after them.",
+    )
+
+    @blp.route("", methods=["POST"])
+    @require("decisions")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(DecisionRequestSchema)
+    @blp.response(201, DecisionSchema, description="decision made and stored")
+    @blp.alt_response(200, schema=DecisionSchema, description="the stored decision (retry)")
+    @blp.alt_response(409, schema=ErrorSchema, description="interaction_id of another customer")
+    @blp.alt_response(422, schema=ErrorSchema, description="invalid body")
+    def create_decision(body):
+        """Decide for a live contact.
+
+        Scores openness, ranks the five value activities, applies the contact policy,
+        routes to a pool and stores the decision. The same `interaction_id` returns the
+        stored decision (status 200, header `Idempotent-Replayed: true`).
+        """
+        answer, created = use_cases.decide(state(), body, g.key_id)
+        if created:
+            return answer
+        return answer, 200, {"Idempotent-Replayed": "true"}
+
+    @blp.route("/<decision_id>/outcome", methods=["POST"])
+    @require("outcomes")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(DecisionPathSchema, location="path", as_kwargs=True)
+    @blp.arguments(OutcomeRequestSchema)
+    @blp.response(201, OutcomeSchema, description="outcome recorded")
+    @blp.alt_response(200, schema=OutcomeSchema, description="the same outcome, already stored")
+    @blp.alt_response(404, schema=ErrorSchema, description="unknown decision")
+    @blp.alt_response(409, schema=ErrorSchema, description="a different outcome is stored")
+    @blp.alt_response(503, schema=ErrorSchema, description="database unavailable: retry")
+    def record_outcome(body, decision_id):
+        """Record what happened: activity offered, accepted, VES items, handle time, CSAT."""
+        answer, created = use_cases.record_outcome(state(), decision_id, body)
+        if created:
+            return answer
+        return answer, 200, {"Idempotent-Replayed": "true"}
+
+    return blp

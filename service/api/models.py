@@ -1,0 +1,107 @@
+"""``/v1/models``: the registry seen from the service: list, promote, rollback.
+
+Promotion verifies the bundle (checksums) and runs a smoke decision before the
+pointer moves; every worker picks up the new champion within ``champion_poll_s``.
+"""
+
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+
+from models.bundle import BundleError
+from models.registry import RegistryError
+from service.api.decisions import SECURITY
+from service.auth import require
+from service.errors import ApiError, ErrorSchema
+from service.schemas import (
+    ChampionSchema,
+    ModelPathSchema,
+    ModelsSchema,
+    PromoteRequestSchema,
+    RollbackRequestSchema,
+)
+from service.serving import build_decider
+from service.state import state
+
+
+def serving_status() -> dict:
+    models = state().models
+    return {
+        "version": models.version,
+        "degraded": models.problem is not None,
+        "reason": models.problem,
+        "warning": models.warning,
+    }
+
+
+def blueprint() -> Blueprint:
+    blp = Blueprint(
+        "models", __name__, url_prefix="/v1/models", description="Model registry and champion."
+    )
+
+    @blp.route("", methods=["GET"])
+    @require("models:read")
+    @blp.doc(security=SECURITY)
+    @blp.response(200, ModelsSchema)
+    def list_models():
+        """Versions in the registry (newest first), the champion, and what this worker serves."""
+        models = state().models
+        models.refresh()
+        return {
+            "champion": models.registry.champion(),
+            "serving": serving_status(),
+            "versions": models.registry.versions(),
+        }
+
+    @blp.route("/<version>/promote", methods=["POST"])
+    @require("models:write")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(ModelPathSchema, location="path", as_kwargs=True)
+    @blp.arguments(PromoteRequestSchema)
+    @blp.response(200, ChampionSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="unknown version")
+    @blp.alt_response(422, schema=ErrorSchema, description="bundle fails verification")
+    def promote(body, version):
+        """Make a version the champion (after checksum verification and a smoke decision)."""
+        models = state().models
+        registry = models.registry
+        try:
+            registry.path_of(version)
+        except RegistryError as exc:
+            raise ApiError(404, str(exc)) from None
+        if version not in registry.version_ids():
+            raise ApiError(404, f"unknown model version {version!r}")
+        previous = registry.champion()
+        try:
+            build_decider(registry, version)
+            registry.promote(
+                version, reason=body["reason"], forced=body["force"], actor=g.key_id or ""
+            )
+        except RegistryError as exc:
+            raise ApiError(404, str(exc)) from None
+        except (BundleError, Exception) as exc:  # noqa: BLE001 - any failure: not servable
+            raise ApiError(422, f"model {version} cannot serve: {exc}") from None
+        models.refresh(force=True)
+        return {"champion": version, "previous": previous, "serving": serving_status()}
+
+    @blp.route("/rollback", methods=["POST"])
+    @require("models:write")
+    @blp.doc(security=SECURITY)
+    @blp.arguments(RollbackRequestSchema)
+    @blp.response(200, ChampionSchema)
+    @blp.alt_response(409, schema=ErrorSchema, description="nothing to roll back to")
+    def rollback(body):
+        """Return to the previous champion."""
+        models = state().models
+        previous = models.registry.champion()
+        try:
+            champion = models.registry.rollback(actor=g.key_id or "")
+        except RegistryError as exc:
+            raise ApiError(409, str(exc)) from None
+        except BundleError as exc:
+            raise ApiError(409, f"previous champion cannot serve: {exc}") from None
+        models.refresh(force=True)
+        return {"champion": champion, "previous": previous, "serving": serving_status()}
+
+    return blp

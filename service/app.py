@@ -1,0 +1,168 @@
+"""The application factory (Flask tutorial style): ``create_app(config=None)``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, g, request
+from flask_smorest import Api
+
+from service import errors, logs
+from service.api import customers, decisions, docs, health, models
+from service.auth import DatabaseUnavailable, KeyStore, allowed, presented_key
+from service.config import Settings
+from service.db import make_engine
+from service.errors import ApiError, ErrorSchema
+from service.metrics import Metrics
+from service.ratelimit import RateLimiter
+from service.routing import PoolTable
+from service.serving import ModelManager
+from service.state import State
+
+access_log = logging.getLogger("vea.access")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class VeaApi(Api):
+    """flask-smorest's Api with the design's error format for every HTTP error."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error):
+        return errors.error_response(errors.from_http_exception(error))
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` overrides settings by name (``database_url``, ...) on
+    top of the ``VEA_*`` environment; see ``service.config.Settings``."""
+    settings = Settings.from_env(overrides=config)
+    logs.configure(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="vea: value-enhancement assist",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Openness score, value-activity choice and routing for every "
+                "live contact; outcomes and customer events for learning. Authenticate "
+                "with `Authorization: Bearer <key>` (or `X-API-Key`)."
+            },
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer"},
+                    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                }
+            },
+        },
+    )
+    app.json.sort_keys = False  # keep the schema's field order in answers
+    docs.configure(app)
+
+    metrics = Metrics()
+    engine = make_engine(settings.database_url)
+    model_manager = ModelManager(settings.registry, settings.champion_poll_s)
+    model_manager.on_swap = metrics.set_model
+    model_manager.refresh(force=True)
+    app.extensions["vea"] = State(
+        settings=settings,
+        engine=engine,
+        keys=KeyStore(lambda: app.extensions["vea"].engine, settings.key_cache_s),
+        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        models=model_manager,
+        pools=PoolTable.load(settings.pools_file),
+        policy=settings.contact_policy(),
+        metrics=metrics,
+    )
+
+    errors.register(app)
+    api = VeaApi(app)
+    for module in (decisions, customers, models, health):
+        api.register_blueprint(module.blueprint())
+    app.register_blueprint(docs.assets_blueprint())
+    _install_hooks(app)
+    return app
+
+
+def _install_hooks(app: Flask) -> None:
+    st: State = app.extensions["vea"]
+
+    @app.before_request
+    def _before() -> None:
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        g.key_id = None
+        length = request.content_length
+        if length is not None and length > st.settings.max_body_bytes:
+            raise ApiError(
+                413, f"request body too large (limit {st.settings.max_body_bytes} bytes)"
+            )
+        view = app.view_functions.get(request.endpoint or "")
+        permission = getattr(view, "vea_permission", None)
+        if permission is None:
+            return
+        key = presented_key(request.headers)
+        if key is None:
+            raise ApiError(
+                401,
+                "missing API key: send Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": 'Bearer realm="vea"'},
+            )
+        try:
+            info = st.keys.verify(key)
+        except DatabaseUnavailable:
+            raise ApiError(
+                503,
+                "cannot verify the API key: database unavailable",
+                headers={"Retry-After": str(st.settings.retry_after_s)},
+            ) from None
+        if info is None:
+            raise ApiError(
+                401,
+                "invalid or revoked API key",
+                headers={"WWW-Authenticate": 'Bearer realm="vea", error="invalid_token"'},
+            )
+        g.key_id = info.key_id
+        if not allowed(info.role, permission):
+            raise ApiError(403, f"role {info.role!r} may not use {permission}")
+        wait = st.limiter.acquire(info.key_id)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate limit exceeded for this API key",
+                headers={"Retry-After": RateLimiter.retry_after_header(wait)},
+            )
+
+    @app.after_request
+    def _after(response):
+        started = g.get("started")
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if started is None:
+            return response
+        elapsed = time.perf_counter() - started
+        st.metrics.latency.labels(endpoint=endpoint, method=request.method).observe(elapsed)
+        st.metrics.requests.labels(
+            endpoint=endpoint, method=request.method, status=str(response.status_code)
+        ).inc()
+        if st.settings.access_log:
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": endpoint,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 2),
+                    "key_id": g.get("key_id"),
+                },
+            )
+        return response

@@ -1,0 +1,155 @@
+"""API keys with roles.
+
+A key looks like ``vea_<key_id>_<secret>``; only its SHA-256 is stored. Roles:
+
+* ``desktop``: the contact-center desktop / routing platform: decisions, outcomes,
+  customer events;
+* ``engineer``: model registry (list, promote, rollback);
+* ``admin``: everything.
+
+Verified keys are cached in the worker for ``key_cache_s`` seconds so the request path
+does not read the key table every time; a revoked key stops working within that time.
+If the database is unreachable, a key verified earlier keeps working (so decisions can
+still be answered in degraded mode); an unknown key then gets 503, never a false 401.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from service.db import api_keys, utcnow
+
+ROLES = ("desktop", "engineer", "admin")
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "decisions": frozenset({"desktop", "admin"}),
+    "outcomes": frozenset({"desktop", "admin"}),
+    "events": frozenset({"desktop", "admin"}),
+    "models:read": frozenset({"engineer", "admin"}),
+    "models:write": frozenset({"engineer", "admin"}),
+}
+KEY_PREFIX = "vea_"
+# How long a key verified earlier is trusted while the database cannot be reached.
+STALE_GRACE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    role: str
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(engine: sa.Engine, role: str, label: str = "") -> tuple[str, str]:
+    """Store a new key; return ``(key_id, key)``. The key is shown once, never stored."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    key_id = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    with engine.begin() as conn:
+        conn.execute(
+            api_keys.insert().values(
+                key_id=key_id,
+                key_hash=hash_key(key),
+                role=role,
+                label=label[:100],
+                created_at=utcnow(),
+            )
+        )
+    return key_id, key
+
+
+def revoke_key(engine: sa.Engine, key_or_id: str) -> bool:
+    """Disable a key given the key itself or its id; False if no active key matched."""
+    if key_or_id.startswith(KEY_PREFIX):
+        condition = api_keys.c.key_hash == hash_key(key_or_id)
+    else:
+        condition = api_keys.c.key_id == key_or_id
+    with engine.begin() as conn:
+        result = conn.execute(
+            api_keys.update()
+            .where(condition, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+    return result.rowcount > 0
+
+
+class DatabaseUnavailable(Exception):
+    """The key could not be checked because the database is unreachable."""
+
+
+class KeyStore:
+    """Verifies presented keys against the table, with a short per-worker cache."""
+
+    def __init__(
+        self,
+        engine_getter: Callable[[], sa.Engine],
+        cache_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine_getter
+        self._cache_s = cache_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        # hash -> (checked_at, KeyInfo or None for "no such active key")
+        self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+
+    def verify(self, key: str) -> KeyInfo | None:
+        digest = hash_key(key)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self._cache_s:
+            return cached[1]
+        try:
+            with self._engine().connect() as conn:
+                row = conn.execute(
+                    sa.select(api_keys.c.key_id, api_keys.c.role).where(
+                        api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
+                    )
+                ).first()
+        except DBAPIError as exc:
+            if cached is not None and cached[1] is not None and now - cached[0] < STALE_GRACE_S:
+                return cached[1]
+            raise DatabaseUnavailable(str(exc.__class__.__name__)) from exc
+        info = KeyInfo(row.key_id, row.role) if row else None
+        with self._lock:
+            if len(self._cache) > 10_000:  # bound memory against floods of bogus keys
+                self._cache.clear()
+            self._cache[digest] = (now, info)
+        return info
+
+
+def presented_key(headers) -> str | None:
+    """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+    auth = headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return headers.get("X-API-Key") or None
+
+
+def allowed(role: str, permission: str) -> bool:
+    return role in PERMISSIONS.get(permission, frozenset())
+
+
+def require(permission: str):
+    """Mark a view as needing ``permission``; the app's before-request hook enforces it
+    (before the body is parsed, so an anonymous caller never learns about validation)."""
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+
+    def mark(view):
+        view.vea_permission = permission
+        return view
+
+    return mark

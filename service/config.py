@@ -1,0 +1,104 @@
+"""Service settings, read from ``VEA_*`` environment variables.
+
+``Settings.from_env()`` is called once by the app factory; tests pass overrides as a
+mapping to ``create_app(config=...)``. Every setting has a default that runs on a fresh
+clone with zero set-up (SQLite under ``var/``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from models.contact_policy import ContactPolicy
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_VAR_DIR = Path("var")
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # gunicorn (service/gunicorn_conf.py): address, sync worker processes, and whether
+    # the master applies pending migrations before the workers start.
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    auto_migrate: bool = True
+    # Persistence: SQLite file under var/ by default, PostgreSQL in production.
+    database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'vea.db'}"
+    # Model registry directory (the training CLI writes it; the service only reads it,
+    # except for promote/rollback).
+    registry: str = str(DEFAULT_VAR_DIR / "registry")
+    pools_file: str = str(PACKAGE_DIR / "pools.default.yaml")
+    # How often each worker checks whether the champion changed (one stat call).
+    champion_poll_s: float = 2.0
+    # Requests larger than this are refused with 413.
+    max_body_bytes: int = 64 * 1024
+    # Per API key and per worker process: token bucket of `rate_limit_burst` tokens
+    # refilled at `rate_limit_per_s`. 0 disables the limit.
+    rate_limit_per_s: float = 200.0
+    rate_limit_burst: int = 400
+    # Verified API keys are cached this long, so a revoked key stops working within it.
+    key_cache_s: float = 5.0
+    # A contact of the same customer within this many minutes continues the earlier one.
+    continuation_window_min: float = 24 * 60.0
+    # Contact policy (models.contact_policy).
+    decline_days: int = 14
+    max_attempts_per_week: int = 2  # a negative value disables the cap
+    allow_negative_complaints: bool = False
+    negative_sentiment_threshold: float = -0.3
+    # Seconds a client should wait before retrying a write the database could not take.
+    retry_after_s: int = 5
+    # One JSON line per request on stderr (method, route, status, ms, request id).
+    access_log: bool = True
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Defaults, then ``VEA_<NAME>`` variables, then explicit overrides (tests)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"VEA_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(f.default)
+            try:
+                values[f.name] = _bool(raw) if kind is bool else kind(raw)
+            except ValueError as exc:
+                raise ValueError(f"VEA_{f.name.upper()}: {exc}") from None
+        settings = replace(cls(), **values)
+        if overrides:
+            known = {f.name for f in fields(cls)}
+            unknown = set(overrides) - known
+            if unknown:
+                raise ValueError(f"unknown settings: {sorted(unknown)}")
+            settings = replace(settings, **dict(overrides))
+        return settings
+
+    def contact_policy(self) -> ContactPolicy:
+        return ContactPolicy(
+            decline_days=self.decline_days,
+            max_attempts_per_week=(
+                self.max_attempts_per_week if self.max_attempts_per_week >= 0 else None
+            ),
+            allow_negative_complaints=self.allow_negative_complaints,
+            negative_sentiment_threshold=self.negative_sentiment_threshold,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

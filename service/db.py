@@ -1,0 +1,199 @@
+"""Persistence: the tables, the engine, and the Alembic upgrade entry point.
+
+SQLAlchemy Core tables (the request path issues two or three plain statements; an ORM
+unit of work would only add overhead). Timestamps are naive UTC in every backend.
+The schema itself is owned by the Alembic migrations in ``service/migrations``; these
+table objects must match them (``tests/test_api_*`` run the migrations, never
+``create_all``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+metadata = sa.MetaData()
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    # SHA-256 of the whole key: keys are 256-bit random, so a fast hash is enough and a
+    # leaked table does not reveal usable keys.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("label", sa.String(100), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(), nullable=True),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("interaction_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("customer_id", sa.String(128), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=True),
+    sa.Column("issue_type", sa.String(64), nullable=True),
+    sa.Column("language", sa.String(16), nullable=True),
+    # What the model saw: the features after history lookup (for off-policy learning).
+    sa.Column("features", JSON, nullable=False),
+    sa.Column("suggested_activity", sa.String(32), nullable=False),
+    sa.Column("propensity", sa.Float(), nullable=False),
+    sa.Column("pool_id", sa.String(64), nullable=True),
+    sa.Column("pool_propensity", sa.Float(), nullable=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    # "treatment" or "holdout" (the randomized holdout that proves ROI).
+    sa.Column("experiment_arm", sa.String(16), nullable=False, server_default="treatment"),
+    sa.Column("degraded", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("openness", sa.Float(), nullable=False),
+    sa.Column("continues_decision_id", sa.String(32), nullable=True),
+    sa.Column("api_key_id", sa.String(32), nullable=True),
+    # The answer exactly as served, so a retried interaction gets the same answer.
+    sa.Column("response", JSON, nullable=False),
+    sa.Index("ix_decisions_customer_time", "customer_id", "occurred_at"),
+    sa.Index("ix_decisions_created_at", "created_at"),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column(
+        "decision_id",
+        sa.String(32),
+        sa.ForeignKey("decisions.decision_id", ondelete="CASCADE"),
+        primary_key=True,  # one outcome per decision: never double-counted
+    ),
+    sa.Column("activity", sa.String(32), nullable=False),
+    sa.Column("offered", sa.Boolean(), nullable=False),
+    sa.Column("accepted", sa.Boolean(), nullable=True),
+    sa.Column("ve_success", sa.Boolean(), nullable=True),
+    sa.Column("ves_confidence", sa.SmallInteger(), nullable=True),
+    sa.Column("ves_ability", sa.SmallInteger(), nullable=True),
+    sa.Column("resolved", sa.Boolean(), nullable=True),
+    sa.Column("handle_time_s", sa.Float(), nullable=True),
+    sa.Column("csat", sa.SmallInteger(), nullable=True),
+    sa.Column("agent_id", sa.String(128), nullable=True),
+    sa.Column("pool_id", sa.String(64), nullable=True),
+    sa.Column("occurred_at", sa.DateTime(), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(), nullable=False),
+    # The request as validated: a retry with the same payload is a no-op, another is 409.
+    sa.Column("payload", JSON, nullable=False),
+)
+
+customer_events = sa.Table(
+    "customer_events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(128), nullable=True),
+    sa.Column("customer_id", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(), nullable=False),
+    sa.Column("value", sa.Float(), nullable=True),
+    sa.Column("recorded_at", sa.DateTime(), nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    sa.UniqueConstraint("customer_id", "event_id", name="uq_customer_events_event"),
+    sa.Index("ix_customer_events_customer_time", "customer_id", "occurred_at"),
+)
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the form every timestamp column holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs (as most tools print them) and use psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine tuned for the request path of a sync gunicorn worker."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return sa.create_engine(
+        url,
+        pool_size=2,  # a sync worker handles one request at a time
+        max_overflow=4,
+        pool_recycle=1800,
+        pool_pre_ping=False,  # a dead connection is invalidated on error instead
+        # Fail fast when the server is down: the decision still answers (degraded).
+        connect_args={"connect_timeout": 3},
+    )
+
+
+def _sqlite_engine(url: str) -> sa.Engine:
+    database = sa.make_url(url).database
+    if database and database != ":memory:" and _creatable(database):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 10})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling
+        # would defer it and break BEGIN IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cursor.execute("PRAGMA synchronous=FULL")  # a 2xx survives a power cut
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # pragma: no cover - driver hook
+        # IMMEDIATE takes the write lock up front: a read-then-write transaction
+        # (history lookup, then insert) can otherwise fail with SQLITE_BUSY when
+        # another process committed in between.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _creatable(database: str) -> bool:
+    """Create var/ on a fresh clone, but never a directory tree an operator mistyped."""
+    parent = Path(database).parent
+    return parent == Path(".") or parent.parent.exists()
+
+
+def alembic_config(url: str):
+    """An Alembic config that needs no alembic.ini: the scripts ship in the package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # '%' would be read as interpolation by configparser.
+    config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (idempotent; safe for several instances)."""
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()

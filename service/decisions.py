@@ -1,0 +1,415 @@
+"""The decision, outcome and event use cases: validate -> history -> decide -> store.
+
+Each use case is one database transaction. The views in ``service/api`` only parse,
+call these and serialize.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from models.contact_policy import PolicyResult, evaluate, summarize_history
+from service import history
+from service.db import customer_events, decisions, outcomes, to_naive_utc, utcnow
+from service.errors import ApiError
+from service.state import State
+
+log = logging.getLogger("vea.decisions")
+
+CANONICAL_CUSTOMER = ("segment", "persona", "tenure_months", "switching_effort")
+EVENT_LOOKBACK_DAYS = 90
+# Deterministic choice until exploration lands: the logged propensity is 1.
+DETERMINISTIC_PROPENSITY = 1.0
+
+_TEXT = {
+    "en": {
+        "continues": "continues the {channel} contact of {minutes} min ago (issue: {issue})",
+        "issue_from_earlier": "issue type taken from the earlier contact",
+        "db_down": "database unavailable: history not used and this decision was not stored",
+    },
+    "ja": {
+        "continues": "{minutes} 分前の {channel} でのお問い合わせの続きです（内容: {issue}）",
+        "issue_from_earlier": "問い合わせ種別は前回のお問い合わせから引き継ぎました",
+        "db_down": "データベースに接続できないため、履歴を使わず、この判定は保存されていません",
+    },
+}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def _text(language: str) -> dict[str, str]:
+    return _TEXT.get(language, _TEXT["en"])
+
+
+def _unavailable(state: State, what: str) -> ApiError:
+    return ApiError(
+        503,
+        f"database unavailable: the {what} was not stored; retry later",
+        headers={"Retry-After": str(state.settings.retry_after_s)},
+    )
+
+
+# ----------------------------------------------------------------- decisions
+def model_features(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Canonical feature mapping for the model, and the agent-facing language."""
+    customer, contact = body["customer"], body["contact"]
+    features: dict[str, Any] = dict(body.get("features") or {})
+    for name in CANONICAL_CUSTOMER:
+        features[name] = customer.get(name)
+    features["channel"] = contact["channel"]
+    features["issue_type"] = contact.get("issue_type")
+    features["sentiment"] = contact.get("sentiment")
+    features["prior_contacts_30d"] = customer.get("prior_contacts_30d")
+    features["language"] = customer.get("language") or contact.get("language")
+    language = contact.get("language") or customer.get("language") or "en"
+    return features, language
+
+
+def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict[str, Any], bool]:
+    """Return ``(answer, created)``; a known ``interaction_id`` returns the stored answer."""
+    now = utcnow()
+    occurred = body["contact"].get("occurred_at")
+    occurred_at = to_naive_utc(occurred) if occurred else now
+    customer_id = body["customer"]["customer_id"]
+    try:
+        with state.engine.begin() as conn:
+            stored = _stored_decision(conn, body["interaction_id"], customer_id)
+            if stored is not None:
+                return stored, False
+            rows = history.fetch(
+                conn, customer_id, occurred_at, history.lookback_days(state.settings.decline_days)
+            )
+            answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
+            conn.execute(decisions.insert().values(**row))
+    except IntegrityError:
+        # A concurrent retry with the same interaction id committed first: answer as it.
+        with state.engine.connect() as conn:
+            stored = _stored_decision(conn, body["interaction_id"], customer_id)
+        if stored is None:
+            raise
+        return stored, False
+    except DBAPIError as exc:
+        log.error("database unavailable for a decision", extra={"error": type(exc).__name__})
+        state.metrics.degraded.labels(reason="database").inc()
+        answer, _ = _compute(state, body, [], occurred_at, now, key_id, stored=False)
+        return answer, True
+    state.metrics.decisions.labels(activity=answer["suggested_activity"]).inc()
+    return answer, True
+
+
+def _stored_decision(
+    conn: sa.Connection, interaction_id: str, customer_id: str
+) -> dict[str, Any] | None:
+    row = conn.execute(
+        sa.select(decisions.c.response, decisions.c.customer_id).where(
+            decisions.c.interaction_id == interaction_id
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.customer_id != customer_id:
+        raise ApiError(
+            409,
+            "interaction_id was already used for another customer",
+            fields={"interaction_id": ["already used for another customer"]},
+        )
+    return row.response
+
+
+def _compute(
+    state: State,
+    body: dict[str, Any],
+    rows: list[history.HistoryRow],
+    occurred_at: datetime,
+    now: datetime,
+    key_id: str | None,
+    *,
+    stored: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    settings = state.settings
+    features, language = model_features(body)
+    text = _text(language)
+    contact = body["contact"]
+    reasons_after: list[str] = []
+
+    prior_source = "request"
+    if features["prior_contacts_30d"] is None:
+        if stored:
+            features["prior_contacts_30d"] = history.prior_contacts(rows, occurred_at)
+            prior_source = "history"
+        else:
+            prior_source = "unknown"
+
+    earlier = history.continued(rows, occurred_at, settings.continuation_window_min)
+    issue_source = "request" if features["issue_type"] else "unknown"
+    if earlier is not None:
+        minutes = int((occurred_at - earlier.occurred_at).total_seconds() // 60)
+        reasons_after.append(
+            text["continues"].format(
+                channel=earlier.channel or "?", minutes=minutes, issue=earlier.issue_type or "?"
+            )
+        )
+        if not features["issue_type"] and earlier.issue_type:
+            features["issue_type"] = earlier.issue_type
+            issue_source = "continuation"
+            reasons_after.append(text["issue_from_earlier"])
+
+    summary = summarize_history((r.past_contact() for r in rows), occurred_at)
+    policy: PolicyResult = evaluate(
+        state.policy,
+        summary,
+        issue_type=features["issue_type"],
+        sentiment=contact.get("sentiment"),
+        language=language,
+    )
+    served = state.models.decide(
+        features,
+        language=language,
+        blocked_activities=policy.blocked_activities,
+        allow_attempt=policy.allow_attempt,
+    )
+    result = served.result
+    if served.degraded:
+        state.metrics.degraded.labels(reason=served.degraded_reason or "model").inc()
+    suggested = result["suggested_activity"]
+    route = state.pools.route(suggested, contact["channel"])
+    reasons = [*result.get("reasons", []), *policy.reasons, *reasons_after]
+    if not stored:
+        reasons.append(text["db_down"])
+    decision_id = secrets.token_hex(16)
+    answer = {
+        "decision_id": decision_id,
+        "interaction_id": body["interaction_id"],
+        "model_version": served.model_version,
+        "openness": result["openness"],
+        "activities": result["activities"],
+        "suggested_activity": suggested,
+        "route": route,
+        "propensity": DETERMINISTIC_PROPENSITY,
+        "experiment_arm": "treatment",
+        "degraded": served.degraded or not stored,
+        "reasons": reasons,
+        "contact_policy": {
+            "allow_attempt": policy.allow_attempt,
+            "blocked_activities": sorted(policy.blocked_activities),
+            "reasons": policy.reasons,
+        },
+        "continuation": history.continuation_payload(earlier) if earlier else None,
+        "context": {
+            "prior_contacts_30d": features["prior_contacts_30d"] or 0,
+            "prior_contacts_source": prior_source,
+            "issue_type_source": issue_source,
+        },
+        "stored": stored,
+        "created_at": _iso(now),
+    }
+    row = {
+        "decision_id": decision_id,
+        "interaction_id": body["interaction_id"],
+        "customer_id": body["customer"]["customer_id"],
+        "occurred_at": occurred_at,
+        "created_at": now,
+        "channel": contact["channel"],
+        "issue_type": features["issue_type"],
+        "language": language,
+        "features": features,
+        "suggested_activity": suggested,
+        "propensity": DETERMINISTIC_PROPENSITY,
+        "pool_id": route["pool"],
+        "pool_propensity": 1.0,
+        "model_version": served.model_version,
+        "experiment_arm": "treatment",
+        "degraded": bool(answer["degraded"]),
+        "openness": float(result["openness"]["score"]),
+        "continues_decision_id": earlier.decision_id if earlier else None,
+        "api_key_id": key_id,
+        "response": answer,
+    }
+    return answer, row
+
+
+# ------------------------------------------------------------------ outcomes
+def _payload(body: dict[str, Any]) -> dict[str, Any]:
+    """JSON-able form of a validated body, for the idempotency comparison."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in body.items()}
+
+
+def _outcome_answer(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    data.pop("payload", None)
+    data["occurred_at"] = _iso(data["occurred_at"])
+    data["recorded_at"] = _iso(data["recorded_at"])
+    return data
+
+
+def record_outcome(
+    state: State, decision_id: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """Store the outcome of a decision once: ``(answer, created)``; a repeat with the same
+    payload returns the stored outcome, a different one is a 409."""
+    payload = _payload(body)
+    try:
+        with state.engine.begin() as conn:
+            decision = conn.execute(
+                sa.select(decisions.c.suggested_activity, decisions.c.pool_id).where(
+                    decisions.c.decision_id == decision_id
+                )
+            ).first()
+            if decision is None:
+                raise ApiError(404, "no such decision")
+            existing = _existing_outcome(conn, decision_id, payload)
+            if existing is not None:
+                return existing, False
+            now = utcnow()
+            occurred = body.get("occurred_at")
+            ve_success = body.get("ve_success")
+            confidence, ability = body.get("ves_confidence"), body.get("ves_ability")
+            if ve_success is None and confidence is not None and ability is not None:
+                ve_success = confidence >= 6 and ability >= 6  # top-2-box on both VES items
+            row = {
+                "decision_id": decision_id,
+                "activity": body.get("activity") or decision.suggested_activity,
+                "offered": body["offered"],
+                "accepted": body.get("accepted"),
+                "ve_success": ve_success,
+                "ves_confidence": confidence,
+                "ves_ability": ability,
+                "resolved": body.get("resolved"),
+                "handle_time_s": body.get("handle_time_s"),
+                "csat": body.get("csat"),
+                "agent_id": body.get("agent_id"),
+                "pool_id": body.get("pool_id") or decision.pool_id,
+                "occurred_at": to_naive_utc(occurred) if occurred else now,
+                "recorded_at": now,
+                "payload": payload,
+            }
+            conn.execute(outcomes.insert().values(**row))
+    except IntegrityError:
+        with state.engine.connect() as conn:
+            existing = _existing_outcome(conn, decision_id, payload)
+        if existing is None:
+            raise
+        return existing, False
+    except DBAPIError as exc:
+        log.error("database unavailable for an outcome", extra={"error": type(exc).__name__})
+        raise _unavailable(state, "outcome") from None
+    state.metrics.outcomes.labels(
+        activity=row["activity"], offered=str(row["offered"]).lower()
+    ).inc()
+    return _outcome_answer(_RowView(row)), True
+
+
+class _RowView:
+    """Adapter so a freshly built row dict reads like a fetched row."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._mapping = data
+
+
+def _existing_outcome(
+    conn: sa.Connection, decision_id: str, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(outcomes).where(outcomes.c.decision_id == decision_id)).first()
+    if row is None:
+        return None
+    if row.payload != payload:
+        raise ApiError(
+            409,
+            "an outcome with different values is already recorded for this decision",
+            code="outcome_exists",
+        )
+    return _outcome_answer(row)
+
+
+# -------------------------------------------------------------------- events
+def record_event(
+    state: State, customer_id: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    payload = _payload(body)
+    event_id = body.get("event_id")
+    try:
+        with state.engine.begin() as conn:
+            if event_id is not None:
+                existing = _existing_event(conn, customer_id, event_id, payload)
+                if existing is not None:
+                    return existing, False
+            now = utcnow()
+            occurred = body.get("occurred_at")
+            occurred_at = to_naive_utc(occurred) if occurred else now
+            row = {
+                "event_id": event_id,
+                "customer_id": customer_id,
+                "type": body["type"],
+                "occurred_at": occurred_at,
+                "value": body.get("value"),
+                "recorded_at": now,
+                "payload": payload,
+            }
+            new_id = conn.execute(
+                customer_events.insert().values(**row).returning(customer_events.c.id)
+            ).scalar_one()
+            follows = _decisions_before(conn, customer_id, occurred_at)
+    except IntegrityError:
+        with state.engine.connect() as conn:
+            existing = _existing_event(conn, customer_id, event_id, payload)
+        if existing is None:
+            raise
+        return existing, False
+    except DBAPIError as exc:
+        log.error("database unavailable for an event", extra={"error": type(exc).__name__})
+        raise _unavailable(state, "event") from None
+    state.metrics.events.labels(type=body["type"]).inc()
+    return _event_answer(new_id, row, follows), True
+
+
+def _decisions_before(conn: sa.Connection, customer_id: str, occurred_at: datetime) -> int:
+    return conn.execute(
+        sa.select(sa.func.count())
+        .select_from(decisions)
+        .where(
+            decisions.c.customer_id == customer_id,
+            decisions.c.occurred_at <= occurred_at,
+            decisions.c.occurred_at > occurred_at - timedelta(days=EVENT_LOOKBACK_DAYS),
+        )
+    ).scalar_one()
+
+
+def _event_answer(event_pk: int, row: dict[str, Any], follows: int) -> dict[str, Any]:
+    return {
+        "id": event_pk,
+        "event_id": row["event_id"],
+        "customer_id": row["customer_id"],
+        "type": row["type"],
+        "occurred_at": _iso(row["occurred_at"]),
+        "value": row["value"],
+        "recorded_at": _iso(row["recorded_at"]),
+        "follows_decisions": follows,
+    }
+
+
+def _existing_event(
+    conn: sa.Connection, customer_id: str, event_id: str | None, payload: dict[str, Any]
+) -> dict[str, Any] | None:
+    if event_id is None:
+        return None
+    row = conn.execute(
+        sa.select(customer_events).where(
+            customer_events.c.customer_id == customer_id, customer_events.c.event_id == event_id
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.payload != payload:
+        raise ApiError(409, "event_id already used with different values", code="event_exists")
+    data = dict(row._mapping)
+    return _event_answer(
+        data["id"], data, _decisions_before(conn, customer_id, data["occurred_at"])
+    )

@@ -1,0 +1,117 @@
+"""One error format for every failure: ``{"error": {"code", "message", "fields"}}``.
+
+Views raise ``ApiError``; Werkzeug/webargs exceptions (404, 405, 413, bad JSON, schema
+validation) are translated by ``handle_http_exception``; anything unexpected becomes a
+500 with no detail leaked. Bad input must never reach the 500 path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("vea.errors")
+
+CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        fields: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.fields = fields or {}
+        self.headers = headers or {}
+        self.code = code or CODES.get(status, "error")
+
+
+class ErrorBodySchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = ma.fields.String(required=True)
+    fields = ma.fields.Dict(
+        metadata={"description": "per-field messages (validation errors); may be empty"}
+    )
+
+
+class ErrorSchema(ma.Schema):
+    error = ma.fields.Nested(ErrorBodySchema, required=True)
+
+
+def error_response(error: ApiError):
+    body = {"error": {"code": error.code, "message": error.message, "fields": error.fields}}
+    response = jsonify(body)
+    response.status_code = error.status
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _flatten_webargs_messages(messages: Any) -> dict[str, Any]:
+    # webargs nests messages by location ({"json": {...}}); callers only send JSON bodies
+    # and path parameters, so the location level is noise.
+    if isinstance(messages, dict) and set(messages) <= {"json", "query", "path", "headers"}:
+        merged: dict[str, Any] = {}
+        for value in messages.values():
+            if isinstance(value, dict):
+                merged.update(value)
+            else:
+                merged.setdefault("_schema", value)
+        return merged
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+def from_http_exception(exc: HTTPException) -> ApiError:
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    fields: dict[str, Any] = {}
+    messages = data.get("errors") or data.get("messages")
+    if messages:
+        fields = _flatten_webargs_messages(messages)
+    if status == 422:
+        message = "request body failed validation"
+    elif status == 400 and "message" not in data:
+        message = "malformed request: the body must be valid JSON"
+    elif status == 413:
+        message = "request body too large"
+    else:
+        message = data.get("message") or exc.description or exc.name
+    headers = dict(data.get("headers") or {})
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        headers["Allow"] = exc.get_response().headers["Allow"]
+    return ApiError(status, message, fields=fields, headers=headers)
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(ApiError, error_response)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return error_response(from_http_exception(exc))
+        log.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        return error_response(ApiError(500, "internal error"))

@@ -1,0 +1,112 @@
+"""Customer history from the service's own decisions and outcomes.
+
+One indexed query per decision (``ix_decisions_customer_time``) returns the customer's
+contacts of the look-back window with their outcomes. From it come
+``prior_contacts_30d`` (when the caller does not send it), the contact-policy summary,
+and the earlier contact this one continues (same customer, any channel, within the
+continuation window), so the customer never has to repeat themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from models.contact_policy import PastContact
+from service.db import decisions, outcomes
+
+PRIOR_CONTACTS_DAYS = 30
+MAX_ROWS = 500  # a customer with more contacts than this in the window is an outlier
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    decision_id: str
+    interaction_id: str
+    occurred_at: datetime
+    channel: str | None
+    issue_type: str | None
+    suggested_activity: str
+    outcome_activity: str | None
+    offered: bool | None
+    accepted: bool | None
+    ve_success: bool | None
+    resolved: bool | None
+
+    def past_contact(self) -> PastContact:
+        return PastContact(
+            occurred_at=self.occurred_at,
+            activity=self.outcome_activity or self.suggested_activity,
+            offered=self.offered,
+            accepted=self.accepted,
+        )
+
+
+def lookback_days(decline_days: int) -> int:
+    return max(PRIOR_CONTACTS_DAYS, decline_days, 7)
+
+
+def fetch(conn: sa.Connection, customer_id: str, until: datetime, days: int) -> list[HistoryRow]:
+    """The customer's contacts in ``(until - days, until]``, newest first."""
+    d, o = decisions.c, outcomes.c
+    query = (
+        sa.select(
+            d.decision_id,
+            d.interaction_id,
+            d.occurred_at,
+            d.channel,
+            d.issue_type,
+            d.suggested_activity,
+            o.activity,
+            o.offered,
+            o.accepted,
+            o.ve_success,
+            o.resolved,
+        )
+        .select_from(decisions.outerjoin(outcomes, o.decision_id == d.decision_id))
+        .where(
+            d.customer_id == customer_id,
+            d.occurred_at > until - timedelta(days=days),
+            d.occurred_at <= until,
+        )
+        .order_by(d.occurred_at.desc())
+        .limit(MAX_ROWS)
+    )
+    return [HistoryRow(*row) for row in conn.execute(query)]
+
+
+def prior_contacts(rows: list[HistoryRow], until: datetime) -> int:
+    since = until - timedelta(days=PRIOR_CONTACTS_DAYS)
+    return sum(1 for r in rows if r.occurred_at > since)
+
+
+def continued(rows: list[HistoryRow], until: datetime, window_min: float) -> HistoryRow | None:
+    """The most recent earlier contact within the window, if any (rows newest first)."""
+    if window_min <= 0 or not rows:
+        return None
+    latest = rows[0]
+    return latest if until - latest.occurred_at <= timedelta(minutes=window_min) else None
+
+
+def continuation_payload(row: HistoryRow) -> dict:
+    has_outcome = row.offered is not None
+    return {
+        "decision_id": row.decision_id,
+        "interaction_id": row.interaction_id,
+        "occurred_at": row.occurred_at.isoformat() + "Z",
+        "channel": row.channel,
+        "issue_type": row.issue_type,
+        "activity": row.outcome_activity or row.suggested_activity,
+        "outcome": (
+            {
+                "offered": row.offered,
+                "accepted": row.accepted,
+                "ve_success": row.ve_success,
+                "resolved": row.resolved,
+            }
+            if has_outcome
+            else None
+        ),
+    }

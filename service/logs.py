@@ -1,0 +1,48 @@
+"""Structured JSON logs on stderr, one object per line, with the request id.
+
+Only fields put there on purpose are logged: routes are logged as their template
+(``/v1/customers/<customer_id>/events``), never the raw path, and no request body, so
+no customer identifier or free text reaches the logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+from flask import g, has_request_context
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if has_request_context() and "request_id" in g:
+            data["request_id"] = g.request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def configure(level: str) -> None:
+    """Attach one JSON handler to the ``vea`` logger (idempotent across app instances)."""
+    logger = logging.getLogger("vea")
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    if not any(getattr(h, "vea_json", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.vea_json = True
+        logger.addHandler(handler)

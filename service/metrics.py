@@ -1,0 +1,81 @@
+"""Prometheus metrics, multiprocess-aware.
+
+Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by ``service/gunicorn_conf.py``
+before any worker imports prometheus_client; every worker then writes its samples to
+that directory and ``/metrics`` aggregates them all (prometheus_client's multiprocess
+mode). Without it (tests, ``flask run``) each app has its own registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # A registry per app: several apps in one process (tests) never collide. In
+        # multiprocess mode the values go to files whatever registry holds them.
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.latency = Histogram(
+            "vea_http_request_duration_seconds",
+            "Request latency by endpoint",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "vea_http_requests_total",
+            "Requests by endpoint and status",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "vea_decisions_total", "Decisions by suggested activity", ["activity"], registry=r
+        )
+        self.degraded = Counter(
+            "vea_degraded_decisions_total",
+            "Decisions answered in degraded mode, by cause (no_model, model_error, database)",
+            ["reason"],
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "vea_outcomes_total", "Outcomes recorded", ["activity", "offered"], registry=r
+        )
+        self.events = Counter("vea_customer_events_total", "Customer events", ["type"], registry=r)
+        self.model_info = Gauge(
+            "vea_model_info",
+            "1 for the model version each worker serves",
+            ["version"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+
+    def set_model(self, previous: str | None, current: str | None) -> None:
+        if previous:
+            self.model_info.labels(version=previous).set(0)
+        if current:
+            self.model_info.labels(version=current).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        if multiprocess_dir():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,322 @@
+"""Marshmallow schemas: the single source of request validation, response shape and the
+OpenAPI document. Unknown fields are refused (422) so a client's typo never silently
+drops information."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate, validates_schema
+
+from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
+
+EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
+MAX_EXTRA_FEATURES = 50
+
+
+class Schema(ma.Schema):
+    class Meta:
+        ordered = True
+
+
+def _id_field(description: str, **kwargs) -> fields.String:
+    return fields.String(
+        validate=validate.Length(min=1, max=128), metadata={"description": description}, **kwargs
+    )
+
+
+def _category(description: str, **kwargs) -> fields.String:
+    return fields.String(
+        validate=validate.Length(min=1, max=64),
+        allow_none=True,
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+# ----------------------------------------------------------------- decisions
+class CustomerSchema(Schema):
+    customer_id = _id_field("pseudonymous customer id (history and continuity)", required=True)
+    segment = _category("e.g. consumer, premium, small_business, enterprise")
+    persona = _category("optional persona")
+    tenure_months = fields.Float(
+        allow_none=True,
+        allow_nan=False,
+        validate=validate.Range(min=0, max=1200),
+        metadata={"description": "time since purchase, months"},
+    )
+    switching_effort = fields.String(allow_none=True, validate=validate.OneOf(["low", "high"]))
+    prior_contacts_30d = fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=0, max=100_000),
+        metadata={"description": "computed from the service's history when omitted"},
+    )
+    language = fields.String(allow_none=True, validate=validate.Length(min=2, max=16))
+
+
+class ContactSchema(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    issue_type = _category(
+        "inquiry, how_to, billing, technical, order_change, complaint, cancellation, ..."
+        " (omit while unknown: a continued contact inherits the earlier issue)"
+    )
+    sentiment = fields.Float(
+        allow_none=True, allow_nan=False, validate=validate.Range(min=-1.0, max=1.0)
+    )
+    language = fields.String(
+        allow_none=True,
+        validate=validate.Length(min=2, max=16),
+        metadata={"description": "agent-facing language of hints and reasons (ja, en)"},
+    )
+    occurred_at = fields.AwareDateTime(
+        allow_none=True,
+        default_timezone=None,
+        metadata={"description": "ISO 8601 with offset; defaults to the time of the request"},
+    )
+
+
+def _validate_extra(values: dict) -> None:
+    if len(values) > MAX_EXTRA_FEATURES:
+        raise ma.ValidationError(f"at most {MAX_EXTRA_FEATURES} extra features")
+    for name, value in values.items():
+        if not isinstance(name, str) or not 1 <= len(name) <= 64:
+            raise ma.ValidationError("feature names are 1-64 characters")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise ma.ValidationError(f"{name}: a feature is a string, number, boolean or null")
+        if isinstance(value, str) and len(value) > 256:
+            raise ma.ValidationError(f"{name}: at most 256 characters")
+
+
+class DecisionRequestSchema(Schema):
+    interaction_id = _id_field("unique per interaction; the idempotency key", required=True)
+    customer = fields.Nested(CustomerSchema, required=True)
+    contact = fields.Nested(ContactSchema, required=True)
+    features = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(allow_none=True),
+        load_default=dict,
+        validate=_validate_extra,
+        metadata={"description": "extra features the model was trained with (optional)"},
+    )
+
+
+class OpennessSchema(Schema):
+    score = fields.Float(required=True, metadata={"description": "P(value conversation lands)"})
+    band = fields.String(required=True, validate=validate.OneOf(["low", "medium", "high"]))
+    attempt = fields.Boolean(required=True)
+
+
+class ActivitySchema(Schema):
+    activity = fields.String(required=True, validate=validate.OneOf(VALUE_ACTIVITIES))
+    success_probability = fields.Float(
+        allow_none=True, metadata={"description": "null if the model never learned this activity"}
+    )
+    expected_value = fields.Float(allow_none=True)
+    hint = fields.String(required=True)
+    reasons = fields.List(fields.String(), required=True)
+
+
+class RouteSchema(Schema):
+    pool = fields.String(required=True)
+    reason = fields.String(required=True)
+    fallbacks = fields.List(fields.String(), required=True)
+
+
+class ContactPolicySchema(Schema):
+    allow_attempt = fields.Boolean(required=True)
+    blocked_activities = fields.List(fields.String(), required=True)
+    reasons = fields.List(fields.String(), required=True)
+
+
+class EarlierOutcomeSchema(Schema):
+    offered = fields.Boolean(allow_none=True)
+    accepted = fields.Boolean(allow_none=True)
+    ve_success = fields.Boolean(allow_none=True)
+    resolved = fields.Boolean(allow_none=True)
+
+
+class ContinuationSchema(Schema):
+    decision_id = fields.String(required=True)
+    interaction_id = fields.String(required=True)
+    occurred_at = fields.String(required=True)
+    channel = fields.String(allow_none=True)
+    issue_type = fields.String(allow_none=True)
+    activity = fields.String(required=True, metadata={"description": "activity suggested then"})
+    outcome = fields.Nested(EarlierOutcomeSchema, allow_none=True)
+
+
+class DecisionContextSchema(Schema):
+    prior_contacts_30d = fields.Integer(required=True)
+    prior_contacts_source = fields.String(
+        validate=validate.OneOf(["request", "history", "unknown"])
+    )
+    issue_type_source = fields.String(
+        validate=validate.OneOf(["request", "continuation", "unknown"])
+    )
+
+
+class DecisionSchema(Schema):
+    decision_id = fields.String(required=True)
+    interaction_id = fields.String(required=True)
+    model_version = fields.String(required=True)
+    openness = fields.Nested(OpennessSchema, required=True)
+    activities = fields.List(fields.Nested(ActivitySchema), required=True)
+    suggested_activity = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    route = fields.Nested(RouteSchema, required=True)
+    propensity = fields.Float(
+        required=True, metadata={"description": "probability the policy chose this activity"}
+    )
+    experiment_arm = fields.String(required=True, validate=validate.OneOf(["treatment", "holdout"]))
+    degraded = fields.Boolean(required=True)
+    reasons = fields.List(fields.String(), required=True)
+    contact_policy = fields.Nested(ContactPolicySchema, required=True)
+    continuation = fields.Nested(ContinuationSchema, allow_none=True)
+    context = fields.Nested(DecisionContextSchema, required=True)
+    stored = fields.Boolean(
+        required=True, metadata={"description": "false only when the database was unreachable"}
+    )
+    created_at = fields.String(required=True)
+
+
+# ------------------------------------------------------------------ outcomes
+class OutcomeRequestSchema(Schema):
+    activity = fields.String(
+        validate=validate.OneOf(ACTIONS),
+        metadata={"description": "activity actually offered; defaults to the suggested one"},
+    )
+    offered = fields.Boolean(
+        required=True, metadata={"description": "the agent delivered the value activity"}
+    )
+    accepted = fields.Boolean(allow_none=True, metadata={"description": "the customer engaged"})
+    ves_confidence = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 7))
+    ves_ability = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 7))
+    ve_success = fields.Boolean(
+        allow_none=True,
+        metadata={"description": "defaults to VES top-2-box (6-7) on both items when given"},
+    )
+    resolved = fields.Boolean(allow_none=True)
+    handle_time_s = fields.Float(
+        allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=86_400)
+    )
+    csat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 5))
+    agent_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
+    pool_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    occurred_at = fields.AwareDateTime(allow_none=True)
+
+    @validates_schema
+    def _consistent(self, data: dict, **_kwargs) -> None:
+        if data.get("accepted") and not data.get("offered"):
+            raise ma.ValidationError("cannot be accepted when nothing was offered", "accepted")
+        if data.get("activity") == "none" and data.get("offered"):
+            raise ma.ValidationError("offered must be false for activity none", "offered")
+
+
+class OutcomeSchema(Schema):
+    decision_id = fields.String(required=True)
+    activity = fields.String(required=True)
+    offered = fields.Boolean(required=True)
+    accepted = fields.Boolean(allow_none=True)
+    ve_success = fields.Boolean(allow_none=True)
+    ves_confidence = fields.Integer(allow_none=True)
+    ves_ability = fields.Integer(allow_none=True)
+    resolved = fields.Boolean(allow_none=True)
+    handle_time_s = fields.Float(allow_none=True)
+    csat = fields.Integer(allow_none=True)
+    agent_id = fields.String(allow_none=True)
+    pool_id = fields.String(allow_none=True)
+    occurred_at = fields.String(required=True)
+    recorded_at = fields.String(required=True)
+
+
+class DecisionPathSchema(Schema):
+    decision_id = fields.String(required=True, validate=validate.Length(min=1, max=32))
+
+
+# ------------------------------------------------------------------- events
+class EventRequestSchema(Schema):
+    event_id = fields.String(
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "caller's id of the event; repeats are idempotent"},
+    )
+    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    occurred_at = fields.AwareDateTime(allow_none=True)
+    value = fields.Float(
+        allow_none=True, allow_nan=False, metadata={"description": "e.g. revenue of an upgrade"}
+    )
+
+
+class EventSchema(Schema):
+    id = fields.Integer(required=True)
+    event_id = fields.String(allow_none=True)
+    customer_id = fields.String(required=True)
+    type = fields.String(required=True)
+    occurred_at = fields.String(required=True)
+    value = fields.Float(allow_none=True)
+    recorded_at = fields.String(required=True)
+    follows_decisions = fields.Integer(
+        required=True, metadata={"description": "decisions for this customer in the 90 days before"}
+    )
+
+
+# ------------------------------------------------------------------- models
+class ModelVersionSchema(Schema):
+    version = fields.String(required=True)
+    created_at = fields.String(allow_none=True)
+    learner = fields.String(allow_none=True)
+    training_rows = fields.Integer(allow_none=True)
+    data_fingerprint = fields.String(allow_none=True)
+    metrics = fields.Dict()
+    is_champion = fields.Boolean(required=True)
+    broken = fields.String(metadata={"description": "why the bundle cannot be read"})
+
+
+class ServingSchema(Schema):
+    version = fields.String(allow_none=True)
+    degraded = fields.Boolean(required=True)
+    reason = fields.String(allow_none=True)
+    warning = fields.String(allow_none=True)
+
+
+class ModelsSchema(Schema):
+    champion = fields.String(allow_none=True)
+    serving = fields.Nested(ServingSchema, required=True)
+    versions = fields.List(fields.Nested(ModelVersionSchema), required=True)
+
+
+class PromoteRequestSchema(Schema):
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+    force = fields.Boolean(
+        load_default=False, metadata={"description": "recorded in the history: gate overridden"}
+    )
+
+
+class RollbackRequestSchema(Schema):
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class ChampionSchema(Schema):
+    champion = fields.String(required=True)
+    previous = fields.String(allow_none=True)
+    serving = fields.Nested(ServingSchema, required=True)
+
+
+class ModelPathSchema(Schema):
+    version = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+# ------------------------------------------------------------------- health
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class CheckSchema(Schema):
+    ok = fields.Boolean(required=True)
+    detail = fields.String(allow_none=True)
+
+
+class ReadySchema(Schema):
+    ready = fields.Boolean(required=True)
+    degraded = fields.Boolean(required=True)
+    model_version = fields.String(allow_none=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckSchema), required=True)
+    reasons = fields.List(fields.String(), required=True)

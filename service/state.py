@@ -1,0 +1,33 @@
+"""Everything a worker holds, created by the app factory and kept on the app
+(``app.extensions["vea"]``), never in module globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+
+from models.contact_policy import ContactPolicy
+from service.auth import KeyStore
+from service.config import Settings
+from service.metrics import Metrics
+from service.ratelimit import RateLimiter
+from service.routing import PoolTable
+from service.serving import ModelManager
+
+
+@dataclass
+class State:
+    settings: Settings
+    engine: sa.Engine
+    keys: KeyStore
+    limiter: RateLimiter
+    models: ModelManager
+    pools: PoolTable
+    policy: ContactPolicy
+    metrics: Metrics
+
+
+def state() -> State:
+    return current_app.extensions["vea"]
