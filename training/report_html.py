@@ -449,11 +449,17 @@ def _policy_value(pv: Mapping[str, Any], ev: Mapping[str, Any]) -> str:
                 ax.plot([true], [y], marker="D", color="#e12d39", linestyle="none")
         ax.set_yticks(ys)
         ax.set_yticklabels(
-            [f"{label} ({which or 'true'})" for _, label, _, which, _ in bars], fontsize=9
+            [f"{label} ({which})" if which else label for _, label, _, which, _ in bars],
+            fontsize=9,
         )
         ax.axvline(0, color="#52606d", linewidth=0.8)
-        ax.set_xlabel("estimated value per interaction (95% CI); red diamond = true value")
+        ax.set_xlabel("value per interaction")
         parts.append(_img(fig, "policy value with 95% confidence intervals"))
+        parts.append(
+            '<p class="muted">Bars: off-policy estimate (estimator in brackets) with its 95% '
+            "bootstrap interval; red diamonds: true value (simulated data only); hatched bars: "
+            "true value without an estimate.</p>"
+        )
     rows = []
     for name in names:
         entry = pv[name]
