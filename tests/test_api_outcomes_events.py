@@ -1,0 +1,159 @@
+"""Outcomes and customer events: stored once, idempotent retries, 404/409/422."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+
+def make_decision(client, headers, new_id, customer_id=None):
+    body = {
+        "interaction_id": new_id("i-"),
+        "customer": {"customer_id": customer_id or new_id("c-"), "tenure_months": 4},
+        "contact": {"channel": "voice", "issue_type": "how_to"},
+    }
+    response = client.post("/v1/decisions", json=body, headers=headers)
+    assert response.status_code == 201
+    return response.json
+
+
+FULL_OUTCOME = {
+    "activity": "educate_usage",
+    "offered": True,
+    "accepted": True,
+    "ves_confidence": 7,
+    "ves_ability": 6,
+    "resolved": True,
+    "handle_time_s": 312.5,
+    "csat": 5,
+    "agent_id": "agent-17",
+    "occurred_at": "2025-03-01T10:00:00+09:00",
+}
+
+
+def test_outcome_is_recorded_with_derived_success(client, keys, new_id):
+    decision = make_decision(client, keys["desktop"], new_id)
+    response = client.post(
+        f"/v1/decisions/{decision['decision_id']}/outcome",
+        json=FULL_OUTCOME,
+        headers=keys["desktop"],
+    )
+    assert response.status_code == 201, response.json
+    outcome = response.json
+    assert outcome["ve_success"] is True  # top-2-box on both VES items
+    assert outcome["activity"] == "educate_usage"
+    assert outcome["occurred_at"].startswith("2025-03-01T01:00:00")  # stored in UTC
+    assert outcome["pool_id"] == decision["route"]["pool"]
+
+
+def test_outcome_defaults_to_the_suggested_activity(client, keys, new_id):
+    decision = make_decision(client, keys["desktop"], new_id)
+    outcome = client.post(
+        f"/v1/decisions/{decision['decision_id']}/outcome",
+        json={"offered": False},
+        headers=keys["desktop"],
+    ).json
+    assert outcome["activity"] == decision["suggested_activity"]
+    assert outcome["ve_success"] is None
+
+
+def test_repeated_outcome_is_idempotent_and_never_double_counted(app, client, keys, new_id):
+    from service.db import outcomes
+
+    decision = make_decision(client, keys["desktop"], new_id)
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    first = client.post(url, json=FULL_OUTCOME, headers=keys["desktop"])
+    again = client.post(url, json=FULL_OUTCOME, headers=keys["desktop"])
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json == first.json
+    different = client.post(url, json={**FULL_OUTCOME, "csat": 1}, headers=keys["desktop"])
+    assert different.status_code == 409
+    assert different.json["error"]["code"] == "outcome_exists"
+    with app.extensions["vea"].engine.connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outcomes)
+            .where(outcomes.c.decision_id == decision["decision_id"])
+        ).scalar_one()
+    assert count == 1
+
+
+def test_outcome_for_unknown_decision_is_404(client, keys):
+    response = client.post(
+        "/v1/decisions/0123456789abcdef/outcome", json={"offered": False}, headers=keys["desktop"]
+    )
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+
+
+def test_outcome_path_too_long_is_422(client, keys):
+    response = client.post(
+        f"/v1/decisions/{'a' * 40}/outcome", json={"offered": False}, headers=keys["desktop"]
+    )
+    assert response.status_code == 422
+
+
+def test_inconsistent_outcomes_are_422(client, keys, new_id):
+    decision = make_decision(client, keys["desktop"], new_id)
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    cases = [
+        ({"offered": False, "accepted": True}, "accepted"),
+        ({"offered": True, "activity": "none"}, "offered"),
+        ({"offered": True, "ves_confidence": 8}, "ves_confidence"),
+        ({"offered": True, "csat": 0}, "csat"),
+        ({"offered": True, "handle_time_s": -1}, "handle_time_s"),
+        ({"offered": True, "activity": "upsell"}, "activity"),
+        ({"accepted": False}, "offered"),
+        ({"offered": "maybe"}, "offered"),
+    ]
+    for body, field in cases:
+        response = client.post(url, json=body, headers=keys["desktop"])
+        assert response.status_code == 422, (body, response.json)
+        assert field in response.json["error"]["fields"], (body, response.json)
+
+
+def test_customer_events_are_recorded_and_linked(client, keys, new_id):
+    customer = new_id("c-")
+    make_decision(client, keys["desktop"], new_id, customer)
+    make_decision(client, keys["desktop"], new_id, customer)
+    response = client.post(
+        f"/v1/customers/{customer}/events",
+        json={"type": "upgraded", "value": 120.0, "event_id": "crm-1"},
+        headers=keys["desktop"],
+    )
+    assert response.status_code == 201, response.json
+    event = response.json
+    assert event["customer_id"] == customer and event["follows_decisions"] == 2
+    again = client.post(
+        f"/v1/customers/{customer}/events",
+        json={"type": "upgraded", "value": 120.0, "event_id": "crm-1"},
+        headers=keys["desktop"],
+    )
+    assert again.status_code == 200 and again.json == event
+    conflict = client.post(
+        f"/v1/customers/{customer}/events",
+        json={"type": "churned", "event_id": "crm-1"},
+        headers=keys["desktop"],
+    )
+    assert conflict.status_code == 409
+
+
+def test_events_without_id_are_each_stored(client, keys, new_id):
+    customer = new_id("c-")
+    ids = {
+        client.post(
+            f"/v1/customers/{customer}/events", json={"type": "renewed"}, headers=keys["desktop"]
+        ).json["id"]
+        for _ in range(2)
+    }
+    assert len(ids) == 2
+
+
+def test_invalid_events_are_422(client, keys, new_id):
+    url = f"/v1/customers/{new_id()}/events"
+    for body in ({"type": "exploded"}, {}, {"type": "renewed", "value": "lots"}):
+        response = client.post(url, json=body, headers=keys["desktop"])
+        assert response.status_code == 422, body
+    long_customer = client.post(
+        f"/v1/customers/{'c' * 200}/events", json={"type": "renewed"}, headers=keys["desktop"]
+    )
+    assert long_customer.status_code == 422
