@@ -37,6 +37,9 @@ accesslog = None
 errorlog = "-"
 loglevel = "info"
 proc_name = "vea"
+# No runtime control socket: unused here, and several instances on one host would
+# otherwise compete for the same default path.
+control_socket_disable = True
 
 
 def on_starting(server) -> None:

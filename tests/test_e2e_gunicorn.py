@@ -1,0 +1,198 @@
+"""End to end: real gunicorn (2 sync workers) on a free localhost port, real PostgreSQL,
+a real model registry. Decision -> outcome -> promote -> rollback under continuous
+traffic without a single failed request; a second instance on the same database
+shares idempotency; metrics aggregate across workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from models.registry import Registry
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_gunicorn(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen:
+    env = {**env, "VEA_BIND": f"127.0.0.1:{port}", "VEA_WORKERS": str(workers)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
+                return proc
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"gunicorn did not become ready: {log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def decision_body(customer: str | None = None) -> dict:
+    return {
+        "interaction_id": uuid.uuid4().hex,
+        "customer": {"customer_id": customer or uuid.uuid4().hex, "tenure_months": 3},
+        "contact": {"channel": "chat", "issue_type": "inquiry"},
+    }
+
+
+class Traffic(threading.Thread):
+    """Decisions in a loop; records every failure (non-201 or connection error)."""
+
+    def __init__(self, base: str, headers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.base, self.headers = base, headers
+        self.stopping = threading.Event()
+        self.sent = 0
+        self.failures: list[str] = []
+        self.versions: set[str] = set()
+
+    def run(self) -> None:
+        session = requests.Session()
+        while not self.stopping.is_set():
+            try:
+                r = session.post(
+                    f"{self.base}/v1/decisions", json=decision_body(), headers=self.headers,
+                    timeout=10,
+                )  # fmt: skip
+                if r.status_code != 201 or r.json()["degraded"]:
+                    self.failures.append(f"{r.status_code} {r.text[:200]}")
+                else:
+                    self.versions.add(r.json()["model_version"])
+            except requests.RequestException as exc:
+                self.failures.append(repr(exc))
+            self.sent += 1
+
+
+def wait_for_version(base: str, headers: dict, version: str, timeout: float = 15.0) -> None:
+    """Every answer carries `version` for 30 requests in a row (both workers swapped)."""
+    session = requests.Session()
+    streak, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = session.post(f"{base}/v1/decisions", json=decision_body(), headers=headers, timeout=10)
+        assert r.status_code == 201, r.text
+        streak = streak + 1 if r.json()["model_version"] == version else 0
+        if streak >= 30:
+            return
+    raise AssertionError(f"workers did not all switch to {version} within {timeout}s")
+
+
+@pytest.fixture
+def served(postgres, registry_dir, tmp_path):
+    from service.cli import keys as keys_group
+
+    url = postgres.create_database(f"vea_e2e_{uuid.uuid4().hex[:8]}")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "VEA_DATABASE_URL": url,
+        "VEA_REGISTRY": str(registry_dir),
+        "VEA_CHAMPION_POLL_S": "0.5",
+        "VEA_RATE_LIMIT_PER_S": "0",
+        "VEA_ACCESS_LOG": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom-a"),
+    }
+    env.pop("VEA_AUTO_MIGRATE", None)  # the master migrates the fresh database
+    port = free_port()
+    main = start_gunicorn(env, port, 2, tmp_path / "a.log")
+    second = None
+    try:
+        runner = CliRunner()
+        admin = runner.invoke(keys_group, ["create", "--role", "admin"], env=env)
+        desktop = runner.invoke(keys_group, ["create", "--role", "desktop"], env=env)
+        assert admin.exit_code == 0 and desktop.exit_code == 0, admin.output + desktop.output
+        port2 = free_port()
+        env2 = {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom-b")}
+        second = start_gunicorn(env2, port2, 1, tmp_path / "b.log")
+        yield {
+            "base": f"http://127.0.0.1:{port}",
+            "base2": f"http://127.0.0.1:{port2}",
+            "admin": {"Authorization": f"Bearer {admin.stdout.strip().splitlines()[-1]}"},
+            "desktop": {"Authorization": f"Bearer {desktop.stdout.strip().splitlines()[-1]}"},
+            "registry": Registry(registry_dir),
+            "logs": tmp_path,
+        }
+    finally:
+        if second is not None:
+            stop(second)
+        stop(main)
+
+
+def test_decision_outcome_promote_rollback_without_a_failed_request(served):
+    base, desktop, admin = served["base"], served["desktop"], served["admin"]
+    registry = served["registry"]
+    first = registry.champion()
+    other = next(v for v in registry.version_ids() if v != first)
+
+    traffic = Traffic(base, desktop)
+    traffic.start()
+    try:
+        decision = requests.post(f"{base}/v1/decisions", json=decision_body(), headers=desktop)
+        assert decision.status_code == 201 and decision.json()["model_version"] == first
+        outcome = requests.post(
+            f"{base}/v1/decisions/{decision.json()['decision_id']}/outcome",
+            json={"offered": True, "accepted": True, "ves_confidence": 7, "ves_ability": 7},
+            headers=desktop,
+        )
+        assert outcome.status_code == 201 and outcome.json()["ve_success"] is True
+
+        promoted = requests.post(
+            f"{base}/v1/models/{other}/promote", json={"reason": "e2e"}, headers=admin
+        )
+        assert promoted.status_code == 200, promoted.text
+        wait_for_version(base, desktop, other)
+        wait_for_version(served["base2"], desktop, other)  # the other instance too
+
+        rolled = requests.post(f"{base}/v1/models/rollback", json={}, headers=admin)
+        assert rolled.status_code == 200 and rolled.json()["champion"] == first
+        wait_for_version(base, desktop, first)
+    finally:
+        traffic.stopping.set()
+        traffic.join(timeout=30)
+    assert traffic.sent > 20
+    assert traffic.failures == []
+    assert traffic.versions == {first, other}
+
+    metrics = requests.get(f"{base}/metrics").text
+    assert "vea_decisions_total" in metrics
+    assert 'vea_http_request_duration_seconds_count{endpoint="/v1/decisions"' in metrics
+    assert f'version="{first}"' in metrics
+
+
+def test_two_instances_share_one_database(served):
+    body = decision_body()
+    one = requests.post(f"{served['base']}/v1/decisions", json=body, headers=served["desktop"])
+    two = requests.post(f"{served['base2']}/v1/decisions", json=body, headers=served["desktop"])
+    assert one.status_code == 201 and two.status_code == 200
+    assert one.json() == two.json()
+    # continuity across instances: the next contact of the customer sees the first one
+    follow = decision_body(body["customer"]["customer_id"])
+    later = requests.post(f"{served['base2']}/v1/decisions", json=follow, headers=served["desktop"])
+    assert later.json()["continuation"]["decision_id"] == one.json()["decision_id"]
