@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.bundle import BundleError, ModelBundle, load_bundle, read_manifest, save_bundle
+from models.bundle import (
+    BundleError,
+    ModelBundle,
+    load_bundle,
+    read_manifest,
+    save_bundle,
+    verified_files,
+)
 
 CHAMPION_FILE = "champion"
 HISTORY_FILE = "history.jsonl"
@@ -71,12 +78,13 @@ class Registry:
         )
 
     def versions(self) -> list[dict[str, Any]]:
-        """Manifest summaries, newest first; unreadable bundles are listed as broken."""
+        """Manifest summaries, newest first; bundles failing verification are listed as broken."""
         champion = self.champion()
         out = []
         for version in self.version_ids():
             try:
                 m = read_manifest(self.path_of(version))
+                verified_files(self.path_of(version), m)
                 out.append(
                     {
                         "version": version,
