@@ -17,9 +17,9 @@ def default_params(objective: str, seed: int, n_rows: int, num_threads: int = 0)
     return {
         "objective": objective,
         "learning_rate": 0.05,
-        "num_leaves": 31,
+        "num_leaves": 15,
         "min_data_in_leaf": int(max(40, n_rows // 2000)),
-        "lambda_l2": 1.0,
+        "lambda_l2": 10.0,
         "max_cat_to_onehot": 8,
         "cat_smooth": 10.0,
         "feature_pre_filter": False,

@@ -24,7 +24,7 @@ import lightgbm as lgb
 import numpy as np
 
 from models.activities import ACTIONS
-from models.boosting import default_params, fit_booster, split_indices
+from models.boosting import default_params, fit_booster, refit_rounds, split_indices
 
 LEARNERS = ("s", "s_ipw", "t", "dr")
 ACTION_FEATURE = "action"
@@ -54,8 +54,10 @@ class ActivityRanker:
         validation_fraction: float = 0.2,
         max_rounds: int = 2000,
         num_threads: int = 0,
+        refit: bool = True,
     ) -> None:
         self.learner = learner
+        self.refit = refit
         self.seed = seed
         self.validation_fraction = validation_fraction
         self.max_rounds = max_rounds
@@ -106,8 +108,8 @@ class ActivityRanker:
         xa = np.hstack([x, actions[:, None].astype(np.float64)])
         train, valid = split_indices(len(y), self.validation_fraction, seed)
         params = default_params("binary", seed, len(train), self.num_threads)
-        w = None if weight is None else weight
-        return fit_booster(
+        w = weight
+        booster = fit_booster(
             params,
             xa[train],
             y[train],
@@ -118,6 +120,14 @@ class ActivityRanker:
             categorical=categorical,
             feature_names=names,
             max_rounds=self.max_rounds,
+        )
+        if not self.refit:
+            return booster
+        # Early stopping found the number of rounds; the final model learns from every
+        # row, which matters most on small logs. More rows support a few more rounds.
+        rounds = int(round(booster.num_trees() / (1.0 - self.validation_fraction)))
+        return refit_rounds(
+            params, xa, y, rounds, weight=w, categorical=categorical, feature_names=names
         )
 
     def _fit_t(self, x, actions, y) -> list[lgb.Booster | None]:

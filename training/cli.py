@@ -175,6 +175,10 @@ def _summary(result: dict) -> str:
         lines.append(f"  {name:<26} {est}" + (f"  true {true:.4f}" if true is not None else ""))
     if result.get("oracle_fraction") is not None:
         lines.append(f"policy value / oracle value (truth): {result['oracle_fraction']:.4f}")
+        lines.append(
+            f"policy value / oracle that also knows the agent: "
+            f"{result['oracle_fraction_with_agent']:.4f}"
+        )
     return "\n".join(lines)
 
 
