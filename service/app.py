@@ -16,7 +16,7 @@ from service import errors, logs
 from service.api import customers, decisions, docs, health, models
 from service.auth import DatabaseUnavailable, KeyStore, allowed, presented_key
 from service.config import Settings
-from service.db import make_engine
+from service.db import SqliteCheckpointer, make_engine, sqlite_file
 from service.errors import ApiError, ErrorSchema
 from service.metrics import Metrics
 from service.ratelimit import RateLimiter
@@ -68,7 +68,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     docs.configure(app)
 
     metrics = Metrics()
-    engine = make_engine(settings.database_url)
+    sqlite_path = sqlite_file(settings.database_url)
+    checkpointer = None
+    if sqlite_path and settings.sqlite_checkpoint_s > 0:
+        checkpointer = SqliteCheckpointer(sqlite_path, settings.sqlite_checkpoint_s)
+    engine = make_engine(settings.database_url, background_checkpoints=checkpointer is not None)
     model_manager = ModelManager(settings.registry, settings.champion_poll_s)
     model_manager.on_swap = metrics.set_model
     model_manager.refresh(force=True)
@@ -81,7 +85,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         pools=PoolTable.load(settings.pools_file),
         policy=settings.contact_policy(),
         metrics=metrics,
+        checkpointer=checkpointer,
     )
+    if checkpointer is not None:
+        checkpointer.start()
 
     errors.register(app)
     api = VeaApi(app)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from service.db import api_keys, utcnow
+from service.db import READ_ONLY, api_keys, utcnow
 
 ROLES = ("desktop", "engineer", "admin")
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -112,7 +112,7 @@ class KeyStore:
         if cached is not None and now - cached[0] < self._cache_s:
             return cached[1]
         try:
-            with self._engine().connect() as conn:
+            with self._engine().connect().execution_options(**{READ_ONLY: True}) as conn:
                 row = conn.execute(
                     sa.select(api_keys.c.key_id, api_keys.c.role).where(
                         api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)

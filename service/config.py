@@ -39,6 +39,8 @@ class Settings:
     database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'vea.db'}"
     # Model registry directory (the training CLI writes it; the service only reads it,
     # except for promote/rollback).
+    # SQLite: seconds between background WAL checkpoints (0: SQLite's own, inline).
+    sqlite_checkpoint_s: float = 1.0
     registry: str = str(DEFAULT_VAR_DIR / "registry")
     pools_file: str = str(PACKAGE_DIR / "pools.default.yaml")
     # How often each worker checks whether the champion changed (one stat call).

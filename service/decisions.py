@@ -16,7 +16,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from models.contact_policy import PolicyResult, evaluate, summarize_history
 from service import history
-from service.db import customer_events, decisions, outcomes, to_naive_utc, utcnow
+from service.db import (
+    READ_ONLY,
+    customer_events,
+    decisions,
+    outcomes,
+    to_naive_utc,
+    utcnow,
+)
 from service.errors import ApiError
 from service.state import State
 
@@ -79,19 +86,30 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     occurred = body["contact"].get("occurred_at")
     occurred_at = to_naive_utc(occurred) if occurred else now
     customer_id = body["customer"]["customer_id"]
+    days = history.lookback_days(state.settings.decline_days)
     try:
-        with state.engine.begin() as conn:
-            stored = _stored_decision(conn, body["interaction_id"], customer_id)
+        if state.engine.dialect.name == "sqlite":
+            # SQLite has a single writer: never hold its lock while the model runs.
+            with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+                stored = _stored_decision(conn, body["interaction_id"], customer_id)
+                rows = [] if stored else history.fetch(conn, customer_id, occurred_at, days)
             if stored is not None:
                 return stored, False
-            rows = history.fetch(
-                conn, customer_id, occurred_at, history.lookback_days(state.settings.decline_days)
-            )
             answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
-            conn.execute(decisions.insert().values(**row))
+            with state.engine.begin() as conn:
+                conn.execute(INSERT_DECISION, row)
+        else:
+            # One transaction: read history, decide, store.
+            with state.engine.begin() as conn:
+                stored = _stored_decision(conn, body["interaction_id"], customer_id)
+                if stored is not None:
+                    return stored, False
+                rows = history.fetch(conn, customer_id, occurred_at, days)
+                answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
+                conn.execute(INSERT_DECISION, row)
     except IntegrityError:
         # A concurrent retry with the same interaction id committed first: answer as it.
-        with state.engine.connect() as conn:
+        with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             stored = _stored_decision(conn, body["interaction_id"], customer_id)
         if stored is None:
             raise
@@ -105,14 +123,17 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     return answer, True
 
 
+# Statements of the request path, built once (building one costs more than running it).
+STORED_DECISION = sa.select(decisions.c.response, decisions.c.customer_id).where(
+    decisions.c.interaction_id == sa.bindparam("interaction_id")
+)
+INSERT_DECISION = decisions.insert()
+
+
 def _stored_decision(
     conn: sa.Connection, interaction_id: str, customer_id: str
 ) -> dict[str, Any] | None:
-    row = conn.execute(
-        sa.select(decisions.c.response, decisions.c.customer_id).where(
-            decisions.c.interaction_id == interaction_id
-        )
-    ).first()
+    row = conn.execute(STORED_DECISION, {"interaction_id": interaction_id}).first()
     if row is None:
         return None
     if row.customer_id != customer_id:

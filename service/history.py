@@ -48,10 +48,9 @@ def lookback_days(decline_days: int) -> int:
     return max(PRIOR_CONTACTS_DAYS, decline_days, 7)
 
 
-def fetch(conn: sa.Connection, customer_id: str, until: datetime, days: int) -> list[HistoryRow]:
-    """The customer's contacts in ``(until - days, until]``, newest first."""
+def _history_query() -> sa.Select:
     d, o = decisions.c, outcomes.c
-    query = (
+    return (
         sa.select(
             d.decision_id,
             d.interaction_id,
@@ -67,14 +66,23 @@ def fetch(conn: sa.Connection, customer_id: str, until: datetime, days: int) -> 
         )
         .select_from(decisions.outerjoin(outcomes, o.decision_id == d.decision_id))
         .where(
-            d.customer_id == customer_id,
-            d.occurred_at > until - timedelta(days=days),
-            d.occurred_at <= until,
+            d.customer_id == sa.bindparam("customer_id"),
+            d.occurred_at > sa.bindparam("since"),
+            d.occurred_at <= sa.bindparam("until"),
         )
         .order_by(d.occurred_at.desc())
         .limit(MAX_ROWS)
     )
-    return [HistoryRow(*row) for row in conn.execute(query)]
+
+
+# Built once: constructing a statement costs more than running it on the request path.
+HISTORY_QUERY = _history_query()
+
+
+def fetch(conn: sa.Connection, customer_id: str, until: datetime, days: int) -> list[HistoryRow]:
+    """The customer's contacts in ``(until - days, until]``, newest first."""
+    params = {"customer_id": customer_id, "since": until - timedelta(days=days), "until": until}
+    return [HistoryRow(*row) for row in conn.execute(HISTORY_QUERY, params)]
 
 
 def prior_contacts(rows: list[HistoryRow], until: datetime) -> int:

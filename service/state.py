@@ -11,6 +11,7 @@ from flask import current_app
 from models.contact_policy import ContactPolicy
 from service.auth import KeyStore
 from service.config import Settings
+from service.db import SqliteCheckpointer
 from service.metrics import Metrics
 from service.ratelimit import RateLimiter
 from service.routing import PoolTable
@@ -27,6 +28,13 @@ class State:
     pools: PoolTable
     policy: ContactPolicy
     metrics: Metrics
+    checkpointer: SqliteCheckpointer | None = None
+
+    def close(self) -> None:
+        """Stop background work and release connections (tests, shutdown)."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        self.engine.dispose()
 
 
 def state() -> State:

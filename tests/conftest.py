@@ -222,7 +222,7 @@ def make_app(database_url: str, registry_dir: Path):
 
     yield build
     for app in apps:
-        app.extensions["vea"].engine.dispose()
+        app.extensions["vea"].close()
 
 
 @pytest.fixture

@@ -33,18 +33,21 @@ def start_gunicorn(env: dict[str, str], port: int, workers: int, log: Path) -> s
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
-                return proc
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError(f"gunicorn did not become ready: {log.read_text()[-3000:]}")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {log.read_text()[-3000:]}")
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
+                    return proc
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not become ready: {log.read_text()[-3000:]}")
+    except BaseException:
+        stop(proc)  # never leave a server behind
+        raise
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -23,7 +23,7 @@ def blueprint() -> Blueprint:
     @blp.route("/<customer_id>/events", methods=["POST"])
     @require("events")
     @blp.doc(security=SECURITY)
-    @blp.arguments(EventRequestSchema)
+    @blp.arguments(EventRequestSchema())
     @blp.response(201, EventSchema, description="event recorded")
     @blp.alt_response(200, schema=EventSchema, description="the same event_id, already stored")
     @blp.alt_response(409, schema=ErrorSchema, description="event_id reused with other values")

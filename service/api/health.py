@@ -7,6 +7,7 @@ from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy.exc import DBAPIError
 
+from service.db import READ_ONLY
 from service.schemas import HealthSchema, ReadySchema
 from service.state import state
 
@@ -31,7 +32,7 @@ def blueprint() -> Blueprint:
         reasons: list[str] = []
         checks = {}
         try:
-            with st.engine.connect() as conn:
+            with st.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
                 revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
             checks["database"] = {"ok": True, "detail": f"schema revision {revision}"}
         except DBAPIError as exc:
