@@ -1,0 +1,49 @@
+# vea service image: gunicorn (2 sync workers) on port 8000, SQLite by default,
+# PostgreSQL when VEA_DATABASE_URL says so (see docker-compose.yml).
+#
+#   docker build -t vea .
+#   docker run -p 127.0.0.1:8000:8000 -v vea-data:/var/lib/vea vea
+#   docker run --rm -v vea-data:/var/lib/vea --entrypoint vea vea keys create --role admin
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    OMP_NUM_THREADS=1 \
+    VEA_BIND=0.0.0.0:8000 \
+    VEA_WORKERS=2 \
+    VEA_DATABASE_URL=sqlite:////var/lib/vea/vea.db \
+    VEA_REGISTRY=/var/lib/vea/registry \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/vea-prometheus
+
+# LightGBM's wheel needs the OpenMP runtime.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --system --create-home --home-dir /home/vea --shell /usr/sbin/nologin vea \
+    && mkdir -p /var/lib/vea /tmp/vea-prometheus \
+    && chown vea:vea /var/lib/vea /tmp/vea-prometheus
+
+WORKDIR /app
+# Dependencies first (cached while only the code changes).
+COPY pyproject.toml README.md ./
+RUN mkdir -p models training service \
+    && touch models/__init__.py training/__init__.py service/__init__.py \
+    && pip install . \
+    && pip uninstall -y vea \
+    && rm -rf models training service build *.egg-info
+COPY models ./models
+COPY training ./training
+COPY service ./service
+RUN pip install --no-deps . && rm -rf build *.egg-info
+
+USER vea
+VOLUME ["/var/lib/vea"]
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
+
+# The master applies pending migrations (VEA_AUTO_MIGRATE=1) before the workers start.
+ENTRYPOINT ["gunicorn", "-c", "python:service.gunicorn_conf"]
