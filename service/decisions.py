@@ -80,8 +80,12 @@ def model_features(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return features, language
 
 
-def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict[str, Any], bool]:
-    """Return ``(answer, created)``; a known ``interaction_id`` returns the stored answer."""
+CREATED, REPLAYED, UNSTORED = "created", "replayed", "unstored"
+
+
+def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict[str, Any], str]:
+    """Return ``(answer, how)``: ``CREATED``; ``REPLAYED`` for a known ``interaction_id``
+    (the stored answer); ``UNSTORED`` when the database is down (degraded answer)."""
     now = utcnow()
     occurred = body["contact"].get("occurred_at")
     occurred_at = to_naive_utc(occurred) if occurred else now
@@ -94,7 +98,7 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
                 stored = _stored_decision(conn, body["interaction_id"], customer_id)
                 rows = [] if stored else history.fetch(conn, customer_id, occurred_at, days)
             if stored is not None:
-                return stored, False
+                return stored, REPLAYED
             answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
             with state.engine.begin() as conn:
                 conn.execute(INSERT_DECISION, row)
@@ -103,7 +107,7 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
             with state.engine.begin() as conn:
                 stored = _stored_decision(conn, body["interaction_id"], customer_id)
                 if stored is not None:
-                    return stored, False
+                    return stored, REPLAYED
                 rows = history.fetch(conn, customer_id, occurred_at, days)
                 answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
                 conn.execute(INSERT_DECISION, row)
@@ -113,14 +117,15 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
             stored = _stored_decision(conn, body["interaction_id"], customer_id)
         if stored is None:
             raise
-        return stored, False
+        return stored, REPLAYED
     except DBAPIError as exc:
         log.error("database unavailable for a decision", extra={"error": type(exc).__name__})
         state.metrics.degraded.labels(reason="database").inc()
         answer, _ = _compute(state, body, [], occurred_at, now, key_id, stored=False)
-        return answer, True
+        state.metrics.decisions.labels(activity=answer["suggested_activity"]).inc()
+        return answer, UNSTORED
     state.metrics.decisions.labels(activity=answer["suggested_activity"]).inc()
-    return answer, True
+    return answer, CREATED
 
 
 # Statements of the request path, built once (building one costs more than running it).

@@ -33,7 +33,12 @@ def blueprint() -> Blueprint:
     @blp.doc(security=SECURITY)
     @blp.arguments(DecisionRequestSchema())
     @blp.response(201, DecisionSchema, description="decision made and stored")
-    @blp.alt_response(200, schema=DecisionSchema, description="the stored decision (retry)")
+    @blp.alt_response(
+        200,
+        schema=DecisionSchema,
+        description="the stored decision (retry), or a degraded answer that could not be "
+        "stored (database unavailable: `stored` is false)",
+    )
     @blp.alt_response(409, schema=ErrorSchema, description="interaction_id of another customer")
     @blp.alt_response(422, schema=ErrorSchema, description="invalid body")
     def create_decision(body):
@@ -43,9 +48,11 @@ def blueprint() -> Blueprint:
         routes to a pool and stores the decision. The same `interaction_id` returns the
         stored decision (status 200, header `Idempotent-Replayed: true`).
         """
-        answer, created = use_cases.decide(state(), body, g.key_id)
-        if created:
+        answer, how = use_cases.decide(state(), body, g.key_id)
+        if how == use_cases.CREATED:
             return answer
+        if how == use_cases.UNSTORED:
+            return answer, 200  # answered (degraded) but not stored: nothing was created
         return answer, 200, {"Idempotent-Replayed": "true"}
 
     @blp.route("/<decision_id>/outcome", methods=["POST"])

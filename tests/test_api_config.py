@@ -1,0 +1,69 @@
+"""Service configuration, pools file, rate limiter and the service CLI commands."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from service.config import Settings
+from service.ratelimit import RateLimiter
+from service.routing import PoolTable
+
+
+def test_settings_from_env_and_overrides():
+    env = {
+        "VEA_DATABASE_URL": "sqlite:///x.db",
+        "VEA_WORKERS": "4",
+        "VEA_ALLOW_NEGATIVE_COMPLAINTS": "yes",
+        "VEA_MAX_ATTEMPTS_PER_WEEK": "-1",
+        "VEA_CHAMPION_POLL_S": "0.5",
+    }
+    settings = Settings.from_env(env, overrides={"decline_days": 3})
+    assert settings.database_url == "sqlite:///x.db" and settings.workers == 4
+    assert settings.allow_negative_complaints is True and settings.champion_poll_s == 0.5
+    policy = settings.contact_policy()
+    assert policy.max_attempts_per_week is None and policy.decline_days == 3
+    with pytest.raises(ValueError, match="VEA_WORKERS"):
+        Settings.from_env({"VEA_WORKERS": "many"})
+    with pytest.raises(ValueError, match="unknown settings"):
+        Settings.from_env({}, overrides={"nope": 1})
+
+
+def test_rate_limiter_refills():
+    now = [0.0]
+    limiter = RateLimiter(rate_per_s=2.0, burst=2, clock=lambda: now[0])
+    assert limiter.acquire("k") == 0 and limiter.acquire("k") == 0
+    wait = limiter.acquire("k")
+    assert wait == pytest.approx(0.5)
+    assert RateLimiter.retry_after_header(wait) == "1"
+    now[0] += 0.5
+    assert limiter.acquire("k") == 0
+    assert RateLimiter(0, 1).acquire("k") == 0  # disabled
+
+
+def test_pools_file_is_validated(tmp_path):
+    bad = tmp_path / "pools.yaml"
+    bad.write_text("pools:\n  - id: a\n    activities: [sell_more]\n")
+    with pytest.raises(ValueError, match="unknown activities"):
+        PoolTable.load(bad)
+    missing = tmp_path / "pools2.yaml"
+    missing.write_text("default_pool: nowhere\npools:\n  - id: a\n    activities: []\n")
+    with pytest.raises(ValueError, match="nowhere"):
+        PoolTable.load(missing)
+
+
+def test_cli_db_upgrade_and_keys(tmp_path):
+    from service.cli import db, keys
+
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db"}
+    runner = CliRunner()
+    upgraded = runner.invoke(db, ["upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    created = runner.invoke(keys, ["create", "--role", "engineer", "--label", "ci"], env=env)
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("vea_")
+    assert runner.invoke(keys, ["revoke", key], env=env).exit_code == 0
+    again = runner.invoke(keys, ["revoke", key], env=env)
+    assert again.exit_code != 0 and "no active key" in again.output
+    assert runner.invoke(keys, ["create", "--role", "root"], env=env).exit_code != 0
