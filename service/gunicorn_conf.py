@@ -36,6 +36,24 @@ keepalive = 2
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+# gunicorn's own messages (boot, worker exits) in the same JSON lines as the app's.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+}
 proc_name = "vea"
 # No runtime control socket: unused here, and several instances on one host would
 # otherwise compete for the same default path.
