@@ -3,7 +3,7 @@
 Layout: ``manifest.json`` (version, created time, data fingerprint, feature spec,
 economics, metrics, library versions, SHA-256 of every other file), LightGBM text
 models (``openness.txt``, ``ranker.txt`` or ``ranker_<action>.txt``) and
-``calibration.json``. No pickle: nothing in a bundle can run code when loaded.
+``calibration.json`` and ``reasons.json`` (see ``models.explain``). No pickle: nothing in a bundle can run code when loaded.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import lightgbm as lgb
 
 from models.activities import ACTIONS
 from models.economics import Economics
+from models.explain import ReasonTable
 from models.features import FeatureEncoder
 from models.openness import OpennessModel
 from models.ranker import ActivityRanker
@@ -43,6 +44,7 @@ class ModelBundle:
     economics: Economics = field(default_factory=Economics)
     spec: dict[str, Any] | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    reasons: ReasonTable | None = None
 
     @property
     def version(self) -> str:
@@ -91,6 +93,8 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
                 "feature_names": r.feature_names_,
                 "categorical": r.categorical_,
             }
+        if bundle.reasons is not None:
+            files["reasons.json"] = json.dumps(bundle.reasons.to_dict()).encode()
         for name, data in files.items():
             (tmp / name).write_bytes(data)
         manifest = {
@@ -171,7 +175,11 @@ def load_bundle(directory: str | Path) -> ModelBundle:
             ranker = ActivityRanker.from_parts(
                 meta["learner"], boosters, seen, meta["feature_names"], meta["categorical"]
             )
+        reasons = None
+        if "reasons.json" in files:
+            reasons = ReasonTable.from_dict(json.loads(files["reasons.json"]))
         return ModelBundle(
+            reasons=reasons,
             encoder=encoder,
             openness=openness,
             ranker=ranker,

@@ -1,8 +1,8 @@
 """One decision for one live contact: openness, every activity ranked, the suggestion.
 
-Built for the serving path: a numpy row, one openness predict and one ranker call that
-returns both the predictions and the feature contributions used for reasons (the
-contributions of a row sum to its raw score), with LightGBM on one thread.
+Built for the serving path: a numpy row, LightGBM's prepared single-row predictor on one
+thread (``models.fast_predict``) for openness and for each action, and reasons looked up
+in the bundle's precomputed table (``models.explain``) instead of per-row TreeSHAP.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import yaml
 from models.activities import ACTION_INDEX, ACTIONS, NONE, VALUE_ACTIVITIES
 from models.bundle import ModelBundle
 from models.economics import Economics
-from models.reasons import describe, language_of, top_reasons
+from models.fast_predict import FastRowPredictor
+from models.reasons import describe, language_of
 
 # Openness bands: below 0.25 value enhancement rarely succeeds; from 0.45 it usually
 # pays. Overridable per deployment.
 DEFAULT_BANDS = (0.25, 0.45)
+MAX_REASONS = 2
 
 
 def load_hints() -> dict[str, dict[str, str]]:
@@ -34,10 +36,6 @@ def band_of(score: float, bands: tuple[float, float]) -> str:
     return "low" if score < bands[0] else ("medium" if score < bands[1] else "high")
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 class Decider:
     """Scores one contact from a plain mapping of its features."""
 
@@ -46,56 +44,50 @@ class Decider:
         bundle: ModelBundle,
         economics: Economics | None = None,
         bands: tuple[float, float] = DEFAULT_BANDS,
-        num_threads: int = 1,
     ) -> None:
         self.bundle = bundle
         self.version = bundle.version
         self.economics = economics or bundle.economics
         self.bands = bands
         self.hints = load_hints()
-        # Per-call thread count: LightGBM's default OpenMP threads collapse throughput
-        # under gunicorn workers (design, performance facts).
-        self._predict_kwargs = {"num_threads": num_threads}
         self._encoder = bundle.encoder
-        self._openness = bundle.openness
+        self._calibrate = bundle.openness.calibrate
+        self._openness = FastRowPredictor(bundle.openness.booster_)
         self._ranker = bundle.ranker
-        self._costs = np.asarray(self.economics.action_costs())
+        self._reasons = bundle.reasons
+        self._costs = self.economics.action_costs()
         self._feature_names = self._encoder.feature_names
         if self._ranker is not None:
             self._seen = np.flatnonzero(self._ranker.actions_seen_)
-            # The ranker's objective decides how contributions map to a probability.
-            booster = self._ranker.boosters_[0] if self._ranker.stacked else None
-            objective = booster.params.get("objective", "binary") if booster else "binary"
-            self._logistic = "binary" in str(objective)
+            boosters = self._ranker.boosters_
+            if self._ranker.stacked:
+                shared = FastRowPredictor(boosters[0])
+                self._action_predictors = {a: shared for a in self._seen}
+            else:
+                self._action_predictors = {
+                    a: FastRowPredictor(boosters[a]) for a in self._seen if boosters[a] is not None
+                }
+            # Stacked learners read the action code from one extra last column.
+            self._action_row = np.empty(len(self._feature_names) + 1, dtype=np.float64)
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, economics: Economics | None = None) -> Decider:
         return cls(bundle, economics)
 
     # ------------------------------------------------------------------ scoring
-    def _score_actions(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Success probability per action (NaN if unlearned) and per-action contributions."""
-        success = np.full(len(ACTIONS), np.nan)
-        ranker = self._ranker
-        if ranker.stacked:
-            matrix = np.empty((len(self._seen), row.shape[1] + 1))
-            matrix[:, :-1] = row
-            matrix[:, -1] = self._seen
-            contrib = ranker.boosters_[0].predict(matrix, pred_contrib=True, **self._predict_kwargs)
-            raw = contrib.sum(axis=1)
-            success[self._seen] = _sigmoid(raw) if self._logistic else raw
-            contributions = np.full((len(ACTIONS), contrib.shape[1]), np.nan)
-            contributions[self._seen] = contrib
+    def _score_actions(self, row: np.ndarray) -> list[float]:
+        """Success probability per action; NaN for actions the ranker never learned."""
+        success = [math.nan] * len(ACTIONS)
+        if self._ranker.stacked:
+            buffer = self._action_row
+            buffer[:-1] = row[0]
+            for a, predictor in self._action_predictors.items():
+                buffer[-1] = a
+                success[a] = min(max(float(predictor.predict(buffer)[0]), 0.001), 0.999)
         else:
-            contributions = np.full((len(ACTIONS), row.shape[1] + 1), np.nan)
-            for a in self._seen:
-                booster = ranker.boosters_[a]
-                if booster is not None:
-                    contributions[a] = booster.predict(
-                        row, pred_contrib=True, **self._predict_kwargs
-                    )[0]
-                    success[a] = _sigmoid(contributions[a].sum())
-        return np.clip(success, 0.001, 0.999), contributions
+            for a, predictor in self._action_predictors.items():
+                success[a] = min(max(float(predictor.predict(row[0])[0]), 0.001), 0.999)
+        return success
 
     def decide(
         self,
@@ -107,25 +99,26 @@ class Decider:
     ) -> dict[str, Any]:
         lang = language_of(language)
         row = self._encoder.encode_row(features)
-        openness = float(
-            self._openness.calibrate(self._openness.booster_.predict(row, **self._predict_kwargs))[
-                0
-            ]
-        )
+        openness = float(self._calibrate(self._openness.predict(row[0])[0]))
         reasons: list[str] = []
         if self._ranker is None:
             return self._openness_only(openness, lang, allow_attempt)
 
-        success, contributions = self._score_actions(row)
-        values = success * self.economics.value_of_success - self._costs
+        success = self._score_actions(row)
+        relative = self._reasons.row_scores(row[0]) if self._reasons is not None else None
+        phrases: dict[int, str] = {}
+        worth = self.economics.value_of_success
+        values = [p * worth - cost for p, cost in zip(success, self._costs, strict=True)]
         none_value = 0.0 if math.isnan(values[0]) else float(values[0])
         activities = []
         best, best_value = NONE, none_value
         for activity in VALUE_ACTIVITIES:
             a = ACTION_INDEX[activity]
             known = not math.isnan(success[a])
-            value = float(values[a]) if known else None
-            item_reasons = self._activity_reasons(a, contributions, features, lang) if known else []
+            value = values[a] if known else None
+            item_reasons = (
+                self._activity_reasons(a, relative, features, lang, phrases) if known else []
+            )
             if not known:
                 item_reasons = [
                     self._text(lang, "not learned from the training data", "学習データにない活動")
@@ -139,7 +132,7 @@ class Decider:
             activities.append(
                 {
                     "activity": activity,
-                    "success_probability": None if not known else round(float(success[a]), 6),
+                    "success_probability": None if not known else round(success[a], 6),
                     "expected_value": None if value is None else round(value, 6),
                     "hint": self.hints[lang][activity],
                     "reasons": item_reasons,
@@ -179,24 +172,31 @@ class Decider:
 
     # ------------------------------------------------------------------ reasons
     def _activity_reasons(
-        self, a: int, contributions: np.ndarray, features: Mapping[str, Any], lang: str
+        self,
+        a: int,
+        relative: list[list[float]] | None,
+        features: Mapping[str, Any],
+        lang: str,
+        phrases: dict[int, str],
     ) -> list[str]:
-        """Features that favour this activity over the other activities for this contact."""
-        names = self._feature_names
-        value_rows = [
-            ACTION_INDEX[v]
-            for v in VALUE_ACTIVITIES
-            if not math.isnan(contributions[ACTION_INDEX[v], 0])
+        """Features whose values favour this activity over the others (models.explain)."""
+        if relative is None:
+            return []
+        ranked = sorted(
+            ((scores[a], j) for j, scores in enumerate(relative) if scores[a] > 1e-6),
+            reverse=True,
+        )[:MAX_REASONS]
+        reasons = []
+        for _, j in ranked:
+            if j not in phrases:
+                name = self._feature_names[j]
+                phrases[j] = describe(name, features.get(name), lang)
+            reasons.append(phrases[j])
+        return reasons or [
+            self._text(
+                lang, "no feature stands out for this activity", "この活動に特に効く要因はなし"
+            )
         ]
-        relative = contributions[a, : len(names)] - np.mean(
-            contributions[value_rows, : len(names)], axis=0
-        )
-        scores = dict(zip(names, relative.tolist(), strict=True))
-        reasons = top_reasons(scores, features, lang)
-        if not reasons:
-            strongest = int(np.argmax(contributions[a, : len(names)]))
-            reasons = [describe(names[strongest], features.get(names[strongest]), lang)]
-        return reasons
 
     def _openness_only(self, openness: float, lang: str, allow_attempt: bool) -> dict[str, Any]:
         return {

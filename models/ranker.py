@@ -224,3 +224,19 @@ class ActivityRanker:
         ranker.categorical_ = list(categorical)
         ranker.n_features_ = len(feature_names)
         return ranker
+
+
+def action_contributions(ranker: ActivityRanker, x: np.ndarray) -> np.ndarray:
+    """(n, len(ACTIONS), n_features) LightGBM contributions of each context feature to
+    each action's raw score; NaN for actions never learned. Slow (TreeSHAP): training only."""
+    n, k = x.shape
+    out = np.full((n, K, k), np.nan)
+    seen = np.flatnonzero(ranker.actions_seen_)
+    if ranker.stacked:
+        contrib = ranker.boosters_[0].predict(stack_actions(x, seen), pred_contrib=True)
+        out[:, seen, :] = contrib.reshape(n, len(seen), -1)[:, :, :k]
+    else:
+        for a in seen:
+            if ranker.boosters_[a] is not None:
+                out[:, a, :] = ranker.boosters_[a].predict(x, pred_contrib=True)[:, :k]
+    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 LABELS: dict[str, dict[str, str]] = {
@@ -73,11 +72,3 @@ def describe(name: str, value: Any, language: str) -> str:
         return template.format(v=value, name=name)
     except (ValueError, TypeError):
         return labels["_other"].format(name=name, v=value)
-
-
-def top_reasons(
-    scores: Mapping[str, float], values: Mapping[str, Any], language: str, limit: int = 2
-) -> list[str]:
-    """Phrases for the features that push hardest towards this choice (positive only)."""
-    ranked = sorted(((s, n) for n, s in scores.items() if s > 1e-6), reverse=True)
-    return [describe(name, values.get(name), language) for _, name in ranked[:limit]]

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from core_fixtures import HILLSTROM
+from core_fixtures import HILLSTROM, ROOT
 
 from training.cli import cli
 
@@ -202,7 +202,7 @@ def test_hillstrom_trains_and_evaluates(tmp_path):
     """The real public data set through a spec: the e-mail arms beat no e-mail."""
     reg = tmp_path / "reg"
     result = vea(
-        "train", "--data", HILLSTROM, "--spec", "examples/hillstrom.yaml", "--quiet", registry=reg
+        "train", "--data", HILLSTROM, "--spec", ROOT / "examples" / "hillstrom.yaml", "--quiet", registry=reg
     )
     assert result.exit_code == 0, result.output
     result = vea(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from core_fixtures import HILLSTROM, simulated
+from core_fixtures import HILLSTROM, ROOT, simulated
 
 from training.loading import DataError, load_log, read_table, validate_log, write_table
 from training.spec import Spec, SpecError
@@ -85,7 +85,7 @@ def test_write_table_is_atomic_and_checks_extension(tmp_path):
 
 
 def test_hillstrom_spec_maps_columns():
-    spec = Spec.from_file("examples/hillstrom.yaml")
+    spec = Spec.from_file(ROOT / "examples" / "hillstrom.yaml")
     frame = load_log(HILLSTROM, spec)
     assert len(frame) == 64000
     assert set(frame["activity"].unique()) == {"advise_new_uses", "anticipate_needs", "none"}
