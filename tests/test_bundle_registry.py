@@ -10,6 +10,7 @@ from core_fixtures import simulated, trained_bundle
 
 from models.bundle import BundleError, load_bundle, save_bundle
 from models.registry import Registry, RegistryError
+from training.fit import train_bundle
 
 
 def test_saved_bundle_round_trips_predictions(tmp_path):
@@ -87,3 +88,15 @@ def test_registry_refuses_unknown_or_tampered_versions(tmp_path):
     assert reg.champion() == first, "a bad bundle never replaces the serving one"
     assert "broken" in next(v for v in reg.versions() if v["version"] == second)
     assert reg.resolve("champion") == first
+
+
+def test_training_is_reproducible_with_a_seed():
+    log, _ = simulated()
+
+    first = train_bundle(log.head(3000), learner="s", seed=9, progress=False)
+    second = train_bundle(log.head(3000), learner="s", seed=9, progress=False)
+    other = train_bundle(log.head(3000), learner="s", seed=10, progress=False)
+    text = [b.ranker.boosters_[0].model_to_string() for b in (first, second, other)]
+    assert text[0] == text[1]
+    assert text[0] != text[2]
+    assert first.openness.calibration_dict() == second.openness.calibration_dict()
