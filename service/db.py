@@ -175,9 +175,9 @@ def _sqlite_engine(url: str, background_checkpoints: bool) -> sa.Engine:
     def _on_begin(connection) -> None:  # pragma: no cover - driver hook
         # IMMEDIATE takes the write lock up front: a read-then-write transaction can
         # otherwise fail with SQLITE_BUSY when another process committed in between.
-        # Connections marked READ_ONLY (history lookups) take no lock at all.
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+        # Connections marked READ_ONLY run each SELECT in autocommit (its own snapshot).
+        if not connection.get_execution_options().get(READ_ONLY, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

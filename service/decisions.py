@@ -92,27 +92,24 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     customer_id = body["customer"]["customer_id"]
     days = history.lookback_days(state.settings.decline_days)
     try:
+        # No look-up of the interaction id first: a retry is rare, and the unique
+        # constraint catches it at insert time (IntegrityError below -> stored answer).
         if state.engine.dialect.name == "sqlite":
             # SQLite has a single writer: never hold its lock while the model runs.
             with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-                stored = _stored_decision(conn, body["interaction_id"], customer_id)
-                rows = [] if stored else history.fetch(conn, customer_id, occurred_at, days)
-            if stored is not None:
-                return stored, REPLAYED
+                rows = history.fetch(conn, customer_id, occurred_at, days)
             answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
             with state.engine.begin() as conn:
                 conn.execute(INSERT_DECISION, row)
         else:
             # One transaction: read history, decide, store.
             with state.engine.begin() as conn:
-                stored = _stored_decision(conn, body["interaction_id"], customer_id)
-                if stored is not None:
-                    return stored, REPLAYED
                 rows = history.fetch(conn, customer_id, occurred_at, days)
                 answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
                 conn.execute(INSERT_DECISION, row)
     except IntegrityError:
-        # A concurrent retry with the same interaction id committed first: answer as it.
+        # The interaction id is known (a retry, or a concurrent twin that committed
+        # first): answer with the stored decision.
         with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             stored = _stored_decision(conn, body["interaction_id"], customer_id)
         if stored is None:
