@@ -72,7 +72,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     checkpointer = None
     if sqlite_path and settings.sqlite_checkpoint_s > 0:
         checkpointer = SqliteCheckpointer(sqlite_path, settings.sqlite_checkpoint_s)
-    engine = make_engine(settings.database_url, background_checkpoints=checkpointer is not None)
+    engine = make_engine(
+        settings.database_url,
+        background_checkpoints=checkpointer is not None,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=max(2, settings.threads),
+    )
     model_manager = ModelManager(settings.registry, settings.champion_poll_s)
     model_manager.on_swap = metrics.set_model
     model_manager.refresh(force=True)

@@ -34,11 +34,16 @@ class Settings:
     # the master applies pending migrations before the workers start.
     bind: str = "127.0.0.1:8000"
     workers: int = 2
+    # Threads per worker: 1 runs gunicorn's sync worker; more runs gthread, which lets a
+    # worker overlap requests waiting on the database's commit (PostgreSQL fsync).
+    threads: int = 1
     auto_migrate: bool = True
     # Persistence: SQLite file under var/ by default, PostgreSQL in production.
     database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'vea.db'}"
     # Model registry directory (the training CLI writes it; the service only reads it,
     # except for promote/rollback).
+    # SQLite commit durability: FULL (default: a 2xx survives a power cut) or NORMAL.
+    sqlite_synchronous: str = "FULL"
     # SQLite: seconds between background WAL checkpoints (0: SQLite's own, inline).
     sqlite_checkpoint_s: float = 1.0
     registry: str = str(DEFAULT_VAR_DIR / "registry")

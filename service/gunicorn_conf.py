@@ -28,7 +28,10 @@ _settings = Settings.from_env()
 wsgi_app = "service.app:create_app()"
 bind = _settings.bind
 workers = _settings.workers
-worker_class = "sync"  # CPU-bound requests of a few ms: one per process, no threads
+# CPU-bound requests of a few ms: sync workers, one request per process. With
+# VEA_THREADS > 1, gthread workers overlap requests that wait on a commit's fsync.
+threads = max(1, _settings.threads)
+worker_class = "gthread" if threads > 1 else "sync"
 timeout = 30
 graceful_timeout = 20
 keepalive = 2

@@ -107,8 +107,9 @@ def wait_for_version(base: str, headers: dict, version: str, timeout: float = 15
     raise AssertionError(f"workers did not all switch to {version} within {timeout}s")
 
 
-@pytest.fixture
-def served(postgres, registry_dir, tmp_path):
+@pytest.fixture(params=[1, 4], ids=["sync", "gthread"])
+def served(request, postgres, registry_dir, tmp_path):
+    """Two instances on one PostgreSQL: sync workers, and gthread workers (4 threads)."""
     from service.cli import keys as keys_group
 
     url = postgres.create_database(f"vea_e2e_{uuid.uuid4().hex[:8]}")
@@ -120,6 +121,7 @@ def served(postgres, registry_dir, tmp_path):
         "VEA_CHAMPION_POLL_S": "0.5",
         "VEA_RATE_LIMIT_PER_S": "0",
         "VEA_ACCESS_LOG": "0",
+        "VEA_THREADS": str(request.param),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom-a"),
     }
     env.pop("VEA_AUTO_MIGRATE", None)  # the master migrates the fresh database
