@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from service.db import READ_ONLY, api_keys, utcnow
+from service.db import READ_ONLY, api_keys, is_unavailable, utcnow
 
 ROLES = ("desktop", "engineer", "admin")
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -119,6 +119,8 @@ class KeyStore:
                     )
                 ).first()
         except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
             if cached is not None and cached[1] is not None and now - cached[0] < STALE_GRACE_S:
                 return cached[1]
             raise DatabaseUnavailable(str(exc.__class__.__name__)) from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -107,6 +108,15 @@ customer_events = sa.Table(
     sa.UniqueConstraint("customer_id", "event_id", name="uq_customer_events_event"),
     sa.Index("ix_customer_events_customer_time", "customer_id", "occurred_at"),
 )
+
+
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, ProgrammingError)
+
+
+def is_unavailable(exc: DBAPIError) -> bool:
+    """True when the database cannot be reached or is not migrated (callers answer
+    degraded or 503 + Retry-After); other driver errors are bugs and stay visible."""
+    return exc.connection_invalidated or isinstance(exc, UNAVAILABLE_ERRORS)
 
 
 def utcnow() -> datetime:

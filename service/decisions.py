@@ -20,6 +20,7 @@ from service.db import (
     READ_ONLY,
     customer_events,
     decisions,
+    is_unavailable,
     outcomes,
     to_naive_utc,
     utcnow,
@@ -116,6 +117,8 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
             raise
         return stored, REPLAYED
     except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
         log.error("database unavailable for a decision", extra={"error": type(exc).__name__})
         state.metrics.degraded.labels(reason="database").inc()
         answer, _ = _compute(state, body, [], occurred_at, now, key_id, stored=False)
@@ -322,6 +325,8 @@ def record_outcome(
             raise
         return existing, False
     except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
         log.error("database unavailable for an outcome", extra={"error": type(exc).__name__})
         raise _unavailable(state, "outcome") from None
     state.metrics.outcomes.labels(
@@ -387,6 +392,8 @@ def record_event(
             raise
         return existing, False
     except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
         log.error("database unavailable for an event", extra={"error": type(exc).__name__})
         raise _unavailable(state, "event") from None
     state.metrics.events.labels(type=body["type"]).inc()

@@ -5,7 +5,7 @@ drops information."""
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields, validate, validates_schema
+from marshmallow import fields, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 
@@ -13,9 +13,27 @@ EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
 MAX_EXTRA_FEATURES = 50
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Schema(ma.Schema):
     class Meta:
         ordered = True
+
+    @pre_load
+    def _refuse_nul(self, data, **_kwargs):
+        # PostgreSQL text cannot hold NUL characters: refuse them as bad input (422)
+        # instead of failing at insert time.
+        if _has_nul(data):
+            raise ma.ValidationError("strings must not contain NUL characters")
+        return data
 
 
 def _id_field(description: str, **kwargs) -> fields.String:

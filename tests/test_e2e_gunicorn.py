@@ -94,7 +94,7 @@ class Traffic(threading.Thread):
             self.sent += 1
 
 
-def wait_for_version(base: str, headers: dict, version: str, timeout: float = 15.0) -> None:
+def wait_for_version(base: str, headers: dict, version: str, timeout: float = 30.0) -> None:
     """Every answer carries `version` for 30 requests in a row (both workers swapped)."""
     session = requests.Session()
     streak, deadline = 0, time.monotonic() + timeout
