@@ -75,7 +75,12 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
 
 
 @cli.command()
-@click.option("--data", type=click.Path(exists=True), required=True, help="Interaction log.")
+@click.option(
+    "--data",
+    required=True,
+    help="Interaction log (CSV or Parquet). --engine dask: a Parquet file or directory, "
+    "local, shared or a URL such as s3://bucket/log/.",
+)
 @click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False))
 @registry_option
 @click.option(
@@ -88,21 +93,61 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=0, help="LightGBM threads (0: all cores).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data, spec_path, registry, learner, seed, threads, quiet) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: in this process. dask: LightGBM on a Dask cluster (training/distributed.py).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler, e.g. tcp://HOST:8786 (default: start a LocalCluster).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="LocalCluster worker processes (one thread each) when no --scheduler is given.",
+)
+def train(
+    data, spec_path, registry, learner, seed, threads, quiet, engine, scheduler, workers
+) -> None:
     """Train a bundle and store it in the registry; prints the new version."""
-    from training.fit import train_bundle
-
     spec = _spec(spec_path)
-    frame = load_log(data, spec)
-    bundle = train_bundle(
-        frame,
-        spec=spec,
-        learner=learner,
-        seed=seed,
-        num_threads=threads,
-        progress=not quiet,
-        data_fingerprint=file_fingerprint(data),
-    )
+    if engine == "dask":
+        from training.distributed import train_bundle_dask
+
+        bundle = train_bundle_dask(
+            data,
+            spec,
+            learner=learner,
+            seed=seed,
+            scheduler=scheduler,
+            workers=workers,
+            num_threads=threads,
+            progress=not quiet,
+            note=lambda message: click.echo(message, err=True),
+        )
+    else:
+        from training.fit import train_bundle
+
+        if scheduler:
+            raise click.UsageError("--scheduler needs --engine dask")
+        if not Path(data).exists():
+            raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'--data'")
+        frame = load_log(data, spec)
+        bundle = train_bundle(
+            frame,
+            spec=spec,
+            learner=learner,
+            seed=seed,
+            num_threads=threads,
+            progress=not quiet,
+            data_fingerprint=file_fingerprint(data),
+        )
     reg = Registry(registry)
     version = reg.add(bundle)
     champion = " (champion)" if reg.champion() == version else ""

@@ -1,0 +1,725 @@
+"""Training on a Dask cluster: the same bundle as ``training.fit``, from data that need not
+fit on one machine.
+
+The log is read as partitioned Parquet with ``dask.dataframe`` and never collected whole:
+
+1. One pass over the partitions validates every row with ``training.loading.validate_log``
+   and gathers small statistics (row counts, category values, action counts, inverse
+   propensity sums). Problems are reported with row numbers in the whole data set
+   (partition offsets come from the same pass), before anything is trained.
+2. The feature encoder's vocabulary comes from those per-partition category values.
+3. A second pass encodes every partition to the float matrix ``FeatureEncoder`` builds
+   locally and keeps it in the cluster's memory (it spills to disk when it must).
+4. LightGBM trains on the cluster through its own Dask interface (``lightgbm.dask``, data
+   parallel), with ``models.boosting.default_params`` for the full data size.
+
+Early stopping: ``lightgbm.dask`` accepts an ``eval_set`` but does not support early
+stopping (each worker would stop on its own validation part and the others hang; LightGBM
+issues #3712, #6351). So the number of rounds is found by the local early-stopping fit on a
+bounded random sample collected to the client (``sample_rows``; when the log is smaller,
+the sample is the whole log and the rounds are exactly the local ones), and the cluster
+then trains for that many rounds. Rounds found on a sample are a lower bound for more
+rows: a little conservative, never overfitted.
+
+Also on the client, from bounded samples: isotonic calibration of openness (on held-out
+rows the cluster never trained on), learner selection for ``learner="auto"`` and the
+reason table. Learners: ``s``, ``s_ipw`` (sample weights) and ``t`` (one model per action)
+train on the cluster; ``dr`` is local-only and falls back to ``s`` with a note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from models.activities import ACTIONS, NONE
+from models.boosting import default_params, fit_booster
+from models.bundle import ModelBundle
+from models.economics import Economics
+from models.features import FeatureEncoder
+from models.openness import OpennessModel
+from models.ranker import (
+    ACTION_FEATURE,
+    LEARNERS,
+    MIN_ACTION_SUPPORT,
+    PROPENSITY_FLOOR,
+    ActivityRanker,
+)
+from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
+from training.fit import reason_table, select_learner
+from training.loading import DataError, action_codes, file_fingerprint, validate_log
+from training.spec import Spec, SpecError
+
+K = len(ACTIONS)
+DASK_LEARNERS = ("s", "s_ipw", "t")
+FALLBACK_LEARNER = "s"
+# Rows collected to the client to find the number of boosting rounds and to choose the
+# learner: enough to estimate both well, small enough for one machine.
+SAMPLE_ROWS = 200_000
+# Held-out rows collected for the isotonic calibration of openness.
+CALIBRATION_ROWS = 400_000
+# Same split fractions as the local models (OpennessModel, ActivityRanker).
+CALIBRATION_FRACTION = 0.25
+VALIDATION_FRACTION = 0.2
+MAX_ROUNDS = 2000
+# Columns of the encoded design frame besides the features (prefixed so they cannot
+# collide with a spec's extra feature names).
+ACTION_COL = "_vea_action"
+LABEL_COL = "_vea_label"
+PROPENSITY_COL = "_vea_propensity"
+SPLIT_COL = "_vea_split"  # uniform in [0, 1): < CALIBRATION_FRACTION is held out
+SAMPLE_COL = "_vea_sample"  # uniform in [0, 1): < fraction selects the client sample
+# Network settings LightGBM writes into a distributed model's parameters: a bundle must
+# not carry the training cluster's addresses.
+NETWORK_PARAMS = ("machines", "local_listen_port", "num_machines", "time_out")
+
+Note = Callable[[str], None]
+
+
+class ClusterError(ValueError):
+    """A Dask scheduler that cannot be reached (a ValueError, so the CLI reports it as a
+    one-line user error, like bad data)."""
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- the cluster
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]:
+    """A client for ``scheduler``, or for a LocalCluster of ``workers`` one-thread processes.
+
+    Processes, not threads: LightGBM's network layer is global to a process, so two
+    LightGBM workers must never share one.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"cannot connect to the Dask scheduler at {scheduler}: {exc}"
+            ) from exc
+        cluster = None
+    else:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+        # Our own workers share this terminal: keep stdout for what `vea train` prints.
+        client.run(_stdout_to_stderr)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _stdout_to_stderr() -> None:
+    """LightGBM's C++ code prints network set-up messages on stdout from worker threads
+    (its log level is per thread, so verbosity=-1 does not reach them)."""
+    import os
+
+    sys.stdout.flush()
+    os.dup2(2, 1)
+
+
+# --------------------------------------------------------------------------- reading
+def read_parquet_log(path: str | Path) -> Any:
+    """A lazy Dask DataFrame over a Parquet file or a directory of Parquet files (local,
+    shared or any fsspec URL such as s3://)."""
+    import dask.dataframe as dd
+
+    text = str(path)
+    local = Path(text)
+    if "://" not in text:
+        if not local.exists():
+            raise DataError(f"file not found: {text}")
+        if local.is_file() and local.suffix.lower() != ".parquet":
+            raise DataError(
+                f"{text}: the dask engine reads Parquet (a file or a directory of files); "
+                "convert CSV first or use --engine local"
+            )
+    try:
+        return dd.read_parquet(text)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{text}: cannot read as Parquet: {exc}") from exc
+
+
+def data_fingerprint(path: str | Path) -> str:
+    """A single local file: the SHA-256 of its bytes (as local training). A directory or a
+    URL: the SHA-256 of its file listing (names, sizes, modification stamps), because
+    hashing every byte on the client would read the whole data set on one machine."""
+    text = str(path)
+    if "://" not in text and Path(text).is_file():
+        return file_fingerprint(text)
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(text)
+    digest = hashlib.sha256()
+    paths = sorted(fs.find(root)) if fs.isdir(root) else [root]
+    for name in paths:
+        info = fs.info(name)
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
+        rel = name[len(root) :].lstrip("/")
+        digest.update(f"{rel}\0{info.get('size')}\0{stamp}\n".encode())
+    return digest.hexdigest()
+
+
+def _canonical(part: pd.DataFrame, spec: Spec | None) -> pd.DataFrame:
+    return spec.apply(part) if spec else part
+
+
+# ------------------------------------------------------------ pass 1: validate and count
+@dataclass
+class LogSummary:
+    """What the whole log holds, combined from per-partition summaries."""
+
+    rows: int = 0
+    lengths: list[int] = field(default_factory=list)
+    values: dict[str, set[str]] = field(default_factory=dict)
+    present: dict[str, int] = field(default_factory=dict)
+    has_activity: bool = False
+    action_counts: np.ndarray = field(default_factory=lambda: np.zeros(K, dtype=np.int64))
+    action_positives: np.ndarray = field(default_factory=lambda: np.zeros(K, dtype=np.int64))
+    inverse_propensity: np.ndarray = field(default_factory=lambda: np.zeros(K))
+    positives: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return int(self.action_counts[1:].sum())
+
+
+def _partition_summary(
+    part: pd.DataFrame, spec: Spec | None, categorical: Sequence[str], numeric: Sequence[str]
+) -> dict[str, Any]:
+    """Validate one partition (rows numbered within it) and count what training needs."""
+    try:
+        frame = validate_log(_canonical(part, spec))
+    except (DataError, SpecError) as exc:
+        problems = exc.problems if isinstance(exc, DataError) else [str(exc)]
+        return {"rows": len(part), "problems": problems}
+    out: dict[str, Any] = {"rows": len(frame), "problems": []}
+    out["values"] = {
+        name: set(frame[name].dropna().astype(str).unique())
+        for name in categorical
+        if name in frame
+    }
+    out["present"] = {name: int(frame[name].notna().sum()) for name in [*categorical, *numeric]}
+    y = frame[LABEL].to_numpy(dtype=np.float64)
+    out["positives"] = int(y.sum())
+    out["has_activity"] = "activity" in frame
+    if "activity" in frame:
+        codes = action_codes(frame)
+        inverse = 1.0 / np.clip(frame["propensity"].to_numpy(dtype=np.float64), PROPENSITY_FLOOR, 1)
+        out["action_counts"] = np.bincount(codes, minlength=K)
+        out["action_positives"] = np.bincount(codes, weights=y, minlength=K).astype(np.int64)
+        out["inverse_propensity"] = np.bincount(codes, weights=inverse, minlength=K)
+    return out
+
+
+_ROW = re.compile(r"^row (\d+)")
+
+
+def _renumber(problem: str, offset: int) -> str:
+    """'row 3, field x: ...' in a partition -> the row's number in the whole data set."""
+    return _ROW.sub(lambda m: f"row {int(m.group(1)) + offset}", problem)
+
+
+def summarize_log(
+    client: Any, ddf: Any, spec: Spec | None, extra: Sequence[str], source: str
+) -> LogSummary:
+    """Validate every partition on the cluster; raise one DataError naming rows in the
+    whole data set, else return the combined statistics."""
+    import dask
+
+    categorical, numeric = _candidate_columns(ddf, spec, extra)
+    parts = ddf.to_delayed()
+    tasks = [dask.delayed(_partition_summary)(p, spec, categorical, numeric) for p in parts]
+    results = client.compute(tasks, sync=True)
+    summary = LogSummary()
+    problems: list[str] = []
+    offset = 0
+    for result in results:
+        for problem in result["problems"]:
+            text = _renumber(problem, offset)
+            if text not in problems:  # e.g. a missing column, reported by every partition
+                problems.append(text)
+        summary.lengths.append(result["rows"])
+        offset += result["rows"]
+        if result["problems"]:
+            continue
+        for name, values in result["values"].items():
+            summary.values.setdefault(name, set()).update(values)
+        for name, count in result["present"].items():
+            summary.present[name] = summary.present.get(name, 0) + count
+        summary.positives += result["positives"]
+        summary.has_activity = summary.has_activity or result["has_activity"]
+        if result["has_activity"]:
+            summary.action_counts += result["action_counts"]
+            summary.action_positives += result["action_positives"]
+            summary.inverse_propensity += result["inverse_propensity"]
+    summary.rows = offset
+    if problems:
+        raise DataError(problems, source)
+    if summary.rows == 0:
+        raise DataError(f"{source}: no data rows")
+    return summary
+
+
+def _candidate_columns(
+    ddf: Any, spec: Spec | None, extra: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Feature columns the log may have, typed as local training types them: the canonical
+    ones by the schema, a spec's extra ones by their dtype (Parquet gives it per column)."""
+    names = set(spec.columns) if spec else set(ddf.columns)
+    categorical = [c for c in CATEGORICAL_FEATURES if c in names]
+    numeric = [c for c in NUMERIC_FEATURES if c in names]
+    for name in extra:
+        if name not in ddf.columns:
+            continue  # spec.apply reports it per partition, with the spec's wording
+        dtype = ddf[name].dtype
+        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            categorical.append(name)
+        else:
+            numeric.append(name)
+    return categorical, numeric
+
+
+def encoder_from_summary(
+    summary: LogSummary, ddf: Any, spec: Spec | None, extra: Sequence[str]
+) -> FeatureEncoder:
+    """The encoder ``training.fit.feature_encoder_for`` would build on the whole log:
+    canonical columns that are not all empty, the spec's extra features, sorted vocabularies."""
+    categorical, numeric = _candidate_columns(ddf, spec, extra)
+    keep = set(extra)
+    categorical = [c for c in categorical if c in keep or summary.present.get(c, 0) > 0]
+    numeric = [c for c in numeric if c in keep or summary.present.get(c, 0) > 0]
+    vocabulary = {name: sorted(summary.values.get(name, set())) for name in categorical}
+    return FeatureEncoder.from_dict(
+        {"categorical": categorical, "numeric": numeric, "vocabulary": vocabulary}
+    )
+
+
+# ------------------------------------------------------------------ pass 2: encode
+def _design_partition(
+    part: pd.DataFrame,
+    spec: Spec | None,
+    encoder: FeatureEncoder,
+    seed: int,
+    partition_info: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The encoded feature matrix of one partition plus label, action, propensity and two
+    uniform draws (held-out split, client sample), seeded by the partition's number so a
+    rerun on the same files draws the same rows."""
+    frame = validate_log(_canonical(part, spec))
+    out = pd.DataFrame(encoder.transform(frame), columns=encoder.feature_names)
+    out[LABEL_COL] = frame[LABEL].to_numpy(dtype=np.float64)
+    if "activity" in frame:
+        out[ACTION_COL] = action_codes(frame).astype(np.float64)
+        out[PROPENSITY_COL] = frame["propensity"].to_numpy(dtype=np.float64)
+    else:
+        out[ACTION_COL] = np.nan
+        out[PROPENSITY_COL] = np.nan
+    number = (partition_info or {}).get("number", 0)
+    rng = np.random.default_rng([seed, 9001, number])
+    out[SPLIT_COL] = rng.random(len(out))
+    out[SAMPLE_COL] = rng.random(len(out))
+    return out
+
+
+def encode_log(ddf: Any, spec: Spec | None, encoder: FeatureEncoder, seed: int) -> Any:
+    """Lazy design frame: one float64 column per feature and the bookkeeping columns."""
+    columns = [*encoder.feature_names, LABEL_COL, ACTION_COL, PROPENSITY_COL, SPLIT_COL, SAMPLE_COL]
+    meta = pd.DataFrame({name: pd.Series(dtype=np.float64) for name in columns})
+    return ddf.map_partitions(_design_partition, spec, encoder, seed, meta=meta)
+
+
+# ------------------------------------------------------------------ LightGBM on Dask
+def _drop_empty(ddf: Any) -> Any:
+    """Filtering leaves empty partitions; a LightGBM worker whose parts are all empty
+    cannot build its dataset, so train only on partitions with rows."""
+    lengths = ddf.map_partitions(len).compute()
+    keep = [i for i, n in enumerate(lengths) if n > 0]
+    if not keep:
+        raise DataError("no rows left to train on")
+    return ddf if len(keep) == ddf.npartitions else ddf.partitions[keep]
+
+
+def local_booster(model: Any) -> Any:
+    """A plain Booster from a fitted Dask estimator, without the cluster's network settings."""
+    import lightgbm as lgb
+
+    text = model.to_local().booster_.model_to_string()
+    pattern = re.compile(r"^\[(" + "|".join(NETWORK_PARAMS) + r"): .*\]$\n?", re.MULTILINE)
+    return lgb.Booster(model_str=pattern.sub("", text))
+
+
+def fit_dask_classifier(
+    client: Any,
+    x: Any,
+    y: Any,
+    params: dict[str, Any],
+    rounds: int,
+    *,
+    weight: Any = None,
+    categorical: Sequence[int] = (),
+) -> Any:
+    """Train a binary LightGBM on the cluster for a fixed number of rounds; returns a Booster."""
+    import lightgbm as lgb
+
+    # The Dask interface sets threads per worker itself and warns about any it is given.
+    settings = {k: v for k, v in params.items() if k not in ("num_threads", "verbose", "n_jobs")}
+    model = lgb.DaskLGBMClassifier(
+        client=client, n_estimators=max(1, int(rounds)), verbosity=-1, **settings
+    )
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.filterwarnings("ignore", message="Parameter .* will be ignored")
+        model.fit(x, y, sample_weight=weight, categorical_feature=list(categorical))
+    return local_booster(model)
+
+
+# ------------------------------------------------------------------------ training
+def _rows_of(design: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    return design[list(names)].to_numpy(dtype=np.float64)
+
+
+def train_bundle_dask(
+    path: str | Path,
+    spec: Spec | None = None,
+    *,
+    economics: Economics | None = None,
+    learner: str = "auto",
+    seed: int = 0,
+    scheduler: str | None = None,
+    workers: int = 2,
+    client: Any = None,
+    sample_rows: int = SAMPLE_ROWS,
+    calibration_rows: int = CALIBRATION_ROWS,
+    num_threads: int = 0,
+    progress: bool = True,
+    note: Note = _stderr,
+) -> ModelBundle:
+    """Fit openness and the activity ranker on a Dask cluster; returns a normal bundle.
+
+    ``client``: an existing ``distributed.Client`` (then ``scheduler`` and ``workers`` are
+    not used). Else ``scheduler`` is the address of a running cluster, or a LocalCluster
+    of ``workers`` processes is started and stopped. ``num_threads``: LightGBM threads for
+    the bounded client-side fits (the cluster's workers use their own thread counts).
+    """
+    if learner != "auto" and learner not in LEARNERS:
+        raise ValueError(f"unknown learner {learner!r}; use auto or one of {LEARNERS}")
+    if client is None:
+        with dask_client(scheduler, workers) as own:
+            return train_bundle_dask(
+                path,
+                spec,
+                economics=economics,
+                learner=learner,
+                seed=seed,
+                client=own,
+                sample_rows=sample_rows,
+                calibration_rows=calibration_rows,
+                num_threads=num_threads,
+                progress=progress,
+                note=note,
+            )
+    return _DaskTraining(
+        client, path, spec, economics, learner, seed, sample_rows, calibration_rows, num_threads,
+        progress, note,
+    ).run()  # fmt: skip
+
+
+class _DaskTraining:
+    """One training run; the steps share the cluster, the design frame and the samples."""
+
+    def __init__(
+        self,
+        client: Any,
+        path: str | Path,
+        spec: Spec | None,
+        economics: Economics | None,
+        learner: str,
+        seed: int,
+        sample_rows: int,
+        calibration_rows: int,
+        num_threads: int,
+        progress: bool,
+        note: Note,
+    ) -> None:
+        self.client = client
+        self.path = str(path)
+        self.spec = spec
+        self.economics = economics or Economics.from_dict(spec.economics if spec else None)
+        self.learner = learner
+        self.seed = seed
+        self.sample_rows = sample_rows
+        self.calibration_rows = calibration_rows
+        self.num_threads = num_threads
+        self.note = note
+        self.say: Note = note if progress else (lambda _message: None)
+        self.rounds: dict[str, Any] = {}
+
+    def run(self) -> ModelBundle:
+        extra = self.spec.features if self.spec else []
+        raw = read_parquet_log(self.path)
+        self.say(f"dask: validating {raw.npartitions} partitions")
+        summary = summarize_log(self.client, raw, self.spec, extra, self.path)
+        self.encoder = encoder_from_summary(summary, raw, self.spec, extra)
+        self.names = self.encoder.feature_names
+        self.categorical = list(range(len(self.encoder.categorical)))
+        self.say(f"dask: encoding {summary.rows} rows")
+        design = encode_log(raw, self.spec, self.encoder, self.seed).persist()
+        fraction = min(1.0, self.sample_rows / summary.rows)
+        sample = design[design[SAMPLE_COL] < fraction].compute()
+        metrics: dict[str, Any] = {}
+        has_activity = summary.has_activity
+        use_attempts = has_activity and summary.attempted >= 50
+
+        self.say("dask: openness")
+        openness, openness_rows = self.fit_openness(design, sample, summary, use_attempts)
+        metrics["openness_rows"] = openness_rows
+        ranker = reasons = None
+        if has_activity:
+            chosen = self.choose_learner(sample, metrics)
+            self.say(f"dask: ranker ({chosen})")
+            ranker = self.fit_ranker(design, sample, summary, chosen)
+            x_sample = _rows_of(sample, self.names)
+            reasons = reason_table(ranker, x_sample, self.encoder, self.seed)
+            metrics["action_counts"] = {
+                a: int(c) for a, c in zip(ACTIONS, summary.action_counts, strict=True)
+            }
+        manifest = {
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "data_fingerprint": data_fingerprint(self.path),
+            "training_rows": int(summary.rows),
+            "seed": self.seed,
+            "metrics": metrics,
+            "engine": {
+                "name": "dask",
+                "workers": len(self.client.scheduler_info().get("workers", {})),
+                "partitions": int(raw.npartitions),
+                "sample_rows": int(len(sample)),
+                "boosting_rounds": self.rounds,
+                "early_stopping": "rounds found on the client sample",
+            },
+        }
+        return ModelBundle(
+            encoder=self.encoder,
+            openness=openness,
+            ranker=ranker,
+            economics=self.economics,
+            spec=self.spec.to_dict() if self.spec else None,
+            manifest=manifest,
+            reasons=reasons,
+        )
+
+    # ---------------------------------------------------------------- openness
+    def fit_openness(
+        self, design: Any, sample: pd.DataFrame, summary: LogSummary, use_attempts: bool
+    ) -> tuple[OpennessModel, int]:
+        """As ``OpennessModel.fit``: on value attempts re-weighted to a uniform mix over the
+        tried activities (the 1/k factor cancels in the normalisation), 25% held out for the
+        rounds and the isotonic calibration."""
+        if use_attempts:
+            rows = design[design[ACTION_COL] != ACTIONS.index(NONE)]
+            sample = sample[sample[ACTION_COL] != ACTIONS.index(NONE)]
+            mean_inverse = summary.inverse_propensity[1:].sum() / summary.attempted
+            total, positives = summary.attempted, int(summary.action_positives[1:].sum())
+        else:
+            rows, mean_inverse = design, None
+            total, positives = summary.rows, summary.positives
+        if positives in (0, total):
+            raise ValueError("openness needs both successes and failures in the training data")
+
+        def weight_of(frame):
+            if mean_inverse is None:
+                return None
+            return 1.0 / frame[PROPENSITY_COL].clip(PROPENSITY_FLOOR, 1.0) / mean_inverse
+
+        held = sample[SPLIT_COL] < CALIBRATION_FRACTION
+        fit_part, valid_part = sample[~held], sample[held]
+        probe = fit_booster(
+            default_params("binary", self.seed, len(fit_part), self.num_threads),
+            _rows_of(fit_part, self.names),
+            fit_part[LABEL_COL].to_numpy(),
+            _rows_of(valid_part, self.names),
+            valid_part[LABEL_COL].to_numpy(),
+            weight_train=_array(weight_of(fit_part)),
+            weight_valid=_array(weight_of(valid_part)),
+            categorical=self.categorical,
+            feature_names=self.names,
+            max_rounds=MAX_ROUNDS,
+        )
+        rounds = probe.num_trees()
+        train = _drop_empty(rows[rows[SPLIT_COL] >= CALIBRATION_FRACTION])
+        n_train = int(train.shape[0].compute())
+        self.rounds["openness"] = {"rounds": rounds, "sample_rows": len(fit_part)}
+        booster = fit_dask_classifier(
+            self.client,
+            train[self.names],
+            train[LABEL_COL],
+            default_params("binary", self.seed, n_train),
+            rounds,
+            weight=weight_of(train),
+            categorical=self.categorical,
+        )
+        # Calibrate on held-out rows only: a bounded random part of them, on the client.
+        held_rows = rows[rows[SPLIT_COL] < CALIBRATION_FRACTION]
+        n_held = max(1, int(total * CALIBRATION_FRACTION))
+        keep = min(1.0, self.calibration_rows / n_held)
+        calib = held_rows[held_rows[SAMPLE_COL] < keep].compute()
+        model = calibrated_openness(
+            booster,
+            _rows_of(calib, self.names),
+            calib[LABEL_COL].to_numpy(),
+            _array(weight_of(calib)),
+        )
+        self.rounds["openness"]["calibration_rows"] = len(calib)
+        return model, int(total)
+
+    # ------------------------------------------------------------------ ranker
+    def choose_learner(self, sample: pd.DataFrame, metrics: dict[str, Any]) -> str:
+        if self.learner != "auto":
+            if self.learner in DASK_LEARNERS:
+                return self.learner
+            self.note(
+                f"note: learner {self.learner!r} is local-only; the dask engine trains "
+                f"{FALLBACK_LEARNER!r} instead (use --engine local for {self.learner!r})"
+            )
+            return FALLBACK_LEARNER
+        # Selection needs only enough rows to tell learners apart: the client sample.
+        self.say(f"dask: choosing the learner on {len(sample)} sampled rows")
+        x = _rows_of(sample, self.names)
+        y = sample[LABEL_COL].to_numpy()
+        actions = sample[ACTION_COL].to_numpy().astype(np.int64)
+        propensity = sample[PROPENSITY_COL].to_numpy()
+        frame = pd.DataFrame({LABEL: y})
+        bar = tqdm(disable=True)
+        chosen, selection = select_learner(
+            x,
+            frame,
+            actions,
+            y,
+            propensity,
+            list(DASK_LEARNERS),
+            self.economics,
+            self.seed,
+            self.num_threads,
+            self.categorical,
+            self.names,
+            bar,
+        )
+        metrics["learner_selection"] = {**selection, "on": "client sample", "local_only": ["dr"]}
+        return chosen
+
+    def fit_ranker(
+        self, design: Any, sample: pd.DataFrame, summary: LogSummary, learner: str
+    ) -> ActivityRanker:
+        """Same models as ``ActivityRanker``: actions with too little support are not
+        scored; ``s``/``s_ipw`` refit on every row for the early-stopped rounds / 0.8."""
+        seen = summary.action_counts >= MIN_ACTION_SUPPORT
+        if not seen.any():
+            raise ValueError("no action has enough logged rows to learn from")
+        seen_codes = np.flatnonzero(seen)
+        x = _rows_of(sample, self.names)
+        actions = sample[ACTION_COL].to_numpy().astype(np.int64)
+        probe = ActivityRanker(
+            learner=learner, seed=self.seed, num_threads=self.num_threads, refit=False
+        ).fit(
+            x,
+            actions,
+            sample[LABEL_COL].to_numpy(),
+            sample[PROPENSITY_COL].to_numpy(),
+            categorical=self.categorical,
+            feature_names=self.names,
+        )
+        kept = design[design[ACTION_COL].isin(seen_codes.astype(np.float64).tolist())]
+        if learner == "t":
+            boosters = self._fit_t(kept, summary, probe)
+        else:
+            boosters = [self._fit_stacked(kept, summary, probe, learner, seen)]
+        return ActivityRanker.from_parts(learner, boosters, seen, self.names, self.categorical)
+
+    def _fit_stacked(self, kept, summary, probe, learner, seen):
+        rounds = int(round(probe.boosters_[0].num_trees() / (1.0 - VALIDATION_FRACTION)))
+        n_kept = int(summary.action_counts[seen].sum())
+        weight = None
+        if learner == "s_ipw":
+            mean_inverse = summary.inverse_propensity[seen].sum() / n_kept
+            weight = 1.0 / kept[PROPENSITY_COL].clip(PROPENSITY_FLOOR, 1.0) / mean_inverse
+        x = kept[[*self.names, ACTION_COL]].rename(columns={ACTION_COL: ACTION_FEATURE})
+        self.rounds["ranker"] = {"rounds": rounds, "learner": learner}
+        # Local training refits with the parameters of its 80% split.
+        n_params = int(round(n_kept * (1.0 - VALIDATION_FRACTION)))
+        return fit_dask_classifier(
+            self.client,
+            x,
+            kept[LABEL_COL],
+            default_params("binary", self.seed, n_params),
+            rounds,
+            weight=weight,
+            categorical=[*self.categorical, len(self.names)],
+        )
+
+    def _fit_t(self, kept, summary, probe) -> list[Any]:
+        """One model per action on its own rows; actions with a single outcome class or no
+        sample estimate of the rounds get none (as local ``t``)."""
+        boosters: list[Any] = []
+        found = [b.num_trees() for b in probe.boosters_ if b is not None]
+        self.rounds["ranker"] = {"learner": "t", "rounds": {}}
+        for a in range(K):
+            count, positives = summary.action_counts[a], summary.action_positives[a]
+            if count < MIN_ACTION_SUPPORT or positives in (0, count):
+                boosters.append(None)
+                continue
+            # An action too rare in the sample to early-stop on takes the median of the others.
+            local = probe.boosters_[a]
+            trees = local.num_trees() if local is not None else int(np.median(found or [100]))
+            rounds = int(round(trees / (1.0 - VALIDATION_FRACTION)))
+            self.rounds["ranker"]["rounds"][ACTIONS[a]] = rounds
+            rows = _drop_empty(kept[kept[ACTION_COL] == float(a)])
+            n_params = int(round(count * (1.0 - VALIDATION_FRACTION)))
+            boosters.append(
+                fit_dask_classifier(
+                    self.client,
+                    rows[self.names],
+                    rows[LABEL_COL],
+                    default_params("binary", self.seed + a, n_params),
+                    rounds,
+                    categorical=self.categorical,
+                )
+            )
+        return boosters
+
+
+def _array(series: pd.Series | None) -> np.ndarray | None:
+    return None if series is None else series.to_numpy(dtype=np.float64)
+
+
+def calibrated_openness(
+    booster: Any, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None
+) -> OpennessModel:
+    """Isotonic calibration of a trained booster on held-out rows (as ``OpennessModel.fit``)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    iso.fit(booster.predict(x), y, sample_weight=weight)
+    return OpennessModel.from_parts(
+        booster, {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+    )
