@@ -76,7 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings.database_url,
         background_checkpoints=checkpointer is not None,
         sqlite_synchronous=settings.sqlite_synchronous,
-        pool_size=max(2, settings.threads),
+        pool_size=max(2, settings.worker_threads()),
     )
     model_manager = ModelManager(settings.registry, settings.champion_poll_s)
     model_manager.on_swap = metrics.set_model

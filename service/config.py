@@ -35,8 +35,9 @@ class Settings:
     bind: str = "127.0.0.1:8000"
     workers: int = 2
     # Threads per worker: 1 runs gunicorn's sync worker; more runs gthread, which lets a
-    # worker overlap requests waiting on the database's commit (PostgreSQL fsync).
-    threads: int = 1
+    # worker overlap requests waiting on the database's commit (PostgreSQL's fsync, a
+    # few ms). 0 (default): 1 on SQLite (one writer: nothing to overlap), 4 otherwise.
+    threads: int = 0
     auto_migrate: bool = True
     # Persistence: SQLite file under var/ by default, PostgreSQL in production.
     database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'vea.db'}"
@@ -109,3 +110,8 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def worker_threads(self) -> int:
+        if self.threads > 0:
+            return self.threads
+        return 1 if self.is_sqlite else 4

@@ -30,7 +30,7 @@ bind = _settings.bind
 workers = _settings.workers
 # CPU-bound requests of a few ms: sync workers, one request per process. With
 # VEA_THREADS > 1, gthread workers overlap requests that wait on a commit's fsync.
-threads = max(1, _settings.threads)
+threads = _settings.worker_threads()
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = 30
 graceful_timeout = 20

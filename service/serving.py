@@ -46,6 +46,7 @@ class ModelManager:
         self.poll_s = poll_s
         self._clock = clock
         self._lock = threading.Lock()
+        self._decide_lock = threading.Lock()
         self._decider: Decider | None = None
         self._stamp: object = ()  # never equal to a real stamp: forces the first load
         self._checked_at = -float("inf")
@@ -131,12 +132,15 @@ class ModelManager:
         decider = self._decider
         if decider is not None:
             try:
-                result = decider.decide(
-                    features,
-                    language=language,
-                    blocked_activities=blocked_activities,
-                    allow_attempt=allow_attempt,
-                )
+                # One decision at a time per worker: a Decider may reuse buffers, and
+                # under gthread workers requests share it (the GIL serialises it anyway).
+                with self._decide_lock:
+                    result = decider.decide(
+                        features,
+                        language=language,
+                        blocked_activities=blocked_activities,
+                        allow_attempt=allow_attempt,
+                    )
                 return Served(result, decider.version, False, None)
             except Exception as exc:  # noqa: BLE001 - a model error must not fail the call
                 log.error("model error", extra={"version": decider.version, "error": repr(exc)})

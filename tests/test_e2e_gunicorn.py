@@ -174,6 +174,9 @@ def test_decision_outcome_promote_rollback_without_a_failed_request(served):
         assert promoted.status_code == 200, promoted.text
         wait_for_version(base, desktop, other)
         wait_for_version(served["base2"], desktop, other)  # the other instance too
+        deadline = time.monotonic() + 30
+        while other not in traffic.versions and time.monotonic() < deadline:
+            time.sleep(0.05)  # the background traffic must also cross the swap
 
         rolled = requests.post(f"{base}/v1/models/rollback", json={}, headers=admin)
         assert rolled.status_code == 200 and rolled.json()["champion"] == first
