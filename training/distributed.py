@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import re
 import sys
 import warnings
@@ -120,8 +121,7 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
         client = Client(cluster)
-        # Our own workers share this terminal: keep stdout for what `vea train` prints.
-        client.run(_stdout_to_stderr)
+        client.run(_silence_stdout)
     try:
         yield client
     finally:
@@ -130,13 +130,18 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
             cluster.close()
 
 
-def _stdout_to_stderr() -> None:
-    """LightGBM's C++ code prints network set-up messages on stdout from worker threads
-    (its log level is per thread, so verbosity=-1 does not reach them)."""
+def _silence_stdout() -> None:
+    """In our own LocalCluster's workers, stdout carries only LightGBM's C++ network chatter
+    ("Connecting to rank 1 failed, waiting..."), printed from worker threads where its
+    per-thread log level never got verbosity=-1; it would land in `vea train`'s stdout,
+    which is for the new version. Dask logs on stderr and LightGBM errors raise, so
+    nothing of use is lost."""
     import os
 
     sys.stdout.flush()
-    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
 
 
 # --------------------------------------------------------------------------- reading
@@ -351,10 +356,10 @@ def encode_log(ddf: Any, spec: Spec | None, encoder: FeatureEncoder, seed: int) 
 
 
 # ------------------------------------------------------------------ LightGBM on Dask
-def _drop_empty(ddf: Any) -> Any:
+def _drop_empty(client: Any, ddf: Any) -> Any:
     """Filtering leaves empty partitions; a LightGBM worker whose parts are all empty
     cannot build its dataset, so train only on partitions with rows."""
-    lengths = ddf.map_partitions(len).compute()
+    lengths = client.compute(ddf.map_partitions(len), sync=True)
     keep = [i for i, n in enumerate(lengths) if n > 0]
     if not keep:
         raise DataError("no rows left to train on")
@@ -388,7 +393,8 @@ def fit_dask_classifier(
     model = lgb.DaskLGBMClassifier(
         client=client, n_estimators=max(1, int(rounds)), verbosity=-1, **settings
     )
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+    # Its client side prints set-up chatter ("Finding random open ports") on stdout.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.filterwarnings("ignore", message="Parameter .* will be ignored")
         model.fit(x, y, sample_weight=weight, categorical_feature=list(categorical))
     return local_booster(model)
@@ -475,6 +481,10 @@ class _DaskTraining:
         self.say: Note = note if progress else (lambda _message: None)
         self.rounds: dict[str, Any] = {}
 
+    def get(self, collection: Any) -> Any:
+        """Compute on this run's cluster (never on whatever client happens to be default)."""
+        return self.client.compute(collection, sync=True)
+
     def run(self) -> ModelBundle:
         extra = self.spec.features if self.spec else []
         raw = read_parquet_log(self.path)
@@ -484,9 +494,10 @@ class _DaskTraining:
         self.names = self.encoder.feature_names
         self.categorical = list(range(len(self.encoder.categorical)))
         self.say(f"dask: encoding {summary.rows} rows")
-        design = encode_log(raw, self.spec, self.encoder, self.seed).persist()
+        # Kept in the cluster's memory: every model below reads it again.
+        design = self.client.persist(encode_log(raw, self.spec, self.encoder, self.seed))
         fraction = min(1.0, self.sample_rows / summary.rows)
-        sample = design[design[SAMPLE_COL] < fraction].compute()
+        sample = self.get(design[design[SAMPLE_COL] < fraction])
         metrics: dict[str, Any] = {}
         has_activity = summary.has_activity
         use_attempts = has_activity and summary.attempted >= 50
@@ -567,8 +578,8 @@ class _DaskTraining:
             max_rounds=MAX_ROUNDS,
         )
         rounds = probe.num_trees()
-        train = _drop_empty(rows[rows[SPLIT_COL] >= CALIBRATION_FRACTION])
-        n_train = int(train.shape[0].compute())
+        train = _drop_empty(self.client, rows[rows[SPLIT_COL] >= CALIBRATION_FRACTION])
+        n_train = int(self.get(train.shape[0]))
         self.rounds["openness"] = {"rounds": rounds, "sample_rows": len(fit_part)}
         booster = fit_dask_classifier(
             self.client,
@@ -583,7 +594,7 @@ class _DaskTraining:
         held_rows = rows[rows[SPLIT_COL] < CALIBRATION_FRACTION]
         n_held = max(1, int(total * CALIBRATION_FRACTION))
         keep = min(1.0, self.calibration_rows / n_held)
-        calib = held_rows[held_rows[SAMPLE_COL] < keep].compute()
+        calib = self.get(held_rows[held_rows[SAMPLE_COL] < keep])
         model = calibrated_openness(
             booster,
             _rows_of(calib, self.names),
@@ -653,6 +664,7 @@ class _DaskTraining:
         if learner == "t":
             boosters = self._fit_t(kept, summary, probe)
         else:
+            kept = _drop_empty(self.client, kept)
             boosters = [self._fit_stacked(kept, summary, probe, learner, seen)]
         return ActivityRanker.from_parts(learner, boosters, seen, self.names, self.categorical)
 
@@ -693,7 +705,7 @@ class _DaskTraining:
             trees = local.num_trees() if local is not None else int(np.median(found or [100]))
             rounds = int(round(trees / (1.0 - VALIDATION_FRACTION)))
             self.rounds["ranker"]["rounds"][ACTIONS[a]] = rounds
-            rows = _drop_empty(kept[kept[ACTION_COL] == float(a)])
+            rows = _drop_empty(self.client, kept[kept[ACTION_COL] == float(a)])
             n_params = int(round(count * (1.0 - VALIDATION_FRACTION)))
             boosters.append(
                 fit_dask_classifier(
