@@ -1,0 +1,195 @@
+"""Distributed training (``vea train --engine dask``) on a 2-worker LocalCluster.
+
+A dask-trained bundle must be as good as a local one on the same data (openness AUC on
+held-out simulated contacts within 0.005, ranker predictions strongly correlated), load
+and score through the normal paths, and bad data on one partition must fail with the
+row named in the whole data set and nothing registered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from models.activities import ACTIONS, VALUE_ACTIVITIES
+from models.decision import Decider
+from models.registry import Registry
+from training.cli import cli
+from training.distributed import (
+    _DaskTraining,
+    _renumber,
+    dask_client,
+    data_fingerprint,
+    read_parquet_log,
+    train_bundle_dask,
+)
+from training.fit import openness_weights, train_bundle
+from training.loading import DataError, action_codes, attempted, validate_log
+from training.metrics import classification_metrics
+from training.score import score_arrays, score_frame
+from training.simulate import simulate
+
+TRAIN_ROWS = 40_000
+TEST_ROWS = 50_000
+PARTITIONS = 4
+
+
+def write_partitions(log: pd.DataFrame, directory: Path, parts: int = PARTITIONS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, rows in enumerate(np.array_split(np.arange(len(log)), parts)):
+        log.iloc[rows].to_parquet(directory / f"part-{i:03d}.parquet", index=False)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask_client(workers=2) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("dask-data")
+    log, _truth = simulate(rows=TRAIN_ROWS, seed=1)
+    test, _truth = simulate(rows=TEST_ROWS, seed=2)
+    return {
+        "log": log,
+        "dir": write_partitions(log, root / "train"),
+        "test": validate_log(test),
+        "root": root,
+    }
+
+
+@pytest.fixture(scope="module")
+def bundles(client, data) -> dict:
+    local = train_bundle(
+        validate_log(data["log"]), learner="s", seed=0, num_threads=2, progress=False
+    )
+    dask = train_bundle_dask(data["dir"], learner="s", seed=0, client=client, progress=False)
+    return {"local": local, "dask": dask}
+
+
+def openness_auc(bundle, frame: pd.DataFrame) -> float:
+    """As `vea evaluate`: on value attempts, weighted to a uniform mix of activities."""
+    openness, _success = score_arrays(bundle, frame)
+    rows = attempted(frame)
+    actions = action_codes(frame)
+    weights = openness_weights(actions[rows], frame["propensity"].to_numpy()[rows], 5)
+    y = frame["ve_success"].to_numpy(dtype=float)[rows]
+    return classification_metrics(y, openness[rows], weights=weights)["auc"]
+
+
+def test_openness_auc_matches_local_training(bundles, data, record_property):
+    local = openness_auc(bundles["local"], data["test"])
+    dask = openness_auc(bundles["dask"], data["test"])
+    record_property("openness_auc_local", round(local, 4))
+    record_property("openness_auc_dask", round(dask, 4))
+    print(f"openness AUC on {TEST_ROWS} held-out rows: local {local:.4f}, dask {dask:.4f}")
+    assert dask > 0.75
+    assert abs(dask - local) <= 0.005
+
+
+def test_ranker_predictions_correlate_with_local_training(bundles, data):
+    _o, local = score_arrays(bundles["local"], data["test"])
+    _o, dask = score_arrays(bundles["dask"], data["test"])
+    value = [ACTIONS.index(a) for a in VALUE_ACTIVITIES]
+    corr = np.corrcoef(local[:, value].ravel(), dask[:, value].ravel())[0, 1]
+    print(f"ranker: correlation of success probabilities, local vs dask: {corr:.4f}")
+    assert corr > 0.97
+    assert np.abs(local[:, value] - dask[:, value]).mean() < 0.02
+
+
+def test_manifest_says_how_it_was_trained(bundles):
+    manifest = bundles["dask"].manifest
+    assert manifest["training_rows"] == TRAIN_ROWS
+    assert manifest["engine"]["name"] == "dask"
+    assert manifest["engine"]["partitions"] == PARTITIONS
+    assert manifest["engine"]["boosting_rounds"]["openness"]["rounds"] > 10
+    assert bundles["dask"].encoder.to_dict() == bundles["local"].encoder.to_dict()
+
+
+def test_cli_trains_on_the_cluster_and_the_bundle_serves(client, data, tmp_path):
+    """`vea train --engine dask --scheduler ADDRESS` registers a normal bundle: it loads,
+    scores in batch and decides online exactly like a locally trained one."""
+    reg = tmp_path / "reg"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data", str(data["dir"]),
+            "--engine", "dask",
+            "--scheduler", client.scheduler.address,
+            "--learner", "s",
+            "--quiet",
+            "--registry", str(reg),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    version = result.stdout.strip().split()[0]
+    assert result.stdout.strip() == f"{version} (champion)"
+    bundle = Registry(reg).load(version)
+    assert bundle.ranker is not None and bundle.ranker.learner == "s"
+    sample = data["test"].head(200)
+    scored = score_frame(bundle, sample)
+    assert scored["openness"].between(0, 1).all()
+    assert scored["suggested_activity"].isin(ACTIONS).all()
+    decider = Decider(bundle)
+    for i in (0, 57, 199):
+        out = decider.decide(sample.iloc[i].to_dict(), language="en")
+        assert out["openness"]["score"] == pytest.approx(scored["openness"].iloc[i], abs=1e-6)
+        assert out["suggested_activity"] == scored["suggested_activity"].iloc[i]
+        assert all(a["reasons"] for a in out["activities"])
+
+
+def test_bad_partition_fails_naming_the_row_and_writes_nothing(client, data, tmp_path):
+    log = data["log"].head(4000).copy()
+    # Third partition (rows 2001-3000 of the data set): its 5th and 8th rows are bad.
+    log.iloc[2004, log.columns.get_loc("propensity")] = 0.0
+    log.iloc[2007, log.columns.get_loc("activity")] = "sing_a_song"
+    bad = write_partitions(log, tmp_path / "bad")
+    reg = tmp_path / "reg"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data", str(bad),
+            "--engine", "dask",
+            "--scheduler", client.scheduler.address,
+            "--quiet",
+            "--registry", str(reg),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "row 2005, field propensity: must be > 0" in result.output
+    assert "row 2008, field activity: unknown activity" in result.output
+    assert "Traceback" not in result.output
+    assert not reg.exists() or not any(reg.rglob("manifest.json"))
+    with pytest.raises(DataError, match="row 2005"):
+        train_bundle_dask(bad, client=client, progress=False)
+
+
+def test_local_only_learner_falls_back_to_s_with_a_note(client):
+    notes: list[str] = []
+    run = _DaskTraining(client, "unused", None, None, "dr", 0, 1000, 1000, 1, False, notes.append)
+    assert run.choose_learner(pd.DataFrame(), {}) == "s"
+    assert notes and "local-only" in notes[0] and "'dr'" in notes[0]
+
+
+def test_partition_rows_are_renumbered_in_the_whole_data_set():
+    assert _renumber("row 5, field propensity: must be > 0", 2000).startswith("row 2005,")
+    assert _renumber("missing column 've_success'", 2000) == "missing column 've_success'"
+
+
+def test_reads_parquet_only_and_fingerprints_directories(data, tmp_path):
+    csv = tmp_path / "log.csv"
+    csv.write_text("a\n1\n")
+    with pytest.raises(DataError, match="Parquet"):
+        read_parquet_log(csv)
+    with pytest.raises(DataError, match="not found"):
+        read_parquet_log(tmp_path / "missing")
+    first = data_fingerprint(data["dir"])
+    assert len(first) == 64 and first == data_fingerprint(data["dir"])
