@@ -89,7 +89,9 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     (the stored answer); ``UNSTORED`` when the database is down (degraded answer)."""
     now = utcnow()
     occurred = body["contact"].get("occurred_at")
-    occurred_at = to_naive_utc(occurred) if occurred else now
+    # A contact cannot happen in the future: a caller's clock running ahead would
+    # otherwise hide this contact from the history of the next one.
+    occurred_at = min(to_naive_utc(occurred), now) if occurred else now
     customer_id = body["customer"]["customer_id"]
     days = history.lookback_days(state.settings.decline_days)
     try:

@@ -376,3 +376,17 @@ def test_database_down_decisions_degrade_and_writes_answer_503(app, keys, new_id
     assert unknown.status_code == 503  # cannot tell: never a false 401
     ready = client.get("/readyz")
     assert ready.status_code == 503 and not ready.json["checks"]["database"]["ok"]
+
+
+def test_future_contact_time_is_clamped_to_now(client, keys, new_id):
+    customer = new_id("c-")
+    future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    client.post(
+        "/v1/decisions",
+        json=decision_body(new_id, customer, occurred_at=future),
+        headers=keys["desktop"],
+    )
+    later = client.post(
+        "/v1/decisions", json=decision_body(new_id, customer), headers=keys["desktop"]
+    ).json
+    assert later["context"]["prior_contacts_30d"] == 1
