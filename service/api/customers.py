@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from service import decisions as use_cases
-from service.api.decisions import SECURITY
+from service.api.common import protected
 from service.auth import require
 from service.errors import ApiError, ErrorSchema
 from service.schemas import EventRequestSchema, EventSchema
@@ -22,7 +22,7 @@ def blueprint() -> Blueprint:
 
     @blp.route("/<customer_id>/events", methods=["POST"])
     @require("events")
-    @blp.doc(security=SECURITY)
+    @protected(blp)
     @blp.arguments(EventRequestSchema())
     @blp.response(201, EventSchema, description="event recorded")
     @blp.alt_response(200, schema=EventSchema, description="the same event_id, already stored")

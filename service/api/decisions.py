@@ -6,6 +6,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from service import decisions as use_cases
+from service.api.common import protected
 from service.auth import require
 from service.errors import ErrorSchema
 from service.schemas import (
@@ -16,8 +17,6 @@ from service.schemas import (
     OutcomeSchema,
 )
 from service.state import state
-
-SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 
 
 def blueprint() -> Blueprint:
@@ -30,7 +29,7 @@ def blueprint() -> Blueprint:
 
     @blp.route("", methods=["POST"])
     @require("decisions")
-    @blp.doc(security=SECURITY)
+    @protected(blp)
     @blp.arguments(DecisionRequestSchema())
     @blp.response(201, DecisionSchema, description="decision made and stored")
     @blp.alt_response(
@@ -57,7 +56,7 @@ def blueprint() -> Blueprint:
 
     @blp.route("/<decision_id>/outcome", methods=["POST"])
     @require("outcomes")
-    @blp.doc(security=SECURITY)
+    @protected(blp)
     @blp.arguments(DecisionPathSchema(), location="path", as_kwargs=True)
     @blp.arguments(OutcomeRequestSchema())
     @blp.response(201, OutcomeSchema, description="outcome recorded")

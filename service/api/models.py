@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 
 from models.bundle import BundleError
 from models.registry import RegistryError
-from service.api.decisions import SECURITY
+from service.api.common import protected
 from service.auth import require
 from service.errors import ApiError, ErrorSchema
 from service.schemas import (
@@ -42,7 +42,7 @@ def blueprint() -> Blueprint:
 
     @blp.route("", methods=["GET"])
     @require("models:read")
-    @blp.doc(security=SECURITY)
+    @protected(blp)
     @blp.response(200, ModelsSchema)
     def list_models():
         """Versions in the registry (newest first), the champion, and what this worker serves."""
@@ -56,7 +56,7 @@ def blueprint() -> Blueprint:
 
     @blp.route("/<version>/promote", methods=["POST"])
     @require("models:write")
-    @blp.doc(security=SECURITY)
+    @protected(blp)
     @blp.arguments(ModelPathSchema(), location="path", as_kwargs=True)
     @blp.arguments(PromoteRequestSchema())
     @blp.response(200, ChampionSchema)
@@ -87,7 +87,7 @@ def blueprint() -> Blueprint:
 
     @blp.route("/rollback", methods=["POST"])
     @require("models:write")
-    @blp.doc(security=SECURITY)
+    @protected(blp)
     @blp.arguments(RollbackRequestSchema())
     @blp.response(200, ChampionSchema)
     @blp.alt_response(409, schema=ErrorSchema, description="nothing to roll back to")
