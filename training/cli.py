@@ -132,6 +132,7 @@ def train(
             note=lambda message: click.echo(message, err=True),
         )
     else:
+        from training.distributed import data_fingerprint
         from training.fit import train_bundle
 
         if scheduler:
@@ -146,7 +147,8 @@ def train(
             seed=seed,
             num_threads=threads,
             progress=not quiet,
-            data_fingerprint=file_fingerprint(data),
+            # A Parquet directory has no bytes of its own to hash: its listing instead.
+            data_fingerprint=data_fingerprint(data),
         )
     reg = Registry(registry)
     version = reg.add(bundle)
