@@ -1,11 +1,14 @@
 """HTTP benchmark: ``POST /v1/decisions`` against a hello-world JSON endpoint on the same
 gunicorn settings, in one run, at concurrency 1 and 16, on SQLite and PostgreSQL.
 
-    python -m bench.http [--backend sqlite|postgresql|both] [--duration 10] [--json out.json]
+    python -m bench.http [--backend sqlite|postgresql|both] [--duration 10]
+                         [--durability full|relaxed] [--json out.json]
 
-For each backend it starts the real service (``service/gunicorn_conf.py``, 2 sync
-workers, a real champion model, a migrated database, an API key) and, with the very same
-gunicorn settings, a bare Flask app whose only route returns ``{"hello": "world"}``.
+For each backend it starts the real service (``service/gunicorn_conf.py`` with its
+defaults: 2 workers; sync on SQLite, 4 gthread threads on PostgreSQL; a real champion
+model, a migrated database, an API key) and, with the very same gunicorn settings, a
+bare Flask app whose only route returns ``{"hello": "world"}``. PostgreSQL is a private
+throw-away cluster (``tests/conftest.py``), durable unless ``--durability relaxed``.
 Load comes from ``wrk`` when installed (Debian package ``wrk``), else from the bounded
 Python generator below; either way only 127.0.0.1 is ever targeted. Every decision has a
 fresh ``interaction_id`` (so each one is computed and stored, never an idempotent
@@ -232,7 +235,7 @@ def bench_backend(backend: str, args, work: Path, registry: str) -> list[dict]:
         if bindir is None:
             print("postgresql: server binaries not found, skipped", file=sys.stderr)
             return []
-        cluster = PostgresCluster(bindir, durable=True).start()
+        cluster = PostgresCluster(bindir, durable=args.durability == "full").start()
         url = cluster.create_database("vea_bench")
     else:
         url = f"sqlite:///{work / 'bench.db'}"
@@ -248,6 +251,7 @@ def bench_backend(backend: str, args, work: Path, registry: str) -> list[dict]:
             "VEA_REGISTRY": registry,
             "VEA_WORKERS": str(args.workers),
             "VEA_RATE_LIMIT_PER_S": "0",  # one key drives all the load
+            "VEA_SQLITE_SYNCHRONOUS": "FULL" if args.durability == "full" else "NORMAL",
             "PROMETHEUS_MULTIPROC_DIR": str(work / f"prom-{backend}"),
         }
         script = work / "decisions.lua"
@@ -297,6 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--durability",
+        choices=["full", "relaxed"],
+        default="full",
+        help="full (default, as served): every commit is synced to disk before the answer; "
+        "relaxed: SQLite synchronous=NORMAL and PostgreSQL without fsync, to separate the "
+        "service's CPU cost from this disk's sync latency",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -308,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             results += bench_backend(backend, args, work, registry)
         print()
-        print("ratio decisions / hello-world (target >= 0.50; p99 target < 20 ms at c=16):")
+        print(
+            f"ratio decisions / hello-world, durability {args.durability} "
+            "(target >= 0.50; p99 target < 20 ms at c=16):"
+        )
         for backend in backends:
             for concurrency in CONCURRENCIES:
                 pair = {r["endpoint"]: r for r in results
