@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from models.contact_policy import ContactPolicy
+from models.exploration import ExplorationConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_VAR_DIR = Path("var")
@@ -71,6 +72,31 @@ class Settings:
     # One JSON line per request on stderr (method, route, status, ms, request id).
     access_log: bool = True
     log_level: str = "INFO"
+    # Learning loop (models.exploration): how the served activity is drawn around the
+    # best one (none | epsilon | softmax; its probability is logged for off-policy
+    # evaluation), and the randomized holdout: this share of customers, by a stable hash
+    # of the customer id salted with the experiment name, always gets `none`.
+    exploration: str = "none"
+    epsilon: float = 0.1
+    softmax_temperature: float = 1.0
+    propensity_floor: float = 0.01
+    holdout_share: float = 0.0
+    experiment: str = "vea-holdout-1"
+    # Value report (service.reports): money values for the ROI, and the success measures
+    # declared before the experiment (comma list, or a YAML file with `declared_at`).
+    value_of_retention: float = 200.0
+    cost_per_second: float = 0.02
+    success_measures: str = "ve_success,retained_60d,ves"
+    success_measures_declared_at: str = ""
+    value_config: str = ""
+    # Drift (service.reports): PSI above this is flagged (0.1 watch, 0.25 act).
+    drift_psi_threshold: float = 0.2
+
+    def __post_init__(self) -> None:
+        # Fail at start-up, not on the first decision.
+        self.exploration_config()
+        if not 0.0 <= self.holdout_share < 1.0:
+            raise ValueError("holdout_share must be in [0, 1)")
 
     @classmethod
     def from_env(
@@ -105,6 +131,14 @@ class Settings:
             ),
             allow_negative_complaints=self.allow_negative_complaints,
             negative_sentiment_threshold=self.negative_sentiment_threshold,
+        )
+
+    def exploration_config(self) -> ExplorationConfig:
+        return ExplorationConfig(
+            mode=self.exploration,
+            epsilon=self.epsilon,
+            temperature=self.softmax_temperature,
+            floor=self.propensity_floor,
         )
 
     @property

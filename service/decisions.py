@@ -14,7 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from models.activities import NONE
 from models.contact_policy import PolicyResult, evaluate, summarize_history
+from models.exploration import HOLDOUT, candidates, draw, holdout_arm
 from service import history
 from service.db import (
     READ_ONLY,
@@ -32,19 +34,21 @@ log = logging.getLogger("vea.decisions")
 
 CANONICAL_CUSTOMER = ("segment", "persona", "tenure_months", "switching_effort")
 EVENT_LOOKBACK_DAYS = 90
-# Deterministic choice until exploration lands: the logged propensity is 1.
-DETERMINISTIC_PROPENSITY = 1.0
 
 _TEXT = {
     "en": {
         "continues": "continues the {channel} contact of {minutes} min ago (issue: {issue})",
         "issue_from_earlier": "issue type taken from the earlier contact",
         "db_down": "database unavailable: history not used and this decision was not stored",
+        "holdout": "randomized holdout (control group): no value activity for this customer",
+        "explored": "exploring: {activity} served instead of the top-ranked {best}",
     },
     "ja": {
         "continues": "{minutes} 分前の {channel} でのお問い合わせの続きです（内容: {issue}）",
         "issue_from_earlier": "問い合わせ種別は前回のお問い合わせから引き継ぎました",
         "db_down": "データベースに接続できないため、履歴を使わず、この判定は保存されていません",
+        "holdout": "効果測定の対照群（ランダム割付）のため、価値向上の提案は行いません",
+        "explored": "探索: 最上位の {best} ではなく {activity} を提示しています",
     },
 }
 
@@ -207,22 +211,32 @@ def _compute(
     result = served.result
     if served.degraded:
         state.metrics.degraded.labels(reason=served.degraded_reason or "model").inc()
-    suggested = result["suggested_activity"]
+    decision_id = secrets.token_hex(16)
+    suggested, propensity, arm = _serve(
+        settings, result, served.degraded, decision_id, body["customer"]["customer_id"], policy
+    )
+    openness = result["openness"]
+    if suggested != result["suggested_activity"]:
+        openness = {**openness, "attempt": suggested != NONE}
+        reasons_after.append(
+            text["holdout"]
+            if arm == HOLDOUT
+            else text["explored"].format(activity=suggested, best=result["suggested_activity"])
+        )
     route = state.pools.route(suggested, contact["channel"])
     reasons = [*result.get("reasons", []), *policy.reasons, *reasons_after]
     if not stored:
         reasons.append(text["db_down"])
-    decision_id = secrets.token_hex(16)
     answer = {
         "decision_id": decision_id,
         "interaction_id": body["interaction_id"],
         "model_version": served.model_version,
-        "openness": result["openness"],
+        "openness": openness,
         "activities": result["activities"],
         "suggested_activity": suggested,
         "route": route,
-        "propensity": DETERMINISTIC_PROPENSITY,
-        "experiment_arm": "treatment",
+        "propensity": propensity,
+        "experiment_arm": arm,
         "degraded": served.degraded or not stored,
         "reasons": reasons,
         "contact_policy": {
@@ -250,11 +264,11 @@ def _compute(
         "language": language,
         "features": features,
         "suggested_activity": suggested,
-        "propensity": DETERMINISTIC_PROPENSITY,
+        "propensity": propensity,
         "pool_id": route["pool"],
         "pool_propensity": 1.0,
         "model_version": served.model_version,
-        "experiment_arm": "treatment",
+        "experiment_arm": arm,
         "degraded": bool(answer["degraded"]),
         "openness": float(result["openness"]["score"]),
         "continues_decision_id": earlier.decision_id if earlier else None,
@@ -262,6 +276,37 @@ def _compute(
         "response": answer,
     }
     return answer, row
+
+
+def _serve(
+    settings: Any,
+    result: dict[str, Any],
+    degraded: bool,
+    decision_id: str,
+    customer_id: str,
+    policy: PolicyResult,
+) -> tuple[str, float, str]:
+    """The served activity, its logged probability and the experiment arm.
+
+    Holdout customers always get `none` (probability 1 within their arm). Otherwise the
+    model's best action is explored around (``models.exploration``); the degraded rules
+    are not explored (their choices carry no learned values to spread over).
+    """
+    arm = holdout_arm(customer_id, settings.holdout_share, settings.experiment)
+    if arm == HOLDOUT:
+        return NONE, 1.0, arm
+    best = result["suggested_activity"]
+    config = settings.exploration_config()
+    if degraded or config.mode == "none":
+        return best, 1.0, arm
+    values = candidates(
+        {a["activity"]: a["expected_value"] for a in result["activities"]},
+        result.get("expected_value_none", 0.0),
+        blocked=policy.blocked_activities,
+        allow_attempt=policy.allow_attempt,
+    )
+    chosen = draw(decision_id, values, best, config)
+    return chosen.action, chosen.propensity, arm
 
 
 # ------------------------------------------------------------------ outcomes
