@@ -1,10 +1,11 @@
 """Click commands of the service, attached to the top-level ``vea`` CLI:
-``serve``, ``db upgrade``, ``keys create`` / ``keys revoke``."""
+``serve``, ``db upgrade``, ``keys create`` / ``keys revoke``, ``export``."""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -86,10 +87,44 @@ def keys_revoke(key_or_id: str) -> None:
     click.echo("revoked")
 
 
+@click.command("export")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help=".parquet or .csv")
+@click.option(
+    "--since",
+    type=click.DateTime(),
+    default=None,
+    help="Only decisions at or after this UTC date/time (default: all).",
+)
+@click.option("--until", type=click.DateTime(), default=None, help="Only decisions before this.")
+def export(out: str, since, until) -> None:
+    """Stored decisions, outcomes and customer events as the canonical log (with
+    propensities, arms and model versions), ready for `vea train`."""
+    from service.db import make_engine
+    from service.export import ExportError, export_log
+
+    if Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise click.BadParameter("use a .csv or .parquet file name", param_hint="--out")
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        result = export_log(engine, out, since=since, until=until)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"exported {result.rows} decisions with outcomes to {out}")
+    if result.pending:
+        click.echo(
+            f"note: {result.pending} decisions in the period have no outcome yet and were left out",
+            err=True,
+        )
+    if result.rows == 0:
+        click.echo("note: no decisions with outcomes in the period", err=True)
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 
 
-commands = [serve, db, keys]
+commands = [serve, db, keys, export]

@@ -306,7 +306,7 @@ def _attach_service_commands() -> None:
         from service import cli as service_cli
     except ImportError:
         return
-    for name in ("serve", "db", "keys"):
+    for name in ("serve", "db", "keys", "export", "report"):
         command = getattr(service_cli, name, None)
         if command is not None:
             cli.add_command(command, name)

@@ -1,0 +1,317 @@
+"""``vea export``: the service's stored decisions, outcomes and customer events as the
+canonical interaction log (design section 4), ready for ``vea train`` / ``vea retrain``.
+
+One row per decision: what the model saw (the stored features), what was served
+(``activity``) and with which probability (``propensity``: exploration's exact mass, 1 in
+the holdout), the arm and the model version, joined to its outcome and to the customer
+events that followed it (retention). Decisions without a success label yet are left out
+of a training export and counted, so the caller can say how many are still pending.
+
+The rules a row must obey come from ``models.schema`` (the same ones
+``training.loading.validate_log`` applies); the service never imports ``training``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES
+from service.db import READ_ONLY, customer_events, decisions, outcomes, utcnow
+
+# Export columns: the canonical log, then the columns only vea's own logs carry.
+CANONICAL = (
+    "interaction_id",
+    "customer_id",
+    "occurred_at",
+    "channel",
+    "issue_type",
+    "segment",
+    "persona",
+    "tenure_months",
+    "switching_effort",
+    "prior_contacts_30d",
+    "sentiment",
+    "language",
+    "activity",
+    "propensity",
+    "agent_id",
+    "pool_id",
+    "ve_success",
+    "ves_confidence",
+    "ves_ability",
+    "accepted",
+    "offered",
+    "handle_time_s",
+    "csat",
+    "retained_60d",
+)
+VEA_ONLY = (
+    "decision_id",
+    "model_version",
+    "experiment_arm",
+    "pool_propensity",
+    "openness",
+    "degraded",
+    "delivered_activity",
+    "resolved",
+    "retained_30d",
+    "retained_90d",
+    "upgraded",
+)
+RETENTION_WINDOWS = {"retained_30d": 30, "retained_60d": 60, "retained_90d": 90}
+# A customer who churned within the window was not retained; one whose window has
+# closed without a churn event was. `retained`/`renewed` after the window also count.
+CHURN_EVENTS = ("churned",)
+STAY_EVENTS = ("retained", "renewed")
+UPGRADE_WINDOW_DAYS = 90
+
+
+class ExportError(ValueError):
+    """An export that would write rows breaking the canonical log's rules."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    rows: int
+    pending: int  # decisions in the period without a success label yet
+    path: Path | None = None
+
+
+def _read(conn: sa.Connection, since: datetime | None, until: datetime | None) -> tuple:
+    condition = sa.true()
+    if since is not None:
+        condition = sa.and_(condition, decisions.c.occurred_at >= since)
+    if until is not None:
+        condition = sa.and_(condition, decisions.c.occurred_at < until)
+    joined = decisions.outerjoin(outcomes, outcomes.c.decision_id == decisions.c.decision_id)
+    query = (
+        sa.select(
+            decisions.c.decision_id,
+            decisions.c.interaction_id,
+            decisions.c.customer_id,
+            decisions.c.occurred_at,
+            decisions.c.channel,
+            decisions.c.issue_type,
+            decisions.c.language,
+            decisions.c.features,
+            decisions.c.suggested_activity,
+            decisions.c.propensity,
+            decisions.c.pool_id,
+            decisions.c.pool_propensity,
+            decisions.c.model_version,
+            decisions.c.experiment_arm,
+            decisions.c.degraded,
+            decisions.c.openness,
+            outcomes.c.decision_id.label("outcome_id"),
+            outcomes.c.activity.label("delivered_activity"),
+            outcomes.c.offered,
+            outcomes.c.accepted,
+            outcomes.c.ve_success,
+            outcomes.c.ves_confidence,
+            outcomes.c.ves_ability,
+            outcomes.c.resolved,
+            outcomes.c.handle_time_s,
+            outcomes.c.csat,
+            outcomes.c.agent_id,
+            outcomes.c.pool_id.label("outcome_pool_id"),
+        )
+        .select_from(joined)
+        .where(condition)
+        .order_by(decisions.c.occurred_at, decisions.c.decision_id)
+    )
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    events: list[dict[str, Any]] = []
+    if rows:
+        first = min(r["occurred_at"] for r in rows)
+        events = [
+            dict(r._mapping)
+            for r in conn.execute(
+                sa.select(
+                    customer_events.c.customer_id,
+                    customer_events.c.type,
+                    customer_events.c.occurred_at,
+                ).where(customer_events.c.occurred_at >= first)
+            )
+        ]
+    return rows, events
+
+
+def _bool(value: Any) -> float:
+    return math.nan if value is None else float(bool(value))
+
+
+def decision_frame(
+    engine: sa.Engine,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """Every stored decision of the period joined to its outcome and later events (rows
+    without an outcome included); columns ``CANONICAL + VEA_ONLY`` plus extra features."""
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        rows, events = _read(conn, since, until)
+    now = now or utcnow()
+    records = []
+    extra_names: set[str] = set()
+    for r in rows:
+        features = dict(r["features"] or {})
+        record: dict[str, Any] = {name: features.get(name) for name in CONTEXT_FEATURES}
+        # Extra features the caller sent (declared in a spec) travel along as columns.
+        for name, value in features.items():
+            if name not in record and name not in COLUMN_BY_NAME:
+                record[name] = value
+                extra_names.add(name)
+        record.update(
+            interaction_id=r["interaction_id"],
+            customer_id=r["customer_id"],
+            occurred_at=r["occurred_at"],
+            channel=r["channel"] or features.get("channel"),
+            issue_type=r["issue_type"] or features.get("issue_type"),
+            language=features.get("language") or r["language"],
+            activity=r["suggested_activity"],
+            propensity=r["propensity"],
+            agent_id=r["agent_id"],
+            pool_id=r["outcome_pool_id"] or r["pool_id"],
+            ve_success=_bool(r["ve_success"]),
+            ves_confidence=r["ves_confidence"],
+            ves_ability=r["ves_ability"],
+            accepted=_bool(r["accepted"]),
+            offered=_bool(r["offered"]),
+            handle_time_s=r["handle_time_s"],
+            csat=r["csat"],
+            decision_id=r["decision_id"],
+            model_version=r["model_version"],
+            experiment_arm=r["experiment_arm"],
+            pool_propensity=r["pool_propensity"],
+            openness=r["openness"],
+            degraded=float(bool(r["degraded"])),
+            delivered_activity=r["delivered_activity"],
+            resolved=_bool(r["resolved"]),
+            has_outcome=r["outcome_id"] is not None,
+        )
+        records.append(record)
+    columns = [*CANONICAL, *VEA_ONLY, *sorted(extra_names)]
+    frame = pd.DataFrame.from_records(records, columns=[*columns, "has_outcome"])
+    _join_events(frame, events, now)
+    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"]).dt.tz_localize("UTC")
+    for name in ("tenure_months", "sentiment", "propensity", "pool_propensity", "openness"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    for name in ("prior_contacts_30d", "ves_confidence", "ves_ability", "csat", "handle_time_s"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    return frame
+
+
+def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetime) -> None:
+    """Retention and upgrades from the customer events after each decision."""
+    n = len(frame)
+    for name in (*RETENTION_WINDOWS, "upgraded"):
+        frame[name] = np.full(n, np.nan)
+    if n == 0:
+        return
+    by_customer: dict[str, list[tuple[datetime, str]]] = {}
+    for e in events:
+        by_customer.setdefault(e["customer_id"], []).append((e["occurred_at"], e["type"]))
+    for i, (customer, at) in enumerate(
+        zip(frame["customer_id"], frame["occurred_at"], strict=True)
+    ):
+        later = [(t, kind) for t, kind in by_customer.get(customer, ()) if t >= at]
+        for name, days in RETENTION_WINDOWS.items():
+            end = at + timedelta(days=days)
+            if any(kind in CHURN_EVENTS and t <= end for t, kind in later):
+                frame.iat[i, frame.columns.get_loc(name)] = 0.0
+            elif now >= end or any(kind in STAY_EVENTS and t >= end for t, kind in later):
+                frame.iat[i, frame.columns.get_loc(name)] = 1.0
+        end = at + timedelta(days=UPGRADE_WINDOW_DAYS)
+        if any(kind == "upgraded" and t <= end for t, kind in later):
+            frame.iat[i, frame.columns.get_loc("upgraded")] = 1.0
+        elif now >= end:
+            frame.iat[i, frame.columns.get_loc("upgraded")] = 0.0
+
+
+def check_rows(frame: pd.DataFrame) -> None:
+    """The canonical rules of ``models.schema`` on every present value; raise ExportError
+    naming the row and field (the service's stored data should never break them)."""
+    problems: list[str] = []
+    for name in frame.columns:
+        column = COLUMN_BY_NAME.get(name)
+        if column is None:
+            continue
+        values = frame[name]
+        present = values.notna().to_numpy()
+        if column.kind in ("float", "int", "binary"):
+            numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+            bad = present & ~np.isfinite(numeric)
+            if column.kind in ("int", "binary"):
+                bad |= present & np.isfinite(numeric) & (numeric != np.floor(numeric))
+            if column.kind == "binary":
+                bad |= present & ~np.isin(numeric, (0.0, 1.0))
+            if column.minimum is not None:
+                low = (
+                    numeric <= column.minimum
+                    if column.exclusive_minimum
+                    else (numeric < column.minimum)
+                )
+                bad |= present & low
+            if column.maximum is not None:
+                bad |= present & (numeric > column.maximum)
+        elif column.allowed is not None:
+            bad = present & ~values.isin(column.allowed).to_numpy()
+        else:
+            continue
+        for row in np.flatnonzero(bad)[:5]:
+            problems.append(f"row {row + 1}, field {name}: {values.iloc[row]!r}")
+    for name in ("activity", "propensity"):
+        if name in frame and frame[name].isna().any():
+            problems.append(f"field {name}: missing on {int(frame[name].isna().sum())} rows")
+    if problems:
+        raise ExportError("export breaks the log rules: " + "; ".join(problems))
+
+
+def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rows with a success label (what training can use) and how many are still pending."""
+    labelled = frame["ve_success"].notna().to_numpy()
+    out = frame.loc[labelled].drop(columns=["has_outcome"]).reset_index(drop=True)
+    return out, int((~labelled).sum())
+
+
+def write_log(frame: pd.DataFrame, path: str | Path) -> Path:
+    """CSV or Parquet by extension, atomically (readers never see half a file)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ExportError(f"{path}: unknown output format {suffix!r}; use .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def export_log(
+    engine: sa.Engine,
+    out: str | Path,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> ExportResult:
+    """Write the labelled decisions of the period to ``out``; an empty period writes the
+    header only (0 rows) so downstream tools see the layout."""
+    frame = decision_frame(engine, since, until, now)
+    rows, pending = training_rows(frame)
+    check_rows(rows)
+    path = write_log(rows, out)
+    return ExportResult(rows=len(rows), pending=pending, path=path)
