@@ -5,8 +5,8 @@ gunicorn settings, in one run, at concurrency 1 and 16, on SQLite and PostgreSQL
                          [--durability full|relaxed] [--json out.json]
 
 For each backend it starts the real service (``service/gunicorn_conf.py`` with its
-defaults: 2 workers; sync on SQLite, 4 gthread threads on PostgreSQL; a real champion
-model, a migrated database, an API key) and, with the very same gunicorn settings, a
+defaults, 2 sync workers, or whatever ``VEA_WORKERS``/``VEA_THREADS`` say; a real
+champion model, a migrated database, an API key) and, with the very same gunicorn settings, a
 bare Flask app whose only route returns ``{"hello": "world"}``. PostgreSQL is a private
 throw-away cluster (``tests/conftest.py``), durable unless ``--durability relaxed``.
 Load comes from ``wrk`` when installed (Debian package ``wrk``), else from the bounded

@@ -23,8 +23,7 @@ def test_settings_from_env_and_overrides():
     assert settings.allow_negative_complaints is True and settings.champion_poll_s == 0.5
     policy = settings.contact_policy()
     assert policy.max_attempts_per_week is None and policy.decline_days == 3
-    assert settings.worker_threads() == 1  # SQLite: one writer, sync workers
-    assert Settings.from_env({"VEA_DATABASE_URL": "postgresql://db/vea"}).worker_threads() == 4
+    assert settings.worker_threads() == 1  # sync workers by default
     assert Settings.from_env({"VEA_THREADS": "2"}).worker_threads() == 2
     with pytest.raises(ValueError, match="VEA_WORKERS"):
         Settings.from_env({"VEA_WORKERS": "many"})
