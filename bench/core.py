@@ -10,12 +10,15 @@ booster. Prints a table; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
 
+from models.bundle import compile_bundle
 from models.decision import Decider
 from training.fit import train_bundle
 from training.score import score_frame
@@ -51,38 +54,63 @@ def main() -> int:
     )
 
     score_log, _ = simulate(rows=args.score_rows, seed=12)
-    score_frame(bundle, score_log.head(1000))  # warm up
+    plain = copy.deepcopy(bundle)
     t = time.perf_counter()
-    scored = score_frame(bundle, score_log)
-    score_s = time.perf_counter() - t
-    results.append((f"batch score {len(scored):,} rows", f"{len(scored) / score_s:,.0f} rows/s"))
+    with tempfile.TemporaryDirectory() as cache:
+        compiled = compile_bundle(bundle, cache)
+    results.append(("compile forests (lleaves)", f"{time.perf_counter() - t:.1f} s, ok={compiled}"))
+    for name, candidate in (("LightGBM", plain), ("compiled", bundle)):
+        score_frame(candidate, score_log.head(1000))  # warm up
+        t = time.perf_counter()
+        scored = score_frame(candidate, score_log)
+        rate = len(scored) / (time.perf_counter() - t)
+        results.append((f"batch score {len(scored):,} rows ({name})", f"{rate:,.0f} rows/s"))
 
-    decider = Decider(bundle)
-    contexts = score_log.head(args.decisions).to_dict("records")
-    rows = [bundle.encoder.encode_row(c) for c in contexts]
-    booster = bundle.openness.booster_
-    for c, r in zip(contexts[:500], rows[:500], strict=True):  # warm up both paths
-        decider.decide(c)
-        booster.predict(r, num_threads=1)
-    bare, decision = [], []
-    for c, r in zip(contexts, rows, strict=True):
-        t0 = time.perf_counter_ns()
-        booster.predict(r, num_threads=1)
-        t1 = time.perf_counter_ns()
-        decider.decide(c)
-        t2 = time.perf_counter_ns()
-        bare.append(t1 - t0)
-        decision.append(t2 - t1)
-    b50, b99 = percentiles(bare)
-    d50, d99 = percentiles(decision)
-    results.append(("bare LightGBM predict, 1 row (p50 / p99)", f"{b50:.0f} / {b99:.0f} us"))
-    results.append(("vea decision, in-process (p50 / p99)", f"{d50:.0f} / {d99:.0f} us"))
-    results.append(("decision / bare predict (p50 / p99)", f"{d50 / b50:.2f}x / {d99 / b99:.2f}x"))
+    bare_booster = bundle.ranker.boosters_[0] if bundle.ranker.stacked else None
+    for name, candidate in (("LightGBM fast path", plain), ("compiled", bundle)):
+        results += decision_latency(name, candidate, score_log, args.decisions, bare_booster)
 
     width = max(len(k) for k, _ in results)
     for key, value in results:
         print(f"{key:<{width}}  {value}")
     return 0
+
+
+def decision_latency(name, bundle, score_log, n, bare_booster) -> list[tuple[str, str]]:
+    """Decision latency against a bare ``Booster.predict`` of one numpy row, same loop."""
+    decider = Decider(bundle)
+    contexts = score_log.head(n).to_dict("records")
+    rows = [bundle.encoder.encode_row(c) for c in contexts]
+    booster = bundle.openness.booster_
+    ranker_rows = [np.hstack([r, [[0.0]]]) for r in rows]
+    for c, r in zip(contexts[:500], rows[:500], strict=True):  # warm up both paths
+        decider.decide(c)
+        booster.predict(r, num_threads=1)
+    bare, bare_ranker, decision = [], [], []
+    for c, r, rr in zip(contexts, rows, ranker_rows, strict=True):
+        t0 = time.perf_counter_ns()
+        booster.predict(r, num_threads=1)
+        t1 = time.perf_counter_ns()
+        if bare_booster is not None:
+            bare_booster.predict(rr, num_threads=1)
+        t2 = time.perf_counter_ns()
+        decider.decide(c)
+        t3 = time.perf_counter_ns()
+        bare.append(t1 - t0)
+        bare_ranker.append(t2 - t1)
+        decision.append(t3 - t2)
+    b50, b99 = percentiles(bare)
+    r50, r99 = percentiles(bare_ranker)
+    d50, d99 = percentiles(decision)
+    return [
+        ("bare predict, 1 row, openness booster (p50/p99)", f"{b50:.0f} / {b99:.0f} us"),
+        ("bare predict, 1 row, ranker booster (p50/p99)", f"{r50:.0f} / {r99:.0f} us"),
+        (f"vea decision in-process, {name} (p50/p99)", f"{d50:.0f} / {d99:.0f} us"),
+        (
+            f"decision / bare ranker predict, {name} (p50/p99)",
+            f"{d50 / r50:.2f}x / {d99 / r99:.2f}x",
+        ),
+    ]
 
 
 if __name__ == "__main__":

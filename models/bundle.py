@@ -20,6 +20,7 @@ from typing import Any
 import lightgbm as lgb
 
 from models.activities import ACTIONS
+from models.compiled import CompiledForest, compile_booster
 from models.economics import Economics
 from models.explain import ReasonTable
 from models.features import FeatureEncoder
@@ -49,6 +50,28 @@ class ModelBundle:
     @property
     def version(self) -> str:
         return str(self.manifest.get("version", "unsaved"))
+
+
+def compile_bundle(bundle: ModelBundle, cache_dir: str | Path) -> bool:
+    """Attach natively compiled forests (``models.compiled``) to every booster of the
+    bundle; returns False, leaving LightGBM in charge, when any of them cannot be compiled."""
+    openness = compile_booster(bundle.openness.booster_, cache_dir)
+    ranker = bundle.ranker
+    compiled_ranker: list[CompiledForest | None] = []
+    if ranker is not None:
+        for booster in ranker.boosters_:
+            compiled_ranker.append(None if booster is None else compile_booster(booster, cache_dir))
+        if any(
+            b is not None and c is None
+            for b, c in zip(ranker.boosters_, compiled_ranker, strict=True)
+        ):
+            return False
+    if openness is None:
+        return False
+    bundle.openness.compiled_ = openness
+    if ranker is not None:
+        ranker.compiled_ = compiled_ranker
+    return True
 
 
 def sha256_bytes(data: bytes) -> str:

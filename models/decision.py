@@ -52,23 +52,38 @@ class Decider:
         self.hints = load_hints()
         self._encoder = bundle.encoder
         self._calibrate = bundle.openness.calibrate
-        self._openness = FastRowPredictor(bundle.openness.booster_)
         self._ranker = bundle.ranker
         self._reasons = bundle.reasons
         self._costs = self.economics.action_costs()
         self._feature_names = self._encoder.feature_names
-        if self._ranker is not None:
-            self._seen = np.flatnonzero(self._ranker.actions_seen_)
-            boosters = self._ranker.boosters_
-            if self._ranker.stacked:
-                shared = FastRowPredictor(boosters[0])
-                self._action_predictors = {a: shared for a in self._seen}
-            else:
-                self._action_predictors = {
-                    a: FastRowPredictor(boosters[a]) for a in self._seen if boosters[a] is not None
-                }
-            # Stacked learners read the action code from one extra last column.
-            self._action_row = np.empty(len(self._feature_names) + 1, dtype=np.float64)
+        n_features = len(self._feature_names)
+        self._one = np.empty(1, dtype=np.float64)
+        compiled_openness = getattr(bundle.openness, "compiled_", None)
+        self._openness = compiled_openness or FastRowPredictor(bundle.openness.booster_)
+        if self._ranker is None:
+            return
+        self._seen = np.flatnonzero(self._ranker.actions_seen_)
+        self._seen_list = self._seen.tolist()
+        compiled = getattr(self._ranker, "compiled_", None)
+        boosters = self._ranker.boosters_
+        if self._ranker.stacked:
+            # One matrix, a row per learned action, the action code in the last column.
+            self._matrix = np.empty((len(self._seen), n_features + 1), dtype=np.float64)
+            self._matrix[:, -1] = self._seen
+            self._scores = np.empty(len(self._seen), dtype=np.float64)
+            self._stacked_compiled = compiled[0] if compiled else None
+            self._stacked_fast = None if compiled else FastRowPredictor(boosters[0])
+        else:
+            self._per_action = {
+                a: (compiled[a] if compiled else FastRowPredictor(boosters[a]))
+                for a in self._seen_list
+                if boosters[a] is not None
+            }
+
+    def _predict_openness(self, row: np.ndarray) -> float:
+        if isinstance(self._openness, FastRowPredictor):
+            return float(self._openness.predict(row[0])[0])
+        return float(self._openness.predict_into(row, self._one)[0])
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, economics: Economics | None = None) -> Decider:
@@ -79,14 +94,21 @@ class Decider:
         """Success probability per action; NaN for actions the ranker never learned."""
         success = [math.nan] * len(ACTIONS)
         if self._ranker.stacked:
-            buffer = self._action_row
-            buffer[:-1] = row[0]
-            for a, predictor in self._action_predictors.items():
-                buffer[-1] = a
-                success[a] = min(max(float(predictor.predict(buffer)[0]), 0.001), 0.999)
+            matrix = self._matrix
+            matrix[:, :-1] = row
+            if self._stacked_compiled is not None:
+                scores = self._stacked_compiled.predict_into(matrix, self._scores).tolist()
+            else:
+                scores = [float(self._stacked_fast.predict(r)[0]) for r in matrix]
+            for a, p in zip(self._seen_list, scores, strict=True):
+                success[a] = min(max(p, 0.001), 0.999)
         else:
-            for a, predictor in self._action_predictors.items():
-                success[a] = min(max(float(predictor.predict(row[0])[0]), 0.001), 0.999)
+            for a, predictor in self._per_action.items():
+                if isinstance(predictor, FastRowPredictor):
+                    p = float(predictor.predict(row[0])[0])
+                else:
+                    p = float(predictor.predict_into(row, self._one)[0])
+                success[a] = min(max(p, 0.001), 0.999)
         return success
 
     def decide(
@@ -99,7 +121,7 @@ class Decider:
     ) -> dict[str, Any]:
         lang = language_of(language)
         row = self._encoder.encode_row(features)
-        openness = float(self._calibrate(self._openness.predict(row[0])[0]))
+        openness = float(self._calibrate(self._predict_openness(row)))
         reasons: list[str] = []
         if self._ranker is None:
             return self._openness_only(openness, lang, allow_attempt)

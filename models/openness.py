@@ -71,9 +71,14 @@ class OpennessModel:
         """Map raw booster probabilities through the isotonic fit."""
         return np.interp(raw, self.calibration_x_, self.calibration_y_)
 
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        """Uncalibrated booster probabilities (compiled code when attached)."""
+        compiled = getattr(self, "compiled_", None)
+        return compiled.predict(x) if compiled is not None else self.booster_.predict(x)
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Calibrated success probability per row."""
-        return self.calibrate(self.booster_.predict(x))
+        return self.calibrate(self.predict_raw(x))
 
     def calibration_dict(self) -> dict[str, Any]:
         return {"x": self.calibration_x_.tolist(), "y": self.calibration_y_.tolist()}

@@ -199,13 +199,14 @@ class ActivityRanker:
         n = len(x)
         out = np.full((n, K), np.nan)
         seen = np.flatnonzero(self.actions_seen_)
+        predictors = getattr(self, "compiled_", None) or self.boosters_
         if self.stacked:
-            scores = self.boosters_[0].predict(stack_actions(x, seen)).reshape(n, len(seen))
+            scores = predictors[0].predict(stack_actions(x, seen)).reshape(n, len(seen))
             out[:, seen] = scores
         else:
             for a in seen:
-                if self.boosters_[a] is not None:
-                    out[:, a] = self.boosters_[a].predict(x)
+                if predictors[a] is not None:
+                    out[:, a] = predictors[a].predict(x)
         return np.clip(out, 0.001, 0.999)
 
     @classmethod

@@ -12,6 +12,12 @@ from core_fixtures import HILLSTROM, ROOT
 from training.cli import cli
 
 
+@pytest.fixture(autouse=True)
+def compile_cache(tmp_path_factory, monkeypatch):
+    """Compiled forests go to a test directory, never into the working tree."""
+    monkeypatch.setenv("VEA_COMPILE_CACHE", str(tmp_path_factory.getbasetemp() / "compiled"))
+
+
 def vea(*args: str, registry=None):
     argv = [str(a) for a in args]
     env = {"VEA_REGISTRY": str(registry)} if registry else {}
@@ -202,7 +208,13 @@ def test_hillstrom_trains_and_evaluates(tmp_path):
     """The real public data set through a spec: the e-mail arms beat no e-mail."""
     reg = tmp_path / "reg"
     result = vea(
-        "train", "--data", HILLSTROM, "--spec", ROOT / "examples" / "hillstrom.yaml", "--quiet", registry=reg
+        "train",
+        "--data",
+        HILLSTROM,
+        "--spec",
+        ROOT / "examples" / "hillstrom.yaml",
+        "--quiet",
+        registry=reg,
     )
     assert result.exit_code == 0, result.output
     result = vea(

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import click
 
-from models.bundle import BundleError
+from models.bundle import BundleError, compile_bundle
 from models.registry import Registry, RegistryError
 from training.loading import DataError, file_fingerprint, load_log, read_table, write_table
 from training.spec import Spec, SpecError
 
 DEFAULT_REGISTRY = "var/registry"
+DEFAULT_COMPILE_CACHE = "var/cache/compiled"
 USER_ERRORS = (DataError, SpecError, BundleError, RegistryError, FileNotFoundError, ValueError)
 
 
@@ -46,6 +47,14 @@ class UserErrorGroup(click.Group):
 @click.version_option(package_name="vea")
 def cli() -> None:
     """vea: value-enhancement assist for contact centers."""
+
+
+def _load_for_scoring(registry: str, model_ref: str):
+    """A verified bundle with natively compiled forests when possible (same predictions)."""
+    reg = Registry(registry)
+    bundle = reg.load(reg.resolve(model_ref))
+    compile_bundle(bundle, os.environ.get("VEA_COMPILE_CACHE", DEFAULT_COMPILE_CACHE))
+    return bundle
 
 
 def _spec(path: str | None) -> Spec | None:
@@ -176,8 +185,7 @@ def evaluate(model_ref, data, spec_path, truth, report, json_path, bootstrap, re
     from training.evaluate import evaluate_bundle
     from training.report_html import render_report
 
-    reg = Registry(registry)
-    bundle = reg.load(reg.resolve(model_ref))
+    bundle = _load_for_scoring(registry, model_ref)
     spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
     frame = load_log(data, spec)
     truth_path = Path(truth) if truth else _truth_beside(Path(data))
@@ -248,8 +256,7 @@ def score(model_ref, data, spec_path, out, registry) -> None:
 
     if Path(out).suffix.lower() not in (".csv", ".parquet"):
         raise click.BadParameter("use a .csv or .parquet file name", param_hint="--out")
-    reg = Registry(registry)
-    bundle = reg.load(reg.resolve(model_ref))
+    bundle = _load_for_scoring(registry, model_ref)
     spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
     frame = load_log(data, spec, require_outcome=False)
     scored = score_frame(bundle, frame)
@@ -313,6 +320,16 @@ def _attach_service_commands() -> None:
 
 
 _attach_service_commands()
+
+
+def _attach_learning_loop() -> None:
+    """`vea retrain` (training/retrain.py): export through the attached `export` command."""
+    from training.retrain import retrain_command
+
+    cli.add_command(retrain_command, "retrain")
+
+
+_attach_learning_loop()
 
 
 def main() -> None:

@@ -1,0 +1,49 @@
+"""Compiled forests predict exactly what LightGBM predicts, from a shared disk cache."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from core_fixtures import simulated, trained_bundle
+
+from models.bundle import compile_bundle
+from models.decision import Decider
+from training.score import score_frame
+
+pytest.importorskip("lleaves")
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    plain = trained_bundle()
+    compiled = copy.deepcopy(plain)
+    cache = tmp_path_factory.mktemp("compiled")
+    assert compile_bundle(compiled, cache)
+    return plain, compiled, cache
+
+
+def test_batch_scores_identical(bundles):
+    plain, compiled, _ = bundles
+    log = simulated()[0].head(3000)
+    a, b = score_frame(plain, log), score_frame(compiled, log)
+    for column in ("openness", "p_none", "p_validate_purchase", "p_advise_new_uses"):
+        np.testing.assert_allclose(a[column], b[column], rtol=0, atol=1e-12)
+    assert (a["suggested_activity"] == b["suggested_activity"]).all()
+
+
+def test_online_decisions_identical(bundles):
+    plain, compiled, _ = bundles
+    fast, native = Decider(plain), Decider(compiled)
+    for row in simulated()[0].head(300).to_dict("records"):
+        assert fast.decide(row) == native.decide(row)
+
+
+def test_cache_is_reused(bundles):
+    _, _, cache = bundles
+    files = sorted(p.name for p in cache.glob("*.so"))
+    assert len(files) == 2  # openness + stacked ranker
+    again = copy.deepcopy(trained_bundle())
+    assert compile_bundle(again, cache)
+    assert sorted(p.name for p in cache.glob("*.so")) == files
