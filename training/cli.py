@@ -121,8 +121,25 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
     show_default=True,
     help="LocalCluster worker processes (one thread each) when no --scheduler is given.",
 )
+@click.option(
+    "--compile/--no-compile",
+    "compile_forests",
+    default=True,
+    show_default=True,
+    help="Compile the forests to native code now (cached; scoring and serving reuse it).",
+)
 def train(
-    data, spec_path, registry, learner, seed, threads, quiet, engine, scheduler, workers
+    data,
+    spec_path,
+    registry,
+    learner,
+    seed,
+    threads,
+    quiet,
+    engine,
+    scheduler,
+    workers,
+    compile_forests,
 ) -> None:
     """Train a bundle and store it in the registry; prints the new version."""
     spec = _spec(spec_path)
@@ -161,6 +178,9 @@ def train(
         )
     reg = Registry(registry)
     version = reg.add(bundle)
+    if compile_forests:
+        # Warm the compile cache now, so scoring and every service worker load in ms.
+        compile_bundle(bundle, os.environ.get("VEA_COMPILE_CACHE", DEFAULT_COMPILE_CACHE))
     champion = " (champion)" if reg.champion() == version else ""
     click.echo(f"{version}{champion}")
 
