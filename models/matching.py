@@ -1,0 +1,335 @@
+"""Match one contact to an agent pool: expected value with proficiency, minus waiting.
+
+For the suggested activity ``a`` every pool that may take the contact (activity, language,
+channel, segment; ``general`` takes everything) is valued::
+
+    EV(pool) = value_of_success * min(p_a * lift(pool, a), 0.999) - extra_handle_cost(a)
+               - wait_cost_per_s * expected_wait_s(pool)
+
+``p_a`` is the model's success probability of the activity for this customer (it already
+holds the customer's openness: the ranker predicts success given the contact's context,
+so multiplying by openness again would count it twice; without a ranker the openness score
+stands in for it). ``lift`` is the pool members' measured proficiency (``models.
+proficiency``; 1.0 for an average agent), so a pool of proven agents is worth more.
+
+Effortless service comes first: a pool whose expected wait passes ``max_wait_s`` is never
+chosen. When every value pool is over the limit the contact goes to ``general`` with the
+activity downgraded to a lighter one (less extra handle time) that still pays, or to
+``none``; when even ``general`` is over the limit, no value attempt is made at all (an
+up-sell would only lengthen every waiting customer's queue). Self-service contacts get the
+digital content of the activity in the customer's language instead of a pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.activities import NONE, VALUE_ACTIVITIES
+from models.economics import DEFAULT_EXTRA_HANDLE_TIME_S
+from models.pools import (
+    DIGITAL_CONTENT,
+    GENERAL,
+    SELF_SERVICE,
+    ContentCatalogue,
+    Pool,
+    PoolConfig,
+)
+
+MAX_P = 0.999
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What the contact-center platform last reported for a pool."""
+
+    agents_free: int | None = None
+    queue_length: int | None = None
+    expected_wait_s: float | None = None
+    stale: bool = False  # older than the TTL: ignored, the pool counts as unknown
+
+
+@dataclass(frozen=True)
+class RoutingRules:
+    # Economics of the serving model (value of a success, price of an agent's second).
+    value_of_success: float = 20.0
+    cost_per_second: float = 0.02
+    extra_handle_time_s: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_EXTRA_HANDLE_TIME_S)
+    )
+    # What one second of a customer's wait costs, in the unit of value_of_success.
+    wait_cost_per_s: float = 0.02
+    # Never route to a pool whose expected wait passes this (effortless service first).
+    max_wait_s: float = 60.0
+    # Mean handle time, to estimate a wait from the queue when the platform sends none.
+    mean_handle_s: float = 420.0
+
+
+_TEXT = {
+    "en": {
+        "self_service": "self-service channel: digital content {content} for {activity}",
+        "none": "no value attempt: effortless resolution",
+        "chosen": "{pool}: highest expected value for {activity} ({ev:.2f}; proficiency "
+        "lift {lift:.2f}; {wait})",
+        "general_only": "no value pool with qualified agents serves {activity} for this "
+        "contact: general pool ({wait})",
+        "over_limit": "{pools} over the {limit:.0f} s wait limit",
+        "downgraded": "every value pool is over the {limit:.0f} s wait limit: general pool "
+        "with the lighter {activity} instead of {original}, so the customer does not wait "
+        "longer to be up-sold",
+        "dropped": "every value pool is over the {limit:.0f} s wait limit: general pool, no "
+        "value attempt (no lighter activity pays), so the customer does not wait longer to "
+        "be up-sold",
+        "general_busy": "general pool over the {limit:.0f} s wait limit too: no value "
+        "attempt, resolve as fast as possible",
+        "wait": "expected wait {seconds:.0f} s",
+        "wait_unknown": "wait unknown",
+        "wait_stale": "availability stale, wait unknown",
+    },
+    "ja": {
+        "self_service": "セルフサービス: {activity} のデジタルコンテンツ {content} を案内",
+        "none": "価値向上の提案なし: 手間なく解決",
+        "chosen": "{pool}: {activity} の期待値が最大（{ev:.2f}、習熟度リフト {lift:.2f}、{wait}）",
+        "general_only": "この問い合わせで {activity} に対応できる実績のある担当者プールがないため、"
+        "一般プール（{wait}）",
+        "over_limit": "{pools} は待ち時間の上限 {limit:.0f} 秒を超過",
+        "downgraded": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、一般プールで"
+        "{original} の代わりに軽い {activity} を提案（提案のためにお客様を待たせない）",
+        "dropped": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、一般プールで"
+        "価値向上の提案なし（提案のためにお客様を待たせない）",
+        "general_busy": "一般プールも待ち時間の上限 {limit:.0f} 秒を超過: 提案せず迅速に解決",
+        "wait": "予想待ち時間 {seconds:.0f} 秒",
+        "wait_unknown": "待ち時間不明",
+        "wait_stale": "空き状況が古いため待ち時間不明",
+    },
+}
+
+
+def _text(language: str | None) -> dict[str, str]:
+    return _TEXT.get((language or "en")[:2], _TEXT["en"])
+
+
+def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) -> float | None:
+    """Seconds a new contact would wait for ``pool``, or None when unknown (no report, or
+    the last report expired)."""
+    if status is None or status.stale:
+        return None
+    if status.expected_wait_s is not None:
+        return float(status.expected_wait_s)
+    if status.agents_free is not None and status.agents_free > 0:
+        return 0.0
+    if status.queue_length is not None:
+        return (status.queue_length + 1) * rules.mean_handle_s / max(pool.capacity or 1, 1)
+    return None
+
+
+def _probabilities(activities: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    return {item["activity"]: item.get("success_probability") for item in activities}
+
+
+def route(
+    config: PoolConfig,
+    *,
+    activity: str,
+    activities: Sequence[Mapping[str, Any]],
+    openness: float,
+    channel: str | None,
+    language: str | None,
+    segment: str | None,
+    availability: Mapping[str, Availability],
+    rules: RoutingRules,
+    catalogue: ContentCatalogue | None = None,
+    blocked: Collection[str] = (),
+    none_value: float = 0.0,
+) -> dict[str, Any]:
+    """The route of one contact: ``{pool, reason, fallbacks, activity, expected_value,
+    expected_wait_s, ranked, content}``; ``activity`` differs from the suggested one
+    only when a capacity fallback downgraded it."""
+    text = _text(language)
+    if channel == SELF_SERVICE:
+        item = catalogue.find(activity, language) if catalogue is not None else None
+        content = (
+            {"id": item.content_id, "title": item.title, "language": item.language}
+            if item
+            else None
+        )
+        return _answer(
+            DIGITAL_CONTENT,
+            text["self_service"].format(
+                activity=activity, content=content["id"] if content else "-"
+            )
+            if activity != NONE
+            else text["none"],
+            activity=activity,
+            content=content,
+        )
+
+    by_id = config.by_id()
+    general = by_id[GENERAL]
+    general_wait = expected_wait(general, availability.get(GENERAL), rules)
+    if activity == NONE:
+        return _answer(
+            GENERAL,
+            text["none"],
+            activity=NONE,
+            expected_wait_s=general_wait,
+            ranked=[_option(general, None, general_wait, availability, 1.0)],
+        )
+
+    p = _probabilities(activities).get(activity)
+    p = float(openness) if p is None else float(p)
+    cost = rules.extra_handle_time_s.get(activity, 0.0) * rules.cost_per_second
+    ranked: list[dict[str, Any]] = []
+    for pool in config.pools:
+        if not pool.serves(activity, channel, language, segment):
+            continue
+        if pool.id != GENERAL and not pool.members:
+            continue  # nobody has qualified yet: not a pool a contact can go to
+        lift = 1.0 if pool.id == GENERAL else pool.lift_for(activity)
+        wait = general_wait if pool.id == GENERAL else None
+        if pool.id != GENERAL:
+            wait = expected_wait(pool, availability.get(pool.id), rules)
+        value = (
+            rules.value_of_success * min(p * lift, MAX_P)
+            - cost
+            - rules.wait_cost_per_s * (wait or 0.0)
+        )
+        ranked.append(_option(pool, value, wait, availability, lift))
+    # Highest value first; on a tie the pool listed first in the config (stable sort).
+    ranked.sort(key=lambda option: -option["expected_value"])
+    for option in ranked:
+        option["within_limit"] = (
+            option["expected_wait_s"] is None or option["expected_wait_s"] <= rules.max_wait_s
+        )
+
+    chosen = next((o for o in ranked if o["within_limit"] and o["pool"] != GENERAL), None)
+    over = [o["pool"] for o in ranked if not o["within_limit"] and o["pool"] != GENERAL]
+    general_option = next(o for o in ranked if o["pool"] == GENERAL)
+    if chosen is not None and ranked.index(chosen) < ranked.index(general_option):
+        reason = text["chosen"].format(
+            pool=chosen["pool"],
+            activity=activity,
+            ev=chosen["expected_value"],
+            lift=chosen["lift"],
+            wait=_wait_text(text, chosen),
+        )
+        if over:
+            reason += "; " + text["over_limit"].format(
+                pools=", ".join(over), limit=rules.max_wait_s
+            )
+        return _answer(
+            chosen["pool"],
+            reason,
+            activity=activity,
+            fallbacks=_fallbacks(ranked, chosen["pool"]),
+            expected_value=chosen["expected_value"],
+            expected_wait_s=chosen["expected_wait_s"],
+            ranked=ranked,
+        )
+
+    # General: either it is simply the best place, or every better pool is too busy.
+    # A capacity fallback: a value pool would beat general if it were not over the limit.
+    capacity_fallback = any(
+        not o["within_limit"] and o["lift"] > general_option["lift"]
+        for o in ranked
+        if o["pool"] != GENERAL
+    )
+    final, reason = activity, None
+    if not general_option["within_limit"]:
+        final, reason = NONE, text["general_busy"].format(limit=rules.max_wait_s)
+    elif capacity_fallback:
+        final = _lighter_activity(activity, activities, rules, blocked, none_value)
+        reason = (
+            text["downgraded"].format(limit=rules.max_wait_s, activity=final, original=activity)
+            if final != NONE
+            else text["dropped"].format(limit=rules.max_wait_s)
+        )
+    else:
+        reason = text["general_only"].format(
+            activity=activity, wait=_wait_text(text, general_option)
+        )
+    return _answer(
+        GENERAL,
+        reason,
+        activity=final,
+        fallbacks=[],
+        expected_value=general_option["expected_value"] if final == activity else None,
+        expected_wait_s=general_option["expected_wait_s"],
+        ranked=ranked,
+    )
+
+
+def _lighter_activity(
+    activity: str,
+    activities: Sequence[Mapping[str, Any]],
+    rules: RoutingRules,
+    blocked: Collection[str],
+    none_value: float,
+) -> str:
+    """The activity with the best positive expected value (over ``none``) among those
+    that take less extra handle time than ``activity``; ``none`` if there is none."""
+    limit = rules.extra_handle_time_s.get(activity, 0.0)
+    best, best_value = NONE, none_value
+    for item in activities:
+        name, value = item["activity"], item.get("expected_value")
+        if name not in VALUE_ACTIVITIES or name == activity or name in blocked or value is None:
+            continue
+        if rules.extra_handle_time_s.get(name, 0.0) >= limit:
+            continue
+        if value > best_value:
+            best, best_value = name, value
+    return best
+
+
+def _option(
+    pool: Pool,
+    value: float | None,
+    wait: float | None,
+    availability: Mapping[str, Availability],
+    lift: float,
+) -> dict[str, Any]:
+    status = availability.get(pool.id)
+    return {
+        "pool": pool.id,
+        "expected_value": None if value is None else round(value, 6),
+        "lift": round(lift, 4),
+        "expected_wait_s": None if wait is None else round(wait, 3),
+        "availability": "unknown" if status is None else ("stale" if status.stale else "fresh"),
+        "within_limit": True,
+    }
+
+
+def _wait_text(text: dict[str, str], option: Mapping[str, Any]) -> str:
+    if option["expected_wait_s"] is not None:
+        return text["wait"].format(seconds=option["expected_wait_s"])
+    return text["wait_stale"] if option["availability"] == "stale" else text["wait_unknown"]
+
+
+def _fallbacks(ranked: list[dict[str, Any]], chosen: str) -> list[str]:
+    """The other pools within the wait limit in rank order, ``general`` always last."""
+    rest = [o["pool"] for o in ranked if o["within_limit"] and o["pool"] not in (chosen, GENERAL)]
+    return [*rest, GENERAL]
+
+
+def _answer(
+    pool: str,
+    reason: str,
+    *,
+    activity: str,
+    fallbacks: list[str] | None = None,
+    expected_value: float | None = None,
+    expected_wait_s: float | None = None,
+    ranked: list[dict[str, Any]] | None = None,
+    content: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "pool": pool,
+        "reason": reason,
+        "fallbacks": fallbacks or [],
+        "activity": activity,
+        "expected_value": expected_value,
+        "expected_wait_s": expected_wait_s,
+        "ranked": ranked or [],
+        "content": content,
+    }

@@ -1,0 +1,316 @@
+"""Agent pools: what each pool serves, who is in it, and the self-service content catalogue.
+
+A pools file (YAML; the service reads ``VEA_POOLS`` and then keeps the config in its
+database, ``GET|PUT /v1/pools``) looks like::
+
+    pools:
+      - id: value_onboarding
+        activities: [validate_purchase, achieve_goals]
+        languages: [ja, en]          # omitted: every language
+        channels: [voice, chat]      # omitted: every channel except self_service
+        segments: [enterprise]       # omitted: every segment
+        membership: proficiency      # members come from `vea pools rebuild`
+        members: [agent-001, ...]    # static pools list their agents
+        capacity: 12                 # agents who can take contacts at once
+        lift: {validate_purchase: 1.18}   # written by the rebuild: members' proficiency
+      - id: general                  # always present: the last fallback
+        activities: []
+
+Plain data in and out: parsing validates everything and raises ``PoolError`` with the
+pool and field named, so an operator sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from models.activities import CHANNELS, NONE, VALUE_ACTIVITIES
+
+GENERAL = "general"
+SELF_SERVICE = "self_service"
+# The route of a self-service contact: digital content instead of an agent pool.
+DIGITAL_CONTENT = "digital_content"
+MEMBERSHIPS = ("static", "proficiency")
+POOL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+POOL_KEYS = {
+    "id",
+    "description",
+    "activities",
+    "languages",
+    "channels",
+    "segments",
+    "membership",
+    "members",
+    "capacity",
+    "lift",
+}
+MAX_LIFT = 5.0
+
+
+class PoolError(ValueError):
+    """A pools config or content catalogue that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Pool:
+    id: str
+    activities: frozenset[str] = frozenset()
+    languages: frozenset[str] | None = None  # None: every language
+    channels: frozenset[str] | None = None  # None: every assisted channel
+    segments: frozenset[str] | None = None  # None: every segment
+    membership: str = "static"
+    members: tuple[str, ...] = ()
+    capacity: int | None = None
+    lift: Mapping[str, float] = field(default_factory=dict)
+    description: str = ""
+
+    def serves(self, activity: str, channel: str | None, language: str | None, segment) -> bool:
+        """Whether a contact may go to this pool for ``activity`` (``general`` takes all)."""
+        if self.id != GENERAL and activity not in self.activities:
+            return False
+        if self.channels is not None and channel not in self.channels:
+            return False
+        if self.languages is not None and language not in self.languages:
+            return False
+        return self.segments is None or segment in self.segments
+
+    def lift_for(self, activity: str) -> float:
+        """Proficiency lift of the pool's members at ``activity`` (1.0: an average agent)."""
+        return float(self.lift.get(activity, 1.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id}
+        if self.description:
+            data["description"] = self.description
+        data["activities"] = [a for a in VALUE_ACTIVITIES if a in self.activities]
+        for name in ("languages", "channels", "segments"):
+            values = getattr(self, name)
+            if values is not None:
+                data[name] = sorted(values)
+        data["membership"] = self.membership
+        data["members"] = list(self.members)
+        if self.capacity is not None:
+            data["capacity"] = self.capacity
+        if self.lift:
+            data["lift"] = {a: round(float(v), 4) for a, v in sorted(self.lift.items())}
+        return data
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    pools: tuple[Pool, ...]
+
+    @property
+    def general(self) -> Pool:
+        return self.by_id()[GENERAL]
+
+    def by_id(self) -> dict[str, Pool]:
+        return {p.id: p for p in self.pools}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pools": [p.to_dict() for p in self.pools]}
+
+    def with_pools(self, pools: list[Pool]) -> PoolConfig:
+        return replace(self, pools=tuple(pools))
+
+
+def _names(entry: Mapping[str, Any], key: str, where: str) -> frozenset[str] | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise PoolError(f"{where}: {key} must be a list")
+    if not value:
+        raise PoolError(f"{where}: {key} is empty (omit it to allow every value)")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise PoolError(f"{where}: {key} must hold non-empty strings")
+    return frozenset(value)
+
+
+def parse_pool(entry: Any, index: int) -> Pool:
+    if not isinstance(entry, Mapping):
+        raise PoolError(f"pools[{index}]: must be a mapping")
+    pool_id = entry.get("id")
+    if not isinstance(pool_id, str) or not POOL_ID.match(pool_id):
+        raise PoolError(
+            f"pools[{index}]: id must be 1-64 lowercase letters, digits, '_', '.' or '-'"
+        )
+    where = f"pool {pool_id!r}"
+    unknown_keys = set(entry) - POOL_KEYS
+    if unknown_keys:
+        raise PoolError(f"{where}: unknown keys {sorted(unknown_keys)}")
+    activities = _names(entry, "activities", where) if entry.get("activities") else frozenset()
+    unknown = set(activities or ()) - set(VALUE_ACTIVITIES)
+    if unknown:
+        raise PoolError(
+            f"{where}: unknown activities {sorted(unknown)}; "
+            f"choose from {', '.join(VALUE_ACTIVITIES)}"
+        )
+    channels = _names(entry, "channels", where)
+    if channels is not None:
+        bad = channels - set(CHANNELS)
+        if bad:
+            raise PoolError(f"{where}: unknown channels {sorted(bad)}")
+        if SELF_SERVICE in channels:
+            raise PoolError(
+                f"{where}: self_service contacts get digital content, not an agent pool"
+            )
+    membership = entry.get("membership") or ("static" if entry.get("members") else None)
+    if membership is None and pool_id != GENERAL:
+        raise PoolError(
+            f"{where}: empty pool: list its members or set membership: proficiency "
+            "(filled by `vea pools rebuild`)"
+        )
+    membership = membership or "static"
+    if membership not in MEMBERSHIPS:
+        raise PoolError(f"{where}: membership must be one of {', '.join(MEMBERSHIPS)}")
+    members_raw = entry.get("members") or []
+    if not isinstance(members_raw, list | tuple):
+        raise PoolError(f"{where}: members must be a list of agent ids")
+    members: list[str] = []
+    seen: set[str] = set()
+    for agent in members_raw:
+        if not isinstance(agent, str) or not 1 <= len(agent) <= 128:
+            raise PoolError(f"{where}: agent ids are strings of 1-128 characters")
+        if agent in seen:
+            raise PoolError(f"{where}: duplicate agent {agent!r}")
+        seen.add(agent)
+        members.append(agent)
+    if membership == "static" and not members and pool_id != GENERAL:
+        raise PoolError(f"{where}: empty pool: a static pool needs at least one member")
+    capacity = entry.get("capacity")
+    if capacity is not None and (
+        isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
+    ):
+        raise PoolError(f"{where}: capacity must be a whole number >= 1")
+    lift_raw = entry.get("lift") or {}
+    if not isinstance(lift_raw, Mapping):
+        raise PoolError(f"{where}: lift must map activities to numbers")
+    lift: dict[str, float] = {}
+    for activity, value in lift_raw.items():
+        if activity not in VALUE_ACTIVITIES:
+            raise PoolError(f"{where}: lift of unknown activity {activity!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PoolError(f"{where}: lift.{activity} must be a number")
+        if not (math.isfinite(value) and 0 < value <= MAX_LIFT):
+            raise PoolError(f"{where}: lift.{activity} must be in (0, {MAX_LIFT}]")
+        lift[activity] = float(value)
+    description = entry.get("description") or ""
+    if not isinstance(description, str) or len(description) > 500:
+        raise PoolError(f"{where}: description must be text of at most 500 characters")
+    return Pool(
+        id=pool_id,
+        activities=frozenset(activities or ()),
+        languages=_names(entry, "languages", where),
+        channels=channels,
+        segments=_names(entry, "segments", where),
+        membership=membership,
+        members=tuple(members),
+        capacity=capacity,
+        lift=lift,
+        description=description,
+    )
+
+
+def parse_config(data: Any) -> PoolConfig:
+    """Validate a pools config (the YAML file's or the API's mapping)."""
+    if not isinstance(data, Mapping):
+        raise PoolError("a pools config is a mapping with a `pools` list")
+    unknown = set(data) - {"pools"}
+    if unknown:
+        raise PoolError(f"unknown top-level keys {sorted(unknown)} (only `pools`)")
+    entries = data.get("pools")
+    if not isinstance(entries, list) or not entries:
+        raise PoolError("`pools` must be a non-empty list")
+    pools = [parse_pool(entry, i) for i, entry in enumerate(entries)]
+    ids: set[str] = set()
+    for pool in pools:
+        if pool.id in ids:
+            raise PoolError(f"duplicate pool id {pool.id!r}")
+        ids.add(pool.id)
+    if GENERAL not in ids:
+        raise PoolError(
+            f"missing the {GENERAL!r} pool: it is the last fallback of every route and must "
+            "always exist"
+        )
+    general = next(p for p in pools if p.id == GENERAL)
+    if general.languages or general.channels or general.segments:
+        raise PoolError(f"pool {GENERAL!r} takes every contact: no languages/channels/segments")
+    return PoolConfig(tuple(pools))
+
+
+def load_config(path: str | Path) -> PoolConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PoolError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return parse_config(data)
+    except PoolError as exc:
+        raise PoolError(f"{path}: {exc}") from None
+
+
+# ------------------------------------------------------------- self-service content
+@dataclass(frozen=True)
+class ContentItem:
+    content_id: str
+    title: str
+    language: str
+
+
+@dataclass(frozen=True)
+class ContentCatalogue:
+    """Digital content per value activity and language, for self-service channels."""
+
+    items: Mapping[str, Mapping[str, ContentItem]]  # activity -> language -> item
+    default_language: str = "en"
+
+    def find(self, activity: str, language: str | None) -> ContentItem | None:
+        entries = self.items.get(activity) or {}
+        return entries.get(language or "") or entries.get(self.default_language)
+
+
+def parse_catalogue(data: Any) -> ContentCatalogue:
+    if not isinstance(data, Mapping) or not isinstance(data.get("content"), Mapping):
+        raise PoolError("a content catalogue is a mapping with a `content` mapping")
+    items: dict[str, dict[str, ContentItem]] = {}
+    ids: set[str] = set()
+    for activity, by_language in data["content"].items():
+        if activity not in (*VALUE_ACTIVITIES, NONE):
+            raise PoolError(f"content: unknown activity {activity!r}")
+        if not isinstance(by_language, Mapping) or not by_language:
+            raise PoolError(f"content.{activity}: map languages to {{id, title}}")
+        for language, entry in by_language.items():
+            where = f"content.{activity}.{language}"
+            if not isinstance(entry, Mapping) or not entry.get("id") or not entry.get("title"):
+                raise PoolError(f"{where}: needs an id and a title")
+            if entry["id"] in ids:
+                raise PoolError(f"{where}: duplicate content id {entry['id']!r}")
+            ids.add(entry["id"])
+            items.setdefault(activity, {})[str(language)] = ContentItem(
+                str(entry["id"]), str(entry["title"]), str(language)
+            )
+    for activity in VALUE_ACTIVITIES:
+        for language in ("ja", "en"):
+            if language not in items.get(activity, {}):
+                raise PoolError(f"content: no {language} entry for {activity}")
+    return ContentCatalogue(items)
+
+
+def load_catalogue(path: str | Path | None = None) -> ContentCatalogue:
+    """The catalogue at ``path``, or the one shipped in ``models/content``."""
+    if path is None:
+        text = resources.files("models").joinpath("content/self_service.yaml").read_text("utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    return parse_catalogue(yaml.safe_load(text))

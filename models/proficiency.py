@@ -1,0 +1,262 @@
+"""Agent proficiency measured from outcomes, adjusted for case mix, with empirical Bayes.
+
+For every agent and value activity we compare what happened with what the model expected
+for the contacts that agent actually got:
+
+* ``observed`` O: value-enhancement successes of the agent's attempts at the activity;
+* ``expected`` E: the sum of the model's predicted success probability for those same
+  contacts (an agent given easy customers has a high E, so a high O does not flatter them);
+* the ratio O/E is the agent's lift over an average agent on the same contacts.
+
+Raw O/E is noisy for agents with few contacts, so it is shrunk toward the population with
+the gamma-Poisson model used for standardised ratios (Clayton & Kaldor 1987): O ~ Poisson(
+theta * E), theta ~ Gamma(alpha, beta) per activity, with alpha and beta fitted by the
+method of moments across agents. The posterior is Gamma(alpha + O, beta + E): its mean is
+the proficiency and its 5% and 95% quantiles the 90% interval. (Poisson overstates the
+variance of a sum of Bernoullis, so the intervals err on the wide, cautious side.)
+
+Membership: an agent joins the value pool for an activity when the interval's lower bound
+beats the median agent's proficiency for that activity and they have at least
+``min_contacts`` attempts; newcomers with little evidence stay in the general pool.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import stats
+
+from models.activities import VALUE_ACTIVITIES
+from models.pools import GENERAL, Pool, PoolConfig
+
+INTERVAL = 0.90
+DEFAULT_MIN_CONTACTS = 30
+# Floor on the prior's variance: with a handful of agents the moment estimate can be 0,
+# which would shrink everyone to the mean and let nobody qualify whatever the evidence.
+MIN_PRIOR_VARIANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Proficiency:
+    agent_id: str
+    activity: str
+    contacts: int
+    observed: float
+    expected: float
+    estimate: float  # posterior mean of O/E (1.0 = as the model expects of anyone)
+    low: float  # 90% interval
+    high: float
+    qualified: bool = False
+
+    @property
+    def raw(self) -> float:
+        return self.observed / self.expected if self.expected > 0 else math.nan
+
+    def to_dict(self) -> dict:
+        return {
+            "agent_id": self.agent_id,
+            "activity": self.activity,
+            "contacts": self.contacts,
+            "observed": round(self.observed, 3),
+            "expected": round(self.expected, 3),
+            "estimate": round(self.estimate, 4),
+            "low": round(self.low, 4),
+            "high": round(self.high, 4),
+            "qualified": self.qualified,
+        }
+
+
+@dataclass(frozen=True)
+class Prior:
+    mean: float
+    variance: float
+
+    @property
+    def alpha(self) -> float:
+        return self.mean**2 / self.variance
+
+    @property
+    def beta(self) -> float:
+        return self.mean / self.variance
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One agent's attempts at one activity: count, successes, and the model's expected
+    successes and their binomial variance on those contacts."""
+
+    contacts: int
+    observed: float
+    expected: float
+    variance: float
+
+
+def aggregate(records: Iterable[tuple[str, str, float, float]]) -> dict[tuple[str, str], Cell]:
+    """``(agent_id, activity, success 0/1, predicted probability)`` per attempt ->
+    ``{(agent, activity): Cell}``. Attempts at unknown activities, without an agent or
+    with a missing probability are skipped."""
+    totals: dict[tuple[str, str], list[float]] = {}
+    for agent, activity, success, predicted in records:
+        if not agent or activity not in VALUE_ACTIVITIES:
+            continue
+        if predicted is None or success is None or not math.isfinite(float(predicted)):
+            continue
+        p = min(max(float(predicted), 1e-4), 1.0 - 1e-4)
+        cell = totals.setdefault((str(agent), activity), [0, 0.0, 0.0, 0.0])
+        cell[0] += 1
+        cell[1] += float(success)
+        cell[2] += p
+        cell[3] += p * (1.0 - p)
+    return {key: Cell(int(n), o, e, v) for key, (n, o, e, v) in totals.items()}
+
+
+def fit_prior(cells: list[Cell]) -> Prior:
+    """Method-of-moments gamma prior of the true ratios of one activity's agents.
+
+    Under the model ``E[O_i / E_i] = mu`` and ``Var(O_i / E_i) = tau^2 + mu * V_i / E_i^2``
+    (``V_i``: the binomial variance of the agent's successes), so ``mu`` is the pooled
+    ratio and ``tau^2`` the weighted spread of the ratios beyond what chance explains."""
+    cells = [c for c in cells if c.expected > 0]
+    if not cells:
+        return Prior(1.0, MIN_PRIOR_VARIANCE)
+    o = np.array([c.observed for c in cells])
+    e = np.array([c.expected for c in cells])
+    v = np.array([c.variance for c in cells])
+    mu = max(o.sum() / e.sum(), 1e-3)
+    weights = e / e.sum()
+    spread = float((weights * (o / e - mu) ** 2).sum())
+    noise = float((weights * mu * v / e**2).sum())
+    return Prior(mu, max(spread - noise, MIN_PRIOR_VARIANCE))
+
+
+def estimate(
+    cells: Mapping[tuple[str, str], Cell],
+    *,
+    min_contacts: int = DEFAULT_MIN_CONTACTS,
+    interval: float = INTERVAL,
+) -> list[Proficiency]:
+    """Shrunk proficiency with interval and pool qualification for every agent x activity.
+
+    The agent's evidence enters the gamma posterior as quasi-Poisson counts: successes
+    count ``E / V`` times (``V / E`` is the binomial dispersion, below 1), so a ratio
+    measured on likely successes is not judged as noisier than it is. The median is taken
+    over the posterior means of the agents with at least ``min_contacts`` attempts at the
+    activity (the established workforce); an agent qualifies when the lower bound of
+    their interval is above it."""
+    tail = (1.0 - interval) / 2.0
+    result: list[Proficiency] = []
+    for activity in VALUE_ACTIVITIES:
+        keys = sorted(k for k in cells if k[1] == activity)
+        if not keys:
+            continue
+        group = [cells[k] for k in keys]
+        n = np.array([c.contacts for c in group], dtype=float)
+        o = np.array([c.observed for c in group])
+        e = np.array([c.expected for c in group])
+        dispersion = np.array([c.variance for c in group]) / np.maximum(e, 1e-9)
+        prior = fit_prior(group)
+        shape = prior.alpha + o / dispersion
+        rate = prior.beta + e / dispersion
+        mean = shape / rate
+        low = stats.gamma.ppf(tail, shape, scale=1.0 / rate)
+        high = stats.gamma.ppf(1.0 - tail, shape, scale=1.0 / rate)
+        established = n >= min_contacts
+        median = float(np.median(mean[established])) if established.any() else math.inf
+        for i, (agent, _) in enumerate(keys):
+            result.append(
+                Proficiency(
+                    agent_id=agent,
+                    activity=activity,
+                    contacts=int(n[i]),
+                    observed=float(o[i]),
+                    expected=float(e[i]),
+                    estimate=float(mean[i]),
+                    low=float(low[i]),
+                    high=float(high[i]),
+                    qualified=bool(established[i] and low[i] > median),
+                )
+            )
+    return result
+
+
+def qualified_agents(proficiency: Iterable[Proficiency]) -> dict[str, list[str]]:
+    """Activity -> agents who qualified for its value pool (sorted by estimate, best first)."""
+    by_activity: dict[str, list[Proficiency]] = {}
+    for item in proficiency:
+        if item.qualified:
+            by_activity.setdefault(item.activity, []).append(item)
+    return {
+        activity: [p.agent_id for p in sorted(items, key=lambda p: (-p.estimate, p.agent_id))]
+        for activity, items in by_activity.items()
+    }
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    config: PoolConfig
+    changes: list[str]
+    proficiency: list[Proficiency]
+
+
+def rebuild_pools(
+    config: PoolConfig,
+    proficiency: list[Proficiency],
+    *,
+    min_contacts: int = DEFAULT_MIN_CONTACTS,
+) -> Rebuild:
+    """New members of every ``membership: proficiency`` pool (agents qualified for any of
+    its activities) and the measured lift of every pool, with a line per change."""
+    qualified = qualified_agents(proficiency)
+    by_cell = {(p.agent_id, p.activity): p for p in proficiency}
+    pools: list[Pool] = []
+    changes: list[str] = []
+    for pool in config.pools:
+        if pool.id == GENERAL:
+            pools.append(pool)
+            continue
+        members = pool.members
+        if pool.membership == "proficiency":
+            chosen = {agent for a in pool.activities for agent in qualified.get(a, ())}
+            members = tuple(sorted(chosen))
+            for agent in sorted(chosen - set(pool.members)):
+                why = ", ".join(
+                    _describe(by_cell[(agent, a)])
+                    for a in sorted(pool.activities)
+                    if (agent, a) in by_cell and by_cell[(agent, a)].qualified
+                )
+                changes.append(f"{pool.id}: + {agent} ({why})")
+            for agent in sorted(set(pool.members) - chosen):
+                cells = [
+                    by_cell[(agent, a)] for a in sorted(pool.activities) if (agent, a) in by_cell
+                ]
+                why = ", ".join(_describe(c) for c in cells) or "no outcomes"
+                changes.append(f"{pool.id}: - {agent} (no longer above the median: {why})")
+        lift: dict[str, float] = {}
+        for activity in sorted(pool.activities):
+            cells = [
+                by_cell[(agent, activity)]
+                for agent in members
+                if (agent, activity) in by_cell
+                and by_cell[(agent, activity)].contacts >= min_contacts
+            ]
+            if cells:
+                lift[activity] = round(float(np.mean([c.estimate for c in cells])), 4)
+            old, new = pool.lift.get(activity), lift.get(activity)
+            if old != new and not (old is not None and new is not None and abs(old - new) < 5e-4):
+                changes.append(f"{pool.id}: lift {activity} {_fmt(old)} -> {_fmt(new)}")
+        pools.append(replace(pool, members=members, lift=lift))
+    return Rebuild(config.with_pools(pools), changes, proficiency)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _describe(item: Proficiency) -> str:
+    return (
+        f"{item.activity} {item.estimate:.2f} [{item.low:.2f}, {item.high:.2f}], "
+        f"{item.contacts} contacts"
+    )

@@ -1,0 +1,271 @@
+"""Pools config validation, the self-service catalogue and capacity-aware matching
+(models.pools, models.matching): pure, no service."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.matching import Availability, RoutingRules, route
+from models.pools import (
+    DIGITAL_CONTENT,
+    GENERAL,
+    PoolError,
+    load_catalogue,
+    load_config,
+    parse_config,
+)
+from service.config import PACKAGE_DIR
+
+
+def config(**overrides):
+    pools = [
+        {
+            "id": "value_education",
+            "activities": ["educate_usage"],
+            "members": ["a1", "a2"],
+            "capacity": 2,
+            "lift": {"educate_usage": 1.3},
+        },
+        {
+            "id": "value_education_2",
+            "activities": ["educate_usage", "validate_purchase"],
+            "members": ["a3"],
+            "lift": {"educate_usage": 1.1},
+        },
+        {
+            "id": "value_enterprise",
+            "activities": ["educate_usage"],
+            "segments": ["enterprise"],
+            "languages": ["ja"],
+            "members": ["a4"],
+            "lift": {"educate_usage": 1.6},
+        },
+        {"id": "general", "activities": []},
+    ]
+    return parse_config({"pools": overrides.get("pools", pools)})
+
+
+ACTIVITIES = [
+    {"activity": "educate_usage", "success_probability": 0.5, "expected_value": 7.6},
+    {"activity": "validate_purchase", "success_probability": 0.3, "expected_value": 5.1},
+    {"activity": "anticipate_needs", "success_probability": 0.2, "expected_value": 2.2},
+    {"activity": "achieve_goals", "success_probability": 0.1, "expected_value": -1.0},
+    {"activity": "advise_new_uses", "success_probability": 0.1, "expected_value": 0.0},
+]
+RULES = RoutingRules(max_wait_s=60.0, wait_cost_per_s=0.02)
+
+
+def decide(cfg=None, *, activity="educate_usage", availability=None, rules=RULES, **contact):
+    args = {"channel": "voice", "language": "en", "segment": "consumer", **contact}
+    return route(
+        cfg or config(),
+        activity=activity,
+        activities=ACTIVITIES,
+        openness=0.4,
+        availability=availability or {},
+        rules=rules,
+        catalogue=load_catalogue(),
+        none_value=0.4,
+        **args,
+    )
+
+
+# ------------------------------------------------------------------ validation
+@pytest.mark.parametrize(
+    "pools, message",
+    [
+        ([{"id": "a", "activities": ["sell_more"], "members": ["x"]}], "unknown activities"),
+        ([{"id": "a", "activities": ["educate_usage"]}], "empty pool"),
+        ([{"id": "a", "activities": ["educate_usage"], "members": []}], "empty pool"),
+        (
+            [{"id": "a", "activities": ["educate_usage"], "members": ["x", "y", "x"]}],
+            "duplicate agent 'x'",
+        ),
+        ([{"id": "a", "activities": ["educate_usage"], "members": ["x"]}], "missing the 'general'"),
+        ([{"id": "general"}, {"id": "general"}], "duplicate pool id"),
+        ([{"id": "general", "languages": ["ja"]}], "takes every contact"),
+        ([{"id": "general", "colour": "red"}], "unknown keys"),
+        ([{"id": "Bad Id"}], "id must be"),
+        (
+            [{"id": "a", "channels": ["fax"], "members": ["x"]}, {"id": "general"}],
+            "unknown channels",
+        ),
+        (
+            [{"id": "a", "channels": ["self_service"], "members": ["x"]}, {"id": "general"}],
+            "digital content",
+        ),
+        (
+            [{"id": "a", "members": ["x"], "capacity": 0}, {"id": "general"}],
+            "capacity",
+        ),
+        (
+            [{"id": "a", "members": ["x"], "lift": {"educate_usage": -1}}, {"id": "general"}],
+            "lift.educate_usage",
+        ),
+        ([{"id": "a", "membership": "vibes"}, {"id": "general"}], "membership must be"),
+    ],
+)
+def test_bad_pools_are_refused_with_clear_errors(pools, message):
+    if not any(p.get("id") == "general" for p in pools) and "general" not in message:
+        pools = [*pools, {"id": "general"}]
+    with pytest.raises(PoolError, match=message):
+        parse_config({"pools": pools})
+
+
+def test_bad_top_level_and_yaml(tmp_path):
+    with pytest.raises(PoolError, match="non-empty list"):
+        parse_config({"pools": []})
+    with pytest.raises(PoolError, match="mapping"):
+        parse_config(["general"])
+    broken = tmp_path / "pools.yaml"
+    broken.write_text("pools: [\n")
+    with pytest.raises(PoolError, match="not valid YAML"):
+        load_config(broken)
+
+
+def test_default_pools_file_and_round_trip():
+    cfg = load_config(PACKAGE_DIR / "pools.default.yaml")
+    assert cfg.general.id == GENERAL
+    assert parse_config(cfg.to_dict()) == cfg
+    enterprise = cfg.by_id()["value_enterprise"]
+    assert enterprise.segments == {"enterprise", "small_business"}
+    assert enterprise.membership == "proficiency" and enterprise.members == ()
+
+
+def test_catalogue_has_ja_and_en_for_every_activity():
+    catalogue = load_catalogue()
+    assert catalogue.find("educate_usage", "ja").content_id.endswith("-ja")
+    assert catalogue.find("educate_usage", "fr").language == "en"  # default language
+
+
+# --------------------------------------------------------------------- routing
+def test_best_pool_by_expected_value_with_ranked_fallbacks():
+    answer = decide()
+    assert answer["pool"] == "value_education"
+    assert answer["fallbacks"] == ["value_education_2", GENERAL]
+    values = [o["expected_value"] for o in answer["ranked"]]
+    assert values == sorted(values, reverse=True)
+    assert [o["pool"] for o in answer["ranked"]] == [
+        "value_education",
+        "value_education_2",
+        GENERAL,
+    ]
+    assert answer["activity"] == "educate_usage" and "lift 1.30" in answer["reason"]
+
+
+def test_segment_and_language_restrict_pools():
+    answer = decide(segment="enterprise", language="ja")
+    assert answer["pool"] == "value_enterprise"
+    # Enterprise customer speaking English: the ja-only enterprise pool is not offered.
+    answer = decide(segment="enterprise", language="en")
+    assert "value_enterprise" not in [o["pool"] for o in answer["ranked"]]
+
+
+def test_pool_over_the_wait_limit_falls_back_to_the_next():
+    full = {"value_education": Availability(agents_free=0, queue_length=5)}  # 5+1 x 420 / 2
+    answer = decide(availability=full)
+    assert answer["pool"] == "value_education_2"
+    assert "value_education over the 60 s wait limit" in answer["reason"]
+    assert answer["ranked"][-1]["within_limit"] is False  # 1,260 s wait: ranked last
+
+
+def test_all_value_pools_full_downgrade_to_a_lighter_activity_in_general():
+    busy = {
+        "value_education": Availability(expected_wait_s=300),
+        "value_education_2": Availability(expected_wait_s=90),
+    }
+    answer = decide(availability=busy)
+    assert answer["pool"] == GENERAL and answer["fallbacks"] == []
+    # validate_purchase takes 45 s extra against education's 120 s, and still pays.
+    assert answer["activity"] == "validate_purchase"
+    assert "does not wait longer" in answer["reason"]
+
+
+def test_no_lighter_activity_that_pays_means_none():
+    busy = {
+        "value_education": Availability(expected_wait_s=300),
+        "value_education_2": Availability(expected_wait_s=300),
+    }
+    # No activity lighter than education (120 s) beats none's 0.4.
+    activities = [
+        {**a, "expected_value": min(a["expected_value"], 0.1)} if i else a
+        for i, a in enumerate(ACTIVITIES)
+    ]
+    answer = route(
+        config(),
+        activity="educate_usage",
+        activities=activities,
+        openness=0.4,
+        channel="voice",
+        language="en",
+        segment="consumer",
+        availability=busy,
+        rules=RULES,
+        none_value=0.4,
+    )
+    assert answer["pool"] == GENERAL and answer["activity"] == "none"
+    assert "no value attempt" in answer["reason"]
+
+
+def test_general_busy_too_means_no_value_attempt():
+    busy = {p: Availability(expected_wait_s=600) for p in ("value_education", "general")}
+    busy["value_education_2"] = Availability(expected_wait_s=600)
+    answer = decide(availability=busy)
+    assert answer["pool"] == GENERAL and answer["activity"] == "none"
+
+
+def test_stale_availability_is_ignored():
+    stale = {"value_education": Availability(expected_wait_s=900, stale=True)}
+    answer = decide(availability=stale)
+    assert answer["pool"] == "value_education"
+    assert answer["ranked"][0]["availability"] == "stale"
+    assert answer["expected_wait_s"] is None and "stale" in answer["reason"]
+
+
+def test_waiting_cost_can_outweigh_proficiency():
+    # Lift 1.3 against an idle 1.1 pool is worth 0.5 x 0.2 x 20 = 2.0; at 0.05 per second
+    # a 30 s wait (1.5) is worth paying, a 55 s wait (2.75) is not.
+    rules = RoutingRules(max_wait_s=60.0, wait_cost_per_s=0.05)
+    idle = Availability(agents_free=3)
+    waiting = {"value_education": Availability(expected_wait_s=30), "value_education_2": idle}
+    assert decide(availability=waiting, rules=rules)["pool"] == "value_education"
+    slow = {"value_education": Availability(expected_wait_s=55), "value_education_2": idle}
+    assert decide(availability=slow, rules=rules)["pool"] == "value_education_2"
+
+
+def test_language_with_no_pool_goes_to_general():
+    cfg = config(
+        pools=[
+            {
+                "id": "ja_only",
+                "activities": ["educate_usage"],
+                "languages": ["ja"],
+                "members": ["x"],
+            },
+            {"id": "general"},
+        ]
+    )
+    answer = decide(cfg, language="en")
+    assert answer["pool"] == GENERAL and answer["activity"] == "educate_usage"
+    assert "no value pool" in answer["reason"]
+
+
+def test_pool_without_qualified_members_is_not_routed_to():
+    cfg = load_config(PACKAGE_DIR / "pools.default.yaml")
+    answer = decide(cfg)
+    assert answer["pool"] == GENERAL and answer["activity"] == "educate_usage"
+
+
+def test_self_service_gets_content_in_the_customer_language():
+    answer = decide(channel="self_service", language="ja")
+    assert answer["pool"] == DIGITAL_CONTENT
+    assert answer["content"]["id"] == "ss-educate-usage-ja" and answer["content"]["title"]
+    assert decide(channel="self_service", activity="none")["content"]["id"].startswith(
+        "ss-help-center"
+    )
+
+
+def test_none_goes_to_general_and_reasons_in_japanese():
+    assert decide(activity="none")["pool"] == GENERAL
+    answer = decide(language="ja")
+    assert any(ord(ch) > 0x3000 for ch in answer["reason"])
