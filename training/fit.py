@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from models.activities import ACTIONS
 from models.bundle import ModelBundle
+from models.drift import reference_histogram
 from models.economics import Economics
 from models.explain import ReasonTable
 from models.features import FeatureEncoder
@@ -32,6 +33,7 @@ K = len(ACTIONS)
 SELECTION_FRACTION = 0.2
 BASELINE_LEARNER = "s"
 REASON_SAMPLE_ROWS = 1000  # TreeSHAP costs ~0.2 ms per row and action
+DRIFT_SAMPLE_ROWS = 100_000  # reference histograms for drift; plenty for 10 bins
 
 
 def feature_encoder_for(frame: pd.DataFrame, extra: Sequence[str] = ()) -> FeatureEncoder:
@@ -139,6 +141,7 @@ def train_bundle(
         "training_rows": int(len(frame)),
         "seed": seed,
         "metrics": metrics,
+        "drift_reference": drift_reference(frame, encoder, seed),
     }
     return ModelBundle(
         encoder=encoder,
@@ -149,6 +152,22 @@ def train_bundle(
         manifest=manifest,
         reasons=reasons,
     )
+
+
+def drift_reference(
+    frame: pd.DataFrame, encoder: FeatureEncoder, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Per-feature training histograms for drift (``models.drift``), from a sample."""
+    if len(frame) > DRIFT_SAMPLE_ROWS:
+        frame = frame.sample(DRIFT_SAMPLE_ROWS, random_state=seed + 23)
+    out = {}
+    for name in encoder.feature_names:
+        if name not in frame:
+            continue
+        column = frame[name].astype(object)
+        values = column.where(column.notna(), None).tolist()
+        out[name] = reference_histogram(values, numeric=name in encoder.numeric)
+    return out
 
 
 def reason_table(

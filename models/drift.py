@@ -1,0 +1,137 @@
+"""Drift between the data a model was trained on and the traffic it now serves.
+
+- **PSI** (population stability index) per feature: ``sum (live - ref) * ln(live / ref)``
+  over the bins of a reference histogram stored in the bundle manifest at training time
+  (quantile bins for numbers, category shares for categories, a bin for missing values).
+  Rule of thumb: below 0.1 stable, 0.1-0.25 watch, above 0.25 act.
+- **Calibration drift**: predicted openness against observed success, by openness band.
+
+Plain data in and out (lists, dicts, numpy), no pandas: the service calls it on stored
+features, training on a frame's columns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+NUMERIC_BINS = 10
+MISSING = "__missing__"
+OTHER = "__other__"
+# Empty bins get this share so the logarithm stays finite (the usual PSI convention).
+EPS = 1e-4
+WATCH, ACT = 0.1, 0.25
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def reference_histogram(values: Sequence[Any], numeric: bool) -> dict[str, Any]:
+    """The training distribution of one feature, small enough for a manifest."""
+    n = len(values)
+    missing = sum(1 for v in values if _is_missing(v))
+    present = [v for v in values if not _is_missing(v)]
+    if numeric:
+        arr = np.asarray(present, dtype=np.float64)
+        edges: list[float] = []
+        if arr.size:
+            quantiles = np.quantile(arr, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1])
+            edges = sorted({round(float(q), 6) for q in quantiles})
+        counts = np.bincount(np.searchsorted(edges, arr, side="right"), minlength=len(edges) + 1)
+        shares = [float(c) / n for c in counts] if n else []
+        return {
+            "kind": "numeric",
+            "edges": edges,
+            "shares": shares,
+            "missing": missing / n if n else 0.0,
+        }
+    counts: dict[str, int] = {}
+    for v in present:
+        counts[str(v)] = counts.get(str(v), 0) + 1
+    return {
+        "kind": "categorical",
+        "shares": {k: c / n for k, c in sorted(counts.items())},
+        "missing": missing / n if n else 0.0,
+    }
+
+
+def _live_shares(reference: Mapping[str, Any], values: Sequence[Any]) -> tuple[list, list]:
+    """(reference shares, live shares) over the same bins, missing values included."""
+    n = len(values)
+    missing = sum(1 for v in values if _is_missing(v))
+    present = [v for v in values if not _is_missing(v)]
+    if reference["kind"] == "numeric":
+        arr = np.asarray(present, dtype=np.float64)
+        edges = reference["edges"]
+        counts = np.bincount(np.searchsorted(edges, arr, side="right"), minlength=len(edges) + 1)
+        ref = [*reference["shares"], reference["missing"]]
+        live = [*(c / n for c in counts), missing / n]
+        return ref, live
+    names = list(reference["shares"])
+    counts = dict.fromkeys(names, 0)
+    other = 0
+    for v in present:
+        key = str(v)
+        if key in counts:
+            counts[key] += 1
+        else:
+            other += 1
+    ref_other = max(0.0, 1.0 - sum(reference["shares"].values()) - reference["missing"])
+    ref = [*(reference["shares"][k] for k in names), reference["missing"], ref_other]
+    live = [*(counts[k] / n for k in names), missing / n, other / n]
+    return ref, live
+
+
+def psi(reference: Mapping[str, Any], values: Sequence[Any]) -> float | None:
+    """PSI of live ``values`` against a ``reference_histogram``; None without live rows."""
+    if not len(values):
+        return None
+    ref, live = _live_shares(reference, values)
+    total = 0.0
+    for r, v in zip(ref, live, strict=True):
+        r, v = max(r, EPS), max(v, EPS)
+        total += (v - r) * math.log(v / r)
+    return float(total)
+
+
+def feature_psi(
+    references: Mapping[str, Mapping[str, Any]], live: Mapping[str, Sequence[Any]]
+) -> dict[str, float | None]:
+    """PSI of every referenced feature that has live values."""
+    return {name: psi(ref, live.get(name, [])) for name, ref in sorted(references.items())}
+
+
+def level(value: float | None) -> str:
+    if value is None:
+        return "no_data"
+    return "stable" if value < WATCH else ("watch" if value < ACT else "act")
+
+
+def calibration_by_band(
+    predicted: Iterable[float], observed: Iterable[float], bands: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Mean predicted openness against the observed success rate in each band."""
+    p = np.asarray(list(predicted), dtype=np.float64)
+    y = np.asarray(list(observed), dtype=np.float64)
+    edges = [0.0, *bands, 1.0 + 1e-9]
+    names = ["low", "medium", "high"] if len(bands) == 2 else [str(i) for i in range(len(edges))]
+    out = []
+    for i in range(len(edges) - 1):
+        rows = (p >= edges[i]) & (p < edges[i + 1])
+        n = int(rows.sum())
+        predicted_mean = float(p[rows].mean()) if n else None
+        observed_rate = float(y[rows].mean()) if n else None
+        out.append(
+            {
+                "band": names[i],
+                "n": n,
+                "predicted": predicted_mean,
+                "observed": observed_rate,
+                "gap": None if not n else observed_rate - predicted_mean,
+            }
+        )
+    return out

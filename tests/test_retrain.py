@@ -1,0 +1,112 @@
+"""The champion/challenger gate: cross-fitted DR, refusals, --force, skips, drift, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from models.registry import Registry
+from training.fit import train_bundle
+from training.retrain import drift_against, gate, retrain
+from training.simulate import simulate
+
+
+def _fit(rows):
+    return train_bundle(rows, learner="s", seed=0, num_threads=1, progress=False)
+
+
+def _inverted_fit(rows):
+    """A deliberately worse challenger: it learns the opposite of what works."""
+    rows = rows.copy()
+    rows["ve_success"] = 1 - rows["ve_success"]
+    return _fit(rows)
+
+
+@pytest.fixture(scope="module")
+def logs():
+    first, _ = simulate(rows=1200, seed=11)
+    later, _ = simulate(rows=2500, seed=12)
+    return first, later
+
+
+@pytest.fixture
+def registry(tmp_path, logs):
+    reg = Registry(tmp_path / "registry")
+    reg.add(_fit(logs[0]))
+    return reg
+
+
+def test_a_worse_challenger_is_refused_and_the_decision_recorded(registry, logs):
+    champion = registry.champion()
+    result = retrain(logs[1], registry, fit=_inverted_fit, num_threads=1, n_boot=200)
+    assert result.status == "refused"
+    assert registry.champion() == champion
+    imp = result.gate.improvement
+    assert imp["ci_high"] < 0  # clearly worse, not just unproven
+    event = registry.history()[-1]
+    assert event["event"] == "gate" and event["decision"] == "refuse"
+    assert event["challenger"] == result.challenger and event["champion"] == champion
+    assert event["improvement"]["ci_low"] == pytest.approx(imp["ci_low"])
+    assert event["estimator"] == "dr" and event["folds"] == 2
+
+
+def test_force_promotes_past_the_gate_and_says_so(registry, logs):
+    result = retrain(logs[1], registry, fit=_inverted_fit, force=True, num_threads=1, n_boot=100)
+    assert result.status == "promoted"
+    assert registry.champion() == result.challenger
+    gate_event, promote_event = registry.history()[-2:]
+    assert gate_event["forced"] is True and gate_event["promote"] is False
+    assert promote_event["event"] == "promote" and promote_event["forced"] is True
+
+
+def test_too_few_rows_skip_training(registry, logs):
+    before = registry.version_ids()
+    result = retrain(logs[1].head(50), registry, min_rows=100)
+    assert result.status == "skipped"
+    assert registry.version_ids() == before
+    assert registry.history()[-1]["decision"] == "skipped"
+
+
+def test_gate_without_champion_promotes_the_first_model(logs):
+    result = gate(logs[0], None, _fit)
+    assert result.promote and "first model" in result.reason
+
+
+def test_drift_is_measured_against_the_training_histograms(registry, logs):
+    champion = registry.load_champion()
+    assert "tenure_months" in champion.manifest["drift_reference"]
+    same = drift_against(champion, logs[1])
+    assert max(same.values()) < 0.1
+    shifted = logs[1].copy()
+    shifted["tenure_months"] = shifted["tenure_months"] * 8 + 24
+    shifted["channel"] = "chat"
+    psi = drift_against(champion, shifted)
+    assert psi["tenure_months"] > 0.25 and psi["channel"] > 0.25
+    result = retrain(shifted, registry, min_rows=10**6)  # skipped, but still warns
+    assert any("tenure_months" in w for w in result.drift_warnings)
+
+
+def test_cli_retrain_on_a_given_log(registry, logs, tmp_path):
+    from training.cli import cli
+
+    path = tmp_path / "log.parquet"
+    logs[1].to_parquet(path)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "retrain",
+            "--data",
+            str(path),
+            "--registry",
+            str(registry.root),
+            "--threads",
+            "1",
+            "--bootstrap",
+            "100",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "gate on 2500 rows" in result.output
+    assert ("promoted" in result.output) or ("refused" in result.output)
+    assert np.isfinite(registry.history()[-2 if "promoted" in result.output else -1]["rows"])

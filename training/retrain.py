@@ -1,0 +1,356 @@
+"""`vea retrain`: export -> train a challenger -> off-policy gate -> promote or refuse.
+
+The gate values the champion's and the challenger's greedy policies on the same logged
+rows with the doubly robust estimator and a paired bootstrap (``training.ope``). Both the
+challenger and the reward model are **cross-fitted**: the log is split into folds by
+customer; for each fold a challenger and a reward model are fitted on the other folds and
+scored on this one, so no row is valued by a model that learned from it. The challenger
+that would serve is then fitted on every row. It is promoted only when the 95% interval
+of its improvement lies above zero (or with ``--force``, which is recorded); every gate
+decision is written to the registry history with its numbers.
+
+The export is a callable (the CLI passes the service's ``export`` command), so this module
+never imports ``service``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from models.activities import ACTIONS
+from models.bundle import ModelBundle
+from models.drift import feature_psi, level
+from models.economics import Economics
+from models.policy import choose_actions, expected_values
+from models.ranker import ActivityRanker
+from models.registry import Registry
+from models.schema import LABEL
+from training.fit import feature_encoder_for, net_rewards, train_bundle
+from training.loading import action_codes
+from training.ope import compare_policies, deterministic_probs, diagnostics, evaluate_policy
+
+K = len(ACTIONS)
+GATE_FOLDS = 2
+DRIFT_WARN_PSI = 0.2
+
+Fit = Callable[[pd.DataFrame], ModelBundle]
+
+
+@dataclass
+class GateResult:
+    promote: bool
+    reason: str
+    rows: int
+    folds: int
+    improvement: dict[str, Any] | None = None
+    champion_value: dict[str, Any] | None = None
+    challenger_value: dict[str, Any] | None = None
+    logged_value: float | None = None
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "promote": self.promote,
+            "reason": self.reason,
+            "rows": self.rows,
+            "folds": self.folds,
+            "estimator": "dr",
+            "alpha": 0.05,
+            "improvement": self.improvement,
+            "champion_value": self.champion_value,
+            "challenger_value": self.challenger_value,
+            "logged_value": self.logged_value,
+            "diagnostics": self.diagnostics,
+        }
+
+
+def greedy_actions(bundle: ModelBundle, frame: pd.DataFrame, economics: Economics) -> np.ndarray:
+    """Action codes the bundle's deterministic policy picks for every row."""
+    x = bundle.encoder.transform(frame)
+    if bundle.ranker is None:
+        return np.zeros(len(frame), dtype=np.int64)  # an openness-only model never attempts
+    return choose_actions(expected_values(bundle.ranker.predict_proba(x), economics))
+
+
+def customer_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
+    """Fold of every row by a hash of its customer (all of a customer's rows together)."""
+    keys = (
+        frame["customer_id"].astype(str)
+        if "customer_id" in frame
+        else pd.Series(np.arange(len(frame)).astype(str))
+    )
+    return np.array(
+        [
+            int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:4], "big") % folds
+            for k in keys
+        ],
+        dtype=np.int64,
+    )
+
+
+def reward_model(frame: pd.DataFrame, seed: int, num_threads: int) -> Callable:
+    """An S-learner of P(success | context, action) fitted on ``frame``: q_hat for DR."""
+    encoder = feature_encoder_for(frame)
+    ranker = ActivityRanker(learner="s", seed=seed, num_threads=num_threads, refit=False).fit(
+        encoder.transform(frame),
+        action_codes(frame),
+        frame[LABEL].to_numpy(dtype=np.float64),
+        frame["propensity"].to_numpy(dtype=np.float64),
+        categorical=list(range(len(encoder.categorical))),
+        feature_names=encoder.feature_names,
+    )
+    return lambda other: ranker.predict_proba(encoder.transform(other))
+
+
+def gate(
+    frame: pd.DataFrame,
+    champion: ModelBundle | None,
+    fit: Fit,
+    *,
+    economics: Economics | None = None,
+    folds: int = GATE_FOLDS,
+    seed: int = 0,
+    n_boot: int = 500,
+    num_threads: int = 0,
+) -> GateResult:
+    """Cross-fitted DR comparison of a challenger (``fit`` on training folds) with the
+    champion on a validated canonical log."""
+    economics = economics or (champion.economics if champion is not None else Economics())
+    n = len(frame)
+    if champion is None:
+        return GateResult(True, "no champion: the first model is promoted", n, 0)
+    fold_of = customer_folds(frame, folds, seed)
+    if len(np.unique(fold_of)) < folds:
+        raise ValueError("too few customers to cross-fit the gate")
+    actions = action_codes(frame)
+    rewards = net_rewards(frame, actions, economics)
+    propensity = frame["propensity"].to_numpy(dtype=np.float64)
+    champ = greedy_actions(champion, frame, economics)
+    chall = np.empty(n, dtype=np.int64)
+    q_hat = np.zeros((n, K))
+    for f in range(folds):
+        train_rows, eval_rows = fold_of != f, fold_of == f
+        train = frame.loc[train_rows].reset_index(drop=True)
+        held = frame.loc[eval_rows].reset_index(drop=True)
+        chall[eval_rows] = greedy_actions(fit(train), held, economics)
+        q = reward_model(train, seed + f, num_threads)(held)
+        q_hat[eval_rows] = np.nan_to_num(expected_values(q, economics), nan=0.0)
+    t_champ, t_chall = deterministic_probs(champ, K), deterministic_probs(chall, K)
+    improvement = compare_policies(
+        rewards, actions, propensity, t_champ, t_chall, q_hat=q_hat, n_boot=n_boot, seed=seed
+    )
+    values = {
+        name: evaluate_policy(rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot)["dr"]
+        for name, t in (("champion", t_champ), ("challenger", t_chall))
+    }
+    passed = bool(improvement.ci_low > 0)
+    reason = (
+        "challenger better: the 95% interval of the DR improvement is above zero"
+        if passed
+        else "refused: the 95% interval of the DR improvement does not lie above zero"
+    )
+    return GateResult(
+        passed,
+        reason,
+        n,
+        folds,
+        improvement=improvement.to_dict(),
+        champion_value=values["champion"].to_dict(),
+        challenger_value=values["challenger"].to_dict(),
+        logged_value=float(rewards.mean()),
+        diagnostics=diagnostics(actions, propensity, t_chall),
+    )
+
+
+def drift_against(bundle: ModelBundle | None, frame: pd.DataFrame) -> dict[str, float | None]:
+    """PSI of the log's features against the bundle's training histograms."""
+    if bundle is None:
+        return {}
+    references = bundle.manifest.get("drift_reference") or {}
+    live = {}
+    for name in references:
+        if name in frame:
+            column = frame[name].astype(object)
+            live[name] = column.where(column.notna(), None).tolist()
+    return {k: v for k, v in feature_psi(references, live).items() if v is not None}
+
+
+@dataclass
+class RetrainResult:
+    status: str  # "promoted", "refused", "skipped"
+    challenger: str | None
+    champion: str | None
+    gate: GateResult | None
+    drift: dict[str, float | None]
+    drift_warnings: list[str]
+    rows: int
+
+
+def retrain(
+    frame: pd.DataFrame,
+    registry: Registry,
+    *,
+    force: bool = False,
+    min_rows: int = 1000,
+    fit: Fit | None = None,
+    seed: int = 0,
+    n_boot: int = 500,
+    num_threads: int = 0,
+    source: str = "",
+    drift_threshold: float = DRIFT_WARN_PSI,
+) -> RetrainResult:
+    """Train a challenger on a validated log, gate it against the champion, record it."""
+    champion_version = registry.champion()
+    champion = registry.load(champion_version) if champion_version else None
+    drift = drift_against(champion, frame)
+    warnings = [
+        f"drift: {name} PSI {value:.3f} ({level(value)})"
+        for name, value in drift.items()
+        if value is not None and value > drift_threshold
+    ]
+    if len(frame) < min_rows:
+        registry.record(
+            {
+                "event": "gate",
+                "decision": "skipped",
+                "reason": f"{len(frame)} rows < --min-rows {min_rows}",
+                "champion": champion_version,
+                "source": source,
+            }
+        )
+        return RetrainResult("skipped", None, champion_version, None, drift, warnings, len(frame))
+    fit = fit or (
+        lambda rows: train_bundle(
+            rows, seed=seed, learner="s", num_threads=num_threads, progress=False
+        )
+    )
+    result = gate(frame, champion, fit, seed=seed, n_boot=n_boot, num_threads=num_threads)
+    bundle = fit(frame)
+    bundle.manifest["data_fingerprint"] = bundle.manifest.get("data_fingerprint") or source[:64]
+    version = registry.add(bundle)  # the first model becomes champion here
+    promote = result.promote or force
+    registry.record(
+        {
+            "event": "gate",
+            "decision": "promote" if promote else "refuse",
+            "forced": bool(force and not result.promote),
+            "challenger": version,
+            "champion": champion_version,
+            "source": source,
+            "drift_psi": drift,
+            **result.to_dict(),
+        }
+    )
+    if promote and registry.champion() != version:
+        registry.promote(
+            version,
+            reason=("forced past the gate: " if force and not result.promote else "")
+            + result.reason,
+            forced=bool(force and not result.promote),
+            actor="retrain",
+        )
+    status = "promoted" if promote else "refused"
+    return RetrainResult(status, version, champion_version, result, drift, warnings, len(frame))
+
+
+def describe(result: RetrainResult) -> str:
+    lines = []
+    g = result.gate
+    if result.status == "skipped":
+        return f"skipped: {result.rows} rows are fewer than --min-rows; nothing trained"
+    if g is not None and g.improvement is not None:
+        imp = g.improvement
+        lines.append(
+            f"gate on {g.rows} rows ({g.folds}-fold cross-fitted DR, 95% CI): "
+            f"champion {g.champion_value['value']:.4f}, challenger "
+            f"{g.challenger_value['value']:.4f}, improvement {imp['value']:.4f} "
+            f"[{imp['ci_low']:.4f}, {imp['ci_high']:.4f}]"
+        )
+    lines.append(f"challenger {result.challenger}: {result.status}")
+    return "\n".join(lines)
+
+
+def export_then_load(export: Callable[[Path], None], directory: Path) -> tuple[pd.DataFrame, Path]:
+    """Run the export into ``directory`` and load the result with the training loader."""
+    from training.loading import validate_log
+
+    path = directory / "export.parquet"
+    export(path)
+    frame = pd.read_parquet(path)
+    if frame.empty:
+        return frame, path
+    return validate_log(frame, source=str(path)), path
+
+
+# ------------------------------------------------------------------------------ command
+@click.command("retrain")
+@click.option("--since", type=click.DateTime(), default=None, help="Export decisions from here.")
+@click.option("--force", is_flag=True, help="Promote even if the gate refuses (recorded).")
+@click.option("--min-rows", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Use this canonical log instead of exporting from the service database.",
+)
+@click.option("--keep-export", type=click.Path(dir_okay=False), help="Also copy the export here.")
+@click.option(
+    "--registry",
+    type=click.Path(file_okay=False),
+    default=lambda: os.environ.get("VEA_REGISTRY", "var/registry"),
+    show_default="VEA_REGISTRY or var/registry",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=0, help="LightGBM threads (0: all cores).")
+@click.option("--bootstrap", type=click.IntRange(min=50), default=500, show_default=True)
+@click.option(
+    "--drift-threshold",
+    type=float,
+    default=lambda: float(os.environ.get("VEA_DRIFT_PSI_THRESHOLD", DRIFT_WARN_PSI)),
+    show_default="VEA_DRIFT_PSI_THRESHOLD or 0.2",
+)
+@click.pass_context
+def retrain_command(
+    ctx, since, force, min_rows, data, keep_export, registry, seed, threads, bootstrap,
+    drift_threshold,
+) -> None:  # fmt: skip
+    """Export the service's logs, train a challenger, gate it off-policy, promote or refuse."""
+    from training.loading import file_fingerprint, load_log
+
+    with tempfile.TemporaryDirectory(prefix="vea-retrain-") as tmp:
+        if data:
+            frame, path = load_log(data), Path(data)
+        else:
+            export_cmd = ctx.find_root().command.get_command(ctx, "export")
+            if export_cmd is None:
+                raise click.UsageError("the service is not installed: pass --data LOG")
+            frame, path = export_then_load(
+                lambda out: ctx.invoke(export_cmd, out=str(out), since=since, until=None),
+                Path(tmp),
+            )
+            if keep_export:
+                shutil.copyfile(path, keep_export)
+        result = retrain(
+            frame,
+            Registry(registry),
+            force=force,
+            min_rows=min_rows,
+            seed=seed,
+            n_boot=bootstrap,
+            num_threads=threads,
+            source=file_fingerprint(path),
+            drift_threshold=drift_threshold,
+        )
+    for warning in result.drift_warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(describe(result))
