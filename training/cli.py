@@ -352,16 +352,6 @@ def _attach_learning_loop() -> None:
 _attach_learning_loop()
 
 
-def _attach_learning_loop() -> None:
-    """`vea retrain` (training/retrain.py): export through the attached `export` command."""
-    from training.retrain import retrain_command
-
-    cli.add_command(retrain_command, "retrain")
-
-
-_attach_learning_loop()
-
-
 def main() -> None:
     cli(prog_name="vea")
 
