@@ -20,7 +20,7 @@ from service.db import SqliteCheckpointer, make_engine, sqlite_file
 from service.errors import ApiError, ErrorSchema
 from service.metrics import Metrics
 from service.ratelimit import RateLimiter
-from service.routing import PoolTable
+from service.routing import PoolRouter
 from service.serving import ModelManager
 from service.state import State
 
@@ -87,7 +87,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         keys=KeyStore(lambda: app.extensions["vea"].engine, settings.key_cache_s),
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
         models=model_manager,
-        pools=PoolTable.load(settings.pools_file),
+        pools=PoolRouter(settings, lambda: app.extensions["vea"].engine),
         policy=settings.contact_policy(),
         metrics=metrics,
         checkpointer=checkpointer,

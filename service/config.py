@@ -50,7 +50,23 @@ class Settings:
     # SQLite: seconds between background WAL checkpoints (0: SQLite's own, inline).
     sqlite_checkpoint_s: float = 1.0
     registry: str = str(DEFAULT_VAR_DIR / "registry")
-    pools_file: str = str(PACKAGE_DIR / "pools.default.yaml")
+    # Agent pools (models.pools): the YAML file used until a config is stored in the
+    # database (PUT /v1/pools, `vea pools rebuild`), and the self-service content
+    # catalogue (empty: the one shipped in models/content).
+    pools: str = str(PACKAGE_DIR / "pools.default.yaml")
+    self_service_content: str = ""
+    # Routing (models.matching): never route to a pool whose expected wait passes
+    # `routing_max_wait_s`; each second of wait costs `routing_wait_cost_per_s` (value
+    # units); without a wait from the platform one is estimated from the queue and
+    # `routing_mean_handle_s`. Availability older than `availability_ttl_s` is ignored.
+    routing_max_wait_s: float = 60.0
+    routing_wait_cost_per_s: float = 0.02
+    routing_mean_handle_s: float = 420.0
+    availability_ttl_s: float = 120.0
+    # How often each worker re-reads the pools config and availability (one query).
+    pools_poll_s: float = 1.0
+    # Proficiency rebuild: attempts an agent needs at an activity before joining a pool.
+    proficiency_min_contacts: int = 30
     # How often each worker checks whether the champion changed (one stat call).
     champion_poll_s: float = 2.0
     # Requests larger than this are refused with 413.

@@ -110,6 +110,31 @@ customer_events = sa.Table(
 )
 
 
+# The pools config every worker and instance routes with (one row, id 1), and the last
+# proficiency rebuild (for `vea pools show` and GET /v1/pools).
+pool_config = sa.Table(
+    "pool_config",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("config", JSON, nullable=False),
+    sa.Column("proficiency", JSON, nullable=True),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=False, server_default=""),
+)
+
+# Live availability per pool, posted by the contact-center platform; a report older
+# than VEA_AVAILABILITY_TTL_S is ignored when routing.
+pool_availability = sa.Table(
+    "pool_availability",
+    metadata,
+    sa.Column("pool_id", sa.String(64), primary_key=True),
+    sa.Column("agents_free", sa.Integer(), nullable=True),
+    sa.Column("queue_length", sa.Integer(), nullable=True),
+    sa.Column("expected_wait_s", sa.Float(), nullable=True),
+    sa.Column("reported_at", sa.DateTime(), nullable=False),
+)
+
+
 UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, ProgrammingError)
 
 

@@ -223,7 +223,21 @@ def _compute(
             if arm == HOLDOUT
             else text["explored"].format(activity=suggested, best=result["suggested_activity"])
         )
-    route = state.pools.route(suggested, contact["channel"])
+    route = state.pools.route(
+        suggested,
+        result,
+        features,
+        channel=contact["channel"],
+        language=features.get("language") or language,
+        blocked=policy.blocked_activities,
+        economics=state.models.economics,
+    )
+    if route["activity"] != suggested:
+        # Capacity fallback (models.matching): a lighter activity or none in the general
+        # pool rather than a longer wait for a value pool.
+        suggested = route["activity"]
+        openness = {**openness, "attempt": suggested != NONE}
+        reasons_after.append(route["reason"])
     reasons = [*result.get("reasons", []), *policy.reasons, *reasons_after]
     if not stored:
         reasons.append(text["db_down"])

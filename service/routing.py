@@ -1,83 +1,134 @@
-"""Route a decision to an agent pool, from the pools file (``VEA_POOLS_FILE``).
+"""Route each decision to an agent pool: the pools config and live availability shared
+through the database, and ``models.matching`` to choose.
 
-Static routing by activity and channel; proficiency-based pools and live availability
-belong to the pools issue, which will replace this module's table, not its output
-shape ``{pool, reason, fallbacks}``.
+Every worker keeps the config and the availability reports in memory and re-reads them
+at most every ``pools_poll_s`` seconds (two small queries), so the decision path never
+waits on them; if the database cannot be read the last copy keeps routing. Until a
+config is stored (``PUT /v1/pools``, ``vea pools rebuild``) the ``VEA_POOLS`` file is used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
-import yaml
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
-from models.activities import NONE, VALUE_ACTIVITIES
+from models.economics import Economics
+from models.matching import Availability, RoutingRules, route
+from models.pools import PoolConfig, PoolError, load_catalogue, load_config, parse_config
+from service.config import Settings
+from service.db import READ_ONLY, pool_availability, pool_config, utcnow
+
+log = logging.getLogger("vea.routing")
+
+CONFIG_ROW = sa.select(pool_config.c.config, pool_config.c.updated_at).where(pool_config.c.id == 1)
+AVAILABILITY_ROWS = sa.select(pool_availability)
 
 
-@dataclass(frozen=True)
-class Pool:
-    id: str
-    activities: frozenset[str]
-    channels: frozenset[str] | None  # None: every channel
+class PoolRouter:
+    def __init__(
+        self,
+        settings: Settings,
+        engine_getter: Callable[[], sa.Engine],
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.file_config = load_config(settings.pools)
+        self.catalogue = load_catalogue(settings.self_service_content or None)
+        self._engine = engine_getter
+        self._clock = clock
+        self._now = now
+        self._lock = threading.Lock()
+        self._checked_at = -float("inf")
+        self.config: PoolConfig = self.file_config
+        self.source = "file"
+        self.updated_at: datetime | None = None
+        self.reports: dict[str, dict[str, Any]] = {}
 
+    # ---------------------------------------------------------------- shared state
+    def refresh(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._checked_at < self.settings.pools_poll_s:
+            return
+        with self._lock:
+            if not force and now - self._checked_at < self.settings.pools_poll_s:
+                return
+            self._checked_at = now
+            try:
+                with self._engine().connect().execution_options(**{READ_ONLY: True}) as conn:
+                    row = conn.execute(CONFIG_ROW).first()
+                    reports = {r.pool_id: dict(r._mapping) for r in conn.execute(AVAILABILITY_ROWS)}
+            except DBAPIError as exc:
+                # Unreachable or not migrated yet: keep routing with what we have.
+                log.warning("pools not refreshed", extra={"error": type(exc).__name__})
+                return
+            if row is not None and row.updated_at != self.updated_at:
+                try:
+                    self.config = parse_config(row.config)
+                    self.source, self.updated_at = "database", row.updated_at
+                except PoolError as exc:  # stored configs are validated: never expected
+                    log.error("stored pools config invalid", extra={"error": str(exc)})
+            elif row is None:
+                self.config, self.source, self.updated_at = self.file_config, "file", None
+            self.reports = reports
 
-@dataclass(frozen=True)
-class PoolTable:
-    pools: tuple[Pool, ...]
-    default_pool: str
-    self_service_pool: str | None
-
-    @classmethod
-    def load(cls, path: str | Path) -> PoolTable:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        pools = []
-        for entry in data.get("pools") or []:
-            activities = frozenset(entry.get("activities") or ())
-            unknown = activities - set(VALUE_ACTIVITIES)
-            if unknown:
-                raise ValueError(f"pool {entry.get('id')!r}: unknown activities {sorted(unknown)}")
-            channels = entry.get("channels")
-            pools.append(
-                Pool(str(entry["id"]), activities, frozenset(channels) if channels else None)
-            )
-        ids = {p.id for p in pools}
-        default = str(data.get("default_pool") or "general")
-        self_service = data.get("self_service_pool")
-        for name in (default, self_service):
-            if name is not None and name not in ids:
-                raise ValueError(f"pools file names pool {name!r} but does not define it")
-        return cls(tuple(pools), default, self_service)
-
-    def route(self, activity: str, channel: str | None) -> dict:
-        if channel == "self_service" and self.self_service_pool:
-            return {
-                "pool": self.self_service_pool,
-                "reason": "self-service channel: deliver digital content"
-                + ("" if activity == NONE else f" for {activity}"),
-                "fallbacks": [],
-            }
-        if activity == NONE:
-            return {
-                "pool": self.default_pool,
-                "reason": "no value attempt: effortless resolution",
-                "fallbacks": [],
-            }
-        matching = [
-            p.id
-            for p in self.pools
-            if activity in p.activities
-            and (p.channels is None or channel in p.channels)
-            and p.id != self.self_service_pool
-        ]
-        if not matching:
-            return {
-                "pool": self.default_pool,
-                "reason": f"no pool serves {activity}: default pool",
-                "fallbacks": [],
-            }
+    def availability(self) -> dict[str, Availability]:
+        """Fresh and stale reports per pool (a stale one is marked and ignored)."""
+        cutoff = self._now() - timedelta(seconds=self.settings.availability_ttl_s)
         return {
-            "pool": matching[0],
-            "reason": f"pool serving {activity}",
-            "fallbacks": [*matching[1:], self.default_pool],
+            pool_id: Availability(
+                agents_free=r["agents_free"],
+                queue_length=r["queue_length"],
+                expected_wait_s=r["expected_wait_s"],
+                stale=r["reported_at"] < cutoff,
+            )
+            for pool_id, r in self.reports.items()
         }
+
+    # --------------------------------------------------------------------- routing
+    def rules(self, economics: Economics | None) -> RoutingRules:
+        economics = economics or Economics()
+        s = self.settings
+        return RoutingRules(
+            value_of_success=economics.value_of_success,
+            cost_per_second=economics.cost_per_second,
+            extra_handle_time_s=dict(economics.extra_handle_time_s),
+            wait_cost_per_s=s.routing_wait_cost_per_s,
+            max_wait_s=s.routing_max_wait_s,
+            mean_handle_s=s.routing_mean_handle_s,
+        )
+
+    def route(
+        self,
+        activity: str,
+        result: Mapping[str, Any],
+        features: Mapping[str, Any],
+        *,
+        channel: str | None,
+        language: str | None,
+        blocked: Collection[str] = (),
+        economics: Economics | None = None,
+    ) -> dict[str, Any]:
+        """The route of a decision (``models.matching.route``'s answer)."""
+        self.refresh()
+        return route(
+            self.config,
+            activity=activity,
+            activities=result.get("activities") or [],
+            openness=float(result["openness"]["score"]),
+            channel=channel,
+            language=language,
+            segment=features.get("segment"),
+            availability=self.availability(),
+            rules=self.rules(economics),
+            catalogue=self.catalogue,
+            blocked=blocked,
+            none_value=float(result.get("expected_value_none") or 0.0),
+        )

@@ -134,10 +134,47 @@ class ActivitySchema(Schema):
     reasons = fields.List(fields.String(), required=True)
 
 
-class RouteSchema(Schema):
+class RouteOptionSchema(Schema):
     pool = fields.String(required=True)
+    expected_value = fields.Float(
+        allow_none=True,
+        metadata={"description": "value x p x proficiency lift - handle cost - wait cost"},
+    )
+    lift = fields.Float(required=True, metadata={"description": "pool members' proficiency"})
+    expected_wait_s = fields.Float(allow_none=True, metadata={"description": "null: unknown"})
+    availability = fields.String(validate=validate.OneOf(["fresh", "stale", "unknown"]))
+    within_limit = fields.Boolean(metadata={"description": "expected wait within the limit"})
+
+
+class RouteContentSchema(Schema):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    language = fields.String(required=True)
+
+
+class RouteSchema(Schema):
+    pool = fields.String(
+        required=True, metadata={"description": "agent pool, or digital_content (self-service)"}
+    )
     reason = fields.String(required=True)
-    fallbacks = fields.List(fields.String(), required=True)
+    fallbacks = fields.List(
+        fields.String(), required=True, metadata={"description": "next pools, general last"}
+    )
+    activity = fields.String(
+        validate=validate.OneOf(ACTIONS),
+        metadata={"description": "activity for this pool (lighter or none on a capacity fallback)"},
+    )
+    expected_value = fields.Float(allow_none=True)
+    expected_wait_s = fields.Float(allow_none=True)
+    ranked = fields.List(
+        fields.Nested(RouteOptionSchema),
+        metadata={"description": "every eligible pool, best first"},
+    )
+    content = fields.Nested(
+        RouteContentSchema,
+        allow_none=True,
+        metadata={"description": "self-service: the digital content in the customer's language"},
+    )
 
 
 class ContactPolicySchema(Schema):

@@ -20,6 +20,7 @@ from typing import Any
 
 from models.bundle import BundleError
 from models.decision import Decider
+from models.economics import Economics
 from models.fallback import FALLBACK_VERSION, decide_fallback
 from models.registry import Registry, RegistryError
 
@@ -61,6 +62,11 @@ class ModelManager:
     def version(self) -> str | None:
         decider = self._decider
         return decider.version if decider is not None else None
+
+    @property
+    def economics(self) -> Economics | None:
+        """The serving model's economics (routing values pools in the same units)."""
+        return getattr(self._decider, "economics", None)
 
     @property
     def problem(self) -> str | None:

@@ -14,7 +14,7 @@ from service.config import Settings
 from service.db import SqliteCheckpointer
 from service.metrics import Metrics
 from service.ratelimit import RateLimiter
-from service.routing import PoolTable
+from service.routing import PoolRouter
 from service.serving import ModelManager
 
 
@@ -25,7 +25,7 @@ class State:
     keys: KeyStore
     limiter: RateLimiter
     models: ModelManager
-    pools: PoolTable
+    pools: PoolRouter
     policy: ContactPolicy
     metrics: Metrics
     checkpointer: SqliteCheckpointer | None = None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from models.pools import PoolError, load_config
 from service.config import Settings
 from service.ratelimit import RateLimiter
-from service.routing import PoolTable
 
 
 def test_settings_from_env_and_overrides():
@@ -46,12 +46,12 @@ def test_rate_limiter_refills():
 def test_pools_file_is_validated(tmp_path):
     bad = tmp_path / "pools.yaml"
     bad.write_text("pools:\n  - id: a\n    activities: [sell_more]\n")
-    with pytest.raises(ValueError, match="unknown activities"):
-        PoolTable.load(bad)
+    with pytest.raises(PoolError, match="unknown activities"):
+        load_config(bad)
     missing = tmp_path / "pools2.yaml"
-    missing.write_text("default_pool: nowhere\npools:\n  - id: a\n    activities: []\n")
-    with pytest.raises(ValueError, match="nowhere"):
-        PoolTable.load(missing)
+    missing.write_text("pools:\n  - id: a\n    members: [x]\n")
+    with pytest.raises(PoolError, match="general"):
+        load_config(missing)
 
 
 def test_cli_db_upgrade_and_keys(tmp_path):

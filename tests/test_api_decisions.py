@@ -41,7 +41,8 @@ def test_decision_answer_has_everything_the_design_lists(client, keys, new_id):
         assert item["hint"] and isinstance(item["reasons"], list)
         assert 0.0 < item["success_probability"] < 1.0
     assert answer["suggested_activity"] in (*VALUE_ACTIVITIES, "none")
-    assert set(answer["route"]) == {"pool", "reason", "fallbacks"}
+    assert {"pool", "reason", "fallbacks", "ranked", "activity"} <= set(answer["route"])
+    assert answer["route"]["fallbacks"][-1:] == ["general"] or answer["route"]["pool"] == "general"
     assert answer["propensity"] == 1.0 and answer["experiment_arm"] == "treatment"
     assert answer["degraded"] is False and answer["stored"] is True
     assert not answer["model_version"].startswith("fallback")
@@ -283,6 +284,7 @@ def test_self_service_is_routed_to_digital_content(client, keys, new_id):
     body = decision_body(new_id, channel="self_service")
     answer = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
     assert answer["route"]["pool"] == "digital_content"
+    assert answer["route"]["content"]["id"].startswith("ss-")
 
 
 # --------------------------------------------------------------- degraded
