@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "events": frozenset({"desktop", "admin"}),
     "models:read": frozenset({"engineer", "admin"}),
     "models:write": frozenset({"engineer", "admin"}),
+    "reports": frozenset({"engineer", "admin"}),
 }
 KEY_PREFIX = "vea_"
 # How long a key verified earlier is trusted while the database cannot be reached.

@@ -1,5 +1,5 @@
 """Click commands of the service, attached to the top-level ``vea`` CLI:
-``serve``, ``db upgrade``, ``keys create`` / ``keys revoke``, ``export``."""
+``serve``, ``db upgrade``, ``keys create`` / ``keys revoke``, ``export``, ``report``."""
 
 from __future__ import annotations
 
@@ -121,10 +121,71 @@ def export(out: str, since, until) -> None:
         click.echo("note: no decisions with outcomes in the period", err=True)
 
 
+@click.command("report")
+@click.option("--from", "start", type=click.DateTime(), default=None, help="Period start (UTC).")
+@click.option("--to", "end", type=click.DateTime(), default=None, help="Period end (exclusive).")
+@click.option("--json", "as_json", is_flag=True, help="The full report as JSON (as the API).")
+def report(start, end, as_json: bool) -> None:
+    """The value report: measures by group, uplift over the holdout, ROI."""
+    import json
+
+    from service import reports
+    from service.db import make_engine
+    from service.schemas import ValueReportSchema
+
+    if start is not None and end is not None and start >= end:
+        raise click.BadParameter("must be before --to", param_hint="--from")
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    try:
+        result = ValueReportSchema().dump(reports.value(engine, settings, start, end))
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(_report_text(result))
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _report_text(result: dict) -> str:
+    o = result["overall"]
+    lines = [
+        f"decisions {result['decisions']} (with outcome {result['with_outcome']}, "
+        f"pending {result['pending']})",
+        f"success {_fmt(o['success_rate'])}  VES {_fmt(o['ves_confidence'])}/"
+        f"{_fmt(o['ves_ability'])}  acceptance {_fmt(o['acceptance'])}  "
+        f"handle {_fmt(o['handle_time_s'])} s  CSAT {_fmt(o['csat'])}  "
+        f"retained 60d {_fmt(o['retained_60d'])}",
+        "uplift treated - holdout (95% CI):",
+    ]
+    for name, u in result["uplift"].items():
+        mark = " (pre-declared)" if u["pre_declared"] else ""
+        lines.append(
+            f"  {name:<13} {_fmt(u['value'])} [{_fmt(u['ci_low'])}, {_fmt(u['ci_high'])}]"
+            f"  n={u['n_treated']}/{u['n_holdout']}{mark}"
+        )
+    roi = result["roi"]
+    lines.append(
+        f"ROI per contact {_fmt(roi['value'])} [{_fmt(roi['ci_low'])}, {_fmt(roi['ci_high'])}]"
+        f", total {_fmt(roi['total'])}"
+    )
+    lines.append(f"success measures: {result['success_measures']['note']}")
+    for item in result["by"]["activity"]:
+        lines.append(
+            f"  {item['group']:<18} n={item['n']:<6} success {_fmt(item['success_rate'])}"
+            f"  retained {_fmt(item['retained_60d'])}"
+        )
+    return "\n".join(lines)
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 
 
-commands = [serve, db, keys, export]
+commands = [serve, db, keys, export, report]

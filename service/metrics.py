@@ -66,6 +66,30 @@ class Metrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        # Drift, as of the last drift report any worker computed (the newest value wins).
+        self.feature_psi = Gauge(
+            "vea_feature_psi",
+            "Population stability index of a feature: live decisions vs the training data",
+            ["feature"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.calibration_gap = Gauge(
+            "vea_calibration_gap",
+            "Observed success minus predicted openness, by openness band",
+            ["band"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+
+    def set_drift(self, report: dict) -> None:
+        """Publish the latest drift report (``GET /v1/reports/drift``) as gauges."""
+        for item in report["features"]:
+            if item["psi"] is not None:
+                self.feature_psi.labels(feature=item["feature"]).set(item["psi"])
+        for band in report["calibration"]:
+            if band["gap"] is not None:
+                self.calibration_gap.labels(band=band["band"]).set(band["gap"])
 
     def set_model(self, previous: str | None, current: str | None) -> None:
         if previous:

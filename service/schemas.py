@@ -375,3 +375,118 @@ class ReadySchema(Schema):
     model_version = fields.String(allow_none=True)
     checks = fields.Dict(keys=fields.String(), values=fields.Nested(CheckSchema), required=True)
     reasons = fields.List(fields.String(), required=True)
+
+
+# ------------------------------------------------------------------- reports
+class ReportQuerySchema(Schema):
+    from_ = fields.DateTime(
+        data_key="from",
+        load_default=None,
+        metadata={"description": "start of the period (ISO date or date-time, UTC if naive)"},
+    )
+    to = fields.DateTime(
+        load_default=None, metadata={"description": "end of the period (exclusive)"}
+    )
+
+    @validates_schema
+    def _ordered(self, data: dict, **_kwargs) -> None:
+        start, end = data.get("from_"), data.get("to")
+        if start is not None and end is not None:
+            from service.db import to_naive_utc
+
+            if to_naive_utc(start) >= to_naive_utc(end):
+                raise ma.ValidationError("must be before 'to'", "from")
+
+
+class MeasuresSchema(Schema):
+    n = fields.Integer(required=True)
+    ves_confidence = fields.Float(allow_none=True, metadata={"description": "VES item 1 (1-7)"})
+    ves_ability = fields.Float(allow_none=True, metadata={"description": "VES item 2 (1-7)"})
+    ves = fields.Float(allow_none=True, metadata={"description": "mean of the two VES items"})
+    success_rate = fields.Float(allow_none=True)
+    offered_rate = fields.Float(allow_none=True)
+    acceptance = fields.Float(allow_none=True, metadata={"description": "among offered"})
+    handle_time_s = fields.Float(allow_none=True)
+    csat = fields.Float(allow_none=True)
+    retained_60d = fields.Float(allow_none=True)
+
+
+class GroupMeasuresSchema(MeasuresSchema):
+    group = fields.String(required=True)
+
+
+class DifferenceSchema(Schema):
+    treated = fields.Float(allow_none=True)
+    holdout = fields.Float(allow_none=True)
+    n_treated = fields.Integer(required=True)
+    n_holdout = fields.Integer(required=True)
+    value = fields.Float(allow_none=True, metadata={"description": "treated minus holdout"})
+    ci_low = fields.Float(allow_none=True, metadata={"description": "95% interval"})
+    ci_high = fields.Float(allow_none=True)
+
+
+class UpliftSchema(DifferenceSchema):
+    declared = fields.Boolean(required=True)
+    pre_declared = fields.Boolean(required=True)
+
+
+class RoiSchema(DifferenceSchema):
+    value_of_retention = fields.Float(required=True)
+    cost_per_second = fields.Float(required=True)
+    treated_contacts = fields.Integer(required=True)
+    total = fields.Float(allow_none=True, metadata={"description": "per contact x treated"})
+    handle_time = fields.Nested(DifferenceSchema, required=True)
+
+
+class SuccessMeasuresSchema(Schema):
+    declared = fields.List(fields.String(), required=True)
+    declared_at = fields.String(allow_none=True)
+    pre_declared = fields.Boolean(required=True)
+    note = fields.String(required=True)
+
+
+class PeriodSchema(Schema):
+    from_ = fields.String(data_key="from", attribute="from", allow_none=True)
+    to = fields.String(allow_none=True)
+
+
+class ValueReportSchema(Schema):
+    period = fields.Nested(PeriodSchema, required=True)
+    decisions = fields.Integer(required=True)
+    with_outcome = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    overall = fields.Nested(MeasuresSchema, required=True)
+    by = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.Nested(GroupMeasuresSchema)),
+        required=True,
+        metadata={"description": "activity, segment, issue_type, channel, pool_id, agent_id"},
+    )
+    uplift = fields.Dict(keys=fields.String(), values=fields.Nested(UpliftSchema), required=True)
+    roi = fields.Nested(RoiSchema, required=True)
+    success_measures = fields.Nested(SuccessMeasuresSchema, required=True)
+
+
+class FeatureDriftSchema(Schema):
+    feature = fields.String(required=True)
+    psi = fields.Float(allow_none=True)
+    level = fields.String(validate=validate.OneOf(["stable", "watch", "act", "no_data"]))
+    drifted = fields.Boolean(required=True)
+
+
+class CalibrationBandSchema(Schema):
+    band = fields.String(required=True)
+    n = fields.Integer(required=True)
+    predicted = fields.Float(allow_none=True)
+    observed = fields.Float(allow_none=True)
+    gap = fields.Float(allow_none=True)
+
+
+class DriftReportSchema(Schema):
+    period = fields.Nested(PeriodSchema, required=True)
+    model_version = fields.String(allow_none=True)
+    has_reference = fields.Boolean(required=True)
+    decisions = fields.Integer(required=True)
+    threshold = fields.Float(required=True)
+    features = fields.List(fields.Nested(FeatureDriftSchema), required=True)
+    calibration = fields.List(fields.Nested(CalibrationBandSchema), required=True)

@@ -1,0 +1,116 @@
+"""``/v1/pools``: the agent pools config, live availability and the proficiency rebuild."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+
+from models.pools import PoolError, parse_config
+from service import pools as use_cases
+from service.api.common import protected
+from service.auth import require
+from service.errors import ApiError, ErrorSchema
+from service.schemas import (
+    AvailabilityRequestSchema,
+    AvailabilitySchema,
+    PoolPathSchema,
+    PoolsConfigSchema,
+    PoolsSchema,
+    RebuildRequestSchema,
+    RebuildSchema,
+)
+from service.state import state
+
+
+def _current():
+    st = state()
+    return use_cases.current_config(st.engine, st.pools.file_config)
+
+
+def _describe():
+    st = state()
+    config, source = _current()
+    return use_cases.describe(st.engine, config, source, st.settings.availability_ttl_s)
+
+
+def blueprint() -> Blueprint:
+    blp = Blueprint(
+        "pools",
+        __name__,
+        url_prefix="/v1/pools",
+        description="Agent pools, their availability and proficiency-based membership.",
+    )
+
+    @blp.route("", methods=["GET"])
+    @require("pools:read")
+    @protected(blp)
+    @blp.response(200, PoolsSchema)
+    def get_pools():
+        """The pools config every worker routes with, availability and proficiency."""
+        return _describe()
+
+    @blp.route("", methods=["PUT"])
+    @require("pools:write")
+    @protected(blp)
+    @blp.arguments(PoolsConfigSchema())
+    @blp.response(200, PoolsSchema)
+    @blp.alt_response(422, schema=ErrorSchema, description="invalid pools config")
+    def put_pools(body):
+        """Replace the pools config (validated: activities, members, the general pool)."""
+        try:
+            config = parse_config(body)
+        except PoolError as exc:
+            raise ApiError(422, str(exc), fields={"pools": [str(exc)]}) from None
+        st = state()
+        # A new config invalidates the last rebuild's per-agent figures only where pools
+        # changed; they stay as the record of what the outcomes showed.
+        use_cases.save_config(st.engine, config, actor=g.key_id or "")
+        st.pools.refresh(force=True)
+        return _describe()
+
+    @blp.route("/<pool>/availability", methods=["PUT"])
+    @require("pools:availability")
+    @protected(blp)
+    @blp.arguments(PoolPathSchema(), location="path", as_kwargs=True)
+    @blp.arguments(AvailabilityRequestSchema())
+    @blp.response(200, AvailabilitySchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="unknown pool")
+    @blp.alt_response(422, schema=ErrorSchema, description="invalid availability")
+    def put_availability(body, pool):
+        """Report a pool's availability (agents free, queue length, expected wait).
+
+        Posted by the contact-center platform; a report older than
+        `VEA_AVAILABILITY_TTL_S` is ignored by routing (`expires_at`)."""
+        st = state()
+        config, _ = _current()
+        try:
+            answer = use_cases.report_availability(
+                st.engine, config, pool, body, st.settings.availability_ttl_s
+            )
+        except PoolError as exc:
+            raise ApiError(404, str(exc)) from None
+        st.pools.refresh(force=True)
+        return {**answer, "stale": False}
+
+    @blp.route("/rebuild", methods=["POST"])
+    @require("pools:write")
+    @protected(blp)
+    @blp.arguments(RebuildRequestSchema())
+    @blp.response(200, RebuildSchema)
+    def rebuild(body):
+        """Recompute proficiency from stored outcomes and refill the proficiency pools."""
+        st = state()
+        config, _ = _current()
+        min_contacts = body.get("min_contacts") or st.settings.proficiency_min_contacts
+        result = use_cases.rebuild(config, use_cases.outcome_records(st.engine), min_contacts)
+        if not body["dry_run"]:
+            use_cases.save_config(
+                st.engine,
+                result.config,
+                actor=g.key_id or "",
+                proficiency=[p.to_dict() for p in result.proficiency],
+            )
+            st.pools.refresh(force=True)
+        return use_cases.rebuild_answer(result, stored_=not body["dry_run"])
+
+    return blp

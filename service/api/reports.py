@@ -1,0 +1,61 @@
+"""``/v1/reports``: the value report (does it pay, against the holdout) and drift.
+
+Unknown query parameters are refused (422): a mistyped `form=` must not silently report
+the whole history.
+"""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import RAISE
+
+from service import reports
+from service.api.common import protected
+from service.auth import require
+from service.db import to_naive_utc
+from service.errors import ErrorSchema
+from service.schemas import DriftReportSchema, ReportQuerySchema, ValueReportSchema
+from service.state import state
+
+
+def _period(args: dict):
+    start, end = args.get("from_"), args.get("to")
+    return (
+        to_naive_utc(start) if start is not None else None,
+        to_naive_utc(end) if end is not None else None,
+    )
+
+
+def blueprint() -> Blueprint:
+    blp = Blueprint(
+        "reports", __name__, url_prefix="/v1/reports", description="Value and drift reports."
+    )
+
+    @blp.route("/value", methods=["GET"])
+    @require("reports")
+    @protected(blp)
+    @blp.arguments(ReportQuerySchema(), location="query", unknown=RAISE)
+    @blp.response(200, ValueReportSchema)
+    @blp.alt_response(422, schema=ErrorSchema, description="bad period")
+    def value_report(args):
+        """VES, success, acceptance, handle time, CSAT and retention by activity, segment,
+        issue type, channel, pool and agent; uplift over the randomized holdout with 95%
+        intervals; ROI; which success measures were declared before the period."""
+        st = state()
+        return reports.value(st.engine, st.settings, *_period(args))
+
+    @blp.route("/drift", methods=["GET"])
+    @require("reports")
+    @protected(blp)
+    @blp.arguments(ReportQuerySchema(), location="query", unknown=RAISE)
+    @blp.response(200, DriftReportSchema)
+    @blp.alt_response(422, schema=ErrorSchema, description="bad period")
+    def drift_report(args):
+        """PSI per feature (live decisions vs the champion's training data) and calibration
+        (predicted openness vs observed success by band); also exported as gauges."""
+        st = state()
+        report = reports.drift(st.engine, st.settings, st.models.registry, *_period(args))
+        st.metrics.set_drift(report)
+        return report
+
+    return blp

@@ -1,0 +1,174 @@
+"""Pools use cases: read and store the config, availability reports, and the proficiency
+rebuild from stored outcomes (or from an offline log).
+
+The config and the last rebuild live in one row of ``pool_config`` and availability in
+``pool_availability``, so every worker and instance routes with the same pools
+(``service.routing.PoolRouter`` re-reads them every ``pools_poll_s``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from models.activities import VALUE_ACTIVITIES
+from models.pools import GENERAL, PoolConfig, PoolError, parse_config
+from models.proficiency import Rebuild, aggregate, estimate, rebuild_pools
+from service.db import READ_ONLY, decisions, outcomes, pool_availability, pool_config, utcnow
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="milliseconds") + "Z"
+
+
+# ------------------------------------------------------------------------ config
+def stored(engine: sa.Engine) -> Mapping[str, Any] | None:
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        row = conn.execute(sa.select(pool_config).where(pool_config.c.id == 1)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def current_config(engine: sa.Engine, file_config: PoolConfig) -> tuple[PoolConfig, str]:
+    """The stored config (``"database"``) or the file's (``"file"``)."""
+    row = stored(engine)
+    if row is None:
+        return file_config, "file"
+    return parse_config(row["config"]), "database"
+
+
+def save_config(
+    engine: sa.Engine,
+    config: PoolConfig,
+    *,
+    actor: str = "",
+    proficiency: list[dict[str, Any]] | None = None,
+    keep_proficiency: bool = True,
+) -> datetime:
+    """Store ``config`` (validated already) for every worker; returns its timestamp."""
+    now = utcnow()
+    values: dict[str, Any] = {"config": config.to_dict(), "updated_at": now, "updated_by": actor}
+    if proficiency is not None or not keep_proficiency:
+        values["proficiency"] = proficiency
+    _upsert(engine, pool_config, {"id": 1}, values)
+    return now
+
+
+def _upsert(engine: sa.Engine, table: sa.Table, key: dict[str, Any], values: dict[str, Any]):
+    """Update the row, or insert it; a concurrent insert of the same key retries the
+    update (SQLite and PostgreSQL alike, no dialect-specific ON CONFLICT)."""
+    condition = sa.and_(*(table.c[k] == v for k, v in key.items()))
+    for _ in range(2):
+        try:
+            with engine.begin() as conn:
+                if conn.execute(table.update().where(condition).values(**values)).rowcount:
+                    return
+                conn.execute(table.insert().values(**key, **values))
+                return
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"could not store {table.name} {key}")
+
+
+def describe(engine: sa.Engine, config: PoolConfig, source: str, ttl_s: float) -> dict[str, Any]:
+    """What ``GET /v1/pools`` answers: the config, where it comes from, the availability
+    of every pool and a summary of the last proficiency rebuild."""
+    row = stored(engine)
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        reports = conn.execute(sa.select(pool_availability)).all()
+    cutoff = utcnow() - timedelta(seconds=ttl_s)
+    proficiency = (row or {}).get("proficiency") or []
+    return {
+        "source": source,
+        "updated_at": _iso(row["updated_at"]) if row else None,
+        "updated_by": row["updated_by"] if row else None,
+        "pools": config.to_dict()["pools"],
+        "availability": [
+            {**availability_answer(r._mapping, ttl_s), "stale": r.reported_at < cutoff}
+            for r in reports
+        ],
+        "proficiency": proficiency,
+    }
+
+
+# ------------------------------------------------------------------ availability
+def availability_answer(row: Mapping[str, Any], ttl_s: float) -> dict[str, Any]:
+    return {
+        "pool_id": row["pool_id"],
+        "agents_free": row["agents_free"],
+        "queue_length": row["queue_length"],
+        "expected_wait_s": row["expected_wait_s"],
+        "reported_at": _iso(row["reported_at"]),
+        "expires_at": _iso(row["reported_at"] + timedelta(seconds=ttl_s)),
+    }
+
+
+def report_availability(
+    engine: sa.Engine, config: PoolConfig, pool_id: str, body: Mapping[str, Any], ttl_s: float
+) -> dict[str, Any]:
+    if pool_id not in config.by_id():
+        raise PoolError(f"unknown pool {pool_id!r}")
+    values = {
+        "agents_free": body.get("agents_free"),
+        "queue_length": body.get("queue_length"),
+        "expected_wait_s": body.get("expected_wait_s"),
+        "reported_at": utcnow(),
+    }
+    _upsert(engine, pool_availability, {"pool_id": pool_id}, values)
+    return availability_answer({"pool_id": pool_id, **values}, ttl_s)
+
+
+# ------------------------------------------------------------------------ rebuild
+OUTCOME_ROWS = (
+    sa.select(outcomes.c.agent_id, outcomes.c.activity, outcomes.c.ve_success, decisions.c.response)
+    .join(decisions, decisions.c.decision_id == outcomes.c.decision_id)
+    .where(
+        outcomes.c.offered.is_(True),
+        outcomes.c.agent_id.is_not(None),
+        outcomes.c.ve_success.is_not(None),
+        outcomes.c.activity.in_(VALUE_ACTIVITIES),
+    )
+)
+
+
+def outcome_records(engine: sa.Engine) -> Iterator[tuple[str, str, float, float | None]]:
+    """``(agent, activity, success, predicted probability)`` for every stored attempt:
+    the probability is the one the serving model gave that activity in the decision."""
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        result = conn.execution_options(yield_per=2000).execute(OUTCOME_ROWS)
+        for row in result:
+            predicted = None
+            for item in (row.response or {}).get("activities") or []:
+                if item.get("activity") == row.activity:
+                    predicted = item.get("success_probability")
+                    break
+            yield row.agent_id, row.activity, float(row.ve_success), predicted
+
+
+def rebuild(
+    config: PoolConfig, records: Iterable[tuple[str, str, float, float | None]], min_contacts: int
+) -> Rebuild:
+    cells = aggregate(
+        (agent, activity, success, p)
+        for agent, activity, success, p in records
+        if p is not None and math.isfinite(float(p))
+    )
+    return rebuild_pools(
+        config, estimate(cells, min_contacts=min_contacts), min_contacts=min_contacts
+    )
+
+
+def rebuild_answer(result: Rebuild, stored_: bool) -> dict[str, Any]:
+    members = {p.id: list(p.members) for p in result.config.pools if p.id != GENERAL}
+    return {
+        "stored": stored_,
+        "changes": result.changes,
+        "members": members,
+        "agents": len({p.agent_id for p in result.proficiency}),
+        "qualified": sum(p.qualified for p in result.proficiency),
+        "pools": result.config.to_dict()["pools"],
+    }
