@@ -13,7 +13,7 @@ from flask import Flask, g, request
 from flask_smorest import Api
 
 from service import errors, logs
-from service.api import customers, decisions, docs, health, models, reports
+from service.api import customers, decisions, docs, health, models, pools, reports
 from service.auth import DatabaseUnavailable, KeyStore, allowed, presented_key
 from service.config import Settings
 from service.db import SqliteCheckpointer, make_engine, sqlite_file
@@ -97,7 +97,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     errors.register(app)
     api = VeaApi(app)
-    for module in (decisions, customers, models, reports, health):
+    for module in (decisions, customers, models, pools, reports, health):
         api.register_blueprint(module.blueprint())
     app.register_blueprint(docs.assets_blueprint())
     _install_hooks(app)

@@ -35,6 +35,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "models:read": frozenset({"engineer", "admin"}),
     "models:write": frozenset({"engineer", "admin"}),
     "reports": frozenset({"engineer", "admin"}),
+    "pools:read": frozenset({"desktop", "engineer", "admin"}),
+    "pools:write": frozenset({"admin"}),
+    # The contact-center platform posts availability with its desktop key.
+    "pools:availability": frozenset({"desktop", "admin"}),
 }
 KEY_PREFIX = "vea_"
 # How long a key verified earlier is trusted while the database cannot be reached.

@@ -359,6 +359,127 @@ class ModelPathSchema(Schema):
     version = fields.String(required=True, validate=validate.Length(min=1, max=128))
 
 
+# -------------------------------------------------------------------- pools
+def _names(values, description: str, **kwargs) -> fields.List:
+    return fields.List(
+        fields.String(validate=values),
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+class PoolSchema(Schema):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    description = fields.String(validate=validate.Length(max=500))
+    activities = fields.List(
+        fields.String(validate=validate.OneOf(VALUE_ACTIVITIES)),
+        load_default=list,
+        metadata={"description": "value activities the pool serves (general: any)"},
+    )
+    languages = _names(validate.Length(min=2, max=16), "omitted: every language")
+    channels = _names(validate.OneOf(CHANNELS), "omitted: every assisted channel")
+    segments = _names(validate.Length(min=1, max=64), "e.g. [enterprise]; omitted: every one")
+    membership = fields.String(
+        validate=validate.OneOf(["static", "proficiency"]),
+        metadata={"description": "proficiency: members are set by the rebuild"},
+    )
+    members = fields.List(
+        fields.String(validate=validate.Length(min=1, max=128)),
+        validate=validate.Length(max=10_000),
+        load_default=list,
+    )
+    capacity = fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=1, max=100_000),
+        metadata={"description": "agents who take contacts at once (estimates waits)"},
+    )
+    lift = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(VALUE_ACTIVITIES)),
+        values=fields.Float(
+            allow_nan=False, validate=validate.Range(min=0, max=5, min_inclusive=False)
+        ),
+        metadata={"description": "members' proficiency per activity (set by the rebuild)"},
+    )
+
+
+class PoolsConfigSchema(Schema):
+    pools = fields.List(
+        fields.Nested(PoolSchema), required=True, validate=validate.Length(min=1, max=200)
+    )
+
+
+class AvailabilityRequestSchema(Schema):
+    agents_free = fields.Integer(
+        strict=True, allow_none=True, validate=validate.Range(min=0, max=100_000)
+    )
+    queue_length = fields.Integer(
+        strict=True, allow_none=True, validate=validate.Range(min=0, max=1_000_000)
+    )
+    expected_wait_s = fields.Float(
+        allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=86_400)
+    )
+
+    @validates_schema
+    def _something(self, data: dict, **_kwargs) -> None:
+        if all(data.get(k) is None for k in ("agents_free", "queue_length", "expected_wait_s")):
+            raise ma.ValidationError(
+                "give at least one of agents_free, queue_length, expected_wait_s"
+            )
+
+
+class AvailabilitySchema(Schema):
+    pool_id = fields.String(required=True)
+    agents_free = fields.Integer(allow_none=True)
+    queue_length = fields.Integer(allow_none=True)
+    expected_wait_s = fields.Float(allow_none=True)
+    reported_at = fields.String(required=True)
+    expires_at = fields.String(
+        required=True, metadata={"description": "after this the report is ignored (stale)"}
+    )
+    stale = fields.Boolean()
+
+
+class ProficiencySchema(Schema):
+    agent_id = fields.String(required=True)
+    activity = fields.String(required=True)
+    contacts = fields.Integer(required=True)
+    observed = fields.Float(required=True, metadata={"description": "successes"})
+    expected = fields.Float(required=True, metadata={"description": "model-expected successes"})
+    estimate = fields.Float(required=True, metadata={"description": "shrunk O/E (1 = average)"})
+    low = fields.Float(required=True, metadata={"description": "90% interval"})
+    high = fields.Float(required=True)
+    qualified = fields.Boolean(required=True)
+
+
+class PoolsSchema(Schema):
+    source = fields.String(required=True, validate=validate.OneOf(["file", "database"]))
+    updated_at = fields.String(allow_none=True)
+    updated_by = fields.String(allow_none=True)
+    pools = fields.List(fields.Nested(PoolSchema), required=True)
+    availability = fields.List(fields.Nested(AvailabilitySchema), required=True)
+    proficiency = fields.List(fields.Nested(ProficiencySchema), required=True)
+
+
+class PoolPathSchema(Schema):
+    pool = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class RebuildRequestSchema(Schema):
+    dry_run = fields.Boolean(load_default=False)
+    min_contacts = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000))
+
+
+class RebuildSchema(Schema):
+    stored = fields.Boolean(required=True)
+    changes = fields.List(fields.String(), required=True)
+    members = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    agents = fields.Integer(required=True)
+    qualified = fields.Integer(required=True)
+    pools = fields.List(fields.Nested(PoolSchema), required=True)
+
+
 # ------------------------------------------------------------------- health
 class HealthSchema(Schema):
     status = fields.String(required=True)
