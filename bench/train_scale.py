@@ -77,6 +77,7 @@ def run_engine(engine: str, data: Path, args: argparse.Namespace) -> dict:
     ]  # fmt: skip
     if engine == "dask":
         command += ["--workers", str(args.workers)]
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     process = psutil.Process(child.pid)
@@ -100,6 +101,8 @@ def run_engine(engine: str, data: Path, args: argparse.Namespace) -> dict:
         peak_tree_rss_mb=peak_total / 2**20,
         peak_process_rss_mb=peak_each / 2**20,
         version=output.strip().split()[0],
+        # Other work on the machine skews the times: say how busy it was.
+        load_avg_1m=(load_before, os.getloadavg()[0]),
         registry=str(registry / "reg"),
     )
     return result
@@ -169,11 +172,15 @@ def main() -> int:
             r = run_engine(engine, data, args)
             r["rows"] = rows
             r["openness_auc"] = openness_auc(r["registry"], r["version"], test)
+            manifest = json.loads(
+                (Path(r["registry"]) / "versions" / r["version"] / "manifest.json").read_text()
+            )
+            r["boosting_rounds"] = (manifest.get("engine") or {}).get("boosting_rounds")
             results.append(r)
             print(
                 f"{rows:>10} {engine:<6} {r['train_s']:>8.1f} {r['peak_tree_rss_mb']:>25.0f} "
-                f"{max(r['peak_process_rss_mb'], r['self_maxrss_mb']):>17.0f} "
-                f"{r['openness_auc']:>13.4f}",
+                f"{max(r['peak_process_rss_mb'], r['self_maxrss_mb'], r['child_maxrss_mb']):>17.0f} "
+                f"{r['openness_auc']:>13.4f}  (load {r['load_avg_1m'][0]:.1f}/{r['load_avg_1m'][1]:.1f})",
                 flush=True,
             )
             if not args.keep:

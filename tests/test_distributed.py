@@ -172,6 +172,24 @@ def test_bad_partition_fails_naming_the_row_and_writes_nothing(client, data, tmp
         train_bundle_dask(bad, client=client, progress=False)
 
 
+@pytest.mark.parametrize("learner", ["t", "auto"])
+def test_other_learners_train_on_the_cluster(client, data, tmp_path, learner):
+    """`t` fits one model per action on the cluster; `auto` chooses among the learners
+    the cluster trains, on the client sample, and records the selection."""
+    small = write_partitions(data["log"].head(8000), tmp_path / "small", parts=2)
+    bundle = train_bundle_dask(small, learner=learner, seed=0, client=client, progress=False)
+    assert bundle.ranker is not None
+    probs = bundle.ranker.predict_proba(bundle.encoder.transform(data["test"].head(100)))
+    assert np.isfinite(probs[:, 1:]).all()
+    if learner == "t":
+        assert bundle.ranker.learner == "t"
+        assert sum(b is not None for b in bundle.ranker.boosters_) >= 5
+    else:
+        selection = bundle.manifest["metrics"]["learner_selection"]
+        assert selection["on"] == "client sample"
+        assert selection["chosen"] == bundle.ranker.learner in ("s", "s_ipw", "t")
+
+
 def test_local_only_learner_falls_back_to_s_with_a_note(client):
     notes: list[str] = []
     run = _DaskTraining(client, "unused", None, None, "dr", 0, 1000, 1000, 1, False, notes.append)
