@@ -5,8 +5,10 @@ The log is read as partitioned Parquet with ``dask.dataframe`` and never collect
 
 1. One pass over the partitions validates every row with ``training.loading.validate_log``
    and gathers small statistics (row counts, category values, action counts, inverse
-   propensity sums). Problems are reported with row numbers in the whole data set
-   (partition offsets come from the same pass), before anything is trained.
+   propensity sums). Problems are reported with row numbers in the whole data set, in
+   Dask's partition order (files sorted by name; offsets come from the same pass), before
+   anything is trained. Duplicate ``interaction_id`` values are found within a partition,
+   not across partitions (that would need a shuffle of every id).
 2. The feature encoder's vocabulary comes from those per-partition category values.
 3. A second pass encodes every partition to the float matrix ``FeatureEncoder`` builds
    locally and keeps it in the cluster's memory (it spills to disk when it must).
@@ -18,8 +20,8 @@ stopping (each worker would stop on its own validation part and the others hang;
 issues #3712, #6351). So the number of rounds is found by the local early-stopping fit on a
 bounded random sample collected to the client (``sample_rows``; when the log is smaller,
 the sample is the whole log and the rounds are exactly the local ones), and the cluster
-then trains for that many rounds. Rounds found on a sample are a lower bound for more
-rows: a little conservative, never overfitted.
+then trains for that many rounds. More rows support more rounds, so on a log larger than
+the sample this is a little conservative rather than overfitted.
 
 Also on the client, from bounded samples: isotonic calibration of openness (on held-out
 rows the cluster never trained on), learner selection for ``learner="auto"`` and the
@@ -523,7 +525,7 @@ class _DaskTraining:
             "metrics": metrics,
             "engine": {
                 "name": "dask",
-                "workers": len(self.client.scheduler_info().get("workers", {})),
+                "workers": len(self.client.nthreads()),
                 "partitions": int(raw.npartitions),
                 "sample_rows": int(len(sample)),
                 "boosting_rounds": self.rounds,
