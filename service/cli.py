@@ -1,5 +1,6 @@
 """Click commands of the service, attached to the top-level ``vea`` CLI:
-``serve``, ``db upgrade``, ``keys create`` / ``keys revoke``, ``export``, ``report``."""
+``serve``, ``db upgrade``, ``keys create`` / ``keys revoke``, ``export``, ``report``,
+``pools rebuild`` / ``pools show``."""
 
 from __future__ import annotations
 
@@ -182,10 +183,131 @@ def _report_text(result: dict) -> str:
     return "\n".join(lines)
 
 
+@click.group("pools")
+def pools() -> None:
+    """Agent pools: proficiency from outcomes and pool membership."""
+
+
+@pools.command("rebuild")
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Offline: a canonical log (CSV/Parquet) instead of the stored outcomes.",
+)
+@click.option(
+    "--prob-column",
+    default=None,
+    help="With --log: the model's success probability of each row's activity.",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="With --log: score the rows with this model "
+    "version (or 'champion') when the log has no probabilities.",
+)
+@click.option("--registry", default=None, help="Model registry (default: VEA_REGISTRY).")
+@click.option(
+    "--min-contacts",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Attempts before an agent can join (default: VEA_PROFICIENCY_MIN_CONTACTS).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would change; store nothing.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the new pools config to this YAML file instead of the database.",
+)
+def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run, out) -> None:
+    """Recompute agent proficiency and the proficiency pools; print what changed."""
+    import yaml
+
+    from models.pools import PoolError, load_config
+    from service import pools as use_cases
+    from service.db import make_engine
+
+    settings = Settings.from_env()
+    min_contacts = min_contacts or settings.proficiency_min_contacts
+    engine = make_engine(settings.database_url)
+    try:
+        try:
+            config, _ = use_cases.current_config(engine, load_config(settings.pools))
+            if log_path:
+                bundle = None
+                if model:
+                    from models.registry import Registry
+
+                    reg = Registry(registry or settings.registry)
+                    bundle = reg.load(reg.champion() if model == "champion" else model)
+                records = use_cases.log_records(log_path, prob_column=prob_column, bundle=bundle)
+            else:
+                records = list(use_cases.outcome_records(engine))
+            result = use_cases.rebuild(config, records, min_contacts)
+        except PoolError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for line in result.changes or ["no changes"]:
+            click.echo(line)
+        qualified = sum(p.qualified for p in result.proficiency)
+        agents = len({p.agent_id for p in result.proficiency})
+        click.echo(f"{agents} agents measured, {qualified} qualified agent-activities", err=True)
+        if out:
+            Path(out).write_text(yaml.safe_dump(result.config.to_dict(), allow_unicode=True))
+            click.echo(f"wrote {out}", err=True)
+        elif not dry_run:
+            use_cases.save_config(
+                engine,
+                result.config,
+                actor="cli",
+                proficiency=[p.to_dict() for p in result.proficiency],
+            )
+            click.echo("stored: every worker routes with it within VEA_POOLS_POLL_S", err=True)
+    finally:
+        engine.dispose()
+
+
+@pools.command("show")
+@click.option("--json", "as_json", is_flag=True, help="As GET /v1/pools answers.")
+def pools_show(as_json: bool) -> None:
+    """Pools, members, lift and every agent's proficiency with its 90% interval."""
+    import json
+
+    from models.pools import load_config
+    from service import pools as use_cases
+    from service.db import make_engine
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    try:
+        config, source = use_cases.current_config(engine, load_config(settings.pools))
+        described = use_cases.describe(engine, config, source, settings.availability_ttl_s)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(described, indent=2, ensure_ascii=False))
+        return
+    click.echo(
+        f"pools from the {source}"
+        + (f" ({described['updated_at']})" if described["updated_at"] else "")
+    )
+    for pool in described["pools"]:
+        lift = ", ".join(f"{a} {v:.2f}" for a, v in (pool.get("lift") or {}).items()) or "-"
+        click.echo(
+            f"  {pool['id']:<18} {pool['membership']:<11} "
+            f"{len(pool['members'])} members  lift: {lift}"
+        )
+    if described["proficiency"]:
+        click.echo("\n".join(use_cases.proficiency_table(described["proficiency"])))
+    else:
+        click.echo("no proficiency measured yet: run `vea pools rebuild`")
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 
 
-commands = [serve, db, keys, export, report]
+commands = [serve, db, keys, export, report, pools]

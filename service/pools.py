@@ -172,3 +172,70 @@ def rebuild_answer(result: Rebuild, stored_: bool) -> dict[str, Any]:
         "qualified": sum(p.qualified for p in result.proficiency),
         "pools": result.config.to_dict()["pools"],
     }
+
+
+# ------------------------------------------------------------------- offline log
+def log_records(
+    path: str, *, prob_column: str | None = None, bundle: Any = None
+) -> list[tuple[str, str, float, float | None]]:
+    """Attempts from a canonical log file (CSV or Parquet) for an offline rebuild.
+
+    The model's probability of each row's activity comes from ``prob_column``, else from
+    ``p_<activity>`` columns (as ``vea score`` writes them), else from scoring the rows
+    with ``bundle`` (a loaded model bundle)."""
+    import numpy as np
+    import pandas as pd
+
+    from models.activities import ACTIONS
+
+    frame = pd.read_parquet(path) if path.lower().endswith(".parquet") else pd.read_csv(path)
+    missing = {"agent_id", "activity", "ve_success"} - set(frame.columns)
+    if missing:
+        raise PoolError(f"{path}: missing columns {sorted(missing)}")
+    keep = frame["activity"].isin(VALUE_ACTIVITIES) & frame["agent_id"].notna()
+    keep &= frame["ve_success"].notna()
+    if "offered" in frame.columns:
+        keep &= frame["offered"].fillna(1).astype(bool)
+    frame = frame[keep].reset_index(drop=True)
+    activity = frame["activity"].to_numpy()
+    if prob_column is not None:
+        if prob_column not in frame.columns:
+            raise PoolError(f"{path}: no column {prob_column!r}")
+        predicted = frame[prob_column].to_numpy(dtype=float)
+    elif all(f"p_{a}" in frame.columns for a in VALUE_ACTIVITIES):
+        table = frame[[f"p_{a}" for a in VALUE_ACTIVITIES]].to_numpy(dtype=float)
+        codes = pd.Index(VALUE_ACTIVITIES).get_indexer(activity)
+        predicted = table[np.arange(len(frame)), codes]
+    elif bundle is not None:
+        if bundle.ranker is None:
+            raise PoolError("the model has no activity ranker: it cannot score activities")
+        success = bundle.ranker.predict_proba(bundle.encoder.transform(frame))
+        codes = pd.Index(ACTIONS).get_indexer(activity)
+        predicted = success[np.arange(len(frame)), codes]
+    else:
+        raise PoolError(
+            f"{path}: no predicted probabilities: give --prob-column, p_<activity> columns "
+            "(vea score) or --model"
+        )
+    return list(
+        zip(
+            frame["agent_id"].astype(str),
+            activity,
+            frame["ve_success"].astype(float),
+            predicted,
+            strict=True,
+        )
+    )
+
+
+def proficiency_table(items: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Lines of ``vea pools show``: proficiency with its 90% interval, best first."""
+    lines = [
+        f"{'agent':<16} {'activity':<18} {'contacts':>8} {'O/E':>6}  {'90% interval':<15} pool?"
+    ]
+    for p in sorted(items, key=lambda p: (p["activity"], -p["estimate"], p["agent_id"])):
+        lines.append(
+            f"{p['agent_id']:<16} {p['activity']:<18} {p['contacts']:>8} {p['estimate']:>6.2f}  "
+            f"[{p['low']:.2f}, {p['high']:.2f}]    {'yes' if p['qualified'] else ''}"
+        )
+    return lines

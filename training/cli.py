@@ -333,7 +333,7 @@ def _attach_service_commands() -> None:
         from service import cli as service_cli
     except ImportError:
         return
-    for name in ("serve", "db", "keys", "export", "report"):
+    for name in ("serve", "db", "keys", "export", "report", "pools"):
         command = getattr(service_cli, name, None)
         if command is not None:
             cli.add_command(command, name)

@@ -1,0 +1,70 @@
+"""`vea pools rebuild` (stored outcomes or an offline log) and `vea pools show`."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+from click.testing import CliRunner
+
+from models.activities import VALUE_ACTIVITIES
+from models.pools import parse_config
+from training.cli import cli
+from training.simulate import simulate
+
+
+def offline_log(tmp_path, rows=40_000, seed=5):
+    """A simulated log with the model's probabilities as `vea score` writes them (here the
+    average agent's truth: a perfect case-mix model)."""
+    log, truth = simulate(rows=rows, seed=seed, n_agents=20)
+    for a in VALUE_ACTIVITIES:
+        log[f"p_{a}"] = truth[f"p_{a}_avg_agent"].to_numpy()
+    path = tmp_path / "log.parquet"
+    log.to_parquet(path)
+    return path
+
+
+def test_rebuild_from_a_log_prints_changes_and_stores(tmp_path):
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path}/vea.db"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    path = offline_log(tmp_path)
+
+    out = tmp_path / "pools.yaml"
+    written = runner.invoke(
+        cli, ["pools", "rebuild", "--log", str(path), "--out", str(out)], env=env
+    )
+    assert written.exit_code == 0, written.output
+    config = parse_config(yaml.safe_load(out.read_text()))
+    assert any(p.members for p in config.pools if p.id != "general")
+    assert " + agent-" in written.stdout  # who joined, with their interval
+
+    dry = runner.invoke(cli, ["pools", "rebuild", "--log", str(path), "--dry-run"], env=env)
+    assert dry.exit_code == 0 and " + agent-" in dry.stdout
+    shown = runner.invoke(cli, ["pools", "show"], env=env)
+    assert "pools from the file" in shown.stdout and "no proficiency" in shown.stdout
+
+    stored = runner.invoke(cli, ["pools", "rebuild", "--log", str(path)], env=env)
+    assert stored.exit_code == 0, stored.output
+    shown = runner.invoke(cli, ["pools", "show"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "pools from the database" in shown.stdout and "90% interval" in shown.stdout
+    again = runner.invoke(cli, ["pools", "rebuild", "--log", str(path)], env=env)
+    assert again.stdout.strip() == "no changes"
+
+
+def test_rebuild_from_stored_outcomes_and_bad_logs(tmp_path):
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path}/vea.db"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    empty = runner.invoke(cli, ["pools", "rebuild", "--dry-run"], env=env)
+    assert empty.exit_code == 0 and "no changes" in empty.stdout
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"agent_id": ["a"], "activity": ["educate_usage"]}).to_csv(bad, index=False)
+    failed = runner.invoke(cli, ["pools", "rebuild", "--log", str(bad)], env=env)
+    assert failed.exit_code == 1 and "missing columns ['ve_success']" in failed.output
+    no_p = tmp_path / "nop.csv"
+    pd.DataFrame({"agent_id": ["a"], "activity": ["educate_usage"], "ve_success": [1]}).to_csv(
+        no_p, index=False
+    )
+    failed = runner.invoke(cli, ["pools", "rebuild", "--log", str(no_p)], env=env)
+    assert failed.exit_code == 1 and "--prob-column" in failed.output
