@@ -204,6 +204,7 @@ def retrain(
     force: bool = False,
     min_rows: int = 1000,
     fit: Fit | None = None,
+    learner: str = "s",
     seed: int = 0,
     n_boot: int = 500,
     num_threads: int = 0,
@@ -232,7 +233,7 @@ def retrain(
         return RetrainResult("skipped", None, champion_version, None, drift, warnings, len(frame))
     fit = fit or (
         lambda rows: train_bundle(
-            rows, seed=seed, learner="s", num_threads=num_threads, progress=False
+            rows, seed=seed, learner=learner, num_threads=num_threads, progress=False
         )
     )
     result = gate(frame, champion, fit, seed=seed, n_boot=n_boot, num_threads=num_threads)
@@ -310,6 +311,13 @@ def export_then_load(export: Callable[[Path], None], directory: Path) -> tuple[p
     default=lambda: os.environ.get("VEA_REGISTRY", "var/registry"),
     show_default="VEA_REGISTRY or var/registry",
 )
+@click.option(
+    "--learner",
+    type=click.Choice(["auto", "s", "s_ipw", "t", "dr"]),
+    default="s",
+    show_default=True,
+    help="Challenger's activity learner (auto: chosen by off-policy value, ~4x slower).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=0, help="LightGBM threads (0: all cores).")
 @click.option("--bootstrap", type=click.IntRange(min=50), default=500, show_default=True)
@@ -321,9 +329,19 @@ def export_then_load(export: Callable[[Path], None], directory: Path) -> tuple[p
 )
 @click.pass_context
 def retrain_command(
-    ctx, since, force, min_rows, data, keep_export, registry, seed, threads, bootstrap,
+    ctx,
+    since,
+    force,
+    min_rows,
+    data,
+    keep_export,
+    registry,
+    learner,
+    seed,
+    threads,
+    bootstrap,
     drift_threshold,
-) -> None:  # fmt: skip
+) -> None:
     """Export the service's logs, train a challenger, gate it off-policy, promote or refuse."""
     from training.loading import file_fingerprint, load_log
 
@@ -345,6 +363,7 @@ def retrain_command(
             Registry(registry),
             force=force,
             min_rows=min_rows,
+            learner=learner,
             seed=seed,
             n_boot=bootstrap,
             num_threads=threads,
