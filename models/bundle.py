@@ -52,15 +52,22 @@ class ModelBundle:
         return str(self.manifest.get("version", "unsaved"))
 
 
-def compile_bundle(bundle: ModelBundle, cache_dir: str | Path) -> bool:
+def compile_bundle(
+    bundle: ModelBundle, cache_dir: str | Path, *, cached_only: bool = False
+) -> bool:
     """Attach natively compiled forests (``models.compiled``) to every booster of the
-    bundle; returns False, leaving LightGBM in charge, when any of them cannot be compiled."""
-    openness = compile_booster(bundle.openness.booster_, cache_dir)
+    bundle; returns False, leaving LightGBM in charge, when any of them cannot be compiled
+    (or, with ``cached_only``, is not in the cache yet)."""
+    openness = compile_booster(bundle.openness.booster_, cache_dir, cached_only=cached_only)
     ranker = bundle.ranker
     compiled_ranker: list[CompiledForest | None] = []
     if ranker is not None:
         for booster in ranker.boosters_:
-            compiled_ranker.append(None if booster is None else compile_booster(booster, cache_dir))
+            compiled_ranker.append(
+                None
+                if booster is None
+                else compile_booster(booster, cache_dir, cached_only=cached_only)
+            )
         if any(
             b is not None and c is None
             for b, c in zip(ranker.boosters_, compiled_ranker, strict=True)

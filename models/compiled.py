@@ -65,8 +65,13 @@ def _cache_key(model_text: str) -> str:
     return digest.hexdigest()
 
 
-def compile_booster(booster: lgb.Booster, cache_dir: str | Path) -> CompiledForest | None:
-    """The booster compiled (from the cache when present), or None to keep LightGBM."""
+def compile_booster(
+    booster: lgb.Booster, cache_dir: str | Path, *, cached_only: bool = False
+) -> CompiledForest | None:
+    """The booster compiled (from the cache when present), or None to keep LightGBM.
+
+    ``cached_only``: load machine code already in the cache, never compile (milliseconds,
+    safe on a request path)."""
     try:
         import lleaves
     except ImportError:
@@ -77,6 +82,8 @@ def compile_booster(booster: lgb.Booster, cache_dir: str | Path) -> CompiledFore
         cache_dir.mkdir(parents=True, exist_ok=True)
         key = _cache_key(text)
         target = cache_dir / f"{key}.so"
+        if cached_only and not target.exists():
+            return None
         with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
             model_file = Path(tmp) / "model.txt"
             model_file.write_text(text)

@@ -59,6 +59,7 @@ class Decider:
         n_features = len(self._feature_names)
         self._one = np.empty(1, dtype=np.float64)
         compiled_openness = getattr(bundle.openness, "compiled_", None)
+        self.compiled = compiled_openness is not None
         self._openness = compiled_openness or FastRowPredictor(bundle.openness.booster_)
         if self._ranker is None:
             return

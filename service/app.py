@@ -78,7 +78,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         sqlite_synchronous=settings.sqlite_synchronous,
         pool_size=max(2, settings.worker_threads()),
     )
-    model_manager = ModelManager(settings.registry, settings.champion_poll_s)
+    model_manager = ModelManager(
+        settings.registry, settings.champion_poll_s, compile_cache=settings.compile_cache
+    )
     model_manager.on_swap = metrics.set_model
     model_manager.refresh(force=True)
     app.extensions["vea"] = State(

@@ -50,6 +50,8 @@ class Settings:
     # SQLite: seconds between background WAL checkpoints (0: SQLite's own, inline).
     sqlite_checkpoint_s: float = 1.0
     registry: str = str(DEFAULT_VAR_DIR / "registry")
+    # Natively compiled forests (models.compiled), shared by all workers; "" disables.
+    compile_cache: str = str(DEFAULT_VAR_DIR / "cache" / "compiled")
     # Agent pools (models.pools): the YAML file used until a config is stored in the
     # database (PUT /v1/pools, `vea pools rebuild`), and the self-service content
     # catalogue (empty: the one shipped in models/content).
@@ -108,6 +110,14 @@ class Settings:
     value_config: str = ""
     # Drift (service.reports): PSI above this is flagged (0.1 watch, 0.25 act).
     drift_psi_threshold: float = 0.2
+    # Pages (/desk, /dashboard): signs the session cookie. Every worker and instance must
+    # share it; empty: gunicorn's master draws one per start (service/gunicorn_conf.py),
+    # a bare create_app() one per app, so logins do not survive a restart.
+    secret_key: str = ""
+    # A page login (API key exchanged for a session cookie) lasts this long.
+    session_hours: float = 12.0
+    # Send the session cookie only over HTTPS (set behind a TLS-terminating proxy).
+    secure_cookies: bool = False
 
     def __post_init__(self) -> None:
         # Fail at start-up, not on the first decision.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.bundle import BundleError
+from models.bundle import BundleError, compile_bundle
 from models.decision import Decider
 from models.economics import Economics
 from models.fallback import FALLBACK_VERSION, decide_fallback
@@ -41,9 +41,14 @@ class Served:
 
 class ModelManager:
     def __init__(
-        self, registry_root: str | Path, poll_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        registry_root: str | Path,
+        poll_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        compile_cache: str = "",
     ) -> None:
         self.registry = Registry(registry_root)
+        self.compile_cache = compile_cache
         self.poll_s = poll_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -103,7 +108,7 @@ class ModelManager:
             self._stamp = stamp
             return
         try:
-            decider = build_decider(self.registry, champion)
+            decider = build_decider(self.registry, champion, self.compile_cache)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the serving model
             # Keep serving what we have; remember the stamp so a broken bundle is not
             # re-verified on every poll (a new promotion changes the stamp again).
@@ -124,6 +129,27 @@ class ModelManager:
         log.info("model swapped", extra={"version": champion, "previous": previous})
         if self.on_swap is not None:
             self.on_swap(previous, champion)
+        if self.compile_cache and not decider.compiled:
+            threading.Thread(
+                target=self._compile, args=(decider,), name="vea-compile", daemon=True
+            ).start()
+
+    def _compile(self, serving: Decider) -> None:
+        """Compile the serving model's forests off the request path, then swap to the
+        compiled twin (same predictions, faster) if that model is still the one serving."""
+        try:
+            bundle = serving.bundle
+            if not compile_bundle(bundle, self.compile_cache):
+                return
+            compiled = Decider.from_bundle(bundle)
+            compiled.decide(SMOKE_FEATURES)
+        except Exception as exc:  # noqa: BLE001 - the uncompiled model keeps serving
+            log.warning("compiling the model failed", extra={"error": repr(exc)})
+            return
+        with self._lock:
+            if self._decider is serving:
+                self._decider = compiled
+                log.info("compiled model serving", extra={"version": compiled.version})
 
     # --------------------------------------------------------------- deciding
     def decide(
@@ -162,9 +188,15 @@ class ModelManager:
         return Served(result, FALLBACK_VERSION, True, reason)
 
 
-def build_decider(registry: Registry, version: str) -> Decider:
-    """Load (verifying every checksum) and smoke-test a version; raise if unfit to serve."""
+def build_decider(registry: Registry, version: str, compile_cache: str = "") -> Decider:
+    """Load (verifying every checksum) and smoke-test a version; raise if unfit to serve.
+
+    Forests already compiled (``vea train`` warms the cache) are used at once; otherwise
+    the LightGBM path serves until ``ModelManager`` has compiled them in the background.
+    """
     bundle = registry.load(version)
+    if compile_cache:
+        compile_bundle(bundle, compile_cache, cached_only=True)
     decider = Decider.from_bundle(bundle)
     smoke = decider.decide(SMOKE_FEATURES)
     if "suggested_activity" not in smoke or "openness" not in smoke:

@@ -200,8 +200,14 @@ def registry_dir(trained_registry: Path, tmp_path: Path) -> Path:
 
 
 # ----------------------------------------------------------------------- app
+@pytest.fixture(scope="session")
+def compile_cache(tmp_path_factory) -> Path:
+    """Compiled forests shared by every test app (the same models recur), outside the tree."""
+    return tmp_path_factory.mktemp("compiled")
+
+
 @pytest.fixture
-def make_app(database_url: str, registry_dir: Path):
+def make_app(database_url: str, registry_dir: Path, compile_cache: Path):
     """Factory: the app on this test's backend and registry, with optional overrides."""
     from service.app import create_app
 
@@ -211,6 +217,7 @@ def make_app(database_url: str, registry_dir: Path):
         config = {
             "database_url": database_url,
             "registry": str(registry_dir),
+            "compile_cache": str(compile_cache),
             "access_log": False,
             "rate_limit_per_s": 0.0,  # the rate-limit test turns it on
             **overrides,

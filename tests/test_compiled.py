@@ -47,3 +47,29 @@ def test_cache_is_reused(bundles):
     again = copy.deepcopy(trained_bundle())
     assert compile_bundle(again, cache)
     assert sorted(p.name for p in cache.glob("*.so")) == files
+
+
+def test_service_swaps_to_the_compiled_twin_in_the_background(tmp_path):
+    """A worker serves at once with LightGBM, compiles off the request path, then serves
+    the compiled forests with identical answers."""
+    import time
+
+    from models.registry import Registry
+    from service.serving import ModelManager
+
+    registry = Registry(tmp_path / "registry")
+    registry.add(copy.deepcopy(trained_bundle()))
+    manager = ModelManager(registry.root, poll_s=0.0, compile_cache=str(tmp_path / "cache"))
+    context = simulated()[0].iloc[7].to_dict()
+    manager.refresh(force=True)
+    first = manager.decide(
+        context, language="en", blocked_activities=frozenset(), allow_attempt=True
+    )
+    deadline = time.monotonic() + 120
+    while not manager._decider.compiled and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert manager._decider.compiled
+    second = manager.decide(
+        context, language="en", blocked_activities=frozenset(), allow_attempt=True
+    )
+    assert first.result == second.result and not second.degraded
