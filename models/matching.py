@@ -13,10 +13,11 @@ stands in for it). ``lift`` is the pool members' measured proficiency (``models.
 proficiency``; 1.0 for an average agent), so a pool of proven agents is worth more.
 
 Effortless service comes first: a pool whose expected wait passes ``max_wait_s`` is never
-chosen. When every value pool is over the limit the contact goes to ``general`` with the
-activity downgraded to a lighter one (less extra handle time) that still pays, or to
-``none``; when even ``general`` is over the limit, no value attempt is made at all (an
-up-sell would only lengthen every waiting customer's queue). Self-service contacts get the
+chosen. When every value pool is over the limit the contact goes to ``general``: with the
+same activity while general answers (almost) at once (``downgrade_wait_s``: the attempt
+delays no one), otherwise with the activity downgraded to a lighter one (less extra handle
+time) that still pays, or to ``none``, since extra handle time in a queue makes waiting
+customers wait longer; when even ``general`` is over the limit, no value attempt is made. Self-service contacts get the
 digital content of the activity in the customer's language instead of a pool.
 """
 
@@ -62,6 +63,10 @@ class RoutingRules:
     wait_cost_per_s: float = 0.02
     # Never route to a pool whose expected wait passes this (effortless service first).
     max_wait_s: float = 60.0
+    # On a capacity fallback to general, keep the activity while general's expected wait
+    # is at most this; above it the activity is downgraded (its extra handle time would
+    # lengthen the queue), above max_wait_s no value attempt is made.
+    downgrade_wait_s: float = 30.0
     # Mean handle time, to estimate a wait from the queue when the platform sends none.
     mean_handle_s: float = 420.0
 
@@ -75,6 +80,8 @@ _TEXT = {
         "general_only": "no value pool with qualified agents serves {activity} for this "
         "contact: general pool ({wait})",
         "over_limit": "{pools} over the {limit:.0f} s wait limit",
+        "fallback_free": "every value pool is over the {limit:.0f} s wait limit: general "
+        "pool, which is free (or nearly), with {activity}",
         "downgraded": "every value pool is over the {limit:.0f} s wait limit: general pool "
         "with the lighter {activity} instead of {original}, so the customer does not wait "
         "longer to be up-sold",
@@ -94,6 +101,8 @@ _TEXT = {
         "general_only": "この問い合わせで {activity} に対応できる実績のある担当者プールがないため、"
         "一般プール（{wait}）",
         "over_limit": "{pools} は待ち時間の上限 {limit:.0f} 秒を超過",
+        "fallback_free": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、"
+        "すぐ対応できる一般プールで {activity} を提案",
         "downgraded": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、一般プールで"
         "{original} の代わりに軽い {activity} を提案（提案のためにお客様を待たせない）",
         "dropped": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、一般プールで"
@@ -238,7 +247,13 @@ def route(
     final, reason = activity, None
     if not general_option["within_limit"]:
         final, reason = NONE, text["general_busy"].format(limit=rules.max_wait_s)
+    elif capacity_fallback and (general_option["expected_wait_s"] or 0.0) <= rules.downgrade_wait_s:
+        # General takes the contact (almost) at once: the attempt's extra handle time
+        # barely delays anyone, keep the activity.
+        reason = text["fallback_free"].format(limit=rules.max_wait_s, activity=activity)
     elif capacity_fallback:
+        # General has a queue too: extra handle time would make waiting customers wait
+        # longer, so only a lighter activity (or none).
         final = _lighter_activity(activity, activities, rules, blocked, none_value)
         reason = (
             text["downgraded"].format(limit=rules.max_wait_s, activity=final, original=activity)

@@ -173,6 +173,7 @@ def test_all_value_pools_full_downgrade_to_a_lighter_activity_in_general():
     busy = {
         "value_education": Availability(expected_wait_s=300),
         "value_education_2": Availability(expected_wait_s=90),
+        "general": Availability(expected_wait_s=45),  # a queue in general too
     }
     answer = decide(availability=busy)
     assert answer["pool"] == GENERAL and answer["fallbacks"] == []
@@ -181,10 +182,22 @@ def test_all_value_pools_full_downgrade_to_a_lighter_activity_in_general():
     assert "does not wait longer" in answer["reason"]
 
 
+def test_all_value_pools_full_and_general_free_keeps_the_activity():
+    busy = {
+        "value_education": Availability(expected_wait_s=300),
+        "value_education_2": Availability(expected_wait_s=90),
+        "general": Availability(agents_free=4),
+    }
+    answer = decide(availability=busy)
+    assert answer["pool"] == GENERAL and answer["activity"] == "educate_usage"
+    assert "free (or nearly)" in answer["reason"]
+
+
 def test_no_lighter_activity_that_pays_means_none():
     busy = {
         "value_education": Availability(expected_wait_s=300),
         "value_education_2": Availability(expected_wait_s=300),
+        "general": Availability(expected_wait_s=40),
     }
     # No activity lighter than education (120 s) beats none's 0.4.
     activities = [
