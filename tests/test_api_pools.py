@@ -5,6 +5,8 @@ the rebuild from stored outcomes, and that every worker sees the shared state.""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.db import pool_availability, pool_config
 
@@ -259,3 +261,55 @@ def test_every_worker_sees_the_stored_config(make_app, keys, new_id):
     router.refresh(force=True)
     assert router.source == "database"
     assert [p.id for p in router.config.pools] == ["edu_pool", "all_value", "general"]
+
+
+# ------------------------------------------------------------------ never 5xx
+pool_entries = st.fixed_dictionaries(
+    {"id": st.sampled_from(["general", "a", "b", "Bad Id", ""])},
+    optional={
+        "activities": st.lists(
+            st.sampled_from(["educate_usage", "achieve_goals", "upsell", ""]), max_size=3
+        ),
+        "members": st.lists(st.sampled_from(["x", "y", ""]), max_size=3),
+        "membership": st.sampled_from(["static", "proficiency", "vibes"]),
+        "languages": st.one_of(st.lists(st.text(max_size=5), max_size=2), st.text(max_size=3)),
+        "channels": st.lists(st.sampled_from(["voice", "self_service", "fax"]), max_size=2),
+        "segments": st.lists(st.text(max_size=5), max_size=2),
+        "capacity": st.one_of(st.integers(-3, 3), st.floats(allow_nan=False), st.none()),
+        "lift": st.dictionaries(
+            st.sampled_from(["educate_usage", "upsell"]),
+            st.one_of(st.floats(allow_nan=False), st.text(max_size=3)),
+            max_size=2,
+        ),
+    },
+)
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def never_5xx(response) -> None:
+    assert response.status_code < 500, response.get_data(as_text=True)
+    if response.status_code >= 400:
+        assert set(response.json["error"]) == {"code", "message", "fields"}
+
+
+@FUZZ
+@given(
+    config=st.one_of(
+        st.fixed_dictionaries({"pools": st.lists(pool_entries, max_size=3)}),
+        st.recursive(st.none() | st.integers() | st.text(max_size=5), st.lists, max_leaves=5),
+    ),
+    availability=st.dictionaries(
+        st.sampled_from(["agents_free", "queue_length", "expected_wait_s", "other"]),
+        st.one_of(st.integers(-5, 10**7), st.floats(allow_nan=False), st.text(max_size=4)),
+        max_size=3,
+    ),
+)
+def test_pools_endpoints_never_5xx(client, keys, config, availability):
+    never_5xx(client.put("/v1/pools", json=config, headers=keys["admin"]))
+    never_5xx(
+        client.put("/v1/pools/general/availability", json=availability, headers=keys["desktop"])
+    )
