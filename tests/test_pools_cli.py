@@ -68,3 +68,33 @@ def test_rebuild_from_stored_outcomes_and_bad_logs(tmp_path):
     )
     failed = runner.invoke(cli, ["pools", "rebuild", "--log", str(no_p)], env=env)
     assert failed.exit_code == 1 and "--prob-column" in failed.output
+
+
+def test_score_adds_the_route_when_pools_are_configured(tmp_path, trained_registry):
+    log, _ = simulate(rows=300, seed=9)
+    data = tmp_path / "contacts.csv"
+    log.to_csv(data, index=False)
+    pools = tmp_path / "pools.yaml"
+    pools.write_text(
+        yaml.safe_dump(
+            {
+                "pools": [
+                    {"id": "everything", "activities": list(VALUE_ACTIVITIES), "members": ["a"],
+                     "lift": {a: 1.2 for a in VALUE_ACTIVITIES}},
+                    {"id": "general"},
+                ]
+            }
+        )
+    )  # fmt: skip
+    out = tmp_path / "scored.csv"
+    env = {"VEA_REGISTRY": str(trained_registry)}
+    args = ["score", "--data", str(data), "--out", str(out), "--pools", str(pools)]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(out)
+    assert {"route_pool", "route_activity", "route_content", "route_reason"} <= set(scored)
+    assisted = (log["channel"] != "self_service").to_numpy()
+    value = (scored["suggested_activity"] != "none").to_numpy()
+    assert set(scored.loc[assisted & value, "route_pool"]) == {"everything"}
+    assert set(scored.loc[~assisted, "route_pool"]) == {"digital_content"}
+    assert scored.loc[~assisted, "route_content"].str.startswith("ss-").all()

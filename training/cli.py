@@ -269,10 +269,17 @@ def _write_text(path: Path, text: str) -> None:
 @click.option("--data", type=click.Path(exists=True), required=True)
 @click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".csv or .parquet")
+@click.option(
+    "--pools",
+    "pools_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=lambda: os.environ.get("VEA_POOLS"),
+    help="Pools file: add each row's route (default: VEA_POOLS when set).",
+)
 @registry_option
-def score(model_ref, data, spec_path, out, registry) -> None:
+def score(model_ref, data, spec_path, out, pools_path, registry) -> None:
     """Batch decisions for every row of a log."""
-    from training.score import score_frame
+    from training.score import add_routes, score_frame
 
     if Path(out).suffix.lower() not in (".csv", ".parquet"):
         raise click.BadParameter("use a .csv or .parquet file name", param_hint="--out")
@@ -280,6 +287,8 @@ def score(model_ref, data, spec_path, out, registry) -> None:
     spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
     frame = load_log(data, spec, require_outcome=False)
     scored = score_frame(bundle, frame)
+    if pools_path:
+        add_routes(scored, frame, pools_path, bundle.economics)
     write_table(scored, out)
     click.echo(f"scored {len(scored)} rows with {bundle.version} -> {out}")
 

@@ -49,3 +49,57 @@ def score_frame(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
             out["suggested_activity"] = pd.array([None] * len(chunk), dtype="string")
         parts.append(pd.DataFrame(out))
     return pd.concat(parts, ignore_index=True)
+
+
+def add_routes(scored: pd.DataFrame, frame: pd.DataFrame, pools_path: str, economics) -> None:
+    """Add each row's route (``route_pool``, ``route_activity``, ``route_content``,
+    ``route_reason``) from a pools file: the decision-time matching of
+    ``models.matching`` without live availability (offline there is no queue)."""
+    from models.matching import RoutingRules, route
+    from models.pools import load_catalogue, load_config
+
+    config, catalogue = load_config(pools_path), load_catalogue()
+    rules = RoutingRules(
+        value_of_success=economics.value_of_success,
+        cost_per_second=economics.cost_per_second,
+        extra_handle_time_s=dict(economics.extra_handle_time_s),
+    )
+    columns = {
+        name: [] for name in ("route_pool", "route_activity", "route_content", "route_reason")
+    }
+
+    def value(row, name):
+        return row[name] if name in row and pd.notna(row[name]) else None
+
+    for (_, s), (_, f) in zip(scored.iterrows(), frame.iterrows(), strict=True):
+        activities = [
+            {
+                "activity": a,
+                "success_probability": value(s, f"p_{a}"),
+                "expected_value": None
+                if value(s, f"p_{a}") is None
+                else s[f"p_{a}"] * economics.value_of_success
+                - economics.extra_handle_time_s.get(a, 0.0) * economics.cost_per_second,
+            }
+            for a in VALUE_ACTIVITIES
+        ]
+        p_none = value(s, "p_none")
+        answer = route(
+            config,
+            activity=value(s, "suggested_activity") or "none",
+            activities=activities,
+            openness=float(s["openness"]),
+            channel=value(f, "channel"),
+            language=value(f, "language"),
+            segment=value(f, "segment"),
+            availability={},
+            rules=rules,
+            catalogue=catalogue,
+            none_value=0.0 if p_none is None else p_none * economics.value_of_success,
+        )
+        columns["route_pool"].append(answer["pool"])
+        columns["route_activity"].append(answer["activity"])
+        columns["route_content"].append((answer["content"] or {}).get("id"))
+        columns["route_reason"].append(answer["reason"])
+    for name, values in columns.items():
+        scored[name] = values
