@@ -23,6 +23,7 @@ from service.ratelimit import RateLimiter
 from service.routing import PoolRouter
 from service.serving import ModelManager
 from service.state import State
+from service.web import pages
 
 access_log = logging.getLogger("vea.access")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -102,6 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for module in (decisions, customers, models, pools, reports, health):
         api.register_blueprint(module.blueprint())
     app.register_blueprint(docs.assets_blueprint())
+    pages.register(app, settings)  # /login, /desk, /dashboard (session-cookie pages)
     _install_hooks(app)
     return app
 

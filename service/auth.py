@@ -5,6 +5,7 @@ A key looks like ``vea_<key_id>_<secret>``; only its SHA-256 is stored. Roles:
 * ``desktop``: the contact-center desktop / routing platform: decisions, outcomes,
   customer events;
 * ``engineer``: model registry (list, promote, rollback);
+* ``manager``: CX / operations managers: value and drift reports, pools (read);
 * ``admin``: everything.
 
 Verified keys are cached in the worker for ``key_cache_s`` seconds so the request path
@@ -27,15 +28,16 @@ from sqlalchemy.exc import DBAPIError
 
 from service.db import READ_ONLY, api_keys, is_unavailable, utcnow
 
-ROLES = ("desktop", "engineer", "admin")
+ROLES = ("desktop", "engineer", "admin", "manager")
 PERMISSIONS: dict[str, frozenset[str]] = {
     "decisions": frozenset({"desktop", "admin"}),
     "outcomes": frozenset({"desktop", "admin"}),
     "events": frozenset({"desktop", "admin"}),
     "models:read": frozenset({"engineer", "admin"}),
     "models:write": frozenset({"engineer", "admin"}),
-    "reports": frozenset({"engineer", "admin"}),
-    "pools:read": frozenset({"desktop", "engineer", "admin"}),
+    # CX managers read the value dashboard; they cannot touch models or pools.
+    "reports": frozenset({"engineer", "admin", "manager"}),
+    "pools:read": frozenset({"desktop", "engineer", "admin", "manager"}),
     "pools:write": frozenset({"admin"}),
     # The contact-center platform posts availability with its desktop key.
     "pools:availability": frozenset({"desktop", "admin"}),

@@ -21,6 +21,14 @@ os.environ["OMP_NUM_THREADS"] = os.environ.get("VEA_OMP_NUM_THREADS", "1")
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vea-prometheus-")
 
+if not os.environ.get("VEA_SECRET_KEY"):
+    # One page-session secret for every worker of this master (a per-worker one would log
+    # agents out whenever a request lands on another worker). Several instances behind a
+    # load balancer need VEA_SECRET_KEY set to the same value.
+    import secrets
+
+    os.environ["VEA_SECRET_KEY"] = secrets.token_hex(32)
+
 from service.config import Settings  # noqa: E402 - after the environment is set
 
 _settings = Settings.from_env()

@@ -1,0 +1,1 @@
+"""Server-rendered pages: the agent desk and the value dashboard."""

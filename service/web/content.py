@@ -1,0 +1,240 @@
+"""Agent-facing wording: talk tracks (an operations-editable YAML file) and the pages'
+own labels in Japanese and English."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.config import PACKAGE_DIR
+
+LANGUAGES = ("en", "ja")
+TALK_TRACKS = PACKAGE_DIR / "content" / "talk_tracks.yaml"
+
+_lock = threading.Lock()
+_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
+
+
+def talk_tracks(path: Path = TALK_TRACKS) -> dict[str, Any]:
+    """The file's content, re-read when its modification time changes (operations edit
+    it in place; no restart needed)."""
+    mtime = path.stat().st_mtime
+    with _lock:
+        cached = _cache.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    with _lock:
+        _cache[path] = (mtime, data)
+    return data
+
+
+def _pick(texts: dict[str, str] | None, language: str) -> str | None:
+    if not texts:
+        return None
+    return texts.get(language) or texts.get("en")
+
+
+def talk_track(activity: str, issue_type: str | None, language: str) -> str | None:
+    tracks = (talk_tracks().get("tracks") or {}).get(activity) or {}
+    return _pick(tracks.get(issue_type or ""), language) or _pick(tracks.get("default"), language)
+
+
+def resolve_text(language: str) -> str:
+    return _pick(talk_tracks().get("resolve"), language) or LABELS[language]["resolve"]
+
+
+def pick_language(requested: str | None, cookie: str | None, accept: Any) -> str:
+    """An explicit switch (query), then the remembered switch (cookie), then the
+    browser's Accept-Language."""
+    for candidate in (requested, cookie):
+        if candidate in LANGUAGES:
+            return candidate
+    return accept.best_match(LANGUAGES, default="en") if accept else "en"
+
+
+ACTIVITY_NAMES = {
+    "en": {
+        "validate_purchase": "Validate the purchase",
+        "anticipate_needs": "Anticipate needs",
+        "achieve_goals": "Help achieve goals",
+        "educate_usage": "Educate on better usage",
+        "advise_new_uses": "Advise on new uses",
+        "none": "Resolve effortlessly",
+    },
+    "ja": {
+        "validate_purchase": "購入の判断を後押し",
+        "anticipate_needs": "ニーズの先回り",
+        "achieve_goals": "目的達成の支援",
+        "educate_usage": "より良い使い方のご案内",
+        "advise_new_uses": "新しい使い方のご提案",
+        "none": "手間なく解決",
+    },
+}
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "desk_title": "Agent desk",
+        "dashboard_title": "Value dashboard",
+        "login_title": "Sign in",
+        "api_key": "API key",
+        "sign_in": "Sign in",
+        "sign_out": "Sign out",
+        "login_help": "Paste the API key you were given. It is checked once and never shown again.",
+        "bad_key": "That key is not valid or has been revoked.",
+        "openness": "Openness",
+        "band_low": "low",
+        "band_medium": "medium",
+        "band_high": "high",
+        "suggested": "Suggested activity",
+        "talk_track": "Talk track",
+        "why": "Why",
+        "route": "Route",
+        "fallbacks": "Fallbacks",
+        "earlier": "Earlier contact",
+        "earlier_line": "{channel} contact {when} · issue: {issue} · suggested: {activity}",
+        "earlier_outcome": "Outcome then: {outcome}",
+        "no_outcome": "no outcome recorded",
+        "offered": "Offered",
+        "accepted": "Accepted",
+        "declined": "Declined",
+        "skipped": "Skipped",
+        "what_happened": "What happened",
+        "ves": "VES (customer, 1–7)",
+        "ves_confidence": "More confident in the purchase",
+        "ves_ability": "Helped get more value",
+        "record": "Record",
+        "recorded": "Recorded.",
+        "record_failed": "Could not record: {message}",
+        "choose_first": "Choose what happened first.",
+        "resolve": "Resolve effortlessly.",
+        "degraded": "Degraded answer (model or database unavailable): rules were used.",
+        "holdout": "Control group: no value activity for this customer.",
+        "shortcuts": "Keys: O offered · A accepted · D declined · S skipped · 1–7 VES · Enter record",
+        "language": "Language",
+        "bad_request": "This desk link is incomplete or malformed",
+        "bad_request_help": "The desktop must open the desk with the interaction's details.",
+        "missing": "missing: {names}",
+        "not_found": "No such decision.",
+        "forbidden": "Your key's role may not open this page.",
+        "error": "Something went wrong",
+        "period": "Period",
+        "from": "From",
+        "to": "To",
+        "apply": "Apply",
+        "last_7": "Last 7 days",
+        "last_30": "Last 30 days",
+        "last_90": "Last 90 days",
+        "all_time": "All time",
+        "not_available": "Not available yet",
+        "download_csv": "CSV",
+        "trend": "VES and success over time",
+        "uplift": "Uplift over the holdout (95% CI)",
+        "results_by": "Results by {what}",
+        "pools": "Pools and agent proficiency",
+        "drift": "Drift",
+        "calibration": "Calibration by openness band",
+        "model": "Model in service",
+        "decisions": "Decisions",
+        "with_outcome": "With outcome",
+        "pending": "Pending",
+        "ves_label": "VES",
+        "success": "Success rate",
+        "roi": "ROI per contact",
+        "roi_total": "ROI total",
+        "no_data": "No data in this period.",
+    },
+    "ja": {
+        "desk_title": "エージェントデスク",
+        "dashboard_title": "価値ダッシュボード",
+        "login_title": "サインイン",
+        "api_key": "APIキー",
+        "sign_in": "サインイン",
+        "sign_out": "サインアウト",
+        "login_help": "配布されたAPIキーを貼り付けてください。確認は一度だけで、再表示されません。",
+        "bad_key": "キーが無効か、失効しています。",
+        "openness": "受容度",
+        "band_low": "低",
+        "band_medium": "中",
+        "band_high": "高",
+        "suggested": "おすすめの対応",
+        "talk_track": "トーク例",
+        "why": "理由",
+        "route": "ルーティング",
+        "fallbacks": "代替",
+        "earlier": "前回のお問い合わせ",
+        "earlier_line": "{channel}（{when}）・種別: {issue}・提案: {activity}",
+        "earlier_outcome": "前回の結果: {outcome}",
+        "no_outcome": "結果は未記録",
+        "offered": "提案した",
+        "accepted": "受け入れ",
+        "declined": "辞退",
+        "skipped": "見送り",
+        "what_happened": "結果",
+        "ves": "VES（お客様評価 1〜7）",
+        "ves_confidence": "購入への確信が高まった",
+        "ves_ability": "より多くの価値を得られた",
+        "record": "記録する",
+        "recorded": "記録しました。",
+        "record_failed": "記録できませんでした: {message}",
+        "choose_first": "先に結果を選んでください。",
+        "resolve": "手間なく解決しましょう。",
+        "degraded": "縮退モード（モデルまたはデータベース停止中）: ルールで判定しています。",
+        "holdout": "対照群: このお客様には価値向上の提案を行いません。",
+        "shortcuts": "キー: O 提案 · A 受け入れ · D 辞退 · S 見送り · 1–7 VES · Enter 記録",
+        "language": "言語",
+        "bad_request": "デスクのリンクが不完全か、形式が正しくありません",
+        "bad_request_help": "デスクトップからお問い合わせの情報付きで開いてください。",
+        "missing": "不足: {names}",
+        "not_found": "該当する判定がありません。",
+        "forbidden": "このキーのロールではこのページを開けません。",
+        "error": "エラーが発生しました",
+        "period": "期間",
+        "from": "開始",
+        "to": "終了",
+        "apply": "適用",
+        "last_7": "過去7日",
+        "last_30": "過去30日",
+        "last_90": "過去90日",
+        "all_time": "全期間",
+        "not_available": "まだ利用できません",
+        "download_csv": "CSV",
+        "trend": "VESと成功率の推移",
+        "uplift": "対照群に対する効果（95%信頼区間）",
+        "results_by": "{what}別の結果",
+        "pools": "プールとエージェントの習熟度",
+        "drift": "ドリフト",
+        "calibration": "受容度帯ごとの較正",
+        "model": "稼働中のモデル",
+        "decisions": "判定数",
+        "with_outcome": "結果あり",
+        "pending": "未記録",
+        "ves_label": "VES",
+        "success": "成功率",
+        "roi": "1件あたりROI",
+        "roi_total": "ROI合計",
+        "no_data": "この期間のデータはありません。",
+    },
+}
+
+GROUP_NAMES = {
+    "en": {
+        "activity": "activity",
+        "segment": "segment",
+        "issue_type": "issue type",
+        "channel": "channel",
+        "pool_id": "pool",
+        "agent_id": "agent",
+    },
+    "ja": {
+        "activity": "対応",
+        "segment": "セグメント",
+        "issue_type": "問い合わせ種別",
+        "channel": "チャネル",
+        "pool_id": "プール",
+        "agent_id": "エージェント",
+    },
+}

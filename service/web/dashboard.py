@@ -1,0 +1,357 @@
+"""The value dashboard (``/dashboard``) for CX managers, and a CSV of each of its tables.
+
+Every section comes from the same use cases as the JSON API (value and drift reports,
+pools, the model registry). A section whose source fails or does not exist yet shows a
+"not available yet" panel instead of failing the page: the dashboard must stay usable
+while parts of the learning loop are still being rolled out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from service.db import utcnow
+from service.state import state
+from service.web import content
+from service.web.session import page_access
+
+log = logging.getLogger("vea.dashboard")
+
+PERIODS = {"7": 7, "30": 30, "90": 90, "all": None}
+DEFAULT_PERIOD = "30"
+MEASURE_COLUMNS = (
+    "n",
+    "ves",
+    "ves_confidence",
+    "ves_ability",
+    "success_rate",
+    "offered_rate",
+    "acceptance",
+    "handle_time_s",
+    "csat",
+    "retained_60d",
+)
+RATE_COLUMNS = {
+    "success_rate",
+    "offered_rate",
+    "acceptance",
+    "retained_60d",
+    "observed",
+    "predicted",
+}
+GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
+
+
+# --------------------------------------------------------------------- period
+def period_of(args: Any, now: datetime | None = None) -> tuple[dict[str, Any], str | None]:
+    """``({key, from, to, start, end}, error)``: a preset (7/30/90/all days) or explicit
+    ISO dates; a malformed date falls back to the default preset with a message."""
+    now = now or utcnow()
+    start_text, end_text = args.get("from") or "", args.get("to") or ""
+    if start_text or end_text:
+        try:
+            start = datetime.fromisoformat(start_text) if start_text else None
+            end = datetime.fromisoformat(end_text) + timedelta(days=1) if end_text else None
+            if start and end and start >= end:
+                raise ValueError("'from' must be before 'to'")
+            return {
+                "key": "custom",
+                "from": start_text,
+                "to": end_text,
+                "start": start.replace(tzinfo=None) if start else None,
+                "end": end.replace(tzinfo=None) if end else None,
+            }, None
+        except ValueError as exc:
+            error = f"period: {exc}"
+    else:
+        error = None
+    key = args.get("period") if args.get("period") in PERIODS else DEFAULT_PERIOD
+    days = PERIODS[key]
+    start = now - timedelta(days=days) if days else None
+    return {"key": key, "from": "", "to": "", "start": start, "end": None}, error
+
+
+# ------------------------------------------------------------------- sections
+def _section(name: str, compute: Callable[[], Any]) -> dict[str, Any]:
+    try:
+        return {"available": True, "data": compute()}
+    except Exception as exc:  # noqa: BLE001 - one missing source must not fail the page
+        log.warning("dashboard section unavailable", extra={"section": name, "error": repr(exc)})
+        return {"available": False, "message": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def _value(start, end) -> dict[str, Any]:
+    from service import reports
+
+    st = state()
+    return reports.value(st.engine, st.settings, start, end)
+
+
+def _drift(start, end) -> dict[str, Any]:
+    from service import reports
+
+    st = state()
+    return reports.drift(st.engine, st.settings, st.models.registry, start, end)
+
+
+def _pools() -> dict[str, Any]:
+    from service import pools as use_cases
+
+    st = state()
+    config, source = use_cases.current_config(st.engine, st.pools.file_config)
+    return use_cases.describe(st.engine, config, source, st.settings.availability_ttl_s)
+
+
+def _models() -> dict[str, Any]:
+    models = state().models
+    models.refresh()
+    return {
+        "champion": models.registry.champion(),
+        "serving": models.version,
+        "problem": models.problem,
+        "versions": models.registry.versions(),
+    }
+
+
+def _trend(start, end) -> list[dict[str, Any]]:
+    """VES and success per day (per week beyond 90 days) over decisions with an outcome."""
+    from service.export import decision_frame
+
+    frame = decision_frame(state().engine, start, end)
+    frame = frame[frame["has_outcome"]]
+    if frame.empty:
+        return []
+    span = frame["occurred_at"].max() - frame["occurred_at"].min()
+    freq = "W-MON" if span > timedelta(days=90) else "D"
+    frame = frame.assign(
+        ves=(frame["ves_confidence"] + frame["ves_ability"]) / 2.0,
+        success=frame["ve_success"].astype("float64"),
+        bucket=frame["occurred_at"].dt.tz_localize(None).dt.to_period(freq).dt.start_time,
+    )
+    grouped = frame.groupby("bucket").agg(
+        n=("decision_id", "size"), ves=("ves", "mean"), success_rate=("success", "mean")
+    )
+    return [
+        {
+            "date": bucket.date().isoformat(),
+            "n": int(row.n),
+            "ves": _clean(row.ves),
+            "success_rate": _clean(row.success_rate),
+        }
+        for bucket, row in grouped.iterrows()
+    ]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def gather(period: dict[str, Any]) -> dict[str, Any]:
+    start, end = period["start"], period["end"]
+    return {
+        "value": _section("value", lambda: _value(start, end)),
+        "trend": _section("trend", lambda: _trend(start, end)),
+        "drift": _section("drift", lambda: _drift(start, end)),
+        "pools": _section("pools", _pools),
+        "models": _section("models", _models),
+    }
+
+
+# --------------------------------------------------------------------- tables
+def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]:
+    """Every table of the page as ``{name: {title, columns, rows}}`` (the CSV source too);
+    tables whose section is unavailable are absent."""
+    labels = content.LABELS[language]
+    groups = content.GROUP_NAMES[language]
+    out: dict[str, dict[str, Any]] = {}
+    value = sections["value"]
+    if value["available"]:
+        data = value["data"]
+        out["uplift"] = {
+            "title": labels["uplift"],
+            "columns": [
+                "measure",
+                "treated",
+                "holdout",
+                "value",
+                "ci_low",
+                "ci_high",
+                "n_treated",
+                "n_holdout",
+                "declared",
+                "pre_declared",
+            ],
+            "rows": [{"measure": name, **entry} for name, entry in data["uplift"].items()],
+        }
+        for group in GROUPS:
+            out[f"by_{group}"] = {
+                "title": labels["results_by"].format(what=groups[group]),
+                "columns": ["group", *MEASURE_COLUMNS],
+                "rows": data["by"].get(group, []),
+            }
+    if sections["trend"]["available"]:
+        out["trend"] = {
+            "title": labels["trend"],
+            "columns": ["date", "n", "ves", "success_rate"],
+            "rows": sections["trend"]["data"],
+        }
+    pools = sections["pools"]
+    if pools["available"]:
+        out["proficiency"] = {
+            "title": labels["pools"],
+            "columns": [
+                "agent_id",
+                "activity",
+                "contacts",
+                "observed",
+                "expected",
+                "estimate",
+                "low",
+                "high",
+                "qualified",
+            ],
+            "rows": pools["data"].get("proficiency") or [],
+        }
+    drift = sections["drift"]
+    if drift["available"]:
+        out["drift"] = {
+            "title": labels["drift"],
+            "columns": ["feature", "psi", "level", "drifted"],
+            "rows": drift["data"]["features"],
+        }
+        out["calibration"] = {
+            "title": labels["calibration"],
+            "columns": ["band", "n", "predicted", "observed", "gap"],
+            "rows": drift["data"]["calibration"],
+        }
+    models = sections["models"]
+    if models["available"]:
+        metric_names = sorted(
+            {
+                name
+                for v in models["data"]["versions"]
+                for name, m in (v.get("metrics") or {}).items()
+                if isinstance(m, int | float) and not isinstance(m, bool)
+            }
+        )[:8]
+        rows = []
+        for v in models["data"]["versions"]:
+            metrics = v.get("metrics") or {}
+            rows.append(
+                {
+                    "version": v["version"],
+                    "champion": v.get("is_champion", False),
+                    "created_at": v.get("created_at"),
+                    "learner": v.get("learner"),
+                    "training_rows": v.get("training_rows"),
+                    **{name: metrics.get(name) for name in metric_names},
+                }
+            )
+        out["models"] = {
+            "title": labels["model"],
+            "columns": ["version", "champion", "created_at", "learner", "training_rows"]
+            + metric_names,
+            "rows": rows,
+        }
+    return out
+
+
+def cell(column: str, value: Any) -> str:
+    """How a value reads in a table cell (the CSV keeps the raw value)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "✓" if value else "·"
+    if isinstance(value, float):
+        if column in RATE_COLUMNS:
+            return f"{value * 100:.1f}%"
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def to_csv(table: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(table["columns"])
+    for row in table["rows"]:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in table["columns"]])
+    return buffer.getvalue()
+
+
+def charts(sections: dict[str, Any]) -> dict[str, Any]:
+    """The few series the page's charts draw (kept small: it is embedded in the page)."""
+    out: dict[str, Any] = {}
+    if sections["trend"]["available"]:
+        out["trend"] = sections["trend"]["data"]
+    if sections["value"]["available"]:
+        data = sections["value"]["data"]
+        out["uplift"] = [
+            {"measure": name, **{k: entry.get(k) for k in ("value", "ci_low", "ci_high")}}
+            for name, entry in data["uplift"].items()
+        ]
+        out["by_activity"] = [
+            {"group": r["group"], "success_rate": r.get("success_rate"), "n": r["n"]}
+            for r in data["by"].get("activity", [])
+        ]
+    if sections["drift"]["available"]:
+        out["drift"] = {
+            "threshold": sections["drift"]["data"]["threshold"],
+            "features": sections["drift"]["data"]["features"],
+        }
+    return out
+
+
+# ----------------------------------------------------------------------- views
+def blueprint() -> Blueprint:
+    blp = Blueprint("dashboard", __name__)
+
+    def _language() -> str:
+        return content.pick_language(
+            request.args.get("lang"), request.cookies.get("vea_lang"), request.accept_languages
+        )
+
+    @blp.route("/dashboard", methods=["GET"])
+    @page_access("reports")
+    def dashboard():
+        language = _language()
+        period, period_error = period_of(request.args)
+        sections = gather(period)
+        return render_template(
+            "dashboard.html",
+            language=language,
+            labels=content.LABELS[language],
+            period=period,
+            period_error=period_error,
+            sections=sections,
+            tables=tables(sections, language),
+            charts=charts(sections),
+            cell=cell,
+            query={k: period[k] for k in ("from", "to")} | {"period": period["key"]},
+        )
+
+    @blp.route("/dashboard/<name>.csv", methods=["GET"])
+    @page_access("reports")
+    def table_csv(name: str):
+        period, _ = period_of(request.args)
+        table = tables(gather(period), "en").get(name)
+        if table is None:
+            abort(404, description=f"no table {name!r} (or its source is not available)")
+        return Response(
+            to_csv(table),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="vea-{name}.csv"'},
+        )
+
+    return blp

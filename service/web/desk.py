@@ -1,0 +1,279 @@
+"""The agent desk (``/desk``): what an agent sees beside a live conversation.
+
+The contact-center desktop opens it in a narrow side panel with the interaction's
+details in the query string (the same fields as ``POST /v1/decisions``), or with the
+``decision_id`` of a decision it already asked for. The page decides through the same
+use case as the API (so the decision is stored and idempotent on ``interaction_id``)
+and records the outcome through the same use case as the outcome endpoint.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import Blueprint, jsonify, render_template, request, session
+
+from service import decisions as use_cases
+from service.db import READ_ONLY, decisions
+from service.errors import ApiError
+from service.schemas import DecisionRequestSchema, OutcomeRequestSchema
+from service.state import state
+from service.web import content
+from service.web.session import check_csrf, page_access
+
+CUSTOMER_FIELDS = ("segment", "persona", "tenure_months", "switching_effort", "prior_contacts_30d")
+CONTACT_FIELDS = ("channel", "issue_type", "sentiment", "occurred_at")
+INTEGER_FIELDS = {"prior_contacts_30d"}
+REQUIRED = ("interaction_id", "customer_id", "channel")
+# What each outcome button means for the outcome endpoint's two booleans.
+STATUSES: dict[str, dict[str, bool | None]] = {
+    "offered": {"offered": True, "accepted": None},
+    "accepted": {"offered": True, "accepted": True},
+    "declined": {"offered": True, "accepted": False},
+    "skipped": {"offered": False, "accepted": None},
+}
+
+
+class DeskInputError(Exception):
+    """The desk link is incomplete or malformed: shown on the page, status 400."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+def decision_body(args: Any, language: str) -> dict[str, Any]:
+    """A ``POST /v1/decisions`` body from the query string, validated by the API's own
+    schema (the desk accepts exactly what the API accepts)."""
+    missing = [name for name in REQUIRED if not args.get(name)]
+    if missing:
+        raise DeskInputError([f"missing: {', '.join(missing)}"])
+    customer: dict[str, Any] = {"customer_id": args["customer_id"]}
+    contact: dict[str, Any] = {"language": language}
+    problems: list[str] = []
+    for names, target in ((CUSTOMER_FIELDS, customer), (CONTACT_FIELDS, contact)):
+        for name in names:
+            raw = args.get(name)
+            if raw in (None, ""):
+                continue
+            if name in INTEGER_FIELDS:
+                try:
+                    target[name] = int(raw)
+                except ValueError:
+                    problems.append(f"{name}: not a whole number")
+                continue
+            target[name] = raw
+    if args.get("customer_language"):
+        customer["language"] = args["customer_language"]
+    if problems:
+        raise DeskInputError(problems)
+    raw_body = {"interaction_id": args["interaction_id"], "customer": customer, "contact": contact}
+    try:
+        return DecisionRequestSchema().load(raw_body)
+    except ma.ValidationError as exc:
+        raise DeskInputError(_flatten(exc.messages)) from None
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            name = key if key in ("customer", "contact") else f"{prefix}{key}"
+            out += _flatten(value, "" if key in ("customer", "contact") else f"{name}: ")
+        return out
+    if isinstance(messages, list):
+        return [f"{prefix}{m}" if isinstance(m, str) else str(m) for m in messages]
+    return [f"{prefix}{messages}"]
+
+
+def stored_decision(decision_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(answer, features)`` of a stored decision, or None."""
+    with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        row = conn.execute(
+            sa.select(decisions.c.response, decisions.c.features, decisions.c.language).where(
+                decisions.c.decision_id == decision_id
+            )
+        ).first()
+    if row is None:
+        return None
+    # The language the decision's reasons were phrased in travels with the features.
+    return row.response, {**(row.features or {}), "_desk_language": row.language}
+
+
+def quiet(answer: dict[str, Any], features: dict[str, Any]) -> bool:
+    """No noise: nothing but "resolve effortlessly" when no attempt is made, openness is
+    low, the contact is a complaint or the customer sounds upset."""
+    threshold = state().settings.negative_sentiment_threshold
+    sentiment = features.get("sentiment")
+    return (
+        not answer["openness"].get("attempt")
+        or answer["suggested_activity"] == "none"
+        or answer["openness"].get("band") == "low"
+        or features.get("issue_type") == "complaint"
+        or (sentiment is not None and float(sentiment) <= threshold)
+    )
+
+
+def _model_reasons(answer: dict[str, Any], features: dict[str, Any], language: str) -> list[str]:
+    """The decision's reasons; when the agent reads another language than the decision
+    was made in, the model's reasons are phrased again in it (display only)."""
+    reasons = list(answer.get("reasons") or [])
+    made_in = features.get("_desk_language")
+    if made_in in (None, language):
+        return reasons
+    policy = answer.get("contact_policy") or {}
+    served = state().models.decide(
+        {k: v for k, v in features.items() if not k.startswith("_")},
+        language=language,
+        blocked_activities=frozenset(policy.get("blocked_activities") or []),
+        allow_attempt=bool(policy.get("allow_attempt", True)),
+    )
+    return list(served.result.get("reasons") or reasons)
+
+
+def _minutes_between(earlier: str, later: str) -> int | None:
+    try:
+        a = datetime.fromisoformat(earlier.rstrip("Z"))
+        b = datetime.fromisoformat(later.rstrip("Z"))
+    except (TypeError, ValueError):
+        return None
+    return max(0, int((b - a).total_seconds() // 60))
+
+
+def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) -> dict[str, Any]:
+    """Everything the template shows, already in the agent's language."""
+    labels = content.LABELS[language]
+    names = content.ACTIVITY_NAMES[language]
+    suggested = answer["suggested_activity"]
+    issue = features.get("issue_type")
+    model = {
+        "decision_id": answer["decision_id"],
+        "quiet": quiet(answer, features),
+        "resolve": content.resolve_text(language),
+        "score": round(float(answer["openness"]["score"]) * 100),
+        "band": answer["openness"]["band"],
+        "band_label": labels[f"band_{answer['openness']['band']}"],
+        "activity": suggested,
+        "activity_name": names.get(suggested, suggested),
+        "talk_track": content.talk_track(suggested, issue, language),
+        "hint": next(
+            (a["hint"] for a in answer.get("activities", []) if a["activity"] == suggested), None
+        ),
+        "reasons": [],
+        "route": answer.get("route") or {},
+        "holdout": answer.get("experiment_arm") == "holdout",
+        "degraded": bool(answer.get("degraded")),
+        "earlier": None,
+    }
+    if model["quiet"]:
+        return model  # nothing else is computed or shown
+    model["reasons"] = _model_reasons(answer, features, language)
+    earlier = answer.get("continuation")
+    if earlier:
+        minutes = _minutes_between(earlier.get("occurred_at", ""), answer.get("created_at", ""))
+        when = (
+            "?"
+            if minutes is None
+            else (f"{minutes} min ago" if language == "en" else f"{minutes} 分前")
+        )
+        outcome = earlier.get("outcome")
+        if outcome:
+            parts = [
+                labels[name]
+                for name, flag in (
+                    ("offered", outcome.get("offered") and outcome.get("accepted") is None),
+                    ("accepted", outcome.get("accepted") is True),
+                    ("declined", outcome.get("accepted") is False),
+                    ("skipped", outcome.get("offered") is False),
+                )
+                if flag
+            ]
+            outcome_text = ", ".join(parts) or labels["no_outcome"]
+        else:
+            outcome_text = labels["no_outcome"]
+        model["earlier"] = {
+            "line": labels["earlier_line"].format(
+                channel=earlier.get("channel") or "?",
+                when=when,
+                issue=earlier.get("issue_type") or "?",
+                activity=names.get(earlier.get("activity"), earlier.get("activity")),
+            ),
+            "outcome": labels["earlier_outcome"].format(outcome=outcome_text),
+        }
+    return model
+
+
+def blueprint() -> Blueprint:
+    blp = Blueprint("desk", __name__)
+
+    @blp.route("/desk", methods=["GET"])
+    @page_access("decisions", "outcomes")
+    def desk():
+        language = content.pick_language(
+            request.args.get("lang"), request.cookies.get("vea_lang"), request.accept_languages
+        )
+        labels = content.LABELS[language]
+        page = {"language": language, "labels": labels, "agent_id": request.args.get("agent_id")}
+        try:
+            if request.args.get("decision_id"):
+                found = stored_decision(request.args["decision_id"])
+                if found is None:
+                    return _problem(page, [labels["not_found"]], 404)
+                answer, features = found
+            else:
+                body = decision_body(request.args, language)
+                answer, _how = use_cases.decide(state(), body, session.get("key_id"))
+                # A replay keeps the language the decision was first made in.
+                stored = stored_decision(answer["decision_id"])
+                if stored is not None:
+                    features = stored[1]
+                else:  # answered but not stored (database down)
+                    features, made_in = use_cases.model_features(body)
+                    features["_desk_language"] = made_in
+        except DeskInputError as exc:
+            return _problem(page, exc.messages, 400)
+        except ApiError as exc:
+            return _problem(page, [exc.message], exc.status if exc.status < 500 else 503)
+        return render_template("desk.html", **page, d=view_model(answer, features, language))
+
+    @blp.route("/desk/outcome", methods=["POST"])
+    @page_access("outcomes", api=True)
+    def desk_outcome():
+        check_csrf()
+        data = request.get_json(silent=True) or {}
+        status = data.get("status")
+        decision_id = data.get("decision_id")
+        if status not in STATUSES or not isinstance(decision_id, str) or not decision_id:
+            return _json_error(422, "status must be offered, accepted, declined or skipped")
+        raw = {**STATUSES[status]}
+        for name in ("ves_confidence", "ves_ability", "agent_id"):
+            if data.get(name) not in (None, ""):
+                raw[name] = data[name]
+        found = stored_decision(decision_id)
+        if found is None:
+            return _json_error(404, "no such decision")
+        if found[0]["suggested_activity"] == "none":
+            raw["activity"] = "none"
+            raw["offered"] = False
+            raw["accepted"] = None
+        try:
+            body = OutcomeRequestSchema().load(raw)
+            answer, created = use_cases.record_outcome(state(), decision_id, body)
+        except ma.ValidationError as exc:
+            return _json_error(422, "; ".join(_flatten(exc.messages)))
+        except ApiError as exc:
+            return _json_error(exc.status, exc.message)
+        return jsonify(answer), 201 if created else 200
+
+    return blp
+
+
+def _problem(page: dict[str, Any], messages: list[str], status: int):
+    return render_template("desk_problem.html", **page, messages=messages), status
+
+
+def _json_error(status: int, message: str):
+    return jsonify(error={"code": str(status), "message": message}), status

@@ -1,0 +1,103 @@
+"""Login, logout, the language switch and the pages' error page; ``register`` wires the
+page blueprints into the app."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from service.auth import DatabaseUnavailable, allowed
+from service.config import Settings
+from service.web import content, dashboard, desk, session
+
+LANG_COOKIE_DAYS = 365
+
+
+def _language() -> str:
+    return content.pick_language(
+        request.args.get("lang"), request.cookies.get("vea_lang"), request.accept_languages
+    )
+
+
+def blueprint() -> Blueprint:
+    blp = Blueprint("pages", __name__)
+
+    @blp.route("/login", methods=["GET", "POST"])
+    def login():
+        language = _language()
+        labels = content.LABELS[language]
+        target = session.safe_next(request.values.get("next"), "")
+        error = None
+        status = 200
+        if request.method == "POST":
+            session.check_csrf()
+            key = request.form.get("key", "")
+            try:
+                found = session.verify_key(key) if key.strip() else None
+            except DatabaseUnavailable:
+                found, error, status = None, labels["error"], 503
+            if found is not None:
+                session.log_in(*found)
+                return redirect(target or _home(found[1]))
+            if error is None:
+                error, status = labels["bad_key"], 401
+        page = render_template(
+            "login.html",
+            language=language,
+            labels=labels,
+            next=target,
+            error=error,
+            csrf=session.csrf_token(),
+        )
+        return page, status
+
+    @blp.route("/logout", methods=["POST"])
+    def logout():
+        session.check_csrf()
+        session.log_out()
+        return redirect(url_for("pages.login"))
+
+    @blp.route("/language/<code>", methods=["GET"])
+    def switch_language(code: str):
+        """Remember the agent's language; back to the page they were on. A GET changes
+        only a preference cookie, so it needs no CSRF token."""
+        target = session.safe_next(request.args.get("next"), "/login")
+        response = redirect(target)
+        if code in content.LANGUAGES:
+            response.set_cookie(
+                "vea_lang", code, max_age=LANG_COOKIE_DAYS * 86400, samesite="Lax", httponly=True
+            )
+        return response
+
+    return blp
+
+
+def _home(role: str) -> str:
+    return "/dashboard" if allowed(role, "reports") else "/desk"
+
+
+def _error_page(exc: HTTPException):
+    language = _language()
+    labels = content.LABELS[language]
+    title = labels["forbidden"] if exc.code == 403 else labels["error"]
+    page = render_template(
+        "problem.html",
+        language=language,
+        labels=labels,
+        title=title,
+        messages=[exc.description or exc.name],
+    )
+    return page, exc.code or 500
+
+
+def register(app: Flask, settings: Settings) -> None:
+    session.configure(app, settings)
+
+    @app.context_processor
+    def _globals():
+        return {"csrf_token": session.csrf_token}
+
+    for blp in (blueprint(), desk.blueprint(), dashboard.blueprint()):
+        # Pages answer errors as HTML pages, the API keeps its JSON errors.
+        blp.register_error_handler(HTTPException, _error_page)
+        app.register_blueprint(blp)

@@ -1,0 +1,131 @@
+"""Page logins: an API key is exchanged once for a signed session cookie.
+
+Why a session and not the key in the page: the key never appears in a URL, a log line
+or the page's JavaScript, and a revoked key ends its sessions (every page request checks
+the key id is still active). The cookie is HttpOnly and SameSite=Lax; every state-changing
+request (login, logout, outcomes) carries a per-session CSRF token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import Flask, abort, jsonify, redirect, request, session, url_for
+
+from service.auth import DatabaseUnavailable, allowed
+from service.config import Settings
+from service.db import READ_ONLY, api_keys
+from service.state import state
+
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    # Without a configured secret, a random one per app: sessions then last one process
+    # lifetime (gunicorn's master sets one shared by its workers).
+    app.secret_key = settings.secret_key or secrets.token_hex(32)
+    app.config.update(
+        SESSION_COOKIE_NAME="vea_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+    )
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def check_csrf() -> None:
+    """Refuse a state-changing request whose token does not match the session's (403)."""
+    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
+    expected = session.get("csrf") or ""
+    if not expected or not hmac.compare_digest(sent, expected):
+        abort(403, description="missing or wrong CSRF token: reload the page")
+
+
+def log_in(key_id: str, role: str) -> None:
+    session.clear()
+    session.permanent = True
+    session["key_id"] = key_id
+    session["role"] = role
+    csrf_token()
+
+
+def log_out() -> None:
+    session.clear()
+
+
+def _key_active(key_id: str) -> bool:
+    with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        row = conn.execute(
+            sa.select(api_keys.c.key_id).where(
+                api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None)
+            )
+        ).first()
+    return row is not None
+
+
+def verify_key(key: str) -> tuple[str, str] | None:
+    """``(key_id, role)`` of an active key, or None; DatabaseUnavailable propagates."""
+    info = state().keys.verify(key.strip())
+    return (info.key_id, info.role) if info is not None else None
+
+
+def current_role() -> str | None:
+    """The role of the logged-in key, or None when nobody (or a revoked key) is in."""
+    key_id, role = session.get("key_id"), session.get("role")
+    if not key_id or not role:
+        return None
+    if not _key_active(key_id):
+        session.clear()
+        return None
+    return role
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only same-site paths: a crafted ``next`` must not send the agent elsewhere."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
+
+
+def page_access(*permissions: str, api: bool = False) -> Callable:
+    """Guard a page view: not logged in -> the login page (or 401 JSON for ``api`` views);
+    a role without every permission -> 403."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any):
+            try:
+                role = current_role()
+            except DatabaseUnavailable:  # pragma: no cover - the key store raises this
+                abort(503)
+            if role is None:
+                if api:
+                    return jsonify(error={"code": "unauthorized", "message": "log in"}), 401
+                return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+            if not all(allowed(role, p) for p in permissions):
+                abort(403, description=f"role {role!r} may not open this page")
+            return view(*args, **kwargs)
+
+        guarded.vea_page_permissions = permissions
+        return guarded
+
+    return decorate

@@ -1,0 +1,267 @@
+"""The pages (/login, /desk, /dashboard) through Flask's test client: access by role,
+CSRF, desk rendering and its input errors, outcomes, dashboard sections and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from service.db import outcomes
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def raw_key(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def log_in(client, key: str, next_path: str = "") -> str:
+    """Sign in; return the session's CSRF token."""
+    page = client.get("/login").get_data(as_text=True)
+    token = CSRF.search(page).group(1)
+    answer = client.post("/login", data={"key": key, "csrf_token": token, "next": next_path})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    # A login starts a new session with a new token.
+    return CSRF.search(client.get("/login").get_data(as_text=True)).group(1)
+
+
+def desk_url(**overrides) -> str:
+    params = {
+        "interaction_id": uuid.uuid4().hex,
+        "customer_id": uuid.uuid4().hex,
+        "channel": "chat",
+        "issue_type": "inquiry",
+        "segment": "premium",
+        "tenure_months": "2",
+        **overrides,
+    }
+    return "/desk?" + "&".join(f"{k}={v}" for k, v in params.items() if v is not None)
+
+
+@pytest.fixture
+def desk_client(client, keys):
+    token = log_in(client, raw_key(keys["desktop"]))
+    client.csrf = token
+    return client
+
+
+# ------------------------------------------------------------------- access
+def test_pages_need_a_login(client):
+    answer = client.get(desk_url())
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/login?next=")
+    assert client.get("/dashboard").status_code == 302
+
+
+def test_a_wrong_key_is_refused(client):
+    page = client.get("/login").get_data(as_text=True)
+    token = CSRF.search(page).group(1)
+    answer = client.post("/login", data={"key": "vea_nope_nope", "csrf_token": token})
+    assert answer.status_code == 401
+    assert "not valid" in answer.get_data(as_text=True)
+    assert client.get("/dashboard").status_code == 302
+
+
+def test_login_needs_the_csrf_token(client, keys):
+    client.get("/login")
+    answer = client.post("/login", data={"key": raw_key(keys["desktop"])})
+    assert answer.status_code == 403
+
+
+def test_login_never_redirects_off_site(client, keys):
+    page = client.get("/login").get_data(as_text=True)
+    token = CSRF.search(page).group(1)
+    answer = client.post(
+        "/login",
+        data={"key": raw_key(keys["manager"]), "csrf_token": token, "next": "//evil.example/"},
+    )
+    assert answer.headers["Location"] == "/dashboard"
+
+
+def test_agents_cannot_open_the_dashboard_and_managers_not_the_desk(client, keys):
+    log_in(client, raw_key(keys["desktop"]))
+    answer = client.get("/dashboard")
+    assert answer.status_code == 403
+    assert answer.mimetype == "text/html"
+    assert client.get("/dashboard/uplift.csv").status_code == 403
+    other = client.application.test_client()
+    log_in(other, raw_key(keys["manager"]))
+    assert other.get(desk_url()).status_code == 403
+    assert other.get("/dashboard").status_code == 200
+
+
+def test_a_revoked_key_ends_its_session(app, desk_client, keys):
+    from service.auth import revoke_key
+
+    assert desk_client.get(desk_url()).status_code == 200
+    revoke_key(app.extensions["vea"].engine, raw_key(keys["desktop"]))
+    assert desk_client.get(desk_url()).status_code == 302
+
+
+# --------------------------------------------------------------------- desk
+def test_desk_renders_a_decision_in_english_and_japanese(desk_client):
+    url = desk_url()
+    english = desk_client.get(url, headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert english.status_code == 200
+    text = english.get_data(as_text=True)
+    assert 'lang="en"' in text
+    assert "Openness" in text and "Record" in text
+    japanese = desk_client.get(url + "&lang=ja")
+    assert japanese.status_code == 200
+    text = japanese.get_data(as_text=True)
+    assert 'lang="ja"' in text
+    assert "受容度" in text or "手間なく解決" in text
+
+
+def test_browser_language_is_the_default(desk_client):
+    text = desk_client.get(desk_url(), headers={"Accept-Language": "ja,en;q=0.5"}).get_data(
+        as_text=True
+    )
+    assert 'lang="ja"' in text
+
+
+def test_an_upset_complaint_shows_only_resolve(desk_client):
+    answer = desk_client.get(desk_url(issue_type="complaint", sentiment="-0.8"))
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert 'id="resolve"' in text
+    for absent in ('id="openness"', 'id="suggestion"', 'id="reasons"', 'id="route"'):
+        assert absent not in text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"interaction_id": None}, "interaction_id"),
+        ({"customer_id": None, "channel": None}, "customer_id, channel"),
+        ({"channel": "fax"}, "channel"),
+        ({"tenure_months": "soon"}, "tenure_months"),
+        ({"sentiment": "7"}, "sentiment"),
+        ({"prior_contacts_30d": "1.5"}, "prior_contacts_30d"),
+    ],
+)
+def test_desk_explains_missing_or_malformed_parameters(desk_client, overrides, expected):
+    answer = desk_client.get(desk_url(**overrides))
+    assert answer.status_code == 400
+    text = answer.get_data(as_text=True)
+    assert 'id="desk-problem"' in text
+    assert expected in text
+
+
+def test_desk_without_any_parameter_is_a_clear_400(desk_client):
+    answer = desk_client.get("/desk")
+    assert answer.status_code == 400
+    assert "missing: interaction_id, customer_id, channel" in answer.get_data(as_text=True)
+
+
+def test_desk_unknown_decision_id_is_404(desk_client):
+    assert desk_client.get("/desk?decision_id=deadbeef").status_code == 404
+
+
+def _decision_id(page: str) -> str:
+    return re.search(r'data-decision-id="([0-9a-f]+)"', page).group(1)
+
+
+def test_desk_records_an_outcome(app, desk_client):
+    page = desk_client.get(desk_url(agent_id="agent-7")).get_data(as_text=True)
+    decision_id = _decision_id(page)
+    body = {
+        "decision_id": decision_id,
+        "status": "accepted",
+        "ves_confidence": 6,
+        "ves_ability": 7,
+        "agent_id": "agent-7",
+    }
+    answer = desk_client.post("/desk/outcome", json=body, headers={"X-CSRF-Token": desk_client.csrf})
+    assert answer.status_code == 201, answer.get_json()
+    with app.extensions["vea"].engine.connect() as conn:
+        row = conn.execute(sa.select(outcomes).where(outcomes.c.decision_id == decision_id)).one()
+    assert row.ves_confidence == 6 and row.ves_ability == 7 and row.agent_id == "agent-7"
+    # The same click again is idempotent; a different one is refused clearly.
+    again = desk_client.post("/desk/outcome", json=body, headers={"X-CSRF-Token": desk_client.csrf})
+    assert again.status_code == 200
+    other = desk_client.post(
+        "/desk/outcome",
+        json={**body, "status": "declined"},
+        headers={"X-CSRF-Token": desk_client.csrf},
+    )
+    assert other.status_code == 409
+
+
+def test_desk_outcome_needs_csrf_and_valid_input(desk_client):
+    page = desk_client.get(desk_url()).get_data(as_text=True)
+    decision_id = _decision_id(page)
+    body = {"decision_id": decision_id, "status": "offered"}
+    assert desk_client.post("/desk/outcome", json=body).status_code == 403
+    headers = {"X-CSRF-Token": desk_client.csrf}
+    bad = desk_client.post("/desk/outcome", json={**body, "status": "maybe"}, headers=headers)
+    assert bad.status_code == 422
+    bad = desk_client.post("/desk/outcome", json={**body, "ves_ability": 9}, headers=headers)
+    assert bad.status_code == 422
+    missing = desk_client.post(
+        "/desk/outcome", json={**body, "decision_id": "f" * 32}, headers=headers
+    )
+    assert missing.status_code == 404
+
+
+# ---------------------------------------------------------------- dashboard
+@pytest.fixture
+def manager_client(app, keys):
+    client = app.test_client()
+    log_in(client, raw_key(keys["manager"]))
+    return client
+
+
+def test_dashboard_renders_every_section(manager_client):
+    answer = manager_client.get("/dashboard?period=all")
+    assert answer.status_code == 200
+    text = answer.get_data(as_text=True)
+    for marker in ('id="chart-data"', 'id="table-uplift"', 'id="table-by_activity"'):
+        assert marker in text
+    assert "vendor/chart.umd.min.js" in text
+
+
+def test_dashboard_bad_period_is_explained_not_a_500(manager_client):
+    answer = manager_client.get("/dashboard?from=yesterday")
+    assert answer.status_code == 200
+    assert "period:" in answer.get_data(as_text=True)
+
+
+def test_dashboard_shows_not_available_when_a_source_fails(manager_client, monkeypatch):
+    from service.web import dashboard
+
+    def broken(*_args):
+        raise RuntimeError("drift report not deployed")
+
+    monkeypatch.setattr(dashboard, "_drift", broken)
+    text = manager_client.get("/dashboard").get_data(as_text=True)
+    assert 'data-section="drift"' in text
+    assert "drift report not deployed" in text
+
+
+def test_csv_download(app, desk_client, keys):
+    page = desk_client.get(desk_url(agent_id="a-csv")).get_data(as_text=True)
+    desk_client.post(
+        "/desk/outcome",
+        json={"decision_id": _decision_id(page), "status": "skipped"},
+        headers={"X-CSRF-Token": desk_client.csrf},
+    )
+    manager = app.test_client()
+    log_in(manager, raw_key(keys["manager"]))
+    answer = manager.get("/dashboard/by_channel.csv?period=all")
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/csv"
+    assert "attachment" in answer.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert rows and {"group", "n", "ves", "success_rate"} <= set(rows[0])
+    assert manager.get("/dashboard/nonsense.csv").status_code == 404
+
+
+def test_static_assets_are_served_locally(client):
+    for path in ("/static/vea.css", "/static/desk.js", "/static/vendor/chart.umd.min.js"):
+        assert client.get(path).status_code == 200, path
