@@ -75,7 +75,8 @@ def holdout_coverage(seeds: int, rows: int, share: float) -> dict:
         held = np.array([holdout_arm(c, share, experiment) == HOLDOUT for c in log["customer_id"]])
         for name, true in (("ve_success", true_success), ("retained_60d", true_retention)):
             y = log[name].to_numpy(dtype=float)
-            d = difference(y[~held], y[held])
+            cust = log["customer_id"].to_numpy()
+            d = difference(y[~held], y[held], cust[~held], cust[held])
             covered[name] += d["ci_low"] <= true <= d["ci_high"]
             widths[name].append(d["ci_high"] - d["ci_low"])
     return {

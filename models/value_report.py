@@ -9,9 +9,9 @@ handle time of the same contact).
   offered attempts), handle time, CSAT and 60-day retention by activity, segment, issue
   type, channel, pool and agent.
 - **Uplift** of the treated arm over the randomized holdout for success, retention and
-  VES: difference of means with a 95% Welch (normal) interval. Arms are assigned by a hash
-  of the customer id, so the difference is causal; rows are treated as independent (a
-  customer's repeated contacts make the interval slightly optimistic).
+  VES: difference of means with a 95% normal interval, cluster-robust by customer (arms
+  are assigned by a hash of the customer id, so the difference is causal, and a
+  customer's repeated contacts are not independent observations).
 - **ROI**: per contact, ``value_of_retention * retained - cost_per_second * handle_time``
   compared between the arms (with its interval), and scaled by the treated contacts.
 """
@@ -68,10 +68,34 @@ def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]
     }
 
 
-def difference(treated: np.ndarray, control: np.ndarray) -> dict[str, Any]:
-    """Mean(treated) - mean(control) with a 95% Welch interval; None values when either
-    arm has fewer than two observations."""
-    t, c = treated[np.isfinite(treated)], control[np.isfinite(control)]
+def _var_of_mean(x: np.ndarray, clusters: np.ndarray | None) -> float:
+    """Variance of the mean of ``x``; cluster-robust when ``clusters`` is given (a
+    customer's contacts are not independent: the arm and the customer's traits are shared),
+    with the small-sample factor G / (G - 1)."""
+    n = x.size
+    if clusters is None:
+        return float(x.var(ddof=1) / n)
+    _, group = np.unique(clusters, return_inverse=True)
+    sums = np.bincount(group, weights=x - x.mean())
+    g = sums.size
+    if g < 2:
+        return float("nan")
+    return float((sums**2).sum() / n**2 * g / (g - 1))
+
+
+def difference(
+    treated: np.ndarray,
+    control: np.ndarray,
+    treated_clusters: np.ndarray | None = None,
+    control_clusters: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Mean(treated) - mean(control) with a 95% normal interval (Welch; cluster-robust
+    when cluster ids, e.g. customers, are given); None values when either arm has fewer
+    than two observations."""
+    keep_t, keep_c = np.isfinite(treated), np.isfinite(control)
+    t, c = treated[keep_t], control[keep_c]
+    ct = None if treated_clusters is None else np.asarray(treated_clusters)[keep_t]
+    cc = None if control_clusters is None else np.asarray(control_clusters)[keep_c]
     out: dict[str, Any] = {
         "treated": _mean(t),
         "holdout": _mean(c),
@@ -84,7 +108,9 @@ def difference(treated: np.ndarray, control: np.ndarray) -> dict[str, Any]:
     if t.size < 2 or c.size < 2:
         return out
     diff = float(t.mean() - c.mean())
-    se = math.sqrt(t.var(ddof=1) / t.size + c.var(ddof=1) / c.size)
+    se = math.sqrt(_var_of_mean(t, ct) + _var_of_mean(c, cc))
+    if not math.isfinite(se):
+        return out
     out.update(value=diff, ci_low=diff - Z95 * se, ci_high=diff + Z95 * se)
     return out
 
@@ -125,11 +151,13 @@ def value_report(
             rows_of.append({"group": label, **measures(cols, rows)})
         by[group] = sorted(rows_of, key=lambda item: -item["n"])
     treated, holdout = everything & (arm == "treatment"), everything & (arm == "holdout")
+    customers = np.array([str(v) for v in columns.get("customer_id", range(n))])
+    ct, cc = customers[treated], customers[holdout]
     declared = set(settings.declared_measures)
     pre_declared = _pre_declared(settings.declared_at, period[0])
     uplift = {}
     for name in UPLIFT_MEASURES:
-        entry = difference(cols[name][treated], cols[name][holdout])
+        entry = difference(cols[name][treated], cols[name][holdout], ct, cc)
         entry["declared"] = name in declared
         entry["pre_declared"] = name in declared and pre_declared
         uplift[name] = entry
@@ -137,13 +165,15 @@ def value_report(
         settings.value_of_retention * cols["retained_60d"]
         - settings.cost_per_second * cols["handle_time_s"]
     )
-    roi = difference(per_contact[treated], per_contact[holdout])
+    roi = difference(per_contact[treated], per_contact[holdout], ct, cc)
     roi.update(
         value_of_retention=settings.value_of_retention,
         cost_per_second=settings.cost_per_second,
         treated_contacts=int(treated.sum()),
         total=None if roi["value"] is None else roi["value"] * int(treated.sum()),
-        handle_time=difference(cols["handle_time_s"][treated], cols["handle_time_s"][holdout]),
+        handle_time=difference(
+            cols["handle_time_s"][treated], cols["handle_time_s"][holdout], ct, cc
+        ),
     )
     return {
         "period": {"from": period[0], "to": period[1]},
