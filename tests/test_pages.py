@@ -177,7 +177,9 @@ def test_desk_records_an_outcome(app, desk_client):
         "ves_ability": 7,
         "agent_id": "agent-7",
     }
-    answer = desk_client.post("/desk/outcome", json=body, headers={"X-CSRF-Token": desk_client.csrf})
+    answer = desk_client.post(
+        "/desk/outcome", json=body, headers={"X-CSRF-Token": desk_client.csrf}
+    )
     assert answer.status_code == 201, answer.get_json()
     with app.extensions["vea"].engine.connect() as conn:
         row = conn.execute(sa.select(outcomes).where(outcomes.c.decision_id == decision_id)).one()

@@ -117,21 +117,29 @@ def quiet(answer: dict[str, Any], features: dict[str, Any]) -> bool:
     )
 
 
-def _model_reasons(answer: dict[str, Any], features: dict[str, Any], language: str) -> list[str]:
-    """The decision's reasons; when the agent reads another language than the decision
-    was made in, the model's reasons are phrased again in it (display only)."""
-    reasons = list(answer.get("reasons") or [])
+def _explanation(
+    answer: dict[str, Any], features: dict[str, Any], language: str
+) -> tuple[str | None, list[str]]:
+    """The suggested activity's hint and reasons (its own, then the decision's). When the
+    agent reads another language than the decision was made in, the model phrases them
+    again in that language (display only; the decision's own notes are then left out)."""
+    suggested = answer["suggested_activity"]
+    activities = answer.get("activities") or []
+    notes = list(answer.get("reasons") or [])
     made_in = features.get("_desk_language")
-    if made_in in (None, language):
-        return reasons
-    policy = answer.get("contact_policy") or {}
-    served = state().models.decide(
-        {k: v for k, v in features.items() if not k.startswith("_")},
-        language=language,
-        blocked_activities=frozenset(policy.get("blocked_activities") or []),
-        allow_attempt=bool(policy.get("allow_attempt", True)),
-    )
-    return list(served.result.get("reasons") or reasons)
+    if made_in not in (None, language):
+        policy = answer.get("contact_policy") or {}
+        served = state().models.decide(
+            {k: v for k, v in features.items() if not k.startswith("_")},
+            language=language,
+            blocked_activities=frozenset(policy.get("blocked_activities") or []),
+            allow_attempt=bool(policy.get("allow_attempt", True)),
+        )
+        activities, notes = served.result.get("activities") or activities, []
+    item = next((a for a in activities if a["activity"] == suggested), None)
+    if item is None:
+        return None, notes
+    return item.get("hint"), [*item.get("reasons", []), *notes]
 
 
 def _minutes_between(earlier: str, later: str) -> int | None:
@@ -159,9 +167,7 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
         "activity": suggested,
         "activity_name": names.get(suggested, suggested),
         "talk_track": content.talk_track(suggested, issue, language),
-        "hint": next(
-            (a["hint"] for a in answer.get("activities", []) if a["activity"] == suggested), None
-        ),
+        "hint": None,
         "reasons": [],
         "route": answer.get("route") or {},
         "holdout": answer.get("experiment_arm") == "holdout",
@@ -170,7 +176,7 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
     }
     if model["quiet"]:
         return model  # nothing else is computed or shown
-    model["reasons"] = _model_reasons(answer, features, language)
+    model["hint"], model["reasons"] = _explanation(answer, features, language)
     earlier = answer.get("continuation")
     if earlier:
         minutes = _minutes_between(earlier.get("occurred_at", ""), answer.get("created_at", ""))

@@ -1,0 +1,319 @@
+"""The pages in a real browser: Debian's Chromium driven by Playwright against real
+gunicorn (2 sync workers) on a fresh PostgreSQL database and a real model registry.
+
+An agent logs in, opens a decision in the desk, switches to Japanese and records an
+accepted outcome with VES through the keyboard; a manager sees it counted in the
+dashboard, sorts a table and downloads its CSV; a wrong key is refused. Screenshots of
+both pages in both languages go to ``var/screenshots`` (git-ignored) or
+``$VEA_SCREENSHOTS``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("VEA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(os.environ.get("VEA_SCREENSHOTS", ROOT / "var" / "screenshots"))
+TIMEOUT_MS = 15_000
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def server(postgres, trained_registry, tmp_path_factory) -> Iterator[dict]:
+    """gunicorn on a free port with its own database; keys for each role."""
+    from service.auth import create_key
+
+    url = postgres.create_database(f"vea_pages_{uuid.uuid4().hex[:8]}")
+    root = tmp_path_factory.mktemp("pages")
+    registry = root / "registry"
+    shutil.copytree(trained_registry, registry, ignore=shutil.ignore_patterns(".lock"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "VEA_DATABASE_URL": url,
+        "VEA_REGISTRY": str(registry),
+        "VEA_BIND": f"127.0.0.1:{port}",
+        "VEA_WORKERS": "2",
+        "VEA_ACCESS_LOG": "0",
+        "VEA_RATE_LIMIT_PER_S": "0",
+        "VEA_COMPILE_CACHE": "",  # no background compilation competing for the 2 cores
+        "PROMETHEUS_MULTIPROC_DIR": str(root / "prom"),
+    }
+    env.pop("VEA_SECRET_KEY", None)  # the master draws one shared by both workers
+    (root / "prom").mkdir()
+    log = root / "gunicorn.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {log.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn not ready: {log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        engine = sa.create_engine(url)
+        keys = {role: create_key(engine, role)[1] for role in ("desktop", "manager")}
+        yield {"base": base, "engine": engine, "keys": keys}
+        engine.dispose()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} not found (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def new_page(browser, width: int, height: int = 900, locale: str = "en-US"):
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, locale=locale, accept_downloads=True
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    return context, context.new_page()
+
+
+def log_in(page, base: str, key: str, next_path: str = "") -> None:
+    page.goto(f"{base}/login" + (f"?{urlencode({'next': next_path})}" if next_path else ""))
+    page.locator("#key").fill(key)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_load_state()
+
+
+def desk_query(**overrides) -> str:
+    params = {
+        "interaction_id": uuid.uuid4().hex,
+        "customer_id": uuid.uuid4().hex,
+        "channel": "chat",
+        "issue_type": "inquiry",
+        "segment": "premium",
+        "tenure_months": "2",
+        "agent_id": "agent-browser",
+        **overrides,
+    }
+    return "/desk?" + urlencode(params)
+
+
+def shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+
+
+# --------------------------------------------------------------------- tests
+def test_a_wrong_key_is_refused(server, browser):
+    context, page = new_page(browser, 1024)
+    try:
+        log_in(page, server["base"], "vea_000000000000_wrong", next_path="/dashboard")
+        assert "/login" in page.url
+        assert page.get_by_role("alert").inner_text().startswith("That key is not valid")
+        page.goto(f"{server['base']}/dashboard")
+        assert "/login" in page.url
+    finally:
+        context.close()
+
+
+def test_agent_records_an_accepted_outcome_in_japanese(server, browser):
+    base = server["base"]
+    context, page = new_page(browser, 400, 900, locale="en-US")
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        page.goto(base + desk_query())
+        assert page.locator("html").get_attribute("lang") == "en"  # from the browser
+        page.locator("#openness").wait_for()
+        assert page.locator("#suggestion .activity").inner_text()
+        assert page.locator("#route").count() == 1
+        assert no_horizontal_scroll(page)
+        shot(page, "desk-en")
+
+        page.locator(".langs a[data-lang=ja]").click()
+        page.wait_for_load_state()
+        assert page.locator("html").get_attribute("lang") == "ja"
+        assert page.locator("#openness h2").inner_text() == "受容度"
+        assert no_horizontal_scroll(page)
+        decision_id = page.locator("#desk").get_attribute("data-decision-id")
+
+        # Keyboard only: A (accepted), 6 and 7 (the two VES items), Enter (record).
+        page.locator("body").click(position={"x": 5, "y": 200})
+        page.keyboard.press("a")
+        assert page.locator("button[data-status=accepted]").get_attribute("aria-pressed") == (
+            "true"
+        )
+        page.keyboard.press("6")
+        page.keyboard.press("7")
+        assert page.locator("input[name=ves_confidence][value='6']").is_checked()
+        assert page.locator("input[name=ves_ability][value='7']").is_checked()
+        shot(page, "desk-ja")
+        page.keyboard.press("Enter")
+        page.locator("#status-line.ok").wait_for()
+        assert page.locator("#status-line").inner_text() == "記録しました。"
+        shot(page, "desk-ja-recorded")
+    finally:
+        context.close()
+
+    with server["engine"].connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT offered, accepted, ves_confidence, ves_ability, agent_id, ve_success "
+                "FROM outcomes WHERE decision_id = :d"
+            ),
+            {"d": decision_id},
+        ).one()
+    assert row.offered is True and row.accepted is True
+    assert (row.ves_confidence, row.ves_ability) == (6, 7)
+    assert row.agent_id == "agent-browser" and row.ve_success is True
+
+
+def test_outcome_buttons_work_by_mouse(server, browser):
+    base = server["base"]
+    context, page = new_page(browser, 400)
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        page.goto(base + desk_query(agent_id="agent-mouse"))
+        page.locator("button[data-status=declined]").click()
+        page.locator(".ves[data-item=ves_confidence] .pill").nth(2).click()
+        page.locator("#record").click()
+        page.locator("#status-line.ok").wait_for()
+    finally:
+        context.close()
+
+
+def test_upset_complaint_shows_only_resolve(server, browser):
+    base = server["base"]
+    context, page = new_page(browser, 400, locale="ja-JP")
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        page.goto(f"{base}/language/ja?next=/login")  # undo any earlier switch's cookie
+        page.goto(base + desk_query(issue_type="complaint", sentiment="-0.8"))
+        page.locator("#resolve").wait_for()
+        for hidden in ("#openness", "#suggestion", "#reasons", "#route", "#earlier"):
+            assert page.locator(hidden).count() == 0, hidden
+        assert "手間なく解決" in page.locator("#resolve").inner_text()
+        assert no_horizontal_scroll(page)
+        shot(page, "desk-ja-complaint")
+    finally:
+        context.close()
+
+
+def test_desk_link_without_details_says_so(server, browser):
+    context, page = new_page(browser, 400)
+    try:
+        log_in(page, server["base"], server["keys"]["desktop"])
+        response = page.goto(f"{server['base']}/desk?channel=fax")
+        assert response.status == 400
+        text = page.locator("#desk-problem").inner_text()
+        assert "interaction_id" in text and "customer_id" in text
+    finally:
+        context.close()
+
+
+def test_manager_sees_the_outcome_in_the_dashboard(server, browser, tmp_path):
+    # Runs after the agent's test (file order): the accepted outcome is in the database.
+    base = server["base"]
+    context, page = new_page(browser, 1280, 900)
+    try:
+        log_in(page, base, server["keys"]["manager"])
+        page.goto(f"{base}/dashboard?period=all")
+        assert page.locator("html").get_attribute("lang") == "en"
+        with_outcome = int(page.locator("#kpi-with-outcome").inner_text().replace(",", ""))
+        assert with_outcome >= 1
+        agents = page.locator("#table-by_agent_id tbody").inner_text()
+        assert "agent-browser" in agents
+        # Charts drawn by the vendored Chart.js (no network: nothing else is reachable).
+        page.wait_for_function("() => window.Chart !== undefined")
+        for chart in ("chart-trend", "chart-uplift", "chart-activity"):
+            assert page.evaluate(f"() => !!document.getElementById('{chart}').chart"), chart
+        # Sortable: by n, descending then ascending.
+        header = page.locator("#table-by_channel th", has_text="n").first
+        header.locator("button").click()
+        assert header.get_attribute("aria-sort") == "ascending"
+        header.locator("button").click()
+        assert header.get_attribute("aria-sort") == "descending"
+        shot(page, "dashboard-en")
+
+        with page.expect_download() as download_info:
+            page.locator("#table-by_agent_id a.csv").click()
+        download = download_info.value
+        target = tmp_path / "agents.csv"
+        download.save_as(target)
+        text = target.read_text(encoding="utf-8")
+        assert text.splitlines()[0].startswith("group,n,ves")
+        assert "agent-browser" in text
+
+        page.locator(".langs a[data-lang=ja]").click()
+        page.wait_for_load_state()
+        assert page.locator("html").get_attribute("lang") == "ja"
+        assert "価値ダッシュボード" in page.locator(".topbar").inner_text()
+        page.wait_for_function("() => !!document.getElementById('chart-trend').chart")
+        shot(page, "dashboard-ja")
+    finally:
+        context.close()
+
+
+def test_agent_cannot_open_the_dashboard(server, browser):
+    context, page = new_page(browser, 1024)
+    try:
+        log_in(page, server["base"], server["keys"]["desktop"])
+        response = page.goto(f"{server['base']}/dashboard")
+        assert response.status == 403
+    finally:
+        context.close()
