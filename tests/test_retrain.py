@@ -110,3 +110,10 @@ def test_cli_retrain_on_a_given_log(registry, logs, tmp_path):
     assert "gate on 2500 rows" in result.output
     assert ("promoted" in result.output) or ("refused" in result.output)
     assert np.isfinite(registry.history()[-2 if "promoted" in result.output else -1]["rows"])
+
+
+def test_gate_refuses_when_the_logs_barely_cover_the_challenger(registry, logs):
+    result = gate(logs[1], registry.load_champion(), _fit, n_boot=100, min_ess=10**9)
+    assert result.promote is False
+    assert "effective sample size" in result.reason or "does not lie above zero" in result.reason
+    assert result.diagnostics["ess"] > 0

@@ -42,6 +42,10 @@ from training.ope import compare_policies, deterministic_probs, diagnostics, eva
 
 K = len(ACTIONS)
 GATE_FOLDS = 2
+# Below this many effective rows (Kish's ESS of the challenger's importance weights) the
+# logs barely saw what the challenger would do: its interval is not trusted, whatever it
+# says (heavy-tailed weights make bootstrap intervals too narrow).
+MIN_ESS = 100.0
 DRIFT_WARN_PSI = 0.2
 
 Fit = Callable[[pd.DataFrame], ModelBundle]
@@ -123,6 +127,7 @@ def gate(
     seed: int = 0,
     n_boot: int = 500,
     num_threads: int = 0,
+    min_ess: float = MIN_ESS,
 ) -> GateResult:
     """Cross-fitted DR comparison of a challenger (``fit`` on training folds) with the
     champion on a validated canonical log."""
@@ -154,12 +159,19 @@ def gate(
         name: evaluate_policy(rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot)["dr"]
         for name, t in (("champion", t_champ), ("challenger", t_chall))
     }
+    health = diagnostics(actions, propensity, t_chall)
     passed = bool(improvement.ci_low > 0)
     reason = (
         "challenger better: the 95% interval of the DR improvement is above zero"
         if passed
         else "refused: the 95% interval of the DR improvement does not lie above zero"
     )
+    if passed and health["ess"] < min_ess:
+        passed = False
+        reason = (
+            f"refused: effective sample size {health['ess']:.0f} < {min_ess:.0f}: the logs "
+            "barely cover the challenger's choices (explore more or wait for more data)"
+        )
     return GateResult(
         passed,
         reason,
@@ -169,7 +181,7 @@ def gate(
         champion_value=values["champion"].to_dict(),
         challenger_value=values["challenger"].to_dict(),
         logged_value=float(rewards.mean()),
-        diagnostics=diagnostics(actions, propensity, t_chall),
+        diagnostics=health,
     )
 
 
