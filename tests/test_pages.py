@@ -159,6 +159,25 @@ def test_desk_without_any_parameter_is_a_clear_400(desk_client):
     assert "missing: interaction_id, customer_id, channel" in answer.get_data(as_text=True)
 
 
+def test_desk_shows_the_earlier_channel_of_a_continued_contact(desk_client):
+    customer = uuid.uuid4().hex
+    desk_client.get(desk_url(customer_id=customer, channel="chat", issue_type="how_to"))
+    page = desk_client.get(
+        desk_url(customer_id=customer, channel="voice", issue_type="how_to")
+    ).get_data(as_text=True)
+    if 'id="resolve"' in page:
+        pytest.skip("this model answers the contact quietly: nothing else is shown")
+    assert 'id="earlier"' in page
+    assert "chat contact" in page
+
+
+def test_desk_opens_a_stored_decision_by_id(desk_client):
+    decision_id = _decision_id(desk_client.get(desk_url()).get_data(as_text=True))
+    answer = desk_client.get(f"/desk?decision_id={decision_id}&lang=ja")
+    assert answer.status_code == 200
+    assert decision_id in answer.get_data(as_text=True)
+
+
 def test_desk_unknown_decision_id_is_404(desk_client):
     assert desk_client.get("/desk?decision_id=deadbeef").status_code == 404
 

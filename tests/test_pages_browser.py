@@ -38,6 +38,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+HOLDOUT_SHARE = 0.3
+EXPERIMENT = "pages-browser"
 SHOTS = Path(os.environ.get("VEA_SCREENSHOTS", ROOT / "var" / "screenshots"))
 TIMEOUT_MS = 15_000
 
@@ -61,6 +63,8 @@ def server(postgres, trained_registry, tmp_path_factory) -> Iterator[dict]:
         "VEA_WORKERS": "2",
         "VEA_ACCESS_LOG": "0",
         "VEA_RATE_LIMIT_PER_S": "0",
+        "VEA_HOLDOUT_SHARE": str(HOLDOUT_SHARE),
+        "VEA_EXPERIMENT": EXPERIMENT,
         "VEA_COMPILE_CACHE": "",  # no background compilation competing for the 2 cores
         "PROMETHEUS_MULTIPROC_DIR": str(root / "prom"),
     }
@@ -90,6 +94,7 @@ def server(postgres, trained_registry, tmp_path_factory) -> Iterator[dict]:
             time.sleep(0.3)
         engine = sa.create_engine(url)
         keys = {role: create_key(engine, role)[1] for role in ("desktop", "manager")}
+        seed_outcomes(base, keys["desktop"])
         yield {"base": base, "engine": engine, "keys": keys}
         engine.dispose()
     finally:
@@ -132,10 +137,50 @@ def log_in(page, base: str, key: str, next_path: str = "") -> None:
     page.wait_for_load_state()
 
 
+def customer_in(arm: str) -> str:
+    """A fresh customer id the server's randomized holdout puts in ``arm``."""
+    from models.exploration import holdout_arm
+
+    while True:
+        customer = uuid.uuid4().hex
+        if holdout_arm(customer, HOLDOUT_SHARE, EXPERIMENT) == arm:
+            return customer
+
+
+def seed_outcomes(base: str, key: str) -> None:
+    """Outcomes in both arms through the JSON API, so the dashboard has an uplift to draw."""
+    headers = {"Authorization": f"Bearer {key}"}
+    for i in range(16):
+        arm = "holdout" if i % 2 else "treatment"
+        body = {
+            "interaction_id": uuid.uuid4().hex,
+            "customer": {"customer_id": customer_in(arm), "tenure_months": 3, "segment": "premium"},
+            "contact": {"channel": "voice", "issue_type": "how_to"},
+        }
+        decision = requests.post(f"{base}/v1/decisions", json=body, headers=headers, timeout=30)
+        assert decision.status_code == 201, decision.text
+        answer = decision.json()
+        attempted = answer["suggested_activity"] != "none"
+        outcome = {
+            "offered": attempted,
+            "accepted": (i % 3 != 0) if attempted else None,
+            "ves_confidence": 4 + i % 4,
+            "ves_ability": 3 + i % 5,
+            "agent_id": f"agent-{i % 3}",
+        }
+        stored = requests.post(
+            f"{base}/v1/decisions/{answer['decision_id']}/outcome",
+            json=outcome,
+            headers=headers,
+            timeout=30,
+        )
+        assert stored.status_code == 201, stored.text
+
+
 def desk_query(**overrides) -> str:
     params = {
         "interaction_id": uuid.uuid4().hex,
-        "customer_id": uuid.uuid4().hex,
+        "customer_id": customer_in("treatment"),
         "channel": "chat",
         "issue_type": "inquiry",
         "segment": "premium",
@@ -280,10 +325,13 @@ def test_manager_sees_the_outcome_in_the_dashboard(server, browser, tmp_path):
         assert "agent-browser" in agents
         # Charts drawn by the vendored Chart.js (no network: nothing else is reachable).
         page.wait_for_function("() => window.Chart !== undefined")
-        for chart in ("chart-trend", "chart-uplift", "chart-activity"):
+        for chart in ("chart-trend", "chart-activity", "chart-drift"):
             assert page.evaluate(f"() => !!document.getElementById('{chart}').chart"), chart
+        # Both arms were seeded: uplift over the holdout with its interval is drawn.
+        assert page.evaluate("() => !!document.getElementById('chart-uplift').chart")
+        assert page.locator("#table-uplift tbody tr").count() >= 3
         # Sortable: by n, descending then ascending.
-        header = page.locator("#table-by_channel th", has_text="n").first
+        header = page.locator("#table-by_channel th[data-column=n]")
         header.locator("button").click()
         assert header.get_attribute("aria-sort") == "ascending"
         header.locator("button").click()

@@ -34,6 +34,8 @@
   // Digits fill the first VES item that is still empty, then the second.
   function typeDigit(digit) {
     if (sent) return;
+    const details = form.closest("details"); // quiet contacts keep the form folded
+    if (details) details.open = true;
     for (const item of ["ves_confidence", "ves_ability"]) {
       if (vesValue(item) === null) {
         const input = form.querySelector('input[name="' + item + '"][value="' + digit + '"]');

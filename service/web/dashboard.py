@@ -297,10 +297,13 @@ def charts(sections: dict[str, Any]) -> dict[str, Any]:
         out["trend"] = sections["trend"]["data"]
     if sections["value"]["available"]:
         data = sections["value"]["data"]
-        out["uplift"] = [
+        uplift = [
             {"measure": name, **{k: entry.get(k) for k in ("value", "ci_low", "ci_high")}}
             for name, entry in data["uplift"].items()
         ]
+        # Without holdout contacts there is no uplift to draw (the page says why).
+        if any(item["value"] is not None for item in uplift):
+            out["uplift"] = uplift
         out["by_activity"] = [
             {"group": r["group"], "success_rate": r.get("success_rate"), "n": r["n"]}
             for r in data["by"].get("activity", [])
@@ -338,6 +341,7 @@ def blueprint() -> Blueprint:
             tables=tables(sections, language),
             charts=charts(sections),
             cell=cell,
+            column_label=lambda name: content.COLUMN_LABELS[language].get(name, name),
             query={k: period[k] for k in ("from", "to")} | {"period": period["key"]},
         )
 
