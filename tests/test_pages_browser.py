@@ -198,6 +198,19 @@ def shot(page, name: str) -> Path:
     return path
 
 
+UNLABELLED = """() => Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, button, canvas, a')).filter((el) => {
+  if (el.tagName === 'CANVAS') return !el.getAttribute('aria-label');
+  return !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !el.textContent.trim();
+}).map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def unlabelled(page) -> list[str]:
+    """Controls a screen reader could not name (basic accessibility)."""
+    return page.evaluate(UNLABELLED)
+
+
 def no_horizontal_scroll(page) -> bool:
     return page.evaluate(
         "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
@@ -228,6 +241,7 @@ def test_agent_records_an_accepted_outcome_in_japanese(server, browser):
         assert page.locator("#suggestion .activity").inner_text()
         assert page.locator("#route").count() == 1
         assert no_horizontal_scroll(page)
+        assert unlabelled(page) == []
         shot(page, "desk-en")
 
         page.locator(".langs a[data-lang=ja]").click()
@@ -336,6 +350,7 @@ def test_manager_sees_the_outcome_in_the_dashboard(server, browser, tmp_path):
         assert header.get_attribute("aria-sort") == "ascending"
         header.locator("button").click()
         assert header.get_attribute("aria-sort") == "descending"
+        assert unlabelled(page) == []
         shot(page, "dashboard-en")
 
         with page.expect_download() as download_info:
