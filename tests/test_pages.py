@@ -178,6 +178,23 @@ def test_desk_opens_a_stored_decision_by_id(desk_client):
     assert decision_id in answer.get_data(as_text=True)
 
 
+def test_desk_accepts_posted_details_and_redirects_to_the_decision(desk_client):
+    form = {
+        "interaction_id": uuid.uuid4().hex,
+        "customer_id": uuid.uuid4().hex,
+        "channel": "voice",
+        "issue_type": "how_to",
+        "agent_id": "a-post",
+    }
+    answer = desk_client.post("/desk", data=form)
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/desk?decision_id=")
+    page = desk_client.get(answer.headers["Location"])
+    assert page.status_code == 200
+    assert 'data-agent-id="a-post"' in page.get_data(as_text=True)
+    assert desk_client.post("/desk", data={"channel": "voice"}).status_code == 400
+
+
 def test_desk_unknown_decision_id_is_404(desk_client):
     assert desk_client.get("/desk?decision_id=deadbeef").status_code == 404
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import marshmallow as ma
 import sqlalchemy as sa
-from flask import Blueprint, jsonify, render_template, request, session
+from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 
 from service import decisions as use_cases
 from service.db import READ_ONLY, decisions
@@ -142,6 +142,16 @@ def _explanation(
     return item.get("hint"), [*item.get("reasons", []), *notes]
 
 
+def _reads_as(text: str | None, language: str) -> bool:
+    """Whether a server-made sentence is in the page's language (Japanese text has
+    non-ASCII characters, English has none): a sentence in the other language is left
+    out rather than mixing languages in the agent's panel."""
+    if not text:
+        return False
+    japanese = any(ord(ch) > 0x2E80 for ch in text)
+    return japanese if language == "ja" else not japanese
+
+
 def _minutes_between(earlier: str, later: str) -> int | None:
     try:
         a = datetime.fromisoformat(earlier.rstrip("Z"))
@@ -170,6 +180,7 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
         "hint": None,
         "reasons": [],
         "route": answer.get("route") or {},
+        "route_reason": None,
         "holdout": answer.get("experiment_arm") == "holdout",
         "degraded": bool(answer.get("degraded")),
         "earlier": None,
@@ -177,6 +188,8 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
     if model["quiet"]:
         return model  # nothing else is computed or shown
     model["hint"], model["reasons"] = _explanation(answer, features, language)
+    reason = model["route"].get("reason")
+    model["route_reason"] = reason if _reads_as(reason, language) else None
     earlier = answer.get("continuation")
     if earlier:
         minutes = _minutes_between(earlier.get("occurred_at", ""), answer.get("created_at", ""))
@@ -215,22 +228,27 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
 def blueprint() -> Blueprint:
     blp = Blueprint("desk", __name__)
 
-    @blp.route("/desk", methods=["GET"])
+    # POST takes the same fields as a form, for desktops that post the interaction. It
+    # needs no CSRF token: it does exactly what the GET does (an idempotent decision per
+    # interaction_id, no outcome), and the SameSite=Lax cookie is not sent on a
+    # cross-site POST, so only a same-site desktop can use it.
+    @blp.route("/desk", methods=["GET", "POST"])
     @page_access("decisions", "outcomes")
     def desk():
+        args = request.form if request.method == "POST" else request.args
         language = content.pick_language(
             request.args.get("lang"), request.cookies.get("vea_lang"), request.accept_languages
         )
         labels = content.LABELS[language]
-        page = {"language": language, "labels": labels, "agent_id": request.args.get("agent_id")}
+        page = {"language": language, "labels": labels, "agent_id": args.get("agent_id")}
         try:
-            if request.args.get("decision_id"):
-                found = stored_decision(request.args["decision_id"])
+            if args.get("decision_id"):
+                found = stored_decision(args["decision_id"])
                 if found is None:
                     return _problem(page, [labels["not_found"]], 404)
                 answer, features = found
             else:
-                body = decision_body(request.args, language)
+                body = decision_body(args, language)
                 answer, _how = use_cases.decide(state(), body, session.get("key_id"))
                 # A replay keeps the language the decision was first made in.
                 stored = stored_decision(answer["decision_id"])
@@ -243,6 +261,10 @@ def blueprint() -> Blueprint:
             return _problem(page, exc.messages, 400)
         except ApiError as exc:
             return _problem(page, [exc.message], exc.status if exc.status < 500 else 503)
+        if request.method == "POST":
+            # Post/redirect/get: reloading or switching language re-opens the decision.
+            target = {"decision_id": answer["decision_id"], "agent_id": args.get("agent_id")}
+            return redirect(url_for("desk.desk", **{k: v for k, v in target.items() if v}))
         return render_template("desk.html", **page, d=view_model(answer, features, language))
 
     @blp.route("/desk/outcome", methods=["POST"])
