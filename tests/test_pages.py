@@ -303,3 +303,25 @@ def test_csv_download(app, desk_client, keys):
 def test_static_assets_are_served_locally(client):
     for path in ("/static/vea.css", "/static/desk.js", "/static/vendor/chart.umd.min.js"):
         assert client.get(path).status_code == 200, path
+
+
+def test_dashboard_shows_the_retrain_gate_evaluation(manager_client, registry_dir):
+    from models.registry import Registry
+
+    Registry(registry_dir).record(
+        {
+            "event": "gate",
+            "decision": "refuse",
+            "challenger": "v-challenger",
+            "champion": "v-champion",
+            "rows": 1234,
+            "improvement": {"value": 0.01, "ci_low": -0.02, "ci_high": 0.04},
+            "challenger_value": {"value": 0.31},
+            "champion_value": {"value": 0.30},
+            "reason": "refused: the 95% interval does not lie above zero",
+        }
+    )
+    text = manager_client.get("/dashboard").get_data(as_text=True)
+    assert 'id="table-gates"' in text and "v-challenger" in text
+    answer = manager_client.get("/dashboard/gates.csv")
+    assert "v-challenger,v-champion,1234,0.31,0.3,0.01,-0.02,0.04" in answer.get_data(as_text=True)

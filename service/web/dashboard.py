@@ -118,7 +118,12 @@ def _models() -> dict[str, Any]:
         "serving": models.version,
         "problem": models.problem,
         "versions": models.registry.versions(),
+        "gates": [e for e in models.registry.history() if e.get("event") == "gate"][::-1][:20],
     }
+
+
+def _value_of(entry: Any) -> Any:
+    return entry.get("value") if isinstance(entry, dict) else entry
 
 
 def _trend(start, end) -> list[dict[str, Any]]:
@@ -222,6 +227,21 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             ],
             "rows": pools["data"].get("proficiency") or [],
         }
+    if pools["available"]:
+        out["pools"] = {
+            "title": labels["pool_config"],
+            "columns": ["id", "activities", "membership", "members", "capacity"],
+            "rows": [
+                {
+                    "id": p.get("id"),
+                    "activities": " ".join(p.get("activities") or []),
+                    "membership": p.get("membership"),
+                    "members": len(p.get("members") or []),
+                    "capacity": p.get("capacity"),
+                }
+                for p in pools["data"].get("pools") or []
+            ],
+        }
     drift = sections["drift"]
     if drift["available"]:
         out["drift"] = {
@@ -262,6 +282,40 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             "columns": ["version", "champion", "created_at", "learner", "training_rows"]
             + metric_names,
             "rows": rows,
+        }
+        # The evaluation behind each model change: the retrain gate's off-policy (DR)
+        # values and the 95% interval of the challenger's improvement.
+        out["gates"] = {
+            "title": labels["gates"],
+            "columns": [
+                "at",
+                "decision",
+                "challenger",
+                "champion",
+                "rows",
+                "challenger_value",
+                "champion_value",
+                "value",
+                "ci_low",
+                "ci_high",
+                "reason",
+            ],
+            "rows": [
+                {
+                    "at": g.get("at"),
+                    "decision": g.get("decision"),
+                    "challenger": g.get("challenger"),
+                    "champion": g.get("champion"),
+                    "rows": g.get("rows"),
+                    "challenger_value": _value_of(g.get("challenger_value")),
+                    "champion_value": _value_of(g.get("champion_value")),
+                    "value": _value_of(g.get("improvement")),
+                    "ci_low": (g.get("improvement") or {}).get("ci_low"),
+                    "ci_high": (g.get("improvement") or {}).get("ci_high"),
+                    "reason": g.get("reason"),
+                }
+                for g in models["data"].get("gates", [])
+            ],
         }
     return out
 
