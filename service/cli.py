@@ -52,9 +52,10 @@ def keys() -> None:
 @keys.command("create")
 @click.option(
     "--role",
-    type=click.Choice(["desktop", "engineer", "admin"]),
+    type=click.Choice(["desktop", "engineer", "manager", "admin"]),
     required=True,
-    help="desktop: decisions/outcomes/events; engineer: models; admin: everything",
+    help="desktop: decisions/outcomes/events and the agent desk; engineer: models; "
+    "manager: reports and the value dashboard; admin: everything",
 )
 @click.option("--label", default="", help="who or what uses the key")
 def keys_create(role: str, label: str) -> None:

@@ -325,3 +325,19 @@ def test_dashboard_shows_the_retrain_gate_evaluation(manager_client, registry_di
     assert 'id="table-gates"' in text and "v-challenger" in text
     answer = manager_client.get("/dashboard/gates.csv")
     assert "v-challenger,v-champion,1234,0.31,0.3,0.01,-0.02,0.04" in answer.get_data(as_text=True)
+
+
+def test_cli_creates_manager_keys_that_open_the_dashboard(app, database_url):
+    from click.testing import CliRunner
+
+    from service.cli import keys as keys_group
+
+    result = CliRunner().invoke(
+        keys_group, ["create", "--role", "manager"], env={"VEA_DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip().splitlines()[-1]
+    client = app.test_client()
+    log_in(client, key)
+    assert client.get("/dashboard").status_code == 200
+    assert client.get(desk_url()).status_code == 403
