@@ -235,7 +235,9 @@ def test_desk_outcome_needs_csrf_and_valid_input(desk_client):
     page = desk_client.get(desk_url()).get_data(as_text=True)
     decision_id = _decision_id(page)
     body = {"decision_id": decision_id, "status": "offered"}
-    assert desk_client.post("/desk/outcome", json=body).status_code == 403
+    refused = desk_client.post("/desk/outcome", json=body)
+    assert refused.status_code == 403
+    assert "CSRF" in refused.get_json()["error"]["message"]
     headers = {"X-CSRF-Token": desk_client.csrf}
     bad = desk_client.post("/desk/outcome", json={**body, "status": "maybe"}, headers=headers)
     assert bad.status_code == 422

@@ -22,7 +22,7 @@ from service.errors import ApiError
 from service.schemas import DecisionRequestSchema, OutcomeRequestSchema
 from service.state import state
 from service.web import content
-from service.web.session import check_csrf, page_access
+from service.web.session import csrf_ok, page_access
 
 CUSTOMER_FIELDS = ("segment", "persona", "tenure_months", "switching_effort", "prior_contacts_30d")
 CONTACT_FIELDS = ("channel", "issue_type", "sentiment", "occurred_at")
@@ -270,7 +270,8 @@ def blueprint() -> Blueprint:
     @blp.route("/desk/outcome", methods=["POST"])
     @page_access("outcomes", api=True)
     def desk_outcome():
-        check_csrf()
+        if not csrf_ok():
+            return _json_error(403, "missing or wrong CSRF token: reload the page")
         data = request.get_json(silent=True) or {}
         status = data.get("status")
         decision_id = data.get("decision_id")

@@ -49,11 +49,16 @@ def csrf_token() -> str:
     return token
 
 
-def check_csrf() -> None:
-    """Refuse a state-changing request whose token does not match the session's (403)."""
+def csrf_ok() -> bool:
+    """Whether a state-changing request carries the session's CSRF token."""
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
     expected = session.get("csrf") or ""
-    if not expected or not hmac.compare_digest(sent, expected):
+    return bool(expected) and hmac.compare_digest(sent, expected)
+
+
+def check_csrf() -> None:
+    """Refuse a state-changing form post without the session's CSRF token (403 page)."""
+    if not csrf_ok():
         abort(403, description="missing or wrong CSRF token: reload the page")
 
 
