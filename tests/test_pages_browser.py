@@ -287,7 +287,18 @@ def test_outcome_buttons_work_by_mouse(server, browser):
     context, page = new_page(browser, 400)
     try:
         log_in(page, base, server["keys"]["desktop"])
-        page.goto(base + desk_query(agent_id="agent-mouse"))
+        # A chat contact, then the same customer calls: the desk shows the earlier channel.
+        customer = customer_in("treatment")
+        page.goto(base + desk_query(customer_id=customer, channel="chat", issue_type="how_to"))
+        page.goto(
+            base
+            + desk_query(
+                customer_id=customer, channel="voice", issue_type="how_to", agent_id="agent-mouse"
+            )
+        )
+        if page.locator("#resolve").count() == 0:
+            assert "chat contact" in page.locator("#earlier").inner_text()
+        shot(page, "desk-en-continued")
         page.locator("button[data-status=declined]").click()
         page.locator(".ves[data-item=ves_confidence] .pill").nth(2).click()
         page.locator("#record").click()

@@ -9,6 +9,7 @@ and records the outcome through the same use case as the outcome endpoint.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -142,6 +143,17 @@ def _explanation(
     return item.get("hint"), [*item.get("reasons", []), *notes]
 
 
+def _continuation_note(text: str) -> bool:
+    """Whether a decision note is the "continues the earlier contact" line, which the
+    desk shows as its own card instead (``service.decisions`` phrases it)."""
+    for texts in use_cases._TEXT.values():
+        pattern = re.escape(texts["continues"])
+        pattern = re.sub(r"\\\{\w+\\\}", ".*", pattern)
+        if re.fullmatch(pattern, text):
+            return True
+    return False
+
+
 def _reads_as(text: str | None, language: str) -> bool:
     """Whether a server-made sentence is in the page's language (Japanese text has
     non-ASCII characters, English has none): a sentence in the other language is left
@@ -188,6 +200,8 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
     if model["quiet"]:
         return model  # nothing else is computed or shown
     model["hint"], model["reasons"] = _explanation(answer, features, language)
+    if answer.get("continuation"):
+        model["reasons"] = [r for r in model["reasons"] if not _continuation_note(r)]
     reason = model["route"].get("reason")
     model["route_reason"] = reason if _reads_as(reason, language) else None
     earlier = answer.get("continuation")
