@@ -143,6 +143,10 @@ def test_an_upset_complaint_shows_only_resolve(desk_client):
         ({"tenure_months": "soon"}, "tenure_months"),
         ({"sentiment": "7"}, "sentiment"),
         ({"prior_contacts_30d": "1.5"}, "prior_contacts_30d"),
+        ({"interaction_id": "x" * 200}, "interaction_id"),
+        ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"switching_effort": "medium"}, "switching_effort"),
+        ({"customer_id": "a%00b"}, "NUL"),
     ],
 )
 def test_desk_explains_missing_or_malformed_parameters(desk_client, overrides, expected):
@@ -344,3 +348,22 @@ def test_cli_creates_manager_keys_that_open_the_dashboard(app, database_url):
     log_in(client, key)
     assert client.get("/dashboard").status_code == 200
     assert client.get(desk_url()).status_code == 403
+
+
+def test_period_presets_and_custom_dates():
+    from datetime import datetime
+
+    from service.web.dashboard import period_of
+
+    now = datetime(2026, 6, 30, 12)
+    period, error = period_of({"period": "7"}, now)
+    assert error is None and period["start"] == datetime(2026, 6, 23, 12)
+    period, error = period_of({}, now)
+    assert period["key"] == "30" and error is None
+    period, _ = period_of({"period": "all"}, now)
+    assert period["start"] is None and period["end"] is None
+    period, error = period_of({"from": "2026-06-01", "to": "2026-06-10"}, now)
+    assert error is None
+    assert (period["start"], period["end"]) == (datetime(2026, 6, 1), datetime(2026, 6, 11))
+    period, error = period_of({"from": "2026-06-10", "to": "2026-06-01"}, now)
+    assert error and period["key"] == "30"
