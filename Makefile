@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint format bench clean
+.PHONY: install run test test-fast lint format bench fuzz clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Longer API fuzzing: more generated cases per operation, fresh ones every run.
+fuzz: install
+	VEA_FUZZ_EXAMPLES=$${VEA_FUZZ_EXAMPLES:-300} VEA_FUZZ_RANDOM=1 \
+		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz_api.py
 
 bench: install
 	$(BIN)/python bench/core.py
