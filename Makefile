@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint format bench fuzz clean
+.PHONY: install run test test-fast lint format security bench fuzz clean
 
 install: $(STAMP)
 
@@ -20,6 +20,7 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MAKE) --no-print-directory security
 	$(BIN)/python -m pytest -q
 
 test-fast: install
@@ -31,6 +32,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Static security analysis of the shipped code (a few seconds; part of `make test`).
+# Every waived finding carries `# nosec Bxxx # reason` on its line.
+security: install
+	$(BIN)/bandit -q -r models training service
 
 # Longer API fuzzing: more generated cases per operation, fresh ones every run.
 fuzz: install
