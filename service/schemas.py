@@ -4,6 +4,8 @@ drops information."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import marshmallow as ma
 from marshmallow import fields, pre_load, validate, validates_schema
 
@@ -11,6 +13,14 @@ from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 
 EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
 MAX_EXTRA_FEATURES = 50
+
+
+def _plausible_time(value: datetime) -> None:
+    """Times are refused outside 1970-2199: anything else is a client bug, and a year-1 or
+    year-9999 time overflows the look-back arithmetic (history, events, reports) into a
+    500 (found by the API fuzzer)."""
+    if not 1970 <= value.year < 2200:
+        raise ma.ValidationError("must be a date between 1970 and 2199")
 
 
 def _has_nul(value: object) -> bool:
@@ -89,6 +99,7 @@ class ContactSchema(Schema):
     occurred_at = fields.AwareDateTime(
         allow_none=True,
         default_timezone=None,
+        validate=_plausible_time,
         metadata={"description": "ISO 8601 with offset; defaults to the time of the request"},
     )
 
@@ -256,7 +267,7 @@ class OutcomeRequestSchema(Schema):
     csat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 5))
     agent_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
     pool_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
-    occurred_at = fields.AwareDateTime(allow_none=True)
+    occurred_at = fields.AwareDateTime(allow_none=True, validate=_plausible_time)
 
     @validates_schema
     def _consistent(self, data: dict, **_kwargs) -> None:
@@ -294,7 +305,7 @@ class EventRequestSchema(Schema):
         metadata={"description": "caller's id of the event; repeats are idempotent"},
     )
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    occurred_at = fields.AwareDateTime(allow_none=True)
+    occurred_at = fields.AwareDateTime(allow_none=True, validate=_plausible_time)
     value = fields.Float(
         allow_none=True, allow_nan=False, metadata={"description": "e.g. revenue of an upgrade"}
     )
@@ -503,10 +514,13 @@ class ReportQuerySchema(Schema):
     from_ = fields.DateTime(
         data_key="from",
         load_default=None,
+        validate=_plausible_time,
         metadata={"description": "start of the period (ISO date or date-time, UTC if naive)"},
     )
     to = fields.DateTime(
-        load_default=None, metadata={"description": "end of the period (exclusive)"}
+        load_default=None,
+        validate=_plausible_time,
+        metadata={"description": "end of the period (exclusive)"},
     )
 
     @validates_schema

@@ -97,3 +97,18 @@ def test_every_operation_survives_generated_input(app, keys, capsys):
         )
     assert operations >= 15, "the OpenAPI document lost operations"
     assert not failures, "\n\n".join(failures)
+
+
+def test_far_past_and_future_times_are_422_not_500(client, keys):
+    """Found by this fuzzer: year-1 times overflowed the history look-back into a 500."""
+    for when in ("0001-01-02T00:01:00Z", "9999-12-31T23:59:00Z"):
+        body = {
+            "interaction_id": "fuzz-found-1",
+            "customer": {"customer_id": "fuzz-found-1"},
+            "contact": {"channel": "chat", "occurred_at": when},
+        }
+        answer = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+        assert answer.status_code == 422, answer.json
+        assert "occurred_at" in answer.json["error"]["fields"]["contact"]
+        report = client.get(f"/v1/reports/value?from={when}", headers=keys["manager"])
+        assert report.status_code == 422, report.json
