@@ -369,7 +369,11 @@ def retrain_command(
                 Path(tmp),
             )
             if keep_export:
-                shutil.copyfile(path, keep_export)
+                # The export is Parquet; a .csv name gets CSV.
+                if Path(keep_export).suffix.lower() == ".csv":
+                    pd.read_parquet(path).to_csv(keep_export, index=False)
+                else:
+                    shutil.copyfile(path, keep_export)
         result = retrain(
             frame,
             Registry(registry),
