@@ -43,8 +43,10 @@ fuzz: install
 	VEA_FUZZ_EXAMPLES=$${VEA_FUZZ_EXAMPLES:-300} VEA_FUZZ_RANDOM=1 \
 		$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz_api.py
 
+# Every bench/ script with modest sizes (~10 minutes on 2 cores), then one table
+# (bench/all.py; the scripts' own output goes to var/bench/logs/).
 bench: install
-	$(BIN)/python bench/core.py
+	$(BIN)/python -m bench.all --json var/bench/all.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -5,16 +5,19 @@ is compared with a bare LightGBM ``predict`` of one numpy row on the same openne
 booster. Prints a table; asserts nothing.
 
     python bench/core.py [--train-rows 1000000] [--score-rows 200000] [--decisions 20000]
+                         [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -36,8 +39,10 @@ def main() -> int:
     parser.add_argument("--learner", default="auto")
     parser.add_argument("--score-rows", type=int, default=500_000)
     parser.add_argument("--decisions", type=int, default=20_000)
+    parser.add_argument("--json", type=Path, help="also write the figures here (bench/all.py)")
     args = parser.parse_args()
     results: list[tuple[str, str]] = [("cores", str(os.cpu_count()))]
+    figures: dict = {"cores": os.cpu_count(), "train_rows": args.train_rows}
 
     t = time.perf_counter()
     log, _ = simulate(rows=args.train_rows, seed=11)
@@ -46,6 +51,7 @@ def main() -> int:
     bundle = train_bundle(log, learner=args.learner, seed=0, progress=False)
     train_s = time.perf_counter() - t
     learner = bundle.ranker.learner
+    figures.update(train_s=train_s, learner=learner)
     results.append(
         (
             f"train {args.train_rows:,} rows (learner {args.learner} -> {learner})",
@@ -65,19 +71,28 @@ def main() -> int:
         scored = score_frame(candidate, score_log)
         rate = len(scored) / (time.perf_counter() - t)
         results.append((f"batch score {len(scored):,} rows ({name})", f"{rate:,.0f} rows/s"))
+        figures[f"score_rows_per_s_{name}"] = rate
+    figures["score_rows"] = args.score_rows
 
     bare_booster = bundle.ranker.boosters_[0] if bundle.ranker.stacked else None
     for name, candidate in (("LightGBM fast path", plain), ("compiled", bundle)):
-        results += decision_latency(name, candidate, score_log, args.decisions, bare_booster)
+        results += decision_latency(
+            name, candidate, score_log, args.decisions, bare_booster, figures
+        )
 
     width = max(len(k) for k, _ in results)
     for key, value in results:
         print(f"{key:<{width}}  {value}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
 
 
-def decision_latency(name, bundle, score_log, n, bare_booster) -> list[tuple[str, str]]:
-    """Decision latency against a bare ``Booster.predict`` of one numpy row, same loop."""
+def decision_latency(
+    name, bundle, score_log, n, bare_booster, figures: dict | None = None
+) -> list[tuple[str, str]]:
+    """Decision latency against a bare ``Booster.predict`` of one numpy row, same loop.
+    ``figures`` (when given) receives the microseconds under ``decision[name]``."""
     decider = Decider(bundle)
     contexts = score_log.head(n).to_dict("records")
     rows = [bundle.encoder.encode_row(c) for c in contexts]
@@ -102,6 +117,12 @@ def decision_latency(name, bundle, score_log, n, bare_booster) -> list[tuple[str
     b50, b99 = percentiles(bare)
     r50, r99 = percentiles(bare_ranker)
     d50, d99 = percentiles(decision)
+    if figures is not None:
+        figures.setdefault("decision", {})[name] = {
+            "p50_us": d50, "p99_us": d99,
+            "bare_openness_p50_us": b50, "bare_openness_p99_us": b99,
+            "bare_ranker_p50_us": r50, "bare_ranker_p99_us": r99,
+        }  # fmt: skip
     return [
         ("bare predict, 1 row, openness booster (p50/p99)", f"{b50:.0f} / {b99:.0f} us"),
         ("bare predict, 1 row, ranker booster (p50/p99)", f"{r50:.0f} / {r99:.0f} us"),

@@ -12,7 +12,7 @@ reports ``getrusage`` peaks (itself, and its largest waited-for child, a Dask wo
 The openness AUC of each model on a held-out simulated log shows quality kept pace.
 
     python bench/train_scale.py [--rows 1000000 5000000] [--engines local dask]
-        [--workers 2] [--learner s] [--data-dir var/bench/train_scale]
+        [--workers 2] [--learner s] [--data-dir var/bench/train_scale] [--json out.json]
 """
 
 from __future__ import annotations
@@ -151,6 +151,7 @@ def main() -> int:
     parser.add_argument("--test-rows", type=int, default=200_000)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "var/bench/train_scale")
     parser.add_argument("--keep", action="store_true", help="keep the registries")
+    parser.add_argument("--json", type=Path, help="also write the results here (bench/all.py)")
     args = parser.parse_args()
 
     from training.loading import validate_log
@@ -186,6 +187,8 @@ def main() -> int:
             if not args.keep:
                 shutil.rmtree(Path(r["registry"]).parent, ignore_errors=True)
     print(json.dumps(results, indent=1, default=str))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0
 
 
