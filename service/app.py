@@ -14,7 +14,7 @@ from flask_smorest import Api
 
 from service import errors, logs
 from service.api import customers, decisions, docs, health, models, pools, reports
-from service.auth import DatabaseUnavailable, KeyStore, allowed, presented_key
+from service.auth import DatabaseUnavailable, KeyStore, TooManyFailures, allowed, presented_key
 from service.config import Settings
 from service.db import SqliteCheckpointer, make_engine, sqlite_file
 from service.errors import ApiError, ErrorSchema
@@ -87,7 +87,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["vea"] = State(
         settings=settings,
         engine=engine,
-        keys=KeyStore(lambda: app.extensions["vea"].engine, settings.key_cache_s),
+        keys=KeyStore(
+            lambda: app.extensions["vea"].engine,
+            settings.key_cache_s,
+            failures=RateLimiter(settings.auth_failures_per_s, settings.auth_failures_burst),
+        ),
         limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
         models=model_manager,
         pools=PoolRouter(settings, lambda: app.extensions["vea"].engine),
@@ -134,7 +138,13 @@ def _install_hooks(app: Flask) -> None:
                 headers={"WWW-Authenticate": 'Bearer realm="vea"'},
             )
         try:
-            info = st.keys.verify(key)
+            info = st.keys.verify(key, client=request.remote_addr or "-")
+        except TooManyFailures as exc:
+            raise ApiError(
+                429,
+                "too many failed API key attempts from this address",
+                headers={"Retry-After": RateLimiter.retry_after_header(exc.retry_after_s)},
+            ) from None
         except DatabaseUnavailable:
             raise ApiError(
                 503,

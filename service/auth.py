@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from service.db import READ_ONLY, api_keys, is_unavailable, utcnow
+from service.ratelimit import RateLimiter
 
 ROLES = ("desktop", "engineer", "admin", "manager")
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -95,6 +96,14 @@ class DatabaseUnavailable(Exception):
     """The key could not be checked because the database is unreachable."""
 
 
+class TooManyFailures(Exception):
+    """This client failed key checks too often; it may try again in ``retry_after_s``."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many failed API key attempts; retry in {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
+
+
 class KeyStore:
     """Verifies presented keys against the table, with a short per-worker cache."""
 
@@ -103,21 +112,35 @@ class KeyStore:
         engine_getter: Callable[[], sa.Engine],
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
+        failures: RateLimiter | None = None,
     ) -> None:
         self._engine = engine_getter
         self._cache_s = cache_s
         self._clock = clock
+        self._failures = failures  # failed checks per client address (brute force)
         self._lock = threading.Lock()
         # hash -> (checked_at, KeyInfo or None for "no such active key")
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
 
-    def verify(self, key: str) -> KeyInfo | None:
+    def verify(self, key: str, client: str | None = None) -> KeyInfo | None:
+        """The key's id and role, or None. With ``client`` (the caller's address), failed
+        checks are counted and a client over its budget gets ``TooManyFailures``."""
         digest = hash_key(key)
         now = self._clock()
         with self._lock:
             cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < self._cache_s:
+        fresh = cached is not None and now - cached[0] < self._cache_s
+        if fresh and cached[1] is not None:
+            # A key verified moments ago is no guess: it works even from a blocked address
+            # (callers behind one proxy share it with whoever is guessing).
             return cached[1]
+        if client is not None and self._failures is not None:
+            wait = self._failures.pending(client)
+            if wait > 0:
+                raise TooManyFailures(wait)
+        if fresh:
+            self._count_failure(client)
+            return None
         try:
             with self._engine().connect().execution_options(**{READ_ONLY: True}) as conn:
                 row = conn.execute(
@@ -136,7 +159,13 @@ class KeyStore:
             if len(self._cache) > 10_000:  # bound memory against floods of bogus keys
                 self._cache.clear()
             self._cache[digest] = (now, info)
+        if info is None:
+            self._count_failure(client)
         return info
+
+    def _count_failure(self, client: str | None) -> None:
+        if client is not None and self._failures is not None:
+            self._failures.acquire(client)
 
 
 def presented_key(headers) -> str | None:

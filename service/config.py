@@ -77,6 +77,11 @@ class Settings:
     # refilled at `rate_limit_per_s`. 0 disables the limit.
     rate_limit_per_s: float = 200.0
     rate_limit_burst: int = 400
+    # Brute force: per client address and worker, every failed key check takes a token
+    # from a bucket of `auth_failures_burst` refilled at `auth_failures_per_s`; an address
+    # with an empty bucket gets 429 for any key not verified before. 0 disables.
+    auth_failures_per_s: float = 0.2
+    auth_failures_burst: int = 20
     # Verified API keys are cached this long, so a revoked key stops working within it.
     key_cache_s: float = 5.0
     # A contact of the same customer within this many minutes continues the earlier one.

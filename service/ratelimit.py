@@ -27,12 +27,24 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0
 
+    def pending(self, key: str) -> float:
+        """Seconds until ``key`` has a token again, without taking one (0.0: it has one)."""
+        if not self.enabled:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            tokens, updated = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - updated) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def acquire(self, key: str) -> float:
         """Take one token; return 0.0 if allowed, else seconds until a token is free."""
         if not self.enabled:
             return 0.0
         now = self._clock()
         with self._lock:
+            if len(self._buckets) > 100_000:  # keyed by client address too: bound memory
+                self._buckets.clear()
             tokens, updated = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - updated) * self.rate)
             if tokens >= 1.0:

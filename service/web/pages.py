@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from service.auth import DatabaseUnavailable, allowed
+from service.auth import DatabaseUnavailable, TooManyFailures, allowed
 from service.config import Settings
 from service.web import content, dashboard, desk, session
 
@@ -36,6 +36,8 @@ def blueprint() -> Blueprint:
                 found = session.verify_key(key) if key.strip() else None
             except DatabaseUnavailable:
                 found, error, status = None, labels["error"], 503
+            except TooManyFailures:  # brute force: this address guessed too often
+                found, error, status = None, labels["bad_key"], 429
             if found is not None:
                 session.log_in(*found)
                 return redirect(target or _home(found[1]))

@@ -86,7 +86,7 @@ def _key_active(key_id: str) -> bool:
 
 def verify_key(key: str) -> tuple[str, str] | None:
     """``(key_id, role)`` of an active key, or None; DatabaseUnavailable propagates."""
-    info = state().keys.verify(key.strip())
+    info = state().keys.verify(key.strip(), client=request.remote_addr or "-")
     return (info.key_id, info.role) if info is not None else None
 
 
