@@ -5,6 +5,9 @@ workers) on a real PostgreSQL, reusing the helpers of ``test_e2e_gunicorn``.
   outcome that was acknowledged with a 2xx is in the database afterwards, as sent. A
   request cut off by the kill has no answer at all: the client retries it with the same
   body, which the API makes idempotent (interaction id, one outcome per decision).
+* PostgreSQL restarted under load: decisions are answered (degraded while the database
+  is away, never 5xx), writes it cannot take are 503 so the client retries, the service
+  recovers by itself, and again no acknowledged outcome is lost.
 * A corrupted bundle on disk (a challenger, then the serving champion itself) is refused
   on promotion (422), the champion pointer does not move and decisions keep being
   answered by the model already in memory, never degraded.
@@ -12,11 +15,13 @@ workers) on a real PostgreSQL, reusing the helpers of ``test_e2e_gunicorn``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -26,7 +31,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from models.registry import Registry
-from tests.conftest import free_port
+from tests.conftest import PostgresCluster, free_port, postgres_bindir
 from tests.test_e2e_gunicorn import ROOT, decision_body, start_gunicorn, stop
 
 pytestmark = pytest.mark.postgres
@@ -57,6 +62,7 @@ class Load(threading.Thread):
         self.stopping = threading.Event()
         self.decision_statuses: list[int] = []
         self.degraded = 0
+        self.unstored = 0  # decisions answered while the database was away
         self.versions: set[str] = set()
         self.acknowledged: dict[str, dict] = {}  # decision_id -> outcome body answered 2xx
         self.errors: list[str] = []
@@ -75,6 +81,10 @@ class Load(threading.Thread):
                 answer = decision.json()
                 self.degraded += bool(answer["degraded"])
                 self.versions.add(answer["model_version"])
+                if not answer.get("stored", True):
+                    self.unstored += 1  # nothing to attach an outcome to
+                    time.sleep(self.pause_s)
+                    continue
                 outcome = {
                     "offered": True,
                     "accepted": n % 2 == 0,
@@ -104,13 +114,12 @@ def workers_of(master: int) -> set[int]:
     return {p.pid for p in psutil.Process(master).children()}
 
 
-@pytest.fixture
-def service(postgres, registry_dir, tmp_path):
-    """One gunicorn (2 sync workers) on a fresh PostgreSQL database, with a desktop and an
+@contextlib.contextmanager
+def running_service(url: str, registry_dir: Path, tmp_path: Path) -> Iterator[dict]:
+    """One gunicorn (2 sync workers) on the database at ``url``, with a desktop and an
     admin key."""
     from service.cli import keys as keys_group
 
-    url = postgres.create_database(f"vea_faults_{uuid.uuid4().hex[:8]}")
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -120,6 +129,7 @@ def service(postgres, registry_dir, tmp_path):
         "VEA_RATE_LIMIT_PER_S": "0",
         "VEA_ACCESS_LOG": "0",
         "VEA_THREADS": "1",
+        "VEA_RETRY_AFTER_S": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
     }
     env.pop("VEA_AUTO_MIGRATE", None)  # the master migrates the fresh database
@@ -145,6 +155,47 @@ def service(postgres, registry_dir, tmp_path):
         }
     finally:
         stop(master)
+
+
+@pytest.fixture
+def service(postgres, registry_dir, tmp_path):
+    url = postgres.create_database(f"vea_faults_{uuid.uuid4().hex[:8]}")
+    with running_service(url, registry_dir, tmp_path) as running:
+        yield running
+
+
+def stored_outcomes(url: str) -> dict:
+    from service.db import outcomes
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    outcomes.c.decision_id,
+                    outcomes.c.accepted,
+                    outcomes.c.ves_confidence,
+                    outcomes.c.ves_ability,
+                    outcomes.c.agent_id,
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {r.decision_id: r for r in rows}
+
+
+def assert_nothing_lost(load: Load, url: str) -> None:
+    stored = stored_outcomes(url)
+    missing = set(load.acknowledged) - set(stored)
+    assert not missing, f"{len(missing)} acknowledged outcomes lost"
+    for decision_id, sent in load.acknowledged.items():
+        row = stored[decision_id]
+        assert (row.accepted, row.ves_confidence, row.ves_ability, row.agent_id) == (
+            sent["accepted"],
+            sent["ves_confidence"],
+            sent["ves_ability"],
+            sent["agent_id"],
+        )
 
 
 def test_sigkill_of_a_worker_loses_no_acknowledged_outcome(service):
@@ -175,33 +226,39 @@ def test_sigkill_of_a_worker_loses_no_acknowledged_outcome(service):
     assert not [s for s in load.decision_statuses if s >= 500]
     assert load.degraded == 0
     assert len(load.acknowledged) > 50
-    from service.db import outcomes
+    assert_nothing_lost(load, service["url"])
 
-    engine = sa.create_engine(service["url"])
+
+def test_postgresql_restart_loses_no_acknowledged_outcome(registry_dir, tmp_path):
+    """A private cluster (the session's shared one must not go away under other tests)."""
+    bindir = postgres_bindir()
+    if bindir is None or not (bindir / "pg_ctl").exists():
+        pytest.skip("PostgreSQL server binaries not found")
+    cluster = PostgresCluster(bindir).start()
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    outcomes.c.decision_id,
-                    outcomes.c.accepted,
-                    outcomes.c.ves_confidence,
-                    outcomes.c.ves_ability,
-                    outcomes.c.agent_id,
-                )
-            ).all()
+        url = cluster.create_database("vea_restart")
+        with running_service(url, registry_dir, tmp_path) as running:
+            load = Load(running["base"], running["desktop"])
+            load.start()
+            try:
+                time.sleep(2)
+                before = len(load.acknowledged)
+                cluster._run(
+                    # -l: the restarted server must not inherit (and hold open) our pipe
+                    str(bindir / "pg_ctl"), "-D", str(cluster.data), "-m", "fast", "-w",
+                    "-t", "60", "-l", str(cluster.root / "server.log"), "restart",
+                )  # fmt: skip
+                deadline = time.monotonic() + 30
+                while len(load.acknowledged) < before + 20 and time.monotonic() < deadline:
+                    time.sleep(0.2)  # recovered by itself: outcomes are stored again
+                assert len(load.acknowledged) >= before + 20, "no recovery after the restart"
+            finally:
+                load.finish()
+            assert load.errors == []
+            assert not [s for s in load.decision_statuses if s >= 500]
+            assert_nothing_lost(load, url)
     finally:
-        engine.dispose()
-    stored = {r.decision_id: r for r in rows}
-    missing = set(load.acknowledged) - set(stored)
-    assert not missing, f"{len(missing)} acknowledged outcomes lost"
-    for decision_id, sent in load.acknowledged.items():
-        row = stored[decision_id]
-        assert (row.accepted, row.ves_confidence, row.ves_ability, row.agent_id) == (
-            sent["accepted"],
-            sent["ves_confidence"],
-            sent["ves_ability"],
-            sent["agent_id"],
-        )
+        cluster.stop()
 
 
 def corrupt(registry: Registry, version: str) -> None:
