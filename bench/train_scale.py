@@ -74,6 +74,7 @@ def run_engine(engine: str, data: Path, args: argparse.Namespace) -> dict:
         sys.executable, __file__, "--child", str(report), "--",
         "train", "--data", str(data), "--engine", engine, "--learner", args.learner,
         "--quiet", "--registry", str(registry / "reg"),
+        "--no-compile",  # time training alone, the same work for both engines
     ]  # fmt: skip
     if engine == "dask":
         command += ["--workers", str(args.workers)]
