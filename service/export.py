@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES
+from models.tables import write_table
 from service.db import READ_ONLY, customer_events, decisions, outcomes, utcnow
 
 # Export columns: the canonical log, then the columns only vea's own logs carry.
@@ -283,22 +284,11 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def write_log(frame: pd.DataFrame, path: str | Path) -> Path:
-    """CSV or Parquet by extension, atomically (readers never see half a file)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ExportError(f"{path}: unknown output format {suffix!r}; use .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    """``models.tables.write_table``, with a bad extension reported as an ExportError."""
     try:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        return write_table(frame, path)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
 
 
 def export_log(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models import tables
 from models.activities import ACTIONS, NONE
 from models.schema import COLUMN_BY_NAME, LABEL
 from training.spec import Spec, SpecError
@@ -179,19 +180,8 @@ def attempted(frame: pd.DataFrame) -> np.ndarray:
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write CSV or Parquet by extension, atomically: readers never see half a file."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise DataError(f"{path}: unknown output format {suffix!r}; use .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    """``models.tables.write_table``, with a bad extension reported as a DataError."""
     try:
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        return tables.write_table(frame, path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc

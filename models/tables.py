@@ -1,0 +1,31 @@
+"""Writing a log or a scored table to disk: one atomic CSV/Parquet writer for every caller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+FORMATS = (".csv", ".parquet")
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """CSV or Parquet by extension, atomically: readers never see half a file.
+
+    Raises ValueError for any other extension; callers turn it into their own error.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: unknown output format {suffix!r}; use .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
