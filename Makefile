@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint format security bench fuzz clean
+.PHONY: install run test test-fast lint format security bench fuzz soak clean
 
 install: $(STAMP)
 
@@ -47,6 +47,13 @@ fuzz: install
 # (bench/all.py; the scripts' own output goes to var/bench/logs/).
 bench: install
 	$(BIN)/python -m bench.all --json var/bench/all.json
+
+# Load and soak: decisions + outcomes at a steady rate for 5 minutes against gunicorn on a
+# private PostgreSQL, with faults (worker SIGKILL, PostgreSQL restart, promote/rollback,
+# corrupt champion bundle); then every acknowledged write is checked in the database.
+soak: install
+	$(BIN)/python -m bench.soak --rate 150 --minutes 5 --backend postgresql --faults \
+		--json var/bench/soak.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
