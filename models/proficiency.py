@@ -8,12 +8,24 @@ for the contacts that agent actually got:
   contacts (an agent given easy customers has a high E, so a high O does not flatter them);
 * the ratio O/E is the agent's lift over an average agent on the same contacts.
 
-Raw O/E is noisy for agents with few contacts, so it is shrunk toward the population with
-the gamma-Poisson model used for standardised ratios (Clayton & Kaldor 1987): O ~ Poisson(
-theta * E), theta ~ Gamma(alpha, beta) per activity, with alpha and beta fitted by the
-method of moments across agents. The posterior is Gamma(alpha + O, beta + E): its mean is
-the proficiency and its 5% and 95% quantiles the 90% interval. (Poisson overstates the
-variance of a sum of Bernoullis, so the intervals err on the wide, cautious side.)
+Raw O/E is noisy for agents with few contacts, so it is shrunk with the gamma-Poisson
+model used for standardised ratios (Clayton & Kaldor 1987), made hierarchical because an
+agent who is good at one value activity tends to be good at the others (the same person
+listens, explains and reassures): the ratio of agent g at activity a is
+
+    theta_ga = mu_a * u_g * v_ga,    E[u_g] = E[v_ga] = 1,
+
+``mu_a`` the activity's pooled ratio, ``u_g`` the agent's general ability (variance
+``sigma^2``, estimated from the covariance of the same agents' ratios across activities,
+which the independent chance of each cell does not inflate) and ``v_ga`` the activity-
+specific part (variance ``delta_a^2``: what is left of the activity's spread of true
+ratios, fitted by the method of moments). The prior of a cell is centred on what the
+agent's *other* activities say about ``u_g`` (leave-one-out, so no evidence is counted
+twice) and widened by the uncertainty of that and by ``delta_a``; it is matched to a
+gamma, and the posterior Gamma(alpha + O, beta + E) gives the proficiency (its mean) and
+the 90% interval (its 5% and 95% quantiles). Without a general component (sigma = 0) this
+is the plain per-activity prior. (Poisson overstates the variance of a sum of Bernoullis;
+the counts enter as quasi-Poisson with the binomial dispersion, see ``estimate``.)
 
 Membership: an agent joins the value pool for an activity when the interval's lower bound
 beats the median agent's proficiency for that activity and they have at least
@@ -132,6 +144,33 @@ def fit_prior(cells: list[Cell]) -> Prior:
     return Prior(mu, max(spread - noise, MIN_PRIOR_VARIANCE))
 
 
+def general_spread(cells: Mapping[tuple[str, str], Cell], priors: Mapping[str, Prior]) -> float:
+    """Variance ``sigma^2`` of the agents' general ability ``u_g`` (relative scale).
+
+    For two activities a != b the chance parts of an agent's ratios are independent, so
+    ``E[(x_ga - 1)(x_gb - 1)] = sigma^2`` with ``x_ga = O_ga / (mu_a E_ga)``; the estimate
+    is the evidence-weighted mean of these cross products over agents and activity pairs
+    (floored at ``MIN_PRIOR_VARIANCE``)."""
+    by_agent: dict[str, dict[str, Cell]] = {}
+    for (agent, activity), cell in cells.items():
+        if cell.expected > 0 and activity in priors:
+            by_agent.setdefault(agent, {})[activity] = cell
+    total = weight = 0.0
+    for own in by_agent.values():
+        names = sorted(own)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                ca, cb = own[a], own[b]
+                xa = ca.observed / (priors[a].mean * ca.expected)
+                xb = cb.observed / (priors[b].mean * cb.expected)
+                w = math.sqrt(ca.expected * cb.expected)
+                total += w * (xa - 1.0) * (xb - 1.0)
+                weight += w
+    if weight <= 0:
+        return MIN_PRIOR_VARIANCE
+    return max(total / weight, MIN_PRIOR_VARIANCE)
+
+
 def estimate(
     cells: Mapping[tuple[str, str], Cell],
     *,
@@ -142,24 +181,59 @@ def estimate(
 
     The agent's evidence enters the gamma posterior as quasi-Poisson counts: successes
     count ``E / V`` times (``V / E`` is the binomial dispersion, below 1), so a ratio
-    measured on likely successes is not judged as noisier than it is. The median is taken
+    measured on likely successes is not judged as noisier than it is. The prior of each
+    cell comes from the hierarchical model of the module docstring. The median is taken
     over the posterior means of the agents with at least ``min_contacts`` attempts at the
     activity (the established workforce); an agent qualifies when the lower bound of
     their interval is above it."""
     tail = (1.0 - interval) / 2.0
-    result: list[Proficiency] = []
-    for activity in VALUE_ACTIVITIES:
-        keys = sorted(k for k in cells if k[1] == activity)
-        if not keys:
+    priors = {
+        activity: fit_prior([c for k, c in cells.items() if k[1] == activity])
+        for activity in VALUE_ACTIVITIES
+        if any(k[1] == activity for k in cells)
+    }
+    sigma2 = general_spread(cells, priors)
+    # The agent's general ability from each activity, as quasi-Poisson counts against the
+    # activity's pooled ratio: sum them, then leave the cell's own activity out.
+    counts: dict[str, dict[str, tuple[float, float]]] = {}
+    for (agent, activity), cell in cells.items():
+        if cell.expected <= 0 or activity not in priors:
             continue
+        dispersion = max(cell.variance / cell.expected, 1e-9)
+        counts.setdefault(agent, {})[activity] = (
+            cell.observed / dispersion,
+            priors[activity].mean * cell.expected / dispersion,
+        )
+    result: list[Proficiency] = []
+    for activity, prior in priors.items():
+        keys = sorted(k for k in cells if k[1] == activity)
         group = [cells[k] for k in keys]
         n = np.array([c.contacts for c in group], dtype=float)
         o = np.array([c.observed for c in group])
         e = np.array([c.expected for c in group])
-        dispersion = np.array([c.variance for c in group]) / np.maximum(e, 1e-9)
-        prior = fit_prior(group)
-        shape = prior.alpha + o / dispersion
-        rate = prior.beta + e / dispersion
+        dispersion = np.maximum(np.array([c.variance for c in group]) / np.maximum(e, 1e-9), 1e-9)
+        # Activity-specific spread: the activity's total relative spread of true ratios,
+        # less the general ability's: (1 + total) = (1 + sigma^2)(1 + delta^2).
+        total = prior.variance / prior.mean**2
+        delta2 = max((1.0 + total) / (1.0 + sigma2) - 1.0, MIN_PRIOR_VARIANCE)
+        # u_g from the agent's other activities: Gamma(1/sigma^2 + O', 1/sigma^2 + E').
+        rest = np.array(
+            [
+                [
+                    sum(v[0] for b, v in counts.get(agent, {}).items() if b != activity),
+                    sum(v[1] for b, v in counts.get(agent, {}).items() if b != activity),
+                ]
+                for agent, _ in keys
+            ]
+        ).reshape(-1, 2)
+        u_shape = 1.0 / sigma2 + rest[:, 0]
+        u_rate = 1.0 / sigma2 + rest[:, 1]
+        u_mean = u_shape / u_rate
+        u_second = u_mean**2 + u_shape / u_rate**2
+        cell_mean = prior.mean * u_mean
+        cell_var = prior.mean**2 * (u_second * (1.0 + delta2) - u_mean**2)
+        shape = cell_mean**2 / cell_var + o / dispersion
+        rate = cell_mean / cell_var + e / dispersion
         mean = shape / rate
         low = stats.gamma.ppf(tail, shape, scale=1.0 / rate)
         high = stats.gamma.ppf(1.0 - tail, shape, scale=1.0 / rate)

@@ -27,9 +27,10 @@ constant say where it comes from):
    activity is delivered with probability ``P_OFFERED``; when it is not, only the organic
    chance remains. The truth ``p_<action>`` is this mixture, so ``ve_success`` of a logged
    row is exactly Bernoulli(``p_<activity>``).
-4. Agents: per-activity skill logits, most near 0, ~15% markedly better on one or two
-   activities (design section 1: "a minority are markedly better"); each contact goes to a
-   random agent who speaks its language, independently of the activity.
+4. Agents: skill logits per activity = a general value-enhancement ability shared by the
+   agent's activities + an activity-specific part, most near 0, ~15% markedly better on one
+   or two activities (design section 1: "a minority are markedly better"); each contact
+   goes to a random agent who speaks its language, independently of the activity.
 5. The logging policy is a context-dependent softmax of habits (lots of ``none`` on
    complaints, education on how-to even when the customer is upset, validation by a crude
    tenure threshold) mixed with a floor, so every action keeps propensity >= 0.02.
@@ -208,6 +209,13 @@ P_OFFERED = 0.95
 
 # --- Agents --------------------------------------------------------------------------------
 AGENT_SKILL_SD = 0.15  # most agents are near 0 (brief)
+# A shared value-enhancement ability of the agent, added to every activity's skill. Seed 001
+# pools "agents who have shown they raise the score" and trains agents in the principles of
+# value enhancement (steps 3-4): an ability of the person that carries across activities,
+# not only a knack for one. Its spread equals the per-activity one, the most that keeps the
+# markedly better agents (> 0.45 logits at some activity) a minority of about 20% (design
+# section 1; tests/test_simulate.py). Drawn last, so stars and languages are unchanged.
+AGENT_GENERAL_SD = 0.15
 STAR_SHARE = 0.15  # a minority markedly better (design section 1 and 5)
 STAR_BOOST = (0.6, 1.0)  # ... by +0.6..+1.0 logits on one or two activities (brief)
 AGENT_JA_SHARE = 0.60  # agents speak the customers' languages in proportion
@@ -312,6 +320,7 @@ def agent_skills(seed: int, n_agents: int) -> pd.DataFrame:
     # At least one agent per language when there are two agents or more.
     n_ja = 1 if n_agents == 1 else min(max(1, round(AGENT_JA_SHARE * n_agents)), n_agents - 1)
     language = np.where(rng.permutation(n_agents) < n_ja, "ja", "en")
+    skills += rng.normal(0.0, AGENT_GENERAL_SD, size=(n_agents, 1))
     width = max(3, len(str(n_agents)))
     frame = pd.DataFrame(
         {"agent_id": [f"agent-{i + 1:0{width}d}" for i in range(n_agents)], "language": language}
