@@ -3,8 +3,13 @@
 For the suggested activity ``a`` every pool that may take the contact (activity, language,
 channel, segment; ``general`` takes everything) is valued::
 
-    EV(pool) = value_of_success * min(p_a * lift(pool, a), 0.999) - extra_handle_cost(a)
-               - wait_cost_per_s * expected_wait_s(pool)
+    EV(pool) = exp(-wait / patience) * (value_of_success * min(p_a * lift(pool, a), 0.999)
+               - extra_handle_cost(a)) - wait_cost_per_s * wait,   wait = expected_wait_s(pool)
+
+``exp(-wait / patience)`` is the chance that the customer is still there when an agent
+answers (exponential abandonment, mean patience ``patience_s``): a customer who hangs up
+while waiting for the better pool yields nothing, which is the main cost of waiting for a
+specialist while a generalist is free (tests/test_route_sim.py).
 
 ``p_a`` is the model's success probability of the activity for this customer (it already
 holds the customer's openness: the ranker predicts success given the contact's context,
@@ -23,6 +28,7 @@ digital content of the activity in the customer's language instead of a pool.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +75,10 @@ class RoutingRules:
     downgrade_wait_s: float = 30.0
     # Mean handle time, to estimate a wait from the queue when the platform sends none.
     mean_handle_s: float = 420.0
+    # Customers' mean patience in a queue: a customer who waits w seconds is still there
+    # with probability exp(-w / patience) (exponential abandonment), and one who hung up
+    # yields no success. None: abandonment ignored (the wait cost alone prices waiting).
+    patience_s: float | None = 180.0
 
 
 _TEXT = {
@@ -199,11 +209,9 @@ def route(
         wait = general_wait if pool.id == GENERAL else None
         if pool.id != GENERAL:
             wait = expected_wait(pool, availability.get(pool.id), rules)
-        value = (
-            rules.value_of_success * min(p * lift, MAX_P)
-            - cost
-            - rules.wait_cost_per_s * (wait or 0.0)
-        )
+        value = _still_there(wait, rules) * (
+            rules.value_of_success * min(p * lift, MAX_P) - cost
+        ) - rules.wait_cost_per_s * (wait or 0.0)
         ranked.append(_option(pool, value, wait, availability, lift))
     # Highest value first; on a tie the pool listed first in the config (stable sort).
     ranked.sort(key=lambda option: -option["expected_value"])
@@ -273,6 +281,14 @@ def route(
         expected_wait_s=general_option["expected_wait_s"],
         ranked=ranked,
     )
+
+
+def _still_there(wait: float | None, rules: RoutingRules) -> float:
+    """Probability that a customer expected to wait ``wait`` seconds is still in the queue
+    when an agent answers (1.0 with no wait, an unknown wait or no patience model)."""
+    if not wait or rules.patience_s is None or rules.patience_s <= 0:
+        return 1.0
+    return math.exp(-max(wait, 0.0) / rules.patience_s)
 
 
 def _lighter_activity(

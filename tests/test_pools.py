@@ -237,13 +237,30 @@ def test_stale_availability_is_ignored():
 
 def test_waiting_cost_can_outweigh_proficiency():
     # Lift 1.3 against an idle 1.1 pool is worth 0.5 x 0.2 x 20 = 2.0; at 0.05 per second
-    # a 30 s wait (1.5) is worth paying, a 55 s wait (2.75) is not.
-    rules = RoutingRules(max_wait_s=60.0, wait_cost_per_s=0.05)
+    # a 30 s wait (1.5) is worth paying, a 55 s wait (2.75) is not (abandonment ignored).
+    rules = RoutingRules(max_wait_s=60.0, wait_cost_per_s=0.05, patience_s=None)
     idle = Availability(agents_free=3)
     waiting = {"value_education": Availability(expected_wait_s=30), "value_education_2": idle}
     assert decide(availability=waiting, rules=rules)["pool"] == "value_education"
     slow = {"value_education": Availability(expected_wait_s=55), "value_education_2": idle}
     assert decide(availability=slow, rules=rules)["pool"] == "value_education_2"
+
+
+def test_customers_who_may_hang_up_while_waiting_are_priced_in():
+    # With a 3-minute mean patience, 30 s of waiting loses 1 - exp(-30/180) = 15% of the
+    # pool's value (about 2.0 of its 13.0) on top of the wait cost (1.5): more than the
+    # lift is worth (2.0), so the idle pool wins; 5 s loses 2.7% (0.36 + 0.25): worth it.
+    rules = RoutingRules(max_wait_s=60.0, wait_cost_per_s=0.05, patience_s=180.0)
+    idle = Availability(agents_free=3)
+    waiting = {"value_education": Availability(expected_wait_s=30), "value_education_2": idle}
+    answer = decide(availability=waiting, rules=rules)
+    assert answer["pool"] == "value_education_2"
+    ranked = {o["pool"]: o["expected_value"] for o in answer["ranked"]}
+    assert ranked["value_education"] < ranked["value_education_2"]
+    short = {"value_education": Availability(expected_wait_s=5), "value_education_2": idle}
+    assert decide(availability=short, rules=rules)["pool"] == "value_education"
+    # An unknown or zero wait costs nothing.
+    assert decide(availability={}, rules=rules)["pool"] == "value_education"
 
 
 def test_language_with_no_pool_goes_to_general():
