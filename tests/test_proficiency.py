@@ -13,7 +13,14 @@ from scipy import stats
 
 from models.activities import VALUE_ACTIVITIES
 from models.pools import parse_config
-from models.proficiency import Cell, aggregate, estimate, fit_prior, rebuild_pools
+from models.proficiency import (
+    Cell,
+    aggregate,
+    estimate,
+    fit_prior,
+    general_spread,
+    rebuild_pools,
+)
 from training.simulate import agent_skills, simulate
 
 
@@ -79,7 +86,47 @@ def test_proficiency_recovers_true_skill_and_pools_hold_no_weak_agents():
     small = recovery_figures(proficiency_on_simulation(50_000, seed=7), min_contacts=30)
     print("50k:", small)
     assert small["below_median_members"] <= stats.binom.ppf(0.99, small["below_median"], 0.05)
-    assert small["members"] >= 3  # the clearest stars already qualify
+    assert small["members"] >= 10  # the stars and the generally able already qualify
+    # ~500 attempts per agent: near what the outcomes can tell (README: 0.77 over 8 seeds,
+    # the raw ratio's own ceiling ~0.79); 0.8 is reached from ~100,000 interactions.
+    assert small["agent_spearman"] >= 0.6
+
+
+def test_a_generally_able_agent_is_recognised_from_their_other_activities():
+    """The hierarchical prior: agents' ratios covary across activities, so an agent who
+    beats the model at four activities starts above average at a fifth with few contacts,
+    and one who is average elsewhere does not."""
+    rng = np.random.default_rng(4)
+    records = []
+    ability = {f"g{k}": float(np.exp(rng.normal(0.0, 0.25))) for k in range(40)}
+    ability["able"], ability["plain"] = 1.4, 1.0
+    for agent, u in ability.items():
+        for j, activity in enumerate(VALUE_ACTIVITIES):
+            n = 15 if (agent in ("able", "plain") and j == 0) else 400
+            records += [(agent, activity, float(rng.random() < 0.3 * u), 0.3) for _ in range(n)]
+    cells = aggregate(records)
+    priors = {a: fit_prior([c for k, c in cells.items() if k[1] == a]) for a in VALUE_ACTIVITIES}
+    assert 0.02 < general_spread(cells, priors) < 0.2  # ~0.07 drawn
+    result = {(p.agent_id, p.activity): p for p in estimate(cells)}
+    first = VALUE_ACTIVITIES[0]
+    able, plain = result[("able", first)], result[("plain", first)]
+    assert able.estimate > 1.15 and plain.estimate < 1.1
+    assert able.low < able.estimate < able.high
+    assert not able.qualified  # 15 contacts: below min_contacts, stays in general
+
+
+def test_without_a_general_component_each_activity_stands_alone():
+    # Independent activity skills: the cross-activity covariance is ~0 and a cell's prior
+    # is the activity's population prior (the agent's other activities do not move it).
+    rng = np.random.default_rng(5)
+    records = []
+    for k in range(40):
+        for activity in VALUE_ACTIVITIES:
+            u = float(np.exp(rng.normal(0.0, 0.2)))
+            records += [(f"a{k}", activity, float(rng.random() < 0.3 * u), 0.3) for _ in range(300)]
+    cells = aggregate(records)
+    priors = {a: fit_prior([c for k, c in cells.items() if k[1] == a]) for a in VALUE_ACTIVITIES}
+    assert general_spread(cells, priors) < 0.01
 
 
 def test_case_mix_adjustment_does_not_reward_easy_customers():
