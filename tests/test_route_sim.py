@@ -82,6 +82,39 @@ def test_vea_routing_beats_random_and_capacity_blind_routing_under_load(world):
     print("added wait vs general only (s):", vea["mean_wait_s"] - general["mean_wait_s"])
     assert vea["mean_wait_s"] <= results["random"].summary()["mean_wait_s"]
     assert vea["p95_wait_s"] <= 2 * rules.max_wait_s
+    # Effortless first: routing adds no wait over sending everyone to the first free agent.
+    assert vea["mean_wait_s"] <= general["mean_wait_s"] + 1.0
+
+
+def test_specialists_do_not_queue_customers_while_generalists_idle(world):
+    """At load 0.7 generalists are mostly free: a router that made customers wait for a
+    pool member (its value not discounted by the chance they hang up) lost to no pools at
+    all (-0.008); vea now matches or beats it, within a second of its wait."""
+    config, new, truth = world
+    assisted = (new["channel"] != "self_service").to_numpy()
+    context, truth = new[assisted].reset_index(drop=True), truth[assisted].reset_index(drop=True)
+    suggested, activities, none_values = suggestions_from_truth(truth)
+    results = {
+        router: run_queue(
+            context,
+            suggested,
+            activities,
+            config,
+            seed=SEED,
+            n_agents=AGENTS,
+            router=router,
+            rules=RoutingRules(),
+            none_values=none_values,
+            load=0.7,
+        )
+        for router in ("vea", "general")
+    }
+    over_general = paired_difference(results["vea"], results["general"])
+    print("load 0.7, vea - no pools:", over_general)
+    assert over_general["difference"] > -0.002 and over_general["ci_high"] > 0
+    vea, general = results["vea"].summary(), results["general"].summary()
+    assert vea["mean_wait_s"] <= general["mean_wait_s"] + 1.0
+    assert vea["abandoned"] <= general["abandoned"] + 0.005
 
 
 def test_true_success_matches_the_simulator():

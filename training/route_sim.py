@@ -14,9 +14,13 @@ success of a contact handled by a chosen agent is known exactly. Two uses:
   first of its members (speaking the language) is free. Assumptions: Poisson arrivals at
   ``load`` x the agents' capacity, handle time = the simulator's channel/issue base (mean of
   the lognormal) plus the activity's extra seconds, one queue per agent (first free member
-  takes the contact), customers abandon after an exponential patience (mean 3 min). The routers compared are vea's (``models.matching``
-  with live waits), a random eligible pool, and the best pool by proficiency ignoring
-  capacity.
+  takes the contact), customers abandon after an exponential patience (mean 3 min). The
+  routers compared are vea's (``models.matching`` with live waits: it discounts a pool's
+  value by the chance the customer is still there after its wait and applies the
+  effortless-first fallbacks), a random eligible pool, the best pool by proficiency
+  ignoring capacity, and ``general``: no pools, the first free agent of the language, every
+  suggested activity attempted whatever the queue (no wait limit, no downgrade), so under
+  heavy load it makes value attempts that vea's fallback rules drop to spare the queue.
 """
 
 from __future__ import annotations
