@@ -16,16 +16,27 @@ activity, a random policy, on the same rows without running it live:
 
 Arrays, not DataFrames: ``logged_actions`` are integer codes indexing
 ``models.activities.ACTIONS``; ``target_probs`` and ``q_hat`` are ``(n, k)`` matrices in
-that action order. Confidence intervals are percentile bootstraps over rows. The bootstrap
-draws multinomial resampling counts per replicate (``bincount`` of uniform indices) and
-takes every statistic as one matrix product, in chunks of replicates, so a million rows
-and 500 replicates take a few seconds and a bounded amount of memory.
+that action order.
+
+Confidence intervals are BCa (bias-corrected and accelerated) bootstraps. Every statistic
+here is a ratio of two sums (IPS and DR: sum of terms / rows; SNIPS: sum of ``w r`` / sum of
+``w``), so the bootstrap works on per-cluster sums: with ``clusters`` (e.g. customer ids)
+whole customers are resampled, because a customer's contacts share the customer and are
+not independent draws; without, every row is its own cluster. BCa rather than the plain
+percentile interval because heavy importance weights (an effective sample size of a few
+percent to ~15% of the rows is common) make the estimate's distribution skewed; the
+acceleration is the closed-form skewness of the clusters' influence values, so it costs no
+jackknife. The bootstrap draws multinomial resampling counts per replicate (``bincount``
+of uniform indices) and takes every statistic as one matrix product, in chunks of
+replicates, so a million rows and 500 replicates take a few seconds and a bounded amount
+of memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -254,19 +265,83 @@ def _bootstrap_sums(columns: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     return out
 
 
-def _interval(samples: np.ndarray, alpha: float) -> tuple[float, float]:
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(finite, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(lo), float(hi)
-
-
 def _check_boot(n_boot: int, alpha: float) -> None:
     if n_boot < 1:
         raise ValueError("n_boot must be >= 1")
     if not 0.0 < alpha < 1.0:
         raise ValueError("alpha must be in (0, 1)")
+
+
+def _cluster_sums(
+    columns: np.ndarray, clusters: Sequence[Any] | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums of ``columns`` (m, n) -> (m, G) and the rows of each cluster (G,).
+
+    Without ``clusters`` every row is its own cluster (the row bootstrap)."""
+    n = columns.shape[1]
+    if clusters is None:
+        return columns, np.ones(n, dtype=np.float64)
+    ids = np.asarray(clusters)
+    if ids.shape != (n,):
+        raise ValueError(f"clusters must have one id per row ({n}), got shape {ids.shape}")
+    _, group = np.unique(ids.astype(str), return_inverse=True)
+    g = int(group.max()) + 1
+    sums = np.vstack([np.bincount(group, weights=c, minlength=g) for c in columns])
+    return sums, np.bincount(group, minlength=g).astype(np.float64)
+
+
+def _bca(
+    samples: np.ndarray, point: float, influence: np.ndarray, alpha: float
+) -> tuple[float, float]:
+    """BCa interval from bootstrap ``samples`` of a statistic whose estimate is ``point``.
+
+    ``z0`` corrects the median bias (the share of replicates below the estimate) and the
+    acceleration ``a`` the skewness, from the clusters' influence values (for a ratio of
+    sums ``N / D``: ``N_g - point * D_g``; Efron's ``a = sum u^3 / (6 (sum u^2)^1.5)``).
+    With no spread at all the interval is the point itself.
+    """
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0 or not np.isfinite(point):
+        return float("nan"), float("nan")
+    b = finite.size
+    # Ties count half, and the share stays inside (0, 1) so z0 is finite.
+    below = (np.count_nonzero(finite < point) + 0.5 * np.count_nonzero(finite == point)) / b
+    normal = NormalDist()
+    z0 = normal.inv_cdf(min(max(below, 0.5 / b), 1.0 - 0.5 / b))
+    ss = float(np.dot(influence, influence))
+    a = float((influence**3).sum() / (6.0 * ss**1.5)) if ss > 0 else 0.0
+    levels = []
+    for z in (normal.inv_cdf(alpha / 2.0), normal.inv_cdf(1.0 - alpha / 2.0)):
+        shifted = z0 + z
+        denom = 1.0 - a * shifted
+        # |a| is ~skewness / (6 sqrt(G)), far below 1 / |z0 + z| in any usable log; guard
+        # the degenerate case by falling back to the bias-corrected percentile.
+        levels.append(normal.cdf(z0 + shifted / denom) if denom > 0 else normal.cdf(z0 + shifted))
+    lo, hi = np.quantile(finite, levels)
+    return float(lo), float(hi)
+
+
+def _ratio_estimates(
+    numerators: np.ndarray,
+    denominators: np.ndarray,
+    n_boot: int,
+    seed: int,
+    alpha: float,
+) -> list[tuple[float, float, float]]:
+    """``(value, ci_low, ci_high)`` of ``sum(num_j) / sum(den_j)`` for every row ``j`` of the
+    per-cluster (m, G) matrices, from one shared set of cluster resamples (so paired and
+    ratio statistics stay correct)."""
+    m = numerators.shape[0]
+    boot = _bootstrap_sums(np.vstack([numerators, denominators]), n_boot, seed)
+    out = []
+    for j in range(m):
+        num, den = float(numerators[j].sum()), float(denominators[j].sum())
+        value = num / den if den > 0 else float("nan")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            samples = np.where(boot[:, m + j] > 0, boot[:, j] / boot[:, m + j], np.nan)
+        influence = numerators[j] - (value if np.isfinite(value) else 0.0) * denominators[j]
+        out.append((value, *_bca(samples, value, influence, alpha)))
+    return out
 
 
 def evaluate_policy(
@@ -278,34 +353,30 @@ def evaluate_policy(
     n_boot: int = 500,
     seed: int = 0,
     alpha: float = 0.05,
+    clusters: Sequence[Any] | np.ndarray | None = None,
 ) -> dict[str, Estimate]:
     """Value of the policy ``target_probs`` by IPS, SNIPS and (with ``q_hat``) DR.
 
-    Returns ``{"ips": Estimate, "snips": Estimate[, "dr": Estimate]}`` with percentile
-    bootstrap intervals at level ``1 - alpha``; the three share the same resamples.
+    Returns ``{"ips": Estimate, "snips": Estimate[, "dr": Estimate]}`` with BCa bootstrap
+    intervals at level ``1 - alpha``; the three share the same resamples. Pass the customer
+    of every row as ``clusters`` when customers recur in the log: the bootstrap then
+    resamples customers, not contacts.
     """
     _check_boot(n_boot, alpha)
     r, a, p, t, q = _check(rewards, logged_actions, propensities, target_probs, q_hat)
     n = r.shape[0]
     w = importance_weights(a, p, t)
-    cols = [w * r, w]
+    cols = [w * r, w, np.ones(n)]
     if q is not None:
         cols.append(_dr_terms(r, a, p, t, q))
-    columns = np.vstack(cols)
-    point = columns.sum(axis=1)
-    boot = _bootstrap_sums(columns, n_boot, seed)
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snips_boot = np.where(boot[:, 1] > 0, boot[:, 0] / boot[:, 1], np.nan)
-    snips_value = point[0] / point[1] if point[1] > 0 else float("nan")
-
-    out = {
-        "ips": Estimate(float(point[0] / n), *_interval(boot[:, 0] / n, alpha), n),
-        "snips": Estimate(float(snips_value), *_interval(snips_boot, alpha), n),
-    }
-    if q is not None:
-        out["dr"] = Estimate(float(point[2] / n), *_interval(boot[:, 2] / n, alpha), n)
-    return out
+    sums, rows = _cluster_sums(np.vstack(cols), clusters)
+    # Numerator / denominator pairs: IPS = sum(w r) / rows, SNIPS = sum(w r) / sum(w),
+    # DR = sum(terms) / rows.
+    nums = [sums[0], sums[0]] + ([sums[3]] if q is not None else [])
+    dens = [rows, sums[1]] + ([rows] if q is not None else [])
+    est = _ratio_estimates(np.vstack(nums), np.vstack(dens), n_boot, seed, alpha)
+    names = ["ips", "snips"] + (["dr"] if q is not None else [])
+    return {name: Estimate(*e, n) for name, e in zip(names, est, strict=True)}
 
 
 def compare_policies(
@@ -318,13 +389,15 @@ def compare_policies(
     n_boot: int = 500,
     seed: int = 0,
     alpha: float = 0.05,
+    clusters: Sequence[Any] | np.ndarray | None = None,
 ) -> Estimate:
-    """Estimate of ``value(b) - value(a)`` on the same rows, with a paired bootstrap CI.
+    """Estimate of ``value(b) - value(a)`` on the same rows, with a paired BCa bootstrap CI.
 
     Both policies are scored on identical resamples, so the noise they share (the same
     customers, the same outcomes) cancels and the interval on the difference is much
     narrower than two separate intervals suggest. DR when ``q_hat`` is given, else IPS.
-    A champion/challenger gate promotes b over a only when ``ci_low > 0``.
+    ``clusters`` (customer per row) resamples customers instead of contacts. A
+    champion/challenger gate promotes b over a only when ``ci_low > 0``.
     """
     _check_boot(n_boot, alpha)
     r, a, p, ta, q = _check(rewards, logged_actions, propensities, target_a, q_hat)
@@ -335,9 +408,9 @@ def compare_policies(
         diff = _dr_terms(r, a, p, tb, q) - _dr_terms(r, a, p, ta, q)
     else:
         diff = (importance_weights(a, p, tb) - importance_weights(a, p, ta)) * r
-    n = r.shape[0]
-    boot = _bootstrap_sums(diff[None, :], n_boot, seed)[:, 0] / n
-    return Estimate(float(diff.mean()), *_interval(boot, alpha), n)
+    sums, rows = _cluster_sums(diff[None, :], clusters)
+    (value, lo, hi) = _ratio_estimates(sums, rows[None, :], n_boot, seed, alpha)[0]
+    return Estimate(value, lo, hi, r.shape[0])
 
 
 def diagnostics(
