@@ -14,8 +14,8 @@ Each interaction is a decision followed by its outcome, so ``--rate`` requests/s
 well-behaved contact-center platform: a lost connection or a 503 is retried with the
 same body (both calls are idempotent) until it is answered.
 
-With ``--faults``, during the load and each at a set share of the run: SIGKILL of one
-gunicorn worker (15 %), a PostgreSQL restart (30 %, PostgreSQL only), promotion of
+With ``--faults``, during the load and each at a set share of the run: SIGKILL of a
+gunicorn worker, three times (15 %), a PostgreSQL restart (30 %, PostgreSQL only), promotion of
 another model (45 %) and rollback (58 %), the champion bundle corrupted on disk (70 %:
 promotion of it must be refused, serving goes on from memory) and restored (85 %). A
 fault is survived when the service recovers by itself (traffic and stored outcomes
@@ -437,7 +437,7 @@ class Faults:
         self.saved: tuple[Path, bytes] | None = None
 
     def schedule(self) -> list[tuple[float, str, Callable[[], tuple[bool, str]]]]:
-        steps = [(0.15, "worker SIGKILL", self.kill_worker)]
+        steps = [(0.15, "worker SIGKILL x3", self.kill_worker)]
         if self.service.cluster is not None:
             steps.append((0.30, "PostgreSQL restart", self.restart_postgres))
         steps += [
@@ -448,23 +448,36 @@ class Faults:
         ]
         return steps
 
-    def kill_worker(self) -> tuple[bool, str]:
+    def kill_worker(self, kills: int = 3) -> tuple[bool, str]:
+        """SIGKILL a worker, wait for its replacement and for stored outcomes, ``kills``
+        times: the more kills, the likelier one cuts a request short (the client then
+        retries it on a new connection)."""
         master = self.service.master.pid
-        before = workers_of(master)
-        victim = min(before)
-        os.kill(victim, signal.SIGKILL)
+        with self.stats.lock:
+            cut_before = sum(c["connection"] for c in self.stats.statuses.values())
+        slowest = 0.0
+        for round_no in range(kills):
+            before = workers_of(master)
+            victim = sorted(before)[round_no % len(before)]
+            os.kill(victim, signal.SIGKILL)
 
-        def replaced() -> bool:
-            now = workers_of(master)
-            return len(now) == len(before) and victim not in now
+            def replaced(before=before, victim=victim) -> bool:
+                now = workers_of(master)
+                return len(now) == len(before) and victim not in now
 
-        took = wait_for(replaced)
-        if took is None:
-            return False, f"worker not replaced: {workers_of(master)}"
-        resumed = wait_for(progressed(self.stats, "outcomes", 10))
-        if resumed is None:
-            return False, "outcomes did not resume after the replacement"
-        return True, f"replaced in {took:.1f} s, outcomes stored again {resumed:.1f} s later"
+            took = wait_for(replaced)
+            if took is None:
+                return False, f"worker not replaced: {workers_of(master)}"
+            resumed = wait_for(progressed(self.stats, "outcomes", 10))
+            if resumed is None:
+                return False, "outcomes did not resume after the replacement"
+            slowest = max(slowest, took + resumed)
+        with self.stats.lock:
+            cut = sum(c["connection"] for c in self.stats.statuses.values()) - cut_before
+        return True, (
+            f"{kills} workers killed and replaced, outcomes stored again within "
+            f"{slowest:.1f} s each time, {cut} requests cut and retried"
+        )
 
     def restart_postgres(self) -> tuple[bool, str]:
         cluster = self.service.cluster
@@ -747,6 +760,9 @@ def report(figures: dict) -> str:
         f"{figures['outcomes_lost']} (must be 0), differing {figures['outcomes_differing']}",
         f"  faults survived {figures['faults_survived']}/{figures['faults_run']}",
     ]
+    for f in figures["faults"]:
+        verdict = "survived" if f["survived"] else "FAILED"
+        lines.append(f"    at {f['at_s']:6.1f} s  {f['fault']}: {verdict}, {f['detail']}")
     if figures["unexpected_count"]:
         lines.append(
             f"  unexpected answers ({figures['unexpected_count']}): {figures['unexpected']}"

@@ -33,6 +33,8 @@ def test_short_soak_with_faults_loses_nothing(registry_dir, capsys):
     figures = run_soak(config)
     with capsys.disabled():
         print("\n" + report(figures))
+        if not figures["ok"]:
+            print("gunicorn log (tail):\n" + figures.get("log_tail", ""))
 
     assert figures["faults_run"] == 6
     assert [f["fault"] for f in figures["faults"] if not f["survived"]] == []
