@@ -140,6 +140,37 @@ def ensure_registry(work: Path) -> str:
     return str(root)
 
 
+# ----------------------------------------------------------------- CPU time
+def tree_cpu_seconds(root_pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and their descendants.
+
+    Other jobs on a shared machine change requests/s from run to run; the server's CPU
+    time per request does not depend on them much, so its ratio is the steadier figure.
+    """
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    wanted, total = set(root_pids), 0.0
+    for pid in sorted(times):
+        chain, node = [], pid
+        while node and node not in wanted and node in parents and len(chain) < 64:
+            chain.append(node)
+            node = parents[node]
+        if node in wanted:
+            total += times[pid]
+    return total
+
+
 # --------------------------------------------------------------------- load
 def run_wrk(url: str, path: str, concurrency: int, duration: float, script: Path | None) -> dict:
     threads = min(concurrency, 2)
@@ -260,12 +291,16 @@ def bench_backend(backend: str, args, work: Path, registry: str) -> list[dict]:
         results = []
         hello, hello_url = start(env, "bench.http:hello_app()", work / f"hello-{backend}.log")
         service, service_url = start(env, None, work / f"service-{backend}.log")
+        servers = {"hello-world": [hello.pid], "decisions": [service.pid]}
+        if cluster is not None:  # the database's work is part of a decision's cost
+            servers["decisions"].append(cluster.postmaster_pid())
         try:
             for concurrency in CONCURRENCIES:
                 for name, base, path, is_decision in (
                     ("hello-world", hello_url, "/hello", False),
                     ("decisions", service_url, "/v1/decisions", True),
                 ):
+                    cpu_before = tree_cpu_seconds(servers[name])
                     if use_wrk:
                         result = run_wrk(
                             base, path, concurrency, args.duration, script if is_decision else None
@@ -274,6 +309,9 @@ def bench_backend(backend: str, args, work: Path, registry: str) -> list[dict]:
                         result = run_python(
                             base, path, concurrency, args.duration, key if is_decision else None
                         )
+                    requests = result["rps"] * args.duration
+                    cpu = tree_cpu_seconds(servers[name]) - cpu_before
+                    result["server_cpu_us"] = cpu / max(requests, 1) * 1e6
                     result.update(backend=backend, endpoint=name, concurrency=concurrency,
                                   tool="wrk" if use_wrk else "python")  # fmt: skip
                     results.append(result)
@@ -291,7 +329,8 @@ def format_row(r: dict) -> str:
     errors = f"  errors={r['errors']}" if r["errors"] else ""
     return (
         f"{r['backend']:<10} {r['endpoint']:<12} c={r['concurrency']:<3} "
-        f"{r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms{errors}"
+        f"{r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
+        f"  server CPU {r['server_cpu_us']:6.0f} us/req{errors}"
     )
 
 
@@ -330,8 +369,12 @@ def main(argv: list[str] | None = None) -> int:
                         if r["backend"] == backend and r["concurrency"] == concurrency}  # fmt: skip
                 if len(pair) == 2:
                     ratio = pair["decisions"]["rps"] / pair["hello-world"]["rps"]
+                    cpu_ratio = pair["hello-world"]["server_cpu_us"] / max(
+                        pair["decisions"]["server_cpu_us"], 1e-9
+                    )
                     print(f"  {backend:<10} c={concurrency:<3} {ratio:.2f}  "
-                          f"(decisions p99 {pair['decisions']['p99_ms']:.2f} ms)")  # fmt: skip
+                          f"(decisions p99 {pair['decisions']['p99_ms']:.2f} ms; "
+                          f"server CPU per request, hello / decisions: {cpu_ratio:.2f})")  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
         return 1 if any(r["errors"] for r in results) else 0

@@ -18,6 +18,8 @@ from service.auth import DatabaseUnavailable, KeyStore, TooManyFailures, allowed
 from service.config import Settings
 from service.db import SqliteCheckpointer, make_engine, sqlite_file
 from service.errors import ApiError, ErrorSchema
+from service.group_commit import DecisionWriter
+from service.json_provider import OrjsonProvider
 from service.metrics import Metrics
 from service.ratelimit import RateLimiter
 from service.routing import PoolRouter
@@ -65,7 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             },
         },
     )
-    app.json.sort_keys = False  # keep the schema's field order in answers
+    app.json = OrjsonProvider(app)  # answers keep the schema's field order
     docs.configure(app)
 
     metrics = Metrics()
@@ -97,6 +99,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         pools=PoolRouter(settings, lambda: app.extensions["vea"].engine),
         policy=settings.contact_policy(),
         metrics=metrics,
+        writer=DecisionWriter(lambda: app.extensions["vea"].engine),
         checkpointer=checkpointer,
     )
     if checkpointer is not None:

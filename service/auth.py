@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from service.db import READ_ONLY, api_keys, is_unavailable, utcnow
+from service.db import READ_ONLY, api_keys, begin_write, is_unavailable, utcnow
 from service.ratelimit import RateLimiter
 
 ROLES = ("desktop", "engineer", "admin", "manager")
@@ -64,7 +64,7 @@ def create_key(engine: sa.Engine, role: str, label: str = "") -> tuple[str, str]
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     key_id = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         conn.execute(
             api_keys.insert().values(
                 key_id=key_id,
@@ -83,7 +83,7 @@ def revoke_key(engine: sa.Engine, key_or_id: str) -> bool:
         condition = api_keys.c.key_hash == hash_key(key_or_id)
     else:
         condition = api_keys.c.key_id == key_or_id
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         result = conn.execute(
             api_keys.update()
             .where(condition, api_keys.c.revoked_at.is_(None))

@@ -20,6 +20,7 @@ from models.exploration import HOLDOUT, candidates, draw, holdout_arm
 from service import history
 from service.db import (
     READ_ONLY,
+    begin_write,
     customer_events,
     decisions,
     is_unavailable,
@@ -88,6 +89,10 @@ def model_features(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
 CREATED, REPLAYED, UNSTORED = "created", "replayed", "unstored"
 
 
+class _KnownInteraction(Exception):
+    """The decision's ``interaction_id`` is already stored."""
+
+
 def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict[str, Any], str]:
     """Return ``(answer, how)``: ``CREATED``; ``REPLAYED`` for a known ``interaction_id``
     (the stored answer); ``UNSTORED`` when the database is down (degraded answer)."""
@@ -99,22 +104,16 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     customer_id = body["customer"]["customer_id"]
     days = history.lookback_days(state.settings.decline_days)
     try:
-        # No look-up of the interaction id first: a retry is rare, and the unique
-        # constraint catches it at insert time (IntegrityError below -> stored answer).
-        if state.engine.dialect.name == "sqlite":
-            # SQLite has a single writer: never hold its lock while the model runs.
-            with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-                rows = history.fetch(conn, customer_id, occurred_at, days)
-            answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
-            with state.engine.begin() as conn:
-                conn.execute(INSERT_DECISION, row)
-        else:
-            # One transaction: read history, decide, store.
-            with state.engine.begin() as conn:
-                rows = history.fetch(conn, customer_id, occurred_at, days)
-                answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
-                conn.execute(INSERT_DECISION, row)
-    except IntegrityError:
+        # History is read in its own short transaction: no lock is held while the model
+        # runs, and the insert goes to the group commit (service.group_commit).
+        with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            rows = history.fetch(conn, customer_id, occurred_at, days)
+        answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
+        # No look-up of the interaction id first: a retry is rare, and the insert skips
+        # a known one (then the stored answer is returned below).
+        if not state.writer.insert(row):
+            raise _KnownInteraction
+    except (_KnownInteraction, IntegrityError):
         # The interaction id is known (a retry, or a concurrent twin that committed
         # first): answer with the stored decision.
         with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
@@ -138,7 +137,6 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
 STORED_DECISION = sa.select(decisions.c.response, decisions.c.customer_id).where(
     decisions.c.interaction_id == sa.bindparam("interaction_id")
 )
-INSERT_DECISION = decisions.insert()
 
 
 def _stored_decision(
@@ -344,7 +342,7 @@ def record_outcome(
     payload returns the stored outcome, a different one is a 409."""
     payload = _payload(body)
     try:
-        with state.engine.begin() as conn:
+        with begin_write(state.engine) as conn:
             decision = conn.execute(
                 sa.select(decisions.c.suggested_activity, decisions.c.pool_id).where(
                     decisions.c.decision_id == decision_id
@@ -425,7 +423,7 @@ def record_event(
     payload = _payload(body)
     event_id = body.get("event_id")
     try:
-        with state.engine.begin() as conn:
+        with begin_write(state.engine) as conn:
             if event_id is not None:
                 existing = _existing_event(conn, customer_id, event_id, payload)
                 if existing is not None:

@@ -19,7 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from models.activities import VALUE_ACTIVITIES
 from models.pools import GENERAL, PoolConfig, PoolError, parse_config
 from models.proficiency import Rebuild, aggregate, estimate, rebuild_pools
-from service.db import READ_ONLY, decisions, outcomes, pool_availability, pool_config, utcnow
+from service.db import (
+    READ_ONLY,
+    begin_write,
+    decisions,
+    outcomes,
+    pool_availability,
+    pool_config,
+    utcnow,
+)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -64,7 +72,7 @@ def _upsert(engine: sa.Engine, table: sa.Table, key: dict[str, Any], values: dic
     condition = sa.and_(*(table.c[k] == v for k, v in key.items()))
     for _ in range(2):
         try:
-            with engine.begin() as conn:
+            with begin_write(engine) as conn:
                 if conn.execute(table.update().where(condition).values(**values)).rowcount:
                     return
                 conn.execute(table.insert().values(**key, **values))

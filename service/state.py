@@ -12,6 +12,7 @@ from models.contact_policy import ContactPolicy
 from service.auth import KeyStore
 from service.config import Settings
 from service.db import SqliteCheckpointer
+from service.group_commit import DecisionWriter
 from service.metrics import Metrics
 from service.ratelimit import RateLimiter
 from service.routing import PoolRouter
@@ -28,6 +29,7 @@ class State:
     pools: PoolRouter
     policy: ContactPolicy
     metrics: Metrics
+    writer: DecisionWriter
     checkpointer: SqliteCheckpointer | None = None
 
     def close(self) -> None:
