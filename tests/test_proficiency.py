@@ -8,9 +8,9 @@ model's probability stored with every decision.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
+from bench.pools import proficiency_on_simulation, recovery_figures
 from models.activities import VALUE_ACTIVITIES
 from models.pools import parse_config
 from models.proficiency import (
@@ -21,64 +21,20 @@ from models.proficiency import (
     general_spread,
     rebuild_pools,
 )
-from training.simulate import agent_skills, simulate
-
-
-def proficiency_on_simulation(rows: int, seed: int, agents: int = 60):
-    log, truth = simulate(rows=rows, seed=seed, n_agents=agents)
-    activity = log["activity"].to_numpy()
-    attempted = np.isin(activity, VALUE_ACTIVITIES)
-    predicted = np.full(len(log), np.nan)
-    for a in VALUE_ACTIVITIES:
-        rows_a = activity == a
-        predicted[rows_a] = truth[f"p_{a}_avg_agent"].to_numpy()[rows_a]
-    records = zip(
-        log["agent_id"].to_numpy()[attempted],
-        activity[attempted],
-        log["ve_success"].to_numpy()[attempted],
-        predicted[attempted],
-        strict=True,
-    )
-    frame = pd.DataFrame([p.__dict__ for p in estimate(aggregate(records))])
-    skills = agent_skills(seed, agents).set_index("agent_id")
-    frame["skill"] = [
-        skills.loc[agent, f"skill_{a}"]
-        for agent, a in zip(frame["agent_id"], frame["activity"], strict=True)
-    ]
-    return frame
-
-
-def recovery_figures(frame: pd.DataFrame, min_contacts: int) -> dict[str, float]:
-    enough = frame[frame["contacts"] >= min_contacts]
-    # An agent's overall proficiency: their activities' estimates weighted by evidence.
-    agents = enough.groupby("agent_id").apply(
-        lambda g: pd.Series(
-            {
-                "estimate": np.average(g["estimate"], weights=g["expected"]),
-                "skill": g["skill"].mean(),
-            }
-        ),
-        include_groups=False,
-    )
-    below = frame["skill"] < frame.groupby("activity")["skill"].transform("median")
-    return {
-        "agent_spearman": stats.spearmanr(agents["estimate"], agents["skill"])[0],
-        "cell_spearman": stats.spearmanr(enough["estimate"], enough["skill"])[0],
-        "members": int(frame["qualified"].sum()),
-        "below_median": int(below.sum()),
-        "below_median_members": int((frame["qualified"] & below).sum()),
-    }
 
 
 def test_proficiency_recovers_true_skill_and_pools_hold_no_weak_agents():
-    """Issue 5's gate, 60 agents. At 500,000 interactions (~1,000 attempts per agent and
-    activity) the agents' ranking matches their true skill; the pools' false-member rate
-    stays within what the 90% interval allows (one-sided 5%) at every size."""
-    big = recovery_figures(proficiency_on_simulation(500_000, seed=3), min_contacts=300)
-    print("500k:", big)
+    """Issue 5's gate, 60 agents, cells with >= 30 attempts (``bench/pools.py`` prints the
+    figures over seeds). At 200,000 interactions (~390 attempts per agent and activity) the
+    agents' ranking matches their true skill: 0.90 mean, 0.82 minimum over 30 seeds (at
+    100,000: 0.85 mean but 0.75 minimum, so the gate is not asserted there). The pools'
+    false-member rate stays within what the 90% interval allows (one-sided 5%) at every
+    size."""
+    big = recovery_figures(proficiency_on_simulation(200_000, seed=3), min_contacts=30)
+    print("200k:", big)
     assert big["agent_spearman"] >= 0.8
-    assert big["cell_spearman"] >= 0.7
-    assert big["members"] >= 30  # the stars and more are found
+    assert big["cell_spearman"] >= 0.7  # 0.74 minimum over 30 seeds
+    assert big["members"] >= 30  # the stars and more are found (35 minimum over 30 seeds)
     # One-sided 95% bound: a below-median agent joins with probability <= 5%.
     allowed = stats.binom.ppf(0.99, big["below_median"], 0.05)
     assert big["below_median_members"] <= allowed
@@ -87,8 +43,8 @@ def test_proficiency_recovers_true_skill_and_pools_hold_no_weak_agents():
     print("50k:", small)
     assert small["below_median_members"] <= stats.binom.ppf(0.99, small["below_median"], 0.05)
     assert small["members"] >= 10  # the stars and the generally able already qualify
-    # ~500 attempts per agent: near what the outcomes can tell (README: 0.77 over 8 seeds,
-    # the raw ratio's own ceiling ~0.79); 0.8 is reached from ~100,000 interactions.
+    # ~100 attempts per agent and activity: near what the outcomes can tell (README: 0.77
+    # over 5 seeds, the raw ratio's own ceiling ~0.79).
     assert small["agent_spearman"] >= 0.6
 
 
