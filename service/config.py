@@ -61,9 +61,12 @@ class Settings:
     # `routing_max_wait_s`; each second of wait costs `routing_wait_cost_per_s` (value
     # units); without a wait from the platform one is estimated from the queue and
     # `routing_mean_handle_s`. Availability older than `availability_ttl_s` is ignored.
+    # A pool's value is discounted by the chance the customer is still there after its
+    # wait, exp(-wait / `routing_patience_s`) (customers' mean patience; 0 disables).
     routing_max_wait_s: float = 60.0
     routing_wait_cost_per_s: float = 0.02
     routing_mean_handle_s: float = 420.0
+    routing_patience_s: float = 180.0
     availability_ttl_s: float = 120.0
     # How often each worker re-reads the pools config and availability (one query).
     pools_poll_s: float = 1.0

@@ -103,6 +103,7 @@ class PoolRouter:
             wait_cost_per_s=s.routing_wait_cost_per_s,
             max_wait_s=s.routing_max_wait_s,
             mean_handle_s=s.routing_mean_handle_s,
+            patience_s=s.routing_patience_s if s.routing_patience_s > 0 else None,
         )
 
     def route(

@@ -69,3 +69,18 @@ def test_cli_db_upgrade_and_keys(tmp_path):
     again = runner.invoke(keys, ["revoke", key], env=env)
     assert again.exit_code != 0 and "no active key" in again.output
     assert runner.invoke(keys, ["create", "--role", "root"], env=env).exit_code != 0
+
+
+def test_routing_settings_reach_the_routing_rules():
+    from service.routing import PoolRouter
+
+    def rules(env):
+        return PoolRouter(Settings.from_env(env), engine_getter=lambda: None).rules(None)
+
+    default = rules({})
+    assert default.patience_s == 180.0 and default.max_wait_s == 60.0
+    tuned = rules({"VEA_ROUTING_PATIENCE_S": "90", "VEA_ROUTING_MAX_WAIT_S": "45"})
+    assert tuned.patience_s == 90.0 and tuned.max_wait_s == 45.0
+    assert rules({"VEA_ROUTING_PATIENCE_S": "0"}).patience_s is None  # abandonment ignored
+    with pytest.raises(ValueError, match="VEA_ROUTING_PATIENCE_S"):
+        Settings.from_env({"VEA_ROUTING_PATIENCE_S": "patient"})
