@@ -9,9 +9,11 @@ handle time of the same contact).
   offered attempts), handle time, CSAT and 60-day retention by activity, segment, issue
   type, channel, pool and agent.
 - **Uplift** of the treated arm over the randomized holdout for success, retention and
-  VES: difference of means with a 95% normal interval, cluster-robust by customer (arms
-  are assigned by a hash of the customer id, so the difference is causal, and a
-  customer's repeated contacts are not independent observations).
+  VES: difference of means with a 95% interval, cluster-robust by customer (arms are
+  assigned by a hash of the customer id, so the difference is causal, and a customer's
+  repeated contacts are not independent observations), on a Student t with
+  Welch-Satterthwaite degrees of freedom counted in customers: the normal quantile covers
+  only ~89% with 5 customers per arm, the t ~94% (and the two agree from a few dozen).
 - **ROI**: per contact, ``value_of_retention * retained - cost_per_second * handle_time``
   compared between the arms (with its interval), and scaled by the treated contacts.
 """
@@ -24,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import stdtrit
 
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
 UPLIFT_MEASURES = ("ve_success", "retained_60d", "ves")
-Z95 = 1.959963984540054
 UNKNOWN = "(unknown)"
 
 
@@ -68,19 +70,27 @@ def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]
     }
 
 
-def _var_of_mean(x: np.ndarray, clusters: np.ndarray | None) -> float:
-    """Variance of the mean of ``x``; cluster-robust when ``clusters`` is given (a
-    customer's contacts are not independent: the arm and the customer's traits are shared),
-    with the small-sample factor G / (G - 1)."""
+def _var_of_mean(x: np.ndarray, clusters: np.ndarray | None) -> tuple[float, int]:
+    """Variance of the mean of ``x`` and its number of independent units (rows, or
+    clusters when ``clusters`` is given). Cluster-robust because a customer's contacts are
+    not independent (the arm and the customer's traits are shared), with the small-sample
+    factor G / (G - 1)."""
     n = x.size
     if clusters is None:
-        return float(x.var(ddof=1) / n)
+        return float(x.var(ddof=1) / n), n
     _, group = np.unique(clusters, return_inverse=True)
     sums = np.bincount(group, weights=x - x.mean())
     g = sums.size
     if g < 2:
-        return float("nan")
-    return float((sums**2).sum() / n**2 * g / (g - 1))
+        return float("nan"), g
+    return float((sums**2).sum() / n**2 * g / (g - 1)), g
+
+
+def _welch_df(v_t: float, g_t: int, v_c: float, g_c: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of ``v_t + v_c`` with ``g - 1`` per arm."""
+    denom = v_t**2 / (g_t - 1) + v_c**2 / (g_c - 1)
+    # No spread in either arm: the interval is a point anyway; any df will do.
+    return (v_t + v_c) ** 2 / denom if denom > 0 else float(g_t + g_c - 2)
 
 
 def difference(
@@ -89,9 +99,9 @@ def difference(
     treated_clusters: np.ndarray | None = None,
     control_clusters: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Mean(treated) - mean(control) with a 95% normal interval (Welch; cluster-robust
-    when cluster ids, e.g. customers, are given); None values when either arm has fewer
-    than two observations."""
+    """Mean(treated) - mean(control) with a 95% Welch t interval (cluster-robust when
+    cluster ids, e.g. customers, are given); None values when either arm has fewer than two
+    observations (or customers)."""
     keep_t, keep_c = np.isfinite(treated), np.isfinite(control)
     t, c = treated[keep_t], control[keep_c]
     ct = None if treated_clusters is None else np.asarray(treated_clusters)[keep_t]
@@ -108,10 +118,12 @@ def difference(
     if t.size < 2 or c.size < 2:
         return out
     diff = float(t.mean() - c.mean())
-    se = math.sqrt(_var_of_mean(t, ct) + _var_of_mean(c, cc))
+    (v_t, g_t), (v_c, g_c) = _var_of_mean(t, ct), _var_of_mean(c, cc)
+    se = math.sqrt(v_t + v_c)
     if not math.isfinite(se):
         return out
-    out.update(value=diff, ci_low=diff - Z95 * se, ci_high=diff + Z95 * se)
+    half = float(stdtrit(_welch_df(v_t, g_t, v_c, g_c), 0.975)) * se
+    out.update(value=diff, ci_low=diff - half, ci_high=diff + half)
     return out
 
 
