@@ -38,7 +38,7 @@ from models.value_report import difference
 from training import simulate as sim
 from training.fit import net_rewards, train_bundle
 from training.loading import action_codes, load_log
-from training.ope import deterministic_probs, diagnostics, evaluate_policy
+from training.ope import compare_policies, deterministic_probs, diagnostics, evaluate_policy
 from training.retrain import customer_folds, greedy_actions, reward_model
 from training.spec import Spec
 
@@ -248,6 +248,17 @@ def hillstrom(path: str, spec_path: str, seed: int = 0) -> dict:
             rewards, actions, propensity, deterministic_probs(target, K), q_hat=q, n_boot=DR_BOOT
         )
         out["policies"][name] = {k: v.to_dict() for k, v in est.items() if k in ("ips", "dr")}
+        if name != "learned":
+            # Paired DR difference on the same customers: is the learned policy better?
+            out["policies"][name]["learned_minus_this"] = compare_policies(
+                rewards,
+                actions,
+                propensity,
+                deterministic_probs(target, K),
+                deterministic_probs(learned, K),
+                q_hat=q,
+                n_boot=DR_BOOT,
+            ).to_dict()
     out["learned_shares"] = {ACTIONS[a]: float((learned == a).mean()) for a in np.unique(learned)}
     return out
 
