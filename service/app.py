@@ -31,6 +31,24 @@ access_log = logging.getLogger("vea.access")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+class VeaFlask(Flask):
+    """Flask, remembering which views need an async adapter.
+
+    Flask asks ``inspect`` on every call whether a view is a coroutine, and
+    flask-smorest's decorators make a decision pass through a dozen such calls.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_views: dict[Any, Any] = {}
+
+    def ensure_sync(self, func):
+        adapted = self._sync_views.get(func)
+        if adapted is None:
+            adapted = self._sync_views[func] = super().ensure_sync(func)
+        return adapted
+
+
 class VeaApi(Api):
     """flask-smorest's Api with the design's error format for every HTTP error."""
 
@@ -45,7 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     top of the ``VEA_*`` environment; see ``service.config.Settings``."""
     settings = Settings.from_env(overrides=config)
     logs.configure(settings.log_level)
-    app = Flask(__name__)
+    app = VeaFlask(__name__)
     app.config.update(
         API_TITLE="vea: value-enhancement assist",
         API_VERSION="v1",

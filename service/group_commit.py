@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from service.db import begin_write, decisions, is_unavailable
+from service.driver_sql import prepared
 
 MAX_BATCH = 64
 
@@ -35,16 +36,21 @@ class _Ticket:
         self.error: BaseException | None = None
 
 
-def insert_ignoring_retries(engine: sa.Engine) -> sa.Insert:
-    """``INSERT`` of a decision that skips a known ``interaction_id`` (a retry) instead of
-    failing, so one retried request cannot abort the others' shared transaction."""
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+def _insert_ignoring_retries(dialect: Any) -> sa.Insert:
     return (
         dialect.insert(decisions)
         .on_conflict_do_nothing(index_elements=["interaction_id"])
         # rowcount is not reported for this statement by every driver (psycopg: -1).
         .returning(decisions.c.decision_id)
     )
+
+
+# ``INSERT`` of a decision that skips a known ``interaction_id`` (a retry) instead of
+# failing, so one retried request cannot abort the others' shared transaction.
+INSERT_IGNORING_RETRIES = {
+    "sqlite": _insert_ignoring_retries(sqlite),
+    "postgresql": _insert_ignoring_retries(postgresql),
+}
 
 
 class DecisionWriter:
@@ -56,7 +62,6 @@ class DecisionWriter:
         self._changed = threading.Condition()
         self._pending: list[_Ticket] = []
         self._committing = False
-        self._statements: dict[int, sa.Insert] = {}
 
     def insert(self, row: dict[str, Any]) -> bool:
         """Store ``row``; False when its ``interaction_id`` is already stored. Database
@@ -86,14 +91,13 @@ class DecisionWriter:
 
     def _commit(self, batch: list[_Ticket]) -> None:
         engine = self._engine()
-        statement = self._statements.get(id(engine))
-        if statement is None:
-            statement = self._statements[id(engine)] = insert_ignoring_retries(engine)
         try:
             with begin_write(engine) as conn:
                 for ticket in batch:
-                    stored = conn.execute(statement, ticket.row).first()
-                    ticket.inserted = stored is not None
+                    statement = prepared(
+                        engine, INSERT_IGNORING_RETRIES[engine.dialect.name], list(ticket.row)
+                    )
+                    ticket.inserted = bool(statement.rows(conn, ticket.row))
         except Exception as exc:  # noqa: BLE001 - handed to the requests it concerns
             if len(batch) == 1 or (isinstance(exc, DBAPIError) and is_unavailable(exc)):
                 for ticket in batch:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from models.contact_policy import PastContact
 from service.db import decisions, outcomes
+from service.driver_sql import prepared
 
 PRIOR_CONTACTS_DAYS = 30
 MAX_ROWS = 500  # a customer with more contacts than this in the window is an outlier
@@ -82,7 +83,7 @@ HISTORY_QUERY = _history_query()
 def fetch(conn: sa.Connection, customer_id: str, until: datetime, days: int) -> list[HistoryRow]:
     """The customer's contacts in ``(until - days, until]``, newest first."""
     params = {"customer_id": customer_id, "since": until - timedelta(days=days), "until": until}
-    return [HistoryRow(*row) for row in conn.execute(HISTORY_QUERY, params)]
+    return [HistoryRow(*row) for row in prepared(conn.engine, HISTORY_QUERY).rows(conn, params)]
 
 
 def prior_contacts(rows: list[HistoryRow], until: datetime) -> int:
