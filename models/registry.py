@@ -28,6 +28,8 @@ from models.bundle import (
 )
 
 CHAMPION_FILE = "champion"
+# A challenger that decides beside the champion on live traffic, never served.
+SHADOW_FILE = "shadow"
 HISTORY_FILE = "history.jsonl"
 VERSIONS_DIR = "versions"
 
@@ -116,6 +118,23 @@ class Registry:
             return None
         return (st.st_ino, st.st_mtime_ns)
 
+    def shadow(self) -> str | None:
+        try:
+            return (self.root / SHADOW_FILE).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def pointer_stamp(self) -> tuple[object, object]:
+        """(champion, shadow) stamps: changes whenever either pointer is replaced."""
+        stamps = []
+        for name in (CHAMPION_FILE, SHADOW_FILE):
+            try:
+                st = os.stat(self.root / name)
+                stamps.append((st.st_ino, st.st_mtime_ns))
+            except FileNotFoundError:
+                stamps.append(None)
+        return stamps[0], stamps[1]
+
     def load(self, version: str) -> ModelBundle:
         path = self.path_of(version)
         if not path.is_dir():
@@ -168,9 +187,12 @@ class Registry:
             os.fsync(fh.fileno())
 
     def _set_champion(self, version: str) -> None:
-        tmp = self.root / f".{CHAMPION_FILE}.{secrets.token_hex(4)}"
+        self._set_pointer(CHAMPION_FILE, version)
+
+    def _set_pointer(self, name: str, version: str) -> None:
+        tmp = self.root / f".{name}.{secrets.token_hex(4)}"
         tmp.write_text(version + "\n")
-        os.replace(tmp, self.root / CHAMPION_FILE)
+        os.replace(tmp, self.root / name)
 
     def promote(
         self, version: str, *, reason: str = "", forced: bool = False, actor: str = ""
@@ -180,6 +202,11 @@ class Registry:
         with self._locked():
             previous = self.champion()
             self._set_champion(version)
+            if self.shadow() == version:  # the shadow won: nothing left to shadow
+                (self.root / SHADOW_FILE).unlink(missing_ok=True)
+                self._append(
+                    {"at": _now(), "event": "shadow_off", "version": version, "actor": actor}
+                )
             self._append(
                 {
                     "at": _now(),
@@ -191,6 +218,35 @@ class Registry:
                     "actor": actor,
                 }
             )
+
+    def set_shadow(self, version: str, *, actor: str = "") -> None:
+        """Let `version` decide beside the champion on live traffic (never served)."""
+        self.load(version)  # verified: a broken bundle is refused here, not in the workers
+        with self._locked():
+            if version == self.champion():
+                raise RegistryError(f"{version} is the champion: shadow another version")
+            previous = self.shadow()
+            self._set_pointer(SHADOW_FILE, version)
+            self._append(
+                {
+                    "at": _now(),
+                    "event": "shadow",
+                    "version": version,
+                    "previous": previous,
+                    "actor": actor,
+                }
+            )
+
+    def clear_shadow(self, *, actor: str = "") -> str | None:
+        """Stop the shadow; returns the version that was shadowing, if any."""
+        with self._locked():
+            previous = self.shadow()
+            if previous is not None:
+                (self.root / SHADOW_FILE).unlink(missing_ok=True)
+                self._append(
+                    {"at": _now(), "event": "shadow_off", "version": previous, "actor": actor}
+                )
+            return previous
 
     def rollback(self, *, actor: str = "") -> str:
         """Return to the champion before the current one."""

@@ -100,7 +100,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         pool_size=max(2, settings.worker_threads()),
     )
     model_manager = ModelManager(
-        settings.registry, settings.champion_poll_s, compile_cache=settings.compile_cache
+        settings.registry,
+        settings.champion_poll_s,
+        compile_cache=settings.compile_cache,
+        shadow_budget_ms=settings.shadow_budget_ms,
     )
     model_manager.on_swap = metrics.set_model
     model_manager.refresh(force=True)

@@ -74,6 +74,10 @@ class Settings:
     proficiency_min_contacts: int = 30
     # How often each worker checks whether the champion changed (one stat call).
     champion_poll_s: float = 2.0
+    # A shadow challenger (``vea models shadow``) decides after the served answer; calls
+    # over this budget count as slow, and a shadow that is often slow or failing is
+    # skipped for a minute.
+    shadow_budget_ms: float = 5.0
     # Requests larger than this are refused with 413.
     max_body_bytes: int = 64 * 1024
     # Per API key and per worker process: token bucket of `rate_limit_burst` tokens

@@ -71,6 +71,13 @@ decisions = sa.Table(
     sa.Column("api_key_id", sa.String(32), nullable=True),
     # The answer exactly as served, so a retried interaction gets the same answer.
     sa.Column("response", JSON, nullable=False),
+    # The champion's own first choice before exploration or the holdout (the greedy
+    # policy that off-policy evaluation compares a shadow with).
+    sa.Column("best_activity", sa.String(32), nullable=True),
+    # A shadow challenger's decision for the same contact: never served, only compared.
+    sa.Column("shadow_version", sa.String(64), nullable=True),
+    sa.Column("shadow_activity", sa.String(32), nullable=True),
+    sa.Column("shadow", JSON, nullable=True),
     sa.Index("ix_decisions_customer_time", "customer_id", "occurred_at"),
     sa.Index("ix_decisions_created_at", "created_at"),
 )

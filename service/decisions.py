@@ -237,6 +237,16 @@ def _compute(
         openness = {**openness, "attempt": suggested != NONE}
         reasons_after.append(route["reason"])
     reasons = [*result.get("reasons", []), *policy.reasons, *reasons_after]
+    shadow = None
+    if stored:  # compared on the stored log only; never part of the answer
+        shadow, verdict = state.models.shadow_decide(
+            features,
+            language=language,
+            blocked_activities=policy.blocked_activities,
+            allow_attempt=policy.allow_attempt,
+        )
+        if verdict != "none":
+            state.metrics.shadow.labels(verdict=verdict).inc()
     if not stored:
         reasons.append(text["db_down"])
     answer = {
@@ -286,6 +296,10 @@ def _compute(
         "continues_decision_id": earlier.decision_id if earlier else None,
         "api_key_id": key_id,
         "response": answer,
+        "best_activity": result["suggested_activity"],
+        "shadow_version": shadow["version"] if shadow else None,
+        "shadow_activity": shadow["activity"] if shadow else None,
+        "shadow": shadow,
     }
     return answer, row
 

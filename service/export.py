@@ -66,6 +66,11 @@ VEA_ONLY = (
     "retained_30d",
     "retained_90d",
     "upgraded",
+    # The champion's first choice before exploration/holdout, and a shadow challenger's
+    # choice for the same contact (``vea models shadow``), for ``vea evaluate --shadow``.
+    "best_activity",
+    "shadow_version",
+    "shadow_activity",
 )
 RETENTION_WINDOWS = {"retained_30d": 30, "retained_60d": 60, "retained_90d": 90}
 # A customer who churned within the window was not retained; one whose window has
@@ -111,6 +116,9 @@ def _read(conn: sa.Connection, since: datetime | None, until: datetime | None) -
             decisions.c.experiment_arm,
             decisions.c.degraded,
             decisions.c.openness,
+            decisions.c.best_activity,
+            decisions.c.shadow_version,
+            decisions.c.shadow_activity,
             outcomes.c.decision_id.label("outcome_id"),
             outcomes.c.activity.label("delivered_activity"),
             outcomes.c.offered,
@@ -196,6 +204,9 @@ def decision_frame(
             degraded=float(bool(r["degraded"])),
             delivered_activity=r["delivered_activity"],
             resolved=_bool(r["resolved"]),
+            best_activity=r["best_activity"],
+            shadow_version=r["shadow_version"],
+            shadow_activity=r["shadow_activity"],
             has_outcome=r["outcome_id"] is not None,
         )
         records.append(record)

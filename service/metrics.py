@@ -59,6 +59,12 @@ class Metrics:
             "vea_outcomes_total", "Outcomes recorded", ["activity", "offered"], registry=r
         )
         self.events = Counter("vea_customer_events_total", "Customer events", ["type"], registry=r)
+        self.shadow = Counter(
+            "vea_shadow_decisions_total",
+            "Shadow challenger calls by verdict (ok, slow, error, suspended)",
+            ["verdict"],
+            registry=r,
+        )
         self.model_info = Gauge(
             "vea_model_info",
             "1 for the model version each worker serves",

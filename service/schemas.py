@@ -343,9 +343,20 @@ class ServingSchema(Schema):
     warning = fields.String(allow_none=True)
 
 
+class ShadowStatusSchema(Schema):
+    version = fields.String(
+        allow_none=True, metadata={"description": "the shadow this worker runs, if any"}
+    )
+    problem = fields.String(allow_none=True, metadata={"description": "why it does not run"})
+
+
 class ModelsSchema(Schema):
     champion = fields.String(allow_none=True)
+    shadow = fields.String(
+        allow_none=True, metadata={"description": "the registry's shadow challenger"}
+    )
     serving = fields.Nested(ServingSchema, required=True)
+    shadow_serving = fields.Nested(ShadowStatusSchema, required=True)
     versions = fields.List(fields.Nested(ModelVersionSchema), required=True)
 
 
@@ -364,6 +375,12 @@ class ChampionSchema(Schema):
     champion = fields.String(required=True)
     previous = fields.String(allow_none=True)
     serving = fields.Nested(ServingSchema, required=True)
+
+
+class ShadowSchema(Schema):
+    shadow = fields.String(allow_none=True, metadata={"description": "null: no shadow"})
+    previous = fields.String(allow_none=True)
+    champion = fields.String(allow_none=True)
 
 
 class ModelPathSchema(Schema):

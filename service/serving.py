@@ -39,6 +39,47 @@ class Served:
     degraded_reason: str | None
 
 
+class ShadowGuard:
+    """Keeps a failing or slow shadow from costing the served answers anything.
+
+    The shadow decides after the champion's answer is complete, on the same worker, so
+    its cost is added latency. When more than ``max_bad`` of the last ``window`` shadow
+    calls failed or took longer than the budget, the shadow is skipped for
+    ``cooldown_s`` and then tried again.
+    """
+
+    def __init__(
+        self,
+        budget_ms: float,
+        clock: Callable[[], float],
+        window: int = 20,
+        max_bad: int = 3,
+        cooldown_s: float = 60.0,
+    ) -> None:
+        self.budget_s = budget_ms / 1000.0
+        self._clock = clock
+        self.window, self.max_bad, self.cooldown_s = window, max_bad, cooldown_s
+        self.reset()
+
+    def reset(self) -> None:
+        self._recent: list[bool] = []  # True: a bad call
+        self._suspended_until = -float("inf")
+
+    def allowed(self) -> bool:
+        return self._clock() >= self._suspended_until
+
+    def record(self, elapsed_s: float, failed: bool) -> str:
+        """Record one call; returns its verdict: "ok", "slow" or "error"."""
+        verdict = "error" if failed else "slow" if elapsed_s > self.budget_s else "ok"
+        self._recent.append(verdict != "ok")
+        del self._recent[: -self.window]
+        if sum(self._recent) > self.max_bad:
+            self._suspended_until = self._clock() + self.cooldown_s
+            self._recent.clear()
+            log.warning("shadow suspended", extra={"cooldown_s": self.cooldown_s})
+        return verdict
+
+
 class ModelManager:
     def __init__(
         self,
@@ -46,6 +87,7 @@ class ModelManager:
         poll_s: float,
         clock: Callable[[], float] = time.monotonic,
         compile_cache: str = "",
+        shadow_budget_ms: float = 5.0,
     ) -> None:
         self.registry = Registry(registry_root)
         self.compile_cache = compile_cache
@@ -54,6 +96,9 @@ class ModelManager:
         self._lock = threading.Lock()
         self._decide_lock = threading.Lock()
         self._decider: Decider | None = None
+        self._shadow: Decider | None = None
+        self.shadow_problem: str | None = None
+        self.shadow_guard = ShadowGuard(shadow_budget_ms, clock)
         self._stamp: object = ()  # never equal to a real stamp: forces the first load
         self._checked_at = -float("inf")
         self._problem: str | None = "no model loaded yet"
@@ -79,7 +124,7 @@ class ModelManager:
         return self._problem
 
     def refresh(self, force: bool = False) -> None:
-        """Swap to the current champion if the pointer changed (cheap when it did not)."""
+        """Swap to the current champion (and shadow) if a pointer changed (cheap when not)."""
         now = self._clock()
         if not force and now - self._checked_at < self.poll_s:
             return
@@ -88,31 +133,30 @@ class ModelManager:
                 return  # another thread refreshed meanwhile
             self._checked_at = now
             try:
-                stamp = self.registry.champion_stamp()
+                stamp = self.registry.pointer_stamp()
             except OSError as exc:
                 self._problem = f"model registry unreadable: {exc.__class__.__name__}"
                 return
             if stamp == self._stamp and not force:
                 return
-            self._load(stamp)
+            # Remember the stamp even when a load fails: a broken bundle is not
+            # re-verified on every poll (a new promotion changes the stamp again).
+            self._stamp = stamp
+            self._load_champion()
+            self._load_shadow()
 
-    def _load(self, stamp: object) -> None:
+    def _load_champion(self) -> None:
         previous = self.version
         champion = self.registry.champion()
         if champion is None:
-            self._stamp = stamp
             if self._decider is None:
                 self._problem = f"no champion model in registry {self.registry.root}"
             return
         if champion == previous:
-            self._stamp = stamp
             return
         try:
             decider = build_decider(self.registry, champion, self.compile_cache)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the serving model
-            # Keep serving what we have; remember the stamp so a broken bundle is not
-            # re-verified on every poll (a new promotion changes the stamp again).
-            self._stamp = stamp
             detail = f"champion {champion} failed to load: {exc}"
             log.error("model load failed", extra={"version": champion, "error": str(exc)})
             if self._decider is None:
@@ -122,13 +166,38 @@ class ModelManager:
                 log.warning("still serving previous model", extra={"version": previous})
             return
         self._decider = decider
-        self._stamp = stamp
         self._problem = None
         self.warning = None
         self.loaded_at = time.time()
         log.info("model swapped", extra={"version": champion, "previous": previous})
         if self.on_swap is not None:
             self.on_swap(previous, champion)
+        self._compile_later(decider)
+
+    def _load_shadow(self) -> None:
+        wanted = self.registry.shadow()
+        if wanted == self.version:
+            wanted = None  # promoted meanwhile: it is the champion now
+        current = self._shadow
+        if wanted == (current.version if current is not None else None):
+            return
+        self.shadow_problem = None
+        self._shadow = None
+        self.shadow_guard.reset()
+        if wanted is None:
+            log.info("shadow stopped", extra={"version": current.version if current else None})
+            return
+        try:
+            shadow = build_decider(self.registry, wanted, self.compile_cache)
+        except Exception as exc:  # noqa: BLE001 - a broken shadow never touches serving
+            self.shadow_problem = f"shadow {wanted} failed to load: {exc}"
+            log.error("shadow load failed", extra={"version": wanted, "error": str(exc)})
+            return
+        self._shadow = shadow
+        log.info("shadow deciding", extra={"version": wanted})
+        self._compile_later(shadow)
+
+    def _compile_later(self, decider: Decider) -> None:
         if self.compile_cache and not decider.compiled:
             threading.Thread(
                 target=self._compile, args=(decider,), name="vea-compile", daemon=True
@@ -150,6 +219,9 @@ class ModelManager:
             if self._decider is serving:
                 self._decider = compiled
                 log.info("compiled model serving", extra={"version": compiled.version})
+            elif self._shadow is serving:
+                self._shadow = compiled
+                log.info("compiled shadow deciding", extra={"version": compiled.version})
 
     # --------------------------------------------------------------- deciding
     def decide(
@@ -186,6 +258,57 @@ class ModelManager:
             allow_attempt=allow_attempt,
         )
         return Served(result, FALLBACK_VERSION, True, reason)
+
+    @property
+    def shadow_version(self) -> str | None:
+        shadow = self._shadow
+        return shadow.version if shadow is not None else None
+
+    def shadow_decide(
+        self,
+        features: Mapping[str, Any],
+        *,
+        language: str,
+        blocked_activities: frozenset[str],
+        allow_attempt: bool,
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The shadow's decision for the same contact, under the same contact policy:
+        ``(summary or None, verdict)``, verdict one of none, suspended, ok, slow, error.
+        Never raises: whatever the shadow does, the served answer is unchanged."""
+        shadow = self._shadow
+        if shadow is None:
+            return None, "none"
+        if not self.shadow_guard.allowed():
+            return None, "suspended"
+        started = self._clock()
+        try:
+            with self._decide_lock:
+                result = shadow.decide(
+                    features,
+                    language=language,
+                    blocked_activities=blocked_activities,
+                    allow_attempt=allow_attempt,
+                )
+            summary = shadow_summary(result, shadow.version, self._clock() - started)
+        except Exception as exc:  # noqa: BLE001 - logged and counted, never raised
+            log.error("shadow error", extra={"version": shadow.version, "error": repr(exc)})
+            return None, self.shadow_guard.record(self._clock() - started, failed=True)
+        return summary, self.shadow_guard.record(summary["ms"] / 1000.0, failed=False)
+
+
+def shadow_summary(result: Mapping[str, Any], version: str, elapsed_s: float) -> dict[str, Any]:
+    """What is stored of a shadow decision: its choice and its probabilities."""
+    return {
+        "version": version,
+        "activity": result["suggested_activity"],
+        "openness": result["openness"]["score"],
+        "success_probability": {
+            a["activity"]: a["success_probability"] for a in result["activities"]
+        },
+        "expected_value": {a["activity"]: a["expected_value"] for a in result["activities"]},
+        "expected_value_none": result.get("expected_value_none", 0.0),
+        "ms": round(elapsed_s * 1000.0, 3),
+    }
 
 
 def build_decider(registry: Registry, version: str, compile_cache: str = "") -> Decider:

@@ -199,12 +199,27 @@ def train(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Write the evaluation JSON."
 )
 @click.option("--bootstrap", type=click.IntRange(min=50), default=500, show_default=True)
+@click.option(
+    "--shadow",
+    "shadow_version",
+    is_flag=False,
+    flag_value="newest",
+    default=None,
+    help="Compare the champion with a shadow challenger on the live log (an export): DR "
+    "values, the paired improvement with its 95% interval, and the gate's verdict. "
+    "Optionally the shadow VERSION (default: the newest one in the log).",
+)
 @registry_option
-def evaluate(model_ref, data, spec_path, truth, report, json_path, bootstrap, registry) -> None:
+def evaluate(
+    model_ref, data, spec_path, truth, report, json_path, bootstrap, shadow_version, registry
+) -> None:
     """Calibration, uplift and off-policy policy value of a model on a log."""
     from training.evaluate import evaluate_bundle
     from training.report_html import render_report
 
+    if shadow_version is not None:
+        _evaluate_shadow(data, shadow_version, json_path, bootstrap, registry)
+        return
     bundle = _load_for_scoring(registry, model_ref)
     spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
     frame = load_log(data, spec)
@@ -233,6 +248,34 @@ def evaluate(model_ref, data, spec_path, truth, report, json_path, bootstrap, re
         click.echo(text)
     else:
         click.echo(_summary(result))
+
+
+def _evaluate_shadow(data, version, json_path, bootstrap, registry) -> None:
+    from training.shadow import compare_shadow
+
+    reg = Registry(registry)
+    champion = reg.load_champion() if reg.champion() else None
+    result = compare_shadow(
+        load_log(data),
+        version=None if version == "newest" else version,
+        economics=champion.economics if champion is not None else None,
+        n_boot=bootstrap,
+    )
+    text = json.dumps(result, indent=2, default=str, allow_nan=False)
+    if json_path:
+        _write_text(Path(json_path), text)
+    gain = result["improvement"]
+    click.echo(
+        f"shadow {result['shadow_version']} vs champion on {result['rows']} decisions "
+        f"({result['customers']} customers, {result['measures']}):\n"
+        f"  champion DR {result['champion_value']['value']:.4f}  "
+        f"shadow DR {result['shadow_value']['value']:.4f}\n"
+        f"  improvement {gain['value']:+.4f} [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}]"
+        f"  agreement {result['agreement']:.1%}  ESS {result['diagnostics']['ess']:.0f}\n"
+        f"  {result['verdict']}"
+    )
+    if not json_path:
+        click.echo(text)
 
 
 def _summary(result: dict) -> str:
@@ -308,8 +351,9 @@ def models_list(registry, as_json) -> None:
         return
     if not versions:
         click.echo(f"no models in {registry}")
+    shadow = Registry(registry).shadow()
     for v in versions:
-        mark = "*" if v.get("is_champion") else " "
+        mark = "*" if v.get("is_champion") else "s" if v["version"] == shadow else " "
         status = (
             f"BROKEN: {v['broken']}"
             if "broken" in v
@@ -334,6 +378,30 @@ def models_promote(version, reason, registry) -> None:
 def models_rollback(registry) -> None:
     version = Registry(registry).rollback(actor="cli")
     click.echo(f"champion: {version}")
+
+
+@models.command("shadow")
+@click.argument("version", required=False)
+@click.option("--off", is_flag=True, help="stop the shadow challenger")
+@registry_option
+def models_shadow(version, off, registry) -> None:
+    """Let VERSION decide beside the champion on live traffic (never served).
+
+    Each decision then stores the shadow's choice and probabilities; compare them with
+    `vea evaluate --shadow` on an export. Without VERSION: show the current shadow.
+    """
+    reg = Registry(registry)
+    if off:
+        if version:
+            raise click.UsageError("give a VERSION or --off, not both")
+        previous = reg.clear_shadow(actor="cli")
+        click.echo(f"shadow stopped: {previous}" if previous else "no shadow was running")
+        return
+    if not version:
+        click.echo(f"shadow: {reg.shadow() or 'none'}")
+        return
+    reg.set_shadow(reg.resolve(version), actor="cli")
+    click.echo(f"shadow: {version} (champion: {reg.champion()})")
 
 
 def _attach_service_commands() -> None:

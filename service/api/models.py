@@ -20,6 +20,7 @@ from service.schemas import (
     ModelsSchema,
     PromoteRequestSchema,
     RollbackRequestSchema,
+    ShadowSchema,
 )
 from service.serving import build_decider
 from service.state import state
@@ -33,6 +34,20 @@ def serving_status() -> dict:
         "reason": models.problem,
         "warning": models.warning,
     }
+
+
+def shadow_status() -> dict:
+    models = state().models
+    return {"version": models.shadow_version, "problem": models.shadow_problem}
+
+
+def _known_version(registry, version: str) -> None:
+    try:
+        registry.path_of(version)
+    except RegistryError as exc:
+        raise ApiError(404, str(exc)) from None
+    if version not in registry.version_ids():
+        raise ApiError(404, f"unknown model version {version!r}")
 
 
 def blueprint() -> Blueprint:
@@ -50,7 +65,9 @@ def blueprint() -> Blueprint:
         models.refresh()
         return {
             "champion": models.registry.champion(),
+            "shadow": models.registry.shadow(),
             "serving": serving_status(),
+            "shadow_serving": shadow_status(),
             "versions": models.registry.versions(),
         }
 
@@ -66,12 +83,7 @@ def blueprint() -> Blueprint:
         """Make a version the champion (after checksum verification and a smoke decision)."""
         models = state().models
         registry = models.registry
-        try:
-            registry.path_of(version)
-        except RegistryError as exc:
-            raise ApiError(404, str(exc)) from None
-        if version not in registry.version_ids():
-            raise ApiError(404, f"unknown model version {version!r}")
+        _known_version(registry, version)
         previous = registry.champion()
         try:
             build_decider(registry, version)
@@ -103,5 +115,45 @@ def blueprint() -> Blueprint:
             raise ApiError(409, f"previous champion cannot serve: {exc}") from None
         models.refresh(force=True)
         return {"champion": champion, "previous": previous, "serving": serving_status()}
+
+    @blp.route("/<version>/shadow", methods=["POST"])
+    @require("models:write")
+    @protected(blp)
+    @blp.arguments(ModelPathSchema(), location="path", as_kwargs=True)
+    @blp.response(200, ShadowSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="unknown version")
+    @blp.alt_response(409, schema=ErrorSchema, description="the version is the champion")
+    @blp.alt_response(422, schema=ErrorSchema, description="bundle fails verification")
+    def shadow(version):
+        """Let a version decide beside the champion on live traffic, never served.
+
+        Its choice and probabilities are stored with each decision, so `vea evaluate
+        --shadow` and the value report can compare it with the champion on the same
+        contacts. Workers pick it up within `champion_poll_s`.
+        """
+        models = state().models
+        registry = models.registry
+        _known_version(registry, version)
+        previous = registry.shadow()
+        try:
+            build_decider(registry, version)
+            registry.set_shadow(version, actor=g.key_id or "")
+        except RegistryError as exc:
+            raise ApiError(409, str(exc)) from None
+        except (BundleError, Exception) as exc:  # noqa: BLE001 - any failure: cannot run
+            raise ApiError(422, f"model {version} cannot run as a shadow: {exc}") from None
+        models.refresh(force=True)
+        return {"shadow": version, "previous": previous, "champion": registry.champion()}
+
+    @blp.route("/shadow", methods=["DELETE"])
+    @require("models:write")
+    @protected(blp)
+    @blp.response(200, ShadowSchema)
+    def stop_shadow():
+        """Stop the shadow challenger (no-op when there is none)."""
+        models = state().models
+        previous = models.registry.clear_shadow(actor=g.key_id or "")
+        models.refresh(force=True)
+        return {"shadow": None, "previous": previous, "champion": models.registry.champion()}
 
     return blp

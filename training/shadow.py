@@ -1,0 +1,144 @@
+"""Champion against a shadow challenger on the live log (``vea evaluate --shadow``).
+
+While a shadow runs (``vea models shadow VERSION``), every stored decision carries the
+champion's own first choice (``best_activity``, before exploration and the holdout) and
+the shadow's choice (``shadow_activity``) for the same contact. Both are deterministic
+policies over the logged contexts, so the same doubly robust comparison as the
+promotion gate applies: the reward model is cross-fitted over customer folds, the
+difference is paired on the same contacts, and the bootstrap resamples customers. The
+verdict says whether the shadow would pass the gate (interval above zero and enough
+effective rows), so a promotion can be decided before the shadow ever serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.activities import ACTIONS
+from models.economics import Economics
+from models.policy import expected_values
+from training.fit import net_rewards
+from training.loading import DataError, action_codes
+from training.ope import compare_policies, deterministic_probs, diagnostics, evaluate_policy
+from training.retrain import GATE_FOLDS, MIN_ESS, customer_folds, reward_model
+
+K = len(ACTIONS)
+# Share of contacts where the shadow's choice had no chance under the logging policy
+# above which the comparison is extrapolation, not evidence.
+MAX_UNSUPPORTED = 0.05
+CODES = {name: code for code, name in enumerate(ACTIONS)}
+
+
+def _codes(frame: pd.DataFrame, column: str) -> np.ndarray:
+    unknown = sorted(set(frame[column].dropna()) - set(CODES))
+    if unknown:
+        raise DataError(f"column {column!r}: unknown activities {unknown}")
+    return frame[column].map(CODES).to_numpy(dtype=np.int64)
+
+
+def shadow_rows(frame: pd.DataFrame, version: str | None = None) -> pd.DataFrame:
+    """The labelled rows a shadow decided on (of ``version``, or the newest shadow)."""
+    for column in ("best_activity", "shadow_activity", "shadow_version"):
+        if column not in frame:
+            raise DataError(f"no {column!r} column: export the service's log with `vea export`")
+    rows = frame[frame["shadow_activity"].notna() & frame["best_activity"].notna()]
+    if version is None and len(rows):
+        newest = rows.sort_values("occurred_at")["shadow_version"].iloc[-1]
+        version = str(newest)
+    rows = rows[rows["shadow_version"] == version]
+    return rows.reset_index(drop=True)
+
+
+def compare_shadow(
+    frame: pd.DataFrame,
+    *,
+    version: str | None = None,
+    economics: Economics | None = None,
+    folds: int = GATE_FOLDS,
+    seed: int = 0,
+    n_boot: int = 500,
+    num_threads: int = 0,
+    min_ess: float = MIN_ESS,
+) -> dict[str, Any]:
+    """DR values of champion and shadow on the contacts both decided, their paired
+    difference with a 95% interval, and whether the shadow would pass the gate."""
+    economics = economics or Economics()
+    rows = shadow_rows(frame, version)
+    if rows.empty:
+        raise DataError("no labelled decisions with a shadow decision in this log")
+    version = str(rows["shadow_version"].iloc[0])
+    fold_of = customer_folds(rows, folds, seed)
+    if len(np.unique(fold_of)) < folds:
+        raise DataError("too few customers with a shadow decision to cross-fit")
+    actions = action_codes(rows)
+    rewards = net_rewards(rows, actions, economics)
+    propensity = rows["propensity"].to_numpy(dtype=np.float64)
+    champion, shadow = _codes(rows, "best_activity"), _codes(rows, "shadow_activity")
+    q_hat = np.zeros((len(rows), K))
+    for f in range(folds):
+        train, held = fold_of != f, fold_of == f
+        q = reward_model(rows.loc[train].reset_index(drop=True), seed + f, num_threads)(
+            rows.loc[held].reset_index(drop=True)
+        )
+        q_hat[held] = np.nan_to_num(expected_values(q, economics), nan=0.0)
+    t_champion, t_shadow = deterministic_probs(champion, K), deterministic_probs(shadow, K)
+    customers = rows["customer_id"].astype(str).to_numpy()
+    improvement = compare_policies(
+        rewards,
+        actions,
+        propensity,
+        t_champion,
+        t_shadow,
+        q_hat=q_hat,
+        n_boot=n_boot,
+        seed=seed,
+        clusters=customers,
+    )
+    values = {
+        name: evaluate_policy(
+            rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot, clusters=customers
+        )["dr"].to_dict()
+        for name, t in (("champion", t_champion), ("shadow", t_shadow))
+    }
+    health = diagnostics(actions, propensity, t_shadow)
+    unsupported = health.get("unsupported_mass", 0.0)
+    passes = (
+        bool(improvement.ci_low > 0)
+        and health["ess"] >= min_ess
+        and unsupported <= MAX_UNSUPPORTED
+    )
+    if unsupported > MAX_UNSUPPORTED:
+        verdict = (
+            f"cannot judge: for {unsupported:.0%} of the contacts the shadow chooses an "
+            "activity the log never tried there (explore more, or the champion never "
+            "learned it); the comparison would rest on the reward model's guesses"
+        )
+    elif improvement.ci_low > 0 and not passes:
+        verdict = (
+            f"would be refused: effective sample size {health['ess']:.0f} < {min_ess:.0f} "
+            "(the log barely covers the shadow's choices)"
+        )
+    elif passes:
+        verdict = "would pass the gate: the 95% interval of the DR improvement is above zero"
+    elif improvement.ci_high < 0:
+        verdict = "would be refused: the shadow is worse (interval below zero)"
+    else:
+        verdict = "would be refused: the interval of the DR improvement includes zero"
+    return {
+        "shadow_version": version,
+        "champion_versions": sorted(rows["model_version"].astype(str).unique()),
+        "rows": int(len(rows)),
+        "customers": int(len(np.unique(customers))),
+        "estimator": "dr",
+        "measures": "the suggestion (intent to treat)",
+        "champion_value": values["champion"],
+        "shadow_value": values["shadow"],
+        "improvement": improvement.to_dict(),
+        "agreement": float(np.mean(champion == shadow)),
+        "diagnostics": health,
+        "would_pass_gate": passes,
+        "verdict": verdict,
+    }
