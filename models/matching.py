@@ -24,6 +24,21 @@ delays no one), otherwise with the activity downgraded to a lighter one (less ex
 time) that still pays, or to ``none``, since extra handle time in a queue makes waiting
 customers wait longer; when even ``general`` is over the limit, no value attempt is made. Self-service contacts get the
 digital content of the activity in the customer's language instead of a pool.
+
+**Pool exploration** (``RoutingRules.explore_margin`` > 0; off by default). Proficiency
+lifts are estimates, so a pool that is nearly as good as the best one must keep being
+tried, or its estimate never improves and no other routing policy can be valued
+off-policy on the log. When the pools within the wait limit whose expected value is within
+``explore_margin`` of the chosen one's are more than one, the pool is drawn among them
+(``pool_distribution``): weights fall linearly from 1 (the best) to 0 (a pool exactly
+``explore_margin`` below), mixed with a floor so every candidate keeps at least
+``explore_floor`` (as ``models.exploration`` does for activities). The draw is a pure
+function of the decision id (``models.exploration.uniform_from``, salted ``route``), so a
+stored decision replays exactly, and its probability is the route's ``propensity`` (1.0
+when nothing was drawn). Only eligible pools within the wait limit are ever candidates,
+only when the activity is attempted as suggested (never on a downgrade or a drop), and
+self-service and ``none`` are never drawn: exploration never breaks the capacity, wait,
+language or channel rules.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from typing import Any
 
 from models.activities import NONE, VALUE_ACTIVITIES
 from models.economics import DEFAULT_EXTRA_HANDLE_TIME_S
+from models.exploration import uniform_from
 from models.pools import (
     DIGITAL_CONTENT,
     GENERAL,
@@ -79,6 +95,17 @@ class RoutingRules:
     # with probability exp(-w / patience) (exponential abandonment), and one who hung up
     # yields no success. None: abandonment ignored (the wait cost alone prices waiting).
     patience_s: float | None = 180.0
+    # Pool exploration: pools within the wait limit whose expected value is within
+    # `explore_margin` (value units) of the chosen pool's are drawn among, each with at
+    # least `explore_floor` probability. 0: always the best pool (propensity 1).
+    explore_margin: float = 0.0
+    explore_floor: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.explore_margin >= 0.0:
+            raise ValueError("pool exploration margin must be >= 0")
+        if not 0.0 < self.explore_floor <= 0.5:
+            raise ValueError("pool exploration floor must be in (0, 0.5]")
 
 
 _TEXT = {
@@ -103,6 +130,8 @@ _TEXT = {
         "wait": "expected wait {seconds:.0f} s",
         "wait_unknown": "wait unknown",
         "wait_stale": "availability stale, wait unknown",
+        "drawn": "pool drawn among near-equal pools ({pools}; expected values within "
+        "{margin:.2f}): {pool} with probability {p:.3f}",
     },
     "ja": {
         "self_service": "セルフサービス: {activity} のデジタルコンテンツ {content} を案内",
@@ -121,6 +150,7 @@ _TEXT = {
         "wait": "予想待ち時間 {seconds:.0f} 秒",
         "wait_unknown": "待ち時間不明",
         "wait_stale": "空き状況が古いため待ち時間不明",
+        "drawn": "期待値の差が {margin:.2f} 以内のプール（{pools}）から抽選: {pool}（確率 {p:.3f}）",
     },
 }
 
@@ -161,10 +191,135 @@ def route(
     catalogue: ContentCatalogue | None = None,
     blocked: Collection[str] = (),
     none_value: float = 0.0,
+    decision_id: str | None = None,
 ) -> dict[str, Any]:
     """The route of one contact: ``{pool, reason, fallbacks, activity, expected_value,
-    expected_wait_s, ranked, content}``; ``activity`` differs from the suggested one
-    only when a capacity fallback downgraded it."""
+    expected_wait_s, ranked, content, propensity, pool_probabilities}``; ``activity``
+    differs from the suggested one only when a capacity fallback downgraded it.
+
+    ``propensity`` is the probability that this pool was chosen (1.0 unless pool
+    exploration drew it among near-equal pools) and ``pool_probabilities`` the whole
+    distribution it was drawn from. With ``rules.explore_margin`` > 0 the draw needs the
+    ``decision_id`` (the same id always draws the same pool)."""
+    answer = _best_route(
+        config,
+        activity=activity,
+        activities=activities,
+        openness=openness,
+        channel=channel,
+        language=language,
+        segment=segment,
+        availability=availability,
+        rules=rules,
+        catalogue=catalogue,
+        blocked=blocked,
+        none_value=none_value,
+    )
+    dist = pool_distribution(answer, activity, rules)
+    if len(dist) <= 1:
+        return answer
+    if decision_id is None:
+        raise ValueError("pool exploration needs the decision id")
+    pool = draw_pool(decision_id, dist)
+    p = dist[pool]
+    text = _text(language)
+    drawn = text["drawn"].format(pools=", ".join(dist), margin=rules.explore_margin, pool=pool, p=p)
+    if pool == answer["pool"]:
+        return {**answer, "reason": f"{drawn}; {answer['reason']}", "propensity": p,
+                "pool_probabilities": dist}  # fmt: skip
+    ranked = answer["ranked"]
+    option = next(o for o in ranked if o["pool"] == pool)
+    detail = text["chosen"].format(
+        pool=pool,
+        activity=activity,
+        ev=option["expected_value"],
+        lift=option["lift"],
+        wait=_wait_text(text, option),
+    )
+    return _answer(
+        pool,
+        f"{drawn}; {detail}",
+        activity=activity,
+        fallbacks=_fallbacks(ranked, pool),
+        expected_value=option["expected_value"],
+        expected_wait_s=option["expected_wait_s"],
+        ranked=ranked,
+        propensity=p,
+        pool_probabilities=dist,
+    )
+
+
+def pool_distribution(
+    answer: Mapping[str, Any], activity: str, rules: RoutingRules
+) -> dict[str, float]:
+    """Probability of each pool the contact may be drawn to, in rank order, given the
+    deterministic best route ``answer``.
+
+    Candidates are the ranked pools within the wait limit whose expected value is within
+    ``rules.explore_margin`` of the chosen pool's (the chosen pool is the best of those
+    within the limit). Nothing is drawn (``{chosen: 1.0}``) with the margin at 0, for
+    self-service, for ``none`` and when a capacity fallback changed the activity. Weights
+    fall linearly from 1 (the best) to 0 (exactly ``margin`` below) and are mixed with the
+    floor: ``p = f + (1 - k f) w / sum(w)`` with ``f = min(explore_floor, 1 / k)``.
+    """
+    chosen = answer["pool"]
+    best = answer.get("expected_value")
+    margin = rules.explore_margin
+    if (
+        margin <= 0.0
+        or best is None
+        or activity == NONE
+        or answer.get("activity") != activity
+        or chosen in (DIGITAL_CONTENT,)
+    ):
+        return {chosen: 1.0}
+    candidates = [
+        o
+        for o in answer.get("ranked") or []
+        if o["within_limit"]
+        and o["expected_value"] is not None
+        and (o["pool"] == chosen or o["expected_value"] >= best - margin)
+    ]
+    if len(candidates) <= 1:
+        return {chosen: 1.0}
+    top = max(o["expected_value"] for o in candidates)
+    weights = [max(0.0, 1.0 - (top - o["expected_value"]) / margin) for o in candidates]
+    total = sum(weights)
+    k = len(candidates)
+    floor = min(rules.explore_floor, 1.0 / k)
+    probs = [floor + (1.0 - k * floor) * w / total for w in weights]
+    norm = sum(probs)
+    return {o["pool"]: p / norm for o, p in zip(candidates, probs, strict=True)}
+
+
+def draw_pool(decision_id: str, distribution: Mapping[str, float]) -> str:
+    """The pool drawn for a decision: a pure function of the decision id (salted
+    ``route``, so it is independent of the activity's draw)."""
+    u = uniform_from(decision_id, "route")
+    cumulative = 0.0
+    for pool, p in distribution.items():
+        cumulative += p
+        if p > 0.0 and u < cumulative:
+            return pool
+    return [pool for pool, p in distribution.items() if p > 0.0][-1]
+
+
+def _best_route(
+    config: PoolConfig,
+    *,
+    activity: str,
+    activities: Sequence[Mapping[str, Any]],
+    openness: float,
+    channel: str | None,
+    language: str | None,
+    segment: str | None,
+    availability: Mapping[str, Availability],
+    rules: RoutingRules,
+    catalogue: ContentCatalogue | None = None,
+    blocked: Collection[str] = (),
+    none_value: float = 0.0,
+) -> dict[str, Any]:
+    """The deterministic route: the best pool by the rules above (no exploration)."""
     text = _text(language)
     if channel == SELF_SERVICE:
         item = catalogue.find(activity, language) if catalogue is not None else None
@@ -353,6 +508,8 @@ def _answer(
     expected_wait_s: float | None = None,
     ranked: list[dict[str, Any]] | None = None,
     content: dict[str, str] | None = None,
+    propensity: float = 1.0,
+    pool_probabilities: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     return {
         "pool": pool,
@@ -363,4 +520,6 @@ def _answer(
         "expected_wait_s": expected_wait_s,
         "ranked": ranked or [],
         "content": content,
+        "propensity": propensity,
+        "pool_probabilities": pool_probabilities or {pool: 1.0},
     }

@@ -67,6 +67,12 @@ class Settings:
     routing_wait_cost_per_s: float = 0.02
     routing_mean_handle_s: float = 420.0
     routing_patience_s: float = 180.0
+    # Pool exploration (models.matching): pools within the wait limit whose expected value
+    # is within `pool_exploration_margin` (value units) of the best are drawn among, each
+    # with at least `pool_exploration_floor`; the pool's probability is logged as
+    # `pool_propensity` for off-policy evaluation of routing. 0 (default): off.
+    pool_exploration_margin: float = 0.0
+    pool_exploration_floor: float = 0.05
     availability_ttl_s: float = 120.0
     # How often each worker re-reads the pools config and availability (one query).
     pools_poll_s: float = 1.0
@@ -136,6 +142,8 @@ class Settings:
         self.exploration_config()
         if not 0.0 <= self.holdout_share < 1.0:
             raise ValueError("holdout_share must be in [0, 1)")
+        if self.pool_exploration_margin < 0 or not 0 < self.pool_exploration_floor <= 0.5:
+            raise ValueError("pool_exploration_margin must be >= 0, its floor in (0, 0.5]")
 
     @classmethod
     def from_env(

@@ -288,7 +288,7 @@ def _compute(
         "suggested_activity": suggested,
         "propensity": propensity,
         "pool_id": route["pool"],
-        "pool_propensity": 1.0,
+        "pool_propensity": route.get("propensity", 1.0),
         "model_version": served.model_version,
         "experiment_arm": arm,
         "degraded": bool(answer["degraded"]),

@@ -10,6 +10,7 @@ config is stored (``PUT /v1/pools``, ``vea pools rebuild``) the ``VEA_POOLS`` fi
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -104,6 +105,8 @@ class PoolRouter:
             max_wait_s=s.routing_max_wait_s,
             mean_handle_s=s.routing_mean_handle_s,
             patience_s=s.routing_patience_s if s.routing_patience_s > 0 else None,
+            explore_margin=s.pool_exploration_margin,
+            explore_floor=s.pool_exploration_floor,
         )
 
     def route(
@@ -116,9 +119,16 @@ class PoolRouter:
         language: str | None,
         blocked: Collection[str] = (),
         economics: Economics | None = None,
+        decision_id: str | None = None,
     ) -> dict[str, Any]:
-        """The route of a decision (``models.matching.route``'s answer)."""
+        """The route of a decision (``models.matching.route``'s answer).
+
+        With pool exploration on, the pool is drawn by the decision id (the same id always
+        draws the same pool); without one a fresh random key is drawn, so the draw is
+        still logged with its exact probability but cannot be replayed from the id."""
         self.refresh()
+        if decision_id is None and self.settings.pool_exploration_margin > 0:
+            decision_id = secrets.token_hex(16)
         return route(
             self.config,
             activity=activity,
@@ -132,4 +142,5 @@ class PoolRouter:
             catalogue=self.catalogue,
             blocked=blocked,
             none_value=float(result.get("expected_value_none") or 0.0),
+            decision_id=decision_id,
         )

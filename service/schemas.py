@@ -186,6 +186,17 @@ class RouteSchema(Schema):
         allow_none=True,
         metadata={"description": "self-service: the digital content in the customer's language"},
     )
+    propensity = fields.Float(
+        metadata={
+            "description": "probability this pool was chosen: 1 unless drawn among near-equal "
+            "pools (pool exploration; logged as pool_propensity)"
+        }
+    )
+    pool_probabilities = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        metadata={"description": "the distribution the pool was drawn from"},
+    )
 
 
 class ContactPolicySchema(Schema):
