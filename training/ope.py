@@ -446,3 +446,172 @@ def diagnostics(
         "mean_weight": float(w.mean()) if w.size else 0.0,
         "unsupported_mass": unsupported,
     }
+
+
+# --------------------------------------------------------------------------- the joint choice
+#
+# vea logs two probabilities per decision: the activity's (``propensity``) and the pool's
+# (``pool_propensity``, models.matching pool exploration), and the pool is drawn after the
+# activity, so the probability of the joint (activity, pool) choice is their product. The
+# estimators above are indifferent to what an "action" is, so routing is valued with pools
+# as the actions (the activity as logged: the activity policy unchanged) and a joint policy
+# with the activity x pool pairs as the actions (``joint_actions``, ``joint_probs``).
+#
+# Support: a pool the log never tried for a context cannot be valued from that context's
+# outcomes; the direct part of DR would only guess it from the reward model. Such mass is
+# reported per pool (``unsupported_by_pool``) and the estimate is made on the rows where
+# the target is fully supported, saying how many rows that is, rather than guessed.
+
+
+def joint_actions(activity_codes: np.ndarray, pool_codes: np.ndarray, n_pools: int) -> np.ndarray:
+    """Code of each logged (activity, pool) pair: ``activity * n_pools + pool``."""
+    a = np.asarray(activity_codes, dtype=np.int64)
+    p = np.asarray(pool_codes, dtype=np.int64)
+    if p.size and (p.min() < 0 or p.max() >= n_pools):
+        raise ValueError(f"pool codes must be in [0, {n_pools})")
+    return a * n_pools + p
+
+
+def joint_probs(activity_probs: np.ndarray, pool_probs: np.ndarray) -> np.ndarray:
+    """``(n, A * P)`` probabilities of a joint policy: ``pi(a|x) * pi(pool|x, a)``.
+
+    ``activity_probs`` is ``(n, A)``; ``pool_probs`` is ``(n, A, P)`` (the pool policy may
+    depend on the activity) or ``(n, P)`` (it does not)."""
+    act = np.asarray(activity_probs, dtype=np.float64)
+    pools = np.asarray(pool_probs, dtype=np.float64)
+    if pools.ndim == 2:
+        pools = np.broadcast_to(pools[:, None, :], (act.shape[0], act.shape[1], pools.shape[1]))
+    if pools.shape[:2] != act.shape:
+        raise ValueError(f"pool_probs must be (n, {act.shape[1]}, P), got {pools.shape}")
+    return (act[:, :, None] * pools).reshape(act.shape[0], -1)
+
+
+def support_from_log(
+    context_keys: Sequence[Any] | np.ndarray, logged: np.ndarray, k: int
+) -> np.ndarray:
+    """``(n, k)`` mask: was action ``j`` ever logged in row ``i``'s context cell?
+
+    Used when the logging distribution is not known in full (an export stores only the
+    probability of the chosen pool): an action never tried in a cell (e.g. the same
+    activity, channel, language and segment) is unsupported there."""
+    keys = np.asarray(context_keys).astype(str)
+    a = np.asarray(logged, dtype=np.int64)
+    _, cell = np.unique(keys, return_inverse=True)
+    seen = np.zeros((int(cell.max()) + 1 if cell.size else 0, k), dtype=bool)
+    seen[cell, a] = True
+    return seen[cell]
+
+
+def unsupported_by_pool(
+    target_probs: np.ndarray, supported: np.ndarray, pools: Sequence[str]
+) -> dict[str, float]:
+    """Average target probability per pool on actions the log does not support.
+
+    ``target_probs`` and ``supported`` are ``(n, k)`` with ``k`` a multiple of
+    ``len(pools)`` (pools alone, or activity x pool pairs with the pool varying fastest)."""
+    t = np.asarray(target_probs, dtype=np.float64)
+    mask = ~np.asarray(supported, dtype=bool)
+    n_pools = len(pools)
+    if t.shape != mask.shape or t.shape[1] % n_pools:
+        raise ValueError("target_probs and supported must be (n, k), k a multiple of the pools")
+    mass = (t * mask).reshape(t.shape[0], -1, n_pools).sum(axis=1).mean(axis=0)
+    return {pool: float(m) for pool, m in zip(pools, mass, strict=True)}
+
+
+def cell_mean_q(
+    rewards: np.ndarray,
+    logged: np.ndarray,
+    k: int,
+    context_keys: Sequence[Any] | np.ndarray,
+    *,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    folds: int = 5,
+    prior: float = 20.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """A simple cross-fitted reward model ``q_hat (n, k)`` for DR.
+
+    ``q(cell, a)`` is the mean reward of action ``a`` in the context cell, shrunk towards
+    the action's overall mean with ``prior`` pseudo-rows; each row's ``q`` is fitted on the
+    other folds (folds by ``groups``, e.g. customers, when given), so a row's own outcome
+    never enters its reward model. DR stays unbiased with exact propensities whatever the
+    quality of ``q``; a better ``q`` only narrows the interval."""
+    r = np.asarray(rewards, dtype=np.float64)
+    a = np.asarray(logged, dtype=np.int64)
+    n = r.shape[0]
+    _, cell = np.unique(np.asarray(context_keys).astype(str), return_inverse=True)
+    n_cells = int(cell.max()) + 1
+    if groups is None:
+        fold = np.random.default_rng(seed).integers(0, folds, n)
+    else:
+        _, g = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        fold = np.random.default_rng(seed).integers(0, folds, int(g.max()) + 1)[g]
+    q = np.empty((n, k), dtype=np.float64)
+    overall = float(r.mean())
+    for f in range(folds):
+        train, test = fold != f, fold == f
+        if not test.any():
+            continue
+        cnt_a = np.bincount(a[train], minlength=k).astype(float)
+        sum_a = np.bincount(a[train], weights=r[train], minlength=k)
+        mean_a = (sum_a + 1.0 * overall) / (cnt_a + 1.0)
+        flat = cell[train] * k + a[train]
+        cnt = np.bincount(flat, minlength=n_cells * k).reshape(n_cells, k)
+        tot = np.bincount(flat, weights=r[train], minlength=n_cells * k).reshape(n_cells, k)
+        fitted = (tot + prior * mean_a[None, :]) / (cnt + prior)
+        q[test] = fitted[cell[test]]
+    return q
+
+
+def evaluate_supported(
+    rewards: np.ndarray,
+    logged_actions: np.ndarray,
+    propensities: np.ndarray,
+    target_probs: np.ndarray,
+    supported: np.ndarray,
+    pools: Sequence[str],
+    q_hat: np.ndarray | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
+    alpha: float = 0.05,
+    clusters: Sequence[Any] | np.ndarray | None = None,
+    baseline_probs: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """``evaluate_policy`` on the rows where the target only takes supported actions.
+
+    Returns the estimates (IPS, SNIPS, DR with ``q_hat``), the rows evaluated and left
+    out, the unsupported mass per pool over all rows, the importance-weight diagnostics
+    and, with ``baseline_probs`` (e.g. the logging policy's), the paired DR difference of
+    the target over it on the same rows. ``propensities`` are the logged probabilities of
+    the logged actions (for a joint action, activity x pool probability)."""
+    t = np.asarray(target_probs, dtype=np.float64)
+    mask = np.asarray(supported, dtype=bool)
+    off = (t * ~mask).sum(axis=1) > _PROB_SUM_TOL
+    keep = ~off
+    out: dict[str, Any] = {
+        "rows": int(t.shape[0]),
+        "rows_evaluated": int(keep.sum()),
+        "rows_unsupported": int(off.sum()),
+        "unsupported_by_pool": unsupported_by_pool(t, mask, pools),
+        "scope": "all rows"
+        if not off.any()
+        else "rows where every pool the policy may choose was tried by the log",
+    }
+    if not keep.any():
+        out["estimates"] = {}
+        return out
+    r = np.asarray(rewards, dtype=np.float64)[keep]
+    a = np.asarray(logged_actions, dtype=np.int64)[keep]
+    p = np.asarray(propensities, dtype=np.float64)[keep]
+    q = None if q_hat is None else np.asarray(q_hat, dtype=np.float64)[keep]
+    cl = None if clusters is None else np.asarray(clusters)[keep]
+    est = evaluate_policy(r, a, p, t[keep], q, n_boot=n_boot, seed=seed, alpha=alpha, clusters=cl)
+    out["estimates"] = {name: e.to_dict() for name, e in est.items()}
+    out["diagnostics"] = diagnostics(a, p, t[keep])
+    if baseline_probs is not None:
+        base = np.asarray(baseline_probs, dtype=np.float64)[keep]
+        diff = compare_policies(
+            r, a, p, base, t[keep], q, n_boot=n_boot, seed=seed, alpha=alpha, clusters=cl
+        )
+        out["difference_over_baseline"] = diff.to_dict()
+    return out

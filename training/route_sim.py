@@ -281,3 +281,43 @@ def paired_difference(a: QueueResult, b: QueueResult) -> dict[str, float]:
         "ci_low": float(d.mean()) - half,
         "ci_high": float(d.mean()) + half,
     }
+
+
+# ------------------------------------------------------------------ truth of a pool
+def pool_members(config: PoolConfig, agents: pd.DataFrame, language: str) -> dict[str, list[str]]:
+    """Per pool, the agents ``pick_agent`` draws from for a customer speaking ``language``:
+    the members who speak it, else anyone who speaks it (general), else anyone."""
+    speaks = set(agents.loc[agents["language"] == language, "agent_id"])
+    fallback = sorted(speaks) or list(agents["agent_id"])
+    out = {}
+    for pool in config.pools:
+        members = [m for m in pool.members if m in speaks]
+        out[pool.id] = members or fallback
+    return out
+
+
+def pool_success(context: pd.DataFrame, config: PoolConfig, agents: pd.DataFrame) -> np.ndarray:
+    """``(n, 6, P)`` true success probability of each row with each action (``ACTIONS``
+    order) when routed to each pool (``config.pools`` order), the agent drawn at random
+    among the pool's members as ``pick_agent`` does: the mean of ``true_success`` over
+    them. The truth of any routing policy on these contexts is this cube averaged by the
+    policy's pool probabilities (exact, no outcome noise)."""
+    n = len(context)
+    ids = list(agents["agent_id"])
+    out = np.empty((n, len(ACTIONS), len(config.pools)), dtype=np.float64)
+    languages = context["language"].to_numpy()
+    for lang in np.unique(languages):
+        rows = np.flatnonzero(languages == lang)
+        sub = context.iloc[rows]
+        members = pool_members(config, agents, str(lang))
+        needed = sorted({m for ms in members.values() for m in ms}, key=ids.index)
+        # (rows, 6, agents): true_success for every action with every agent needed.
+        cube = np.empty((len(rows), len(ACTIONS), len(needed)), dtype=np.float64)
+        for j, agent in enumerate(needed):
+            for k, action in enumerate(ACTIONS):
+                cube[:, k, j] = true_success(sub, [action] * len(rows), [agent] * len(rows), agents)
+        column = {agent: j for j, agent in enumerate(needed)}
+        for p, pool in enumerate(config.pools):
+            cols = [column[m] for m in members[pool.id]]
+            out[rows, :, p] = cube[:, :, cols].mean(axis=2)
+    return out
