@@ -1,4 +1,5 @@
-"""The canonical interaction log: column names, types and the rules a row must obey.
+"""The canonical interaction log: column names, types and the rules a row must obey,
+and the named rewards a model can learn from (``Reward``).
 
 The rules are plain data so that the batch loader (pandas, in ``training``) and the
 service's request schemas check the same things.
@@ -6,7 +7,11 @@ service's request schemas check the same things.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from models.activities import ACTIONS
 
@@ -64,3 +69,163 @@ NUMERIC_FEATURES: tuple[str, ...] = ("tenure_months", "prior_contacts_30d", "sen
 CONTEXT_FEATURES: tuple[str, ...] = CATEGORICAL_FEATURES + NUMERIC_FEATURES
 
 LABEL = "ve_success"
+
+
+# ------------------------------------------------------------------- rewards
+# What a model learns to raise and the value report reports: one part, or a weighted
+# value of several. Each part is a 0/1 column of the log; the retention windows and
+# ``upgraded`` come from customer events joined after the contact (``vea export``), and
+# are unknown while their window is open.
+REWARD_PARTS: tuple[str, ...] = (
+    "ve_success",
+    "accepted",
+    "retained_30d",
+    "retained_60d",
+    "retained_90d",
+    "upgraded",
+)
+REWARDS: tuple[str, ...] = (*REWARD_PARTS, "weighted")
+DEFAULT_REWARD = LABEL
+
+
+class RewardError(ValueError):
+    """A reward that cannot be used, naming the bad part."""
+
+
+@dataclass(frozen=True)
+class Reward:
+    """The named reward: ``ve_success`` (default), ``accepted``, a retention window, or
+    ``weighted``: ``sum(w * part) / sum(w)``, a value in [0, 1] (so the economics'
+    ``value_of_success`` is the worth of a contact scoring on every part).
+
+    ``accepted`` is intent to treat: a contact where nothing was offered counts as not
+    accepted (0); an offer whose answer is unknown leaves the reward unknown.
+    """
+
+    name: str = DEFAULT_REWARD
+    weights: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(p for p, _ in self.weights) if self.name == "weighted" else (self.name,)
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == DEFAULT_REWARD
+
+    @property
+    def label(self) -> str:
+        """``ve_success``, or ``weighted(ve_success=1,accepted=0.5)``."""
+        if self.name != "weighted":
+            return self.name
+        return "weighted(" + ",".join(f"{p}={w:g}" for p, w in self.weights) + ")"
+
+    def describe(self) -> str:
+        if self.name == "weighted":
+            total = sum(w for _, w in self.weights)
+            terms = " + ".join(f"{w:g} x {p}" for p, w in self.weights)
+            return f"({terms}) / {total:g}: a weighted value in [0, 1]"
+        if self.name == "accepted":
+            return "the customer took up the suggestion (not offered counts as 0)"
+        if self.name.startswith("retained_"):
+            days = self.name.removeprefix("retained_").removesuffix("d")
+            return f"the customer stayed {days} days after the contact (no churn event)"
+        if self.name == "upgraded":
+            return "the customer upgraded within 90 days of the contact"
+        return "value-enhancement success (VES top-2-box on both items, or as reported)"
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "name": self.name,
+            "label": self.label,
+            "description": self.describe(),
+        }
+        if self.name == "weighted":
+            out["weights"] = dict(self.weights)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: object) -> Reward:
+        """Back from ``to_dict`` (a bundle manifest), or from a name / weights mapping."""
+        if data is None:
+            return cls()
+        if isinstance(data, str):
+            return parse_reward(data)
+        if isinstance(data, dict) and "name" in data:
+            return parse_reward(str(data["name"]), data.get("weights"))
+        if isinstance(data, dict):
+            return parse_reward("weighted", data)
+        raise RewardError(f"reward: expected a name or a mapping of weights, got {data!r}")
+
+    def values(self, columns: Mapping[str, Sequence[float]], n: int) -> np.ndarray:
+        """The reward of every row (NaN where unknown) from 0/1 columns (NaN missing)."""
+        total = np.zeros(n)
+        for part, weight in self.weights or ((self.name, 1.0),):
+            total = total + weight * self.part_values(columns, part, n)
+        return total / (sum(w for _, w in self.weights) if self.weights else 1.0)
+
+    @staticmethod
+    def part_values(columns: Mapping[str, Sequence[float]], part: str, n: int) -> np.ndarray:
+        if part not in columns or columns[part] is None:
+            raise RewardError(f"reward part {part!r}: the data has no {part!r} column")
+        x = _floats(columns[part], n)
+        if part == "accepted" and "offered" in columns and columns["offered"] is not None:
+            offered = _floats(columns["offered"], n)
+            x = np.where(np.isnan(x) & (offered == 0), 0.0, x)  # not offered: not accepted
+        return x
+
+
+def _floats(values: Sequence[float], n: int) -> np.ndarray:
+    out = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    if out.shape != (n,):
+        raise RewardError(f"reward column has {out.size} values for {n} rows")
+    return out
+
+
+def parse_weights(text: str | Mapping[str, object] | None) -> tuple[tuple[str, float], ...]:
+    """``ve_success=1,accepted=0.5,retained_60d=2`` (or a mapping) as validated weights."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        raise RewardError(
+            "reward weighted needs weights, e.g. ve_success=1,accepted=0.5,retained_60d=2"
+        )
+    if isinstance(text, Mapping):
+        items = [(str(k), v, f"{k}: {v}") for k, v in text.items()]
+    else:
+        items = []
+        for item in str(text).split(","):
+            if "=" not in item:
+                raise RewardError(f"reward weight {item.strip()!r}: write part=weight")
+            part, _, weight = item.partition("=")
+            items.append((part.strip(), weight.strip(), item.strip()))
+    out: dict[str, float] = {}
+    for part, weight, shown in items:
+        if part not in REWARD_PARTS:
+            raise RewardError(
+                f"reward weight {shown!r}: unknown part {part!r}; use one of {list(REWARD_PARTS)}"
+            )
+        if part in out:
+            raise RewardError(f"reward weight {shown!r}: part {part!r} given twice")
+        if isinstance(weight, bool):
+            raise RewardError(f"reward weight {shown!r}: the weight is not a number")
+        try:
+            value = float(weight)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise RewardError(f"reward weight {shown!r}: the weight is not a number") from None
+        if not math.isfinite(value) or value < 0:
+            raise RewardError(f"reward weight {shown!r}: the weight must be a number >= 0")
+        out[part] = value
+    if not any(w > 0 for w in out.values()):
+        raise RewardError("reward weights: at least one weight must be above 0")
+    return tuple((p, w) for p, w in out.items() if w > 0)
+
+
+def parse_reward(name: str | None, weights: str | Mapping[str, object] | None = None) -> Reward:
+    """The reward named on the command line, in a spec or a query; RewardError if bad."""
+    name = (name or DEFAULT_REWARD).strip()
+    if name not in REWARDS:
+        raise RewardError(f"unknown reward {name!r}; use one of {list(REWARDS)}")
+    if name != "weighted":
+        if weights is not None and not (isinstance(weights, str) and not weights.strip()):
+            raise RewardError(f"reward weights are only for --reward weighted, not {name!r}")
+        return Reward(name)
+    return Reward("weighted", parse_weights(weights))

@@ -16,6 +16,7 @@ import click
 from models.bundle import BundleError, compile_bundle
 from models.registry import Registry, RegistryError
 from training.loading import DataError, file_fingerprint, load_log, read_table, write_table
+from training.retrain import reward_from_options, reward_options
 from training.spec import Spec, SpecError
 
 DEFAULT_REGISTRY = "var/registry"
@@ -128,6 +129,7 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
     show_default=True,
     help="Compile the forests to native code now (cached; scoring and serving reuse it).",
 )
+@reward_options
 def train(
     data,
     spec_path,
@@ -140,9 +142,16 @@ def train(
     scheduler,
     workers,
     compile_forests,
+    reward,
+    reward_weights,
 ) -> None:
     """Train a bundle and store it in the registry; prints the new version."""
     spec = _spec(spec_path)
+    chosen = reward_from_options(reward, reward_weights, spec)
+    if spec is not None:
+        spec.reward = chosen  # the spec's apply() carries the reward's columns along
+    if engine == "dask" and not chosen.is_default:
+        raise click.UsageError(f"--reward {chosen.name} needs --engine local")
     if engine == "dask":
         from training.distributed import train_bundle_dask
 
@@ -175,7 +184,15 @@ def train(
             progress=not quiet,
             # A Parquet directory has no bytes of its own to hash: its listing instead.
             data_fingerprint=data_fingerprint(data),
+            reward=chosen,
         )
+        left_out = (bundle.manifest.get("reward") or {}).get("left_out") or 0
+        if left_out:
+            click.echo(
+                f"note: reward {chosen.label}: {left_out} rows left out (not known yet: "
+                "retention window open, or a part missing)",
+                err=True,
+            )
     reg = Registry(registry)
     version = reg.add(bundle)
     if compile_forests:

@@ -3,6 +3,13 @@
 The activity learner is chosen by what matters, the off-policy value of the policy it
 induces: every candidate is fitted on 80% of the log and its greedy policy is valued
 on the other 20% with the doubly robust estimator; the winner is refitted on all rows.
+
+The label is the named reward (``models.schema.Reward``, ``--reward``): ``ve_success``
+by default, or ``accepted``, a retention window, or a weighted value. ``apply_reward``
+writes it into the label column and leaves out (and counts) the rows where it is still
+unknown, e.g. a retention window that has not closed yet. A weighted value between 0
+and 1 is learned through an unbiased 0/1 draw per row (``fit_labels``: the models are
+classifiers), while every off-policy value uses the exact reward.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from models.features import FeatureEncoder
 from models.openness import OpennessModel
 from models.policy import choose_actions, expected_values
 from models.ranker import LEARNERS, ActivityRanker, action_contributions
-from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
+from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, Reward
 from training.loading import action_codes, attempted
 from training.ope import compare_policies, deterministic_probs, evaluate_policy
 from training.spec import Spec
@@ -34,6 +41,7 @@ SELECTION_FRACTION = 0.2
 BASELINE_LEARNER = "s"
 REASON_SAMPLE_ROWS = 1000  # TreeSHAP costs ~0.2 ms per row and action
 DRIFT_SAMPLE_ROWS = 100_000  # reference histograms for drift; plenty for 10 bins
+REWARD_ATTR = "vea_reward"  # frame.attrs: the reward the label column already holds
 
 
 def feature_encoder_for(frame: pd.DataFrame, extra: Sequence[str] = ()) -> FeatureEncoder:
@@ -55,6 +63,39 @@ def openness_weights(actions: np.ndarray, propensity: np.ndarray, n_activities: 
     return w / w.mean()
 
 
+def apply_reward(frame: pd.DataFrame, reward: Reward | None) -> tuple[pd.DataFrame, int]:
+    """The log with the label column holding ``reward`` and the rows where it is unknown
+    left out: ``(frame, rows left out)``. The default reward returns the log unchanged."""
+    if reward is None or reward.is_default or frame.attrs.get(REWARD_ATTR) == reward.label:
+        return frame, 0  # the default, or applied already (the label holds it)
+    missing = [name for name in reward.parts if name not in frame]
+    if missing:
+        raise ValueError(
+            f"reward {reward.label} needs the column(s) {missing}, which the log does not "
+            "have (`vea export` writes them; map your own under the spec's columns:)"
+        )
+    columns = {name: frame[name].to_numpy(dtype=np.float64) for name in reward.parts}
+    if "offered" in frame:
+        columns["offered"] = frame["offered"].to_numpy(dtype=np.float64)
+    values = reward.values(columns, len(frame))
+    known = ~np.isnan(values)
+    out = frame.loc[known].copy()
+    out[LABEL] = values[known]
+    out.attrs[REWARD_ATTR] = reward.label
+    return out.reset_index(drop=True), int((~known).sum())
+
+
+def fit_labels(y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """0/1 labels the classifiers can fit: ``y`` itself when it is 0/1 (always, for the
+    default reward), else one seeded Bernoulli(y) draw per row, whose expectation is the
+    weighted reward (LightGBM's binary objective would round any value above 0 up to 1)."""
+    y = np.asarray(y, dtype=np.float64)
+    if np.isin(y, (0.0, 1.0)).all():
+        return y
+    draws = np.random.default_rng(seed + 29).random(len(y))
+    return (draws < y).astype(np.float64)
+
+
 def net_rewards(frame: pd.DataFrame, actions: np.ndarray, economics: Economics) -> np.ndarray:
     """Value of each logged contact: success worth minus the chosen action's handle-time cost."""
     costs = np.asarray(economics.action_costs())
@@ -71,21 +112,30 @@ def train_bundle(
     num_threads: int = 0,
     progress: bool = True,
     data_fingerprint: str = "",
+    reward: Reward | None = None,
 ) -> ModelBundle:
-    """Fit the openness model and (when the log has activities) the activity ranker."""
+    """Fit the openness model and (when the log has activities) the activity ranker on
+    the named reward (default: the spec's, else ``ve_success``)."""
     economics = economics or Economics.from_dict(spec.economics if spec else None)
+    reward = reward or (spec.reward if spec is not None else None) or Reward()
+    frame, left_out = apply_reward(frame, reward)
+    if frame.empty:
+        raise ValueError(
+            f"no rows with a known reward {reward.label} ({left_out} left out: "
+            "their windows are still open or the parts are missing)"
+        )
     if learner != "auto" and learner not in LEARNERS:
         raise ValueError(f"unknown learner {learner!r}; use auto or one of {LEARNERS}")
     encoder = feature_encoder_for(frame, spec.features if spec else ())
     x = encoder.transform(frame)
-    y = frame[LABEL].to_numpy(dtype=np.float64)
+    y = fit_labels(frame[LABEL].to_numpy(dtype=np.float64), seed)
     names = encoder.feature_names
     categorical = list(range(len(encoder.categorical)))
     has_activity = "activity" in frame and frame["activity"].notna().all()
     candidates = [learner] if learner != "auto" else list(LEARNERS)
     steps = 1 + (len(candidates) + (1 if len(candidates) > 1 else 0) if has_activity else 0)
     bar = tqdm(total=steps, desc="training", unit="model", disable=not progress)
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"reward": reward.label}
 
     # Openness: on value attempts when the log has them, else on every contact.
     if has_activity and attempted(frame).sum() >= 50:
@@ -141,6 +191,7 @@ def train_bundle(
         "training_rows": int(len(frame)),
         "seed": seed,
         "metrics": metrics,
+        "reward": {**reward.to_dict(), "rows": int(len(frame)), "left_out": left_out},
         "drift_reference": drift_reference(frame, encoder, seed),
     }
     return ModelBundle(

@@ -9,6 +9,12 @@ that would serve is then fitted on every row. It is promoted only when the 95% i
 of its improvement lies above zero (or with ``--force``, which is recorded); every gate
 decision is written to the registry history with its numbers.
 
+The gate values the suggestion, not the delivered activity: the logged action is what
+the policy served (``activity``, with its propensity), whatever the agent then did,
+because the suggestion is what the policy controls (intent to treat). The reward is the
+named one (``--reward``, ``models.schema.Reward``); rows whose reward is still unknown are
+left out and counted.
+
 The export is a callable (the CLI passes the service's ``export`` command), so this module
 never imports ``service``.
 """
@@ -35,8 +41,8 @@ from models.economics import Economics
 from models.policy import choose_actions, expected_values
 from models.ranker import ActivityRanker
 from models.registry import Registry
-from models.schema import LABEL
-from training.fit import feature_encoder_for, net_rewards, train_bundle
+from models.schema import LABEL, REWARDS, Reward, RewardError, parse_reward
+from training.fit import apply_reward, feature_encoder_for, fit_labels, net_rewards, train_bundle
 from training.loading import action_codes
 from training.ope import compare_policies, deterministic_probs, diagnostics, evaluate_policy
 
@@ -49,6 +55,38 @@ MIN_ESS = 100.0
 DRIFT_WARN_PSI = 0.2
 
 Fit = Callable[[pd.DataFrame], ModelBundle]
+MEASURES = "the suggestion (intent to treat)"
+
+
+def reward_options(func):
+    """``--reward`` and ``--reward-weights`` for `vea train` and `vea retrain`."""
+    func = click.option(
+        "--reward-weights",
+        metavar="PART=W,...",
+        help="Weights of --reward weighted, e.g. ve_success=1,accepted=0.5,retained_60d=2 "
+        "(parts: ve_success, accepted, retained_30d/60d/90d, upgraded; weights >= 0).",
+    )(func)
+    return click.option(
+        "--reward",
+        type=click.Choice(REWARDS),
+        default=None,
+        help="What the model learns to raise: ve_success (default, or the spec's reward:), "
+        "accepted, a retention window, upgraded, or weighted. Rows whose reward is still "
+        "unknown (retention window open) are left out and counted.",
+    )(func)
+
+
+def reward_from_options(name: str | None, weights: str | None, spec=None) -> Reward:
+    """The reward of the command line, else of the spec, else ``ve_success``."""
+    if name is None and weights:
+        raise click.BadParameter("needs --reward weighted", param_hint="--reward-weights")
+    if name is None:
+        return (spec.reward if spec is not None else None) or Reward()
+    try:
+        return parse_reward(name, weights)
+    except RewardError as exc:
+        hint = "--reward-weights" if weights or name == "weighted" else "--reward"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 @dataclass
@@ -62,6 +100,7 @@ class GateResult:
     challenger_value: dict[str, Any] | None = None
     logged_value: float | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
+    reward: str = "ve_success"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +109,8 @@ class GateResult:
             "rows": self.rows,
             "folds": self.folds,
             "estimator": "dr",
+            "measures": MEASURES,
+            "reward": self.reward,
             "alpha": 0.05,
             "improvement": self.improvement,
             "champion_value": self.champion_value,
@@ -109,7 +150,7 @@ def reward_model(frame: pd.DataFrame, seed: int, num_threads: int) -> Callable:
     ranker = ActivityRanker(learner="s", seed=seed, num_threads=num_threads, refit=False).fit(
         encoder.transform(frame),
         action_codes(frame),
-        frame[LABEL].to_numpy(dtype=np.float64),
+        fit_labels(frame[LABEL].to_numpy(dtype=np.float64), seed),
         frame["propensity"].to_numpy(dtype=np.float64),
         categorical=list(range(len(encoder.categorical))),
         feature_names=encoder.feature_names,
@@ -128,13 +169,19 @@ def gate(
     n_boot: int = 500,
     num_threads: int = 0,
     min_ess: float = MIN_ESS,
+    reward: Reward | None = None,
 ) -> GateResult:
     """Cross-fitted DR comparison of a challenger (``fit`` on training folds) with the
-    champion on a validated canonical log."""
+    champion on a validated canonical log, on the named reward (default ``ve_success``;
+    rows where it is unknown are left out)."""
     economics = economics or (champion.economics if champion is not None else Economics())
+    reward = reward or Reward()
+    frame, _left_out = apply_reward(frame, reward)
     n = len(frame)
     if champion is None:
-        return GateResult(True, "no champion: the first model is promoted", n, 0)
+        return GateResult(
+            True, "no champion: the first model is promoted", n, 0, reward=reward.label
+        )
     fold_of = customer_folds(frame, folds, seed)
     if len(np.unique(fold_of)) < folds:
         raise ValueError("too few customers to cross-fit the gate")
@@ -182,6 +229,7 @@ def gate(
         challenger_value=values["challenger"].to_dict(),
         logged_value=float(rewards.mean()),
         diagnostics=health,
+        reward=reward.label,
     )
 
 
@@ -207,6 +255,8 @@ class RetrainResult:
     drift: dict[str, float | None]
     drift_warnings: list[str]
     rows: int
+    reward: str = "ve_success"
+    left_out: int = 0  # rows whose reward is still unknown (e.g. window open)
 
 
 def retrain(
@@ -222,8 +272,14 @@ def retrain(
     num_threads: int = 0,
     source: str = "",
     drift_threshold: float = DRIFT_WARN_PSI,
+    reward: Reward | None = None,
 ) -> RetrainResult:
-    """Train a challenger on a validated log, gate it against the champion, record it."""
+    """Train a challenger on a validated log, gate it against the champion, record it.
+
+    ``reward`` (default ``ve_success``) is the label of the challenger and of the gate;
+    rows where it is still unknown are left out and counted (``left_out``)."""
+    reward = reward or Reward()
+    frame, left_out = apply_reward(frame, reward)
     champion_version = registry.champion()
     champion = registry.load(champion_version) if champion_version else None
     drift = drift_against(champion, frame)
@@ -240,17 +296,38 @@ def retrain(
                 "reason": f"{len(frame)} rows < --min-rows {min_rows}",
                 "champion": champion_version,
                 "source": source,
+                "reward": reward.label,
+                "reward_left_out": left_out,
             }
         )
-        return RetrainResult("skipped", None, champion_version, None, drift, warnings, len(frame))
+        return RetrainResult(
+            "skipped",
+            None,
+            champion_version,
+            None,
+            drift,
+            warnings,
+            len(frame),
+            reward=reward.label,
+            left_out=left_out,
+        )
     fit = fit or (
         lambda rows: train_bundle(
-            rows, seed=seed, learner=learner, num_threads=num_threads, progress=False
+            rows,
+            seed=seed,
+            learner=learner,
+            num_threads=num_threads,
+            progress=False,
+            reward=reward,
         )
     )
-    result = gate(frame, champion, fit, seed=seed, n_boot=n_boot, num_threads=num_threads)
+    result = gate(
+        frame, champion, fit, seed=seed, n_boot=n_boot, num_threads=num_threads, reward=reward
+    )
     bundle = fit(frame)
     bundle.manifest["data_fingerprint"] = bundle.manifest.get("data_fingerprint") or source[:64]
+    if isinstance(bundle.manifest.get("reward"), dict):
+        bundle.manifest["reward"]["left_out"] = left_out
     version = registry.add(bundle)  # the first model becomes champion here
     promote = result.promote or force
     registry.record(
@@ -262,6 +339,7 @@ def retrain(
             "champion": champion_version,
             "source": source,
             "drift_psi": drift,
+            "reward_left_out": left_out,
             **result.to_dict(),
         }
     )
@@ -274,14 +352,30 @@ def retrain(
             actor="retrain",
         )
     status = "promoted" if promote else "refused"
-    return RetrainResult(status, version, champion_version, result, drift, warnings, len(frame))
+    return RetrainResult(
+        status,
+        version,
+        champion_version,
+        result,
+        drift,
+        warnings,
+        len(frame),
+        reward=reward.label,
+        left_out=left_out,
+    )
 
 
 def describe(result: RetrainResult) -> str:
-    lines = []
+    lines = [f"reward {result.reward}; measures {MEASURES}"]
+    if result.left_out:
+        lines.append(
+            f"note: {result.left_out} rows left out: their reward is not known yet "
+            "(retention window open, or a part missing)"
+        )
     g = result.gate
     if result.status == "skipped":
-        return f"skipped: {result.rows} rows are fewer than --min-rows; nothing trained"
+        lines.append(f"skipped: {result.rows} rows are fewer than --min-rows; nothing trained")
+        return "\n".join(lines)
     if g is not None and g.improvement is not None:
         imp = g.improvement
         lines.append(
@@ -339,6 +433,7 @@ def export_then_load(export: Callable[[Path], None], directory: Path) -> tuple[p
     default=lambda: float(os.environ.get("VEA_DRIFT_PSI_THRESHOLD", DRIFT_WARN_PSI)),
     show_default="VEA_DRIFT_PSI_THRESHOLD or 0.2",
 )
+@reward_options
 @click.pass_context
 def retrain_command(
     ctx,
@@ -353,9 +448,13 @@ def retrain_command(
     threads,
     bootstrap,
     drift_threshold,
+    reward,
+    reward_weights,
 ) -> None:
     """Export the service's logs, train a challenger, gate it off-policy, promote or refuse."""
     from training.loading import file_fingerprint, load_log
+
+    chosen = reward_from_options(reward, reward_weights)
 
     with tempfile.TemporaryDirectory(prefix="vea-retrain-") as tmp:
         if data:
@@ -385,6 +484,7 @@ def retrain_command(
             num_threads=threads,
             source=file_fingerprint(path),
             drift_threshold=drift_threshold,
+            reward=chosen,
         )
     for warning in result.drift_warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -9,7 +9,13 @@ propensity: 0.3333             # a number, or a column name
 success: visit                 # a 0/1 column, or {column: y, positive: "yes"}
 features: [history, zip_code]  # extra columns used as features
 economics: {value_of_success: 1.0, cost_per_second: 0.0}   # optional
+reward: retained_60d           # optional: ve_success (default), accepted, retained_30d,
+                               # retained_60d, retained_90d, upgraded, or weights:
+# reward: {ve_success: 1, accepted: 0.5, retained_60d: 2}
 ```
+
+The reward's parts other than ``success`` are read from columns of the same name (or
+mapped under ``columns:``); ``vea train --reward`` overrides the spec's.
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ import yaml
 
 from models.activities import ACTIONS
 from models.economics import Economics
-from models.schema import COLUMN_BY_NAME, LABEL
+from models.schema import COLUMN_BY_NAME, LABEL, REWARD_PARTS, Reward, RewardError
 
-KNOWN_KEYS = {"columns", "activity", "propensity", "success", "features", "economics"}
+KNOWN_KEYS = {"columns", "activity", "propensity", "success", "features", "economics", "reward"}
 
 
 class SpecError(ValueError):
@@ -42,6 +48,7 @@ class Spec:
     success_positive: Any = None
     features: list[str] = field(default_factory=list)
     economics: dict[str, Any] | None = None
+    reward: Reward | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> Spec:
@@ -66,7 +73,7 @@ class Spec:
         if not isinstance(columns, dict):
             raise SpecError(f"{source}: 'columns' must map canonical names to your column names")
         for canonical in columns:
-            if canonical not in COLUMN_BY_NAME:
+            if canonical not in COLUMN_BY_NAME and canonical not in REWARD_PARTS:
                 raise SpecError(f"{source}: columns.{canonical} is not a canonical column")
         spec = cls(columns={str(k): str(v) for k, v in columns.items()})
         activity = data.get("activity")
@@ -112,6 +119,11 @@ class Spec:
             except (ValueError, TypeError) as exc:
                 raise SpecError(f"{source}: economics: {exc}") from exc
             spec.economics = dict(data["economics"])
+        if data.get("reward") is not None:
+            try:
+                spec.reward = Reward.from_dict(data["reward"])
+            except RewardError as exc:
+                raise SpecError(f"{source}: {exc}") from exc
         return spec
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +140,10 @@ class Spec:
             )
         if self.economics is not None:
             out["economics"] = self.economics
+        if self.reward is not None and not self.reward.is_default:
+            out["reward"] = (
+                dict(self.reward.weights) if self.reward.name == "weighted" else self.reward.name
+            )
         return out
 
     def apply(self, raw: pd.DataFrame, *, require_outcome: bool = True) -> pd.DataFrame:
@@ -177,4 +193,21 @@ class Spec:
         for name in ("interaction_id", "customer_id"):
             if name in raw.columns and name not in out.columns:
                 out[name] = raw[name]
+        for name in self._reward_columns():
+            if name not in out.columns:
+                if name not in raw.columns:
+                    raise SpecError(
+                        f"reward {self.reward.label}: no column {name!r} in the data "
+                        "(map it under columns:)"
+                    )
+                out[name] = raw[name]
+        needs_offered = "accepted" in self._reward_columns() and "offered" not in out.columns
+        if needs_offered and "offered" in raw.columns:  # not offered counts as not accepted
+            out["offered"] = raw["offered"]
         return out
+
+    def _reward_columns(self) -> list[str]:
+        """Columns the spec's reward reads besides the success label."""
+        if self.reward is None or self.reward.is_default:
+            return []
+        return [p for p in self.reward.parts if p != LABEL]
