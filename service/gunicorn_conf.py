@@ -65,6 +65,7 @@ logconfig_dict = {
     },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
 }
+logger_class = "service.logs.GunicornLogger"
 proc_name = "vea"
 # No runtime control socket: unused here, and several instances on one host would
 # otherwise compete for the same default path.

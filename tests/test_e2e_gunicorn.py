@@ -204,3 +204,18 @@ def test_two_instances_share_one_database(served):
     follow = decision_body(body["customer"]["customer_id"])
     later = requests.post(f"{served['base2']}/v1/decisions", json=follow, headers=served["desktop"])
     assert later.json()["continuation"]["decision_id"] == one.json()["decision_id"]
+
+
+def test_gunicorn_logs_hold_no_raw_paths_or_customer_ids(served):
+    customer = f"cust-private-{uuid.uuid4().hex[:8]}"
+    response = requests.post(
+        f"{served['base']}/v1/customers/{customer}/events",
+        json={"type": "renewed"},
+        headers=served["desktop"],
+    )
+    assert response.status_code == 201, response.text
+    time.sleep(0.5)  # let the worker's log line reach the file
+    text = (served["logs"] / "a.log").read_text()
+    assert "Starting gunicorn" in text  # gunicorn's own messages are there
+    assert customer not in text
+    assert "gunicorn.access" not in text
