@@ -183,3 +183,19 @@ def test_train_refuses_bad_reward_options(tmp_path, log_path, args, message):
     result, _ = _train(tmp_path, log_path, *args)
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_evaluate_uses_the_bundle_reward_and_says_what_it_measures(tmp_path, log_path):
+    from models.registry import Registry
+    from training.evaluate import evaluate_bundle
+    from training.loading import load_log
+
+    result, registry = _train(tmp_path, log_path, "--reward", "retained_60d")
+    assert result.exit_code == 0, result.output
+    reg = Registry(registry)
+    bundle = reg.load(reg.champion())
+    out = evaluate_bundle(bundle, load_log(log_path), n_boot=50)
+    assert out["reward"]["reward"] == "retained_60d"
+    assert out["reward"]["rows_left_out"] == 300 and out["data"]["rows"] == 2700
+    assert out["reward"]["measures"] == "the suggestion (intent to treat)"
+    assert out["policy_value"]["model"]["dr"]["value"] is not None

@@ -1,8 +1,15 @@
 """`vea evaluate`: how good a bundle is on a log, as JSON and a self-contained HTML report.
 
-Reward for policy values: the net value of a contact, ``ve_success * value_of_success -
+Reward for policy values: the net value of a contact, ``reward * value_of_success -
 extra handle-time cost of the logged action`` (the bundle's economics), so the policy
-that maximises it is the one the decision policy aims for.
+that maximises it is the one the decision policy aims for. ``reward`` is the one the
+bundle was trained on (its manifest; ``ve_success`` for bundles that predate named
+rewards); rows where it is still unknown are left out and counted.
+
+Policy values measure the **suggestion** (intent to treat): the logged action is the
+served suggestion with its logged propensity, whatever the agent then delivered, since
+the suggestion is what the policy controls. (The delivered activity has no logged
+probability, so it cannot be valued off-policy without modelling agents' compliance.)
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import pandas as pd
 from models.activities import ACTIONS, NONE
 from models.bundle import ModelBundle
 from models.policy import choose_actions, expected_values
-from training.fit import net_rewards, openness_weights
+from models.schema import LABEL, Reward
+from training.fit import apply_reward, fit_labels, net_rewards, openness_weights
 from training.loading import action_codes, attempted
 from training.metrics import classification_metrics, qini_curve
 from training.ope import (
@@ -28,6 +36,7 @@ from training.ope import (
 from training.score import score_arrays
 
 K = len(ACTIONS)
+MEASURES = "the suggestion (intent to treat)"
 
 
 def _shares(actions: np.ndarray) -> dict[str, float]:
@@ -59,11 +68,26 @@ def evaluate_bundle(
     data_info: dict[str, Any] | None = None,
     n_boot: int = 500,
     seed: int = 0,
+    reward: Reward | None = None,
 ) -> dict[str, Any]:
-    """Build the evaluation dict (schema in ``training.report_html``)."""
+    """Build the evaluation dict (schema in ``training.report_html``) on ``reward``
+    (default: the one the bundle learned)."""
     m = bundle.manifest
+    reward = reward or Reward.from_dict(m.get("reward"))
+    if not reward.is_default:
+        kept = np.ones(len(frame), dtype=bool)
+        applied, left_out = apply_reward(frame.assign(_row=np.arange(len(frame))), reward)
+        if left_out:
+            kept[:] = False
+            kept[applied["_row"].to_numpy()] = True
+            if truth is not None:
+                truth = truth.loc[kept].reset_index(drop=True)
+        frame = applied.drop(columns=["_row"])
+    else:
+        left_out = 0
     openness, success = score_arrays(bundle, frame)
-    y = frame["ve_success"].to_numpy(dtype=np.float64)
+    # Classification metrics need 0/1: a weighted reward is scored through draws of it.
+    y = fit_labels(frame[LABEL].to_numpy(dtype=np.float64), seed)
     features = bundle.encoder.feature_names
     result: dict[str, Any] = {
         "schema_version": 1,
@@ -81,9 +105,13 @@ def evaluate_bundle(
         "reward": {
             "name": "net_value",
             "description": (
-                f"ve_success x {bundle.economics.value_of_success:g} minus the logged "
+                f"{reward.label} x {bundle.economics.value_of_success:g} minus the logged "
                 f"action's extra handle time x {bundle.economics.cost_per_second:g} per second"
             ),
+            "reward": reward.label,
+            "reward_description": reward.describe(),
+            "rows_left_out": left_out,
+            "measures": MEASURES,
         },
         "warnings": [],
     }
