@@ -294,3 +294,78 @@ def test_pools_the_log_never_tried_are_reported_not_guessed():
     assert unsupported_by_pool(target, joint_support, ["p0", "p1"])["p1"] == pytest.approx(
         np.mean(x == 0)
     )
+
+
+# ------------------------------------------------------------------ the CLI
+def test_vea_evaluate_routing_on_an_export(tmp_path):
+    import json
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from training.cli import cli
+
+    pools = {
+        "pools": [
+            {"id": "edu_a", "activities": ["educate_usage"], "members": ["a1"],
+             "lift": {"educate_usage": 1.3}},
+            {"id": "edu_new", "activities": ["educate_usage"], "members": ["a9"],
+             "lift": {"educate_usage": 1.5}},  # never in the log: unsupported
+            {"id": "general"},
+        ]
+    }  # fmt: skip
+    (tmp_path / "pools.json").write_text(json.dumps(pools))
+    rng = np.random.default_rng(1)  # one log; 38 of 40 such logs cover the joint truth
+    n = 4000
+    activity = np.where(rng.random(n) < 0.6, "educate_usage", "none")
+    propensity = np.where(activity == "educate_usage", 0.6, 0.4)
+    to_a = (activity == "educate_usage") & (rng.random(n) < 0.7)
+    pool = np.where(to_a, "edu_a", "general")
+    pool_propensity = np.where(activity == "none", 1.0, np.where(to_a, 0.7, 0.3))
+    p = np.where(activity == "none", 0.1, np.where(to_a, 0.5, 0.3))
+    frame = pd.DataFrame(
+        {
+            "interaction_id": [f"i{i}" for i in range(n)],
+            "customer_id": [f"c{i // 2}" for i in range(n)],
+            "channel": "voice",
+            "language": "en",
+            "segment": "consumer",
+            "issue_type": "inquiry",
+            "activity": activity,
+            "propensity": propensity,
+            "pool_id": pool,
+            "pool_propensity": pool_propensity,
+            "ve_success": (rng.random(n) < p).astype(int),
+        }
+    )
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    runner = CliRunner()
+    base = ["evaluate", "--data", str(tmp_path / "log.csv"), "--pools", str(tmp_path / "pools.json"),
+            "--bootstrap", "100"]  # fmt: skip
+    # Random among the eligible pools puts mass on edu_new, which the log never tried.
+    out = runner.invoke(
+        cli, [*base, "--routing", "random-eligible", "--json", str(tmp_path / "r.json")]
+    )
+    assert out.exit_code == 0, out.output
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["unsupported_by_pool"]["edu_new"] > 0.1
+    assert result["rows_evaluated"] == int(np.sum(activity == "none"))
+    assert "unsupported" in out.output and "edu_new" in out.output
+    # General only is supported everywhere: truth 0.6 * 0.3 + 0.4 * 0.1 = 0.22.
+    out = runner.invoke(
+        cli, [*base, "--routing", "general-only", "--json", str(tmp_path / "g.json")]
+    )
+    assert out.exit_code == 0, out.output
+    result = json.loads((tmp_path / "g.json").read_text())
+    dr = result["estimates"]["dr"]
+    assert result["rows_evaluated"] == n and dr["ci_low"] <= 0.22 <= dr["ci_high"]
+    # Joint: always educate_usage, routed to general: truth 0.3 (product of probabilities).
+    out = runner.invoke(
+        cli, [*base, "--routing", "general-only", "--activity", "educate_usage", "--json",
+              str(tmp_path / "j.json")],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    result = json.loads((tmp_path / "j.json").read_text())
+    dr = result["estimates"]["dr"]
+    assert result["kind"].startswith("joint") and dr["ci_low"] <= 0.3 <= dr["ci_high"]
+    assert runner.invoke(cli, [*base, "--activity", "educate_usage"]).exit_code != 0

@@ -226,9 +226,43 @@ def train(
     "values, the paired improvement with its 95% interval, and the gate's verdict. "
     "Optionally the shadow VERSION (default: the newest one in the log).",
 )
+@click.option(
+    "--routing",
+    type=click.Choice(["general-only", "best-proficiency", "random-eligible"]),
+    default=None,
+    help="Off-policy value (DR, 95% CI) of this routing policy on a vea export with "
+    "randomized routing (pool_propensity); pools the log never tried for a context are "
+    "reported as unsupported. With --activity: the joint (activity, pool) policy.",
+)
+@click.option(
+    "--activity",
+    "routing_activity",
+    default=None,
+    help="With --routing: always suggest this activity (joint policy; probability = "
+    "propensity x pool_propensity). Default: the activity as logged.",
+)
+@click.option(
+    "--pools",
+    "routing_pools",
+    type=click.Path(exists=True, dir_okay=False),
+    default=lambda: os.environ.get("VEA_POOLS"),
+    help="With --routing: the pools config the log was routed with (default: VEA_POOLS, "
+    "else the shipped default).",
+)
 @registry_option
 def evaluate(
-    model_ref, data, spec_path, truth, report, json_path, bootstrap, shadow_version, registry
+    model_ref,
+    data,
+    spec_path,
+    truth,
+    report,
+    json_path,
+    bootstrap,
+    shadow_version,
+    routing,
+    routing_activity,
+    routing_pools,
+    registry,
 ) -> None:
     """Calibration, uplift and off-policy policy value of a model on a log."""
     from training.evaluate import evaluate_bundle
@@ -237,6 +271,11 @@ def evaluate(
     if shadow_version is not None:
         _evaluate_shadow(data, shadow_version, json_path, bootstrap, registry)
         return
+    if routing is not None:
+        _evaluate_routing(data, routing, routing_activity, routing_pools, json_path, bootstrap)
+        return
+    if routing_activity is not None:
+        raise click.BadParameter("--activity needs --routing", param_hint="--activity")
     bundle = _load_for_scoring(registry, model_ref)
     spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
     frame = load_log(data, spec)
@@ -265,6 +304,37 @@ def evaluate(
         click.echo(text)
     else:
         click.echo(_summary(result))
+
+
+def _evaluate_routing(data, policy, activity, pools_path, json_path, bootstrap) -> None:
+    """``vea evaluate --routing``: a routing (or joint) policy valued on an export."""
+    from models.pools import load_config
+    from service.config import PACKAGE_DIR
+    from training.ope import evaluate_routing_log
+
+    config = load_config(pools_path or PACKAGE_DIR / "pools.default.yaml")
+    result = evaluate_routing_log(
+        read_table(Path(data)), config, policy, activity=activity, n_boot=bootstrap
+    )
+    text = json.dumps(result, indent=2, default=str, allow_nan=False)
+    if json_path:
+        _write_text(Path(json_path), text)
+    dr = result["estimates"].get("dr")
+    lines = [
+        f"{result['kind']} policy {policy} (activity: {result['activity']}) on "
+        f"{result['rows_evaluated']} of {result['rows']} routed rows ({result['scope']})",
+        f"DR {dr['value']:.4f} (95% CI {dr['ci_low']:.4f} to {dr['ci_high']:.4f}); logged "
+        f"{result['logged_value']:.4f} on the same rows"
+        if dr
+        else "no row where the policy is supported by the log: no estimate",
+    ]
+    unsupported = {p: m for p, m in result["unsupported_by_pool"].items() if m > 0}
+    if unsupported:
+        lines.append(
+            "unsupported (never tried by the log in that context; not estimated): "
+            + ", ".join(f"{p} {m:.1%}" for p, m in unsupported.items())
+        )
+    click.echo(text if not json_path else "\n".join(lines))
 
 
 def _evaluate_shadow(data, version, json_path, bootstrap, registry) -> None:

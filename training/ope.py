@@ -615,3 +615,122 @@ def evaluate_supported(
         )
         out["difference_over_baseline"] = diff.to_dict()
     return out
+
+
+# --------------------------------------------------------------------------- routing on a log
+
+ROUTING_POLICIES = ("general-only", "best-proficiency", "random-eligible")
+
+
+def routing_policy_probs(
+    config: Any, activity: str, eligible: Sequence[int], name: str
+) -> np.ndarray:
+    """A named routing policy's pool probabilities (``config.pools`` order) for a contact
+    whose eligible pools are ``eligible`` (indexes): ``general-only``, ``best-proficiency``
+    (highest lift for the activity; a value pool before general on a tie) or
+    ``random-eligible`` (uniform). ``none`` always goes to general."""
+    ids = [p.id for p in config.pools]
+    general = ids.index("general")
+    probs = np.zeros(len(ids))
+    if activity == "none" or name == "general-only" or not eligible:
+        probs[general] = 1.0
+    elif name == "best-proficiency":
+        pools = config.pools
+        best = max(eligible, key=lambda j: (pools[j].lift_for(activity), j != general, -j))
+        probs[best] = 1.0
+    elif name == "random-eligible":
+        probs[list(eligible)] = 1.0 / len(eligible)
+    else:
+        raise ValueError(f"unknown routing policy {name!r}; one of {ROUTING_POLICIES}")
+    return probs
+
+
+def evaluate_routing_log(
+    frame: Any,
+    config: Any,
+    policy: str,
+    *,
+    activity: str | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
+    reward: str = "ve_success",
+) -> dict[str, Any]:
+    """Off-policy value of a routing policy (``activity=None``: the activity as logged) or
+    of the joint policy "always ``activity``, routed by ``policy``" on a vea export.
+
+    Pools are eligible as ``models.matching`` has them (the pool serves the activity,
+    channel, language and segment, and has members or is general); the export does not
+    carry the waits, so every eligible pool counts as within the limit. Support comes from
+    the log: a pool (or activity x pool pair) never logged in a context cell (activity,
+    channel, language, segment) is unsupported there; those rows are left out of the
+    estimate and the mass is reported per pool. DR uses cross-fitted cell means
+    (``cell_mean_q``); intervals are 95% BCa, resampling customers."""
+    need = ["activity", "propensity", "pool_id", reward, "channel", "language", "segment"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the log lacks {missing} (use a `vea export` log)")
+    ids = [p.id for p in config.pools]
+    index = {pool: j for j, pool in enumerate(ids)}
+    ok = frame["pool_id"].isin(ids) & frame[reward].notna() & frame["activity"].isin(ACTIONS)
+    data = frame.loc[ok].reset_index(drop=True)
+    n, n_pools = len(data), len(ids)
+    if n == 0:
+        raise ValueError("no routed rows with an outcome and a pool of this config")
+    pool_prop = (
+        data["pool_propensity"].fillna(1.0).to_numpy(dtype=float)
+        if "pool_propensity" in data
+        else np.ones(n)
+    )
+    r = data[reward].to_numpy(dtype=float)
+    logged_pool = data["pool_id"].map(index).to_numpy(dtype=np.int64)
+    logged_activity = encode_actions(data["activity"].astype(str).to_numpy())
+    text = {c: data[c].astype(str).to_numpy() for c in ("channel", "language", "segment")}
+    place = np.char.add(np.char.add(np.char.add(text["channel"], "|"), text["language"]), "|")
+    place = np.char.add(place, text["segment"])
+    issue = data["issue_type"].astype(str).to_numpy() if "issue_type" in data else np.full(n, "")
+    clusters = data["customer_id"].astype(str).to_numpy() if "customer_id" in data else None
+    chosen = [activity] * n if activity is not None else list(data["activity"].astype(str))
+    target_pool = np.zeros((n, n_pools))
+    cache: dict[tuple[str, ...], np.ndarray] = {}
+    for i in range(n):
+        key = (chosen[i], text["channel"][i], text["language"][i], text["segment"][i])
+        if key not in cache:
+            eligible = [
+                j
+                for j, pool in enumerate(config.pools)
+                if pool.serves(key[0], key[1], key[2], key[3])
+                and (pool.id == "general" or pool.members)
+            ]
+            cache[key] = routing_policy_probs(config, key[0], eligible, policy)
+        target_pool[i] = cache[key]
+    if activity is None:
+        cells = np.char.add(np.char.add(data["activity"].astype(str).to_numpy(), "|"), place)
+        logged, prop, target = logged_pool, pool_prop, target_pool
+        supported = support_from_log(cells, logged_pool, n_pools)
+        k = n_pools
+    else:
+        if activity not in ACTION_INDEX:
+            raise ValueError(f"unknown activity {activity!r}")
+        cells = place
+        logged = joint_actions(logged_activity, logged_pool, n_pools)
+        prop = data["propensity"].to_numpy(dtype=float) * pool_prop
+        act = deterministic_probs(np.full(n, ACTION_INDEX[activity]), len(ACTIONS))
+        target = joint_probs(act, target_pool)
+        k = len(ACTIONS) * n_pools
+        supported = support_from_log(cells, logged, k)
+    q = cell_mean_q(r, logged, k, np.char.add(np.char.add(cells, "|"), issue), groups=clusters)
+    result = evaluate_supported(
+        r, logged, prop, target, supported, ids, q_hat=q, n_boot=n_boot, seed=seed,
+        clusters=clusters,
+    )  # fmt: skip
+    keep = (target * ~supported).sum(axis=1) <= _PROB_SUM_TOL
+    return {
+        "policy": policy,
+        "activity": activity or "as logged",
+        "kind": "routing" if activity is None else "joint (activity x pool)",
+        "reward": reward,
+        "rows_dropped": int((~ok).sum()),
+        "logged_value": float(r[keep].mean()) if keep.any() else None,
+        "explored_share": float(np.mean(pool_prop < 1.0)),
+        **result,
+    }
