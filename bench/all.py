@@ -44,6 +44,10 @@ PLANS: dict[str, tuple[list[str], list[str]]] = {
         ["--backend", "both", "--duration", "5"],
         ["--backend", "sqlite", "--duration", "1", "--tool", "python"],
     ),
+    "shadow": (
+        ["--decisions", "3000", "--rows", "20000"],
+        ["--decisions", "600", "--rows", "3000"],
+    ),
     "learning_loop": (
         ["--seeds", "4", "--rows", "4000"],
         ["--seeds", "1", "--rows", "2000", "--only", "holdout"],
@@ -171,7 +175,28 @@ def http_rows(results: list[dict]) -> list[Row]:
                 ratio(d["rps"], h["rps"]),
             )
         )
+        if "server_cpu_us" in d and "server_cpu_us" in h:
+            rows.append(
+                (
+                    f"HTTP server CPU per request, decisions vs hello-world, {backend}, "
+                    f"c={concurrency}",
+                    f"{d['server_cpu_us']:,.0f} us",
+                    f"{h['server_cpu_us']:,.0f} us",
+                    ratio(h["server_cpu_us"], d["server_cpu_us"]),
+                )
+            )
     return rows
+
+
+def shadow_rows(f: dict) -> list[Row]:
+    return [
+        (
+            "decision request with a shadow challenger vs without (in-process), p99",
+            f"{f['with']['p99_us']:,.0f} us",
+            f"{f['without']['p99_us']:,.0f} us",
+            f"{f['ratio_p99']:.2f}x",
+        )
+    ]
 
 
 def learning_loop_rows(f: dict) -> list[Row]:
@@ -219,6 +244,7 @@ FORMATTERS = {
     "core": core_rows,
     "train_scale": train_scale_rows,
     "http": http_rows,
+    "shadow": shadow_rows,
     "learning_loop": learning_loop_rows,
 }
 
