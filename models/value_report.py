@@ -16,6 +16,20 @@ handle time of the same contact).
   only ~89% with 5 customers per arm, the t ~94% (and the two agree from a few dozen).
 - **ROI**: per contact, ``value_of_retention * retained - cost_per_second * handle_time``
   compared between the arms (with its interval), and scaled by the treated contacts.
+- **Reward**: the report names the reward it reports (``models.schema.Reward``:
+  ``ve_success`` by default, ``accepted``, a retention window, or a weighted value),
+  gives its mean per group and its uplift; contacts whose reward is still unknown
+  (retention window open) are left out of it and counted.
+- **Offered vs accepted**: per group (so per agent and per pool), how many value
+  suggestions there were, how many the agent offered and how many of the offered the
+  customer took up, with the rates.
+- **Shadow**: champion against each shadow challenger on the period's labelled
+  decisions the shadow decided (``shadow_comparison``): doubly robust value of each
+  policy, their paired difference with a 95% interval (cluster-robust by customer),
+  whether the shadow would pass the promotion gate (lower bound above zero) and the
+  share of contacts where its choice was impossible under logging. A live glance: the
+  direct-method term is the champion's stored expected values, not a cross-fitted reward
+  model; ``vea evaluate --shadow`` is the thorough offline comparison.
 """
 
 from __future__ import annotations
@@ -28,8 +42,26 @@ from typing import Any
 import numpy as np
 from scipy.special import stdtrit
 
+from models.activities import ACTIONS, NONE
+from models.schema import Reward
+
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
-UPLIFT_MEASURES = ("ve_success", "retained_60d", "ves")
+UPLIFT_MEASURES = ("ve_success", "retained_60d", "ves", "reward")
+K = len(ACTIONS)
+CODES = {name: code for code, name in enumerate(ACTIONS)}
+MEASURES = "the suggestion (intent to treat)"
+# As ``training.shadow``: above this share of contacts whose shadow choice the logging
+# policy could never make, the comparison rests on guesses, not on the log.
+MAX_UNSUPPORTED = 0.05
+REWARD_PARTS_READ = (
+    "ve_success",
+    "accepted",
+    "offered",
+    "retained_30d",
+    "retained_60d",
+    "retained_90d",
+    "upgraded",
+)
 UNKNOWN = "(unknown)"
 
 
@@ -39,6 +71,7 @@ class ValueSettings:
     cost_per_second: float = 0.02
     declared_measures: tuple[str, ...] = ()
     declared_at: str | None = None  # ISO date/time the measures were fixed
+    reward: Reward = Reward()
 
 
 def _num(values: Sequence[Any] | None, n: int) -> np.ndarray:
@@ -56,8 +89,17 @@ def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]
     """The report's measures over the selected rows."""
     offered = cols["offered"][rows]
     accepted = cols["accepted"][rows]
+    suggested = cols["suggested"][rows]
+    offered_suggestion = suggested & (offered == 1)
+    n_suggested, n_offered = int(suggested.sum()), int(offered_suggestion.sum())
     return {
         "n": int(rows.sum()),
+        "reward": _mean(cols["reward"][rows]),
+        "reward_n": int(np.isfinite(cols["reward"][rows]).sum()),
+        "suggested": n_suggested,
+        "offered": n_offered,
+        "offer_rate": n_offered / n_suggested if n_suggested else None,
+        "accepted": int(((offered == 1) & (accepted == 1)).sum()),
         "ves_confidence": _mean(cols["ves_confidence"][rows]),
         "ves_ability": _mean(cols["ves_ability"][rows]),
         "ves": _mean(cols["ves"][rows]),
@@ -131,8 +173,10 @@ def value_report(
     columns: Mapping[str, Sequence[Any]],
     settings: ValueSettings,
     period: tuple[str | None, str | None] = (None, None),
+    shadow: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole report from the export's columns (decisions with and without outcomes)."""
+    """The whole report from the export's columns (decisions with and without outcomes);
+    ``shadow``: the inputs of ``shadow_comparison`` beyond these columns (see there)."""
     n = len(columns.get("decision_id", ()))
     cols = {
         name: _num(columns.get(name), n)
@@ -150,6 +194,11 @@ def value_report(
     # VES: the mean of its two items (1-7), where both were answered.
     cols["ves"] = (cols["ves_confidence"] + cols["ves_ability"]) / 2.0
     has_outcome = np.array([bool(v) for v in columns.get("has_outcome", [True] * n)], dtype=bool)
+    reward = settings.reward
+    parts = {name: _num(columns.get(name), n) for name in REWARD_PARTS_READ}
+    cols["reward"] = np.where(has_outcome, reward.values(parts, n), np.nan)
+    served = [str(v) if v is not None else NONE for v in columns.get("activity", [NONE] * n)]
+    cols["suggested"] = np.array([a != NONE for a in served], dtype=bool)
     arm = np.array([str(v) for v in columns.get("experiment_arm", ["treatment"] * n)])
     everything = has_outcome
     by: dict[str, list[dict[str, Any]]] = {}
@@ -187,8 +236,18 @@ def value_report(
             cols["handle_time_s"][treated], cols["handle_time_s"][holdout], ct, cc
         ),
     )
+    known = np.isfinite(cols["reward"])
     return {
         "period": {"from": period[0], "to": period[1]},
+        "reward": {
+            **reward.to_dict(),
+            "known": int(known.sum()),
+            "unknown": int((has_outcome & ~known).sum()),
+            "note": (
+                "contacts with an outcome whose reward is not known yet (a retention window "
+                "still open, or a part not reported) are left out of the reward and counted"
+            ),
+        },
         "decisions": n,
         "with_outcome": int(has_outcome.sum()),
         "pending": int(n - has_outcome.sum()),
@@ -206,6 +265,7 @@ def value_report(
                 else "no measures were declared before the period began: treat as exploratory"
             ),
         },
+        "shadow": shadow_section(columns, cols["reward"], shadow),
     }
 
 
@@ -220,3 +280,158 @@ def _iso_key(text: str) -> str:
     # ISO-8601 strings in UTC compare as text; a bare date means its midnight.
     text = text.replace(" ", "T").removesuffix("Z").split("+")[0]
     return text if "T" in text else f"{text}T00:00:00"
+
+
+# --------------------------------------------------------------------- shadow
+SHADOW_DESCRIPTION = (
+    "Champion against the shadow challenger on this period's decisions that the shadow "
+    "also decided and whose reward is known: doubly robust value of each policy (logged "
+    "propensities; the direct-method term is the champion's stored expected value of each "
+    "activity for the contact), their paired difference with a 95% t interval clustered by "
+    "customer, and whether the shadow would pass the promotion gate (lower bound above "
+    "zero). Values are net, in the economics' money units: reward x value_of_success minus "
+    "the served activity's extra handle-time cost. A live glance: `vea evaluate --shadow` "
+    "is the thorough offline comparison (cross-fitted reward model, customer bootstrap, "
+    "effective-sample-size check)."
+)
+
+
+def _interval(x: np.ndarray, clusters: np.ndarray) -> dict[str, Any]:
+    """Mean with a 95% t interval, cluster-robust (G - 1 degrees of freedom)."""
+    out: dict[str, Any] = {"value": float(x.mean()) if x.size else None}
+    out.update(ci_low=None, ci_high=None)
+    if x.size < 2:
+        return out
+    var, g = _var_of_mean(x, clusters)
+    if g < 2 or not math.isfinite(var):
+        return out
+    half = float(stdtrit(g - 1, 0.975)) * math.sqrt(var)
+    out.update(ci_low=out["value"] - half, ci_high=out["value"] + half)
+    return out
+
+
+def dr_terms(
+    rewards: np.ndarray,
+    logged: np.ndarray,
+    propensity: np.ndarray,
+    target: np.ndarray,
+    q: np.ndarray,
+) -> np.ndarray:
+    """Per-contact doubly robust value of a deterministic policy choosing ``target``:
+    ``q(x, target) + 1[logged == target] / propensity * (reward - q(x, logged))``."""
+    rows = np.arange(len(rewards))
+    hit = (logged == target).astype(np.float64)
+    return q[rows, target] + hit / propensity * (rewards - q[rows, logged])
+
+
+def shadow_comparison(
+    *,
+    rewards: np.ndarray,
+    logged: np.ndarray,
+    propensity: np.ndarray,
+    champion: np.ndarray,
+    shadow: np.ndarray,
+    q: np.ndarray,
+    supported: np.ndarray,
+    customers: np.ndarray,
+) -> dict[str, Any]:
+    """Champion vs shadow on the same contacts (action codes in ``ACTIONS`` order).
+
+    ``rewards``: net reward of each contact; ``q``: (n, K) direct-method values (NaN where
+    unknown, taken as 0); ``supported``: (n, K) whether logging could serve each action.
+    """
+    q = np.nan_to_num(np.asarray(q, dtype=np.float64), nan=0.0)
+    champ = dr_terms(rewards, logged, propensity, champion, q)
+    shad = dr_terms(rewards, logged, propensity, shadow, q)
+    rows = np.arange(len(rewards))
+    unsupported = float(np.mean(~supported[rows, shadow])) if len(rewards) else 0.0
+    gain = _interval(shad - champ, customers)
+    passes = gain["ci_low"] is not None and gain["ci_low"] > 0
+    if gain["ci_low"] is None:
+        verdict = "too few contacts or customers for an interval"
+    elif unsupported > MAX_UNSUPPORTED:
+        verdict = (
+            f"cannot judge: for {unsupported:.0%} of the contacts the shadow chooses an "
+            "activity the logging policy could not serve there; the comparison rests on "
+            "the champion's guesses"
+        )
+    elif passes:
+        verdict = "would pass the gate: the 95% interval of the improvement is above zero"
+    elif gain["ci_high"] < 0:
+        verdict = "would be refused: the shadow is worse (interval below zero)"
+    else:
+        verdict = "would be refused: the interval of the improvement includes zero"
+    return {
+        "rows": int(len(rewards)),
+        "customers": int(len(np.unique(customers))),
+        "champion_value": _interval(champ, customers),
+        "shadow_value": _interval(shad, customers),
+        "improvement": gain,
+        "agreement": float(np.mean(champion == shadow)) if len(rewards) else None,
+        "unsupported": unsupported,
+        "would_pass_gate": bool(passes and unsupported <= MAX_UNSUPPORTED),
+        "verdict": verdict,
+    }
+
+
+def shadow_section(
+    columns: Mapping[str, Sequence[Any]],
+    reward: np.ndarray,
+    shadow: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The report's shadow section, one comparison per shadow version.
+
+    ``shadow`` holds, aligned with ``columns``: ``q`` (n, K) the champion's expected value
+    of every action (NaN without a shadow or unknown), ``supported`` (n, K) bool,
+    ``value_of_success`` (n,) and ``costs`` (n, K) of the economics of each decision's
+    model. Rows used: a shadow decided, the champion's own choice is known and the reward
+    is known.
+    """
+    out: dict[str, Any] = {
+        "description": SHADOW_DESCRIPTION,
+        "estimator": "dr",
+        "measures": MEASURES,
+        "comparisons": [],
+    }
+    n = len(reward)
+    if shadow is None or n == 0:
+        return out
+    versions = [None if v is None else str(v) for v in columns.get("shadow_version", [None] * n)]
+    best = [CODES.get(str(v), -1) for v in columns.get("best_activity", [None] * n)]
+    chosen = [CODES.get(str(v), -1) for v in columns.get("shadow_activity", [None] * n)]
+    logged = np.array([CODES.get(str(v), -1) for v in columns.get("activity", [None] * n)])
+    propensity = _num(columns.get("propensity"), n)
+    best, chosen = np.array(best), np.array(chosen)
+    usable = (
+        np.array([v is not None for v in versions])
+        & (best >= 0)
+        & (chosen >= 0)
+        & (logged >= 0)
+        & np.isfinite(reward)
+        & (propensity > 0)
+    )
+    customers = np.array([str(v) for v in columns.get("customer_id", range(n))])
+    model_versions = [str(v) for v in columns.get("model_version", [None] * n)]
+    value_of_success = np.asarray(shadow["value_of_success"], dtype=np.float64)
+    costs = np.asarray(shadow["costs"], dtype=np.float64)
+    net = reward * value_of_success - costs[np.arange(n), np.maximum(logged, 0)]
+    q = np.asarray(shadow["q"], dtype=np.float64)
+    supported = np.asarray(shadow["supported"], dtype=bool)
+    for version in sorted({v for v, ok in zip(versions, usable, strict=True) if ok}):
+        rows = usable & np.array([v == version for v in versions])
+        entry = shadow_comparison(
+            rewards=net[rows],
+            logged=logged[rows],
+            propensity=propensity[rows],
+            champion=best[rows],
+            shadow=chosen[rows],
+            q=q[rows],
+            supported=supported[rows],
+            customers=customers[rows],
+        )
+        champions = sorted({m for m, r in zip(model_versions, rows, strict=True) if r})
+        out["comparisons"].append(
+            {"shadow_version": version, "champion_versions": champions, **entry}
+        )
+    out["comparisons"].sort(key=lambda c: -c["rows"])
+    return out

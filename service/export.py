@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from models.activities import ACTIONS, NONE
+from models.exploration import HOLDOUT, candidates
 from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES
 from models.tables import write_table
 from service.db import READ_ONLY, customer_events, decisions, outcomes, utcnow
@@ -246,6 +248,66 @@ def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetim
             frame.iat[i, frame.columns.get_loc("upgraded")] = 1.0
         elif now >= end:
             frame.iat[i, frame.columns.get_loc("upgraded")] = 0.0
+
+
+def shadow_inputs(
+    engine: sa.Engine, since: datetime | None = None, until: datetime | None = None
+) -> pd.DataFrame:
+    """For the decisions of the period that a shadow challenger also decided: the
+    champion's expected value of every action for that contact (``q_<action>``, from the
+    stored answer; ``none`` from ``expected_value_none``) and whether logging could have
+    served each action (``can_<action>``): the holdout only ever gets `none`; a decision
+    served with probability 1 (no exploration, degraded) only its own action; an explored
+    one any candidate (``models.exploration.candidates``: learned, not blocked, attempt
+    allowed)."""
+    condition = decisions.c.shadow_activity.is_not(None)
+    if since is not None:
+        condition = sa.and_(condition, decisions.c.occurred_at >= since)
+    if until is not None:
+        condition = sa.and_(condition, decisions.c.occurred_at < until)
+    query = sa.select(
+        decisions.c.decision_id,
+        decisions.c.suggested_activity,
+        decisions.c.propensity,
+        decisions.c.experiment_arm,
+        decisions.c.response,
+        decisions.c.shadow,
+    ).where(condition)
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    records = []
+    for r in rows:
+        response = r["response"] or {}
+        values = {
+            a.get("activity"): a.get("expected_value") for a in response.get("activities", [])
+        }
+        # The champion's value of `none` is not part of its stored answer; when the
+        # decision stores it beside the shadow's, it is used, else 0 (as the policy does
+        # for an unknown `none`). DR stays unbiased either way: the propensities are known.
+        none_value = (r["shadow"] or {}).get("champion_expected_value_none")
+        if none_value is None:
+            none_value = response.get("expected_value_none", 0.0)
+        policy = response.get("contact_policy") or {}
+        possible = candidates(
+            values,
+            float(none_value or 0.0),
+            blocked=frozenset(policy.get("blocked_activities") or ()),
+            allow_attempt=bool(policy.get("allow_attempt", True)),
+        )
+        record: dict[str, Any] = {"decision_id": r["decision_id"]}
+        for action in ACTIONS:
+            value = none_value if action == NONE else values.get(action)
+            record[f"q_{action}"] = math.nan if value is None else float(value)
+            if r["experiment_arm"] == HOLDOUT:
+                can = action == NONE
+            elif r["propensity"] is not None and r["propensity"] >= 1.0 - 1e-9:
+                can = action == r["suggested_activity"]
+            else:
+                can = action in possible or action == r["suggested_activity"]
+            record[f"can_{action}"] = can
+        records.append(record)
+    columns = ["decision_id", *(f"q_{a}" for a in ACTIONS), *(f"can_{a}" for a in ACTIONS)]
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def check_rows(frame: pd.DataFrame) -> None:

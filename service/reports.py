@@ -10,20 +10,31 @@ from typing import Any
 import numpy as np
 import yaml
 
+from models.activities import ACTIONS
+from models.bundle import BundleError, read_manifest
 from models.decision import DEFAULT_BANDS
 from models.drift import calibration_by_band, feature_psi, level
-from models.registry import Registry
+from models.economics import Economics
+from models.registry import Registry, RegistryError
+from models.schema import Reward
 from models.value_report import ValueSettings, value_report
 from service.config import Settings
-from service.export import decision_frame
+from service.export import decision_frame, shadow_inputs
 
-VALUE_CONFIG_KEYS = {"success_measures", "declared_at", "value_of_retention", "cost_per_second"}
+VALUE_CONFIG_KEYS = {
+    "success_measures",
+    "declared_at",
+    "value_of_retention",
+    "cost_per_second",
+    "reward",
+}
 
 
-def value_settings(settings: Settings) -> ValueSettings:
-    """Money values and declared success measures: ``VEA_*`` settings, overridden by the
-    YAML file ``VEA_VALUE_CONFIG`` when set (``success_measures``, ``declared_at``,
-    ``value_of_retention``, ``cost_per_second``)."""
+def value_settings(settings: Settings, reward: Reward | None = None) -> ValueSettings:
+    """Money values, declared success measures and the reported reward: ``VEA_*``
+    settings, overridden by the YAML file ``VEA_VALUE_CONFIG`` when set
+    (``success_measures``, ``declared_at``, ``value_of_retention``, ``cost_per_second``,
+    ``reward``: a name or a mapping of weights), overridden by ``reward`` (the query)."""
     measures = [m.strip() for m in settings.success_measures.split(",") if m.strip()]
     data: dict[str, Any] = {}
     if settings.value_config:
@@ -37,6 +48,7 @@ def value_settings(settings: Settings) -> ValueSettings:
         cost_per_second=float(data.get("cost_per_second", settings.cost_per_second)),
         declared_measures=tuple(data.get("success_measures", measures)),
         declared_at=str(declared_at) if declared_at is not None else None,
+        reward=reward or Reward.from_dict(data.get("reward")),
     )
 
 
@@ -52,10 +64,59 @@ def _columns(frame) -> dict[str, list]:
 
 
 def value(
-    engine, settings: Settings, start: datetime | None, end: datetime | None
+    engine,
+    settings: Settings,
+    start: datetime | None,
+    end: datetime | None,
+    reward: Reward | None = None,
 ) -> dict[str, Any]:
     frame = decision_frame(engine, start, end)
-    return value_report(_columns(frame), value_settings(settings), (_iso(start), _iso(end)))
+    shadow = _shadow(engine, settings, frame, start, end)
+    return value_report(
+        _columns(frame),
+        value_settings(settings, reward),
+        (_iso(start), _iso(end)),
+        shadow=shadow,
+    )
+
+
+def _economics_of(settings: Settings, versions) -> dict[str, Economics]:
+    """The economics each model version decided with (its manifest); the defaults for a
+    version the registry no longer has."""
+    registry = Registry(settings.registry)
+    out = {}
+    for version in versions:
+        try:
+            manifest = read_manifest(registry.path_of(str(version)))
+            out[version] = Economics.from_dict(manifest.get("economics"))
+        except (BundleError, RegistryError, OSError, ValueError):
+            out[version] = Economics()
+    return out
+
+
+def _shadow(engine, settings: Settings, frame, start, end) -> dict[str, Any] | None:
+    """Inputs of the report's shadow comparison, aligned with ``frame`` (None without
+    any shadow decision in the period)."""
+    if frame.empty or not frame["shadow_activity"].notna().any():
+        return None
+    extra = shadow_inputs(engine, start, end).set_index("decision_id")
+    n, k = len(frame), len(ACTIONS)
+    q = np.full((n, k), np.nan)
+    supported = np.zeros((n, k), dtype=bool)
+    position = {d: i for i, d in enumerate(frame["decision_id"])}
+    rows = [position[d] for d in extra.index if d in position]
+    known = [d for d in extra.index if d in position]
+    if rows:
+        q[rows] = extra.loc[known, [f"q_{a}" for a in ACTIONS]].to_numpy(dtype=np.float64)
+        supported[rows] = extra.loc[known, [f"can_{a}" for a in ACTIONS]].to_numpy(dtype=bool)
+    versions = frame["model_version"].astype(str).tolist()
+    economics = _economics_of(settings, set(versions))
+    return {
+        "q": q,
+        "supported": supported,
+        "value_of_success": np.array([economics[v].value_of_success for v in versions]),
+        "costs": np.array([economics[v].action_costs() for v in versions]).reshape(n, k),
+    }
 
 
 def drift(

@@ -10,6 +10,7 @@ import marshmallow as ma
 from marshmallow import fields, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
+from models.schema import REWARDS, RewardError, parse_reward
 
 EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
 MAX_EXTRA_FEATURES = 50
@@ -331,7 +332,16 @@ class EventSchema(Schema):
     value = fields.Float(allow_none=True)
     recorded_at = fields.String(required=True)
     follows_decisions = fields.Integer(
-        required=True, metadata={"description": "decisions for this customer in the 90 days before"}
+        required=True,
+        metadata={
+            "description": (
+                "decisions stored for this customer in the 90 days up to the event's "
+                "occurred_at, at the time it was recorded. 0 (no decision yet, or the "
+                "event arrived before its decisions) is not an error: the event is kept "
+                "and joined at export time to every decision it follows, whatever the "
+                "order in which decisions and events arrived"
+            )
+        },
     )
 
 
@@ -563,6 +573,20 @@ class ReportQuerySchema(Schema):
 
 class MeasuresSchema(Schema):
     n = fields.Integer(required=True)
+    reward = fields.Float(
+        allow_none=True, metadata={"description": "mean of the report's reward (see reward)"}
+    )
+    reward_n = fields.Integer(metadata={"description": "contacts whose reward is known"})
+    suggested = fields.Integer(
+        metadata={"description": "contacts with an outcome where a value activity was suggested"}
+    )
+    offered = fields.Integer(
+        metadata={"description": "of the suggested, those the agent offered (offered=true)"}
+    )
+    offer_rate = fields.Float(allow_none=True, metadata={"description": "offered / suggested"})
+    accepted = fields.Integer(
+        metadata={"description": "offered contacts where the customer took it up"}
+    )
     ves_confidence = fields.Float(allow_none=True, metadata={"description": "VES item 1 (1-7)"})
     ves_ability = fields.Float(allow_none=True, metadata={"description": "VES item 2 (1-7)"})
     ves = fields.Float(allow_none=True, metadata={"description": "mean of the two VES items"})
@@ -608,6 +632,76 @@ class SuccessMeasuresSchema(Schema):
     note = fields.String(required=True)
 
 
+class RewardInfoSchema(Schema):
+    name = fields.String(required=True)
+    label = fields.String(required=True)
+    description = fields.String(required=True)
+    weights = fields.Dict(keys=fields.String(), values=fields.Float())
+    known = fields.Integer(required=True, metadata={"description": "contacts with it known"})
+    unknown = fields.Integer(
+        required=True,
+        metadata={"description": "contacts with an outcome whose reward is not known yet"},
+    )
+    note = fields.String(required=True)
+
+
+class EstimateSchema(Schema):
+    value = fields.Float(allow_none=True)
+    ci_low = fields.Float(allow_none=True, metadata={"description": "95% interval"})
+    ci_high = fields.Float(allow_none=True)
+
+
+class ShadowComparisonSchema(Schema):
+    shadow_version = fields.String(required=True)
+    champion_versions = fields.List(fields.String(), required=True)
+    rows = fields.Integer(required=True)
+    customers = fields.Integer(required=True)
+    champion_value = fields.Nested(EstimateSchema, required=True)
+    shadow_value = fields.Nested(EstimateSchema, required=True)
+    improvement = fields.Nested(
+        EstimateSchema,
+        required=True,
+        metadata={"description": "shadow minus champion, paired, clustered by customer"},
+    )
+    agreement = fields.Float(allow_none=True)
+    unsupported = fields.Float(
+        required=True,
+        metadata={"description": "share of contacts where logging could not serve its choice"},
+    )
+    would_pass_gate = fields.Boolean(required=True)
+    verdict = fields.String(required=True)
+
+
+class ShadowReportSchema(Schema):
+    description = fields.String(required=True)
+    estimator = fields.String(required=True)
+    measures = fields.String(required=True)
+    comparisons = fields.List(fields.Nested(ShadowComparisonSchema), required=True)
+
+
+class ValueReportQuerySchema(ReportQuerySchema):
+    reward = fields.String(
+        load_default=None,
+        validate=validate.OneOf(REWARDS),
+        metadata={"description": "the reward to report (default ve_success or VEA_VALUE_CONFIG)"},
+    )
+    reward_weights = fields.String(
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={"description": "for reward=weighted, e.g. ve_success=1,accepted=0.5"},
+    )
+
+    @validates_schema
+    def _reward(self, data: dict, **_kwargs) -> None:
+        if data.get("reward") is None and data.get("reward_weights"):
+            raise ma.ValidationError("needs reward=weighted", "reward_weights")
+        if data.get("reward") is not None:
+            try:
+                parse_reward(data["reward"], data.get("reward_weights"))
+            except RewardError as exc:
+                raise ma.ValidationError(str(exc), "reward_weights") from None
+
+
 class PeriodSchema(Schema):
     from_ = fields.String(data_key="from", attribute="from", allow_none=True)
     to = fields.String(allow_none=True)
@@ -618,6 +712,7 @@ class ValueReportSchema(Schema):
     decisions = fields.Integer(required=True)
     with_outcome = fields.Integer(required=True)
     pending = fields.Integer(required=True)
+    reward = fields.Nested(RewardInfoSchema, required=True)
     overall = fields.Nested(MeasuresSchema, required=True)
     by = fields.Dict(
         keys=fields.String(),
@@ -628,6 +723,7 @@ class ValueReportSchema(Schema):
     uplift = fields.Dict(keys=fields.String(), values=fields.Nested(UpliftSchema), required=True)
     roi = fields.Nested(RoiSchema, required=True)
     success_measures = fields.Nested(SuccessMeasuresSchema, required=True)
+    shadow = fields.Nested(ShadowReportSchema, required=True)
 
 
 class FeatureDriftSchema(Schema):

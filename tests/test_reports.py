@@ -235,3 +235,161 @@ def test_cli_report(report_app, headers, database_url, monkeypatch, new_id):
     assert text.exit_code == 0 and "uplift treated - holdout" in text.output
     bad = runner.invoke(cli, ["report", "--from", "2019-07-02", "--to", "2019-07-01"])
     assert bad.exit_code != 0
+
+
+# ------------------------------------------------------ rewards, offers and shadows
+def test_offers_per_agent_and_pool_and_the_named_reward():
+    from models.schema import parse_reward
+
+    cols = {
+        "decision_id": [f"d{i}" for i in range(7)],
+        "has_outcome": [True] * 6 + [False],
+        "customer_id": [f"c{i}" for i in range(7)],
+        "activity": ["educate_usage"] * 4 + ["none", "achieve_goals", "educate_usage"],
+        "agent_id": ["a1", "a1", "a1", "a2", "a2", "a2", None],
+        "pool_id": ["p1", "p1", "p2", "p2", "p2", "p2", None],
+        "offered": [1, 1, 0, 1, 0, 0, None],
+        "accepted": [1, 0, None, None, None, None, None],
+        "ve_success": [1, 0, 0, 1, 0, 0, None],
+        "retained_60d": [1, None, 1, 0, 1, 1, None],
+    }
+    report = value_report(cols, ValueSettings(reward=parse_reward("retained_60d")))
+    agents = {g["group"]: g for g in report["by"]["agent_id"]}
+    assert (agents["a1"]["suggested"], agents["a1"]["offered"], agents["a1"]["accepted"]) == (
+        3,
+        2,
+        1,
+    )
+    assert agents["a1"]["offer_rate"] == pytest.approx(2 / 3)
+    assert agents["a1"]["acceptance"] == pytest.approx(0.5)  # when offered
+    # a2: the `none` suggestion is not a suggestion to offer; one of two offered.
+    assert (agents["a2"]["suggested"], agents["a2"]["offered"]) == (2, 1)
+    assert agents["a2"]["acceptance"] is None  # offered, answer not reported
+    pools = {g["group"]: g for g in report["by"]["pool_id"]}
+    assert (pools["p1"]["suggested"], pools["p1"]["offered"], pools["p1"]["accepted"]) == (2, 2, 1)
+    # The reward is named, reported where known, and the open window counted.
+    assert report["reward"]["name"] == "retained_60d"
+    assert report["reward"]["known"] == 5 and report["reward"]["unknown"] == 1
+    assert report["overall"]["reward"] == pytest.approx(4 / 5)
+    assert "reward" in report["uplift"]
+    default = value_report(cols, ValueSettings())
+    assert default["reward"]["name"] == "ve_success"
+    assert default["overall"]["reward"] == default["overall"]["success_rate"]
+    weighted = value_report(
+        cols, ValueSettings(reward=parse_reward("weighted", "ve_success=1,accepted=1"))
+    )
+    # accepted: offered without an answer is unknown, not offered counts as 0.
+    assert weighted["reward"]["known"] == 5
+
+
+def _shadow_log(rng, n, shadow_gain):
+    """Uniform logging over 3 actions, champion always 1, shadow always 2; the shadow's
+    activity is truly worth ``shadow_gain`` more. q is a deliberately poor guess."""
+    k = 6
+    logged = rng.integers(0, 3, n)
+    customers = rng.integers(0, n // 3, n)
+    base = rng.normal(0, 1, n // 3)[customers]
+    means = np.array([0.0, 1.0, 1.0 + shadow_gain])
+    rewards = means[logged] + base + rng.normal(0, 1, n)
+    q = np.zeros((n, k))
+    q[:, :3] = 0.5
+    supported = np.zeros((n, k), dtype=bool)
+    supported[:, :3] = True
+    return dict(
+        rewards=rewards,
+        logged=logged,
+        propensity=np.full(n, 1 / 3),
+        champion=np.full(n, 1),
+        shadow=np.full(n, 2),
+        q=q,
+        supported=supported,
+        customers=customers,
+    )
+
+
+def test_shadow_comparison_ranks_and_covers_the_true_difference():
+    from models.value_report import shadow_comparison
+
+    rng = np.random.default_rng(11)
+    better = shadow_comparison(**_shadow_log(rng, 3000, 0.5))
+    assert better["would_pass_gate"] is True and better["improvement"]["ci_low"] > 0
+    assert better["shadow_value"]["value"] > better["champion_value"]["value"]
+    assert better["unsupported"] == 0.0 and better["agreement"] == 0.0
+    worse = shadow_comparison(**_shadow_log(rng, 3000, -0.5))
+    assert worse["would_pass_gate"] is False and worse["improvement"]["ci_high"] < 0
+    assert "worse" in worse["verdict"]
+    covered = 0
+    for _ in range(100):
+        gain = shadow_comparison(**_shadow_log(rng, 600, 0.2))["improvement"]
+        covered += gain["ci_low"] <= 0.2 <= gain["ci_high"]
+    assert covered >= 88
+    # A shadow whose choice logging never makes: unsupported, cannot judge.
+    log = _shadow_log(rng, 600, 0.5)
+    log["shadow"] = np.full(600, 4)
+    blind = shadow_comparison(**log)
+    assert blind["unsupported"] == 1.0 and blind["would_pass_gate"] is False
+    assert "cannot judge" in blind["verdict"]
+
+
+def test_value_report_reward_query_and_shadow_section(make_app, registry_dir, new_id):
+    from models.registry import Registry
+    from service.auth import create_key
+
+    registry = Registry(registry_dir)
+    shadow = next(v for v in registry.version_ids() if v != registry.champion())
+    registry.set_shadow(shadow)
+    app = make_app(exploration="epsilon", epsilon=0.5, holdout_share=0.2)
+    engine = app.extensions["vea"].engine
+    desk = {"Authorization": f"Bearer {create_key(engine, 'desktop')[1]}"}
+    eng = {"Authorization": f"Bearer {create_key(engine, 'engineer')[1]}"}
+    client = app.test_client()
+    day = "2019-08-01"
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        body = {
+            "interaction_id": new_id("i-"),
+            "customer": {"customer_id": new_id("c-"), "tenure_months": 9},
+            "contact": {
+                "channel": "voice",
+                "issue_type": "how_to",
+                "occurred_at": f"{day}T09:00:00+00:00",
+            },
+        }
+        answer = client.post("/v1/decisions", json=body, headers=desk).json
+        offered = answer["suggested_activity"] != "none"
+        outcome = {
+            "offered": offered,
+            "accepted": bool(offered and rng.random() < 0.5),
+            "ve_success": bool(rng.random() < 0.4),
+            "agent_id": "agent-9",
+        }
+        r = client.post(
+            f"/v1/decisions/{answer['decision_id']}/outcome", json=outcome, headers=desk
+        )
+        assert r.status_code == 201, r.json
+    period = {"from": day, "to": "2019-08-02"}
+    report = client.get("/v1/reports/value", query_string=period, headers=eng).json
+    assert report["reward"]["name"] == "ve_success"
+    section = report["shadow"]
+    assert "vea evaluate --shadow" in section["description"]
+    assert section["measures"] == "the suggestion (intent to treat)"
+    [comparison] = section["comparisons"]
+    assert comparison["shadow_version"] == shadow and comparison["rows"] == 60
+    assert comparison["champion_versions"] == [registry.champion()]
+    assert comparison["improvement"]["ci_low"] is not None
+    assert 0.0 <= comparison["unsupported"] <= 1.0
+    assert isinstance(comparison["would_pass_gate"], bool)
+    agent = report["by"]["agent_id"][0]
+    assert agent["suggested"] >= agent["offered"] >= agent["accepted"]
+
+    weighted = client.get(
+        "/v1/reports/value",
+        query_string={**period, "reward": "weighted", "reward_weights": "ve_success=1,accepted=3"},
+        headers=eng,
+    )
+    assert weighted.status_code == 200, weighted.json
+    assert weighted.json["reward"]["weights"] == {"ve_success": 1.0, "accepted": 3.0}
+    for bad in ({"reward": "weighted", "reward_weights": "accepted=many"}, {"reward": "vibes"}):
+        response = client.get("/v1/reports/value", query_string={**period, **bad}, headers=eng)
+        assert response.status_code == 422, response.json
+    registry.clear_shadow()

@@ -9,12 +9,18 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 
+from models.schema import parse_reward
 from service import reports
 from service.api.common import protected
 from service.auth import require
 from service.db import to_naive_utc
 from service.errors import ErrorSchema
-from service.schemas import DriftReportSchema, ReportQuerySchema, ValueReportSchema
+from service.schemas import (
+    DriftReportSchema,
+    ReportQuerySchema,
+    ValueReportQuerySchema,
+    ValueReportSchema,
+)
 from service.state import state
 
 
@@ -34,15 +40,21 @@ def blueprint() -> Blueprint:
     @blp.route("/value", methods=["GET"])
     @require("reports")
     @protected(blp)
-    @blp.arguments(ReportQuerySchema(), location="query", unknown=RAISE)
+    @blp.arguments(ValueReportQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, ValueReportSchema)
-    @blp.alt_response(422, schema=ErrorSchema, description="bad period")
+    @blp.alt_response(422, schema=ErrorSchema, description="bad period or reward")
     def value_report(args):
-        """VES, success, acceptance, handle time, CSAT and retention by activity, segment,
-        issue type, channel, pool and agent; uplift over the randomized holdout with 95%
-        intervals; ROI; which success measures were declared before the period."""
+        """VES, success, the named reward, offers (suggested, offered, accepted when
+        offered), handle time, CSAT and retention by activity, segment, issue type,
+        channel, pool and agent; uplift over the randomized holdout with 95% intervals;
+        ROI; which success measures were declared before the period; and champion vs
+        shadow challenger on the live log (DR, 95% interval, gate verdict: a live glance,
+        `vea evaluate --shadow` is the thorough offline comparison)."""
         st = state()
-        return reports.value(st.engine, st.settings, *_period(args))
+        reward = (
+            parse_reward(args["reward"], args.get("reward_weights")) if args.get("reward") else None
+        )
+        return reports.value(st.engine, st.settings, *_period(args), reward=reward)
 
     @blp.route("/drift", methods=["GET"])
     @require("reports")
