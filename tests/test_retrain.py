@@ -117,3 +117,51 @@ def test_gate_refuses_when_the_logs_barely_cover_the_challenger(registry, logs):
     assert result.promote is False
     assert "effective sample size" in result.reason or "does not lie above zero" in result.reason
     assert result.diagnostics["ess"] > 0
+
+
+def test_retrain_on_a_named_reward_leaves_out_open_windows(registry, logs, tmp_path):
+    from models.schema import parse_reward
+    from training.retrain import describe
+
+    later = logs[1].copy()
+    later.loc[later.index[-200:], "retained_60d"] = np.nan  # windows still open
+    result = retrain(
+        later,
+        registry,
+        reward=parse_reward("retained_60d"),
+        num_threads=1,
+        n_boot=100,
+        force=True,
+    )
+    assert result.reward == "retained_60d" and result.left_out == 200
+    assert result.rows == len(later) - 200 and result.gate.rows == len(later) - 200
+    event = registry.history()[-2]
+    assert event["reward"] == "retained_60d" and event["reward_left_out"] == 200
+    assert event["measures"] == "the suggestion (intent to treat)"
+    manifest = registry.load(result.challenger).manifest
+    assert manifest["reward"]["name"] == "retained_60d" and manifest["reward"]["left_out"] == 200
+    text = describe(result)
+    assert "reward retained_60d" in text and "200 rows left out" in text
+
+
+def test_retrain_command_refuses_bad_reward_weights(tmp_path, logs):
+    from training.cli import cli
+
+    path = tmp_path / "log.csv"
+    logs[1].to_csv(path, index=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "retrain",
+            "--data",
+            str(path),
+            "--registry",
+            str(tmp_path / "reg"),
+            "--reward",
+            "weighted",
+            "--reward-weights",
+            "ve_success=1,retained_45d=1",
+        ],
+    )
+    assert result.exit_code != 0
+    assert "unknown part 'retained_45d'" in result.output
