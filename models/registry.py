@@ -93,6 +93,7 @@ class Registry:
                         "created_at": m.get("created_at"),
                         "learner": (m.get("ranker") or {}).get("learner"),
                         "training_rows": m.get("training_rows"),
+                        "reward": (m.get("reward") or {}).get("label"),
                         "data_fingerprint": m.get("data_fingerprint"),
                         "metrics": m.get("metrics", {}),
                         "is_champion": version == champion,

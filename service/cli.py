@@ -128,20 +128,38 @@ def export(out: str, since, until) -> None:
 @click.option("--from", "start", type=click.DateTime(), default=None, help="Period start (UTC).")
 @click.option("--to", "end", type=click.DateTime(), default=None, help="Period end (exclusive).")
 @click.option("--json", "as_json", is_flag=True, help="The full report as JSON (as the API).")
-def report(start, end, as_json: bool) -> None:
-    """The value report: measures by group, uplift over the holdout, ROI."""
+@click.option(
+    "--reward",
+    default=None,
+    help="The reward to report: ve_success (default), accepted, retained_30d|60d|90d, "
+    "upgraded or weighted.",
+)
+@click.option(
+    "--reward-weights", default=None, help="For --reward weighted: ve_success=1,accepted=0.5"
+)
+def report(start, end, as_json: bool, reward, reward_weights) -> None:
+    """The value report: measures by group, uplift over the holdout, ROI, shadow."""
     import json
 
+    from models.schema import RewardError, parse_reward
     from service import reports
     from service.db import make_engine
     from service.schemas import ValueReportSchema
 
     if start is not None and end is not None and start >= end:
         raise click.BadParameter("must be before --to", param_hint="--from")
+    chosen = None
+    if reward is not None or reward_weights is not None:
+        try:
+            chosen = parse_reward(reward, reward_weights)
+        except RewardError as exc:
+            raise click.BadParameter(str(exc), param_hint="--reward") from None
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
     try:
-        result = ValueReportSchema().dump(reports.value(engine, settings, start, end))
+        result = ValueReportSchema().dump(
+            reports.value(engine, settings, start, end, reward=chosen)
+        )
     finally:
         engine.dispose()
     if as_json:
@@ -177,10 +195,35 @@ def _report_text(result: dict) -> str:
         f", total {_fmt(roi['total'])}"
     )
     lines.append(f"success measures: {result['success_measures']['note']}")
+    reward = result.get("reward") or {}
+    if reward:
+        lines.append(
+            f"reward: {reward.get('label') or reward.get('name')} "
+            f"(known {reward.get('known')}, still unknown {reward.get('unknown')})"
+        )
     for item in result["by"]["activity"]:
         lines.append(
             f"  {item['group']:<18} n={item['n']:<6} success {_fmt(item['success_rate'])}"
             f"  retained {_fmt(item['retained_60d'])}"
+        )
+    for dimension in ("pool_id", "agent_id"):
+        groups = result["by"].get(dimension) or []
+        if groups:
+            lines.append(
+                f"offers by {dimension.removesuffix('_id')} "
+                "(offered / suggested, accepted when offered):"
+            )
+        for item in groups:
+            lines.append(
+                f"  {item['group']:<18} suggested {item.get('suggested', '-')}  "
+                f"offered {_fmt(item.get('offer_rate'))}  accepted {_fmt(item.get('acceptance'))}"
+            )
+    for comparison in (result.get("shadow") or {}).get("comparisons", []):
+        gain = comparison["improvement"]
+        lines.append(
+            f"shadow {comparison['shadow_version']} on {comparison['rows']} decisions: "
+            f"{_fmt(gain['value'])} [{_fmt(gain['ci_low'])}, {_fmt(gain['ci_high'])}] "
+            f"vs champion; {comparison['verdict']}"
         )
     return "\n".join(lines)
 

@@ -229,6 +229,7 @@ def _compute(
         language=features.get("language") or language,
         blocked=policy.blocked_activities,
         economics=state.models.economics,
+        decision_id=decision_id,  # a pool draw among near-equal pools replays from it
     )
     if route["activity"] != suggested:
         # Capacity fallback (models.matching): a lighter activity or none in the general
@@ -299,7 +300,12 @@ def _compute(
         "best_activity": result["suggested_activity"],
         "shadow_version": shadow["version"] if shadow else None,
         "shadow_activity": shadow["activity"] if shadow else None,
-        "shadow": shadow,
+        # The champion's value of "none" completes the report's direct-method term.
+        "shadow": (
+            {**shadow, "champion_expected_value_none": result.get("expected_value_none", 0.0)}
+            if shadow
+            else None
+        ),
     }
     return answer, row
 

@@ -351,6 +351,7 @@ class ModelVersionSchema(Schema):
     created_at = fields.String(allow_none=True)
     learner = fields.String(allow_none=True)
     training_rows = fields.Integer(allow_none=True)
+    reward = fields.String(allow_none=True, metadata={"description": "what the model learned"})
     data_fingerprint = fields.String(allow_none=True)
     metrics = fields.Dict()
     is_champion = fields.Boolean(required=True)

@@ -235,6 +235,18 @@ def test_cli_report(report_app, headers, database_url, monkeypatch, new_id):
     assert text.exit_code == 0 and "uplift treated - holdout" in text.output
     bad = runner.invoke(cli, ["report", "--from", "2019-07-02", "--to", "2019-07-01"])
     assert bad.exit_code != 0
+    period = ["report", "--from", "2019-07-01", "--to", "2019-07-02"]
+    named = runner.invoke(cli, [*period, "--reward", "accepted"])
+    assert named.exit_code == 0, named.output
+    assert "reward: accepted" in named.output and "offers by" in named.output
+    weighted = runner.invoke(
+        cli, [*period, "--json", "--reward", "weighted", "--reward-weights", "ve_success=1"]
+    )
+    assert weighted.exit_code == 0 and json.loads(weighted.output)["reward"]["name"] == "weighted"
+    unknown = runner.invoke(cli, [*period, "--reward", "happiness"])
+    assert unknown.exit_code != 0 and "happiness" in unknown.output
+    bad_weights = runner.invoke(cli, [*period, "--reward", "weighted", "--reward-weights", "x=1"])
+    assert bad_weights.exit_code != 0 and "x" in bad_weights.output
 
 
 # ------------------------------------------------------ rewards, offers and shadows

@@ -446,6 +446,7 @@ def models_list(registry, as_json) -> None:
             if "broken" in v
             else (
                 f"{v.get('created_at')}  learner={v.get('learner')}  rows={v.get('training_rows')}"
+                f"  reward={v.get('reward') or 've_success'}"
             )
         )
         click.echo(f"{mark} {v['version']}  {status}")
