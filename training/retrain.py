@@ -199,11 +199,23 @@ def gate(
         q = reward_model(train, seed + f, num_threads)(held)
         q_hat[eval_rows] = np.nan_to_num(expected_values(q, economics), nan=0.0)
     t_champ, t_chall = deterministic_probs(champ, K), deterministic_probs(chall, K)
+    # Customers recur in a live log: the bootstrap resamples customers, not contacts.
+    customers = frame["customer_id"].astype(str).to_numpy() if "customer_id" in frame else None
     improvement = compare_policies(
-        rewards, actions, propensity, t_champ, t_chall, q_hat=q_hat, n_boot=n_boot, seed=seed
+        rewards,
+        actions,
+        propensity,
+        t_champ,
+        t_chall,
+        q_hat=q_hat,
+        n_boot=n_boot,
+        seed=seed,
+        clusters=customers,
     )
     values = {
-        name: evaluate_policy(rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot)["dr"]
+        name: evaluate_policy(
+            rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot, clusters=customers
+        )["dr"]
         for name, t in (("champion", t_champ), ("challenger", t_chall))
     }
     health = diagnostics(actions, propensity, t_chall)
