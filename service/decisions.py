@@ -210,7 +210,7 @@ def _compute(
     if served.degraded:
         state.metrics.degraded.labels(reason=served.degraded_reason or "model").inc()
     decision_id = secrets.token_hex(16)
-    suggested, propensity, arm = _serve(
+    suggested, propensity, arm, drawn_from = _serve(
         settings, result, served.degraded, decision_id, body["customer"]["customer_id"], policy
     )
     openness = result["openness"]
@@ -221,22 +221,37 @@ def _compute(
             if arm == HOLDOUT
             else text["explored"].format(activity=suggested, best=result["suggested_activity"])
         )
-    route = state.pools.route(
-        suggested,
-        result,
-        features,
-        channel=contact["channel"],
-        language=features.get("language") or language,
-        blocked=policy.blocked_activities,
-        economics=state.models.economics,
-        decision_id=decision_id,  # a pool draw among near-equal pools replays from it
-    )
+
+    def route_of(activity: str) -> dict[str, Any]:
+        return state.pools.route(
+            activity,
+            result,
+            features,
+            channel=contact["channel"],
+            language=features.get("language") or language,
+            blocked=policy.blocked_activities,
+            economics=state.models.economics,
+            decision_id=decision_id,  # a pool draw among near-equal pools replays from it
+        )
+
+    drawn = suggested
+    route = route_of(drawn)
     if route["activity"] != suggested:
         # Capacity fallback (models.matching): a lighter activity or none in the general
         # pool rather than a longer wait for a value pool.
         suggested = route["activity"]
         openness = {**openness, "attempt": suggested != NONE}
         reasons_after.append(route["reason"])
+    if len(drawn_from) > 1:
+        # Logged is the chance of serving what was served: capacity fallbacks can turn
+        # other draws into the same activity (off-policy learning needs that, not the
+        # chance of the draw). Only when exploring: otherwise one activity had it all.
+        propensity = sum(
+            p
+            for activity, p in drawn_from.items()
+            if p > 0.0
+            and (route if activity == drawn else route_of(activity))["activity"] == suggested
+        )
     reasons = [*result.get("reasons", []), *policy.reasons, *reasons_after]
     shadow = None
     if stored:  # compared on the stored log only; never part of the answer
@@ -317,8 +332,9 @@ def _serve(
     decision_id: str,
     customer_id: str,
     policy: PolicyResult,
-) -> tuple[str, float, str]:
-    """The served activity, its logged probability and the experiment arm.
+) -> tuple[str, float, str, dict[str, float]]:
+    """The served activity, its logged probability, the experiment arm and the
+    distribution it was drawn from.
 
     Holdout customers always get `none` (probability 1 within their arm). Otherwise the
     model's best action is explored around (``models.exploration``); the degraded rules
@@ -326,11 +342,11 @@ def _serve(
     """
     arm = holdout_arm(customer_id, settings.holdout_share, settings.experiment)
     if arm == HOLDOUT:
-        return NONE, 1.0, arm
+        return NONE, 1.0, arm, {NONE: 1.0}
     best = result["suggested_activity"]
     config = settings.exploration_config()
     if degraded or config.mode == "none":
-        return best, 1.0, arm
+        return best, 1.0, arm, {best: 1.0}
     values = candidates(
         {a["activity"]: a["expected_value"] for a in result["activities"]},
         result.get("expected_value_none", 0.0),
@@ -338,7 +354,7 @@ def _serve(
         allow_attempt=policy.allow_attempt,
     )
     chosen = draw(decision_id, values, best, config)
-    return chosen.action, chosen.propensity, arm
+    return chosen.action, chosen.propensity, arm, dict(chosen.distribution)
 
 
 # ------------------------------------------------------------------ outcomes

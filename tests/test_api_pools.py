@@ -313,3 +313,24 @@ def test_pools_endpoints_never_5xx(client, keys, config, availability):
     never_5xx(
         client.put("/v1/pools/general/availability", json=availability, headers=keys["desktop"])
     )
+
+
+def test_a_capacity_fallback_logs_the_chance_of_what_was_served(make_app, keys, new_id):
+    # Exploration draws among activities; with every queue long, each value activity is
+    # dropped to `none`, so `none` is served whatever was drawn: its chance is 1.
+    app = make_app(exploration="epsilon", epsilon=0.5)
+    client = app.test_client()
+    client.put("/v1/pools", json=POOLS, headers=keys["admin"])
+    for pool in ("edu_pool", "all_value", "general"):
+        client.put(
+            f"/v1/pools/{pool}/availability",
+            json={"expected_wait_s": 600},
+            headers=keys["desktop"],
+        )
+    fell_back = 0
+    for _ in range(12):
+        answer = client.post("/v1/decisions", json=body(new_id), headers=keys["desktop"]).json
+        assert answer["suggested_activity"] == "none"
+        assert answer["propensity"] == pytest.approx(1.0)
+        fell_back += any("wait" in r for r in answer["reasons"])
+    assert fell_back > 0  # some draws were value activities that fell back

@@ -106,9 +106,7 @@ def compare_shadow(
     health = diagnostics(actions, propensity, t_shadow)
     unsupported = health.get("unsupported_mass", 0.0)
     passes = (
-        bool(improvement.ci_low > 0)
-        and health["ess"] >= min_ess
-        and unsupported <= MAX_UNSUPPORTED
+        bool(improvement.ci_low > 0) and health["ess"] >= min_ess and unsupported <= MAX_UNSUPPORTED
     )
     if unsupported > MAX_UNSUPPORTED:
         verdict = (
