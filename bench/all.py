@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -203,14 +204,17 @@ def learning_loop_rows(f: dict) -> list[Row]:
     rows: list[Row] = []
     holdout = f.get("holdout_uplift")
     if holdout:
-        for measure, share in holdout["coverage"].items():
+        for measure, figures in holdout.items():
+            if not isinstance(figures, dict) or "coverage" not in figures:
+                continue
+            low, high = figures.get("coverage_ci95", (math.nan, math.nan))
             rows.append(
                 (
                     f"holdout uplift 95% CI covers the truth ({measure}, "
                     f"{holdout['seeds']} seeds x {holdout['rows']:,} rows)",
-                    f"{share:.0%}",
+                    f"{figures['coverage']:.0%} [Wilson {low:.0%}, {high:.0%}]",
                     "95% nominal",
-                    ratio(share, 0.95),
+                    ratio(figures["coverage"], 0.95),
                 )
             )
     dr = f.get("dr_value")
