@@ -44,7 +44,13 @@ from models.registry import Registry
 from models.schema import LABEL, REWARDS, Reward, RewardError, parse_reward
 from training.fit import apply_reward, feature_encoder_for, fit_labels, net_rewards, train_bundle
 from training.loading import action_codes
-from training.ope import compare_policies, deterministic_probs, diagnostics, evaluate_policy
+from training.ope import (
+    Estimate,
+    compare_policies,
+    deterministic_probs,
+    diagnostics,
+    evaluate_policy,
+)
 
 K = len(ACTIONS)
 GATE_FOLDS = 2
@@ -158,6 +164,64 @@ def reward_model(frame: pd.DataFrame, seed: int, num_threads: int) -> Callable:
     return lambda other: ranker.predict_proba(encoder.transform(other))
 
 
+def cross_fitted_values(
+    frame: pd.DataFrame,
+    fold_of: np.ndarray,
+    folds: int,
+    economics: Economics,
+    seed: int,
+    num_threads: int,
+) -> np.ndarray:
+    """DR's direct-method term: each row's expected value of every action, from a reward
+    model that never saw the row's customer (fitted on the other folds)."""
+    q_hat = np.zeros((len(frame), K))
+    for f in range(folds):
+        held = fold_of == f
+        q = reward_model(frame.loc[~held].reset_index(drop=True), seed + f, num_threads)(
+            frame.loc[held].reset_index(drop=True)
+        )
+        q_hat[held] = np.nan_to_num(expected_values(q, economics), nan=0.0)
+    return q_hat
+
+
+def customers_of(frame: pd.DataFrame) -> np.ndarray | None:
+    """Customer per row: customers recur in a live log, so bootstraps resample them."""
+    return frame["customer_id"].astype(str).to_numpy() if "customer_id" in frame else None
+
+
+def paired_dr(
+    rewards: np.ndarray,
+    actions: np.ndarray,
+    propensity: np.ndarray,
+    targets: dict[str, np.ndarray],
+    q_hat: np.ndarray,
+    customers: np.ndarray | None,
+    *,
+    n_boot: int,
+    seed: int,
+) -> tuple[Estimate, dict[str, Estimate]]:
+    """DR value of two policies on the same rows, and the second minus the first, paired."""
+    (first, t_first), (second, t_second) = targets.items()
+    improvement = compare_policies(
+        rewards,
+        actions,
+        propensity,
+        t_first,
+        t_second,
+        q_hat=q_hat,
+        n_boot=n_boot,
+        seed=seed,
+        clusters=customers,
+    )
+    values = {
+        name: evaluate_policy(
+            rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot, clusters=customers
+        )["dr"]
+        for name, t in targets.items()
+    }
+    return improvement, values
+
+
 def gate(
     frame: pd.DataFrame,
     champion: ModelBundle | None,
@@ -190,34 +254,22 @@ def gate(
     propensity = frame["propensity"].to_numpy(dtype=np.float64)
     champ = greedy_actions(champion, frame, economics)
     chall = np.empty(n, dtype=np.int64)
-    q_hat = np.zeros((n, K))
     for f in range(folds):
-        train_rows, eval_rows = fold_of != f, fold_of == f
-        train = frame.loc[train_rows].reset_index(drop=True)
-        held = frame.loc[eval_rows].reset_index(drop=True)
-        chall[eval_rows] = greedy_actions(fit(train), held, economics)
-        q = reward_model(train, seed + f, num_threads)(held)
-        q_hat[eval_rows] = np.nan_to_num(expected_values(q, economics), nan=0.0)
+        held = fold_of == f
+        train = frame.loc[~held].reset_index(drop=True)
+        chall[held] = greedy_actions(fit(train), frame.loc[held].reset_index(drop=True), economics)
+    q_hat = cross_fitted_values(frame, fold_of, folds, economics, seed, num_threads)
     t_champ, t_chall = deterministic_probs(champ, K), deterministic_probs(chall, K)
-    # Customers recur in a live log: the bootstrap resamples customers, not contacts.
-    customers = frame["customer_id"].astype(str).to_numpy() if "customer_id" in frame else None
-    improvement = compare_policies(
+    improvement, values = paired_dr(
         rewards,
         actions,
         propensity,
-        t_champ,
-        t_chall,
-        q_hat=q_hat,
+        {"champion": t_champ, "challenger": t_chall},
+        q_hat,
+        customers_of(frame),
         n_boot=n_boot,
         seed=seed,
-        clusters=customers,
     )
-    values = {
-        name: evaluate_policy(
-            rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot, clusters=customers
-        )["dr"]
-        for name, t in (("champion", t_champ), ("challenger", t_chall))
-    }
     health = diagnostics(actions, propensity, t_chall)
     passed = bool(improvement.ci_low > 0)
     reason = (

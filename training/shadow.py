@@ -19,11 +19,16 @@ import pandas as pd
 
 from models.activities import ACTIONS
 from models.economics import Economics
-from models.policy import expected_values
 from training.fit import net_rewards
 from training.loading import DataError, action_codes
-from training.ope import compare_policies, deterministic_probs, diagnostics, evaluate_policy
-from training.retrain import GATE_FOLDS, MIN_ESS, customer_folds, reward_model
+from training.ope import deterministic_probs, diagnostics
+from training.retrain import (
+    GATE_FOLDS,
+    MIN_ESS,
+    cross_fitted_values,
+    customer_folds,
+    paired_dr,
+)
 
 K = len(ACTIONS)
 # Share of contacts where the shadow's choice had no chance under the logging policy
@@ -77,32 +82,20 @@ def compare_shadow(
     rewards = net_rewards(rows, actions, economics)
     propensity = rows["propensity"].to_numpy(dtype=np.float64)
     champion, shadow = _codes(rows, "best_activity"), _codes(rows, "shadow_activity")
-    q_hat = np.zeros((len(rows), K))
-    for f in range(folds):
-        train, held = fold_of != f, fold_of == f
-        q = reward_model(rows.loc[train].reset_index(drop=True), seed + f, num_threads)(
-            rows.loc[held].reset_index(drop=True)
-        )
-        q_hat[held] = np.nan_to_num(expected_values(q, economics), nan=0.0)
+    q_hat = cross_fitted_values(rows, fold_of, folds, economics, seed, num_threads)
     t_champion, t_shadow = deterministic_probs(champion, K), deterministic_probs(shadow, K)
     customers = rows["customer_id"].astype(str).to_numpy()
-    improvement = compare_policies(
+    improvement, estimates = paired_dr(
         rewards,
         actions,
         propensity,
-        t_champion,
-        t_shadow,
-        q_hat=q_hat,
+        {"champion": t_champion, "shadow": t_shadow},
+        q_hat,
+        customers,
         n_boot=n_boot,
         seed=seed,
-        clusters=customers,
     )
-    values = {
-        name: evaluate_policy(
-            rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot, clusters=customers
-        )["dr"].to_dict()
-        for name, t in (("champion", t_champion), ("shadow", t_shadow))
-    }
+    values = {name: estimate.to_dict() for name, estimate in estimates.items()}
     health = diagnostics(actions, propensity, t_shadow)
     unsupported = health.get("unsupported_mass", 0.0)
     passes = (
