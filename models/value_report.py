@@ -108,8 +108,18 @@ def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]
         "acceptance": _mean(np.where(offered == 1, accepted, np.nan)),
         "handle_time_s": _mean(cols["handle_time_s"][rows]),
         "csat": _mean(cols["csat"][rows]),
+        "nps": _net_promoter(cols["nps"][rows]),
+        "ces": _mean(cols["ces"][rows]),
         "retained_60d": _mean(cols["retained_60d"][rows]),
     }
+
+
+def _net_promoter(scores: np.ndarray) -> float | None:
+    """% promoters (9-10) minus % detractors (0-6) among the customers who answered."""
+    answered = scores[np.isfinite(scores)]
+    if answered.size == 0:
+        return None
+    return float(100.0 * ((answered >= 9).mean() - (answered <= 6).mean()))
 
 
 def _var_of_mean(x: np.ndarray, clusters: np.ndarray | None) -> tuple[float, int]:
@@ -188,6 +198,8 @@ def value_report(
             "offered",
             "handle_time_s",
             "csat",
+            "nps",
+            "ces",
             "retained_60d",
         )
     }

@@ -100,6 +100,9 @@ outcomes = sa.Table(
     sa.Column("resolved", sa.Boolean(), nullable=True),
     sa.Column("handle_time_s", sa.Float(), nullable=True),
     sa.Column("csat", sa.SmallInteger(), nullable=True),
+    # Relationship and effort beside VES and CSAT (seed 003): optional survey answers.
+    sa.Column("nps", sa.SmallInteger(), nullable=True),
+    sa.Column("ces", sa.SmallInteger(), nullable=True),
     sa.Column("agent_id", sa.String(128), nullable=True),
     sa.Column("pool_id", sa.String(64), nullable=True),
     sa.Column("occurred_at", sa.DateTime(), nullable=False),

@@ -406,6 +406,8 @@ def record_outcome(
                 "resolved": body.get("resolved"),
                 "handle_time_s": body.get("handle_time_s"),
                 "csat": body.get("csat"),
+                "nps": body.get("nps"),
+                "ces": body.get("ces"),
                 "agent_id": body.get("agent_id"),
                 "pool_id": body.get("pool_id") or decision.pool_id,
                 "occurred_at": to_naive_utc(occurred) if occurred else now,

@@ -70,6 +70,8 @@ VEA_ONLY = (
     "upgraded",
     # The champion's first choice before exploration/holdout, and a shadow challenger's
     # choice for the same contact (``vea models shadow``), for ``vea evaluate --shadow``.
+    "nps",
+    "ces",
     "best_activity",
     "shadow_version",
     "shadow_activity",
@@ -131,6 +133,8 @@ def _read(conn: sa.Connection, since: datetime | None, until: datetime | None) -
             outcomes.c.resolved,
             outcomes.c.handle_time_s,
             outcomes.c.csat,
+            outcomes.c.nps,
+            outcomes.c.ces,
             outcomes.c.agent_id,
             outcomes.c.pool_id.label("outcome_pool_id"),
         )
@@ -198,6 +202,8 @@ def decision_frame(
             offered=_bool(r["offered"]),
             handle_time_s=r["handle_time_s"],
             csat=r["csat"],
+            nps=r["nps"],
+            ces=r["ces"],
             decision_id=r["decision_id"],
             model_version=r["model_version"],
             experiment_arm=r["experiment_arm"],
@@ -218,7 +224,15 @@ def decision_frame(
     frame["occurred_at"] = pd.to_datetime(frame["occurred_at"]).dt.tz_localize("UTC")
     for name in ("tenure_months", "sentiment", "propensity", "pool_propensity", "openness"):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    for name in ("prior_contacts_30d", "ves_confidence", "ves_ability", "csat", "handle_time_s"):
+    for name in (
+        "prior_contacts_30d",
+        "ves_confidence",
+        "ves_ability",
+        "csat",
+        "nps",
+        "ces",
+        "handle_time_s",
+    ):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     return frame
 

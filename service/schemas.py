@@ -277,6 +277,18 @@ class OutcomeRequestSchema(Schema):
         allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=86_400)
     )
     csat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 5))
+    nps = fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(0, 10),
+        metadata={"description": "likelihood to recommend (0-10), if surveyed"},
+    )
+    ces = fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(1, 7),
+        metadata={"description": "customer effort score (1 very easy - 7 very hard), if surveyed"},
+    )
     agent_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
     pool_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     occurred_at = fields.AwareDateTime(allow_none=True, validate=_plausible_time)
@@ -300,6 +312,8 @@ class OutcomeSchema(Schema):
     resolved = fields.Boolean(allow_none=True)
     handle_time_s = fields.Float(allow_none=True)
     csat = fields.Integer(allow_none=True)
+    nps = fields.Integer(allow_none=True)
+    ces = fields.Integer(allow_none=True)
     agent_id = fields.String(allow_none=True)
     pool_id = fields.String(allow_none=True)
     occurred_at = fields.String(required=True)
@@ -596,6 +610,13 @@ class MeasuresSchema(Schema):
     acceptance = fields.Float(allow_none=True, metadata={"description": "among offered"})
     handle_time_s = fields.Float(allow_none=True)
     csat = fields.Float(allow_none=True)
+    nps = fields.Float(
+        allow_none=True,
+        metadata={"description": "net promoter score: % promoters (9-10) - % detractors (0-6)"},
+    )
+    ces = fields.Float(
+        allow_none=True, metadata={"description": "mean effort (1-7, lower is easier)"}
+    )
     retained_60d = fields.Float(allow_none=True)
 
 

@@ -157,3 +157,41 @@ def test_invalid_events_are_422(client, keys, new_id):
         f"/v1/customers/{'c' * 200}/events", json={"type": "renewed"}, headers=keys["desktop"]
     )
     assert long_customer.status_code == 422
+
+
+def test_nps_and_ces_are_recorded_exported_and_reported(app, client, keys, new_id, tmp_path):
+    import pandas as pd
+
+    from service.export import decision_frame
+    from service.reports import value
+
+    scores = [(10, 2), (9, 1), (3, 6), (7, None)]  # 2 promoters, 1 detractor, 1 passive
+    ids = []
+    for nps, ces in scores:
+        decision = make_decision(client, keys["desktop"], new_id)
+        ids.append(decision["decision_id"])
+        outcome = {"offered": False, "nps": nps, "ces": ces, "occurred_at": None}
+        response = client.post(
+            f"/v1/decisions/{decision['decision_id']}/outcome",
+            json=outcome,
+            headers=keys["desktop"],
+        )
+        assert response.status_code == 201, response.json
+        assert response.json["nps"] == nps and response.json["ces"] == ces
+    for bad in ({"offered": False, "nps": 11}, {"offered": False, "ces": 0},
+                {"offered": False, "nps": 7.5}):  # fmt: skip
+        decision = make_decision(client, keys["desktop"], new_id)
+        response = client.post(
+            f"/v1/decisions/{decision['decision_id']}/outcome", json=bad, headers=keys["desktop"]
+        )
+        assert response.status_code == 422 and response.json["error"]["fields"]
+
+    state = app.extensions["vea"]
+    frame = decision_frame(state.engine)
+    mine = frame[frame["decision_id"].isin(ids)].set_index("decision_id").loc[ids]
+    assert mine["nps"].tolist() == [10.0, 9.0, 3.0, 7.0]
+    assert mine["ces"].iloc[:3].tolist() == [2.0, 1.0, 6.0] and pd.isna(mine["ces"].iloc[3])
+    report = value(state.engine, state.settings, None, None)
+    overall = report["overall"]
+    assert overall["nps"] is not None and -100.0 <= overall["nps"] <= 100.0
+    assert 1.0 <= overall["ces"] <= 7.0

@@ -405,3 +405,11 @@ def test_value_report_reward_query_and_shadow_section(make_app, registry_dir, ne
         response = client.get("/v1/reports/value", query_string={**period, **bad}, headers=eng)
         assert response.status_code == 422, response.json
     registry.clear_shadow()
+
+
+def test_net_promoter_score():
+    from models.value_report import _net_promoter
+
+    assert _net_promoter(np.array([10, 9, 3, 7, np.nan])) == pytest.approx(25.0)
+    assert _net_promoter(np.array([np.nan])) is None
+    assert _net_promoter(np.array([0.0, 6.0])) == pytest.approx(-100.0)

@@ -37,6 +37,8 @@ MEASURE_COLUMNS = (
     "acceptance",
     "handle_time_s",
     "csat",
+    "nps",
+    "ces",
     "retained_60d",
 )
 RATE_COLUMNS = {
