@@ -302,10 +302,25 @@ class WriteLock:
             self._thread_lock.release()
 
 
+def autocommit_connection(engine: sa.Engine) -> sa.Connection:
+    """A connection whose statements each commit by themselves (a single read, or a
+    single insert taken in turn with ``write_turn``): on PostgreSQL one round trip
+    instead of BEGIN, the statement, and COMMIT or ROLLBACK."""
+    options: dict[str, object] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return engine.connect().execution_options(**options)
+
+
+def write_turn(engine: sa.Engine) -> WriteLock | nullcontext:
+    """Hold while writing (SQLite: in turn with every other writer, see WriteLock)."""
+    return getattr(engine, "vea_write_lock", None) or nullcontext()
+
+
 @contextmanager
 def begin_write(engine: sa.Engine) -> Iterator[sa.Connection]:
     """``engine.begin()`` for a transaction that writes (SQLite: in turn, see WriteLock)."""
-    with getattr(engine, "vea_write_lock", None) or nullcontext(), engine.begin() as conn:
+    with write_turn(engine), engine.begin() as conn:
         yield conn
 
 

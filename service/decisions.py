@@ -20,6 +20,7 @@ from models.exploration import HOLDOUT, candidates, draw, holdout_arm
 from service import history
 from service.db import (
     READ_ONLY,
+    autocommit_connection,
     begin_write,
     customer_events,
     decisions,
@@ -106,7 +107,7 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     try:
         # History is read in its own short transaction: no lock is held while the model
         # runs, and the insert goes to the group commit (service.group_commit).
-        with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        with autocommit_connection(state.engine) as conn:
             rows = history.fetch(conn, customer_id, occurred_at, days)
         answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
         # No look-up of the interaction id first: a retry is rare, and the insert skips

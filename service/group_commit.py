@@ -20,7 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-from service.db import begin_write, decisions, is_unavailable
+from service.db import (
+    autocommit_connection,
+    begin_write,
+    decisions,
+    is_unavailable,
+    write_turn,
+)
 from service.driver_sql import prepared
 
 MAX_BATCH = 64
@@ -92,6 +98,14 @@ class DecisionWriter:
     def _commit(self, batch: list[_Ticket]) -> None:
         engine = self._engine()
         try:
+            if len(batch) == 1:
+                # One row: one statement that commits by itself, no BEGIN and COMMIT.
+                with write_turn(engine), autocommit_connection(engine) as conn:
+                    statement = prepared(
+                        engine, INSERT_IGNORING_RETRIES[engine.dialect.name], list(batch[0].row)
+                    )
+                    batch[0].inserted = bool(statement.rows(conn, batch[0].row))
+                return
             with begin_write(engine) as conn:
                 for ticket in batch:
                     statement = prepared(
