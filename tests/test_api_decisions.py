@@ -392,3 +392,25 @@ def test_future_contact_time_is_clamped_to_now(client, keys, new_id):
         "/v1/decisions", json=decision_body(new_id, customer), headers=keys["desktop"]
     ).json
     assert later["context"]["prior_contacts_30d"] == 1
+
+
+def test_answers_are_exactly_what_the_schema_dumps(client, keys, new_id):
+    # The view serializes the answer directly (no second marshmallow pass): the answer
+    # must already be in DecisionSchema's shape, for new, continued and replayed contacts.
+    from service.schemas import DecisionSchema
+
+    schema = DecisionSchema()
+    customer = new_id("c-")
+    first_body = decision_body(new_id, customer_id=customer)
+    first = client.post("/v1/decisions", json=first_body, headers=keys["desktop"])
+    continued = client.post(
+        "/v1/decisions",
+        json=decision_body(new_id, customer_id=customer, channel="voice"),
+        headers=keys["desktop"],
+    )
+    replayed = client.post("/v1/decisions", json=first_body, headers=keys["desktop"])
+    assert [r.status_code for r in (first, continued, replayed)] == [201, 201, 200]
+    assert continued.json["continuation"] is not None
+    for response in (first, continued, replayed):
+        assert schema.dump(response.json) == response.json
+        assert schema.validate(response.json) == {}
