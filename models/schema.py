@@ -54,6 +54,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("retained_60d", "binary"),
 )
 COLUMN_BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+# The canonical log's column names in order, and the context among them: what is known
+# before the activity is chosen (what a logging policy receives).
+LOG_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+CONTEXT_COLUMNS: tuple[str, ...] = LOG_COLUMNS[: LOG_COLUMNS.index("activity")]
 
 # The context a model may learn from. Outcomes, ids and the logged choice are not
 # features: they are unknown when a decision is made.

@@ -25,37 +25,12 @@ import sqlalchemy as sa
 
 from models.activities import ACTIONS, NONE
 from models.exploration import HOLDOUT, candidates
-from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES
+from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES, LOG_COLUMNS
 from models.tables import write_table
 from service.db import READ_ONLY, customer_events, decisions, outcomes, utcnow
 
 # Export columns: the canonical log, then the columns only vea's own logs carry.
-CANONICAL = (
-    "interaction_id",
-    "customer_id",
-    "occurred_at",
-    "channel",
-    "issue_type",
-    "segment",
-    "persona",
-    "tenure_months",
-    "switching_effort",
-    "prior_contacts_30d",
-    "sentiment",
-    "language",
-    "activity",
-    "propensity",
-    "agent_id",
-    "pool_id",
-    "ve_success",
-    "ves_confidence",
-    "ves_ability",
-    "accepted",
-    "offered",
-    "handle_time_s",
-    "csat",
-    "retained_60d",
-)
+CANONICAL = LOG_COLUMNS
 VEA_ONLY = (
     "decision_id",
     "model_version",

@@ -13,7 +13,8 @@ once, with no hand-off to another thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,6 +60,18 @@ INSERT_IGNORING_RETRIES = {
 }
 
 
+@contextmanager
+def _writing(engine: sa.Engine, rows: int) -> Iterator[sa.Connection]:
+    """One transaction for several rows; a single row is one statement that commits by
+    itself (no BEGIN and COMMIT round trips)."""
+    if rows == 1:
+        with write_turn(engine), autocommit_connection(engine) as conn:
+            yield conn
+    else:
+        with begin_write(engine) as conn:
+            yield conn
+
+
 class DecisionWriter:
     """Stores decision rows for the request threads of one process, in groups."""
 
@@ -97,20 +110,11 @@ class DecisionWriter:
 
     def _commit(self, batch: list[_Ticket]) -> None:
         engine = self._engine()
+        insert = INSERT_IGNORING_RETRIES[engine.dialect.name]
         try:
-            if len(batch) == 1:
-                # One row: one statement that commits by itself, no BEGIN and COMMIT.
-                with write_turn(engine), autocommit_connection(engine) as conn:
-                    statement = prepared(
-                        engine, INSERT_IGNORING_RETRIES[engine.dialect.name], list(batch[0].row)
-                    )
-                    batch[0].inserted = bool(statement.rows(conn, batch[0].row))
-                return
-            with begin_write(engine) as conn:
+            with _writing(engine, len(batch)) as conn:
                 for ticket in batch:
-                    statement = prepared(
-                        engine, INSERT_IGNORING_RETRIES[engine.dialect.name], list(ticket.row)
-                    )
+                    statement = prepared(engine, insert, list(ticket.row))
                     ticket.inserted = bool(statement.rows(conn, ticket.row))
         except Exception as exc:  # noqa: BLE001 - handed to the requests it concerns
             if len(batch) == 1 or (isinstance(exc, DBAPIError) and is_unavailable(exc)):

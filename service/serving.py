@@ -289,11 +289,12 @@ class ModelManager:
                     blocked_activities=blocked_activities,
                     allow_attempt=allow_attempt,
                 )
-            summary = shadow_summary(result, shadow.version, self._clock() - started)
+            elapsed = self._clock() - started
+            summary = shadow_summary(result, shadow.version, elapsed)
         except Exception as exc:  # noqa: BLE001 - logged and counted, never raised
             log.error("shadow error", extra={"version": shadow.version, "error": repr(exc)})
             return None, self.shadow_guard.record(self._clock() - started, failed=True)
-        return summary, self.shadow_guard.record(summary["ms"] / 1000.0, failed=False)
+        return summary, self.shadow_guard.record(elapsed, failed=False)
 
 
 def shadow_summary(result: Mapping[str, Any], version: str, elapsed_s: float) -> dict[str, Any]:

@@ -29,3 +29,23 @@ def trained_bundle(learner: str = "s", rows: int = 8000, seed: int = 3) -> Model
     """A real bundle (not saved) trained on a small simulated log."""
     log, _ = simulated(rows, seed)
     return train_bundle(log, learner=learner, seed=seed, progress=False, data_fingerprint="test")
+
+
+def decision_request(row) -> dict:
+    """The `POST /v1/decisions` body for one row of a simulated log (``itertuples``)."""
+    customer = {
+        "customer_id": row.customer_id,
+        "segment": row.segment,
+        "persona": row.persona,
+        "tenure_months": float(row.tenure_months),
+        "switching_effort": row.switching_effort,
+        "prior_contacts_30d": int(row.prior_contacts_30d),
+        "language": row.language,
+    }
+    contact = {
+        "channel": row.channel,
+        "issue_type": row.issue_type,
+        "sentiment": float(row.sentiment),
+        "occurred_at": row.occurred_at.isoformat(),
+    }
+    return {"interaction_id": row.interaction_id, "customer": customer, "contact": contact}

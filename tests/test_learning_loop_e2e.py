@@ -15,6 +15,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from core_fixtures import decision_request
 
 from models.activities import ACTIONS
 from models.registry import Registry
@@ -39,25 +40,6 @@ def _inverted_fit(rows):
 def _true_value(bundle, test, truth) -> float:
     actions = greedy_actions(bundle, test, bundle.economics)
     return true_policy_value(truth, np.array(ACTIONS, dtype=object)[actions], bundle.economics)
-
-
-def _request(row) -> dict:
-    customer = {
-        "customer_id": row.customer_id,
-        "segment": row.segment,
-        "persona": row.persona,
-        "tenure_months": float(row.tenure_months),
-        "switching_effort": row.switching_effort,
-        "prior_contacts_30d": int(row.prior_contacts_30d),
-        "language": row.language,
-    }
-    contact = {
-        "channel": row.channel,
-        "issue_type": row.issue_type,
-        "sentiment": float(row.sentiment),
-        "occurred_at": row.occurred_at.isoformat(),
-    }
-    return {"interaction_id": row.interaction_id, "customer": customer, "contact": contact}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +80,7 @@ def served(tmp_path_factory):
     rng = np.random.default_rng(5)
     arms = {"treatment": 0, "holdout": 0}
     for i, row in enumerate(traffic.itertuples(index=False)):
-        response = client.post("/v1/decisions", json=_request(row), headers=headers)
+        response = client.post("/v1/decisions", json=decision_request(row), headers=headers)
         assert response.status_code == 201, response.json
         answer = response.json
         arms[answer["experiment_arm"]] += 1

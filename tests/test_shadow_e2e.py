@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from core_fixtures import decision_request
 
 from models.activities import ACTIONS
 from models.registry import Registry, RegistryError
@@ -40,27 +41,6 @@ def _fit(rows, invert: bool = False):
     if invert:
         rows = rows.assign(ve_success=1 - rows["ve_success"])
     return train_bundle(rows, learner="s", seed=0, num_threads=1, progress=False)
-
-
-def _request(row) -> dict:
-    return {
-        "interaction_id": row.interaction_id,
-        "customer": {
-            "customer_id": row.customer_id,
-            "segment": row.segment,
-            "persona": row.persona,
-            "tenure_months": float(row.tenure_months),
-            "switching_effort": row.switching_effort,
-            "prior_contacts_30d": int(row.prior_contacts_30d),
-            "language": row.language,
-        },
-        "contact": {
-            "channel": row.channel,
-            "issue_type": row.issue_type,
-            "sentiment": float(row.sentiment),
-            "occurred_at": row.occurred_at.isoformat(),
-        },
-    }
 
 
 def _app(root, name: str, registry: Registry):
@@ -106,7 +86,7 @@ def world(tmp_path_factory):
 def _serve(client, headers, rows, p_true, rng) -> list[dict]:
     answers = []
     for i, row in enumerate(rows.itertuples(index=False)):
-        response = client.post("/v1/decisions", json=_request(row), headers=headers)
+        response = client.post("/v1/decisions", json=decision_request(row), headers=headers)
         assert response.status_code == 201, response.json
         answer = response.json
         answers.append(answer)

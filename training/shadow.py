@@ -27,6 +27,7 @@ from training.retrain import (
     MIN_ESS,
     cross_fitted_values,
     customer_folds,
+    customers_of,
     paired_dr,
 )
 
@@ -84,7 +85,7 @@ def compare_shadow(
     champion, shadow = _codes(rows, "best_activity"), _codes(rows, "shadow_activity")
     q_hat = cross_fitted_values(rows, fold_of, folds, economics, seed, num_threads)
     t_champion, t_shadow = deterministic_probs(champion, K), deterministic_probs(shadow, K)
-    customers = rows["customer_id"].astype(str).to_numpy()
+    customers = customers_of(rows)
     improvement, estimates = paired_dr(
         rewards,
         actions,

@@ -68,44 +68,16 @@ from models.activities import (
     VALUE_ACTIVITIES,
 )
 from models.economics import Economics
+from models.schema import CONTEXT_COLUMNS, LOG_COLUMNS
 
 Policy = Callable[[pd.DataFrame], np.ndarray]
 
 PERSONAS: tuple[str, ...] = ("pragmatist", "enthusiast", "novice", "skeptic")
 SWITCHING_EFFORTS: tuple[str, ...] = ("low", "high")
 
-# Canonical log columns (design section 4) in order; the first CONTEXT_COLUMNS are what is
-# known before the activity is chosen and what a `policy` receives. `offered` is the
-# export-only column of section 4 (the agent actually delivered the suggestion).
-CONTEXT_COLUMNS: tuple[str, ...] = (
-    "interaction_id",
-    "customer_id",
-    "occurred_at",
-    "channel",
-    "issue_type",
-    "segment",
-    "persona",
-    "tenure_months",
-    "switching_effort",
-    "prior_contacts_30d",
-    "sentiment",
-    "language",
-)
-LOG_COLUMNS: tuple[str, ...] = (
-    *CONTEXT_COLUMNS,
-    "activity",
-    "propensity",
-    "agent_id",
-    "pool_id",
-    "ve_success",
-    "ves_confidence",
-    "ves_ability",
-    "accepted",
-    "offered",
-    "handle_time_s",
-    "csat",
-    "retained_60d",
-)
+# Canonical log columns (design section 4, ``models.schema``); the CONTEXT_COLUMNS are
+# what a `policy` receives. `offered` is the export-only column of section 4 (the agent
+# actually delivered the suggestion).
 
 # --- Timeline ------------------------------------------------------------------------------
 WINDOW_DAYS = 180.0  # brief: contacts spread over ~180 days
