@@ -141,20 +141,23 @@ def _install_hooks(app: Flask) -> None:
 
     @app.before_request
     def _before() -> None:
-        g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
-        g.key_id = None
-        length = request.content_length
+        # The proxies ``request`` and ``g`` cost a microsecond per use: resolved once.
+        req, ctx = request._get_current_object(), g._get_current_object()
+        ctx.started = time.perf_counter()
+        headers = req.headers
+        incoming = headers.get("X-Request-ID", "")
+        ctx.request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        ctx.key_id = None
+        length = req.content_length
         if length is not None and length > st.settings.max_body_bytes:
             raise ApiError(
                 413, f"request body too large (limit {st.settings.max_body_bytes} bytes)"
             )
-        view = app.view_functions.get(request.endpoint or "")
+        view = app.view_functions.get(req.endpoint or "")
         permission = getattr(view, "vea_permission", None)
         if permission is None:
             return
-        key = presented_key(request.headers)
+        key = presented_key(headers)
         if key is None:
             raise ApiError(
                 401,
@@ -162,7 +165,7 @@ def _install_hooks(app: Flask) -> None:
                 headers={"WWW-Authenticate": 'Bearer realm="vea"'},
             )
         try:
-            info = st.keys.verify(key, client=request.remote_addr or "-")
+            info = st.keys.verify(key, client=req.remote_addr or "-")
         except TooManyFailures as exc:
             raise ApiError(
                 429,
@@ -181,7 +184,7 @@ def _install_hooks(app: Flask) -> None:
                 "invalid or revoked API key",
                 headers={"WWW-Authenticate": 'Bearer realm="vea", error="invalid_token"'},
             )
-        g.key_id = info.key_id
+        ctx.key_id = info.key_id
         if not allowed(info.role, permission):
             raise ApiError(403, f"role {info.role!r} may not use {permission}")
         wait = st.limiter.acquire(info.key_id)
@@ -194,25 +197,27 @@ def _install_hooks(app: Flask) -> None:
 
     @app.after_request
     def _after(response):
-        started = g.get("started")
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        req, ctx = request._get_current_object(), g._get_current_object()
+        request_id = ctx.get("request_id", "")
+        response.headers["X-Request-ID"] = request_id
+        started = ctx.get("started")
         if started is None:
             return response
         elapsed = time.perf_counter() - started
-        st.metrics.latency.labels(endpoint=endpoint, method=request.method).observe(elapsed)
-        st.metrics.requests.labels(
-            endpoint=endpoint, method=request.method, status=str(response.status_code)
-        ).inc()
+        rule = req.url_rule
+        endpoint = rule.rule if rule is not None else "unmatched"
+        status = response.status_code
+        st.metrics.request_done(endpoint, req.method, status, elapsed)
         if st.settings.access_log:
             access_log.info(
                 "request",
                 extra={
-                    "method": request.method,
+                    "request_id": request_id,
+                    "method": req.method,
                     "route": endpoint,
-                    "status": response.status_code,
+                    "status": status,
                     "ms": round(elapsed * 1000, 2),
-                    "key_id": g.get("key_id"),
+                    "key_id": ctx.get("key_id"),
                 },
             )
         return response

@@ -105,15 +105,16 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     customer_id = body["customer"]["customer_id"]
     days = history.lookback_days(state.settings.decline_days)
     try:
-        # History is read in its own short transaction: no lock is held while the model
-        # runs, and the insert goes to the group commit (service.group_commit).
+        # History is read in autocommit: no lock or transaction is held while the model
+        # runs; the insert goes to the group commit (service.group_commit), which uses
+        # this same connection when the row is committed alone.
         with autocommit_connection(state.engine) as conn:
             rows = history.fetch(conn, customer_id, occurred_at, days)
-        answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
-        # No look-up of the interaction id first: a retry is rare, and the insert skips
-        # a known one (then the stored answer is returned below).
-        if not state.writer.insert(row):
-            raise _KnownInteraction
+            answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
+            # No look-up of the interaction id first: a retry is rare, and the insert
+            # skips a known one (then the stored answer is returned below).
+            if not state.writer.insert(row, conn):
+                raise _KnownInteraction
     except (_KnownInteraction, IntegrityError):
         # The interaction id is known (a retry, or a concurrent twin that committed
         # first): answer with the stored decision.
@@ -128,9 +129,9 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
         log.error("database unavailable for a decision", extra={"error": type(exc).__name__})
         state.metrics.degraded.labels(reason="database").inc()
         answer, _ = _compute(state, body, [], occurred_at, now, key_id, stored=False)
-        state.metrics.decisions.labels(activity=answer["suggested_activity"]).inc()
+        state.metrics.child(state.metrics.decisions, answer["suggested_activity"]).inc()
         return answer, UNSTORED
-    state.metrics.decisions.labels(activity=answer["suggested_activity"]).inc()
+    state.metrics.child(state.metrics.decisions, answer["suggested_activity"]).inc()
     return answer, CREATED
 
 

@@ -18,10 +18,6 @@ import sqlalchemy as sa
 
 from service.json_provider import dumps_text
 
-# SQLAlchemy's storage format for DateTime on SQLite: reads and comparisons must match
-# what the rest of the service (written through SQLAlchemy) stores.
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
-
 
 class DriverStatement:
     """One Core statement, compiled for ``engine``'s dialect, run on the raw cursor."""
@@ -43,19 +39,32 @@ class DriverStatement:
 
             self._jsonb = Jsonb
             self.readers = []
+        # A decision binds about thirty values: converters found by exact type (None:
+        # passed as is), with isinstance only for other types.
+        self._json = dumps_text if self.sqlite else lambda v: self._jsonb(v, dumps=dumps_text)
+        self._by_type: dict[type, Any] = dict.fromkeys((str, int, float, bool, type(None), bytes))
+        self._by_type.update({dict: self._json, list: self._json})
+        if self.sqlite:
+            self._by_type[datetime] = _sqlite_datetime
 
     def _value(self, value: Any) -> Any:
-        if isinstance(value, dict | list):
-            return dumps_text(value) if self.sqlite else self._jsonb(value, dumps=dumps_text)
+        convert = self._by_type.get(type(value), _UNKNOWN)
+        if convert is None:
+            return value
+        if convert is not _UNKNOWN:
+            return convert(value)
+        if isinstance(value, dict | list):  # subclasses: the general rule
+            return self._json(value)
         if self.sqlite and isinstance(value, datetime):
-            return value.strftime(SQLITE_DATETIME)
+            return _sqlite_datetime(value)
         return value
 
     def _parameters(self, params: dict[str, Any]) -> Any:
-        values = {**self.defaults, **params}
+        values = {**self.defaults, **params} if self.defaults else params
+        value = self._value
         if self.positions is not None:
-            return tuple(self._value(values[name]) for name in self.positions)
-        return {name: self._value(value) for name, value in values.items()}
+            return tuple([value(values[name]) for name in self.positions])
+        return {name: value(v) for name, v in values.items()}
 
     def rows(self, conn: sa.Connection, params: dict[str, Any]) -> list[tuple]:
         """Run the statement; its rows (SQLite values converted as SQLAlchemy would)."""
@@ -92,6 +101,15 @@ class DriverStatement:
                 dialect=self.dialect,
             ) from exc
         return cursor
+
+
+_UNKNOWN = object()
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    """SQLAlchemy's text for a DateTime on SQLite (zero-padded year, microseconds, no
+    zone), as ``isoformat`` writes it: five times faster than ``strftime``."""
+    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _sqlite_reader(column_type: sa.types.TypeEngine):

@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 
+import orjson
 from flask import g, has_request_context
 from gunicorn import glogging
 
@@ -27,14 +28,18 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if has_request_context() and "request_id" in g:
+        if "request_id" not in vars(record) and has_request_context() and "request_id" in g:
             data["request_id"] = g.request_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 data[key] = value
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
+        try:
+            # orjson: the access line is written for every request.
+            return orjson.dumps(data, default=str).decode()
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
+            return json.dumps(data, default=str, ensure_ascii=False)
 
 
 def configure(level: str) -> None:

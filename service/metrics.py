@@ -9,6 +9,7 @@ mode). Without it (tests, ``flask run``) each app has its own registry.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -32,6 +33,7 @@ class Metrics:
         # A registry per app: several apps in one process (tests) never collide. In
         # multiprocess mode the values go to files whatever registry holds them.
         self.registry = CollectorRegistry()
+        self._children: dict[tuple, Any] = {}
         r = self.registry
         self.latency = Histogram(
             "vea_http_request_duration_seconds",
@@ -87,6 +89,19 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, made once per label set: ``labels()`` validates
+        and locks on every call, and every request counts a few samples."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        self.child(self.latency, endpoint, method).observe(seconds)
+        self.child(self.requests, endpoint, method, str(status)).inc()
 
     def set_drift(self, report: dict) -> None:
         """Publish the latest drift report (``GET /v1/reports/drift``) as gauges."""
