@@ -11,6 +11,7 @@ from marshmallow import fields, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 from models.schema import REWARDS, RewardError, parse_reward
+from service.fast_load import DEFER, compile_loader
 
 EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
 MAX_EXTRA_FEATURES = 50
@@ -37,6 +38,19 @@ def _has_nul(value: object) -> bool:
 class Schema(ma.Schema):
     class Meta:
         ordered = True
+
+    def load(self, data, *, many=None, partial=None, unknown=None):
+        # Plain calls (every request body) try the fast path compiled from this very
+        # schema first (service.fast_load); it defers to marshmallow for anything else.
+        if many is None and partial is None and unknown is None:
+            fast = self.__dict__.get("_fast_load", DEFER)
+            if fast is DEFER:
+                fast = self._fast_load = compile_loader(self)
+            if fast is not None:
+                loaded = fast(data)
+                if loaded is not DEFER:
+                    return loaded
+        return super().load(data, many=many, partial=partial, unknown=unknown)
 
     @pre_load
     def _refuse_nul(self, data, **_kwargs):
