@@ -26,8 +26,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -112,8 +114,12 @@ class PoolConfig:
     def general(self) -> Pool:
         return self.by_id()[GENERAL]
 
-    def by_id(self) -> dict[str, Pool]:
-        return {p.id: p for p in self.pools}
+    def by_id(self) -> Mapping[str, Pool]:
+        return self._by_id
+
+    @cached_property  # every routed decision looks pools up: built once per config
+    def _by_id(self) -> Mapping[str, Pool]:
+        return MappingProxyType({p.id: p for p in self.pools})
 
     def to_dict(self) -> dict[str, Any]:
         return {"pools": [p.to_dict() for p in self.pools]}

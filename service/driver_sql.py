@@ -109,7 +109,9 @@ _UNKNOWN = object()
 def _sqlite_datetime(value: datetime) -> str:
     """SQLAlchemy's text for a DateTime on SQLite (zero-padded year, microseconds, no
     zone), as ``isoformat`` writes it: five times faster than ``strftime``."""
-    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if value.tzinfo is not None:
+        value = value.replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def _sqlite_reader(column_type: sa.types.TypeEngine):
