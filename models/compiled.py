@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import lightgbm as lgb
@@ -48,6 +49,28 @@ class CompiledForest:
             x.shape[0],
         )
         return out
+
+    def bind(self, x: np.ndarray, out: np.ndarray) -> Callable[[], np.ndarray]:
+        """``predict_into`` for buffers reused on every call, as a no-argument callable.
+
+        Making the two ctypes pointers costs more than the prediction of a few rows, so
+        they are made once here. The caller refills ``x`` in place (same shape) and keeps
+        it; the pointers keep both arrays alive, the closure keeps the machine code."""
+        if x.dtype != np.float64 or out.dtype != np.float64:
+            raise TypeError("compiled forests read and write float64")
+        if x.ndim != 2 or x.shape[1] != self.n_features or len(out) < x.shape[0]:
+            raise ValueError(f"need rows of {self.n_features} features, one output per row")
+        if not (x.flags.c_contiguous and out.flags.c_contiguous):
+            raise ValueError("compiled forests need C-contiguous buffers")
+        x_ptr = x.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        out_ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        rows = x.shape[0]
+
+        def predict() -> np.ndarray:
+            self._entry(x_ptr, out_ptr, 0, rows)
+            return out
+
+        return predict
 
 
 def _cache_key(model_text: str) -> str:

@@ -8,7 +8,7 @@ in the bundle's precomputed table (``models.explain``) instead of per-row TreeSH
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -17,14 +17,19 @@ import yaml
 
 from models.activities import ACTION_INDEX, ACTIONS, NONE, VALUE_ACTIVITIES
 from models.bundle import ModelBundle
+from models.compiled import CompiledForest
 from models.economics import Economics
 from models.fast_predict import FastRowPredictor
-from models.reasons import describe, language_of
+from models.reasons import describe_cached, language_of
 
 # Openness bands: below 0.25 value enhancement rarely succeeds; from 0.45 it usually
 # pays. Overridable per deployment.
 DEFAULT_BANDS = (0.25, 0.45)
-MAX_REASONS = 2
+MAX_REASONS = 2  # ``_top_two`` picks them
+# A feature is a reason for an activity only when it favours it by more than this.
+MIN_REASON_SCORE = 1e-6
+VALUE_ACTIVITY_CODES = tuple((activity, ACTION_INDEX[activity]) for activity in VALUE_ACTIVITIES)
+VALUE_CODES = tuple(a for _, a in VALUE_ACTIVITY_CODES)
 
 
 def load_hints() -> dict[str, dict[str, str]]:
@@ -36,8 +41,36 @@ def band_of(score: float, bands: tuple[float, float]) -> str:
     return "low" if score < bands[0] else ("medium" if score < bands[1] else "high")
 
 
+def _top_two(relative: list[list[float]], actions: Sequence[int]) -> list[list[int]]:
+    """For each action code in ``actions``, the (at most two) features favouring it most:
+    the indices ``j`` of ``sorted(((s[a], j) for j, s in enumerate(relative)
+    if s[a] > MIN_REASON_SCORE), reverse=True)[:2]``, ties going to the later feature
+    like that sort does.
+
+    One pass per action instead of a sort: this runs for every activity of every decision.
+    """
+    if not relative:
+        return [[] for _ in actions]
+    columns = list(zip(*relative, strict=True))  # per action code: every feature's score
+    top: list[list[int]] = []
+    for a in actions:
+        s1 = s2 = MIN_REASON_SCORE
+        j1 = j2 = -1
+        for j, s in enumerate(columns[a]):
+            if s > MIN_REASON_SCORE:  # never true for NaN
+                if s >= s1:
+                    s2, j2, s1, j1 = s1, j1, s, j
+                elif s >= s2:
+                    s2, j2 = s, j
+        top.append([j1, j2] if j2 >= 0 else ([j1] if j1 >= 0 else []))
+    return top
+
+
 class Decider:
-    """Scores one contact from a plain mapping of its features."""
+    """Scores one contact from a plain mapping of its features.
+
+    Not safe to share across threads while deciding: one decision fills buffers that
+    belong to the Decider (the service runs one decision at a time per Decider)."""
 
     def __init__(
         self,
@@ -57,59 +90,68 @@ class Decider:
         self._costs = self.economics.action_costs()
         self._feature_names = self._encoder.feature_names
         n_features = len(self._feature_names)
+        # The contact's encoded row, refilled in place by every decision: the predictors
+        # below hold pointers to it (or to the stacked matrix built from it).
+        self._row = np.empty((1, n_features), dtype=np.float64)
         self._one = np.empty(1, dtype=np.float64)
         compiled_openness = getattr(bundle.openness, "compiled_", None)
         self.compiled = compiled_openness is not None
-        self._openness = compiled_openness or FastRowPredictor(bundle.openness.booster_)
+        self._openness_raw = self._row_predictor(
+            compiled_openness or FastRowPredictor(bundle.openness.booster_)
+        )
         if self._ranker is None:
             return
         self._seen = np.flatnonzero(self._ranker.actions_seen_)
         self._seen_list = self._seen.tolist()
         compiled = getattr(self._ranker, "compiled_", None)
         boosters = self._ranker.boosters_
+        self._stacked_scores: Callable[[], list[float]] | None = None
+        self._per_action: list[tuple[int, Callable[[], float]]] = []
         if self._ranker.stacked:
             # One matrix, a row per learned action, the action code in the last column.
             self._matrix = np.empty((len(self._seen), n_features + 1), dtype=np.float64)
             self._matrix[:, -1] = self._seen
             self._scores = np.empty(len(self._seen), dtype=np.float64)
-            self._stacked_compiled = compiled[0] if compiled else None
-            self._stacked_fast = None if compiled else FastRowPredictor(boosters[0])
+            if compiled:
+                predict = compiled[0].bind(self._matrix, self._scores)
+                self._stacked_scores = lambda: predict().tolist()
+            else:
+                fast = FastRowPredictor(boosters[0])
+                # Rows are views: the bound predictors read the matrix's refills.
+                by_row = [fast.bind(r) for r in self._matrix]
+                self._stacked_scores = lambda: [float(row_predict()[0]) for row_predict in by_row]
         else:
-            self._per_action = {
-                a: (compiled[a] if compiled else FastRowPredictor(boosters[a]))
+            self._per_action = [
+                (a, self._row_predictor(compiled[a] if compiled else FastRowPredictor(boosters[a])))
                 for a in self._seen_list
                 if boosters[a] is not None
-            }
+            ]
 
-    def _predict_openness(self, row: np.ndarray) -> float:
-        if isinstance(self._openness, FastRowPredictor):
-            return float(self._openness.predict(row[0])[0])
-        return float(self._openness.predict_into(row, self._one)[0])
+    def _row_predictor(self, model: CompiledForest | FastRowPredictor) -> Callable[[], float]:
+        """The model's prediction for ``self._row`` as it is when called."""
+        predict = (
+            model.bind(self._row[0])
+            if isinstance(model, FastRowPredictor)
+            else model.bind(self._row, self._one)
+        )
+        return lambda: float(predict()[0])
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, economics: Economics | None = None) -> Decider:
         return cls(bundle, economics)
 
     # ------------------------------------------------------------------ scoring
-    def _score_actions(self, row: np.ndarray) -> list[float]:
-        """Success probability per action; NaN for actions the ranker never learned."""
+    def _score_actions(self) -> list[float]:
+        """Success probability per action for ``self._row``; NaN for actions the ranker
+        never learned."""
         success = [math.nan] * len(ACTIONS)
-        if self._ranker.stacked:
-            matrix = self._matrix
-            matrix[:, :-1] = row
-            if self._stacked_compiled is not None:
-                scores = self._stacked_compiled.predict_into(matrix, self._scores).tolist()
-            else:
-                scores = [float(self._stacked_fast.predict(r)[0]) for r in matrix]
-            for a, p in zip(self._seen_list, scores, strict=True):
+        if self._stacked_scores is not None:
+            self._matrix[:, :-1] = self._row
+            for a, p in zip(self._seen_list, self._stacked_scores(), strict=True):
                 success[a] = min(max(p, 0.001), 0.999)
         else:
-            for a, predictor in self._per_action.items():
-                if isinstance(predictor, FastRowPredictor):
-                    p = float(predictor.predict(row[0])[0])
-                else:
-                    p = float(predictor.predict_into(row, self._one)[0])
-                success[a] = min(max(p, 0.001), 0.999)
+            for a, predict in self._per_action:
+                success[a] = min(max(predict(), 0.001), 0.999)
         return success
 
     def decide(
@@ -121,52 +163,53 @@ class Decider:
         allow_attempt: bool = True,
     ) -> dict[str, Any]:
         lang = language_of(language)
-        row = self._encoder.encode_row(features)
-        openness = float(self._calibrate(self._predict_openness(row)))
+        encoded = self._encoder.encode_values(features)
+        self._row[0] = encoded
+        openness = float(self._calibrate(self._openness_raw()))
         reasons: list[str] = []
         if self._ranker is None:
             return self._openness_only(openness, lang, allow_attempt)
 
-        success = self._score_actions(row)
-        relative = self._reasons.row_scores(row[0]) if self._reasons is not None else None
-        phrases: dict[int, str] = {}
+        success = self._score_actions()
+        favoured = self._favoured_phrases(encoded, features, lang, success)
+        hints = self.hints[lang]
         worth = self.economics.value_of_success
         values = [p * worth - cost for p, cost in zip(success, self._costs, strict=True)]
         none_value = 0.0 if math.isnan(values[0]) else float(values[0])
         activities = []
+        order_keys = []
         best, best_value = NONE, none_value
-        for activity in VALUE_ACTIVITIES:
-            a = ACTION_INDEX[activity]
-            known = not math.isnan(success[a])
+        for k, (activity, a) in enumerate(VALUE_ACTIVITY_CODES):
+            p = success[a]
+            known = not math.isnan(p)
             value = values[a] if known else None
-            item_reasons = (
-                self._activity_reasons(a, relative, features, lang, phrases) if known else []
-            )
             if not known:
                 item_reasons = [
                     self._text(lang, "not learned from the training data", "学習データにない活動")
                 ]
-            elif activity in blocked_activities:
-                item_reasons.append(
-                    self._text(lang, "blocked by contact policy", "コンタクトポリシーにより除外")
-                )
-            elif allow_attempt and value > best_value:
-                best, best_value = activity, value
+            else:
+                item_reasons = favoured[k]
+                if activity in blocked_activities:
+                    item_reasons.append(
+                        self._text(
+                            lang, "blocked by contact policy", "コンタクトポリシーにより除外"
+                        )
+                    )
+                elif allow_attempt and value > best_value:
+                    best, best_value = activity, value
+            expected = None if value is None else round(value, 6)
+            order_keys.append(-math.inf if expected is None else expected)
             activities.append(
                 {
                     "activity": activity,
-                    "success_probability": None if not known else round(success[a], 6),
-                    "expected_value": None if value is None else round(value, 6),
-                    "hint": self.hints[lang][activity],
+                    "success_probability": None if not known else round(p, 6),
+                    "expected_value": expected,
+                    "hint": hints[activity],
                     "reasons": item_reasons,
                 }
             )
-        activities.sort(
-            key=lambda item: (
-                -math.inf if item["expected_value"] is None else item["expected_value"]
-            ),
-            reverse=True,
-        )
+        # Highest expected value first; a stable sort keeps ties in VALUE_ACTIVITIES order.
+        order = sorted(range(len(activities)), key=order_keys.__getitem__, reverse=True)
         if best == NONE:
             reasons.append(
                 self._text(
@@ -187,39 +230,44 @@ class Decider:
                 "band": band_of(openness, self.bands),
                 "attempt": best != NONE,
             },
-            "activities": activities,
+            "activities": [activities[i] for i in order],
             "suggested_activity": best,
             "expected_value_none": round(none_value, 6),
             "reasons": reasons,
         }
 
     # ------------------------------------------------------------------ reasons
-    def _activity_reasons(
-        self,
-        a: int,
-        relative: list[list[float]] | None,
-        features: Mapping[str, Any],
-        lang: str,
-        phrases: dict[int, str],
-    ) -> list[str]:
-        """Features whose values favour this activity over the others (models.explain)."""
-        if relative is None:
-            return []
-        ranked = sorted(
-            ((scores[a], j) for j, scores in enumerate(relative) if scores[a] > 1e-6),
-            reverse=True,
-        )[:MAX_REASONS]
-        reasons = []
-        for _, j in ranked:
-            if j not in phrases:
-                name = self._feature_names[j]
-                phrases[j] = describe(name, features.get(name), lang)
-            reasons.append(phrases[j])
-        return reasons or [
-            self._text(
-                lang, "no feature stands out for this activity", "この活動に特に効く要因はなし"
-            )
-        ]
+    def _favoured_phrases(
+        self, encoded: list[float], features: Mapping[str, Any], lang: str, success: list[float]
+    ) -> list[list[str]]:
+        """Per value activity (``VALUE_ACTIVITY_CODES`` order), a new list of phrases naming
+        the features whose values favour it over the others (``models.explain``); empty
+        without a reason table, and for activities the ranker never learned."""
+        if self._reasons is None:
+            return [[] for _ in VALUE_CODES]
+        favoured = _top_two(self._reasons.value_scores(encoded), VALUE_CODES)
+        names = self._feature_names
+        phrase_of: dict[int, str] = {}  # activities share features: describe each once
+        out: list[list[str]] = []
+        for a, top in zip(VALUE_CODES, favoured, strict=True):
+            phrases: list[str] = []
+            if not math.isnan(success[a]):
+                for j in top:
+                    phrase = phrase_of.get(j)
+                    if phrase is None:
+                        name = names[j]
+                        phrase = phrase_of[j] = describe_cached(name, features.get(name), lang)
+                    phrases.append(phrase)
+                if not phrases:
+                    phrases.append(
+                        self._text(
+                            lang,
+                            "no feature stands out for this activity",
+                            "この活動に特に効く要因はなし",
+                        )
+                    )
+            out.append(phrases)
+        return out
 
     def _openness_only(self, openness: float, lang: str, allow_attempt: bool) -> dict[str, Any]:
         return {

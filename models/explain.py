@@ -29,6 +29,10 @@ class ReasonTable:
         self.n_categorical = n_categorical
         self.edges = [np.asarray(e, dtype=np.float64) for e in edges]
         self.scores = [np.asarray(s, dtype=np.float64) for s in scores]
+        # Plain-list copies for one row at a time, where numpy's per-call overhead loses:
+        # per feature, per bin, the score of each action; and the numeric bin edges.
+        self.by_bin_ = [table.T.tolist() for table in self.scores]
+        self.cuts_ = [cuts.tolist() for cuts in self.edges]
 
     @classmethod
     def fit(
@@ -78,22 +82,23 @@ class ReasonTable:
         return bins
 
     def row_scores(self, row: np.ndarray) -> list[list[float]]:
-        """Per feature, the relative contribution of this row's value to each action.
+        """Per feature, the relative contribution of this row's value to each action."""
+        return self.value_scores(row.tolist())
+
+    def value_scores(self, values: list[float]) -> list[list[float]]:
+        """``row_scores`` for one row given as a plain list (``FeatureEncoder.encode_values``).
 
         Plain Python lists and ``bisect``: on one row this beats numpy's per-call overhead.
         """
-        if not hasattr(self, "_lists"):
-            self._lists = [table.T.tolist() for table in self.scores]
-            self._cuts = [cuts.tolist() for cuts in self.edges]
+        n_categorical = self.n_categorical
         out = []
-        for j, (value, by_bin) in enumerate(zip(row.tolist(), self._lists, strict=True)):
+        for j, (value, by_bin) in enumerate(zip(values, self.by_bin_, strict=True)):
             if value != value:  # NaN: the missing bin is last
-                b = len(by_bin) - 1
-            elif j < self.n_categorical:
-                b = int(value)
+                out.append(by_bin[-1])
+            elif j < n_categorical:
+                out.append(by_bin[int(value)])
             else:
-                b = bisect_right(self._cuts[j], value)
-            out.append(by_bin[b])
+                out.append(by_bin[bisect_right(self.cuts_[j], value)])
         return out
 
     def to_dict(self) -> dict[str, Any]:

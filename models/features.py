@@ -40,6 +40,8 @@ class FeatureEncoder:
             name: {value: float(i) for i, value in enumerate(vocab)}
             for name, vocab in self.vocabulary_.items()
         }
+        # (name, codes) in column order: one decision then needs no lookup by name.
+        self._categorical_codes = [(name, self._codes[name]) for name in self.categorical]
 
     def transform(self, frame: Any) -> np.ndarray:
         """Encode a DataFrame; columns it lacks are all-missing."""
@@ -60,19 +62,27 @@ class FeatureEncoder:
         return out
 
     def encode_row(self, values: Mapping[str, Any]) -> np.ndarray:
-        """Encode one mapping into a (1, n_features) row: the serving fast path."""
-        row = np.empty((1, len(self.categorical) + len(self.numeric)), dtype=np.float64)
-        for j, name in enumerate(self.categorical):
+        """Encode one mapping into a (1, n_features) row."""
+        return np.array([self.encode_values(values)], dtype=np.float64)
+
+    def encode_values(self, values: Mapping[str, Any]) -> list[float]:
+        """One mapping as a plain list of floats in column order: the serving fast path
+        (filling a Python list and handing it to numpy once beats item-by-item stores)."""
+        nan = math.nan
+        out: list[float] = []
+        for name, codes in self._categorical_codes:
             value = values.get(name)
-            row[0, j] = math.nan if value is None else self._codes[name].get(str(value), math.nan)
-        offset = len(self.categorical)
-        for j, name in enumerate(self.numeric):
+            out.append(nan if value is None else codes.get(str(value), nan))
+        for name in self.numeric:
             value = values.get(name)
+            if value is None:
+                out.append(nan)
+                continue
             try:
-                row[0, offset + j] = math.nan if value is None else float(value)
+                out.append(float(value))
             except (TypeError, ValueError):
-                row[0, offset + j] = math.nan
-        return row
+                out.append(nan)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

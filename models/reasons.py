@@ -61,14 +61,39 @@ def language_of(language: str | None) -> str:
 
 def describe(name: str, value: Any, language: str) -> str:
     """One phrase naming a feature and its value for this contact."""
-    labels = LABELS[language_of(language)]
+    lang = language_of(language)
+    labels = LABELS[lang]
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     if missing:
         return labels["_missing"].format(name=name)
     template = labels.get(name, labels["_other"])
-    if isinstance(value, str) and language_of(language) == "ja":
+    if isinstance(value, str) and lang == "ja":
         value = VALUES_JA.get(value, value)
     try:
         return template.format(v=value, name=name)
     except (ValueError, TypeError):
         return labels["_other"].format(name=name, v=value)
+
+
+# Phrases by (feature name, value, language) for values of exactly str or int: their
+# phrase depends on nothing else, and a serving decision would otherwise format the
+# same few categories again and again. Floats are left out on purpose: 0.0 and -0.0
+# are equal keys that print differently, NaN never finds itself, and continuous values
+# rarely repeat. Bounded: emptied when full (request values are caller-controlled).
+PHRASE_CACHE_SIZE = 4096
+_phrases: dict[tuple[str, Any, str], str] = {}
+
+
+def describe_cached(name: str, value: Any, language: str) -> str:
+    """``describe``, remembering the phrases of string and integer values."""
+    kind = type(value)
+    if kind is not str and kind is not int:
+        return describe(name, value, language)
+    key = (name, value, language)
+    phrase = _phrases.get(key)
+    if phrase is None:
+        phrase = describe(name, value, language)
+        if len(_phrases) >= PHRASE_CACHE_SIZE:
+            _phrases.clear()
+        _phrases[key] = phrase
+    return phrase
