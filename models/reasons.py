@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 LABELS: dict[str, dict[str, str]] = {
@@ -75,25 +76,22 @@ def describe(name: str, value: Any, language: str) -> str:
         return labels["_other"].format(name=name, v=value)
 
 
-# Phrases by (feature name, value, language) for values of exactly str or int: their
-# phrase depends on nothing else, and a serving decision would otherwise format the
-# same few categories again and again. Floats are left out on purpose: 0.0 and -0.0
-# are equal keys that print differently, NaN never finds itself, and continuous values
-# rarely repeat. Bounded: emptied when full (request values are caller-controlled).
 PHRASE_CACHE_SIZE = 4096
-_phrases: dict[tuple[str, Any, str], str] = {}
+
+
+@lru_cache(maxsize=PHRASE_CACHE_SIZE)  # bounded: request values are caller-controlled
+def _describe_exact(name: str, value: str | int, language: str) -> str:
+    return describe(name, value, language)
 
 
 def describe_cached(name: str, value: Any, language: str) -> str:
-    """``describe``, remembering the phrases of string and integer values."""
+    """``describe``, remembering the phrases of values of exactly ``str`` or ``int``.
+
+    A serving decision would otherwise format the same few categories again and again.
+    Floats are left out on purpose: 0.0 and -0.0 are equal keys that print differently,
+    NaN never finds itself, and continuous values rarely repeat.
+    """
     kind = type(value)
-    if kind is not str and kind is not int:
-        return describe(name, value, language)
-    key = (name, value, language)
-    phrase = _phrases.get(key)
-    if phrase is None:
-        phrase = describe(name, value, language)
-        if len(_phrases) >= PHRASE_CACHE_SIZE:
-            _phrases.clear()
-        _phrases[key] = phrase
-    return phrase
+    if kind is str or kind is int:
+        return _describe_exact(name, value, language)
+    return describe(name, value, language)

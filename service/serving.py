@@ -114,6 +114,12 @@ class ModelManager:
         return decider.version if decider is not None else None
 
     @property
+    def compiled(self) -> bool:
+        """Whether the serving model runs natively compiled forests (else LightGBM)."""
+        decider = self._decider
+        return decider is not None and decider.compiled
+
+    @property
     def economics(self) -> Economics | None:
         """The serving model's economics (routing values pools in the same units)."""
         return getattr(self._decider, "economics", None)
