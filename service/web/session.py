@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Flask, abort, jsonify, redirect, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, abort, jsonify, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 
 from service.auth import DatabaseUnavailable, allowed
@@ -39,6 +39,13 @@ class SignedCookieSessions(SecureCookieSessionInterface):
 
     def __init__(self) -> None:
         self._signer: tuple[tuple, URLSafeTimedSerializer | None] | None = None
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if "HTTP_COOKIE" not in request.environ:
+            # API calls carry no cookie: the same empty session without parsing the
+            # headers for one (Flask scans every header on each request).
+            return self.session_class() if self.get_signing_serializer(app) else None
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
