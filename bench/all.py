@@ -6,7 +6,7 @@ figures each one writes with ``--json`` (``learning_loop.py`` prints its JSON on
 stdout), and prints one Markdown table: every figure beside its baseline and the ratio.
 The scripts' own output goes to ``var/bench/logs/<script>.log``.
 
-    python -m bench.all [--quick] [--only core http train_scale learning_loop]
+    python -m bench.all [--quick] [--only core http decision_path shadow train_scale ...]
                         [--json var/bench/all.json]
 
 ``--quick`` shrinks every size for a smoke run (a minute or two; figures meaningless).
@@ -44,6 +44,10 @@ PLANS: dict[str, tuple[list[str], list[str]]] = {
     "http": (
         ["--backend", "both", "--duration", "5"],
         ["--backend", "sqlite", "--duration", "1", "--tool", "python"],
+    ),
+    "decision_path": (
+        ["--requests", "3000"],
+        ["--requests", "200"],
     ),
     "shadow": (
         ["--decisions", "3000", "--rows", "20000"],
@@ -189,6 +193,30 @@ def http_rows(results: list[dict]) -> list[Row]:
     return rows
 
 
+def decision_path_rows(f: dict) -> list[Row]:
+    parts = f["parts"]
+    inside = sum(parts[k] for k in ("history read", "model", "routing", "insert (durable)"))
+    framework = f["decision_us"] - parts["use case"] - parts["load the body"]
+    return [
+        (
+            "decision in-process CPU per request (WSGI, sqlite durable) vs hello-world app",
+            f"{f['decision_us']:.0f} us",
+            f"{f['hello_us']:.0f} us",
+            ratio(f["decision_us"], f["hello_us"]),
+        ),
+        (
+            "  of which: durable insert / model / history / routing / rest of use case / "
+            "body load / Flask + hooks + answer",
+            f"{parts['insert (durable)']:.0f} / {parts['model']:.0f} / "
+            f"{parts['history read']:.0f} / {parts['routing']:.0f} / "
+            f"{parts['use case'] - inside:.0f} / {parts['load the body']:.0f} / "
+            f"{framework:.0f} us",
+            "",
+            "",
+        ),
+    ]
+
+
 def shadow_rows(f: dict) -> list[Row]:
     return [
         (
@@ -248,6 +276,7 @@ FORMATTERS = {
     "core": core_rows,
     "train_scale": train_scale_rows,
     "http": http_rows,
+    "decision_path": decision_path_rows,
     "shadow": shadow_rows,
     "learning_loop": learning_loop_rows,
 }
