@@ -249,6 +249,7 @@ def train(
     help="With --routing: the pools config the log was routed with (default: VEA_POOLS, "
     "else the shipped default).",
 )
+@reward_options
 @registry_option
 def evaluate(
     model_ref,
@@ -262,6 +263,8 @@ def evaluate(
     routing,
     routing_activity,
     routing_pools,
+    reward,
+    reward_weights,
     registry,
 ) -> None:
     """Calibration, uplift and off-policy policy value of a model on a log."""
@@ -269,8 +272,17 @@ def evaluate(
     from training.report_html import render_report
 
     if shadow_version is not None:
-        _evaluate_shadow(data, shadow_version, json_path, bootstrap, registry)
+        _evaluate_shadow(
+            data, shadow_version, json_path, bootstrap, registry, reward, reward_weights
+        )
         return
+    if reward is not None or reward_weights is not None:
+        # Plain evaluation always values a model on the reward it was trained on (its
+        # manifest); accepting --reward here and ignoring it would mislead.
+        raise click.UsageError(
+            "--reward / --reward-weights need --shadow (without it, a model is evaluated "
+            "on the reward it was trained on)"
+        )
     if routing is not None:
         _evaluate_routing(data, routing, routing_activity, routing_pools, json_path, bootstrap)
         return
@@ -337,24 +349,42 @@ def _evaluate_routing(data, policy, activity, pools_path, json_path, bootstrap) 
     click.echo(text if not json_path else "\n".join(lines))
 
 
-def _evaluate_shadow(data, version, json_path, bootstrap, registry) -> None:
+def _evaluate_shadow(
+    data: str,
+    version: str,
+    json_path: str | None,
+    bootstrap: int,
+    registry: str,
+    reward_name: str | None,
+    reward_weights: str | None,
+) -> None:
+    from models.schema import Reward
     from training.shadow import compare_shadow
 
     reg = Registry(registry)
     champion = reg.load_champion() if reg.champion() else None
+    if reward_name is None and reward_weights is None and champion is not None:
+        # The champion's own reward: what the deployment optimises now, so the likeliest
+        # reward of the next gate (`vea retrain --reward`); --reward names another.
+        reward = Reward.from_dict(champion.manifest.get("reward"))
+    else:
+        reward = reward_from_options(reward_name, reward_weights)
     result = compare_shadow(
         load_log(data),
         version=None if version == "newest" else version,
         economics=champion.economics if champion is not None else None,
         n_boot=bootstrap,
+        reward=reward,
     )
     text = json.dumps(result, indent=2, default=str, allow_nan=False)
     if json_path:
         _write_text(Path(json_path), text)
     gain = result["improvement"]
+    left_out = f", {result['left_out']} rows left out: reward unknown" if result["left_out"] else ""
     click.echo(
         f"shadow {result['shadow_version']} vs champion on {result['rows']} decisions "
-        f"({result['customers']} customers, {result['measures']}):\n"
+        f"({result['customers']} customers, {result['measures']}) on reward "
+        f"{result['reward']}{left_out}:\n"
         f"  champion DR {result['champion_value']['value']:.4f}  "
         f"shadow DR {result['shadow_value']['value']:.4f}\n"
         f"  improvement {gain['value']:+.4f} [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}]"

@@ -65,7 +65,8 @@ MEASURES = "the suggestion (intent to treat)"
 
 
 def reward_options(func):
-    """``--reward`` and ``--reward-weights`` for `vea train` and `vea retrain`."""
+    """``--reward`` and ``--reward-weights`` for `vea train`, `vea retrain` and
+    `vea evaluate --shadow` (the reward the comparison is on)."""
     func = click.option(
         "--reward-weights",
         metavar="PART=W,...",
@@ -78,7 +79,8 @@ def reward_options(func):
         default=None,
         help="What the model learns to raise: ve_success (default, or the spec's reward:), "
         "accepted, a retention window, upgraded, or weighted. Rows whose reward is still "
-        "unknown (retention window open) are left out and counted.",
+        "unknown (retention window open) are left out and counted. With `vea evaluate "
+        "--shadow`: the reward the comparison is on (default: the champion's own).",
     )(func)
 
 

@@ -8,6 +8,11 @@ promotion gate applies: the reward model is cross-fitted over customer folds, th
 difference is paired on the same contacts, and the bootstrap resamples customers. The
 verdict says whether the shadow would pass the gate (interval above zero and enough
 effective rows), so a promotion can be decided before the shadow ever serves.
+
+The comparison is on a named reward (``models.schema.Reward``; the CLI defaults to the
+champion's own), which should be the one the gate will use: a verdict on another reward
+answers a question the gate never asks. Rows whose reward is still unknown are left out
+and counted.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import pandas as pd
 
 from models.activities import ACTIONS
 from models.economics import Economics
-from training.fit import net_rewards
+from models.schema import Reward
+from training.fit import apply_reward, net_rewards
 from training.loading import DataError, action_codes
 from training.ope import deterministic_probs, diagnostics
 from training.retrain import (
@@ -68,14 +74,26 @@ def compare_shadow(
     n_boot: int = 500,
     num_threads: int = 0,
     min_ess: float = MIN_ESS,
+    reward: Reward | None = None,
 ) -> dict[str, Any]:
     """DR values of champion and shadow on the contacts both decided, their paired
-    difference with a 95% interval, and whether the shadow would pass the gate."""
+    difference with a 95% interval, and whether the shadow would pass the gate, all on
+    ``reward`` (default ``ve_success``; rows where it is unknown are left out)."""
     economics = economics or Economics()
+    reward = reward or Reward()
     rows = shadow_rows(frame, version)
     if rows.empty:
         raise DataError("no labelled decisions with a shadow decision in this log")
     version = str(rows["shadow_version"].iloc[0])
+    try:
+        rows, left_out = apply_reward(rows, reward)
+    except ValueError as exc:  # a reward part the log has no column for
+        raise DataError(str(exc)) from exc
+    if rows.empty:
+        raise DataError(
+            f"reward {reward.label}: no shadow decision of {version} has a known reward "
+            f"({left_out} rows left out: retention window still open, or no answer)"
+        )
     fold_of = customer_folds(rows, folds, seed)
     if len(np.unique(fold_of)) < folds:
         raise DataError("too few customers with a shadow decision to cross-fit")
@@ -126,6 +144,8 @@ def compare_shadow(
         "customers": int(len(np.unique(customers))),
         "estimator": "dr",
         "measures": "the suggestion (intent to treat)",
+        "reward": reward.label,
+        "left_out": left_out,
         "champion_value": values["champion"],
         "shadow_value": values["shadow"],
         "improvement": improvement.to_dict(),
