@@ -79,7 +79,8 @@ decisions = sa.Table(
     sa.Column("shadow_activity", sa.String(32), nullable=True),
     sa.Column("shadow", JSON, nullable=True),
     sa.Index("ix_decisions_customer_time", "customer_id", "occurred_at"),
-    sa.Index("ix_decisions_created_at", "created_at"),
+    # Exports and reports select a period by the contact's time (migration 0005).
+    sa.Index("ix_decisions_occurred_at", "occurred_at"),
 )
 
 outcomes = sa.Table(
