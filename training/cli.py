@@ -358,15 +358,15 @@ def _evaluate_shadow(
     reward_name: str | None,
     reward_weights: str | None,
 ) -> None:
-    from models.schema import Reward
+    from training.retrain import champion_reward
     from training.shadow import compare_shadow
 
     reg = Registry(registry)
     champion = reg.load_champion() if reg.champion() else None
-    if reward_name is None and reward_weights is None and champion is not None:
-        # The champion's own reward: what the deployment optimises now, so the likeliest
-        # reward of the next gate (`vea retrain --reward`); --reward names another.
-        reward = Reward.from_dict(champion.manifest.get("reward"))
+    if reward_name is None and reward_weights is None:
+        # The champion's own reward: what the deployment optimises now, and the reward
+        # a plain `vea retrain` gates on (the same default); --reward names another.
+        reward, _source = champion_reward(champion)
     else:
         reward = reward_from_options(reward_name, reward_weights)
     result = compare_shadow(

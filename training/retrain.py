@@ -12,8 +12,10 @@ decision is written to the registry history with its numbers.
 The gate values the suggestion, not the delivered activity: the logged action is what
 the policy served (``activity``, with its propensity), whatever the agent then did,
 because the suggestion is what the policy controls (intent to treat). The reward is the
-named one (``--reward``, ``models.schema.Reward``); rows whose reward is still unknown are
-left out and counted.
+named one (``--reward``, ``models.schema.Reward``), by default the champion's own (its
+manifest's ``reward``; ``ve_success`` without a champion), so a plain retrain keeps the
+objective the deployment optimises and gates on the reward `vea evaluate --shadow`
+compares on. Rows whose reward is still unknown are left out and counted.
 
 The export is a callable (the CLI passes the service's ``export`` command), so this module
 never imports ``service``.
@@ -77,10 +79,12 @@ def reward_options(func):
         "--reward",
         type=click.Choice(REWARDS),
         default=None,
-        help="What the model learns to raise: ve_success (default, or the spec's reward:), "
-        "accepted, a retention window, upgraded, or weighted. Rows whose reward is still "
-        "unknown (retention window open) are left out and counted. With `vea evaluate "
-        "--shadow`: the reward the comparison is on (default: the champion's own).",
+        help="What the model learns to raise: ve_success, accepted, a retention window, "
+        "upgraded, or weighted. Default for `vea train`: the spec's reward:, else ve_success; "
+        "for `vea retrain`: the champion's own (its manifest), else ve_success. Rows whose "
+        "reward is still unknown (retention window open) are left out and counted. With "
+        "`vea evaluate --shadow`: the reward the comparison is on (default: the champion's "
+        "own).",
     )(func)
 
 
@@ -95,6 +99,24 @@ def reward_from_options(name: str | None, weights: str | None, spec=None) -> Rew
     except RewardError as exc:
         hint = "--reward-weights" if weights or name == "weighted" else "--reward"
         raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+REWARD_FROM_CHAMPION = "the champion's"
+
+
+def champion_reward(champion: ModelBundle | None) -> tuple[Reward, str]:
+    """The reward when none is named, and where it came from: the champion's own (its
+    manifest's ``reward``), else ``ve_success``. `vea retrain` and the gate default to it,
+    as `vea evaluate --shadow` does, so a challenger keeps the deployment's objective."""
+    if champion is None:
+        return Reward(), "default: no champion"
+    named = champion.manifest.get("reward")
+    if not named:
+        return Reward(), "default: the champion's manifest names none"
+    try:
+        return Reward.from_dict(named), REWARD_FROM_CHAMPION
+    except RewardError as exc:
+        raise RewardError(f"the champion's manifest reward: {exc}") from None
 
 
 @dataclass
@@ -238,10 +260,10 @@ def gate(
     reward: Reward | None = None,
 ) -> GateResult:
     """Cross-fitted DR comparison of a challenger (``fit`` on training folds) with the
-    champion on a validated canonical log, on the named reward (default ``ve_success``;
-    rows where it is unknown are left out)."""
+    champion on a validated canonical log, on the named reward (default: the champion's
+    own, ``ve_success`` without one; rows where it is unknown are left out)."""
     economics = economics or (champion.economics if champion is not None else Economics())
-    reward = reward or Reward()
+    reward = reward or champion_reward(champion)[0]
     frame, _left_out = apply_reward(frame, reward)
     n = len(frame)
     if champion is None:
@@ -323,6 +345,8 @@ class RetrainResult:
     rows: int
     reward: str = "ve_success"
     left_out: int = 0  # rows whose reward is still unknown (e.g. window open)
+    # Where the reward came from: "command line", "the champion's", "default: ...".
+    reward_source: str = "given"
 
 
 def retrain(
@@ -339,15 +363,19 @@ def retrain(
     source: str = "",
     drift_threshold: float = DRIFT_WARN_PSI,
     reward: Reward | None = None,
+    reward_source: str = "given",
 ) -> RetrainResult:
     """Train a challenger on a validated log, gate it against the champion, record it.
 
-    ``reward`` (default ``ve_success``) is the label of the challenger and of the gate;
-    rows where it is still unknown are left out and counted (``left_out``)."""
-    reward = reward or Reward()
-    frame, left_out = apply_reward(frame, reward)
+    ``reward`` is the label of the challenger and of the gate; without one, the champion's
+    own (its manifest), else ``ve_success``. ``reward_source`` says where a given reward
+    came from (the CLI: "command line"); it is recorded with the reward. Rows where the
+    reward is still unknown are left out and counted (``left_out``)."""
     champion_version = registry.champion()
     champion = registry.load(champion_version) if champion_version else None
+    if reward is None:
+        reward, reward_source = champion_reward(champion)
+    frame, left_out = apply_reward(frame, reward)
     drift = drift_against(champion, frame)
     warnings = [
         f"drift: {name} PSI {value:.3f} ({level(value)})"
@@ -363,6 +391,7 @@ def retrain(
                 "champion": champion_version,
                 "source": source,
                 "reward": reward.label,
+                "reward_source": reward_source,
                 "reward_left_out": left_out,
             }
         )
@@ -376,6 +405,7 @@ def retrain(
             len(frame),
             reward=reward.label,
             left_out=left_out,
+            reward_source=reward_source,
         )
     fit = fit or (
         lambda rows: train_bundle(
@@ -394,6 +424,7 @@ def retrain(
     bundle.manifest["data_fingerprint"] = bundle.manifest.get("data_fingerprint") or source[:64]
     if isinstance(bundle.manifest.get("reward"), dict):
         bundle.manifest["reward"]["left_out"] = left_out
+        bundle.manifest["reward"]["source"] = reward_source
     version = registry.add(bundle)  # the first model becomes champion here
     promote = result.promote or force
     registry.record(
@@ -406,6 +437,7 @@ def retrain(
             "source": source,
             "drift_psi": drift,
             "reward_left_out": left_out,
+            "reward_source": reward_source,
             **result.to_dict(),
         }
     )
@@ -428,11 +460,12 @@ def retrain(
         len(frame),
         reward=reward.label,
         left_out=left_out,
+        reward_source=reward_source,
     )
 
 
 def describe(result: RetrainResult) -> str:
-    lines = [f"reward {result.reward}; measures {MEASURES}"]
+    lines = [f"reward {result.reward} ({result.reward_source}); measures {MEASURES}"]
     if result.left_out:
         lines.append(
             f"note: {result.left_out} rows left out: their reward is not known yet "
@@ -520,7 +553,10 @@ def retrain_command(
     """Export the service's logs, train a challenger, gate it off-policy, promote or refuse."""
     from training.loading import file_fingerprint, load_log
 
-    chosen = reward_from_options(reward, reward_weights)
+    # The command line's reward, else the champion's own (retrain() resolves it from the
+    # registry), else ve_success. `vea retrain` takes no spec, so there is no spec reward.
+    named = reward is not None or reward_weights is not None
+    chosen = reward_from_options(reward, reward_weights) if named else None
 
     with tempfile.TemporaryDirectory(prefix="vea-retrain-") as tmp:
         if data:
@@ -551,6 +587,7 @@ def retrain_command(
             source=file_fingerprint(path),
             drift_threshold=drift_threshold,
             reward=chosen,
+            reward_source="command line",
         )
     for warning in result.drift_warnings:
         click.echo(f"warning: {warning}", err=True)
