@@ -98,6 +98,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         background_checkpoints=checkpointer is not None,
         sqlite_synchronous=settings.sqlite_synchronous,
         pool_size=max(2, settings.worker_threads()),
+        pool_timeout_s=settings.db_pool_timeout_s,
     )
     model_manager = ModelManager(
         settings.registry,

@@ -49,6 +49,9 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     # SQLite: seconds between background WAL checkpoints (0: SQLite's own, inline).
     sqlite_checkpoint_s: float = 1.0
+    # Seconds a request waits for a pooled database connection before answering as if
+    # the database were down (decisions degraded, writes 503 + Retry-After).
+    db_pool_timeout_s: float = 5.0
     registry: str = str(DEFAULT_VAR_DIR / "registry")
     # Natively compiled forests (models.compiled), shared by all workers; "" disables.
     compile_cache: str = str(DEFAULT_VAR_DIR / "cache" / "compiled")

@@ -190,6 +190,7 @@ def make_engine(
     background_checkpoints: bool = False,
     sqlite_synchronous: str = "FULL",
     pool_size: int = 2,
+    pool_timeout_s: float = 5.0,
 ) -> sa.Engine:
     """An engine tuned for the request path of a sync gunicorn worker.
 
@@ -201,11 +202,18 @@ def make_engine(
     if url.startswith("sqlite"):
         if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
             raise ValueError(f"sqlite synchronous must be one of {SQLITE_SYNCHRONOUS}")
-        return _sqlite_engine(url, background_checkpoints, sqlite_synchronous.upper())
+        return _sqlite_engine(
+            url,
+            background_checkpoints,
+            sqlite_synchronous.upper(),
+            pool_size=pool_size,
+            pool_timeout_s=pool_timeout_s,
+        )
     return sa.create_engine(
         url,
         pool_size=pool_size,  # one per request a worker handles at once
         max_overflow=4,
+        pool_timeout=pool_timeout_s,
         pool_recycle=1800,
         pool_pre_ping=False,  # a dead connection is invalidated on error instead
         # Fail fast when the server is down: the decision still answers (degraded).
@@ -215,18 +223,32 @@ def make_engine(
     )
 
 
-def _sqlite_engine(url: str, background_checkpoints: bool, synchronous: str) -> sa.Engine:
+def _sqlite_engine(
+    url: str,
+    background_checkpoints: bool,
+    synchronous: str,
+    *,
+    pool_size: int,
+    pool_timeout_s: float,
+) -> sa.Engine:
     database = sa.make_url(url).database
-    if database and database != ":memory:" and _creatable(database):
+    on_disk = bool(database) and database != ":memory:"
+    if on_disk and _creatable(database):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
         url,
+        # The same pool as on PostgreSQL (an in-memory database has a pool per thread).
+        **(
+            {"pool_size": pool_size, "max_overflow": 4, "pool_timeout": pool_timeout_s}
+            if on_disk
+            else {}
+        ),
         connect_args={"timeout": 10},
         json_serializer=dumps_text,
         json_deserializer=orjson.loads,
     )
 
-    if database and database != ":memory:":
+    if on_disk:
         engine.vea_write_lock = WriteLock(database + ".writelock")
 
     @sa.event.listens_for(engine, "connect")

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from models.activities import NONE
 from models.contact_policy import PolicyResult, evaluate, summarize_history
@@ -105,16 +106,16 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     customer_id = body["customer"]["customer_id"]
     days = history.lookback_days(state.settings.decline_days)
     try:
-        # History is read in autocommit: no lock or transaction is held while the model
-        # runs; the insert goes to the group commit (service.group_commit), which uses
-        # this same connection when the row is committed alone.
+        # History is read in autocommit and its connection returned at once: no lock,
+        # transaction or pooled connection is held while the model runs or while the
+        # insert waits in the group commit (service.group_commit).
         with autocommit_connection(state.engine) as conn:
             rows = history.fetch(conn, customer_id, occurred_at, days)
-            answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
-            # No look-up of the interaction id first: a retry is rare, and the insert
-            # skips a known one (then the stored answer is returned below).
-            if not state.writer.insert(row, conn):
-                raise _KnownInteraction
+        answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
+        # No look-up of the interaction id first: a retry is rare, and the insert skips
+        # a known one (then the stored answer is returned below).
+        if not state.writer.insert(row):
+            raise _KnownInteraction
     except (_KnownInteraction, IntegrityError):
         # The interaction id is known (a retry, or a concurrent twin that committed
         # first): answer with the stored decision.
@@ -123,8 +124,9 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
         if stored is None:
             raise
         return stored, REPLAYED
-    except DBAPIError as exc:
-        if not is_unavailable(exc):
+    except (DBAPIError, PoolTimeout) as exc:
+        # PoolTimeout: every pooled connection busy for the pool's timeout (overload).
+        if isinstance(exc, DBAPIError) and not is_unavailable(exc):
             raise
         log.error("database unavailable for a decision", extra={"error": type(exc).__name__})
         state.metrics.degraded.labels(reason="database").inc()

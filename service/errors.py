@@ -12,6 +12,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Flask, jsonify
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("vea.errors")
@@ -108,6 +109,16 @@ def from_http_exception(exc: HTTPException) -> ApiError:
 
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, error_response)
+
+    @app.errorhandler(PoolTimeout)
+    def _pool_exhausted(exc: PoolTimeout):
+        # Every pooled connection stayed busy for the pool's timeout: an overload the
+        # caller should retry, not a bug (decisions answer degraded instead).
+        log.error("database connection pool exhausted")
+        retry = app.extensions["vea"].settings.retry_after_s
+        return error_response(
+            ApiError(503, "database busy: retry later", headers={"Retry-After": str(retry)})
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

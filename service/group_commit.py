@@ -61,19 +61,12 @@ INSERT_IGNORING_RETRIES = {
 
 
 @contextmanager
-def _writing(
-    engine: sa.Engine, rows: int, own: sa.Connection | None = None
-) -> Iterator[sa.Connection]:
+def _writing(engine: sa.Engine, rows: int) -> Iterator[sa.Connection]:
     """One transaction for several rows; a single row is one statement that commits by
-    itself (no BEGIN and COMMIT round trips), on the caller's own autocommit connection
-    when it lends one (``own``)."""
+    itself (no BEGIN and COMMIT round trips)."""
     if rows == 1:
-        with write_turn(engine):
-            if own is not None:
-                yield own
-            else:
-                with autocommit_connection(engine) as conn:
-                    yield conn
+        with write_turn(engine), autocommit_connection(engine) as conn:
+            yield conn
     else:
         with begin_write(engine) as conn:
             yield conn
@@ -89,23 +82,29 @@ class DecisionWriter:
         self._pending: list[_Ticket] = []
         self._committing = False
 
-    def insert(self, row: dict[str, Any], conn: sa.Connection | None = None) -> bool:
+    def insert(self, row: dict[str, Any]) -> bool:
         """Store ``row``; False when its ``interaction_id`` is already stored. Database
         errors are raised to the caller whose row they concern (all of them when the
-        database is unavailable). ``conn``, an ``autocommit_connection`` the caller holds,
-        saves a pool checkout when the row is committed alone."""
+        database is unavailable).
+
+        Callers must not hold a pooled connection while they wait here: the leader needs
+        one for the group, and waiting holders could take the whole pool."""
         ticket = _Ticket(row)
         with self._changed:
             self._pending.append(ticket)
-            while not ticket.done and self._committing:
-                self._changed.wait()
-            if not ticket.done:
+        while True:
+            with self._changed:
+                while not ticket.done and self._committing:
+                    self._changed.wait()
+                if ticket.done:
+                    break
                 self._committing = True
+                # Oldest first: with more than a batch waiting, this thread's own row
+                # may only go in a later group, which it then leads or waits for.
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-        if not ticket.done:
             try:
-                self._commit(batch, conn if len(batch) == 1 else None)
+                self._commit(batch)
             finally:
                 with self._changed:
                     for waiting in batch:
@@ -116,11 +115,11 @@ class DecisionWriter:
             raise ticket.error
         return ticket.inserted
 
-    def _commit(self, batch: list[_Ticket], own: sa.Connection | None = None) -> None:
+    def _commit(self, batch: list[_Ticket]) -> None:
         engine = self._engine()
         insert = INSERT_IGNORING_RETRIES[engine.dialect.name]
         try:
-            with _writing(engine, len(batch), own) as conn:
+            with _writing(engine, len(batch)) as conn:
                 for ticket in batch:
                     statement = prepared(engine, insert, list(ticket.row))
                     ticket.inserted = bool(statement.rows(conn, ticket.row))

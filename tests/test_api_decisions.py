@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models.activities import VALUE_ACTIVITIES
+from service.auth import create_key
 
 
 def decision_body(new_id, customer_id=None, **contact):
@@ -414,3 +415,37 @@ def test_answers_are_exactly_what_the_schema_dumps(client, keys, new_id):
     for response in (first, continued, replayed):
         assert schema.dump(response.json) == response.json
         assert schema.validate(response.json) == {}
+
+
+def test_an_exhausted_connection_pool_answers_degraded_or_503(make_app, new_id):
+    # Every pooled connection busy past the pool's timeout is an overload, not a bug: a
+    # decision still answers (degraded, not stored), a write asks for a retry.
+    app = make_app(db_pool_timeout_s=0.2)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {create_key(app.extensions['vea'].engine, 'admin')[1]}"}
+    first = client.post("/v1/decisions", json=decision_body(new_id), headers=headers)
+    assert first.status_code == 201  # the key is verified (and cached) while the pool is free
+    engine = app.extensions["vea"].engine
+    held = []
+    try:
+        while True:
+            try:
+                held.append(engine.connect())
+            except Exception:  # noqa: BLE001 - the pool's own TimeoutError once it is empty
+                break
+        decision = client.post("/v1/decisions", json=decision_body(new_id), headers=headers)
+        assert decision.status_code == 200, decision.json
+        assert decision.json["degraded"] is True and decision.json["stored"] is False
+        outcome = client.post(
+            f"/v1/decisions/{first.json['decision_id']}/outcome",
+            json={"activity": "none", "offered": False},
+            headers=headers,
+        )
+        assert outcome.status_code == 503, outcome.json
+        assert outcome.headers["Retry-After"]
+        assert outcome.json["error"]["message"] == "database busy: retry later"
+    finally:
+        for conn in held:
+            conn.close()
+    after = client.post("/v1/decisions", json=decision_body(new_id), headers=headers)
+    assert after.status_code == 201

@@ -109,6 +109,36 @@ def test_concurrent_inserts_share_commits_and_all_are_stored(engine):
     assert fetched[0].occurred_at == datetime(2026, 3, 1, 10, 0, 39)  # newest first
 
 
+def test_more_waiting_rows_than_a_group_holds_are_all_stored_and_reported(engine):
+    # With more rows waiting than one group takes, a leader's own row can fall into a
+    # later group: it must still be stored and reported as new (not as a known id).
+    writer = DecisionWriter(lambda: engine, max_batch=2)
+    customer = f"c-{uuid.uuid4().hex}"
+    rows = [decision_row(customer, datetime(2026, 3, 1, 11, 0, i % 60, i)) for i in range(240)]
+    results: list[bool] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def insert(part: list[dict]) -> None:
+        start.wait()
+        for row in part:
+            stored = writer.insert(row)
+            with lock:
+                results.append(stored)
+
+    threads = [threading.Thread(target=insert, args=(rows[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * len(rows)
+    with engine.connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count()).where(decisions.c.customer_id == customer)
+        ).scalar_one()
+    assert count == len(rows)
+
+
 def test_a_bad_row_fails_alone(engine):
     writer = DecisionWriter(lambda: engine)
     customer = f"c-{uuid.uuid4().hex}"
