@@ -21,6 +21,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -100,6 +101,9 @@ class Metrics:
         return found
 
     def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        # Label values must come from a small set: a client inventing methods would
+        # otherwise create a time series (and a cached child) per method.
+        method = method if method in HTTP_METHODS else "other"
         self.child(self.latency, endpoint, method).observe(seconds)
         self.child(self.requests, endpoint, method, str(status)).inc()
 

@@ -42,6 +42,15 @@ def test_metrics_count_decisions_latency_and_model(client, keys, new_id):
     assert "vea_outcomes_total" in text and "vea_degraded_decisions_total" in text
 
 
+def test_invented_methods_share_one_metrics_label(client):
+    for n in range(5):
+        client.open("/v1/decisions", method=f"FOO{n}")
+        client.open(f"/nowhere/{n}", method=f"BAR{n}")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "FOO" not in text and "BAR" not in text
+    assert 'method="other"' in text
+
+
 def test_openapi_document_and_local_docs_page(client):
     spec = client.get("/openapi.json").json
     for path in (
