@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -115,11 +114,12 @@ class PoolConfig:
         return self.by_id()[GENERAL]
 
     def by_id(self) -> Mapping[str, Pool]:
+        """Pools by id (read-only: shared by every caller of this config)."""
         return self._by_id
 
     @cached_property  # every routed decision looks pools up: built once per config
-    def _by_id(self) -> Mapping[str, Pool]:
-        return MappingProxyType({p.id: p for p in self.pools})
+    def _by_id(self) -> dict[str, Pool]:
+        return {p.id: p for p in self.pools}
 
     def to_dict(self) -> dict[str, Any]:
         return {"pools": [p.to_dict() for p in self.pools]}

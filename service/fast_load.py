@@ -43,9 +43,9 @@ def compile_loader(schema: ma.Schema) -> Loader | None:
     known = set()
     for name, field in schema.load_fields.items():
         key = field.data_key if field.data_key is not None else name
+        if "." in (field.attribute or name) or field.pre_load or field.post_load:
+            return None  # nested output keys; field hooks that may see None: marshmallow
         check = _field_check(field, key)
-        if check is None:
-            return None
         known.add(key)
         steps.append((key, field.attribute or name, field, check))
     dict_class = schema.dict_class
@@ -85,13 +85,11 @@ def compile_loader(schema: ma.Schema) -> Loader | None:
     return load
 
 
-def _field_check(field: fields.Field, key: str) -> Callable[[Any, dict], Any] | None:
+def _field_check(field: fields.Field, key: str) -> Callable[[Any, dict], Any]:
     """The check of one present, non-null value: the loaded value or DEFER."""
     kind = type(field)
     convert: Callable[[Any], Any] | None
-    if field.pre_load or field.post_load:
-        convert = None
-    elif kind is fields.String:
+    if kind is fields.String:
         convert = _string
     elif kind is fields.Float and not field.as_string:
         convert = _float if field.allow_nan else _finite_float

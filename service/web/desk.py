@@ -25,6 +25,10 @@ from service.state import state
 from service.web import content
 from service.web.session import csrf_ok, page_access
 
+# Built once: a schema compiles its fast loading path on first use (service.fast_load).
+DECISION_REQUEST = DecisionRequestSchema()
+OUTCOME_REQUEST = OutcomeRequestSchema()
+
 CUSTOMER_FIELDS = ("segment", "persona", "tenure_months", "switching_effort", "prior_contacts_30d")
 CONTACT_FIELDS = ("channel", "issue_type", "sentiment", "occurred_at")
 INTEGER_FIELDS = {"prior_contacts_30d"}
@@ -73,7 +77,7 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
         raise DeskInputError(problems)
     raw_body = {"interaction_id": args["interaction_id"], "customer": customer, "contact": contact}
     try:
-        return DecisionRequestSchema().load(raw_body)
+        return DECISION_REQUEST.load(raw_body)
     except ma.ValidationError as exc:
         raise DeskInputError(_flatten(exc.messages)) from None
 
@@ -303,7 +307,7 @@ def blueprint() -> Blueprint:
             raw["offered"] = False
             raw["accepted"] = None
         try:
-            body = OutcomeRequestSchema().load(raw)
+            body = OUTCOME_REQUEST.load(raw)
             answer, created = use_cases.record_outcome(state(), decision_id, body)
         except ma.ValidationError as exc:
             return _json_error(422, "; ".join(_flatten(exc.messages)))

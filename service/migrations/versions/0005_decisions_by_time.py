@@ -4,6 +4,12 @@ Exports and value reports select and order decisions by ``occurred_at``; nothing
 by ``created_at``. The ``created_at`` index cost every decision one more B-tree write
 and helped no query, while a period's export or report scanned the whole table.
 
+Building the index blocks inserts into ``decisions`` for as long as it takes. On a large
+PostgreSQL table build it first without blocking, then upgrade (this migration keeps an
+index that already exists):
+
+    CREATE INDEX CONCURRENTLY ix_decisions_occurred_at ON decisions (occurred_at);
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-26
@@ -18,8 +24,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_decisions_occurred_at", "decisions", ["occurred_at"])
-    op.drop_index("ix_decisions_created_at", table_name="decisions")
+    op.create_index("ix_decisions_occurred_at", "decisions", ["occurred_at"], if_not_exists=True)
+    op.drop_index("ix_decisions_created_at", table_name="decisions", if_exists=True)
 
 
 def downgrade() -> None:
