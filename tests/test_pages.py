@@ -326,12 +326,15 @@ def test_dashboard_shows_the_retrain_gate_evaluation(manager_client, registry_di
             "challenger_value": {"value": 0.31},
             "champion_value": {"value": 0.30},
             "reason": "refused: the 95% interval does not lie above zero",
+            "reward": "accepted",
         }
     )
     text = manager_client.get("/dashboard").get_data(as_text=True)
     assert 'id="table-gates"' in text and "v-challenger" in text
     answer = manager_client.get("/dashboard/gates.csv")
-    assert "v-challenger,v-champion,1234,0.31,0.3,0.01,-0.02,0.04" in answer.get_data(as_text=True)
+    assert "v-challenger,v-champion,1234,0.31,0.3,0.01,-0.02,0.04,accepted" in answer.get_data(
+        as_text=True
+    )
 
 
 def test_cli_creates_manager_keys_that_open_the_dashboard(app, database_url):

@@ -300,6 +300,7 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
                 "value",
                 "ci_low",
                 "ci_high",
+                "reward",
                 "reason",
             ],
             "rows": [
@@ -314,6 +315,8 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
                     "value": _value_of(g.get("improvement")),
                     "ci_low": (g.get("improvement") or {}).get("ci_low"),
                     "ci_high": (g.get("improvement") or {}).get("ci_high"),
+                    # The outcome the values measure (older entries: the default one).
+                    "reward": g.get("reward") or "ve_success",
                     "reason": g.get("reason"),
                 }
                 for g in models["data"].get("gates", [])
