@@ -43,7 +43,7 @@ PLANS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "http": (
         ["--backend", "both", "--duration", "5"],
-        ["--backend", "sqlite", "--duration", "1", "--tool", "python"],
+        ["--backend", "sqlite", "--duration", "1", "--warmup", "1", "--tool", "python"],
     ),
     "decision_path": (
         ["--requests", "3000"],
