@@ -16,7 +16,7 @@ from service import errors, logs
 from service.api import customers, decisions, docs, health, models, pools, reports
 from service.auth import DatabaseUnavailable, KeyStore, TooManyFailures, allowed, presented_key
 from service.config import Settings
-from service.db import SqliteCheckpointer, make_engine, sqlite_file
+from service.db import SqliteCheckpointer, make_engine, sqlite_file, write_turn
 from service.errors import ApiError, ErrorSchema
 from service.group_commit import DecisionWriter
 from service.json_provider import OrjsonProvider
@@ -90,16 +90,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     metrics = Metrics()
     sqlite_path = sqlite_file(settings.database_url)
-    checkpointer = None
-    if sqlite_path and settings.sqlite_checkpoint_s > 0:
-        checkpointer = SqliteCheckpointer(sqlite_path, settings.sqlite_checkpoint_s)
+    background_checkpoints = bool(sqlite_path) and settings.sqlite_checkpoint_s > 0
     engine = make_engine(
         settings.database_url,
-        background_checkpoints=checkpointer is not None,
+        background_checkpoints=background_checkpoints,
         sqlite_synchronous=settings.sqlite_synchronous,
         pool_size=max(2, settings.worker_threads()),
         pool_timeout_s=settings.db_pool_timeout_s,
     )
+    checkpointer = None
+    if background_checkpoints:
+        checkpointer = SqliteCheckpointer(
+            sqlite_path, settings.sqlite_checkpoint_s, write_lock=write_turn(engine)
+        )
     model_manager = ModelManager(
         settings.registry,
         settings.champion_poll_s,

@@ -348,25 +348,46 @@ def begin_write(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 class SqliteCheckpointer(threading.Thread):
-    """Copies the WAL back into the database every ``interval_s`` (PASSIVE: never
-    blocks readers or the writer), off the request path."""
+    """Copies the WAL back into the database every ``interval_s``, off the request path,
+    and lets the next commit start the WAL file over.
 
-    def __init__(self, database: str, interval_s: float) -> None:
+    A PASSIVE checkpoint never blocks anyone, but under steady load it never lets SQLite
+    restart the WAL either (a writer always finds new frames), so the WAL grew to the
+    safety net and one unlucky commit ran the checkpoint inline while every writer
+    waited behind it. So after the PASSIVE pass the checkpointer takes the writers' turn
+    (``write_lock``) for a RESTART: only the frames of the last moments are left to copy,
+    and readers are waited for at most ``RESTART_WAIT_MS`` (else the next round tries).
+    """
+
+    RESTART_WAIT_MS = 20
+
+    def __init__(
+        self, database: str, interval_s: float, write_lock: WriteLock | nullcontext | None = None
+    ) -> None:
         super().__init__(name="vea-sqlite-checkpoint", daemon=True)
         self.database = database
         self.interval_s = interval_s
+        self.write_lock = write_lock or nullcontext()
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval_s):
             try:
-                conn = sqlite3.connect(self.database, timeout=1.0, isolation_level=None)
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
-                    conn.close()
+                self.checkpoint()
             except sqlite3.Error:
                 continue  # busy or gone: the next round (or the safety net) catches up
+
+    def checkpoint(self) -> None:
+        """One round: copy the WAL back without blocking, then, in the writers' turn,
+        the last frames and a restart of the WAL for the next commit."""
+        conn = sqlite3.connect(self.database, timeout=1.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.execute(f"PRAGMA busy_timeout={self.RESTART_WAIT_MS}")
+            with self.write_lock:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        finally:
+            conn.close()
 
     def stop(self) -> None:
         self.stopping.set()
