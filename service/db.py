@@ -420,6 +420,15 @@ def alembic_config(url: str):
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (idempotent; safe for several instances)."""
+    _migrate(url, "upgrade", revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Undo migrations down to ``revision`` (``base``: an empty schema)."""
+    _migrate(url, "downgrade", revision)
+
+
+def _migrate(url: str, direction: str, revision: str) -> None:
     from alembic import command
 
     engine = make_engine(url)
@@ -427,6 +436,6 @@ def upgrade(url: str, revision: str = "head") -> None:
         with engine.connect() as connection:
             config = alembic_config(url)
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            getattr(command, direction)(config, revision)
     finally:
         engine.dispose()

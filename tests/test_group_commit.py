@@ -85,23 +85,32 @@ def test_a_known_interaction_is_reported_not_raised_and_the_others_are_kept(engi
     assert count == 1
 
 
-def test_concurrent_inserts_share_commits_and_all_are_stored(engine):
-    writer = DecisionWriter(lambda: engine)
-    customer = f"c-{uuid.uuid4().hex}"
-    rows = [decision_row(customer, datetime(2026, 3, 1, 10, 0, i)) for i in range(40)]
+def _insert_from_threads(writer: DecisionWriter, parts: list[list[dict]]) -> list[bool]:
+    """Each part inserted row by row by its own thread, all starting together."""
     results: list[bool] = []
     lock = threading.Lock()
+    start = threading.Barrier(len(parts))
 
-    def insert(row: dict) -> None:
-        stored = writer.insert(row)
-        with lock:
-            results.append(stored)
+    def insert(part: list[dict]) -> None:
+        start.wait()
+        for row in part:
+            stored = writer.insert(row)
+            with lock:
+                results.append(stored)
 
-    threads = [threading.Thread(target=insert, args=(row,)) for row in rows]
+    threads = [threading.Thread(target=insert, args=(part,)) for part in parts]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return results
+
+
+def test_concurrent_inserts_share_commits_and_all_are_stored(engine):
+    writer = DecisionWriter(lambda: engine)
+    customer = f"c-{uuid.uuid4().hex}"
+    rows = [decision_row(customer, datetime(2026, 3, 1, 10, 0, i)) for i in range(40)]
+    results = _insert_from_threads(writer, [[row] for row in rows])
     assert results == [True] * len(rows)
     with engine.connect() as conn:
         fetched = history.fetch(conn, customer, datetime(2026, 3, 2), days=30)
@@ -115,22 +124,7 @@ def test_more_waiting_rows_than_a_group_holds_are_all_stored_and_reported(engine
     writer = DecisionWriter(lambda: engine, max_batch=2)
     customer = f"c-{uuid.uuid4().hex}"
     rows = [decision_row(customer, datetime(2026, 3, 1, 11, 0, i % 60, i)) for i in range(240)]
-    results: list[bool] = []
-    lock = threading.Lock()
-    start = threading.Barrier(8)
-
-    def insert(part: list[dict]) -> None:
-        start.wait()
-        for row in part:
-            stored = writer.insert(row)
-            with lock:
-                results.append(stored)
-
-    threads = [threading.Thread(target=insert, args=(rows[i::8],)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = _insert_from_threads(writer, [rows[i::8] for i in range(8)])
     assert results == [True] * len(rows)
     with engine.connect() as conn:
         count = conn.execute(

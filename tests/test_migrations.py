@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from service.db import alembic_config, make_engine, metadata, upgrade
+from service.db import downgrade, make_engine, metadata, upgrade
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -30,17 +29,6 @@ def _differences(url: str) -> list:
         engine.dispose()
 
 
-def _downgrade(url: str, revision: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            config = alembic_config(url)
-            config.attributes["connection"] = conn
-            command.downgrade(config, revision)
-    finally:
-        engine.dispose()
-
-
 def _indexes(url: str) -> set[str]:
     engine = make_engine(url)
     try:
@@ -56,7 +44,7 @@ def test_migrations_build_the_declared_schema_and_undo_cleanly(fresh_url):
     assert "ix_decisions_occurred_at" in _indexes(fresh_url)
     assert "ix_decisions_created_at" not in _indexes(fresh_url)
 
-    _downgrade(fresh_url, "0004")
+    downgrade(fresh_url, "0004")
     assert "ix_decisions_created_at" in _indexes(fresh_url)
     # An operator may build the new index beforehand (CONCURRENTLY on a large table).
     engine = make_engine(fresh_url)
@@ -65,7 +53,7 @@ def test_migrations_build_the_declared_schema_and_undo_cleanly(fresh_url):
     engine.dispose()
     upgrade(fresh_url)
     assert _differences(fresh_url) == []
-    _downgrade(fresh_url, "base")
+    downgrade(fresh_url, "base")
     upgrade(fresh_url)
     assert _differences(fresh_url) == []
 

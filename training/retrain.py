@@ -213,19 +213,35 @@ def customers_of(frame: pd.DataFrame) -> np.ndarray | None:
     return frame["customer_id"].astype(str).to_numpy() if "customer_id" in frame else None
 
 
-def paired_dr(
-    rewards: np.ndarray,
-    actions: np.ndarray,
-    propensity: np.ndarray,
-    targets: dict[str, np.ndarray],
-    q_hat: np.ndarray,
-    customers: np.ndarray | None,
+@dataclass(frozen=True)
+class GreedyComparison:
+    improvement: Estimate  # second policy minus first, paired on the same rows
+    values: dict[str, Estimate]
+    diagnostics: dict[str, Any]  # of the second policy against the logging policy
+    logged_value: float
+
+
+def compare_greedy(
+    frame: pd.DataFrame,
+    fold_of: np.ndarray,
+    folds: int,
+    policies: dict[str, np.ndarray],
+    economics: Economics,
     *,
-    n_boot: int,
     seed: int,
-) -> tuple[Estimate, dict[str, Estimate]]:
-    """DR value of two policies on the same rows, and the second minus the first, paired."""
-    (first, t_first), (second, t_second) = targets.items()
+    num_threads: int,
+    n_boot: int,
+) -> GreedyComparison:
+    """DR values of two deterministic policies (an action code per row) on the log, and
+    the second minus the first, with the reward model cross-fitted over ``fold_of`` and
+    customers resampled together. Shared by the promotion gate and the shadow check."""
+    actions = action_codes(frame)
+    rewards = net_rewards(frame, actions, economics)
+    propensity = frame["propensity"].to_numpy(dtype=np.float64)
+    q_hat = cross_fitted_values(frame, fold_of, folds, economics, seed, num_threads)
+    customers = customers_of(frame)
+    targets = {name: deterministic_probs(codes, K) for name, codes in policies.items()}
+    (_, t_first), (_, t_second) = targets.items()
     improvement = compare_policies(
         rewards,
         actions,
@@ -243,7 +259,9 @@ def paired_dr(
         )["dr"]
         for name, t in targets.items()
     }
-    return improvement, values
+    return GreedyComparison(
+        improvement, values, diagnostics(actions, propensity, t_second), float(rewards.mean())
+    )
 
 
 def gate(
@@ -273,29 +291,24 @@ def gate(
     fold_of = customer_folds(frame, folds, seed)
     if len(np.unique(fold_of)) < folds:
         raise ValueError("too few customers to cross-fit the gate")
-    actions = action_codes(frame)
-    rewards = net_rewards(frame, actions, economics)
-    propensity = frame["propensity"].to_numpy(dtype=np.float64)
     champ = greedy_actions(champion, frame, economics)
     chall = np.empty(n, dtype=np.int64)
     for f in range(folds):
         held = fold_of == f
         train = frame.loc[~held].reset_index(drop=True)
         chall[held] = greedy_actions(fit(train), frame.loc[held].reset_index(drop=True), economics)
-    q_hat = cross_fitted_values(frame, fold_of, folds, economics, seed, num_threads)
-    t_champ, t_chall = deterministic_probs(champ, K), deterministic_probs(chall, K)
-    improvement, values = paired_dr(
-        rewards,
-        actions,
-        propensity,
-        {"champion": t_champ, "challenger": t_chall},
-        q_hat,
-        customers_of(frame),
-        n_boot=n_boot,
+    result = compare_greedy(
+        frame,
+        fold_of,
+        folds,
+        {"champion": champ, "challenger": chall},
+        economics,
         seed=seed,
+        num_threads=num_threads,
+        n_boot=n_boot,
     )
-    health = diagnostics(actions, propensity, t_chall)
-    passed = bool(improvement.ci_low > 0)
+    health = result.diagnostics
+    passed = bool(result.improvement.ci_low > 0)
     reason = (
         "challenger better: the 95% interval of the DR improvement is above zero"
         if passed
@@ -312,10 +325,10 @@ def gate(
         reason,
         n,
         folds,
-        improvement=improvement.to_dict(),
-        champion_value=values["champion"].to_dict(),
-        challenger_value=values["challenger"].to_dict(),
-        logged_value=float(rewards.mean()),
+        improvement=result.improvement.to_dict(),
+        champion_value=result.values["champion"].to_dict(),
+        challenger_value=result.values["challenger"].to_dict(),
+        logged_value=result.logged_value,
         diagnostics=health,
         reward=reward.label,
     )

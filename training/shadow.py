@@ -25,19 +25,10 @@ import pandas as pd
 from models.activities import ACTIONS
 from models.economics import Economics
 from models.schema import Reward
-from training.fit import apply_reward, net_rewards
-from training.loading import DataError, action_codes
-from training.ope import deterministic_probs, diagnostics
-from training.retrain import (
-    GATE_FOLDS,
-    MIN_ESS,
-    cross_fitted_values,
-    customer_folds,
-    customers_of,
-    paired_dr,
-)
+from training.fit import apply_reward
+from training.loading import DataError
+from training.retrain import GATE_FOLDS, MIN_ESS, compare_greedy, customer_folds, customers_of
 
-K = len(ACTIONS)
 # Share of contacts where the shadow's choice had no chance under the logging policy
 # above which the comparison is extrapolation, not evidence.
 MAX_UNSUPPORTED = 0.05
@@ -97,25 +88,19 @@ def compare_shadow(
     fold_of = customer_folds(rows, folds, seed)
     if len(np.unique(fold_of)) < folds:
         raise DataError("too few customers with a shadow decision to cross-fit")
-    actions = action_codes(rows)
-    rewards = net_rewards(rows, actions, economics)
-    propensity = rows["propensity"].to_numpy(dtype=np.float64)
     champion, shadow = _codes(rows, "best_activity"), _codes(rows, "shadow_activity")
-    q_hat = cross_fitted_values(rows, fold_of, folds, economics, seed, num_threads)
-    t_champion, t_shadow = deterministic_probs(champion, K), deterministic_probs(shadow, K)
-    customers = customers_of(rows)
-    improvement, estimates = paired_dr(
-        rewards,
-        actions,
-        propensity,
-        {"champion": t_champion, "shadow": t_shadow},
-        q_hat,
-        customers,
-        n_boot=n_boot,
+    result = compare_greedy(
+        rows,
+        fold_of,
+        folds,
+        {"champion": champion, "shadow": shadow},
+        economics,
         seed=seed,
+        num_threads=num_threads,
+        n_boot=n_boot,
     )
-    values = {name: estimate.to_dict() for name, estimate in estimates.items()}
-    health = diagnostics(actions, propensity, t_shadow)
+    improvement, health = result.improvement, result.diagnostics
+    values = {name: estimate.to_dict() for name, estimate in result.values.items()}
     unsupported = health.get("unsupported_mass", 0.0)
     passes = (
         bool(improvement.ci_low > 0) and health["ess"] >= min_ess and unsupported <= MAX_UNSUPPORTED
@@ -141,7 +126,7 @@ def compare_shadow(
         "shadow_version": version,
         "champion_versions": sorted(rows["model_version"].astype(str).unique()),
         "rows": int(len(rows)),
-        "customers": int(len(np.unique(customers))),
+        "customers": int(len(np.unique(customers_of(rows)))),
         "estimator": "dr",
         "measures": "the suggestion (intent to treat)",
         "reward": reward.label,
