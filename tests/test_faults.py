@@ -43,13 +43,21 @@ def post(
     session: requests.Session, url: str, body: dict, headers: dict, retried: Counter | None = None
 ) -> requests.Response:
     """POST like a well-behaved client: retry a lost connection or a 503 with the same
-    body (safe: decisions and outcomes are idempotent). ``retried`` counts why."""
+    body (safe: decisions and outcomes are idempotent). ``retried`` counts why.
+
+    A worker killed between sending the head and the body of its answer leaves a
+    response cut short (``ChunkedEncodingError``): lost in transit like a refused
+    connection, so retried the same way."""
     retried = Counter() if retried is None else retried
     for _attempt in range(RETRIES):
         try:
             response = session.post(url, json=body, headers=headers, timeout=10)
         except requests.ConnectionError:
             retried["connection"] += 1
+            time.sleep(0.1)
+            continue
+        except requests.exceptions.ChunkedEncodingError:
+            retried["answer cut short"] += 1
             time.sleep(0.1)
             continue
         if response.status_code != 503:
