@@ -117,9 +117,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         keys=KeyStore(
             lambda: app.extensions["vea"].engine,
             settings.key_cache_s,
-            failures=RateLimiter(settings.auth_failures_per_s, settings.auth_failures_burst),
+            failures=RateLimiter(
+                settings.auth_failures_per_s,
+                settings.auth_failures_burst,
+                shared_path=settings.shared_state_path("auth-failures.buckets"),
+            ),
         ),
-        limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        limiter=RateLimiter(
+            settings.rate_limit_per_s,
+            settings.rate_limit_burst,
+            shared_path=settings.shared_state_path("api-keys.buckets"),
+        ),
         models=model_manager,
         pools=PoolRouter(settings, lambda: app.extensions["vea"].engine),
         policy=settings.contact_policy(),

@@ -89,15 +89,20 @@ class Settings:
     shadow_budget_ms: float = 5.0
     # Requests larger than this are refused with 413.
     max_body_bytes: int = 64 * 1024
-    # Per API key and per worker process: token bucket of `rate_limit_burst` tokens
-    # refilled at `rate_limit_per_s`. 0 disables the limit.
+    # Per API key: token bucket of `rate_limit_burst` tokens refilled at
+    # `rate_limit_per_s`, shared by the workers of one gunicorn master (see
+    # `shared_state_dir`). 0 disables the limit.
     rate_limit_per_s: float = 200.0
     rate_limit_burst: int = 400
-    # Brute force: per client address and worker, every failed key check takes a token
+    # Brute force: per client address, every failed key check takes a token
     # from a bucket of `auth_failures_burst` refilled at `auth_failures_per_s`; an address
     # with an empty bucket gets 429 for any key not verified before. 0 disables.
     auth_failures_per_s: float = 0.2
     auth_failures_burst: int = 20
+    # Where the workers of one gunicorn master share state (the rate-limit buckets);
+    # gunicorn's master makes a fresh directory per start (service/gunicorn_conf.py).
+    # Empty: each process keeps its own.
+    shared_state_dir: str = ""
     # Verified API keys are cached this long, so a revoked key stops working within it.
     key_cache_s: float = 5.0
     # A contact of the same customer within this many minutes continues the earlier one.
@@ -197,3 +202,7 @@ class Settings:
 
     def worker_threads(self) -> int:
         return max(1, self.threads)
+
+    def shared_state_path(self, name: str) -> str | None:
+        """``name`` in the directory the workers share, or None without one."""
+        return os.path.join(self.shared_state_dir, name) if self.shared_state_dir else None

@@ -9,6 +9,8 @@ set here first:
 * ``PROMETHEUS_MULTIPROC_DIR``: prometheus_client decides at import time whether to
   write samples to files that ``/metrics`` aggregates across workers; the directory is
   emptied at start so counters of a previous run do not leak in.
+* ``VEA_SHARED_STATE_DIR``: the workers' shared rate-limit buckets, also emptied at
+  start.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import tempfile
 os.environ["OMP_NUM_THREADS"] = os.environ.get("VEA_OMP_NUM_THREADS", "1")
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vea-prometheus-")
+if not os.environ.get("VEA_SHARED_STATE_DIR"):
+    os.environ["VEA_SHARED_STATE_DIR"] = tempfile.mkdtemp(prefix="vea-shared-")
 
 if not os.environ.get("VEA_SECRET_KEY"):
     # One page-session secret for every worker of this master (a per-worker one would log
@@ -72,8 +76,7 @@ proc_name = "vea"
 control_socket_disable = True
 
 
-def on_starting(server) -> None:
-    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+def _empty(directory: str) -> None:
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):
         path = os.path.join(directory, name)
@@ -81,6 +84,11 @@ def on_starting(server) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             os.unlink(path)
+
+
+def on_starting(server) -> None:
+    _empty(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    _empty(os.environ["VEA_SHARED_STATE_DIR"])
     if _settings.auto_migrate:
         from service.db import upgrade
 
