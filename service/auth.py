@@ -134,13 +134,26 @@ class KeyStore:
             # A key verified moments ago is no guess: it works even from a blocked address
             # (callers behind one proxy share it with whoever is guessing).
             return cached[1]
-        if client is not None and self._failures is not None:
-            wait = self._failures.pending(client)
+        budget = self._failures if client is not None else None
+        if budget is not None:
+            # Every check not known good takes a token first and a good key gives it back:
+            # concurrent guesses cannot all pass a look at the last token.
+            wait = budget.acquire(client)
             if wait > 0:
                 raise TooManyFailures(wait)
-        if fresh:
-            self._count_failure(client)
-            return None
+        try:
+            info = None if fresh else self._lookup(digest, cached, now)
+        except BaseException:
+            if budget is not None:
+                budget.refund(client)  # the database failed, not the caller
+            raise
+        if info is not None and budget is not None:
+            budget.refund(client)
+        return info
+
+    def _lookup(
+        self, digest: str, cached: tuple[float, KeyInfo | None] | None, now: float
+    ) -> KeyInfo | None:
         try:
             with self._engine().connect().execution_options(**{READ_ONLY: True}) as conn:
                 row = conn.execute(
@@ -159,13 +172,7 @@ class KeyStore:
             if len(self._cache) > 10_000:  # bound memory against floods of bogus keys
                 self._cache.clear()
             self._cache[digest] = (now, info)
-        if info is None:
-            self._count_failure(client)
         return info
-
-    def _count_failure(self, client: str | None) -> None:
-        if client is not None and self._failures is not None:
-            self._failures.acquire(client)
 
 
 def presented_key(headers) -> str | None:

@@ -46,19 +46,27 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0
 
-    def pending(self, key: str) -> float:
-        """Seconds until ``key`` has a token again, without taking one (0.0: it has one)."""
-        if not self.enabled:
-            return 0.0
-        return self._buckets.apply(key, self._step(self._clock(), take=False))
-
     def acquire(self, key: str) -> float:
         """Take one token; return 0.0 if allowed, else seconds until a token is free."""
         if not self.enabled:
             return 0.0
-        return self._buckets.apply(key, self._step(self._clock(), take=True))
+        return self._buckets.apply(key, self._step(self._clock()))
 
-    def _step(self, now: float, take: bool) -> Step:
+    def refund(self, key: str) -> None:
+        """Give back a token ``acquire`` took for something that turned out not to count."""
+        if not self.enabled:
+            return
+        burst = float(self.burst)
+
+        def step(bucket: Bucket | None) -> tuple[Bucket | None, float]:
+            if bucket is None:
+                return None, 0.0
+            tokens, updated = bucket
+            return (min(burst, tokens + 1.0), updated), 0.0
+
+        self._buckets.apply(key, step)
+
+    def _step(self, now: float) -> Step:
         burst, rate = float(self.burst), self.rate
 
         def step(bucket: Bucket | None) -> tuple[Bucket | None, float]:
@@ -68,12 +76,9 @@ class RateLimiter:
             # Another process may have stored a later clock reading than ours.
             tokens = min(burst, tokens + max(0.0, now - updated) * rate)
             updated = max(updated, now)
-            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
-            if not take:
-                return None, wait
-            if wait == 0.0:
+            if tokens >= 1.0:
                 return (tokens - 1.0, updated), 0.0
-            return (tokens, updated), wait
+            return (tokens, updated), (1.0 - tokens) / rate
 
         return step
 
