@@ -8,6 +8,14 @@ import lightgbm as lgb
 import numpy as np
 
 
+def probability_objective(y: np.ndarray) -> str:
+    """LightGBM objective for a success probability: ``binary`` on 0/1 labels, else
+    ``cross_entropy``, the same log loss on labels in [0, 1] (a weighted reward), which
+    ``binary`` would round up to 1. Both predict through the sigmoid."""
+    y = np.asarray(y, dtype=np.float64)
+    return "binary" if np.isin(y, (0.0, 1.0)).all() else "cross_entropy"
+
+
 def default_params(objective: str, seed: int, n_rows: int, num_threads: int = 0) -> dict[str, Any]:
     """Conservative parameters that hold up from 20k to millions of rows.
 

@@ -15,7 +15,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from models.boosting import default_params, fit_booster, split_indices
+from models.boosting import default_params, fit_booster, probability_objective, split_indices
 
 
 class OpennessModel:
@@ -47,7 +47,7 @@ class OpennessModel:
             raise ValueError("openness needs both successes and failures in the training data")
         weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
         train, calib = split_indices(len(y), self.calibration_fraction, self.seed)
-        params = default_params("binary", self.seed, len(train), self.num_threads)
+        params = default_params(probability_objective(y), self.seed, len(train), self.num_threads)
         self.booster_ = fit_booster(
             params,
             x[train],

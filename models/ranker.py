@@ -24,7 +24,13 @@ import lightgbm as lgb
 import numpy as np
 
 from models.activities import ACTIONS
-from models.boosting import default_params, fit_booster, refit_rounds, split_indices
+from models.boosting import (
+    default_params,
+    fit_booster,
+    probability_objective,
+    refit_rounds,
+    split_indices,
+)
 
 LEARNERS = ("s", "s_ipw", "t", "dr")
 ACTION_FEATURE = "action"
@@ -107,7 +113,7 @@ class ActivityRanker:
         categorical, names = self._stacked_meta()
         xa = np.hstack([x, actions[:, None].astype(np.float64)])
         train, valid = split_indices(len(y), self.validation_fraction, seed)
-        params = default_params("binary", seed, len(train), self.num_threads)
+        params = default_params(probability_objective(y), seed, len(train), self.num_threads)
         w = weight
         booster = fit_booster(
             params,
@@ -139,7 +145,9 @@ class ActivityRanker:
                 continue
             xa, ya = x[rows], y[rows]
             train, valid = split_indices(len(ya), self.validation_fraction, self.seed + a)
-            params = default_params("binary", self.seed + a, len(train), self.num_threads)
+            params = default_params(
+                probability_objective(ya), self.seed + a, len(train), self.num_threads
+            )
             boosters.append(
                 fit_booster(
                     params,

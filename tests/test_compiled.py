@@ -73,3 +73,23 @@ def test_service_swaps_to_the_compiled_twin_in_the_background(tmp_path):
         context, language="en", blocked_activities=frozenset(), allow_attempt=True
     )
     assert first.result == second.result and not second.degraded
+
+
+def test_a_weighted_reward_forest_compiles_to_the_same_numbers(tmp_path):
+    """A weighted reward trains with the cross-entropy objective
+    (models.boosting.probability_objective); its sigmoid must survive compilation."""
+    import lightgbm as lgb
+
+    from models.boosting import probability_objective
+    from models.compiled import compile_booster
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 4))
+    y = np.clip(0.5 + 0.2 * x[:, 0] + 0.1 * rng.normal(size=2000), 0.0, 1.0)
+    params = {"objective": probability_objective(y), "verbose": -1, "num_threads": 1}
+    assert params["objective"] == "cross_entropy"
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=30)
+    compiled = compile_booster(booster, tmp_path)
+    assert compiled is not None
+    np.testing.assert_allclose(compiled.predict(x), booster.predict(x), rtol=0, atol=1e-12)
+    assert 0.0 < booster.predict(x).min() and booster.predict(x).max() < 1.0

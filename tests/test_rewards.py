@@ -9,8 +9,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from models.boosting import probability_objective
+from models.openness import OpennessModel
+from models.ranker import ActivityRanker, K
 from models.schema import LABEL, Reward, RewardError, parse_reward
-from training.fit import apply_reward, fit_labels
+from training.fit import apply_reward
+from training.metrics import classification_metrics
 from training.spec import Spec, SpecError
 
 
@@ -75,12 +79,45 @@ def test_apply_reward_builds_the_label_and_leaves_out_unknown_rows():
         apply_reward(frame, parse_reward("upgraded"))
 
 
-def test_fractional_rewards_are_fitted_through_unbiased_draws():
-    y = np.full(20_000, 0.3)
-    labels = fit_labels(y, seed=1)
-    assert set(np.unique(labels)) == {0.0, 1.0} and abs(labels.mean() - 0.3) < 0.01
-    binary = np.array([0.0, 1.0, 1.0])
-    assert fit_labels(binary) is not None and fit_labels(binary).tolist() == [0.0, 1.0, 1.0]
+def test_probability_objective_keeps_a_weighted_reward_as_it_is():
+    assert probability_objective(np.array([0.0, 1.0, 1.0])) == "binary"
+    assert probability_objective(np.array([0.0, 0.5, 1.0])) == "cross_entropy"
+
+
+def _two_groups(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One feature splits the customers in two; every label is 0.3 in one, 0.7 in the
+    other (a weighted reward): the exact answer is 0.3 / 0.7."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 2, n)
+    x = np.column_stack([group.astype(float), rng.normal(size=n)])
+    return x, group, np.where(group == 1, 0.7, 0.3)
+
+
+def test_models_learn_a_weighted_reward_exactly():
+    x, group, y = _two_groups()
+    actions = np.arange(len(y)) % K  # every action logged often enough
+    ranker = ActivityRanker(learner="s", seed=1, num_threads=1).fit(
+        x, actions, y, np.full(len(y), 1.0 / K)
+    )
+    success = ranker.predict_proba(x)
+    for g, expected in ((0, 0.3), (1, 0.7)):
+        assert np.abs(success[group == g] - expected).max() < 0.02
+    openness = OpennessModel(seed=1, num_threads=1).fit(x, y).predict_proba(x)
+    for g, expected in ((0, 0.3), (1, 0.7)):
+        assert abs(openness[group == g].mean() - expected) < 0.02
+
+
+def test_metrics_of_a_weighted_reward_split_each_row_into_success_and_failure():
+    y = np.array([0.0, 0.5, 1.0, 0.25, 0.75])
+    p = np.array([0.1, 0.4, 0.8, 0.3, 0.6])
+    soft = classification_metrics(y, p)
+    split = classification_metrics(
+        np.r_[np.ones(5), np.zeros(5)], np.r_[p, p], weights=np.r_[y, 1 - y]
+    )
+    for name in ("auc", "pr_auc", "log_loss", "base_rate"):
+        assert soft[name] == pytest.approx(split[name]), name
+    assert soft["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    assert soft["base_rate"] == pytest.approx(0.5) and soft["n"] == 5
 
 
 def test_spec_reward_key_and_its_columns(tmp_path):

@@ -24,7 +24,7 @@ from models.activities import ACTIONS, NONE
 from models.bundle import ModelBundle
 from models.policy import choose_actions, expected_values
 from models.schema import LABEL, Reward
-from training.fit import apply_reward, fit_labels, net_rewards, openness_weights
+from training.fit import apply_reward, net_rewards, openness_weights
 from training.loading import action_codes, attempted
 from training.metrics import classification_metrics, qini_curve
 from training.ope import (
@@ -86,8 +86,7 @@ def evaluate_bundle(
     else:
         left_out = 0
     openness, success = score_arrays(bundle, frame)
-    # Classification metrics need 0/1: a weighted reward is scored through draws of it.
-    y = fit_labels(frame[LABEL].to_numpy(dtype=np.float64), seed)
+    y = frame[LABEL].to_numpy(dtype=np.float64)  # 0/1, or a weighted reward in [0, 1]
     features = bundle.encoder.feature_names
     result: dict[str, Any] = {
         "schema_version": 1,

@@ -8,8 +8,8 @@ The label is the named reward (``models.schema.Reward``, ``--reward``): ``ve_suc
 by default, or ``accepted``, a retention window, or a weighted value. ``apply_reward``
 writes it into the label column and leaves out (and counts) the rows where it is still
 unknown, e.g. a retention window that has not closed yet. A weighted value between 0
-and 1 is learned through an unbiased 0/1 draw per row (``fit_labels``: the models are
-classifiers), while every off-policy value uses the exact reward.
+and 1 is learned as it is, with the log loss on labels in [0, 1]
+(``models.boosting.probability_objective``), and every off-policy value uses it too.
 """
 
 from __future__ import annotations
@@ -85,17 +85,6 @@ def apply_reward(frame: pd.DataFrame, reward: Reward | None) -> tuple[pd.DataFra
     return out.reset_index(drop=True), int((~known).sum())
 
 
-def fit_labels(y: np.ndarray, seed: int = 0) -> np.ndarray:
-    """0/1 labels the classifiers can fit: ``y`` itself when it is 0/1 (always, for the
-    default reward), else one seeded Bernoulli(y) draw per row, whose expectation is the
-    weighted reward (LightGBM's binary objective would round any value above 0 up to 1)."""
-    y = np.asarray(y, dtype=np.float64)
-    if np.isin(y, (0.0, 1.0)).all():
-        return y
-    draws = np.random.default_rng(seed + 29).random(len(y))
-    return (draws < y).astype(np.float64)
-
-
 def net_rewards(frame: pd.DataFrame, actions: np.ndarray, economics: Economics) -> np.ndarray:
     """Value of each logged contact: success worth minus the chosen action's handle-time cost."""
     costs = np.asarray(economics.action_costs())
@@ -128,7 +117,7 @@ def train_bundle(
         raise ValueError(f"unknown learner {learner!r}; use auto or one of {LEARNERS}")
     encoder = feature_encoder_for(frame, spec.features if spec else ())
     x = encoder.transform(frame)
-    y = fit_labels(frame[LABEL].to_numpy(dtype=np.float64), seed)
+    y = frame[LABEL].to_numpy(dtype=np.float64)
     names = encoder.feature_names
     categorical = list(range(len(encoder.categorical)))
     has_activity = "activity" in frame and frame["activity"].notna().all()

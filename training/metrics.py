@@ -39,8 +39,8 @@ def _arrays(
         raise ValueError("y and p must have the same length")
     if y.size == 0:
         raise ValueError("no rows")
-    if not np.all((y == 0) | (y == 1)):
-        raise ValueError("y must be 0/1")
+    if not np.all((y >= 0) & (y <= 1)):
+        raise ValueError("y must be 0/1 (or a weighted reward in [0, 1])")
     if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
         raise ValueError("p must be probabilities in [0, 1]")
     w = _weights(weights, y.shape[0])
@@ -151,18 +151,32 @@ def classification_metrics(
     Returns ``n, base_rate, mean_predicted, auc, pr_auc, brier, log_loss, ece,
     ece_uniform, ece_binning ("equal_frequency"), bins, calibration`` (the equal-frequency
     reliability table). ``auc`` and ``pr_auc`` are ``None`` when ``y`` has one class.
+
+    A label between 0 and 1 (a weighted reward) counts as a success with weight ``y``
+    and a failure with weight ``1 - y``: the log loss and the calibration are exactly
+    that, and the ranking measures split each such row in two. The Brier score is the
+    squared error against the label itself.
     """
     y, p, w = _arrays(y, p, weights)
     wsum = w.sum()
     both = 0 < (w * y).sum() < wsum
     pc = np.clip(p, _EPS, 1.0 - _EPS)
     table = calibration_table(y, p, bins, w, "quantile")
+    ranked_y, ranked_p, ranked_w = y, p, w
+    if not np.all((y == 0) | (y == 1)):
+        ranked_y = np.concatenate([np.ones_like(y), np.zeros_like(y)])
+        ranked_p = np.concatenate([p, p])
+        ranked_w = np.concatenate([w * y, w * (1.0 - y)])
     return {
         "n": int(y.shape[0]),
         "base_rate": float((w * y).sum() / wsum),
         "mean_predicted": float((w * p).sum() / wsum),
-        "auc": float(roc_auc_score(y, p, sample_weight=w)) if both else None,
-        "pr_auc": float(average_precision_score(y, p, sample_weight=w)) if both else None,
+        "auc": float(roc_auc_score(ranked_y, ranked_p, sample_weight=ranked_w)) if both else None,
+        "pr_auc": (
+            float(average_precision_score(ranked_y, ranked_p, sample_weight=ranked_w))
+            if both
+            else None
+        ),
         "brier": float((w * (p - y) ** 2).sum() / wsum),
         "log_loss": float(-(w * (y * np.log(pc) + (1 - y) * np.log1p(-pc))).sum() / wsum),
         "ece": _ece(table),

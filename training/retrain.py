@@ -44,7 +44,7 @@ from models.policy import choose_actions, expected_values
 from models.ranker import ActivityRanker
 from models.registry import Registry
 from models.schema import LABEL, REWARDS, Reward, RewardError, parse_reward
-from training.fit import apply_reward, feature_encoder_for, fit_labels, net_rewards, train_bundle
+from training.fit import apply_reward, feature_encoder_for, net_rewards, train_bundle
 from training.loading import action_codes
 from training.ope import (
     Estimate,
@@ -180,7 +180,7 @@ def reward_model(frame: pd.DataFrame, seed: int, num_threads: int) -> Callable:
     ranker = ActivityRanker(learner="s", seed=seed, num_threads=num_threads, refit=False).fit(
         encoder.transform(frame),
         action_codes(frame),
-        fit_labels(frame[LABEL].to_numpy(dtype=np.float64), seed),
+        frame[LABEL].to_numpy(dtype=np.float64),
         frame["propensity"].to_numpy(dtype=np.float64),
         categorical=list(range(len(encoder.categorical))),
         feature_names=encoder.feature_names,
