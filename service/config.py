@@ -100,8 +100,9 @@ class Settings:
     auth_failures_per_s: float = 0.2
     auth_failures_burst: int = 20
     # Where the workers of one gunicorn master share state (the rate-limit buckets);
-    # gunicorn's master makes a fresh directory per start (service/gunicorn_conf.py).
-    # Empty: each process keeps its own.
+    # gunicorn's master makes a fresh directory per start (service/gunicorn_conf.py), or
+    # empties this one when set: one directory per master. Empty: each process keeps its
+    # own.
     shared_state_dir: str = ""
     # Verified API keys are cached this long, so a revoked key stops working within it.
     key_cache_s: float = 5.0
