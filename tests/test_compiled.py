@@ -92,4 +92,4 @@ def test_a_weighted_reward_forest_compiles_to_the_same_numbers(tmp_path):
     compiled = compile_booster(booster, tmp_path)
     assert compiled is not None
     np.testing.assert_allclose(compiled.predict(x), booster.predict(x), rtol=0, atol=1e-12)
-    assert 0.0 < booster.predict(x).min() and booster.predict(x).max() < 1.0
+    assert booster.predict(x).min() > 0.0 and booster.predict(x).max() < 1.0
