@@ -165,6 +165,14 @@ def _install_hooks(app: Flask) -> None:
             raise ApiError(
                 413, f"request body too large (limit {st.settings.max_body_bytes} bytes)"
             )
+        path = req.environ.get("PATH_INFO", "")
+        if not path.isascii():
+            try:  # WSGI hands the path's bytes over as latin-1
+                path.encode("latin-1").decode("utf-8")
+            except UnicodeError:
+                # Werkzeug would turn the bad bytes into U+FFFD and an id in the path
+                # would be stored as that.
+                raise ApiError(400, "the URL path is not valid UTF-8") from None
         view = app.view_functions.get(req.endpoint or "")
         permission = getattr(view, "vea_permission", None)
         if permission is None:

@@ -393,6 +393,13 @@ def record_outcome(
             existing = _existing_outcome(conn, decision_id, payload)
             if existing is not None:
                 return existing, False
+            activity = body.get("activity") or decision.suggested_activity
+            if body["offered"] and activity == NONE:
+                raise ApiError(
+                    422,
+                    "the decision suggested no activity: name the activity that was offered",
+                    fields={"activity": ["required when offered and nothing was suggested"]},
+                )
             now = utcnow()
             occurred = body.get("occurred_at")
             ve_success = body.get("ve_success")
@@ -401,7 +408,7 @@ def record_outcome(
                 ve_success = confidence >= 6 and ability >= 6  # top-2-box on both VES items
             row = {
                 "decision_id": decision_id,
-                "activity": body.get("activity") or decision.suggested_activity,
+                "activity": activity,
                 "offered": body["offered"],
                 "accepted": body.get("accepted"),
                 "ve_success": ve_success,

@@ -94,7 +94,12 @@ def from_http_exception(exc: HTTPException) -> ApiError:
     if messages:
         fields = _flatten_webargs_messages(messages)
     if status == 422:
-        message = "request body failed validation"
+        where = set(messages) if isinstance(messages, dict) else {"json"}
+        message = (
+            "request body failed validation"
+            if "json" in where or not where <= {"path", "query", "headers"}
+            else "request parameters failed validation"
+        )
     elif status == 400 and "message" not in data:
         message = "malformed request: the body must be valid JSON"
     elif status == 413:

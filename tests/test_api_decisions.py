@@ -239,13 +239,21 @@ def test_invalid_bodies_are_422_with_fields(client, keys, new_id, mutate, field)
         ("[1, 2]", "application/json", 422),
         ('"text"', "application/json", 422),
         ("", "application/json", 422),
-        ("interaction_id=1", "application/x-www-form-urlencoded", 422),
+        # A lone UTF-16 surrogate is no character: nothing could store or answer it.
+        (
+            '{"interaction_id": "\\ud800", "customer": {"customer_id": "c"}}',
+            "application/json",
+            400,
+        ),
+        ('{"interaction_id": "x\\udc00"}', "application/json", 400),
+        ("interaction_id=1", "application/x-www-form-urlencoded", 415),
+        ('{"interaction_id": "i-1"}', "text/plain", 415),  # a cross-site form could send it
+        ('{"interaction_id": "i-1"}', None, 415),
     ],
 )
 def test_malformed_bodies_are_4xx_never_5xx(client, keys, data, content_type, status):
-    response = client.post(
-        "/v1/decisions", data=data, headers={**keys["desktop"], "Content-Type": content_type}
-    )
+    headers = {**keys["desktop"], **({"Content-Type": content_type} if content_type else {})}
+    response = client.post("/v1/decisions", data=data, headers=headers)
     assert response.status_code == status, response.json
     assert set(response.json["error"]) == {"code", "message", "fields"}
 

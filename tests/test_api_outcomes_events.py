@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from service.db import customer_events
+
 
 def make_decision(client, headers, new_id, customer_id=None):
     body = {
@@ -90,6 +92,47 @@ def test_outcome_path_too_long_is_422(client, keys):
         f"/v1/decisions/{'a' * 40}/outcome", json={"offered": False}, headers=keys["desktop"]
     )
     assert response.status_code == 422
+    assert response.json["error"]["message"] == "request parameters failed validation"
+
+
+def test_a_path_of_invalid_utf8_is_400_and_nothing_is_stored(app, client, keys):
+    # A server hands the path's raw bytes to the app as latin-1 (the test client would
+    # have replaced them already), here the bytes of %ed%a0%80: a UTF-16 surrogate.
+    response = client.post(
+        "/v1/customers/x/events",
+        json={"type": "renewed"},
+        headers=keys["desktop"],
+        environ_overrides={"PATH_INFO": "/v1/customers/\xed\xa0\x80/events"},
+    )
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["message"] == "the URL path is not valid UTF-8"
+    with app.extensions["vea"].engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(customer_events)).scalar() == 0
+    japanese = client.post(
+        "/v1/customers/%E9%A1%A7%E5%AE%A2-1/events",
+        json={"type": "renewed"},
+        headers=keys["desktop"],
+    )
+    assert japanese.status_code == 201 and japanese.json["customer_id"] == "顧客-1"
+
+
+def test_offered_on_a_decision_that_suggested_nothing_must_name_the_activity(client, keys, new_id):
+    body = {
+        "interaction_id": new_id(),
+        "customer": {"customer_id": new_id("c-"), "tenure_months": 3},
+        "contact": {"channel": "voice", "issue_type": "complaint", "sentiment": -0.9},
+    }
+    decision = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
+    assert decision["suggested_activity"] == "none"
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    vague = client.post(url, json={"offered": True, "accepted": True}, headers=keys["desktop"])
+    assert vague.status_code == 422 and "activity" in vague.json["error"]["fields"]
+    named = client.post(
+        url,
+        json={"offered": True, "accepted": True, "activity": "educate_usage"},
+        headers=keys["desktop"],
+    )
+    assert named.status_code == 201 and named.json["activity"] == "educate_usage"
 
 
 def test_inconsistent_outcomes_are_422(client, keys, new_id):

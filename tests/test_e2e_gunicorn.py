@@ -219,3 +219,42 @@ def test_gunicorn_logs_hold_no_raw_paths_or_customer_ids(served):
     assert "Starting gunicorn" in text  # gunicorn's own messages are there
     assert customer not in text
     assert "gunicorn.access" not in text
+
+
+def _raw_post(base: str, path: str, headers: dict[str, str], body: bytes, chunked: bool) -> str:
+    """One request over a plain socket (requests cannot send a path of invalid UTF-8 or
+    choose chunking); returns the status line and body."""
+    import socket
+
+    host, port = base.removeprefix("http://").split(":")
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in headers.items()] + ["Content-Type: application/json"]
+    if chunked:
+        head.append("Transfer-Encoding: chunked")
+        chunks = [body[i : i + 8192] for i in range(0, len(body), 8192)]
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    else:
+        head.append(f"Content-Length: {len(body)}")
+        payload = body
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    return status.decode() + " " + rest.partition(b"\r\n\r\n")[2].decode(errors="replace")
+
+
+def test_chunked_bodies_and_raw_paths_get_the_designs_errors(served):
+    import json
+
+    base, desktop = served["base"], served["desktop"]
+    small = json.dumps(decision_body()).encode()
+    assert " 201 " in _raw_post(base, "/v1/decisions", desktop, small, chunked=True)
+    large = decision_body()
+    large["features"] = {"notes": "x" * 70_000}  # over the 64 KB default limit
+    answer = _raw_post(base, "/v1/decisions", desktop, json.dumps(large).encode(), chunked=True)
+    assert " 413 " in answer and '"payload_too_large"' in answer, answer
+    event = json.dumps({"type": "renewed"}).encode()
+    answer = _raw_post(base, "/v1/customers/%ed%a0%80/events", desktop, event, chunked=False)
+    assert " 400 " in answer and "not valid UTF-8" in answer, answer

@@ -1,16 +1,58 @@
-"""What every protected endpoint shares in the OpenAPI document."""
+"""What every API blueprint shares: how a JSON body is read, and the security schemes
+and error answers of protected endpoints in the OpenAPI document."""
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from typing import Any
 
-from service.errors import ErrorSchema
+import flask
+import flask_smorest
+import orjson
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from service.errors import ApiError, ErrorSchema
+
+
+class JsonBodyParser(FlaskParser):
+    """webargs' Flask parser reading bodies with orjson (the app's JSON provider).
+
+    The standard library's decoder, webargs' default, accepts a lone UTF-16 surrogate
+    (``"\\ud800"``), which no database or encoder can store; orjson refuses it as
+    malformed JSON (400). A body in another format is refused as such (415) instead of
+    being read as no body at all, which answered "missing" for every field; accepting
+    it as JSON would let a cross-site form post (text/plain) reach the API.
+    """
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        data = req.get_data(cache=True)
+        limit = req.max_content_length
+        if limit is not None and req.content_length is None and len(data) >= limit:
+            # A chunked body has no length to refuse up front; the server's stream stops
+            # at the limit, which would otherwise read as truncated JSON (400).
+            raise RequestEntityTooLarge()
+        if not is_json_request(req):
+            if data:
+                raise ApiError(
+                    415,
+                    "the body must be JSON sent with Content-Type: application/json",
+                    fields={"Content-Type": [f"got {req.mimetype or 'none'}"]},
+                )
+            return core.missing
+        return orjson.loads(data)  # orjson.JSONDecodeError is a json.JSONDecodeError: 400
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = JsonBodyParser()
+
 
 SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 COMMON_ERRORS = {
     401: "missing, invalid or revoked API key",
     403: "the key's role may not use this endpoint",
     413: "request body over the size limit",
+    415: "a request body not sent as Content-Type: application/json",
     429: "rate limit of this key exceeded (see Retry-After)",
     503: "database unavailable for a write or a key check: retry after Retry-After",
 }

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from service import decisions as use_cases
-from service.api.common import protected
+from service.api.common import Blueprint, protected
 from service.auth import require
 from service.errors import ApiError, ErrorSchema
 from service.schemas import EventRequestSchema, EventSchema

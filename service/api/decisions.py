@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask import current_app, g
-from flask_smorest import Blueprint
 
 from service import decisions as use_cases
-from service.api.common import protected
+from service.api.common import Blueprint, protected
 from service.auth import require
 from service.errors import ErrorSchema
 from service.schemas import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Response
-from flask_smorest import Blueprint
 from sqlalchemy.exc import DBAPIError
 
+from service.api.common import Blueprint
 from service.db import READ_ONLY
 from service.schemas import HealthSchema, ReadySchema
 from service.state import state

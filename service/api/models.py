@@ -7,11 +7,10 @@ pointer moves; every worker picks up the new champion within ``champion_poll_s``
 from __future__ import annotations
 
 from flask import g
-from flask_smorest import Blueprint
 
 from models.bundle import BundleError
 from models.registry import RegistryError
-from service.api.common import protected
+from service.api.common import Blueprint, protected
 from service.auth import require
 from service.errors import ApiError, ErrorSchema
 from service.schemas import (

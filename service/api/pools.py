@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from flask import g
-from flask_smorest import Blueprint
 
 from models.pools import PoolError, parse_config
 from service import pools as use_cases
-from service.api.common import protected
+from service.api.common import Blueprint, protected
 from service.auth import require
 from service.errors import ApiError, ErrorSchema
 from service.schemas import (

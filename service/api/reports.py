@@ -6,12 +6,11 @@ the whole history.
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from marshmallow import RAISE
 
 from models.schema import parse_reward
 from service import reports
-from service.api.common import protected
+from service.api.common import Blueprint, protected
 from service.auth import require
 from service.db import to_naive_utc
 from service.errors import ErrorSchema
