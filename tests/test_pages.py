@@ -4,7 +4,9 @@ CSRF, desk rendering and its input errors, outcomes, dashboard sections and CSV.
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
 import re
 import uuid
 
@@ -335,6 +337,96 @@ def test_dashboard_shows_the_retrain_gate_evaluation(manager_client, registry_di
     assert "v-challenger,v-champion,1234,0.31,0.3,0.01,-0.02,0.04,accepted" in answer.get_data(
         as_text=True
     )
+
+
+def _cells(page: str, table: str, column: str) -> list[str]:
+    """The shown text of one column of one dashboard table."""
+    section = re.search(rf'id="table-{table}">(.*?)</section>', page, re.S).group(1)
+    columns = re.findall(r'<th scope="col"[^>]*data-column="([^"]+)"', section)
+    rows = re.findall(r"<tr>(.*?)</tr>", section.split("<tbody>")[1], re.S)
+    index = columns.index(column)
+    return [html.unescape(re.findall(r"<td[^>]*>(.*?)</td>", r)[index]) for r in rows]
+
+
+ACTIVITY_IDS = {
+    "validate_purchase",
+    "anticipate_needs",
+    "achieve_goals",
+    "educate_usage",
+    "advise_new_uses",
+    "none",
+}
+GATE_REASONS = {
+    "challenger better: the 95% interval of the DR improvement is above zero": (
+        "挑戦モデルが優位: DR推定による改善の95%区間がゼロを上回っています"
+    ),
+    "refused: the 95% interval of the DR improvement does not lie above zero": (
+        "却下: DR推定による改善の95%区間がゼロを上回っていません"
+    ),
+    "refused: effective sample size 12 < 200: the logs barely cover the challenger's "
+    "choices (explore more or wait for more data)": (
+        "却下: 有効サンプルサイズ 12 < 200。ログが挑戦モデルの選択をほとんど"
+        "カバーしていません（探索を増やすか、データが貯まるのを待ってください）"
+    ),
+    "40 rows < --min-rows 500": "40 行 < --min-rows 500: 行数が足りないため再学習していません",
+    "a wording the page does not know": "（原文）a wording the page does not know",
+}
+
+
+def test_japanese_dashboard_shows_names_not_ids(app, desk_client, keys, registry_dir):
+    from models.registry import Registry
+    from service.web import content
+
+    for _ in range(4):
+        page = desk_client.get(desk_url(agent_id="a-ja", tenure_months="30")).get_data(as_text=True)
+        desk_client.post(
+            "/desk/outcome",
+            json={"decision_id": _decision_id(page), "status": "accepted", "ves_confidence": 6},
+            headers={"X-CSRF-Token": desk_client.csrf},
+        )
+    registry = Registry(registry_dir)
+    decisions = ["promote", "refuse", "refuse", "skipped", "refuse"]
+    for decision, reason in zip(decisions, GATE_REASONS, strict=True):
+        registry.record({"event": "gate", "decision": decision, "reason": reason})
+    manager = app.test_client()
+    log_in(manager, raw_key(keys["manager"]))
+    page = manager.get("/dashboard?period=all&lang=ja").get_data(as_text=True)
+
+    names = content.ACTIVITY_NAMES["ja"]
+    shown = _cells(page, "by_activity", "group")
+    assert shown and set(shown) <= set(names.values())
+    pools = [p for p in _cells(page, "pools", "activities") if p]  # a catch-all pool has none
+    assert pools and all(set(p.split("、")) <= set(names.values()) for p in pools)
+    assert _cells(page, "calibration", "band") == ["低", "中", "高"]
+    assert sorted(set(_cells(page, "gates", "decision"))) == sorted({"昇格", "却下", "未実施"})
+    assert set(_cells(page, "gates", "reason")) == set(GATE_REASONS.values())
+    assert "受容度モデルの学習行数" in page and ">openness_rows<" not in page
+    shown_cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", page)]
+    for raw in ACTIVITY_IDS | {"low", "medium", "high", "promote", "refuse", "skipped"}:
+        assert not any(raw in c.split() for c in shown_cells), raw
+    # The activity chart labels its bars by name too.
+    chart = json.loads(re.search(r'id="chart-data">(.*?)</script>', page, re.S).group(1))
+    assert {bar["group"] for bar in chart["by_activity"]} <= set(names.values())
+
+    # The English page and the CSV keep the ids.
+    english = manager.get("/dashboard?period=all&lang=en").get_data(as_text=True)
+    assert set(_cells(english, "by_activity", "group")) <= ACTIVITY_IDS
+    assert _cells(english, "calibration", "band") == ["low", "medium", "high"]
+    assert set(_cells(english, "gates", "reason")) == set(GATE_REASONS)
+    gates = list(csv.DictReader(io.StringIO(manager.get("/dashboard/gates.csv").text)))
+    assert {row["decision"] for row in gates} == {"promote", "refuse", "skipped"}
+
+
+def test_japanese_dashboard_explains_a_bad_period_in_japanese(manager_client):
+    text = manager_client.get("/dashboard?from=garbage&lang=ja").get_data(as_text=True)
+    assert "期間: 日付は YYYY-MM-DD の形式で指定してください" in text
+    assert "Invalid isoformat" not in text and "period:" not in text
+    text = manager_client.get("/dashboard?from=2026-06-10&to=2026-06-01&lang=ja").get_data(
+        as_text=True
+    )
+    assert "開始日は終了日より前にしてください" in text
+    english = manager_client.get("/dashboard?from=garbage&lang=en").get_data(as_text=True)
+    assert "period: Invalid isoformat string" in english
 
 
 def test_cli_creates_manager_keys_that_open_the_dashboard(app, database_url):

@@ -3,6 +3,7 @@ own labels in Japanese and English."""
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,8 @@ LABELS: dict[str, dict[str, str]] = {
         "no_data": "No data in this period.",
         "no_holdout": "No holdout contacts with an outcome in this period, so no uplift yet "
         "(the holdout share is set by VEA_HOLDOUT_SHARE).",
+        "period_bad_date": "period: {detail}",
+        "period_order": "period: 'from' must be before 'to'",
     },
     "ja": {
         "desk_title": "エージェントデスク",
@@ -227,6 +230,10 @@ LABELS: dict[str, dict[str, str]] = {
         "no_data": "この期間のデータはありません。",
         "no_holdout": "この期間には結果のある対照群がないため、効果はまだ計算できません"
         "（対照群の割合は VEA_HOLDOUT_SHARE で設定します）。",
+        # Python's own parse message is English: the Japanese page says what to type instead.
+        "period_bad_date": "期間: 日付は YYYY-MM-DD の形式で指定してください"
+        "（既定の期間を表示しています）。",
+        "period_order": "期間: 開始日は終了日より前にしてください（既定の期間を表示しています）。",
     },
 }
 
@@ -370,5 +377,75 @@ COLUMN_LABELS = {
         "membership": "所属方式",
         "members": "人数",
         "capacity": "容量",
+        # A model metric (training/fit.py): the rows the openness model learned from.
+        "openness_rows": "受容度モデルの学習行数",
     },
 }
+
+# ------------------------------------------------------- ids shown by name
+# The retrain gate's decisions, as training/retrain.py writes them to the registry history.
+GATE_DECISIONS = {
+    "ja": {"promote": "昇格", "refuse": "却下", "skipped": "未実施"},
+}
+
+# The retrain gate's reasons: training/retrain.py writes one of these four English
+# sentences (numbers filled in) to the registry history, so the Japanese page translates
+# them and keeps the numbers. Each pattern matches the whole reason.
+GATE_REASONS = {
+    "ja": (
+        (
+            re.compile(r"challenger better: the 95% interval of the DR improvement is above zero"),
+            "挑戦モデルが優位: DR推定による改善の95%区間がゼロを上回っています",
+        ),
+        (
+            re.compile(r"refused: the 95% interval of the DR improvement does not lie above zero"),
+            "却下: DR推定による改善の95%区間がゼロを上回っていません",
+        ),
+        (
+            re.compile(
+                r"refused: effective sample size (?P<ess>\S+) < (?P<min_ess>\S+): the logs "
+                r"barely cover the challenger's choices \(explore more or wait for more data\)"
+            ),
+            "却下: 有効サンプルサイズ {ess} < {min_ess}。ログが挑戦モデルの選択をほとんど"
+            "カバーしていません（探索を増やすか、データが貯まるのを待ってください）",
+        ),
+        (
+            re.compile(r"(?P<rows>\d+) rows < --min-rows (?P<min_rows>\d+)"),
+            "{rows} 行 < --min-rows {min_rows}: 行数が足りないため再学習していません",
+        ),
+    ),
+}
+# A reason none of the patterns knows (an older or a newer wording) is shown as written,
+# behind a prefix that says it is the untranslated original.
+UNTRANSLATED = {"ja": "（原文）"}
+
+
+def band_names(language: str) -> dict[str, str]:
+    """The openness bands by name: the desk's badge labels (one place for both pages)."""
+    return {band: LABELS[language][f"band_{band}"] for band in ("low", "medium", "high")}
+
+
+def gate_reason(text: str, language: str) -> str:
+    for pattern, template in GATE_REASONS.get(language, ()):
+        match = pattern.fullmatch(text)
+        if match:
+            return template.format(**match.groupdict())
+    return UNTRANSLATED[language] + text if language in UNTRANSLATED else text
+
+
+def display_name(kind: str, value: str, language: str) -> str:
+    """How the dashboard shows an id of ``kind`` (activity, activities, band,
+    gate_decision, gate_reason). The English page shows the ids themselves, as the API
+    and the CSV downloads name them; an unknown id is shown as it is."""
+    if language == "en":
+        return value
+    if kind == "activities":  # the pools table joins a pool's activities with spaces
+        return "、".join(display_name("activity", a, language) for a in value.split())
+    if kind == "gate_reason":
+        return gate_reason(value, language)
+    names = {
+        "activity": ACTIVITY_NAMES[language],
+        "band": band_names(language),
+        "gate_decision": GATE_DECISIONS[language],
+    }[kind]
+    return names.get(value, value)

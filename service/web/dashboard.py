@@ -50,31 +50,49 @@ RATE_COLUMNS = {
     "predicted",
 }
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
+# Table cells holding ids that the page shows by name: (table, column) -> kind of id
+# (content.display_name). The CSV keeps the ids: they are what the API and exports use.
+NAMED_COLUMNS = {
+    ("by_activity", "group"): "activity",
+    ("proficiency", "activity"): "activity",
+    ("pools", "activities"): "activities",
+    ("calibration", "band"): "band",
+    ("gates", "decision"): "gate_decision",
+    ("gates", "reason"): "gate_reason",
+}
+# A text cell starting with one of these opens as a formula in Excel or LibreOffice
+# (OWASP "CSV injection"); segments, agent ids and the like come from the desktop.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 # --------------------------------------------------------------------- period
-def period_of(args: Any, now: datetime | None = None) -> tuple[dict[str, Any], str | None]:
+def period_of(
+    args: Any, now: datetime | None = None, language: str = "en"
+) -> tuple[dict[str, Any], str | None]:
     """``({key, from, to, start, end}, error)``: a preset (7/30/90/all days) or explicit
-    ISO dates; a malformed date falls back to the default preset with a message."""
+    ISO dates; a malformed date falls back to the default preset with a message in the
+    page's language."""
     now = now or utcnow()
+    labels = content.LABELS[language]
     start_text, end_text = args.get("from") or "", args.get("to") or ""
+    error = None
     if start_text or end_text:
         try:
             start = datetime.fromisoformat(start_text) if start_text else None
             end = datetime.fromisoformat(end_text) + timedelta(days=1) if end_text else None
-            if start and end and start >= end:
-                raise ValueError("'from' must be before 'to'")
-            return {
-                "key": "custom",
-                "from": start_text,
-                "to": end_text,
-                "start": start.replace(tzinfo=None) if start else None,
-                "end": end.replace(tzinfo=None) if end else None,
-            }, None
         except ValueError as exc:
-            error = f"period: {exc}"
-    else:
-        error = None
+            error = labels["period_bad_date"].format(detail=exc)
+        else:
+            if start and end and start >= end:
+                error = labels["period_order"]
+            else:
+                return {
+                    "key": "custom",
+                    "from": start_text,
+                    "to": end_text,
+                    "start": start.replace(tzinfo=None) if start else None,
+                    "end": end.replace(tzinfo=None) if end else None,
+                }, None
     key = args.get("period") if args.get("period") in PERIODS else DEFAULT_PERIOD
     days = PERIODS[key]
     start = now - timedelta(days=days) if days else None
@@ -340,16 +358,37 @@ def cell(column: str, value: Any) -> str:
     return str(value)
 
 
+def shown(table: str, column: str, value: Any, language: str) -> str:
+    """A table cell as the page shows it: ids by their name in the page's language."""
+    kind = NAMED_COLUMNS.get((table, column))
+    if kind is not None and isinstance(value, str):
+        return content.display_name(kind, value, language)
+    return cell(column, value)
+
+
+def csv_safe(value: Any) -> Any:
+    """A text value a spreadsheet will read as text: one that could start a formula gets
+    a leading ``'``. Numbers stay numbers (the report writes negative ones itself)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(table: dict[str, Any]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(table["columns"])
+    # CRLF (RFC 4180) also makes the writer quote a field holding a lone carriage
+    # return, which a spreadsheet would otherwise take for a row break (the text after it
+    # would start a cell of its own, unescaped).
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([csv_safe(c) for c in table["columns"]])
     for row in table["rows"]:
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in table["columns"]])
+        writer.writerow(
+            ["" if row.get(c) is None else csv_safe(row.get(c)) for c in table["columns"]]
+        )
     return buffer.getvalue()
 
 
-def charts(sections: dict[str, Any]) -> dict[str, Any]:
+def charts(sections: dict[str, Any], language: str = "en") -> dict[str, Any]:
     """The few series the page's charts draw (kept small: it is embedded in the page)."""
     out: dict[str, Any] = {}
     if sections["trend"]["available"]:
@@ -363,8 +402,13 @@ def charts(sections: dict[str, Any]) -> dict[str, Any]:
         # Without holdout contacts there is no uplift to draw (the page says why).
         if any(item["value"] is not None for item in uplift):
             out["uplift"] = uplift
+        # The chart labels its bars with the group: the activity's name on this page.
         out["by_activity"] = [
-            {"group": r["group"], "success_rate": r.get("success_rate"), "n": r["n"]}
+            {
+                "group": shown("by_activity", "group", r["group"], language),
+                "success_rate": r.get("success_rate"),
+                "n": r["n"],
+            }
             for r in data["by"].get("activity", [])
         ]
     if sections["drift"]["available"]:
@@ -388,18 +432,20 @@ def blueprint() -> Blueprint:
     @page_access("reports")
     def dashboard():
         language = _language()
-        period, period_error = period_of(request.args)
+        period, period_error = period_of(request.args, language=language)
         sections = gather(period)
         return render_template(
             "dashboard.html",
             language=language,
             labels=content.LABELS[language],
+            group_names=content.GROUP_NAMES[language],
             period=period,
             period_error=period_error,
             sections=sections,
             tables=tables(sections, language),
-            charts=charts(sections),
+            charts=charts(sections, language),
             cell=cell,
+            show=lambda table, column, value: shown(table, column, value, language),
             column_label=lambda name: content.COLUMN_LABELS[language].get(name, name),
             query={k: period[k] for k in ("from", "to")} | {"period": period["key"]},
         )
