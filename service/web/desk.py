@@ -288,31 +288,38 @@ def blueprint() -> Blueprint:
     @blp.route("/desk/outcome", methods=["POST"])
     @page_access("outcomes", api=True)
     def desk_outcome():
+        # Errors in the API's format (service.errors), with the field messages joined
+        # into ``message`` for the page to show as they are.
         if not csrf_ok():
-            return _json_error(403, "missing or wrong CSRF token: reload the page")
-        data = request.get_json(silent=True) or {}
+            raise ApiError(403, "missing or wrong CSRF token: reload the page")
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ApiError(400, "malformed request: the body must be a JSON object")
+        problems: dict[str, list[str]] = {}
         status = data.get("status")
         decision_id = data.get("decision_id")
-        if status not in STATUSES or not isinstance(decision_id, str) or not decision_id:
-            return _json_error(422, "status must be offered, accepted, declined or skipped")
+        if status not in STATUSES:
+            problems["status"] = ["must be offered, accepted, declined or skipped"]
+        if not isinstance(decision_id, str) or not decision_id:
+            problems["decision_id"] = ["the decision the outcome is for is required"]
+        if problems:
+            raise _invalid(problems)
         raw = {**STATUSES[status]}
         for name in ("ves_confidence", "ves_ability", "agent_id"):
             if data.get(name) not in (None, ""):
                 raw[name] = data[name]
         found = stored_decision(decision_id)
         if found is None:
-            return _json_error(404, "no such decision")
+            raise ApiError(404, "no such decision")
         if found[0]["suggested_activity"] == "none":
             raw["activity"] = "none"
             raw["offered"] = False
             raw["accepted"] = None
         try:
             body = OUTCOME_REQUEST.load(raw)
-            answer, created = use_cases.record_outcome(state(), decision_id, body)
         except ma.ValidationError as exc:
-            return _json_error(422, "; ".join(_flatten(exc.messages)))
-        except ApiError as exc:
-            return _json_error(exc.status, exc.message)
+            raise _invalid(exc.messages) from None
+        answer, created = use_cases.record_outcome(state(), decision_id, body)
         return jsonify(answer), 201 if created else 200
 
     return blp
@@ -322,5 +329,6 @@ def _problem(page: dict[str, Any], messages: list[str], status: int):
     return render_template("desk_problem.html", **page, messages=messages), status
 
 
-def _json_error(status: int, message: str):
-    return jsonify(error={"code": str(status), "message": message}), status
+def _invalid(messages: Any) -> ApiError:
+    fields = messages if isinstance(messages, dict) else {"_schema": messages}
+    return ApiError(422, "; ".join(_flatten(fields)), fields=fields)

@@ -1,0 +1,33 @@
+"""The desk's outcome buttons get the API's error format: code, message, fields."""
+
+from __future__ import annotations
+
+from tests.test_pages import _decision_id, desk_client, desk_url  # noqa: F401 - a fixture
+
+ERROR_KEYS = {"code", "message", "fields"}
+
+
+def test_desk_outcome_errors_are_in_the_designs_format(desk_client):  # noqa: F811
+    decision_id = _decision_id(desk_client.get(desk_url()).get_data(as_text=True))
+    headers = {"X-CSRF-Token": desk_client.csrf}
+
+    def post(**kwargs):
+        answer = desk_client.post("/desk/outcome", headers=headers, **kwargs)
+        assert set(answer.get_json()["error"]) == ERROR_KEYS, answer.get_json()
+        return answer.status_code, answer.get_json()["error"]
+
+    status, error = post(json={"decision_id": decision_id, "status": "maybe"})
+    assert (status, error["code"]) == (422, "validation_error") and "status" in error["fields"]
+    status, error = post(json={"decision_id": decision_id, "status": "accepted", "ves_ability": 9})
+    assert status == 422 and "ves_ability" in error["fields"]
+    assert error["message"].startswith("ves_ability: ")  # the page shows it as it is
+    status, error = post(data=b'{"status": "\\ud800"}', content_type="application/json")
+    assert (status, error["code"]) == (400, "bad_request")
+    status, error = post(data=b"status=offered", content_type="text/plain")
+    assert status == 400
+    status, error = post(json={"decision_id": "f" * 32, "status": "offered"})
+    assert (status, error["code"]) == (404, "not_found")
+    good = desk_client.post(
+        "/desk/outcome", headers=headers, json={"decision_id": decision_id, "status": "offered"}
+    )
+    assert good.status_code == 201, good.get_json()
