@@ -5,6 +5,7 @@ drops information."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, pre_load, validate, validates_schema
@@ -33,6 +34,47 @@ def _has_nul(value: object) -> bool:
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
+
+
+class StrictBoolean(fields.Boolean):
+    """``true`` or ``false`` only: marshmallow's Boolean also reads "yes", "on", 1 and
+    "false" as booleans, which a caller's bug would then store as fact."""
+
+    fast_load_as = fields.Boolean  # the fast path takes exact booleans only anyway
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid", input=value)
+
+
+def _json_number(field: fields.Number, value: Any) -> None:
+    # A JSON number, not a string of one nor a boolean (which Python counts as 0 and 1).
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise field.make_error("invalid", input=value)
+
+
+class StrictFloat(fields.Float):
+    """A JSON number only (marshmallow's Float also reads "3.5" and true)."""
+
+    fast_load_as = fields.Float
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        _json_number(self, value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictInteger(fields.Integer):
+    """A whole JSON number only (marshmallow's Integer also reads "3", 3.0 and true)."""
+
+    fast_load_as = fields.Integer
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **{k: v for k, v in kwargs.items() if k != "strict"})
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        _json_number(self, value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class Schema(ma.Schema):
@@ -81,14 +123,14 @@ class CustomerSchema(Schema):
     customer_id = _id_field("pseudonymous customer id (history and continuity)", required=True)
     segment = _category("e.g. consumer, premium, small_business, enterprise")
     persona = _category("optional persona")
-    tenure_months = fields.Float(
+    tenure_months = StrictFloat(
         allow_none=True,
         allow_nan=False,
         validate=validate.Range(min=0, max=1200),
         metadata={"description": "time since purchase, months"},
     )
     switching_effort = fields.String(allow_none=True, validate=validate.OneOf(["low", "high"]))
-    prior_contacts_30d = fields.Integer(
+    prior_contacts_30d = StrictInteger(
         allow_none=True,
         strict=True,
         validate=validate.Range(min=0, max=100_000),
@@ -103,7 +145,7 @@ class ContactSchema(Schema):
         "inquiry, how_to, billing, technical, order_change, complaint, cancellation, ..."
         " (omit while unknown: a continued contact inherits the earlier issue)"
     )
-    sentiment = fields.Float(
+    sentiment = StrictFloat(
         allow_none=True, allow_nan=False, validate=validate.Range(min=-1.0, max=1.0)
     )
     language = fields.String(
@@ -276,28 +318,28 @@ class OutcomeRequestSchema(Schema):
         validate=validate.OneOf(ACTIONS),
         metadata={"description": "activity actually offered; defaults to the suggested one"},
     )
-    offered = fields.Boolean(
+    offered = StrictBoolean(
         required=True, metadata={"description": "the agent delivered the value activity"}
     )
-    accepted = fields.Boolean(allow_none=True, metadata={"description": "the customer engaged"})
-    ves_confidence = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 7))
-    ves_ability = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 7))
-    ve_success = fields.Boolean(
+    accepted = StrictBoolean(allow_none=True, metadata={"description": "the customer engaged"})
+    ves_confidence = StrictInteger(allow_none=True, strict=True, validate=validate.Range(1, 7))
+    ves_ability = StrictInteger(allow_none=True, strict=True, validate=validate.Range(1, 7))
+    ve_success = StrictBoolean(
         allow_none=True,
         metadata={"description": "defaults to VES top-2-box (6-7) on both items when given"},
     )
-    resolved = fields.Boolean(allow_none=True)
-    handle_time_s = fields.Float(
+    resolved = StrictBoolean(allow_none=True)
+    handle_time_s = StrictFloat(
         allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=86_400)
     )
-    csat = fields.Integer(allow_none=True, strict=True, validate=validate.Range(1, 5))
-    nps = fields.Integer(
+    csat = StrictInteger(allow_none=True, strict=True, validate=validate.Range(1, 5))
+    nps = StrictInteger(
         allow_none=True,
         strict=True,
         validate=validate.Range(0, 10),
         metadata={"description": "likelihood to recommend (0-10), if surveyed"},
     )
-    ces = fields.Integer(
+    ces = StrictInteger(
         allow_none=True,
         strict=True,
         validate=validate.Range(1, 7),
@@ -346,7 +388,7 @@ class EventRequestSchema(Schema):
     )
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     occurred_at = fields.AwareDateTime(allow_none=True, validate=_plausible_time)
-    value = fields.Float(
+    value = StrictFloat(
         allow_none=True, allow_nan=False, metadata={"description": "e.g. revenue of an upgrade"}
     )
 
@@ -412,7 +454,7 @@ class ModelsSchema(Schema):
 
 class PromoteRequestSchema(Schema):
     reason = fields.String(load_default="", validate=validate.Length(max=500))
-    force = fields.Boolean(
+    force = StrictBoolean(
         load_default=False, metadata={"description": "recorded in the history: gate overridden"}
     )
 
@@ -467,7 +509,7 @@ class PoolSchema(Schema):
         validate=validate.Length(max=10_000),
         load_default=list,
     )
-    capacity = fields.Integer(
+    capacity = StrictInteger(
         strict=True,
         allow_none=True,
         validate=validate.Range(min=1, max=100_000),
@@ -475,7 +517,7 @@ class PoolSchema(Schema):
     )
     lift = fields.Dict(
         keys=fields.String(validate=validate.OneOf(VALUE_ACTIVITIES)),
-        values=fields.Float(
+        values=StrictFloat(
             allow_nan=False, validate=validate.Range(min=0, max=5, min_inclusive=False)
         ),
         metadata={"description": "members' proficiency per activity (set by the rebuild)"},
@@ -489,13 +531,13 @@ class PoolsConfigSchema(Schema):
 
 
 class AvailabilityRequestSchema(Schema):
-    agents_free = fields.Integer(
+    agents_free = StrictInteger(
         strict=True, allow_none=True, validate=validate.Range(min=0, max=100_000)
     )
-    queue_length = fields.Integer(
+    queue_length = StrictInteger(
         strict=True, allow_none=True, validate=validate.Range(min=0, max=1_000_000)
     )
-    expected_wait_s = fields.Float(
+    expected_wait_s = StrictFloat(
         allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=86_400)
     )
 
@@ -545,8 +587,8 @@ class PoolPathSchema(Schema):
 
 
 class RebuildRequestSchema(Schema):
-    dry_run = fields.Boolean(load_default=False)
-    min_contacts = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000))
+    dry_run = StrictBoolean(load_default=False)
+    min_contacts = StrictInteger(strict=True, validate=validate.Range(min=1, max=1_000_000))
 
 
 class RebuildSchema(Schema):

@@ -238,3 +238,47 @@ def test_nps_and_ces_are_recorded_exported_and_reported(app, client, keys, new_i
     overall = report["overall"]
     assert overall["nps"] is not None and -100.0 <= overall["nps"] <= 100.0
     assert 1.0 <= overall["ces"] <= 7.0
+
+
+def test_values_of_the_wrong_json_type_are_422_not_coerced(client, keys, new_id):
+    decision = make_decision(client, keys["desktop"], new_id)
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    cases = [
+        ({"offered": "yes"}, "offered"),
+        ({"offered": 1}, "offered"),
+        ({"offered": "on"}, "offered"),
+        ({"offered": True, "accepted": "false"}, "accepted"),
+        ({"offered": True, "resolved": "n"}, "resolved"),
+        ({"offered": True, "csat": "5"}, "csat"),
+        ({"offered": True, "csat": True}, "csat"),
+        ({"offered": True, "handle_time_s": "200"}, "handle_time_s"),
+        ({"offered": True, "handle_time_s": False}, "handle_time_s"),
+    ]
+    for body, field in cases:
+        response = client.post(url, json=body, headers=keys["desktop"])
+        assert response.status_code == 422, (body, response.json)
+        assert field in response.json["error"]["fields"], (body, response.json)
+    fine = client.post(url, json={"offered": False, "handle_time_s": 200}, headers=keys["desktop"])
+    assert fine.status_code == 201 and fine.json["handle_time_s"] == 200.0
+
+    customer = {"customer_id": new_id("c-")}
+    for extra, field in (
+        ({"tenure_months": "3"}, "tenure_months"),
+        ({"tenure_months": True}, "tenure_months"),
+        ({"prior_contacts_30d": 2.0}, "prior_contacts_30d"),
+        ({"prior_contacts_30d": True}, "prior_contacts_30d"),
+    ):
+        body = {
+            "interaction_id": new_id(),
+            "customer": {**customer, **extra},
+            "contact": {"channel": "chat"},
+        }
+        response = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+        assert response.status_code == 422, (extra, response.json)
+        assert field in response.json["error"]["fields"]["customer"], response.json
+    events = client.post(
+        f"/v1/customers/{new_id()}/events",
+        json={"type": "upgraded", "value": "120"},
+        headers=keys["desktop"],
+    )
+    assert events.status_code == 422 and "value" in events.json["error"]["fields"]

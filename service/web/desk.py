@@ -32,6 +32,7 @@ OUTCOME_REQUEST = OutcomeRequestSchema()
 CUSTOMER_FIELDS = ("segment", "persona", "tenure_months", "switching_effort", "prior_contacts_30d")
 CONTACT_FIELDS = ("channel", "issue_type", "sentiment", "occurred_at")
 INTEGER_FIELDS = {"prior_contacts_30d"}
+FLOAT_FIELDS = {"tenure_months", "sentiment"}  # the API takes JSON numbers, not text
 REQUIRED = ("interaction_id", "customer_id", "channel")
 # What each outcome button means for the outcome endpoint's two booleans.
 STATUSES: dict[str, dict[str, bool | None]] = {
@@ -69,6 +70,12 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
                     target[name] = int(raw)
                 except ValueError:
                     problems.append(f"{name}: not a whole number")
+                continue
+            if name in FLOAT_FIELDS:
+                try:
+                    target[name] = float(raw)  # nan and inf: the schema refuses them
+                except ValueError:
+                    problems.append(f"{name}: not a number")
                 continue
             target[name] = raw
     if args.get("customer_language"):
