@@ -27,6 +27,12 @@ class Column:
     allowed: tuple[str, ...] | None = None
 
 
+# Upper bounds the REST API also enforces (service/schemas.py): a batch log must not
+# accept a value the service would refuse for the same field (e.g. a tenure of 1e300).
+MAX_TENURE_MONTHS = 1200.0  # 100 years
+MAX_PRIOR_CONTACTS_30D = 100_000
+MAX_HANDLE_TIME_S = 86_400.0  # one day
+
 COLUMNS: tuple[Column, ...] = (
     Column("interaction_id", "str"),
     Column("customer_id", "str"),
@@ -35,9 +41,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("issue_type", "category"),
     Column("segment", "category"),
     Column("persona", "category"),
-    Column("tenure_months", "float", minimum=0.0),
+    Column("tenure_months", "float", minimum=0.0, maximum=MAX_TENURE_MONTHS),
     Column("switching_effort", "category"),
-    Column("prior_contacts_30d", "int", minimum=0),
+    Column("prior_contacts_30d", "int", minimum=0, maximum=MAX_PRIOR_CONTACTS_30D),
     Column("sentiment", "float", minimum=-1.0, maximum=1.0),
     Column("language", "category"),
     Column("activity", "category", allowed=ACTIONS),
@@ -49,7 +55,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("ves_ability", "int", minimum=1, maximum=7),
     Column("accepted", "binary"),
     Column("offered", "binary"),
-    Column("handle_time_s", "float", minimum=0.0),
+    Column("handle_time_s", "float", minimum=0.0, maximum=MAX_HANDLE_TIME_S),
     Column("csat", "int", minimum=1, maximum=5),
     Column("retained_60d", "binary"),
 )

@@ -228,6 +228,51 @@ def _report_text(result: dict) -> str:
     return "\n".join(lines)
 
 
+# What an offline rebuild needs from each row: who handled it, what was tried, and
+# whether it worked. `vea score` writes predictions only, so its output is not enough.
+REBUILD_LOG_COLUMNS = ("activity", "agent_id", "ve_success")
+
+
+def _check_rebuild_log(path: str) -> None:
+    """Refuse a --log without outcomes and agent ids, saying which log is needed."""
+    import pandas as pd
+
+    try:
+        if path.lower().endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            columns = set(pq.read_schema(path).names)
+        else:
+            columns = set(pd.read_csv(path, nrows=0).columns)
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(_not_utf8(path)) from exc
+    except (OSError, ValueError):  # the full read reports it with its detail
+        return
+    missing = sorted(set(REBUILD_LOG_COLUMNS) - columns)
+    if not missing:
+        return
+    scored = {"openness", "suggested_activity"} <= columns
+    raise click.ClickException(
+        f"{path}: missing columns {missing}: --log needs decisions with their outcomes and "
+        "agent ids (columns activity, agent_id, ve_success), e.g. "
+        "`vea export --out var/log.parquet`"
+        + (
+            "; this looks like `vea score` output, which has predictions but no outcomes"
+            if scored
+            else ""
+        )
+        + ". The model's probabilities come from p_<activity> columns in that log, "
+        "--prob-column COL, or --model VERSION|champion to score it"
+    )
+
+
+def _not_utf8(path: str) -> str:
+    return (
+        f"{path}: not UTF-8 text; convert it, e.g. `iconv -f SHIFT_JIS -t UTF-8` "
+        "(name the file's real encoding)"
+    )
+
+
 @click.group("pools")
 def pools() -> None:
     """Agent pools: proficiency from outcomes and pool membership."""
@@ -239,7 +284,8 @@ def pools() -> None:
     "log_path",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Offline: a canonical log (CSV/Parquet) instead of the stored outcomes.",
+    help="Offline: a log of decisions with outcomes and agent ids (CSV/Parquet, e.g. a "
+    "`vea export`) instead of the stored outcomes.",
 )
 @click.option(
     "--prob-column",
@@ -281,13 +327,19 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
         try:
             config, _ = use_cases.current_config(engine, load_config(settings.pools))
             if log_path:
+                _check_rebuild_log(log_path)
                 bundle = None
                 if model:
                     from models.registry import Registry
 
                     reg = Registry(registry or settings.registry)
                     bundle = reg.load(reg.champion() if model == "champion" else model)
-                records = use_cases.log_records(log_path, prob_column=prob_column, bundle=bundle)
+                try:
+                    records = use_cases.log_records(
+                        log_path, prob_column=prob_column, bundle=bundle
+                    )
+                except UnicodeDecodeError as exc:  # past the header: a clear message still
+                    raise click.ClickException(_not_utf8(log_path)) from exc
             else:
                 records = list(use_cases.outcome_records(engine))
             result = use_cases.rebuild(config, records, min_contacts)

@@ -15,7 +15,7 @@ import click
 
 from models.bundle import BundleError, compile_bundle
 from models.registry import Registry, RegistryError
-from training.loading import DataError, file_fingerprint, load_log, read_table, write_table
+from training.loading import ColumnsMissing, DataError, load_log, read_table, write_table
 from training.retrain import reward_from_options, reward_options
 from training.spec import Spec, SpecError
 
@@ -62,6 +62,42 @@ def _spec(path: str | None) -> Spec | None:
     return Spec.from_file(path) if path else None
 
 
+def _load_for_model(
+    data: str,
+    spec_path: str | None,
+    bundle,
+    model_ref: str,
+    *,
+    require_outcome: bool = True,
+):
+    """The log read in the model's layout (its spec unless --spec), with the model's
+    numeric features checked as numbers. A log lacking the layout's columns is often
+    meant for another model (the default --model is the champion): the message says
+    which model was used and how to name another."""
+    spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
+    try:
+        frame = load_log(
+            data,
+            spec,
+            require_outcome=require_outcome,
+            numeric_features=bundle.encoder.numeric,
+        )
+    except ColumnsMissing as exc:
+        which = f"model {bundle.version}" + (" (the champion)" if model_ref == "champion" else "")
+        if spec_path:
+            layout = f"the layout of --spec {spec_path}"
+        elif bundle.spec:
+            layout = "the layout of the spec it was trained with"
+        else:
+            layout = "the canonical columns (it was trained without a spec)"
+        raise DataError(
+            f"{exc}. This used {which}, which reads {layout}. If the data is for another "
+            "model, name it with --model VERSION (`vea models list` lists the versions, "
+            "newest first) or give its layout with --spec SPEC"
+        ) from exc
+    return frame
+
+
 def _truth_beside(data: Path) -> Path | None:
     candidate = data.with_name(f"{data.stem}.truth{data.suffix}")
     return candidate if candidate.exists() else None
@@ -101,7 +137,13 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
     help="Activity learner; auto picks by off-policy value.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=0, help="LightGBM threads (0: all cores).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="LightGBM threads (0: all cores).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
     "--engine",
@@ -288,9 +330,10 @@ def evaluate(
         return
     if routing_activity is not None:
         raise click.BadParameter("--activity needs --routing", param_hint="--activity")
+    from training.distributed import data_fingerprint
+
     bundle = _load_for_scoring(registry, model_ref)
-    spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
-    frame = load_log(data, spec)
+    frame = _load_for_model(data, spec_path, bundle, model_ref)
     truth_path = Path(truth) if truth else _truth_beside(Path(data))
     truth_frame = None
     if truth_path is not None:
@@ -303,7 +346,16 @@ def evaluate(
             )
         if len(truth_frame) != len(frame):
             raise DataError(f"{truth_path}: truth rows do not match the data rows")
-    info = {"path": str(data), "fingerprint": file_fingerprint(data)}
+    # The same fingerprint training stores (a Parquet directory: its listing).
+    info = {"path": str(data), "fingerprint": data_fingerprint(data)}
+    if bundle.manifest.get("data_fingerprint") == info["fingerprint"]:
+        # The report says so too, but a figure read off the console must not mislead.
+        click.echo(
+            f"warning: model {bundle.version} was trained on this very data (same "
+            "fingerprint): these figures are in-sample and flatter the model; evaluate "
+            "it on rows it has not seen",
+            err=True,
+        )
     if truth_path is not None:
         info["truth"] = str(truth_path)
     result = evaluate_bundle(bundle, frame, truth=truth_frame, data_info=info, n_boot=bootstrap)
@@ -444,8 +496,7 @@ def score(model_ref, data, spec_path, out, pools_path, registry) -> None:
     if Path(out).suffix.lower() not in (".csv", ".parquet"):
         raise click.BadParameter("use a .csv or .parquet file name", param_hint="--out")
     bundle = _load_for_scoring(registry, model_ref)
-    spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
-    frame = load_log(data, spec, require_outcome=False)
+    frame = _load_for_model(data, spec_path, bundle, model_ref, require_outcome=False)
     scored = score_frame(bundle, frame)
     if pools_path:
         add_routes(scored, frame, pools_path, bundle.economics)

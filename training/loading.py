@@ -7,7 +7,9 @@ writes nothing.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import pandas as pd
 from models import tables
 from models.activities import ACTIONS, NONE
 from models.schema import COLUMN_BY_NAME, LABEL
-from training.spec import Spec, SpecError
+from training.spec import Spec, SpecColumnsMissing, SpecError
 
 MAX_REPORTED = 20
 
@@ -58,6 +60,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty") from exc
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: malformed CSV: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(_not_utf8(path, exc)) from exc
     except (OSError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
@@ -67,70 +71,206 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _rows(mask: pd.Series) -> list[int]:
-    return (np.flatnonzero(mask.to_numpy()) + 1).tolist()
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    """The message for a CSV in another encoding (Shift-JIS exports are common), with
+    the first line that does not decode: the decoder's own position is in its buffer."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    where = ""
+    with opener(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                where = f" (line {number}, byte 0x{line[bad.start]:02x})"
+                break
+    name = path.name
+    return (
+        f"{path}: not UTF-8 text{where}: {exc.reason}. Save it as UTF-8 or convert it, e.g. "
+        f"`iconv -f SHIFT_JIS -t UTF-8 {name} > utf8-{name}` (name the file's real encoding)"
+    )
 
 
-def _report(problems: list[str], rows: list[int], field: str, what: str, values: pd.Series) -> None:
+# An undeclared extra feature whose values are nearly all numbers is a number column
+# with typos (``history=lots``), not a category: refusing the odd values beats letting
+# them turn 64,000 amounts into 64,000 categories, or into silent missing values.
+NUMERIC_SHARE = 0.9
+TIMESTAMP_EXAMPLE = "2026-06-01T09:30:00Z"
+
+
+class ColumnsMissing(DataError):
+    """The log lacks columns its layout needs: often a log meant for another model/spec."""
+
+
+def _rows(mask: pd.Series | np.ndarray) -> list[int]:
+    return (np.flatnonzero(np.asarray(mask, dtype=bool)) + 1).tolist()
+
+
+def _plain(value: object) -> str:
+    """A value as the user wrote it: ``-3``, ``'yes'``, not numpy's ``np.int64(-3)`` (nor
+    ``-3.0`` when a column of whole numbers became floats around a missing value)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _report(
+    problems: list[str],
+    rows: list[int],
+    field: str,
+    what: str,
+    values: pd.Series,
+    *,
+    show: bool = True,
+) -> None:
     for row in rows[:MAX_REPORTED]:
-        problems.append(f"row {row}, field {field}: {what} (got {values.iloc[row - 1]!r})")
+        got = f" (got {_plain(values.iloc[row - 1])})" if show else ""
+        problems.append(f"row {row}, field {field}: {what}{got}")
     if len(rows) > MAX_REPORTED:
         problems.append(f"field {field}: {len(rows) - MAX_REPORTED} more rows {what}")
 
 
+def _floats(values: pd.Series) -> np.ndarray:
+    """Numbers as float64 (NaN where missing or not a number; nullable dtypes included)."""
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype("float64")
+    numeric = pd.to_numeric(values, errors="coerce")
+    return pd.Series(numeric).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _numbers_in(values: pd.Series) -> np.ndarray:
+    """Which values are numbers (not bools): a timestamp column must not hold them, as
+    pandas would read 123456 as nanoseconds after 1970 without a word."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return np.zeros(len(values), dtype=bool)
+    if pd.api.types.is_numeric_dtype(values):
+        return values.notna().to_numpy()
+    return (
+        np.array(
+            [
+                isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
+                for v in values
+            ],
+            dtype=bool,
+        )
+        & values.notna().to_numpy()
+    )
+
+
+def _check_numbers(
+    problems: list[str], name: str, values: pd.Series, x: np.ndarray, first_hint: str = ""
+) -> np.ndarray:
+    """Report values that are not (finite) numbers; the mask of the usable ones."""
+    present = values.notna().to_numpy()
+    not_number = _rows(present & np.isnan(x))
+    if first_hint and not_number:
+        _report(problems, not_number[:1], name, f"not a number ({first_hint})", values)
+        not_number = not_number[1:]
+    _report(problems, not_number, name, "not a number", values)
+    _report(problems, _rows(present & np.isinf(x)), name, "not a finite number", values)
+    return present & np.isfinite(x)
+
+
+def _check_feature(problems: list[str], out: pd.DataFrame, name: str, kind: str | None) -> None:
+    """An extra feature column (a spec's ``features``): ``number``, ``category``, or
+    undeclared (None: numbers when the column is numbers, as training has always done)."""
+    values = out[name]
+    if kind == "category":
+        out[name] = values.astype("string")  # a declared category stays one, digits or not
+        return
+    if kind is None and pd.api.types.is_bool_dtype(values):
+        return  # flags are encoded as categories, as before
+    x = _floats(values)
+    if kind is None and not pd.api.types.is_numeric_dtype(values):
+        present = values.notna().to_numpy()
+        numbers = int((present & ~np.isnan(x)).sum())
+        share = numbers / max(int(present.sum()), 1)
+        if share < NUMERIC_SHARE or numbers == int(present.sum()):
+            return  # a category column (e.g. zip_code 'Surburban'), as before
+        hint = (
+            f"{share:.0%} of the column are numbers; if {name} is a category, declare it "
+            f"in the spec: features: {{{name}: category}}"
+        )
+        _check_numbers(problems, name, values, x, hint)
+        return
+    _check_numbers(problems, name, values, x)
+    if kind == "number":
+        out[name] = x
+
+
 def validate_log(
-    frame: pd.DataFrame, *, require_outcome: bool = True, source: str = ""
+    frame: pd.DataFrame,
+    *,
+    require_outcome: bool = True,
+    source: str = "",
+    features: Mapping[str, str | None] | None = None,
 ) -> pd.DataFrame:
-    """Check types and ranges of every canonical column present; return a typed copy."""
+    """Check types and ranges of every canonical column present; return a typed copy.
+
+    ``features``: extra feature columns (a spec's, or a model's) and what they hold,
+    ``number``, ``category`` or None (undeclared: inferred as training does)."""
     problems: list[str] = []
+    missing_columns = False
     out = frame.copy()
     if require_outcome and LABEL not in out.columns:
         problems.append(f"missing column {LABEL!r} (the success label; map it with a spec)")
+        missing_columns = True
     if "activity" in out.columns and "propensity" not in out.columns:
         problems.append("column 'activity' needs 'propensity' (the logging policy's probability)")
+        missing_columns = True
     for name in out.columns:
         column = COLUMN_BY_NAME.get(name)
         if column is None:
             continue
         values = out[name]
-        present = values.notna()
+        present = values.notna().to_numpy()
         if column.kind in ("float", "int", "binary"):
-            if values.dtype == bool:
-                values = values.astype(int)
-            numeric = pd.to_numeric(values, errors="coerce")
-            bad_type = present & numeric.isna()
-            _report(problems, _rows(bad_type), name, "not a number", values)
-            ok = present & ~bad_type
+            x = _floats(values)
+            ok = _check_numbers(problems, name, values, x)
             if column.kind in ("int", "binary"):
-                frac = ok & (numeric != np.floor(numeric))
+                frac = ok & (x != np.floor(np.where(ok, x, 0.0)))
                 _report(problems, _rows(frac), name, "not a whole number", values)
+                ok &= ~frac
             if column.kind == "binary":
-                _report(problems, _rows(ok & ~numeric.isin([0, 1])), name, "must be 0 or 1", values)
-            if column.minimum is not None:
-                low = (
-                    numeric <= column.minimum
-                    if column.exclusive_minimum
-                    else numeric < column.minimum
-                )
-                op = ">" if column.exclusive_minimum else ">="
-                _report(problems, _rows(ok & low), name, f"must be {op} {column.minimum:g}", values)
-            if column.maximum is not None:
                 _report(
-                    problems,
-                    _rows(ok & (numeric > column.maximum)),
-                    name,
-                    f"must be <= {column.maximum:g}",
-                    values,
+                    problems, _rows(ok & ~np.isin(x, (0.0, 1.0))), name, "must be 0 or 1", values
                 )
-            out[name] = numeric.astype("float64")
+            with np.errstate(invalid="ignore"):
+                if column.minimum is not None:
+                    low = x <= column.minimum if column.exclusive_minimum else x < column.minimum
+                    op = ">" if column.exclusive_minimum else ">="
+                    _report(
+                        problems, _rows(ok & low), name, f"must be {op} {column.minimum:g}", values
+                    )
+                if column.maximum is not None:
+                    _report(
+                        problems,
+                        _rows(ok & (x > column.maximum)),
+                        name,
+                        f"must be <= {column.maximum:g}",
+                        values,
+                    )
+            out[name] = x
         elif column.kind == "timestamp":
-            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-            _report(problems, _rows(present & parsed.isna()), name, "not a timestamp", values)
+            numbers = _numbers_in(values)
+            _report(
+                problems,
+                _rows(numbers),
+                name,
+                f"a number, not a timestamp (write a date and time, e.g. {TIMESTAMP_EXAMPLE})",
+                values,
+            )
+            parsed = pd.to_datetime(values.mask(numbers), errors="coerce", utc=True, format="mixed")
+            bad = present & ~numbers & parsed.isna().to_numpy()
+            _report(problems, _rows(bad), name, "not a timestamp", values)
             out[name] = parsed
         else:
             out[name] = values.astype("string")
             if column.allowed is not None:
-                unknown = present & ~out[name].isin(column.allowed)
+                unknown = present & ~out[name].isin(column.allowed).to_numpy(
+                    dtype=bool, na_value=False
+                )
                 _report(
                     problems,
                     _rows(unknown),
@@ -138,36 +278,45 @@ def validate_log(
                     f"unknown activity (use one of {', '.join(column.allowed)})",
                     values,
                 )
-    if LABEL in out.columns and require_outcome:
-        _report(problems, _rows(out[LABEL].isna()), LABEL, "missing", frame[LABEL])
+    for name, kind in (features or {}).items():
+        if name in out.columns and name not in COLUMN_BY_NAME:
+            _check_feature(problems, out, name, kind)
+    # Missing where required: only values that were missing as given (a value that is
+    # there but wrong was reported above, once).
+    required = [LABEL] if require_outcome else []
     if "activity" in out.columns:
-        _report(problems, _rows(out["activity"].isna()), "activity", "missing", frame["activity"])
-        if "propensity" in out.columns:
-            _report(
-                problems,
-                _rows(out["propensity"].isna()),
-                "propensity",
-                "missing",
-                frame["propensity"],
-            )
+        required += ["activity", "propensity"]
+    for name in required:
+        if name in frame.columns:
+            _report(problems, _rows(frame[name].isna()), name, "missing", frame[name], show=False)
     if "interaction_id" in out.columns:
         dup = out["interaction_id"].notna() & out["interaction_id"].duplicated(keep="first")
         _report(problems, _rows(dup), "interaction_id", "duplicate id", frame["interaction_id"])
     if problems:
-        raise DataError(problems, source)
+        raise (ColumnsMissing if missing_columns else DataError)(problems, source)
     return out
 
 
 def load_log(
-    path: str | Path, spec: Spec | None = None, *, require_outcome: bool = True
+    path: str | Path,
+    spec: Spec | None = None,
+    *,
+    require_outcome: bool = True,
+    numeric_features: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Read, map (when a spec is given) and validate a log. Raises DataError or SpecError."""
+    """Read, map (when a spec is given) and validate a log. Raises DataError or SpecError.
+
+    ``numeric_features``: columns a model reads as numbers (its encoder's), so a value
+    that is not one is refused instead of scored as missing."""
     raw = read_table(path)
     try:
         frame = spec.apply(raw, require_outcome=require_outcome) if spec else raw
     except SpecError as exc:
-        raise DataError(str(exc), str(path)) from exc
-    return validate_log(frame, require_outcome=require_outcome, source=str(path))
+        error = ColumnsMissing if isinstance(exc, SpecColumnsMissing) else DataError
+        raise error(str(exc), str(path)) from exc
+    features: dict[str, str | None] = dict(spec.feature_kinds()) if spec else {}
+    features.update({name: "number" for name in numeric_features if name not in COLUMN_BY_NAME})
+    return validate_log(frame, require_outcome=require_outcome, source=str(path), features=features)
 
 
 def action_codes(frame: pd.DataFrame) -> np.ndarray:

@@ -360,6 +360,7 @@ class RetrainResult:
     left_out: int = 0  # rows whose reward is still unknown (e.g. window open)
     # Where the reward came from: "command line", "the champion's", "default: ...".
     reward_source: str = "given"
+    reason: str = ""  # why it was skipped (the gate's own reason is in ``gate``)
 
 
 def retrain(
@@ -396,11 +397,12 @@ def retrain(
         if value is not None and value > drift_threshold
     ]
     if len(frame) < min_rows:
+        skipped_because = f"{len(frame)} rows < --min-rows {min_rows}"
         registry.record(
             {
                 "event": "gate",
                 "decision": "skipped",
-                "reason": f"{len(frame)} rows < --min-rows {min_rows}",
+                "reason": skipped_because,
                 "champion": champion_version,
                 "source": source,
                 "reward": reward.label,
@@ -419,6 +421,7 @@ def retrain(
             reward=reward.label,
             left_out=left_out,
             reward_source=reward_source,
+            reason=skipped_because,
         )
     fit = fit or (
         lambda rows: train_bundle(
@@ -486,7 +489,8 @@ def describe(result: RetrainResult) -> str:
         )
     g = result.gate
     if result.status == "skipped":
-        lines.append(f"skipped: {result.rows} rows are fewer than --min-rows; nothing trained")
+        why = result.reason or f"{result.rows} rows are fewer than --min-rows"
+        lines.append(f"skipped: {why}; nothing trained")
         return "\n".join(lines)
     if g is not None and g.improvement is not None:
         imp = g.improvement
@@ -496,7 +500,13 @@ def describe(result: RetrainResult) -> str:
             f"{g.challenger_value['value']:.4f}, improvement {imp['value']:.4f} "
             f"[{imp['ci_low']:.4f}, {imp['ci_high']:.4f}]"
         )
-    lines.append(f"challenger {result.challenger}: {result.status}")
+    # The gate's reason on the console, not only in history.jsonl: an interval above zero
+    # can still be refused (too small an effective sample size), and that must not
+    # read as a contradiction.
+    why = g.reason.removeprefix("refused: ") if g is not None else ""
+    if result.status == "promoted" and g is not None and not g.promote:
+        why = f"forced past the gate, which refused: {why}"
+    lines.append(f"challenger {result.challenger}: {result.status}" + (f" ({why})" if why else ""))
     return "\n".join(lines)
 
 

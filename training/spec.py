@@ -7,7 +7,8 @@ activity:                      # optional: without it only the openness model is
   values: {"Mens E-Mail": advise_new_uses, "No E-Mail": none}
 propensity: 0.3333             # a number, or a column name
 success: visit                 # a 0/1 column, or {column: y, positive: "yes"}
-features: [history, zip_code]  # extra columns used as features
+features: [history, zip_code]  # extra columns used as features; or with their kind:
+# features: {history: number, zip_code: category}   (undeclared: inferred from the data)
 economics: {value_of_success: 1.0, cost_per_second: 0.0}   # optional
 reward: retained_60d           # optional: ve_success (default), accepted, retained_30d,
                                # retained_60d, retained_90d, upgraded, or weights:
@@ -34,8 +35,15 @@ from models.schema import COLUMN_BY_NAME, LABEL, REWARD_PARTS, Reward, RewardErr
 KNOWN_KEYS = {"columns", "activity", "propensity", "success", "features", "economics", "reward"}
 
 
+FEATURE_KINDS = ("number", "category")
+
+
 class SpecError(ValueError):
     """A spec file that cannot be used, with the key at fault in the message."""
+
+
+class SpecColumnsMissing(SpecError):
+    """The data lacks columns the spec names (often: data meant for another spec)."""
 
 
 @dataclass
@@ -47,6 +55,8 @@ class Spec:
     success_column: str | None = None
     success_positive: Any = None
     features: list[str] = field(default_factory=list)
+    # Declared kinds of some features ("number" or "category"); the rest are inferred.
+    feature_types: dict[str, str] = field(default_factory=dict)
     economics: dict[str, Any] | None = None
     reward: Reward | None = None
 
@@ -110,8 +120,19 @@ class Spec:
         elif success is not None:
             spec.success_column = str(success)
         features = data.get("features") or []
-        if not isinstance(features, list):
-            raise SpecError(f"{source}: 'features' must be a list of column names")
+        if isinstance(features, dict):
+            for name, kind in features.items():
+                if kind is not None and kind not in FEATURE_KINDS:
+                    raise SpecError(
+                        f"{source}: features.{name}: {kind!r} is not a kind; use one of "
+                        f"{list(FEATURE_KINDS)} (or leave it empty to infer it)"
+                    )
+            spec.feature_types = {str(k): str(v) for k, v in features.items() if v is not None}
+        elif not isinstance(features, list):
+            raise SpecError(
+                f"{source}: 'features' must be a list of column names, or a mapping of "
+                "column names to number / category"
+            )
         spec.features = [str(f) for f in features]
         if data.get("economics") is not None:
             try:
@@ -127,7 +148,10 @@ class Spec:
         return spec
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"columns": dict(self.columns), "features": list(self.features)}
+        features: list[str] | dict[str, str | None] = list(self.features)
+        if self.feature_types:
+            features = {name: self.feature_types.get(name) for name in self.features}
+        out: dict[str, Any] = {"columns": dict(self.columns), "features": features}
         if self.activity_column:
             out["activity"] = {"column": self.activity_column, "values": self.activity_values}
         if self.propensity is not None:
@@ -146,6 +170,10 @@ class Spec:
             )
         return out
 
+    def feature_kinds(self) -> dict[str, str | None]:
+        """Every extra feature with its declared kind (None: inferred from the data)."""
+        return {name: self.feature_types.get(name) for name in self.features}
+
     def apply(self, raw: pd.DataFrame, *, require_outcome: bool = True) -> pd.DataFrame:
         """Rename and derive the canonical columns; extra feature columns keep their names."""
         needed = list(self.columns.values()) + list(self.features)
@@ -157,7 +185,7 @@ class Spec:
             needed.append(self.success_column)
         missing = sorted({c for c in needed if c not in raw.columns})
         if missing:
-            raise SpecError(f"columns named by the spec are not in the data: {missing}")
+            raise SpecColumnsMissing(f"columns named by the spec are not in the data: {missing}")
         out = pd.DataFrame(index=raw.index)
         for canonical, theirs in self.columns.items():
             out[canonical] = raw[theirs]
