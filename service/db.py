@@ -71,6 +71,9 @@ decisions = sa.Table(
     sa.Column("api_key_id", sa.String(32), nullable=True),
     # The answer exactly as served, so a retried interaction gets the same answer.
     sa.Column("response", JSON, nullable=False),
+    # Hash of the request body (service.decisions.request_fingerprint): the same body is
+    # a retry, a changed one decides again (migration 0006; null before it).
+    sa.Column("request_hash", sa.String(32), nullable=True),
     # The champion's own first choice before exploration or the holdout (the greedy
     # policy that off-policy evaluation compares a shadow with).
     sa.Column("best_activity", sa.String(32), nullable=True),

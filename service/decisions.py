@@ -6,11 +6,13 @@ call these and serialize.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -45,6 +47,7 @@ _TEXT = {
         "db_down": "database unavailable: history not used and this decision was not stored",
         "holdout": "randomized holdout (control group): no value activity for this customer",
         "explored": "exploring: {activity} served instead of the top-ranked {best}",
+        "updated": "decided again: the contact's details changed since the first decision",
     },
     "ja": {
         "continues": "{minutes} 分前の {channel} でのお問い合わせの続きです（内容: {issue}）",
@@ -52,6 +55,7 @@ _TEXT = {
         "db_down": "データベースに接続できないため、履歴を使わず、この判定は保存されていません",
         "holdout": "効果測定の対照群（ランダム割付）のため、価値向上の提案は行いません",
         "explored": "探索: 最上位の {best} ではなく {activity} を提示しています",
+        "updated": "お問い合わせの内容が最初の判定から変わったため、判定し直しました",
     },
 }
 
@@ -88,7 +92,14 @@ def model_features(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return features, language
 
 
-CREATED, REPLAYED, UNSTORED = "created", "replayed", "unstored"
+CREATED, REPLAYED, UPDATED, UNSTORED = "created", "replayed", "updated", "unstored"
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """Hash of a validated decision body: tells a retry (the same body) from a call
+    again with changed details (key order and formatting of the JSON do not count)."""
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
 
 class _KnownInteraction(Exception):
@@ -97,7 +108,9 @@ class _KnownInteraction(Exception):
 
 def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict[str, Any], str]:
     """Return ``(answer, how)``: ``CREATED``; ``REPLAYED`` for a known ``interaction_id``
-    (the stored answer); ``UNSTORED`` when the database is down (degraded answer)."""
+    with the same body (the stored answer); ``UPDATED`` for a known one with changed
+    details (decided again, see ``_decide_again``); ``UNSTORED`` when the database is
+    down (degraded answer)."""
     now = utcnow()
     occurred = body["contact"].get("occurred_at")
     # A contact cannot happen in the future: a caller's clock running ahead would
@@ -105,6 +118,7 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     occurred_at = min(to_naive_utc(occurred), now) if occurred else now
     customer_id = body["customer"]["customer_id"]
     days = history.lookback_days(state.settings.decline_days)
+    fingerprint = request_fingerprint(body)
     try:
         # History is read in autocommit and its connection returned at once: no lock,
         # transaction or pooled connection is held while the model runs or while the
@@ -112,18 +126,20 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
         with autocommit_connection(state.engine) as conn:
             rows = history.fetch(conn, customer_id, occurred_at, days)
         answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
+        row["request_hash"] = fingerprint
         # No look-up of the interaction id first: a retry is rare, and the insert skips
         # a known one (then the stored answer is returned below).
         if not state.writer.insert(row):
             raise _KnownInteraction
     except (_KnownInteraction, IntegrityError):
-        # The interaction id is known (a retry, or a concurrent twin that committed
-        # first): answer with the stored decision.
-        with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            stored = _stored_decision(conn, body["interaction_id"], customer_id)
-        if stored is None:
-            raise
-        return stored, REPLAYED
+        # The interaction id is known: a retry, a concurrent twin that committed first,
+        # or the same contact called again with changed details.
+        try:
+            return _known_interaction(state, body, fingerprint, key_id)
+        except (DBAPIError, PoolTimeout) as exc:
+            if isinstance(exc, DBAPIError) and not is_unavailable(exc):
+                raise
+            raise _unavailable(state, "decision") from None
     except (DBAPIError, PoolTimeout) as exc:
         # PoolTimeout: every pooled connection busy for the pool's timeout (overload).
         if isinstance(exc, DBAPIError) and not is_unavailable(exc):
@@ -137,15 +153,17 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     return answer, CREATED
 
 
-# Statements of the request path, built once (building one costs more than running it).
-STORED_DECISION = sa.select(decisions.c.response, decisions.c.customer_id).where(
-    decisions.c.interaction_id == sa.bindparam("interaction_id")
-)
+STORED_DECISION = sa.select(
+    decisions.c.decision_id,
+    decisions.c.response,
+    decisions.c.customer_id,
+    decisions.c.request_hash,
+    sa.exists().where(outcomes.c.decision_id == decisions.c.decision_id).label("has_outcome"),
+).where(decisions.c.interaction_id == sa.bindparam("interaction_id"))
 
 
-def _stored_decision(
-    conn: sa.Connection, interaction_id: str, customer_id: str
-) -> dict[str, Any] | None:
+def _stored_decision(conn: sa.Connection, interaction_id: str, customer_id: str) -> Any:
+    """The stored decision of ``interaction_id`` (a row), or None."""
     row = conn.execute(STORED_DECISION, {"interaction_id": interaction_id}).first()
     if row is None:
         return None
@@ -155,7 +173,82 @@ def _stored_decision(
             "interaction_id was already used for another customer",
             fields={"interaction_id": ["already used for another customer"]},
         )
-    return row.response
+    return row
+
+
+def _known_interaction(
+    state: State, body: dict[str, Any], fingerprint: str, key_id: str | None
+) -> tuple[dict[str, Any], str]:
+    with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        stored = _stored_decision(conn, body["interaction_id"], body["customer"]["customer_id"])
+    if stored is None:
+        raise RuntimeError("a known interaction_id has no stored decision")
+    # Decisions stored before the body's hash was kept (migration 0006) are replayed.
+    if stored.request_hash in (None, fingerprint):
+        return stored.response, REPLAYED
+    return _decide_again(state, body, stored, fingerprint, key_id), UPDATED
+
+
+def _decide_again(
+    state: State, body: dict[str, Any], stored: Any, fingerprint: str, key_id: str | None
+) -> dict[str, Any]:
+    """The same interaction with changed details (the desktop calls again once the issue
+    type is known): decided anew under the same decision id, replacing the stored
+    decision, so the outcome later posted to that id belongs to what was served last.
+    The interaction's own earlier decision is not history (no prior contact, no
+    continuation, no attempt against the weekly cap). Once an outcome is recorded the
+    decision is settled: 409."""
+    if stored.has_outcome:
+        raise _settled()
+    now = utcnow()
+    occurred = body["contact"].get("occurred_at")
+    occurred_at = min(to_naive_utc(occurred), now) if occurred else now
+    days = history.lookback_days(state.settings.decline_days)
+    with autocommit_connection(state.engine) as conn:
+        rows = history.fetch(conn, body["customer"]["customer_id"], occurred_at, days)
+    rows = [r for r in rows if r.interaction_id != body["interaction_id"]]
+    answer, row = _compute(
+        state, body, rows, occurred_at, now, key_id, stored=True, decision_id=stored.decision_id
+    )
+    row["request_hash"] = fingerprint
+    changes = {k: v for k, v in row.items() if k not in ("decision_id", "interaction_id")}
+    with begin_write(state.engine) as conn:
+        replaced = conn.execute(
+            decisions.update()
+            .where(
+                decisions.c.decision_id == stored.decision_id,
+                decisions.c.request_hash == stored.request_hash,
+                ~sa.exists().where(outcomes.c.decision_id == stored.decision_id),
+            )
+            .values(**changes)
+        ).rowcount
+    if replaced == 1:
+        state.metrics.child(state.metrics.decisions, answer["suggested_activity"]).inc()
+        return answer
+    # An outcome or another change came first: answer with what is stored now.
+    with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        now_stored = _stored_decision(conn, body["interaction_id"], body["customer"]["customer_id"])
+    if now_stored is not None and now_stored.request_hash == fingerprint:
+        return now_stored.response
+    raise (
+        _settled()
+        if now_stored is not None and now_stored.has_outcome
+        else ApiError(
+            409,
+            "interaction_id was changed by another request at the same time: retry",
+            code="decision_changed",
+        )
+    )
+
+
+def _settled() -> ApiError:
+    return ApiError(
+        409,
+        "this interaction's decision already has an outcome: a changed contact needs a new "
+        "interaction_id",
+        fields={"interaction_id": ["decided and its outcome recorded"]},
+        code="decision_has_outcome",
+    )
 
 
 def _compute(
@@ -167,6 +260,7 @@ def _compute(
     key_id: str | None,
     *,
     stored: bool,
+    decision_id: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     settings = state.settings
     features, language = model_features(body)
@@ -213,7 +307,10 @@ def _compute(
     result = served.result
     if served.degraded:
         state.metrics.degraded.labels(reason=served.degraded_reason or "model").inc()
-    decision_id = secrets.token_hex(16)
+    if decision_id is None:
+        decision_id = secrets.token_hex(16)
+    else:
+        reasons_after.append(text["updated"])
     suggested, propensity, arm, drawn_from = _serve(
         settings, result, served.degraded, decision_id, body["customer"]["customer_id"], policy
     )

@@ -3,12 +3,15 @@ continuity, contact policies, validation, and degraded modes."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from models.activities import VALUE_ACTIVITIES
 from service.auth import create_key
+from service.db import decisions
 
 
 def decision_body(new_id, customer_id=None, **contact):
@@ -63,10 +66,6 @@ def test_same_interaction_id_returns_the_stored_decision(app, client, keys, new_
     assert first.status_code == 201 and again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json == first.json
-    import sqlalchemy as sa
-
-    from service.db import decisions
-
     with app.extensions["vea"].engine.connect() as conn:
         count = conn.execute(
             sa.select(sa.func.count())
@@ -74,6 +73,87 @@ def test_same_interaction_id_returns_the_stored_decision(app, client, keys, new_
             .where(decisions.c.interaction_id == body["interaction_id"])
         ).scalar_one()
     assert count == 1
+
+
+def test_a_retry_with_the_same_body_in_another_order_is_a_replay(client, keys, new_id):
+    body = decision_body(new_id)
+    first = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    reordered = {"contact": body["contact"], **dict(reversed(list(body.items())))}
+    text = json.dumps(reordered, indent=2)  # other key order and spacing, same values
+    again = client.post(
+        "/v1/decisions",
+        data=text,
+        headers={**keys["desktop"], "Content-Type": "application/json"},
+    )
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first.json
+
+
+def test_changed_details_decide_the_interaction_again(app, client, keys, new_id):
+    """The desktop calls again once the issue type is known: same interaction, same
+    decision id, a new decision replacing the stored one; its own first decision is not
+    an earlier contact."""
+    body = decision_body(new_id)
+    del body["contact"]["issue_type"]
+    first = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert first.status_code == 201
+    body["contact"].update(issue_type="complaint", sentiment=-0.9)
+    again = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert again.status_code == 200, again.json
+    assert again.headers["Decision-Updated"] == "true"
+    assert "Idempotent-Replayed" not in again.headers
+    answer = again.json
+    assert answer["decision_id"] == first.json["decision_id"]
+    assert answer["suggested_activity"] == "none"  # a negative complaint: no attempt
+    assert answer["continuation"] is None
+    assert answer["context"]["prior_contacts_30d"] == 0
+    assert any("changed" in reason for reason in answer["reasons"])
+    with app.extensions["vea"].engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(decisions.c.issue_type, decisions.c.response).where(
+                decisions.c.interaction_id == body["interaction_id"]
+            )
+        ).all()
+    assert len(rows) == 1 and rows[0].issue_type == "complaint"
+    assert rows[0].response == answer
+    # The updated decision is now what a retry of the new body replays.
+    retry = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json == answer
+
+
+def test_changed_details_after_the_outcome_are_a_conflict(client, keys, new_id):
+    body = decision_body(new_id)
+    first = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
+    outcome = client.post(
+        f"/v1/decisions/{first['decision_id']}/outcome",
+        json={"offered": False},
+        headers=keys["desktop"],
+    )
+    assert outcome.status_code == 201
+    body["contact"]["issue_type"] = "billing"
+    response = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "decision_has_outcome"
+    # The same body as first sent is still a plain retry.
+    body["contact"]["issue_type"] = "inquiry"
+    again = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert again.status_code == 200 and again.json == first
+
+
+def test_decisions_stored_before_the_body_hash_are_replayed(app, client, keys, new_id):
+    body = decision_body(new_id)
+    first = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
+    with app.extensions["vea"].engine.begin() as conn:
+        conn.execute(
+            decisions.update()
+            .where(decisions.c.decision_id == first["decision_id"])
+            .values(request_hash=None)
+        )
+    body["contact"]["issue_type"] = "billing"
+    again = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json == first
 
 
 def test_interaction_id_of_another_customer_is_a_conflict(client, keys, new_id):

@@ -31,3 +31,38 @@ def test_desk_outcome_errors_are_in_the_designs_format(desk_client):  # noqa: F8
         "/desk/outcome", headers=headers, json={"decision_id": decision_id, "status": "offered"}
     )
     assert good.status_code == 201, good.get_json()
+
+
+def test_switching_the_desks_language_reopens_the_decision(app, desk_client):  # noqa: F811
+    import sqlalchemy as sa
+
+    from service.db import decisions
+
+    url = desk_url()
+    english = desk_client.get(url + "&lang=en").get_data(as_text=True)
+    decision_id = _decision_id(english)
+    with app.extensions["vea"].engine.connect() as conn:
+        before = conn.execute(
+            sa.select(decisions.c.request_hash, decisions.c.response).where(
+                decisions.c.decision_id == decision_id
+            )
+        ).one()
+    japanese = desk_client.get(url + "&lang=ja").get_data(as_text=True)
+    assert _decision_id(japanese) == decision_id and 'lang="ja"' in japanese
+    with app.extensions["vea"].engine.connect() as conn:
+        after = conn.execute(
+            sa.select(decisions.c.request_hash, decisions.c.response).where(
+                decisions.c.decision_id == decision_id
+            )
+        ).one()
+    assert after == before  # re-opened, not decided again
+    # Changed contact details do decide again, in the language first used.
+    changed = desk_client.get(url.replace("issue_type=inquiry", "issue_type=billing") + "&lang=ja")
+    assert _decision_id(changed.get_data(as_text=True)) == decision_id
+    with app.extensions["vea"].engine.connect() as conn:
+        row = conn.execute(
+            sa.select(decisions.c.issue_type, decisions.c.language).where(
+                decisions.c.decision_id == decision_id
+            )
+        ).one()
+    assert (row.issue_type, row.language) == ("billing", "en")

@@ -34,17 +34,27 @@ def blueprint() -> Blueprint:
     @blp.alt_response(
         200,
         schema=DecisionSchema,
-        description="the stored decision (retry), or a degraded answer that could not be "
-        "stored (database unavailable: `stored` is false)",
+        description="the stored decision (a retry with the same body: header "
+        "`Idempotent-Replayed: true`), the decision made again for changed details (header "
+        "`Decision-Updated: true`), or a degraded answer that could not be stored (database "
+        "unavailable: `stored` is false)",
     )
-    @blp.alt_response(409, schema=ErrorSchema, description="interaction_id of another customer")
+    @blp.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="interaction_id of another customer, or changed details after the "
+        "decision's outcome was recorded",
+    )
     @blp.alt_response(422, schema=ErrorSchema, description="invalid body")
     def create_decision(body):
         """Decide for a live contact.
 
         Scores openness, ranks the five value activities, applies the contact policy,
-        routes to a pool and stores the decision. The same `interaction_id` returns the
-        stored decision (status 200, header `Idempotent-Replayed: true`).
+        routes to a pool and stores the decision. The same `interaction_id` with the same
+        body returns the stored decision (status 200, header `Idempotent-Replayed: true`).
+        With changed details (the issue type became known) the contact is decided again
+        under the same `decision_id`, replacing the stored decision (status 200, header
+        `Decision-Updated: true`), until an outcome is recorded for it (then 409).
         """
         answer, how = use_cases.decide(state(), body, g.key_id)
         # The answer is built in DecisionSchema's shape (tests check dump(answer) ==
@@ -54,6 +64,8 @@ def blueprint() -> Blueprint:
             response.status_code = 201
         elif how == use_cases.REPLAYED:
             response.headers["Idempotent-Replayed"] = "true"
+        elif how == use_cases.UPDATED:
+            response.headers["Decision-Updated"] = "true"
         # UNSTORED: answered (degraded) but not stored: 200, nothing was created.
         return response
 

@@ -101,6 +101,14 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}{messages}"]
 
 
+def decided_language(interaction_id: str) -> str | None:
+    """The language an interaction was decided in, or None if it is not decided yet."""
+    with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        return conn.execute(
+            sa.select(decisions.c.language).where(decisions.c.interaction_id == interaction_id)
+        ).scalar()
+
+
 def stored_decision(decision_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(answer, features)`` of a stored decision, or None."""
     with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
@@ -274,6 +282,11 @@ def blueprint() -> Blueprint:
                 answer, features = found
             else:
                 body = decision_body(args, language)
+                first_language = decided_language(body["interaction_id"])
+                if first_language is not None:
+                    # Switching the page's language re-opens the decision; only changed
+                    # contact details decide the interaction again.
+                    body["contact"]["language"] = first_language
                 answer, _how = use_cases.decide(state(), body, session.get("key_id"))
                 # A replay keeps the language the decision was first made in.
                 stored = stored_decision(answer["decision_id"])
