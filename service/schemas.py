@@ -11,7 +11,14 @@ import marshmallow as ma
 from marshmallow import fields, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
-from models.schema import REWARDS, RewardError, parse_reward
+from models.schema import (
+    MAX_HANDLE_TIME_S,
+    MAX_PRIOR_CONTACTS_30D,
+    MAX_TENURE_MONTHS,
+    REWARDS,
+    RewardError,
+    parse_reward,
+)
 from service.fast_load import DEFER, compile_loader
 
 EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
@@ -126,14 +133,13 @@ class CustomerSchema(Schema):
     tenure_months = StrictFloat(
         allow_none=True,
         allow_nan=False,
-        validate=validate.Range(min=0, max=1200),
+        validate=validate.Range(min=0, max=MAX_TENURE_MONTHS),
         metadata={"description": "time since purchase, months"},
     )
     switching_effort = fields.String(allow_none=True, validate=validate.OneOf(["low", "high"]))
     prior_contacts_30d = StrictInteger(
         allow_none=True,
-        strict=True,
-        validate=validate.Range(min=0, max=100_000),
+        validate=validate.Range(min=0, max=MAX_PRIOR_CONTACTS_30D),
         metadata={"description": "computed from the service's history when omitted"},
     )
     language = fields.String(allow_none=True, validate=validate.Length(min=2, max=16))
@@ -322,26 +328,24 @@ class OutcomeRequestSchema(Schema):
         required=True, metadata={"description": "the agent delivered the value activity"}
     )
     accepted = StrictBoolean(allow_none=True, metadata={"description": "the customer engaged"})
-    ves_confidence = StrictInteger(allow_none=True, strict=True, validate=validate.Range(1, 7))
-    ves_ability = StrictInteger(allow_none=True, strict=True, validate=validate.Range(1, 7))
+    ves_confidence = StrictInteger(allow_none=True, validate=validate.Range(1, 7))
+    ves_ability = StrictInteger(allow_none=True, validate=validate.Range(1, 7))
     ve_success = StrictBoolean(
         allow_none=True,
         metadata={"description": "defaults to VES top-2-box (6-7) on both items when given"},
     )
     resolved = StrictBoolean(allow_none=True)
     handle_time_s = StrictFloat(
-        allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=86_400)
+        allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=MAX_HANDLE_TIME_S)
     )
-    csat = StrictInteger(allow_none=True, strict=True, validate=validate.Range(1, 5))
+    csat = StrictInteger(allow_none=True, validate=validate.Range(1, 5))
     nps = StrictInteger(
         allow_none=True,
-        strict=True,
         validate=validate.Range(0, 10),
         metadata={"description": "likelihood to recommend (0-10), if surveyed"},
     )
     ces = StrictInteger(
         allow_none=True,
-        strict=True,
         validate=validate.Range(1, 7),
         metadata={"description": "customer effort score (1 very easy - 7 very hard), if surveyed"},
     )
@@ -510,7 +514,6 @@ class PoolSchema(Schema):
         load_default=list,
     )
     capacity = StrictInteger(
-        strict=True,
         allow_none=True,
         validate=validate.Range(min=1, max=100_000),
         metadata={"description": "agents who take contacts at once (estimates waits)"},
@@ -531,12 +534,8 @@ class PoolsConfigSchema(Schema):
 
 
 class AvailabilityRequestSchema(Schema):
-    agents_free = StrictInteger(
-        strict=True, allow_none=True, validate=validate.Range(min=0, max=100_000)
-    )
-    queue_length = StrictInteger(
-        strict=True, allow_none=True, validate=validate.Range(min=0, max=1_000_000)
-    )
+    agents_free = StrictInteger(allow_none=True, validate=validate.Range(min=0, max=100_000))
+    queue_length = StrictInteger(allow_none=True, validate=validate.Range(min=0, max=1_000_000))
     expected_wait_s = StrictFloat(
         allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=86_400)
     )
@@ -588,7 +587,7 @@ class PoolPathSchema(Schema):
 
 class RebuildRequestSchema(Schema):
     dry_run = StrictBoolean(load_default=False)
-    min_contacts = StrictInteger(strict=True, validate=validate.Range(min=1, max=1_000_000))
+    min_contacts = StrictInteger(validate=validate.Range(min=1, max=1_000_000))
 
 
 class RebuildSchema(Schema):
