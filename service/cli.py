@@ -120,6 +120,12 @@ def export(out: str, since, until) -> None:
             f"note: {result.pending} decisions in the period have no outcome yet and were left out",
             err=True,
         )
+    if result.without_ves:
+        click.echo(
+            f"note: {result.without_ves} outcomes have no VES answers (ve_success empty): "
+            "the ve_success reward leaves them out, accepted and retention rewards use them",
+            err=True,
+        )
     if result.rows == 0:
         click.echo("note: no decisions with outcomes in the period", err=True)
 

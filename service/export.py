@@ -66,8 +66,9 @@ class ExportError(ValueError):
 @dataclass(frozen=True)
 class ExportResult:
     rows: int
-    pending: int  # decisions in the period without a success label yet
+    pending: int  # decisions in the period without an outcome yet
     path: Path | None = None
+    without_ves: int = 0  # exported outcomes with no VES answer (ve_success empty)
 
 
 def _read(conn: sa.Connection, since: datetime | None, until: datetime | None) -> tuple:
@@ -339,10 +340,12 @@ def check_rows(frame: pd.DataFrame) -> None:
 
 
 def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Rows with a success label (what training can use) and how many are still pending."""
-    labelled = frame["ve_success"].notna().to_numpy()
-    out = frame.loc[labelled].drop(columns=["has_outcome"]).reset_index(drop=True)
-    return out, int((~labelled).sum())
+    """Decisions with an outcome, and how many have none yet. An outcome without VES
+    answers keeps ``ve_success`` empty: that reward is unknown for it and training leaves
+    it out, while ``accepted`` or a retention reward learn from it."""
+    recorded = frame["has_outcome"].fillna(False).astype(bool).to_numpy()
+    out = frame.loc[recorded].drop(columns=["has_outcome"]).reset_index(drop=True)
+    return out, int((~recorded).sum())
 
 
 def write_log(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -366,4 +369,5 @@ def export_log(
     rows, pending = training_rows(frame)
     check_rows(rows)
     path = write_log(rows, out)
-    return ExportResult(rows=len(rows), pending=pending, path=path)
+    without_ves = int(rows["ve_success"].isna().sum()) if "ve_success" in rows else 0
+    return ExportResult(rows=len(rows), pending=pending, path=path, without_ves=without_ves)

@@ -109,3 +109,44 @@ def test_export_refuses_an_unknown_format(app, database_url, monkeypatch, tmp_pa
     result = _export(monkeypatch, database_url, tmp_path / "log.json")
     assert result.exit_code != 0
     assert "csv or .parquet" in result.output
+
+
+def test_outcomes_without_ves_answers_are_exported_for_the_rewards_that_can_use_them(
+    app, database_url, monkeypatch, tmp_path, new_id
+):
+    """Most contacts get no survey: their outcome (offered, accepted, handle time) must
+    still reach training, with ve_success left empty (unknown), not be dropped."""
+    from models.schema import LABEL, parse_reward
+    from service.auth import create_key
+    from training.fit import apply_reward
+    from training.loading import load_log
+
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {create_key(app.extensions['vea'].engine, 'desktop')[1]}"}
+    marker = new_id("c-")
+    for i in range(6):
+        answer = _decision(client, headers, new_id, f"{marker}-{i}", "2020-03-05T09:00:00+00:00")
+        offered = answer["suggested_activity"] != "none"
+        outcome = {"offered": offered, "handle_time_s": 180.0, "agent_id": "agent-1"}
+        if offered:
+            outcome["accepted"] = i % 2 == 0
+        if i < 3:
+            outcome.update(ves_confidence=7, ves_ability=7)
+        r = client.post(
+            f"/v1/decisions/{answer['decision_id']}/outcome", json=outcome, headers=headers
+        )
+        assert r.status_code == 201, r.json
+
+    out = tmp_path / "log.csv"
+    result = _export(
+        monkeypatch, database_url, out, "--since", "2020-03-05", "--until", "2020-03-06"
+    )
+    assert result.exit_code == 0, result.output
+    assert "exported 6 decisions" in result.output
+    assert "3 outcomes have no VES answers" in result.output
+    log = load_log(out)
+    assert len(log) == 6 and int(log[LABEL].isna().sum()) == 3
+    default, left_out = apply_reward(log, None)
+    assert len(default) == 3 and left_out == 3  # ve_success: unknown without the survey
+    accepted, left_out = apply_reward(log, parse_reward("accepted"))
+    assert len(accepted) == 6 and left_out == 0  # every outcome says whether it was taken up

@@ -236,3 +236,21 @@ def test_evaluate_uses_the_bundle_reward_and_says_what_it_measures(tmp_path, log
     assert out["reward"]["rows_left_out"] == 300 and out["data"]["rows"] == 2700
     assert out["reward"]["measures"] == "the suggestion (intent to treat)"
     assert out["policy_value"]["model"]["dr"]["value"] is not None
+
+
+def test_outcomes_without_a_survey_answer_are_left_out_of_the_default_reward(tmp_path):
+    """``vea export`` writes outcomes without VES answers with ve_success empty: training
+    on ve_success leaves them out and says how many; it does not refuse the log."""
+    from models.registry import Registry
+    from training.simulate import simulate
+
+    log, _truth = simulate(rows=3000, seed=4)
+    log.loc[log.index[::10], LABEL] = np.nan  # no survey for every tenth contact
+    path = tmp_path / "log.csv"
+    log.to_csv(path, index=False)
+    result, registry = _train(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert "300 rows left out" in result.output
+    reg = Registry(registry)
+    manifest = reg.load(reg.champion()).manifest
+    assert manifest["reward"]["left_out"] == 300 and manifest["training_rows"] == 2700

@@ -217,7 +217,7 @@ def _partition_summary(
 ) -> dict[str, Any]:
     """Validate one partition (rows numbered within it) and count what training needs."""
     try:
-        frame = validate_log(_canonical(part, spec))
+        frame = validate_log(_canonical(part, spec), unknown_outcomes=False)
     except (DataError, SpecError) as exc:
         problems = exc.problems if isinstance(exc, DataError) else [str(exc)]
         return {"rows": len(part), "problems": problems}
@@ -334,7 +334,7 @@ def _design_partition(
     """The encoded feature matrix of one partition plus label, action, propensity and two
     uniform draws (held-out split, client sample), seeded by the partition's number so a
     rerun on the same files draws the same rows."""
-    frame = validate_log(_canonical(part, spec))
+    frame = validate_log(_canonical(part, spec), unknown_outcomes=False)
     out = pd.DataFrame(encoder.transform(frame), columns=encoder.feature_names)
     out[LABEL_COL] = frame[LABEL].to_numpy(dtype=np.float64)
     if "activity" in frame:

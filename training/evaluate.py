@@ -74,17 +74,12 @@ def evaluate_bundle(
     (default: the one the bundle learned)."""
     m = bundle.manifest
     reward = reward or Reward.from_dict(m.get("reward"))
-    if not reward.is_default:
-        kept = np.ones(len(frame), dtype=bool)
-        applied, left_out = apply_reward(frame.assign(_row=np.arange(len(frame))), reward)
-        if left_out:
-            kept[:] = False
-            kept[applied["_row"].to_numpy()] = True
-            if truth is not None:
-                truth = truth.loc[kept].reset_index(drop=True)
-        frame = applied.drop(columns=["_row"])
-    else:
-        left_out = 0
+    applied, left_out = apply_reward(frame.assign(_row=np.arange(len(frame))), reward)
+    if left_out and truth is not None:
+        kept = np.zeros(len(frame), dtype=bool)
+        kept[applied["_row"].to_numpy()] = True
+        truth = truth.loc[kept].reset_index(drop=True)
+    frame = applied.drop(columns=["_row"])
     openness, success = score_arrays(bundle, frame)
     y = frame[LABEL].to_numpy(dtype=np.float64)  # 0/1, or a weighted reward in [0, 1]
     features = bundle.encoder.feature_names

@@ -65,9 +65,19 @@ def openness_weights(actions: np.ndarray, propensity: np.ndarray, n_activities: 
 
 def apply_reward(frame: pd.DataFrame, reward: Reward | None) -> tuple[pd.DataFrame, int]:
     """The log with the label column holding ``reward`` and the rows where it is unknown
-    left out: ``(frame, rows left out)``. The default reward returns the log unchanged."""
+    left out: ``(frame, rows left out)``. The default reward is the label itself, unknown
+    where it is empty (an outcome without VES answers); a log with every label known is
+    returned unchanged."""
     if reward is None or reward.is_default or frame.attrs.get(REWARD_ATTR) == reward.label:
-        return frame, 0  # the default, or applied already (the label holds it)
+        # The default, or applied already (the label holds it).
+        if LABEL not in frame:
+            return frame, 0
+        known = frame[LABEL].notna().to_numpy()
+        if known.all():
+            return frame, 0
+        out = frame.loc[known].reset_index(drop=True)
+        out.attrs.update(frame.attrs)
+        return out, int((~known).sum())
     missing = [name for name in reward.parts if name not in frame]
     if missing:
         raise ValueError(
