@@ -156,7 +156,7 @@ _TEXT = {
 
 
 def _text(language: str | None) -> dict[str, str]:
-    return _TEXT.get((language or "en")[:2], _TEXT["en"])
+    return _TEXT.get((language or "en")[:2].lower(), _TEXT["en"])
 
 
 def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) -> float | None:
@@ -192,6 +192,7 @@ def route(
     blocked: Collection[str] = (),
     none_value: float = 0.0,
     decision_id: str | None = None,
+    reason_language: str | None = None,
 ) -> dict[str, Any]:
     """The route of one contact: ``{pool, reason, fallbacks, activity, expected_value,
     expected_wait_s, ranked, content, propensity, pool_probabilities}``; ``activity``
@@ -200,7 +201,10 @@ def route(
     ``propensity`` is the probability that this pool was chosen (1.0 unless pool
     exploration drew it among near-equal pools) and ``pool_probabilities`` the whole
     distribution it was drawn from. With ``rules.explore_margin`` > 0 the draw needs the
-    ``decision_id`` (the same id always draws the same pool)."""
+    ``decision_id`` (the same id always draws the same pool).
+
+    ``language`` is the customer's (pools and content in it); ``reason`` is written in
+    ``reason_language``, the agent's (default: the customer's)."""
     answer = _best_route(
         config,
         activity=activity,
@@ -214,6 +218,7 @@ def route(
         catalogue=catalogue,
         blocked=blocked,
         none_value=none_value,
+        reason_language=reason_language,
     )
     dist = pool_distribution(answer, activity, rules)
     if len(dist) <= 1:
@@ -222,7 +227,7 @@ def route(
         raise ValueError("pool exploration needs the decision id")
     pool = draw_pool(decision_id, dist)
     p = dist[pool]
-    text = _text(language)
+    text = _text(reason_language or language)
     drawn = text["drawn"].format(pools=", ".join(dist), margin=rules.explore_margin, pool=pool, p=p)
     if pool == answer["pool"]:
         return {**answer, "reason": f"{drawn}; {answer['reason']}", "propensity": p,
@@ -318,9 +323,10 @@ def _best_route(
     catalogue: ContentCatalogue | None = None,
     blocked: Collection[str] = (),
     none_value: float = 0.0,
+    reason_language: str | None = None,
 ) -> dict[str, Any]:
     """The deterministic route: the best pool by the rules above (no exploration)."""
-    text = _text(language)
+    text = _text(reason_language or language)
     if channel == SELF_SERVICE:
         item = catalogue.find(activity, language) if catalogue is not None else None
         content = (

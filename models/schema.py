@@ -8,6 +8,7 @@ service's request schemas check the same things.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,27 @@ class Column:
 MAX_TENURE_MONTHS = 1200.0  # 100 years
 MAX_PRIOR_CONTACTS_30D = 100_000
 MAX_HANDLE_TIME_S = 86_400.0  # one day
+
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def canonical_language(tag: str) -> str:
+    """A BCP 47 language tag in its canonical case: ``JA`` is ``ja``, ``ja_jp`` is
+    ``ja-JP``. Tags are case-insensitive; the model's categories and the texts know one
+    spelling of each. A value that is no tag is returned as it is."""
+    if not LANGUAGE_TAG.fullmatch(tag):
+        return tag
+    first, *rest = tag.replace("_", "-").split("-")
+    parts = [first.lower()]
+    for part in rest:
+        if len(part) == 2 and part.isalpha():
+            parts.append(part.upper())  # region
+        elif len(part) == 4 and part.isalpha():
+            parts.append(part.title())  # script
+        else:
+            parts.append(part.lower())
+    return "-".join(parts)
+
 
 COLUMNS: tuple[Column, ...] = (
     Column("interaction_id", "str"),

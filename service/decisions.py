@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from models.activities import NONE
 from models.contact_policy import PolicyResult, evaluate, summarize_history
 from models.exploration import HOLDOUT, candidates, draw, holdout_arm
+from models.reasons import language_of
 from service import history
 from service.db import (
     READ_ONLY,
@@ -65,7 +66,7 @@ def _iso(moment: datetime) -> str:
 
 
 def _text(language: str) -> dict[str, str]:
-    return _TEXT.get(language, _TEXT["en"])
+    return _TEXT[language_of(language)]  # ja-JP reads Japanese, like the hints
 
 
 def _unavailable(state: State, what: str) -> ApiError:
@@ -329,7 +330,8 @@ def _compute(
             result,
             features,
             channel=contact["channel"],
-            language=features.get("language") or language,
+            language=features.get("language") or language,  # the customer's: pools, content
+            reason_language=language,  # the agent's, like every other hint and reason
             blocked=policy.blocked_activities,
             economics=state.models.economics,
             decision_id=decision_id,  # a pool draw among near-equal pools replays from it

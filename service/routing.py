@@ -120,6 +120,7 @@ class PoolRouter:
         blocked: Collection[str] = (),
         economics: Economics | None = None,
         decision_id: str | None = None,
+        reason_language: str | None = None,
     ) -> dict[str, Any]:
         """The route of a decision (``models.matching.route``'s answer).
 
@@ -143,4 +144,5 @@ class PoolRouter:
             blocked=blocked,
             none_value=float(result.get("expected_value_none") or 0.0),
             decision_id=decision_id,
+            reason_language=reason_language,
         )

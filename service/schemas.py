@@ -12,11 +12,13 @@ from marshmallow import fields, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 from models.schema import (
+    LANGUAGE_TAG,
     MAX_HANDLE_TIME_S,
     MAX_PRIOR_CONTACTS_30D,
     MAX_TENURE_MONTHS,
     REWARDS,
     RewardError,
+    canonical_language,
     parse_reward,
 )
 from service.fast_load import DEFER, compile_loader
@@ -84,6 +86,26 @@ class StrictInteger(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class LanguageTag(fields.String):
+    """A BCP 47 tag (``ja``, ``en-US``), loaded in its canonical case: "JA" and "ja_jp"
+    are "ja" and "ja-JP" (``models.schema.canonical_language``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            validate=[
+                validate.Length(min=2, max=35),
+                validate.Regexp(
+                    LANGUAGE_TAG.pattern + r"\Z",
+                    error="a language tag such as ja, en or ja-JP (BCP 47)",
+                ),
+            ],
+            **kwargs,
+        )
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return canonical_language(super()._deserialize(value, attr, data, **kwargs))
+
+
 class Schema(ma.Schema):
     class Meta:
         ordered = True
@@ -142,7 +164,7 @@ class CustomerSchema(Schema):
         validate=validate.Range(min=0, max=MAX_PRIOR_CONTACTS_30D),
         metadata={"description": "computed from the service's history when omitted"},
     )
-    language = fields.String(allow_none=True, validate=validate.Length(min=2, max=16))
+    language = LanguageTag(allow_none=True, metadata={"description": "the customer's language"})
 
 
 class ContactSchema(Schema):
@@ -154,9 +176,8 @@ class ContactSchema(Schema):
     sentiment = StrictFloat(
         allow_none=True, allow_nan=False, validate=validate.Range(min=-1.0, max=1.0)
     )
-    language = fields.String(
+    language = LanguageTag(
         allow_none=True,
-        validate=validate.Length(min=2, max=16),
         metadata={"description": "agent-facing language of hints and reasons (ja, en)"},
     )
     occurred_at = fields.AwareDateTime(

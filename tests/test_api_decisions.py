@@ -59,6 +59,37 @@ def test_japanese_hints_and_reasons(client, keys, new_id):
     assert any(ord(ch) > 0x3000 for ch in answer["activities"][0]["hint"])
 
 
+def _japanese(text: str) -> bool:
+    return any(ord(ch) > 0x3000 for ch in text)
+
+
+def test_one_language_for_every_agent_facing_text(app, client, keys, new_id):
+    """Hints, reasons and the route's reason all follow the agent-facing language (the
+    contact's), whatever the customer's, in any spelling of the tag."""
+    for tag in ("JA", "ja-jp", "ja_JP"):
+        body = decision_body(new_id, language=tag)
+        answer = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
+        assert _japanese(answer["activities"][0]["hint"]), (tag, answer)
+        assert _japanese(answer["route"]["reason"]), (tag, answer["route"])
+    body = decision_body(new_id, language="en")
+    body["customer"]["language"] = "ja"
+    answer = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
+    assert not _japanese(answer["activities"][0]["hint"])
+    assert not _japanese(answer["route"]["reason"]), answer["route"]
+    # The model sees the customer's language in its one spelling.
+    body = decision_body(new_id, language="en")
+    body["customer"]["language"] = "JA"
+    decided = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
+    with app.extensions["vea"].engine.connect() as conn:
+        features = conn.execute(
+            sa.select(decisions.c.features).where(decisions.c.decision_id == decided["decision_id"])
+        ).scalar_one()
+    assert features["language"] == "ja"
+    bad = decision_body(new_id, language="日本語")
+    refused = client.post("/v1/decisions", json=bad, headers=keys["desktop"])
+    assert refused.status_code == 422 and "language" in refused.json["error"]["fields"]["contact"]
+
+
 def test_same_interaction_id_returns_the_stored_decision(app, client, keys, new_id):
     body = decision_body(new_id)
     first = client.post("/v1/decisions", json=body, headers=keys["desktop"])

@@ -17,7 +17,7 @@ import pandas as pd
 
 from models import tables
 from models.activities import ACTIONS, NONE
-from models.schema import COLUMN_BY_NAME, LABEL
+from models.schema import COLUMN_BY_NAME, LABEL, canonical_language
 from training.spec import Spec, SpecColumnsMissing, SpecError
 
 MAX_REPORTED = 20
@@ -300,6 +300,10 @@ def validate_log(
         _report(problems, _rows(dup), "interaction_id", "duplicate id", frame["interaction_id"])
     if problems:
         raise (ColumnsMissing if missing_columns else DataError)(problems, source)
+    if "language" in out.columns:  # one spelling per tag, as the API loads it
+        out["language"] = out["language"].map(
+            lambda v: canonical_language(v) if isinstance(v, str) else v
+        )
     return out
 
 

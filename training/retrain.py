@@ -547,7 +547,9 @@ def export_then_load(export: Callable[[Path], None], directory: Path) -> tuple[p
     help="Challenger's activity learner (auto: chosen by off-policy value, ~4x slower).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=0, help="LightGBM threads (0: all cores).")
+@click.option(
+    "--threads", type=click.IntRange(min=0), default=0, help="LightGBM threads (0: all cores)."
+)
 @click.option("--bootstrap", type=click.IntRange(min=50), default=500, show_default=True)
 @click.option(
     "--drift-threshold",
