@@ -4,7 +4,7 @@ drops information."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
@@ -33,6 +33,17 @@ def _plausible_time(value: datetime) -> None:
     500 (found by the API fuzzer)."""
     if not 1970 <= value.year < 2200:
         raise ma.ValidationError("must be a date between 1970 and 2199")
+
+
+CLOCK_SKEW = timedelta(hours=1)
+
+
+def _happened(value: datetime) -> None:
+    """An outcome or event is a fact: it cannot lie ahead (beyond clocks' skew). A churn
+    dated next year would mark the customer lost before it happened."""
+    _plausible_time(value)
+    if value.tzinfo is not None and value > datetime.now(UTC) + CLOCK_SKEW:
+        raise ma.ValidationError("must not be in the future")
 
 
 def _has_nul(value: object) -> bool:
@@ -372,7 +383,7 @@ class OutcomeRequestSchema(Schema):
     )
     agent_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
     pool_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
-    occurred_at = fields.AwareDateTime(allow_none=True, validate=_plausible_time)
+    occurred_at = fields.AwareDateTime(allow_none=True, validate=_happened)
 
     @validates_schema
     def _consistent(self, data: dict, **_kwargs) -> None:
@@ -412,7 +423,7 @@ class EventRequestSchema(Schema):
         metadata={"description": "caller's id of the event; repeats are idempotent"},
     )
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    occurred_at = fields.AwareDateTime(allow_none=True, validate=_plausible_time)
+    occurred_at = fields.AwareDateTime(allow_none=True, validate=_happened)
     value = StrictFloat(
         allow_none=True, allow_nan=False, metadata={"description": "e.g. revenue of an upgrade"}
     )

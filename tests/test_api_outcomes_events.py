@@ -283,3 +283,23 @@ def test_values_of_the_wrong_json_type_are_422_not_coerced(client, keys, new_id)
         headers=keys["desktop"],
     )
     assert events.status_code == 422 and "value" in events.json["error"]["fields"]
+
+
+def test_outcomes_and_events_cannot_lie_in_the_future(client, keys, new_id):
+    from datetime import UTC, datetime, timedelta
+
+    ahead = (datetime.now(UTC) + timedelta(days=200)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()  # clock skew: fine
+    customer = new_id("c-")
+    url = f"/v1/customers/{customer}/events"
+    late = client.post(url, json={"type": "churned", "occurred_at": ahead}, headers=keys["desktop"])
+    assert late.status_code == 422 and "occurred_at" in late.json["error"]["fields"]
+    fine = client.post(url, json={"type": "renewed", "occurred_at": soon}, headers=keys["desktop"])
+    assert fine.status_code == 201, fine.json
+    decision = make_decision(client, keys["desktop"], new_id, customer)
+    outcome = client.post(
+        f"/v1/decisions/{decision['decision_id']}/outcome",
+        json={"offered": False, "occurred_at": ahead},
+        headers=keys["desktop"],
+    )
+    assert outcome.status_code == 422 and "occurred_at" in outcome.json["error"]["fields"]
