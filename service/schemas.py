@@ -685,15 +685,26 @@ class MeasuresSchema(Schema):
     offered = fields.Integer(
         metadata={"description": "of the suggested, those the agent offered (offered=true)"}
     )
-    offer_rate = fields.Float(allow_none=True, metadata={"description": "offered / suggested"})
+    offer_rate = fields.Float(
+        allow_none=True,
+        metadata={"description": "compliance: suggested contacts where it was offered / suggested"},
+    )
     accepted = fields.Integer(
         metadata={"description": "offered contacts where the customer took it up"}
     )
     ves_confidence = fields.Float(allow_none=True, metadata={"description": "VES item 1 (1-7)"})
     ves_ability = fields.Float(allow_none=True, metadata={"description": "VES item 2 (1-7)"})
     ves = fields.Float(allow_none=True, metadata={"description": "mean of the two VES items"})
-    success_rate = fields.Float(allow_none=True)
-    offered_rate = fields.Float(allow_none=True)
+    success_rate = fields.Float(
+        allow_none=True, metadata={"description": "ve_success among contacts with VES answers"}
+    )
+    offered_rate = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "contacts with an outcome where anything was offered / all "
+            "contacts with an outcome (offer_rate counts suggested activities only)"
+        },
+    )
     acceptance = fields.Float(allow_none=True, metadata={"description": "among offered"})
     handle_time_s = fields.Float(allow_none=True)
     csat = fields.Float(allow_none=True)
