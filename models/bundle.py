@@ -26,6 +26,7 @@ from models.explain import ReasonTable
 from models.features import FeatureEncoder
 from models.openness import OpennessModel
 from models.ranker import ActivityRanker
+from models.schema import CONTEXT_FEATURES
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -50,6 +51,13 @@ class ModelBundle:
     @property
     def version(self) -> str:
         return str(self.manifest.get("version", "unsaved"))
+
+    @property
+    def extra_features(self) -> list[str]:
+        """Features the model reads beyond the canonical context (``CONTEXT_FEATURES``):
+        a live decision carries them only in its ``features`` map, and without them the
+        model sees missing values (e.g. a model trained on a spec's own columns)."""
+        return [name for name in self.encoder.feature_names if name not in CONTEXT_FEATURES]
 
 
 def compile_bundle(

@@ -503,6 +503,13 @@ class ChampionSchema(Schema):
     champion = fields.String(required=True)
     previous = fields.String(allow_none=True)
     serving = fields.Nested(ServingSchema, required=True)
+    extra_features = fields.List(
+        fields.String(),
+        metadata={
+            "description": "features the champion reads beyond the canonical contact: a "
+            "decision must send them in `features`, else the model sees missing values"
+        },
+    )
 
 
 class ShadowSchema(Schema):

@@ -40,6 +40,7 @@ def test_promote_and_rollback_swap_the_serving_model(client, keys, registry_dir,
     assert promoted.status_code == 200, promoted.json
     assert promoted.json["champion"] == other and promoted.json["previous"] == first
     assert promoted.json["serving"]["version"] == other
+    assert promoted.json["extra_features"] == []  # the canonical context: nothing to send
     assert registry.champion() == other
     assert decide(client, keys["desktop"], new_id)["model_version"] == other
     history = registry.history()[-1]

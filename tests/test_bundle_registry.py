@@ -100,3 +100,29 @@ def test_training_is_reproducible_with_a_seed():
     assert text[0] == text[1]
     assert text[0] != text[2]
     assert first.openness.calibration_dict() == second.openness.calibration_dict()
+
+
+def test_a_bundle_names_the_features_a_live_decision_must_send(tmp_path):
+    """A model trained on a spec's own column reads it from the decision's `features`
+    map; promotion says so (API and CLI) instead of serving it silently as missing."""
+    from click.testing import CliRunner
+
+    from training.cli import cli
+    from training.spec import Spec
+
+    assert trained_bundle().extra_features == []  # the canonical context only
+    log = simulated()[0].head(3000).copy()
+    log["plan"] = np.where(np.arange(len(log)) % 3 == 0, "gold", "basic")
+    spec = Spec.from_dict({"features": ["plan"]})
+    bundle = train_bundle(log, spec=spec, learner="s", progress=False, num_threads=1)
+    assert bundle.extra_features == ["plan"]
+
+    registry = Registry(tmp_path / "registry")
+    first = registry.add(trained_bundle())
+    version = registry.add(bundle)
+    result = CliRunner().invoke(
+        cli, ["models", "promote", version, "--registry", str(tmp_path / "registry")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "reads plan" in result.output and registry.champion() == version
+    assert first != version

@@ -538,8 +538,16 @@ def models_list(registry, as_json) -> None:
 @click.option("--reason", default="manual promotion")
 @registry_option
 def models_promote(version, reason, registry) -> None:
-    Registry(registry).promote(version, reason=reason, forced=True, actor="cli")
+    reg = Registry(registry)
+    reg.promote(version, reason=reason, forced=True, actor="cli")
     click.echo(f"champion: {version}")
+    extra = reg.load(reg.resolve(version)).extra_features
+    if extra:
+        click.echo(
+            f"note: the model reads {', '.join(extra)}: live decisions must send them in "
+            "`features`, else the model sees missing values",
+            err=True,
+        )
 
 
 @models.command("rollback")

@@ -85,7 +85,7 @@ def blueprint() -> Blueprint:
         _known_version(registry, version)
         previous = registry.champion()
         try:
-            build_decider(registry, version)
+            decider = build_decider(registry, version)
             registry.promote(
                 version, reason=body["reason"], forced=body["force"], actor=g.key_id or ""
             )
@@ -94,7 +94,12 @@ def blueprint() -> Blueprint:
         except (BundleError, Exception) as exc:  # noqa: BLE001 - any failure: not servable
             raise ApiError(422, f"model {version} cannot serve: {exc}") from None
         models.refresh(force=True)
-        return {"champion": version, "previous": previous, "serving": serving_status()}
+        return {
+            "champion": version,
+            "previous": previous,
+            "serving": serving_status(),
+            "extra_features": decider.bundle.extra_features,
+        }
 
     @blp.route("/rollback", methods=["POST"])
     @require("models:write")
