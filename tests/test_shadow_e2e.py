@@ -34,6 +34,9 @@ SETTINGS = {
     "exploration": "epsilon",
     "epsilon": 0.5,
     "champion_poll_s": 3600.0,  # the test refreshes explicitly
+    # The ranking is under test, not the guard: a loaded machine must not suspend the
+    # shadow (5 ms by default) and leave contacts without its choice.
+    "shadow_budget_ms": 10_000.0,
 }
 
 
