@@ -4,6 +4,7 @@ drops information."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,13 +47,18 @@ def _happened(value: datetime) -> None:
         raise ma.ValidationError("must not be in the future")
 
 
-def _has_nul(value: object) -> bool:
+# Control characters other than tab and line feed: PostgreSQL text cannot hold NUL, and a
+# lone carriage return splits a CSV row for most readers (vea export writes CSV).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _has_control(value: object) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return _CONTROL.search(value) is not None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_has_control(k) or _has_control(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(_has_control(v) for v in value)
     return False
 
 
@@ -135,11 +141,12 @@ class Schema(ma.Schema):
         return super().load(data, many=many, partial=partial, unknown=unknown)
 
     @pre_load
-    def _refuse_nul(self, data, **_kwargs):
-        # PostgreSQL text cannot hold NUL characters: refuse them as bad input (422)
-        # instead of failing at insert time.
-        if _has_nul(data):
-            raise ma.ValidationError("strings must not contain NUL characters")
+    def _refuse_control(self, data, **_kwargs):
+        # Refused as bad input (422) rather than failing at insert time or in an export.
+        if _has_control(data):
+            raise ma.ValidationError(
+                "strings must not contain control characters (NUL, carriage return, ...)"
+            )
         return data
 
 

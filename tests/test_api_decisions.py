@@ -568,3 +568,16 @@ def test_an_exhausted_connection_pool_answers_degraded_or_503(make_app, new_id):
             conn.close()
     after = client.post("/v1/decisions", json=decision_body(new_id), headers=headers)
     assert after.status_code == 201
+
+
+def test_control_characters_are_refused_before_they_reach_a_csv(client, keys, new_id):
+    """A carriage return in a stored category split the exported CSV's row."""
+    for segment in ("\r=1", "a\x00b", "x\x1b[31m"):
+        body = decision_body(new_id)
+        body["customer"]["segment"] = segment
+        response = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+        assert response.status_code == 422, (segment, response.json)
+        assert "control characters" in str(response.json["error"]["fields"])
+    body = decision_body(new_id)
+    body["features"] = {"note": "line one\nline two\tand a tab"}
+    assert client.post("/v1/decisions", json=body, headers=keys["desktop"]).status_code == 201
