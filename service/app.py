@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Flask, g, request
 from flask_smorest import Api
@@ -165,14 +166,16 @@ def _install_hooks(app: Flask) -> None:
             raise ApiError(
                 413, f"request body too large (limit {st.settings.max_body_bytes} bytes)"
             )
-        path = req.environ.get("PATH_INFO", "")
-        if not path.isascii():
-            try:  # WSGI hands the path's bytes over as latin-1
-                path.encode("latin-1").decode("utf-8")
+        environ = req.environ
+        path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
+        if not path.isascii() or "%" in query:
+            # Werkzeug would turn bytes that are not UTF-8 into U+FFFD, and an id in the
+            # path or the desk's query would be stored as that.
+            try:
+                path.encode("latin-1").decode("utf-8")  # WSGI passes the bytes as latin-1
+                unquote_to_bytes(query.replace("+", " ")).decode("utf-8")
             except UnicodeError:
-                # Werkzeug would turn the bad bytes into U+FFFD and an id in the path
-                # would be stored as that.
-                raise ApiError(400, "the URL path is not valid UTF-8") from None
+                raise ApiError(400, "the URL is not valid UTF-8") from None
         view = app.view_functions.get(req.endpoint or "")
         permission = getattr(view, "vea_permission", None)
         if permission is None:

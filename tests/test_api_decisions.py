@@ -357,6 +357,14 @@ def test_invalid_bodies_are_422_with_fields(client, keys, new_id, mutate, field)
             400,
         ),
         ('{"interaction_id": "x\\udc00"}', "application/json", 400),
+        # Bytes that are not UTF-8 (orjson reports them with an empty document, which
+        # read as no body at all: "missing" for every field).
+        (
+            b'{"interaction_id": "i", "customer": {"customer_id": "c-\xed\xa0\x80"}}',
+            "application/json",
+            400,
+        ),
+        (b'{"interaction_id": "\xff"}', "application/json; charset=iso-8859-1", 400),
         ("interaction_id=1", "application/x-www-form-urlencoded", 415),
         ('{"interaction_id": "i-1"}', "text/plain", 415),  # a cross-site form could send it
         ('{"interaction_id": "i-1"}', None, 415),

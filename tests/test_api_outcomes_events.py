@@ -105,7 +105,9 @@ def test_a_path_of_invalid_utf8_is_400_and_nothing_is_stored(app, client, keys):
         environ_overrides={"PATH_INFO": "/v1/customers/\xed\xa0\x80/events"},
     )
     assert response.status_code == 400, response.json
-    assert response.json["error"]["message"] == "the URL path is not valid UTF-8"
+    assert response.json["error"]["message"] == "the URL is not valid UTF-8"
+    query = client.get("/desk?interaction_id=x%ff&customer_id=c&channel=chat")
+    assert query.status_code == 400  # a desk link: the id would be stored as U+FFFD
     with app.extensions["vea"].engine.connect() as conn:
         mangled = customer_events.c.customer_id.contains("\ufffd")  # what it was stored as
         assert conn.execute(sa.select(sa.func.count()).where(mangled)).scalar() == 0

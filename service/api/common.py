@@ -10,7 +10,6 @@ import flask_smorest
 import orjson
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.errors import ApiError, ErrorSchema
 
@@ -30,8 +29,9 @@ class JsonBodyParser(FlaskParser):
         limit = req.max_content_length
         if limit is not None and req.content_length is None and len(data) >= limit:
             # A chunked body has no length to refuse up front; the server's stream stops
-            # at the limit, which would otherwise read as truncated JSON (400).
-            raise RequestEntityTooLarge()
+            # at the limit, which would otherwise read as truncated JSON (400). A body of
+            # exactly the limit cannot be told from a longer one here: refused too.
+            raise ApiError(413, f"request body too large (limit {limit - 1} bytes when chunked)")
         if not is_json_request(req):
             if data:
                 raise ApiError(
@@ -40,7 +40,18 @@ class JsonBodyParser(FlaskParser):
                     fields={"Content-Type": [f"got {req.mimetype or 'none'}"]},
                 )
             return core.missing
-        return orjson.loads(data)  # orjson.JSONDecodeError is a json.JSONDecodeError: 400
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            if not data:
+                raise  # webargs reads an empty body as no body (422: what is missing)
+            # orjson reports bytes that are not UTF-8 with an empty document, which
+            # webargs would also take for no body at all.
+            raise ApiError(
+                400,
+                "malformed request: the body must be valid JSON in UTF-8",
+                fields={"_schema": [str(exc)]},
+            ) from None
 
 
 class Blueprint(flask_smorest.Blueprint):
