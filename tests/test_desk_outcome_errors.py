@@ -66,3 +66,40 @@ def test_switching_the_desks_language_reopens_the_decision(app, desk_client):  #
             )
         ).one()
     assert (row.issue_type, row.language) == ("billing", "en")
+
+
+def test_the_desk_refuses_an_outcome_for_a_suggestion_that_changed(app, desk_client, keys):  # noqa: F811
+    import re
+
+    url = desk_url(issue_type="how_to", sentiment="0.5")
+    page = desk_client.get(url + "&lang=en").get_data(as_text=True)
+    decision_id = _decision_id(page)
+    shown = re.search(r'data-shown-activity="([a-z_]+)"', page).group(1)
+    assert shown != "none", "the first suggestion must be an activity"
+    params = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
+    # The desktop calls again: a complaint with strong negative sentiment now.
+    again = desk_client.post(
+        "/v1/decisions",
+        json={
+            "interaction_id": params["interaction_id"],
+            "customer": {"customer_id": params["customer_id"], "segment": "premium",
+                         "tenure_months": 2.0},
+            "contact": {"channel": "chat", "issue_type": "complaint", "sentiment": -0.9,
+                        "language": "en"},
+        },
+        headers=keys["desktop"],
+    )  # fmt: skip
+    assert again.status_code == 200 and again.json["suggested_activity"] == "none"
+    headers = {"X-CSRF-Token": desk_client.csrf}
+    stale = desk_client.post(
+        "/desk/outcome",
+        headers=headers,
+        json={"decision_id": decision_id, "status": "accepted", "shown_activity": shown},
+    )
+    assert stale.status_code == 409 and stale.get_json()["error"]["code"] == "decision_changed"
+    fresh = desk_client.post(
+        "/desk/outcome",
+        headers=headers,
+        json={"decision_id": decision_id, "status": "skipped", "shown_activity": "none"},
+    )
+    assert fresh.status_code == 201, fresh.get_json()

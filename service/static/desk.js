@@ -53,6 +53,7 @@
     }
     const body = {
       decision_id: desk.dataset.decisionId,
+      shown_activity: desk.dataset.shownActivity,
       status: status,
       ves_confidence: vesValue("ves_confidence"),
       ves_ability: vesValue("ves_ability"),

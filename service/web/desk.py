@@ -331,6 +331,15 @@ def blueprint() -> Blueprint:
         found = stored_decision(decision_id)
         if found is None:
             raise ApiError(404, "no such decision")
+        shown = data.get("shown_activity")
+        if shown is not None and shown != found[0]["suggested_activity"]:
+            # The desktop called again with changed details after this page opened: the
+            # agent's buttons were about a suggestion that no longer stands.
+            raise ApiError(
+                409,
+                "the decision changed since this page was opened: reload it and record again",
+                code="decision_changed",
+            )
         if found[0]["suggested_activity"] == "none":
             raw["activity"] = "none"
             raw["offered"] = False
