@@ -74,6 +74,9 @@ decisions = sa.Table(
     # Hash of the request body (service.decisions.request_fingerprint): the same body is
     # a retry, a changed one decides again (migration 0006; null before it).
     sa.Column("request_hash", sa.String(32), nullable=True),
+    # The hashes of the bodies it replaced (a list, latest last; migration 0007): a late
+    # retry of one of them replays the current decision instead of reverting it.
+    sa.Column("earlier_request_hashes", JSON, nullable=True),
     # The champion's own first choice before exploration or the holdout (the greedy
     # policy that off-policy evaluation compares a shadow with).
     sa.Column("best_activity", sa.String(32), nullable=True),

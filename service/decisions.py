@@ -94,6 +94,7 @@ def model_features(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 CREATED, REPLAYED, UPDATED, UNSTORED = "created", "replayed", "updated", "unstored"
+MAX_EARLIER_REQUESTS = 32  # bodies an interaction remembers having replaced
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:
@@ -159,6 +160,7 @@ STORED_DECISION = sa.select(
     decisions.c.response,
     decisions.c.customer_id,
     decisions.c.request_hash,
+    decisions.c.earlier_request_hashes,
     sa.exists().where(outcomes.c.decision_id == decisions.c.decision_id).label("has_outcome"),
 ).where(decisions.c.interaction_id == sa.bindparam("interaction_id"))
 
@@ -184,8 +186,11 @@ def _known_interaction(
         stored = _stored_decision(conn, body["interaction_id"], body["customer"]["customer_id"])
     if stored is None:
         raise RuntimeError("a known interaction_id has no stored decision")
-    # Decisions stored before the body's hash was kept (migration 0006) are replayed.
-    if stored.request_hash in (None, fingerprint):
+    # Decisions stored before the body's hash was kept (migration 0006) are replayed, and
+    # so is a late retry of a body the decision has already replaced.
+    if stored.request_hash in (None, fingerprint) or fingerprint in (
+        stored.earlier_request_hashes or ()
+    ):
         return stored.response, REPLAYED
     return _decide_again(state, body, stored, fingerprint, key_id), UPDATED
 
@@ -212,6 +217,8 @@ def _decide_again(
         state, body, rows, occurred_at, now, key_id, stored=True, decision_id=stored.decision_id
     )
     row["request_hash"] = fingerprint
+    earlier = [*(stored.earlier_request_hashes or ()), stored.request_hash]
+    row["earlier_request_hashes"] = earlier[-MAX_EARLIER_REQUESTS:]
     changes = {k: v for k, v in row.items() if k not in ("decision_id", "interaction_id")}
     with begin_write(state.engine) as conn:
         replaced = conn.execute(

@@ -3,6 +3,7 @@ continuity, contact policies, validation, and degraded modes."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -126,6 +127,7 @@ def test_changed_details_decide_the_interaction_again(app, client, keys, new_id)
     an earlier contact."""
     body = decision_body(new_id)
     del body["contact"]["issue_type"]
+    first_body = copy.deepcopy(body)
     first = client.post("/v1/decisions", json=body, headers=keys["desktop"])
     assert first.status_code == 201
     body["contact"].update(issue_type="complaint", sentiment=-0.9)
@@ -151,6 +153,10 @@ def test_changed_details_decide_the_interaction_again(app, client, keys, new_id)
     retry = client.post("/v1/decisions", json=body, headers=keys["desktop"])
     assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json == answer
+    # A late retry of the first body (delayed in the network) must not revert it.
+    late = client.post("/v1/decisions", json=first_body, headers=keys["desktop"])
+    assert late.status_code == 200 and late.headers["Idempotent-Replayed"] == "true"
+    assert late.json == answer
 
 
 def test_changed_details_after_the_outcome_are_a_conflict(client, keys, new_id):
