@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from models.activities import CHANNELS, NONE, VALUE_ACTIVITIES
+from models.schema import LANGUAGE_TAG, canonical_language
 
 GENERAL = "general"
 SELF_SERVICE = "self_service"
@@ -54,6 +55,27 @@ POOL_KEYS = {
     "lift",
 }
 MAX_LIFT = 5.0
+# The longest language tag the API takes for a contact (service.schemas.LanguageTag): a
+# pool must be able to name any language a contact can carry.
+MAX_LANGUAGE_TAG = 35
+LANGUAGE_TAG_HINT = "a language tag such as ja, en or ja-JP (BCP 47)"
+
+
+def language_tag_problem(tag: str) -> str | None:
+    """Why ``tag`` is no language tag the API would take (None: it is one), in the
+    decision body's words, so a pools file, a log and a request are refused alike."""
+    if len(tag) > MAX_LANGUAGE_TAG:
+        return f"{LANGUAGE_TAG_HINT} of at most {MAX_LANGUAGE_TAG} characters"
+    if not LANGUAGE_TAG.fullmatch(tag):
+        return LANGUAGE_TAG_HINT
+    return None
+
+
+def primary_language(tag: str) -> str:
+    """The primary language subtag, lower-case: ``ja`` of ``ja``, ``JA``, ``ja-JP`` and
+    ``ja_jp``. Languages are matched on it: a ja-JP speaker is a Japanese speaker, while
+    ``jam`` (Jamaican Creole) is not Japanese though it starts with "ja"."""
+    return tag.replace("_", "-").split("-", 1)[0].lower()
 
 
 class PoolError(ValueError):
@@ -64,7 +86,7 @@ class PoolError(ValueError):
 class Pool:
     id: str
     activities: frozenset[str] = frozenset()
-    languages: frozenset[str] | None = None  # None: every language
+    languages: frozenset[str] | None = None  # canonical tags; None: every language
     channels: frozenset[str] | None = None  # None: every assisted channel
     segments: frozenset[str] | None = None  # None: every segment
     membership: str = "static"
@@ -79,9 +101,15 @@ class Pool:
             return False
         if self.channels is not None and channel not in self.channels:
             return False
-        if self.languages is not None and language not in self.languages:
+        if self.languages is not None and (
+            language is None or primary_language(language) not in self._primary_languages
+        ):
             return False
         return self.segments is None or segment in self.segments
+
+    @cached_property  # serves() runs for every pool of every routed decision
+    def _primary_languages(self) -> frozenset[str]:
+        return frozenset(primary_language(tag) for tag in self.languages or ())
 
     def lift_for(self, activity: str) -> float:
         """Proficiency lift of the pool's members at ``activity`` (1.0: an average agent)."""
@@ -140,6 +168,19 @@ def _names(entry: Mapping[str, Any], key: str, where: str) -> frozenset[str] | N
         if not isinstance(item, str) or not item.strip():
             raise PoolError(f"{where}: {key} must hold non-empty strings")
     return frozenset(value)
+
+
+def _languages(entry: Mapping[str, Any], where: str) -> frozenset[str] | None:
+    """The pool's languages as canonical tags: ``JA_jp`` would otherwise never match a
+    contact, whose tag the API stores as ``ja-JP``."""
+    tags = _names(entry, "languages", where)
+    if tags is None:
+        return None
+    for tag in sorted(tags):
+        problem = language_tag_problem(tag)
+        if problem:
+            raise PoolError(f"{where}: languages: {tag!r} is not {problem}")
+    return frozenset(canonical_language(tag) for tag in tags)
 
 
 def parse_pool(entry: Any, index: int) -> Pool:
@@ -216,7 +257,7 @@ def parse_pool(entry: Any, index: int) -> Pool:
     return Pool(
         id=pool_id,
         activities=frozenset(activities or ()),
-        languages=_names(entry, "languages", where),
+        languages=_languages(entry, where),
         channels=channels,
         segments=_names(entry, "segments", where),
         membership=membership,
@@ -282,8 +323,14 @@ class ContentCatalogue:
     default_language: str = "en"
 
     def find(self, activity: str, language: str | None) -> ContentItem | None:
+        """The item in ``language``, else in its primary language (a ja-JP customer reads
+        the ja item), else in the default language."""
         entries = self.items.get(activity) or {}
-        return entries.get(language or "") or entries.get(self.default_language)
+        return (
+            entries.get(language or "")
+            or entries.get(primary_language(language or ""))
+            or entries.get(self.default_language)
+        )
 
 
 def parse_catalogue(data: Any) -> ContentCatalogue:

@@ -6,6 +6,8 @@ import math
 from functools import lru_cache
 from typing import Any
 
+from models.pools import primary_language
+
 LABELS: dict[str, dict[str, str]] = {
     "en": {
         "channel": "channel: {v}",
@@ -57,7 +59,9 @@ VALUES_JA: dict[str, str] = {
 
 
 def language_of(language: str | None) -> str:
-    return "ja" if (language or "").lower().startswith("ja") else "en"
+    """``ja`` for a Japanese tag (ja, ja-JP), else ``en``: the primary subtag decides, so
+    ``jam`` (Jamaican Creole) is not read as Japanese."""
+    return "ja" if primary_language(language or "") == "ja" else "en"
 
 
 def describe(name: str, value: Any, language: str) -> str:

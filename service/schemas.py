@@ -547,7 +547,13 @@ class PoolSchema(Schema):
         load_default=list,
         metadata={"description": "value activities the pool serves (general: any)"},
     )
-    languages = _names(validate.Length(min=2, max=16), "omitted: every language")
+    # Validated and canonicalised as a contact's tag is, so a pool can name any tag a
+    # contact may carry and `JA_jp` is stored as the `ja-JP` that contacts arrive with.
+    languages = fields.List(
+        LanguageTag(),
+        validate=validate.Length(min=1, max=1000),
+        metadata={"description": "language tags, e.g. [ja, en-US]; omitted: every language"},
+    )
     channels = _names(validate.OneOf(CHANNELS), "omitted: every assisted channel")
     segments = _names(validate.Length(min=1, max=64), "e.g. [enterprise]; omitted: every one")
     membership = fields.String(

@@ -17,6 +17,7 @@ import pandas as pd
 
 from models import tables
 from models.activities import ACTIONS, NONE
+from models.pools import language_tag_problem
 from models.schema import COLUMN_BY_NAME, LABEL, canonical_language
 from training.spec import Spec, SpecColumnsMissing, SpecError
 
@@ -199,6 +200,24 @@ def _check_feature(problems: list[str], out: pd.DataFrame, name: str, kind: str 
         out[name] = x
 
 
+def _check_languages(problems: list[str], tags: pd.Series, values: pd.Series) -> None:
+    """Report values that are no language tag the API would take (e.g. '日本語'): a model
+    would learn a category that no live decision can send."""
+    # Each distinct value is checked once (a log holds few languages), then rows found
+    # in one pass: a column of free text must not cost a scan per value.
+    problem_of = {
+        tag: problem
+        for tag in tags.dropna().unique()
+        if (problem := language_tag_problem(str(tag))) is not None
+    }
+    if not problem_of:
+        return
+    found = tags.map(problem_of)
+    for problem in dict.fromkeys(problem_of.values()):
+        rows = _rows(found.eq(problem).to_numpy(dtype=bool, na_value=False))
+        _report(problems, rows, "language", f"not {problem}", values)
+
+
 def validate_log(
     frame: pd.DataFrame,
     *,
@@ -271,6 +290,8 @@ def validate_log(
             out[name] = parsed
         else:
             out[name] = values.astype("string")
+            if name == "language":
+                _check_languages(problems, out[name], values)
             if column.allowed is not None:
                 unknown = present & ~out[name].isin(column.allowed).to_numpy(
                     dtype=bool, na_value=False
