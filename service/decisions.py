@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -95,11 +95,16 @@ def model_features(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 CREATED, REPLAYED, UPDATED, UNSTORED = "created", "replayed", "updated", "unstored"
 MAX_EARLIER_REQUESTS = 32  # bodies an interaction remembers having replaced
+CLOCK_SKEW = timedelta(hours=1)  # between the desktop's clock and the service's
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:
     """Hash of a validated decision body: tells a retry (the same body) from a call
-    again with changed details (key order and formatting of the JSON do not count)."""
+    again with changed details (key order, formatting and a time's offset do not count)."""
+    contact = body["contact"]
+    moment = contact.get("occurred_at")
+    if moment is not None:
+        body = {**body, "contact": {**contact, "occurred_at": _utc_text(moment)}}
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hashlib.blake2b(canonical, digest_size=16).hexdigest()
 
@@ -469,8 +474,27 @@ def _serve(
 
 # ------------------------------------------------------------------ outcomes
 def _payload(body: dict[str, Any]) -> dict[str, Any]:
-    """JSON-able form of a validated body, for the idempotency comparison."""
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in body.items()}
+    """JSON-able form of a validated body, for the idempotency comparison: times in UTC,
+    so the same instant written with another offset is the same payload."""
+    return {k: (_utc_text(v) if isinstance(v, datetime) else v) for k, v in body.items()}
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _same_payload(stored: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """Whether a stored payload is ``payload``; one stored before times were kept in UTC
+    compares by the instant too."""
+    if stored == payload:
+        return True
+    moment = stored.get("occurred_at")
+    if not isinstance(moment, str):
+        return False
+    try:
+        return {**stored, "occurred_at": _utc_text(datetime.fromisoformat(moment))} == payload
+    except ValueError:
+        return False
 
 
 def _outcome_answer(row: Any) -> dict[str, Any]:
@@ -490,9 +514,9 @@ def record_outcome(
     try:
         with begin_write(state.engine) as conn:
             decision = conn.execute(
-                sa.select(decisions.c.suggested_activity, decisions.c.pool_id).where(
-                    decisions.c.decision_id == decision_id
-                )
+                sa.select(
+                    decisions.c.suggested_activity, decisions.c.pool_id, decisions.c.occurred_at
+                ).where(decisions.c.decision_id == decision_id)
             ).first()
             if decision is None:
                 raise ApiError(404, "no such decision")
@@ -508,6 +532,12 @@ def record_outcome(
                 )
             now = utcnow()
             occurred = body.get("occurred_at")
+            if occurred and to_naive_utc(occurred) < decision.occurred_at - CLOCK_SKEW:
+                raise ApiError(
+                    422,
+                    "an outcome cannot happen before its contact",
+                    fields={"occurred_at": ["before the decision's contact"]},
+                )
             ve_success = body.get("ve_success")
             confidence, ability = body.get("ves_confidence"), body.get("ves_ability")
             if ve_success is None and confidence is not None and ability is not None:
@@ -562,7 +592,7 @@ def _existing_outcome(
     row = conn.execute(sa.select(outcomes).where(outcomes.c.decision_id == decision_id)).first()
     if row is None:
         return None
-    if row.payload != payload:
+    if not _same_payload(row.payload, payload):
         raise ApiError(
             409,
             "an outcome with different values is already recorded for this decision",
@@ -651,7 +681,7 @@ def _existing_event(
     ).first()
     if row is None:
         return None
-    if row.payload != payload:
+    if not _same_payload(row.payload, payload):
         raise ApiError(409, "event_id already used with different values", code="event_exists")
     data = dict(row._mapping)
     return _event_answer(

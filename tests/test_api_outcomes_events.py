@@ -7,17 +7,21 @@ import sqlalchemy as sa
 from service.db import customer_events
 
 
-def make_decision(client, headers, new_id, customer_id=None):
+def make_decision(client, headers, new_id, customer_id=None, occurred_at=None):
+    contact = {"channel": "voice", "issue_type": "how_to"}
+    if occurred_at:
+        contact["occurred_at"] = occurred_at
     body = {
         "interaction_id": new_id("i-"),
         "customer": {"customer_id": customer_id or new_id("c-"), "tenure_months": 4},
-        "contact": {"channel": "voice", "issue_type": "how_to"},
+        "contact": contact,
     }
     response = client.post("/v1/decisions", json=body, headers=headers)
     assert response.status_code == 201
     return response.json
 
 
+CONTACT_TIME = "2025-03-01T09:40:00+09:00"  # FULL_OUTCOME happened 20 minutes later
 FULL_OUTCOME = {
     "activity": "educate_usage",
     "offered": True,
@@ -33,7 +37,7 @@ FULL_OUTCOME = {
 
 
 def test_outcome_is_recorded_with_derived_success(client, keys, new_id):
-    decision = make_decision(client, keys["desktop"], new_id)
+    decision = make_decision(client, keys["desktop"], new_id, occurred_at=CONTACT_TIME)
     response = client.post(
         f"/v1/decisions/{decision['decision_id']}/outcome",
         json=FULL_OUTCOME,
@@ -61,7 +65,7 @@ def test_outcome_defaults_to_the_suggested_activity(client, keys, new_id):
 def test_repeated_outcome_is_idempotent_and_never_double_counted(app, client, keys, new_id):
     from service.db import outcomes
 
-    decision = make_decision(client, keys["desktop"], new_id)
+    decision = make_decision(client, keys["desktop"], new_id, occurred_at=CONTACT_TIME)
     url = f"/v1/decisions/{decision['decision_id']}/outcome"
     first = client.post(url, json=FULL_OUTCOME, headers=keys["desktop"])
     again = client.post(url, json=FULL_OUTCOME, headers=keys["desktop"])
@@ -305,3 +309,40 @@ def test_outcomes_and_events_cannot_lie_in_the_future(client, keys, new_id):
         headers=keys["desktop"],
     )
     assert outcome.status_code == 422 and "occurred_at" in outcome.json["error"]["fields"]
+
+
+def test_the_same_instant_in_another_offset_is_the_same_request(client, keys, new_id):
+    customer = new_id("c-")
+    url = f"/v1/customers/{customer}/events"
+    utc = {"type": "renewed", "event_id": new_id("e-"), "occurred_at": "2026-11-20T00:00:00Z"}
+    tokyo = {**utc, "occurred_at": "2026-11-20T09:00:00+09:00"}
+    assert client.post(url, json=utc, headers=keys["desktop"]).status_code == 201
+    again = client.post(url, json=tokyo, headers=keys["desktop"])
+    assert again.status_code == 200, again.json
+
+    body = {
+        "interaction_id": new_id("i-"),
+        "customer": {"customer_id": customer},
+        "contact": {"channel": "chat", "occurred_at": "2026-11-20T00:00:00Z"},
+    }
+    first = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert first.status_code == 201
+    body["contact"]["occurred_at"] = "2026-11-20T09:00:00+09:00"
+    replay = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert replay.status_code == 200 and replay.headers.get("Idempotent-Replayed") == "true"
+
+    outcome_url = f"/v1/decisions/{first.json['decision_id']}/outcome"
+    outcome = {"offered": False, "occurred_at": "2026-11-20T00:10:00Z"}
+    assert client.post(outcome_url, json=outcome, headers=keys["desktop"]).status_code == 201
+    outcome["occurred_at"] = "2026-11-20T09:10:00+09:00"
+    assert client.post(outcome_url, json=outcome, headers=keys["desktop"]).status_code == 200
+
+
+def test_an_outcome_cannot_predate_its_contact(client, keys, new_id):
+    decision = make_decision(client, keys["desktop"], new_id)
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    early = client.post(
+        url, json={"offered": False, "occurred_at": "1990-01-01T00:00:00Z"}, headers=keys["desktop"]
+    )
+    assert early.status_code == 422 and "occurred_at" in early.json["error"]["fields"]
+    assert client.post(url, json={"offered": False}, headers=keys["desktop"]).status_code == 201
