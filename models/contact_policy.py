@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from models.activities import VALUE_ACTIVITIES
+from models.reasons import language_of
 
 WEEK_DAYS = 7.0
 
@@ -132,7 +133,7 @@ def evaluate(
 ) -> PolicyResult:
     """Apply the three rules; return blocked activities, whether any attempt is allowed,
     and one reason per rule that fired."""
-    messages = _MESSAGES.get(language, _MESSAGES["en"])
+    messages = _MESSAGES[language_of(language)]
     reasons: list[str] = []
     blocked: set[str] = set()
     allow = True

@@ -29,6 +29,7 @@ import yaml
 
 from models.activities import NONE, VALUE_ACTIVITIES
 from models.economics import Economics
+from models.reasons import language_of
 
 FALLBACK_VERSION = "fallback-rules-1"
 
@@ -144,7 +145,8 @@ def decide_fallback(
     """Decide from the rules above; same output as ``Decider.decide``."""
     econ = economics or Economics()
     table = hints()
-    lang = language if language in table and language in _REASONS else "en"
+    lang = language_of(language)
+    lang = lang if lang in table and lang in _REASONS else "en"
     text = _REASONS[lang]
     issue = features.get("issue_type")
     base = ISSUE_OPENNESS.get(str(issue), DEFAULT_OPENNESS) if issue else DEFAULT_OPENNESS

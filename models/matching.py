@@ -59,6 +59,7 @@ from models.pools import (
     Pool,
     PoolConfig,
 )
+from models.reasons import language_of
 
 MAX_P = 0.999
 
@@ -156,7 +157,7 @@ _TEXT = {
 
 
 def _text(language: str | None) -> dict[str, str]:
-    return _TEXT.get((language or "en")[:2].lower(), _TEXT["en"])
+    return _TEXT[language_of(language)]
 
 
 def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) -> float | None:

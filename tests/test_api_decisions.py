@@ -72,6 +72,10 @@ def test_one_language_for_every_agent_facing_text(app, client, keys, new_id):
         answer = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
         assert _japanese(answer["activities"][0]["hint"]), (tag, answer)
         assert _japanese(answer["route"]["reason"]), (tag, answer["route"])
+    complaint = decision_body(new_id, language="ja-JP", issue_type="complaint", sentiment=-0.9)
+    answer = client.post("/v1/decisions", json=complaint, headers=keys["desktop"]).json
+    assert answer["contact_policy"]["reasons"], answer  # the complaint rule fired
+    assert all(_japanese(reason) for reason in answer["contact_policy"]["reasons"])
     body = decision_body(new_id, language="en")
     body["customer"]["language"] = "ja"
     answer = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json

@@ -23,7 +23,14 @@ from service.state import state
 
 def _current():
     st = state()
-    return use_cases.current_config(st.engine, st.pools.file_config)
+    try:
+        return use_cases.current_config(st.engine, st.pools.file_config)
+    except PoolError as exc:
+        # Stored before today's rules (e.g. a language that is no tag): the router keeps
+        # serving its last good config; say what to fix instead of failing.
+        raise ApiError(
+            409, f"the stored pools config no longer validates ({exc}): PUT a corrected one"
+        ) from None
 
 
 def _describe():
