@@ -7,6 +7,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+# More LightGBM threads than this only oversubscribe the machine: thousands stalled it
+# for minutes, 100,000 crashed the process.
+MAX_THREADS = 256
+
 
 def probability_objective(y: np.ndarray) -> str:
     """LightGBM objective for a success probability: ``binary`` on 0/1 labels, else

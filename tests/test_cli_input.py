@@ -217,7 +217,10 @@ def test_negative_threads_are_refused(workspace):
     root, _ = workspace
     result = vea("train", "--data", root / "train.parquet", "--threads", "-5", "--quiet")
     assert result.exit_code == 2 and "--threads" in result.output
-    assert "-5 is not in the range x>=0" in result.output
+    assert "-5 is not in the range 0<=x<=256" in result.output
+    # Thousands of threads stalled the machine for minutes; 100,000 crashed the process.
+    result = vea("train", "--data", root / "train.parquet", "--threads", "100000", "--quiet")
+    assert result.exit_code == 2 and "100000 is not in the range 0<=x<=256" in result.output
 
 
 # -------------------------------------------------------- 7. the gate's reason, printed

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from models.boosting import MAX_THREADS
 from models.bundle import BundleError, compile_bundle
 from models.registry import Registry, RegistryError
 from training.loading import ColumnsMissing, DataError, load_log, read_table, write_table
@@ -139,7 +140,7 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--threads",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_THREADS),
     default=0,
     show_default=True,
     help="LightGBM threads (0: all cores).",
@@ -231,8 +232,9 @@ def train(
         left_out = (bundle.manifest.get("reward") or {}).get("left_out") or 0
         if left_out:
             click.echo(
-                f"note: reward {chosen.label}: {left_out} rows left out (not known yet: "
-                "retention window open, or a part missing)",
+                f"note: reward {chosen.label}: {left_out} rows left out (not known: "
+                "no VES answers for ve_success, a retention window still open, or a part "
+                "missing)",
                 err=True,
             )
     reg = Registry(registry)

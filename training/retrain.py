@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from models.activities import ACTIONS
+from models.boosting import MAX_THREADS
 from models.bundle import ModelBundle
 from models.drift import feature_psi, level
 from models.economics import Economics
@@ -484,8 +485,8 @@ def describe(result: RetrainResult) -> str:
     lines = [f"reward {result.reward} ({result.reward_source}); measures {MEASURES}"]
     if result.left_out:
         lines.append(
-            f"note: {result.left_out} rows left out: their reward is not known yet "
-            "(retention window open, or a part missing)"
+            f"note: {result.left_out} rows left out: their reward is not known (no VES "
+            "answers for ve_success, a retention window still open, or a part missing)"
         )
     g = result.gate
     if result.status == "skipped":
@@ -548,7 +549,10 @@ def export_then_load(export: Callable[[Path], None], directory: Path) -> tuple[p
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--threads", type=click.IntRange(min=0), default=0, help="LightGBM threads (0: all cores)."
+    "--threads",
+    type=click.IntRange(min=0, max=MAX_THREADS),
+    default=0,
+    help="LightGBM threads (0: all cores).",
 )
 @click.option("--bootstrap", type=click.IntRange(min=50), default=500, show_default=True)
 @click.option(
