@@ -266,6 +266,21 @@ def test_evaluate_names_the_model_when_the_data_is_for_another(workspace, tmp_pa
     assert not (tmp_path / "r.html").exists()
 
 
+def test_evaluate_warns_when_the_data_lacks_the_models_features(workspace, tmp_path):
+    """Hillstrom data mapped by its spec, valued with the simulator-trained champion: it
+    runs, but the model sees none of its own features; the console must say so."""
+    root, version = workspace
+    data = tmp_path / "h.csv"
+    _hillstrom_head(data, rows=400)
+    result = vea(
+        "evaluate", "--data", data, "--spec", HILLSTROM_SPEC, "--json", tmp_path / "e.json",
+        "--bootstrap", 50, registry=root / "reg",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"warning: model {version} reads" in result.stderr
+    assert "--model VERSION" in result.stderr
+
+
 def test_evaluate_warns_on_the_console_about_in_sample_figures(workspace, tmp_path):
     root, version = workspace
     args = ["evaluate", "--data", root / "train.parquet", "--json", tmp_path / "e.json"]

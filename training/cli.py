@@ -96,6 +96,20 @@ def _load_for_model(
             "model, name it with --model VERSION (`vea models list` lists the versions, "
             "newest first) or give its layout with --spec SPEC"
         ) from exc
+    absent = [
+        name
+        for name in bundle.encoder.feature_names
+        if name not in frame.columns or frame[name].isna().all()
+    ]
+    if absent:
+        # Scored as all missing, the model answers from its priors: figures that look
+        # like results and mean little (another data set's model, e.g. the champion).
+        click.echo(
+            f"warning: model {bundle.version} reads {', '.join(absent)}, which this data "
+            "does not have: they count as missing on every row; a model for this data: "
+            "--model VERSION (`vea models list`)",
+            err=True,
+        )
     return frame
 
 
