@@ -51,7 +51,9 @@ class FeatureEncoder:
         for j, name in enumerate(self.categorical):
             if name in frame:
                 values = frame[name].astype("string")
-                codes = pd.Categorical(values, categories=self.vocabulary_[name]).codes
+                # -1 for a missing or unseen value (pandas deprecates building a
+                # Categorical from values outside its categories).
+                codes = pd.Index(self.vocabulary_[name]).get_indexer(values)
                 out[:, j] = np.where(codes < 0, np.nan, codes)
         offset = len(self.categorical)
         for j, name in enumerate(self.numeric):
