@@ -387,6 +387,18 @@ COLUMN_LABELS = {
 GATE_DECISIONS = {
     "ja": {"promote": "昇格", "refuse": "却下", "skipped": "未実施"},
 }
+# The uplift table's measures (models.value_report.UPLIFT_MEASURES), drift levels
+# (models.drift.level) and the group of contacts a field was empty for.
+MEASURE_NAMES = {
+    "ja": {
+        "ve_success": "価値向上の成功率",
+        "retained_60d": "60日後の継続率",
+        "ves": "VES（1-7）",
+        "reward": "報酬",
+    },
+}
+DRIFT_LEVELS = {"ja": {"stable": "安定", "watch": "要注意", "act": "要対応"}}
+GROUP_VALUES = {"ja": {"(unknown)": "（不明）"}}
 
 # The retrain gate's reasons: training/retrain.py writes one of these four English
 # sentences (numbers filled in) to the registry history, so the Japanese page translates
@@ -435,7 +447,7 @@ def gate_reason(text: str, language: str) -> str:
 
 def display_name(kind: str, value: str, language: str) -> str:
     """How the dashboard shows an id of ``kind`` (activity, activities, band,
-    gate_decision, gate_reason). The English page shows the ids themselves, as the API
+    gate_decision, gate_reason, measure, drift_level, group). The English page shows the ids themselves, as the API
     and the CSV downloads name them; an unknown id is shown as it is."""
     if language == "en":
         return value
@@ -447,5 +459,8 @@ def display_name(kind: str, value: str, language: str) -> str:
         "activity": ACTIVITY_NAMES[language],
         "band": band_names(language),
         "gate_decision": GATE_DECISIONS[language],
+        "measure": MEASURE_NAMES[language],
+        "drift_level": DRIFT_LEVELS[language],
+        "group": GROUP_VALUES[language],
     }[kind]
     return names.get(value, value)

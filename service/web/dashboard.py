@@ -59,6 +59,8 @@ NAMED_COLUMNS = {
     ("calibration", "band"): "band",
     ("gates", "decision"): "gate_decision",
     ("gates", "reason"): "gate_reason",
+    ("uplift", "measure"): "measure",
+    ("drift", "level"): "drift_level",
 }
 # A text cell starting with one of these opens as a formula in Excel or LibreOffice
 # (OWASP "CSV injection"); segments, agent ids and the like come from the desktop.
@@ -361,6 +363,8 @@ def cell(column: str, value: Any) -> str:
 def shown(table: str, column: str, value: Any, language: str) -> str:
     """A table cell as the page shows it: ids by their name in the page's language."""
     kind = NAMED_COLUMNS.get((table, column))
+    if kind is None and column == "group" and table.startswith("by_"):
+        kind = "group"  # segment, channel, agent...: only the empty group is named
     if kind is not None and isinstance(value, str):
         return content.display_name(kind, value, language)
     return cell(column, value)

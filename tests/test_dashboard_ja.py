@@ -1,0 +1,38 @@
+"""The Japanese dashboard names the uplift measures, drift levels and the empty group in
+Japanese; the English page and the CSV downloads keep the ids."""
+
+from __future__ import annotations
+
+from tests.test_pages import (  # noqa: F401 - fixtures
+    _cells,
+    _decision_id,
+    desk_client,
+    desk_url,
+    log_in,
+    raw_key,
+)
+
+
+def test_measures_levels_and_the_empty_group_read_japanese(app, desk_client, keys):  # noqa: F811
+    from service.web import content
+
+    for _ in range(3):  # no segment given: the by-segment table has an empty group
+        page = desk_client.get(desk_url(segment="")).get_data(as_text=True)
+        desk_client.post(
+            "/desk/outcome",
+            json={"decision_id": _decision_id(page), "status": "offered"},
+            headers={"X-CSRF-Token": desk_client.csrf},
+        )
+    manager = app.test_client()
+    log_in(manager, raw_key(keys["manager"]))
+    japanese = manager.get("/dashboard?period=all&lang=ja").get_data(as_text=True)
+    measures = _cells(japanese, "uplift", "measure")
+    assert measures and set(measures) <= set(content.MEASURE_NAMES["ja"].values())
+    levels = _cells(japanese, "drift", "level")
+    assert levels and set(levels) <= set(content.DRIFT_LEVELS["ja"].values())
+    assert "（不明）" in _cells(japanese, "by_segment", "group")
+    english = manager.get("/dashboard?period=all&lang=en").get_data(as_text=True)
+    assert "ve_success" in _cells(english, "uplift", "measure")
+    assert "(unknown)" in _cells(english, "by_segment", "group")
+    csv = manager.get("/dashboard/by_segment.csv?period=all&lang=ja").get_data(as_text=True)
+    assert "(unknown)" in csv
