@@ -102,6 +102,8 @@ def _field_check(field: fields.Field, key: str) -> Callable[[Any, dict], Any]:
         convert = _boolean
     elif kind is fields.Nested and not field.many and field.unknown is None:
         convert = compile_loader(field.schema)
+    elif callable(getattr(field, "fast_load", None)):
+        convert = field.fast_load  # the field's own exact check (service.schemas)
     else:
         convert = None
     validators = list(field.validators)

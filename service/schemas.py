@@ -4,6 +4,7 @@ drops information."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,24 +104,34 @@ class StrictInteger(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+@functools.lru_cache(maxsize=1024)
+def _language_tag(value: str) -> str | None:
+    # A handful of tags arrive on every decision: checked and canonicalised once each.
+    if 2 <= len(value) <= 35 and LANGUAGE_TAG.fullmatch(value):
+        return canonical_language(value)
+    return None
+
+
 class LanguageTag(fields.String):
     """A BCP 47 tag (``ja``, ``en-US``), loaded in its canonical case: "JA" and "ja_jp"
     are "ja" and "ja-JP" (``models.schema.canonical_language``)."""
 
+    default_error_messages = {"tag": "a language tag such as ja, en or ja-JP (BCP 47)"}
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            validate=[
-                validate.Length(min=2, max=35),
-                validate.Regexp(
-                    LANGUAGE_TAG.pattern + r"\Z",
-                    error="a language tag such as ja, en or ja-JP (BCP 47)",
-                ),
-            ],
-            **kwargs,
-        )
+        metadata = {"pattern": LANGUAGE_TAG.pattern, "minLength": 2, "maxLength": 35}
+        super().__init__(**{**kwargs, "metadata": {**metadata, **kwargs.get("metadata", {})}})
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return canonical_language(super()._deserialize(value, attr, data, **kwargs))
+        tag = _language_tag(super()._deserialize(value, attr, data, **kwargs))
+        if tag is None:
+            raise self.make_error("tag")
+        return tag
+
+    def fast_load(self, value: Any) -> Any:
+        """What ``_deserialize`` loads from a valid tag, else DEFER (service.fast_load)."""
+        tag = _language_tag(value) if type(value) is str else None
+        return DEFER if tag is None else tag
 
 
 class Schema(ma.Schema):
