@@ -34,6 +34,7 @@ from service.db import (
     utcnow,
 )
 from service.errors import ApiError
+from service.schemas import CLOCK_SKEW
 from service.state import State
 
 log = logging.getLogger("vea.decisions")
@@ -95,7 +96,6 @@ def model_features(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 CREATED, REPLAYED, UPDATED, UNSTORED = "created", "replayed", "updated", "unstored"
 MAX_EARLIER_REQUESTS = 32  # bodies an interaction remembers having replaced
-CLOCK_SKEW = timedelta(hours=1)  # between the desktop's clock and the service's
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:
@@ -119,19 +119,10 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
     details (decided again, see ``_decide_again``); ``UNSTORED`` when the database is
     down (degraded answer)."""
     now = utcnow()
-    occurred = body["contact"].get("occurred_at")
-    # A contact cannot happen in the future: a caller's clock running ahead would
-    # otherwise hide this contact from the history of the next one.
-    occurred_at = min(to_naive_utc(occurred), now) if occurred else now
-    customer_id = body["customer"]["customer_id"]
-    days = history.lookback_days(state.settings.decline_days)
+    occurred_at = _contact_time(body, now)
     fingerprint = request_fingerprint(body)
     try:
-        # History is read in autocommit and its connection returned at once: no lock,
-        # transaction or pooled connection is held while the model runs or while the
-        # insert waits in the group commit (service.group_commit).
-        with autocommit_connection(state.engine) as conn:
-            rows = history.fetch(conn, customer_id, occurred_at, days)
+        rows = _history(state, body, occurred_at)
         answer, row = _compute(state, body, rows, occurred_at, now, key_id, stored=True)
         row["request_hash"] = fingerprint
         # No look-up of the interaction id first: a retry is rare, and the insert skips
@@ -170,12 +161,29 @@ STORED_DECISION = sa.select(
 ).where(decisions.c.interaction_id == sa.bindparam("interaction_id"))
 
 
-def _stored_decision(conn: sa.Connection, interaction_id: str, customer_id: str) -> Any:
-    """The stored decision of ``interaction_id`` (a row), or None."""
-    row = conn.execute(STORED_DECISION, {"interaction_id": interaction_id}).first()
+def _contact_time(body: dict[str, Any], now: datetime) -> datetime:
+    """When the contact happened (naive UTC). Never in the future: a caller's clock
+    running ahead would otherwise hide this contact from the history of the next one."""
+    occurred = body["contact"].get("occurred_at")
+    return min(to_naive_utc(occurred), now) if occurred else now
+
+
+def _history(state: State, body: dict[str, Any], until: datetime) -> list[history.HistoryRow]:
+    """The customer's earlier contacts. Read in autocommit and the connection returned at
+    once: no lock, transaction or pooled connection is held while the model runs or while
+    the insert waits in the group commit (service.group_commit)."""
+    days = history.lookback_days(state.settings.decline_days)
+    with autocommit_connection(state.engine) as conn:
+        return history.fetch(conn, body["customer"]["customer_id"], until, days)
+
+
+def _stored_decision(state: State, body: dict[str, Any]) -> Any:
+    """The stored decision of the body's ``interaction_id`` (a row), or None."""
+    with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        row = conn.execute(STORED_DECISION, {"interaction_id": body["interaction_id"]}).first()
     if row is None:
         return None
-    if row.customer_id != customer_id:
+    if row.customer_id != body["customer"]["customer_id"]:
         raise ApiError(
             409,
             "interaction_id was already used for another customer",
@@ -187,8 +195,7 @@ def _stored_decision(conn: sa.Connection, interaction_id: str, customer_id: str)
 def _known_interaction(
     state: State, body: dict[str, Any], fingerprint: str, key_id: str | None
 ) -> tuple[dict[str, Any], str]:
-    with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        stored = _stored_decision(conn, body["interaction_id"], body["customer"]["customer_id"])
+    stored = _stored_decision(state, body)
     if stored is None:
         raise RuntimeError("a known interaction_id has no stored decision")
     # Decisions stored before the body's hash was kept (migration 0006) are replayed, and
@@ -212,12 +219,10 @@ def _decide_again(
     if stored.has_outcome:
         raise _settled()
     now = utcnow()
-    occurred = body["contact"].get("occurred_at")
-    occurred_at = min(to_naive_utc(occurred), now) if occurred else now
-    days = history.lookback_days(state.settings.decline_days)
-    with autocommit_connection(state.engine) as conn:
-        rows = history.fetch(conn, body["customer"]["customer_id"], occurred_at, days)
-    rows = [r for r in rows if r.interaction_id != body["interaction_id"]]
+    occurred_at = _contact_time(body, now)
+    rows = [
+        r for r in _history(state, body, occurred_at) if r.interaction_id != body["interaction_id"]
+    ]
     answer, row = _compute(
         state, body, rows, occurred_at, now, key_id, stored=True, decision_id=stored.decision_id
     )
@@ -239,8 +244,7 @@ def _decide_again(
         state.metrics.child(state.metrics.decisions, answer["suggested_activity"]).inc()
         return answer
     # An outcome or another change came first: answer with what is stored now.
-    with state.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        now_stored = _stored_decision(conn, body["interaction_id"], body["customer"]["customer_id"])
+    now_stored = _stored_decision(state, body)
     if now_stored is not None and now_stored.request_hash == fingerprint:
         return now_stored.response
     raise (

@@ -37,7 +37,7 @@ def _plausible_time(value: datetime) -> None:
         raise ma.ValidationError("must be a date between 1970 and 2199")
 
 
-CLOCK_SKEW = timedelta(hours=1)
+CLOCK_SKEW = timedelta(hours=1)  # between a caller's clock and the service's
 
 
 def _happened(value: datetime) -> None:
