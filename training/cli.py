@@ -16,6 +16,7 @@ import click
 from models.boosting import MAX_THREADS
 from models.bundle import BundleError, compile_bundle
 from models.registry import Registry, RegistryError
+from training.fit import UNKNOWN_REWARD
 from training.loading import ColumnsMissing, DataError, load_log, read_table, write_table
 from training.retrain import reward_from_options, reward_options
 from training.spec import Spec, SpecError
@@ -247,8 +248,7 @@ def train(
         if left_out:
             click.echo(
                 f"note: reward {chosen.label}: {left_out} rows left out (not known: "
-                "no VES answers for ve_success, a retention window still open, or a part "
-                "missing)",
+                f"{UNKNOWN_REWARD})",
                 err=True,
             )
     reg = Registry(registry)

@@ -63,6 +63,10 @@ def openness_weights(actions: np.ndarray, propensity: np.ndarray, n_activities: 
     return w / w.mean()
 
 
+# Why a row's reward can be unknown, for the notes that count the rows left out.
+UNKNOWN_REWARD = "no VES answers for ve_success, a retention window still open, or a part missing"
+
+
 def apply_reward(frame: pd.DataFrame, reward: Reward | None) -> tuple[pd.DataFrame, int]:
     """The log with the label column holding ``reward`` and the rows where it is unknown
     left out: ``(frame, rows left out)``. The default reward is the label itself, unknown

@@ -45,7 +45,13 @@ from models.policy import choose_actions, expected_values
 from models.ranker import ActivityRanker
 from models.registry import Registry
 from models.schema import LABEL, REWARDS, Reward, RewardError, parse_reward
-from training.fit import apply_reward, feature_encoder_for, net_rewards, train_bundle
+from training.fit import (
+    UNKNOWN_REWARD,
+    apply_reward,
+    feature_encoder_for,
+    net_rewards,
+    train_bundle,
+)
 from training.loading import action_codes
 from training.ope import (
     Estimate,
@@ -485,8 +491,7 @@ def describe(result: RetrainResult) -> str:
     lines = [f"reward {result.reward} ({result.reward_source}); measures {MEASURES}"]
     if result.left_out:
         lines.append(
-            f"note: {result.left_out} rows left out: their reward is not known (no VES "
-            "answers for ve_success, a retention window still open, or a part missing)"
+            f"note: {result.left_out} rows left out: their reward is not known ({UNKNOWN_REWARD})"
         )
     g = result.gate
     if result.status == "skipped":
