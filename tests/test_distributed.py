@@ -211,3 +211,42 @@ def test_reads_parquet_only_and_fingerprints_directories(data, tmp_path):
         read_parquet_log(tmp_path / "missing")
     first = data_fingerprint(data["dir"])
     assert len(first) == 64 and first == data_fingerprint(data["dir"])
+
+
+def test_rows_without_a_known_outcome_are_left_out_and_counted(client, data, tmp_path):
+    """`vea export` leaves ``ve_success`` empty for an outcome without VES answers: the
+    cluster trains on the other rows, as local training does, and says how many it left
+    out (it used to refuse the whole log)."""
+    log = data["log"].head(6000).copy()
+    unknown = np.arange(3, 6000, 7)
+    log["ve_success"] = log["ve_success"].astype("float64")
+    log.iloc[unknown, log.columns.get_loc("ve_success")] = np.nan
+    directory = write_partitions(log, tmp_path / "export", parts=3)
+    reg = tmp_path / "reg"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data", str(directory),
+            "--engine", "dask",
+            "--scheduler", client.scheduler.address,
+            "--learner", "s",
+            "--quiet",
+            "--registry", str(reg),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"{len(unknown)} rows left out" in result.stderr
+    bundle = Registry(reg).load(result.stdout.strip().split()[0])
+    known = 6000 - len(unknown)
+    assert bundle.manifest["training_rows"] == known
+    assert bundle.manifest["reward"]["left_out"] == len(unknown)
+    assert bundle.manifest["reward"]["rows"] == known
+    assert bundle.manifest["metrics"]["action_counts"] == {
+        a: int(n) for a, n in log.drop(index=unknown)["activity"].value_counts().items()
+    } | {a: 0 for a in ACTIONS if a not in set(log.drop(index=unknown)["activity"])}
+
+    log.iloc[:, log.columns.get_loc("ve_success")] = np.nan
+    empty = write_partitions(log, tmp_path / "empty", parts=2)
+    with pytest.raises(DataError, match="no rows with a known ve_success"):
+        train_bundle_dask(empty, client=client, progress=False)

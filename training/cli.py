@@ -244,13 +244,12 @@ def train(
             data_fingerprint=data_fingerprint(data),
             reward=chosen,
         )
-        left_out = (bundle.manifest.get("reward") or {}).get("left_out") or 0
-        if left_out:
-            click.echo(
-                f"note: reward {chosen.label}: {left_out} rows left out (not known: "
-                f"{UNKNOWN_REWARD})",
-                err=True,
-            )
+    left_out = (bundle.manifest.get("reward") or {}).get("left_out") or 0
+    if left_out:
+        click.echo(
+            f"note: reward {chosen.label}: {left_out} rows left out (not known: {UNKNOWN_REWARD})",
+            err=True,
+        )
     reg = Registry(registry)
     version = reg.add(bundle)
     if compile_forests:

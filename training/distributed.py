@@ -60,8 +60,8 @@ from models.ranker import (
     PROPENSITY_FLOOR,
     ActivityRanker,
 )
-from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES
-from training.fit import reason_table, select_learner
+from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, Reward
+from training.fit import UNKNOWN_REWARD, reason_table, select_learner
 from training.loading import DataError, action_codes, file_fingerprint, validate_log
 from training.spec import Spec, SpecError
 
@@ -199,6 +199,7 @@ class LogSummary:
 
     rows: int = 0
     lengths: list[int] = field(default_factory=list)
+    left_out: int = 0  # rows whose outcome is not known (an empty ve_success)
     values: dict[str, set[str]] = field(default_factory=dict)
     present: dict[str, int] = field(default_factory=dict)
     has_activity: bool = False
@@ -217,11 +218,13 @@ def _partition_summary(
 ) -> dict[str, Any]:
     """Validate one partition (rows numbered within it) and count what training needs."""
     try:
-        frame = validate_log(_canonical(part, spec), unknown_outcomes=False)
+        frame = validate_log(_canonical(part, spec))
     except (DataError, SpecError) as exc:
         problems = exc.problems if isinstance(exc, DataError) else [str(exc)]
         return {"rows": len(part), "problems": problems}
-    out: dict[str, Any] = {"rows": len(frame), "problems": []}
+    known = _known_outcomes(frame)
+    out: dict[str, Any] = {"rows": len(frame), "left_out": len(frame) - len(known), "problems": []}
+    frame = known
     out["values"] = {
         name: set(frame[name].dropna().astype(str).unique())
         for name in categorical
@@ -271,6 +274,7 @@ def summarize_log(
         offset += result["rows"]
         if result["problems"]:
             continue
+        summary.left_out += result["left_out"]
         for name, values in result["values"].items():
             summary.values.setdefault(name, set()).update(values)
         for name, count in result["present"].items():
@@ -281,12 +285,24 @@ def summarize_log(
             summary.action_counts += result["action_counts"]
             summary.action_positives += result["action_positives"]
             summary.inverse_propensity += result["inverse_propensity"]
-    summary.rows = offset
     if problems:
         raise DataError(problems, source)
-    if summary.rows == 0:
+    summary.rows = offset - summary.left_out
+    if offset == 0:
         raise DataError(f"{source}: no data rows")
+    if summary.rows == 0:
+        raise DataError(
+            f"{source}: no rows with a known {LABEL} ({summary.left_out} left out: "
+            f"{UNKNOWN_REWARD})"
+        )
     return summary
+
+
+def _known_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose label is known: an empty one (an outcome without VES answers, as
+    ``vea export`` writes it) is left out, as ``training.fit.apply_reward`` does."""
+    known = frame[LABEL].notna().to_numpy()
+    return frame if known.all() else frame.loc[known].reset_index(drop=True)
 
 
 def _candidate_columns(
@@ -334,7 +350,7 @@ def _design_partition(
     """The encoded feature matrix of one partition plus label, action, propensity and two
     uniform draws (held-out split, client sample), seeded by the partition's number so a
     rerun on the same files draws the same rows."""
-    frame = validate_log(_canonical(part, spec), unknown_outcomes=False)
+    frame = _known_outcomes(validate_log(_canonical(part, spec)))
     out = pd.DataFrame(encoder.transform(frame), columns=encoder.feature_names)
     out[LABEL_COL] = frame[LABEL].to_numpy(dtype=np.float64)
     if "activity" in frame:
@@ -523,6 +539,11 @@ class _DaskTraining:
             "training_rows": int(summary.rows),
             "seed": self.seed,
             "metrics": metrics,
+            "reward": {
+                **Reward().to_dict(),
+                "rows": int(summary.rows),
+                "left_out": summary.left_out,
+            },
             "engine": {
                 "name": "dask",
                 "workers": len(self.client.nthreads()),

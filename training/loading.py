@@ -222,14 +222,13 @@ def validate_log(
     frame: pd.DataFrame,
     *,
     require_outcome: bool = True,
-    unknown_outcomes: bool = True,
     source: str = "",
     features: Mapping[str, str | None] | None = None,
 ) -> pd.DataFrame:
     """Check types and ranges of every canonical column present; return a typed copy.
 
-    ``require_outcome``: the label column must be there; ``unknown_outcomes``: a row may
-    leave it empty (an outcome not known yet), else that row is refused.
+    ``require_outcome``: the label column must be there (a row may leave it empty: an
+    outcome not known yet).
 
     ``features``: extra feature columns (a spec's, or a model's) and what they hold,
     ``number``, ``category`` or None (undeclared: inferred as training does)."""
@@ -309,8 +308,8 @@ def validate_log(
     # Missing where required: only values that were missing as given (a value that is
     # there but wrong was reported above, once).
     # An empty label is an outcome not known (yet), left out by ``training.fit.apply_reward``
-    # and counted; ``unknown_outcomes=False`` (the Dask path) refuses it.
-    required = [LABEL] if require_outcome and not unknown_outcomes else []
+    # and counted (the Dask path: ``training.distributed._known_outcomes``).
+    required: list[str] = []
     if "activity" in out.columns:
         required += ["activity", "propensity"]
     for name in required:
