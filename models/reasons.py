@@ -6,7 +6,7 @@ import math
 from functools import lru_cache
 from typing import Any
 
-from models.pools import primary_language
+from models.schema import primary_language
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {

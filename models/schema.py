@@ -55,6 +55,29 @@ def canonical_language(tag: str) -> str:
     return "-".join(parts)
 
 
+# The longest language tag the API takes for a contact (service.schemas.LanguageTag): a
+# pool must be able to name any language a contact can carry.
+MAX_LANGUAGE_TAG = 35
+LANGUAGE_TAG_HINT = "a language tag such as ja, en or ja-JP (BCP 47)"
+
+
+def language_tag_problem(tag: str) -> str | None:
+    """Why ``tag`` is no language tag the API would take (None: it is one), in the
+    decision body's words, so a pools file, a log and a request are refused alike."""
+    if len(tag) > MAX_LANGUAGE_TAG:
+        return f"{LANGUAGE_TAG_HINT} of at most {MAX_LANGUAGE_TAG} characters"
+    if not LANGUAGE_TAG.fullmatch(tag):
+        return LANGUAGE_TAG_HINT
+    return None
+
+
+def primary_language(tag: str) -> str:
+    """The primary language subtag, lower-case: ``ja`` of ``ja``, ``JA``, ``ja-JP`` and
+    ``ja_jp``. Languages are matched on it: a ja-JP speaker is a Japanese speaker, while
+    ``jam`` (Jamaican Creole) is not Japanese though it starts with "ja"."""
+    return tag.replace("_", "-").split("-", 1)[0].lower()
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("interaction_id", "str"),
     Column("customer_id", "str"),

@@ -15,7 +15,9 @@ from marshmallow import fields, pre_load, validate, validates_schema
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 from models.schema import (
     LANGUAGE_TAG,
+    LANGUAGE_TAG_HINT,
     MAX_HANDLE_TIME_S,
+    MAX_LANGUAGE_TAG,
     MAX_PRIOR_CONTACTS_30D,
     MAX_TENURE_MONTHS,
     REWARDS,
@@ -107,7 +109,7 @@ class StrictInteger(fields.Integer):
 @functools.lru_cache(maxsize=1024)
 def _language_tag(value: str) -> str | None:
     # A handful of tags arrive on every decision: checked and canonicalised once each.
-    if 2 <= len(value) <= 35 and LANGUAGE_TAG.fullmatch(value):
+    if 2 <= len(value) <= MAX_LANGUAGE_TAG and LANGUAGE_TAG.fullmatch(value):
         return canonical_language(value)
     return None
 
@@ -116,10 +118,10 @@ class LanguageTag(fields.String):
     """A BCP 47 tag (``ja``, ``en-US``), loaded in its canonical case: "JA" and "ja_jp"
     are "ja" and "ja-JP" (``models.schema.canonical_language``)."""
 
-    default_error_messages = {"tag": "a language tag such as ja, en or ja-JP (BCP 47)"}
+    default_error_messages = {"tag": LANGUAGE_TAG_HINT}
 
     def __init__(self, **kwargs: Any) -> None:
-        metadata = {"pattern": LANGUAGE_TAG.pattern, "minLength": 2, "maxLength": 35}
+        metadata = {"pattern": LANGUAGE_TAG.pattern, "minLength": 2, "maxLength": MAX_LANGUAGE_TAG}
         super().__init__(**{**kwargs, "metadata": {**metadata, **kwargs.get("metadata", {})}})
 
     def _deserialize(self, value, attr, data, **kwargs):

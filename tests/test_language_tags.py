@@ -16,9 +16,9 @@ from models.pools import (
     load_catalogue,
     load_config,
     parse_config,
-    primary_language,
 )
 from models.reasons import describe, language_of
+from models.schema import primary_language
 from service.db import pool_config
 from training.loading import DataError, validate_log
 

@@ -5,6 +5,7 @@ back as simulated outcomes drawn from the agents' true skill."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.activities import VALUE_ACTIVITIES
@@ -16,6 +17,7 @@ from training.route_sim import (
     paired_difference,
     pick_agent,
     run_queue,
+    speakers,
     suggestions_from_truth,
     true_success,
 )
@@ -125,6 +127,21 @@ def test_true_success_matches_the_simulator():
     expected = truth[[f"p_{a}" for a in ("none", *VALUE_ACTIVITIES)]].to_numpy()
     codes = log["activity"].map({a: i for i, a in enumerate(("none", *VALUE_ACTIVITIES))})
     assert np.allclose(p, expected[rows, codes.to_numpy()])
+
+
+def test_agents_are_matched_on_the_primary_language():
+    """A ja-JP customer is served by ``ja`` agents (as pools are matched), ``jam`` is not
+    Japanese, and nobody speaking the language leaves anyone to take the contact."""
+    agents = pd.DataFrame(
+        {"agent_id": ["a1", "a2", "a3", "a4"], "language": ["ja", "en", "ja-JP", "jam"]}
+    )
+    assert speakers(agents, "ja-JP") == speakers(agents, "JA") == {"a1", "a3"}
+    assert speakers(agents, "en-US") == {"a2"}
+    config = load_config(PACKAGE_DIR / "pools.default.yaml")
+    rng = np.random.default_rng(0)
+    drawn = {pick_agent(config.pools[0].id, "ja-JP", config, agents, rng) for _ in range(50)}
+    assert drawn == {"a1", "a3"}
+    assert pick_agent(config.pools[0].id, "fr", config, agents, rng) in {"a1", "a2", "a3", "a4"}
 
 
 def test_service_routing_feeds_simulated_outcomes(world, make_app, new_id):

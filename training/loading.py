@@ -17,8 +17,7 @@ import pandas as pd
 
 from models import tables
 from models.activities import ACTIONS, NONE
-from models.pools import language_tag_problem
-from models.schema import COLUMN_BY_NAME, LABEL, canonical_language
+from models.schema import COLUMN_BY_NAME, LABEL, canonical_language, language_tag_problem
 from training.spec import Spec, SpecColumnsMissing, SpecError
 
 MAX_REPORTED = 20

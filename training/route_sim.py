@@ -35,6 +35,7 @@ from models.activities import ACTION_INDEX, ACTIONS, NONE, VALUE_ACTIVITIES
 from models.economics import Economics
 from models.matching import Availability, RoutingRules, route
 from models.pools import GENERAL, PoolConfig
+from models.schema import primary_language
 from training.simulate import (
     BASE_HANDLE_S,
     ISSUE_HANDLE_FACTOR,
@@ -74,6 +75,18 @@ def true_success(
     return np.where(codes == ACTION_INDEX[NONE], organic, value)
 
 
+def speakers(agents: pd.DataFrame, language: str) -> set[str]:
+    """The agents who speak ``language``, matched on the primary language as routing
+    matches pools (``models.schema.primary_language``): a ja-JP customer is served by a
+    ``ja`` agent."""
+    primary = primary_language(language)
+    return {
+        str(agent)
+        for agent, spoken in zip(agents["agent_id"], agents["language"], strict=True)
+        if primary_language(str(spoken)) == primary
+    }
+
+
 def pick_agent(
     pool: str,
     language: str,
@@ -82,7 +95,7 @@ def pick_agent(
     rng: np.random.Generator,
 ) -> str:
     """A member of ``pool`` speaking ``language``; else any agent who speaks it (general)."""
-    speaks = set(agents.loc[agents["language"] == language, "agent_id"])
+    speaks = speakers(agents, language)
     pools = config.by_id()
     members = [m for m in (pools[pool].members if pool in pools else ()) if m in speaks]
     candidates = members or sorted(speaks) or list(agents["agent_id"])
@@ -287,7 +300,7 @@ def paired_difference(a: QueueResult, b: QueueResult) -> dict[str, float]:
 def pool_members(config: PoolConfig, agents: pd.DataFrame, language: str) -> dict[str, list[str]]:
     """Per pool, the agents ``pick_agent`` draws from for a customer speaking ``language``:
     the members who speak it, else anyone who speaks it (general), else anyone."""
-    speaks = set(agents.loc[agents["language"] == language, "agent_id"])
+    speaks = speakers(agents, language)
     fallback = sorted(speaks) or list(agents["agent_id"])
     out = {}
     for pool in config.pools:
