@@ -89,7 +89,23 @@ def test_negative_numbers_stay_numbers_and_text_is_escaped(served, registry_dir)
     assert float(row["ci_low"]) == -0.05
 
 
-@pytest.mark.parametrize("text", ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "=1+2",
+        "+1",
+        "-1",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+        " =1+2",
+        "\u3000=1",
+        "＝1+2",
+        "＋1",
+        "－1",
+        "＠SUM(A1)",
+    ],
+)
 def test_every_formula_start_is_escaped(text):
     from service.web.dashboard import csv_safe, to_csv
 
@@ -99,7 +115,9 @@ def test_every_formula_start_is_escaped(text):
     assert row == {"group": "'" + text, "n": "-2"}
 
 
-@pytest.mark.parametrize("value", [-0.05, -3, 0, 1.5, True, None, "premium", "a=b", "1-2"])
+@pytest.mark.parametrize(
+    "value", [-0.05, -3, 0, 1.5, True, None, "premium", "a=b", "1-2", " a", "日本"]
+)
 def test_numbers_and_plain_text_are_left_alone(value):
     from service.web.dashboard import csv_safe
 

@@ -64,7 +64,9 @@ NAMED_COLUMNS = {
 }
 # A text cell starting with one of these opens as a formula in Excel or LibreOffice
 # (OWASP "CSV injection"); segments, agent ids and the like come from the desktop.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets skip leading spaces and read the full-width signs of Japanese input as
+# the ASCII ones, so those count too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 # --------------------------------------------------------------------- period
@@ -373,7 +375,7 @@ def shown(table: str, column: str, value: Any, language: str) -> str:
 def csv_safe(value: Any) -> Any:
     """A text value a spreadsheet will read as text: one that could start a formula gets
     a leading ``'``. Numbers stay numbers (the report writes negative ones itself)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and value.lstrip(" \u3000").startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
