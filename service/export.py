@@ -214,7 +214,10 @@ def decision_frame(
 
 
 def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetime) -> None:
-    """Retention and upgrades from the customer events after each decision."""
+    """Retention and upgrades from the customer events after each decision, known once
+    the window has closed: a churn (or an upgrade) inside a window still open is not
+    reported yet, else a recent period would hold its churners and none of the customers
+    who stay, and read as losing everyone (and learning would see the same bias)."""
     n = len(frame)
     for name in (*RETENTION_WINDOWS, "upgraded"):
         frame[name] = np.full(n, np.nan)
@@ -229,15 +232,15 @@ def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetim
         later = [(t, kind) for t, kind in by_customer.get(customer, ()) if t >= at]
         for name, days in RETENTION_WINDOWS.items():
             end = at + timedelta(days=days)
-            if any(kind in CHURN_EVENTS and t <= end for t, kind in later):
-                frame.iat[i, frame.columns.get_loc(name)] = 0.0
-            elif now >= end or any(kind in STAY_EVENTS and t >= end for t, kind in later):
-                frame.iat[i, frame.columns.get_loc(name)] = 1.0
+            # A renewal dated after the end closes the window too (a clock a little ahead).
+            if now < end and not any(kind in STAY_EVENTS and t >= end for t, kind in later):
+                continue
+            churned = any(kind in CHURN_EVENTS and t <= end for t, kind in later)
+            frame.iat[i, frame.columns.get_loc(name)] = 0.0 if churned else 1.0
         end = at + timedelta(days=UPGRADE_WINDOW_DAYS)
-        if any(kind == "upgraded" and t <= end for t, kind in later):
-            frame.iat[i, frame.columns.get_loc("upgraded")] = 1.0
-        elif now >= end:
-            frame.iat[i, frame.columns.get_loc("upgraded")] = 0.0
+        if now >= end:
+            upgraded = any(kind == "upgraded" and t <= end for t, kind in later)
+            frame.iat[i, frame.columns.get_loc("upgraded")] = 1.0 if upgraded else 0.0
 
 
 def shadow_inputs(
