@@ -14,8 +14,14 @@ handle time of the same contact).
   repeated contacts are not independent observations), on a Student t with
   Welch-Satterthwaite degrees of freedom counted in customers: the normal quantile covers
   only ~89% with 5 customers per arm, the t ~94% (and the two agree from a few dozen).
-- **ROI**: per contact, ``value_of_retention * retained - cost_per_second * handle_time``
-  compared between the arms (with its interval), and scaled by the treated contacts.
+- **ROI**: per customer, ``value_of_retention`` x retained 60 days after the customer's
+  first contact of the period, minus ``cost_per_second`` x the handle time of all their
+  contacts, compared between the arms (customers are the randomized units: retention is
+  a customer's, counted once however often they called); the total is that difference x
+  the treated customers, and per contact the total over the treated contacts.
+- **Enough data**: an interval needs at least ``MIN_CUSTOMERS`` customers in each arm;
+  with fewer the difference is shown without one and says so (two customers per arm
+  who all succeeded gave a zero-width interval).
 - **Reward**: the report names the reward it reports (``models.schema.Reward``:
   ``ve_success`` by default, ``accepted``, a retention window, or a weighted value),
   gives its mean per group and its uplift; contacts whose reward is still unknown
@@ -37,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -63,6 +70,10 @@ REWARD_PARTS_READ = (
     "upgraded",
 )
 UNKNOWN = "(unknown)"
+# Below this many customers in an arm an interval is not given: the t interval still has
+# its coverage with about 8 per arm, but with a handful every outcome is often the same
+# and the interval collapses to a point.
+MIN_CUSTOMERS = 10
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,15 @@ class ValueSettings:
     declared_measures: tuple[str, ...] = ()
     declared_at: str | None = None  # ISO date/time the measures were fixed
     reward: Reward = Reward()
+
+    def __post_init__(self) -> None:
+        if self.declared_at:
+            try:
+                _timestamp(self.declared_at)
+            except ValueError:
+                raise ValueError(
+                    f"declared_at {self.declared_at!r} is not an ISO date or date-time"
+                ) from None
 
 
 def _num(values: Sequence[Any] | None, n: int) -> np.ndarray:
@@ -150,19 +170,26 @@ def difference(
     control: np.ndarray,
     treated_clusters: np.ndarray | None = None,
     control_clusters: np.ndarray | None = None,
+    min_units: int = 2,
 ) -> dict[str, Any]:
     """Mean(treated) - mean(control) with a 95% Welch t interval (cluster-robust when
-    cluster ids, e.g. customers, are given); None values when either arm has fewer than two
-    observations (or customers)."""
+    cluster ids, e.g. customers, are given). ``units_*`` count the independent units
+    (customers, else observations); with fewer than ``min_units`` in an arm the interval
+    is None and ``enough_data`` false, and with fewer than two the difference too."""
     keep_t, keep_c = np.isfinite(treated), np.isfinite(control)
     t, c = treated[keep_t], control[keep_c]
     ct = None if treated_clusters is None else np.asarray(treated_clusters)[keep_t]
     cc = None if control_clusters is None else np.asarray(control_clusters)[keep_c]
+    units_t = int(t.size if ct is None else np.unique(ct).size)
+    units_c = int(c.size if cc is None else np.unique(cc).size)
     out: dict[str, Any] = {
         "treated": _mean(t),
         "holdout": _mean(c),
         "n_treated": int(t.size),
         "n_holdout": int(c.size),
+        "units_treated": units_t,
+        "units_holdout": units_c,
+        "enough_data": min(units_t, units_c) >= max(min_units, 2),
         "value": None,
         "ci_low": None,
         "ci_high": None,
@@ -170,13 +197,88 @@ def difference(
     if t.size < 2 or c.size < 2:
         return out
     diff = float(t.mean() - c.mean())
+    out["value"] = diff
+    if not out["enough_data"]:
+        return out
     (v_t, g_t), (v_c, g_c) = _var_of_mean(t, ct), _var_of_mean(c, cc)
     se = math.sqrt(v_t + v_c)
     if not math.isfinite(se):
         return out
     half = float(stdtrit(_welch_df(v_t, g_t, v_c, g_c), 0.975)) * se
-    out.update(value=diff, ci_low=diff - half, ci_high=diff + half)
+    out.update(ci_low=diff - half, ci_high=diff + half)
     return out
+
+
+def customer_values(
+    rows: np.ndarray,
+    customers: np.ndarray,
+    order: np.ndarray,
+    retained: np.ndarray,
+    handle_time_s: np.ndarray,
+    settings: ValueSettings,
+) -> tuple[np.ndarray, int]:
+    """Per customer of ``rows``: ``value_of_retention`` x retained after their first
+    contact (by ``order``) minus ``cost_per_second`` x the handle time of all their
+    contacts (a contact without a reported time counts at the customer's mean), NaN
+    while the retention is not known; and the number of contacts."""
+    idx = np.flatnonzero(rows)
+    idx = idx[np.argsort(order[idx], kind="stable")]
+    if idx.size == 0:
+        return np.empty(0), 0
+    # ``return_index`` is each customer's first row in time order: their first contact.
+    _, first, which = np.unique(customers[idx], return_index=True, return_inverse=True)
+    handle = handle_time_s[idx]
+    known = np.isfinite(handle)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_handle = np.bincount(which, weights=np.where(known, handle, 0.0)) / np.bincount(
+            which, weights=known.astype(float)
+        )
+    cost = settings.cost_per_second * mean_handle * np.bincount(which)
+    return settings.value_of_retention * retained[idx][first] - cost, int(idx.size)
+
+
+def roi(
+    cols: Mapping[str, np.ndarray],
+    treated: np.ndarray,
+    holdout: np.ndarray,
+    customers: np.ndarray,
+    order: np.ndarray,
+    settings: ValueSettings,
+) -> dict[str, Any]:
+    """Treated minus holdout value per customer (``customer_values``) with its interval,
+    the total over the treated customers and the same per treated contact."""
+    value_t, contacts_t = customer_values(
+        treated, customers, order, cols["retained_60d"], cols["handle_time_s"], settings
+    )
+    value_c, contacts_c = customer_values(
+        holdout, customers, order, cols["retained_60d"], cols["handle_time_s"], settings
+    )
+    per_customer = difference(value_t, value_c, min_units=MIN_CUSTOMERS)
+    customers_t = int(value_t.size)
+
+    def scaled(value: float | None, factor: float) -> float | None:
+        return None if value is None else value * factor
+
+    per_contact = customers_t / contacts_t if contacts_t else 0.0
+    return {
+        # The total spread over the treated contacts, and each arm's value per contact.
+        **{key: scaled(per_customer[key], per_contact) for key in ("value", "ci_low", "ci_high")},
+        "treated": scaled(per_customer["treated"], per_contact),
+        "holdout": scaled(per_customer["holdout"], value_c.size / contacts_c if contacts_c else 0),
+        "n_treated": contacts_t,
+        "n_holdout": contacts_c,
+        "units_treated": per_customer["units_treated"],
+        "units_holdout": per_customer["units_holdout"],
+        "enough_data": per_customer["enough_data"],
+        "per_customer": per_customer,
+        "treated_customers": customers_t,
+        "treated_contacts": contacts_t,
+        "total": scaled(per_customer["value"], customers_t),
+        "total_ci_low": scaled(per_customer["ci_low"], customers_t),
+        "total_ci_high": scaled(per_customer["ci_high"], customers_t),
+        "value_of_retention": settings.value_of_retention,
+        "cost_per_second": settings.cost_per_second,
+    }
 
 
 def value_report(
@@ -227,27 +329,23 @@ def value_report(
     customers = np.array([str(v) for v in columns.get("customer_id", range(n))])
     ct, cc = customers[treated], customers[holdout]
     declared = set(settings.declared_measures)
-    pre_declared = _pre_declared(settings.declared_at, period[0])
+    order = _order(columns, n)
+    timed = everything & np.isfinite(order) if "occurred_at" in columns else everything & False
+    first = float(order[timed].min()) if timed.any() else math.inf
+    pre_declared = _pre_declared(settings.declared_at, period[0], first)
     uplift = {}
     for name in UPLIFT_MEASURES:
-        entry = difference(cols[name][treated], cols[name][holdout], ct, cc)
+        entry = difference(
+            cols[name][treated], cols[name][holdout], ct, cc, min_units=MIN_CUSTOMERS
+        )
         entry["declared"] = name in declared
         entry["pre_declared"] = name in declared and pre_declared
         uplift[name] = entry
-    per_contact = (
-        settings.value_of_retention * cols["retained_60d"]
-        - settings.cost_per_second * cols["handle_time_s"]
-    )
-    roi = difference(per_contact[treated], per_contact[holdout], ct, cc)
-    roi.update(
-        value_of_retention=settings.value_of_retention,
-        cost_per_second=settings.cost_per_second,
-        treated_contacts=int(treated.sum()),
-        total=None if roi["value"] is None else roi["value"] * int(treated.sum()),
-        handle_time=difference(
-            cols["handle_time_s"][treated], cols["handle_time_s"][holdout], ct, cc
-        ),
-    )
+    money = roi(cols, treated, holdout, customers, order, settings)
+    money["handle_time"] = difference(
+        cols["handle_time_s"][treated], cols["handle_time_s"][holdout], ct, cc,
+        min_units=MIN_CUSTOMERS,
+    )  # fmt: skip
     known = np.isfinite(cols["reward"])
     return {
         "period": {"from": period[0], "to": period[1]},
@@ -266,7 +364,8 @@ def value_report(
         "overall": measures(cols, everything),
         "by": by,
         "uplift": uplift,
-        "roi": roi,
+        "min_customers": MIN_CUSTOMERS,
+        "roi": money,
         "success_measures": {
             "declared": sorted(declared),
             "declared_at": settings.declared_at,
@@ -281,17 +380,30 @@ def value_report(
     }
 
 
-def _pre_declared(declared_at: str | None, start: str | None) -> bool:
-    """Declared measures count as pre-declared when fixed no later than the period start."""
-    if not declared_at or not start:
+def _order(columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
+    """Each row's place in time (``occurred_at``; the row order when it is absent)."""
+    times = columns.get("occurred_at")
+    if times is None:
+        return np.arange(n, dtype=np.float64)
+    return np.array([np.inf if t is None else _timestamp(t) for t in times], dtype=np.float64)
+
+
+def _timestamp(moment: Any) -> float:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _pre_declared(declared_at: str | None, start: str | None, first: float) -> bool:
+    """Declared measures count as pre-declared when fixed no later than the period start
+    (without one: the period's first decision, ``first`` as a POSIX time). Compared as
+    instants: a time with an offset is converted, a naive one or a bare date is UTC."""
+    if not declared_at:
         return False
-    return _iso_key(declared_at) <= _iso_key(start)
-
-
-def _iso_key(text: str) -> str:
-    # ISO-8601 strings in UTC compare as text; a bare date means its midnight.
-    text = text.replace(" ", "T").removesuffix("Z").split("+")[0]
-    return text if "T" in text else f"{text}T00:00:00"
+    begins = _timestamp(start) if start else first
+    return math.isfinite(begins) and _timestamp(declared_at) <= begins
 
 
 # --------------------------------------------------------------------- shadow

@@ -178,6 +178,10 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _money(value) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
 def _report_text(result: dict) -> str:
     o = result["overall"]
     lines = [
@@ -193,13 +197,21 @@ def _report_text(result: dict) -> str:
         mark = " (pre-declared)" if u["pre_declared"] else ""
         lines.append(
             f"  {name:<13} {_fmt(u['value'])} [{_fmt(u['ci_low'])}, {_fmt(u['ci_high'])}]"
-            f"  n={u['n_treated']}/{u['n_holdout']}{mark}"
+            f"  contacts {u['n_treated']}/{u['n_holdout']}"
+            f", customers {u['units_treated']}/{u['units_holdout']}{mark}"
         )
     roi = result["roi"]
     lines.append(
-        f"ROI per contact {_fmt(roi['value'])} [{_fmt(roi['ci_low'])}, {_fmt(roi['ci_high'])}]"
-        f", total {_fmt(roi['total'])}"
+        f"ROI per contact {_money(roi['value'])} [{_money(roi['ci_low'])}, "
+        f"{_money(roi['ci_high'])}], total {_money(roi['total'])} [{_money(roi['total_ci_low'])}"
+        f", {_money(roi['total_ci_high'])}] over {roi['treated_customers']} treated customers "
+        f"({roi['treated_contacts']} contacts)"
     )
+    if roi["units_holdout"] and not roi["enough_data"]:
+        lines.append(
+            f"not enough data for intervals: at least {result['min_customers']} customers per "
+            f"arm are needed (treated {roi['units_treated']}, holdout {roi['units_holdout']})"
+        )
     lines.append(f"success measures: {result['success_measures']['note']}")
     reward = result.get("reward") or {}
     if reward:

@@ -15,6 +15,7 @@ from typing import Any
 
 from models.contact_policy import ContactPolicy
 from models.exploration import ExplorationConfig
+from models.value_report import ValueSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_VAR_DIR = Path("var")
@@ -153,6 +154,7 @@ class Settings:
             raise ValueError("holdout_share must be in [0, 1)")
         if self.pool_exploration_margin < 0 or not 0 < self.pool_exploration_floor <= 0.5:
             raise ValueError("pool_exploration_margin must be >= 0, its floor in (0, 0.5]")
+        ValueSettings(declared_at=self.success_measures_declared_at or None)  # a valid date
 
     @classmethod
     def from_env(

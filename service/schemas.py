@@ -758,8 +758,17 @@ class GroupMeasuresSchema(MeasuresSchema):
 class DifferenceSchema(Schema):
     treated = fields.Float(allow_none=True)
     holdout = fields.Float(allow_none=True)
-    n_treated = fields.Integer(required=True)
-    n_holdout = fields.Integer(required=True)
+    n_treated = fields.Integer(required=True, metadata={"description": "contacts"})
+    n_holdout = fields.Integer(required=True, metadata={"description": "contacts"})
+    units_treated = fields.Integer(
+        required=True,
+        metadata={"description": "customers (the randomized units the interval rests on)"},
+    )
+    units_holdout = fields.Integer(required=True, metadata={"description": "customers"})
+    enough_data = fields.Boolean(
+        required=True,
+        metadata={"description": "both arms have min_customers customers: else no interval"},
+    )
     value = fields.Float(allow_none=True, metadata={"description": "treated minus holdout"})
     ci_low = fields.Float(allow_none=True, metadata={"description": "95% interval"})
     ci_high = fields.Float(allow_none=True)
@@ -771,10 +780,26 @@ class UpliftSchema(DifferenceSchema):
 
 
 class RoiSchema(DifferenceSchema):
+    """``value`` and its interval: the total over the treated contacts; ``treated`` and
+    ``holdout``: each arm's value per contact."""
+
     value_of_retention = fields.Float(required=True)
     cost_per_second = fields.Float(required=True)
+    per_customer = fields.Nested(
+        DifferenceSchema,
+        required=True,
+        metadata={
+            "description": "value_of_retention x retained 60 days after the customer's first "
+            "contact - cost_per_second x the handle time of their contacts, by arm"
+        },
+    )
+    treated_customers = fields.Integer(required=True)
     treated_contacts = fields.Integer(required=True)
-    total = fields.Float(allow_none=True, metadata={"description": "per contact x treated"})
+    total = fields.Float(
+        allow_none=True, metadata={"description": "per customer difference x treated customers"}
+    )
+    total_ci_low = fields.Float(allow_none=True, metadata={"description": "95% interval"})
+    total_ci_high = fields.Float(allow_none=True)
     handle_time = fields.Nested(DifferenceSchema, required=True)
 
 
@@ -874,6 +899,9 @@ class ValueReportSchema(Schema):
         metadata={"description": "activity, segment, issue_type, channel, pool_id, agent_id"},
     )
     uplift = fields.Dict(keys=fields.String(), values=fields.Nested(UpliftSchema), required=True)
+    min_customers = fields.Integer(
+        required=True, metadata={"description": "customers per arm an interval needs"}
+    )
     roi = fields.Nested(RoiSchema, required=True)
     success_measures = fields.Nested(SuccessMeasuresSchema, required=True)
     shadow = fields.Nested(ShadowReportSchema, required=True)

@@ -91,6 +91,100 @@ def test_value_report_groups_uplift_roi_and_declared_measures():
     assert roi["treated_contacts"] == 3 and roi["value"] is not None
 
 
+def test_roi_counts_retention_once_per_customer():
+    """Treated customers call four times each, holdout customers once: retention is a
+    customer's, so the total is the per-customer difference x the treated customers (it
+    was counted per contact, four times over), and per contact that total spread over
+    the treated contacts."""
+    rng = np.random.default_rng(5)
+    cols: dict[str, list] = {name: [] for name in ("decision_id", "customer_id",
+        "experiment_arm", "retained_60d", "handle_time_s", "occurred_at")}  # fmt: skip
+    for arm, customers, contacts, retained in (
+        ("treatment", 200, 4, 0.9),
+        ("holdout", 200, 1, 0.7),
+    ):
+        for c in range(customers):
+            stays = float(rng.random() < retained)
+            for k in range(contacts):
+                cols["decision_id"].append(f"{arm}-{c}-{k}")
+                cols["customer_id"].append(f"{arm}-{c}")
+                cols["experiment_arm"].append(arm)
+                # Later contacts' windows are still open: only the first one is known.
+                cols["retained_60d"].append(stays if k == 0 else None)
+                cols["handle_time_s"].append(100.0)
+                cols["occurred_at"].append(f"2026-01-0{k + 1}T10:00:00")
+    settings = ValueSettings(value_of_retention=200.0, cost_per_second=0.5)
+    roi = value_report(cols, settings)["roi"]
+    per_customer = roi["per_customer"]
+    t = np.mean([cols["retained_60d"][i] for i in range(0, 800, 4)])
+    h = np.mean(cols["retained_60d"][800:])
+    # Value per customer: 200 x retained - 0.5 x 100 s x contacts.
+    assert per_customer["treated"] == pytest.approx(200 * t - 200)
+    assert per_customer["holdout"] == pytest.approx(200 * h - 50)
+    difference_per_customer = 200 * (t - h) - 150
+    assert per_customer["value"] == pytest.approx(difference_per_customer)
+    assert roi["treated_customers"] == 200 and roi["treated_contacts"] == 800
+    assert roi["total"] == pytest.approx(difference_per_customer * 200)
+    assert roi["value"] == pytest.approx(roi["total"] / 800)
+    assert roi["total_ci_low"] < roi["total"] < roi["total_ci_high"]
+    assert roi["enough_data"] and per_customer["units_treated"] == 200
+
+
+def test_too_few_customers_give_no_interval_and_say_so():
+    """Two customers per arm who all succeeded: the difference is shown, but no interval
+    (it was a zero-width [1, 1]), and the units behind it are customers."""
+    cols = {
+        "decision_id": [f"d{i}" for i in range(6)],
+        "customer_id": ["a", "a", "b", "c", "d", "d"],
+        "experiment_arm": ["treatment"] * 3 + ["holdout"] * 3,
+        "ve_success": [1, 1, 1, 0, 0, 0],
+    }
+    report = value_report(cols, ValueSettings())
+    success = report["uplift"]["ve_success"]
+    assert success["value"] == 1.0 and success["enough_data"] is False
+    assert success["ci_low"] is None and success["ci_high"] is None
+    assert (success["n_treated"], success["units_treated"]) == (3, 2)
+    assert report["min_customers"] == 10
+    rng = np.random.default_rng(2)
+    many = {
+        "decision_id": [f"d{i}" for i in range(40)],
+        "customer_id": [f"c{i}" for i in range(40)],
+        "experiment_arm": ["treatment"] * 20 + ["holdout"] * 20,
+        "ve_success": (rng.random(40) < 0.5).astype(float).tolist(),
+    }
+    enough = value_report(many, ValueSettings())["uplift"]["ve_success"]
+    assert enough["enough_data"] is True and enough["ci_low"] < enough["ci_high"]
+
+
+@pytest.mark.parametrize(
+    ("declared_at", "start", "expected"),
+    [
+        # 08:00 in Tokyo is 23:00 UTC the day before: before a period starting 23:30 UTC.
+        ("2026-10-01T08:00:00+09:00", "2026-09-30T23:30:00", True),
+        ("2026-09-30T20:00:00-05:00", "2026-10-01T00:30:00", False),  # 01:00 UTC
+        ("2026-09-30", "2026-09-30T00:00:00", True),
+        ("2026-10-02", None, False),  # after the period's first decision (1 October)
+        ("2026-09-15", None, True),  # no start: before the first decision
+    ],
+)
+def test_declared_measures_compare_instants(declared_at, start, expected):
+    cols = {
+        "decision_id": ["d1", "d2"],
+        "experiment_arm": ["treatment", "holdout"],
+        "occurred_at": ["2026-10-01T10:00:00", "2026-10-03T10:00:00"],
+    }
+    settings = ValueSettings(declared_measures=("ve_success",), declared_at=declared_at)
+    report = value_report(cols, settings, (start, None))
+    assert report["success_measures"]["pre_declared"] is expected
+
+
+def test_a_declared_at_that_is_no_date_is_refused_at_start():
+    from service.config import Settings
+
+    with pytest.raises(ValueError, match="declared_at 'last spring' is not an ISO date"):
+        Settings.from_env({"VEA_SUCCESS_MEASURES_DECLARED_AT": "last spring"})
+
+
 # --------------------------------------------------------------------------- API
 @pytest.fixture
 def report_app(make_app):

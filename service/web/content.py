@@ -149,6 +149,8 @@ LABELS: dict[str, dict[str, str]] = {
         "success": "Success rate",
         "roi": "ROI per contact",
         "roi_total": "ROI total",
+        "not_enough_data": "Not enough data for an interval yet: at least {n} customers in "
+        "each group are needed (now {treated} treated, {holdout} holdout).",
         "no_data": "No data in this period.",
         "no_holdout": "No holdout contacts with an outcome in this period, so no uplift yet "
         "(the holdout share is set by VEA_HOLDOUT_SHARE).",
@@ -227,6 +229,8 @@ LABELS: dict[str, dict[str, str]] = {
         "success": "成功率",
         "roi": "1件あたりROI",
         "roi_total": "ROI合計",
+        "not_enough_data": "信頼区間を出すにはまだデータが足りません: 各群 {n} 人以上の顧客が"
+        "必要です（現在 介入群 {treated} 人、対照群 {holdout} 人）。",
         "no_data": "この期間のデータはありません。",
         "no_holdout": "この期間には結果のある対照群がないため、効果はまだ計算できません"
         "（対照群の割合は VEA_HOLDOUT_SHARE で設定します）。",
@@ -278,8 +282,11 @@ COLUMN_LABELS = {
         "value": "uplift",
         "ci_low": "95% CI low",
         "ci_high": "95% CI high",
-        "n_treated": "n treated",
-        "n_holdout": "n holdout",
+        "n_treated": "contacts treated",
+        "n_holdout": "contacts holdout",
+        "units_treated": "customers treated",
+        "units_holdout": "customers holdout",
+        "enough_data": "enough data",
         "declared": "declared",
         "pre_declared": "declared before",
         "agent_id": "agent",
@@ -340,6 +347,9 @@ COLUMN_LABELS = {
         "ci_high": "95%CI 上限",
         "n_treated": "介入群 件数",
         "n_holdout": "対照群 件数",
+        "units_treated": "介入群 顧客数",
+        "units_holdout": "対照群 顧客数",
+        "enough_data": "データ十分",
         "declared": "事前宣言",
         "pre_declared": "期間前に宣言",
         "agent_id": "エージェント",
