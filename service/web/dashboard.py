@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
+from marshmallow import ValidationError
 
-from service.db import utcnow
+from service.db import to_naive_utc, utcnow
+from service.schemas import ReportQuerySchema
 from service.state import state
 from service.web import content
 from service.web.session import page_access
@@ -74,19 +76,25 @@ def period_of(
     args: Any, now: datetime | None = None, language: str = "en"
 ) -> tuple[dict[str, Any], str | None]:
     """``({key, from, to, start, end}, error)``: a preset (7/30/90/all days) or explicit
-    ISO dates; a malformed date falls back to the default preset with a message in the
-    page's language."""
+    ISO dates or date-times, read by the fields of the API's report query (years
+    1970-2199; an offset is converted to UTC, a naive time is UTC). A bare ``to`` date
+    includes that whole day (a date picker's last day); a ``to`` with a time ends there,
+    as in the API. A malformed value falls back to the default preset with a message in
+    the page's language."""
     now = now or utcnow()
     labels = content.LABELS[language]
     start_text, end_text = args.get("from") or "", args.get("to") or ""
     error = None
     if start_text or end_text:
+        fields = ReportQuerySchema().fields
         try:
-            start = datetime.fromisoformat(start_text) if start_text else None
-            end = datetime.fromisoformat(end_text) + timedelta(days=1) if end_text else None
-        except ValueError as exc:
-            error = labels["period_bad_date"].format(detail=exc)
+            start = _instant(fields["from_"], start_text)
+            end = _instant(fields["to"], end_text)
+        except ValidationError as exc:
+            error = labels["period_bad_date"].format(detail=_message(exc))
         else:
+            if end is not None and len(end_text.strip()) == len("YYYY-MM-DD"):
+                end += timedelta(days=1)
             if start and end and start >= end:
                 error = labels["period_order"]
             else:
@@ -94,13 +102,22 @@ def period_of(
                     "key": "custom",
                     "from": start_text,
                     "to": end_text,
-                    "start": start.replace(tzinfo=None) if start else None,
-                    "end": end.replace(tzinfo=None) if end else None,
+                    "start": start,
+                    "end": end,
                 }, None
     key = args.get("period") if args.get("period") in PERIODS else DEFAULT_PERIOD
     days = PERIODS[key]
     start = now - timedelta(days=days) if days else None
     return {"key": key, "from": "", "to": "", "start": start, "end": None}, error
+
+
+def _instant(field: Any, text: str) -> datetime | None:
+    return to_naive_utc(field.deserialize(text.strip())) if text.strip() else None
+
+
+def _message(exc: ValidationError) -> str:
+    messages = exc.messages
+    return str(messages[0] if isinstance(messages, list) and messages else messages)
 
 
 # ------------------------------------------------------------------- sections
