@@ -197,11 +197,16 @@ class Registry:
 
     def promote(
         self, version: str, *, reason: str = "", forced: bool = False, actor: str = ""
-    ) -> None:
-        """Make `version` the champion after verifying it loads (a bad bundle never serves)."""
+    ) -> str | None:
+        """Make `version` the champion after verifying it loads (a bad bundle never serves);
+        returns the champion it replaced. Promoting the champion again (a retried request)
+        changes nothing and returns the champion its promotion replaced: recording it as
+        its own predecessor would leave rollback nowhere to go back to."""
         self.load(version)
         with self._locked():
             previous = self.champion()
+            if previous == version:
+                return self._replaced_by(version)
             self._set_champion(version)
             if self.shadow() == version:  # the shadow won: nothing left to shadow
                 (self.root / SHADOW_FILE).unlink(missing_ok=True)
@@ -219,6 +224,19 @@ class Registry:
                     "actor": actor,
                 }
             )
+            return previous
+
+    def _replaced_by(self, version: str) -> str | None:
+        """The champion that the last promotion of ``version`` replaced."""
+        for event in reversed(self.history()):
+            # previous == version: a retried promotion recorded by an older release.
+            if (
+                event.get("event") == "promote"
+                and event.get("version") == version
+                and event.get("previous") != version
+            ):
+                return event.get("previous")
+        return None
 
     def set_shadow(self, version: str, *, actor: str = "") -> None:
         """Let `version` decide beside the champion on live traffic (never served)."""
@@ -255,11 +273,7 @@ class Registry:
             current = self.champion()
             if current is None:
                 raise RegistryError("no champion to roll back from")
-            previous = None
-            for event in reversed(self.history()):
-                if event.get("event") == "promote" and event.get("version") == current:
-                    previous = event.get("previous")
-                    break
+            previous = self._replaced_by(current)
             if not previous:
                 raise RegistryError(f"{current} has no earlier champion to roll back to")
             load_bundle(self.path_of(previous))

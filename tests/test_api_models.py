@@ -47,6 +47,12 @@ def test_promote_and_rollback_swap_the_serving_model(client, keys, registry_dir,
     assert history["event"] == "promote" and history["reason"] == "better DR value"
     assert history["actor"]  # the key id, never the key
 
+    retried = client.post(
+        f"/v1/models/{other}/promote", json={"reason": "better DR value"}, headers=keys["engineer"]
+    )
+    assert retried.status_code == 200 and retried.json["previous"] == first
+    assert registry.history()[-1] == history  # nothing recorded for the retry
+
     rolled = client.post("/v1/models/rollback", json={}, headers=keys["admin"])
     assert rolled.status_code == 200, rolled.json
     assert rolled.json["champion"] == first

@@ -74,6 +74,23 @@ def test_registry_first_model_is_champion_then_promote_and_rollback(tmp_path):
     assert [v["is_champion"] for v in listed if v["version"] == first] == [True]
 
 
+def test_promoting_the_champion_again_keeps_the_way_back(tmp_path):
+    """A retried promotion changes nothing: rollback still returns to the champion the
+    first promotion replaced (the retry was recorded as its own predecessor, and rollback
+    answered with the same model)."""
+    reg = Registry(tmp_path / "reg")
+    first = reg.add(trained_bundle())
+    second = reg.add(trained_bundle("t"))
+    assert reg.promote(second) == first
+    assert reg.promote(second) == first  # the retry answers as the first call did
+    assert [e["event"] for e in reg.history()].count("promote") == 2  # first model + one
+    assert reg.rollback() == first and reg.champion() == first
+    # A history written by an older release, with the retry recorded: skipped.
+    reg.promote(second)
+    reg._append({"at": "x", "event": "promote", "version": second, "previous": second})
+    assert reg.rollback() == first
+
+
 def test_registry_refuses_unknown_or_tampered_versions(tmp_path):
     reg = Registry(tmp_path / "reg")
     first = reg.add(trained_bundle())

@@ -554,8 +554,9 @@ def models_list(registry, as_json) -> None:
 @registry_option
 def models_promote(version, reason, registry) -> None:
     reg = Registry(registry)
+    was = reg.champion()
     reg.promote(version, reason=reason, forced=True, actor="cli")
-    click.echo(f"champion: {version}")
+    click.echo(f"champion: {version}" + (" (already the champion)" if was == version else ""))
     extra = reg.load(reg.resolve(version)).extra_features
     if extra:
         click.echo(

@@ -83,10 +83,9 @@ def blueprint() -> Blueprint:
         models = state().models
         registry = models.registry
         _known_version(registry, version)
-        previous = registry.champion()
         try:
             decider = build_decider(registry, version)
-            registry.promote(
+            previous = registry.promote(
                 version, reason=body["reason"], forced=body["force"], actor=g.key_id or ""
             )
         except RegistryError as exc:
