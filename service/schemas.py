@@ -437,6 +437,11 @@ class DecisionPathSchema(Schema):
 
 
 # ------------------------------------------------------------------- events
+class CustomerPathSchema(Schema):
+    # As in a decision body: the events are joined to the decisions by this id.
+    customer_id = _id_field("pseudonymous customer id, as in the decisions", required=True)
+
+
 class EventRequestSchema(Schema):
     event_id = fields.String(
         validate=validate.Length(min=1, max=128),

@@ -99,6 +99,20 @@ def test_outcome_path_too_long_is_422(client, keys):
     assert response.json["error"]["message"] == "request parameters failed validation"
 
 
+def test_a_customer_id_in_the_path_is_checked_as_in_a_decision(app, client, keys):
+    """NUL answered 500 on PostgreSQL (and was stored on SQLite), a carriage return was
+    stored (it splits an exported CSV row): 422 like the same id in a decision body."""
+    for path_id in ("a%00b", "a%0Db", "a" * 129):
+        response = client.post(
+            f"/v1/customers/{path_id}/events", json={"type": "renewed"}, headers=keys["desktop"]
+        )
+        assert response.status_code == 422, (path_id, response.json)
+        assert response.json["error"]["code"] == "validation_error"
+    with app.extensions["vea"].engine.connect() as conn:
+        ids = conn.execute(sa.select(customer_events.c.customer_id)).scalars().all()
+    assert not [i for i in ids if "\x00" in i or "\r" in i or len(i) > 128]
+
+
 def test_a_path_of_invalid_utf8_is_400_and_nothing_is_stored(app, client, keys):
     # A server hands the path's raw bytes to the app as latin-1 (the test client would
     # have replaced them already), here the bytes of %ed%a0%80: a UTF-16 surrogate.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from service import decisions as use_cases
 from service.api.common import Blueprint, protected
 from service.auth import require
-from service.errors import ApiError, ErrorSchema
-from service.schemas import EventRequestSchema, EventSchema
+from service.errors import ErrorSchema
+from service.schemas import CustomerPathSchema, EventRequestSchema, EventSchema
 from service.state import state
 
 
@@ -21,6 +21,7 @@ def blueprint() -> Blueprint:
     @blp.route("/<customer_id>/events", methods=["POST"])
     @require("events")
     @protected(blp)
+    @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
     @blp.arguments(EventRequestSchema())
     @blp.response(201, EventSchema, description="event recorded")
     @blp.alt_response(200, schema=EventSchema, description="the same event_id, already stored")
@@ -28,12 +29,6 @@ def blueprint() -> Blueprint:
     @blp.alt_response(503, schema=ErrorSchema, description="database unavailable: retry")
     def record_event(body, customer_id):
         """Record a later fact about the customer; joined to earlier decisions for learning."""
-        if not 1 <= len(customer_id) <= 128:
-            raise ApiError(
-                422,
-                "customer_id must be 1-128 characters",
-                fields={"customer_id": ["length 1-128"]},
-            )
         answer, created = use_cases.record_event(state(), customer_id, body)
         if created:
             return answer
