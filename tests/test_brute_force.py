@@ -41,8 +41,9 @@ def test_login_page_guesses_are_limited_too(make_app):
     client = app.test_client()
     page = client.get("/login")
     token = page.get_data(as_text=True).split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    statuses = [
-        client.post("/login", data={"key": f"vea_0_guess{i}", "csrf_token": token}).status_code
+    answers = [
+        client.post("/login", data={"key": f"vea_0_guess{i}", "csrf_token": token})
         for i in range(3)
     ]
-    assert statuses == [401, 401, 429]
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1  # as the API's 429 says

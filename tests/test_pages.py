@@ -149,6 +149,7 @@ def test_an_upset_complaint_shows_only_resolve(desk_client):
         ({"occurred_at": "yesterday"}, "occurred_at"),
         ({"switching_effort": "medium"}, "switching_effort"),
         ({"customer_id": "a%00b"}, "NUL"),
+        ({"agent_id": "a" * 129}, "agent_id"),  # every button press would then fail
     ],
 )
 def test_desk_explains_missing_or_malformed_parameters(desk_client, overrides, expected):
@@ -248,6 +249,9 @@ def test_desk_outcome_needs_csrf_and_valid_input(desk_client):
     headers = {"X-CSRF-Token": desk_client.csrf}
     bad = desk_client.post("/desk/outcome", json={**body, "status": "maybe"}, headers=headers)
     assert bad.status_code == 422
+    for odd in (["offered"], {"offered": True}, 1):  # a list was a 500 (unhashable)
+        bad = desk_client.post("/desk/outcome", json={**body, "status": odd}, headers=headers)
+        assert bad.status_code == 422, odd
     bad = desk_client.post("/desk/outcome", json={**body, "ves_ability": 9}, headers=headers)
     assert bad.status_code == 422
     missing = desk_client.post(

@@ -89,6 +89,15 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
         raise DeskInputError(_flatten(exc.messages)) from None
 
 
+def _check_agent_id(agent_id: str) -> None:
+    """The page records outcomes with this agent id: refused now, as the outcome body
+    would refuse it, rather than on every button press."""
+    try:
+        OUTCOME_REQUEST.load({**STATUSES["skipped"], "agent_id": agent_id})
+    except ma.ValidationError as exc:
+        raise DeskInputError(_flatten(exc.messages)) from None
+
+
 def _flatten(messages: Any, prefix: str = "") -> list[str]:
     if isinstance(messages, dict):
         out: list[str] = []
@@ -275,6 +284,8 @@ def blueprint() -> Blueprint:
         labels = content.LABELS[language]
         page = {"language": language, "labels": labels, "agent_id": args.get("agent_id")}
         try:
+            if args.get("agent_id"):
+                _check_agent_id(args["agent_id"])
             if args.get("decision_id"):
                 found = stored_decision(args["decision_id"])
                 if found is None:
@@ -318,7 +329,7 @@ def blueprint() -> Blueprint:
         problems: dict[str, list[str]] = {}
         status = data.get("status")
         decision_id = data.get("decision_id")
-        if status not in STATUSES:
+        if not isinstance(status, str) or status not in STATUSES:
             problems["status"] = ["must be offered, accepted, declined or skipped"]
         if not isinstance(decision_id, str) or not decision_id:
             problems["decision_id"] = ["the decision the outcome is for is required"]

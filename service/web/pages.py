@@ -8,6 +8,8 @@ from werkzeug.exceptions import HTTPException
 
 from service.auth import DatabaseUnavailable, TooManyFailures, allowed
 from service.config import Settings
+from service.ratelimit import RateLimiter
+from service.state import state
 from service.web import content, dashboard, desk, session
 
 LANG_COOKIE_DAYS = 365
@@ -29,6 +31,7 @@ def blueprint() -> Blueprint:
         target = session.safe_next(request.values.get("next"), "")
         error = None
         status = 200
+        headers: dict[str, str] = {}
         if request.method == "POST":
             session.check_csrf()
             key = request.form.get("key", "")
@@ -36,8 +39,10 @@ def blueprint() -> Blueprint:
                 found = session.verify_key(key) if key.strip() else None
             except DatabaseUnavailable:
                 found, error, status = None, labels["error"], 503
-            except TooManyFailures:  # brute force: this address guessed too often
+                headers["Retry-After"] = str(state().settings.retry_after_s)
+            except TooManyFailures as exc:  # brute force: this address guessed too often
                 found, error, status = None, labels["bad_key"], 429
+                headers["Retry-After"] = RateLimiter.retry_after_header(exc.retry_after_s)
             if found is not None:
                 session.log_in(*found)
                 return redirect(target or _home(found[1]))
@@ -51,7 +56,7 @@ def blueprint() -> Blueprint:
             error=error,
             csrf=session.csrf_token(),
         )
-        return page, status
+        return page, status, headers
 
     @blp.route("/logout", methods=["POST"])
     def logout():
