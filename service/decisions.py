@@ -157,6 +157,7 @@ STORED_DECISION = sa.select(
     decisions.c.customer_id,
     decisions.c.request_hash,
     decisions.c.earlier_request_hashes,
+    decisions.c.occurred_at,
     sa.exists().where(outcomes.c.decision_id == decisions.c.decision_id).label("has_outcome"),
 ).where(decisions.c.interaction_id == sa.bindparam("interaction_id"))
 
@@ -219,7 +220,14 @@ def _decide_again(
     if stored.has_outcome:
         raise _settled()
     now = utcnow()
-    occurred_at = _contact_time(body, now)
+    # The contact keeps its time unless the body names one: deciding it again must not
+    # move it after the contacts that followed it (a call continuing this chat would
+    # become its history, and count against its weekly cap).
+    occurred_at = (
+        _contact_time(body, now)
+        if body["contact"].get("occurred_at") or stored.occurred_at is None
+        else to_naive_utc(stored.occurred_at)
+    )
     rows = [
         r for r in _history(state, body, occurred_at) if r.interaction_id != body["interaction_id"]
     ]

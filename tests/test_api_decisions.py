@@ -163,6 +163,35 @@ def test_changed_details_decide_the_interaction_again(app, client, keys, new_id)
     assert late.json == answer
 
 
+def test_deciding_again_keeps_the_contact_in_its_place_in_time(app, client, keys, new_id):
+    """Chat A, then call B continuing it, then A decided again with its issue type: A
+    keeps its time, so B is not A's history (A would continue B while B continues A, and
+    B would count as A's prior contact); A's stored time is not moved."""
+    customer = new_id("c-")
+    chat = decision_body(new_id, customer, channel="chat")
+    del chat["contact"]["issue_type"]
+    first = client.post("/v1/decisions", json=chat, headers=keys["desktop"]).json
+    call = client.post(
+        "/v1/decisions",
+        json=decision_body(new_id, customer, channel="voice"),
+        headers=keys["desktop"],
+    ).json
+    assert call["continuation"]["decision_id"] == first["decision_id"]
+    engine = app.extensions["vea"].engine
+    stored_time = sa.select(decisions.c.occurred_at).where(
+        decisions.c.interaction_id == chat["interaction_id"]
+    )
+    with engine.connect() as conn:
+        before = conn.execute(stored_time).scalar_one()
+    chat["contact"]["issue_type"] = "inquiry"
+    again = client.post("/v1/decisions", json=chat, headers=keys["desktop"])
+    assert again.status_code == 200 and again.headers["Decision-Updated"] == "true"
+    assert again.json["continuation"] is None
+    assert again.json["context"]["prior_contacts_30d"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(stored_time).scalar_one() == before
+
+
 def test_changed_details_after_the_outcome_are_a_conflict(client, keys, new_id):
     body = decision_body(new_id)
     first = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
