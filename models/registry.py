@@ -101,7 +101,11 @@ class Registry:
                 )
             except BundleError as exc:
                 out.append(
-                    {"version": version, "broken": str(exc), "is_champion": version == champion}
+                    {
+                        "version": version,
+                        "broken": str(self._named(exc, version)),
+                        "is_champion": version == champion,
+                    }
                 )
         return sorted(out, key=lambda v: (v.get("created_at") or "", v["version"]), reverse=True)
 
@@ -140,7 +144,15 @@ class Registry:
         path = self.path_of(version)
         if not path.is_dir():
             raise RegistryError(f"unknown model version {version!r}")
-        return load_bundle(path)
+        try:
+            return load_bundle(path)
+        except BundleError as exc:
+            raise self._named(exc, version) from None
+
+    def _named(self, exc: BundleError, version: str) -> BundleError:
+        """``exc`` naming the bundle by its version instead of its directory: messages
+        reach API clients (and /readyz), the server's directories are none of theirs."""
+        return BundleError(str(exc).replace(str(self.path_of(version)), f"bundle {version}"))
 
     def load_champion(self) -> ModelBundle | None:
         version = self.champion()
@@ -276,7 +288,7 @@ class Registry:
             previous = self._replaced_by(current)
             if not previous:
                 raise RegistryError(f"{current} has no earlier champion to roll back to")
-            load_bundle(self.path_of(previous))
+            self.load(previous)
             self._set_champion(previous)
             self._append(
                 {

@@ -156,7 +156,7 @@ class ModelManager:
         champion = self.registry.champion()
         if champion is None:
             if self._decider is None:
-                self._problem = f"no champion model in registry {self.registry.root}"
+                self._problem = "no champion model in the registry: train or promote one"
             return
         if champion == previous:
             return

@@ -96,6 +96,13 @@ def test_tampered_bundle_is_never_promoted(client, keys, registry_dir):
     response = client.post(f"/v1/models/{other}/promote", json={}, headers=keys["engineer"])
     assert response.status_code == 422
     assert registry.champion() == champion
+    # Named by version, never by the server's directories.
+    error = response.json["error"]
+    assert error["code"] == "model_refused" and f"bundle {other}" in error["message"]
+    assert str(registry_dir) not in error["message"]
+    listed = client.get("/v1/models", headers=keys["engineer"]).json
+    broken = next(v for v in listed["versions"] if v["version"] == other)["broken"]
+    assert f"bundle {other}" in broken and str(registry_dir) not in broken
 
 
 def test_rollback_without_history_is_409(client, keys):

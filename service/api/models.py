@@ -91,7 +91,9 @@ def blueprint() -> Blueprint:
         except RegistryError as exc:
             raise ApiError(404, str(exc)) from None
         except (BundleError, Exception) as exc:  # noqa: BLE001 - any failure: not servable
-            raise ApiError(422, f"model {version} cannot serve: {exc}") from None
+            raise ApiError(
+                422, f"model {version} cannot serve: {exc}", code="model_refused"
+            ) from None
         models.refresh(force=True)
         return {
             "champion": version,
@@ -144,7 +146,9 @@ def blueprint() -> Blueprint:
         except RegistryError as exc:
             raise ApiError(409, str(exc)) from None
         except (BundleError, Exception) as exc:  # noqa: BLE001 - any failure: cannot run
-            raise ApiError(422, f"model {version} cannot run as a shadow: {exc}") from None
+            raise ApiError(
+                422, f"model {version} cannot run as a shadow: {exc}", code="model_refused"
+            ) from None
         models.refresh(force=True)
         return {"shadow": version, "previous": previous, "champion": registry.champion()}
 
