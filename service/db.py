@@ -173,6 +173,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def iso_utc(moment: datetime) -> str:
+    """A stored (naive UTC) time as every answer writes it: milliseconds and ``Z``."""
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
 def to_naive_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment

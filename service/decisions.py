@@ -29,6 +29,7 @@ from service.db import (
     customer_events,
     decisions,
     is_unavailable,
+    iso_utc,
     outcomes,
     to_naive_utc,
     utcnow,
@@ -60,10 +61,6 @@ _TEXT = {
         "updated": "お問い合わせの内容が最初の判定から変わったため、判定し直しました",
     },
 }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds") + "Z"
 
 
 def _text(language: str) -> dict[str, str]:
@@ -416,7 +413,7 @@ def _compute(
             "issue_type_source": issue_source,
         },
         "stored": stored,
-        "created_at": _iso(now),
+        "created_at": iso_utc(now),
     }
     row = {
         "decision_id": decision_id,
@@ -512,8 +509,8 @@ def _same_payload(stored: dict[str, Any], payload: dict[str, Any]) -> bool:
 def _outcome_answer(row: Any) -> dict[str, Any]:
     data = dict(row._mapping)
     data.pop("payload", None)
-    data["occurred_at"] = _iso(data["occurred_at"])
-    data["recorded_at"] = _iso(data["recorded_at"])
+    data["occurred_at"] = iso_utc(data["occurred_at"])
+    data["recorded_at"] = iso_utc(data["recorded_at"])
     return data
 
 
@@ -674,9 +671,9 @@ def _event_answer(event_pk: int, row: dict[str, Any], follows: int) -> dict[str,
         "event_id": row["event_id"],
         "customer_id": row["customer_id"],
         "type": row["type"],
-        "occurred_at": _iso(row["occurred_at"]),
+        "occurred_at": iso_utc(row["occurred_at"]),
         "value": row["value"],
-        "recorded_at": _iso(row["recorded_at"]),
+        "recorded_at": iso_utc(row["recorded_at"]),
         "follows_decisions": follows,
     }
 

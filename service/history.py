@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from models.contact_policy import PastContact
-from service.db import decisions, outcomes
+from service.db import decisions, iso_utc, outcomes
 from service.driver_sql import prepared
 
 PRIOR_CONTACTS_DAYS = 30
@@ -104,7 +104,7 @@ def continuation_payload(row: HistoryRow) -> dict:
     return {
         "decision_id": row.decision_id,
         "interaction_id": row.interaction_id,
-        "occurred_at": row.occurred_at.isoformat() + "Z",
+        "occurred_at": iso_utc(row.occurred_at),
         "channel": row.channel,
         "issue_type": row.issue_type,
         "activity": row.outcome_activity or row.suggested_activity,

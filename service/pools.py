@@ -23,15 +23,12 @@ from service.db import (
     READ_ONLY,
     begin_write,
     decisions,
+    iso_utc,
     outcomes,
     pool_availability,
     pool_config,
     utcnow,
 )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="milliseconds") + "Z"
 
 
 # ------------------------------------------------------------------------ config
@@ -92,7 +89,7 @@ def describe(engine: sa.Engine, config: PoolConfig, source: str, ttl_s: float) -
     proficiency = (row or {}).get("proficiency") or []
     return {
         "source": source,
-        "updated_at": _iso(row["updated_at"]) if row else None,
+        "updated_at": iso_utc(row["updated_at"]) if row else None,
         "updated_by": row["updated_by"] if row else None,
         "pools": config.to_dict()["pools"],
         "availability": [
@@ -110,8 +107,8 @@ def availability_answer(row: Mapping[str, Any], ttl_s: float) -> dict[str, Any]:
         "agents_free": row["agents_free"],
         "queue_length": row["queue_length"],
         "expected_wait_s": row["expected_wait_s"],
-        "reported_at": _iso(row["reported_at"]),
-        "expires_at": _iso(row["reported_at"] + timedelta(seconds=ttl_s)),
+        "reported_at": iso_utc(row["reported_at"]),
+        "expires_at": iso_utc(row["reported_at"] + timedelta(seconds=ttl_s)),
     }
 
 

@@ -467,7 +467,8 @@ class EventSchema(Schema):
         metadata={
             "description": (
                 "decisions stored for this customer in the 90 days up to the event's "
-                "occurred_at, at the time it was recorded. 0 (no decision yet, or the "
+                "occurred_at, counted when this answer is given (a replay of the event "
+                "counts again, decisions stored since included). 0 (no decision yet, or the "
                 "event arrived before its decisions) is not an error: the event is kept "
                 "and joined at export time to every decision it follows, whatever the "
                 "order in which decisions and events arrived"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -272,6 +273,8 @@ def test_chat_then_call_carries_the_earlier_contact(client, keys, new_id):
     continuation = call["continuation"]
     assert continuation["decision_id"] == chat["decision_id"]
     assert continuation["channel"] == "chat" and continuation["issue_type"] == "how_to"
+    # Milliseconds and Z, as every other time in the answers (it had microseconds).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", continuation["occurred_at"])
     assert continuation["activity"] == chat["suggested_activity"]
     assert continuation["outcome"] == {
         "offered": True, "accepted": True, "ve_success": None, "resolved": False,
