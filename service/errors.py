@@ -55,7 +55,8 @@ class ErrorBodySchema(ma.Schema):
     code = ma.fields.String(required=True, metadata={"description": "machine-readable code"})
     message = ma.fields.String(required=True)
     fields = ma.fields.Dict(
-        metadata={"description": "per-field messages (validation errors); may be empty"}
+        required=True,
+        metadata={"description": "per-field messages (validation errors); may be empty"},
     )
 
 

@@ -17,13 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Flask, Request, abort, jsonify, redirect, request, session, url_for
+from flask import Flask, Request, abort, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 
 from service.auth import DatabaseUnavailable, allowed
 from service.config import Settings
 from service.db import READ_ONLY, api_keys
+from service.errors import ApiError, error_response
 from service.state import state
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -152,7 +153,7 @@ def page_access(*permissions: str, api: bool = False) -> Callable:
                 abort(503)
             if role is None:
                 if api:
-                    return jsonify(error={"code": "unauthorized", "message": "log in"}), 401
+                    return error_response(ApiError(401, "log in: the session has expired"))
                 return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
             if not all(allowed(role, p) for p in permissions):
                 abort(403, description=f"role {role!r} may not open this page")
