@@ -242,6 +242,7 @@ def test_rows_without_a_known_outcome_are_left_out_and_counted(client, data, tmp
     assert bundle.manifest["training_rows"] == known
     assert bundle.manifest["reward"]["left_out"] == len(unknown)
     assert bundle.manifest["reward"]["rows"] == known
+    assert bundle.manifest["metrics"]["reward"] == "ve_success"  # vea models list shows it
     assert bundle.manifest["metrics"]["action_counts"] == {
         a: int(n) for a, n in log.drop(index=unknown)["activity"].value_counts().items()
     } | {a: 0 for a in ACTIONS if a not in set(log.drop(index=unknown)["activity"])}

@@ -60,6 +60,35 @@ def test_force_promotes_past_the_gate_and_says_so(registry, logs):
     assert promote_event["event"] == "promote" and promote_event["forced"] is True
 
 
+def test_the_challenger_keeps_the_champions_economics_and_spec(tmp_path, logs):
+    """A champion trained with a spec's economics and an extra feature: its challenger is
+    fitted with the same money values (the gate valued it with them; it was given the
+    defaults) and the same spec, and is told about an extra feature the log lacks."""
+    from training.spec import Spec
+
+    first, later = (frame.copy() for frame in logs)
+    first["queue_minutes"] = np.arange(len(first)) % 7
+    spec = Spec.from_dict(
+        {
+            "features": {"queue_minutes": "number", "loyalty_tier": "category"},
+            "economics": {"value_of_success": 5.0, "cost_per_second": 0.05},
+        }
+    )
+    first["loyalty_tier"] = "gold"
+    reg = Registry(tmp_path / "registry")
+    reg.add(train_bundle(first, spec=spec, learner="s", seed=0, num_threads=1, progress=False))
+    champion = reg.load(reg.champion())
+    later["queue_minutes"] = np.arange(len(later)) % 5  # loyalty_tier: not in the export
+    result = retrain(later, reg, force=True, num_threads=1, n_boot=50)
+    assert result.status == "promoted"
+    challenger = reg.load(result.challenger)
+    assert challenger.economics.to_dict() == champion.economics.to_dict()
+    assert challenger.economics.value_of_success == 5.0
+    assert challenger.extra_features == ["queue_minutes"]
+    assert challenger.spec["features"] == {"queue_minutes": "number"}
+    assert any("loyalty_tier" in w and "lacks" in w for w in result.drift_warnings)
+
+
 def test_too_few_rows_skip_training(registry, logs):
     before = registry.version_ids()
     result = retrain(logs[1].head(50), registry, min_rows=100)

@@ -516,7 +516,7 @@ class _DaskTraining:
         design = self.client.persist(encode_log(raw, self.spec, self.encoder, self.seed))
         fraction = min(1.0, self.sample_rows / summary.rows)
         sample = self.get(design[design[SAMPLE_COL] < fraction])
-        metrics: dict[str, Any] = {}
+        metrics: dict[str, Any] = {"reward": Reward().label}  # as local training records it
         has_activity = summary.has_activity
         use_attempts = has_activity and summary.attempted >= 50
 

@@ -60,6 +60,7 @@ from training.ope import (
     diagnostics,
     evaluate_policy,
 )
+from training.spec import Spec
 
 K = len(ACTIONS)
 GATE_FOLDS = 2
@@ -93,6 +94,22 @@ def reward_options(func):
         "`vea evaluate --shadow`: the reward the comparison is on (default: the champion's "
         "own).",
     )(func)
+
+
+def challenger_spec(
+    champion: ModelBundle | None, frame: pd.DataFrame
+) -> tuple[Spec | None, list[str]]:
+    """The champion's spec for its challenger, and the champion's extra features the log
+    lacks (left out of it). The challenger keeps the champion's extra features, reward
+    and layout for ``evaluate`` and ``score``; its economics are the champion's (given to
+    the fit), so it serves with the trade-off the gate valued it with."""
+    if champion is None or not champion.spec:
+        return None, []
+    spec = Spec.from_dict(champion.spec, source="the champion's spec")
+    missing = [name for name in spec.features if name not in frame]
+    spec.features = [name for name in spec.features if name in frame]
+    spec.feature_types = {k: v for k, v in spec.feature_types.items() if k in frame}
+    return spec, missing
 
 
 def reward_from_options(name: str | None, weights: str | None, spec=None) -> Reward:
@@ -430,9 +447,17 @@ def retrain(
             reward_source=reward_source,
             reason=skipped_because,
         )
+    spec, missing = challenger_spec(champion, frame)
+    if missing:
+        warnings.append(
+            f"the champion reads {', '.join(missing)}, which the log lacks: the challenger "
+            "learns without them (send them in the decisions' features to keep them)"
+        )
     fit = fit or (
         lambda rows: train_bundle(
             rows,
+            spec=spec,
+            economics=champion.economics if champion is not None else None,
             seed=seed,
             learner=learner,
             num_threads=num_threads,
