@@ -135,7 +135,7 @@ def test_loop_serves_exports_retrains_gates_and_never_loses_value(served, monkey
     )
     assert result.exit_code == 0, result.output
     gate_event = next(e for e in reversed(registry.history()) if e["event"] == "gate")
-    assert gate_event["rows"] == INTERACTIONS
+    assert gate_event["rows"] == INTERACTIONS - arms["holdout"]  # holdout: not compared
     assert gate_event["champion"] == champion_before
     after = _true_value(registry.load_champion(), test, truth)
     challenger = _true_value(registry.load(gate_event["challenger"]), test, truth)

@@ -282,6 +282,18 @@ def test_unlogged_action_is_valued_by_dr_only() -> None:
     assert json.dumps(res["snips"].to_dict(), allow_nan=False)  # NaN -> null
 
 
+def test_rows_logged_with_certainty_support_only_their_own_action() -> None:
+    """Every action appears somewhere in the log, but a row served with probability 1 (no
+    exploration, the holdout) says nothing about another action there: a target choosing
+    another action on such a row is unsupported (it read as 0% before)."""
+    a = np.tile(np.arange(K), 2)  # every action in the log
+    p = np.repeat([1.0, 0.5], K)
+    other = deterministic_probs((a + 1) % K, K)  # never the logged action
+    assert diagnostics(a, p, other)["unsupported_mass"] == pytest.approx(0.5)
+    same = deterministic_probs(a, K)
+    assert diagnostics(a, p, same)["unsupported_mass"] == 0.0
+
+
 def test_snips_is_invariant_to_reward_shift_and_ips_sums_weights() -> None:
     b = bandit(3_000, 2)
     target = target_policy(b)

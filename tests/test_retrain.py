@@ -89,6 +89,23 @@ def test_the_challenger_keeps_the_champions_economics_and_spec(tmp_path, logs):
     assert any("loyalty_tier" in w and "lacks" in w for w in result.drift_warnings)
 
 
+def test_the_gate_will_not_judge_on_guesses_and_leaves_out_the_holdout(registry, logs):
+    """A log served without exploration (propensity 1 everywhere): where the challenger
+    chooses otherwise, only the reward model speaks, so the gate refuses and says to
+    explore. Holdout contacts (always `none`, whatever the model) are not compared."""
+    log = logs[1].copy()
+    log["propensity"] = 1.0
+    bad_champion = _inverted_fit(logs[0])  # the challenger is better, truly
+    result = gate(log, bad_champion, _fit, num_threads=1, n_boot=50)
+    assert result.improvement["ci_low"] > 0
+    assert result.diagnostics["unsupported_mass"] > 0.05
+    assert not result.promote and "exploration" in result.reason
+    holdout = log.copy()
+    holdout["experiment_arm"] = ["holdout" if i % 4 == 0 else "treatment" for i in range(len(log))]
+    compared = gate(holdout, registry.load(registry.champion()), _fit, num_threads=1, n_boot=50)
+    assert compared.rows == len(log) - len(range(0, len(log), 4))
+
+
 def test_too_few_rows_skip_training(registry, logs):
     before = registry.version_ids()
     result = retrain(logs[1].head(50), registry, min_rows=100)

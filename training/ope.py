@@ -413,6 +413,12 @@ def compare_policies(
     return Estimate(value, lo, hi, r.shape[0])
 
 
+# Above this share of target mass where logging never acts, a comparison rests on the
+# reward model's guesses rather than on the log: the gate and the shadow check refuse to
+# judge it.
+MAX_UNSUPPORTED = 0.05
+
+
 def diagnostics(
     logged_actions: np.ndarray,
     propensities: np.ndarray,
@@ -426,7 +432,9 @@ def diagnostics(
     - ``mean_weight``: about 1 when the logger covers the target; well below 1 means the
       target puts mass where the logger never acts (IPS/SNIPS are then biased; trust DR).
     - ``unsupported_mass``: average target probability on actions with logging probability
-      0, exact when ``logging_probs`` (n, k) is given, else on actions absent from the logs.
+      0, exact when ``logging_probs`` (n, k) is given. Else: on a row logged with
+      probability 1 (no exploration, the holdout) every other action; on the other rows
+      the actions absent from the whole log. There DR rests on the reward model alone.
     """
     a = np.asarray(logged_actions, dtype=np.int64)
     t = np.asarray(target_probs, dtype=np.float64)
@@ -434,9 +442,14 @@ def diagnostics(
     if logging_probs is not None:
         mu = np.asarray(logging_probs, dtype=np.float64)
         unsupported = float((t * (mu <= 0)).sum(axis=1).mean())
-    else:
+    elif a.size:
         seen = np.bincount(a, minlength=t.shape[1]) > 0
-        unsupported = float(t[:, ~seen].sum(axis=1).mean())
+        per_row = t[:, ~seen].sum(axis=1)
+        certain = np.asarray(propensities, dtype=np.float64) >= 1.0 - 1e-9
+        per_row[certain] = 1.0 - t[certain, a[certain]]
+        unsupported = float(per_row.mean())
+    else:
+        unsupported = 0.0
     ess = effective_sample_size(w)
     return {
         "n": float(a.shape[0]),

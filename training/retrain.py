@@ -54,6 +54,7 @@ from training.fit import (
 )
 from training.loading import action_codes
 from training.ope import (
+    MAX_UNSUPPORTED,
     Estimate,
     compare_policies,
     deterministic_probs,
@@ -245,6 +246,15 @@ class GreedyComparison:
     logged_value: float
 
 
+def policy_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The contacts a policy acts on: a holdout contact gets ``none`` whatever the model
+    (``experiment_arm``), so champion, challenger and shadow are compared without them."""
+    if "experiment_arm" not in frame:
+        return frame
+    treated = (frame["experiment_arm"] != "holdout").to_numpy()
+    return frame if treated.all() else frame.loc[treated].reset_index(drop=True)
+
+
 def compare_greedy(
     frame: pd.DataFrame,
     fold_of: np.ndarray,
@@ -306,7 +316,7 @@ def gate(
     own, ``ve_success`` without one; rows where it is unknown are left out)."""
     economics = economics or (champion.economics if champion is not None else Economics())
     reward = reward or champion_reward(champion)[0]
-    frame, _left_out = apply_reward(frame, reward)
+    frame, _left_out = apply_reward(policy_rows(frame), reward)
     n = len(frame)
     if champion is None:
         return GateResult(
@@ -338,7 +348,14 @@ def gate(
         if passed
         else "refused: the 95% interval of the DR improvement does not lie above zero"
     )
-    if passed and health["ess"] < min_ess:
+    if passed and health["unsupported_mass"] > MAX_UNSUPPORTED:
+        passed = False
+        reason = (
+            f"refused: for {health['unsupported_mass']:.0%} of the contacts the challenger "
+            "chooses an activity the log never served there (turn on exploration, "
+            "VEA_EXPLORATION): the improvement would rest on the reward model's guesses"
+        )
+    elif passed and health["ess"] < min_ess:
         passed = False
         reason = (
             f"refused: effective sample size {health['ess']:.0f} < {min_ess:.0f}: the logs "

@@ -27,11 +27,18 @@ from models.economics import Economics
 from models.schema import Reward
 from training.fit import apply_reward
 from training.loading import DataError
-from training.retrain import GATE_FOLDS, MIN_ESS, compare_greedy, customer_folds, customers_of
+from training.ope import MAX_UNSUPPORTED
+from training.retrain import (
+    GATE_FOLDS,
+    MIN_ESS,
+    compare_greedy,
+    customer_folds,
+    customers_of,
+    policy_rows,
+)
 
 # Share of contacts where the shadow's choice had no chance under the logging policy
 # above which the comparison is extrapolation, not evidence.
-MAX_UNSUPPORTED = 0.05
 CODES = {name: code for code, name in enumerate(ACTIONS)}
 
 
@@ -47,7 +54,8 @@ def shadow_rows(frame: pd.DataFrame, version: str | None = None) -> pd.DataFrame
     for column in ("best_activity", "shadow_activity", "shadow_version"):
         if column not in frame:
             raise DataError(f"no {column!r} column: export the service's log with `vea export`")
-    rows = frame[frame["shadow_activity"].notna() & frame["best_activity"].notna()]
+    rows = policy_rows(frame)
+    rows = rows[rows["shadow_activity"].notna() & rows["best_activity"].notna()]
     if version is None and len(rows):
         newest = rows.sort_values("occurred_at")["shadow_version"].iloc[-1]
         version = str(newest)
