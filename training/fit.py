@@ -34,6 +34,7 @@ from models.ranker import LEARNERS, ActivityRanker, action_contributions
 from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, Reward
 from training.loading import action_codes, attempted
 from training.ope import compare_policies, deterministic_probs, evaluate_policy
+from training.overlap import id_sample
 from training.spec import Spec
 
 K = len(ACTIONS)
@@ -197,6 +198,9 @@ def train_bundle(
         "reward": {**reward.to_dict(), "rows": int(len(frame)), "left_out": left_out},
         "drift_reference": drift_reference(frame, encoder, seed),
     }
+    if "interaction_id" in frame:
+        # Recognises its training rows in any later log (training.overlap).
+        manifest["training_ids"] = id_sample(frame["interaction_id"].dropna())
     return ModelBundle(
         encoder=encoder,
         openness=openness,

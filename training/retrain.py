@@ -61,6 +61,7 @@ from training.ope import (
     diagnostics,
     evaluate_policy,
 )
+from training.overlap import seen_share
 from training.spec import Spec
 
 K = len(ACTIONS)
@@ -437,6 +438,17 @@ def retrain(
         for name, value in drift.items()
         if value is not None and value > drift_threshold
     ]
+    seen = (
+        seen_share(champion.manifest.get("training_ids"), frame["interaction_id"].dropna())
+        if champion is not None and "interaction_id" in frame
+        else None
+    )
+    if seen:
+        warnings.append(
+            f"about {seen:.0%} of this log is the champion's own training data: the gate "
+            "values the champion on rows it learned from, which flatters it (a challenger "
+            "must then clear a higher bar); --since can leave them out"
+        )
     if len(frame) < min_rows:
         skipped_because = f"{len(frame)} rows < --min-rows {min_rows}"
         registry.record(
