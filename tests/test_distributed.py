@@ -251,3 +251,15 @@ def test_rows_without_a_known_outcome_are_left_out_and_counted(client, data, tmp
     empty = write_partitions(log, tmp_path / "empty", parts=2)
     with pytest.raises(DataError, match="no rows with a known ve_success"):
         train_bundle_dask(empty, client=client, progress=False)
+
+
+def test_the_same_rows_in_two_files_are_refused_as_locally(client, data, tmp_path):
+    """Local training refuses a repeated interaction_id; the cluster saw repeats only
+    within a partition and trained on the whole log twice."""
+    rows = data["log"].head(1000)
+    directory = tmp_path / "twice"
+    directory.mkdir()
+    rows.to_parquet(directory / "part-000.parquet", index=False)
+    rows.to_parquet(directory / "part-001.parquet", index=False)
+    with pytest.raises(DataError, match="1000 interaction_id value.*overlapping exports"):
+        train_bundle_dask(directory, client=client, progress=False)

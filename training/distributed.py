@@ -7,8 +7,10 @@ The log is read as partitioned Parquet with ``dask.dataframe`` and never collect
    and gathers small statistics (row counts, category values, action counts, inverse
    propensity sums). Problems are reported with row numbers in the whole data set, in
    Dask's partition order (files sorted by name; offsets come from the same pass), before
-   anything is trained. Duplicate ``interaction_id`` values are found within a partition,
-   not across partitions (that would need a shuffle of every id).
+   anything is trained. Duplicate ``interaction_id`` values are found within a partition
+   by the validation, across partitions from each partition's 64-bit hashes of its ids
+   (8 bytes per row reach the client; the same log exported twice is refused as it is
+   locally, with an example id).
 2. The feature encoder's vocabulary comes from those per-partition category values.
 3. A second pass encodes every partition to the float matrix ``FeatureEncoder`` builds
    locally and keeps it in the cluster's memory (it spills to disk when it must).
@@ -231,6 +233,7 @@ def _partition_summary(
         if name in frame
     }
     out["present"] = {name: int(frame[name].notna().sum()) for name in [*categorical, *numeric]}
+    out["id_hashes"] = _id_hashes(frame)
     y = frame[LABEL].to_numpy(dtype=np.float64)
     out["positives"] = int(y.sum())
     out["has_activity"] = "activity" in frame
@@ -287,6 +290,7 @@ def summarize_log(
             summary.inverse_propensity += result["inverse_propensity"]
     if problems:
         raise DataError(problems, source)
+    _refuse_repeated_ids(client, ddf, spec, [r["id_hashes"] for r in results], source)
     summary.rows = offset - summary.left_out
     if offset == 0:
         raise DataError(f"{source}: no data rows")
@@ -296,6 +300,40 @@ def summarize_log(
             f"{UNKNOWN_REWARD})"
         )
     return summary
+
+
+def _id_hashes(frame: pd.DataFrame) -> np.ndarray:
+    if "interaction_id" not in frame:
+        return np.empty(0, dtype=np.uint64)
+    ids = frame["interaction_id"].dropna().astype(str)
+    return pd.util.hash_pandas_object(ids, index=False).to_numpy()
+
+
+def _refuse_repeated_ids(
+    client: Any, ddf: Any, spec: Spec | None, hashes: list[np.ndarray], source: str
+) -> None:
+    """An ``interaction_id`` in more than one partition (validation finds repeats within
+    one) is refused as local training refuses it: typically overlapping exports."""
+    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    repeated = values[counts > 1]
+    if repeated.size == 0:
+        return
+    import dask
+
+    def examples(part: pd.DataFrame) -> list[str]:
+        frame = _canonical(part, spec)
+        ids = frame["interaction_id"].dropna().astype(str)
+        hit = np.isin(pd.util.hash_pandas_object(ids, index=False).to_numpy(), repeated)
+        return ids[hit].head(3).tolist()
+
+    found = client.compute([dask.delayed(examples)(p) for p in ddf.to_delayed()], sync=True)
+    names = sorted({i for part in found for i in part})[:3]
+    raise DataError(
+        f"{repeated.size} interaction_id value(s) appear in more than one row (e.g. "
+        f"{', '.join(names)}): the same contacts twice, such as overlapping exports; keep "
+        "one row per interaction",
+        source,
+    )
 
 
 def _known_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
