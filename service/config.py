@@ -154,7 +154,10 @@ class Settings:
             raise ValueError("holdout_share must be in [0, 1)")
         if self.pool_exploration_margin < 0 or not 0 < self.pool_exploration_floor <= 0.5:
             raise ValueError("pool_exploration_margin must be >= 0, its floor in (0, 0.5]")
-        ValueSettings(declared_at=self.success_measures_declared_at or None)  # a valid date
+        try:
+            ValueSettings(declared_at=self.success_measures_declared_at or None)
+        except ValueError as exc:
+            raise ValueError(f"VEA_SUCCESS_MEASURES_DECLARED_AT: {exc}") from None
 
     @classmethod
     def from_env(

@@ -181,7 +181,7 @@ def test_declared_measures_compare_instants(declared_at, start, expected):
 def test_a_declared_at_that_is_no_date_is_refused_at_start():
     from service.config import Settings
 
-    with pytest.raises(ValueError, match="declared_at 'last spring' is not an ISO date"):
+    with pytest.raises(ValueError, match="DECLARED_AT: declared_at .last spring. is not an ISO"):
         Settings.from_env({"VEA_SUCCESS_MEASURES_DECLARED_AT": "last spring"})
 
 
