@@ -49,7 +49,9 @@ class Settings:
     # SQLite commit durability: FULL (default: a 2xx survives a power cut) or NORMAL.
     sqlite_synchronous: str = "FULL"
     # SQLite: seconds between background WAL checkpoints (0: SQLite's own, inline).
-    sqlite_checkpoint_s: float = 1.0
+    # Short rounds keep each copy-back and its sync small: a commit's own sync queues
+    # behind the database file's on the same disk (p99 at 16 concurrent: ~16 vs ~19 ms).
+    sqlite_checkpoint_s: float = 0.25
     # Seconds a request waits for a pooled database connection before answering as if
     # the database were down (decisions degraded, writes 503 + Retry-After).
     db_pool_timeout_s: float = 5.0
