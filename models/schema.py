@@ -104,7 +104,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("csat", "int", minimum=1, maximum=5),
     Column("retained_60d", "binary"),
 )
-COLUMN_BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+# The other reward parts (``REWARD_PARTS``): 0/1 like retained_60d and checked wherever a
+# log has them (a 2 or a 'yes' must be refused naming row and field, not reach the
+# learner), but not columns of the canonical layout above: ``vea export`` writes them
+# after it, from customer events.
+REWARD_EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("retained_30d", "binary"),
+    Column("retained_90d", "binary"),
+    Column("upgraded", "binary"),
+)
+COLUMN_BY_NAME: dict[str, Column] = {c.name: c for c in (*COLUMNS, *REWARD_EVENT_COLUMNS)}
 # The canonical log's column names in order, and the context among them: what is known
 # before the activity is chosen (what a logging policy receives).
 LOG_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)

@@ -148,6 +148,9 @@ def test_a_spec_feature_that_is_not_a_number_is_refused(tmp_path):
     result = vea("train", "--data", data, "--spec", HILLSTROM_SPEC, "--quiet", registry=reg)
     refused(result, "row 3, field history: not a number (", "(got 'lots')")
     assert "features: {history: category}" in result.output  # how to say it is a category
+    # Counted, not rounded: one word in 3,000 values is not "100% of the column".
+    assert "2,999 of 3,000 values are numbers" in result.output
+    assert "100%" not in result.output
     assert not (reg / "versions").exists()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -254,3 +255,34 @@ def test_outcomes_without_a_survey_answer_are_left_out_of_the_default_reward(tmp
     reg = Registry(registry)
     manifest = reg.load(reg.champion()).manifest
     assert manifest["reward"]["left_out"] == 300 and manifest["training_rows"] == 2700
+
+
+@pytest.mark.parametrize(
+    ("part", "value", "message"),
+    [
+        ("retained_30d", 2, "row 2, field retained_30d: must be 0 or 1 (got 2)"),
+        ("retained_90d", 0.5, "row 2, field retained_90d: must be 0 or 1 (got 0.5)"),
+        ("upgraded", "yes", "row 2, field upgraded: not a number (got 'yes')"),
+    ],
+)
+def test_every_reward_part_is_validated_naming_row_and_field(
+    tmp_path, log_path, part, value, message
+):
+    """Each part is a 0/1 column like retained_60d: a 2 reached LightGBM (a traceback), a
+    'yes' failed without a row or field."""
+    from training.loading import DataError, validate_log
+
+    frame = pd.DataFrame({part: pd.Series([1, value, None, 0], dtype=object)})
+    with pytest.raises(DataError, match=re.escape(message)):
+        validate_log(frame, require_outcome=False)
+    log = pd.read_parquet(log_path).head(200)
+    log[part] = pd.Series([1.0, 0.0] * 100, dtype=object, index=log.index)
+    log.loc[log.index[1], part] = value
+    data = tmp_path / "log.csv"
+    log.to_csv(data, index=False)
+    for args in (["--reward", part], ["--reward", "weighted", "--reward-weights", f"{part}=1"]):
+        result, registry = _train(tmp_path, data, *args)
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert message in result.output
+        assert not (registry / "versions").exists()

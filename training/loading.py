@@ -17,8 +17,14 @@ import pandas as pd
 
 from models import tables
 from models.activities import ACTIONS, NONE
-from models.schema import COLUMN_BY_NAME, LABEL, canonical_language, language_tag_problem
-from training.spec import Spec, SpecColumnsMissing, SpecError
+from models.schema import (
+    COLUMN_BY_NAME,
+    CONTEXT_FEATURES,
+    LABEL,
+    canonical_language,
+    language_tag_problem,
+)
+from training.spec import SOURCES_ATTR, Spec, SpecColumnsMissing, SpecError
 
 MAX_REPORTED = 20
 
@@ -185,12 +191,13 @@ def _check_feature(problems: list[str], out: pd.DataFrame, name: str, kind: str 
     if kind is None and not pd.api.types.is_numeric_dtype(values):
         present = values.notna().to_numpy()
         numbers = int((present & ~np.isnan(x)).sum())
-        share = numbers / max(int(present.sum()), 1)
-        if share < NUMERIC_SHARE or numbers == int(present.sum()):
+        total = int(present.sum())
+        if numbers < NUMERIC_SHARE * total or numbers == total:
             return  # a category column (e.g. zip_code 'Surburban'), as before
+        # Counts, not a rounded share: one word in 6,000 values read "100% are numbers".
         hint = (
-            f"{share:.0%} of the column are numbers; if {name} is a category, declare it "
-            f"in the spec: features: {{{name}: category}}"
+            f"{numbers:,} of {total:,} values are numbers; if {name} is a category, "
+            f"declare it in the spec: features: {{{name}: category}}"
         )
         _check_numbers(problems, name, values, x, hint)
         return
@@ -199,7 +206,9 @@ def _check_feature(problems: list[str], out: pd.DataFrame, name: str, kind: str 
         out[name] = x
 
 
-def _check_languages(problems: list[str], tags: pd.Series, values: pd.Series) -> None:
+def _check_languages(
+    problems: list[str], tags: pd.Series, values: pd.Series, field: str = "language"
+) -> None:
     """Report values that are no language tag the API would take (e.g. '日本語'): a model
     would learn a category that no live decision can send."""
     # Each distinct value is checked once (a log holds few languages), then rows found
@@ -214,7 +223,7 @@ def _check_languages(problems: list[str], tags: pd.Series, values: pd.Series) ->
     found = tags.map(problem_of)
     for problem in dict.fromkeys(problem_of.values()):
         rows = _rows(found.eq(problem).to_numpy(dtype=bool, na_value=False))
-        _report(problems, rows, "language", f"not {problem}", values)
+        _report(problems, rows, field, f"not {problem}", values)
 
 
 def validate_log(
@@ -234,6 +243,13 @@ def validate_log(
     problems: list[str] = []
     missing_columns = False
     out = frame.copy()
+    # A spec-mapped log is named in the user's columns: "field recency (tenure_months)".
+    sources: Mapping[str, str] = frame.attrs.get(SOURCES_ATTR) or {}
+
+    def field(name: str) -> str:
+        theirs = sources.get(name)
+        return f"{theirs} ({name})" if theirs and theirs != name else name
+
     if require_outcome and LABEL not in out.columns:
         problems.append(f"missing column {LABEL!r} (the success label; map it with a spec)")
         missing_columns = True
@@ -246,29 +262,30 @@ def validate_log(
             continue
         values = out[name]
         present = values.notna().to_numpy()
+        shown = field(name)
         if column.kind in ("float", "int", "binary"):
             x = _floats(values)
-            ok = _check_numbers(problems, name, values, x)
-            if column.kind in ("int", "binary"):
+            ok = _check_numbers(problems, shown, values, x)
+            if column.kind == "int":
                 frac = ok & (x != np.floor(np.where(ok, x, 0.0)))
-                _report(problems, _rows(frac), name, "not a whole number", values)
+                _report(problems, _rows(frac), shown, "not a whole number", values)
                 ok &= ~frac
-            if column.kind == "binary":
+            if column.kind == "binary":  # 29.99 or 0.5 is no 0/1 either: one message
                 _report(
-                    problems, _rows(ok & ~np.isin(x, (0.0, 1.0))), name, "must be 0 or 1", values
+                    problems, _rows(ok & ~np.isin(x, (0.0, 1.0))), shown, "must be 0 or 1", values
                 )
             with np.errstate(invalid="ignore"):
                 if column.minimum is not None:
                     low = x <= column.minimum if column.exclusive_minimum else x < column.minimum
                     op = ">" if column.exclusive_minimum else ">="
                     _report(
-                        problems, _rows(ok & low), name, f"must be {op} {column.minimum:g}", values
+                        problems, _rows(ok & low), shown, f"must be {op} {column.minimum:g}", values
                     )
                 if column.maximum is not None:
                     _report(
                         problems,
                         _rows(ok & (x > column.maximum)),
-                        name,
+                        shown,
                         f"must be <= {column.maximum:g}",
                         values,
                     )
@@ -278,18 +295,18 @@ def validate_log(
             _report(
                 problems,
                 _rows(numbers),
-                name,
+                shown,
                 f"a number, not a timestamp (write a date and time, e.g. {TIMESTAMP_EXAMPLE})",
                 values,
             )
             parsed = pd.to_datetime(values.mask(numbers), errors="coerce", utc=True, format="mixed")
             bad = present & ~numbers & parsed.isna().to_numpy()
-            _report(problems, _rows(bad), name, "not a timestamp", values)
+            _report(problems, _rows(bad), shown, "not a timestamp", values)
             out[name] = parsed
         else:
             out[name] = values.astype("string")
             if name == "language":
-                _check_languages(problems, out[name], values)
+                _check_languages(problems, out[name], values, shown)
             if column.allowed is not None:
                 unknown = present & ~out[name].isin(column.allowed).to_numpy(
                     dtype=bool, na_value=False
@@ -297,7 +314,7 @@ def validate_log(
                 _report(
                     problems,
                     _rows(unknown),
-                    name,
+                    shown,
                     f"unknown activity (use one of {', '.join(column.allowed)})",
                     values,
                 )
@@ -313,10 +330,12 @@ def validate_log(
         required += ["activity", "propensity"]
     for name in required:
         if name in frame.columns:
-            _report(problems, _rows(frame[name].isna()), name, "missing", frame[name], show=False)
+            missing = _rows(frame[name].isna())
+            _report(problems, missing, field(name), "missing", frame[name], show=False)
     if "interaction_id" in out.columns:
         dup = out["interaction_id"].notna() & out["interaction_id"].duplicated(keep="first")
-        _report(problems, _rows(dup), "interaction_id", "duplicate id", frame["interaction_id"])
+        shown = field("interaction_id")
+        _report(problems, _rows(dup), shown, "duplicate id", frame["interaction_id"])
     if problems:
         raise (ColumnsMissing if missing_columns else DataError)(problems, source)
     if "language" in out.columns:  # one spelling per tag, as the API loads it
@@ -343,9 +362,25 @@ def load_log(
     except SpecError as exc:
         error = ColumnsMissing if isinstance(exc, SpecColumnsMissing) else DataError
         raise error(str(exc), str(path)) from exc
+    if spec is not None and require_outcome and not _has_features(frame, spec):
+        # LightGBM would stop with a traceback on a design matrix without columns.
+        raise ColumnsMissing(
+            "the spec leaves the model no feature: the data has none of the canonical "
+            f"context columns ({', '.join(CONTEXT_FEATURES)}) with a value, and the spec "
+            "maps none under columns: and lists none under features:",
+            str(path),
+        )
     features: dict[str, str | None] = dict(spec.feature_kinds()) if spec else {}
     features.update({name: "number" for name in numeric_features if name not in COLUMN_BY_NAME})
     return validate_log(frame, require_outcome=require_outcome, source=str(path), features=features)
+
+
+def _has_features(frame: pd.DataFrame, spec: Spec) -> bool:
+    """Whether a mapped log gives a model something to learn from: the spec's own features,
+    or a canonical context column that is not all empty (what ``training.fit`` encodes)."""
+    if spec.features:
+        return True
+    return any(name in frame and frame[name].notna().any() for name in CONTEXT_FEATURES)
 
 
 def action_codes(frame: pd.DataFrame) -> np.ndarray:

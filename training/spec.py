@@ -2,7 +2,8 @@
 
 ```yaml
 columns: {tenure_months: recency, channel: channel}   # canonical: theirs
-activity:                      # optional: without it only the openness model is trained
+activity:                      # optional: without it (and no activity column) only the
+                               # openness model is trained
   column: segment
   values: {"Mens E-Mail": advise_new_uses, "No E-Mail": none}
 propensity: 0.3333             # a number, or a column name
@@ -17,14 +18,28 @@ reward: retained_60d           # optional: ve_success (default), accepted, retai
 
 The reward's parts other than ``success`` are read from columns of the same name (or
 mapped under ``columns:``); ``vea train --reward`` overrides the spec's.
+
+Columns the data already has under a canonical name (``issue_type``, ``ve_success``,
+``activity``...) pass through as they are, so a spec that only sets ``economics:`` or adds
+one feature keeps the rest of the log. Two exceptions, both the spec's own word: a
+canonical column the spec fills itself (under ``columns:``, ``activity``, ``propensity``
+or ``success``) comes from the spec's source, and a column the spec reads as the source
+of another one is not also taken under its own name (Hillstrom's ``segment`` is the
+e-mail arm, mapped to ``activity``: it is no customer segment).
+
+``success: {column, positive}``: a number matches as a number (``1`` matches ``1.0``),
+a YAML boolean (unquoted ``yes``, ``true``) matches yes/true/on, 1 or a boolean true
+(``no``/``false``: no/false/off, 0, false), anything else as the same text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -36,6 +51,17 @@ KNOWN_KEYS = {"columns", "activity", "propensity", "success", "features", "econo
 
 
 FEATURE_KINDS = ("number", "category")
+
+# ``Spec.apply`` records here (in the frame's ``attrs``) the user's column behind each
+# canonical one it mapped, so that validation names the column the user knows
+# (``training.loading.validate_log``: "field recency (tenure_months)"), on every path
+# that validates a mapped frame (local loading and Dask partitions alike).
+SOURCES_ATTR = "vea_spec_sources"
+
+# How YAML 1.1 writes booleans: an unquoted ``positive: yes`` arrives as True, while the
+# column holds the word as it was written.
+TRUE_WORDS = frozenset({"true", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "no", "off"})
 
 
 class SpecError(ValueError):
@@ -116,7 +142,10 @@ class Spec:
             if "column" not in success:
                 raise SpecError(f"{source}: success needs a 'column'")
             spec.success_column = str(success["column"])
-            spec.success_positive = success.get("positive")
+            positive = success.get("positive")
+            if isinstance(positive, list | dict):
+                raise SpecError(f"{source}: success.positive must be one value, got {positive!r}")
+            spec.success_positive = positive
         elif success is not None:
             spec.success_column = str(success)
         features = data.get("features") or []
@@ -174,8 +203,34 @@ class Spec:
         """Every extra feature with its declared kind (None: inferred from the data)."""
         return {name: self.feature_types.get(name) for name in self.features}
 
+    def sources(self) -> dict[str, str]:
+        """The user's column behind each canonical column the spec fills from one
+        (canonical: theirs); a fixed ``propensity`` number has none."""
+        out = dict(self.columns)
+        if self.activity_column:
+            out["activity"] = self.activity_column
+        if isinstance(self.propensity, str):
+            out["propensity"] = self.propensity
+        if self.success_column:
+            out[LABEL] = self.success_column
+        return out
+
+    def passed_through(self, data_columns: Iterable[str]) -> list[str]:
+        """The data's columns with a canonical name that the spec takes as they are: all
+        but those the spec fills itself (its mapping wins) and those it reads as the
+        source of another column (see the module's docstring)."""
+        sources = self.sources()
+        filled = set(sources) | ({"propensity"} if self.propensity is not None else set())
+        read = set(sources.values())
+        return [
+            name
+            for name in data_columns
+            if name in COLUMN_BY_NAME and name not in filled and name not in read
+        ]
+
     def apply(self, raw: pd.DataFrame, *, require_outcome: bool = True) -> pd.DataFrame:
-        """Rename and derive the canonical columns; extra feature columns keep their names."""
+        """Rename and derive the canonical columns, and pass the data's own canonical
+        columns through (``passed_through``); extra feature columns keep their names."""
         needed = list(self.columns.values()) + list(self.features)
         if self.activity_column:
             needed.append(self.activity_column)
@@ -214,24 +269,30 @@ class Spec:
         if self.success_column and self.success_column in raw:
             col = raw[self.success_column]
             if self.success_positive is not None:
-                out[LABEL] = (col.astype("string") == str(self.success_positive)).astype("Int64")
+                positive = _matches(col, self.success_positive)
+                if require_outcome and not positive.any() and col.nunique() > 1:
+                    # Every label would be a failure although the column holds two
+                    # outcomes or more: the spec's value is at fault, not the data (e.g.
+                    # positive: 1 on 0.0/1.0 read as text). A column of one value may be a
+                    # small file (or Dask partition) without a success: that is no error.
+                    seen = ", ".join(repr(v) for v in _examples(col))
+                    raise SpecError(
+                        f"success.positive {self.success_positive!r} matches no row of column "
+                        f"{self.success_column} (values: {seen})"
+                    )
+                out[LABEL] = pd.array(positive.astype(np.int64), dtype="Int64")
                 out.loc[col.isna(), LABEL] = pd.NA
             else:
                 out[LABEL] = col
-        for name in ("interaction_id", "customer_id"):
-            if name in raw.columns and name not in out.columns:
-                out[name] = raw[name]
+        for name in self.passed_through(raw.columns):
+            out[name] = raw[name]
         for name in self._reward_columns():
             if name not in out.columns:
-                if name not in raw.columns:
-                    raise SpecError(
-                        f"reward {self.reward.label}: no column {name!r} in the data "
-                        "(map it under columns:)"
-                    )
-                out[name] = raw[name]
-        needs_offered = "accepted" in self._reward_columns() and "offered" not in out.columns
-        if needs_offered and "offered" in raw.columns:  # not offered counts as not accepted
-            out["offered"] = raw["offered"]
+                raise SpecError(
+                    f"reward {self.reward.label}: no column {name!r} in the data "
+                    "(map it under columns:)"
+                )
+        out.attrs[SOURCES_ATTR] = self.sources()
         return out
 
     def _reward_columns(self) -> list[str]:
@@ -239,3 +300,42 @@ class Spec:
         if self.reward is None or self.reward.is_default:
             return []
         return [p for p in self.reward.parts if p != LABEL]
+
+
+def _matches(values: pd.Series, positive: Any) -> np.ndarray:
+    """Which values are ``success.positive``: as numbers when it is one (a column of
+    0.0/1.0, or "1.0" in a CSV, must match ``1``), by the words YAML reads as booleans,
+    else as the same text."""
+    text = values.astype("string").str.strip()
+    if isinstance(positive, str) and positive.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        positive = positive.strip().lower() in TRUE_WORDS  # a quoted "yes" means the same
+    if isinstance(positive, bool | np.bool_):
+        words = TRUE_WORDS if positive else FALSE_WORDS
+        match = text.str.lower().isin(words).to_numpy(dtype=bool, na_value=False)
+        number: float | None = 1.0 if positive else 0.0
+    else:
+        match = (text == str(positive).strip()).to_numpy(dtype=bool, na_value=False)
+        number = _number(positive)
+    if number is not None:
+        numeric = pd.to_numeric(values.astype("object").map(_number), errors="coerce")
+        match = match | (numeric == number).to_numpy(dtype=bool, na_value=False)
+    return match
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a number (booleans count as 1 and 0, text that is a number as that
+    number); None when it is none."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _examples(values: pd.Series, limit: int = 10) -> list[Any]:
+    """A few distinct values of a column, for a message."""
+    seen = values.dropna().unique()[:limit]
+    return [v.item() if isinstance(v, np.generic) else v for v in seen]
