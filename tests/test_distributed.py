@@ -263,3 +263,19 @@ def test_the_same_rows_in_two_files_are_refused_as_locally(client, data, tmp_pat
     rows.to_parquet(directory / "part-001.parquet", index=False)
     with pytest.raises(DataError, match="1000 interaction_id value.*overlapping exports"):
         train_bundle_dask(directory, client=client, progress=False)
+
+
+def test_a_spec_lets_canonical_columns_through_on_the_cluster_as_locally(client, data, tmp_path):
+    """A spec with economics only: the cluster learns from the file's canonical columns
+    (it took only the spec's own columns and had no feature at all)."""
+    from training.spec import Spec
+
+    directory = write_partitions(data["log"].head(4000), tmp_path / "econ", parts=2)
+    spec = Spec.from_dict({"economics": {"value_of_success": 5.0, "cost_per_second": 0.05}})
+    bundle = train_bundle_dask(directory, spec, learner="s", client=client, progress=False)
+    local = train_bundle(
+        validate_log(data["log"].head(4000)), spec=spec, learner="s", num_threads=1, progress=False
+    )
+    assert bundle.encoder.feature_names == local.encoder.feature_names
+    assert len(bundle.encoder.feature_names) >= 9
+    assert bundle.economics.value_of_success == 5.0

@@ -211,3 +211,13 @@ def test_errors_name_the_users_column(tmp_path, changes, success, message):
         load_log(data, Spec.from_dict(spec))
     assert message in str(caught.value)
     assert "not a whole number" not in str(caught.value)
+
+
+def test_a_log_without_any_feature_is_refused_before_training():
+    from training.fit import train_bundle
+    from training.simulate import simulate
+
+    log, _ = simulate(rows=500, seed=3)
+    bare = log[["interaction_id", "activity", "propensity", "ve_success"]]
+    with pytest.raises(ValueError, match="gives the model no feature"):
+        train_bundle(bare, learner="s", num_threads=1, progress=False)

@@ -348,7 +348,10 @@ def _candidate_columns(
 ) -> tuple[list[str], list[str]]:
     """Feature columns the log may have, typed as local training types them: the canonical
     ones by the schema, a spec's extra ones by their dtype (Parquet gives it per column)."""
-    names = set(spec.columns) if spec else set(ddf.columns)
+    # As Spec.apply: the spec's own columns and the canonical ones it lets through.
+    names = (
+        (set(spec.columns) | set(spec.passed_through(ddf.columns))) if spec else set(ddf.columns)
+    )
     categorical = [c for c in CATEGORICAL_FEATURES if c in names]
     numeric = [c for c in NUMERIC_FEATURES if c in names]
     for name in extra:

@@ -131,6 +131,11 @@ def train_bundle(
     if learner != "auto" and learner not in LEARNERS:
         raise ValueError(f"unknown learner {learner!r}; use auto or one of {LEARNERS}")
     encoder = feature_encoder_for(frame, spec.features if spec else ())
+    if not encoder.feature_names:
+        raise ValueError(
+            "the log gives the model no feature: no context column (segment, tenure_months, "
+            "channel, ...) has a value, and no extra feature is declared"
+        )
     x = encoder.transform(frame)
     y = frame[LABEL].to_numpy(dtype=np.float64)
     names = encoder.feature_names
