@@ -8,7 +8,9 @@ off-policy value (see ``training.fit``), not by habit:
   unbiased when the logging policy depends only on logged context;
 - ``s_ipw``: the same, rows weighted by 1 / propensity so every action is fitted on a
   population that looks like all customers;
-- ``t``: one LightGBM per action, each on the rows where that action was logged;
+- ``t``: one LightGBM per action, each on the rows where that action was logged (an
+  action whose logged outcomes are all successes, or all failures, gets its smoothed
+  success rate as a constant: ``smoothed_rate``);
 - ``dr``: a doubly robust learner: cross-fitted ``s`` predictions corrected by the
   inverse-propensity-weighted residual, regressed on context + action.
 
@@ -40,6 +42,42 @@ MIN_ACTION_SUPPORT = 30
 # Inverse propensities are capped here so a few unlikely choices cannot dominate.
 PROPENSITY_FLOOR = 0.01
 K = len(ACTIONS)
+
+
+def smoothed_rate(y: np.ndarray) -> float:
+    """Success rate under a uniform Beta(1, 1) prior (Laplace's rule): (sum + 1) / (n + 2).
+
+    For an action whose logged outcomes are all one class the raw rate is exactly 0 or 1,
+    a certainty that a few hundred rows do not prove; smoothed, 422 successes in 422 rows
+    give 0.998 and 300 failures in 300 give 0.003."""
+    y = np.asarray(y, dtype=np.float64)
+    return float((y.sum() + 1.0) / (len(y) + 2.0))
+
+
+def constant_booster(
+    p: float,
+    x: np.ndarray,
+    *,
+    categorical: list[int] | None = None,
+    feature_names: list[str] | None = None,
+    num_threads: int = 0,
+) -> lgb.Booster:
+    """A LightGBM model over ``x``'s features that predicts ``p`` for every row.
+
+    It is one single-leaf tree holding logit(p) (every label equals ``p``, so boosting
+    from the average leaves no gradient to split on). Being an ordinary booster, it is
+    saved, loaded, compiled and explained (zero feature contributions) like any other."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"a constant success probability must be in (0, 1), got {p}")
+    params = default_params("cross_entropy", 0, len(x), num_threads)
+    params["boost_from_average"] = True
+    data = lgb.Dataset(
+        x,
+        np.full(len(x), p),
+        categorical_feature=categorical or [],
+        feature_name=feature_names or "auto",
+    )
+    return lgb.train(params, data, num_boost_round=1)
 
 
 def stack_actions(x: np.ndarray, actions: Sequence[int]) -> np.ndarray:
@@ -91,7 +129,11 @@ class ActivityRanker:
         counts = np.bincount(actions, minlength=K)
         self.actions_seen_ = counts >= MIN_ACTION_SUPPORT
         if self.actions_seen_.sum() < 1:
-            raise ValueError("no action has enough logged rows to learn from")
+            found = ", ".join(f"{a} {c}" for a, c in zip(ACTIONS, counts.tolist(), strict=True))
+            raise ValueError(
+                "no action has enough logged rows to learn from: each needs at least "
+                f"{MIN_ACTION_SUPPORT}; the {len(actions)} rows given hold {found}"
+            )
         keep = self.actions_seen_[actions]
         x, actions, y, propensity = x[keep], actions[keep], y[keep], propensity[keep]
         if self.learner == "t":
@@ -140,11 +182,25 @@ class ActivityRanker:
         boosters: list[lgb.Booster | None] = []
         for a in range(K):
             rows = actions == a
-            if not self.actions_seen_[a] or len(np.unique(y[rows])) < 2:
+            if not self.actions_seen_[a]:
                 boosters.append(None)
                 continue
             xa, ya = x[rows], y[rows]
             train, valid = split_indices(len(ya), self.validation_fraction, self.seed + a)
+            if len(np.unique(ya[train])) < 2:
+                # All successes (or all failures), at least in the part LightGBM would
+                # learn from: nothing to split on, and LightGBM would predict a certain
+                # 0 or 1. The action is still ranked, at its smoothed logged rate.
+                boosters.append(
+                    constant_booster(
+                        smoothed_rate(ya),
+                        xa,
+                        categorical=self.categorical_,
+                        feature_names=self.feature_names_,
+                        num_threads=self.num_threads,
+                    )
+                )
+                continue
             params = default_params(
                 probability_objective(ya), self.seed + a, len(train), self.num_threads
             )

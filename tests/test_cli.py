@@ -189,6 +189,37 @@ def test_tampered_bundle_refused_by_every_command(workspace, tmp_path):
     assert not (tmp_path / "s.csv").exists() and not (tmp_path / "e.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("truth", "message"),
+    [
+        ("train.truth.parquet", "3000 of the data's 3000 interaction ids are not in the truth"),
+        ("train.parquet", "not a truth file: it has no p_<activity> columns"),
+        ("lacking.truth.csv", "truth file lacks p_none"),
+    ],
+)
+def test_evaluate_refuses_a_truth_file_of_other_data(workspace, tmp_path, truth, message):
+    root, _ = workspace
+    pd.read_csv(root / "test.truth.csv").drop(columns=["p_none"]).to_csv(
+        root / "lacking.truth.csv", index=False
+    )
+    out = tmp_path / "e.json"
+    result = vea(
+        "evaluate",
+        "--data",
+        root / "test.csv",
+        "--truth",
+        root / truth,
+        "--json",
+        out,
+        "--bootstrap",
+        50,
+        registry=root / "reg",
+    )
+    assert result.exit_code != 0
+    assert message in result.output and str(root / truth) in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
 def test_unknown_model_version(workspace):
     root, _ = workspace
     result = vea(

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+import pandas as pd  # training.loading imports it anyway
 
 from models.boosting import MAX_THREADS
 from models.bundle import BundleError, compile_bundle
@@ -117,6 +118,46 @@ def _load_for_model(
 def _truth_beside(data: Path) -> Path | None:
     candidate = data.with_name(f"{data.stem}.truth{data.suffix}")
     return candidate if candidate.exists() else None
+
+
+def _truth_for(truth_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """The simulator truth of ``frame``'s rows, in their order (by interaction_id when both
+    have it); a DataError naming what does not match when the file is not that truth."""
+    from models.activities import ACTIONS
+
+    truth = read_table(truth_path)
+    needed = [f"p_{a}" for a in ACTIONS]
+    missing = [c for c in needed if c not in truth.columns]
+    if len(missing) == len(needed):
+        raise DataError(
+            f"{truth_path}: not a truth file: it has no p_<activity> columns (a simulator "
+            f"truth has {', '.join(needed)}); vea simulate writes one beside its log"
+        )
+    if missing:
+        raise DataError(f"{truth_path}: truth file lacks {', '.join(missing)}")
+    if "interaction_id" in frame and "interaction_id" in truth:
+        ids = frame["interaction_id"].astype(str)
+        truth = truth.assign(interaction_id=truth["interaction_id"].astype(str))
+        absent = ids[~ids.isin(truth["interaction_id"])]
+        if len(absent):
+            examples = ", ".join(absent.head(3))
+            raise DataError(
+                f"{truth_path}: {len(absent)} of the data's {len(ids)} interaction ids are "
+                f"not in the truth file (e.g. {examples}): it is the truth of another log"
+            )
+        repeated = truth["interaction_id"][truth["interaction_id"].duplicated()]
+        if len(repeated):
+            raise DataError(
+                f"{truth_path}: interaction id {repeated.iloc[0]} appears more than once "
+                "in the truth file"
+            )
+        return truth.set_index("interaction_id").loc[ids].reset_index()
+    if len(truth) != len(frame):
+        raise DataError(
+            f"{truth_path}: the truth file has {len(truth)} rows and the data {len(frame)} "
+            "(and not both have interaction_id to match them by)"
+        )
+    return truth
 
 
 @cli.command()
@@ -352,15 +393,7 @@ def evaluate(
     truth_path = Path(truth) if truth else _truth_beside(Path(data))
     truth_frame = None
     if truth_path is not None:
-        truth_frame = read_table(truth_path)
-        if "interaction_id" in frame and "interaction_id" in truth_frame:
-            truth_frame = (
-                truth_frame.set_index("interaction_id")
-                .loc[frame["interaction_id"].astype(str)]
-                .reset_index()
-            )
-        if len(truth_frame) != len(frame):
-            raise DataError(f"{truth_path}: truth rows do not match the data rows")
+        truth_frame = _truth_for(truth_path, frame)
     # The same fingerprint training stores (a Parquet directory: its listing).
     info = {"path": str(data), "fingerprint": data_fingerprint(data)}
     if bundle.manifest.get("data_fingerprint") == info["fingerprint"]:

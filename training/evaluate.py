@@ -141,10 +141,25 @@ def evaluate_bundle(
         rows = (actions == code) | (actions == none_code)
         if (actions[rows] == code).sum() < 10 or (actions[rows] == none_code).sum() < 10:
             continue
+        uplift_score = success[rows, code] - success[rows, none_code]
+        if not np.isfinite(uplift_score).all():
+            # A bundle can list an action as learned yet hold no model for it (t-learner
+            # bundles saved before one-class actions got a constant model): no score, no
+            # curve, and the other activities are still evaluated.
+            unscored = [
+                name
+                for name, c in ((action, code), (NONE, none_code))
+                if not np.isfinite(success[rows, c]).all()
+            ]
+            result["warnings"].append(
+                f"uplift of {action} not computed: the model gives no success probability "
+                f"for {' or '.join(unscored)} on some rows (no model for it in the bundle)"
+            )
+            continue
         result["uplift"][action] = qini_curve(
             y[rows],
             (actions[rows] == code).astype(int),
-            success[rows, code] - success[rows, none_code],
+            uplift_score,
             weights=1.0 / propensity[rows],
         )
 
