@@ -28,7 +28,9 @@ handle time of the same contact).
   (retention window open) are left out of it and counted.
 - **Offered vs accepted**: per group (so per agent and per pool), how many value
   suggestions there were, how many the agent offered and how many of the offered the
-  customer took up, with the rates.
+  customer took up, with the rates, all on the suggested contacts. An offer where
+  nothing was suggested is counted apart; in the holdout it contaminates the control
+  group (``holdout_offers``, with a warning).
 - **Shadow**: champion against each shadow challenger on the period's labelled
   decisions the shadow decided (``shadow_comparison``): doubly robust value of each
   policy, their paired difference with a 95% interval (cluster-robust by customer),
@@ -106,12 +108,17 @@ def _mean(x: np.ndarray) -> float | None:
 
 
 def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]:
-    """The report's measures over the selected rows."""
-    offered = cols["offered"][rows]
+    """The report's measures over the selected rows. Offers count on one base: the
+    contacts where a value activity was suggested (``offered`` of ``suggested``,
+    ``accepted`` of ``offered``); an offer made where none was suggested (the holdout, or
+    the model chose ``none``) is counted apart, as ``offered_unsuggested``."""
+    offered = cols["offered"][rows] == 1
     accepted = cols["accepted"][rows]
     suggested = cols["suggested"][rows]
-    offered_suggestion = suggested & (offered == 1)
+    offered_suggestion = suggested & offered
+    answered = offered_suggestion & np.isfinite(accepted)
     n_suggested, n_offered = int(suggested.sum()), int(offered_suggestion.sum())
+    n_accepted, n_answered = int((offered_suggestion & (accepted == 1)).sum()), int(answered.sum())
     return {
         "n": int(rows.sum()),
         "reward": _mean(cols["reward"][rows]),
@@ -119,13 +126,14 @@ def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]
         "suggested": n_suggested,
         "offered": n_offered,
         "offer_rate": n_offered / n_suggested if n_suggested else None,
-        "accepted": int(((offered == 1) & (accepted == 1)).sum()),
+        "accepted": n_accepted,
+        # Offers whose answer was not recorded are left out of the rate, not counted as no.
+        "acceptance": n_accepted / n_answered if n_answered else None,
+        "offered_unsuggested": int((offered & ~suggested).sum()),
         "ves_confidence": _mean(cols["ves_confidence"][rows]),
         "ves_ability": _mean(cols["ves_ability"][rows]),
         "ves": _mean(cols["ves"][rows]),
         "success_rate": _mean(cols["ve_success"][rows]),
-        "offered_rate": _mean(offered),
-        "acceptance": _mean(np.where(offered == 1, accepted, np.nan)),
         "handle_time_s": _mean(cols["handle_time_s"][rows]),
         "csat": _mean(cols["csat"][rows]),
         "nps": _net_promoter(cols["nps"][rows]),
@@ -365,6 +373,7 @@ def value_report(
         "by": by,
         "uplift": uplift,
         "min_customers": MIN_CUSTOMERS,
+        "holdout_offers": holdout_offers(cols["offered"], holdout, customers),
         "roi": money,
         "success_measures": {
             "declared": sorted(declared),
@@ -377,6 +386,31 @@ def value_report(
             ),
         },
         "shadow": shadow_section(columns, cols["reward"], shadow),
+    }
+
+
+def holdout_offers(
+    offered: np.ndarray, holdout: np.ndarray, customers: np.ndarray
+) -> dict[str, Any]:
+    """Holdout contacts where the agent made a value offer anyway. The control group is
+    meant to get none: each such offer makes the holdout look more like the treated arm
+    and shrinks the measured uplift, so it is counted and warned about."""
+    contaminated = holdout & (offered == 1)
+    contacts, total = int(contaminated.sum()), int(holdout.sum())
+    share = contacts / total if total else None
+    warning = None
+    if contacts:
+        warning = (
+            f"{contacts} of {total} holdout (control group) contacts ({share:.1%}) received "
+            "a value offer although none was suggested: the control group is contaminated "
+            "and the uplift understates the effect"
+        )
+    return {
+        "contacts": contacts,
+        "holdout_contacts": total,
+        "share": share,
+        "customers": int(np.unique(customers[contaminated]).size),
+        "warning": warning,
     }
 
 

@@ -178,6 +178,10 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _percent(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def _money(value) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
@@ -212,6 +216,9 @@ def _report_text(result: dict) -> str:
             f"not enough data for intervals: at least {result['min_customers']} customers per "
             f"arm are needed (treated {roi['units_treated']}, holdout {roi['units_holdout']})"
         )
+    warning = result["holdout_offers"]["warning"]
+    if warning:
+        lines.append(f"WARNING: {warning}")
     lines.append(f"success measures: {result['success_measures']['note']}")
     reward = result.get("reward") or {}
     if reward:
@@ -228,13 +235,14 @@ def _report_text(result: dict) -> str:
         groups = result["by"].get(dimension) or []
         if groups:
             lines.append(
-                f"offers by {dimension.removesuffix('_id')} "
-                "(offered / suggested, accepted when offered):"
+                f"offers by {dimension.removesuffix('_id')} (counts; offered when suggested, "
+                "accepted when offered):"
             )
         for item in groups:
             lines.append(
-                f"  {item['group']:<18} suggested {item.get('suggested', '-')}  "
-                f"offered {_fmt(item.get('offer_rate'))}  accepted {_fmt(item.get('acceptance'))}"
+                f"  {item['group']:<18} suggested {item['suggested']}  "
+                f"offered {item['offered']} ({_percent(item['offer_rate'])})  "
+                f"accepted {item['accepted']} ({_percent(item['acceptance'])})"
             )
     for comparison in (result.get("shadow") or {}).get("comparisons", []):
         gain = comparison["improvement"]

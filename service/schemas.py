@@ -726,10 +726,22 @@ class MeasuresSchema(Schema):
     )
     offer_rate = fields.Float(
         allow_none=True,
-        metadata={"description": "compliance: suggested contacts where it was offered / suggested"},
+        metadata={"description": "offered when suggested: offered / suggested"},
     )
     accepted = fields.Integer(
-        metadata={"description": "offered contacts where the customer took it up"}
+        metadata={"description": "of the offered, those the customer took up"}
+    )
+    acceptance = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "accepted when offered: accepted / offered with a recorded answer"
+        },
+    )
+    offered_unsuggested = fields.Integer(
+        metadata={
+            "description": "offers made where no value activity was suggested (the holdout, "
+            "or the model chose none); not in offered"
+        }
     )
     ves_confidence = fields.Float(allow_none=True, metadata={"description": "VES item 1 (1-7)"})
     ves_ability = fields.Float(allow_none=True, metadata={"description": "VES item 2 (1-7)"})
@@ -737,14 +749,6 @@ class MeasuresSchema(Schema):
     success_rate = fields.Float(
         allow_none=True, metadata={"description": "ve_success among contacts with VES answers"}
     )
-    offered_rate = fields.Float(
-        allow_none=True,
-        metadata={
-            "description": "contacts with an outcome where anything was offered / all "
-            "contacts with an outcome (offer_rate counts suggested activities only)"
-        },
-    )
-    acceptance = fields.Float(allow_none=True, metadata={"description": "among offered"})
     handle_time_s = fields.Float(allow_none=True)
     csat = fields.Float(allow_none=True)
     nps = fields.Float(
@@ -863,6 +867,22 @@ class ShadowReportSchema(Schema):
     comparisons = fields.List(fields.Nested(ShadowComparisonSchema), required=True)
 
 
+class HoldoutOffersSchema(Schema):
+    contacts = fields.Integer(
+        required=True,
+        metadata={"description": "holdout contacts where a value offer was made anyway"},
+    )
+    holdout_contacts = fields.Integer(
+        required=True, metadata={"description": "holdout contacts with an outcome"}
+    )
+    share = fields.Float(allow_none=True, metadata={"description": "contacts / holdout_contacts"})
+    customers = fields.Integer(required=True, metadata={"description": "their customers"})
+    warning = fields.String(
+        allow_none=True,
+        metadata={"description": "set when any: the control group is contaminated"},
+    )
+
+
 class ValueReportQuerySchema(ReportQuerySchema):
     reward = fields.String(
         load_default=None,
@@ -907,6 +927,11 @@ class ValueReportSchema(Schema):
     uplift = fields.Dict(keys=fields.String(), values=fields.Nested(UpliftSchema), required=True)
     min_customers = fields.Integer(
         required=True, metadata={"description": "customers per arm an interval needs"}
+    )
+    holdout_offers = fields.Nested(
+        HoldoutOffersSchema,
+        required=True,
+        metadata={"description": "value offers made to the holdout (control group)"},
     )
     roi = fields.Nested(RoiSchema, required=True)
     success_measures = fields.Nested(SuccessMeasuresSchema, required=True)

@@ -208,6 +208,9 @@ def headers(report_app):
 
 def _serve(client, headers, new_id, count=40):
     rng = np.random.default_rng(1)
+    # One agent per call: the database is shared by the tests, and an agent id reused
+    # across them piles up attempts until `pools rebuild` qualifies it elsewhere.
+    agent = new_id("agent-")
     for _ in range(count):
         body = {
             "interaction_id": new_id("i-"),
@@ -229,7 +232,7 @@ def _serve(client, headers, new_id, count=40):
             "ves_confidence": 7 if success else 3,
             "ves_ability": 6 if success else 4,
             "handle_time_s": 300.0 if treated else 240.0,
-            "agent_id": "agent-1",
+            "agent_id": agent,
         }
         r = client.post(
             f"/v1/decisions/{answer['decision_id']}/outcome", json=outcome, headers=headers
@@ -507,3 +510,107 @@ def test_net_promoter_score():
     assert _net_promoter(np.array([10, 9, 3, 7, np.nan])) == pytest.approx(25.0)
     assert _net_promoter(np.array([np.nan])) is None
     assert _net_promoter(np.array([0.0, 6.0])) == pytest.approx(-100.0)
+
+
+# ------------------------------------------- offers, the holdout and the dashboard
+def test_offer_counts_add_up_and_offers_to_the_holdout_are_flagged():
+    """Offers count on suggestions only, so accepted <= offered <= suggested in every
+    group; an offer the agent made to a holdout customer is counted apart and warned
+    about (it contaminates the control group)."""
+    cols = {
+        "decision_id": [f"d{i}" for i in range(6)],
+        "has_outcome": [True] * 6,
+        "customer_id": ["c1", "c2", "c3", "h1", "h2", "h3"],
+        "experiment_arm": ["treatment"] * 3 + ["holdout"] * 3,
+        "activity": ["educate_usage", "educate_usage", "none", "none", "none", "none"],
+        "agent_id": ["a1"] * 6,
+        "offered": [1, 0, 1, 1, 1, 0],
+        "accepted": [1, None, 1, 1, 1, None],
+    }
+    report = value_report(cols, ValueSettings())
+    for rows in report["by"].values():
+        for g in rows:
+            assert g["accepted"] <= g["offered"] <= g["suggested"], g
+    holdout = {g["group"]: g for g in report["by"]["experiment_arm"]}["holdout"]
+    assert (holdout["suggested"], holdout["offered"], holdout["accepted"]) == (0, 0, 0)
+    assert holdout["acceptance"] is None and holdout["offered_unsuggested"] == 2
+    agent = report["by"]["agent_id"][0]
+    assert (agent["suggested"], agent["offered"], agent["accepted"]) == (2, 1, 1)
+    assert agent["acceptance"] == 1.0 and agent["offered_unsuggested"] == 3
+    offers = report["holdout_offers"]
+    assert (offers["contacts"], offers["holdout_contacts"], offers["customers"]) == (2, 3, 2)
+    assert offers["share"] == pytest.approx(2 / 3) and "contaminated" in offers["warning"]
+    clean = value_report({**cols, "offered": [1, 0, 1, 0, 0, 0]}, ValueSettings())
+    assert clean["holdout_offers"]["contacts"] == 0 and clean["holdout_offers"]["warning"] is None
+
+
+def _serve_with_holdout_offers(client, headers, new_id, count=30):
+    """Decisions with outcomes (VES, CSAT, NPS, CES) in both arms; the first two holdout
+    contacts get a value offer anyway."""
+    holdout_offers, agent = 0, new_id("agent-")
+    for i in range(count):
+        body = {
+            "interaction_id": new_id("i-"),
+            "customer": {"customer_id": new_id("c-"), "tenure_months": 2, "segment": "premium"},
+            "contact": {
+                "channel": "chat",
+                "issue_type": "inquiry",
+                "occurred_at": f"{DAY}T10:00:00+00:00",
+            },
+        }
+        answer = client.post("/v1/decisions", json=body, headers=headers).json
+        offered = answer["suggested_activity"] != "none"
+        outcome = {
+            "offered": offered,
+            "accepted": offered,
+            "ves_confidence": 6,
+            "ves_ability": 6,
+            "handle_time_s": 250.0,
+            "csat": 4,
+            "nps": 9 if i % 3 else 3,
+            "ces": 2,
+            "agent_id": agent,
+        }
+        if answer["experiment_arm"] == "holdout" and holdout_offers < 2:
+            outcome.update(activity="educate_usage", offered=True, accepted=True)
+            holdout_offers += 1
+        r = client.post(
+            f"/v1/decisions/{answer['decision_id']}/outcome", json=outcome, headers=headers
+        )
+        assert r.status_code == 201, r.json
+    assert holdout_offers == 2
+
+
+@pytest.fixture
+def manager(report_app, headers, new_id):
+    """A logged-in manager on a period with holdout offers."""
+    from service.auth import create_key
+    from tests.test_pages import log_in
+
+    client = report_app.test_client()
+    _serve_with_holdout_offers(client, headers["desktop"], new_id)
+    log_in(client, create_key(report_app.extensions["vea"].engine, "manager")[1])
+    return client
+
+
+def test_cli_and_dashboard_show_offer_counts_and_warn_of_holdout_offers(
+    manager, database_url, monkeypatch
+):
+    import csv
+    import io
+
+    from training.cli import cli
+
+    monkeypatch.setenv("VEA_DATABASE_URL", database_url)
+    text = CliRunner().invoke(cli, ["report", "--from", PERIOD["from"], "--to", PERIOD["to"]])
+    assert text.exit_code == 0, text.output
+    assert "WARNING: 2 of" in text.output and "contaminated" in text.output
+    agent_line = next(line for line in text.output.splitlines() if "agent-" in line)
+    assert "suggested" in agent_line and "offered" in agent_line and "%" in agent_line
+    page = manager.get("/dashboard", query_string=PERIOD).get_data(as_text=True)
+    assert 'id="holdout-offers"' in page and "contaminated" in page
+    answer = manager.get("/dashboard/by_agent_id.csv", query_string=PERIOD)
+    header = next(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    assert {"suggested", "offered", "offer_rate", "accepted", "acceptance"} <= set(header)
+    assert "offered_rate" not in header
+    assert "offered when suggested" in page and "accepted when offered" in page

@@ -154,6 +154,9 @@ LABELS: dict[str, dict[str, str]] = {
         "no_data": "No data in this period.",
         "no_holdout": "No holdout contacts with an outcome in this period, so no uplift yet "
         "(the holdout share is set by VEA_HOLDOUT_SHARE).",
+        "holdout_offers": "{contacts} of {total} control-group contacts ({share}) received a "
+        "value offer anyway: the control group is contaminated, so the uplift understates the "
+        "effect. Agents should not make value offers to control-group customers.",
         "period_bad_date": "period: {detail}",
         "period_order": "period: 'from' must be before 'to'",
     },
@@ -234,6 +237,9 @@ LABELS: dict[str, dict[str, str]] = {
         "no_data": "この期間のデータはありません。",
         "no_holdout": "この期間には結果のある対照群がないため、効果はまだ計算できません"
         "（対照群の割合は VEA_HOLDOUT_SHARE で設定します）。",
+        "holdout_offers": "対照群のお問い合わせ {total} 件のうち {contacts} 件（{share}）で価値向上の"
+        "提案が行われました。対照群が汚染されているため、効果は実際より小さく表示されます。"
+        "対照群のお客様には提案しないよう担当者に周知してください。",
         # Python's own parse message is English: the Japanese page says what to type instead.
         "period_bad_date": "期間: 日付は YYYY-MM-DD の形式で指定してください"
         "（既定の期間を表示しています）。",
@@ -269,8 +275,11 @@ COLUMN_LABELS = {
         "ves_confidence": "VES confidence",
         "ves_ability": "VES value",
         "success_rate": "success",
-        "offered_rate": "offered",
-        "acceptance": "accepted",
+        "suggested": "suggestions",
+        "offered": "offers",
+        "offer_rate": "offered when suggested",
+        "accepted": "accepted offers",
+        "acceptance": "accepted when offered",
         "handle_time_s": "handle time (s)",
         "csat": "CSAT",
         "nps": "NPS",
@@ -332,8 +341,11 @@ COLUMN_LABELS = {
         "ves_confidence": "VES 確信",
         "ves_ability": "VES 価値",
         "success_rate": "成功率",
-        "offered_rate": "提案率",
-        "acceptance": "受け入れ率",
+        "suggested": "推奨件数",
+        "offered": "提案件数",
+        "offer_rate": "推奨時の提案率",
+        "accepted": "受け入れ件数",
+        "acceptance": "提案時の受け入れ率",
         "handle_time_s": "対応時間（秒）",
         "csat": "CSAT",
         "nps": "NPS",

@@ -35,7 +35,10 @@ MEASURE_COLUMNS = (
     "ves_confidence",
     "ves_ability",
     "success_rate",
-    "offered_rate",
+    "suggested",
+    "offered",
+    "offer_rate",
+    "accepted",
     "acceptance",
     "handle_time_s",
     "csat",
@@ -44,8 +47,9 @@ MEASURE_COLUMNS = (
     "retained_60d",
 )
 RATE_COLUMNS = {
+    "share",
     "success_rate",
-    "offered_rate",
+    "offer_rate",
     "acceptance",
     "retained_60d",
     "observed",
