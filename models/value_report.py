@@ -6,8 +6,14 @@ NaN and are left out of each mean separately (a survey not answered does not era
 handle time of the same contact).
 
 - **Measures by group**: VES (both items and their mean), success rate, acceptance (among
-  offered attempts), handle time, CSAT and 60-day retention by activity, segment, issue
-  type, channel, pool and agent.
+  offered attempts), handle time, CSAT, NPS, CES and 60-day retention by activity,
+  segment, issue type, channel, pool and agent, over the treated contacts only (with the
+  holdout mixed in, "none" pooled the control group with the model's own "none" and
+  agents' rates mixed in their control-group contacts), each with the number of answers
+  behind it (``ves_n``, ``nps_n``...); and by experiment arm over every contact.
+- **Treated vs holdout** for CSAT, NPS, CES, handle time and upgrades: the difference
+  with its 95% interval, as the uplift (NPS as +100/0/-100 per answer, whose mean is
+  the score).
 - **Uplift** of the treated arm over the randomized holdout for success, retention and
   VES: difference of means with a 95% interval, cluster-robust by customer (arms are
   assigned by a hash of the customer id, so the difference is causal, and a customer's
@@ -56,6 +62,14 @@ from models.schema import Reward
 
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
 UPLIFT_MEASURES = ("ve_success", "retained_60d", "ves", "reward")
+# What value selling must not cost (satisfaction, promoters, effort, call length) and the
+# upgrades it may bring: treated against holdout, with intervals, beside the uplift.
+ARM_MEASURES = ("csat", "nps", "ces", "handle_time_s", "upgraded")
+BY_NOTE = (
+    "treated contacts only: a manager compares activities, pools and agents among the "
+    "contacts the model served (the holdout's 'none' is not the model choosing none); "
+    "the holdout is in by.experiment_arm and treated_vs_holdout"
+)
 K = len(ACTIONS)
 CODES = {name: code for code, name in enumerate(ACTIONS)}
 MEASURES = "the suggestion (intent to treat)"
@@ -139,7 +153,33 @@ def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]
         "nps": _net_promoter(cols["nps"][rows]),
         "ces": _mean(cols["ces"][rows]),
         "retained_60d": _mean(cols["retained_60d"][rows]),
+        # The answers behind each mean: a rate from a handful of answers is noise.
+        **{f"{name}_n": _answered(cols[column][rows]) for name, column in ANSWER_COUNTS},
     }
+
+
+# Each count's name (``<name>_n``) and the column it counts known values of.
+ANSWER_COUNTS = (
+    ("ves", "ves"),
+    ("success", "ve_success"),
+    ("handle_time", "handle_time_s"),
+    ("csat", "csat"),
+    ("nps", "nps"),
+    ("ces", "ces"),
+    ("retained_60d", "retained_60d"),
+)
+
+
+def _answered(x: np.ndarray) -> int:
+    return int(np.isfinite(x).sum())
+
+
+def _promoter_points(scores: np.ndarray) -> np.ndarray:
+    """Each NPS answer as +100 (promoter, 9-10), -100 (detractor, 0-6) or 0: their mean
+    is the net promoter score, so its difference between arms gets an interval like any
+    mean. NaN where not answered."""
+    points = 100.0 * (scores >= 9) - 100.0 * (scores <= 6)
+    return np.where(np.isfinite(scores), points, np.nan)
 
 
 def _net_promoter(scores: np.ndarray) -> float | None:
@@ -323,17 +363,19 @@ def value_report(
     cols["suggested"] = np.array([a != NONE for a in served], dtype=bool)
     arm = np.array([str(v) for v in columns.get("experiment_arm", ["treatment"] * n)])
     everything = has_outcome
+    treated, holdout = everything & (arm == "treatment"), everything & (arm == "holdout")
     by: dict[str, list[dict[str, Any]]] = {}
     for group in (*GROUPS, "experiment_arm"):
+        # The arms themselves over every contact; every other grouping over the treated.
+        among = everything if group == "experiment_arm" else treated
         labels = np.array(
             [UNKNOWN if v is None or v != v else str(v) for v in columns.get(group, [None] * n)]
         )
         rows_of = []
-        for label in sorted(set(labels[everything].tolist())):
-            rows = everything & (labels == label)
+        for label in sorted(set(labels[among].tolist())):
+            rows = among & (labels == label)
             rows_of.append({"group": label, **measures(cols, rows)})
         by[group] = sorted(rows_of, key=lambda item: -item["n"])
-    treated, holdout = everything & (arm == "treatment"), everything & (arm == "holdout")
     customers = np.array([str(v) for v in columns.get("customer_id", range(n))])
     ct, cc = customers[treated], customers[holdout]
     declared = set(settings.declared_measures)
@@ -349,6 +391,13 @@ def value_report(
         entry["declared"] = name in declared
         entry["pre_declared"] = name in declared and pre_declared
         uplift[name] = entry
+    arm_values = {**cols, "nps": _promoter_points(cols["nps"]), "upgraded": parts["upgraded"]}
+    treated_vs_holdout = {
+        name: difference(
+            arm_values[name][treated], arm_values[name][holdout], ct, cc, MIN_CUSTOMERS
+        )
+        for name in ARM_MEASURES
+    }
     money = roi(cols, treated, holdout, customers, order, settings)
     money["handle_time"] = difference(
         cols["handle_time_s"][treated], cols["handle_time_s"][holdout], ct, cc,
@@ -371,7 +420,9 @@ def value_report(
         "pending": int(n - has_outcome.sum()),
         "overall": measures(cols, everything),
         "by": by,
+        "by_note": BY_NOTE,
         "uplift": uplift,
+        "treated_vs_holdout": treated_vs_holdout,
         "min_customers": MIN_CUSTOMERS,
         "holdout_offers": holdout_offers(cols["offered"], holdout, customers),
         "roi": money,

@@ -188,13 +188,17 @@ def _money(value) -> str:
 
 def _report_text(result: dict) -> str:
     o = result["overall"]
+    period = result["period"]
     lines = [
+        f"period {period['from'] or 'start of data'} to {period['to'] or 'now'} "
+        "(UTC, end exclusive)",
         f"decisions {result['decisions']} (with outcome {result['with_outcome']}, "
         f"pending {result['pending']})",
         f"success {_fmt(o['success_rate'])}  VES {_fmt(o['ves_confidence'])}/"
         f"{_fmt(o['ves_ability'])}  acceptance {_fmt(o['acceptance'])}  "
         f"handle {_fmt(o['handle_time_s'])} s  CSAT {_fmt(o['csat'])}  "
-        f"retained 60d {_fmt(o['retained_60d'])}",
+        f"NPS {_fmt(o['nps'])} ({o['nps_n']} answers)  CES {_fmt(o['ces'])} "
+        f"({o['ces_n']} answers)  retained 60d {_fmt(o['retained_60d'])}",
         "uplift treated - holdout (95% CI):",
     ]
     for name, u in result["uplift"].items():
@@ -203,6 +207,13 @@ def _report_text(result: dict) -> str:
             f"  {name:<13} {_fmt(u['value'])} [{_fmt(u['ci_low'])}, {_fmt(u['ci_high'])}]"
             f"  contacts {u['n_treated']}/{u['n_holdout']}"
             f", customers {u['units_treated']}/{u['units_holdout']}{mark}"
+        )
+    lines.append("treated vs holdout (treated - holdout, 95% CI):")
+    for name, d in result["treated_vs_holdout"].items():
+        lines.append(
+            f"  {name:<13} {_fmt(d['treated'])} vs {_fmt(d['holdout'])}: {_fmt(d['value'])} "
+            f"[{_fmt(d['ci_low'])}, {_fmt(d['ci_high'])}]  answers {d['n_treated']}/"
+            f"{d['n_holdout']}, customers {d['units_treated']}/{d['units_holdout']}"
         )
     roi = result["roi"]
     lines.append(
@@ -226,10 +237,13 @@ def _report_text(result: dict) -> str:
             f"reward: {reward.get('label') or reward.get('name')} "
             f"(known {reward.get('known')}, still unknown {reward.get('unknown')})"
         )
+    if result["by"]["activity"]:
+        lines.append("by activity (treated contacts; answers behind each rate):")
     for item in result["by"]["activity"]:
         lines.append(
-            f"  {item['group']:<18} n={item['n']:<6} success {_fmt(item['success_rate'])}"
-            f"  retained {_fmt(item['retained_60d'])}"
+            f"  {item['group']:<18} n={item['n']:<6} success {_fmt(item['success_rate'])} "
+            f"({item['success_n']})  NPS {_fmt(item['nps'])} ({item['nps_n']})  retained "
+            f"{_fmt(item['retained_60d'])} ({item['retained_60d_n']})"
         )
     for dimension in ("pool_id", "agent_id"):
         groups = result["by"].get(dimension) or []

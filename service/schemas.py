@@ -759,6 +759,16 @@ class MeasuresSchema(Schema):
         allow_none=True, metadata={"description": "mean effort (1-7, lower is easier)"}
     )
     retained_60d = fields.Float(allow_none=True)
+    # The answers behind each mean (a rate from a handful of answers is noise).
+    ves_n = fields.Integer(metadata={"description": "contacts with both VES items answered"})
+    success_n = fields.Integer(metadata={"description": "contacts with ve_success known"})
+    handle_time_n = fields.Integer(metadata={"description": "contacts with a handle time"})
+    csat_n = fields.Integer(metadata={"description": "CSAT answers"})
+    nps_n = fields.Integer(metadata={"description": "NPS answers"})
+    ces_n = fields.Integer(metadata={"description": "CES answers"})
+    retained_60d_n = fields.Integer(
+        metadata={"description": "contacts whose 60-day retention is known (window closed)"}
+    )
 
 
 class GroupMeasuresSchema(MeasuresSchema):
@@ -922,9 +932,22 @@ class ValueReportSchema(Schema):
         keys=fields.String(),
         values=fields.List(fields.Nested(GroupMeasuresSchema)),
         required=True,
-        metadata={"description": "activity, segment, issue_type, channel, pool_id, agent_id"},
+        metadata={
+            "description": "activity, segment, issue_type, channel, pool_id, agent_id over "
+            "the treated contacts (see by_note); experiment_arm over every contact"
+        },
     )
+    by_note = fields.String(required=True, metadata={"description": "which contacts by covers"})
     uplift = fields.Dict(keys=fields.String(), values=fields.Nested(UpliftSchema), required=True)
+    treated_vs_holdout = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(DifferenceSchema),
+        required=True,
+        metadata={
+            "description": "csat, nps (per answer +100/0/-100: the mean is the score), ces, "
+            "handle_time_s, upgraded: treated minus holdout with a 95% interval"
+        },
+    )
     min_customers = fields.Integer(
         required=True, metadata={"description": "customers per arm an interval needs"}
     )

@@ -243,12 +243,18 @@ def test_rebuild_from_stored_outcomes(client, keys, new_id):
         assert posted.status_code == 201, posted.json
     dry = client.post("/v1/pools/rebuild", json={"dry_run": True}, headers=keys["admin"])
     assert dry.status_code == 200, dry.json
-    assert dry.json["stored"] is False and dry.json["members"]["value_all"] == ["star"]
+    # The database is shared by the tests: agents of other tests may qualify too.
+    mine = {"star", *(f"plain-{i}" for i in range(10))}
+
+    def ours(members: list[str]) -> list[str]:
+        return [m for m in members if m in mine]
+
+    assert dry.json["stored"] is False and ours(dry.json["members"]["value_all"]) == ["star"]
     assert client.get("/v1/pools", headers=keys["admin"]).json["pools"][0]["members"] == []
     done = client.post("/v1/pools/rebuild", json={}, headers=keys["admin"]).json
     assert any(line.startswith("value_all: + star") for line in done["changes"])
     pools = client.get("/v1/pools", headers=keys["admin"]).json
-    assert pools["pools"][0]["members"] == ["star"]
+    assert ours(pools["pools"][0]["members"]) == ["star"]
     star = [p for p in pools["proficiency"] if p["agent_id"] == "star"]
     assert star and all(p["low"] <= p["estimate"] <= p["high"] for p in star)
     assert client.post("/v1/pools/rebuild", json={}, headers=keys["desktop"]).status_code == 403

@@ -536,7 +536,7 @@ def test_offer_counts_add_up_and_offers_to_the_holdout_are_flagged():
     assert holdout["acceptance"] is None and holdout["offered_unsuggested"] == 2
     agent = report["by"]["agent_id"][0]
     assert (agent["suggested"], agent["offered"], agent["accepted"]) == (2, 1, 1)
-    assert agent["acceptance"] == 1.0 and agent["offered_unsuggested"] == 3
+    assert agent["acceptance"] == 1.0 and agent["offered_unsuggested"] == 1  # treated only
     offers = report["holdout_offers"]
     assert (offers["contacts"], offers["holdout_contacts"], offers["customers"]) == (2, 3, 2)
     assert offers["share"] == pytest.approx(2 / 3) and "contaminated" in offers["warning"]
@@ -614,3 +614,85 @@ def test_cli_and_dashboard_show_offer_counts_and_warn_of_holdout_offers(
     assert {"suggested", "offered", "offer_rate", "accepted", "acceptance"} <= set(header)
     assert "offered_rate" not in header
     assert "offered when suggested" in page and "accepted when offered" in page
+
+
+def test_groups_cover_the_treated_arms_compare_guardrails_and_count_answers():
+    """By activity, agent...: treated contacts only (the holdout's 'none' is not the model
+    choosing none); by arm: every contact; CSAT, NPS, CES, handle time and upgrades
+    treated vs holdout with intervals; every mean with the answers behind it."""
+    rng = np.random.default_rng(2)
+    n = 400
+    arm = np.where(np.arange(n) % 2 == 0, "treatment", "holdout")
+    treated = arm == "treatment"
+    nps = rng.integers(0, 11, n).astype(float)
+    nps[rng.random(n) < 0.5] = np.nan
+    cols = {
+        "decision_id": [f"d{i}" for i in range(n)],
+        "has_outcome": [True] * n,
+        "customer_id": [f"c{i % 150}" for i in range(n)],
+        "experiment_arm": arm.tolist(),
+        "activity": np.where(treated & (np.arange(n) % 4 == 0), "educate_usage", "none").tolist(),
+        "agent_id": ["a1"] * n,
+        "offered": np.where(treated & (np.arange(n) % 4 == 0), 1, 0).tolist(),
+        "nps": [None if np.isnan(v) else v for v in nps],
+        "csat": np.where(treated, 4.0, 3.0).tolist(),
+        "handle_time_s": np.where(treated, 300.0, 240.0).tolist(),
+        "ve_success": [None if i % 3 else 1 for i in range(n)],
+    }
+    report = value_report(cols, ValueSettings())
+    agent = report["by"]["agent_id"][0]
+    assert agent["n"] == treated.sum() and "treated contacts only" in report["by_note"]
+    by_activity = {g["group"]: g for g in report["by"]["activity"]}
+    assert by_activity["none"]["n"] == treated.sum() - by_activity["educate_usage"]["n"]
+    arms = {g["group"]: g for g in report["by"]["experiment_arm"]}
+    assert arms["holdout"]["n"] == (~treated).sum()
+    answered = ~np.isnan(nps)
+    assert agent["nps_n"] == (answered & treated).sum()
+    assert agent["success_n"] == sum(1 for i in np.flatnonzero(treated) if i % 3 == 0)
+    assert agent["csat_n"] == agent["handle_time_n"] == treated.sum() and agent["ces_n"] == 0
+    compare = report["treated_vs_holdout"]
+    assert set(compare) == {"csat", "nps", "ces", "handle_time_s", "upgraded"}
+    assert compare["csat"]["value"] == pytest.approx(1.0)
+    assert compare["handle_time_s"]["value"] == pytest.approx(60.0)
+    nps_t = nps[treated & answered]
+    nps_c = nps[~treated & answered]
+
+    def score(x):
+        return 100 * ((x >= 9).mean() - (x <= 6).mean())
+
+    assert compare["nps"]["treated"] == pytest.approx(agent["nps"])
+    assert compare["nps"]["value"] == pytest.approx(score(nps_t) - score(nps_c))
+    low, high = compare["nps"]["ci_low"], compare["nps"]["ci_high"]
+    assert low < compare["nps"]["value"] < high
+    assert compare["ces"]["value"] is None and compare["upgraded"]["value"] is None
+
+
+def test_cli_and_dashboard_show_treated_vs_holdout_and_answer_counts(
+    manager, database_url, monkeypatch
+):
+    import csv
+    import io
+
+    from training.cli import cli
+
+    monkeypatch.setenv("VEA_DATABASE_URL", database_url)
+    text = CliRunner().invoke(cli, ["report", "--from", PERIOD["from"], "--to", PERIOD["to"]])
+    assert text.exit_code == 0, text.output
+    assert "period 2019-07-01T00:00:00 to 2019-07-02T00:00:00" in text.output
+    assert "NPS " in text.output and "CES " in text.output
+    assert "treated vs holdout" in text.output
+    for measure in ("csat", "nps", "ces", "handle_time_s"):
+        assert any(line.strip().startswith(measure) for line in text.output.splitlines())
+    page = manager.get("/dashboard", query_string=PERIOD).get_data(as_text=True)
+    assert 'id="table-treated_vs_holdout"' in page and 'id="table-by_experiment_arm"' in page
+    assert "Treated contacts only" in page
+    assert "†" in page  # a few dozen contacts: every group rate rests on few answers
+    answer = manager.get("/dashboard/by_agent_id.csv", query_string=PERIOD)
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert {"ves_n", "success_n", "nps_n", "ces_n", "csat_n"} <= set(rows[0])
+    assert int(rows[0]["nps_n"]) <= int(rows[0]["n"])
+    trend = manager.get("/dashboard/trend.csv", query_string=PERIOD).get_data(as_text=True)
+    assert "ves_n" in trend.splitlines()[0]
+    compare = manager.get("/dashboard/treated_vs_holdout.csv", query_string=PERIOD)
+    measures = [r["measure"] for r in csv.DictReader(io.StringIO(compare.get_data(as_text=True)))]
+    assert measures == ["csat", "nps", "ces", "handle_time_s", "upgraded"]

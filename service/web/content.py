@@ -152,6 +152,12 @@ LABELS: dict[str, dict[str, str]] = {
         "not_enough_data": "Not enough data for an interval yet: at least {n} customers in "
         "each group are needed (now {treated} treated, {holdout} holdout).",
         "no_data": "No data in this period.",
+        "treated_vs_holdout": "Treated vs holdout: satisfaction, effort, handle time, upgrades "
+        "(95% CI)",
+        "treated_only": "Treated contacts only (the control group is in the tables by "
+        "experiment group).",
+        "few_answers": "† fewer than {n} answers behind the value: it moves a lot by chance, "
+        "so do not rank agents or activities on it.",
         "no_holdout": "No holdout contacts with an outcome in this period, so no uplift yet "
         "(the holdout share is set by VEA_HOLDOUT_SHARE).",
         "holdout_offers": "{contacts} of {total} control-group contacts ({share}) received a "
@@ -235,6 +241,11 @@ LABELS: dict[str, dict[str, str]] = {
         "not_enough_data": "信頼区間を出すにはまだデータが足りません: 各群 {n} 人以上の顧客が"
         "必要です（現在 介入群 {treated} 人、対照群 {holdout} 人）。",
         "no_data": "この期間のデータはありません。",
+        "treated_vs_holdout": "介入群と対照群の比較: 満足度・顧客努力・対応時間・アップグレード"
+        "（95%信頼区間）",
+        "treated_only": "介入群のお問い合わせのみ（対照群は実験群別の表にあります）。",
+        "few_answers": "† 回答が {n} 件未満の値です。偶然で大きく変わるため、エージェントや対応の"
+        "順位付けには使わないでください。",
         "no_holdout": "この期間には結果のある対照群がないため、効果はまだ計算できません"
         "（対照群の割合は VEA_HOLDOUT_SHARE で設定します）。",
         "holdout_offers": "対照群のお問い合わせ {total} 件のうち {contacts} 件（{share}）で価値向上の"
@@ -255,6 +266,7 @@ GROUP_NAMES = {
         "channel": "channel",
         "pool_id": "pool",
         "agent_id": "agent",
+        "experiment_arm": "experiment group",
     },
     "ja": {
         "activity": "対応",
@@ -263,6 +275,7 @@ GROUP_NAMES = {
         "channel": "チャネル",
         "pool_id": "プール",
         "agent_id": "エージェント",
+        "experiment_arm": "実験群",
     },
 }
 
@@ -285,6 +298,12 @@ COLUMN_LABELS = {
         "nps": "NPS",
         "ces": "effort (CES)",
         "retained_60d": "retained 60d",
+        "ves_n": "VES answers",
+        "success_n": "success answers",
+        "csat_n": "CSAT answers",
+        "nps_n": "NPS answers",
+        "ces_n": "CES answers",
+        "retained_60d_n": "retention known",
         "measure": "measure",
         "treated": "treated",
         "holdout": "holdout",
@@ -351,6 +370,12 @@ COLUMN_LABELS = {
         "nps": "NPS",
         "ces": "顧客努力（CES）",
         "retained_60d": "60日継続率",
+        "ves_n": "VES 回答数",
+        "success_n": "成功 回答数",
+        "csat_n": "CSAT 回答数",
+        "nps_n": "NPS 回答数",
+        "ces_n": "CES 回答数",
+        "retained_60d_n": "継続 判明数",
         "measure": "指標",
         "treated": "介入群",
         "holdout": "対照群",
@@ -417,8 +442,15 @@ MEASURE_NAMES = {
         "retained_60d": "60日後の継続率",
         "ves": "VES（1-7）",
         "reward": "報酬",
+        "csat": "CSAT（1-5）",
+        "nps": "NPS",
+        "ces": "顧客努力（CES 1-7）",
+        "handle_time_s": "対応時間（秒）",
+        "upgraded": "アップグレード率",
     },
 }
+# The experiment's arms (by experiment group).
+ARM_NAMES = {"ja": {"treatment": "介入群", "holdout": "対照群"}}
 DRIFT_LEVELS = {"ja": {"stable": "安定", "watch": "要注意", "act": "要対応"}}
 GROUP_VALUES = {"ja": {"(unknown)": "（不明）"}}
 
@@ -484,5 +516,6 @@ def display_name(kind: str, value: str, language: str) -> str:
         "measure": MEASURE_NAMES[language],
         "drift_level": DRIFT_LEVELS[language],
         "group": GROUP_VALUES[language],
+        "arm": ARM_NAMES[language],
     }[kind]
     return names.get(value, value)

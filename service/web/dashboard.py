@@ -34,7 +34,9 @@ MEASURE_COLUMNS = (
     "ves",
     "ves_confidence",
     "ves_ability",
+    "ves_n",
     "success_rate",
+    "success_n",
     "suggested",
     "offered",
     "offer_rate",
@@ -42,10 +44,31 @@ MEASURE_COLUMNS = (
     "acceptance",
     "handle_time_s",
     "csat",
+    "csat_n",
     "nps",
+    "nps_n",
     "ces",
+    "ces_n",
     "retained_60d",
+    "retained_60d_n",
 )
+# A mean and the column counting the answers behind it: below MIN_ANSWERS the page marks
+# the value (it moves a lot by chance; an agent's "NPS -50" from 24 answers is noise).
+ANSWERS_OF = {
+    "ves": "ves_n",
+    "ves_confidence": "ves_n",
+    "ves_ability": "ves_n",
+    "success_rate": "success_n",
+    "csat": "csat_n",
+    "nps": "nps_n",
+    "ces": "ces_n",
+    "retained_60d": "retained_60d_n",
+    "success": "success_n",
+    "acceptance": "offered",
+    "offer_rate": "suggested",
+}
+MIN_ANSWERS = 30
+FEW_ANSWERS_MARK = " †"
 RATE_COLUMNS = {
     "share",
     "success_rate",
@@ -66,6 +89,8 @@ NAMED_COLUMNS = {
     ("gates", "decision"): "gate_decision",
     ("gates", "reason"): "gate_reason",
     ("uplift", "measure"): "measure",
+    ("treated_vs_holdout", "measure"): "measure",
+    ("by_experiment_arm", "group"): "arm",
     ("drift", "level"): "drift_level",
 }
 # A text cell starting with one of these opens as a formula in Excel or LibreOffice
@@ -187,14 +212,20 @@ def _trend(start, end) -> list[dict[str, Any]]:
         bucket=frame["occurred_at"].dt.tz_localize(None).dt.to_period(freq).dt.start_time,
     )
     grouped = frame.groupby("bucket").agg(
-        n=("decision_id", "size"), ves=("ves", "mean"), success_rate=("success", "mean")
+        n=("decision_id", "size"),
+        ves=("ves", "mean"),
+        ves_n=("ves", "count"),
+        success_rate=("success", "mean"),
+        success_n=("success", "count"),
     )
     return [
         {
             "date": bucket.date().isoformat(),
             "n": int(row.n),
             "ves": _clean(row.ves),
+            "ves_n": int(row.ves_n),
             "success_rate": _clean(row.success_rate),
+            "success_n": int(row.success_n),
         }
         for bucket, row in grouped.iterrows()
     ]
@@ -246,16 +277,43 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             ],
             "rows": [{"measure": name, **entry} for name, entry in data["uplift"].items()],
         }
+        # CSAT, NPS, effort, handle time and upgrades: what value selling must not cost.
+        out["treated_vs_holdout"] = {
+            "title": labels["treated_vs_holdout"],
+            "columns": [
+                "measure",
+                "treated",
+                "holdout",
+                "value",
+                "ci_low",
+                "ci_high",
+                "n_treated",
+                "n_holdout",
+                "units_treated",
+                "units_holdout",
+                "enough_data",
+            ],
+            "rows": [
+                {"measure": name, **entry}
+                for name, entry in data.get("treated_vs_holdout", {}).items()
+            ],
+        }
+        out["by_experiment_arm"] = {
+            "title": labels["results_by"].format(what=groups["experiment_arm"]),
+            "columns": ["group", *MEASURE_COLUMNS],
+            "rows": data["by"].get("experiment_arm", []),
+        }
         for group in GROUPS:
             out[f"by_{group}"] = {
                 "title": labels["results_by"].format(what=groups[group]),
+                "note": labels["treated_only"],
                 "columns": ["group", *MEASURE_COLUMNS],
                 "rows": data["by"].get(group, []),
             }
     if sections["trend"]["available"]:
         out["trend"] = {
             "title": labels["trend"],
-            "columns": ["date", "n", "ves", "success_rate"],
+            "columns": ["date", "n", "ves", "ves_n", "success_rate", "success_n"],
             "rows": sections["trend"]["data"],
         }
     pools = sections["pools"]
@@ -386,14 +444,22 @@ def cell(column: str, value: Any) -> str:
     return str(value)
 
 
-def shown(table: str, column: str, value: Any, language: str) -> str:
-    """A table cell as the page shows it: ids by their name in the page's language."""
+def shown(
+    table: str, column: str, value: Any, language: str, row: dict[str, Any] | None = None
+) -> str:
+    """A table cell as the page shows it: ids by their name in the page's language; a
+    group's mean from fewer than ``MIN_ANSWERS`` answers marked ``FEW_ANSWERS_MARK``."""
     kind = NAMED_COLUMNS.get((table, column))
     if kind is None and column == "group" and table.startswith("by_"):
         kind = "group"  # segment, channel, agent...: only the empty group is named
     if kind is not None and isinstance(value, str):
         return content.display_name(kind, value, language)
-    return cell(column, value)
+    text = cell(column, value)
+    answers = (row or {}).get(ANSWERS_OF.get(column, ""))
+    counted = table.startswith("by_") or table == "trend"
+    if counted and value is not None and isinstance(answers, int) and answers < MIN_ANSWERS:
+        text += FEW_ANSWERS_MARK
+    return text
 
 
 def csv_safe(value: Any) -> Any:
@@ -475,7 +541,8 @@ def blueprint() -> Blueprint:
             tables=tables(sections, language),
             charts=charts(sections, language),
             cell=cell,
-            show=lambda table, column, value: shown(table, column, value, language),
+            show=lambda table, column, value, row=None: shown(table, column, value, language, row),
+            min_answers=MIN_ANSWERS,
             column_label=lambda name: content.COLUMN_LABELS[language].get(name, name),
             query={k: period[k] for k in ("from", "to")} | {"period": period["key"]},
         )
