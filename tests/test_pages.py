@@ -474,6 +474,37 @@ def test_period_presets_and_custom_dates():
     assert (period["start"], period["end"]) == (datetime(2026, 6, 9, 15), datetime(2026, 6, 10, 12))
 
 
+def test_weekly_trend_buckets_start_on_monday():
+    import pandas as pd
+
+    from service.web.dashboard import trend_buckets
+
+    times = pd.Series(
+        pd.to_datetime(["2026-11-23T00:00Z", "2026-11-24T10:00Z", "2026-11-29T23:59Z"])
+    )
+    weeks = trend_buckets(times, weekly=True).dt.date.astype(str).tolist()
+    assert weeks == ["2026-11-23"] * 3  # Monday to Sunday, labelled by the Monday
+    days = trend_buckets(times, weekly=False).dt.date.astype(str).tolist()
+    assert days == ["2026-11-23", "2026-11-24", "2026-11-29"]
+
+
+def test_csv_downloads_name_their_period(manager_client):
+    from datetime import datetime
+
+    from service.web.dashboard import csv_filename, period_of
+
+    now = datetime(2026, 6, 30, 12)
+    custom, _ = period_of({"from": "2026-06-01", "to": "2026-06-10"}, now)
+    assert csv_filename("by_agent_id", custom) == "vea-by_agent_id-2026-06-01_2026-06-10.csv"
+    preset, _ = period_of({"period": "7"}, now)
+    assert csv_filename("trend", preset, now) == "vea-trend-2026-06-23_2026-06-30.csv"
+    everything, _ = period_of({"period": "all"}, now)
+    assert csv_filename("uplift", everything, now) == "vea-uplift-start_2026-06-30.csv"
+    answer = manager_client.get("/dashboard/uplift.csv?from=2026-06-01&to=2026-06-10")
+    disposition = answer.headers["Content-Disposition"]
+    assert 'filename="vea-uplift-2026-06-01_2026-06-10.csv"' in disposition
+
+
 @pytest.mark.parametrize(
     "query",
     [

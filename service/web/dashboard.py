@@ -205,11 +205,10 @@ def _trend(start, end) -> list[dict[str, Any]]:
     if frame.empty:
         return []
     span = frame["occurred_at"].max() - frame["occurred_at"].min()
-    freq = "W-MON" if span > timedelta(days=90) else "D"
     frame = frame.assign(
         ves=(frame["ves_confidence"] + frame["ves_ability"]) / 2.0,
         success=frame["ve_success"].astype("float64"),
-        bucket=frame["occurred_at"].dt.tz_localize(None).dt.to_period(freq).dt.start_time,
+        bucket=trend_buckets(frame["occurred_at"], weekly=span > timedelta(days=90)),
     )
     grouped = frame.groupby("bucket").agg(
         n=("decision_id", "size"),
@@ -229,6 +228,24 @@ def _trend(start, end) -> list[dict[str, Any]]:
         }
         for bucket, row in grouped.iterrows()
     ]
+
+
+def trend_buckets(occurred_at: Any, weekly: bool) -> Any:
+    """Each time's trend bucket (UTC): its day, or its ISO week labelled by the Monday it
+    starts on (pandas' ``W-SUN`` is the week ending on Sunday; ``W-MON`` ran Tuesday to
+    Monday)."""
+    naive = occurred_at.dt.tz_localize(None) if occurred_at.dt.tz is not None else occurred_at
+    return naive.dt.to_period("W-SUN" if weekly else "D").dt.start_time
+
+
+def csv_filename(name: str, period: dict[str, Any], now: datetime | None = None) -> str:
+    """``vea-<table>-<first day>_<last day>.csv`` (UTC days, both included): a download
+    says which period it holds. An open start is ``start``; an open end is today."""
+    first = period["start"].date().isoformat() if period["start"] else "start"
+    # The end is exclusive: the last day included is the one before it (a bare `to`
+    # date has been moved to the next midnight).
+    end = period["end"] - timedelta(microseconds=1) if period["end"] else (now or utcnow())
+    return f"vea-{name}-{first}_{end.date().isoformat()}.csv"
 
 
 def _clean(value: Any) -> Any:
@@ -557,7 +574,7 @@ def blueprint() -> Blueprint:
         return Response(
             to_csv(table),
             mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="vea-{name}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{csv_filename(name, period)}"'},
         )
 
     return blp
