@@ -109,6 +109,28 @@ class RoutingRules:
             raise ValueError("pool exploration floor must be in (0, 0.5]")
 
 
+# Activities by name in each language (the pages use them too): reasons an agent or a
+# manager reads name the activity, not its id.
+ACTIVITY_NAMES = {
+    "en": {
+        "validate_purchase": "Validate the purchase",
+        "anticipate_needs": "Anticipate needs",
+        "achieve_goals": "Help achieve goals",
+        "educate_usage": "Educate on better usage",
+        "advise_new_uses": "Advise on new uses",
+        "none": "Resolve effortlessly",
+    },
+    "ja": {
+        "validate_purchase": "購入の判断を後押し",
+        "anticipate_needs": "ニーズの先回り",
+        "achieve_goals": "目的達成の支援",
+        "educate_usage": "より良い使い方のご案内",
+        "advise_new_uses": "新しい使い方のご提案",
+        "none": "手間なく解決",
+    },
+}
+
+
 _TEXT = {
     "en": {
         "self_service": "self-service channel: digital content {content} for {activity}",
@@ -135,16 +157,17 @@ _TEXT = {
         "{margin:.2f}): {pool} with probability {p:.3f}",
     },
     "ja": {
-        "self_service": "セルフサービス: {activity} のデジタルコンテンツ {content} を案内",
+        "self_service": "セルフサービス: 「{activity}」のデジタルコンテンツ {content} を案内",
         "none": "価値向上の提案なし: 手間なく解決",
-        "chosen": "{pool}: {activity} の期待値が最大（{ev:.2f}、習熟度リフト {lift:.2f}、{wait}）",
-        "general_only": "この問い合わせで {activity} に対応できる実績のある担当者プールがないため、"
+        "chosen": "{pool} プール: 「{activity}」の期待価値が最大（金額換算 {ev:.2f}、習熟度リフト "
+        "{lift:.2f}、{wait}）",
+        "general_only": "この問い合わせで「{activity}」に対応できる実績のある担当者プールがないため、"
         "一般プール（{wait}）",
         "over_limit": "{pools} は待ち時間の上限 {limit:.0f} 秒を超過",
         "fallback_free": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、"
-        "すぐ対応できる一般プールで {activity} を提案",
+        "すぐ対応できる一般プールで「{activity}」を提案",
         "downgraded": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、一般プールで"
-        "{original} の代わりに軽い {activity} を提案（提案のためにお客様を待たせない）",
+        "「{original}」の代わりに軽い「{activity}」を提案（提案のためにお客様を待たせない）",
         "dropped": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、一般プールで"
         "価値向上の提案なし（提案のためにお客様を待たせない）",
         "general_busy": "一般プールも待ち時間の上限 {limit:.0f} 秒を超過: 提案せず迅速に解決",
@@ -158,6 +181,14 @@ _TEXT = {
 
 def _text(language: str | None) -> dict[str, str]:
     return _TEXT[language_of(language)]
+
+
+def _said(activity: str, language: str | None) -> str:
+    """An activity as a reason names it: by name in Japanese; the English reasons keep
+    the id (the API's word for it)."""
+    if language_of(language) == "ja":
+        return ACTIVITY_NAMES["ja"].get(activity, activity)
+    return activity
 
 
 def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) -> float | None:
@@ -338,7 +369,8 @@ def _best_route(
         return _answer(
             DIGITAL_CONTENT,
             text["self_service"].format(
-                activity=activity, content=content["id"] if content else "-"
+                activity=_said(activity, reason_language or language),
+                content=content["id"] if content else "-",
             )
             if activity != NONE
             else text["none"],
@@ -388,7 +420,7 @@ def _best_route(
     if chosen is not None and ranked.index(chosen) < ranked.index(general_option):
         reason = text["chosen"].format(
             pool=chosen["pool"],
-            activity=activity,
+            activity=_said(activity, reason_language or language),
             ev=chosen["expected_value"],
             lift=chosen["lift"],
             wait=_wait_text(text, chosen),
@@ -420,19 +452,26 @@ def _best_route(
     elif capacity_fallback and (general_option["expected_wait_s"] or 0.0) <= rules.downgrade_wait_s:
         # General takes the contact (almost) at once: the attempt's extra handle time
         # barely delays anyone, keep the activity.
-        reason = text["fallback_free"].format(limit=rules.max_wait_s, activity=activity)
+        reason = text["fallback_free"].format(
+            limit=rules.max_wait_s, activity=_said(activity, reason_language or language)
+        )
     elif capacity_fallback:
         # General has a queue too: extra handle time would make waiting customers wait
         # longer, so only a lighter activity (or none).
         final = _lighter_activity(activity, activities, rules, blocked, none_value)
         reason = (
-            text["downgraded"].format(limit=rules.max_wait_s, activity=final, original=activity)
+            text["downgraded"].format(
+                limit=rules.max_wait_s,
+                activity=_said(final, reason_language or language),
+                original=_said(activity, reason_language or language),
+            )
             if final != NONE
             else text["dropped"].format(limit=rules.max_wait_s)
         )
     else:
         reason = text["general_only"].format(
-            activity=activity, wait=_wait_text(text, general_option)
+            activity=_said(activity, reason_language or language),
+            wait=_wait_text(text, general_option),
         )
     return _answer(
         GENERAL,

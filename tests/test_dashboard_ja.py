@@ -31,8 +31,16 @@ def test_measures_levels_and_the_empty_group_read_japanese(app, desk_client, key
     levels = _cells(japanese, "drift", "level")
     assert levels and set(levels) <= set(content.DRIFT_LEVELS["ja"].values())
     assert "（不明）" in _cells(japanese, "by_segment", "group")
+    # The English page names the measures too, and leaves out the reward's row while
+    # it is the success rate again; the CSV keeps the ids.
     english = manager.get("/dashboard?period=all&lang=en").get_data(as_text=True)
-    assert "ve_success" in _cells(english, "uplift", "measure")
+    assert _cells(english, "uplift", "measure") == [
+        "Value success rate",
+        "Retained 60 days",
+        "VES (1-7)",
+    ]
     assert "(unknown)" in _cells(english, "by_segment", "group")
+    uplift = manager.get("/dashboard/uplift.csv?period=all").get_data(as_text=True)
+    assert "ve_success" in uplift and "\r\nreward," not in uplift
     csv = manager.get("/dashboard/by_segment.csv?period=all&lang=ja").get_data(as_text=True)
     assert "(unknown)" in csv

@@ -412,11 +412,19 @@ def test_japanese_dashboard_shows_names_not_ids(app, desk_client, keys, registry
     chart = json.loads(re.search(r'id="chart-data">(.*?)</script>', page, re.S).group(1))
     assert {bar["group"] for bar in chart["by_activity"]} <= set(names.values())
 
-    # The English page and the CSV keep the ids.
+    # The English page names them too (a manager reads names, not ids); the CSV keeps
+    # the ids.
     english = manager.get("/dashboard?period=all&lang=en").get_data(as_text=True)
-    assert set(_cells(english, "by_activity", "group")) <= ACTIVITY_IDS
+    shown = set(_cells(english, "by_activity", "group"))
+    assert shown and shown <= set(content.ACTIVITY_NAMES["en"].values())
     assert _cells(english, "calibration", "band") == ["low", "medium", "high"]
     assert set(_cells(english, "gates", "reason")) == set(GATE_REASONS)
+    assert sorted(set(_cells(english, "gates", "decision"))) == ["not run", "promoted", "refused"]
+    english_cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", english)]
+    for raw in ACTIVITY_IDS - {"none"}:
+        assert not any(raw in c.split() for c in english_cells), raw
+    by_activity = manager.get("/dashboard/by_activity.csv?period=all").text
+    assert {row["group"] for row in csv.DictReader(io.StringIO(by_activity))} <= ACTIVITY_IDS
     gates = list(csv.DictReader(io.StringIO(manager.get("/dashboard/gates.csv").text)))
     assert {row["decision"] for row in gates} == {"promote", "refuse", "skipped"}
 
@@ -519,3 +527,42 @@ def test_a_bad_period_never_fails_the_page_or_its_csv(manager_client, query):
     assert page.status_code == 200
     download = manager_client.get(f"/dashboard/by_channel.csv?{query}")
     assert download.status_code == 200
+
+
+def test_cells_read_in_their_units():
+    from service.web.dashboard import cell, shown
+
+    assert [cell("nps", v) for v in (-1.714, -19.4, 10.0)] == ["-1.7", "-19.4", "10.0"]
+    assert [cell("roi", v) for v in (39.9, -2.179, 46815.73)] == ["39.90", "-2.18", "46,815.73"]
+    rate = {"measure": "ve_success"}
+    assert shown("uplift", "treated", 0.154, "en", rate) == "15.4%"
+    assert shown("uplift", "value", 0.0662, "en", rate) == "+6.6 pp"
+    assert shown("uplift", "value", 0.327, "en", {"measure": "ves"}) == "0.33"
+    assert shown("treated_vs_holdout", "value", -4.84, "en", {"measure": "nps"}) == "-4.8"
+    assert shown("roi", "value", 40.674, "en", {"measure": "per_contact"}) == "40.67"
+    assert shown("uplift", "measure", "retained_60d", "en") == "Retained 60 days"
+    assert shown("by_experiment_arm", "group", "holdout", "en") == "holdout (control group)"
+
+
+def test_the_roi_table_and_its_csv(manager_client):
+    page = manager_client.get("/dashboard?period=all").get_data(as_text=True)
+    assert 'id="table-roi"' in page and "Programme costs" in page
+    rows = list(csv.DictReader(io.StringIO(manager_client.get("/dashboard/roi.csv").text)))
+    assert [r["measure"] for r in rows] == ["per_customer", "per_contact", "total"]
+    assert all(float(r["value_of_retention"]) > 0 for r in rows)
+
+
+def test_no_control_group_is_explained_to_a_manager(manager_client, make_app, keys):
+    """The default app has no holdout: the page says so in plain words and keeps the
+    setting for the administrator in small print; with a holdout but no control-group
+    outcome in the period, it says that instead."""
+    empty = "/dashboard?from=1990-01-01&to=1990-01-02"  # the database is shared by the tests
+    page = manager_client.get(empty).get_data(as_text=True)
+    message = re.search(r'id="no-holdout">(.*?)</p>', page, re.S).group(1)
+    assert "Ask your administrator" in message and "VEA_" not in message
+    assert "<small>For administrators: set VEA_HOLDOUT_SHARE" in page
+    with_holdout = make_app(holdout_share=0.3).test_client()
+    log_in(with_holdout, raw_key(keys["manager"]))
+    page = with_holdout.get(empty).get_data(as_text=True)
+    message = re.search(r'id="no-holdout">(.*?)</p>', page, re.S).group(1)
+    assert "No control-group contacts" in message and "VEA_HOLDOUT_SHARE" not in page

@@ -299,3 +299,20 @@ def test_none_goes_to_general_and_reasons_in_japanese():
     assert decide(activity="none")["pool"] == GENERAL
     answer = decide(language="ja")
     assert any(ord(ch) > 0x3000 for ch in answer["reason"])
+
+
+def test_japanese_reasons_name_the_activity_and_the_value_unit():
+    from models.matching import ACTIVITY_NAMES
+
+    answer = decide(language="ja")
+    name = ACTIVITY_NAMES["ja"]["educate_usage"]
+    assert f"「{name}」" in answer["reason"] and "educate_usage" not in answer["reason"]
+    assert "金額換算" in answer["reason"]
+    busy = {
+        "value_education": Availability(expected_wait_s=300),
+        "value_education_2": Availability(expected_wait_s=90),
+        "general": Availability(expected_wait_s=45),
+    }
+    downgraded = decide(availability=busy, language="ja")["reason"]
+    assert "「" in downgraded and "validate_purchase" not in downgraded
+    assert "educate_usage" in decide()["reason"]  # English keeps the API's id

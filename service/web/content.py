@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from models import matching
 from service.config import PACKAGE_DIR
 
 LANGUAGES = ("en", "ja")
@@ -57,24 +58,8 @@ def pick_language(requested: str | None, cookie: str | None, accept: Any) -> str
     return accept.best_match(LANGUAGES, default="en") if accept else "en"
 
 
-ACTIVITY_NAMES = {
-    "en": {
-        "validate_purchase": "Validate the purchase",
-        "anticipate_needs": "Anticipate needs",
-        "achieve_goals": "Help achieve goals",
-        "educate_usage": "Educate on better usage",
-        "advise_new_uses": "Advise on new uses",
-        "none": "Resolve effortlessly",
-    },
-    "ja": {
-        "validate_purchase": "購入の判断を後押し",
-        "anticipate_needs": "ニーズの先回り",
-        "achieve_goals": "目的達成の支援",
-        "educate_usage": "より良い使い方のご案内",
-        "advise_new_uses": "新しい使い方のご提案",
-        "none": "手間なく解決",
-    },
-}
+# One source with the routing reasons, which name activities the same way.
+ACTIVITY_NAMES = matching.ACTIVITY_NAMES
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
@@ -158,8 +143,16 @@ LABELS: dict[str, dict[str, str]] = {
         "experiment group).",
         "few_answers": "† fewer than {n} answers behind the value: it moves a lot by chance, "
         "so do not rank agents or activities on it.",
-        "no_holdout": "No holdout contacts with an outcome in this period, so no uplift yet "
-        "(the holdout share is set by VEA_HOLDOUT_SHARE).",
+        "no_holdout": "No control-group contacts with an outcome in this period yet, so no "
+        "uplift to show.",
+        "no_holdout_configured": "No control group is configured, so the value of the "
+        "suggestions cannot be measured. Ask your administrator to set one up.",
+        "no_holdout_hint": "For administrators: set VEA_HOLDOUT_SHARE (e.g. 0.1) and restart "
+        "the service.",
+        "roi_table": "Net value of value selling (treated minus holdout, 95% CI)",
+        "roi_note": "Net value in your currency: {value_of_retention} per customer retained "
+        "60 days after their first contact, minus {cost_per_second} per second of handle "
+        "time. Programme costs and upgrade revenue are not included.",
         "holdout_offers": "{contacts} of {total} control-group contacts ({share}) received a "
         "value offer anyway: the control group is contaminated, so the uplift understates the "
         "effect. Agents should not make value offers to control-group customers.",
@@ -246,8 +239,15 @@ LABELS: dict[str, dict[str, str]] = {
         "treated_only": "介入群のお問い合わせのみ（対照群は実験群別の表にあります）。",
         "few_answers": "† 回答が {n} 件未満の値です。偶然で大きく変わるため、エージェントや対応の"
         "順位付けには使わないでください。",
-        "no_holdout": "この期間には結果のある対照群がないため、効果はまだ計算できません"
-        "（対照群の割合は VEA_HOLDOUT_SHARE で設定します）。",
+        "no_holdout": "この期間には結果のある対照群のお問い合わせがまだないため、効果を表示"
+        "できません。",
+        "no_holdout_configured": "対照群が設定されていないため、提案の効果を測定できません。"
+        "管理者に設定を依頼してください。",
+        "no_holdout_hint": "管理者向け: VEA_HOLDOUT_SHARE（例: 0.1）を設定してサービスを再起動します。",
+        "roi_table": "価値向上の純価値（介入群 − 対照群、95%信頼区間）",
+        "roi_note": "純価値（通貨単位）: 初回の問い合わせから60日後も継続した顧客1人につき "
+        "{value_of_retention}、対応時間1秒につき {cost_per_second} を差し引いた値です。"
+        "施策の費用とアップグレードの売上は含みません。",
         "holdout_offers": "対照群のお問い合わせ {total} 件のうち {contacts} 件（{share}）で価値向上の"
         "提案が行われました。対照群が汚染されているため、効果は実際より小さく表示されます。"
         "対照群のお客様には提案しないよう担当者に周知してください。",
@@ -307,7 +307,7 @@ COLUMN_LABELS = {
         "measure": "measure",
         "treated": "treated",
         "holdout": "holdout",
-        "value": "uplift",
+        "value": "difference",
         "ci_low": "95% CI low",
         "ci_high": "95% CI high",
         "n_treated": "contacts treated",
@@ -315,6 +315,8 @@ COLUMN_LABELS = {
         "units_treated": "customers treated",
         "units_holdout": "customers holdout",
         "enough_data": "enough data",
+        "value_of_retention": "value per retained customer",
+        "cost_per_second": "cost per second",
         "declared": "declared",
         "pre_declared": "declared before",
         "agent_id": "agent",
@@ -387,6 +389,8 @@ COLUMN_LABELS = {
         "units_treated": "介入群 顧客数",
         "units_holdout": "対照群 顧客数",
         "enough_data": "データ十分",
+        "value_of_retention": "継続顧客1人の価値",
+        "cost_per_second": "1秒あたりの費用",
         "declared": "事前宣言",
         "pre_declared": "期間前に宣言",
         "agent_id": "エージェント",
@@ -432,25 +436,46 @@ COLUMN_LABELS = {
 # ------------------------------------------------------- ids shown by name
 # The retrain gate's decisions, as training/retrain.py writes them to the registry history.
 GATE_DECISIONS = {
+    "en": {"promote": "promoted", "refuse": "refused", "skipped": "not run"},
     "ja": {"promote": "昇格", "refuse": "却下", "skipped": "未実施"},
 }
 # The uplift table's measures (models.value_report.UPLIFT_MEASURES), drift levels
 # (models.drift.level) and the group of contacts a field was empty for.
 MEASURE_NAMES = {
+    "en": {
+        "ve_success": "Value success rate",
+        "retained_60d": "Retained 60 days",
+        "ves": "VES (1-7)",
+        "reward": "Model's target measure",
+        "csat": "CSAT (1-5)",
+        "nps": "NPS",
+        "ces": "Customer effort (CES 1-7)",
+        "handle_time_s": "Handle time (s)",
+        "upgraded": "Upgrade rate",
+        "per_customer": "Net value per customer",
+        "per_contact": "Net value per treated contact",
+        "total": "Net value, all treated customers",
+    },
     "ja": {
         "ve_success": "価値向上の成功率",
         "retained_60d": "60日後の継続率",
         "ves": "VES（1-7）",
-        "reward": "報酬",
+        "reward": "モデルの目標指標",
         "csat": "CSAT（1-5）",
         "nps": "NPS",
         "ces": "顧客努力（CES 1-7）",
         "handle_time_s": "対応時間（秒）",
         "upgraded": "アップグレード率",
+        "per_customer": "顧客1人あたりの純価値",
+        "per_contact": "介入群の問い合わせ1件あたりの純価値",
+        "total": "介入群の顧客全体の純価値",
     },
 }
 # The experiment's arms (by experiment group).
-ARM_NAMES = {"ja": {"treatment": "介入群", "holdout": "対照群"}}
+ARM_NAMES = {
+    "en": {"treatment": "treated", "holdout": "holdout (control group)"},
+    "ja": {"treatment": "介入群", "holdout": "対照群"},
+}
 DRIFT_LEVELS = {"ja": {"stable": "安定", "watch": "要注意", "act": "要対応"}}
 GROUP_VALUES = {"ja": {"(unknown)": "（不明）"}}
 
@@ -501,21 +526,21 @@ def gate_reason(text: str, language: str) -> str:
 
 def display_name(kind: str, value: str, language: str) -> str:
     """How the dashboard shows an id of ``kind`` (activity, activities, band,
-    gate_decision, gate_reason, measure, drift_level, group). The English page shows the ids themselves, as the API
-    and the CSV downloads name them; an unknown id is shown as it is."""
-    if language == "en":
-        return value
+    gate_decision, gate_reason, measure, drift_level, group, arm) in the page's language:
+    managers read names, not ids (the API and the CSV downloads keep the ids). An id
+    without a name is shown as it is."""
     if kind == "activities":  # the pools table joins a pool's activities with spaces
-        return "、".join(display_name("activity", a, language) for a in value.split())
+        separator = "、" if language == "ja" else ", "
+        return separator.join(display_name("activity", a, language) for a in value.split())
     if kind == "gate_reason":
         return gate_reason(value, language)
     names = {
-        "activity": ACTIVITY_NAMES[language],
-        "band": band_names(language),
-        "gate_decision": GATE_DECISIONS[language],
-        "measure": MEASURE_NAMES[language],
-        "drift_level": DRIFT_LEVELS[language],
-        "group": GROUP_VALUES[language],
-        "arm": ARM_NAMES[language],
-    }[kind]
+        "activity": ACTIVITY_NAMES,
+        "band": {lang: band_names(lang) for lang in LANGUAGES},
+        "gate_decision": GATE_DECISIONS,
+        "measure": MEASURE_NAMES,
+        "drift_level": DRIFT_LEVELS,
+        "group": GROUP_VALUES,
+        "arm": ARM_NAMES,
+    }[kind].get(language, {})
     return names.get(value, value)

@@ -78,6 +78,22 @@ RATE_COLUMNS = {
     "observed",
     "predicted",
 }
+# Fixed decimals, so a column reads alike whatever the size of its values (NPS read
+# -1.714 beside -19.4); money ("roi") with two.
+DECIMALS = {
+    "ves": 2,
+    "ves_confidence": 2,
+    "ves_ability": 2,
+    "csat": 2,
+    "ces": 2,
+    "nps": 1,
+    "handle_time_s": 1,
+    "roi": 2,
+}
+# Measures that are shares of contacts: in the comparison tables their arms read as
+# percentages and their differences as percentage points (every reward is in [0, 1]).
+RATE_MEASURES = {"ve_success", "retained_60d", "reward", "upgraded"}
+COMPARED_COLUMNS = {"treated", "holdout", "value", "ci_low", "ci_high"}
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
 # Table cells holding ids that the page shows by name: (table, column) -> kind of id
 # (content.display_name). The CSV keeps the ids: they are what the API and exports use.
@@ -90,6 +106,7 @@ NAMED_COLUMNS = {
     ("gates", "reason"): "gate_reason",
     ("uplift", "measure"): "measure",
     ("treated_vs_holdout", "measure"): "measure",
+    ("roi", "measure"): "measure",
     ("by_experiment_arm", "group"): "arm",
     ("drift", "level"): "drift_level",
 }
@@ -292,8 +309,51 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
                 "declared",
                 "pre_declared",
             ],
-            "rows": [{"measure": name, **entry} for name, entry in data["uplift"].items()],
+            "rows": [
+                {"measure": name, **entry}
+                for name, entry in data["uplift"].items()
+                if _shows_uplift(name, data)
+            ],
         }
+        roi = data["roi"]
+        per_customer = roi["per_customer"]
+        out["roi"] = {
+            "title": labels["roi_table"],
+            "note": labels["roi_note"].format(
+                value_of_retention=cell("roi", float(roi["value_of_retention"])),
+                cost_per_second=cell("roi", float(roi["cost_per_second"])),
+            ),
+            "columns": [
+                "measure",
+                "treated",
+                "holdout",
+                "value",
+                "ci_low",
+                "ci_high",
+                "units_treated",
+                "units_holdout",
+                "n_treated",
+                "value_of_retention",
+                "cost_per_second",
+            ],
+            "rows": [
+                {"measure": "per_customer", **per_customer, "n_treated": None},
+                {"measure": "per_contact", **{k: roi[k] for k in ROI_KEYS}},
+                {
+                    "measure": "total",
+                    "value": roi["total"],
+                    "ci_low": roi["total_ci_low"],
+                    "ci_high": roi["total_ci_high"],
+                    "units_treated": roi["treated_customers"],
+                    "n_treated": roi["treated_contacts"],
+                },
+            ],
+        }
+        for row in out["roi"]["rows"]:
+            row.update(
+                value_of_retention=roi["value_of_retention"],
+                cost_per_second=roi["cost_per_second"],
+            )
         # CSAT, NPS, effort, handle time and upgrades: what value selling must not cost.
         out["treated_vs_holdout"] = {
             "title": labels["treated_vs_holdout"],
@@ -446,6 +506,15 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
     return out
 
 
+ROI_KEYS = ("treated", "holdout", "value", "ci_low", "ci_high", "units_treated",
+            "units_holdout", "n_treated")  # fmt: skip
+
+
+def _shows_uplift(name: str, data: dict[str, Any]) -> bool:
+    """The reward's row only when it is not the success rate again (the default)."""
+    return name != "reward" or (data.get("reward") or {}).get("name") != "ve_success"
+
+
 def cell(column: str, value: Any) -> str:
     """How a value reads in a table cell (the CSV keeps the raw value)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -455,6 +524,8 @@ def cell(column: str, value: Any) -> str:
     if isinstance(value, float):
         if column in RATE_COLUMNS:
             return f"{value * 100:.1f}%"
+        if column in DECIMALS:
+            return f"{value:,.{DECIMALS[column]}f}"
         return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -471,12 +542,28 @@ def shown(
         kind = "group"  # segment, channel, agent...: only the empty group is named
     if kind is not None and isinstance(value, str):
         return content.display_name(kind, value, language)
+    if table in ("uplift", "treated_vs_holdout", "roi") and column in COMPARED_COLUMNS:
+        return _compared(table, column, value, (row or {}).get("measure"))
     text = cell(column, value)
     answers = (row or {}).get(ANSWERS_OF.get(column, ""))
     counted = table.startswith("by_") or table == "trend"
     if counted and value is not None and isinstance(answers, int) and answers < MIN_ANSWERS:
         text += FEW_ANSWERS_MARK
     return text
+
+
+def _compared(table: str, column: str, value: Any, measure: str | None) -> str:
+    """A comparison cell read in its measure's unit: shares as % (their differences in
+    percentage points), money with two decimals, other measures as their own column."""
+    if not isinstance(value, float):
+        return cell(column, value)
+    if table == "roi":
+        return cell("roi", value)
+    if measure in RATE_MEASURES:
+        if column in ("treated", "holdout"):
+            return f"{value * 100:.1f}%"
+        return f"{value * 100:+.1f} pp"
+    return cell(measure or column, value)
 
 
 def csv_safe(value: Any) -> Any:
@@ -509,8 +596,12 @@ def charts(sections: dict[str, Any], language: str = "en") -> dict[str, Any]:
     if sections["value"]["available"]:
         data = sections["value"]["data"]
         uplift = [
-            {"measure": name, **{k: entry.get(k) for k in ("value", "ci_low", "ci_high")}}
+            {
+                "measure": content.display_name("measure", name, language),
+                **{k: entry.get(k) for k in ("value", "ci_low", "ci_high")},
+            }
             for name, entry in data["uplift"].items()
+            if _shows_uplift(name, data)
         ]
         # Without holdout contacts there is no uplift to draw (the page says why).
         if any(item["value"] is not None for item in uplift):
@@ -560,6 +651,7 @@ def blueprint() -> Blueprint:
             cell=cell,
             show=lambda table, column, value, row=None: shown(table, column, value, language, row),
             min_answers=MIN_ANSWERS,
+            holdout_configured=state().settings.holdout_share > 0,
             column_label=lambda name: content.COLUMN_LABELS[language].get(name, name),
             query={k: period[k] for k in ("from", "to")} | {"period": period["key"]},
         )
