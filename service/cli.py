@@ -390,6 +390,14 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
         qualified = sum(p.qualified for p in result.proficiency)
         agents = len({p.agent_id for p in result.proficiency})
         click.echo(f"{agents} agents measured, {qualified} qualified agent-activities", err=True)
+        if result.proficiency and not any(p.contacts >= min_contacts for p in result.proficiency):
+            most = max(result.proficiency, key=lambda p: p.contacts)
+            click.echo(
+                f"nobody can join a pool yet: an agent needs {min_contacts} offered attempts "
+                "with VES answers at an activity (--min-contacts); the most so far is "
+                f"{most.contacts} ({most.agent_id} at {most.activity})",
+                err=True,
+            )
         if out:
             Path(out).write_text(yaml.safe_dump(result.config.to_dict(), allow_unicode=True))
             click.echo(f"wrote {out}", err=True)

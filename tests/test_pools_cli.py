@@ -98,3 +98,29 @@ def test_score_adds_the_route_when_pools_are_configured(tmp_path, trained_regist
     assert set(scored.loc[assisted & value, "route_pool"]) == {"everything"}
     assert set(scored.loc[~assisted, "route_pool"]) == {"digital_content"}
     assert scored.loc[~assisted, "route_content"].str.startswith("ss-").all()
+
+
+def test_rebuild_says_when_nobody_reached_the_minimum(tmp_path):
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path}/vea.db"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    path = offline_log(tmp_path, rows=2000)
+    dry = runner.invoke(
+        cli, ["pools", "rebuild", "--log", str(path), "--dry-run", "--min-contacts", "5000"],
+        env=env,
+    )  # fmt: skip
+    assert dry.exit_code == 0, dry.output
+    assert "nobody can join a pool yet: an agent needs 5000 offered attempts" in dry.stderr
+    assert "the most so far is" in dry.stderr
+
+
+def test_the_dashboard_explains_the_proficiency_table(app, keys):
+    from tests.test_pages import log_in, raw_key
+
+    manager = app.test_client()
+    log_in(manager, raw_key(keys["manager"]))
+    page = manager.get("/dashboard?lang=en").get_data(as_text=True)
+    section = page.split('id="table-proficiency"')[1].split("</section>")[0]
+    # Empty unless another test stored some (the database is shared by the tests).
+    assert "No proficiency measured yet" in section or "attempts with VES answers" in section
+    assert "No data in this period" not in section

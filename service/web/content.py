@@ -137,6 +137,8 @@ LABELS: dict[str, dict[str, str]] = {
         "not_enough_data": "Not enough data for an interval yet: at least {n} customers in "
         "each group are needed (now {treated} treated, {holdout} holdout).",
         "no_data": "No data in this period.",
+        "no_proficiency": "No proficiency measured yet (it does not depend on the period): "
+        "run a pool rebuild.",
         "treated_vs_holdout": "Treated vs holdout: satisfaction, effort, handle time, upgrades "
         "(95% CI)",
         "treated_only": "Treated contacts only (the control group is in the tables by "
@@ -234,6 +236,8 @@ LABELS: dict[str, dict[str, str]] = {
         "not_enough_data": "信頼区間を出すにはまだデータが足りません: 各群 {n} 人以上の顧客が"
         "必要です（現在 介入群 {treated} 人、対照群 {holdout} 人）。",
         "no_data": "この期間のデータはありません。",
+        "no_proficiency": "習熟度はまだ測定されていません（期間によりません）。プールの再構築を"
+        "実行してください。",
         "treated_vs_holdout": "介入群と対照群の比較: 満足度・顧客努力・対応時間・アップグレード"
         "（95%信頼区間）",
         "treated_only": "介入群のお問い合わせのみ（対照群は実験群別の表にあります）。",
@@ -321,7 +325,7 @@ COLUMN_LABELS = {
         "pre_declared": "declared before",
         "agent_id": "agent",
         "activity": "activity",
-        "contacts": "contacts",
+        "contacts": "attempts with VES answers",
         "observed": "observed",
         "expected": "expected",
         "estimate": "proficiency",
@@ -395,7 +399,7 @@ COLUMN_LABELS = {
         "pre_declared": "期間前に宣言",
         "agent_id": "エージェント",
         "activity": "対応",
-        "contacts": "件数",
+        "contacts": "VES回答のある提案件数",
         "observed": "実績",
         "expected": "期待",
         "estimate": "習熟度",
