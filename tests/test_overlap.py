@@ -38,3 +38,20 @@ def test_retrain_warns_when_the_export_holds_the_champions_training_rows(tmp_pat
     result = retrain(cumulative, reg, num_threads=1, n_boot=50, min_rows=10**6)
     (warning,) = [w for w in result.drift_warnings if "training data" in w]
     assert "about 50%" in warning
+
+
+def test_evaluate_warns_on_training_rows_in_another_file(tmp_path):
+    from click.testing import CliRunner
+
+    from training.cli import cli
+
+    log, _ = simulate(rows=1500, seed=31)
+    reg = tmp_path / "registry"
+    Registry(reg).add(train_bundle(log, learner="s", seed=0, num_threads=1, progress=False))
+    copy = tmp_path / "copy.csv"  # the same rows in another file: another fingerprint
+    log.to_csv(copy, index=False)
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--data", str(copy), "--registry", str(reg), "--bootstrap", "50"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "about 100% of these rows" in result.stderr

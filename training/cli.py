@@ -404,6 +404,17 @@ def evaluate(
             "it on rows it has not seen",
             err=True,
         )
+    elif "interaction_id" in frame:
+        from training.overlap import seen_share
+
+        seen = seen_share(bundle.manifest.get("training_ids"), frame["interaction_id"].dropna())
+        if seen:
+            click.echo(
+                f"warning: about {seen:.0%} of these rows are model {bundle.version}'s own "
+                "training data (by interaction id): for them the figures are in-sample and "
+                "flatter the model",
+                err=True,
+            )
     if truth_path is not None:
         info["truth"] = str(truth_path)
     result = evaluate_bundle(bundle, frame, truth=truth_frame, data_info=info, n_boot=bootstrap)
