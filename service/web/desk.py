@@ -17,6 +17,8 @@ import marshmallow as ma
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 
+from models import contact_policy, fallback, matching
+from models.reasons import language_of
 from service import decisions as use_cases
 from service.db import READ_ONLY, decisions
 from service.errors import ApiError
@@ -146,16 +148,24 @@ def quiet(answer: dict[str, Any], features: dict[str, Any]) -> bool:
     )
 
 
+def _made_in(features: dict[str, Any]) -> str | None:
+    """The language (``en``/``ja``) the decision's sentences were written in, or None
+    when the decision predates storing it."""
+    made_in = features.get("_desk_language")
+    return language_of(made_in) if made_in else None
+
+
 def _explanation(
     answer: dict[str, Any], features: dict[str, Any], language: str
 ) -> tuple[str | None, list[str]]:
     """The suggested activity's hint and reasons (its own, then the decision's). When the
-    agent reads another language than the decision was made in, the model phrases them
-    again in that language (display only; the decision's own notes are then left out)."""
+    agent reads another language than the decision was made in, the model phrases the
+    activity's again in that language (display only) and the decision's notes are
+    rewritten from their templates (``in_language``)."""
     suggested = answer["suggested_activity"]
     activities = answer.get("activities") or []
-    notes = list(answer.get("reasons") or [])
-    made_in = features.get("_desk_language")
+    made_in = _made_in(features)
+    notes = [in_language(n, language, made_in) for n in answer.get("reasons") or []]
     if made_in not in (None, language):
         policy = answer.get("contact_policy") or {}
         served = state().models.decide(
@@ -164,11 +174,104 @@ def _explanation(
             blocked_activities=frozenset(policy.get("blocked_activities") or []),
             allow_attempt=bool(policy.get("allow_attempt", True)),
         )
-        activities, notes = served.result.get("activities") or activities, []
+        activities = served.result.get("activities") or activities
     item = next((a for a in activities if a["activity"] == suggested), None)
     if item is None:
         return None, notes
     return item.get("hint"), [*item.get("reasons", []), *notes]
+
+
+# Server-made sentences the desk may have to show in the other language than they were
+# made in: routing reasons (models.matching), the decision's notes (service.decisions),
+# the contact policy's (models.contact_policy) and the rule fallback's (models.fallback).
+# Each is one template per language with the same fields, so a sentence made in one
+# language is read back into its fields and written again in the other.
+_TEMPLATE_TABLES = (matching._TEXT, use_cases._TEXT, contact_policy._MESSAGES, fallback._REASONS)
+_FIELD = re.compile(r"\{(\w+)(:[^}]*)?\}")
+_NUMBER = r"[+-]?\d+(?:\.\d+)?"
+# Fields that name an activity: Japanese sentences name it, English ones use its id.
+_ACTIVITY_FIELDS = frozenset({"activity", "original", "best"})
+_ACTIVITY_IDS = {
+    name: activity for names in matching.ACTIVITY_NAMES.values() for activity, name in names.items()
+} | {activity: activity for activity in matching.ACTIVITY_NAMES["en"]}
+# A sentence no template reads is shown as written, marked as the original (as the
+# dashboard marks an untranslated gate reason).
+_ORIGINAL = {"en": "(original) ", "ja": "（原文）"}
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    parts, end = [], 0
+    for field in _FIELD.finditer(template):
+        parts.append(re.escape(template[end : field.start()]))
+        # No field holds the "; " that joins two reasons (models.matching), so a sentence
+        # cannot swallow the one after it.
+        value = _NUMBER if field.group(2) else r"(?:(?!; ).)+?"
+        parts.append(f"(?P<{field.group(1)}>{value})")
+        end = field.end()
+    parts.append(re.escape(template[end:]))
+    return re.compile("".join(parts))
+
+
+def _build_templates() -> dict[tuple[str, str], list[tuple[re.Pattern[str], str]]]:
+    """``(from, to) -> [(pattern of a sentence in from, the same sentence in to)]``."""
+    out: dict[tuple[str, str], list[tuple[re.Pattern[str], str]]] = {}
+    for table in _TEMPLATE_TABLES:
+        for source, target in (("en", "ja"), ("ja", "en")):
+            for key, template in table[source].items():
+                if key in table[target]:
+                    plain = _FIELD.sub(lambda m: "{" + m.group(1) + "}", table[target][key])
+                    out.setdefault((source, target), []).append((_compile(template), plain))
+    return out
+
+
+_TEMPLATES = _build_templates()
+
+
+def _translate_one(text: str, source: str, target: str) -> str | None:
+    for pattern, template in _TEMPLATES[(source, target)]:
+        match = pattern.fullmatch(text)
+        if match is None:
+            continue
+        values: dict[str, str] = {}
+        for name, value in match.groupdict().items():
+            if name in _ACTIVITY_FIELDS:
+                activity = _ACTIVITY_IDS.get(value, value)
+                value = matching.ACTIVITY_NAMES["ja"].get(activity, value)
+                value = value if target == "ja" else activity
+            elif name == "wait":  # itself a phrase ("expected wait 12 s")
+                value = _translate_one(value, source, target) or value
+            values[name] = value
+        return template.format(**values)
+    return None
+
+
+def _translate(text: str, source: str, target: str) -> str | None:
+    """``text`` written again in ``target``, or None when no template reads it. Routing
+    joins several reasons with "; " (a pool draw, the choice, pools over the wait
+    limit), so a sentence no single template reads is tried as such a join."""
+    whole = _translate_one(text, source, target)
+    if whole is not None:
+        return whole
+    cut = text.find("; ")
+    while cut >= 0:
+        head = _translate_one(text[:cut], source, target)
+        if head is not None:
+            tail = _translate(text[cut + 2 :], source, target)
+            if tail is not None:
+                return f"{head}; {tail}"
+        cut = text.find("; ", cut + 1)
+    return None
+
+
+def in_language(text: str, language: str, made_in: str | None = None) -> str:
+    """A server-made sentence in the page's language: as it is when it was made in that
+    language, written again from its template when it was made in the other, else as
+    written and marked as the original (never left out: the agent must see why)."""
+    if made_in is None:  # not stored with the decision: Japanese has non-ASCII text
+        made_in = "ja" if any(ord(ch) > 0x2E80 for ch in text) else "en"
+    if made_in == language:
+        return text
+    return _translate(text, made_in, language) or _ORIGINAL[language] + text
 
 
 def _continuation_note(text: str) -> bool:
@@ -180,16 +283,6 @@ def _continuation_note(text: str) -> bool:
         if re.fullmatch(pattern, text):
             return True
     return False
-
-
-def _reads_as(text: str | None, language: str) -> bool:
-    """Whether a server-made sentence is in the page's language (Japanese text has
-    non-ASCII characters, English has none): a sentence in the other language is left
-    out rather than mixing languages in the agent's panel."""
-    if not text:
-        return False
-    japanese = any(ord(ch) > 0x2E80 for ch in text)
-    return japanese if language == "ja" else not japanese
 
 
 def _minutes_between(earlier: str, later: str) -> int | None:
@@ -231,7 +324,7 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
     if answer.get("continuation"):
         model["reasons"] = [r for r in model["reasons"] if not _continuation_note(r)]
     reason = model["route"].get("reason")
-    model["route_reason"] = reason if _reads_as(reason, language) else None
+    model["route_reason"] = in_language(reason, language, _made_in(features)) if reason else None
     earlier = answer.get("continuation")
     if earlier:
         minutes = _minutes_between(earlier.get("occurred_at", ""), answer.get("created_at", ""))
