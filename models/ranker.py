@@ -44,6 +44,15 @@ PROPENSITY_FLOOR = 0.01
 K = len(ACTIONS)
 
 
+def too_few_rows(counts: Sequence[int]) -> str:
+    """Why no action can be learned, with the minimum and the rows of every action."""
+    found = ", ".join(f"{a} {int(c)}" for a, c in zip(ACTIONS, counts, strict=True))
+    return (
+        "no action has enough logged rows to learn from: each needs at least "
+        f"{MIN_ACTION_SUPPORT}; the {int(sum(counts))} rows hold {found}"
+    )
+
+
 def smoothed_rate(y: np.ndarray) -> float:
     """Success rate under a uniform Beta(1, 1) prior (Laplace's rule): (sum + 1) / (n + 2).
 
@@ -129,13 +138,12 @@ class ActivityRanker:
         counts = np.bincount(actions, minlength=K)
         self.actions_seen_ = counts >= MIN_ACTION_SUPPORT
         if self.actions_seen_.sum() < 1:
-            found = ", ".join(f"{a} {c}" for a, c in zip(ACTIONS, counts.tolist(), strict=True))
-            raise ValueError(
-                "no action has enough logged rows to learn from: each needs at least "
-                f"{MIN_ACTION_SUPPORT}; the {len(actions)} rows given hold {found}"
-            )
+            raise ValueError(too_few_rows(counts))
         keep = self.actions_seen_[actions]
         x, actions, y, propensity = x[keep], actions[keep], y[keep], propensity[keep]
+        # Actions given a constant model (t only): their one tree says nothing about how
+        # many rounds the action's data supports (training.distributed reads this).
+        self.constant_actions_ = np.zeros(K, dtype=bool)
         if self.learner == "t":
             self.boosters_ = self._fit_t(x, actions, y)
         elif self.learner == "dr":
@@ -191,6 +199,7 @@ class ActivityRanker:
                 # All successes (or all failures), at least in the part LightGBM would
                 # learn from: nothing to split on, and LightGBM would predict a certain
                 # 0 or 1. The action is still ranked, at its smoothed logged rate.
+                self.constant_actions_[a] = True
                 boosters.append(
                     constant_booster(
                         smoothed_rate(ya),

@@ -279,3 +279,91 @@ def test_a_spec_lets_canonical_columns_through_on_the_cluster_as_locally(client,
     assert bundle.encoder.feature_names == local.encoder.feature_names
     assert len(bundle.encoder.feature_names) >= 9
     assert bundle.economics.value_of_success == 5.0
+
+
+def _sampled(client, directory: Path, fraction: float, seed: int = 0) -> np.ndarray:
+    """Which rows of the log (in partition order) fall in the client sample: the same
+    encoding pass training runs, so the draws are the ones it makes."""
+    from training.distributed import SAMPLE_COL, encode_log, encoder_from_summary, summarize_log
+
+    raw = read_parquet_log(directory)
+    summary = summarize_log(client, raw, None, [], str(directory))
+    encoder = encoder_from_summary(summary, raw, None, [])
+    design = client.compute(encode_log(raw, None, encoder, seed), sync=True)
+    return design[SAMPLE_COL].to_numpy() < fraction
+
+
+def test_t_on_the_cluster_ranks_one_class_activities_as_locally(client, data, tmp_path):
+    """An activity whose logged outcomes are all one class gets its smoothed rate from the
+    whole log's counts, as local ``t`` gives it (it got no model and was never suggested);
+    one that is one class only in the client sample is trained on the cluster for the
+    median rounds of the real models, not for its 1-tree constant's single round."""
+    from models.ranker import MIN_ACTION_SUPPORT
+
+    always, never, mixed = "validate_purchase", "advise_new_uses", "achieve_goals"
+    log = data["log"].head(4000).copy().reset_index(drop=True)
+    log["ve_success"] = log["ve_success"].astype("int64")
+    directory = write_partitions(log, tmp_path / "one-class", parts=2)
+    sample_rows = 1600
+    in_sample = _sampled(client, directory, sample_rows / len(log))
+    log.loc[log["activity"] == always, "ve_success"] = 1
+    log.loc[log["activity"] == never, "ve_success"] = 0
+    # Both classes in the log, successes only in the sample (the lengths, hence the
+    # draws, are unchanged).
+    is_mixed = (log["activity"] == mixed).to_numpy()
+    log.loc[is_mixed & in_sample, "ve_success"] = 1
+    assert log.loc[is_mixed & ~in_sample, "ve_success"].nunique() == 2
+    assert (is_mixed & in_sample).sum() >= MIN_ACTION_SUPPORT
+    write_partitions(log, directory, parts=2)
+
+    bundle = train_bundle_dask(
+        directory, learner="t", seed=0, client=client, sample_rows=sample_rows, progress=False
+    )
+    local = train_bundle(validate_log(log), learner="t", seed=0, num_threads=1, progress=False)
+    ranker = bundle.ranker
+    assert all(b is not None for b in ranker.boosters_)
+    _o, success = score_arrays(bundle, data["test"].head(300))
+    _o, local_success = score_arrays(local, data["test"].head(300))
+    assert np.isfinite(success).all()
+    for action in (always, never):
+        rows = log["activity"] == action
+        rate = (log.loc[rows, "ve_success"].sum() + 1) / (rows.sum() + 2)
+        code = ACTIONS.index(action)
+        np.testing.assert_allclose(success[:, code], rate, rtol=1e-6)
+        np.testing.assert_allclose(success[:, code], local_success[:, code], rtol=1e-6)
+    decider = Decider(bundle)
+    suggested = {
+        decider.decide(row)["suggested_activity"] for row in log.head(50).to_dict("records")
+    }
+    assert always in suggested
+
+    rounds = bundle.manifest["engine"]["boosting_rounds"]["ranker"]
+    assert set(rounds["constant"]) == {always, never}
+    assert rounds["median_of_others"] == [mixed]
+    real = [r for a, r in rounds["rounds"].items() if a != mixed]
+    assert rounds["rounds"][mixed] > 1
+    assert min(real) <= rounds["rounds"][mixed] <= max(real)
+    # The cluster's model for it learned from both classes: not a constant.
+    assert np.ptp(success[:, ACTIONS.index(mixed)]) > 0
+
+
+def test_probe_rounds_skip_constant_and_missing_models():
+    """A constant (one class in the sample) or absent probe model takes the median of the
+    real early-stopped tree counts; it is not one of them."""
+    from models.ranker import ActivityRanker
+    from training.distributed import t_probe_trees
+
+    class Trees:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def num_trees(self) -> int:
+            return self.n
+
+    probe = ActivityRanker.from_parts(
+        "t", [Trees(40), Trees(1), None, Trees(60), Trees(80), Trees(1)], [True] * 6, ["f"], []
+    )
+    probe.constant_actions_ = np.array([False, True, False, False, False, False])
+    trees, guessed = t_probe_trees(probe)
+    assert trees == [40, 50, 50, 60, 80, 1]  # the median of 40, 60, 80 and a real 1
+    assert guessed == [False, True, True, False, False, False]

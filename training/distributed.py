@@ -61,6 +61,8 @@ from models.ranker import (
     MIN_ACTION_SUPPORT,
     PROPENSITY_FLOOR,
     ActivityRanker,
+    constant_booster,
+    too_few_rows,
 )
 from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, Reward
 from training.fit import UNKNOWN_REWARD, reason_table, select_learner
@@ -710,7 +712,7 @@ class _DaskTraining:
         scored; ``s``/``s_ipw`` refit on every row for the early-stopped rounds / 0.8."""
         seen = summary.action_counts >= MIN_ACTION_SUPPORT
         if not seen.any():
-            raise ValueError("no action has enough logged rows to learn from")
+            raise ValueError(too_few_rows(summary.action_counts))
         seen_codes = np.flatnonzero(seen)
         x = _rows_of(sample, self.names)
         actions = sample[ACTION_COL].to_numpy().astype(np.int64)
@@ -726,7 +728,7 @@ class _DaskTraining:
         )
         kept = design[design[ACTION_COL].isin(seen_codes.astype(np.float64).tolist())]
         if learner == "t":
-            boosters = self._fit_t(kept, summary, probe)
+            boosters = self._fit_t(kept, summary, probe, x)
         else:
             kept = _drop_empty(self.client, kept)
             boosters = [self._fit_stacked(kept, summary, probe, learner, seen)]
@@ -753,22 +755,36 @@ class _DaskTraining:
             categorical=[*self.categorical, len(self.names)],
         )
 
-    def _fit_t(self, kept, summary, probe) -> list[Any]:
-        """One model per action on its own rows; actions with a single outcome class or no
-        sample estimate of the rounds get none (as local ``t``)."""
+    def _fit_t(self, kept, summary, probe, x_sample) -> list[Any]:
+        """One model per action on its own rows, as local ``t``: an action with too little
+        support gets none; one whose logged outcomes are all one class gets its smoothed
+        rate from the whole log's counts, (positives + 1) / (count + 2), as a constant
+        model over the sample's features (``models.ranker.constant_booster``)."""
         boosters: list[Any] = []
-        found = [b.num_trees() for b in probe.boosters_ if b is not None]
+        trees, guessed = t_probe_trees(probe)
         self.rounds["ranker"] = {"learner": "t", "rounds": {}}
         for a in range(K):
-            count, positives = summary.action_counts[a], summary.action_positives[a]
-            if count < MIN_ACTION_SUPPORT or positives in (0, count):
+            count, positives = int(summary.action_counts[a]), int(summary.action_positives[a])
+            if count < MIN_ACTION_SUPPORT:
                 boosters.append(None)
                 continue
-            # An action too rare in the sample to early-stop on takes the median of the others.
-            local = probe.boosters_[a]
-            trees = local.num_trees() if local is not None else int(np.median(found or [100]))
-            rounds = int(round(trees / (1.0 - VALIDATION_FRACTION)))
+            if positives in (0, count):
+                p = (positives + 1.0) / (count + 2.0)
+                self.rounds["ranker"].setdefault("constant", {})[ACTIONS[a]] = p
+                boosters.append(
+                    constant_booster(
+                        p,
+                        x_sample,
+                        categorical=self.categorical,
+                        feature_names=self.names,
+                        num_threads=self.num_threads,
+                    )
+                )
+                continue
+            rounds = int(round(trees[a] / (1.0 - VALIDATION_FRACTION)))
             self.rounds["ranker"]["rounds"][ACTIONS[a]] = rounds
+            if guessed[a]:
+                self.rounds["ranker"].setdefault("median_of_others", []).append(ACTIONS[a])
             rows = _drop_empty(self.client, kept[kept[ACTION_COL] == float(a)])
             n_params = int(round(count * (1.0 - VALIDATION_FRACTION)))
             boosters.append(
@@ -782,6 +798,20 @@ class _DaskTraining:
                 )
             )
         return boosters
+
+
+def t_probe_trees(probe: ActivityRanker, default: int = 100) -> tuple[list[int], list[bool]]:
+    """Early-stopped trees per action from the client sample's ``t`` probe, and which of
+    them are a stand-in: an action the probe has no real model for (too rare in the
+    sample, or one outcome class there, which gives a 1-tree constant although the whole
+    log may hold both) takes the median of the real ones (``default`` when there is none),
+    so a constant's single tree never sets the rounds of a model trained on the cluster."""
+    constant = getattr(probe, "constant_actions_", np.zeros(K, dtype=bool))
+    real = [b is not None and not constant[a] for a, b in enumerate(probe.boosters_)]
+    found = [b.num_trees() for b, ok in zip(probe.boosters_, real, strict=True) if ok]
+    median = int(round(np.median(found))) if found else default
+    trees = [b.num_trees() if ok else median for b, ok in zip(probe.boosters_, real, strict=True)]
+    return trees, [not ok for ok in real]
 
 
 def _array(series: pd.Series | None) -> np.ndarray | None:
