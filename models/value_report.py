@@ -21,10 +21,14 @@ handle time of the same contact).
   Welch-Satterthwaite degrees of freedom counted in customers: the normal quantile covers
   only ~89% with 5 customers per arm, the t ~94% (and the two agree from a few dozen).
 - **ROI**: per customer, ``value_of_retention`` x retained 60 days after the customer's
-  first contact of the period, minus ``cost_per_second`` x the handle time of all their
-  contacts, compared between the arms (customers are the randomized units: retention is
-  a customer's, counted once however often they called); the total is that difference x
-  the treated customers, and per contact the total over the treated contacts.
+  first contact of the period, plus the revenue of their upgrades in those 60 days (the
+  customer events' ``value``: ``upgrade_revenue_60d``), minus ``cost_per_second`` x the
+  handle time of all their contacts, compared between the arms (customers are the
+  randomized units: retention and upgrades are a customer's, counted once however often
+  they called); the total is that difference x the treated customers, and per contact
+  the total over the treated contacts. The upgrade revenue is also given on its own
+  (``roi.upgrade_revenue``: per customer, treated vs holdout with its interval), as the
+  handle time is (``roi.handle_time``).
 - **Enough data**: an interval needs at least ``MIN_CUSTOMERS`` customers in each arm;
   with fewer the difference is shown without one and says so (two customers per arm
   who all succeeded gave a zero-width interval).
@@ -90,6 +94,9 @@ UNKNOWN = "(unknown)"
 # its coverage with about 8 per arm, but with a handful every outcome is often the same
 # and the interval collapses to a point.
 MIN_CUSTOMERS = 10
+# Per decision: the revenue of the customer's upgrades in the 60 days after it (the same
+# window as ``retained_60d``, and known when it is), NaN while that window is open.
+UPGRADE_REVENUE = "upgrade_revenue_60d"
 
 
 @dataclass(frozen=True)
@@ -257,6 +264,18 @@ def difference(
     return out
 
 
+def _by_customer(
+    rows: np.ndarray, customers: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of ``rows`` in time order (by ``order``), each customer's first of them
+    (their first contact: a position in that order) and each row's customer number."""
+    idx = np.flatnonzero(rows)
+    idx = idx[np.argsort(order[idx], kind="stable")]
+    # ``return_index`` is each customer's first row in time order: their first contact.
+    _, first, which = np.unique(customers[idx], return_index=True, return_inverse=True)
+    return idx, first, which
+
+
 def customer_values(
     rows: np.ndarray,
     customers: np.ndarray,
@@ -264,17 +283,17 @@ def customer_values(
     retained: np.ndarray,
     handle_time_s: np.ndarray,
     settings: ValueSettings,
+    upgrade_revenue: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Per customer of ``rows``: ``value_of_retention`` x retained after their first
-    contact (by ``order``) minus ``cost_per_second`` x the handle time of all their
-    contacts (a contact without a reported time counts at the customer's mean), NaN
-    while the retention is not known; and the number of contacts."""
-    idx = np.flatnonzero(rows)
-    idx = idx[np.argsort(order[idx], kind="stable")]
+    contact (by ``order``), plus ``upgrade_revenue`` at that first contact (the revenue of
+    their upgrades in the same window; None: not counted), minus ``cost_per_second`` x
+    the handle time of all their contacts (a contact without a reported time counts at
+    the customer's mean), NaN while the retention or the revenue is not known; and the
+    number of contacts."""
+    idx, first, which = _by_customer(rows, customers, order)
     if idx.size == 0:
         return np.empty(0), 0
-    # ``return_index`` is each customer's first row in time order: their first contact.
-    _, first, which = np.unique(customers[idx], return_index=True, return_inverse=True)
     handle = handle_time_s[idx]
     known = np.isfinite(handle)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -282,7 +301,19 @@ def customer_values(
             which, weights=known.astype(float)
         )
     cost = settings.cost_per_second * mean_handle * np.bincount(which)
-    return settings.value_of_retention * retained[idx][first] - cost, int(idx.size)
+    value = settings.value_of_retention * retained[idx][first] - cost
+    if upgrade_revenue is not None:
+        value = value + upgrade_revenue[idx][first]
+    return value, int(idx.size)
+
+
+def first_contact_values(
+    rows: np.ndarray, customers: np.ndarray, order: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """Per customer of ``rows`` (in the order of ``customer_values``): ``values`` at the
+    customer's first contact (e.g. the revenue of their upgrades in the 60 days after)."""
+    idx, first, _ = _by_customer(rows, customers, order)
+    return values[idx][first] if idx.size else np.empty(0)
 
 
 def roi(
@@ -294,14 +325,26 @@ def roi(
     settings: ValueSettings,
 ) -> dict[str, Any]:
     """Treated minus holdout value per customer (``customer_values``) with its interval,
-    the total over the treated customers and the same per treated contact."""
+    the total over the treated customers and the same per treated contact, and the
+    upgrade revenue per customer on its own (``upgrade_revenue``). Without an
+    ``upgrade_revenue_60d`` column (a log from before it) upgrades are not valued and
+    ``upgrade_revenue`` has no value."""
+    revenue = cols.get(UPGRADE_REVENUE)
     value_t, contacts_t = customer_values(
-        treated, customers, order, cols["retained_60d"], cols["handle_time_s"], settings
+        treated, customers, order, cols["retained_60d"], cols["handle_time_s"], settings, revenue
     )
     value_c, contacts_c = customer_values(
-        holdout, customers, order, cols["retained_60d"], cols["handle_time_s"], settings
+        holdout, customers, order, cols["retained_60d"], cols["handle_time_s"], settings, revenue
     )
     per_customer = difference(value_t, value_c, min_units=MIN_CUSTOMERS)
+    if revenue is None:
+        upgrades = difference(np.empty(0), np.empty(0), min_units=MIN_CUSTOMERS)
+    else:
+        upgrades = difference(
+            first_contact_values(treated, customers, order, revenue),
+            first_contact_values(holdout, customers, order, revenue),
+            min_units=MIN_CUSTOMERS,
+        )
     customers_t = int(value_t.size)
 
     def scaled(value: float | None, factor: float) -> float | None:
@@ -326,6 +369,9 @@ def roi(
         "total_ci_high": scaled(per_customer["ci_high"], customers_t),
         "value_of_retention": settings.value_of_retention,
         "cost_per_second": settings.cost_per_second,
+        # Per customer, in the 60 days after their first contact: part of the net value.
+        "upgrade_revenue": upgrades,
+        "upgrades_valued": revenue is not None,
     }
 
 
@@ -353,6 +399,8 @@ def value_report(
             "retained_60d",
         )
     }
+    if UPGRADE_REVENUE in columns:
+        cols[UPGRADE_REVENUE] = _num(columns[UPGRADE_REVENUE], n)
     # VES: the mean of its two items (1-7), where both were answered.
     cols["ves"] = (cols["ves_confidence"] + cols["ves_ability"]) / 2.0
     has_outcome = np.array([bool(v) for v in columns.get("has_outcome", [True] * n)], dtype=bool)

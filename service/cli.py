@@ -222,6 +222,12 @@ def _report_text(result: dict) -> str:
         f", {_money(roi['total_ci_high'])}] over {roi['treated_customers']} treated customers "
         f"({roi['treated_contacts']} contacts)"
     )
+    upgrades = roi.get("upgrade_revenue")
+    if upgrades and roi.get("upgrades_valued"):
+        lines.append(
+            f"  upgrade revenue per customer in it (60 days) {_money(upgrades['value'])} "
+            f"[{_money(upgrades['ci_low'])}, {_money(upgrades['ci_high'])}]"
+        )
     if roi["units_holdout"] and not roi["enough_data"]:
         lines.append(
             f"not enough data for intervals: at least {result['min_customers']} customers per "

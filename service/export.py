@@ -43,6 +43,9 @@ VEA_ONLY = (
     "retained_30d",
     "retained_90d",
     "upgraded",
+    # Revenue of the upgrades (their events' values) in the 60 days after the decision:
+    # the value report's net value counts it beside retention.
+    "upgrade_revenue_60d",
     # The champion's first choice before exploration/holdout, and a shadow challenger's
     # choice for the same contact (``vea models shadow``), for ``vea evaluate --shadow``.
     "nps",
@@ -129,6 +132,7 @@ def _read(conn: sa.Connection, since: datetime | None, until: datetime | None) -
                     customer_events.c.customer_id,
                     customer_events.c.type,
                     customer_events.c.occurred_at,
+                    customer_events.c.value,
                 ).where(customer_events.c.occurred_at >= first)
             )
         ]
@@ -219,13 +223,16 @@ def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetim
     reported yet, else a recent period would hold its churners and none of the customers
     who stay, and read as losing everyone (and learning would see the same bias)."""
     n = len(frame)
-    for name in (*RETENTION_WINDOWS, "upgraded"):
+    for name in (*RETENTION_WINDOWS, "upgraded", "upgrade_revenue_60d"):
         frame[name] = np.full(n, np.nan)
     if n == 0:
         return
     by_customer: dict[str, list[tuple[datetime, str]]] = {}
+    revenue: dict[str, list[tuple[datetime, float]]] = {}
     for e in events:
         by_customer.setdefault(e["customer_id"], []).append((e["occurred_at"], e["type"]))
+        if e["type"] == "upgraded":  # an upgrade sent without a value counts 0
+            revenue.setdefault(e["customer_id"], []).append((e["occurred_at"], e["value"] or 0.0))
     for i, (customer, at) in enumerate(
         zip(frame["customer_id"], frame["occurred_at"], strict=True)
     ):
@@ -237,6 +244,10 @@ def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetim
                 continue
             churned = any(kind in CHURN_EVENTS and t <= end for t, kind in later)
             frame.iat[i, frame.columns.get_loc(name)] = 0.0 if churned else 1.0
+            if name == "retained_60d":
+                # Known when the 60-day retention is, so the net value has both or neither.
+                money = sum(v for t, v in revenue.get(customer, ()) if at <= t <= end)
+                frame.iat[i, frame.columns.get_loc("upgrade_revenue_60d")] = float(money)
         end = at + timedelta(days=UPGRADE_WINDOW_DAYS)
         if now >= end:
             upgraded = any(kind == "upgraded" and t <= end for t, kind in later)

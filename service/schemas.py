@@ -810,7 +810,8 @@ class RoiSchema(DifferenceSchema):
         required=True,
         metadata={
             "description": "value_of_retention x retained 60 days after the customer's first "
-            "contact - cost_per_second x the handle time of their contacts, by arm"
+            "contact + the revenue of their upgrades in those 60 days (upgrade_revenue) - "
+            "cost_per_second x the handle time of their contacts, by arm"
         },
     )
     treated_customers = fields.Integer(required=True)
@@ -821,6 +822,19 @@ class RoiSchema(DifferenceSchema):
     total_ci_low = fields.Float(allow_none=True, metadata={"description": "95% interval"})
     total_ci_high = fields.Float(allow_none=True)
     handle_time = fields.Nested(DifferenceSchema, required=True)
+    upgrade_revenue = fields.Nested(
+        DifferenceSchema,
+        required=True,
+        metadata={
+            "description": "per customer: the values of their `upgraded` events in the 60 "
+            "days after their first contact (an event without a value counts 0), by arm; "
+            "part of per_customer"
+        },
+    )
+    upgrades_valued = fields.Boolean(
+        required=True,
+        metadata={"description": "false for data without upgrade revenue: not in the value"},
+    )
 
 
 class SuccessMeasuresSchema(Schema):

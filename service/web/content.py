@@ -153,8 +153,9 @@ LABELS: dict[str, dict[str, str]] = {
         "the service.",
         "roi_table": "Net value of value selling (treated minus holdout, 95% CI)",
         "roi_note": "Net value in your currency: {value_of_retention} per customer retained "
-        "60 days after their first contact, minus {cost_per_second} per second of handle "
-        "time. Programme costs and upgrade revenue are not included.",
+        "60 days after their first contact, plus the revenue of their upgrades in those 60 "
+        "days (the value sent with each upgrade), minus {cost_per_second} per second of "
+        "handle time. Programme costs are not included.",
         "holdout_offers": "{contacts} of {total} control-group contacts ({share}) received a "
         "value offer anyway: the control group is contaminated, so the uplift understates the "
         "effect. Agents should not make value offers to control-group customers.",
@@ -250,8 +251,9 @@ LABELS: dict[str, dict[str, str]] = {
         "no_holdout_hint": "管理者向け: VEA_HOLDOUT_SHARE（例: 0.1）を設定してサービスを再起動します。",
         "roi_table": "価値向上の純価値（介入群 − 対照群、95%信頼区間）",
         "roi_note": "純価値（通貨単位）: 初回の問い合わせから60日後も継続した顧客1人につき "
-        "{value_of_retention}、対応時間1秒につき {cost_per_second} を差し引いた値です。"
-        "施策の費用とアップグレードの売上は含みません。",
+        "{value_of_retention} に、その60日間のアップグレードの売上（アップグレードごとに送られた"
+        "金額）を加え、対応時間1秒につき {cost_per_second} を差し引いた値です。"
+        "施策の費用は含みません。",
         "holdout_offers": "対照群のお問い合わせ {total} 件のうち {contacts} 件（{share}）で価値向上の"
         "提案が行われました。対照群が汚染されているため、効果は実際より小さく表示されます。"
         "対照群のお客様には提案しないよう担当者に周知してください。",
@@ -459,6 +461,7 @@ MEASURE_NAMES = {
         "per_customer": "Net value per customer",
         "per_contact": "Net value per treated contact",
         "total": "Net value, all treated customers",
+        "upgrade_revenue": "Upgrade revenue per customer (60 days)",
     },
     "ja": {
         "ve_success": "価値向上の成功率",
@@ -473,6 +476,7 @@ MEASURE_NAMES = {
         "per_customer": "顧客1人あたりの純価値",
         "per_contact": "介入群の問い合わせ1件あたりの純価値",
         "total": "介入群の顧客全体の純価値",
+        "upgrade_revenue": "顧客1人あたりのアップグレード売上（60日間）",
     },
 }
 # The experiment's arms (by experiment group).

@@ -347,6 +347,9 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
                     "units_treated": roi["treated_customers"],
                     "n_treated": roi["treated_contacts"],
                 },
+                # Part of the net value per customer: the money of their upgrades (last,
+                # so the rows a script already reads keep their places).
+                {"measure": "upgrade_revenue", **roi["upgrade_revenue"], "n_treated": None},
             ],
         }
         for row in out["roi"]["rows"]:
