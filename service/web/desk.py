@@ -16,11 +16,13 @@ from typing import Any
 import marshmallow as ma
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from models import contact_policy, fallback, matching
 from models.reasons import language_of
 from service import decisions as use_cases
-from service.db import READ_ONLY, decisions
+from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
 from service.errors import ApiError
 from service.schemas import DecisionRequestSchema, OutcomeRequestSchema
 from service.state import state
@@ -42,6 +44,70 @@ STATUSES: dict[str, dict[str, bool | None]] = {
     "accepted": {"offered": True, "accepted": True},
     "declined": {"offered": True, "accepted": False},
     "skipped": {"offered": False, "accepted": None},
+}
+
+
+# The desk's own wording beyond the pages' shared labels (service.web.content): what the
+# agent is told when something fails, in the page's language (the API's messages are
+# English). ``{field}`` and ``{seconds}`` are filled in by desk.js.
+DESK_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "db_down_title": "The database is unavailable",
+        "db_down": "This decision cannot be opened right now. Try again in a minute.",
+        "not_found_title": "No such decision",
+        "conflict_title": "This contact cannot be shown",
+        "unstored": "This decision was not stored (database unavailable), so its outcome "
+        "cannot be recorded here. Follow the hint as usual.",
+        "err_session": "Your session has expired: nothing was recorded. Sign in again (the "
+        "link opens a new tab), then press Record: your entries are kept.",
+        "err_sign_in": "Sign in again",
+        "err_csrf": "This page is out of date: nothing was recorded. Reload it; your entries "
+        "are kept.",
+        "err_changed": "The suggestion changed since this page was opened: nothing was "
+        "recorded. Reload the page and record again.",
+        "err_exists": "A different outcome is already recorded for this contact: nothing "
+        "was changed.",
+        "err_invalid": "Not recorded: check {field}.",
+        "err_busy": "Too many requests: nothing was recorded. Press Record again in "
+        "{seconds} s; your entries are kept.",
+        "err_down": "The database is unavailable: nothing was recorded. Press Record again "
+        "in a minute; your entries are kept.",
+        "err_offline": "No connection to the server: nothing was recorded. Press Record "
+        "again; your entries are kept.",
+        "err_other": "Not recorded (error {status}). Press Record again; your entries are kept.",
+        "recording": "Recording…",
+        "already": "Recorded earlier: {outcome}.",
+        "recorded_at": "Recorded",
+    },
+    "ja": {
+        "db_down_title": "データベースに接続できません",
+        "db_down": "この判定は今は開けません。1分ほどしてから開き直してください。",
+        "not_found_title": "該当する判定がありません",
+        "conflict_title": "このお問い合わせは表示できません",
+        "unstored": "この判定はデータベースに接続できず保存されていないため、ここでは結果を記録"
+        "できません。ヒントはいつもどおりお使いください。",
+        "err_session": "セッションの有効期限が切れたため、記録されていません。もう一度サイン"
+        "インしてから（リンクは新しいタブで開きます）「記録する」を押してください。入力内容は"
+        "残っています。",
+        "err_sign_in": "もう一度サインイン",
+        "err_csrf": "ページが古くなっているため、記録されていません。ページを再読み込みして"
+        "ください。入力内容は残ります。",
+        "err_changed": "このページを開いた後で提案が変わったため、記録されていません。ページを"
+        "再読み込みして記録し直してください。",
+        "err_exists": "このお問い合わせには別の結果がすでに記録されています。変更はしていません。",
+        "err_invalid": "記録されていません: {field} を確認してください。",
+        "err_busy": "リクエストが多すぎるため、記録されていません。{seconds} 秒後にもう一度"
+        "「記録する」を押してください。入力内容は残っています。",
+        "err_down": "データベースに接続できないため、記録されていません。1分ほどしてから"
+        "もう一度「記録する」を押してください。入力内容は残っています。",
+        "err_offline": "サーバーに接続できないため、記録されていません。もう一度「記録する」を"
+        "押してください。入力内容は残っています。",
+        "err_other": "記録されていません（エラー {status}）。もう一度「記録する」を押して"
+        "ください。入力内容は残っています。",
+        "recording": "記録しています…",
+        "already": "記録済み: {outcome}。",
+        "recorded_at": "記録日時",
+    },
 }
 
 
@@ -112,26 +178,58 @@ def _flatten(messages: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}{messages}"]
 
 
+def _unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "database unavailable: the decision cannot be read now; retry later",
+        headers={"Retry-After": str(state().settings.retry_after_s)},
+    )
+
+
+def _read(query: sa.Select) -> Any:
+    """The first row of a read, or ApiError 503 when the database is down (it was a 500:
+    the desk and its outcome buttons must say what happened)."""
+    try:
+        with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return conn.execute(query).first()
+    except (DBAPIError, PoolTimeout) as exc:
+        if isinstance(exc, DBAPIError) and not is_unavailable(exc):
+            raise
+        raise _unavailable() from None
+
+
 def decided_language(interaction_id: str) -> str | None:
     """The language an interaction was decided in, or None if it is not decided yet."""
-    with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        return conn.execute(
-            sa.select(decisions.c.language).where(decisions.c.interaction_id == interaction_id)
-        ).scalar()
+    row = _read(sa.select(decisions.c.language).where(decisions.c.interaction_id == interaction_id))
+    return row[0] if row is not None else None
 
 
 def stored_decision(decision_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(answer, features)`` of a stored decision, or None."""
-    with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        row = conn.execute(
-            sa.select(decisions.c.response, decisions.c.features, decisions.c.language).where(
-                decisions.c.decision_id == decision_id
-            )
-        ).first()
+    row = _read(
+        sa.select(decisions.c.response, decisions.c.features, decisions.c.language).where(
+            decisions.c.decision_id == decision_id
+        )
+    )
     if row is None:
         return None
     # The language the decision's reasons were phrased in travels with the features.
     return row.response, {**(row.features or {}), "_desk_language": row.language}
+
+
+def recorded_outcome(decision_id: str) -> dict[str, Any] | None:
+    """The outcome already recorded for a decision, or None: a reopened desk shows it
+    instead of buttons whose different answer would be refused (409)."""
+    row = _read(
+        sa.select(
+            outcomes.c.offered,
+            outcomes.c.accepted,
+            outcomes.c.ves_confidence,
+            outcomes.c.ves_ability,
+            outcomes.c.recorded_at,
+        ).where(outcomes.c.decision_id == decision_id)
+    )
+    return None if row is None else dict(row._mapping)
 
 
 def quiet(answer: dict[str, Any], features: dict[str, Any]) -> bool:
@@ -189,7 +287,7 @@ def _explanation(
 _TEMPLATE_TABLES = (matching._TEXT, use_cases._TEXT, contact_policy._MESSAGES, fallback._REASONS)
 _FIELD = re.compile(r"\{(\w+)(:[^}]*)?\}")
 _NUMBER = r"[+-]?\d+(?:\.\d+)?"
-# Fields that name an activity: Japanese sentences name it, English ones use its id.
+# Fields that name an activity (by its id or its name in either language).
 _ACTIVITY_FIELDS = frozenset({"activity", "original", "best"})
 _ACTIVITY_IDS = {
     name: activity for names in matching.ACTIVITY_NAMES.values() for activity, name in names.items()
@@ -234,10 +332,9 @@ def _translate_one(text: str, source: str, target: str) -> str | None:
             continue
         values: dict[str, str] = {}
         for name, value in match.groupdict().items():
-            if name in _ACTIVITY_FIELDS:
-                activity = _ACTIVITY_IDS.get(value, value)
-                value = matching.ACTIVITY_NAMES["ja"].get(activity, value)
-                value = value if target == "ja" else activity
+            if name in _ACTIVITY_FIELDS:  # named as routing reasons name it
+                activity = _ACTIVITY_IDS.get(value)
+                value = value if activity is None else matching._said(activity, target)
             elif name == "wait":  # itself a phrase ("expected wait 12 s")
                 value = _translate_one(value, source, target) or value
             values[name] = value
@@ -294,7 +391,12 @@ def _minutes_between(earlier: str, later: str) -> int | None:
     return max(0, int((b - a).total_seconds() // 60))
 
 
-def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) -> dict[str, Any]:
+def view_model(
+    answer: dict[str, Any],
+    features: dict[str, Any],
+    language: str,
+    recorded: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything the template shows, already in the agent's language."""
     labels = content.LABELS[language]
     names = content.ACTIVITY_NAMES[language]
@@ -316,8 +418,18 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
         "route_reason": None,
         "holdout": answer.get("experiment_arm") == "holdout",
         "degraded": bool(answer.get("degraded")),
+        # An unstored decision (database down) has no id an outcome could be posted to.
+        "stored": answer.get("stored", True) is not False,
         "earlier": None,
+        "recorded": None,
     }
+    if recorded is not None:
+        model["recorded"] = {
+            "text": DESK_LABELS[language]["already"].format(
+                outcome=_outcome_text(recorded, labels, language)
+            ),
+            "at": iso_utc(recorded["recorded_at"]),
+        }
     if model["quiet"]:
         return model  # nothing else is computed or shown
     model["hint"], model["reasons"] = _explanation(answer, features, language)
@@ -334,20 +446,7 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
             else (f"{minutes} min ago" if language == "en" else f"{minutes} 分前")
         )
         outcome = earlier.get("outcome")
-        if outcome:
-            parts = [
-                labels[name]
-                for name, flag in (
-                    ("offered", outcome.get("offered") and outcome.get("accepted") is None),
-                    ("accepted", outcome.get("accepted") is True),
-                    ("declined", outcome.get("accepted") is False),
-                    ("skipped", outcome.get("offered") is False),
-                )
-                if flag
-            ]
-            outcome_text = ", ".join(parts) or labels["no_outcome"]
-        else:
-            outcome_text = labels["no_outcome"]
+        outcome_text = _outcome_text(outcome, labels, language) if outcome else labels["no_outcome"]
         model["earlier"] = {
             "line": labels["earlier_line"].format(
                 channel=earlier.get("channel") or "?",
@@ -358,6 +457,25 @@ def view_model(answer: dict[str, Any], features: dict[str, Any], language: str) 
             "outcome": labels["earlier_outcome"].format(outcome=outcome_text),
         }
     return model
+
+
+def _outcome_text(outcome: dict[str, Any], labels: dict[str, str], language: str) -> str:
+    """An outcome as the buttons name it, with its VES answers."""
+    parts = [
+        labels[name]
+        for name, flag in (
+            ("offered", outcome.get("offered") and outcome.get("accepted") is None),
+            ("accepted", outcome.get("accepted") is True),
+            ("declined", outcome.get("accepted") is False),
+            ("skipped", outcome.get("offered") is False),
+        )
+        if flag
+    ]
+    ves = [outcome.get(k) for k in ("ves_confidence", "ves_ability")]
+    if any(v is not None for v in ves):
+        parts.append("VES " + " / ".join("–" if v is None else str(v) for v in ves))
+    separator = "、" if language == "ja" else ", "
+    return separator.join(parts) or labels["no_outcome"]
 
 
 def blueprint() -> Blueprint:
@@ -386,14 +504,19 @@ def blueprint() -> Blueprint:
                 answer, features = found
             else:
                 body = decision_body(args, language)
-                first_language = decided_language(body["interaction_id"])
+                try:
+                    first_language = decided_language(body["interaction_id"])
+                except ApiError:  # database down: decided below, degraded and unstored
+                    first_language = None
                 if first_language is not None:
                     # Switching the page's language re-opens the decision; only changed
                     # contact details decide the interaction again.
                     body["contact"]["language"] = first_language
-                answer, _how = use_cases.decide(state(), body, session.get("key_id"))
+                answer, how = use_cases.decide(state(), body, session.get("key_id"))
                 # A replay keeps the language the decision was first made in.
-                stored = stored_decision(answer["decision_id"])
+                stored = (
+                    None if how == use_cases.UNSTORED else stored_decision(answer["decision_id"])
+                )
                 if stored is not None:
                     features = stored[1]
                 else:  # answered but not stored (database down)
@@ -407,7 +530,14 @@ def blueprint() -> Blueprint:
             # Post/redirect/get: reloading or switching language re-opens the decision.
             target = {"decision_id": answer["decision_id"], "agent_id": args.get("agent_id")}
             return redirect(url_for("desk.desk", **{k: v for k, v in target.items() if v}))
-        return render_template("desk.html", **page, d=view_model(answer, features, language))
+        try:
+            recorded = (
+                recorded_outcome(answer["decision_id"]) if answer.get("stored", True) else None
+            )
+        except ApiError:  # database down: the page still shows its hint
+            recorded = None
+        d = view_model(answer, features, language, recorded)
+        return render_template("desk.html", **page, d=d, desk_labels=DESK_LABELS[language])
 
     @blp.route("/desk/outcome", methods=["POST"])
     @page_access("outcomes", api=True)
@@ -459,7 +589,23 @@ def blueprint() -> Blueprint:
 
 
 def _problem(page: dict[str, Any], messages: list[str], status: int):
-    return render_template("desk_problem.html", **page, messages=messages), status
+    """The desk's error page, titled by what went wrong (a 503 or a 404 is not a
+    malformed link), in the page's language."""
+    language = page["language"]
+    own = DESK_LABELS[language]
+    headers: dict[str, str] = {}
+    title, help_text = page["labels"]["bad_request"], page["labels"]["bad_request_help"]
+    if status == 503:
+        title, messages, help_text = own["db_down_title"], [own["db_down"]], None
+        headers["Retry-After"] = str(state().settings.retry_after_s)
+    elif status == 404:
+        title, help_text = own["not_found_title"], None
+    elif status == 409:
+        title = own["conflict_title"]
+    page = render_template(
+        "desk_problem.html", **page, title=title, help_text=help_text, messages=messages
+    )
+    return page, status, headers
 
 
 def _invalid(messages: Any) -> ApiError:

@@ -20,10 +20,12 @@ import sqlalchemy as sa
 from flask import Flask, Request, abort, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.auth import DatabaseUnavailable, allowed
 from service.config import Settings
-from service.db import READ_ONLY, api_keys
+from service.db import READ_ONLY, api_keys, is_unavailable
 from service.errors import ApiError, error_response
 from service.state import state
 
@@ -104,12 +106,19 @@ def log_out() -> None:
 
 
 def _key_active(key_id: str) -> bool:
-    with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        row = conn.execute(
-            sa.select(api_keys.c.key_id).where(
-                api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None)
-            )
-        ).first()
+    """Whether the session's key is still active; DatabaseUnavailable when the database
+    cannot say (it was a 500)."""
+    try:
+        with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            row = conn.execute(
+                sa.select(api_keys.c.key_id).where(
+                    api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None)
+                )
+            ).first()
+    except (DBAPIError, PoolTimeout) as exc:
+        if isinstance(exc, DBAPIError) and not is_unavailable(exc):
+            raise
+        raise DatabaseUnavailable(type(exc).__name__) from exc
     return row is not None
 
 
@@ -149,8 +158,20 @@ def page_access(*permissions: str, api: bool = False) -> Callable:
         def guarded(*args: Any, **kwargs: Any):
             try:
                 role = current_role()
-            except DatabaseUnavailable:  # pragma: no cover - the key store raises this
-                abort(503)
+            except DatabaseUnavailable:
+                if api:  # nothing can be stored now anyway: say so, keep the page's input
+                    return error_response(
+                        ApiError(
+                            503,
+                            "database unavailable: nothing was stored; retry later",
+                            headers={"Retry-After": str(state().settings.retry_after_s)},
+                        )
+                    )
+                # Pages go on with the signed session's role (checked when it was
+                # signed): the desk must still show its degraded hint while the database
+                # is down, as the API still answers decisions. A revoked key's sessions
+                # end once the database answers again.
+                role = session.get("role")
             if role is None:
                 if api:
                     return error_response(ApiError(401, "log in: the session has expired"))

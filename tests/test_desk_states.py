@@ -1,0 +1,93 @@
+"""What the desk says in the states an agent meets on a shift: the database down, a
+holdout customer, a degraded answer, an outcome recorded earlier."""
+
+from __future__ import annotations
+
+import re
+
+from tests.test_api_decisions import unreachable_url
+from tests.test_pages import _decision_id, desk_client, desk_url, log_in, raw_key  # noqa: F401
+
+
+def _break_database(app, tmp_path) -> None:
+    from service.db import make_engine
+
+    state = app.extensions["vea"]
+    state.engine = make_engine(unreachable_url(str(state.engine.url), tmp_path))
+
+
+def test_database_down_the_desk_still_shows_its_hint_and_says_why(app, desk_client, tmp_path):  # noqa: F811
+    earlier = _decision_id(desk_client.get(desk_url() + "&lang=ja").get_data(as_text=True))
+    _break_database(app, tmp_path)
+
+    page = desk_client.get(desk_url() + "&lang=ja")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200, text[-600:]  # was a 500
+    assert 'id="degraded-note"' in text and 'id="unstored-note"' in text
+    assert "保存されていない" in text
+    assert 'id="outcome"' not in text  # no buttons for a decision that was not stored
+
+    reopened = desk_client.get(f"/desk?decision_id={earlier}&lang=ja")
+    assert reopened.status_code == 503 and reopened.headers["Retry-After"]
+    body = reopened.get_data(as_text=True)
+    assert "データベースに接続できません" in body and "不完全" not in body
+
+    outcome = desk_client.post(
+        "/desk/outcome",
+        headers={"X-CSRF-Token": desk_client.csrf},
+        json={"decision_id": earlier, "status": "skipped"},
+    )
+    assert outcome.status_code == 503 and outcome.headers["Retry-After"]  # was a 500
+    assert outcome.get_json()["error"]["code"] == "unavailable"
+
+
+def test_a_holdout_customer_is_marked_as_the_control_group(make_app, keys):
+    app = make_app(holdout_share=0.999)
+    client = app.test_client()
+    log_in(client, raw_key(keys["desktop"]))
+    text = client.get(desk_url() + "&lang=ja").get_data(as_text=True)
+    assert 'data-quiet="true"' in text
+    assert 'id="holdout-note"' in text and "対照群" in text  # was not shown at all
+
+
+def test_a_degraded_answer_is_marked_even_when_it_suggests_nothing(app, desk_client):  # noqa: F811
+    manager = app.extensions["vea"].models
+
+    class Broken:  # a model failing at predict time (as in test_api_decisions)
+        version = "broken"
+
+        def decide(self, *args, **kwargs):
+            raise RuntimeError("model unavailable")
+
+    manager._decider = Broken()
+    manager._checked_at = float("inf")
+    text = desk_client.get(
+        desk_url(issue_type="complaint", sentiment="-0.8") + "&lang=en"
+    ).get_data(as_text=True)
+    assert 'data-quiet="true"' in text
+    assert 'id="degraded-note"' in text and "Degraded answer" in text
+
+
+def test_a_reopened_desk_shows_the_outcome_recorded_earlier(desk_client):  # noqa: F811
+    url = desk_url(issue_type="how_to", sentiment="0.5")
+    page = desk_client.get(url + "&lang=en").get_data(as_text=True)
+    decision_id = _decision_id(page)
+    assert 'data-recorded="false"' in page and 'id="recorded"' not in page
+    shown = re.search(r'data-shown-activity="([a-z_]+)"', page).group(1)
+    answer = desk_client.post(
+        "/desk/outcome",
+        headers={"X-CSRF-Token": desk_client.csrf},
+        json={
+            "decision_id": decision_id,
+            "status": "accepted",
+            "shown_activity": shown,
+            "ves_confidence": 6,
+            "ves_ability": 7,
+        },
+    )
+    assert answer.status_code == 201
+    again = desk_client.get(url + "&lang=ja").get_data(as_text=True)
+    assert 'data-recorded="true"' in again
+    recorded = re.search(r'id="recorded"[^>]*>(.*?)</p>', again, re.S).group(1)
+    assert "記録済み: 受け入れ、VES 6 / 7" in recorded
+    assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT[\d:.]+Z">[^<]+ UTC</time>', recorded)
