@@ -133,18 +133,21 @@ ACTIVITY_NAMES = {
 
 _TEXT = {
     "en": {
-        "self_service": "self-service channel: digital content {content} for {activity}",
+        "self_service": "self-service channel: digital content {content} for “{activity}”",
         "none": "no value attempt: effortless resolution",
-        "chosen": "{pool}: highest expected value for {activity} ({ev:.2f}; proficiency "
+        "holdout": "the customer is in the experiment's randomized control group (holdout): "
+        "no value attempt, whatever the model ranks, so that the value of the suggestions "
+        "can be measured; resolve effortlessly",
+        "chosen": "{pool}: highest expected value for “{activity}” ({ev:.2f}; proficiency "
         "lift {lift:.2f}; {wait})",
-        "general_only": "no value pool with qualified agents serves {activity} for this "
+        "general_only": "no value pool with qualified agents serves “{activity}” for this "
         "contact: general pool ({wait})",
         "over_limit": "{pools} over the {limit:.0f} s wait limit",
         "fallback_free": "every value pool is over the {limit:.0f} s wait limit: general "
-        "pool, which is free (or nearly), with {activity}",
+        "pool, which is free (or nearly), with “{activity}”",
         "downgraded": "every value pool is over the {limit:.0f} s wait limit: general pool "
-        "with the lighter {activity} instead of {original}, so the customer does not wait "
-        "longer to be up-sold",
+        "with the lighter “{activity}” instead of “{original}”, so the customer does not "
+        "wait longer to be up-sold",
         "dropped": "every value pool is over the {limit:.0f} s wait limit: general pool, no "
         "value attempt (no lighter activity pays), so the customer does not wait longer to "
         "be up-sold",
@@ -159,6 +162,8 @@ _TEXT = {
     "ja": {
         "self_service": "セルフサービス: 「{activity}」のデジタルコンテンツ {content} を案内",
         "none": "価値向上の提案なし: 手間なく解決",
+        "holdout": "このお客様は効果測定のための対照群（ランダム割付のホールドアウト）です。"
+        "提案の効果を測るため、モデルの評価にかかわらず価値向上の提案は行わず、手間なく解決",
         "chosen": "{pool} プール: 「{activity}」の期待価値が最大（金額換算 {ev:.2f}、習熟度リフト "
         "{lift:.2f}、{wait}）",
         "general_only": "この問い合わせで「{activity}」に対応できる実績のある担当者プールがないため、"
@@ -183,12 +188,14 @@ def _text(language: str | None) -> dict[str, str]:
     return _TEXT[language_of(language)]
 
 
-def _said(activity: str, language: str | None) -> str:
-    """An activity as a reason names it: by name in Japanese; the English reasons keep
-    the id (the API's word for it)."""
-    if language_of(language) == "ja":
-        return ACTIVITY_NAMES["ja"].get(activity, activity)
-    return activity
+def activity_name(activity: str, language: str | None) -> str:
+    """An activity as a reason names it: by its name in the reason's language (an agent
+    reads "Advise on new uses", not ``advise_new_uses``; the id stays in ``activity``).
+    An id without a name is said as it is."""
+    return ACTIVITY_NAMES[language_of(language)].get(activity, activity)
+
+
+_said = activity_name
 
 
 def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) -> float | None:
@@ -225,6 +232,7 @@ def route(
     none_value: float = 0.0,
     decision_id: str | None = None,
     reason_language: str | None = None,
+    holdout: bool = False,
 ) -> dict[str, Any]:
     """The route of one contact: ``{pool, reason, fallbacks, activity, expected_value,
     expected_wait_s, ranked, content, propensity, pool_probabilities}``; ``activity``
@@ -236,7 +244,9 @@ def route(
     ``decision_id`` (the same id always draws the same pool).
 
     ``language`` is the customer's (pools and content in it); ``reason`` is written in
-    ``reason_language``, the agent's (default: the customer's)."""
+    ``reason_language``, the agent's (default: the customer's). ``holdout``: the customer
+    is in the experiment's control group (their ``none`` is the experiment's, not the
+    model's choice, and the reason says so)."""
     answer = _best_route(
         config,
         activity=activity,
@@ -251,6 +261,7 @@ def route(
         blocked=blocked,
         none_value=none_value,
         reason_language=reason_language,
+        holdout=holdout,
     )
     dist = pool_distribution(answer, activity, rules)
     if len(dist) <= 1:
@@ -268,7 +279,7 @@ def route(
     option = next(o for o in ranked if o["pool"] == pool)
     detail = text["chosen"].format(
         pool=pool,
-        activity=activity,
+        activity=_said(activity, reason_language or language),
         ev=option["expected_value"],
         lift=option["lift"],
         wait=_wait_text(text, option),
@@ -356,9 +367,13 @@ def _best_route(
     blocked: Collection[str] = (),
     none_value: float = 0.0,
     reason_language: str | None = None,
+    holdout: bool = False,
 ) -> dict[str, Any]:
     """The deterministic route: the best pool by the rules above (no exploration)."""
     text = _text(reason_language or language)
+    # A holdout customer's `none` is the experiment's: saying "effortless resolution" as
+    # for the model's own `none` would read as if the model chose not to attempt.
+    no_attempt = text["holdout"] if holdout and activity == NONE else text["none"]
     if channel == SELF_SERVICE:
         item = catalogue.find(activity, language) if catalogue is not None else None
         content = (
@@ -373,7 +388,7 @@ def _best_route(
                 content=content["id"] if content else "-",
             )
             if activity != NONE
-            else text["none"],
+            else no_attempt,
             activity=activity,
             content=content,
         )
@@ -384,7 +399,7 @@ def _best_route(
     if activity == NONE:
         return _answer(
             GENERAL,
-            text["none"],
+            no_attempt,
             activity=NONE,
             expected_wait_s=general_wait,
             ranked=[_option(general, None, general_wait, availability, 1.0)],

@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from models.activities import NONE
 from models.contact_policy import PolicyResult, evaluate, summarize_history
 from models.exploration import HOLDOUT, candidates, draw, holdout_arm
+from models.matching import activity_name
 from models.reasons import language_of
 from service import history
 from service.db import (
@@ -49,7 +50,7 @@ _TEXT = {
         "issue_from_earlier": "issue type taken from the earlier contact",
         "db_down": "database unavailable: history not used and this decision was not stored",
         "holdout": "randomized holdout (control group): no value activity for this customer",
-        "explored": "exploring: {activity} served instead of the top-ranked {best}",
+        "explored": "exploring: “{activity}” served instead of the top-ranked “{best}”",
         "updated": "decided again: the contact's details changed since the first decision",
     },
     "ja": {
@@ -57,7 +58,7 @@ _TEXT = {
         "issue_from_earlier": "問い合わせ種別は前回のお問い合わせから引き継ぎました",
         "db_down": "データベースに接続できないため、履歴を使わず、この判定は保存されていません",
         "holdout": "効果測定の対照群（ランダム割付）のため、価値向上の提案は行いません",
-        "explored": "探索: 最上位の {best} ではなく {activity} を提示しています",
+        "explored": "探索: 最上位の「{best}」ではなく「{activity}」を提示しています",
         "updated": "お問い合わせの内容が最初の判定から変わったため、判定し直しました",
     },
 }
@@ -342,7 +343,10 @@ def _compute(
         reasons_after.append(
             text["holdout"]
             if arm == HOLDOUT
-            else text["explored"].format(activity=suggested, best=result["suggested_activity"])
+            else text["explored"].format(
+                activity=activity_name(suggested, language),
+                best=activity_name(result["suggested_activity"], language),
+            )
         )
 
     def route_of(activity: str) -> dict[str, Any]:
@@ -356,6 +360,7 @@ def _compute(
             blocked=policy.blocked_activities,
             economics=state.models.economics,
             decision_id=decision_id,  # a pool draw among near-equal pools replays from it
+            holdout=arm == HOLDOUT,  # the route's reason names the control group
         )
 
     drawn = suggested

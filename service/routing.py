@@ -121,6 +121,7 @@ class PoolRouter:
         economics: Economics | None = None,
         decision_id: str | None = None,
         reason_language: str | None = None,
+        holdout: bool = False,
     ) -> dict[str, Any]:
         """The route of a decision (``models.matching.route``'s answer).
 
@@ -145,4 +146,5 @@ class PoolRouter:
             none_value=float(result.get("expected_value_none") or 0.0),
             decision_id=decision_id,
             reason_language=reason_language,
+            holdout=holdout,
         )

@@ -315,4 +315,47 @@ def test_japanese_reasons_name_the_activity_and_the_value_unit():
     }
     downgraded = decide(availability=busy, language="ja")["reason"]
     assert "「" in downgraded and "validate_purchase" not in downgraded
-    assert "educate_usage" in decide()["reason"]  # English keeps the API's id
+
+
+def test_english_reasons_name_the_activity_too():
+    """An agent reads the activity's name in English as in Japanese, never the API's id
+    (the id stays in the route's ``activity``)."""
+    from models.activities import VALUE_ACTIVITIES
+    from models.matching import ACTIVITY_NAMES
+
+    names = ACTIVITY_NAMES["en"]
+    answer = decide()
+    assert f"“{names['educate_usage']}”" in answer["reason"]
+    assert answer["activity"] == "educate_usage"
+    busy = {
+        "value_education": Availability(expected_wait_s=300),
+        "value_education_2": Availability(expected_wait_s=90),
+        "general": Availability(expected_wait_s=45),
+    }
+    free = {**busy, "general": Availability(expected_wait_s=5)}
+    nobody = config(pools=[{"id": "general", "activities": []}])
+    reasons = [
+        answer["reason"],
+        decide(availability=busy)["reason"],  # downgraded to a lighter activity
+        decide(availability=free)["reason"],  # general is free: kept
+        decide(nobody)["reason"],  # no value pool at all
+        decide(channel="self_service")["reason"],
+    ]
+    assert f"instead of “{names['educate_usage']}”" in reasons[1]
+    for reason in reasons:
+        assert not any(a in reason for a in VALUE_ACTIVITIES), reason
+        assert any(name in reason for name in names.values()), reason
+
+
+def test_a_holdout_customer_is_told_apart_from_the_models_none():
+    """The control group's `none` says it is the experiment's randomized control group,
+    so an agent does not read it as the model choosing not to attempt."""
+    model_none = decide(activity="none")["reason"]
+    assert model_none == "no value attempt: effortless resolution"
+    for channel in ("voice", "self_service"):
+        english = decide(activity="none", channel=channel, holdout=True)["reason"]
+        assert "randomized control group (holdout)" in english, english
+        assert english != model_none
+        japanese = decide(activity="none", channel=channel, language="ja", holdout=True)
+        assert "対照群" in japanese["reason"] and "ランダム" in japanese["reason"]
+    assert decide(activity="none", holdout=True)["pool"] == GENERAL  # only the words differ
