@@ -97,6 +97,9 @@ def on_starting(server) -> None:
 
 
 def post_worker_init(worker) -> None:
+    from service.wire_errors import install
+
+    install()  # gunicorn's own 400/414/431 answers in the API's JSON error format
     # The app, models and libraries are loaded: move them out of the garbage
     # collector's view so full collections stay short on the request path.
     import gc

@@ -255,6 +255,31 @@ def test_chunked_bodies_and_raw_paths_get_the_designs_errors(served):
     large["features"] = {"notes": "x" * 70_000}  # over the 64 KB default limit
     answer = _raw_post(base, "/v1/decisions", desktop, json.dumps(large).encode(), chunked=True)
     assert " 413 " in answer and '"payload_too_large"' in answer, answer
+    # A chunked body of exactly the limit is read whole (JSON allows trailing blanks);
+    # one byte more is refused.
+    fresh = json.dumps(decision_body()).encode()  # a new interaction, not a replay
+    exact = fresh + b" " * (64 * 1024 - len(fresh))
+    assert " 201 " in _raw_post(base, "/v1/decisions", desktop, exact, chunked=True)
+    answer = _raw_post(base, "/v1/decisions", desktop, exact + b" ", chunked=True)
+    assert " 413 " in answer and '"payload_too_large"' in answer, answer[:300]
     event = json.dumps({"type": "renewed"}).encode()
     answer = _raw_post(base, "/v1/customers/%ed%a0%80/events", desktop, event, chunked=False)
     assert " 400 " in answer and "not valid UTF-8" in answer, answer
+
+
+def test_requests_gunicorn_refuses_itself_get_the_designs_errors(served):
+    """Over-long request lines and headers never reach the app: gunicorn answers them, in
+    the same JSON error format as the app (not an HTML page)."""
+    import json
+
+    base, desktop = served["base"], served["desktop"]
+    body = json.dumps(decision_body()).encode()
+    cases = {
+        "414": ("/v1/decisions?" + "x" * 9000, desktop, "uri_too_long"),
+        "431": ("/v1/decisions", {**desktop, "X-Filler": "y" * 9000}, "headers_too_large"),
+    }
+    for status, (path, headers, code) in cases.items():
+        answer = _raw_post(base, path, headers, body, chunked=False)
+        assert answer.startswith(f"HTTP/1.1 {status} "), answer[:200]
+        error = json.loads(answer[answer.index("{") :])["error"]
+        assert error["code"] == code and error["message"] and error["fields"] == {}, answer

@@ -27,11 +27,13 @@ class JsonBodyParser(FlaskParser):
     def _raw_load_json(self, req: flask.Request) -> Any:
         data = req.get_data(cache=True)
         limit = req.max_content_length
-        if limit is not None and req.content_length is None and len(data) >= limit:
-            # A chunked body has no length to refuse up front; the server's stream stops
-            # at the limit, which would otherwise read as truncated JSON (400). A body of
-            # exactly the limit cannot be told from a longer one here: refused too.
-            raise ApiError(413, f"request body too large (limit {limit - 1} bytes when chunked)")
+        # A chunked body has no length to refuse up front, and the stream stops at the
+        # limit (a longer body would read as truncated JSON, 400). The server's own
+        # stream ends where the body does: one byte more tells a body of exactly the
+        # limit from a longer one.
+        chunked = limit is not None and req.content_length is None
+        if chunked and len(data) >= limit and req.environ["wsgi.input"].read(1):
+            raise ApiError(413, f"request body too large (limit {limit} bytes)")
         if not is_json_request(req):
             if data:
                 raise ApiError(
