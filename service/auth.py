@@ -26,7 +26,15 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from service.db import READ_ONLY, api_keys, begin_write, is_unavailable, utcnow
+from service.db import (
+    READ_ONLY,
+    api_keys,
+    autocommit_connection,
+    begin_write,
+    is_unavailable,
+    iso_utc,
+    utcnow,
+)
 from service.ratelimit import RateLimiter
 
 ROLES = ("desktop", "engineer", "admin", "manager")
@@ -34,6 +42,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "decisions": frozenset({"desktop", "admin"}),
     "outcomes": frozenset({"desktop", "admin"}),
     "events": frozenset({"desktop", "admin"}),
+    # Erasing a customer's data is irreversible: administrators only.
+    "customers:erase": frozenset({"admin"}),
     "models:read": frozenset({"engineer", "admin"}),
     "models:write": frozenset({"engineer", "admin"}),
     # CX managers read the value dashboard; they cannot touch models or pools.
@@ -90,6 +100,31 @@ def revoke_key(engine: sa.Engine, key_or_id: str) -> bool:
             .values(revoked_at=utcnow())
         )
     return result.rowcount > 0
+
+
+def list_keys(engine: sa.Engine, *, include_revoked: bool = True) -> list[dict[str, str | None]]:
+    """Every key's id, role, label and times, oldest first (never a secret or a hash)."""
+    query = sa.select(
+        api_keys.c.key_id,
+        api_keys.c.role,
+        api_keys.c.label,
+        api_keys.c.created_at,
+        api_keys.c.revoked_at,
+    ).order_by(api_keys.c.created_at, api_keys.c.key_id)
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked_at.is_(None))
+    with autocommit_connection(engine) as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "key_id": row.key_id,
+            "role": row.role,
+            "label": row.label,
+            "created_at": iso_utc(row.created_at),
+            "revoked_at": iso_utc(row.revoked_at) if row.revoked_at else None,
+        }
+        for row in rows
+    ]
 
 
 class DatabaseUnavailable(Exception):

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -45,6 +46,34 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at revision {revision}: {_safe_url(settings.database_url)}")
 
 
+@db.command("erase-customer")
+@click.argument("customer_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+def db_erase_customer(customer_id: str, yes: bool) -> None:
+    """Erase every decision, outcome and event stored for CUSTOMER_ID (right to deletion).
+
+    Irreversible. Aggregates built earlier (pool proficiency, trained models) and files
+    exported earlier are not changed. Also DELETE /v1/customers/{customer_id}."""
+    from service.db import make_engine
+    from service.erasure import forget_customer
+
+    if not 1 <= len(customer_id) <= 128:
+        raise click.BadParameter("a customer id is 1-128 characters", param_hint="CUSTOMER_ID")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("erasure is irreversible: confirm with --yes")
+        click.confirm(f"erase everything stored for customer {customer_id!r}?", abort=True)
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        deleted = forget_customer(engine, customer_id)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"erased {deleted['decisions']} decisions, {deleted['outcomes']} outcomes "
+        f"and {deleted['events']} events"
+    )
+
+
 @click.group("keys")
 def keys() -> None:
     """API keys (stored hashed)."""
@@ -71,6 +100,33 @@ def keys_create(role: str, label: str) -> None:
         engine.dispose()
     click.echo(f"key id {key_id} (role {role}):", err=True)
     click.echo(key)
+
+
+@keys.command("list")
+@click.option("--active", is_flag=True, help="Leave revoked keys out.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def keys_list(active: bool, as_json: bool) -> None:
+    """Every key's id, role, label, creation and revocation time (secrets are never stored)."""
+    from service.auth import list_keys
+    from service.db import make_engine
+
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        found = list_keys(engine, include_revoked=not active)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("no keys: create one with vea keys create --role ROLE", err=True)
+        return
+    click.echo(f"{'key id':<14}{'role':<10}{'created (UTC)':<26}{'revoked (UTC)':<26}label")
+    for key in found:
+        click.echo(
+            f"{key['key_id']:<14}{key['role']:<10}{key['created_at']:<26}"
+            f"{key['revoked_at'] or '-':<26}{key['label']}"
+        )
 
 
 @keys.command("revoke")
@@ -145,7 +201,6 @@ def export(out: str, since, until) -> None:
 )
 def report(start, end, as_json: bool, reward, reward_weights) -> None:
     """The value report: measures by group, uplift over the holdout, ROI, shadow."""
-    import json
 
     from models.schema import RewardError, parse_reward
     from service import reports

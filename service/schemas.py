@@ -454,6 +454,21 @@ class EventRequestSchema(Schema):
     )
 
 
+class ErasedCountsSchema(Schema):
+    decisions = fields.Integer(required=True)
+    outcomes = fields.Integer(required=True)
+    events = fields.Integer(required=True)
+
+
+class ErasureSchema(Schema):
+    customer_id = fields.String(required=True)
+    deleted = fields.Nested(
+        ErasedCountsSchema,
+        required=True,
+        metadata={"description": "records deleted now; all zero when nothing was stored"},
+    )
+
+
 class EventSchema(Schema):
     id = fields.Integer(required=True)
     event_id = fields.String(allow_none=True)

@@ -1,13 +1,21 @@
-"""``/v1/customers/{customer_id}/events``: later facts (renewal, churn, upgrade)."""
+"""``/v1/customers/{customer_id}``: later facts (renewal, churn, upgrade) and erasure."""
 
 from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import DBAPIError
 
 from service import decisions as use_cases
 from service.api.common import Blueprint, protected
 from service.auth import require
-from service.errors import ErrorSchema
-from service.schemas import CustomerPathSchema, EventRequestSchema, EventSchema
+from service.db import is_unavailable
+from service.erasure import forget_customer
+from service.errors import ApiError, ErrorSchema
+from service.schemas import CustomerPathSchema, ErasureSchema, EventRequestSchema, EventSchema
 from service.state import state
+
+log = logging.getLogger("vea.api")
 
 
 def blueprint() -> Blueprint:
@@ -33,5 +41,28 @@ def blueprint() -> Blueprint:
         if created:
             return answer
         return answer, 200, {"Idempotent-Replayed": "true"}
+
+    @blp.route("/<customer_id>", methods=["DELETE"])
+    @require("customers:erase")
+    @protected(blp)
+    @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
+    @blp.response(200, ErasureSchema, description="the customer's stored records are gone")
+    def erase_customer(customer_id):
+        """Erase every decision, outcome and event stored for the customer (right to
+        deletion). Idempotent: erasing again answers zeros. Aggregates built earlier
+        (pool proficiency, trained models) and exported files are not changed."""
+        current = state()
+        try:
+            deleted = forget_customer(current.engine, customer_id)
+        except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
+            log.error("database unavailable for an erasure", extra={"error": type(exc).__name__})
+            raise ApiError(
+                503,
+                "database unavailable: nothing was erased; retry later",
+                headers={"Retry-After": str(current.settings.retry_after_s)},
+            ) from None
+        return {"customer_id": customer_id, "deleted": deleted}
 
     return blp

@@ -1,0 +1,37 @@
+"""`vea keys`: create, list and revoke API keys from the command line."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from training.cli import cli
+
+
+def test_keys_list_shows_roles_and_revocations_never_secrets(tmp_path):
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path / 'vea.db'}"}
+
+    def vea(*argv: str):
+        result = CliRunner().invoke(cli, list(argv), env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    vea("db", "upgrade")
+    assert "no keys" in vea("keys", "list").stderr
+    desk = vea("keys", "create", "--role", "desktop", "--label", "floor 3").stdout.strip()
+    admin = vea("keys", "create", "--role", "admin").stdout.strip()
+    desk_id = desk.split("_")[1]
+    vea("keys", "revoke", desk_id)
+
+    table = vea("keys", "list").stdout
+    assert desk not in table and admin not in table
+    lines = {line.split()[0]: line for line in table.splitlines()[1:]}
+    assert set(lines) == {desk_id, admin.split("_")[1]}
+    assert "desktop" in lines[desk_id] and "floor 3" in lines[desk_id]
+    assert lines[desk_id].split()[3].endswith("Z")  # revoked at
+    assert " - " in lines[admin.split("_")[1]]  # not revoked
+
+    active = json.loads(vea("keys", "list", "--active", "--json").stdout)
+    assert [(k["role"], k["revoked_at"]) for k in active] == [("admin", None)]
+    assert set(active[0]) == {"key_id", "role", "label", "created_at", "revoked_at"}
