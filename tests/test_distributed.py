@@ -20,6 +20,7 @@ from models.decision import Decider
 from models.registry import Registry
 from training.cli import cli
 from training.distributed import (
+    LogSummary,
     _DaskTraining,
     _renumber,
     dask_client,
@@ -193,7 +194,7 @@ def test_other_learners_train_on_the_cluster(client, data, tmp_path, learner):
 def test_local_only_learner_falls_back_to_s_with_a_note(client):
     notes: list[str] = []
     run = _DaskTraining(client, "unused", None, None, "dr", 0, 1000, 1000, 1, False, notes.append)
-    assert run.choose_learner(pd.DataFrame(), {}) == "s"
+    assert run.choose_learner(pd.DataFrame(), LogSummary(), {}) == "s"
     assert notes and "local-only" in notes[0] and "'dr'" in notes[0]
 
 

@@ -285,6 +285,11 @@ def train(
             data_fingerprint=data_fingerprint(data),
             reward=chosen,
         )
+    selection = (bundle.manifest.get("metrics") or {}).get("learner_selection") or {}
+    if selection.get("note"):
+        # The same text as the bundle's metrics: a learner that was not really chosen, or
+        # chosen without some activities, must not pass unnoticed.
+        click.echo(f"note: {selection['note']}", err=True)
     left_out = (bundle.manifest.get("reward") or {}).get("left_out") or 0
     if left_out:
         click.echo(

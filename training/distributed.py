@@ -561,6 +561,9 @@ class _DaskTraining:
         sample = self.get(design[design[SAMPLE_COL] < fraction])
         metrics: dict[str, Any] = {"reward": Reward().label}  # as local training records it
         has_activity = summary.has_activity
+        if has_activity and not (summary.action_counts >= MIN_ACTION_SUPPORT).any():
+            # Refused before any model is fitted, with the whole log's counts.
+            raise ValueError(too_few_rows(summary.action_counts))
         use_attempts = has_activity and summary.attempted >= 50
 
         self.say("dask: openness")
@@ -568,7 +571,7 @@ class _DaskTraining:
         metrics["openness_rows"] = openness_rows
         ranker = reasons = None
         if has_activity:
-            chosen = self.choose_learner(sample, metrics)
+            chosen = self.choose_learner(sample, summary, metrics)
             self.say(f"dask: ranker ({chosen})")
             ranker = self.fit_ranker(design, sample, summary, chosen)
             x_sample = _rows_of(sample, self.names)
@@ -671,7 +674,9 @@ class _DaskTraining:
         return model, int(total)
 
     # ------------------------------------------------------------------ ranker
-    def choose_learner(self, sample: pd.DataFrame, metrics: dict[str, Any]) -> str:
+    def choose_learner(
+        self, sample: pd.DataFrame, summary: LogSummary, metrics: dict[str, Any]
+    ) -> str:
         if self.learner != "auto":
             if self.learner in DASK_LEARNERS:
                 return self.learner
@@ -701,6 +706,8 @@ class _DaskTraining:
             self.categorical,
             self.names,
             bar,
+            logged_counts=summary.action_counts,
+            rows_name="rows of the client sample",
         )
         metrics["learner_selection"] = {**selection, "on": "client sample", "local_only": ["dr"]}
         return chosen

@@ -30,7 +30,13 @@ from models.explain import ReasonTable
 from models.features import FeatureEncoder
 from models.openness import OpennessModel
 from models.policy import choose_actions, expected_values
-from models.ranker import LEARNERS, ActivityRanker, action_contributions
+from models.ranker import (
+    LEARNERS,
+    MIN_ACTION_SUPPORT,
+    ActivityRanker,
+    action_contributions,
+    too_few_rows,
+)
 from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, Reward
 from training.loading import action_codes, attempted
 from training.ope import compare_policies, deterministic_probs, evaluate_policy
@@ -143,6 +149,11 @@ def train_bundle(
     has_activity = "activity" in frame and frame["activity"].notna().all()
     candidates = [learner] if learner != "auto" else list(LEARNERS)
     steps = 1 + (len(candidates) + (1 if len(candidates) > 1 else 0) if has_activity else 0)
+    if has_activity:
+        counts = np.bincount(action_codes(frame), minlength=K)
+        if not (counts >= MIN_ACTION_SUPPORT).any():
+            # Refused before any model is fitted, with the whole log's counts.
+            raise ValueError(too_few_rows(counts))
     bar = tqdm(total=steps, desc="training", unit="model", disable=not progress)
     metrics: dict[str, Any] = {"reward": reward.label}
 
@@ -260,6 +271,36 @@ def selection_folds(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
+def fold_shortfall(
+    actions: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    logged_counts: np.ndarray | None = None,
+    rows_name: str = "rows",
+) -> str | None:
+    """Why cross-fitting cannot value the learners on this log, or None when it can.
+
+    Each fold fits on a part of the log (4/5 of it with 5 folds), so an action just above
+    ``MIN_ACTION_SUPPORT`` rows in the whole log can fall below it in a fold: no fold's
+    model scores it (or, when no action keeps enough rows, none can be fitted at all).
+    The learners would then be compared on policies that never suggest an activity the
+    final model does suggest. ``logged_counts``: rows per action in the whole log when
+    ``actions`` is a sample of it (the final model learns from the whole log)."""
+    counts = np.bincount(actions, minlength=K) if logged_counts is None else logged_counts
+    fewest = np.min([np.bincount(actions[fit], minlength=K) for fit, _ in folds], axis=0)
+    short = (counts >= MIN_ACTION_SUPPORT) & (fewest < MIN_ACTION_SUPPORT)
+    if not short.any():
+        return None
+    names = [a for i, a in enumerate(ACTIONS) if short[i]]
+    found = ", ".join(f"{ACTIONS[i]} {fewest[i]}/{counts[i]}" for i in np.flatnonzero(short))
+    how = f"each of the {len(folds)} folds" if len(folds) > 1 else "the selection split"
+    return (
+        f"{how} fits on {len(folds[0][0]) / max(len(actions), 1):.0%} of the "
+        f"{len(actions)} {rows_name}, which leaves {', '.join(names)} fewer than the "
+        f"{MIN_ACTION_SUPPORT} rows a model needs (rows in the smallest fold / logged: "
+        f"{found}), so no learner could be valued on every activity"
+    )
+
+
 def select_learner(
     x,
     frame,
@@ -273,6 +314,8 @@ def select_learner(
     categorical,
     names,
     bar,
+    logged_counts: np.ndarray | None = None,
+    rows_name: str = "rows",
 ) -> tuple[str, dict[str, Any]]:
     """Choose the learner whose greedy policy has the best off-policy value out of fold.
 
@@ -280,12 +323,31 @@ def select_learner(
     comparison is fair; DR stays unbiased with known propensities) are cross-fitted. The
     simplest learner, ``s``, stays unless another beats it on the paired DR difference
     with a 95% interval above zero: a learner that only wins by noise is not chosen.
+    When the folds are too small to learn every activity the whole log teaches
+    (``fold_shortfall``), nothing is compared: ``s``, with a ``note`` saying why.
     """
     n = len(y)
+    folds = selection_folds(n, seed)
+    baseline = BASELINE_LEARNER if BASELINE_LEARNER in candidates else candidates[0]
+    shortfall = fold_shortfall(actions, folds, logged_counts, rows_name)
+    if shortfall:
+        # Enough rows to fit on the whole log, too few to compare learners out of fold:
+        # the default learner, and the user is told why.
+        bar.update(len(candidates))
+        return baseline, {
+            "chosen": baseline,
+            "baseline": baseline,
+            "skipped": True,
+            "folds": len(folds),
+            "note": (
+                f"learner selection skipped: {shortfall}; trained the default learner "
+                f"{baseline} (--learner names another)"
+            ),
+        }
     choices = {name: np.full(n, -1, dtype=np.int64) for name in candidates}
     q_hat = np.zeros((n, K))
     evaluated = np.zeros(n, dtype=bool)
-    for fit_rows, eval_rows in selection_folds(n, seed):
+    for fit_rows, eval_rows in folds:
         for name in candidates:
             bar.set_postfix_str(f"ranker candidate {name}")
             model = ActivityRanker(
@@ -314,7 +376,6 @@ def select_learner(
         ].to_dict()
         for name, t in targets.items()
     }
-    baseline = BASELINE_LEARNER if BASELINE_LEARNER in targets else candidates[0]
     gains = {
         name: compare_policies(
             rewards, logged, prop, targets[baseline], t, q_hat=q, n_boot=200, seed=seed
@@ -328,7 +389,7 @@ def select_learner(
         "chosen": best,
         "baseline": baseline,
         "rows_evaluated": int(len(rows)),
-        "folds": len(selection_folds(n, seed)),
+        "folds": len(folds),
         "dr_value": values,
         "gain_over_baseline": gains,
     }
