@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -132,3 +133,34 @@ def test_a_carriage_return_inside_a_cell_cannot_start_a_new_row():
     # Quoted, so a spreadsheet keeps it in one cell instead of a row starting "=1+2".
     assert '"x\r=1+2",1' in text
     assert list(csv.DictReader(io.StringIO(text))) == [{"group": "x\r=1+2", "n": "1"}]
+
+
+def test_csv_headers_stay_ids_and_explanations_follow_the_language(served, registry_dir):
+    """A manager downloading the Japanese page's CSV gets the machine ids as headers and
+    id cells (stable for spreadsheets and scripts, as documented), and the retrain gate's
+    reason, an explanation for a person, in Japanese; the page's links carry its
+    language."""
+    from models.registry import Registry
+
+    reason = "refused: the 95% interval of the DR improvement does not lie above zero"
+    Registry(registry_dir).record(
+        {"event": "gate", "decision": "refuse", "reason": reason, "reward": "ve_success"}
+    )
+    page = served.get("/dashboard?period=all&lang=ja").get_data(as_text=True)
+    link = re.search(r'href="(/dashboard/gates\.csv\?[^"]*)"', page).group(1)
+    assert "lang=ja" in link.split("?")[1].split("&amp;"), link
+    english = served.get("/dashboard/gates.csv?period=all&lang=en").get_data(as_text=True)
+    japanese = served.get("/dashboard/gates.csv?period=all&lang=ja").get_data(as_text=True)
+    assert english.splitlines()[0] == japanese.splitlines()[0]
+    assert japanese.splitlines()[0].startswith("at,decision,challenger,champion,rows")
+    (en_row,) = list(csv.DictReader(io.StringIO(english)))
+    (ja_row,) = list(csv.DictReader(io.StringIO(japanese)))
+    assert en_row["reason"] == reason
+    assert ja_row["reason"] == "却下: DR推定による改善の95%区間がゼロを上回っていません"
+    assert ja_row["decision"] == en_row["decision"] == "refuse"  # an id, not a word
+    assert ja_row["reward"] == "ve_success"
+    # Every other table: the same headers in both languages.
+    for name in ("uplift", "roi", "by_segment", "pools"):
+        en = served.get(f"/dashboard/{name}.csv?period=all&lang=en").get_data(as_text=True)
+        ja = served.get(f"/dashboard/{name}.csv?period=all&lang=ja").get_data(as_text=True)
+        assert en.splitlines()[0] == ja.splitlines()[0], name

@@ -110,6 +110,9 @@ NAMED_COLUMNS = {
     ("by_experiment_arm", "group"): "arm",
     ("drift", "level"): "drift_level",
 }
+# Free text meant for a person (an explanation, not an id): the CSV writes it in the
+# page's language, while its headers and id cells stay the machine ids for scripts.
+FREE_TEXT_COLUMNS = {("gates", "reason"): "gate_reason"}
 # A text cell starting with one of these opens as a formula in Excel or LibreOffice
 # (OWASP "CSV injection"); segments, agent ids and the like come from the desktop.
 # Spreadsheets skip leading spaces and read the full-width signs of Japanese input as
@@ -577,7 +580,23 @@ def csv_safe(value: Any) -> Any:
     return value
 
 
-def to_csv(table: dict[str, Any]) -> str:
+def to_csv(table: dict[str, Any], name: str = "", language: str = "en") -> str:
+    """The table ``name`` as CSV: the machine ids as headers and in id cells, in every
+    language (stable for spreadsheets and scripts); free text (``FREE_TEXT_COLUMNS``) in
+    ``language``, as the page shows it."""
+    free_text = {
+        column: kind
+        for (table_name, column), kind in FREE_TEXT_COLUMNS.items()
+        if table_name == name
+    }
+
+    def written(column: str, value: Any) -> Any:
+        if value is None:
+            return ""
+        if column in free_text and isinstance(value, str):
+            value = content.display_name(free_text[column], value, language)
+        return csv_safe(value)
+
     buffer = io.StringIO()
     # CRLF (RFC 4180) also makes the writer quote a field holding a lone carriage
     # return, which a spreadsheet would otherwise take for a row break (the text after it
@@ -585,9 +604,7 @@ def to_csv(table: dict[str, Any]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([csv_safe(c) for c in table["columns"]])
     for row in table["rows"]:
-        writer.writerow(
-            ["" if row.get(c) is None else csv_safe(row.get(c)) for c in table["columns"]]
-        )
+        writer.writerow([written(c, row.get(c)) for c in table["columns"]])
     return buffer.getvalue()
 
 
@@ -656,18 +673,21 @@ def blueprint() -> Blueprint:
             min_answers=MIN_ANSWERS,
             holdout_configured=state().settings.holdout_share > 0,
             column_label=lambda name: content.COLUMN_LABELS[language].get(name, name),
-            query={k: period[k] for k in ("from", "to")} | {"period": period["key"]},
+            # The CSV links carry the page's language: their free text follows it.
+            query={k: period[k] for k in ("from", "to")}
+            | {"period": period["key"], "lang": language},
         )
 
     @blp.route("/dashboard/<name>.csv", methods=["GET"])
     @page_access("reports")
     def table_csv(name: str):
         period, _ = period_of(request.args)
-        table = tables(gather(period), "en").get(name)
+        language = _language()
+        table = tables(gather(period), language).get(name)
         if table is None:
             abort(404, description=f"no table {name!r} (or its source is not available)")
         return Response(
-            to_csv(table),
+            to_csv(table, name, language),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{csv_filename(name, period)}"'},
         )
