@@ -55,7 +55,7 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
     Irreversible. Aggregates built earlier (pool proficiency, trained models) and files
     exported earlier are not changed. Also DELETE /v1/customers/{customer_id}."""
     from service.db import make_engine
-    from service.erasure import forget_customer
+    from service.deletion import forget_customer
 
     if not 1 <= len(customer_id) <= 128:
         raise click.BadParameter("a customer id is 1-128 characters", param_hint="CUSTOMER_ID")
@@ -71,6 +71,60 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
     click.echo(
         f"erased {deleted['decisions']} decisions, {deleted['outcomes']} outcomes "
         f"and {deleted['events']} events"
+    )
+
+
+@db.command("backup")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="new file"
+)
+def db_backup(out: Path) -> None:
+    """Online copy of the embedded SQLite database (safe while the service runs).
+
+    Restore: stop the service, put the copy in place of the database file (removing its
+    -wal and -shm files) and start again. PostgreSQL: use pg_dump."""
+    from service.backup import backup_sqlite
+
+    try:
+        counts = backup_sqlite(Settings.from_env().database_url, out)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup written to {out}: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+
+
+@db.command("prune")
+@click.option(
+    "--before",
+    type=click.DateTime(),
+    required=True,
+    help="Delete decisions, their outcomes and events that happened before this UTC date.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, cron).")
+def db_prune(before, yes: bool) -> None:
+    """Data retention: delete what happened before a date (at least 90 days ago, so
+    every stored contact has its retention outcome). Irreversible."""
+    from service.db import make_engine
+    from service.deletion import MIN_RETENTION_DAYS, check_cutoff, prune_before
+
+    try:
+        check_cutoff(before)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--before") from None
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("pruning is irreversible: confirm with --yes")
+        click.confirm(
+            f"delete everything that happened before {before:%Y-%m-%d %H:%M}?", abort=True
+        )
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        deleted = prune_before(engine, before)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"deleted {deleted['decisions']} decisions, {deleted['outcomes']} outcomes and "
+        f"{deleted['events']} events before {before:%Y-%m-%d %H:%M} UTC "
+        f"(minimum retention {MIN_RETENTION_DAYS} days)"
     )
 
 

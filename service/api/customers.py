@@ -10,7 +10,7 @@ from service import decisions as use_cases
 from service.api.common import Blueprint, protected
 from service.auth import require
 from service.db import is_unavailable
-from service.erasure import forget_customer
+from service.deletion import forget_customer
 from service.errors import ApiError, ErrorSchema
 from service.schemas import CustomerPathSchema, ErasureSchema, EventRequestSchema, EventSchema
 from service.state import state

@@ -1,0 +1,82 @@
+"""Deleting stored records on purpose: one customer's (erasure) or everything older than
+a retention cutoff (pruning). Nothing else in the service deletes a decision.
+
+Each deletion is one transaction over the three tables that hold customer data: the
+decisions (with the features, answer and history they carry), the outcomes recorded for
+them and the customers' later events. Either all of it goes or none (a failure rolls
+back). What stays: aggregates built earlier (pool proficiency, trained models) and files
+exported earlier (`vea export`), which are the operator's to delete.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from service.db import begin_write, customer_events, decisions, outcomes, to_naive_utc, utcnow
+from service.export import RETENTION_WINDOWS
+
+log = logging.getLogger("vea.deletion")
+
+# A decision younger than its longest reward window (retained_90d) still waits for its
+# outcome to be known: pruning it would drop the contacts whose customers stayed and
+# bias both the value report and the next model.
+MIN_RETENTION_DAYS = max(RETENTION_WINDOWS.values())
+
+
+def _delete(
+    engine: sa.Engine, decision_filter: sa.ColumnElement, event_filter: sa.ColumnElement
+) -> dict[str, int]:
+    matching = sa.select(decisions.c.decision_id).where(decision_filter)
+    with begin_write(engine) as conn:
+        deleted_outcomes = conn.execute(
+            outcomes.delete().where(outcomes.c.decision_id.in_(matching))
+        ).rowcount
+        deleted_decisions = conn.execute(decisions.delete().where(decision_filter)).rowcount
+        deleted_events = conn.execute(customer_events.delete().where(event_filter)).rowcount
+    return {"decisions": deleted_decisions, "outcomes": deleted_outcomes, "events": deleted_events}
+
+
+def forget_customer(engine: sa.Engine, customer_id: str) -> dict[str, int]:
+    """Delete every stored record of ``customer_id`` (right to deletion: APPI, GDPR);
+    return how many of each went.
+
+    Idempotent: a customer with nothing stored (or erased before) gives zeros. A contact
+    stored after the erasure is a new record: erasure is not a block list."""
+    counts = _delete(
+        engine,
+        decisions.c.customer_id == customer_id,
+        customer_events.c.customer_id == customer_id,
+    )
+    # The counts only: the id itself never goes into the logs.
+    log.info("customer data erased", extra={"deleted": counts})
+    return counts
+
+
+def check_cutoff(cutoff: datetime) -> datetime:
+    """``cutoff`` as naive UTC, or ValueError when it is less than ``MIN_RETENTION_DAYS``
+    ago."""
+    cutoff = to_naive_utc(cutoff)
+    latest = utcnow() - timedelta(days=MIN_RETENTION_DAYS)
+    if cutoff > latest:
+        raise ValueError(
+            f"the cutoff must be at least {MIN_RETENTION_DAYS} days ago (on or before "
+            f"{latest.date().isoformat()}): younger contacts still wait for their "
+            "retention outcome"
+        )
+    return cutoff
+
+
+def prune_before(engine: sa.Engine, cutoff: datetime) -> dict[str, int]:
+    """Delete the decisions (with their outcomes) and the events that happened before
+    ``cutoff`` (aware, or naive UTC): a data-retention policy.
+
+    Refused (ValueError) for a cutoff less than ``MIN_RETENTION_DAYS`` ago."""
+    cutoff = check_cutoff(cutoff)
+    counts = _delete(
+        engine, decisions.c.occurred_at < cutoff, customer_events.c.occurred_at < cutoff
+    )
+    log.info("records older than the retention cutoff deleted", extra={"deleted": counts})
+    return counts
