@@ -10,6 +10,7 @@ both pages in both languages go to ``var/screenshots`` (git-ignored) or
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -389,5 +390,116 @@ def test_agent_cannot_open_the_dashboard(server, browser):
         log_in(page, server["base"], server["keys"]["desktop"])
         response = page.goto(f"{server['base']}/dashboard")
         assert response.status == 403
+    finally:
+        context.close()
+
+
+def _answer_with(status: int, code: str, fields: dict | None = None, headers: dict | None = None):
+    """A route handler answering /desk/outcome as the server does when it fails."""
+    body = {"error": {"code": code, "message": f"server says {code}", "fields": fields or {}}}
+
+    def handle(route) -> None:
+        route.fulfill(
+            status=status,
+            content_type="application/json",
+            body=json.dumps(body),
+            headers=headers or {},
+        )
+
+    return handle
+
+
+def _entries_kept(page) -> bool:
+    return (
+        page.locator("button[data-status=accepted]").get_attribute("aria-pressed") == "true"
+        and page.locator("input[name=ves_confidence][value='6']").is_checked()
+    )
+
+
+def test_desk_errors_speak_the_page_language_and_keep_the_entries(server, browser):
+    base = server["base"]
+    context, page = new_page(browser, 400, locale="ja-JP")
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        page.goto(base + desk_query(lang="ja"))
+        page.locator("#openness").wait_for()
+        decision_id = page.locator("#desk").get_attribute("data-decision-id")
+        page.locator("button[data-status=accepted]").click()
+        page.locator(".ves[data-item=ves_confidence] .pill").nth(5).click()
+        failures = [
+            (_answer_with(503, "unavailable", headers={"Retry-After": "30"}), "データベース"),
+            (_answer_with(401, "unauthorized"), "セッションの有効期限"),
+            (_answer_with(422, "validation_error", {"ves_ability": ["bad"]}), "より多くの価値"),
+            (_answer_with(429, "rate_limited", headers={"Retry-After": "7"}), "7 秒後"),
+            (_answer_with(409, "decision_changed"), "提案が変わった"),
+        ]
+        for handler, words in failures:
+            page.route("**/desk/outcome", handler)
+            page.locator("#record").click()
+            page.locator("#status-line.error", has_text=words).wait_for()
+            text = page.locator("#status-line").inner_text()
+            assert "server says" not in text, text  # the page's words, not the API's
+            assert page.locator("#status-line").get_attribute("role") == "alert"
+            assert page.locator("#record").is_enabled() and _entries_kept(page), words
+            page.unroute("**/desk/outcome")
+            if words == "セッションの有効期限":
+                link = page.locator("#status-line a")
+                assert link.get_attribute("href").startswith("/login?next=%2Fdesk")
+                assert link.get_attribute("target") == "_blank"
+        shot(page, "desk-ja-error")
+
+        # Nothing entered is lost by a reload (or a sign-in that reopens the page).
+        page.reload()
+        page.locator("#openness").wait_for()
+        assert _entries_kept(page)
+
+        # Enter twice and a click before the answer: one post, one outcome.
+        posts: list[str] = []
+        page.on(
+            "request",
+            lambda r: posts.append(r.url) if r.method == "POST" and "/desk/outcome" in r.url else 0,
+        )
+        page.evaluate(
+            """() => {
+              for (let i = 0; i < 2; i++) {
+                document.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", bubbles: true}));
+              }
+              document.getElementById("record").click();
+            }"""
+        )
+        page.locator("#status-line.ok").wait_for()
+        page.wait_for_timeout(300)  # a second post would have been sent by now
+        assert len(posts) == 1, posts
+        page.reload()
+        page.locator("#recorded").wait_for()  # reopened: the outcome, not fresh buttons
+        page.wait_for_function("() => document.getElementById('record').disabled")
+        assert "受け入れ" in page.locator("#recorded").inner_text()
+    finally:
+        context.close()
+    with server["engine"].connect() as conn:
+        count = conn.execute(
+            sa.text("SELECT count(*) FROM outcomes WHERE decision_id = :d"), {"d": decision_id}
+        ).scalar()
+    assert count == 1
+
+
+def test_long_ids_and_japanese_text_keep_the_panel_width(server, browser):
+    base = server["base"]
+    context, page = new_page(browser, 400)
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        customer = customer_in("treatment")
+        long_issue = "warranty_claim_for_the_replacement_part_ordered_through_a_reseller"[:64]
+        page.goto(base + desk_query(customer_id=customer, issue_type=long_issue, lang="en"))
+        page.goto(base + desk_query(customer_id=customer, channel="voice", lang="en"))
+        page.locator("#earlier, #resolve").first.wait_for()
+        for language in ("en", "ja"):
+            page.goto(page.url.split("&lang=")[0] + f"&lang={language}")
+            page.locator("main").wait_for()
+            if page.locator("#earlier").count():
+                assert long_issue in page.locator("#earlier").inner_text()
+            assert no_horizontal_scroll(page), language
+            assert unlabelled(page) == []
+            shot(page, f"desk-{language}-long-issue")
     finally:
         context.close()

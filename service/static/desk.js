@@ -4,19 +4,70 @@
 
 (function () {
   const desk = document.getElementById("desk");
+  // Recorded times are sent in UTC: shown in the agent's own time, its zone named.
+  for (const el of document.querySelectorAll("time[datetime]")) {
+    const moment = new Date(el.getAttribute("datetime"));
+    if (isNaN(moment)) continue;
+    el.title = el.textContent;
+    el.textContent = moment.toLocaleString(document.documentElement.lang || undefined, {
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      timeZoneName: "short",
+    });
+  }
   const form = document.getElementById("outcome");
   if (!desk || !form) return;
   const quiet = desk.dataset.quiet === "true";
   const statusLine = document.getElementById("status-line");
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const buttons = Array.from(form.querySelectorAll("button[data-status]"));
+  const messages = JSON.parse(document.getElementById("desk-messages").textContent);
+  // What the agent entered survives a reload, a sign-in in another tab or a failed post:
+  // kept per decision in this tab until the outcome is recorded.
+  const draftKey = "vea-desk-draft:" + desk.dataset.decisionId;
   // Quiet contacts attempt nothing: the only possible status is "skipped".
   let status = quiet ? "skipped" : null;
   let sent = false;
+  let busy = false; // a post in flight: a second Enter or click must not post again
 
-  function say(text, kind) {
+  function say(text, kind, link) {
     statusLine.textContent = text;
     statusLine.className = "status-line " + (kind || "");
+    // Errors interrupt (a screen reader says them at once); success is polite.
+    statusLine.setAttribute("role", kind === "error" ? "alert" : "status");
+    if (link) {
+      const a = document.createElement("a");
+      a.href = link.href;
+      a.target = "_blank";
+      a.rel = "noopener";
+      a.textContent = link.text;
+      statusLine.append(" ", a);
+    }
+  }
+
+  function saveDraft() {
+    try {
+      const draft = { status: status, ves_confidence: vesValue("ves_confidence"),
+                      ves_ability: vesValue("ves_ability") };
+      sessionStorage.setItem(draftKey, JSON.stringify(draft));
+    } catch (err) { /* storage off: the entries stay on the page */ }
+  }
+
+  function restoreDraft() {
+    let draft = null;
+    try { draft = JSON.parse(sessionStorage.getItem(draftKey) || "null"); } catch (err) { }
+    if (!draft) return;
+    if (!quiet && draft.status) choose(draft.status);
+    for (const item of ["ves_confidence", "ves_ability"]) {
+      const input = draft[item] && form.querySelector(
+        'input[name="' + item + '"][value="' + Number(draft[item]) + '"]');
+      if (input) input.checked = true;
+    }
+  }
+
+  function disableForm() {
+    sent = true;
+    form.classList.add("done");
+    for (const input of form.querySelectorAll("input, button")) input.disabled = true;
   }
 
   function choose(name) {
@@ -24,6 +75,7 @@
     status = name;
     for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.status === name));
     say("");
+    saveDraft();
   }
 
   function vesValue(item) {
@@ -40,13 +92,45 @@
       if (vesValue(item) === null) {
         const input = form.querySelector('input[name="' + item + '"][value="' + digit + '"]');
         if (input) input.checked = true;
+        saveDraft();
         return;
       }
     }
   }
 
+  function fieldName(name) {
+    const legend = form.querySelector('fieldset[data-item="' + name + '"] legend')
+      || (name === "status" && form.querySelector("fieldset.status legend"));
+    return legend ? legend.textContent.trim() : name;
+  }
+
+  // The page's own words for each failure (the server's messages are English).
+  function failure(response, answer) {
+    const error = answer.error || {};
+    const code = error.code || "";
+    if (response.status === 401) {
+      const next = location.pathname + location.search;
+      return [messages.err_session, { href: "/login?next=" + encodeURIComponent(next),
+                                      text: messages.err_sign_in }];
+    }
+    if (response.status === 403) return [messages.err_csrf];
+    if (code === "decision_changed") return [messages.err_changed];
+    if (code === "outcome_exists") return [messages.err_exists];
+    if (response.status === 422 || response.status === 400) {
+      const names = Object.keys(error.fields || {}).filter((n) => n !== "_schema");
+      const field = names.length ? names.map(fieldName).join(", ") : (error.message || "?");
+      return [messages.err_invalid.replace("{field}", field)];
+    }
+    if (response.status === 429) {
+      const seconds = Number(response.headers.get("Retry-After")) || 1;
+      return [messages.err_busy.replace("{seconds}", String(seconds))];
+    }
+    if (response.status === 503) return [messages.err_down];
+    return [messages.err_other.replace("{status}", String(response.status))];
+  }
+
   async function record() {
-    if (sent) return;
+    if (sent || busy) return;
     if (!status) {
       say(desk.dataset.msgChoose, "error");
       return;
@@ -60,7 +144,9 @@
       agent_id: desk.dataset.agentId || null,
     };
     const button = document.getElementById("record");
+    busy = true;
     button.disabled = true;
+    say(messages.recording, "");
     try {
       const response = await fetch("/desk/outcome", {
         method: "POST",
@@ -70,22 +156,32 @@
       });
       const answer = await response.json().catch(() => ({}));
       if (response.ok) {
-        sent = true;
-        form.classList.add("done");
-        for (const input of form.querySelectorAll("input, button")) input.disabled = true;
+        disableForm();
+        try { sessionStorage.removeItem(draftKey); } catch (err) { }
         say(desk.dataset.msgRecorded, "ok");
       } else {
-        const message = (answer.error && answer.error.message) || response.statusText;
-        say(desk.dataset.msgFailed.replace("{message}", message), "error");
-        button.disabled = false;
+        const [text, link] = failure(response, answer);
+        if (response.status === 409 && answer.error && answer.error.code === "outcome_exists") {
+          disableForm(); // recorded once already: nothing here can change it
+        }
+        say(text, "error", link);
       }
     } catch (err) {
-      say(desk.dataset.msgFailed.replace("{message}", String(err)), "error");
-      button.disabled = false;
+      say(messages.err_offline, "error");
+    } finally {
+      busy = false;
+      if (!sent) button.disabled = false;
     }
   }
 
+  if (desk.dataset.recorded === "true") {
+    disableForm(); // its outcome is shown above the form
+    try { sessionStorage.removeItem(draftKey); } catch (err) { }
+    return;
+  }
+  restoreDraft();
   for (const b of buttons) b.addEventListener("click", () => choose(b.dataset.status));
+  form.addEventListener("change", saveDraft);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     record();
@@ -96,6 +192,8 @@
     if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     const target = event.target;
     if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"))) return;
+    // Keys pressed on a link or in the top bar (language, sign out) are theirs.
+    if (target && target.closest && target.closest("a, .topbar")) return;
     const key = event.key.toLowerCase();
     if (!quiet && keys[key]) {
       event.preventDefault();
@@ -103,7 +201,7 @@
     } else if (/^[1-7]$/.test(key)) {
       event.preventDefault();
       typeDigit(key);
-    } else if (key === "enter" && !(target && target.tagName === "BUTTON")) {
+    } else if (key === "enter" && !(target && /^(BUTTON|SUMMARY)$/.test(target.tagName))) {
       event.preventDefault();
       record();
     }
