@@ -600,6 +600,34 @@ class _RowView:
         self._mapping = data
 
 
+def stored_decision(state: State, decision_id: str) -> dict[str, Any]:
+    """The stored answer of a decision and its outcome (None while none is recorded)."""
+    query = (
+        sa.select(decisions.c.response, outcomes)
+        .select_from(decisions.outerjoin(outcomes))
+        .where(decisions.c.decision_id == decision_id)
+    )
+    try:
+        with autocommit_connection(state.engine) as conn:
+            row = conn.execute(query).first()
+    except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
+        raise ApiError(
+            503,
+            "database unavailable: retry later",
+            headers={"Retry-After": str(state.settings.retry_after_s)},
+        ) from None
+    if row is None:
+        raise ApiError(404, "no such decision")
+    outcome = None
+    if row.activity is not None:  # outer join: an outcome's columns are null without one
+        outcome = _outcome_answer(
+            _RowView({k: v for k, v in row._mapping.items() if k != "response"})
+        )
+    return {"decision": row.response, "outcome": outcome}
+
+
 def _existing_outcome(
     conn: sa.Connection, decision_id: str, payload: dict[str, Any]
 ) -> dict[str, Any] | None:

@@ -432,6 +432,20 @@ class OutcomeSchema(Schema):
     recorded_at = fields.String(required=True)
 
 
+class StoredDecisionSchema(Schema):
+    decision = fields.Nested(
+        DecisionSchema,
+        required=True,
+        metadata={"description": "the answer as last given for the interaction"},
+    )
+    outcome = fields.Nested(
+        OutcomeSchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "the recorded outcome; null while none is recorded"},
+    )
+
+
 class DecisionPathSchema(Schema):
     decision_id = fields.String(required=True, validate=validate.Length(min=1, max=32))
 

@@ -1,4 +1,4 @@
-"""``/v1/decisions``: a decision per live contact, and its outcome."""
+"""``/v1/decisions``: a decision per live contact, and its outcome; reading them back."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from service.schemas import (
     DecisionSchema,
     OutcomeRequestSchema,
     OutcomeSchema,
+    StoredDecisionSchema,
 )
 from service.state import state
 
@@ -68,6 +69,17 @@ def blueprint() -> Blueprint:
             response.headers["Decision-Updated"] = "true"
         # UNSTORED: answered (degraded) but not stored: 200, nothing was created.
         return response
+
+    @blp.route("/<decision_id>", methods=["GET"])
+    @require("decisions")
+    @protected(blp)
+    @blp.arguments(DecisionPathSchema(), location="path", as_kwargs=True)
+    @blp.response(200, StoredDecisionSchema, description="the stored decision and its outcome")
+    @blp.alt_response(404, schema=ErrorSchema, description="unknown decision")
+    def get_decision(decision_id):
+        """A stored decision as last answered, with its outcome once recorded (e.g. for a
+        desktop that restarted mid-contact, or to check what was recorded)."""
+        return use_cases.stored_decision(state(), decision_id)
 
     @blp.route("/<decision_id>/outcome", methods=["POST"])
     @require("outcomes")
