@@ -31,3 +31,17 @@ def test_reading_a_decision_needs_a_desktop_key_and_a_known_id(client, keys, new
     assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
     too_long = client.get("/v1/decisions/" + "x" * 33, headers=keys["desktop"])
     assert too_long.status_code == 422 and "decision_id" in too_long.json["error"]["fields"]
+
+
+def test_reading_a_decision_while_the_database_is_down_is_503(app, keys, new_id, tmp_path):
+    from test_api_decisions import unreachable_url
+
+    from service.db import make_engine
+
+    client = app.test_client()
+    decision = make_decision(client, keys["desktop"], new_id)  # the key is now cached
+    state = app.extensions["vea"]
+    state.engine = make_engine(unreachable_url(str(state.engine.url), tmp_path))
+    down = client.get(f"/v1/decisions/{decision['decision_id']}", headers=keys["desktop"])
+    assert down.status_code == 503 and down.headers["Retry-After"]
+    assert down.json["error"]["code"] == "unavailable"
