@@ -553,11 +553,7 @@ def pools_show(as_json: bool) -> None:
         + (f" ({described['updated_at']})" if described["updated_at"] else "")
     )
     for pool in described["pools"]:
-        lift = ", ".join(f"{a} {v:.2f}" for a, v in (pool.get("lift") or {}).items()) or "-"
-        click.echo(
-            f"  {pool['id']:<18} {pool['membership']:<11} "
-            f"{len(pool['members'])} members  lift: {lift}"
-        )
+        click.echo(use_cases.pool_line(pool))
     if described["proficiency"]:
         click.echo("\n".join(use_cases.proficiency_table(described["proficiency"])))
     else:

@@ -100,6 +100,33 @@ def describe(engine: sa.Engine, config: PoolConfig, source: str, ttl_s: float) -
     }
 
 
+# The membership ``general`` is shown with: it takes every contact and every agent can
+# answer it (the last fallback), so it keeps no member list; its config's empty list read
+# as a pool of 0 members.
+ALL_AGENTS = "all_agents"
+
+
+def membership_of(pool: Mapping[str, Any]) -> str:
+    """How a pool's agents are chosen, as the dashboard and ``vea pools show`` say it:
+    ``static`` (listed), ``proficiency`` (``vea pools rebuild``) or, for ``general``,
+    ``all_agents``."""
+    return ALL_AGENTS if pool.get("id") == GENERAL else str(pool.get("membership"))
+
+
+def member_count(pool: Mapping[str, Any]) -> int | None:
+    """How many agents the pool lists; None for ``general``, which every agent answers
+    (vea does not know the roster, so no number would be true)."""
+    return None if pool.get("id") == GENERAL else len(pool.get("members") or [])
+
+
+def pool_line(pool: Mapping[str, Any]) -> str:
+    """One pool as ``vea pools show`` prints it."""
+    lift = ", ".join(f"{a} {v:.2f}" for a, v in (pool.get("lift") or {}).items()) or "-"
+    count = member_count(pool)
+    members = "every agent (the last fallback)" if count is None else f"{count} members"
+    return f"  {pool['id']:<18} {membership_of(pool):<11} {members}  lift: {lift}"
+
+
 # ------------------------------------------------------------------ availability
 def availability_answer(row: Mapping[str, Any], ttl_s: float) -> dict[str, Any]:
     return {

@@ -127,6 +127,7 @@ LABELS: dict[str, dict[str, str]] = {
         "model": "Model in service",
         "gates": "Retrain gate decisions (off-policy evaluation)",
         "pool_config": "Pools",
+        "all_agents": "all agents",
         "decisions": "Decisions",
         "with_outcome": "With outcome",
         "pending": "Pending",
@@ -227,6 +228,7 @@ LABELS: dict[str, dict[str, str]] = {
         "model": "稼働中のモデル",
         "gates": "再学習ゲートの判定（オフポリシー評価）",
         "pool_config": "プール",
+        "all_agents": "全員",
         "decisions": "判定数",
         "with_outcome": "結果あり",
         "pending": "未記録",
@@ -479,6 +481,19 @@ MEASURE_NAMES = {
         "upgrade_revenue": "顧客1人あたりのアップグレード売上（60日間）",
     },
 }
+# How a pool's agents are chosen (service.pools.membership_of).
+MEMBERSHIPS = {
+    "en": {
+        "static": "listed agents",
+        "proficiency": "proven agents (pool rebuild)",
+        "all_agents": "every agent (last fallback)",
+    },
+    "ja": {
+        "static": "指定した担当者",
+        "proficiency": "実績のある担当者（プール再構築）",
+        "all_agents": "全担当者（最後の受け皿）",
+    },
+}
 # The experiment's arms (by experiment group).
 ARM_NAMES = {
     "en": {"treatment": "treated", "holdout": "holdout (control group)"},
@@ -534,9 +549,9 @@ def gate_reason(text: str, language: str) -> str:
 
 def display_name(kind: str, value: str, language: str) -> str:
     """How the dashboard shows an id of ``kind`` (activity, activities, band,
-    gate_decision, gate_reason, measure, drift_level, group, arm) in the page's language:
-    managers read names, not ids (the API and the CSV downloads keep the ids). An id
-    without a name is shown as it is."""
+    gate_decision, gate_reason, measure, drift_level, group, arm, membership) in the
+    page's language: managers read names, not ids (the API and the CSV downloads keep the
+    ids). An id without a name is shown as it is."""
     if kind == "activities":  # the pools table joins a pool's activities with spaces
         separator = "、" if language == "ja" else ", "
         return separator.join(display_name("activity", a, language) for a in value.split())
@@ -550,5 +565,6 @@ def display_name(kind: str, value: str, language: str) -> str:
         "drift_level": DRIFT_LEVELS,
         "group": GROUP_VALUES,
         "arm": ARM_NAMES,
+        "membership": MEMBERSHIPS,
     }[kind].get(language, {})
     return names.get(value, value)

@@ -101,6 +101,7 @@ NAMED_COLUMNS = {
     ("by_activity", "group"): "activity",
     ("proficiency", "activity"): "activity",
     ("pools", "activities"): "activities",
+    ("pools", "membership"): "membership",
     ("calibration", "band"): "band",
     ("gates", "decision"): "gate_decision",
     ("gates", "reason"): "gate_reason",
@@ -417,6 +418,8 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             "rows": pools["data"].get("proficiency") or [],
         }
     if pools["available"]:
+        from service.pools import member_count, membership_of
+
         out["pools"] = {
             "title": labels["pool_config"],
             "columns": ["id", "activities", "membership", "members", "capacity"],
@@ -424,8 +427,9 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
                 {
                     "id": p.get("id"),
                     "activities": " ".join(p.get("activities") or []),
-                    "membership": p.get("membership"),
-                    "members": len(p.get("members") or []),
+                    # `general`: every agent (all_agents, members empty in the CSV), not 0.
+                    "membership": membership_of(p),
+                    "members": member_count(p),
                     "capacity": p.get("capacity"),
                 }
                 for p in pools["data"].get("pools") or []
@@ -544,6 +548,8 @@ def shown(
     """A table cell as the page shows it: ids by their name in the page's language; a
     group's mean from fewer than ``MIN_ANSWERS`` answers marked ``FEW_ANSWERS_MARK``."""
     kind = NAMED_COLUMNS.get((table, column))
+    if table == "pools" and column == "members" and value is None:
+        return content.LABELS[language]["all_agents"]  # general: every agent answers it
     if kind is None and column == "group" and table.startswith("by_"):
         kind = "group"  # segment, channel, agent...: only the empty group is named
     if kind is not None and isinstance(value, str):
