@@ -42,7 +42,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "decisions": frozenset({"desktop", "admin"}),
     "outcomes": frozenset({"desktop", "admin"}),
     "events": frozenset({"desktop", "admin"}),
-    # Erasing a customer's data is irreversible: administrators only.
+    # A customer's whole record (access requests) and its erasure: administrators only.
+    "customers:read": frozenset({"admin"}),
     "customers:erase": frozenset({"admin"}),
     "models:read": frozenset({"engineer", "admin"}),
     "models:write": frozenset({"engineer", "admin"}),

@@ -600,16 +600,11 @@ class _RowView:
         self._mapping = data
 
 
-def stored_decision(state: State, decision_id: str) -> dict[str, Any]:
-    """The stored answer of a decision and its outcome (None while none is recorded)."""
-    query = (
-        sa.select(decisions.c.response, outcomes)
-        .select_from(decisions.outerjoin(outcomes))
-        .where(decisions.c.decision_id == decision_id)
-    )
+def _read(state: State, query: sa.Select) -> list[Any]:
+    """Rows of a read for an answer; 503 (retry) when the database is unavailable."""
     try:
         with autocommit_connection(state.engine) as conn:
-            row = conn.execute(query).first()
+            return conn.execute(query).all()
     except DBAPIError as exc:
         if not is_unavailable(exc):
             raise
@@ -618,14 +613,66 @@ def stored_decision(state: State, decision_id: str) -> dict[str, Any]:
             "database unavailable: retry later",
             headers={"Retry-After": str(state.settings.retry_after_s)},
         ) from None
-    if row is None:
-        raise ApiError(404, "no such decision")
+
+
+_WITH_OUTCOME = sa.select(
+    decisions.c.response,
+    decisions.c.features,
+    decisions.c.occurred_at.label("contact_at"),
+    outcomes,
+).select_from(decisions.outerjoin(outcomes))
+
+
+def _with_outcome(row: Any) -> dict[str, Any]:
     outcome = None
     if row.activity is not None:  # outer join: an outcome's columns are null without one
-        outcome = _outcome_answer(
-            _RowView({k: v for k, v in row._mapping.items() if k != "response"})
-        )
+        names = set(outcomes.c.keys())
+        outcome = _outcome_answer(_RowView({k: v for k, v in row._mapping.items() if k in names}))
     return {"decision": row.response, "outcome": outcome}
+
+
+def stored_decision(state: State, decision_id: str) -> dict[str, Any]:
+    """The stored answer of a decision and its outcome (None while none is recorded)."""
+    rows = _read(state, _WITH_OUTCOME.where(decisions.c.decision_id == decision_id))
+    if not rows:
+        raise ApiError(404, "no such decision")
+    return _with_outcome(rows[0])
+
+
+def customer_records(state: State, customer_id: str) -> dict[str, Any]:
+    """Everything stored under a customer id, oldest first (right of access): each
+    decision with the features it was made on and its outcome, and the customer's
+    events. Empty lists when nothing is stored."""
+    found = _read(
+        state,
+        _WITH_OUTCOME.where(decisions.c.customer_id == customer_id).order_by(
+            decisions.c.occurred_at, decisions.c.decision_id
+        ),
+    )
+    events = _read(
+        state,
+        sa.select(customer_events)
+        .where(customer_events.c.customer_id == customer_id)
+        .order_by(customer_events.c.occurred_at, customer_events.c.id),
+    )
+    return {
+        "customer_id": customer_id,
+        "decisions": [
+            {**_with_outcome(row), "features": row.features, "occurred_at": iso_utc(row.contact_at)}
+            for row in found
+        ],
+        "events": [
+            {
+                "id": row.id,
+                "event_id": row.event_id,
+                "type": row.type,
+                "occurred_at": iso_utc(row.occurred_at),
+                "value": row.value,
+                "recorded_at": iso_utc(row.recorded_at),
+            }
+            for row in events
+        ],
+    }
 
 
 def _existing_outcome(

@@ -483,6 +483,28 @@ class ErasureSchema(Schema):
     )
 
 
+class CustomerDecisionSchema(StoredDecisionSchema):
+    occurred_at = fields.String(required=True, metadata={"description": "the contact's time"})
+    features = fields.Dict(
+        required=True, metadata={"description": "what the decision was made on, as stored"}
+    )
+
+
+class StoredEventSchema(Schema):
+    id = fields.Integer(required=True)
+    event_id = fields.String(allow_none=True)
+    type = fields.String(required=True)
+    occurred_at = fields.String(required=True)
+    value = fields.Float(allow_none=True)
+    recorded_at = fields.String(required=True)
+
+
+class CustomerRecordsSchema(Schema):
+    customer_id = fields.String(required=True)
+    decisions = fields.List(fields.Nested(CustomerDecisionSchema), required=True)
+    events = fields.List(fields.Nested(StoredEventSchema), required=True)
+
+
 class EventSchema(Schema):
     id = fields.Integer(required=True)
     event_id = fields.String(allow_none=True)

@@ -12,7 +12,13 @@ from service.auth import require
 from service.db import is_unavailable
 from service.deletion import forget_customer
 from service.errors import ApiError, ErrorSchema
-from service.schemas import CustomerPathSchema, ErasureSchema, EventRequestSchema, EventSchema
+from service.schemas import (
+    CustomerPathSchema,
+    CustomerRecordsSchema,
+    ErasureSchema,
+    EventRequestSchema,
+    EventSchema,
+)
 from service.state import state
 
 log = logging.getLogger("vea.api")
@@ -41,6 +47,17 @@ def blueprint() -> Blueprint:
         if created:
             return answer
         return answer, 200, {"Idempotent-Replayed": "true"}
+
+    @blp.route("/<customer_id>", methods=["GET"])
+    @require("customers:read")
+    @protected(blp)
+    @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
+    @blp.response(200, CustomerRecordsSchema, description="everything stored for the customer")
+    def customer_records(customer_id):
+        """Everything stored under the customer id, oldest first (right of access): the
+        decisions with the features they were made on and their outcomes, and the
+        customer's events. Empty lists when nothing is stored."""
+        return use_cases.customer_records(state(), customer_id)
 
     @blp.route("/<customer_id>", methods=["DELETE"])
     @require("customers:erase")

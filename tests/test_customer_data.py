@@ -1,4 +1,5 @@
-"""Erasing a customer's stored data (right to deletion): API and CLI."""
+"""A customer's stored data: reading all of it (right of access) and erasing it (right to
+deletion), by API and CLI."""
 
 from __future__ import annotations
 
@@ -50,6 +51,20 @@ def test_erasure_deletes_one_customers_records_and_nobody_elses(app, client, key
         assert refused.status_code == 403, role
     assert stored(engine, gone) == (2, 1, 1)
 
+    record = client.get(f"/v1/customers/{gone}", headers=keys["admin"])
+    assert record.status_code == 200, record.json
+    assert record.json["customer_id"] == gone
+    assert [d["decision"]["decision_id"] for d in record.json["decisions"]] == [
+        first["decision_id"],
+        record.json["decisions"][1]["decision"]["decision_id"],
+    ]
+    assert record.json["decisions"][0]["decision"] == first
+    assert record.json["decisions"][0]["outcome"]["offered"] is False
+    assert record.json["decisions"][1]["outcome"] is None
+    assert record.json["decisions"][0]["features"]["tenure_months"] == 4
+    assert [(e["type"], e["value"]) for e in record.json["events"]] == [("upgraded", 12.5)]
+    assert client.get(f"/v1/customers/{gone}", headers=keys["desktop"]).status_code == 403
+
     answer = client.delete(f"/v1/customers/{gone}", headers=keys["admin"])
     assert answer.status_code == 200, answer.json
     assert answer.json == {
@@ -58,6 +73,8 @@ def test_erasure_deletes_one_customers_records_and_nobody_elses(app, client, key
     }
     assert stored(engine, gone) == (0, 0, 0)
     assert stored(engine, kept) == (1, 1, 1)
+    empty = client.get(f"/v1/customers/{gone}", headers=keys["admin"]).json
+    assert empty == {"customer_id": gone, "decisions": [], "events": []}
 
     again = client.delete(f"/v1/customers/{gone}", headers=keys["admin"])
     assert again.status_code == 200
