@@ -72,11 +72,13 @@ def _load_for_model(
     model_ref: str,
     *,
     require_outcome: bool = True,
+    warnings: list[str] | None = None,
 ):
     """The log read in the model's layout (its spec unless --spec), with the model's
     numeric features checked as numbers. A log lacking the layout's columns is often
     meant for another model (the default --model is the champion): the message says
-    which model was used and how to name another."""
+    which model was used and how to name another. A warning goes to ``warnings`` when
+    given (the caller shows it with its others), else to stderr."""
     spec = _spec(spec_path) or (Spec.from_dict(bundle.spec) if bundle.spec else None)
     try:
         frame = load_log(
@@ -106,12 +108,15 @@ def _load_for_model(
     if absent:
         # Scored as all missing, the model answers from its priors: figures that look
         # like results and mean little (another data set's model, e.g. the champion).
-        click.echo(
-            f"warning: model {bundle.version} reads {', '.join(absent)}, which this data "
-            "does not have: they count as missing on every row; a model for this data: "
-            "--model VERSION (`vea models list`)",
-            err=True,
+        warning = (
+            f"model {bundle.version} reads {', '.join(absent)}, which this data does not "
+            "have: they count as missing on every row; a model for this data: --model "
+            "VERSION (`vea models list`)"
         )
+        if warnings is None:
+            click.echo(f"warning: {warning}", err=True)
+        else:
+            warnings.append(warning)
     return frame
 
 
@@ -287,8 +292,8 @@ def train(
         )
     selection = (bundle.manifest.get("metrics") or {}).get("learner_selection") or {}
     if selection.get("note"):
-        # The same text as the bundle's metrics: a learner that was not really chosen, or
-        # chosen without some activities, must not pass unnoticed.
+        # The same text as the bundle's metrics: a learner that was not really chosen
+        # must not pass unnoticed.
         click.echo(f"note: {selection['note']}", err=True)
     left_out = (bundle.manifest.get("reward") or {}).get("left_out") or 0
     if left_out:
@@ -394,35 +399,22 @@ def evaluate(
     from training.distributed import data_fingerprint
 
     bundle = _load_for_scoring(registry, model_ref)
-    frame = _load_for_model(data, spec_path, bundle, model_ref)
+    loading_warnings: list[str] = []
+    frame = _load_for_model(data, spec_path, bundle, model_ref, warnings=loading_warnings)
     truth_path = Path(truth) if truth else _truth_beside(Path(data))
     truth_frame = None
     if truth_path is not None:
         truth_frame = _truth_for(truth_path, frame)
     # The same fingerprint training stores (a Parquet directory: its listing).
     info = {"path": str(data), "fingerprint": data_fingerprint(data)}
-    if bundle.manifest.get("data_fingerprint") == info["fingerprint"]:
-        # The report says so too, but a figure read off the console must not mislead.
-        click.echo(
-            f"warning: model {bundle.version} was trained on this very data (same "
-            "fingerprint): these figures are in-sample and flatter the model; evaluate "
-            "it on rows it has not seen",
-            err=True,
-        )
-    elif "interaction_id" in frame:
-        from training.overlap import seen_share
-
-        seen = seen_share(bundle.manifest.get("training_ids"), frame["interaction_id"].dropna())
-        if seen:
-            click.echo(
-                f"warning: about {seen:.0%} of these rows are model {bundle.version}'s own "
-                "training data (by interaction id): for them the figures are in-sample and "
-                "flatter the model",
-                err=True,
-            )
     if truth_path is not None:
         info["truth"] = str(truth_path)
     result = evaluate_bundle(bundle, frame, truth=truth_frame, data_info=info, n_boot=bootstrap)
+    result["warnings"][:0] = loading_warnings
+    # On the console whatever the output options: a figure read off the summary (or the
+    # JSON on stdout) must not mislead while the warning sits in a file.
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     text = json.dumps(result, indent=2, default=str, allow_nan=False)
     if json_path:
         _write_text(Path(json_path), text)

@@ -33,6 +33,8 @@ from training.ope import (
     diagnostics,
     evaluate_policy,
 )
+from training.overlap import seen_share
+from training.report_html import derived_warnings, in_sample_warning
 from training.score import score_arrays
 
 K = len(ACTIONS)
@@ -125,7 +127,7 @@ def evaluate_bundle(
         if success is not None:
             result["warnings"].append("log has no activity/propensity: no policy evaluation")
         result["model_card"] = model_card(bundle)
-        return result
+        return _with_warnings(result, bundle, frame)
 
     values = expected_values(success, bundle.economics)
     q_hat = np.nan_to_num(values, nan=0.0)
@@ -200,6 +202,28 @@ def evaluate_bundle(
     if truth is not None:
         result.update(oracle_comparison(truth, chosen, actions, bundle, result))
     result["model_card"] = model_card(bundle)
+    return _with_warnings(result, bundle, frame)
+
+
+def _with_warnings(
+    result: dict[str, Any], bundle: ModelBundle, frame: pd.DataFrame
+) -> dict[str, Any]:
+    """Every warning in ``result["warnings"]``, the one list the JSON, the HTML report and
+    the console show: rows the model was trained on (the very file by its fingerprint,
+    else the share of rows whose interaction ids are in the bundle's sample of its
+    training ids), estimates resting on few rows and choices the log never supports."""
+    warnings = result["warnings"]
+    found = derived_warnings(result)
+    if not any(w == in_sample_warning(bundle.version) for w in found) and "interaction_id" in frame:
+        seen = seen_share(bundle.manifest.get("training_ids"), frame["interaction_id"].dropna())
+        if seen:
+            found.insert(
+                0,
+                f"about {seen:.0%} of these rows are model {bundle.version}'s own training "
+                "data (by interaction id): for them the figures are in-sample and flatter "
+                "the model",
+            )
+    warnings[:0] = [w for w in found if w not in warnings]
     return result
 
 

@@ -546,14 +546,26 @@ def _model_card(card: Mapping[str, Any]) -> str:
     return _section("model-card", "Model card", "".join(parts))
 
 
-def _derived_warnings(ev: Mapping[str, Any]) -> list[str]:
-    """Warnings the reader should see even if the producer did not add them."""
+def in_sample_warning(version: Any) -> str:
+    """The warning for a model evaluated on the very file it was trained on."""
+    model = f"model {version}" if version else "the model"
+    return (
+        f"{model} was trained on this very data (same fingerprint): these figures are "
+        "in-sample, on its own training data, and flatter the model; evaluate it on rows "
+        "it has not seen"
+    )
+
+
+def derived_warnings(ev: Mapping[str, Any]) -> list[str]:
+    """Warnings the reader should see even if the producer did not add them (an
+    evaluation JSON from before ``training.evaluate`` added them itself): the same text
+    in the report, the JSON and on the console."""
     out = []
     model, data = ev.get("model"), ev.get("data")
     if isinstance(model, Mapping) and isinstance(data, Mapping):
         fp = model.get("data_fingerprint")
         if fp and fp == data.get("fingerprint"):
-            out.append("The model is evaluated on its own training data: metrics are optimistic.")
+            out.append(in_sample_warning(model.get("version")))
     pv = ev.get("policy_value")
     if isinstance(pv, Mapping):
         for name, entry in pv.items():
@@ -586,7 +598,7 @@ def render_html(evaluation: Mapping[str, Any]) -> str:
         warnings = [str(w) for w in raw_warnings]
     else:
         warnings = [str(raw_warnings)] if raw_warnings else []
-    warnings += [w for w in _derived_warnings(ev) if w not in warnings]
+    warnings += [w for w in derived_warnings(ev) if w not in warnings]
 
     builders: list[tuple[str, str, Callable[[], str]]] = []
     if isinstance(ev.get("openness"), Mapping) and ev["openness"]:

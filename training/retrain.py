@@ -461,6 +461,7 @@ def retrain(
                 "reward": reward.label,
                 "reward_source": reward_source,
                 "reward_left_out": left_out,
+                "warnings": warnings,
             }
         )
         return RetrainResult(
@@ -498,6 +499,9 @@ def retrain(
         frame, champion, fit, seed=seed, n_boot=n_boot, num_threads=num_threads, reward=reward
     )
     bundle = fit(frame)
+    note = ((bundle.manifest.get("metrics") or {}).get("learner_selection") or {}).get("note")
+    if note:
+        warnings.append(note)  # --learner auto on a log too small to compare learners
     bundle.manifest["data_fingerprint"] = bundle.manifest.get("data_fingerprint") or source[:64]
     if isinstance(bundle.manifest.get("reward"), dict):
         bundle.manifest["reward"]["left_out"] = left_out
@@ -515,6 +519,7 @@ def retrain(
             "drift_psi": drift,
             "reward_left_out": left_out,
             "reward_source": reward_source,
+            "warnings": warnings,  # as printed: the record must not read cleaner
             **result.to_dict(),
         }
     )
