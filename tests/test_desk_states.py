@@ -4,6 +4,9 @@ holdout customer, a degraded answer, an outcome recorded earlier."""
 from __future__ import annotations
 
 import re
+import uuid
+
+import pytest
 
 from tests.test_api_decisions import unreachable_url
 from tests.test_pages import _decision_id, desk_client, desk_url, log_in, raw_key  # noqa: F401
@@ -91,3 +94,28 @@ def test_a_reopened_desk_shows_the_outcome_recorded_earlier(desk_client):  # noq
     recorded = re.search(r'id="recorded"[^>]*>(.*?)</p>', again, re.S).group(1)
     assert "記録済み: 受け入れ、VES 6 / 7" in recorded
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT[\d:.]+Z">[^<]+ UTC</time>', recorded)
+
+
+def test_the_earlier_contact_reads_in_japanese_and_relative_to_this_contact(desk_client):  # noqa: F811
+    customer = f"c-earlier-{uuid.uuid4().hex}"
+    desk_client.get(desk_url(customer_id=customer, channel="chat", issue_type="how_to"))
+    page = desk_client.get(
+        desk_url(customer_id=customer, channel="voice", issue_type="how_to", sentiment="0.5")
+        + "&lang=ja"
+    ).get_data(as_text=True)
+    if 'id="resolve"' in page:
+        pytest.skip("this model answers the contact quietly: nothing else is shown")
+    earlier = re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
+    assert "チャット" in earlier and "使い方" in earlier, earlier  # not chat, how_to
+    assert "このお問い合わせの 0 分前" in earlier, earlier  # was "0 分前": before now?
+
+
+def test_a_refused_decision_is_explained_in_the_page_language(desk_client):  # noqa: F811
+    url = desk_url()
+    assert desk_client.get(url).status_code == 200
+    taken = desk_client.get(
+        re.sub(r"customer_id=\w+", "customer_id=someone-else", url) + "&lang=ja"
+    )
+    assert taken.status_code == 409
+    text = taken.get_data(as_text=True)
+    assert "別のお客様にすでに使われています" in text and "already used" not in text

@@ -409,11 +409,15 @@ def _answer_with(status: int, code: str, fields: dict | None = None, headers: di
     return handle
 
 
+ENTRIES_KEPT = """() => document.querySelector('button[data-status=accepted]')
+  .getAttribute('aria-pressed') === 'true'
+  && document.querySelector('input[name=ves_confidence][value="6"]').checked"""
+
+
 def _entries_kept(page) -> bool:
-    return (
-        page.locator("button[data-status=accepted]").get_attribute("aria-pressed") == "true"
-        and page.locator("input[name=ves_confidence][value='6']").is_checked()
-    )
+    """Accepted and VES 6 still chosen (waits for the page's script to restore them)."""
+    page.wait_for_function(ENTRIES_KEPT, timeout=5_000)
+    return True
 
 
 def test_desk_errors_speak_the_page_language_and_keep_the_entries(server, browser):
@@ -445,12 +449,21 @@ def test_desk_errors_speak_the_page_language_and_keep_the_entries(server, browse
             if words == "セッションの有効期限":
                 link = page.locator("#status-line a")
                 assert link.get_attribute("href").startswith("/login?next=%2Fdesk")
-                assert link.get_attribute("target") == "_blank"
         shot(page, "desk-ja-error")
 
-        # Nothing entered is lost by a reload (or a sign-in that reopens the page).
+        # Nothing entered is lost by a reload ...
         page.reload()
         page.locator("#openness").wait_for()
+        assert _entries_kept(page)
+        # ... nor by a real session expiry: signing in again comes back to this page.
+        context.clear_cookies()
+        page.locator("#record").click()
+        page.locator("#status-line.error", has_text="セッションの有効期限").wait_for()
+        page.locator("#status-line a").click()
+        page.locator("#key").fill(server["keys"]["desktop"])
+        page.locator("form button[type=submit]").click()
+        page.locator("#openness").wait_for()
+        assert page.locator("#desk").get_attribute("data-decision-id") == decision_id
         assert _entries_kept(page)
 
         # Enter twice and a click before the answer: one post, one outcome.

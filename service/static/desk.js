@@ -35,10 +35,9 @@
     // Errors interrupt (a screen reader says them at once); success is polite.
     statusLine.setAttribute("role", kind === "error" ? "alert" : "status");
     if (link) {
+      // Same tab: the sign-in comes back to this page, whose entries this tab keeps.
       const a = document.createElement("a");
       a.href = link.href;
-      a.target = "_blank";
-      a.rel = "noopener";
       a.textContent = link.text;
       statusLine.append(" ", a);
     }
@@ -56,12 +55,13 @@
     let draft = null;
     try { draft = JSON.parse(sessionStorage.getItem(draftKey) || "null"); } catch (err) { }
     if (!draft) return;
-    if (!quiet && draft.status) choose(draft.status);
+    // The VES answers first: choose() saves the draft, which must still hold them.
     for (const item of ["ves_confidence", "ves_ability"]) {
       const input = draft[item] && form.querySelector(
         'input[name="' + item + '"][value="' + Number(draft[item]) + '"]');
       if (input) input.checked = true;
     }
+    if (!quiet && draft.status) choose(draft.status);
   }
 
   function disableForm() {

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from models import contact_policy, fallback, matching
-from models.reasons import language_of
+from models.reasons import VALUES_JA, language_of
 from service import decisions as use_cases
 from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
 from service.errors import ApiError
@@ -58,8 +58,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "conflict_title": "This contact cannot be shown",
         "unstored": "This decision was not stored (database unavailable), so its outcome "
         "cannot be recorded here. Follow the hint as usual.",
-        "err_session": "Your session has expired: nothing was recorded. Sign in again (the "
-        "link opens a new tab), then press Record: your entries are kept.",
+        "err_session": "Your session has expired: nothing was recorded. Sign in again: you "
+        "come back to this page with your entries, then press Record.",
         "err_sign_in": "Sign in again",
         "err_csrf": "This page is out of date: nothing was recorded. Reload it; your entries "
         "are kept.",
@@ -78,6 +78,13 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "recording": "Recording…",
         "already": "Recorded earlier: {outcome}.",
         "recorded_at": "Recorded",
+        "minutes_before": "{minutes} min before this contact",
+        "interaction_taken": "This interaction id was already used for another customer: the "
+        "desktop must open the desk with a new one.",
+        "decision_settled": "This contact's outcome is already recorded, and its details have "
+        "changed since: the desktop must open the desk with a new interaction id.",
+        "decision_busy": "This contact was being decided again at the same moment: reload "
+        "the page.",
     },
     "ja": {
         "db_down_title": "データベースに接続できません",
@@ -87,8 +94,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "unstored": "この判定はデータベースに接続できず保存されていないため、ここでは結果を記録"
         "できません。ヒントはいつもどおりお使いください。",
         "err_session": "セッションの有効期限が切れたため、記録されていません。もう一度サイン"
-        "インしてから（リンクは新しいタブで開きます）「記録する」を押してください。入力内容は"
-        "残っています。",
+        "インしてください。入力内容はそのままこのページに戻りますので、「記録する」を押して"
+        "ください。",
         "err_sign_in": "もう一度サインイン",
         "err_csrf": "ページが古くなっているため、記録されていません。ページを再読み込みして"
         "ください。入力内容は残ります。",
@@ -107,6 +114,13 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "recording": "記録しています…",
         "already": "記録済み: {outcome}。",
         "recorded_at": "記録日時",
+        "minutes_before": "このお問い合わせの {minutes} 分前",
+        "interaction_taken": "このお問い合わせID（interaction_id）は別のお客様にすでに使われて"
+        "います。デスクトップから新しいIDで開き直す必要があります。",
+        "decision_settled": "このお問い合わせの結果はすでに記録済みで、その後内容が変わっています。"
+        "デスクトップから新しいお問い合わせID（interaction_id）で開き直す必要があります。",
+        "decision_busy": "このお問い合わせは同時に判定し直されていました。ページを再読み込みして"
+        "ください。",
     },
 }
 
@@ -399,6 +413,7 @@ def view_model(
 ) -> dict[str, Any]:
     """Everything the template shows, already in the agent's language."""
     labels = content.LABELS[language]
+    own = DESK_LABELS[language]
     names = content.ACTIVITY_NAMES[language]
     suggested = answer["suggested_activity"]
     issue = features.get("issue_type")
@@ -439,24 +454,30 @@ def view_model(
     model["route_reason"] = in_language(reason, language, _made_in(features)) if reason else None
     earlier = answer.get("continuation")
     if earlier:
+        # Minutes before this contact, not before now: a desk reopened an hour later
+        # must not still say "2 min ago".
         minutes = _minutes_between(earlier.get("occurred_at", ""), answer.get("created_at", ""))
-        when = (
-            "?"
-            if minutes is None
-            else (f"{minutes} min ago" if language == "en" else f"{minutes} 分前")
-        )
+        when = "?" if minutes is None else own["minutes_before"].format(minutes=minutes)
         outcome = earlier.get("outcome")
         outcome_text = _outcome_text(outcome, labels, language) if outcome else labels["no_outcome"]
         model["earlier"] = {
             "line": labels["earlier_line"].format(
-                channel=earlier.get("channel") or "?",
+                channel=_value_in(earlier.get("channel"), language),
                 when=when,
-                issue=earlier.get("issue_type") or "?",
+                issue=_value_in(earlier.get("issue_type"), language),
                 activity=names.get(earlier.get("activity"), earlier.get("activity")),
             ),
             "outcome": labels["earlier_outcome"].format(outcome=outcome_text),
         }
     return model
+
+
+def _value_in(value: str | None, language: str) -> str:
+    """A channel or issue type as the model's reasons say it in Japanese (チャット, not
+    chat); other values, and every value in English, as they are."""
+    if not value:
+        return "?"
+    return VALUES_JA.get(value, value) if language == "ja" else value
 
 
 def _outcome_text(outcome: dict[str, Any], labels: dict[str, str], language: str) -> str:
@@ -525,7 +546,7 @@ def blueprint() -> Blueprint:
         except DeskInputError as exc:
             return _problem(page, exc.messages, 400)
         except ApiError as exc:
-            return _problem(page, [exc.message], exc.status if exc.status < 500 else 503)
+            return _problem(page, [_api_message(exc, language)], min(exc.status, 503))
         if request.method == "POST":
             # Post/redirect/get: reloading or switching language re-opens the decision.
             target = {"decision_id": answer["decision_id"], "agent_id": args.get("agent_id")}
@@ -586,6 +607,19 @@ def blueprint() -> Blueprint:
         return jsonify(answer), 201 if created else 200
 
     return blp
+
+
+def _api_message(exc: ApiError, language: str) -> str:
+    """A decision's refusal in the page's language where the desk knows it (the API's
+    messages are English)."""
+    own = DESK_LABELS[language]
+    if exc.code == "decision_has_outcome":
+        return own["decision_settled"]
+    if exc.code == "decision_changed":
+        return own["decision_busy"]
+    if exc.status == 409 and "interaction_id" in (exc.fields or {}):
+        return own["interaction_taken"]
+    return exc.message
 
 
 def _problem(page: dict[str, Any], messages: list[str], status: int):
