@@ -266,12 +266,40 @@ def test_hillstrom_trains_and_evaluates(tmp_path):
     assert values["model"]["dr"]["ci_low"] > values["always:none"]["dr"]["ci_high"]
     assert values["model"]["dr"]["value"] >= values["random"]["dr"]["value"]
     assert ev["openness"]["auc"] > 0.6
+    # The reward is the spec's visit, not a VES answer.
+    assert ev["reward"]["reward_description"].startswith("visit (the spec's success column")
     scored = tmp_path / "h.csv"
     assert vea("score", "--data", HILLSTROM, "--out", scored, registry=reg).exit_code == 0
     frame = pd.read_csv(scored)
     assert len(frame) == 64000
     assert frame["p_validate_purchase"].isna().all(), "never-tried activities are not guessed"
     assert set(frame["suggested_activity"]) <= {"advise_new_uses", "anticipate_needs", "none"}
+
+
+def test_a_spec_mapped_success_is_described_in_the_users_words(tmp_path):
+    """Hillstrom's success is a site visit: the bundle and the evaluation described it as
+    'value-enhancement success (VES top-2-box ...)', the canonical column it fills."""
+    data = tmp_path / "h.csv"
+    pd.read_csv(HILLSTROM).head(3000).to_csv(data, index=False)
+    spec = tmp_path / "spec.yaml"
+    example = (ROOT / "examples" / "hillstrom.yaml").read_text()
+    spec.write_text(example.replace("success: visit", "success: {column: visit, positive: 1}"))
+    reg = tmp_path / "reg"
+    result = vea(
+        "train", "--data", data, "--spec", spec, "--learner", "s", "--quiet", "--no-compile",
+        registry=reg,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from models.registry import Registry
+
+    words = "visit = 1 (the spec's success column, learned as ve_success)"
+    bundle = Registry(reg).load_champion()
+    assert bundle.manifest["reward"]["description"] == words
+    assert bundle.manifest["reward"]["name"] == "ve_success"
+    out = tmp_path / "e.json"
+    args = ["evaluate", "--data", data, "--json", out, "--bootstrap", 50]
+    assert vea(*args, registry=reg).exit_code == 0
+    assert json.loads(out.read_text())["reward"]["reward_description"] == words
 
 
 def test_openness_only_model_without_activity(tmp_path):

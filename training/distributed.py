@@ -65,7 +65,7 @@ from models.ranker import (
     too_few_rows,
 )
 from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, Reward
-from training.fit import UNKNOWN_REWARD, reason_table, select_learner
+from training.fit import UNKNOWN_REWARD, reason_table, reward_record, select_learner
 from training.loading import DataError, action_codes, file_fingerprint, validate_log
 from training.spec import Spec, SpecError
 
@@ -586,7 +586,7 @@ class _DaskTraining:
             "seed": self.seed,
             "metrics": metrics,
             "reward": {
-                **Reward().to_dict(),
+                **reward_record(Reward(), self.spec),
                 "rows": int(summary.rows),
                 "left_out": summary.left_out,
             },

@@ -24,7 +24,7 @@ from models.activities import ACTIONS, NONE
 from models.bundle import ModelBundle
 from models.policy import choose_actions, expected_values
 from models.schema import LABEL, Reward
-from training.fit import apply_reward, net_rewards, openness_weights
+from training.fit import apply_reward, net_rewards, openness_weights, reward_record
 from training.loading import action_codes, attempted
 from training.metrics import classification_metrics, qini_curve
 from training.ope import (
@@ -36,6 +36,7 @@ from training.ope import (
 from training.overlap import seen_share
 from training.report_html import derived_warnings, in_sample_warning
 from training.score import score_arrays
+from training.spec import Spec
 
 K = len(ACTIONS)
 MEASURES = "the suggestion (intent to treat)"
@@ -105,7 +106,9 @@ def evaluate_bundle(
                 f"action's extra handle time x {bundle.economics.cost_per_second:g} per second"
             ),
             "reward": reward.label,
-            "reward_description": reward.describe(),
+            "reward_description": reward_record(
+                reward, Spec.from_dict(bundle.spec) if bundle.spec else None
+            )["description"],
             "rows_left_out": left_out,
             "measures": MEASURES,
         },

@@ -106,6 +106,16 @@ def apply_reward(frame: pd.DataFrame, reward: Reward | None) -> tuple[pd.DataFra
     return out.reset_index(drop=True), int((~known).sum())
 
 
+def reward_record(reward: Reward, spec: Spec | None) -> dict[str, Any]:
+    """``reward.to_dict()`` for a manifest or a report, in the user's words: the default
+    reward of a spec that maps its own success column is that column."""
+    out = reward.to_dict()
+    words = spec.success_words() if spec is not None and reward.is_default else None
+    if words:
+        out["description"] = words
+    return out
+
+
 def net_rewards(frame: pd.DataFrame, actions: np.ndarray, economics: Economics) -> np.ndarray:
     """Value of each logged contact: success worth minus the chosen action's handle-time cost."""
     costs = np.asarray(economics.action_costs())
@@ -211,7 +221,7 @@ def train_bundle(
         "training_rows": int(len(frame)),
         "seed": seed,
         "metrics": metrics,
-        "reward": {**reward.to_dict(), "rows": int(len(frame)), "left_out": left_out},
+        "reward": {**reward_record(reward, spec), "rows": int(len(frame)), "left_out": left_out},
         "drift_reference": drift_reference(frame, encoder, seed),
     }
     if "interaction_id" in frame:

@@ -199,6 +199,17 @@ class Spec:
             )
         return out
 
+    def success_words(self) -> str | None:
+        """What the success label holds in the user's words (None: the spec maps none):
+        a bundle trained on Hillstrom's ``visit`` must not describe its reward as a VES
+        answer."""
+        if not self.success_column:
+            return None
+        which = self.success_column
+        if self.success_positive is not None:
+            which = f"{which} = {self.success_positive}"
+        return f"{which} (the spec's success column, learned as {LABEL})"
+
     def feature_kinds(self) -> dict[str, str | None]:
         """Every extra feature with its declared kind (None: inferred from the data)."""
         return {name: self.feature_types.get(name) for name in self.features}
