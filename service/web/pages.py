@@ -13,6 +13,20 @@ from service.state import state
 from service.web import content, dashboard, desk, session
 
 LANG_COOKIE_DAYS = 365
+# Why a sign-in failed when the key itself may be fine: an agent told "not valid" for a
+# lockout or an outage thinks their key was revoked.
+LOGIN_MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "locked": "Too many failed sign-ins from this address: try again in {seconds} s.",
+        "down": "Keys cannot be checked right now (database unavailable): try again in a minute.",
+    },
+    "ja": {
+        "locked": "このアドレスからのサインインの失敗が多すぎます。{seconds} 秒後にもう一度"
+        "お試しください。",
+        "down": "データベースに接続できないため、今はキーを確認できません。1分ほどしてから"
+        "もう一度お試しください。",
+    },
+}
 
 
 def _language() -> str:
@@ -38,11 +52,13 @@ def blueprint() -> Blueprint:
             try:
                 found = session.verify_key(key) if key.strip() else None
             except DatabaseUnavailable:
-                found, error, status = None, labels["error"], 503
+                found, error, status = None, LOGIN_MESSAGES[language]["down"], 503
                 headers["Retry-After"] = str(state().settings.retry_after_s)
             except TooManyFailures as exc:  # brute force: this address guessed too often
-                found, error, status = None, labels["bad_key"], 429
-                headers["Retry-After"] = RateLimiter.retry_after_header(exc.retry_after_s)
+                wait = RateLimiter.retry_after_header(exc.retry_after_s)
+                found, status = None, 429
+                error = LOGIN_MESSAGES[language]["locked"].format(seconds=wait)
+                headers["Retry-After"] = wait
             if found is not None:
                 session.log_in(*found)
                 return redirect(target or _home(found[1]))

@@ -1,0 +1,39 @@
+"""The login page says why a sign-in failed when the key itself may be fine: a lockout
+after too many guesses or the database down is not "that key is not valid"."""
+
+from __future__ import annotations
+
+from tests.test_api_decisions import unreachable_url
+from tests.test_pages import CSRF, raw_key
+
+
+def _post_key(client, key: str, lang: str):
+    token = CSRF.search(client.get(f"/login?lang={lang}").get_data(as_text=True)).group(1)
+    return client.post(f"/login?lang={lang}", data={"key": key, "csrf_token": token})
+
+
+def test_a_locked_out_address_is_told_to_wait_not_that_its_key_is_bad(make_app, keys):
+    app = make_app(auth_failures_per_s=0.01, auth_failures_burst=2)
+    client = app.test_client()
+    for i in range(2):
+        assert _post_key(client, f"vea_0_guess{i}", "ja").status_code == 401
+    locked = _post_key(client, raw_key(keys["desktop"]), "ja")  # the right key, locked out
+    assert locked.status_code == 429
+    text = locked.get_data(as_text=True)
+    assert "キーが無効" not in text, "a lockout read as a revoked key"
+    assert f"{locked.headers['Retry-After']} 秒後" in text
+    english = _post_key(client, raw_key(keys["desktop"]), "en").get_data(as_text=True)
+    assert "Too many failed sign-ins" in english and "not valid" not in english
+
+
+def test_database_down_the_login_page_says_so(app, keys, tmp_path):
+    from service.db import make_engine
+
+    client = app.test_client()
+    state = app.extensions["vea"]
+    state.engine = make_engine(unreachable_url(str(state.engine.url), tmp_path))
+    state.keys._cache_s = 0
+    answer = _post_key(client, raw_key(keys["desktop"]), "ja")
+    assert answer.status_code == 503 and answer.headers["Retry-After"]
+    text = answer.get_data(as_text=True)
+    assert "データベースに接続できない" in text and "エラーが発生しました" not in text
