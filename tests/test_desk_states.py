@@ -35,6 +35,13 @@ def test_database_down_the_desk_still_shows_its_hint_and_says_why(app, desk_clie
     body = reopened.get_data(as_text=True)
     assert "データベースに接続できません" in body and "不完全" not in body
 
+    # A desktop posting the details: shown at once, not redirected to a decision id
+    # that cannot be opened.
+    params = dict(p.split("=", 1) for p in desk_url().split("?", 1)[1].split("&"))
+    posted = desk_client.post("/desk?lang=ja", data=params)
+    assert posted.status_code == 200, posted.headers.get("Location")
+    assert 'id="unstored-note"' in posted.get_data(as_text=True)
+
     outcome = desk_client.post(
         "/desk/outcome",
         headers={"X-CSRF-Token": desk_client.csrf},

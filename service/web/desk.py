@@ -78,6 +78,7 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "recording": "Recording…",
         "already": "Recorded earlier: {outcome}.",
         "recorded_at": "Recorded",
+        "score_title": "Chance that a value conversation succeeds, out of 100",
         "minutes_before": "{minutes} min before this contact",
         "interaction_taken": "This interaction id was already used for another customer: the "
         "desktop must open the desk with a new one.",
@@ -114,6 +115,7 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "recording": "記録しています…",
         "already": "記録済み: {outcome}。",
         "recorded_at": "記録日時",
+        "score_title": "価値向上の会話が成功する見込み（100点満点）",
         "minutes_before": "このお問い合わせの {minutes} 分前",
         "interaction_taken": "このお問い合わせID（interaction_id）は別のお客様にすでに使われて"
         "います。デスクトップから新しいIDで開き直す必要があります。",
@@ -547,8 +549,9 @@ def blueprint() -> Blueprint:
             return _problem(page, exc.messages, 400)
         except ApiError as exc:
             return _problem(page, [_api_message(exc, language)], min(exc.status, 503))
-        if request.method == "POST":
+        if request.method == "POST" and answer.get("stored", True):
             # Post/redirect/get: reloading or switching language re-opens the decision.
+            # An unstored one (database down) is shown at once: it cannot be re-opened.
             target = {"decision_id": answer["decision_id"], "agent_id": args.get("agent_id")}
             return redirect(url_for("desk.desk", **{k: v for k, v in target.items() if v}))
         try:
