@@ -123,3 +123,14 @@ def test_a_recent_decline_is_explained_in_the_other_language(desk_client):  # no
     assert notes and all("断られています" in n for n in notes), _reasons(
         japanese.get_data(as_text=True)
     )
+
+
+def test_japanese_notes_name_activities_by_name():
+    from models import contact_policy
+
+    made = contact_policy._MESSAGES["ja"]["declined"].format(
+        activity="validate_purchase", days=0, limit=14
+    )
+    shown = desk.in_language(made, "ja", "ja")
+    assert "validate_purchase" not in shown and "購入の判断を後押し" in shown, shown
+    assert desk.in_language("自由な文", "ja", "ja") == "自由な文"

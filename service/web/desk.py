@@ -327,10 +327,11 @@ def _compile(template: str) -> re.Pattern[str]:
 
 
 def _build_templates() -> dict[tuple[str, str], list[tuple[re.Pattern[str], str]]]:
-    """``(from, to) -> [(pattern of a sentence in from, the same sentence in to)]``."""
+    """``(from, to) -> [(pattern of a sentence in from, the same sentence in to)]``; from
+    Japanese to Japanese too, to name by name an activity a sentence names by id."""
     out: dict[tuple[str, str], list[tuple[re.Pattern[str], str]]] = {}
     for table in _TEMPLATE_TABLES:
-        for source, target in (("en", "ja"), ("ja", "en")):
+        for source, target in (("en", "ja"), ("ja", "en"), ("ja", "ja")):
             for key, template in table[source].items():
                 if key in table[target]:
                     plain = _FIELD.sub(lambda m: "{" + m.group(1) + "}", table[target][key])
@@ -383,6 +384,8 @@ def in_language(text: str, language: str, made_in: str | None = None) -> str:
     if made_in is None:  # not stored with the decision: Japanese has non-ASCII text
         made_in = "ja" if any(ord(ch) > 0x2E80 for ch in text) else "en"
     if made_in == language:
+        if language == "ja":  # some Japanese sentences name an activity by its id
+            return _translate(text, "ja", "ja") or text
         return text
     return _translate(text, made_in, language) or _ORIGINAL[language] + text
 
