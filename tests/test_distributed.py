@@ -368,3 +368,28 @@ def test_probe_rounds_skip_constant_and_missing_models():
     trees, guessed = t_probe_trees(probe)
     assert trees == [40, 50, 50, 60, 80, 1]  # the median of 40, 60, 80 and a real 1
     assert guessed == [False, True, True, False, False, False]
+
+
+def test_cluster_bundles_keep_drift_histograms_and_training_ids_as_local_ones(
+    client, data, tmp_path
+):
+    """Without them a cluster-trained champion had no drift check in `vea retrain` and no
+    way to tell a later log's overlap with its training rows."""
+    from training.overlap import seen_share
+
+    log = data["log"].head(4000)
+    directory = write_partitions(log, tmp_path / "reference", parts=2)
+    bundle = train_bundle_dask(directory, learner="s", client=client, progress=False)
+    local = train_bundle(validate_log(log), learner="s", num_threads=1, progress=False)
+    assert bundle.manifest["training_ids"] == local.manifest["training_ids"]
+    assert seen_share(bundle.manifest["training_ids"], log["interaction_id"]) == 1.0
+    ours, theirs = bundle.manifest["drift_reference"], local.manifest["drift_reference"]
+    assert set(ours) == set(theirs) == set(bundle.encoder.feature_names)
+    for name, reference in theirs.items():
+        assert ours[name]["kind"] == reference["kind"]
+        assert ours[name]["missing"] == pytest.approx(reference["missing"])
+        if reference["kind"] == "numeric":
+            assert ours[name]["edges"] == pytest.approx(reference["edges"])
+            assert ours[name]["shares"] == pytest.approx(reference["shares"])
+        else:
+            assert ours[name]["shares"] == pytest.approx(reference["shares"])

@@ -65,8 +65,15 @@ from models.ranker import (
     too_few_rows,
 )
 from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, Reward
-from training.fit import UNKNOWN_REWARD, reason_table, reward_record, select_learner
+from training.fit import (
+    UNKNOWN_REWARD,
+    drift_reference,
+    reason_table,
+    reward_record,
+    select_learner,
+)
 from training.loading import DataError, action_codes, file_fingerprint, validate_log
+from training.overlap import hash_sample, id_hashes
 from training.spec import Spec, SpecError
 
 K = len(ACTIONS)
@@ -211,6 +218,7 @@ class LogSummary:
     action_positives: np.ndarray = field(default_factory=lambda: np.zeros(K, dtype=np.int64))
     inverse_propensity: np.ndarray = field(default_factory=lambda: np.zeros(K))
     positives: int = 0
+    training_ids: dict[str, Any] | None = None  # training.overlap's sample
 
     @property
     def attempted(self) -> int:
@@ -292,7 +300,10 @@ def summarize_log(
             summary.inverse_propensity += result["inverse_propensity"]
     if problems:
         raise DataError(problems, source)
-    _refuse_repeated_ids(client, ddf, spec, [r["id_hashes"] for r in results], source)
+    hashes = [r["id_hashes"] for r in results]
+    _refuse_repeated_ids(client, ddf, spec, hashes, source)
+    if any(h.size for h in hashes):
+        summary.training_ids = hash_sample(np.concatenate(hashes))
     summary.rows = offset - summary.left_out
     if offset == 0:
         raise DataError(f"{source}: no data rows")
@@ -305,10 +316,11 @@ def summarize_log(
 
 
 def _id_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """The ids' 64-bit hashes: repeats across partitions are found from them, and the
+    bundle's sample of its training ids (``training.overlap``) is drawn from them."""
     if "interaction_id" not in frame:
         return np.empty(0, dtype=np.uint64)
-    ids = frame["interaction_id"].dropna().astype(str)
-    return pd.util.hash_pandas_object(ids, index=False).to_numpy()
+    return id_hashes(frame["interaction_id"].dropna())
 
 
 def _refuse_repeated_ids(
@@ -324,9 +336,9 @@ def _refuse_repeated_ids(
 
     def examples(part: pd.DataFrame) -> list[str]:
         frame = _canonical(part, spec)
-        ids = frame["interaction_id"].dropna().astype(str)
-        hit = np.isin(pd.util.hash_pandas_object(ids, index=False).to_numpy(), repeated)
-        return ids[hit].head(3).tolist()
+        ids = frame["interaction_id"].dropna()
+        hit = np.isin(id_hashes(ids), repeated)
+        return ids[hit].astype(str).head(3).tolist()
 
     found = client.compute([dask.delayed(examples)(p) for p in ddf.to_delayed()], sync=True)
     names = sorted({i for part in found for i in part})[:3]
@@ -598,7 +610,14 @@ class _DaskTraining:
                 "boosting_rounds": self.rounds,
                 "early_stopping": "rounds found on the client sample",
             },
+            # As local bundles: drift is measured against the training histograms (from
+            # the client sample) and a later log's overlap with the training rows is told.
+            "drift_reference": drift_reference(
+                decoded_sample(sample, self.encoder), self.encoder, self.seed
+            ),
         }
+        if summary.training_ids is not None:
+            manifest["training_ids"] = summary.training_ids
         return ModelBundle(
             encoder=self.encoder,
             openness=openness,
@@ -819,6 +838,21 @@ def t_probe_trees(probe: ActivityRanker, default: int = 100) -> tuple[list[int],
     median = int(round(np.median(found))) if found else default
     trees = [b.num_trees() if ok else median for b, ok in zip(probe.boosters_, real, strict=True)]
     return trees, [not ok for ok in real]
+
+
+def decoded_sample(sample: pd.DataFrame, encoder: FeatureEncoder) -> pd.DataFrame:
+    """The client sample's features as the log holds them (category codes back to their
+    values; the vocabulary is the whole log's, so every code decodes)."""
+    out = pd.DataFrame(index=sample.index)
+    for name in encoder.feature_names:
+        column = sample[name]
+        if name in encoder.categorical:
+            vocabulary = np.asarray(encoder.vocabulary_[name] + [None], dtype=object)
+            codes = column.fillna(len(vocabulary) - 1).to_numpy().astype(np.int64)
+            out[name] = vocabulary[codes]
+        else:
+            out[name] = column.to_numpy()
+    return out
 
 
 def _array(series: pd.Series | None) -> np.ndarray | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,22 @@ def _hashes(ids: Iterable[Any]) -> list[int]:
     ]
 
 
+def id_hashes(ids: Iterable[Any]) -> np.ndarray:
+    """The 64-bit hashes the sample is drawn from, as an array: a Dask partition's part
+    (``training.distributed`` gathers them and draws the sample with ``hash_sample``)."""
+    return np.array(_hashes(ids), dtype=np.uint64)
+
+
+def hash_sample(hashes: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    """``{"modulus", "hashes"}`` from every training row's hash (``id_hashes``)."""
+    modulus = max(1, math.ceil(len(hashes) / SAMPLE_TARGET))
+    kept = sorted({format(int(h), "016x")[:HEX_DIGITS] for h in hashes if int(h) % modulus == 0})
+    return {"modulus": modulus, "hashes": kept}
+
+
 def id_sample(ids: Iterable[Any]) -> dict[str, Any]:
     """``{"modulus", "hashes"}``: the sample of ``ids`` a bundle keeps."""
-    hashes = _hashes(ids)
-    modulus = max(1, math.ceil(len(hashes) / SAMPLE_TARGET))
-    kept = sorted({format(h, "016x")[:HEX_DIGITS] for h in hashes if h % modulus == 0})
-    return {"modulus": modulus, "hashes": kept}
+    return hash_sample(_hashes(ids))
 
 
 def seen_share(sample: dict[str, Any] | None, ids: Iterable[Any]) -> float | None:
