@@ -321,6 +321,10 @@ def test_upset_complaint_shows_only_resolve(server, browser):
         assert "手間なく解決" in page.locator("#resolve").inner_text()
         assert no_horizontal_scroll(page)
         shot(page, "desk-ja-complaint")
+        # Enter records "skipped" (the only status here) and the agent sees it was.
+        page.keyboard.press("Enter")
+        page.locator("#status-line.ok").wait_for()  # visible: the folded form opened
+        assert page.locator("#status-line").inner_text() == "記録しました。"
     finally:
         context.close()
 

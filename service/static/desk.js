@@ -131,6 +131,10 @@
 
   async function record() {
     if (sent || busy) return;
+    // A quiet contact keeps the form folded: unfold it, or the answer (recorded, or
+    // why not) would be written where the agent cannot see it.
+    const details = form.closest("details");
+    if (details) details.open = true;
     if (!status) {
       say(desk.dataset.msgChoose, "error");
       return;
