@@ -7,14 +7,22 @@ clone with zero set-up (SQLite under ``var/``).
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+import yaml
+
+from models.activities import ACTIONS
 from models.contact_policy import ContactPolicy
 from models.exploration import ExplorationConfig
+from models.pools import PoolError, load_catalogue, load_config
 from models.value_report import ValueSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -31,6 +39,102 @@ def _bool(value: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """The values a numeric setting may take: ``low`` (itself allowed unless ``above``)
+    up to ``high``, always finite (``nan`` would silently turn every comparison off)."""
+
+    low: float
+    high: float = math.inf
+    above: bool = False  # ``low`` itself is refused
+    below: bool = False  # ``high`` itself is refused
+
+    def problem(self, value: float) -> str | None:
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        too_low = value <= self.low if self.above else value < self.low
+        too_high = value >= self.high if self.below else value > self.high
+        if too_low or too_high:
+            low = f"> {self.low:g}" if self.above else f">= {self.low:g}"
+            high = f" and {'<' if self.below else '<='} {self.high:g}"
+            return f"must be {low}{'' if math.isinf(self.high) else high}, got {value!r}"
+        return None
+
+
+# Every numeric setting but ``max_attempts_per_week`` (any integer: negative disables the
+# cap). A value outside them stops ``vea serve`` in the master, naming the variable,
+# instead of a worker crashing on it later or the service quietly doing something odd
+# (a negative rate limit refusing nothing, a zero pool timeout failing every request).
+BOUNDS: dict[str, Bounds] = {
+    "workers": Bounds(1),
+    "threads": Bounds(1),
+    "omp_num_threads": Bounds(1),
+    "sqlite_checkpoint_s": Bounds(0),
+    "db_pool_timeout_s": Bounds(0, above=True),
+    "routing_max_wait_s": Bounds(0),
+    "routing_wait_cost_per_s": Bounds(0),
+    "routing_mean_handle_s": Bounds(0, above=True),
+    "routing_patience_s": Bounds(0),
+    "pool_exploration_margin": Bounds(0),
+    "pool_exploration_floor": Bounds(0, 0.5, above=True),
+    "availability_ttl_s": Bounds(0),  # 0: every report is stale (availability unused)
+    "pools_poll_s": Bounds(0),
+    "proficiency_min_contacts": Bounds(1),
+    "champion_poll_s": Bounds(0),
+    "shadow_budget_ms": Bounds(0, above=True),
+    # Below a decision's own size every call would be a 413.
+    "max_body_bytes": Bounds(1024),
+    "rate_limit_per_s": Bounds(0),
+    "rate_limit_burst": Bounds(1),
+    "auth_failures_per_s": Bounds(0),
+    "auth_failures_burst": Bounds(1),
+    "key_cache_s": Bounds(0),
+    "continuation_window_min": Bounds(0),
+    "decline_days": Bounds(0),
+    "negative_sentiment_threshold": Bounds(-1, 1),
+    "retry_after_s": Bounds(0),
+    "epsilon": Bounds(0, 1),
+    "softmax_temperature": Bounds(0, above=True),
+    "propensity_floor": Bounds(0, 1 / len(ACTIONS)),
+    "holdout_share": Bounds(0, 1, below=True),
+    "value_of_retention": Bounds(0),
+    "cost_per_second": Bounds(0),
+    "drift_psi_threshold": Bounds(0, above=True),
+    "session_hours": Bounds(0, above=True),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "sqlite_synchronous": ("FULL", "NORMAL"),
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+# VEA_* variables that are not service settings: the key `make run` prints for curl, and
+# the test suite's own knobs.
+OTHER_VARIABLES = frozenset(
+    {
+        "VEA_KEY",
+        "VEA_FUZZ_EXAMPLES",
+        "VEA_FUZZ_RANDOM",
+        "VEA_PG_BINDIR",
+        "VEA_CHROMIUM",
+        "VEA_SCREENSHOTS",
+    }
+)
+# HOST:PORT (a name, IPv4 or [IPv6]) or unix:PATH, as gunicorn's --bind takes them.
+BIND = re.compile(r"^(?:unix:.+|(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5}))$")
+
+
+def variable(name: str) -> str:
+    return f"VEA_{name.upper()}"
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit for a message: the password hidden."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(not a URL)"
+
+
+@dataclass(frozen=True)
 class Settings:
     # gunicorn (service/gunicorn_conf.py): address, sync worker processes, and whether
     # the master applies pending migrations before the workers start.
@@ -41,6 +145,10 @@ class Settings:
     # throughput at concurrency 16 here) but showed long latency tails (p99 > 1 s)
     # under wrk on this machine, so it is opt-in.
     threads: int = 1
+    # OpenMP threads per worker for LightGBM: 1, because its default (all cores) in each
+    # of several workers collapses throughput. Read by service/gunicorn_conf.py from the
+    # environment before LightGBM loads, and checked here like every setting.
+    omp_num_threads: int = 1
     auto_migrate: bool = True
     # Persistence: SQLite file under var/ by default, PostgreSQL in production.
     database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'vea.db'}"
@@ -150,16 +258,83 @@ class Settings:
     secure_cookies: bool = False
 
     def __post_init__(self) -> None:
-        # Fail at start-up, not on the first decision.
-        self.exploration_config()
-        if not 0.0 <= self.holdout_share < 1.0:
-            raise ValueError("holdout_share must be in [0, 1)")
-        if self.pool_exploration_margin < 0 or not 0 < self.pool_exploration_floor <= 0.5:
-            raise ValueError("pool_exploration_margin must be >= 0, its floor in (0, 0.5]")
+        # Fail at start-up (in gunicorn's master, before any worker), naming the variable,
+        # not on the first decision.
+        for name, bounds in BOUNDS.items():
+            problem = bounds.problem(getattr(self, name))
+            if problem:
+                raise ValueError(f"{variable(name)}: {problem}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name).upper() not in allowed:
+                raise ValueError(
+                    f"{variable(name)}: must be one of {', '.join(allowed)}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        try:
+            self.exploration_config()
+        except ValueError as exc:
+            raise ValueError(f"VEA_EXPLORATION: {exc}") from None
+        match = BIND.match(self.bind)
+        if match is None or (match["port"] and not 1 <= int(match["port"]) <= 65535):
+            raise ValueError(
+                f"VEA_BIND: must be HOST:PORT (port 1-65535) or unix:PATH, got {self.bind!r}"
+            )
+        self._check_database_url()
+        for name in ("registry", "experiment"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{variable(name)}: must not be empty")
+        if self.secret_key and len(self.secret_key) < 16:
+            raise ValueError(
+                "VEA_SECRET_KEY: at least 16 characters (it signs the page sessions; "
+                "e.g. 64 hex digits from `openssl rand -hex 32`), or unset"
+            )
         try:
             ValueSettings(declared_at=self.success_measures_declared_at or None)
         except ValueError as exc:
             raise ValueError(f"VEA_SUCCESS_MEASURES_DECLARED_AT: {exc}") from None
+        self._check_files()
+
+    def _check_database_url(self) -> None:
+        url = self.database_url
+        for prefix in ("postgres://", "postgresql://"):  # as service.db.normalize_url
+            if url.startswith(prefix):
+                url = "postgresql+psycopg://" + url[len(prefix) :]
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            raise ValueError(
+                "VEA_DATABASE_URL: not a database URL (sqlite:///PATH or "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
+            ) from None
+        backend = parsed.get_backend_name()
+        if backend not in DATABASE_BACKENDS or parsed.get_driver_name() not in (
+            "pysqlite",
+            "psycopg",
+        ):
+            raise ValueError(
+                f"VEA_DATABASE_URL: {safe_url(self.database_url)} is neither SQLite "
+                "(sqlite:///PATH) nor PostgreSQL (postgresql://USER:PASSWORD@HOST:PORT/DB)"
+            )
+
+    def _check_files(self) -> None:
+        """The files settings name exist and read as what they are: a worker would
+        otherwise fail to boot on them, or a report fail on its first request."""
+        try:
+            load_config(self.pools)
+        except (OSError, PoolError) as exc:
+            raise ValueError(f"VEA_POOLS: {exc}") from None
+        if self.self_service_content:
+            try:
+                load_catalogue(self.self_service_content)
+            except (OSError, PoolError, yaml.YAMLError) as exc:
+                raise ValueError(f"VEA_SELF_SERVICE_CONTENT: {exc}") from None
+        if self.value_config:
+            try:
+                data = yaml.safe_load(Path(self.value_config).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise ValueError(f"VEA_VALUE_CONFIG: {exc}") from None
+            if data is not None and not isinstance(data, Mapping):
+                raise ValueError(f"VEA_VALUE_CONFIG: {self.value_config}: not a YAML mapping")
 
     @classmethod
     def from_env(
@@ -185,6 +360,19 @@ class Settings:
                 raise ValueError(f"unknown settings: {sorted(unknown)}")
             settings = replace(settings, **dict(overrides))
         return settings
+
+    @classmethod
+    def unknown_variables(cls, environ: Mapping[str, str] | None = None) -> list[str]:
+        """``VEA_*`` variables that are no setting (a typo is otherwise silently
+        ignored), each with the closest setting's name when one is close."""
+        environ = os.environ if environ is None else environ
+        known = [variable(f.name) for f in fields(cls)]
+        unknown = []
+        for name in sorted(environ):
+            if name.startswith("VEA_") and name not in known and name not in OTHER_VARIABLES:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+                unknown.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        return unknown
 
     def contact_policy(self) -> ContactPolicy:
         return ContactPolicy(

@@ -50,7 +50,8 @@ keepalive = 2
 # The app writes its own structured access log (no raw paths: they hold customer ids).
 accesslog = None
 errorlog = "-"
-loglevel = "info"
+# gunicorn's own messages follow VEA_LOG_LEVEL like the app's.
+loglevel = _settings.log_level.lower()
 # gunicorn's own messages (boot, worker exits) in the same JSON lines as the app's.
 logconfig_dict = {
     "version": 1,
@@ -64,7 +65,11 @@ logconfig_dict = {
         }
     },
     "loggers": {
-        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.error": {
+            "handlers": ["stderr"],
+            "level": _settings.log_level.upper(),
+            "propagate": False,
+        },
         "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
     },
     "root": {"handlers": ["stderr"], "level": "WARNING"},
@@ -89,10 +94,25 @@ def _empty(directory: str) -> None:
 def on_starting(server) -> None:
     _empty(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     _empty(os.environ["VEA_SHARED_STATE_DIR"])
+    for name in Settings.unknown_variables():
+        # A misspelt setting would otherwise be silently ignored.
+        server.log.warning("%s is not a vea setting: ignored", name)
     if _settings.auto_migrate:
+        from sqlalchemy.exc import OperationalError
+
+        from service.config import safe_url
         from service.db import upgrade
 
-        upgrade(_settings.database_url)
+        try:
+            upgrade(_settings.database_url)
+        except OperationalError as exc:
+            # One line naming the setting, not a traceback (the password hidden).
+            server.log.error(
+                "VEA_DATABASE_URL: cannot migrate %s: %s",
+                safe_url(_settings.database_url),
+                str(exc.orig).strip(),
+            )
+            raise SystemExit(1) from None
         server.log.info("database schema is up to date")
 
 

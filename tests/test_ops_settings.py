@@ -1,0 +1,166 @@
+"""Every ``VEA_*`` setting: a wrong value stops the service at start-up with a message
+naming the variable, instead of a worker crashing on it later or the service quietly
+running with it (a negative rate limit, a NaN poll interval, an unknown log level)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from service.config import BOUNDS, CHOICES, Settings
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WRONG = [
+    ("VEA_WORKERS", "0"),
+    ("VEA_WORKERS", "-1"),
+    ("VEA_THREADS", "-3"),
+    ("VEA_RATE_LIMIT_PER_S", "-5"),
+    ("VEA_RATE_LIMIT_BURST", "0"),
+    ("VEA_AUTH_FAILURES_PER_S", "-1"),
+    ("VEA_MAX_BODY_BYTES", "0"),
+    ("VEA_CHAMPION_POLL_S", "nan"),
+    ("VEA_POOLS_POLL_S", "-1"),
+    ("VEA_DB_POOL_TIMEOUT_S", "inf"),
+    ("VEA_DB_POOL_TIMEOUT_S", "0"),
+    ("VEA_KEY_CACHE_S", "-1"),
+    ("VEA_SESSION_HOURS", "-1"),
+    ("VEA_RETRY_AFTER_S", "-2"),
+    ("VEA_DECLINE_DAYS", "-1"),
+    ("VEA_NEGATIVE_SENTIMENT_THRESHOLD", "5"),
+    ("VEA_HOLDOUT_SHARE", "1.5"),
+    ("VEA_HOLDOUT_SHARE", "1"),
+    ("VEA_EPSILON", "2"),
+    ("VEA_PROPENSITY_FLOOR", "0.5"),
+    ("VEA_SOFTMAX_TEMPERATURE", "0"),
+    ("VEA_ROUTING_MEAN_HANDLE_S", "0"),
+    ("VEA_PROFICIENCY_MIN_CONTACTS", "0"),
+    ("VEA_DRIFT_PSI_THRESHOLD", "0"),
+    ("VEA_VALUE_OF_RETENTION", "-200"),
+    ("VEA_OMP_NUM_THREADS", "0"),
+    ("VEA_SQLITE_SYNCHRONOUS", "FAST"),
+    ("VEA_LOG_LEVEL", "LOUD"),
+    ("VEA_EXPLORATION", "greedy"),
+    ("VEA_BIND", "nonsense"),
+    ("VEA_BIND", "127.0.0.1:99999"),
+    ("VEA_BIND", "127.0.0.1:"),
+    ("VEA_DATABASE_URL", "mysql://vea:pw@db/vea"),
+    ("VEA_DATABASE_URL", "postgresql+psycopg2://vea@db/vea"),
+    ("VEA_DATABASE_URL", "var/vea.db"),
+    ("VEA_REGISTRY", ""),
+    ("VEA_EXPERIMENT", " "),
+    ("VEA_SECRET_KEY", "short"),
+    ("VEA_POOLS", "/nonexistent/pools.yaml"),
+    ("VEA_SELF_SERVICE_CONTENT", "/nonexistent/content.yaml"),
+    ("VEA_VALUE_CONFIG", "/nonexistent/value.yaml"),
+    ("VEA_WORKERS", "two"),
+    ("VEA_ACCESS_LOG", "maybe"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), WRONG)
+def test_a_wrong_value_is_refused_naming_the_variable(name, value):
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        Settings.from_env({name: value})
+
+
+def test_a_wrong_database_url_never_shows_its_password():
+    with pytest.raises(ValueError, match="VEA_DATABASE_URL") as refused:
+        Settings.from_env({"VEA_DATABASE_URL": "mysql://vea:s3cret@db/vea"})
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VEA_BIND", "0.0.0.0:8000"),
+        ("VEA_BIND", "[::1]:8080"),
+        ("VEA_BIND", "unix:/run/vea.sock"),
+        ("VEA_DATABASE_URL", "postgresql://vea:pw@db:5432/vea"),
+        ("VEA_DATABASE_URL", "postgres://vea@db/vea"),
+        ("VEA_DATABASE_URL", "postgresql+psycopg://vea@127.0.0.1:5432/vea"),
+        ("VEA_DATABASE_URL", "sqlite:////var/lib/vea/vea.db"),
+        ("VEA_LOG_LEVEL", "debug"),
+        ("VEA_SQLITE_SYNCHRONOUS", "normal"),
+        ("VEA_MAX_ATTEMPTS_PER_WEEK", "-1"),  # negative disables the cap
+        ("VEA_RATE_LIMIT_PER_S", "0"),  # 0 disables the limit
+        ("VEA_ROUTING_PATIENCE_S", "0"),  # 0 disables abandonment
+        ("VEA_CHAMPION_POLL_S", "0"),
+        ("VEA_SECRET_KEY", "0123456789abcdef"),
+        ("VEA_COMPILE_CACHE", ""),
+    ],
+)
+def test_sensible_values_are_accepted(name, value):
+    Settings.from_env({name: value})
+
+
+def test_every_numeric_setting_has_bounds_and_every_choice_is_checked():
+    """A setting added later gets its bounds too (or is named here with the reason)."""
+    unbounded = {"max_attempts_per_week"}  # any integer: negative disables the cap
+    numeric = {
+        f.name
+        for f in fields(Settings)
+        if isinstance(f.default, int | float) and not isinstance(f.default, bool)
+    }
+    assert numeric - unbounded == set(BOUNDS)
+    assert set(CHOICES) <= {f.name for f in fields(Settings)}
+
+
+def test_unknown_vea_variables_are_named_with_a_suggestion():
+    unknown = Settings.unknown_variables(
+        {"VEA_WORKRES": "4", "VEA_WORKERS": "2", "VEA_KEY": "x", "PATH": "/bin"}
+    )
+    assert unknown == ["VEA_WORKRES (did you mean VEA_WORKERS?)"]
+
+
+def _serve(env_extra: dict[str, str], tmp_path: Path, timeout: float = 60.0):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEA_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(
+        VEA_BIND=f"127.0.0.1:{free_port()}",
+        VEA_DATABASE_URL=f"sqlite:///{tmp_path / 'vea.db'}",
+        VEA_REGISTRY=str(tmp_path / "registry"),
+        VEA_COMPILE_CACHE="",
+        VEA_WORKERS="1",
+    )
+    env.update(env_extra)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=30)
+        pytest.fail(f"gunicorn kept running with {env_extra}:\n{output[-2000:]}")
+    return proc.returncode, output, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"VEA_LOG_LEVEL": "LOUD"},  # crashed every worker at boot, naming nothing
+        {"VEA_RATE_LIMIT_PER_S": "-5"},  # served with no rate limit at all
+    ],
+)
+def test_gunicorn_master_stops_at_once_naming_the_variable(wrong, tmp_path):
+    code, output, seconds = _serve(wrong, tmp_path, timeout=45)
+    (name,) = wrong
+    assert code != 0
+    assert f"Error: {name}: " in output, output[-2000:]
+    assert "Booting worker" not in output  # refused in the master, before any worker
+    assert "Traceback" not in output
+    assert seconds < 30
