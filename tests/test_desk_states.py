@@ -126,3 +126,14 @@ def test_a_refused_decision_is_explained_in_the_page_language(desk_client):  # n
     assert taken.status_code == 409
     text = taken.get_data(as_text=True)
     assert "別のお客様にすでに使われています" in text and "already used" not in text
+
+
+def test_shortcut_keys_are_announced_not_read_as_part_of_the_name(desk_client):  # noqa: F811
+    page = desk_client.get(desk_url(issue_type="how_to", sentiment="0.5") + "&lang=en")
+    text = page.get_data(as_text=True)
+    assert 'data-quiet="false"' in text
+    for status, key in (("offered", "O"), ("accepted", "A"), ("declined", "D"), ("skipped", "S")):
+        button = re.search(rf'<button [^>]*data-status="{status}"[^>]*>(.*?)</button>', text)
+        assert f'aria-keyshortcuts="{key}"' in button.group(0)
+        assert f'<kbd aria-hidden="true">{key}</kbd>' in button.group(1)  # name: "Accepted"
+    assert re.search(r'id="record" aria-keyshortcuts="Enter"', text)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 import requests
@@ -518,5 +518,38 @@ def test_long_ids_and_japanese_text_keep_the_panel_width(server, browser):
             assert no_horizontal_scroll(page), language
             assert unlabelled(page) == []
             shot(page, f"desk-{language}-long-issue")
+    finally:
+        context.close()
+
+
+def test_entries_about_a_replaced_suggestion_do_not_come_back(server, browser):
+    base = server["base"]
+    context, page = new_page(browser, 400)
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        query = desk_query(issue_type="how_to", sentiment="0.5", lang="en")
+        page.goto(base + query)
+        page.locator("#openness").wait_for()
+        page.locator("button[data-status=accepted]").click()
+        page.locator(".ves[data-item=ves_confidence] .pill").nth(5).click()
+        # The desktop decides the contact again: an upset complaint now.
+        params = dict(parse_qsl(query.split("?", 1)[1]))
+        again = requests.post(
+            f"{base}/v1/decisions",
+            json={
+                "interaction_id": params["interaction_id"],
+                "customer": {"customer_id": params["customer_id"]},
+                "contact": {"channel": "chat", "issue_type": "complaint", "sentiment": -0.9},
+            },
+            headers={"Authorization": f"Bearer {server['keys']['desktop']}"},
+            timeout=30,
+        )
+        assert again.status_code == 200 and again.json()["suggested_activity"] == "none"
+        page.reload()
+        page.locator("#resolve").wait_for()
+        page.locator(".quiet-record summary").click()
+        page.wait_for_timeout(200)  # the page's script has run (deferred)
+        assert not page.locator("input[name=ves_confidence][value='6']").is_checked()
+        assert page.locator("button[data-status]").count() == 0  # quiet: no statuses
     finally:
         context.close()

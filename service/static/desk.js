@@ -23,7 +23,9 @@
   const messages = JSON.parse(document.getElementById("desk-messages").textContent);
   // What the agent entered survives a reload, a sign-in in another tab or a failed post:
   // kept per decision in this tab until the outcome is recorded.
-  const draftKey = "vea-desk-draft:" + desk.dataset.decisionId;
+  // Keyed by the suggestion too: the desktop may decide the contact again (same decision
+  // id, another suggestion), and entries about the old one must not come back.
+  const draftKey = "vea-desk-draft:" + desk.dataset.decisionId + ":" + desk.dataset.shownActivity;
   // Quiet contacts attempt nothing: the only possible status is "skipped".
   let status = quiet ? "skipped" : null;
   let sent = false;
