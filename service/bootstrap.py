@@ -5,7 +5,8 @@
 2. if the registry (``VEA_REGISTRY``) has no champion, simulate interaction logs and
    train a default model with the ``vea`` CLI (run as a separate process so the service
    never imports the training code);
-3. create an admin API key and print it with a ``curl`` example;
+3. on the first start, create an admin API key and print it with a ``curl`` example
+   (a restart names the existing key instead of minting another);
 4. replace this process with gunicorn (``vea serve``).
 """
 
@@ -16,19 +17,23 @@ import subprocess  # nosec B404 # runs our own CLI with a fixed argv (below), ne
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
 from models.registry import Registry
-from service.auth import create_key
+from service.auth import create_key, list_keys
 from service.cli import serve
-from service.config import Settings
+from service.config import Settings, safe_url
 from service.db import make_engine, upgrade
 
 BOOTSTRAP_ROWS = 10_000  # enough for a sensible default model, trained in about a minute
+BOOTSTRAP_KEY_LABEL = "make run"
 
 
 def ensure_model(settings: Settings) -> None:
     if Registry(settings.registry).champion() is not None:
         return
-    data = Path("var") / "bootstrap" / "simulated.parquet"
+    # Beside the registry, not in the working directory (which may be read-only).
+    data = Path(settings.registry).parent / "bootstrap" / "simulated.parquet"
     data.parent.mkdir(parents=True, exist_ok=True)
     print(f"no champion in {settings.registry}: training a default model on simulated data")
     vea = [sys.executable, "-m", "training.cli"]
@@ -43,30 +48,61 @@ def ensure_model(settings: Settings) -> None:
     )
 
 
-def main() -> None:
-    settings = Settings.from_env()
-    upgrade(settings.database_url)
-    ensure_model(settings)
+def admin_key_lines(settings: Settings) -> list[str]:
+    """An admin key on the first start only. A restart must not mint another admin key
+    each time (they pile up, all valid, printed into whoever reads the console)."""
     engine = make_engine(settings.database_url)
     try:
-        key_id, key = create_key(engine, "admin", "make run")
+        admins = [k for k in list_keys(engine, include_revoked=False) if k["role"] == "admin"]
+        if admins:
+            newest = admins[-1]
+            return [
+                f"admin API key: already created (id {newest['key_id']}, "
+                f"{newest['created_at']}); a key is shown only once.",
+                "lost it? `vea keys create --role admin` makes another, "
+                "`vea keys revoke ID` retires the old one.",
+            ]
+        key_id, key = create_key(engine, "admin", BOOTSTRAP_KEY_LABEL)
     finally:
         engine.dispose()
-    host = settings.bind
-    print(
-        f"""
-vea is starting on http://{host}  (docs: http://{host}/docs)
-admin API key (id {key_id}; shown once):
+    return [f"admin API key (id {key_id}; shown once, keep it):", "", f"    export VEA_KEY={key}"]
 
-    export VEA_KEY={key}
+
+def prepare(settings: Settings) -> str:
+    """Migrate, make sure a model serves, and say what an operator needs to know."""
+    upgrade(settings.database_url)
+    ensure_model(settings)
+    champion = Registry(settings.registry).champion()
+    host = settings.bind
+    key_lines = "\n".join(admin_key_lines(settings))
+    return f"""
+vea is starting on http://{host}  (docs: http://{host}/docs)
+  database: {safe_url(settings.database_url)}
+  registry: {settings.registry} (champion {champion or "none: decisions degraded"})
+  health:   http://{host}/healthz  ready: http://{host}/readyz  metrics: http://{host}/metrics
+  logs:     JSON lines on stderr
+{key_lines}
 
     curl -s -X POST http://{host}/v1/decisions -H "Authorization: Bearer $VEA_KEY" \\
       -H 'Content-Type: application/json' \\
       -d '{{"interaction_id": "demo-1", "customer": {{"customer_id": "c-1", "tenure_months": 2}},
            "contact": {{"channel": "chat", "issue_type": "inquiry", "language": "en"}}}}'
-""",
-        flush=True,
-    )
+"""
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        sys.exit(f"vea: {exc}")  # names the variable; a traceback would bury it
+    try:
+        message = prepare(settings)
+    except OperationalError as exc:
+        sys.exit(
+            f"vea: VEA_DATABASE_URL: cannot reach {safe_url(settings.database_url)}: "
+            f"{str(exc.orig).strip()}"
+        )
+    print(message, flush=True)
     os.environ.setdefault("VEA_AUTO_MIGRATE", "0")  # done above
     serve.main(args=[], standalone_mode=True)
 
