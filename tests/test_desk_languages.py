@@ -134,3 +134,13 @@ def test_japanese_notes_name_activities_by_name():
     shown = desk.in_language(made, "ja", "ja")
     assert "validate_purchase" not in shown and "購入の判断を後押し" in shown, shown
     assert desk.in_language("自由な文", "ja", "ja") == "自由な文"
+
+
+def test_unusual_templates_cannot_break_the_desk():
+    # A field said twice (a compile error would stop the service from starting) ...
+    pattern = desk._compile("{pool} full; {pool} waits {seconds:.0f} s")
+    assert pattern.fullmatch("a full; a waits 12 s") and not pattern.fullmatch(
+        "a full; b waits 1 s"
+    )
+    # ... and a wording whose other language lacks a field is not paired (KeyError).
+    assert desk._fields("{a} over {limit:.0f} s") == {"a", "limit"}

@@ -313,10 +313,19 @@ _ACTIVITY_IDS = {
 _ORIGINAL = {"en": "(original) ", "ja": "（原文）"}
 
 
+def _fields(template: str) -> set[str]:
+    return {m.group(1) for m in _FIELD.finditer(template)}
+
+
 def _compile(template: str) -> re.Pattern[str]:
-    parts, end = [], 0
+    parts, end, seen = [], 0, set()
     for field in _FIELD.finditer(template):
         parts.append(re.escape(template[end : field.start()]))
+        if field.group(1) in seen:  # a field said twice holds the same text twice
+            parts.append(f"(?P={field.group(1)})")
+            end = field.end()
+            continue
+        seen.add(field.group(1))
         # No field holds the "; " that joins two reasons (models.matching), so a sentence
         # cannot swallow the one after it.
         value = _NUMBER if field.group(2) else r"(?:(?!; ).)+?"
@@ -333,8 +342,10 @@ def _build_templates() -> dict[tuple[str, str], list[tuple[re.Pattern[str], str]
     for table in _TEMPLATE_TABLES:
         for source, target in (("en", "ja"), ("ja", "en"), ("ja", "ja")):
             for key, template in table[source].items():
-                if key in table[target]:
-                    plain = _FIELD.sub(lambda m: "{" + m.group(1) + "}", table[target][key])
+                # Only a sentence whose other language says the same fields is rewritten.
+                other = table[target].get(key)
+                if other is not None and _fields(other) == _fields(template):
+                    plain = _FIELD.sub(lambda m: "{" + m.group(1) + "}", other)
                     out.setdefault((source, target), []).append((_compile(template), plain))
     return out
 
@@ -343,7 +354,7 @@ _TEMPLATES = _build_templates()
 
 
 def _translate_one(text: str, source: str, target: str) -> str | None:
-    for pattern, template in _TEMPLATES[(source, target)]:
+    for pattern, template in _TEMPLATES.get((source, target), ()):
         match = pattern.fullmatch(text)
         if match is None:
             continue
