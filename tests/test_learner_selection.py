@@ -126,3 +126,30 @@ def test_a_sample_counts_actions_the_whole_log_teaches():
     text = fold_shortfall(sample, selection_folds(len(sample), 0), logged, "sampled rows")
     assert text is not None and f"of the {len(sample)} sampled rows" in text
     assert f"which leaves {ACTIONS[rare]} fewer than" in text
+
+
+def test_a_log_of_none_only_trains_quietly_and_says_nothing_is_suggested(tmp_path):
+    """numpy's 'Mean of empty slice' reached the console from the reasons table, and
+    nothing said that the model would never suggest an activity."""
+    import warnings
+
+    log = simulated(8000, 3)[0]
+    path = tmp_path / "none.csv"
+    log[log["activity"] == "none"].to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "Mean of empty slice", RuntimeWarning)
+        result = CliRunner().invoke(
+            cli,
+            [
+                "train",
+                "--data",
+                str(path),
+                "--quiet",
+                "--no-compile",
+                "--registry",
+                str(tmp_path / "r"),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    assert "the model learned only none and never suggests an activity" in result.stderr
+    assert "validate_purchase 0" in result.stderr

@@ -14,8 +14,10 @@ from pathlib import Path
 import click
 import pandas as pd  # training.loading imports it anyway
 
+from models.activities import ACTIONS, NONE
 from models.boosting import MAX_THREADS
 from models.bundle import BundleError, compile_bundle
+from models.ranker import MIN_ACTION_SUPPORT
 from models.registry import Registry, RegistryError
 from training.fit import UNKNOWN_REWARD
 from training.loading import ColumnsMissing, DataError, load_log, read_table, write_table
@@ -128,8 +130,6 @@ def _truth_beside(data: Path) -> Path | None:
 def _truth_for(truth_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     """The simulator truth of ``frame``'s rows, in their order (by interaction_id when both
     have it); a DataError naming what does not match when the file is not that truth."""
-    from models.activities import ACTIONS
-
     truth = read_table(truth_path)
     needed = [f"p_{a}" for a in ACTIONS]
     missing = [c for c in needed if c not in truth.columns]
@@ -290,7 +290,21 @@ def train(
             data_fingerprint=data_fingerprint(data),
             reward=chosen,
         )
-    selection = (bundle.manifest.get("metrics") or {}).get("learner_selection") or {}
+    metrics = bundle.manifest.get("metrics") or {}
+    learned = (
+        {a for a, seen in zip(ACTIONS, bundle.ranker.actions_seen_, strict=True) if seen}
+        if bundle.ranker is not None
+        else None
+    )
+    if learned is not None and learned <= {NONE}:
+        counts = ", ".join(f"{a} {n}" for a, n in (metrics.get("action_counts") or {}).items())
+        click.echo(
+            f"note: no value activity has the {MIN_ACTION_SUPPORT} logged rows the ranker "
+            "needs: the model "
+            f"learned only none and never suggests an activity (rows: {counts})",
+            err=True,
+        )
+    selection = metrics.get("learner_selection") or {}
     if selection.get("note"):
         # The same text as the bundle's metrics: a learner that was not really chosen
         # must not pass unnoticed.

@@ -14,6 +14,7 @@ and 1 is learned as it is, with the log loss on labels in [0, 1]
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -261,9 +262,14 @@ def reason_table(
     rows = np.random.default_rng(seed + 5).permutation(len(x))[:REASON_SAMPLE_ROWS]
     sample = x[np.sort(rows)]
     vocab_sizes = [len(encoder.vocabulary_[name]) for name in encoder.categorical]
-    return ReasonTable.fit(
-        sample, action_contributions(ranker, sample), len(encoder.categorical), vocab_sizes
-    )
+    with warnings.catch_warnings():
+        # A ranker that learned no value activity (a log of `none` only) leaves nothing to
+        # average: numpy warns from the reasons code on the user's console; the table is
+        # all zeros, which is right (no activity is ever suggested), and `vea train` says so.
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        return ReasonTable.fit(
+            sample, action_contributions(ranker, sample), len(encoder.categorical), vocab_sizes
+        )
 
 
 def selection_folds(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
