@@ -137,3 +137,13 @@ def test_shortcut_keys_are_announced_not_read_as_part_of_the_name(desk_client): 
         assert f'aria-keyshortcuts="{key}"' in button.group(0)
         assert f'<kbd aria-hidden="true">{key}</kbd>' in button.group(1)  # name: "Accepted"
     assert re.search(r'id="record" aria-keyshortcuts="Enter"', text)
+
+
+def test_a_malformed_desk_link_is_explained_in_japanese(desk_client):  # noqa: F811
+    missing = desk_client.get("/desk?channel=chat&lang=ja")
+    assert missing.status_code == 400
+    assert "不足: interaction_id, customer_id" in missing.get_data(as_text=True)
+    bad = desk_client.get(desk_url(tenure_months="two", prior_contacts_30d="1.5") + "&lang=ja")
+    text = bad.get_data(as_text=True)
+    assert "tenure_months: 数値ではありません" in text
+    assert "prior_contacts_30d: 整数ではありません" in text

@@ -80,6 +80,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "recorded_at": "Recorded",
         "score_title": "Chance that a value conversation succeeds, out of 100",
         "minutes_before": "{minutes} min before this contact",
+        "not_whole": "{name}: not a whole number",
+        "not_number": "{name}: not a number",
         "interaction_taken": "This interaction id was already used for another customer: the "
         "desktop must open the desk with a new one.",
         "decision_settled": "This contact's outcome is already recorded, and its details have "
@@ -117,6 +119,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "recorded_at": "記録日時",
         "score_title": "価値向上の会話が成功する見込み（100点満点）",
         "minutes_before": "このお問い合わせの {minutes} 分前",
+        "not_whole": "{name}: 整数ではありません",
+        "not_number": "{name}: 数値ではありません",
         "interaction_taken": "このお問い合わせID（interaction_id）は別のお客様にすでに使われて"
         "います。デスクトップから新しいIDで開き直す必要があります。",
         "decision_settled": "このお問い合わせの結果はすでに記録済みで、その後内容が変わっています。"
@@ -138,9 +142,10 @@ class DeskInputError(Exception):
 def decision_body(args: Any, language: str) -> dict[str, Any]:
     """A ``POST /v1/decisions`` body from the query string, validated by the API's own
     schema (the desk accepts exactly what the API accepts)."""
+    own = DESK_LABELS[language]
     missing = [name for name in REQUIRED if not args.get(name)]
     if missing:
-        raise DeskInputError([f"missing: {', '.join(missing)}"])
+        raise DeskInputError([content.LABELS[language]["missing"].format(names=", ".join(missing))])
     customer: dict[str, Any] = {"customer_id": args["customer_id"]}
     contact: dict[str, Any] = {"language": language}
     problems: list[str] = []
@@ -153,13 +158,13 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
                 try:
                     target[name] = int(raw)
                 except ValueError:
-                    problems.append(f"{name}: not a whole number")
+                    problems.append(own["not_whole"].format(name=name))
                 continue
             if name in FLOAT_FIELDS:
                 try:
                     target[name] = float(raw)  # nan and inf: the schema refuses them
                 except ValueError:
-                    problems.append(f"{name}: not a number")
+                    problems.append(own["not_number"].format(name=name))
                 continue
             target[name] = raw
     if args.get("customer_language"):
