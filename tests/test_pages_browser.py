@@ -245,7 +245,11 @@ def test_agent_records_an_accepted_outcome_in_japanese(server, browser):
         assert unlabelled(page) == []
         shot(page, "desk-en")
 
-        page.locator(".langs a[data-lang=ja]").click()
+        # By keyboard: Enter on the language link follows it (the desk's Enter shortcut
+        # took it for "record").
+        page.locator(".langs a[data-lang=ja]").focus()
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
         page.wait_for_load_state()
         assert page.locator("html").get_attribute("lang") == "ja"
         assert page.locator("#openness h2").inner_text() == "受容度"
