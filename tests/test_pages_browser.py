@@ -325,7 +325,13 @@ def test_upset_complaint_shows_only_resolve(server, browser):
         assert "手間なく解決" in page.locator("#resolve").inner_text()
         assert no_horizontal_scroll(page)
         shot(page, "desk-ja-complaint")
-        # Enter records "skipped" (the only status here) and the agent sees it was.
+        # Enter on the folded form's summary opens it (it used to record at once) ...
+        page.locator(".quiet-record summary").focus()
+        page.keyboard.press("Enter")
+        assert page.locator(".quiet-record").get_attribute("open") is not None
+        assert page.locator("#status-line").inner_text() == ""
+        # ... and Enter elsewhere records "skipped" (the only status here), visibly.
+        page.evaluate("() => document.activeElement.blur()")
         page.keyboard.press("Enter")
         page.locator("#status-line.ok").wait_for()  # visible: the folded form opened
         assert page.locator("#status-line").inner_text() == "記録しました。"
