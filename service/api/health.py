@@ -7,13 +7,36 @@ from flask import Response
 from sqlalchemy.exc import DBAPIError
 
 from service.api.common import Blueprint
-from service.db import READ_ONLY
+from service.db import MIGRATIONS_DIR, READ_ONLY
 from service.schemas import HealthSchema, ReadySchema
 from service.state import state
 
 
+def schema_revisions() -> tuple[str, ...]:
+    """The migrations this code ships, oldest first (the last is the head it needs)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    return tuple(reversed([s.revision for s in scripts.walk_revisions()]))
+
+
+def schema_check(revision: str | None, revisions: tuple[str, ...]) -> tuple[bool, str]:
+    """Whether the database's schema revision serves this code, and why.
+
+    A schema behind the code's head fails writes on the columns it lacks (a new release
+    started with VEA_AUTO_MIGRATE=0 before `vea db upgrade`): not ready. One newer than
+    the code is a release rolling out whose migrations only add: still ready."""
+    head = revisions[-1]
+    if revision == head:
+        return True, f"schema revision {revision}"
+    if revision is None or revision in revisions:
+        return False, f"schema revision {revision or 'none'} is behind this code's {head}"
+    return True, f"schema revision {revision} (newer than this code's {head})"
+
+
 def blueprint() -> Blueprint:
     blp = Blueprint("health", __name__, description="Liveness, readiness and metrics.")
+    revisions = schema_revisions()  # read once per app, not per probe
 
     @blp.route("/healthz", methods=["GET"])
     @blp.response(200, HealthSchema)
@@ -34,7 +57,10 @@ def blueprint() -> Blueprint:
         try:
             with st.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
                 revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-            checks["database"] = {"ok": True, "detail": f"schema revision {revision}"}
+            schema_ok, detail = schema_check(revision, revisions)
+            checks["database"] = {"ok": schema_ok, "detail": detail}
+            if not schema_ok:
+                reasons.append(f"{detail}: run `vea db upgrade`")
         except DBAPIError as exc:
             detail = f"database unavailable or not migrated ({type(exc.orig).__name__})"
             checks["database"] = {"ok": False, "detail": detail}
