@@ -1,8 +1,9 @@
 """Training: from a validated canonical log to a model bundle.
 
 The activity learner is chosen by what matters, the off-policy value of the policy it
-induces: every candidate is fitted on 80% of the log and its greedy policy is valued
-on the other 20% with the doubly robust estimator; the winner is refitted on all rows.
+induces: every candidate's greedy policy is valued out of fold (cross-fitting, see
+``selection_folds``) with the doubly robust estimator; the winner is refitted on all
+rows. A log too small for its folds trains the default learner, saying why.
 
 The label is the named reward (``models.schema.Reward``, ``--reward``): ``ve_success``
 by default, or ``accepted``, a retention window, or a weighted value. ``apply_reward``

@@ -52,7 +52,7 @@ from training.fit import (
     net_rewards,
     train_bundle,
 )
-from training.loading import action_codes
+from training.loading import DataError, action_codes
 from training.ope import (
     MAX_UNSUPPORTED,
     Estimate,
@@ -587,6 +587,32 @@ def export_then_load(export: Callable[[Path], None], directory: Path) -> tuple[p
     return validate_log(frame, source=str(path)), path
 
 
+def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
+    """``--data``: a canonical log (as `vea export` writes it), else one in the layout of
+    the champion's spec, as `vea evaluate` and `vea score` read it: a champion trained
+    with ``--spec`` (e.g. on Hillstrom) was refused its own layout with 'map it with a
+    spec', an option `vea retrain` does not have."""
+    from training.loading import ColumnsMissing, load_log
+
+    try:
+        return load_log(data)
+    except ColumnsMissing as exc:
+        version = registry.champion()
+        champion = registry.load(version) if version else None
+        if champion is None or not champion.spec:
+            raise DataError(
+                f"{exc}. vea retrain --data reads the canonical layout `vea export` writes"
+                + ("" if champion is None else " (the champion was trained without a spec)")
+            ) from exc
+        try:
+            return load_log(data, Spec.from_dict(champion.spec, source="the champion's spec"))
+        except ColumnsMissing as again:
+            raise DataError(
+                f"{again}. vea retrain --data reads the canonical layout `vea export` writes "
+                f"or that of the champion's spec (model {version}); neither fits"
+            ) from again
+
+
 # ------------------------------------------------------------------------------ command
 @click.command("retrain")
 @click.option("--since", type=click.DateTime(), default=None, help="Export decisions from here.")
@@ -644,7 +670,7 @@ def retrain_command(
     reward_weights,
 ) -> None:
     """Export the service's logs, train a challenger, gate it off-policy, promote or refuse."""
-    from training.loading import file_fingerprint, load_log
+    from training.loading import file_fingerprint
 
     # The command line's reward, else the champion's own (retrain() resolves it from the
     # registry), else ve_success. `vea retrain` takes no spec, so there is no spec reward.
@@ -653,7 +679,7 @@ def retrain_command(
 
     with tempfile.TemporaryDirectory(prefix="vea-retrain-") as tmp:
         if data:
-            frame, path = load_log(data), Path(data)
+            frame, path = _load_given_log(data, Registry(registry)), Path(data)
         else:
             export_cmd = ctx.find_root().command.get_command(ctx, "export")
             if export_cmd is None:
