@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
 import orjson
 from flask import g, has_request_context
 from gunicorn import glogging
+from sqlalchemy.exc import StatementError
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -45,12 +47,44 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 data[key] = value
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+            data["exc"] = _without_statement_data(record.exc_info[1], self.formatException)(
+                record.exc_info
+            )
         try:
             # orjson: the access line is written for every request.
             return orjson.dumps(data, default=str).decode()
         except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
             return json.dumps(data, default=str, ensure_ascii=False)
+
+
+# PostgreSQL's DETAIL line of a constraint violation quotes the key or the whole row.
+_DETAIL = re.compile(r"^(\s*)DETAIL:.*$", re.MULTILINE)
+
+
+def _without_statement_data(exc: BaseException | None, format_exception):
+    """A traceback formatter that leaves out a failed SQL statement's data.
+
+    SQLAlchemy writes the bound values into the exception's text (``[parameters:
+    ('customer-17', ...)]``) and PostgreSQL's message adds a DETAIL line with the key or
+    row: customer, interaction and agent ids. Every exception in the chain is told to
+    hide its parameters, and DETAIL lines are replaced."""
+    seen: set[int] = set()
+    statement = False
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StatementError):
+            exc.hide_parameters = True
+            statement = True
+        exc = exc.__cause__ or exc.__context__
+    if not statement:
+        return format_exception
+
+    def formatted(exc_info) -> str:
+        return _DETAIL.sub(
+            r"\1DETAIL: (hidden: it may quote customer data)", format_exception(exc_info)
+        )
+
+    return formatted
 
 
 def configure(level: str) -> None:
