@@ -449,6 +449,13 @@ def retrain(
             "values the champion on rows it learned from, which flatters it (a challenger "
             "must then clear a higher bar); --since can leave them out"
         )
+    elif champion is not None and source and champion.manifest.get("data_fingerprint") == source:
+        # A log without interaction ids (e.g. Hillstrom) is told by its file alone.
+        warnings.append(
+            "this log is the very file the champion was trained on (same fingerprint): the "
+            "gate values the champion on rows it learned from, which flatters it (a "
+            "challenger must then clear a higher bar)"
+        )
     if len(frame) < min_rows:
         skipped_because = f"{len(frame)} rows < --min-rows {min_rows}"
         registry.record(
