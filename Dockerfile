@@ -15,14 +15,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VEA_WORKERS=2 \
     VEA_DATABASE_URL=sqlite:////var/lib/vea/vea.db \
     VEA_REGISTRY=/var/lib/vea/registry \
+    VEA_COMPILE_CACHE=/var/lib/vea/cache/compiled \
     PROMETHEUS_MULTIPROC_DIR=/tmp/vea-prometheus
+# Everything the service writes lives under /var/lib/vea (the volume): the working
+# directory /app is root's and read-only to the service, so no default may point under
+# it (the compiled-forest cache defaulted to var/cache/compiled there).
 
 # LightGBM's wheel needs the OpenMP runtime.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
-RUN useradd --system --create-home --home-dir /home/vea --shell /usr/sbin/nologin vea \
+# A fixed numeric uid, so orchestrators can check runAsNonRoot and volumes can be
+# prepared for it (chown 10001).
+RUN groupadd --system --gid 10001 vea \
+    && useradd --system --uid 10001 --gid vea --create-home --home-dir /home/vea \
+        --shell /usr/sbin/nologin vea \
     && mkdir -p /var/lib/vea /tmp/vea-prometheus \
     && chown vea:vea /var/lib/vea /tmp/vea-prometheus
 
@@ -39,11 +47,13 @@ COPY training ./training
 COPY service ./service
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
-USER vea
+USER 10001:10001
 VOLUME ["/var/lib/vea"]
 EXPOSE 8000
+# No curl in a slim image: Python asks /healthz on the port VEA_BIND names (a changed
+# VEA_BIND would otherwise mark a healthy container unhealthy).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
+    CMD python -c "import os, urllib.request; port = os.environ.get('VEA_BIND', ':8000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2)" || exit 1
 
 # The master applies pending migrations (VEA_AUTO_MIGRATE=1) before the workers start.
 ENTRYPOINT ["gunicorn", "-c", "python:service.gunicorn_conf"]

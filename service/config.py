@@ -106,11 +106,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
 }
 DATABASE_BACKENDS = ("sqlite", "postgresql")
-# VEA_* variables that are not service settings: the key `make run` prints for curl, and
-# the test suite's own knobs.
+# VEA_* variables that are not service settings: the key `make run` prints for curl,
+# docker-compose.yml's database password, and the test suite's own knobs.
 OTHER_VARIABLES = frozenset(
     {
         "VEA_KEY",
+        "VEA_DB_PASSWORD",
         "VEA_FUZZ_EXAMPLES",
         "VEA_FUZZ_RANDOM",
         "VEA_PG_BINDIR",
