@@ -21,6 +21,11 @@ from prometheus_client import (
     multiprocess,
 )
 
+from models.activities import ACTIONS
+
+# The causes service.serving and service.decisions count, and the shadow guard's verdicts.
+DEGRADED_REASONS = ("no_model", "model_error", "database")
+SHADOW_VERDICTS = ("ok", "slow", "error", "suspended")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -90,6 +95,18 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+
+        # Known label values start at 0: a series that appears only at its first
+        # increment hides that increment from rate() and leaves alerts on it empty
+        # (a first degraded decision, a first shadow error) until the second one.
+        for activity in ACTIONS:
+            self.child(self.decisions, activity)
+            for offered in ("true", "false"):  # as service.decisions writes them
+                self.outcomes.labels(activity=activity, offered=offered)
+        for reason in DEGRADED_REASONS:
+            self.degraded.labels(reason=reason)
+        for verdict in SHADOW_VERDICTS:
+            self.shadow.labels(verdict=verdict)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, made once per label set: ``labels()`` validates
