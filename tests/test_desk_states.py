@@ -147,3 +147,11 @@ def test_a_malformed_desk_link_is_explained_in_japanese(desk_client):  # noqa: F
     text = bad.get_data(as_text=True)
     assert "tenure_months: 数値ではありません" in text
     assert "prior_contacts_30d: 整数ではありません" in text
+
+
+def test_an_unknown_decision_says_what_to_do(desk_client):  # noqa: F811
+    page = desk_client.get("/desk?decision_id=deadbeef&lang=ja")
+    assert page.status_code == 404
+    text = page.get_data(as_text=True)
+    assert "<h1>該当する判定がありません</h1>" in text and "開き直してください" in text
+    assert "不完全" not in text  # not "this desk link is incomplete or malformed"

@@ -55,6 +55,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "db_down_title": "The database is unavailable",
         "db_down": "This decision cannot be opened right now. Try again in a minute.",
         "not_found_title": "No such decision",
+        "not_found": "This link names a decision that does not exist (an old or mistyped "
+        "link): open the contact again from the desktop.",
         "conflict_title": "This contact cannot be shown",
         "unstored": "This decision was not stored (database unavailable), so its outcome "
         "cannot be recorded here. Follow the hint as usual.",
@@ -93,6 +95,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "db_down_title": "データベースに接続できません",
         "db_down": "この判定は今は開けません。1分ほどしてから開き直してください。",
         "not_found_title": "該当する判定がありません",
+        "not_found": "このリンクの判定は存在しません（古いリンクか入力の誤りです）。デスクトップ"
+        "からお問い合わせを開き直してください。",
         "conflict_title": "このお問い合わせは表示できません",
         "unstored": "この判定はデータベースに接続できず保存されていないため、ここでは結果を記録"
         "できません。ヒントはいつもどおりお使いください。",
@@ -542,7 +546,7 @@ def blueprint() -> Blueprint:
             if args.get("decision_id"):
                 found = stored_decision(args["decision_id"])
                 if found is None:
-                    return _problem(page, [labels["not_found"]], 404)
+                    return _problem(page, [DESK_LABELS[language]["not_found"]], 404)
                 answer, features = found
             else:
                 body = decision_body(args, language)
