@@ -99,6 +99,12 @@ def configure(level: str) -> None:
         logger.addHandler(handler)
 
 
+# gunicorn's messages that carry the request as sent (workers/base.py handle_error).
+INVALID_REQUEST = "Invalid request from ip="
+ERROR_HANDLING = "Error handling request"
+QUOTED = re.compile(r"['\"]")
+
+
 class GunicornLogger(glogging.Logger):
     """gunicorn's own messages, without its access lines.
 
@@ -110,3 +116,19 @@ class GunicornLogger(glogging.Logger):
 
     def access(self, resp, req, environ, request_time) -> None:  # noqa: ANN001 - gunicorn's
         return None
+
+    def warning(self, msg, *args, **kwargs) -> None:  # noqa: ANN001 - gunicorn's
+        # A request gunicorn refuses is logged with its error's text, which quotes the
+        # request line or header as sent: the raw path with its customer id. The kind of
+        # error stays (the text before the quote), the quoted request does not.
+        if isinstance(msg, str) and msg.startswith(INVALID_REQUEST):
+            head, _, error = msg.partition(": ")
+            kept = QUOTED.split(error, maxsplit=1)[0].rstrip(" :")
+            msg = f"{head}: {kept[:200]} (request text not logged)"
+        super().warning(msg, *args, **kwargs)
+
+    def exception(self, msg, *args, **kwargs) -> None:  # noqa: ANN001 - gunicorn's
+        # "Error handling request %s %s" with the method and the raw URI.
+        if isinstance(msg, str) and msg.startswith(ERROR_HANDLING) and args:
+            msg, args = f"{ERROR_HANDLING} (path not logged)", ()
+        super().exception(msg, *args, **kwargs)

@@ -71,3 +71,77 @@ def test_a_failed_statement_is_logged_without_its_data(url, violation, wrapped):
     line = json.loads(lines[0])
     assert "IntegrityError" in line["exc"] and "INSERT INTO t" in line["exc"]
     assert SECRET not in text, line["exc"]
+
+
+def test_gunicorns_own_messages_do_not_quote_the_raw_request(capfd):
+    from gunicorn.config import Config
+
+    from service.logs import GunicornLogger
+
+    logger = GunicornLogger(Config())
+    secret = "/v1/customers/" + SECRET + "/events"
+    logger.warning(f"Invalid request from ip=10.0.0.1: Invalid HTTP request line: 'GET {secret}'")
+    logger.warning(f"Invalid request from ip=10.0.0.1: Invalid HTTP Header: '{SECRET}: x'")
+    logger.warning("Invalid request from ip=10.0.0.1: Request Line is too large (5000 > 4094)")
+    try:
+        raise RuntimeError("worker error")
+    except RuntimeError:
+        logger.exception("Error handling request %s %s", "GET", secret)
+    err = capfd.readouterr().err
+    assert SECRET not in err
+    assert "Invalid HTTP request line (request text not logged)" in err
+    assert "Request Line is too large (5000 > 4094)" in err  # no request text: kept whole
+    assert "Error handling request (path not logged)" in err and "worker error" in err
+
+
+def test_served_refusals_of_malformed_requests_log_no_path(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEA_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(
+        VEA_BIND=f"127.0.0.1:{port}",
+        VEA_WORKERS="1",
+        VEA_DATABASE_URL=f"sqlite:///{tmp_path / 'vea.db'}",
+        VEA_REGISTRY=str(tmp_path / "registry"),
+        VEA_COMPILE_CACHE="",
+    )
+    log = (tmp_path / "gunicorn.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        for raw in (
+            f"GET /v1/customers/{SECRET}\x7f/events HTTP/1.1\r\nHost: x\r\n\r\n",
+            f"GET /v1/customers/{SECRET}/events HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(raw.encode("latin-1"))
+                assert sock.recv(100).startswith(b"HTTP/1.1 400")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "gunicorn.log").read_text()
+    assert "Invalid request from ip=127.0.0.1" in text
+    assert SECRET not in text
