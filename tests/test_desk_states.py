@@ -101,6 +101,11 @@ def test_a_reopened_desk_shows_the_outcome_recorded_earlier(desk_client):  # noq
     recorded = re.search(r'id="recorded"[^>]*>(.*?)</p>', again, re.S).group(1)
     assert "記録済み: 受け入れ、VES 6 / 7" in recorded
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT[\d:.]+Z">[^<]+ UTC</time>', recorded)
+    # The disabled form shows what was recorded: the button and both VES answers.
+    assert re.search(r'data-status="accepted" aria-pressed="true"', again)
+    assert again.count('aria-pressed="true"') == 1
+    assert re.search(r'name="ves_confidence" value="6" checked', again)
+    assert re.search(r'name="ves_ability" value="7" checked', again)
 
 
 def test_the_earlier_contact_reads_in_japanese_and_relative_to_this_contact(desk_client):  # noqa: F811

@@ -469,6 +469,10 @@ def view_model(
                 outcome=_outcome_text(recorded, labels, language)
             ),
             "at": iso_utc(recorded["recorded_at"]),
+            # The disabled form shows what was recorded, button and VES answers.
+            "status": _status_of(recorded),
+            "ves_confidence": recorded.get("ves_confidence"),
+            "ves_ability": recorded.get("ves_ability"),
         }
     if model["quiet"]:
         return model  # nothing else is computed or shown
@@ -503,6 +507,14 @@ def _value_in(value: str | None, language: str) -> str:
     if not value:
         return "?"
     return VALUES_JA.get(value, value) if language == "ja" else value
+
+
+def _status_of(outcome: dict[str, Any]) -> str:
+    """The outcome button (``STATUSES``) an outcome's two booleans stand for."""
+    if not outcome.get("offered"):
+        return "skipped"
+    accepted = outcome.get("accepted")
+    return "offered" if accepted is None else ("accepted" if accepted else "declined")
 
 
 def _outcome_text(outcome: dict[str, Any], labels: dict[str, str], language: str) -> str:
