@@ -144,3 +144,14 @@ def test_unusual_templates_cannot_break_the_desk():
     )
     # ... and a wording whose other language lacks a field is not paired (KeyError).
     assert desk._fields("{a} over {limit:.0f} s") == {"a", "limit"}
+
+
+def test_notes_name_activities_as_the_routing_reasons_do_in_english_too():
+    from models import contact_policy, matching
+
+    made = contact_policy._MESSAGES["en"]["declined"].format(
+        activity="validate_purchase", days=0, limit=14
+    )
+    named = matching._said("validate_purchase", "en")
+    assert desk.in_language(made, "en", "en") == made.replace("validate_purchase", named)
+    assert desk.in_language("free text", "en", "en") == "free text"

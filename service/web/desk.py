@@ -345,11 +345,11 @@ def _compile(template: str) -> re.Pattern[str]:
 
 
 def _build_templates() -> dict[tuple[str, str], list[tuple[re.Pattern[str], str]]]:
-    """``(from, to) -> [(pattern of a sentence in from, the same sentence in to)]``; from
-    Japanese to Japanese too, to name by name an activity a sentence names by id."""
+    """``(from, to) -> [(pattern of a sentence in from, the same sentence in to)]``; also
+    within a language, to name an activity by name where a sentence names it by id."""
     out: dict[tuple[str, str], list[tuple[re.Pattern[str], str]]] = {}
     for table in _TEMPLATE_TABLES:
-        for source, target in (("en", "ja"), ("ja", "en"), ("ja", "ja")):
+        for source, target in (("en", "ja"), ("ja", "en"), ("ja", "ja"), ("en", "en")):
             for key, template in table[source].items():
                 # Only a sentence whose other language says the same fields is rewritten.
                 other = table[target].get(key)
@@ -403,10 +403,8 @@ def in_language(text: str, language: str, made_in: str | None = None) -> str:
     written and marked as the original (never left out: the agent must see why)."""
     if made_in is None:  # not stored with the decision: Japanese has non-ASCII text
         made_in = "ja" if any(ord(ch) > 0x2E80 for ch in text) else "en"
-    if made_in == language:
-        if language == "ja":  # some Japanese sentences name an activity by its id
-            return _translate(text, "ja", "ja") or text
-        return text
+    if made_in == language:  # some sentences name an activity by its id: by name here
+        return _translate(text, language, language) or text
     return _translate(text, made_in, language) or _ORIGINAL[language] + text
 
 
