@@ -458,6 +458,7 @@ def test_desk_errors_speak_the_page_language_and_keep_the_entries(server, browse
             text = page.locator("#status-line").inner_text()
             assert "server says" not in text, text  # the page's words, not the API's
             assert page.locator("#status-line").get_attribute("role") == "alert"
+            assert page.locator("#status-line").get_attribute("aria-live") == "assertive"
             assert page.locator("#record").is_enabled() and _entries_kept(page), words
             page.unroute("**/desk/outcome")
             if words == "セッションの有効期限":

@@ -35,7 +35,9 @@
     statusLine.textContent = text;
     statusLine.className = "status-line " + (kind || "");
     // Errors interrupt (a screen reader says them at once); success is polite.
+    // (aria-live set too: the element's explicit "polite" would override the alert role.)
     statusLine.setAttribute("role", kind === "error" ? "alert" : "status");
+    statusLine.setAttribute("aria-live", kind === "error" ? "assertive" : "polite");
     if (link) {
       // Same tab: the sign-in comes back to this page, whose entries this tab keeps.
       const a = document.createElement("a");
