@@ -120,6 +120,12 @@ def post_worker_init(worker) -> None:
     from service.wire_errors import install
 
     install()  # gunicorn's own 400/414/431 answers in the API's JSON error format
+    # Python warnings (a library's FutureWarning in a report) would be two plain-text
+    # lines on stderr between the JSON ones: route them through logging, whose root
+    # handler here writes JSON.
+    import logging
+
+    logging.captureWarnings(True)
     # The app, models and libraries are loaded: move them out of the garbage
     # collector's view so full collections stay short on the request path.
     import gc

@@ -145,3 +145,30 @@ def test_served_refusals_of_malformed_requests_log_no_path(tmp_path):
     text = (tmp_path / "gunicorn.log").read_text()
     assert "Invalid request from ip=127.0.0.1" in text
     assert SECRET not in text
+
+
+def test_python_warnings_in_a_worker_are_json_lines(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import logging.config, warnings\n"
+        "import service.gunicorn_conf as conf\n"
+        "logging.config.dictConfig(conf.logconfig_dict)\n"
+        "conf.post_worker_init(None)\n"
+        "warnings.warn('a library changes its defaults', FutureWarning)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEA_")}
+    env.update(
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+        VEA_SHARED_STATE_DIR=str(tmp_path / "shared"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines, "the warning was not written at all"
+    records = [json.loads(line) for line in lines]  # every line one JSON object
+    assert any("a library changes its defaults" in r["msg"] for r in records)
