@@ -164,3 +164,24 @@ def test_gunicorn_master_stops_at_once_naming_the_variable(wrong, tmp_path):
     assert "Booting worker" not in output  # refused in the master, before any worker
     assert "Traceback" not in output
     assert seconds < 30
+
+
+def test_every_vea_variable_the_docs_or_the_code_name_is_a_setting():
+    """README, Dockerfile and compose name only real settings, and no code reads a
+    VEA_* variable that `Settings` does not know (it would escape the checks above)."""
+    import re
+
+    from service.config import OTHER_VARIABLES
+
+    known = {f"VEA_{f.name.upper()}" for f in fields(Settings)} | OTHER_VARIABLES
+    named: dict[str, set[str]] = {}
+    paths = [ROOT / "README.md", ROOT / "Dockerfile", ROOT / "docker-compose.yml"]
+    for package in ("service", "models", "training"):
+        paths += sorted((ROOT / package).rglob("*.py"))
+    for path in paths:
+        # In code only quoted names are variables (VEA_ONLY is a constant's name).
+        pattern = r"[\"']VEA_[A-Z][A-Z0-9_]*[A-Z0-9]" if path.suffix == ".py" else r"\bVEA_\w+"
+        for name in re.findall(pattern, path.read_text()):
+            name = name.lstrip("\"'")
+            named.setdefault(name, set()).add(path.name)
+    assert {n: sorted(p) for n, p in named.items() if n not in known} == {}
