@@ -20,10 +20,16 @@ import shutil
 import tempfile
 
 os.environ["OMP_NUM_THREADS"] = os.environ.get("VEA_OMP_NUM_THREADS", "1")
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vea-prometheus-")
-if not os.environ.get("VEA_SHARED_STATE_DIR"):
-    os.environ["VEA_SHARED_STATE_DIR"] = tempfile.mkdtemp(prefix="vea-shared-")
+# Directories made here for this master are removed when it exits (``on_exit``): one
+# pair per start piled up in the temporary directory otherwise.
+_made_here: list[str] = []
+for _variable, _prefix in (
+    ("PROMETHEUS_MULTIPROC_DIR", "vea-prometheus-"),
+    ("VEA_SHARED_STATE_DIR", "vea-shared-"),
+):
+    if not os.environ.get(_variable):
+        os.environ[_variable] = tempfile.mkdtemp(prefix=_prefix)
+        _made_here.append(os.environ[_variable])
 
 if not os.environ.get("VEA_SECRET_KEY"):
     # One page-session secret for every worker of this master (a per-worker one would log
@@ -35,7 +41,12 @@ if not os.environ.get("VEA_SECRET_KEY"):
 
 from service.config import Settings  # noqa: E402 - after the environment is set
 
-_settings = Settings.from_env()
+try:
+    _settings = Settings.from_env()
+except ValueError:
+    for _directory in _made_here:  # gunicorn stops before on_exit would run
+        shutil.rmtree(_directory, ignore_errors=True)
+    raise
 
 wsgi_app = "service.app:create_app()"
 bind = _settings.bind
@@ -114,6 +125,11 @@ def on_starting(server) -> None:
             )
             raise SystemExit(1) from None
         server.log.info("database schema is up to date")
+
+
+def on_exit(server) -> None:
+    for directory in _made_here:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def post_worker_init(worker) -> None:

@@ -185,3 +185,41 @@ def test_every_vea_variable_the_docs_or_the_code_name_is_a_setting():
             name = name.lstrip("\"'")
             named.setdefault(name, set()).add(path.name)
     assert {n: sorted(p) for n, p in named.items() if n not in known} == {}
+
+
+def test_gunicorn_leaves_no_temporary_directories_behind(tmp_path):
+    """One metrics and one shared-state directory per start piled up in /tmp."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    code, output, _ = _serve({"TMPDIR": str(temp), "VEA_RATE_LIMIT_PER_S": "-1"}, tmp_path)
+    assert code != 0 and "VEA_RATE_LIMIT_PER_S" in output  # refused at start
+    assert list(temp.iterdir()) == []
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEA_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    port = free_port()
+    env.update(
+        TMPDIR=str(temp),
+        VEA_BIND=f"127.0.0.1:{port}",
+        VEA_WORKERS="1",
+        VEA_DATABASE_URL=f"sqlite:///{tmp_path / 'vea.db'}",
+        VEA_REGISTRY=str(tmp_path / "registry"),
+        VEA_COMPILE_CACHE="",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.name.startswith("vea-prometheus-") for p in temp.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(2)  # the master is up and its workers are booting
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert [p.name for p in temp.iterdir() if p.name.startswith("vea-")] == []
