@@ -113,6 +113,7 @@ def test_served_refusals_of_malformed_requests_log_no_path(tmp_path):
         VEA_DATABASE_URL=f"sqlite:///{tmp_path / 'vea.db'}",
         VEA_REGISTRY=str(tmp_path / "registry"),
         VEA_COMPILE_CACHE="",
+        VEA_LOG_LEVEL="DEBUG",  # gunicorn's debug lines follow it: none may quote a path
     )
     log = (tmp_path / "gunicorn.log").open("w")
     proc = subprocess.Popen(
@@ -131,19 +132,21 @@ def test_served_refusals_of_malformed_requests_log_no_path(tmp_path):
             except OSError:
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.2)
-        for raw in (
-            f"GET /v1/customers/{SECRET}\x7f/events HTTP/1.1\r\nHost: x\r\n\r\n",
-            f"GET /v1/customers/{SECRET}/events HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n",
+        for raw, status in (
+            (f"GET /v1/customers/{SECRET}\x7f/events HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (f"GET /v1/customers/{SECRET}/events HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400),
+            (f"POST /v1/customers/{SECRET}/events HTTP/1.1\r\nHost: x\r\n\r\n", 401),
         ):
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
                 sock.sendall(raw.encode("latin-1"))
-                assert sock.recv(100).startswith(b"HTTP/1.1 400")
+                assert sock.recv(100).startswith(f"HTTP/1.1 {status}".encode())
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
     text = (tmp_path / "gunicorn.log").read_text()
     assert "Invalid request from ip=127.0.0.1" in text
+    assert '"level":"debug"' in text and "/v1/customers/<customer_id>/events" in text
     assert SECRET not in text
 
 
