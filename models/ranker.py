@@ -213,19 +213,35 @@ class ActivityRanker:
             params = default_params(
                 probability_objective(ya), self.seed + a, len(train), self.num_threads
             )
-            boosters.append(
-                fit_booster(
-                    params,
-                    xa[train],
-                    ya[train],
-                    xa[valid],
-                    ya[valid],
-                    categorical=self.categorical_,
-                    feature_names=self.feature_names_,
-                    max_rounds=self.max_rounds,
-                )
+            booster = fit_booster(
+                params,
+                xa[train],
+                ya[train],
+                xa[valid],
+                ya[valid],
+                categorical=self.categorical_,
+                feature_names=self.feature_names_,
+                max_rounds=self.max_rounds,
             )
+            boosters.append(self._refit(booster, params, xa, ya, None, self.categorical_))
         return boosters
+
+    def _refit(self, booster, params, x, y, weight, categorical, names=None) -> lgb.Booster:
+        """The final model on every row for the early-stopped rounds / (1 - validation
+        fraction), as ``_fit_s`` does: without it ``t`` and ``dr`` kept a model of 80% of
+        the rows (and ``t`` on the cluster, trained on all rows, differed from local)."""
+        if not self.refit:
+            return booster
+        rounds = int(round(booster.num_trees() / (1.0 - self.validation_fraction)))
+        return refit_rounds(
+            params,
+            x,
+            y,
+            rounds,
+            weight=weight,
+            categorical=categorical,
+            feature_names=names or self.feature_names_,
+        )
 
     def _fit_dr(self, x, actions, y, propensity) -> lgb.Booster:
         seen = np.flatnonzero(self.actions_seen_)
@@ -250,7 +266,7 @@ class ActivityRanker:
         train_rows = (train[:, None] * width + np.arange(width)).reshape(-1)
         valid_rows = (valid[:, None] * width + np.arange(width)).reshape(-1)
         params = default_params("regression", self.seed, len(train), self.num_threads)
-        return fit_booster(
+        booster = fit_booster(
             params,
             stacked_x[train_rows],
             stacked_y[train_rows],
@@ -260,6 +276,7 @@ class ActivityRanker:
             feature_names=names,
             max_rounds=self.max_rounds,
         )
+        return self._refit(booster, params, stacked_x, stacked_y, None, categorical, names)
 
     # -------------------------------------------------------------- predicting
     @property
