@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from models.activities import VALUE_ACTIVITIES
-from models.reasons import language_of
+from models.reasons import activity_name, language_of
 
 WEEK_DAYS = 7.0
 
@@ -105,7 +105,7 @@ def summarize_history(contacts: Iterable[PastContact], now: datetime) -> History
 
 _MESSAGES: dict[str, dict[str, str]] = {
     "en": {
-        "declined": "contact policy: {activity} was declined {days} day(s) ago "
+        "declined": "contact policy: “{activity}” was declined {days} day(s) ago "
         "(not offered again within {limit} days)",
         "cap": "contact policy: {count} value attempt(s) in the last 7 days "
         "(limit {limit} per week): no value attempt",
@@ -113,7 +113,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "resolve first, no value attempt",
     },
     "ja": {
-        "declined": "コンタクトポリシー: {activity} は {days} 日前に断られています"
+        "declined": "コンタクトポリシー: 「{activity}」は {days} 日前に断られています"
         "（{limit} 日以内は再提案しません）",
         "cap": "コンタクトポリシー: 直近7日間の価値向上アプローチが {count} 回"
         "（上限 週{limit}回）のため今回は行いません",
@@ -145,7 +145,9 @@ def evaluate(
                 blocked.add(activity)
                 reasons.append(
                     messages["declined"].format(
-                        activity=activity, days=int(days), limit=policy.decline_days
+                        activity=activity_name(activity, language),
+                        days=int(days),
+                        limit=policy.decline_days,
                     )
                 )
 

@@ -29,7 +29,7 @@ import yaml
 
 from models.activities import NONE, VALUE_ACTIVITIES
 from models.economics import Economics
-from models.reasons import language_of
+from models.reasons import activity_name, category_name, language_of
 
 FALLBACK_VERSION = "fallback-rules-1"
 
@@ -99,7 +99,7 @@ _REASONS: dict[str, dict[str, str]] = {
         "degraded": "rule-based fallback (model unavailable)",
         "issue": "issue type {issue}: base openness {base:.2f}",
         "sentiment": "live sentiment {sentiment:+.2f}",
-        "tenure": "tenure {tenure:.0f} months favours {activity}",
+        "tenure": "tenure {tenure:.0f} months favours “{activity}”",
         "low": "openness is low: resolve effortlessly",
         "no_attempt": "contact policy allows no value attempt",
         "no_value": "no activity pays for its extra handle time",
@@ -110,7 +110,7 @@ _REASONS: dict[str, dict[str, str]] = {
         "degraded": "ルールベースの代替判定（モデル利用不可）",
         "issue": "問い合わせ種別 {issue}: 基本の受容度 {base:.2f}",
         "sentiment": "会話の感情 {sentiment:+.2f}",
-        "tenure": "購入後 {tenure:.0f} か月: {activity} が適しています",
+        "tenure": "購入後 {tenure:.0f} か月: 「{activity}」が適しています",
         "low": "受容度が低いため、迅速な解決を優先します",
         "no_attempt": "コンタクトポリシーにより価値向上アプローチは行いません",
         "no_value": "追加の対応時間に見合うアクティビティがありません",
@@ -151,7 +151,8 @@ def decide_fallback(
     issue = features.get("issue_type")
     base = ISSUE_OPENNESS.get(str(issue), DEFAULT_OPENNESS) if issue else DEFAULT_OPENNESS
     score = base
-    reasons = [text["degraded"], text["issue"].format(issue=issue or "?", base=base)]
+    said_issue = category_name(str(issue) if issue else None, lang)
+    reasons = [text["degraded"], text["issue"].format(issue=said_issue, base=base)]
 
     sentiment = _number(features.get("sentiment"))
     if sentiment is not None:
@@ -168,7 +169,7 @@ def decide_fallback(
     if tenure is not None and tenure >= 0:
         fit = next(table for limit, table in _TENURE_FIT if tenure < limit)
         best_fit = max(fit, key=fit.__getitem__)
-        reasons.append(text["tenure"].format(tenure=tenure, activity=best_fit))
+        reasons.append(text["tenure"].format(tenure=tenure, activity=activity_name(best_fit, lang)))
 
     costs = dict(zip(VALUE_ACTIVITIES, econ.action_costs()[1:], strict=True))
     blocked = set(blocked_activities)

@@ -59,7 +59,7 @@ from models.pools import (
     Pool,
     PoolConfig,
 )
-from models.reasons import language_of
+from models.reasons import activity_name, language_of
 
 MAX_P = 0.999
 
@@ -107,28 +107,6 @@ class RoutingRules:
             raise ValueError("pool exploration margin must be >= 0")
         if not 0.0 < self.explore_floor <= 0.5:
             raise ValueError("pool exploration floor must be in (0, 0.5]")
-
-
-# Activities by name in each language (the pages use them too): reasons an agent or a
-# manager reads name the activity, not its id.
-ACTIVITY_NAMES = {
-    "en": {
-        "validate_purchase": "Validate the purchase",
-        "anticipate_needs": "Anticipate needs",
-        "achieve_goals": "Help achieve goals",
-        "educate_usage": "Educate on better usage",
-        "advise_new_uses": "Advise on new uses",
-        "none": "Resolve effortlessly",
-    },
-    "ja": {
-        "validate_purchase": "購入の判断を後押し",
-        "anticipate_needs": "ニーズの先回り",
-        "achieve_goals": "目的達成の支援",
-        "educate_usage": "より良い使い方のご案内",
-        "advise_new_uses": "新しい使い方のご提案",
-        "none": "手間なく解決",
-    },
-}
 
 
 _TEXT = {
@@ -186,13 +164,6 @@ _TEXT = {
 
 def _text(language: str | None) -> dict[str, str]:
     return _TEXT[language_of(language)]
-
-
-def activity_name(activity: str, language: str | None) -> str:
-    """An activity as a reason names it: by its name in the reason's language (an agent
-    reads "Advise on new uses", not ``advise_new_uses``; the id stays in ``activity``).
-    An id without a name is said as it is."""
-    return ACTIVITY_NAMES[language_of(language)].get(activity, activity)
 
 
 _said = activity_name

@@ -64,6 +64,47 @@ def language_of(language: str | None) -> str:
     return "ja" if primary_language(language or "") == "ja" else "en"
 
 
+# Activities by name in each language (the pages use them too): reasons an agent or a
+# manager reads name the activity, not its id.
+ACTIVITY_NAMES = {
+    "en": {
+        "validate_purchase": "Validate the purchase",
+        "anticipate_needs": "Anticipate needs",
+        "achieve_goals": "Help achieve goals",
+        "educate_usage": "Educate on better usage",
+        "advise_new_uses": "Advise on new uses",
+        "none": "Resolve effortlessly",
+    },
+    "ja": {
+        "validate_purchase": "購入の判断を後押し",
+        "anticipate_needs": "ニーズの先回り",
+        "achieve_goals": "目的達成の支援",
+        "educate_usage": "より良い使い方のご案内",
+        "advise_new_uses": "新しい使い方のご提案",
+        "none": "手間なく解決",
+    },
+}
+
+
+def activity_name(activity: str, language: str | None) -> str:
+    """An activity as a reason names it: by its name in the reason's language (an agent
+    reads "Advise on new uses", not ``advise_new_uses``; the id stays in ``activity``).
+    An id without a name is said as it is."""
+    return ACTIVITY_NAMES[language_of(language)].get(activity, activity)
+
+
+def category_name(value: str | None, language: str | None) -> str:
+    """A category (channel, issue type, segment) as a sentence says it: in Japanese by
+    its Japanese word (チャット, not chat), in English as it is; "?" when unknown."""
+    if not value:
+        return "?"
+    return VALUES_JA.get(value, value) if language_of(language) == "ja" else value
+
+
+# The id behind a category's Japanese word, to write a Japanese sentence again in English.
+CATEGORY_IDS: dict[str, str] = {word: value for value, word in VALUES_JA.items()}
+
+
 def describe(name: str, value: Any, language: str) -> str:
     """One phrase naming a feature and its value for this contact."""
     lang = language_of(language)

@@ -20,8 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from models.activities import NONE
 from models.contact_policy import PolicyResult, evaluate, summarize_history
 from models.exploration import HOLDOUT, candidates, draw, holdout_arm
-from models.matching import activity_name
-from models.reasons import language_of
+from models.reasons import activity_name, category_name, language_of
 from service import history
 from service.db import (
     READ_ONLY,
@@ -305,7 +304,9 @@ def _compute(
         minutes = int((occurred_at - earlier.occurred_at).total_seconds() // 60)
         reasons_after.append(
             text["continues"].format(
-                channel=earlier.channel or "?", minutes=minutes, issue=earlier.issue_type or "?"
+                channel=category_name(earlier.channel, language),
+                minutes=minutes,
+                issue=category_name(earlier.issue_type, language),
             )
         )
         if not features["issue_type"] and earlier.issue_type:

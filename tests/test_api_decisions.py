@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from models.activities import VALUE_ACTIVITIES
+from models.reasons import activity_name
 from service.auth import create_key
 from service.db import decisions
 
@@ -322,7 +323,8 @@ def test_recently_declined_activity_is_not_suggested_again(client, keys, new_id)
     ).json
     assert second["suggested_activity"] != declined
     assert second["contact_policy"]["blocked_activities"] == [declined]
-    assert any(declined in r and "declined" in r for r in second["reasons"])
+    named = f"“{activity_name(declined, 'en')}” was declined"
+    assert any(named in r for r in second["reasons"]), second["reasons"]
 
 
 def test_weekly_attempt_cap(make_app, new_id):

@@ -45,7 +45,7 @@ def test_recent_decline_blocks_that_activity_only():
     result = evaluate(ContactPolicy(decline_days=14), history)
     assert result.blocked_activities == {"advise_new_uses"}
     assert result.allow_attempt
-    assert len(result.reasons) == 1 and "advise_new_uses" in result.reasons[0]
+    assert len(result.reasons) == 1 and "“Advise on new uses” was declined" in result.reasons[0]
     assert "3 day" in result.reasons[0]
     # decline_days=0 disables the rule
     assert not evaluate(ContactPolicy(decline_days=0), history).blocked_activities

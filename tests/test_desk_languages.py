@@ -49,7 +49,7 @@ def test_the_route_reason_is_shown_in_the_desks_language(desk_client, first, the
 
 
 def test_every_template_reads_back_into_the_other_language():
-    from models import matching
+    from models import matching, reasons
 
     values = {
         "content": "c-1", "activity": "validate_purchase", "original": "advise_new_uses",
@@ -58,14 +58,16 @@ def test_every_template_reads_back_into_the_other_language():
         "minutes": 5, "issue": "billing", "days": 3, "count": 2, "sentiment": -0.5,
         "base": 0.4, "tenure": 12,
     }  # fmt: skip
-    names = matching.ACTIVITY_NAMES["ja"]
+    names = reasons.ACTIVITY_NAMES["ja"]
     for table in desk._TEMPLATE_TABLES:
         for key, template in table["en"].items():
             english = template.format(**values, wait=matching._TEXT["en"]["wait_unknown"])
             japanese = desk.in_language(english, "ja", "en")
             assert _japanese(japanese) and not japanese.startswith("（原文）"), (key, japanese)
             # Japanese names every activity by name, so it reads back to itself.
+            # ... and every channel and issue type by its Japanese word.
             named = {k: names.get(v, v) if isinstance(v, str) else v for k, v in values.items()}
+            named |= {k: reasons.category_name(values[k], "ja") for k in ("channel", "issue")}
             made = table["ja"][key].format(**named, wait=matching._TEXT["ja"]["wait_unknown"])
             back = desk.in_language(made, "en", "ja")
             assert not _japanese(back) and not back.startswith("(original)"), (key, back)

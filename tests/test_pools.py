@@ -302,7 +302,7 @@ def test_none_goes_to_general_and_reasons_in_japanese():
 
 
 def test_japanese_reasons_name_the_activity_and_the_value_unit():
-    from models.matching import ACTIVITY_NAMES
+    from models.reasons import ACTIVITY_NAMES
 
     answer = decide(language="ja")
     name = ACTIVITY_NAMES["ja"]["educate_usage"]
@@ -321,7 +321,7 @@ def test_english_reasons_name_the_activity_too():
     """An agent reads the activity's name in English as in Japanese, never the API's id
     (the id stays in the route's ``activity``)."""
     from models.activities import VALUE_ACTIVITIES
-    from models.matching import ACTIVITY_NAMES
+    from models.reasons import ACTIVITY_NAMES
 
     names = ACTIVITY_NAMES["en"]
     answer = decide()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from models.activities import VALUE_ACTIVITIES
-from models.matching import ACTIVITY_NAMES
+from models.reasons import ACTIVITY_NAMES
 from tests.test_api_decisions import decision_body
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from models import matching
+from models import reasons
 from service.config import PACKAGE_DIR
 
 LANGUAGES = ("en", "ja")
@@ -59,7 +59,7 @@ def pick_language(requested: str | None, cookie: str | None, accept: Any) -> str
 
 
 # One source with the routing reasons, which name activities the same way.
-ACTIVITY_NAMES = matching.ACTIVITY_NAMES
+ACTIVITY_NAMES = reasons.ACTIVITY_NAMES
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {

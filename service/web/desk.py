@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from models import contact_policy, fallback, matching
-from models.reasons import VALUES_JA, language_of
+from models.reasons import ACTIVITY_NAMES, CATEGORY_IDS, category_name, language_of
 from service import decisions as use_cases
 from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
 from service.errors import ApiError
@@ -315,8 +315,10 @@ _NUMBER = r"[+-]?\d+(?:\.\d+)?"
 # Fields that name an activity (by its id or its name in either language).
 _ACTIVITY_FIELDS = frozenset({"activity", "original", "best"})
 _ACTIVITY_IDS = {
-    name: activity for names in matching.ACTIVITY_NAMES.values() for activity, name in names.items()
-} | {activity: activity for activity in matching.ACTIVITY_NAMES["en"]}
+    name: activity for names in ACTIVITY_NAMES.values() for activity, name in names.items()
+} | {activity: activity for activity in ACTIVITY_NAMES["en"]}
+# Fields that hold a channel or an issue type.
+_CATEGORY_FIELDS = frozenset({"channel", "issue"})
 # A sentence no template reads is shown as written, marked as the original (as the
 # dashboard marks an untranslated gate reason).
 _ORIGINAL = {"en": "(original) ", "ja": "（原文）"}
@@ -372,6 +374,8 @@ def _translate_one(text: str, source: str, target: str) -> str | None:
             if name in _ACTIVITY_FIELDS:  # named as routing reasons name it
                 activity = _ACTIVITY_IDS.get(value)
                 value = value if activity is None else matching._said(activity, target)
+            elif name in _CATEGORY_FIELDS:  # チャット in Japanese, chat in English
+                value = category_name(CATEGORY_IDS.get(value, value), target)
             elif name == "wait":  # itself a phrase ("expected wait 12 s")
                 value = _translate_one(value, source, target) or value
             values[name] = value
@@ -489,22 +493,14 @@ def view_model(
         outcome_text = _outcome_text(outcome, labels, language) if outcome else labels["no_outcome"]
         model["earlier"] = {
             "line": labels["earlier_line"].format(
-                channel=_value_in(earlier.get("channel"), language),
+                channel=category_name(earlier.get("channel"), language),
                 when=when,
-                issue=_value_in(earlier.get("issue_type"), language),
+                issue=category_name(earlier.get("issue_type"), language),
                 activity=names.get(earlier.get("activity"), earlier.get("activity")),
             ),
             "outcome": labels["earlier_outcome"].format(outcome=outcome_text),
         }
     return model
-
-
-def _value_in(value: str | None, language: str) -> str:
-    """A channel or issue type as the model's reasons say it in Japanese (チャット, not
-    chat); other values, and every value in English, as they are."""
-    if not value:
-        return "?"
-    return VALUES_JA.get(value, value) if language == "ja" else value
 
 
 def _status_of(outcome: dict[str, Any]) -> str:
