@@ -2,7 +2,9 @@
 
 ``Settings.from_env()`` is called once by the app factory; tests pass overrides as a
 mapping to ``create_app(config=...)``. Every setting has a default that runs on a fresh
-clone with zero set-up (SQLite under ``var/``).
+clone with zero set-up (SQLite under ``var/``). Every value is checked when the settings
+are made (``BOUNDS``, ``CHOICES``, the URL, the address and the files they name), so a
+wrong one stops ``vea serve`` in gunicorn's master with ``VEA_<NAME>: ...``.
 """
 
 from __future__ import annotations
