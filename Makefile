@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast lint format security bench fuzz soak clean
+.PHONY: install run test test-fast lint format security bench fuzz soak clean clean-data
 
 install: $(STAMP)
 
@@ -55,5 +55,11 @@ soak: install
 	$(BIN)/python -m bench.soak --rate 150 --minutes 5 --backend postgresql --faults \
 		--json var/bench/soak.json
 
+# The environment, caches and files any command can make again. The database, the model
+# registry and the API keys in it (var/vea.db*, var/registry) are what `make run` serves:
+# a clean-up must not erase them; `make clean-data` does, on purpose.
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache var/cache var/bench var/sim var/bootstrap
+
+clean-data:
+	rm -rf var
