@@ -564,3 +564,35 @@ def test_entries_about_a_replaced_suggestion_do_not_come_back(server, browser):
         assert page.locator("button[data-status]").count() == 0  # quiet: no statuses
     finally:
         context.close()
+
+
+def test_pages_run_under_their_content_security_policy(server, browser):
+    """The pages load only their own scripts: nothing the policy refuses is needed (a
+    refused script or style would show as a console error), and the page says so."""
+    base = server["base"]
+    refused: list[str] = []
+
+    def watch(page) -> None:
+        page.on("console", lambda m: refused.append(m.text) if "Security" in m.text else None)
+
+    context, page = new_page(browser, 1280)
+    watch(page)
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        response = page.goto(base + desk_query(customer_id=customer_in("treatment")))
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        assert response.headers["cache-control"] == "no-store"
+        meter = page.locator(".meter span")
+        if meter.count():  # the meter's inline width applies
+            assert meter.evaluate("e => getComputedStyle(e).width") not in ("0px", "auto")
+    finally:
+        context.close()
+    context, page = new_page(browser, 1280)
+    watch(page)
+    try:
+        log_in(page, base, server["keys"]["manager"])
+        page.goto(f"{base}/dashboard?period=all")
+        page.wait_for_function("() => !!document.getElementById('chart-trend').chart")
+    finally:
+        context.close()
+    assert refused == []

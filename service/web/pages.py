@@ -11,6 +11,7 @@ from service.config import Settings
 from service.ratelimit import RateLimiter
 from service.state import state
 from service.web import content, dashboard, desk, session
+from service.web.headers import add_page_headers
 
 LANG_COOKIE_DAYS = 365
 # Why a sign-in failed when the key itself may be fine: an agent told "not valid" for a
@@ -123,4 +124,5 @@ def register(app: Flask, settings: Settings) -> None:
     for blp in (blueprint(), desk.blueprint(), dashboard.blueprint()):
         # Pages answer errors as HTML pages, the API keeps its JSON errors.
         blp.register_error_handler(HTTPException, _error_page)
+        blp.after_request(add_page_headers)
         app.register_blueprint(blp)
