@@ -23,7 +23,7 @@ def serve(bind: str | None, workers: int | None) -> None:
     """Run the API under gunicorn (service/gunicorn_conf.py)."""
     if bind:
         os.environ["VEA_BIND"] = bind
-    if workers:
+    if workers is not None:  # 0 is refused at start-up, not silently ignored
         os.environ["VEA_WORKERS"] = str(workers)
     argv = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
     # gunicorn becomes this process (signals, exit code); fixed argv, no shell input.

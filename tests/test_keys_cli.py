@@ -35,3 +35,12 @@ def test_keys_list_shows_roles_and_revocations_never_secrets(tmp_path):
     active = json.loads(vea("keys", "list", "--active", "--json").stdout)
     assert [(k["role"], k["revoked_at"]) for k in active] == [("admin", None)]
     assert set(active[0]) == {"key_id", "role", "label", "created_at", "revoked_at"}
+
+
+def test_an_unreachable_database_is_one_line_naming_the_setting(tmp_path):
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'vea.db'}"}
+    for argv in (["db", "upgrade"], ["keys", "list"]):
+        result = CliRunner().invoke(cli, argv, env=env)
+        assert result.exit_code == 1, result.output
+        assert "VEA_DATABASE_URL: cannot reach sqlite:///" in result.output
+        assert "Traceback" not in result.output

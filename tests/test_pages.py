@@ -569,3 +569,19 @@ def test_no_control_group_is_explained_to_a_manager(manager_client, make_app, ke
     page = with_holdout.get(empty).get_data(as_text=True)
     message = re.search(r'id="no-holdout">(.*?)</p>', page, re.S).group(1)
     assert "No control-group contacts" in message and "VEA_HOLDOUT_SHARE" not in page
+
+
+def test_a_failing_database_section_shows_no_statement_or_values(manager_client, monkeypatch):
+    """A database error's text quotes the statement and its values (on PostgreSQL, the
+    row): the page names only the kind of error."""
+    from sqlalchemy.exc import IntegrityError
+
+    from service.web import dashboard
+
+    def broken(*_args):
+        raise IntegrityError("SELECT * FROM decisions WHERE customer_id = ?", ["cust-secret"], None)
+
+    monkeypatch.setattr(dashboard, "_drift", broken)
+    text = manager_client.get("/dashboard").get_data(as_text=True)
+    assert 'data-section="drift"' in text and "IntegrityError (database error)" in text
+    assert "cust-secret" not in text and "SELECT" not in text

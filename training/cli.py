@@ -47,6 +47,26 @@ class UserErrorGroup(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as exc:
             raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            unreachable = _unreachable_database(exc)
+            if unreachable is None:
+                raise
+            raise click.ClickException(unreachable) from exc
+
+
+def _unreachable_database(exc: Exception) -> str | None:
+    """The message for a service command whose database cannot be reached, else None."""
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return None
+    from service.config import safe_url
+
+    url = os.environ.get("VEA_DATABASE_URL") or "the default SQLite database"
+    # The driver's first line says why (refused, no such file); no statement or values.
+    why = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unreachable"
+    shown = safe_url(url) if "://" in url else url
+    return f"VEA_DATABASE_URL: cannot reach {shown}: {why}"
 
 
 @click.group(cls=UserErrorGroup)

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.db import to_naive_utc, utcnow
 from service.schemas import ReportQuerySchema
@@ -175,7 +176,11 @@ def _section(name: str, compute: Callable[[], Any]) -> dict[str, Any]:
     try:
         return {"available": True, "data": compute()}
     except Exception as exc:  # noqa: BLE001 - one missing source must not fail the page
-        log.warning("dashboard section unavailable", extra={"section": name, "error": repr(exc)})
+        # The log's formatter hides a database error's values; the page shows only its
+        # kind, since its text quotes the statement and, on PostgreSQL, customer data.
+        log.warning("dashboard section unavailable", extra={"section": name}, exc_info=True)
+        if isinstance(exc, SQLAlchemyError):
+            return {"available": False, "message": f"{type(exc).__name__} (database error)"}
         return {"available": False, "message": f"{type(exc).__name__}: {exc}"[:300]}
 
 
