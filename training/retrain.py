@@ -621,6 +621,20 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ command
+def _positive_from_env(name: str, default: float) -> float:
+    """A positive number from the environment; a bad value names its variable."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: not a number: {raw!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise ValueError(f"{name}: must be a positive number, got {raw!r}")
+    return value
+
+
 @click.command("retrain")
 @click.option("--since", type=click.DateTime(), default=None, help="Export decisions from here.")
 @click.option("--force", is_flag=True, help="Promote even if the gate refuses (recorded).")
@@ -655,7 +669,7 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
 @click.option(
     "--drift-threshold",
     type=float,
-    default=lambda: float(os.environ.get("VEA_DRIFT_PSI_THRESHOLD", DRIFT_WARN_PSI)),
+    default=lambda: _positive_from_env("VEA_DRIFT_PSI_THRESHOLD", DRIFT_WARN_PSI),
     show_default="VEA_DRIFT_PSI_THRESHOLD or 0.2",
 )
 @reward_options

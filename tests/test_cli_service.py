@@ -1,4 +1,4 @@
-"""`vea keys`: create, list and revoke API keys from the command line."""
+"""Service commands of `vea`: keys, and what a command says when a setting or the database is wrong."""
 
 from __future__ import annotations
 
@@ -44,3 +44,10 @@ def test_an_unreachable_database_is_one_line_naming_the_setting(tmp_path):
         assert result.exit_code == 1, result.output
         assert "VEA_DATABASE_URL: cannot reach sqlite:///" in result.output
         assert "Traceback" not in result.output
+
+
+def test_a_bad_drift_threshold_names_its_variable(monkeypatch):
+    monkeypatch.setenv("VEA_DRIFT_PSI_THRESHOLD", "lots")
+    result = CliRunner().invoke(cli, ["retrain"])
+    assert result.exit_code == 1
+    assert "VEA_DRIFT_PSI_THRESHOLD: not a number: 'lots'" in result.output
