@@ -222,7 +222,11 @@ def _install_hooks(app: Flask) -> None:
     def _after(response):
         req, ctx = request._get_current_object(), g._get_current_object()
         request_id = ctx.get("request_id", "")
-        response.headers["X-Request-ID"] = request_id
+        headers = response.headers
+        headers["X-Request-ID"] = request_id
+        if response.mimetype == "application/json" and "Cache-Control" not in headers:
+            # Decisions and reports hold customer data: no proxy or browser keeps a copy.
+            headers["Cache-Control"] = "no-store"
         started = ctx.get("started")
         if started is None:
             return response

@@ -45,3 +45,11 @@ def test_reading_a_decision_while_the_database_is_down_is_503(app, keys, new_id,
     down = client.get(f"/v1/decisions/{decision['decision_id']}", headers=keys["desktop"])
     assert down.status_code == 503 and down.headers["Retry-After"]
     assert down.json["error"]["code"] == "unavailable"
+
+
+def test_api_answers_are_never_cached(client, keys, new_id):
+    decision = make_decision(client, keys["desktop"], new_id)
+    answer = client.get(f"/v1/decisions/{decision['decision_id']}", headers=keys["desktop"])
+    assert answer.headers["Cache-Control"] == "no-store"
+    error = client.get("/v1/decisions/unknown", headers=keys["desktop"])
+    assert error.status_code == 404 and error.headers["Cache-Control"] == "no-store"
