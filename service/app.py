@@ -15,9 +15,16 @@ from flask_smorest import Api
 
 from service import errors, logs
 from service.api import customers, decisions, docs, health, models, pools, reports
-from service.auth import DatabaseUnavailable, KeyStore, TooManyFailures, allowed, presented_key
+from service.auth import (
+    DatabaseUnavailable,
+    KeyExpired,
+    KeyStore,
+    TooManyFailures,
+    allowed,
+    presented_key,
+)
 from service.config import Settings
-from service.db import SqliteCheckpointer, make_engine, sqlite_file, write_turn
+from service.db import SqliteCheckpointer, iso_utc, make_engine, sqlite_file, write_turn
 from service.errors import ApiError, ErrorSchema
 from service.group_commit import DecisionWriter
 from service.json_provider import OrjsonProvider
@@ -194,6 +201,17 @@ def _install_hooks(app: Flask) -> None:
                 429,
                 "too many failed API key attempts from this address",
                 headers={"Retry-After": RateLimiter.retry_after_header(exc.retry_after_s)},
+            ) from None
+        except KeyExpired as exc:
+            # Said plainly: an integration told "invalid" hunts for a typo, not a new key.
+            raise ApiError(
+                401,
+                f"the API key expired at {iso_utc(exc.expires_at)}: ask an administrator "
+                "for a new one",
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="vea", error="invalid_token", '
+                    'error_description="the API key has expired"'
+                },
             ) from None
         except DatabaseUnavailable:
             raise ApiError(

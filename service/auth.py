@@ -10,6 +10,9 @@ A key looks like ``vea_<key_id>_<secret>``; only its SHA-256 is stored. Roles:
 
 Verified keys are cached in the worker for ``key_cache_s`` seconds so the request path
 does not read the key table every time; a revoked key stops working within that time.
+A key may carry an expiry (``expires_at``, naive UTC): the cache holds it with the key and
+checks it against the wall clock on every request, so an expired key stops at once,
+without a query, and gets ``KeyExpired`` (a 401 that says so) rather than "invalid".
 If the database is unreachable, a key verified earlier keeps working (so decisions can
 still be answered in degraded mode); an unknown key then gets 503, never a false 401.
 """
@@ -22,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -63,14 +67,22 @@ STALE_GRACE_S = 3600.0
 class KeyInfo:
     key_id: str
     role: str
+    expires_at: datetime | None = None  # naive UTC; None: never expires
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_key(engine: sa.Engine, role: str, label: str = "") -> tuple[str, str]:
-    """Store a new key; return ``(key_id, key)``. The key is shown once, never stored."""
+def create_key(
+    engine: sa.Engine, role: str, label: str = "", expires_at: datetime | None = None
+) -> tuple[str, str]:
+    """Store a new key; return ``(key_id, key)``. The key is shown once, never stored.
+    ``expires_at`` (naive UTC, or None for never) is checked by the callers that take it
+    from a person (the CLI refuses a past date); here any time is stored as given."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     key_id = secrets.token_hex(6)
@@ -83,6 +95,7 @@ def create_key(engine: sa.Engine, role: str, label: str = "") -> tuple[str, str]
                 role=role,
                 label=label[:100],
                 created_at=utcnow(),
+                expires_at=expires_at,
             )
         )
     return key_id, key
@@ -103,17 +116,25 @@ def revoke_key(engine: sa.Engine, key_or_id: str) -> bool:
     return result.rowcount > 0
 
 
-def list_keys(engine: sa.Engine, *, include_revoked: bool = True) -> list[dict[str, str | None]]:
-    """Every key's id, role, label and times, oldest first (never a secret or a hash)."""
+def list_keys(
+    engine: sa.Engine, *, include_revoked: bool = True
+) -> list[dict[str, str | bool | None]]:
+    """Every key's id, role, label, times and whether it has expired, oldest first (never
+    a secret or a hash). ``include_revoked=False`` leaves out revoked and expired keys."""
+    now = utcnow()
     query = sa.select(
         api_keys.c.key_id,
         api_keys.c.role,
         api_keys.c.label,
         api_keys.c.created_at,
         api_keys.c.revoked_at,
+        api_keys.c.expires_at,
     ).order_by(api_keys.c.created_at, api_keys.c.key_id)
     if not include_revoked:
-        query = query.where(api_keys.c.revoked_at.is_(None))
+        query = query.where(
+            api_keys.c.revoked_at.is_(None),
+            sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+        )
     with autocommit_connection(engine) as conn:
         rows = conn.execute(query).all()
     return [
@@ -123,6 +144,8 @@ def list_keys(engine: sa.Engine, *, include_revoked: bool = True) -> list[dict[s
             "label": row.label,
             "created_at": iso_utc(row.created_at),
             "revoked_at": iso_utc(row.revoked_at) if row.revoked_at else None,
+            "expires_at": iso_utc(row.expires_at) if row.expires_at else None,
+            "expired": row.expires_at is not None and row.expires_at <= now,
         }
         for row in rows
     ]
@@ -130,6 +153,15 @@ def list_keys(engine: sa.Engine, *, include_revoked: bool = True) -> list[dict[s
 
 class DatabaseUnavailable(Exception):
     """The key could not be checked because the database is unreachable."""
+
+
+class KeyExpired(Exception):
+    """The key exists and is not revoked, but its expiry has passed."""
+
+    def __init__(self, key_id: str, expires_at: datetime) -> None:
+        super().__init__(f"API key {key_id} expired at {iso_utc(expires_at)}")
+        self.key_id = key_id
+        self.expires_at = expires_at
 
 
 class TooManyFailures(Exception):
@@ -149,18 +181,23 @@ class KeyStore:
         cache_s: float,
         clock: Callable[[], float] = time.monotonic,
         failures: RateLimiter | None = None,
+        wall_clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._engine = engine_getter
         self._cache_s = cache_s
         self._clock = clock
+        # Expiry is a calendar time: compared with the wall clock (naive UTC), while the
+        # cache's freshness uses the monotonic ``clock``.
+        self._wall_clock = wall_clock
         self._failures = failures  # failed checks per client address (brute force)
         self._lock = threading.Lock()
         # hash -> (checked_at, KeyInfo or None for "no such active key")
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
 
     def verify(self, key: str, client: str | None = None) -> KeyInfo | None:
-        """The key's id and role, or None. With ``client`` (the caller's address), failed
-        checks are counted and a client over its budget gets ``TooManyFailures``."""
+        """The key's id and role, or None; ``KeyExpired`` for a key past its expiry. With
+        ``client`` (the caller's address), failed checks are counted and a client over its
+        budget gets ``TooManyFailures``."""
         digest = hash_key(key)
         now = self._clock()
         with self._lock:
@@ -168,8 +205,9 @@ class KeyStore:
         fresh = cached is not None and now - cached[0] < self._cache_s
         if fresh and cached[1] is not None:
             # A key verified moments ago is no guess: it works even from a blocked address
-            # (callers behind one proxy share it with whoever is guessing).
-            return cached[1]
+            # (callers behind one proxy share it with whoever is guessing). Its expiry is
+            # checked every time: the cache must not keep an expired key alive.
+            return self._unexpired(cached[1])
         budget = self._failures if client is not None else None
         if budget is not None:
             # Every check not known good takes a token first and a good key gives it back:
@@ -184,7 +222,12 @@ class KeyStore:
                 budget.refund(client)  # the database failed, not the caller
             raise
         if info is not None and budget is not None:
-            budget.refund(client)
+            budget.refund(client)  # an expired key is a real key too, not a guess
+        return self._unexpired(info) if info is not None else None
+
+    def _unexpired(self, info: KeyInfo) -> KeyInfo:
+        if info.expired(self._wall_clock()):
+            raise KeyExpired(info.key_id, info.expires_at)  # type: ignore[arg-type]
         return info
 
     def _lookup(
@@ -193,7 +236,7 @@ class KeyStore:
         try:
             with self._engine().connect().execution_options(**{READ_ONLY: True}) as conn:
                 row = conn.execute(
-                    sa.select(api_keys.c.key_id, api_keys.c.role).where(
+                    sa.select(api_keys.c.key_id, api_keys.c.role, api_keys.c.expires_at).where(
                         api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
                     )
                 ).first()
@@ -203,7 +246,7 @@ class KeyStore:
             if cached is not None and cached[1] is not None and now - cached[0] < STALE_GRACE_S:
                 return cached[1]
             raise DatabaseUnavailable(str(exc.__class__.__name__)) from exc
-        info = KeyInfo(row.key_id, row.role) if row else None
+        info = KeyInfo(row.key_id, row.role, row.expires_at) if row else None
         with self._lock:
             if len(self._cache) > 10_000:  # bound memory against floods of bogus keys
                 self._cache.clear()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -142,25 +143,76 @@ def keys() -> None:
     "manager: reports and the value dashboard; admin: everything",
 )
 @click.option("--label", default="", help="who or what uses the key")
-def keys_create(role: str, label: str) -> None:
+@click.option(
+    "--expires-in",
+    "expires_in",
+    type=int,
+    default=None,
+    metavar="DAYS",
+    help="The key stops working this many days from now (default: never).",
+)
+@click.option(
+    "--expires",
+    "expires_on",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="The key stops working at the start of this day (UTC).",
+)
+def keys_create(role: str, label: str, expires_in: int | None, expires_on: str | None) -> None:
     """Create a key and print it (shown once; only its hash is stored)."""
     from service.auth import create_key
-    from service.db import make_engine
+    from service.db import iso_utc, make_engine
 
+    expires_at = _key_expiry(expires_in, expires_on)
     engine = make_engine(Settings.from_env().database_url)
     try:
-        key_id, key = create_key(engine, role, label)
+        key_id, key = create_key(engine, role, label, expires_at=expires_at)
     finally:
         engine.dispose()
-    click.echo(f"key id {key_id} (role {role}):", err=True)
+    until = f", expires {iso_utc(expires_at)}" if expires_at else ""
+    click.echo(f"key id {key_id} (role {role}{until}):", err=True)
     click.echo(key)
 
 
+def _key_expiry(expires_in: int | None, expires_on: str | None) -> datetime | None:
+    """The expiry (naive UTC) asked for, or None; a bad value is a one-line CLI error."""
+    from service.db import utcnow
+
+    if expires_in is not None and expires_on is not None:
+        raise click.UsageError("give --expires-in or --expires, not both")
+    now = utcnow()
+    if expires_in is not None:
+        if expires_in <= 0:
+            raise click.BadParameter(
+                f"{expires_in}: a number of days above 0", param_hint="--expires-in"
+            )
+        if expires_in > 36_500:
+            raise click.BadParameter(
+                f"{expires_in}: at most 36500 days (leave it out for a key that never expires)",
+                param_hint="--expires-in",
+            )
+        return now + timedelta(days=expires_in)
+    if expires_on is not None:
+        try:
+            day = datetime.strptime(expires_on, "%Y-%m-%d")
+        except ValueError:
+            raise click.BadParameter(
+                f"{expires_on!r} is not a date YYYY-MM-DD", param_hint="--expires"
+            ) from None
+        if day <= now:
+            raise click.BadParameter(
+                f"{expires_on} is not in the future (UTC)", param_hint="--expires"
+            )
+        return day
+    return None
+
+
 @keys.command("list")
-@click.option("--active", is_flag=True, help="Leave revoked keys out.")
+@click.option("--active", is_flag=True, help="Leave revoked and expired keys out.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def keys_list(active: bool, as_json: bool) -> None:
-    """Every key's id, role, label, creation and revocation time (secrets are never stored)."""
+    """Every key's id, role, label, creation, revocation and expiry time (secrets are never
+    stored); an expired key's expiry is marked "(expired)"."""
     from service.auth import list_keys
     from service.db import make_engine
 
@@ -175,11 +227,17 @@ def keys_list(active: bool, as_json: bool) -> None:
     if not found:
         click.echo("no keys: create one with vea keys create --role ROLE", err=True)
         return
-    click.echo(f"{'key id':<14}{'role':<10}{'created (UTC)':<26}{'revoked (UTC)':<26}label")
+    click.echo(
+        f"{'key id':<14}{'role':<10}{'created (UTC)':<26}{'revoked (UTC)':<26}"
+        f"{'expires (UTC)':<36}label"
+    )
     for key in found:
+        expires = key["expires_at"] or "never"
+        if key["expired"]:
+            expires = f"{expires} (expired)"
         click.echo(
             f"{key['key_id']:<14}{key['role']:<10}{key['created_at']:<26}"
-            f"{key['revoked_at'] or '-':<26}{key['label']}"
+            f"{key['revoked_at'] or '-':<26}{expires:<36}{key['label']}"
         )
 
 

@@ -43,6 +43,23 @@ api_keys = sa.Table(
     sa.Column("label", sa.String(100), nullable=False, server_default=""),
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("revoked_at", sa.DateTime(), nullable=True),
+    # Null: the key never expires (every key made before migration 0008).
+    sa.Column("expires_at", sa.DateTime(), nullable=True),
+)
+
+# Administrative actions (key create/revoke, erasure, prune, pools, models), append-only:
+# no command deletes from it and `vea db prune` leaves it alone. ``target`` never holds
+# an erased customer's id (see service.audit).
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("occurred_at", sa.DateTime(), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(128), nullable=True),
+    sa.Column("details", JSON, nullable=True),
+    sa.Index("ix_audit_events_occurred_at", "occurred_at"),
 )
 
 decisions = sa.Table(

@@ -34,7 +34,15 @@ def test_keys_list_shows_roles_and_revocations_never_secrets(tmp_path):
 
     active = json.loads(vea("keys", "list", "--active", "--json").stdout)
     assert [(k["role"], k["revoked_at"]) for k in active] == [("admin", None)]
-    assert set(active[0]) == {"key_id", "role", "label", "created_at", "revoked_at"}
+    assert set(active[0]) == {
+        "key_id",
+        "role",
+        "label",
+        "created_at",
+        "revoked_at",
+        "expires_at",
+        "expired",
+    }
 
 
 def test_an_unreachable_database_is_one_line_naming_the_setting(tmp_path):

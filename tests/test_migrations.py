@@ -71,3 +71,55 @@ def test_a_period_export_uses_the_time_index(tmp_path):
     finally:
         engine.dispose()
     assert any("ix_decisions_occurred_at" in str(row) for row in plan), plan
+
+
+def test_upgrade_from_0007_keeps_keys_that_never_expire(fresh_url, registry_dir, compile_cache):
+    """Migration 0008 on a database with keys: they survive, never expire and still
+    authenticate; the audit log starts empty."""
+    from datetime import datetime
+
+    from service.app import create_app
+    from service.auth import hash_key
+
+    key = "vea_0123456789ab_a-key-made-before-expiry-existed-000000000000000"
+    upgrade(fresh_url, "0007")
+    engine = make_engine(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_keys (key_id, key_hash, role, label, created_at) "
+                "VALUES ('0123456789ab', :hash, 'desktop', 'before 0008', :at)"
+            ),
+            {"hash": hash_key(key), "at": datetime(2026, 1, 2, 3, 4, 5)},
+        )
+    engine.dispose()
+
+    upgrade(fresh_url)
+    assert _differences(fresh_url) == []
+    engine = make_engine(fresh_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM api_keys")).mappings().one()
+        assert conn.execute(sa.text("SELECT count(*) FROM audit_events")).scalar() == 0
+    engine.dispose()
+    assert row["label"] == "before 0008" and row["expires_at"] is None
+
+    app = create_app(
+        {
+            "database_url": fresh_url,
+            "registry": str(registry_dir),
+            "compile_cache": str(compile_cache),
+            "access_log": False,
+        }
+    )
+    try:
+        answer = app.test_client().get("/v1/pools", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.get_json()
+    finally:
+        app.extensions["vea"].close()
+
+    downgrade(fresh_url, "0007")  # and back: the key is still there
+    engine = make_engine(fresh_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT key_id FROM api_keys")).scalar() == "0123456789ab"
+        assert "audit_events" not in sa.inspect(conn).get_table_names()
+    engine.dispose()

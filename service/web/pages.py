@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from service.auth import DatabaseUnavailable, TooManyFailures, allowed
+from service.auth import DatabaseUnavailable, KeyExpired, TooManyFailures, allowed
 from service.config import Settings
 from service.ratelimit import RateLimiter
 from service.state import state
@@ -20,12 +20,14 @@ LOGIN_MESSAGES: dict[str, dict[str, str]] = {
     "en": {
         "locked": "Too many failed sign-ins from this address: try again in {seconds} s.",
         "down": "Keys cannot be checked right now (database unavailable): try again in a minute.",
+        "expired": "This key has expired: ask your administrator for a new one.",
     },
     "ja": {
         "locked": "このアドレスからのサインインの失敗が多すぎます。{seconds} 秒後にもう一度"
         "お試しください。",
         "down": "データベースに接続できないため、今はキーを確認できません。1分ほどしてから"
         "もう一度お試しください。",
+        "expired": "このキーは有効期限が切れています。管理者に新しいキーを依頼してください。",
     },
 }
 
@@ -55,6 +57,8 @@ def blueprint() -> Blueprint:
             except DatabaseUnavailable:
                 found, error, status = None, LOGIN_MESSAGES[language]["down"], 503
                 headers["Retry-After"] = str(state().settings.retry_after_s)
+            except KeyExpired:
+                found, error, status = None, LOGIN_MESSAGES[language]["expired"], 401
             except TooManyFailures as exc:  # brute force: this address guessed too often
                 wait = RateLimiter.retry_after_header(exc.retry_after_s)
                 found, status = None, 429

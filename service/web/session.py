@@ -25,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.auth import DatabaseUnavailable, allowed
 from service.config import Settings
-from service.db import READ_ONLY, api_keys, is_unavailable
+from service.db import READ_ONLY, api_keys, is_unavailable, utcnow
 from service.errors import ApiError, error_response
 from service.state import state
 
@@ -106,13 +106,16 @@ def log_out() -> None:
 
 
 def _key_active(key_id: str) -> bool:
-    """Whether the session's key is still active; DatabaseUnavailable when the database
+    """Whether the session's key is still active (not revoked, not expired: an expired
+    key's sessions end like a revoked one's); DatabaseUnavailable when the database
     cannot say (it was a 500)."""
     try:
         with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             row = conn.execute(
                 sa.select(api_keys.c.key_id).where(
-                    api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None)
+                    api_keys.c.key_id == key_id,
+                    api_keys.c.revoked_at.is_(None),
+                    sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > utcnow()),
                 )
             ).first()
     except (DBAPIError, PoolTimeout) as exc:
@@ -123,7 +126,8 @@ def _key_active(key_id: str) -> bool:
 
 
 def verify_key(key: str) -> tuple[str, str] | None:
-    """``(key_id, role)`` of an active key, or None; DatabaseUnavailable propagates."""
+    """``(key_id, role)`` of an active key, or None; DatabaseUnavailable and KeyExpired
+    propagate."""
     info = state().keys.verify(key.strip(), client=request.remote_addr or "-")
     return (info.key_id, info.role) if info is not None else None
 
