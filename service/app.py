@@ -14,7 +14,7 @@ from flask import Flask, g, request
 from flask_smorest import Api
 
 from service import errors, logs
-from service.api import customers, decisions, docs, health, models, pools, reports
+from service.api import audit, customers, decisions, docs, health, models, pools, reports
 from service.auth import (
     DatabaseUnavailable,
     KeyExpired,
@@ -148,7 +148,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     errors.register(app)
     api = VeaApi(app)
-    for module in (decisions, customers, models, pools, reports, health):
+    for module in (decisions, customers, models, pools, reports, health, audit):
         api.register_blueprint(module.blueprint())
     app.register_blueprint(docs.assets_blueprint())
     pages.register(app, settings)  # /login, /desk, /dashboard (session-cookie pages)

@@ -30,6 +30,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from service import audit
 from service.db import (
     READ_ONLY,
     api_keys,
@@ -57,6 +58,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "pools:write": frozenset({"admin"}),
     # The contact-center platform posts availability with its desktop key.
     "pools:availability": frozenset({"desktop", "admin"}),
+    # The audit log names keys and administrative actions: administrators only.
+    "audit:read": frozenset({"admin"}),
 }
 KEY_PREFIX = "vea_"
 # How long a key verified earlier is trusted while the database cannot be reached.
@@ -78,7 +81,12 @@ def hash_key(key: str) -> str:
 
 
 def create_key(
-    engine: sa.Engine, role: str, label: str = "", expires_at: datetime | None = None
+    engine: sa.Engine,
+    role: str,
+    label: str = "",
+    expires_at: datetime | None = None,
+    *,
+    actor: str = audit.SYSTEM_ACTOR,
 ) -> tuple[str, str]:
     """Store a new key; return ``(key_id, key)``. The key is shown once, never stored.
     ``expires_at`` (naive UTC, or None for never) is checked by the callers that take it
@@ -98,22 +106,27 @@ def create_key(
                 expires_at=expires_at,
             )
         )
+        details = {"role": role, "expires_at": iso_utc(expires_at) if expires_at else None}
+        audit.record(conn, actor, "key.create", key_id, details)
     return key_id, key
 
 
-def revoke_key(engine: sa.Engine, key_or_id: str) -> bool:
+def revoke_key(engine: sa.Engine, key_or_id: str, *, actor: str = audit.SYSTEM_ACTOR) -> bool:
     """Disable a key given the key itself or its id; False if no active key matched."""
     if key_or_id.startswith(KEY_PREFIX):
         condition = api_keys.c.key_hash == hash_key(key_or_id)
     else:
         condition = api_keys.c.key_id == key_or_id
     with begin_write(engine) as conn:
-        result = conn.execute(
+        revoked = conn.execute(
             api_keys.update()
             .where(condition, api_keys.c.revoked_at.is_(None))
             .values(revoked_at=utcnow())
-        )
-    return result.rowcount > 0
+            .returning(api_keys.c.key_id)
+        ).all()
+        for row in revoked:
+            audit.record(conn, actor, "key.revoke", row.key_id)
+    return bool(revoked)
 
 
 def list_keys(

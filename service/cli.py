@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from service.audit import cli_actor
 from service.config import Settings
 
 
@@ -66,7 +67,7 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
         click.confirm(f"erase everything stored for customer {customer_id!r}?", abort=True)
     engine = make_engine(Settings.from_env().database_url)
     try:
-        deleted = forget_customer(engine, customer_id)
+        deleted = forget_customer(engine, customer_id, actor=cli_actor())
     finally:
         engine.dispose()
     click.echo(
@@ -103,7 +104,8 @@ def db_backup(out: Path) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, cron).")
 def db_prune(before, yes: bool) -> None:
     """Data retention: delete what happened before a date (at least 90 days ago, so
-    every stored contact has its retention outcome). Irreversible."""
+    every stored contact has its retention outcome). Irreversible. The audit log is not
+    pruned (it is append-only)."""
     from service.db import make_engine
     from service.deletion import MIN_RETENTION_DAYS, check_cutoff, prune_before
 
@@ -119,7 +121,7 @@ def db_prune(before, yes: bool) -> None:
         )
     engine = make_engine(Settings.from_env().database_url)
     try:
-        deleted = prune_before(engine, before)
+        deleted = prune_before(engine, before, actor=cli_actor())
     finally:
         engine.dispose()
     click.echo(
@@ -166,7 +168,7 @@ def keys_create(role: str, label: str, expires_in: int | None, expires_on: str |
     expires_at = _key_expiry(expires_in, expires_on)
     engine = make_engine(Settings.from_env().database_url)
     try:
-        key_id, key = create_key(engine, role, label, expires_at=expires_at)
+        key_id, key = create_key(engine, role, label, expires_at=expires_at, actor=cli_actor())
     finally:
         engine.dispose()
     until = f", expires {iso_utc(expires_at)}" if expires_at else ""
@@ -250,7 +252,7 @@ def keys_revoke(key_or_id: str) -> None:
 
     engine = make_engine(Settings.from_env().database_url)
     try:
-        done = revoke_key(engine, key_or_id)
+        done = revoke_key(engine, key_or_id, actor=cli_actor())
     finally:
         engine.dispose()
     if not done:
@@ -624,4 +626,38 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-commands = [serve, db, keys, export, report, pools]
+@click.command("audit")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    default=None,
+    help="Only events at or after this UTC date (or time).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def audit(since: datetime | None, as_json: bool) -> None:
+    """The audit log of administrative actions (keys, erasures, pruning, pools, models),
+    oldest first. Append-only: nothing deletes from it, `vea db prune` included."""
+    from service.audit import list_events
+    from service.db import make_engine
+
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        events = list_events(engine, since=since)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(events, ensure_ascii=False, indent=2))
+        return
+    if not events:
+        click.echo("no audit events", err=True)
+        return
+    click.echo(f"{'time (UTC)':<26}{'actor':<22}{'action':<16}{'target':<28}details")
+    for event in events:
+        details = json.dumps(event["details"], sort_keys=True) if event["details"] else ""
+        click.echo(
+            f"{event['occurred_at']:<26}{event['actor']:<22}{event['action']:<16}"
+            f"{event['target'] or '-':<28}{details}"
+        )
+
+
+commands = [serve, db, keys, export, report, pools, audit]

@@ -5,7 +5,8 @@ Each deletion is one transaction over the three tables that hold customer data: 
 decisions (with the features, answer and history they carry), the outcomes recorded for
 them and the customers' later events. Either all of it goes or none (a failure rolls
 back). What stays: aggregates built earlier (pool proficiency, trained models) and files
-exported earlier (`vea export`), which are the operator's to delete.
+exported earlier (`vea export`), which are the operator's to delete. Each deletion is
+recorded in the audit log in its transaction; pruning never touches the audit log.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from service.db import begin_write, customer_events, decisions, outcomes, to_naive_utc, utcnow
+from service import audit
+from service.db import (
+    begin_write,
+    customer_events,
+    decisions,
+    iso_utc,
+    outcomes,
+    to_naive_utc,
+    utcnow,
+)
 from service.export import RETENTION_WINDOWS
 
 log = logging.getLogger("vea.deletion")
@@ -27,8 +37,13 @@ MIN_RETENTION_DAYS = max(RETENTION_WINDOWS.values())
 
 
 def _delete(
-    engine: sa.Engine, decision_filter: sa.ColumnElement, event_filter: sa.ColumnElement
+    engine: sa.Engine,
+    decision_filter: sa.ColumnElement,
+    event_filter: sa.ColumnElement,
+    audit_event: tuple[str, str, str | None],
 ) -> dict[str, int]:
+    """Delete, and record ``(actor, action, target)`` with the counts in the audit log in
+    the same transaction (an audited deletion either happened or was not recorded)."""
     matching = sa.select(decisions.c.decision_id).where(decision_filter)
     with begin_write(engine) as conn:
         deleted_outcomes = conn.execute(
@@ -36,10 +51,19 @@ def _delete(
         ).rowcount
         deleted_decisions = conn.execute(decisions.delete().where(decision_filter)).rowcount
         deleted_events = conn.execute(customer_events.delete().where(event_filter)).rowcount
-    return {"decisions": deleted_decisions, "outcomes": deleted_outcomes, "events": deleted_events}
+        counts = {
+            "decisions": deleted_decisions,
+            "outcomes": deleted_outcomes,
+            "events": deleted_events,
+        }
+        actor, action, target = audit_event
+        audit.record(conn, actor, action, target, counts)
+    return counts
 
 
-def forget_customer(engine: sa.Engine, customer_id: str) -> dict[str, int]:
+def forget_customer(
+    engine: sa.Engine, customer_id: str, *, actor: str = audit.SYSTEM_ACTOR
+) -> dict[str, int]:
     """Delete every stored record of ``customer_id`` (right to deletion: APPI, GDPR);
     return how many of each went.
 
@@ -49,6 +73,8 @@ def forget_customer(engine: sa.Engine, customer_id: str) -> dict[str, int]:
         engine,
         decisions.c.customer_id == customer_id,
         customer_events.c.customer_id == customer_id,
+        # No target: the customer id must not be stored after its erasure.
+        (actor, "customer.erase", None),
     )
     # The counts only: the id itself never goes into the logs.
     log.info("customer data erased", extra={"deleted": counts})
@@ -69,14 +95,19 @@ def check_cutoff(cutoff: datetime) -> datetime:
     return cutoff
 
 
-def prune_before(engine: sa.Engine, cutoff: datetime) -> dict[str, int]:
+def prune_before(
+    engine: sa.Engine, cutoff: datetime, *, actor: str = audit.SYSTEM_ACTOR
+) -> dict[str, int]:
     """Delete the decisions (with their outcomes) and the events that happened before
     ``cutoff`` (aware, or naive UTC): a data-retention policy.
 
     Refused (ValueError) for a cutoff less than ``MIN_RETENTION_DAYS`` ago."""
     cutoff = check_cutoff(cutoff)
     counts = _delete(
-        engine, decisions.c.occurred_at < cutoff, customer_events.c.occurred_at < cutoff
+        engine,
+        decisions.c.occurred_at < cutoff,
+        customer_events.c.occurred_at < cutoff,
+        (actor, "data.prune", iso_utc(cutoff)),
     )
     log.info("records older than the retention cutoff deleted", extra={"deleted": counts})
     return counts

@@ -1049,3 +1049,48 @@ class DriftReportSchema(Schema):
     threshold = fields.Float(required=True)
     features = fields.List(fields.Nested(FeatureDriftSchema), required=True)
     calibration = fields.List(fields.Nested(CalibrationBandSchema), required=True)
+
+
+# --------------------------------------------------------------------- audit
+class AuditQuerySchema(Schema):
+    from_ = fields.DateTime(
+        data_key="from",
+        load_default=None,
+        validate=_plausible_time,
+        metadata={"description": "first moment (ISO date or date-time, UTC if naive)"},
+    )
+    to = fields.DateTime(
+        load_default=None,
+        validate=_plausible_time,
+        metadata={"description": "end of the period (exclusive)"},
+    )
+
+    @validates_schema
+    def _ordered(self, data: dict, **_kwargs) -> None:
+        start, end = data.get("from_"), data.get("to")
+        if start is not None and end is not None:
+            from service.db import to_naive_utc
+
+            if to_naive_utc(start) >= to_naive_utc(end):
+                raise ma.ValidationError("must be before 'to'", "from")
+
+
+class AuditEventSchema(Schema):
+    id = fields.Integer(required=True)
+    occurred_at = fields.String(required=True, metadata={"description": "UTC, ISO 8601"})
+    actor = fields.String(
+        required=True,
+        metadata={"description": "the API key id, `cli:<OS user>`, `cli` or `system`"},
+    )
+    action = fields.String(
+        required=True, metadata={"description": "e.g. key.create, customer.erase, model.promote"}
+    )
+    target = fields.String(
+        allow_none=True,
+        metadata={"description": "key id, model version...; never a customer id (null)"},
+    )
+    details = fields.Dict(allow_none=True, metadata={"description": "counts and settings"})
+
+
+class AuditSchema(Schema):
+    events = fields.List(fields.Nested(AuditEventSchema), required=True)

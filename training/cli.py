@@ -631,6 +631,7 @@ def models_promote(version, reason, registry) -> None:
     reg = Registry(registry)
     was = reg.champion()
     reg.promote(version, reason=reason, forced=True, actor="cli")
+    _audit_model_action("model.promote", version, {"previous": was, "reason": reason})
     click.echo(f"champion: {version}" + (" (already the champion)" if was == version else ""))
     extra = reg.load(reg.resolve(version)).extra_features
     if extra:
@@ -644,7 +645,10 @@ def models_promote(version, reason, registry) -> None:
 @models.command("rollback")
 @registry_option
 def models_rollback(registry) -> None:
-    version = Registry(registry).rollback(actor="cli")
+    reg = Registry(registry)
+    previous = reg.champion()
+    version = reg.rollback(actor="cli")
+    _audit_model_action("model.rollback", version, {"previous": previous})
     click.echo(f"champion: {version}")
 
 
@@ -663,13 +667,29 @@ def models_shadow(version, off, registry) -> None:
         if version:
             raise click.UsageError("give a VERSION or --off, not both")
         previous = reg.clear_shadow(actor="cli")
+        _audit_model_action("model.shadow", None, {"previous": previous, "stopped": True})
         click.echo(f"shadow stopped: {previous}" if previous else "no shadow was running")
         return
     if not version:
         click.echo(f"shadow: {reg.shadow() or 'none'}")
         return
-    reg.set_shadow(reg.resolve(version), actor="cli")
+    previous, resolved = reg.shadow(), reg.resolve(version)
+    reg.set_shadow(resolved, actor="cli")
+    _audit_model_action("model.shadow", resolved, {"previous": previous})
     click.echo(f"shadow: {version} (champion: {reg.champion()})")
+
+
+def _audit_model_action(action: str, target: str | None, details: dict) -> None:
+    """Record the change in the service's audit log (right after it: the registry is on
+    disk); a training-only install or an unreachable database only warns."""
+    try:
+        from service.audit import record_cli_model_action
+    except ImportError:
+        return
+    if not record_cli_model_action(action, target, details):
+        click.echo(
+            "warning: not recorded in the audit log (service database unavailable)", err=True
+        )
 
 
 def _attach_service_commands() -> None:
@@ -678,7 +698,7 @@ def _attach_service_commands() -> None:
         from service import cli as service_cli
     except ImportError:
         return
-    for name in ("serve", "db", "keys", "export", "report", "pools"):
+    for name in ("serve", "db", "keys", "export", "report", "pools", "audit"):
         command = getattr(service_cli, name, None)
         if command is not None:
             cli.add_command(command, name)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from flask import g
 from sqlalchemy.exc import DBAPIError
 
+from service import audit
 from service import decisions as use_cases
 from service.api.common import Blueprint, protected
 from service.auth import require
@@ -70,7 +72,9 @@ def blueprint() -> Blueprint:
         (pool proficiency, trained models) and exported files are not changed."""
         current = state()
         try:
-            deleted = forget_customer(current.engine, customer_id)
+            deleted = forget_customer(
+                current.engine, customer_id, actor=audit.key_actor(g.get("key_id"))
+            )
         except DBAPIError as exc:
             if not is_unavailable(exc):
                 raise

@@ -10,6 +10,7 @@ from flask import g
 
 from models.bundle import BundleError
 from models.registry import RegistryError
+from service import audit
 from service.api.common import Blueprint, protected
 from service.auth import require
 from service.errors import ApiError, ErrorSchema
@@ -47,6 +48,11 @@ def _known_version(registry, version: str) -> None:
         raise ApiError(404, str(exc)) from None
     if version not in registry.version_ids():
         raise ApiError(404, f"unknown model version {version!r}")
+
+
+def _audit(action: str, target: str | None, details: dict | None = None) -> None:
+    """Record a registry change just made (the registry is on disk, not in a transaction)."""
+    audit.record_after(state().engine, audit.key_actor(g.get("key_id")), action, target, details)
 
 
 def blueprint() -> Blueprint:
@@ -94,6 +100,7 @@ def blueprint() -> Blueprint:
             raise ApiError(
                 422, f"model {version} cannot serve: {exc}", code="model_refused"
             ) from None
+        _audit("model.promote", version, {"previous": previous, "forced": body["force"]})
         models.refresh(force=True)
         return {
             "champion": version,
@@ -118,6 +125,7 @@ def blueprint() -> Blueprint:
             raise ApiError(409, str(exc)) from None
         except BundleError as exc:
             raise ApiError(409, f"previous champion cannot serve: {exc}") from None
+        _audit("model.rollback", champion, {"previous": previous})
         models.refresh(force=True)
         return {"champion": champion, "previous": previous, "serving": serving_status()}
 
@@ -149,6 +157,7 @@ def blueprint() -> Blueprint:
             raise ApiError(
                 422, f"model {version} cannot run as a shadow: {exc}", code="model_refused"
             ) from None
+        _audit("model.shadow", version, {"previous": previous})
         models.refresh(force=True)
         return {"shadow": version, "previous": previous, "champion": registry.champion()}
 
@@ -160,6 +169,7 @@ def blueprint() -> Blueprint:
         """Stop the shadow challenger (no-op when there is none)."""
         models = state().models
         previous = models.registry.clear_shadow(actor=g.key_id or "")
+        _audit("model.shadow", None, {"previous": previous, "stopped": True})
         models.refresh(force=True)
         return {"shadow": None, "previous": previous, "champion": models.registry.champion()}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g
 
 from models.pools import PoolError, parse_config
+from service import audit
 from service import pools as use_cases
 from service.api.common import Blueprint, protected
 from service.auth import require
@@ -71,6 +72,10 @@ def blueprint() -> Blueprint:
         # A new config invalidates the last rebuild's per-agent figures only where pools
         # changed; they stay as the record of what the outcomes showed.
         use_cases.save_config(st.engine, config, actor=g.key_id or "")
+        # Right after the change (service.pools owns its transaction).
+        audit.record_now(
+            st.engine, audit.key_actor(g.key_id), "pools.update", None, {"pools": len(config.pools)}
+        )
         st.pools.refresh(force=True)
         return _describe()
 
@@ -116,6 +121,7 @@ def blueprint() -> Blueprint:
                 actor=g.key_id or "",
                 proficiency=[p.to_dict() for p in result.proficiency],
             )
+            audit.record_now(st.engine, audit.key_actor(g.key_id), "pools.rebuild")
             st.pools.refresh(force=True)
         return use_cases.rebuild_answer(result, stored_=not body["dry_run"])
 

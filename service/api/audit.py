@@ -1,0 +1,42 @@
+"""``/v1/audit``: the audit log of administrative actions (admin keys only)."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE
+
+from service import audit
+from service.api.common import Blueprint, protected
+from service.auth import require
+from service.db import to_naive_utc
+from service.errors import ErrorSchema
+from service.schemas import AuditQuerySchema, AuditSchema
+from service.state import state
+
+
+def blueprint() -> Blueprint:
+    blp = Blueprint(
+        "audit",
+        __name__,
+        url_prefix="/v1/audit",
+        description="Who created or revoked keys, erased customers, pruned data, changed "
+        "pools or models, and when (append-only).",
+    )
+
+    @blp.route("", methods=["GET"])
+    @require("audit:read")
+    @protected(blp)
+    @blp.arguments(AuditQuerySchema(), location="query", unknown=RAISE)
+    @blp.response(200, AuditSchema, description="events in the period, oldest first")
+    @blp.alt_response(422, schema=ErrorSchema, description="a bad period")
+    def list_audit(query):
+        """Audit events with ``from <= time < to`` (both optional), oldest first. An
+        erasure's event names no customer (only the counts)."""
+        start, end = query.get("from_"), query.get("to")
+        events = audit.list_events(
+            state().engine,
+            since=to_naive_utc(start) if start else None,
+            until=to_naive_utc(end) if end else None,
+        )
+        return {"events": events}
+
+    return blp
