@@ -59,7 +59,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from scipy.special import stdtrit
+from scipy.special import chdtrc, stdtrit
 
 from models.activities import ACTIONS, NONE
 from models.schema import Reward
@@ -94,6 +94,11 @@ UNKNOWN = "(unknown)"
 # its coverage with about 8 per arm, but with a handful every outcome is often the same
 # and the interval collapses to a point.
 MIN_CUSTOMERS = 10
+# Sample ratio mismatch: flagged below this p-value (the industry convention: with many
+# reports a day, a looser level would cry wolf), tested only with at least this many
+# customers expected in each arm (the chi-square approximation needs it).
+SRM_ALPHA = 0.001
+SRM_MIN_EXPECTED = 5.0
 # Per decision: the revenue of the customer's upgrades in the 60 days after it (the same
 # window as ``retained_60d``, and known when it is), NaN while that window is open.
 UPGRADE_REVENUE = "upgrade_revenue_60d"
@@ -106,6 +111,10 @@ class ValueSettings:
     declared_measures: tuple[str, ...] = ()
     declared_at: str | None = None  # ISO date/time the measures were fixed
     reward: Reward = Reward()
+    # The configured holdout (``VEA_HOLDOUT_SHARE``, ``VEA_EXPERIMENT``): the sample ratio
+    # mismatch check compares the observed arms with it.
+    holdout_share: float = 0.0
+    experiment: str | None = None
 
     def __post_init__(self) -> None:
         if self.declared_at:
@@ -452,7 +461,19 @@ def value_report(
         min_units=MIN_CUSTOMERS,
     )  # fmt: skip
     known = np.isfinite(cols["reward"])
+    # Every stored decision counts, outcome or not: the arm is assigned when deciding.
+    srm = sample_ratio(customers, arm, settings.holdout_share, settings.experiment)
+    uplift_note = (
+        None
+        if not srm["mismatch"]
+        else (
+            "sample ratio mismatch: the arms are not the randomized split, the uplift and ROI "
+            "figures cannot be trusted (see srm)"
+        )
+    )
     return {
+        "uplift_trustworthy": not srm["mismatch"],
+        "uplift_note": uplift_note,
         "period": {"from": period[0], "to": period[1]},
         "reward": {
             **reward.to_dict(),
@@ -485,7 +506,85 @@ def value_report(
             ),
         },
         "shadow": shadow_section(columns, cols["reward"], shadow),
+        "srm": srm,
     }
+
+
+def chi_square_gof(observed: Sequence[float], expected: Sequence[float]) -> tuple[float, float]:
+    """Pearson's chi-square goodness-of-fit statistic and its p-value (k - 1 degrees of
+    freedom), as ``scipy.stats.chisquare``."""
+    obs, exp = np.asarray(observed, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    stat = float(((obs - exp) ** 2 / exp).sum())
+    return stat, float(chdtrc(obs.size - 1, stat))
+
+
+def sample_ratio(
+    customers: np.ndarray, arm: np.ndarray, share: float, experiment: str | None
+) -> dict[str, Any]:
+    """Sample ratio mismatch: are the customers seen in each arm the configured split?
+    Customers are the unit (the hash assigns a customer, not a contact). A customer seen
+    in both arms means the share or the salt changed during the period (or the arm was
+    logged wrongly): counted apart and left out of the test."""
+    holdout_of = {
+        c for c, a in zip(customers.tolist(), arm.tolist(), strict=True) if a == "holdout"
+    }
+    treated_of = {
+        c for c, a in zip(customers.tolist(), arm.tolist(), strict=True) if a != "holdout"
+    }
+    both = holdout_of & treated_of
+    n_h, n_t = len(holdout_of - both), len(treated_of - both)
+    total = n_h + n_t
+    out: dict[str, Any] = {
+        "configured_share": share,
+        "experiment": experiment,
+        "holdout_customers": n_h,
+        "treated_customers": n_t,
+        "both_arms_customers": len(both),
+        "observed_share": n_h / total if total else None,
+        "chi_square": None,
+        "p_value": None,
+        "alpha": SRM_ALPHA,
+        "tested": False,
+        "mismatch": False,
+    }
+    mixed = (
+        f" {len(both)} customers were seen in both arms: the share or the experiment (salt) "
+        "changed during the period, or the arm is logged wrongly."
+        if both
+        else ""
+    )
+    if share <= 0:
+        out["message"] = "no holdout configured (share 0): nothing to test." + mixed
+        out["mismatch"] = bool(both)
+        return out
+    expected = (total * (1 - share), total * share)
+    if min(expected) < SRM_MIN_EXPECTED:
+        out["message"] = (
+            f"too few customers for the test ({total}: an arm expects fewer than "
+            f"{SRM_MIN_EXPECTED:g})." + mixed
+        )
+        out["mismatch"] = bool(both)
+        return out
+    stat, p = chi_square_gof((n_t, n_h), expected)
+    out.update(chi_square=stat, p_value=p, tested=True, mismatch=bool(p < SRM_ALPHA or both))
+    observed = (
+        f"{n_h} of {total} customers in the holdout ({n_h / total:.1%}, configured {share:.1%})"
+    )
+    if p < SRM_ALPHA:
+        out["message"] = (
+            f"sample ratio mismatch: {observed}, p = {p:.2g}. The assignment or the logging "
+            "is broken (a desk dropping holdout decisions, a share or experiment changed "
+            "during the period, bots): the uplift cannot be trusted. Check the desks' logging "
+            "and whether VEA_HOLDOUT_SHARE or VEA_EXPERIMENT changed in the period." + mixed
+        )
+    elif both:
+        out["message"] = f"{observed}, p = {p:.2g}, but" + mixed + " The uplift cannot be trusted."
+    else:
+        out["message"] = (
+            f"no sample ratio mismatch: {observed}, p = {p:.2g}. (If the share changed during "
+            "the period this check compares against the current one only.)"
+        )
+    return out
 
 
 def holdout_offers(

@@ -377,6 +377,9 @@ def _report_text(result: dict) -> str:
             f"  contacts {u['n_treated']}/{u['n_holdout']}"
             f", customers {u['units_treated']}/{u['units_holdout']}{mark}"
         )
+    srm = result.get("srm")
+    if srm:
+        lines.append(f"{'WARNING' if srm['mismatch'] else 'sample ratio'}: {srm['message']}")
     lines.append("treated vs holdout (treated - holdout, 95% CI):")
     for name, d in result["treated_vs_holdout"].items():
         lines.append(

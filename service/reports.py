@@ -49,6 +49,8 @@ def value_settings(settings: Settings, reward: Reward | None = None) -> ValueSet
         declared_measures=tuple(data.get("success_measures", measures)),
         declared_at=str(declared_at) if declared_at is not None else None,
         reward=reward or Reward.from_dict(data.get("reward")),
+        holdout_share=float(settings.holdout_share),
+        experiment=settings.experiment,
     )
 
 

@@ -986,6 +986,28 @@ class PeriodSchema(Schema):
     to = fields.String(allow_none=True)
 
 
+class SrmSchema(Schema):
+    """Sample ratio mismatch: customers per arm against the configured holdout share,
+    chi-square goodness of fit, flagged at p < alpha."""
+
+    configured_share = fields.Float(required=True, metadata={"description": "VEA_HOLDOUT_SHARE"})
+    experiment = fields.String(allow_none=True, metadata={"description": "VEA_EXPERIMENT"})
+    holdout_customers = fields.Integer(required=True)
+    treated_customers = fields.Integer(required=True)
+    both_arms_customers = fields.Integer(
+        required=True, metadata={"description": "customers seen in both arms (should be 0)"}
+    )
+    observed_share = fields.Float(allow_none=True)
+    chi_square = fields.Float(allow_none=True)
+    p_value = fields.Float(allow_none=True)
+    alpha = fields.Float(required=True)
+    tested = fields.Boolean(
+        required=True, metadata={"description": "false: no holdout, or too few customers"}
+    )
+    mismatch = fields.Boolean(required=True)
+    message = fields.String(required=True)
+
+
 class ValueReportSchema(Schema):
     period = fields.Nested(PeriodSchema, required=True)
     decisions = fields.Integer(required=True)
@@ -1024,6 +1046,15 @@ class ValueReportSchema(Schema):
     roi = fields.Nested(RoiSchema, required=True)
     success_measures = fields.Nested(SuccessMeasuresSchema, required=True)
     shadow = fields.Nested(ShadowReportSchema, required=True)
+    srm = fields.Nested(
+        SrmSchema,
+        required=True,
+        metadata={"description": "sample ratio mismatch check of the holdout split"},
+    )
+    uplift_trustworthy = fields.Boolean(
+        required=True, metadata={"description": "false when the sample ratio check fires"}
+    )
+    uplift_note = fields.String(allow_none=True)
 
 
 class FeatureDriftSchema(Schema):
