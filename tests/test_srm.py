@@ -81,3 +81,80 @@ def test_a_customer_in_both_arms_is_counted_and_flagged():
     assert srm["both_arms_customers"] == 1 and srm["mismatch"]
     assert srm["holdout_customers"] == 49 and srm["treated_customers"] == 50
     assert "both arms" in srm["message"]
+
+
+# ---------------------------------------------------------- API, dashboard and CLI
+SRM_DAY = "2019-03-14"
+SRM_PERIOD = {"from": "2019-03-14", "to": "2019-03-15"}
+
+
+def _decide(client, headers, new_id, count):
+    for _ in range(count):
+        body = {
+            "interaction_id": new_id("i-"),
+            "customer": {"customer_id": new_id("c-"), "tenure_months": 2, "segment": "premium"},
+            "contact": {
+                "channel": "chat",
+                "issue_type": "inquiry",
+                "occurred_at": f"{SRM_DAY}T10:00:00+00:00",
+            },
+        }
+        assert client.post("/v1/decisions", json=body, headers=headers).status_code == 201
+
+
+def test_api_dashboard_and_cli_warn_of_a_sample_ratio_mismatch(
+    make_app, new_id, database_url, monkeypatch
+):
+    """Decisions taken with half the customers held out, reported by a service configured
+    for 10% (as when the share changed): the report, the page (English and Japanese) and
+    `vea report` flag it."""
+    from click.testing import CliRunner
+
+    from service.auth import create_key
+    from tests.test_pages import log_in
+    from training.cli import cli
+
+    deciding = make_app(holdout_share=0.5)
+    desk = create_key(deciding.extensions["vea"].engine, "desktop")[1]
+    _decide(deciding.test_client(), {"Authorization": f"Bearer {desk}"}, new_id, 60)
+
+    reporting = make_app(holdout_share=0.1)
+    engine = reporting.extensions["vea"].engine
+    client = reporting.test_client()
+    engineer = {"Authorization": f"Bearer {create_key(engine, 'engineer')[1]}"}
+    answer = client.get("/v1/reports/value", query_string=SRM_PERIOD, headers=engineer)
+    assert answer.status_code == 200, answer.json
+    srm = answer.json["srm"]
+    assert srm["configured_share"] == 0.1 and srm["tested"] and srm["mismatch"]
+    assert srm["p_value"] < 0.001 and srm["holdout_customers"] >= 10
+    assert answer.json["uplift_trustworthy"] is False
+
+    log_in(client, create_key(engine, "manager")[1])
+    page = client.get("/dashboard", query_string=SRM_PERIOD).get_data(as_text=True)
+    assert 'id="srm-warning"' in page and "Sample ratio mismatch" in page
+    japanese = client.get("/dashboard", query_string={**SRM_PERIOD, "lang": "ja"})
+    assert "サンプル比率の不一致" in japanese.get_data(as_text=True)
+
+    monkeypatch.setenv("VEA_DATABASE_URL", database_url)
+    monkeypatch.setenv("VEA_HOLDOUT_SHARE", "0.1")
+    text = CliRunner().invoke(
+        cli, ["report", "--from", SRM_PERIOD["from"], "--to", SRM_PERIOD["to"]]
+    )
+    assert text.exit_code == 0, text.output
+    assert "WARNING: sample ratio mismatch" in text.output
+
+
+def test_dashboard_shows_a_quiet_line_when_the_split_holds(make_app, new_id):
+    from service.auth import create_key
+    from tests.test_pages import log_in
+
+    app = make_app(holdout_share=0.5)
+    engine = app.extensions["vea"].engine
+    client = app.test_client()
+    desk = {"Authorization": f"Bearer {create_key(engine, 'desktop')[1]}"}
+    _decide(client, desk, new_id, 40)
+    log_in(client, create_key(engine, "manager")[1])
+    # Every decision of this period (here and in the test above) was taken at 50%.
+    page = client.get("/dashboard", query_string=SRM_PERIOD).get_data(as_text=True)
+    assert 'id="srm-ok"' in page and "no mismatch" in page
+    assert 'id="srm-warning"' not in page

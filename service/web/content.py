@@ -159,6 +159,16 @@ LABELS: dict[str, dict[str, str]] = {
         "holdout_offers": "{contacts} of {total} control-group contacts ({share}) received a "
         "value offer anyway: the control group is contaminated, so the uplift understates the "
         "effect. Agents should not make value offers to control-group customers.",
+        "srm_mismatch": "Sample ratio mismatch: {holdout} of {total} customers are in the "
+        "holdout ({observed}; configured {configured}; p = {p}). The assignment or the logging "
+        "is broken, so the uplift and ROI cannot be trusted. Check that every desk stores its "
+        "holdout decisions and whether VEA_HOLDOUT_SHARE or VEA_EXPERIMENT changed during the "
+        "period.",
+        "srm_both": "{both} customers were seen in both arms: the share or the experiment "
+        "changed during the period.",
+        "srm_ok": "Sample ratio check: {holdout} of {total} customers in the holdout "
+        "({observed}; configured {configured}; p = {p}): no mismatch.",
+        "srm_too_few": "Sample ratio check: too few customers to test ({total}).",
         "period_bad_date": "period: {detail}",
         "period_order": "period: 'from' must be before 'to'",
     },
@@ -257,6 +267,15 @@ LABELS: dict[str, dict[str, str]] = {
         "holdout_offers": "対照群のお問い合わせ {total} 件のうち {contacts} 件（{share}）で価値向上の"
         "提案が行われました。対照群が汚染されているため、効果は実際より小さく表示されます。"
         "対照群のお客様には提案しないよう担当者に周知してください。",
+        "srm_mismatch": "サンプル比率の不一致：対照群のお客様は {total} 人中 {holdout} 人"
+        "（{observed}、設定値 {configured}、p = {p}）です。割り当てまたは記録に問題があるため、"
+        "効果とROIは信頼できません。すべての端末が対照群の判定を保存しているか、期間中に "
+        "VEA_HOLDOUT_SHARE または VEA_EXPERIMENT が変更されていないか確認してください。",
+        "srm_both": "{both} 人のお客様が両方の群に記録されています。期間中に割合または実験名が"
+        "変更されました。",
+        "srm_ok": "サンプル比率の確認：対照群のお客様は {total} 人中 {holdout} 人"
+        "（{observed}、設定値 {configured}、p = {p}）で、不一致はありません。",
+        "srm_too_few": "サンプル比率の確認：お客様が少なすぎるため検定していません（{total} 人）。",
         # Python's own parse message is English: the Japanese page says what to type instead.
         "period_bad_date": "期間: 日付は YYYY-MM-DD の形式で指定してください"
         "（既定の期間を表示しています）。",
