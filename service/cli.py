@@ -7,13 +7,29 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
 from service.audit import cli_actor
-from service.config import Settings
+from service.config import Settings, safe_url
+
+
+@contextmanager
+def service_database(url: str | None = None) -> Iterator[sa.Engine]:
+    """An engine on the service database (``url`` or VEA_DATABASE_URL), disposed of after
+    the command's work."""
+    from service.db import make_engine
+
+    engine = make_engine(url or Settings.from_env().database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @click.command("serve")
@@ -45,7 +61,7 @@ def db_upgrade(revision: str) -> None:
 
     settings = Settings.from_env()
     upgrade(settings.database_url, revision)
-    click.echo(f"database at revision {revision}: {_safe_url(settings.database_url)}")
+    click.echo(f"database at revision {revision}: {safe_url(settings.database_url)}")
 
 
 @db.command("erase-customer")
@@ -56,7 +72,6 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
 
     Irreversible. Aggregates built earlier (pool proficiency, trained models) and files
     exported earlier are not changed. Also DELETE /v1/customers/{customer_id}."""
-    from service.db import make_engine
     from service.deletion import forget_customer
 
     if not 1 <= len(customer_id) <= 128:
@@ -65,11 +80,8 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
         if not sys.stdin.isatty():
             raise click.UsageError("erasure is irreversible: confirm with --yes")
         click.confirm(f"erase everything stored for customer {customer_id!r}?", abort=True)
-    engine = make_engine(Settings.from_env().database_url)
-    try:
+    with service_database() as engine:
         deleted = forget_customer(engine, customer_id, actor=cli_actor())
-    finally:
-        engine.dispose()
     click.echo(
         f"erased {deleted['decisions']} decisions, {deleted['outcomes']} outcomes "
         f"and {deleted['events']} events"
@@ -106,7 +118,6 @@ def db_prune(before, yes: bool) -> None:
     """Data retention: delete what happened before a date (at least 90 days ago, so
     every stored contact has its retention outcome). Irreversible. The audit log is not
     pruned (it is append-only)."""
-    from service.db import make_engine
     from service.deletion import MIN_RETENTION_DAYS, check_cutoff, prune_before
 
     try:
@@ -119,11 +130,8 @@ def db_prune(before, yes: bool) -> None:
         click.confirm(
             f"delete everything that happened before {before:%Y-%m-%d %H:%M}?", abort=True
         )
-    engine = make_engine(Settings.from_env().database_url)
-    try:
+    with service_database() as engine:
         deleted = prune_before(engine, before, actor=cli_actor())
-    finally:
-        engine.dispose()
     click.echo(
         f"deleted {deleted['decisions']} decisions, {deleted['outcomes']} outcomes and "
         f"{deleted['events']} events before {before:%Y-%m-%d %H:%M} UTC "
@@ -163,14 +171,11 @@ def keys() -> None:
 def keys_create(role: str, label: str, expires_in: int | None, expires_on: str | None) -> None:
     """Create a key and print it (shown once; only its hash is stored)."""
     from service.auth import create_key
-    from service.db import iso_utc, make_engine
+    from service.db import iso_utc
 
     expires_at = _key_expiry(expires_in, expires_on)
-    engine = make_engine(Settings.from_env().database_url)
-    try:
+    with service_database() as engine:
         key_id, key = create_key(engine, role, label, expires_at=expires_at, actor=cli_actor())
-    finally:
-        engine.dispose()
     until = f", expires {iso_utc(expires_at)}" if expires_at else ""
     click.echo(f"key id {key_id} (role {role}{until}):", err=True)
     click.echo(key)
@@ -216,13 +221,9 @@ def keys_list(active: bool, as_json: bool) -> None:
     """Every key's id, role, label, creation, revocation and expiry time (secrets are never
     stored); an expired key's expiry is marked "(expired)"."""
     from service.auth import list_keys
-    from service.db import make_engine
 
-    engine = make_engine(Settings.from_env().database_url)
-    try:
+    with service_database() as engine:
         found = list_keys(engine, include_revoked=not active)
-    finally:
-        engine.dispose()
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, indent=2))
         return
@@ -248,13 +249,9 @@ def keys_list(active: bool, as_json: bool) -> None:
 def keys_revoke(key_or_id: str) -> None:
     """Disable a key, given the key or its id (takes effect within VEA_KEY_CACHE_S)."""
     from service.auth import revoke_key
-    from service.db import make_engine
 
-    engine = make_engine(Settings.from_env().database_url)
-    try:
+    with service_database() as engine:
         done = revoke_key(engine, key_or_id, actor=cli_actor())
-    finally:
-        engine.dispose()
     if not done:
         raise click.ClickException("no active key matches")
     click.echo("revoked")
@@ -272,18 +269,15 @@ def keys_revoke(key_or_id: str) -> None:
 def export(out: str, since, until) -> None:
     """Stored decisions, outcomes and customer events as the canonical log (with
     propensities, arms and model versions), ready for `vea train`."""
-    from service.db import make_engine
     from service.export import ExportError, export_log
 
     if Path(out).suffix.lower() not in (".csv", ".parquet"):
         raise click.BadParameter("use a .csv or .parquet file name", param_hint="--out")
-    engine = make_engine(Settings.from_env().database_url)
-    try:
-        result = export_log(engine, out, since=since, until=until)
-    except ExportError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
+    with service_database() as engine:
+        try:
+            result = export_log(engine, out, since=since, until=until)
+        except ExportError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"exported {result.rows} decisions with outcomes to {out}")
     if result.pending:
         click.echo(
@@ -318,7 +312,6 @@ def report(start, end, as_json: bool, reward, reward_weights) -> None:
 
     from models.schema import RewardError, parse_reward
     from service import reports
-    from service.db import make_engine
     from service.schemas import ValueReportSchema
 
     if start is not None and end is not None and start >= end:
@@ -330,13 +323,10 @@ def report(start, end, as_json: bool, reward, reward_weights) -> None:
         except RewardError as exc:
             raise click.BadParameter(str(exc), param_hint="--reward") from None
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
-    try:
+    with service_database(settings.database_url) as engine:
         result = ValueReportSchema().dump(
             reports.value(engine, settings, start, end, reward=chosen)
         )
-    finally:
-        engine.dispose()
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -599,15 +589,11 @@ def pools_show(as_json: bool) -> None:
 
     from models.pools import load_config
     from service import pools as use_cases
-    from service.db import make_engine
 
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
-    try:
+    with service_database(settings.database_url) as engine:
         config, source = use_cases.current_config(engine, load_config(settings.pools))
         described = use_cases.describe(engine, config, source, settings.availability_ttl_s)
-    finally:
-        engine.dispose()
     if as_json:
         click.echo(json.dumps(described, indent=2, ensure_ascii=False))
         return
@@ -623,12 +609,6 @@ def pools_show(as_json: bool) -> None:
         click.echo("no proficiency measured yet: run `vea pools rebuild`")
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 @click.command("audit")
 @click.option(
     "--since",
@@ -641,13 +621,9 @@ def audit(since: datetime | None, as_json: bool) -> None:
     """The audit log of administrative actions (keys, erasures, pruning, pools, models),
     oldest first. Append-only: nothing deletes from it, `vea db prune` included."""
     from service.audit import list_events
-    from service.db import make_engine
 
-    engine = make_engine(Settings.from_env().database_url)
-    try:
+    with service_database() as engine:
         events = list_events(engine, since=since)
-    finally:
-        engine.dispose()
     if as_json:
         click.echo(json.dumps(events, ensure_ascii=False, indent=2))
         return

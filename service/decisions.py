@@ -34,7 +34,7 @@ from service.db import (
     to_naive_utc,
     utcnow,
 )
-from service.errors import ApiError
+from service.errors import ApiError, unavailable_as_503
 from service.schemas import CLOCK_SKEW
 from service.state import State
 
@@ -603,17 +603,11 @@ class _RowView:
 
 def _read(state: State, query: sa.Select) -> list[Any]:
     """Rows of a read for an answer; 503 (retry) when the database is unavailable."""
-    try:
-        with autocommit_connection(state.engine) as conn:
-            return conn.execute(query).all()
-    except DBAPIError as exc:
-        if not is_unavailable(exc):
-            raise
-        raise ApiError(
-            503,
-            "database unavailable: retry later",
-            headers={"Retry-After": str(state.settings.retry_after_s)},
-        ) from None
+    with (
+        unavailable_as_503("database unavailable: retry later", state.settings.retry_after_s),
+        autocommit_connection(state.engine) as conn,
+    ):
+        return conn.execute(query).all()
 
 
 _WITH_OUTCOME = sa.select(

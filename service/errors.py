@@ -8,10 +8,13 @@ validation) are translated by ``handle_http_exception``; anything unexpected bec
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import marshmallow as ma
 from flask import Flask, jsonify
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -62,6 +65,21 @@ class ErrorBodySchema(ma.Schema):
 
 class ErrorSchema(ma.Schema):
     error = ma.fields.Nested(ErrorBodySchema, required=True)
+
+
+@contextmanager
+def unavailable_as_503(message: str, retry_after_s: float) -> Iterator[None]:
+    """A database that cannot be reached inside the block answers 503 with Retry-After
+    (the caller retries); any other database error still propagates."""
+    from service.db import is_unavailable
+
+    try:
+        yield
+    except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
+        log.error(message, extra={"error": type(exc).__name__})
+        raise ApiError(503, message, headers={"Retry-After": str(retry_after_s)}) from None
 
 
 def error_response(error: ApiError):

@@ -1083,27 +1083,8 @@ class DriftReportSchema(Schema):
 
 
 # --------------------------------------------------------------------- audit
-class AuditQuerySchema(Schema):
-    from_ = fields.DateTime(
-        data_key="from",
-        load_default=None,
-        validate=_plausible_time,
-        metadata={"description": "first moment (ISO date or date-time, UTC if naive)"},
-    )
-    to = fields.DateTime(
-        load_default=None,
-        validate=_plausible_time,
-        metadata={"description": "end of the period (exclusive)"},
-    )
-
-    @validates_schema
-    def _ordered(self, data: dict, **_kwargs) -> None:
-        start, end = data.get("from_"), data.get("to")
-        if start is not None and end is not None:
-            from service.db import to_naive_utc
-
-            if to_naive_utc(start) >= to_naive_utc(end):
-                raise ma.ValidationError("must be before 'to'", "from")
+class AuditQuerySchema(ReportQuerySchema):
+    """The audit log's period: the reports' query (``from`` before ``to``, UTC)."""
 
 
 class AuditEventSchema(Schema):

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import g
-from sqlalchemy.exc import DBAPIError
 
 from service import audit
 from service import decisions as use_cases
 from service.api.common import Blueprint, protected
 from service.auth import require
-from service.db import is_unavailable
 from service.deletion import forget_customer
-from service.errors import ApiError, ErrorSchema
+from service.errors import ErrorSchema, unavailable_as_503
 from service.schemas import (
     CustomerPathSchema,
     CustomerRecordsSchema,
@@ -22,8 +18,6 @@ from service.schemas import (
     EventSchema,
 )
 from service.state import state
-
-log = logging.getLogger("vea.api")
 
 
 def blueprint() -> Blueprint:
@@ -71,19 +65,11 @@ def blueprint() -> Blueprint:
         deletion). Idempotent: erasing again answers zeros. Aggregates built earlier
         (pool proficiency, trained models) and exported files are not changed."""
         current = state()
-        try:
+        refused = "database unavailable: nothing was erased; retry later"
+        with unavailable_as_503(refused, current.settings.retry_after_s):
             deleted = forget_customer(
                 current.engine, customer_id, actor=audit.key_actor(g.get("key_id"))
             )
-        except DBAPIError as exc:
-            if not is_unavailable(exc):
-                raise
-            log.error("database unavailable for an erasure", extra={"error": type(exc).__name__})
-            raise ApiError(
-                503,
-                "database unavailable: nothing was erased; retry later",
-                headers={"Retry-After": str(current.settings.retry_after_s)},
-            ) from None
         return {"customer_id": customer_id, "deleted": deleted}
 
     return blp
