@@ -18,6 +18,7 @@ LABELS: dict[str, dict[str, str]] = {
         "language": "language: {v}",
         "tenure_months": "{v:.1f} months since purchase",
         "prior_contacts_30d": "{v:.0f} contacts in the last 30 days",
+        "prior_contacts_30d_one": "1 contact in the last 30 days",
         "sentiment": "sentiment {v:+.1f}",
         "_other": "{name}: {v}",
         "_missing": "{name} unknown",
@@ -56,6 +57,15 @@ VALUES_JA: dict[str, str] = {
     "low": "低い",
     "high": "高い",
 }
+# English says a category's id as words where the id is not one ("how_to" reads
+# "how-to"); the others are already words.
+VALUES_EN: dict[str, str] = {
+    "how_to": "how-to",
+    "order_change": "order change",
+    "small_business": "small business",
+    "self_service": "self-service",
+}
+_VALUES = {"en": VALUES_EN, "ja": VALUES_JA}
 
 
 def language_of(language: str | None) -> str:
@@ -95,14 +105,18 @@ def activity_name(activity: str, language: str | None) -> str:
 
 def category_name(value: str | None, language: str | None) -> str:
     """A category (channel, issue type, segment) as a sentence says it: in Japanese by
-    its Japanese word (チャット, not chat), in English as it is; "?" when unknown."""
+    its Japanese word (チャット, not chat), in English in words (how-to, not how_to); "?"
+    when unknown."""
     if not value:
         return "?"
-    return VALUES_JA.get(value, value) if language_of(language) == "ja" else value
+    return _VALUES[language_of(language)].get(value, value)
 
 
-# The id behind a category's Japanese word, to write a Japanese sentence again in English.
-CATEGORY_IDS: dict[str, str] = {word: value for value, word in VALUES_JA.items()}
+# The id behind a category's word in either language, to write a sentence again in the
+# other one.
+CATEGORY_IDS: dict[str, str] = {
+    word: value for words in (VALUES_JA, VALUES_EN) for value, word in words.items()
+}
 
 
 def describe(name: str, value: Any, language: str) -> str:
@@ -113,8 +127,10 @@ def describe(name: str, value: Any, language: str) -> str:
     if missing:
         return labels["_missing"].format(name=name)
     template = labels.get(name, labels["_other"])
-    if isinstance(value, str) and lang == "ja":
-        value = VALUES_JA.get(value, value)
+    if name == "prior_contacts_30d" and value == 1 and lang == "en":
+        template = labels["prior_contacts_30d_one"]
+    if isinstance(value, str):
+        value = _VALUES[lang].get(value, value)
     try:
         return template.format(v=value, name=name)
     except (ValueError, TypeError):

@@ -45,3 +45,29 @@ def test_a_continued_contact_names_the_earlier_channel_and_issue_in_japanese(cli
         assert answer.status_code == 201, answer.json
     notes = [r for r in answer.json["reasons"] if "続き" in r]
     assert notes and "チャット でのお問い合わせの続きです（内容: 使い方）" in notes[0], notes
+
+
+def test_english_reasons_say_categories_in_words_and_count_one_contact_as_one():
+    from models.reasons import CATEGORY_IDS, category_name, describe
+
+    assert describe("issue_type", "how_to", "en") == "issue type: how-to"
+    assert describe("segment", "small_business", "en") == "segment: small business"
+    assert category_name("order_change", "en") == "order change"
+    assert category_name("order_change", "ja") == "注文変更"
+    assert category_name("billing", "en") == "billing"  # already a word
+    assert describe("prior_contacts_30d", 1, "en") == "1 contact in the last 30 days"
+    assert describe("prior_contacts_30d", 1.0, "en") == "1 contact in the last 30 days"
+    assert describe("prior_contacts_30d", 3, "en") == "3 contacts in the last 30 days"
+    assert describe("prior_contacts_30d", 1, "ja") == "過去30日の問い合わせ1件"
+    # Either language's word leads back to the id (a desk writes a sentence again).
+    assert CATEGORY_IDS["how-to"] == CATEGORY_IDS["使い方"] == "how_to"
+
+
+def test_the_english_fallback_reads_back_into_japanese_with_a_multiword_issue():
+    from service.web.desk import _translate
+
+    english = decide_fallback({"issue_type": "order_change", "tenure_months": 2})["reasons"]
+    issue = next(reason for reason in english if "order change" in reason)
+    assert "order_change" not in issue
+    japanese = _translate(issue, "en", "ja")
+    assert japanese is not None and "注文変更" in japanese, japanese
