@@ -6,6 +6,7 @@ from flask import g
 
 from service import audit
 from service import decisions as use_cases
+from service.api import examples
 from service.api.common import Blueprint, protected
 from service.auth import require
 from service.deletion import forget_customer
@@ -32,8 +33,8 @@ def blueprint() -> Blueprint:
     @require("events")
     @protected(blp)
     @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
-    @blp.arguments(EventRequestSchema())
-    @blp.response(201, EventSchema, description="event recorded")
+    @blp.arguments(EventRequestSchema(), example=examples.EVENT_REQUEST)
+    @blp.response(201, EventSchema, description="event recorded", example=examples.EVENT)
     @blp.alt_response(200, schema=EventSchema, description="the same event_id, already stored")
     @blp.alt_response(409, schema=ErrorSchema, description="event_id reused with other values")
     @blp.alt_response(503, schema=ErrorSchema, description="database unavailable: retry")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, g
 
 from service import decisions as use_cases
+from service.api import examples
 from service.api.common import Blueprint, protected
 from service.auth import require
 from service.errors import ErrorSchema
@@ -30,8 +31,10 @@ def blueprint() -> Blueprint:
     @blp.route("", methods=["POST"])
     @require("decisions")
     @protected(blp)
-    @blp.arguments(DecisionRequestSchema())
-    @blp.response(201, DecisionSchema, description="decision made and stored")
+    @blp.arguments(DecisionRequestSchema(), example=examples.DECISION_REQUEST)
+    @blp.response(
+        201, DecisionSchema, description="decision made and stored", example=examples.DECISION
+    )
     @blp.alt_response(
         200,
         schema=DecisionSchema,
@@ -46,7 +49,9 @@ def blueprint() -> Blueprint:
         description="interaction_id of another customer, or changed details after the "
         "decision's outcome was recorded",
     )
-    @blp.alt_response(422, schema=ErrorSchema, description="invalid body")
+    @blp.alt_response(
+        422, schema=ErrorSchema, description="invalid body", example=examples.VALIDATION_ERROR
+    )
     def create_decision(body):
         """Decide for a live contact.
 
@@ -85,8 +90,8 @@ def blueprint() -> Blueprint:
     @require("outcomes")
     @protected(blp)
     @blp.arguments(DecisionPathSchema(), location="path", as_kwargs=True)
-    @blp.arguments(OutcomeRequestSchema())
-    @blp.response(201, OutcomeSchema, description="outcome recorded")
+    @blp.arguments(OutcomeRequestSchema(), example=examples.OUTCOME_REQUEST)
+    @blp.response(201, OutcomeSchema, description="outcome recorded", example=examples.OUTCOME)
     @blp.alt_response(200, schema=OutcomeSchema, description="the same outcome, already stored")
     @blp.alt_response(404, schema=ErrorSchema, description="unknown decision")
     @blp.alt_response(409, schema=ErrorSchema, description="a different outcome is stored")
