@@ -283,6 +283,83 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
+# ---------------------------------------------- the desk's input problems, in Japanese
+# The desk link's parameters as an agent reads them. The 400 page names the parameter
+# beside its label: the agent reads the label, whoever fixes the desktop's link the name.
+DESK_FIELDS = {
+    "ja": {
+        "interaction_id": "お問い合わせID",
+        "customer_id": "顧客ID",
+        "channel": "チャネル",
+        "issue_type": "問い合わせ種別",
+        "segment": "セグメント",
+        "persona": "ペルソナ",
+        "tenure_months": "購入後の月数",
+        "switching_effort": "乗り換えの手間",
+        "prior_contacts_30d": "過去30日の問い合わせ件数",
+        "sentiment": "感情スコア",
+        "occurred_at": "お問い合わせ日時",
+        "customer_language": "お客様の言語",
+        "language": "言語",
+        "agent_id": "担当者ID",
+        "decision_id": "判定ID",
+    },
+}
+# What a validation message says, by kind (service.web.desk reads marshmallow's standard
+# English messages and the service's own into these kinds). The English page shows the
+# messages as they are. ``{min_op}``/``{max_op}`` are RANGE_OPS.
+VALIDATION_TEXTS = {
+    "ja": {
+        "required": "指定が必要です",
+        "null": "空にはできません",
+        "invalid": "値が正しくありません",
+        "not_string": "文字列ではありません",
+        "not_integer": "整数ではありません",
+        "not_number": "数値ではありません",
+        "not_boolean": "true か false を指定してください",
+        "too_large": "数値が大きすぎます",
+        "special": "NaN や無限大は指定できません",
+        "not_datetime": "日時として読み取れません（例: 2026-04-01T10:30:00+09:00）",
+        "not_aware": "タイムゾーン付きの日時にしてください（例: 2026-04-01T10:30:00+09:00）",
+        "one_of": "{choices} のいずれかを指定してください",
+        "length_min": "{min} 文字以上にしてください",
+        "length_max": "{max} 文字以下にしてください",
+        "length_between": "{min}〜{max} 文字にしてください",
+        "length_equal": "{equal} 文字にしてください",
+        "range_min": "{min} {min_op}値にしてください",
+        "range_max": "{max} {max_op}値にしてください",
+        "range_between": "{min} {min_op}、{max} {max_op}値にしてください",
+        "unknown_field": "この項目は使えません",
+        "bad_type": "形式が正しくありません",
+        # The service's own messages (service.schemas, models.schema).
+        "date_range": "1970年から2199年までの日時にしてください",
+        "future": "未来の日時は指定できません",
+        "control": "制御文字（NUL、改行コードなど）は使えません",
+        "language_tag": "ja、en、ja-JP のような言語タグを指定してください",
+        # A message none of the above reads: shown as written, behind a lead-in.
+        "other": "値を確認してください（原文）: {message}",
+    },
+}
+# Before 値 ("0 以上の値"); a range's lower bound joins its upper one ("0 より大きく、").
+RANGE_OPS = {
+    "ja": {
+        "gte": "以上の",
+        "gt": "より大きい",
+        "lte": "以下の",
+        "lt": "未満の",
+        "gte_and": "以上",
+        "gt_and": "より大きく",
+    },
+}
+
+
+def field_label(name: str, language: str) -> str:
+    """A desk parameter as its input problems name it: ``チャネル（channel）`` in Japanese,
+    the parameter itself in English (the desktop's link spells it so)."""
+    label = DESK_FIELDS.get(language, {}).get(name)
+    return f"{label}（{name}）" if label else name
+
+
 GROUP_NAMES = {
     "en": {
         "activity": "activity",

@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from models import contact_policy, fallback, matching
 from models.reasons import ACTIVITY_NAMES, CATEGORY_IDS, category_name, language_of
+from models.schema import LANGUAGE_TAG_HINT
 from service import decisions as use_cases
 from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
 from service.errors import ApiError
@@ -145,11 +146,15 @@ class DeskInputError(Exception):
 
 def decision_body(args: Any, language: str) -> dict[str, Any]:
     """A ``POST /v1/decisions`` body from the query string, validated by the API's own
-    schema (the desk accepts exactly what the API accepts)."""
+    schema (the desk accepts exactly what the API accepts). Problems are told in the
+    page's language (``DeskInputError``)."""
     own = DESK_LABELS[language]
     missing = [name for name in REQUIRED if not args.get(name)]
     if missing:
-        raise DeskInputError([content.LABELS[language]["missing"].format(names=", ".join(missing))])
+        names = ("、" if language == "ja" else ", ").join(
+            content.field_label(name, language) for name in missing
+        )
+        raise DeskInputError([content.LABELS[language]["missing"].format(names=names)])
     customer: dict[str, Any] = {"customer_id": args["customer_id"]}
     contact: dict[str, Any] = {"language": language}
     problems: list[str] = []
@@ -158,17 +163,18 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
             raw = args.get(name)
             if raw in (None, ""):
                 continue
+            label = content.field_label(name, language)
             if name in INTEGER_FIELDS:
                 try:
                     target[name] = int(raw)
                 except ValueError:
-                    problems.append(own["not_whole"].format(name=name))
+                    problems.append(own["not_whole"].format(name=label))
                 continue
             if name in FLOAT_FIELDS:
                 try:
                     target[name] = float(raw)  # nan and inf: the schema refuses them
                 except ValueError:
-                    problems.append(own["not_number"].format(name=name))
+                    problems.append(own["not_number"].format(name=label))
                 continue
             target[name] = raw
     if args.get("customer_language"):
@@ -179,28 +185,49 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
     try:
         return DECISION_REQUEST.load(raw_body)
     except ma.ValidationError as exc:
-        raise DeskInputError(_flatten(exc.messages)) from None
+        raise DeskInputError(problem_lines(exc.messages, language)) from None
 
 
-def _check_agent_id(agent_id: str) -> None:
+def _check_agent_id(agent_id: str, language: str) -> None:
     """The page records outcomes with this agent id: refused now, as the outcome body
     would refuse it, rather than on every button press."""
     try:
         OUTCOME_REQUEST.load({**STATUSES["skipped"], "agent_id": agent_id})
     except ma.ValidationError as exc:
-        raise DeskInputError(_flatten(exc.messages)) from None
+        raise DeskInputError(problem_lines(exc.messages, language)) from None
 
 
-def _flatten(messages: Any, prefix: str = "") -> list[str]:
+def _problems(messages: Any, path: tuple[str, ...] = ()) -> list[tuple[str | None, str]]:
+    """``(parameter, message)`` for each of marshmallow's messages: the parameter as the
+    desk's link names it (None: the message is about the whole request)."""
     if isinstance(messages, dict):
-        out: list[str] = []
+        out: list[tuple[str | None, str]] = []
         for key, value in messages.items():
-            name = key if key in ("customer", "contact") else f"{prefix}{key}"
-            out += _flatten(value, "" if key in ("customer", "contact") else f"{name}: ")
+            out += _problems(value, path if key == "_schema" else (*path, str(key)))
         return out
     if isinstance(messages, list):
-        return [f"{prefix}{m}" if isinstance(m, str) else str(m) for m in messages]
-    return [f"{prefix}{messages}"]
+        return [p for m in messages for p in _problems(m, path)]
+    return [(_parameter(path), str(messages))]
+
+
+def _parameter(path: tuple[str, ...]) -> str | None:
+    # The link flattens the body: customer.tenure_months is tenure_months, and the
+    # customer's language is customer_language (the contact's is the page's own).
+    if path == ("customer", "language"):
+        return "customer_language"
+    if len(path) > 1 and path[0] in ("customer", "contact"):
+        path = path[1:]
+    return ".".join(path) or None
+
+
+def problem_lines(messages: Any, language: str) -> list[str]:
+    """marshmallow's messages as the desk shows them, one line each: in English as
+    marshmallow wrote them, in Japanese the field's label and the problem in Japanese."""
+    lines = []
+    for name, message in _problems(messages):
+        text = message if language == "en" else validation_text(message, language)
+        lines.append(text if name is None else f"{content.field_label(name, language)}: {text}")
+    return lines
 
 
 def _unavailable() -> ApiError:
@@ -412,6 +439,80 @@ def in_language(text: str, language: str, made_in: str | None = None) -> str:
     return _translate(text, made_in, language) or _ORIGINAL[language] + text
 
 
+# marshmallow's standard messages and the service's own, read back into what they say
+# (content.VALIDATION_TEXTS). Built from marshmallow's own templates, so a reworded
+# message is shown as written (behind a lead-in) rather than misread.
+def _validation_patterns() -> list[tuple[re.Pattern[str], str, dict[str, str]]]:
+    f, v, r = ma.fields, ma.validate, ma.validate.Range
+    errors = f.Field.default_error_messages
+    date = f.DateTime.default_error_messages
+    entries: list[tuple[str, str, dict[str, str]]] = [
+        (errors["required"], "required", {}),
+        (errors["null"], "null", {}),
+        (errors["validator_failed"], "invalid", {}),
+        (f.String.default_error_messages["invalid"], "not_string", {}),
+        (f.Integer.default_error_messages["invalid"], "not_integer", {}),
+        (f.Number.default_error_messages["invalid"], "not_number", {}),
+        (f.Number.default_error_messages["too_large"], "too_large", {}),
+        (f.Float.default_error_messages["special"], "special", {}),
+        (f.Boolean.default_error_messages["invalid"], "not_boolean", {}),
+        (date["invalid"].format(obj_type="datetime"), "not_datetime", {}),
+        (
+            date["invalid_awareness"].format(awareness="aware", obj_type="datetime"),
+            "not_aware",
+            {},
+        ),
+        (f.Nested.default_error_messages["type"], "bad_type", {}),
+        (ma.Schema._default_error_messages["type"], "bad_type", {}),
+        (ma.Schema._default_error_messages["unknown"], "unknown_field", {}),
+        (v.OneOf.default_message, "one_of", {}),
+        (v.Length.message_min, "length_min", {}),
+        (v.Length.message_max, "length_max", {}),
+        (v.Length.message_all, "length_between", {}),
+        (v.Length.message_equal, "length_equal", {}),
+        (LANGUAGE_TAG_HINT, "language_tag", {}),
+        ("must be a date between 1970 and 2199", "date_range", {}),
+        ("must not be in the future", "future", {}),
+        ("strings must not contain control characters (NUL, carriage return, ...)", "control", {}),
+    ]
+    # Tried in this order: a field matches any text, so "Must be greater than {min}." would
+    # also read "Must be greater than or equal to 0." and a bound alone a range's two.
+    lower = {"gte": r.message_gte, "gt": r.message_gt}
+    upper = {"lte": r.message_lte, "lt": r.message_lt}
+    for low, low_words in lower.items():
+        for high, high_words in upper.items():
+            entries.append(
+                (
+                    r.message_all.format(min_op=low_words, max_op=high_words),
+                    "range_between",
+                    {"min_op": f"{low}_and", "max_op": high},
+                )
+            )
+    for low, low_words in lower.items():
+        entries.append((r.message_min.format(min_op=low_words), "range_min", {"min_op": low}))
+    for high, high_words in upper.items():
+        entries.append((r.message_max.format(max_op=high_words), "range_max", {"max_op": high}))
+    return [(_compile(template), kind, ops) for template, kind, ops in entries]
+
+
+_VALIDATION = _validation_patterns()
+
+
+def validation_text(message: str, language: str) -> str:
+    """One validation message in ``language``: what it says, or the message as written
+    behind a lead-in that says to check the value."""
+    texts = content.VALIDATION_TEXTS.get(language)
+    if texts is None:
+        return message
+    ops = content.RANGE_OPS[language]
+    for pattern, kind, words in _VALIDATION:
+        match = pattern.fullmatch(message)
+        if match is not None:
+            values = {name: ops[op] for name, op in words.items()}
+            return texts[kind].format(**match.groupdict(), **values)
+    return texts["other"].format(message=message)
+
+
 def _continuation_note(text: str) -> bool:
     """Whether a decision note is the "continues the earlier contact" line, which the
     desk shows as its own card instead (``service.decisions`` phrases it)."""
@@ -548,7 +649,7 @@ def blueprint() -> Blueprint:
         page = {"language": language, "labels": labels, "agent_id": args.get("agent_id")}
         try:
             if args.get("agent_id"):
-                _check_agent_id(args["agent_id"])
+                _check_agent_id(args["agent_id"], language)
             if args.get("decision_id"):
                 found = stored_decision(args["decision_id"])
                 if found is None:
@@ -676,4 +777,4 @@ def _problem(page: dict[str, Any], messages: list[str], status: int):
 
 def _invalid(messages: Any) -> ApiError:
     fields = messages if isinstance(messages, dict) else {"_schema": messages}
-    return ApiError(422, "; ".join(_flatten(fields)), fields=fields)
+    return ApiError(422, "; ".join(problem_lines(fields, "en")), fields=fields)
