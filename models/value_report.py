@@ -28,7 +28,9 @@ handle time of the same contact).
   they called); the total is that difference x the treated customers, and per contact
   the total over the treated contacts. The upgrade revenue is also given on its own
   (``roi.upgrade_revenue``: per customer, treated vs holdout with its interval), as the
-  handle time is (``roi.handle_time``).
+  handle time is (``roi.handle_time``). An upgrade sent without a value counts 0 and is
+  counted per arm (``roi.upgrades_without_value``); ``roi.upgrade_revenue_note`` then says
+  which figures are lower (or upper) bounds.
 - **Enough data**: an interval needs at least ``MIN_CUSTOMERS`` customers in each arm;
   with fewer the difference is shown without one and says so (two customers per arm
   who all succeeded gave a zero-width interval).
@@ -102,6 +104,9 @@ SRM_MIN_EXPECTED = 5.0
 # Per decision: the revenue of the customer's upgrades in the 60 days after it (the same
 # window as ``retained_60d``, and known when it is), NaN while that window is open.
 UPGRADE_REVENUE = "upgrade_revenue_60d"
+# Per decision: how many of those upgrades were sent without a value (counted 0 in the
+# revenue, which is then a lower bound), NaN while the window is open.
+UPGRADES_WITHOUT_VALUE = "upgrades_without_value_60d"
 
 
 @dataclass(frozen=True)
@@ -337,7 +342,9 @@ def roi(
     the total over the treated customers and the same per treated contact, and the
     upgrade revenue per customer on its own (``upgrade_revenue``). Without an
     ``upgrade_revenue_60d`` column (a log from before it) upgrades are not valued and
-    ``upgrade_revenue`` has no value."""
+    ``upgrade_revenue`` has no value. Upgrades without a value are counted per arm
+    (``upgrades_without_value``, from an ``upgrades_without_value_60d`` column) with a note
+    on what they make of the figures."""
     revenue = cols.get(UPGRADE_REVENUE)
     value_t, contacts_t = customer_values(
         treated, customers, order, cols["retained_60d"], cols["handle_time_s"], settings, revenue
@@ -355,6 +362,7 @@ def roi(
             min_units=MIN_CUSTOMERS,
         )
     customers_t = int(value_t.size)
+    unvalued = _unvalued_upgrades(cols, treated, holdout, customers, order)
 
     def scaled(value: float | None, factor: float) -> float | None:
         return None if value is None else value * factor
@@ -381,7 +389,62 @@ def roi(
         # Per customer, in the 60 days after their first contact: part of the net value.
         "upgrade_revenue": upgrades,
         "upgrades_valued": revenue is not None,
+        # Upgrades in those windows sent without a value, per arm (None: the log does not
+        # say), and what they make of the money figures.
+        "upgrades_without_value": unvalued,
+        "upgrade_revenue_note": _unvalued_note(unvalued),
     }
+
+
+def _unvalued_upgrades(
+    cols: Mapping[str, np.ndarray],
+    treated: np.ndarray,
+    holdout: np.ndarray,
+    customers: np.ndarray,
+    order: np.ndarray,
+) -> dict[str, int | None]:
+    """Per arm, the upgrades without a value in the windows the revenue counts (each
+    customer's first contact, where that window is known); None for a log without the
+    count (from before it, or without revenue at all)."""
+    counts = cols.get(UPGRADES_WITHOUT_VALUE)
+    if counts is None or cols.get(UPGRADE_REVENUE) is None:
+        return {"treated": None, "holdout": None}
+
+    def total(rows: np.ndarray) -> int:
+        per_customer = first_contact_values(rows, customers, order, counts)
+        return int(np.nansum(per_customer)) if per_customer.size else 0
+
+    return {"treated": total(treated), "holdout": total(holdout)}
+
+
+def _unvalued_note(unvalued: Mapping[str, int | None]) -> str | None:
+    """Which money figures an upgrade without a value (counted 0) makes bounds: an arm's
+    revenue is then at least what is shown, so the difference treated - holdout is a lower
+    bound when only treated upgrades lack a value, an upper bound when only holdout ones
+    do, and may be off either way when both arms have some."""
+    t, h = unvalued["treated"] or 0, unvalued["holdout"] or 0
+    if not t and not h:
+        return None
+    said = (
+        f"{t} upgrades of treated customers and {h} of holdout customers were sent "
+        "without a value and count 0"
+    )
+    if t and h:
+        effect = (
+            "each arm's upgrade revenue and net value are lower bounds, and the difference "
+            "(upgrade revenue and ROI) may be off in either direction"
+        )
+    elif t:
+        effect = (
+            "the treated arm's upgrade revenue is a lower bound, so the difference (upgrade "
+            "revenue and ROI) is a lower bound too"
+        )
+    else:
+        effect = (
+            "the holdout's upgrade revenue is a lower bound, so the difference (upgrade "
+            "revenue and ROI) may be overstated: an upper bound"
+        )
+    return f"{said}: {effect}. Send the value with every upgraded event."
 
 
 def value_report(
@@ -408,8 +471,9 @@ def value_report(
             "retained_60d",
         )
     }
-    if UPGRADE_REVENUE in columns:
-        cols[UPGRADE_REVENUE] = _num(columns[UPGRADE_REVENUE], n)
+    for name in (UPGRADE_REVENUE, UPGRADES_WITHOUT_VALUE):
+        if name in columns:
+            cols[name] = _num(columns[name], n)
     # VES: the mean of its two items (1-7), where both were answered.
     cols["ves"] = (cols["ves_confidence"] + cols["ves_ability"]) / 2.0
     has_outcome = np.array([bool(v) for v in columns.get("has_outcome", [True] * n)], dtype=bool)

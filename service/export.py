@@ -27,6 +27,7 @@ from models.activities import ACTIONS, NONE
 from models.exploration import HOLDOUT, candidates
 from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES, LOG_COLUMNS
 from models.tables import write_table
+from models.value_report import UPGRADES_WITHOUT_VALUE
 from service.db import READ_ONLY, customer_events, decisions, outcomes, utcnow
 
 # Export columns: the canonical log, then the columns only vea's own logs carry.
@@ -53,6 +54,9 @@ VEA_ONLY = (
     "best_activity",
     "shadow_version",
     "shadow_activity",
+    # Of those upgrades, how many were sent without a value (they add 0 to the revenue,
+    # which is then a lower bound); last, so the columns before keep their places.
+    "upgrades_without_value_60d",
 )
 RETENTION_WINDOWS = {"retained_30d": 30, "retained_60d": 60, "retained_90d": 90}
 # A customer who churned within the window was not retained; one whose window has
@@ -223,16 +227,16 @@ def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetim
     reported yet, else a recent period would hold its churners and none of the customers
     who stay, and read as losing everyone (and learning would see the same bias)."""
     n = len(frame)
-    for name in (*RETENTION_WINDOWS, "upgraded", "upgrade_revenue_60d"):
+    for name in (*RETENTION_WINDOWS, "upgraded", "upgrade_revenue_60d", UPGRADES_WITHOUT_VALUE):
         frame[name] = np.full(n, np.nan)
     if n == 0:
         return
     by_customer: dict[str, list[tuple[datetime, str]]] = {}
-    revenue: dict[str, list[tuple[datetime, float]]] = {}
+    revenue: dict[str, list[tuple[datetime, float | None]]] = {}
     for e in events:
         by_customer.setdefault(e["customer_id"], []).append((e["occurred_at"], e["type"]))
-        if e["type"] == "upgraded":  # an upgrade sent without a value counts 0
-            revenue.setdefault(e["customer_id"], []).append((e["occurred_at"], e["value"] or 0.0))
+        if e["type"] == "upgraded":
+            revenue.setdefault(e["customer_id"], []).append((e["occurred_at"], e["value"]))
     for i, (customer, at) in enumerate(
         zip(frame["customer_id"], frame["occurred_at"], strict=True)
     ):
@@ -246,8 +250,13 @@ def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetim
             frame.iat[i, frame.columns.get_loc(name)] = 0.0 if churned else 1.0
             if name == "retained_60d":
                 # Known when the 60-day retention is, so the net value has both or neither.
-                money = sum(v for t, v in revenue.get(customer, ()) if at <= t <= end)
+                values = [v for t, v in revenue.get(customer, ()) if at <= t <= end]
+                # An upgrade sent without a value adds 0 and is counted apart: the revenue
+                # is then a lower bound, and the report says so.
+                money = sum(v for v in values if v is not None)
                 frame.iat[i, frame.columns.get_loc("upgrade_revenue_60d")] = float(money)
+                missing = sum(v is None for v in values)
+                frame.iat[i, frame.columns.get_loc(UPGRADES_WITHOUT_VALUE)] = float(missing)
         end = at + timedelta(days=UPGRADE_WINDOW_DAYS)
         if now >= end:
             upgraded = any(kind == "upgraded" and t <= end for t, kind in later)

@@ -71,6 +71,44 @@ def test_upgrade_revenue_is_part_of_the_net_value_per_customer():
     assert without["per_customer"]["value"] == pytest.approx(0.0)
 
 
+def test_upgrades_without_a_value_are_counted_per_arm_and_bound_the_revenue():
+    """An upgrade sent without a value adds 0: the report counts those per arm (in the
+    windows the revenue counts: each customer's first contact, where known) and says
+    which money figures are then bounds."""
+    settings = ValueSettings(value_of_retention=200.0, cost_per_second=0.5)
+    cols = _columns(revenue=True)
+
+    def unvalued(treated_first: int, holdout_first: int) -> dict[str, list]:
+        out = {**cols, "upgrades_without_value_60d": []}
+        for i, arm in enumerate(cols["experiment_arm"]):
+            customer, k = divmod(i % 400, 2)
+            first = holdout_first if arm == "holdout" else treated_first
+            # The second contact's window is open (None); its count is never read.
+            count = (1.0 if customer < first else 0.0) if k == 0 else None
+            out["upgrades_without_value_60d"].append(count)
+        return out
+
+    treated_only = value_report(unvalued(3, 0), settings)["roi"]
+    assert treated_only["upgrades_without_value"] == {"treated": 3, "holdout": 0}
+    note = treated_only["upgrade_revenue_note"]
+    assert "3 upgrades of treated customers" in note and "lower bound too" in note
+    holdout_only = value_report(unvalued(0, 2), settings)["roi"]
+    assert holdout_only["upgrades_without_value"] == {"treated": 0, "holdout": 2}
+    assert "upper bound" in holdout_only["upgrade_revenue_note"]
+    both = value_report(unvalued(4, 5), settings)["roi"]
+    assert both["upgrades_without_value"] == {"treated": 4, "holdout": 5}
+    assert "either direction" in both["upgrade_revenue_note"]
+    # The figures themselves are unchanged (the money counted is the money known).
+    assert both["upgrade_revenue"] == treated_only["upgrade_revenue"]
+    # All valued: zero per arm and no note; a log without the count does not know.
+    complete = value_report(unvalued(0, 0), settings)["roi"]
+    assert complete["upgrades_without_value"] == {"treated": 0, "holdout": 0}
+    assert complete["upgrade_revenue_note"] is None
+    older = value_report(cols, settings)["roi"]
+    assert older["upgrades_without_value"] == {"treated": None, "holdout": None}
+    assert older["upgrade_revenue_note"] is None
+
+
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
@@ -117,9 +155,14 @@ def test_export_sums_the_upgrades_of_the_60_days_after_each_decision(app, client
     later = frame(LATER)["upgrade_revenue_60d"]
     assert later[f"{prefix}-two"] == pytest.approx(42.5)
     assert later[f"{prefix}-late"] == 0.0 and later[f"{prefix}-novalue"] == 0.0
+    # The upgrade without a value is counted apart (it added 0 to the revenue).
+    missing = frame(LATER)["upgrades_without_value_60d"]
+    assert missing.to_dict() == {f"{prefix}-two": 0.0, f"{prefix}-late": 0.0,
+                                 f"{prefix}-novalue": 1.0}  # fmt: skip
     # Unknown while the window is open, as the 60-day retention it is valued beside.
     during = frame(EXPORTED + timedelta(days=30))
     assert during["upgrade_revenue_60d"].isna().all() and during["retained_60d"].isna().all()
+    assert during["upgrades_without_value_60d"].isna().all()
 
 
 @pytest.fixture
@@ -178,3 +221,32 @@ def test_the_dashboard_shows_and_downloads_the_upgrade_revenue(upgraded_app, key
     assert list(rows) == ["per_customer", "per_contact", "total", "upgrade_revenue"]
     assert float(rows["upgrade_revenue"]["value"]) == pytest.approx(100.0)
     assert float(rows["per_customer"]["value"]) == pytest.approx(100.0)
+
+
+UNVALUED_DAY = datetime(2017, 3, 7, 10, 0, 0)  # this test's own day
+
+
+def test_the_service_report_counts_upgrades_without_a_value(make_app, keys, new_id):
+    """From the stored events to the report: a treated customer's upgrade sent without a
+    value is counted in its arm and the note says the difference is a lower bound."""
+    from service import reports
+
+    app = make_app(holdout_share=0.5)
+    client = app.test_client()
+    headers = keys["desktop"]
+    arms = {"treatment": 0, "holdout": 0}
+    while min(arms.values()) < 3:
+        customer = new_id("c-")
+        arm = _decide(client, headers, new_id, customer, at=UNVALUED_DAY)["experiment_arm"]
+        arms[arm] += 1
+        if arm == "treatment":
+            # The first treated customer's upgrade is sent without a value.
+            value = 100.0 if arms[arm] > 1 else None
+            _upgrade(client, headers, customer, UNVALUED_DAY + timedelta(days=2), value)
+    state = app.extensions["vea"]
+    start = UNVALUED_DAY.replace(hour=0)
+    roi = reports.value(state.engine, state.settings, start, start + timedelta(days=1))["roi"]
+    assert roi["upgrades_without_value"] == {"treated": 1, "holdout": 0}
+    assert "lower bound" in roi["upgrade_revenue_note"]
+    assert roi["upgrade_revenue"]["treated"] == pytest.approx(100.0 * (arms["treatment"] - 1)
+                                                              / arms["treatment"])  # fmt: skip
