@@ -13,7 +13,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -25,19 +25,31 @@ from models.activities import ACTIONS
 from models.contact_policy import ContactPolicy
 from models.exploration import ExplorationConfig
 from models.pools import PoolError, load_catalogue, load_config
+from models.schema import Reward
 from models.value_report import ValueSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_VAR_DIR = Path("var")
 
 
-def _bool(value: str) -> bool:
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def _bool(value: str, default: bool) -> bool:
     lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
+    if lowered in TRUE_WORDS:
         return True
-    if lowered in {"0", "false", "no", "off", ""}:
+    if lowered in FALSE_WORDS:
         return False
-    raise ValueError(f"not a boolean: {value!r}")
+    # Empty is refused like an empty number, not read as false: `VEA_AUTO_MIGRATE=` (a
+    # value lost in a template) would otherwise quietly turn migrations off, and
+    # `VEA_ACCESS_LOG=` the access log. Unset means the default.
+    words = f"{', '.join(TRUE_WORDS)} (true) or {', '.join(FALSE_WORDS)} (false)"
+    if not lowered:
+        default_word = "true" if default else "false"
+        raise ValueError(f"empty: give {words}, or unset it for the default ({default_word})")
+    raise ValueError(f"not a boolean: {value!r} (give {words})")
 
 
 @dataclass(frozen=True)
@@ -286,6 +298,10 @@ class Settings:
         for name in ("registry", "experiment"):
             if not getattr(self, name).strip():
                 raise ValueError(f"{variable(name)}: must not be empty")
+        for name in ("registry", "compile_cache"):
+            path = getattr(self, name)
+            if path and Path(path).exists() and not Path(path).is_dir():
+                raise ValueError(f"{variable(name)}: {path} is a file, not a directory")
         if self.secret_key and len(self.secret_key) < 16:
             raise ValueError(
                 "VEA_SECRET_KEY: at least 16 characters (it signs the page sessions; "
@@ -332,32 +348,96 @@ class Settings:
             except (OSError, PoolError, yaml.YAMLError) as exc:
                 raise ValueError(f"VEA_SELF_SERVICE_CONTENT: {exc}") from None
         if self.value_config:
+            self._check_value_config()
+
+    def _check_value_config(self) -> None:
+        """Every field of the ``VEA_VALUE_CONFIG`` file as the value report reads it
+        (``service.reports.value_settings``), so a bad one stops the start, naming the
+        file and the field, instead of failing the first report."""
+        path = self.value_config
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"VEA_VALUE_CONFIG: {exc}") from None
+        if data is None:
+            return
+        if not isinstance(data, Mapping):
+            raise ValueError(f"VEA_VALUE_CONFIG: {path}: not a YAML mapping")
+        # Imported here: service.reports imports this module (and the report's libraries).
+        from service.reports import VALUE_CONFIG_KEYS, value_settings
+
+        def refuse(field: str, problem: str) -> ValueError:
+            return ValueError(f"VEA_VALUE_CONFIG: {path}: {field}: {problem}")
+
+        unknown = sorted(str(key) for key in set(data) - VALUE_CONFIG_KEYS)
+        if unknown:
+            raise refuse(
+                unknown[0],
+                f"not a field of the value config ({', '.join(sorted(VALUE_CONFIG_KEYS))})",
+            )
+        for name in ("value_of_retention", "cost_per_second"):
+            if name not in data:
+                continue
+            number = data[name]
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise refuse(name, f"not a number: {number!r}")
+            problem = BOUNDS[name].problem(float(number))
+            if problem:
+                raise refuse(name, problem)
+        measures = data.get("success_measures", [])
+        # A plain string would be read letter by letter: a YAML list is required.
+        if not isinstance(measures, list) or not all(
+            isinstance(m, str) and m.strip() for m in measures
+        ):
+            raise refuse(
+                "success_measures",
+                f"a list of measure names, e.g. [ve_success, retained_60d], got {measures!r}",
+            )
+        if "declared_at" in data:
             try:
-                data = yaml.safe_load(Path(self.value_config).read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as exc:
-                raise ValueError(f"VEA_VALUE_CONFIG: {exc}") from None
-            if data is not None and not isinstance(data, Mapping):
-                raise ValueError(f"VEA_VALUE_CONFIG: {self.value_config}: not a YAML mapping")
+                ValueSettings(declared_at=str(data["declared_at"]))
+            except ValueError as exc:  # the message names the field
+                raise ValueError(f"VEA_VALUE_CONFIG: {path}: {exc}") from None
+        try:
+            Reward.from_dict(data.get("reward"))
+        except ValueError as exc:
+            raise refuse("reward", str(exc)) from None
+        try:  # what the report builds from it: nothing else may fail there
+            value_settings(self)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"VEA_VALUE_CONFIG: {path}: {exc}") from None
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+        cls,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        only: Collection[str] | None = None,
     ) -> Settings:
-        """Defaults, then ``VEA_<NAME>`` variables, then explicit overrides (tests)."""
+        """Defaults, then ``VEA_<NAME>`` variables, then explicit overrides (tests).
+
+        ``only``: read just these settings' variables (the others keep their defaults),
+        with the same checks: a ``vea`` command that reads a few settings refuses a bad
+        one as the service would, and is not stopped by a variable it never uses."""
         environ = os.environ if environ is None else environ
+        known = {f.name for f in fields(cls)}
+        if only is not None and set(only) - known:
+            raise ValueError(f"unknown settings: {sorted(set(only) - known)}")
         values: dict[str, Any] = {}
         for f in fields(cls):
+            if only is not None and f.name not in only:
+                continue
             raw = environ.get(f"VEA_{f.name.upper()}")
             if raw is None:
                 continue
             kind = type(f.default)
             try:
-                values[f.name] = _bool(raw) if kind is bool else kind(raw)
+                values[f.name] = _bool(raw, f.default) if kind is bool else kind(raw)
             except ValueError as exc:
                 raise ValueError(f"VEA_{f.name.upper()}: {exc}") from None
         settings = replace(cls(), **values)
         if overrides:
-            known = {f.name for f in fields(cls)}
             unknown = set(overrides) - known
             if unknown:
                 raise ValueError(f"unknown settings: {sorted(unknown)}")

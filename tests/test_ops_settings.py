@@ -62,6 +62,7 @@ WRONG = [
     ("VEA_VALUE_CONFIG", "/nonexistent/value.yaml"),
     ("VEA_WORKERS", "two"),
     ("VEA_ACCESS_LOG", "maybe"),
+    ("VEA_ACCESS_LOG", ""),
 ]
 
 
@@ -69,6 +70,60 @@ WRONG = [
 def test_a_wrong_value_is_refused_naming_the_variable(name, value):
     with pytest.raises(ValueError, match=f"^{name}: "):
         Settings.from_env({name: value})
+
+
+def test_an_empty_boolean_is_refused_naming_it_not_read_as_false():
+    """`VEA_AUTO_MIGRATE=` quietly turned migrations off; unset is the default."""
+    booleans = [f for f in fields(Settings) if isinstance(f.default, bool)]
+    assert {f.name for f in booleans} >= {"auto_migrate", "access_log", "secure_cookies"}
+    for f in booleans:
+        name = f"VEA_{f.name.upper()}"
+        for empty in ("", "  "):
+            with pytest.raises(ValueError, match=f"^{name}: empty: .*unset it for the default"):
+                Settings.from_env({name: empty})
+        assert getattr(Settings.from_env({}), f.name) is f.default
+        assert getattr(Settings.from_env({name: "on"}), f.name) is True
+        assert getattr(Settings.from_env({name: "off"}), f.name) is False
+
+
+VALUE_CONFIGS = [
+    ("value_of_retention: -5\n", "value_of_retention: must be >= 0"),
+    ("cost_per_second: lots\n", "cost_per_second: not a number: 'lots'"),
+    ("cost_per_second: .nan\n", "cost_per_second: must be a finite number"),
+    ("value_of_retnetion: 150\n", "value_of_retnetion: not a field of the value config"),
+    ("success_measures: ve_success,ves\n", "success_measures: a list of measure names"),
+    ("declared_at: last spring\n", "declared_at 'last spring' is not an ISO date"),
+    ("reward: happiness\n", "reward: unknown reward 'happiness'"),
+    ("reward: {ve_success: lots}\n", "reward: reward weight"),
+    ("- ve_success\n", "not a YAML mapping"),
+]
+
+
+@pytest.mark.parametrize(("text", "problem"), VALUE_CONFIGS)
+def test_a_value_config_is_checked_field_by_field_at_start_up(text, problem, tmp_path):
+    """Its content was read only when a report ran (a 500 there, or a silent misreading:
+    a string of measures letter by letter)."""
+    path = tmp_path / "value.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as refused:
+        Settings.from_env({"VEA_VALUE_CONFIG": str(path)})
+    assert str(refused.value).startswith(f"VEA_VALUE_CONFIG: {path}: "), refused.value
+    assert problem in str(refused.value)
+
+
+def test_a_good_value_config_is_what_the_report_uses(tmp_path):
+    from service.reports import value_settings
+
+    path = tmp_path / "value.yaml"
+    path.write_text(
+        "success_measures: [ve_success, retained_60d]\ndeclared_at: 2026-01-01\n"
+        "value_of_retention: 150\ncost_per_second: 0.01\nreward: accepted\n"
+    )
+    settings = Settings.from_env({"VEA_VALUE_CONFIG": str(path)})
+    used = value_settings(settings)
+    assert (used.value_of_retention, used.cost_per_second) == (150.0, 0.01)
+    assert used.declared_measures == ("ve_success", "retained_60d")
+    assert used.declared_at == "2026-01-01" and used.reward.name == "accepted"
 
 
 def test_a_wrong_database_url_never_shows_its_password():
@@ -154,13 +209,20 @@ def _serve(env_extra: dict[str, str], tmp_path: Path, timeout: float = 60.0):
     [
         {"VEA_LOG_LEVEL": "LOUD"},  # crashed every worker at boot, naming nothing
         {"VEA_RATE_LIMIT_PER_S": "-5"},  # served with no rate limit at all
+        {"VEA_AUTO_MIGRATE": ""},  # served without migrating
+        {"VEA_VALUE_CONFIG": "value.yaml"},  # the first report failed
     ],
 )
 def test_gunicorn_master_stops_at_once_naming_the_variable(wrong, tmp_path):
+    if "VEA_VALUE_CONFIG" in wrong:
+        (tmp_path / "value.yaml").write_text("value_of_retention: -5\n")
+        wrong = {"VEA_VALUE_CONFIG": str(tmp_path / "value.yaml")}
     code, output, seconds = _serve(wrong, tmp_path, timeout=45)
     (name,) = wrong
     assert code != 0
     assert f"Error: {name}: " in output, output[-2000:]
+    if "VEA_VALUE_CONFIG" in wrong:
+        assert f"{wrong[name]}: value_of_retention: must be >= 0" in output
     assert "Booting worker" not in output  # refused in the master, before any worker
     assert "Traceback" not in output
     assert seconds < 30

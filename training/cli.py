@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd  # training.loading imports it anyway
@@ -24,19 +25,41 @@ from training.loading import ColumnsMissing, DataError, load_log, read_table, wr
 from training.retrain import reward_from_options, reward_options
 from training.spec import Spec, SpecError
 
-DEFAULT_REGISTRY = "var/registry"
-DEFAULT_COMPILE_CACHE = "var/cache/compiled"
 USER_ERRORS = (DataError, SpecError, BundleError, RegistryError, FileNotFoundError, ValueError)
+
+
+def setting(name: str) -> Any:
+    """The ``VEA_<NAME>`` setting as the service reads it (its default when unset), with
+    the service's start-up checks (``service.config``): a bad value stops the command
+    with one line naming the variable. Only that variable is read."""
+    from service.config import Settings
+
+    return getattr(Settings.from_env(only=(name,)), name)
+
+
+def setting_if_set(name: str) -> Any:
+    """``setting(name)`` when its variable is set, else None (an option that is off
+    unless configured, such as ``vea score``'s routes)."""
+    from service.config import variable
+
+    return setting(name) if variable(name) in os.environ else None
 
 
 def registry_option(func):
     return click.option(
         "--registry",
         type=click.Path(file_okay=False),
-        default=lambda: os.environ.get("VEA_REGISTRY", DEFAULT_REGISTRY),
+        default=lambda: setting("registry"),
         show_default="VEA_REGISTRY or var/registry",
         help="Model registry directory.",
     )(func)
+
+
+def _compile(bundle, cache: str) -> None:
+    """Natively compiled forests from ``cache`` (VEA_COMPILE_CACHE); "" turns them off,
+    as in the service."""
+    if cache:
+        compile_bundle(bundle, cache)
 
 
 class UserErrorGroup(click.Group):
@@ -79,7 +102,7 @@ def _load_for_scoring(registry: str, model_ref: str):
     """A verified bundle with natively compiled forests when possible (same predictions)."""
     reg = Registry(registry)
     bundle = reg.load(reg.resolve(model_ref))
-    compile_bundle(bundle, os.environ.get("VEA_COMPILE_CACHE", DEFAULT_COMPILE_CACHE))
+    _compile(bundle, setting("compile_cache"))
     return bundle
 
 
@@ -270,6 +293,8 @@ def train(
     reward_weights,
 ) -> None:
     """Train a bundle and store it in the registry; prints the new version."""
+    # Checked before training, not after minutes of it.
+    compile_cache = setting("compile_cache") if compile_forests else ""
     spec = _spec(spec_path)
     chosen = reward_from_options(reward, reward_weights, spec)
     if spec is not None:
@@ -337,9 +362,8 @@ def train(
         )
     reg = Registry(registry)
     version = reg.add(bundle)
-    if compile_forests:
-        # Warm the compile cache now, so scoring and every service worker load in ms.
-        compile_bundle(bundle, os.environ.get("VEA_COMPILE_CACHE", DEFAULT_COMPILE_CACHE))
+    # Warm the compile cache now, so scoring and every service worker load in ms.
+    _compile(bundle, compile_cache)
     champion = " (champion)" if reg.champion() == version else ""
     click.echo(f"{version}{champion}")
 
@@ -387,7 +411,7 @@ def train(
     "--pools",
     "routing_pools",
     type=click.Path(exists=True, dir_okay=False),
-    default=lambda: os.environ.get("VEA_POOLS"),
+    default=None,
     help="With --routing: the pools config the log was routed with (default: VEA_POOLS, "
     "else the shipped default).",
 )
@@ -463,10 +487,9 @@ def evaluate(
 def _evaluate_routing(data, policy, activity, pools_path, json_path, bootstrap) -> None:
     """``vea evaluate --routing``: a routing (or joint) policy valued on an export."""
     from models.pools import load_config
-    from service.config import PACKAGE_DIR
     from training.ope import evaluate_routing_log
 
-    config = load_config(pools_path or PACKAGE_DIR / "pools.default.yaml")
+    config = load_config(pools_path or setting("pools"))
     result = evaluate_routing_log(
         read_table(Path(data)), config, policy, activity=activity, n_boot=bootstrap
     )
@@ -575,7 +598,7 @@ def _write_text(path: Path, text: str) -> None:
     "--pools",
     "pools_path",
     type=click.Path(exists=True, dir_okay=False),
-    default=lambda: os.environ.get("VEA_POOLS"),
+    default=lambda: setting_if_set("pools"),
     help="Pools file: add each row's route (default: VEA_POOLS when set).",
 )
 @registry_option
@@ -628,6 +651,7 @@ def models_list(registry, as_json) -> None:
 @click.option("--reason", default="manual promotion")
 @registry_option
 def models_promote(version, reason, registry) -> None:
+    _check_audit_settings()
     reg = Registry(registry)
     was = reg.champion()
     reg.promote(version, reason=reason, forced=True, actor="cli")
@@ -645,6 +669,7 @@ def models_promote(version, reason, registry) -> None:
 @models.command("rollback")
 @registry_option
 def models_rollback(registry) -> None:
+    _check_audit_settings()
     reg = Registry(registry)
     previous = reg.champion()
     version = reg.rollback(actor="cli")
@@ -663,6 +688,8 @@ def models_shadow(version, off, registry) -> None:
     `vea evaluate --shadow` on an export. Without VERSION: show the current shadow.
     """
     reg = Registry(registry)
+    if off or version:
+        _check_audit_settings()
     if off:
         if version:
             raise click.UsageError("give a VERSION or --off, not both")
@@ -677,6 +704,15 @@ def models_shadow(version, off, registry) -> None:
     reg.set_shadow(resolved, actor="cli")
     _audit_model_action("model.shadow", resolved, {"previous": previous})
     click.echo(f"shadow: {version} (champion: {reg.champion()})")
+
+
+def _check_audit_settings() -> None:
+    """A model change is recorded in the service database right after it, read from the
+    service's settings: checked before the change, so a bad one stops the command with
+    one line naming it instead of a change made and a vague warning after it."""
+    from service.config import Settings
+
+    Settings.from_env()
 
 
 def _audit_model_action(action: str, target: str | None, details: dict) -> None:
