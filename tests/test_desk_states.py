@@ -147,11 +147,13 @@ def test_shortcut_keys_are_announced_not_read_as_part_of_the_name(desk_client): 
 def test_a_malformed_desk_link_is_explained_in_japanese(desk_client):  # noqa: F811
     missing = desk_client.get("/desk?channel=chat&lang=ja")
     assert missing.status_code == 400
-    assert "不足: interaction_id, customer_id" in missing.get_data(as_text=True)
+    assert "不足: お問い合わせID（interaction_id）、顧客ID（customer_id）" in missing.get_data(
+        as_text=True
+    )
     bad = desk_client.get(desk_url(tenure_months="two", prior_contacts_30d="1.5") + "&lang=ja")
     text = bad.get_data(as_text=True)
-    assert "tenure_months: 数値ではありません" in text
-    assert "prior_contacts_30d: 整数ではありません" in text
+    assert "購入後の月数（tenure_months）: 数値ではありません" in text
+    assert "過去30日の問い合わせ件数（prior_contacts_30d）: 整数ではありません" in text
 
 
 def test_an_unknown_decision_says_what_to_do(desk_client):  # noqa: F811
