@@ -157,3 +157,88 @@ def test_notes_name_activities_as_the_routing_reasons_do_in_english_too():
     named = matching._said("validate_purchase", "en")
     assert desk.in_language(made, "en", "en") == made.replace("validate_purchase", named)
     assert desk.in_language("free text", "en", "en") == "free text"
+
+
+def _suggested_reasons(result: dict) -> list[str]:
+    item = next(a for a in result["activities"] if a["activity"] == result["suggested_activity"])
+    return item["reasons"]
+
+
+def _explained_differently(desk_client, old, new):  # noqa: F811
+    """A decision (made in English by ``old``) that ``new`` would explain with other
+    reasons, and ``old``'s Japanese reasons for it; None when no candidate differs."""
+    for tenure, segment, issue in [
+        ("30", "premium", "inquiry"), ("30", "consumer", "how_to"), ("2", "consumer", "inquiry"),
+        ("2", "premium", "inquiry"), ("30", "premium", "how_to"), ("2", "consumer", "how_to"),
+    ]:  # fmt: skip
+        page = desk_client.get(
+            desk_url(tenure_months=tenure, segment=segment, issue_type=issue, sentiment="0.5")
+            + "&lang=en"
+        ).get_data(as_text=True)
+        if 'data-quiet="true"' in page:
+            continue
+        answer, features = desk.stored_decision(_decision_id(page))
+        seen = {k: v for k, v in features.items() if not k.startswith("_")}
+        policy = {"blocked_activities": frozenset(), "allow_attempt": True}
+        said = old.decide(seen, language="ja", **policy)
+        if said["suggested_activity"] != answer["suggested_activity"]:
+            continue  # explored: still fine, but this test wants the plain case
+        if _suggested_reasons(said) != _suggested_reasons(
+            new.decide(seen, language="ja", **policy)
+        ):
+            return answer, _suggested_reasons(said)
+    return None
+
+
+def test_a_switch_after_a_promote_keeps_the_deciding_models_reasons(app, desk_client, registry_dir):  # noqa: F811
+    from models.registry import Registry
+    from service.serving import build_decider
+
+    registry = Registry(registry_dir)
+    first = registry.champion()
+    other = next(v for v in registry.version_ids() if v != first)
+    with app.app_context():
+        found = _explained_differently(
+            desk_client, build_decider(registry, first), build_decider(registry, other)
+        )
+        if found is None:
+            pytest.skip("the two test models explain every candidate contact alike")
+        answer, japanese = found
+        assert answer["model_version"] == first
+        registry.promote(other)
+        app.extensions["vea"].models.refresh(force=True)
+        assert app.extensions["vea"].models.version == other
+    page = desk_client.get(f"/desk?decision_id={answer['decision_id']}&lang=ja")
+    shown = _reasons(page.get_data(as_text=True))
+    # The same facts as the English page said, in Japanese: the first model's words.
+    assert shown[: len(japanese)] == japanese, (shown, japanese)
+    assert not any(r.startswith("（原文）") for r in shown[: len(japanese)]), shown
+
+
+def test_a_switch_after_the_deciding_model_is_gone_still_shows_its_reasons(
+    app,
+    desk_client,  # noqa: F811
+    registry_dir,
+):
+    import shutil
+
+    from models.registry import Registry
+
+    registry = Registry(registry_dir)
+    first = registry.champion()
+    other = next(v for v in registry.version_ids() if v != first)
+    page = desk_client.get(
+        desk_url(issue_type="how_to", sentiment="0.5", tenure_months="30") + "&lang=en"
+    ).get_data(as_text=True)
+    if 'data-quiet="true"' in page:
+        pytest.skip("the contact got no suggestion: nothing to explain")
+    english = _reasons(page)
+    registry.promote(other)
+    app.extensions["vea"].models.refresh(force=True)
+    shutil.rmtree(registry.path_of(first))  # pruned: it cannot say them again
+    answer = desk_client.get(f"/desk?decision_id={_decision_id(page)}&lang=ja")
+    assert answer.status_code == 200
+    shown = _reasons(answer.get_data(as_text=True))
+    # Never left out, never another model's: the features it named are said again.
+    assert len(shown) == len(english), (shown, english)
+    assert all(_japanese(r) and not r.startswith("（原文）") for r in shown), (shown, english)

@@ -9,7 +9,10 @@ and records the outcome through the same use case as the outcome endpoint.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -20,15 +23,20 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from models import contact_policy, fallback, matching
-from models.reasons import ACTIVITY_NAMES, CATEGORY_IDS, category_name, language_of
+from models.decision import Decider
+from models.fallback import FALLBACK_VERSION, decide_fallback
+from models.reasons import ACTIVITY_NAMES, CATEGORY_IDS, category_name, describe, language_of
 from models.schema import LANGUAGE_TAG_HINT
 from service import decisions as use_cases
 from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
 from service.errors import ApiError
 from service.schemas import DecisionRequestSchema, OutcomeRequestSchema
+from service.serving import build_decider
 from service.state import state
 from service.web import content
 from service.web.session import csrf_ok, page_access
+
+log = logging.getLogger("vea.desk")
 
 # Built once: a schema compiles its fast loading path on first use (service.fast_load).
 DECISION_REQUEST = DecisionRequestSchema()
@@ -309,26 +317,127 @@ def _explanation(
     answer: dict[str, Any], features: dict[str, Any], language: str
 ) -> tuple[str | None, list[str]]:
     """The suggested activity's hint and reasons (its own, then the decision's). When the
-    agent reads another language than the decision was made in, the model phrases the
-    activity's again in that language (display only) and the decision's notes are
-    rewritten from their templates (``in_language``)."""
+    agent reads another language than the decision was made in, each stored sentence is
+    written again in that language: the model that made the decision says it again
+    (``_rephrasings``), else its template is read back (``in_language``)."""
     suggested = answer["suggested_activity"]
-    activities = answer.get("activities") or []
     made_in = _made_in(features)
-    notes = [in_language(n, language, made_in) for n in answer.get("reasons") or []]
+    item = next((a for a in answer.get("activities") or [] if a["activity"] == suggested), None)
+    phrases: dict[str, str] = {}
     if made_in not in (None, language):
-        policy = answer.get("contact_policy") or {}
-        served = state().models.decide(
-            {k: v for k, v in features.items() if not k.startswith("_")},
-            language=language,
-            blocked_activities=frozenset(policy.get("blocked_activities") or []),
-            allow_attempt=bool(policy.get("allow_attempt", True)),
-        )
-        activities = served.result.get("activities") or activities
-    item = next((a for a in activities if a["activity"] == suggested), None)
+        phrases = _rephrasings(answer, features, made_in, language)
+
+    def said(text: str) -> str:
+        return phrases.get(text) or in_language(text, language, made_in)
+
+    notes = [said(n) for n in answer.get("reasons") or []]
     if item is None:
         return None, notes
-    return item.get("hint"), [*item.get("reasons", []), *notes]
+    reasons = [*map(said, item.get("reasons", [])), *notes]
+    return _hint(item, made_in, language, phrases), reasons
+
+
+def _hint(
+    item: dict[str, Any], made_in: str | None, language: str, phrases: dict[str, str]
+) -> str | None:
+    """The activity's one-liner in ``language``: every model says the shared hints file's
+    (models/content/hints.yaml), so one the deciding model cannot say again is looked up."""
+    hint = item.get("hint")
+    if not hint or made_in in (None, language) or hint in phrases:
+        return phrases.get(hint, hint) if hint else hint
+    shared = fallback.hints()
+    if shared.get(made_in, {}).get(item["activity"]) == hint:
+        return shared.get(language, {}).get(item["activity"], hint)
+    return hint
+
+
+def _rephrasings(
+    answer: dict[str, Any], features: dict[str, Any], made_in: str, language: str
+) -> dict[str, str]:
+    """``{sentence as stored: the same sentence in language}`` for the suggested activity's
+    hint and reasons and the model's notes, said again by the model version that made the
+    decision on the features it saw (display only, nothing is stored). Not the serving
+    champion: after a promote it would give other reasons, not these in the other
+    language. A sentence pairs only when that model says it again word for word in the
+    decision's language. When that model cannot be loaded any more, only the sentences
+    naming a feature are paired."""
+    policy = answer.get("contact_policy") or {}
+    seen = {k: v for k, v in features.items() if not k.startswith("_")}
+    kwargs = {
+        "blocked_activities": frozenset(policy.get("blocked_activities") or []),
+        "allow_attempt": bool(policy.get("allow_attempt", True)),
+    }
+    version = answer.get("model_version")
+    before = _decide_as(version, seen, language=made_in, **kwargs)
+    after = _decide_as(version, seen, language=language, **kwargs) if before else None
+    pairs: dict[str, str] = {}
+    if before is None or after is None:
+        # Most of a model's reasons name a feature and its value (models.reasons.describe):
+        # those are said again from the features, the rest read back or marked.
+        for name, value in seen.items():
+            pairs.setdefault(describe(name, value, made_in), describe(name, value, language))
+        return pairs
+
+    def pair(source: list[str], target: list[str]) -> None:
+        if len(source) == len(target):  # the same sentences, in order
+            pairs.update((s, t) for s, t in zip(source, target, strict=True) if s not in pairs)
+
+    pair(before.get("reasons") or [], after.get("reasons") or [])
+    suggested = answer["suggested_activity"]
+    for a, b in zip(before.get("activities") or [], after.get("activities") or [], strict=False):
+        if a["activity"] == b["activity"] == suggested:
+            pair(
+                [a.get("hint") or "", *a.get("reasons", [])],
+                [b.get("hint") or "", *b.get("reasons", [])],
+            )
+    return pairs
+
+
+# Models that decided earlier than the serving champion, by version: a desk reopened in
+# the other language after a promote is rephrased by the model that decided. Few are
+# kept (each holds its forests); loading one verifies its checksums, once per worker.
+# Keyed by registry and version; None: that version cannot be loaded.
+_EARLIER_MODELS: OrderedDict[tuple[str, str], Decider | None] = OrderedDict()
+_EARLIER_MODELS_KEPT = 2
+_earlier_lock = threading.Lock()  # a Decider reuses its buffers: one call at a time
+
+
+def _decide_as(version: str | None, features: dict[str, Any], **kwargs: Any) -> dict | None:
+    """``version``'s decision on ``features``, or None when that model is not available
+    (removed from the registry, or failing to load)."""
+    if not version:
+        return None
+    if version == FALLBACK_VERSION:  # degraded: the rules decided
+        return decide_fallback(features, **kwargs)
+    models = state().models
+    if version == models.version:
+        served = models.decide(features, **kwargs)
+        # Swapped meanwhile, or the model failed and the rules answered: not its words.
+        return served.result if served.model_version == version else None
+    with _earlier_lock:
+        key = (str(models.registry.root), version)
+        if key in _EARLIER_MODELS:
+            decider = _EARLIER_MODELS[key]
+            _EARLIER_MODELS.move_to_end(key)
+        else:
+            try:
+                decider = build_decider(models.registry, version, models.compile_cache)
+            except Exception as exc:  # noqa: BLE001 - any failure: stored words read back
+                # Remembered too: a bundle is never rewritten, so it is not retried per page.
+                log.warning(
+                    "earlier model unavailable", extra={"version": version, "error": str(exc)}
+                )
+                decider = None
+            _EARLIER_MODELS[key] = decider
+            while len(_EARLIER_MODELS) > _EARLIER_MODELS_KEPT:
+                _EARLIER_MODELS.popitem(last=False)
+        if decider is None:
+            return None
+        try:
+            return decider.decide(features, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - display only: stored words read back
+            log.warning("earlier model failed", extra={"version": version, "error": repr(exc)})
+            return None
 
 
 # Server-made sentences the desk may have to show in the other language than they were
