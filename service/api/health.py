@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Response
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.api.common import Blueprint
 from service.db import MIGRATIONS_DIR, READ_ONLY
@@ -54,6 +55,7 @@ def blueprint() -> Blueprint:
         st = state()
         reasons: list[str] = []
         checks = {}
+        headers = {}
         try:
             with st.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
                 revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
@@ -65,6 +67,14 @@ def blueprint() -> Blueprint:
             detail = f"database unavailable or not migrated ({type(exc.orig).__name__})"
             checks["database"] = {"ok": False, "detail": detail}
             reasons.append(detail + ": run `vea db upgrade` / check VEA_DATABASE_URL")
+        except PoolTimeout:
+            # Every pooled connection stayed busy for VEA_DB_POOL_TIMEOUT_S: the database
+            # is up but this instance is overloaded. Said as such (not the generic 503 of
+            # the error handler), and when to ask again, like a write refused for it.
+            detail = "database pool exhausted: every connection busy past VEA_DB_POOL_TIMEOUT_S"
+            checks["database"] = {"ok": False, "detail": detail}
+            reasons.append(f"{detail}: overloaded, retry later")
+            headers["Retry-After"] = str(st.settings.retry_after_s)
         st.models.refresh()
         problem = st.models.problem
         checks["model"] = {
@@ -81,7 +91,7 @@ def blueprint() -> Blueprint:
             "checks": checks,
             "reasons": reasons,
         }
-        return body, 200 if ready else 503
+        return body, 200 if ready else 503, headers
 
     @blp.route("/metrics", methods=["GET"])
     @blp.doc(responses={"200": {"description": "Prometheus text format"}})
