@@ -43,6 +43,13 @@ handle time of the same contact).
   customer took up, with the rates, all on the suggested contacts. An offer where
   nothing was suggested is counted apart; in the holdout it contaminates the control
   group (``holdout_offers``, with a warning).
+- **Sample ratio** (``srm``): the customers seen in each arm against the split that was
+  in force. The decisions do not record the share they were assigned under, but the arm
+  is a hash of the customer id salted by the experiment, so each stored arm bounds it:
+  the report reads the share(s) in force from the decisions themselves (a period run
+  under another share than the configured one is tested against its own, a change within
+  the period is found, dated and flags the uplift) and falls back to the configured share
+  when the arms do not follow the configured experiment's hash.
 - **Shadow**: champion against each shadow challenger on the period's labelled
   decisions the shadow decided (``shadow_comparison``): doubly robust value of each
   policy, their paired difference with a 95% interval (cluster-robust by customer),
@@ -64,6 +71,7 @@ import numpy as np
 from scipy.special import chdtrc, stdtrit
 
 from models.activities import ACTIONS, NONE
+from models.exploration import uniform_from
 from models.schema import Reward
 
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
@@ -97,10 +105,18 @@ UNKNOWN = "(unknown)"
 # and the interval collapses to a point.
 MIN_CUSTOMERS = 10
 # Sample ratio mismatch: flagged below this p-value (the industry convention: with many
-# reports a day, a looser level would cry wolf), tested only with at least this many
-# customers expected in each arm (the chi-square approximation needs it).
+# reports a day, a looser level would cry wolf).
 SRM_ALPHA = 0.001
+# Tested only when every category of the test (holdout, treated, and both arms when a
+# share changed) expects at least this many customers: Cochran's rule for Pearson's
+# chi-square approximation, below which its p-value is off. A property of the test, not
+# a business choice, so not in VEA_VALUE_CONFIG (a lower value would only buy a wrong
+# p-value); reported as ``srm.min_expected``.
 SRM_MIN_EXPECTED = 5.0
+# A share changed once or twice in a period is plausible; arms needing more changes do
+# not follow this experiment's hash (a period under another VEA_EXPERIMENT breaks at
+# nearly every other decision), so no share is read from them.
+SRM_MAX_SHARE_CHANGES = 3
 # Per decision: the revenue of the customer's upgrades in the 60 days after it (the same
 # window as ``retained_60d``, and known when it is), NaN while that window is open.
 UPGRADE_REVENUE = "upgrade_revenue_60d"
@@ -526,15 +542,19 @@ def value_report(
     )  # fmt: skip
     known = np.isfinite(cols["reward"])
     # Every stored decision counts, outcome or not: the arm is assigned when deciding.
-    srm = sample_ratio(customers, arm, settings.holdout_share, settings.experiment)
-    uplift_note = (
-        None
-        if not srm["mismatch"]
-        else (
+    srm = sample_ratio(customers, arm, settings.holdout_share, settings.experiment, order)
+    uplift_note = None
+    if srm["share_changes"]:
+        uplift_note = (
+            "the holdout share changed during the period: the arms mix splits, the uplift and "
+            "ROI figures cannot be trusted; report each side of the change as its own period "
+            "(see srm)"
+        )
+    elif srm["mismatch"]:
+        uplift_note = (
             "sample ratio mismatch: the arms are not the randomized split, the uplift and ROI "
             "figures cannot be trusted (see srm)"
         )
-    )
     return {
         "uplift_trustworthy": not srm["mismatch"],
         "uplift_note": uplift_note,
@@ -582,73 +602,259 @@ def chi_square_gof(observed: Sequence[float], expected: Sequence[float]) -> tupl
     return stat, float(chdtrc(obs.size - 1, stat))
 
 
+def assignment_draws(customers: Sequence[str], experiment: str) -> np.ndarray:
+    """Each customer's assignment draw: ``models.exploration.holdout_arm`` holds a
+    customer out when this number is below the share in force (same salt; a test holds
+    the two together), so each stored arm bounds the share it was assigned under."""
+    return np.array([uniform_from(str(c), f"holdout:{experiment}") for c in customers])
+
+
+def share_history(
+    draws: np.ndarray, holdout: np.ndarray, order: np.ndarray, share: float
+) -> list[dict[str, Any]] | None:
+    """The holdout share(s) in force over the period, read from the decisions: a holdout
+    decision says the share was above its customer's draw, a treated one at most it.
+
+    In time order (``order``), the longest runs one share explains (greedy, so the fewest
+    changes), each with the range it allows (``share_low`` exclusive, ``share_high``
+    inclusive), its ``share`` (the configured ``share`` when the range holds it, else the
+    middle: exact to about 1 / customers), its number of ``decisions`` and their
+    ``rows`` (indices). None when more than ``SRM_MAX_SHARE_CHANGES`` changes would be
+    needed: the arms do not follow these draws (another experiment, or wrong arms)."""
+    idx = np.argsort(order, kind="stable")
+    u, h = draws[idx], holdout[idx]
+    runs: list[dict[str, Any]] = []
+    start = 0
+    while start < idx.size:
+        if len(runs) > SRM_MAX_SHARE_CHANGES:
+            return None
+        # Running bounds from the run's start: the highest holdout draw (-1: none yet) and
+        # the lowest treated draw (2: none yet); the run ends where they cross.
+        low = np.maximum.accumulate(np.where(h[start:], u[start:], -1.0))
+        high = np.minimum.accumulate(np.where(h[start:], 2.0, u[start:]))
+        crossed = np.flatnonzero(low >= high)
+        size = int(crossed[0]) if crossed.size else idx.size - start
+        lo, hi = float(low[size - 1]), float(high[size - 1])
+        in_force = share if lo < share <= hi else (max(lo, 0.0) + min(hi, 1.0)) / 2
+        runs.append(
+            {
+                "rows": idx[start : start + size],
+                "decisions": size,
+                "share": in_force,
+                "share_low": max(lo, 0.0),
+                "share_high": min(hi, 1.0),
+            }
+        )
+        start += size
+    return runs
+
+
+def _moment(posix: float) -> str | None:
+    """A decision's time (``_order``) as ISO UTC, None when unknown."""
+    if not math.isfinite(posix):
+        return None
+    return datetime.fromtimestamp(posix, UTC).isoformat(timespec="seconds")
+
+
 def sample_ratio(
-    customers: np.ndarray, arm: np.ndarray, share: float, experiment: str | None
+    customers: np.ndarray,
+    arm: np.ndarray,
+    share: float,
+    experiment: str | None,
+    order: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Sample ratio mismatch: are the customers seen in each arm the configured split?
-    Customers are the unit (the hash assigns a customer, not a contact). A customer seen
-    in both arms means the share or the salt changed during the period (or the arm was
-    logged wrongly): counted apart and left out of the test."""
-    holdout_of = {
-        c for c, a in zip(customers.tolist(), arm.tolist(), strict=True) if a == "holdout"
-    }
-    treated_of = {
-        c for c, a in zip(customers.tolist(), arm.tolist(), strict=True) if a != "holdout"
-    }
-    both = holdout_of & treated_of
-    n_h, n_t = len(holdout_of - both), len(treated_of - both)
-    total = n_h + n_t
+    """Sample ratio mismatch: are the customers seen in each arm the split that was in
+    force? Customers are the unit (the hash assigns a customer, not a contact).
+
+    The decisions do not record the share they were assigned under, but the assignment
+    is a hash of the customer id salted by ``experiment``, so each stored arm bounds it
+    (``share_history``): a period run wholly under another share than the configured
+    ``share`` is tested against the one in force, and a change within the period is
+    found and dated (and flags the uplift: the arms mix splits). Each customer is
+    expected in the holdout only, the treated arm only or both by the lowest and highest
+    share of their decisions. Without ``experiment``, or when the arms do not follow its
+    hash, the configured ``share`` is all there is. ``order``: each decision's time as a
+    POSIX number (``_order``; the row order when None)."""
+    n = customers.size
+    order = np.arange(n, dtype=np.float64) if order is None else order
+    is_holdout = arm == "holdout"
+    in_force = np.full(n, float(share))
     out: dict[str, Any] = {
         "configured_share": share,
         "experiment": experiment,
+        "share_source": "configured",
+        "share_changes": None,
+        "share_history": None,
+        "assigned_otherwise": None,
+    }
+    source = "" if n else "No decisions in the period."
+    if experiment is None:
+        source = "VEA_EXPERIMENT unknown: compared with the configured share only."
+    elif n:
+        unique, which = np.unique(customers, return_inverse=True)
+        draws = assignment_draws(unique.tolist(), experiment)[which]
+        otherwise = int((is_holdout != (draws < share)).sum())
+        out["assigned_otherwise"] = otherwise
+        runs = share_history(draws, is_holdout, order, share) if otherwise else None
+        if not otherwise:
+            out["share_changes"] = 0
+            source = (
+                "Every decision is in the arm VEA_HOLDOUT_SHARE and VEA_EXPERIMENT give its "
+                "customer."
+            )
+        elif runs is None:
+            out["share_source"] = "unchecked"
+            source = (
+                f"{otherwise} decisions are not in the arm VEA_HOLDOUT_SHARE and "
+                f"VEA_EXPERIMENT ({experiment}) give their customer, and at most "
+                f"{SRM_MAX_SHARE_CHANGES} share changes do not explain them: the period ran "
+                "under another experiment, or arms are logged wrongly. Compared with the "
+                "configured share, right only if it was in force."
+            )
+        else:
+            history = []
+            for k, run in enumerate(runs):
+                in_force[run["rows"]] = run["share"]
+                times = order[run["rows"]]
+                history.append(
+                    {
+                        "from": _moment(float(times.min())),
+                        "to": _moment(float(times.max())),
+                        "changed_after": _changed_after(
+                            runs[k - 1]["rows"], run["share"], draws, is_holdout, order
+                        )
+                        if k
+                        else None,
+                        **{key: v for key, v in run.items() if key != "rows"},
+                    }
+                )
+            out.update(share_source="decisions", share_changes=len(runs) - 1)
+            out["share_history"] = history
+            source = _history_text(history, share)
+    out.update(_split_test(customers, is_holdout, in_force))
+    if out["expected_share"] is None:  # no customers: the configured share is all there is
+        out["expected_share"] = float(share)
+    # Beyond the test: customers in both arms where one share held (the hash cannot put
+    # them there), and a change of share within the period (the arms mix splits).
+    changed = bool(out["share_changes"])
+    unexpected_both = out["both_arms_customers"] > 0 and not changed
+    out["mismatch"] = out["mismatch"] or changed or unexpected_both
+    out["message"] = _srm_message(out, source, unexpected_both)
+    return out
+
+
+def _changed_after(
+    rows: np.ndarray, share: float, draws: np.ndarray, holdout: np.ndarray, order: np.ndarray
+) -> str | None:
+    """The last of ``rows`` (the run before a change) that ``share`` (the run after it)
+    cannot explain: the change came after it. The runs split greedily, so the earlier run
+    may end with decisions that either share explains."""
+    wrong = holdout[rows] != (draws[rows] < share)
+    return _moment(float(order[rows][wrong].max())) if wrong.any() else None
+
+
+def _history_text(history: list[dict[str, Any]], share: float) -> str:
+    """What the decisions say of the share in force, for the message."""
+    if len(history) == 1:
+        run = history[0]
+        return (
+            f"The decisions follow a holdout share of {run['share']:.1%} (between "
+            f"{run['share_low']:.2%} and {run['share_high']:.2%}), not the configured "
+            f"{share:.1%}: VEA_HOLDOUT_SHARE changed before or after the period; tested "
+            "against the share in force."
+        )
+    runs = "; ".join(
+        (f"then, changed after {run['changed_after'] or '?'}, " if k else "")
+        + f"{run['share']:.1%} from {run['from'] or '?'} to {run['to'] or '?'}"
+        for k, run in enumerate(history)
+    )
+    changes = len(history) - 1
+    return (
+        f"The holdout share changed {changes} time{'s' if changes > 1 else ''} during the "
+        f"period ({runs}), or arms were logged wrongly (a run of a handful of decisions is "
+        "more likely that). The arms mix splits, so the uplift and ROI cannot be trusted: "
+        "report each side of a change as its own period. Tested against the shares in "
+        "force."
+    )
+
+
+def _split_test(
+    customers: np.ndarray, is_holdout: np.ndarray, in_force: np.ndarray
+) -> dict[str, Any]:
+    """Customers in the holdout only, the treated arm only and both, against what the
+    shares in force at their decisions expect (a customer drawn below the lowest is held
+    out throughout, at or above the highest treated throughout, in between both), by a
+    chi-square goodness of fit; ``both`` is its own category only when enough are
+    expected (else it is left out, as when one share held)."""
+    unique, which = np.unique(customers, return_inverse=True)
+    seen_h = np.bincount(which, weights=is_holdout, minlength=unique.size) > 0
+    seen_t = np.bincount(which, weights=~is_holdout, minlength=unique.size) > 0
+    low = np.full(unique.size, np.inf)
+    high = np.full(unique.size, -np.inf)
+    np.minimum.at(low, which, in_force)
+    np.maximum.at(high, which, in_force)
+    n_b = int((seen_h & seen_t).sum())
+    n_h, n_t = int(seen_h.sum()) - n_b, int(seen_t.sum()) - n_b
+    e_h, e_t, e_b = float(low.sum()), float((1.0 - high).sum()), float((high - low).sum())
+    total = n_h + n_t
+    out: dict[str, Any] = {
         "holdout_customers": n_h,
         "treated_customers": n_t,
-        "both_arms_customers": len(both),
+        "both_arms_customers": n_b,
+        "both_arms_expected": e_b,
         "observed_share": n_h / total if total else None,
+        "expected_share": e_h / (e_h + e_t) if e_h + e_t > 0 else None,
         "chi_square": None,
         "p_value": None,
         "alpha": SRM_ALPHA,
+        "min_expected": SRM_MIN_EXPECTED,
         "tested": False,
         "mismatch": False,
     }
+    if e_b >= SRM_MIN_EXPECTED:
+        observed, expected = (n_t, n_h, n_b), (e_t, e_h, e_b)
+    else:
+        scale = total / (e_h + e_t) if e_h + e_t > 0 else 0.0
+        observed, expected = (n_t, n_h), (e_t * scale, e_h * scale)
+    if e_h > 0 and total and min(expected) >= SRM_MIN_EXPECTED:
+        stat, p = chi_square_gof(observed, expected)
+        out.update(chi_square=stat, p_value=p, tested=True, mismatch=bool(p < SRM_ALPHA))
+    return out
+
+
+def _srm_message(srm: Mapping[str, Any], source: str, unexpected_both: bool) -> str:
+    """The check in words, ending with where the expected split came from (``source``)."""
+    n_h, n_t, n_b = srm["holdout_customers"], srm["treated_customers"], srm["both_arms_customers"]
+    total = n_h + n_t
     mixed = (
-        f" {len(both)} customers were seen in both arms: the share or the experiment (salt) "
+        f" {n_b} customers were seen in both arms: the share or the experiment (salt) "
         "changed during the period, or the arm is logged wrongly."
-        if both
+        if unexpected_both
         else ""
     )
-    if share <= 0:
-        out["message"] = "no holdout configured (share 0): nothing to test." + mixed
-        out["mismatch"] = bool(both)
-        return out
-    expected = (total * (1 - share), total * share)
-    if min(expected) < SRM_MIN_EXPECTED:
-        out["message"] = (
-            f"too few customers for the test ({total}: an arm expects fewer than "
-            f"{SRM_MIN_EXPECTED:g})." + mixed
-        )
-        out["mismatch"] = bool(both)
-        return out
-    stat, p = chi_square_gof((n_t, n_h), expected)
-    out.update(chi_square=stat, p_value=p, tested=True, mismatch=bool(p < SRM_ALPHA or both))
+    expected = srm["expected_share"]
+    if expected == 0.0:
+        return f"no holdout in force (share 0): nothing to test.{mixed} {source}".strip()
+    if not srm["tested"]:
+        return (
+            f"too few customers for the test ({total}: it needs at least "
+            f"{SRM_MIN_EXPECTED:g} expected in each arm).{mixed} {source}"
+        ).strip()
+    p = srm["p_value"]
     observed = (
-        f"{n_h} of {total} customers in the holdout ({n_h / total:.1%}, configured {share:.1%})"
+        f"{n_h} of {total} customers in the holdout ({n_h / total:.1%}, expected "
+        f"{expected:.1%}), p = {p:.2g}"
     )
     if p < SRM_ALPHA:
-        out["message"] = (
-            f"sample ratio mismatch: {observed}, p = {p:.2g}. The assignment or the logging "
-            "is broken (a desk dropping holdout decisions, a share or experiment changed "
-            "during the period, bots): the uplift cannot be trusted. Check the desks' logging "
-            "and whether VEA_HOLDOUT_SHARE or VEA_EXPERIMENT changed in the period." + mixed
+        return (
+            f"sample ratio mismatch: {observed}. The assignment or the logging is broken "
+            "(a desk dropping holdout decisions, bots, VEA_HOLDOUT_SHARE or VEA_EXPERIMENT "
+            "changed in a way the decisions cannot show): the uplift cannot be trusted. "
+            f"Check the desks' logging.{mixed} {source}"
         )
-    elif both:
-        out["message"] = f"{observed}, p = {p:.2g}, but" + mixed + " The uplift cannot be trusted."
-    else:
-        out["message"] = (
-            f"no sample ratio mismatch: {observed}, p = {p:.2g}. (If the share changed during "
-            "the period this check compares against the current one only.)"
-        )
-    return out
+    if srm["mismatch"]:
+        return f"{observed}, but:{mixed} {source}"
+    return f"no sample ratio mismatch: {observed}. {source}"
 
 
 def holdout_offers(
