@@ -37,3 +37,40 @@ def test_database_down_the_login_page_says_so(app, keys, tmp_path):
     assert answer.status_code == 503 and answer.headers["Retry-After"]
     text = answer.get_data(as_text=True)
     assert "データベースに接続できない" in text and "エラーが発生しました" not in text
+
+
+def test_a_desk_posted_while_signed_out_comes_back_with_its_details(client, keys):
+    """The desktop may post the interaction to the desk; with the session expired, the
+    agent signs in and must land on that contact, not on "missing: interaction_id"."""
+    import html
+    import re
+    import uuid
+
+    form = {
+        "interaction_id": uuid.uuid4().hex,
+        "customer_id": uuid.uuid4().hex,
+        "channel": "voice",
+        "issue_type": "how_to",
+        "agent_id": "agent-posted",
+    }
+    answer = client.post("/desk?lang=ja", data=form)
+    assert answer.status_code == 302 and answer.headers["Location"].startswith("/login?next=")
+    login = client.get(answer.headers["Location"]).get_data(as_text=True)
+    back = html.unescape(re.search(r'name="next" value="([^"]*)"', login).group(1))
+    signed_in = client.post(
+        "/login",
+        data={
+            "key": raw_key(keys["desktop"]),
+            "csrf_token": CSRF.search(login).group(1),
+            "next": back,
+        },
+    )
+    assert signed_in.status_code == 302 and signed_in.headers["Location"] == back
+    desk = client.get(back)
+    text = desk.get_data(as_text=True)
+    assert desk.status_code == 200, text
+    assert 'data-agent-id="agent-posted"' in text and 'lang="ja"' in text
+    with client.application.app_context():
+        from service.web.desk import decided_language
+
+        assert decided_language(form["interaction_id"]) == "ja"

@@ -748,7 +748,7 @@ def blueprint() -> Blueprint:
     # interaction_id, no outcome), and the SameSite=Lax cookie is not sent on a
     # cross-site POST, so only a same-site desktop can use it.
     @blp.route("/desk", methods=["GET", "POST"])
-    @page_access("decisions", "outcomes")
+    @page_access("decisions", "outcomes", form_as_query=True)
     def desk():
         args = request.form if request.method == "POST" else request.args
         language = content.pick_language(

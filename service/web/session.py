@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, Request, abort, redirect, request, session, url_for
@@ -153,9 +153,21 @@ def safe_next(target: str | None, default: str) -> str:
     return target
 
 
-def page_access(*permissions: str, api: bool = False) -> Callable:
+def _return_path(form_as_query: bool) -> str:
+    """Where the login page sends the agent back to. The desktop may post the interaction
+    to the desk (its form is not part of the path): without the fields the agent would
+    sign in to a "missing: interaction_id" page and lose the contact."""
+    if not (form_as_query and request.method == "POST" and request.form):
+        return request.full_path.rstrip("?")
+    fields = [*request.args.items(multi=True), *request.form.items(multi=True)]
+    return f"{request.path}?{urlencode([(k, v) for k, v in fields if k != CSRF_FIELD])}"
+
+
+def page_access(*permissions: str, api: bool = False, form_as_query: bool = False) -> Callable:
     """Guard a page view: not logged in -> the login page (or 401 JSON for ``api`` views);
-    a role without every permission -> 403."""
+    a role without every permission -> 403. ``form_as_query``: the view reads a posted
+    form as it reads the same fields by GET, so a post while signed out comes back from
+    the login page with its fields in the query string."""
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
@@ -179,7 +191,7 @@ def page_access(*permissions: str, api: bool = False) -> Callable:
             if role is None:
                 if api:
                     return error_response(ApiError(401, "log in: the session has expired"))
-                return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+                return redirect(url_for("pages.login", next=_return_path(form_as_query)))
             if not all(allowed(role, p) for p in permissions):
                 abort(403, description=f"role {role!r} may not open this page")
             return view(*args, **kwargs)
