@@ -128,6 +128,12 @@ def test_roi_counts_retention_once_per_customer():
     assert roi["value"] == pytest.approx(roi["total"] / 800)
     assert roi["total_ci_low"] < roi["total"] < roi["total_ci_high"]
     assert roi["enough_data"] and per_customer["units_treated"] == 200
+    # The per-contact row reads as the difference it shows: both arms on the treated
+    # contacts' scale (the holdout's per-customer value over 4 contacts, not its own 1;
+    # it read -5 vs 90 beside -27.5 per contact).
+    assert roi["treated"] == pytest.approx(per_customer["treated"] * 200 / 800)
+    assert roi["holdout"] == pytest.approx(per_customer["holdout"] * 200 / 800)
+    assert roi["treated"] - roi["holdout"] == pytest.approx(roi["value"])
 
 
 def test_too_few_customers_give_no_interval_and_say_so():
