@@ -526,12 +526,10 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
 
     from models.pools import PoolError, load_config
     from service import pools as use_cases
-    from service.db import make_engine
 
     settings = Settings.from_env()
     min_contacts = min_contacts or settings.proficiency_min_contacts
-    engine = make_engine(settings.database_url)
-    try:
+    with service_database(settings.database_url) as engine:
         try:
             config, _ = use_cases.current_config(engine, load_config(settings.pools))
             if log_path:
@@ -577,8 +575,6 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
                 proficiency=[p.to_dict() for p in result.proficiency],
             )
             click.echo("stored: every worker routes with it within VEA_POOLS_POLL_S", err=True)
-    finally:
-        engine.dispose()
 
 
 @pools.command("show")

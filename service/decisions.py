@@ -67,12 +67,20 @@ def _text(language: str) -> dict[str, str]:
     return _TEXT[language_of(language)]  # ja-JP reads Japanese, like the hints
 
 
+def _not_stored(what: str) -> str:
+    return f"database unavailable: the {what} was not stored; retry later"
+
+
 def _unavailable(state: State, what: str) -> ApiError:
     return ApiError(
-        503,
-        f"database unavailable: the {what} was not stored; retry later",
-        headers={"Retry-After": str(state.settings.retry_after_s)},
+        503, _not_stored(what), headers={"Retry-After": str(state.settings.retry_after_s)}
     )
+
+
+def _not_stored_as_503(state: State, what: str):
+    """A write the database cannot take: 503 + Retry-After saying ``what`` was not
+    stored (the caller retries the same body; nothing half-written stays)."""
+    return unavailable_as_503(_not_stored(what), state.settings.retry_after_s)
 
 
 # ----------------------------------------------------------------- decisions
@@ -526,68 +534,66 @@ def record_outcome(
     """Store the outcome of a decision once: ``(answer, created)``; a repeat with the same
     payload returns the stored outcome, a different one is a 409."""
     payload = _payload(body)
-    try:
-        with begin_write(state.engine) as conn:
-            decision = conn.execute(
-                sa.select(
-                    decisions.c.suggested_activity, decisions.c.pool_id, decisions.c.occurred_at
-                ).where(decisions.c.decision_id == decision_id)
-            ).first()
-            if decision is None:
-                raise ApiError(404, "no such decision")
-            existing = _existing_outcome(conn, decision_id, payload)
-            if existing is not None:
-                return existing, False
-            activity = body.get("activity") or decision.suggested_activity
-            if body["offered"] and activity == NONE:
-                raise ApiError(
-                    422,
-                    "the decision suggested no activity: name the activity that was offered",
-                    fields={"activity": ["required when offered and nothing was suggested"]},
-                )
-            now = utcnow()
-            occurred = body.get("occurred_at")
-            if occurred and to_naive_utc(occurred) < decision.occurred_at - CLOCK_SKEW:
-                raise ApiError(
-                    422,
-                    "an outcome cannot happen before its contact",
-                    fields={"occurred_at": ["before the decision's contact"]},
-                )
-            ve_success = body.get("ve_success")
-            confidence, ability = body.get("ves_confidence"), body.get("ves_ability")
-            if ve_success is None and confidence is not None and ability is not None:
-                ve_success = confidence >= 6 and ability >= 6  # top-2-box on both VES items
-            row = {
-                "decision_id": decision_id,
-                "activity": activity,
-                "offered": body["offered"],
-                "accepted": body.get("accepted"),
-                "ve_success": ve_success,
-                "ves_confidence": confidence,
-                "ves_ability": ability,
-                "resolved": body.get("resolved"),
-                "handle_time_s": body.get("handle_time_s"),
-                "csat": body.get("csat"),
-                "nps": body.get("nps"),
-                "ces": body.get("ces"),
-                "agent_id": body.get("agent_id"),
-                "pool_id": body.get("pool_id") or decision.pool_id,
-                "occurred_at": to_naive_utc(occurred) if occurred else now,
-                "recorded_at": now,
-                "payload": payload,
-            }
-            conn.execute(outcomes.insert().values(**row))
-    except IntegrityError:
-        with state.engine.connect() as conn:
-            existing = _existing_outcome(conn, decision_id, payload)
-        if existing is None:
-            raise
-        return existing, False
-    except DBAPIError as exc:
-        if not is_unavailable(exc):
-            raise
-        log.error("database unavailable for an outcome", extra={"error": type(exc).__name__})
-        raise _unavailable(state, "outcome") from None
+    with _not_stored_as_503(state, "outcome"):
+        try:
+            with begin_write(state.engine) as conn:
+                decision = conn.execute(
+                    sa.select(
+                        decisions.c.suggested_activity, decisions.c.pool_id, decisions.c.occurred_at
+                    ).where(decisions.c.decision_id == decision_id)
+                ).first()
+                if decision is None:
+                    raise ApiError(404, "no such decision")
+                existing = _existing_outcome(conn, decision_id, payload)
+                if existing is not None:
+                    return existing, False
+                activity = body.get("activity") or decision.suggested_activity
+                if body["offered"] and activity == NONE:
+                    raise ApiError(
+                        422,
+                        "the decision suggested no activity: name the activity that was offered",
+                        fields={"activity": ["required when offered and nothing was suggested"]},
+                    )
+                now = utcnow()
+                occurred = body.get("occurred_at")
+                if occurred and to_naive_utc(occurred) < decision.occurred_at - CLOCK_SKEW:
+                    raise ApiError(
+                        422,
+                        "an outcome cannot happen before its contact",
+                        fields={"occurred_at": ["before the decision's contact"]},
+                    )
+                ve_success = body.get("ve_success")
+                confidence, ability = body.get("ves_confidence"), body.get("ves_ability")
+                if ve_success is None and confidence is not None and ability is not None:
+                    ve_success = confidence >= 6 and ability >= 6  # top-2-box on both VES items
+                row = {
+                    "decision_id": decision_id,
+                    "activity": activity,
+                    "offered": body["offered"],
+                    "accepted": body.get("accepted"),
+                    "ve_success": ve_success,
+                    "ves_confidence": confidence,
+                    "ves_ability": ability,
+                    "resolved": body.get("resolved"),
+                    "handle_time_s": body.get("handle_time_s"),
+                    "csat": body.get("csat"),
+                    "nps": body.get("nps"),
+                    "ces": body.get("ces"),
+                    "agent_id": body.get("agent_id"),
+                    "pool_id": body.get("pool_id") or decision.pool_id,
+                    "occurred_at": to_naive_utc(occurred) if occurred else now,
+                    "recorded_at": now,
+                    "payload": payload,
+                }
+                conn.execute(outcomes.insert().values(**row))
+        except IntegrityError:
+            # A concurrent twin stored it first: answer what is stored (a 503 as well
+            # when the database goes away before it can be read back).
+            with state.engine.connect() as conn:
+                existing = _existing_outcome(conn, decision_id, payload)
+            if existing is None:
+                raise
+            return existing, False
     state.metrics.outcomes.labels(
         activity=row["activity"], offered=str(row["offered"]).lower()
     ).inc()
@@ -691,39 +697,36 @@ def record_event(
 ) -> tuple[dict[str, Any], bool]:
     payload = _payload(body)
     event_id = body.get("event_id")
-    try:
-        with begin_write(state.engine) as conn:
-            if event_id is not None:
+    with _not_stored_as_503(state, "event"):
+        try:
+            with begin_write(state.engine) as conn:
+                if event_id is not None:
+                    existing = _existing_event(conn, customer_id, event_id, payload)
+                    if existing is not None:
+                        return existing, False
+                now = utcnow()
+                occurred = body.get("occurred_at")
+                occurred_at = to_naive_utc(occurred) if occurred else now
+                row = {
+                    "event_id": event_id,
+                    "customer_id": customer_id,
+                    "type": body["type"],
+                    "occurred_at": occurred_at,
+                    "value": body.get("value"),
+                    "recorded_at": now,
+                    "payload": payload,
+                }
+                new_id = conn.execute(
+                    customer_events.insert().values(**row).returning(customer_events.c.id)
+                ).scalar_one()
+                follows = _decisions_before(conn, customer_id, occurred_at)
+        except IntegrityError:
+            # The same event_id stored by a concurrent twin first (as for outcomes).
+            with state.engine.connect() as conn:
                 existing = _existing_event(conn, customer_id, event_id, payload)
-                if existing is not None:
-                    return existing, False
-            now = utcnow()
-            occurred = body.get("occurred_at")
-            occurred_at = to_naive_utc(occurred) if occurred else now
-            row = {
-                "event_id": event_id,
-                "customer_id": customer_id,
-                "type": body["type"],
-                "occurred_at": occurred_at,
-                "value": body.get("value"),
-                "recorded_at": now,
-                "payload": payload,
-            }
-            new_id = conn.execute(
-                customer_events.insert().values(**row).returning(customer_events.c.id)
-            ).scalar_one()
-            follows = _decisions_before(conn, customer_id, occurred_at)
-    except IntegrityError:
-        with state.engine.connect() as conn:
-            existing = _existing_event(conn, customer_id, event_id, payload)
-        if existing is None:
-            raise
-        return existing, False
-    except DBAPIError as exc:
-        if not is_unavailable(exc):
-            raise
-        log.error("database unavailable for an event", extra={"error": type(exc).__name__})
-        raise _unavailable(state, "event") from None
+            if existing is None:
+                raise
+            return existing, False
     state.metrics.events.labels(type=body["type"]).inc()
     return _event_answer(new_id, row, follows), True
 

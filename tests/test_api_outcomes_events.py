@@ -360,3 +360,91 @@ def test_an_outcome_cannot_predate_its_contact(client, keys, new_id):
     )
     assert early.status_code == 422 and "occurred_at" in early.json["error"]["fields"]
     assert client.post(url, json={"offered": False}, headers=keys["desktop"]).status_code == 201
+
+
+def _twin_then_outage(monkeypatch, name: str):
+    """``service.decisions.<name>`` sees nothing inside the write (a concurrent twin
+    commits the same row first, so the insert hits the unique key), then the database
+    is gone when the row is read back."""
+    from sqlalchemy.exc import OperationalError
+
+    from service import decisions
+
+    calls = []
+
+    def twin(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            return None
+        raise OperationalError("SELECT ...", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(decisions, name, twin)
+    return calls
+
+
+def test_a_write_whose_twin_cannot_be_read_back_is_503_and_nothing_is_lost(
+    app, client, keys, new_id, monkeypatch
+):
+    """The read-back after a unique-key clash was outside the 503 mapping: a 500."""
+    decision = make_decision(client, keys["desktop"], new_id, occurred_at=CONTACT_TIME)
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    stored = client.post(url, json=FULL_OUTCOME, headers=keys["desktop"])
+    customer = new_id("c-")
+    events = f"/v1/customers/{customer}/events"
+    event = {"type": "renewed", "event_id": "crm-7"}
+    assert client.post(events, json=event, headers=keys["desktop"]).status_code == 201
+    retry_after = str(app.extensions["vea"].settings.retry_after_s)
+
+    with monkeypatch.context() as patched:
+        calls = _twin_then_outage(patched, "_existing_outcome")
+        lost = client.post(url, json=FULL_OUTCOME, headers=keys["desktop"])
+        assert len(calls) == 2, calls
+    assert lost.status_code == 503, lost.json
+    assert lost.headers["Retry-After"] == retry_after
+    assert lost.json["error"] == {
+        "code": "unavailable",
+        "message": "database unavailable: the outcome was not stored; retry later",
+        "fields": {},
+    }
+    with monkeypatch.context() as patched:
+        calls = _twin_then_outage(patched, "_existing_event")
+        lost = client.post(events, json=event, headers=keys["desktop"])
+        assert len(calls) == 2, calls
+    assert lost.status_code == 503, lost.json
+    assert lost.headers["Retry-After"] == retry_after
+    assert lost.json["error"]["message"] == (
+        "database unavailable: the event was not stored; retry later"
+    )
+
+    # The retries find what the first requests stored, once.
+    again = client.post(url, json=FULL_OUTCOME, headers=keys["desktop"])
+    assert again.status_code == 200 and again.json == stored.json
+    assert client.post(events, json=event, headers=keys["desktop"]).status_code == 200
+    with app.extensions["vea"].engine.connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(customer_events)
+            .where(customer_events.c.customer_id == customer)
+        ).scalar_one()
+    assert count == 1
+
+
+def test_an_unreachable_database_answers_503_with_what_was_not_stored(
+    app, client, keys, new_id, tmp_path
+):
+    from service.db import make_engine
+    from tests.test_api_decisions import unreachable_url
+
+    decision = make_decision(client, keys["desktop"], new_id)
+    state = app.extensions["vea"]
+    state.engine = make_engine(unreachable_url(str(state.engine.url), tmp_path))
+    for url, body, what in (
+        (f"/v1/decisions/{decision['decision_id']}/outcome", {"offered": False}, "outcome"),
+        (f"/v1/customers/{new_id('c-')}/events", {"type": "renewed"}, "event"),
+    ):
+        answer = client.post(url, json=body, headers=keys["desktop"])
+        assert answer.status_code == 503, answer.json
+        assert answer.headers["Retry-After"] == str(state.settings.retry_after_s)
+        assert answer.json["error"]["message"] == (
+            f"database unavailable: the {what} was not stored; retry later"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from click.testing import CliRunner
 
@@ -59,3 +60,27 @@ def test_a_bad_drift_threshold_names_its_variable(monkeypatch):
     result = CliRunner().invoke(cli, ["retrain"])
     assert result.exit_code == 1
     assert "VEA_DRIFT_PSI_THRESHOLD: not a number: 'lots'" in result.output
+
+
+def test_pools_rebuild_opens_the_database_like_every_service_command(tmp_path, monkeypatch):
+    """It made and disposed of its own engine by hand; now the one helper does (and
+    disposes of it however the command ends)."""
+    from service import cli as service_cli
+
+    url = f"sqlite:///{tmp_path / 'vea.db'}"
+    env = {"VEA_DATABASE_URL": url}
+    assert CliRunner().invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    opened = []
+    helper = service_cli.service_database
+
+    @contextmanager
+    def spy(url=None):
+        with helper(url) as engine:
+            opened.append(url)
+            yield engine
+        opened.append("disposed")
+
+    monkeypatch.setattr(service_cli, "service_database", spy)
+    result = CliRunner().invoke(cli, ["pools", "rebuild", "--dry-run"], env=env)
+    assert result.exit_code == 0, result.output
+    assert opened == [url, "disposed"]
