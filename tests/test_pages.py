@@ -160,6 +160,24 @@ def test_desk_explains_missing_or_malformed_parameters(desk_client, overrides, e
     assert expected in text
 
 
+def test_desk_reads_an_unencoded_time_offset(app, desk_client):
+    """A desktop that writes "+09:00" into the link unencoded sends " 09:00" (a "+" in a
+    query string is a space): the contact is decided at that time, not refused."""
+    from service.db import decisions
+
+    page = desk_client.get(desk_url(occurred_at="2026-11-01T10:00:00+09:00"))
+    assert page.status_code == 200, page.get_data(as_text=True)
+    decision_id = _decision_id(page.get_data(as_text=True))
+    with app.extensions["vea"].engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(decisions.c.occurred_at).where(decisions.c.decision_id == decision_id)
+        ).scalar_one()
+    assert stored.isoformat().startswith("2026-11-01T01:00:00"), stored
+    # Anything else with a space is still refused, naming the parameter.
+    bad = desk_client.get(desk_url(occurred_at="yesterday+09:00"))
+    assert bad.status_code == 400 and "occurred_at" in bad.get_data(as_text=True)
+
+
 def test_desk_without_any_parameter_is_a_clear_400(desk_client):
     answer = desk_client.get("/desk")
     assert answer.status_code == 400

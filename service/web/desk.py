@@ -184,6 +184,8 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
                 except ValueError:
                     problems.append(own["not_number"].format(name=label))
                 continue
+            if name == "occurred_at":
+                raw = _offset_restored(raw)
             target[name] = raw
     if args.get("customer_language"):
         customer["language"] = args["customer_language"]
@@ -194,6 +196,17 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
         return DECISION_REQUEST.load(raw_body)
     except ma.ValidationError as exc:
         raise DeskInputError(problem_lines(exc.messages, language)) from None
+
+
+# A time's "+09:00" offset written into a link unencoded arrives as " 09:00" (in a query
+# string or a posted form "+" means a space). A space there can mean nothing else, so
+# the "+" is put back rather than the contact refused.
+_SPACED_OFFSET = re.compile(r"(\d{4}-\d{2}-\d{2}T[\d:.]+) (\d{2}(?::?\d{2})?)")
+
+
+def _offset_restored(value: str) -> str:
+    spaced = _SPACED_OFFSET.fullmatch(value)
+    return f"{spaced.group(1)}+{spaced.group(2)}" if spaced else value
 
 
 def _check_agent_id(agent_id: str, language: str) -> None:
