@@ -50,10 +50,11 @@ RUN pip install --no-deps . && rm -rf build *.egg-info
 USER 10001:10001
 VOLUME ["/var/lib/vea"]
 EXPOSE 8000
-# No curl in a slim image: Python asks /healthz on the port VEA_BIND names (a changed
+# No curl in a slim image: Python (service/healthcheck.py, standard library only) asks
+# /healthz where VEA_BIND says gunicorn listens, a port or a unix socket (a changed
 # VEA_BIND would otherwise mark a healthy container unhealthy).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request; port = os.environ.get('VEA_BIND', ':8000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2)" || exit 1
+    CMD python -m service.healthcheck || exit 1
 
 # The master applies pending migrations (VEA_AUTO_MIGRATE=1) before the workers start.
 ENTRYPOINT ["gunicorn", "-c", "python:service.gunicorn_conf"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import socketserver
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,37 +65,74 @@ def test_the_image_settings_pass_the_services_checks_and_write_under_the_volume(
     assert not any("SECRET" in k or "PASSWORD" in k for k in env)
 
 
-@pytest.fixture
-def healthz_server():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
-            self.send_response(200 if self.path == "/healthz" else 404)
-            self.end_headers()
-            self.wfile.write(b'{"status":"ok"}')
+class HealthzHandler(BaseHTTPRequestHandler):
+    status = 200
 
-        def log_message(self, *args):
-            pass
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(self.status if self.path == "/healthz" else 404)
+        self.end_headers()
+        self.wfile.write(b'{"status":"ok"}')
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    def log_message(self, *args):
+        pass
+
+
+def _serving(server):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    return server
+
+
+@pytest.fixture
+def healthz_server():
+    server = _serving(ThreadingHTTPServer(("127.0.0.1", free_port()), HealthzHandler))
     yield server.server_address[1]
     server.shutdown()
+    server.server_close()
 
 
-def _healthcheck(port: int) -> int:
+class UnixHTTPServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
+@pytest.fixture
+def healthz_socket(tmp_path):
+    path = tmp_path / "vea.sock"
+    server = _serving(UnixHTTPServer(str(path), HealthzHandler))
+    yield path
+    server.shutdown()
+    server.server_close()
+
+
+def _healthcheck(bind: str) -> int:
+    """The image's HEALTHCHECK command as Docker runs it (a shell, from the source tree
+    as from /app), with the system Python: it must need nothing beyond the standard
+    library."""
     (check,) = _instructions("HEALTHCHECK")
     command = check.split(" CMD ", 1)[1]
     assert "curl" not in command and "wget" not in command  # not in a slim image
-    env = {**_image_env(), "VEA_BIND": f"0.0.0.0:{port}", "PATH": "/usr/bin:/bin"}
+    env = {**_image_env(), "VEA_BIND": bind, "PATH": "/usr/bin:/bin"}
     python = str(Path(subprocess.check_output(["which", "python3"], text=True).strip()))
     command = command.replace("python ", f"{python} ", 1)
-    return subprocess.run(["sh", "-c", command], env=env, timeout=30).returncode
+    return subprocess.run(["sh", "-c", command], env=env, cwd=ROOT, timeout=30).returncode
 
 
 def test_the_healthcheck_asks_healthz_on_the_port_vea_bind_names(healthz_server):
-    assert _healthcheck(healthz_server) == 0
-    assert _healthcheck(free_port()) != 0  # nothing listening: unhealthy
+    assert _healthcheck(f"0.0.0.0:{healthz_server}") == 0
+    assert _healthcheck(f"127.0.0.1:{healthz_server}") == 0
+    assert _healthcheck(f"0.0.0.0:{free_port()}") != 0  # nothing listening: unhealthy
+
+
+def test_the_healthcheck_asks_healthz_on_the_unix_socket_vea_bind_names(healthz_socket):
+    """VEA_BIND=unix:PATH (gunicorn behind a proxy on the same host) was read as a port."""
+    assert _healthcheck(f"unix:{healthz_socket}") == 0
+    assert _healthcheck(f"unix://{healthz_socket}") == 0
+    assert _healthcheck(f"unix:{healthz_socket.with_name('other.sock')}") != 0
+
+
+def test_the_healthcheck_wants_a_200(healthz_socket, monkeypatch):
+    monkeypatch.setattr(HealthzHandler, "status", 503)
+    assert _healthcheck(f"unix:{healthz_socket}") != 0
 
 
 def test_compose_keeps_secrets_out_and_wires_postgresql_and_the_volume():
