@@ -19,6 +19,7 @@ from models.registry import Registry, RegistryError
 from models.schema import Reward
 from models.value_report import ValueSettings, value_report
 from service.config import Settings
+from service.db import iso_utc, to_naive_utc
 from service.export import decision_frame, shadow_inputs
 
 VALUE_CONFIG_KEYS = {
@@ -55,7 +56,9 @@ def value_settings(settings: Settings, reward: Reward | None = None) -> ValueSet
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="seconds")
+    """A period bound as every answer writes times: UTC, marked ``Z`` (a bare
+    ``2019-07-01T00:00:00`` read by a reader in Tokyo is nine hours off)."""
+    return None if moment is None else iso_utc(to_naive_utc(moment))
 
 
 def _columns(frame) -> dict[str, list]:

@@ -307,6 +307,20 @@ def test_empty_period_reports_zeros(report_app, headers):
     assert all(f["level"] == "no_data" for f in drift.json["features"])
 
 
+def test_report_periods_say_they_are_utc(report_app, headers):
+    """The period the reports answer with is marked UTC as every other time in the API:
+    a start asked for at 09:00 in Tokyo is midnight UTC, and says so."""
+    client = report_app.test_client()
+    asked = {"from": "1990-01-01T09:00:00+09:00", "to": "1990-01-02"}
+    for path in ("/v1/reports/value", "/v1/reports/drift"):
+        response = client.get(path, query_string=asked, headers=headers["engineer"])
+        assert response.status_code == 200, response.json
+        assert response.json["period"] == {
+            "from": "1990-01-01T00:00:00.000Z",
+            "to": "1990-01-02T00:00:00.000Z",
+        }
+
+
 def test_drift_report_and_gauges(report_app, headers, new_id):
     client = report_app.test_client()
     _serve(client, headers["desktop"], new_id, count=20)
@@ -684,7 +698,7 @@ def test_cli_and_dashboard_show_treated_vs_holdout_and_answer_counts(
     monkeypatch.setenv("VEA_DATABASE_URL", database_url)
     text = CliRunner().invoke(cli, ["report", "--from", PERIOD["from"], "--to", PERIOD["to"]])
     assert text.exit_code == 0, text.output
-    assert "period 2019-07-01T00:00:00 to 2019-07-02T00:00:00" in text.output
+    assert "period 2019-07-01T00:00:00.000Z to 2019-07-02T00:00:00.000Z (UTC" in text.output
     assert "NPS " in text.output and "CES " in text.output
     assert "treated vs holdout" in text.output
     for measure in ("csat", "nps", "ces", "handle_time_s"):
