@@ -84,3 +84,44 @@ def test_pools_rebuild_opens_the_database_like_every_service_command(tmp_path, m
     result = CliRunner().invoke(cli, ["pools", "rebuild", "--dry-run"], env=env)
     assert result.exit_code == 0, result.output
     assert opened == [url, "disposed"]
+
+
+def test_model_changes_are_audited_in_the_database_the_service_uses_by_default(
+    registry_dir, tmp_path, monkeypatch
+):
+    """VEA_DATABASE_URL unset: `vea models ...` and the service both use the default
+    SQLite file under their working directory, so run from the service's directory the
+    event lands where the service (and `vea audit`) read it."""
+    from models.registry import Registry
+    from service.app import create_app
+    from service.audit import list_events
+    from service.db import sqlite_file
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VEA_DATABASE_URL", raising=False)  # the service's default too
+    env = {"VEA_COMPILE_CACHE": ""}
+    first, second = sorted(v["version"] for v in Registry(registry_dir).versions())
+
+    def vea(*argv: str):
+        result = CliRunner().invoke(cli, list(argv), env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    # No service database here yet: the promotion stands, says where it looked, and
+    # leaves no empty database file behind.
+    early = vea("models", "promote", second, "--registry", str(registry_dir))
+    assert "no database at sqlite:///var/vea.db (VEA_DATABASE_URL unset" in early.stderr
+    assert not (tmp_path / "var").exists()
+
+    vea("db", "upgrade")
+    promoted = vea("models", "promote", first, "--registry", str(registry_dir))
+    assert "warning" not in promoted.stderr, promoted.stderr
+    app = create_app({"registry": str(registry_dir), "compile_cache": "", "access_log": False})
+    try:
+        engine = app.extensions["vea"].engine
+        assert sqlite_file(str(engine.url)) == "var/vea.db"
+        events = [(e["action"], e["target"]) for e in list_events(engine)]
+    finally:
+        app.extensions["vea"].close()
+    assert events == [("model.promote", first)]
+    assert "model.promote" in vea("audit").stdout

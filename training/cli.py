@@ -717,14 +717,31 @@ def _check_audit_settings() -> None:
 
 def _audit_model_action(action: str, target: str | None, details: dict) -> None:
     """Record the change in the service's audit log (right after it: the registry is on
-    disk); a training-only install or an unreachable database only warns."""
+    disk); a training-only install or an unreachable database only warns.
+
+    The database is the service's: VEA_DATABASE_URL, or unset, the same default as the
+    service's, ``var/vea.db`` under the working directory (where `make run` runs)."""
     try:
         from service.audit import record_cli_model_action
     except ImportError:
         return
+    from service.config import Settings, safe_url, variable
+    from service.db import sqlite_file
+
+    url = Settings.from_env().database_url
+    where = safe_url(url)
+    if variable("database_url") not in os.environ:
+        where += f" (VEA_DATABASE_URL unset: the service's default, under {Path.cwd()})"
+    path = sqlite_file(url)
+    if path and not Path(path).exists():
+        # No service database here (a training machine, or another directory than the
+        # service's): trying would leave an empty database file behind.
+        click.echo(f"warning: not recorded in the audit log: no database at {where}", err=True)
+        return
     if not record_cli_model_action(action, target, details):
         click.echo(
-            "warning: not recorded in the audit log (service database unavailable)", err=True
+            f"warning: not recorded in the audit log: the service database {where} is unavailable",
+            err=True,
         )
 
 
