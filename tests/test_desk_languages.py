@@ -242,3 +242,24 @@ def test_a_switch_after_the_deciding_model_is_gone_still_shows_its_reasons(
     # Never left out, never another model's: the features it named are said again.
     assert len(shown) == len(english), (shown, english)
     assert all(_japanese(r) and not r.startswith("（原文）") for r in shown), (shown, english)
+
+
+@pytest.mark.parametrize(("given", "switch"), [("ja", "en"), ("en", "ja")])
+def test_the_switch_works_on_a_desk_link_that_names_a_language(desk_client, given, switch):  # noqa: F811
+    """The desktop may open the desk with lang=; the switch must still change the page
+    (it went back to the same lang=, which wins over the switch's cookie)."""
+    url = desk_url(issue_type="how_to") + f"&lang={given}&agent_id=a-1"
+    page = desk_client.get(url).get_data(as_text=True)
+    assert f'<html lang="{given}"' in page
+    link = html.unescape(re.search(rf'<a href="([^"]+)"[^>]*data-lang="{switch}"', page).group(1))
+    back = desk_client.get(link)
+    assert back.status_code == 302
+    switched = desk_client.get(back.headers["Location"]).get_data(as_text=True)
+    assert f'<html lang="{switch}"' in switched
+    assert _decision_id(switched) == _decision_id(page)  # the same contact
+    assert 'data-agent-id="a-1"' in switched  # and the rest of the link kept
+    # ... also on the 400 page of a bad link.
+    bad = desk_client.get(desk_url(channel="fax") + f"&lang={given}").get_data(as_text=True)
+    link = html.unescape(re.search(rf'<a href="([^"]+)"[^>]*data-lang="{switch}"', bad).group(1))
+    shown = desk_client.get(desk_client.get(link).headers["Location"])
+    assert shown.status_code == 400 and f'<html lang="{switch}"' in shown.get_data(as_text=True)
