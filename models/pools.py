@@ -5,6 +5,7 @@ database, ``GET|PUT /v1/pools``) looks like::
 
     pools:
       - id: value_onboarding
+        name: {en: Onboarding value, ja: 購入直後の価値向上}   # optional; else the id is shown
         activities: [validate_purchase, achieve_goals]
         languages: [ja, en]          # omitted: every language
         channels: [voice, chat]      # omitted: every channel except self_service
@@ -13,8 +14,10 @@ database, ``GET|PUT /v1/pools``) looks like::
         members: [agent-001, ...]    # static pools list their agents
         capacity: 12                 # agents who can take contacts at once
         lift: {validate_purchase: 1.18}   # written by the rebuild: members' proficiency
-      - id: general                  # always present: the last fallback
-        activities: []
+      - id: general                  # always present: the last fallback; it takes every
+        activities: []               # activity and every agent answers it, so it lists
+                                     # neither (answers: all_activities: true,
+                                     # membership: all_agents)
 
 Plain data in and out: parsing validates everything and raises ``PoolError`` with the
 pool and field named, so an operator sees exactly what to fix.
@@ -40,11 +43,21 @@ GENERAL = "general"
 SELF_SERVICE = "self_service"
 # The route of a self-service contact: digital content instead of an agent pool.
 DIGITAL_CONTENT = "digital_content"
-MEMBERSHIPS = ("static", "proficiency")
+# `general` alone: every agent answers it (it lists no members). Configs stored before
+# this membership existed gave general `static` with no members, which reads the same.
+ALL_AGENTS = "all_agents"
+MEMBERSHIPS = ("static", "proficiency", ALL_AGENTS)
 POOL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# A pool's display name per language (`name: {en: ..., ja: ...}`), keyed as the talk
+# tracks are: a primary language code, so a page in `ja` finds it without tag matching.
+NAME_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+MAX_NAME = 80
+FALLBACK_NAME_LANGUAGE = "en"
 POOL_KEYS = {
     "id",
+    "name",
     "description",
+    "all_activities",
     "activities",
     "languages",
     "channels",
@@ -73,6 +86,16 @@ class Pool:
     capacity: int | None = None
     lift: Mapping[str, float] = field(default_factory=dict)
     description: str = ""
+    name: Mapping[str, str] = field(default_factory=dict)  # language -> display name
+
+    @property
+    def all_activities(self) -> bool:
+        """Whether the pool takes every activity: ``general`` alone (its list is empty)."""
+        return self.id == GENERAL
+
+    def display_name(self, language: str | None) -> str:
+        """The pool's name for a reader of ``language`` (see ``name_in``)."""
+        return name_in(self.name, language, self.id)
 
     def serves(self, activity: str, channel: str | None, language: str | None, segment) -> bool:
         """Whether a contact may go to this pool for ``activity`` (``general`` takes all)."""
@@ -96,9 +119,14 @@ class Pool:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id}
+        if self.name:
+            data["name"] = dict(sorted(self.name.items()))
         if self.description:
             data["description"] = self.description
         data["activities"] = [a for a in VALUE_ACTIVITIES if a in self.activities]
+        if self.all_activities:
+            # Said, not left to the empty list: read alone it would mean "no activity".
+            data["all_activities"] = True
         for name in ("languages", "channels", "segments"):
             values = getattr(self, name)
             if values is not None:
@@ -149,6 +177,38 @@ def _names(entry: Mapping[str, Any], key: str, where: str) -> frozenset[str] | N
     return frozenset(value)
 
 
+def name_in(names: Mapping[str, str] | None, language: str | None, fallback: str) -> str:
+    """A display name for a reader of ``language``: theirs (``ja`` for ``ja-JP``), else
+    English, else ``fallback`` (the pool id: configs without names show ids, as before).
+    Talk tracks fall back to English the same way."""
+    names = names or {}
+    return (
+        names.get(primary_language(language or "")) or names.get(FALLBACK_NAME_LANGUAGE) or fallback
+    )
+
+
+def _name(entry: Mapping[str, Any], where: str) -> dict[str, str]:
+    value = entry.get("name")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not value:
+        raise PoolError(f"{where}: name must map languages to names, e.g. {{en: ..., ja: ...}}")
+    names: dict[str, str] = {}
+    for language, text in value.items():
+        if not isinstance(language, str) or not NAME_LANGUAGE.match(language):
+            raise PoolError(f"{where}: name: {language!r} is not a language code such as en or ja")
+        # One line of a table cell or a desk panel: no line breaks or other controls.
+        if (
+            not isinstance(text, str)
+            or not text.strip()
+            or len(text) > MAX_NAME
+            or any(ch < " " or ch == "\x7f" for ch in text)
+        ):
+            raise PoolError(f"{where}: name.{language} must be one line of 1-{MAX_NAME} characters")
+        names[language] = text.strip()
+    return names
+
+
 def _languages(entry: Mapping[str, Any], where: str) -> frozenset[str] | None:
     """The pool's languages as canonical tags: ``JA_jp`` would otherwise never match a
     contact, whose tag the API stores as ``ja-JP``."""
@@ -190,15 +250,38 @@ def parse_pool(entry: Any, index: int) -> Pool:
             raise PoolError(
                 f"{where}: self_service contacts get digital content, not an agent pool"
             )
-    membership = entry.get("membership") or ("static" if entry.get("members") else None)
-    if membership is None and pool_id != GENERAL:
-        raise PoolError(
-            f"{where}: empty pool: list its members or set membership: proficiency "
-            "(filled by `vea pools rebuild`)"
-        )
-    membership = membership or "static"
-    if membership not in MEMBERSHIPS:
-        raise PoolError(f"{where}: membership must be one of {', '.join(MEMBERSHIPS)}")
+    all_activities = entry.get("all_activities")
+    if all_activities is not None and not isinstance(all_activities, bool):
+        raise PoolError(f"{where}: all_activities must be true or false")
+    if pool_id == GENERAL:
+        # The last fallback takes every contact and every agent answers it: a list of
+        # activities or members would read as a limit that routing never applies.
+        if activities or all_activities is False:
+            raise PoolError(f"{where}: it takes every activity: leave activities empty")
+        if entry.get("members"):
+            raise PoolError(f"{where}: every agent answers it: list no members")
+        # `static` is how configs stored before `all_agents` existed wrote general.
+        if entry.get("membership") not in (None, "static", ALL_AGENTS):
+            raise PoolError(
+                f"{where}: every agent answers it: membership is {ALL_AGENTS} (or omit it)"
+            )
+        membership = ALL_AGENTS
+    else:
+        if all_activities:
+            raise PoolError(f"{where}: only {GENERAL!r} takes every activity: list the activities")
+        membership = entry.get("membership") or ("static" if entry.get("members") else None)
+        if membership is None:
+            raise PoolError(
+                f"{where}: empty pool: list its members or set membership: proficiency "
+                "(filled by `vea pools rebuild`)"
+            )
+        if membership not in MEMBERSHIPS:
+            raise PoolError(f"{where}: membership must be one of {', '.join(MEMBERSHIPS)}")
+        if membership == ALL_AGENTS:
+            raise PoolError(
+                f"{where}: only {GENERAL!r} is answered by every agent: membership must be "
+                "static or proficiency"
+            )
     members_raw = entry.get("members") or []
     if not isinstance(members_raw, list | tuple):
         raise PoolError(f"{where}: members must be a list of agent ids")
@@ -211,7 +294,7 @@ def parse_pool(entry: Any, index: int) -> Pool:
             raise PoolError(f"{where}: duplicate agent {agent!r}")
         seen.add(agent)
         members.append(agent)
-    if membership == "static" and not members and pool_id != GENERAL:
+    if membership == "static" and not members:
         raise PoolError(f"{where}: empty pool: a static pool needs at least one member")
     capacity = entry.get("capacity")
     if capacity is not None and (
@@ -244,6 +327,7 @@ def parse_pool(entry: Any, index: int) -> Pool:
         capacity=capacity,
         lift=lift,
         description=description,
+        name=_name(entry, where),
     )
 
 

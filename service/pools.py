@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from models.activities import VALUE_ACTIVITIES
-from models.pools import GENERAL, PoolConfig, PoolError, parse_config
+from models.pools import ALL_AGENTS, GENERAL, PoolConfig, PoolError, name_in, parse_config
 from models.proficiency import Rebuild, aggregate, estimate, rebuild_pools
 from service.db import (
     READ_ONLY,
@@ -100,17 +100,17 @@ def describe(engine: sa.Engine, config: PoolConfig, source: str, ttl_s: float) -
     }
 
 
-# The membership ``general`` is shown with: it takes every contact and every agent can
-# answer it (the last fallback), so it keeps no member list; its config's empty list read
-# as a pool of 0 members.
-ALL_AGENTS = "all_agents"
-
-
 def membership_of(pool: Mapping[str, Any]) -> str:
-    """How a pool's agents are chosen, as the dashboard and ``vea pools show`` say it:
-    ``static`` (listed), ``proficiency`` (``vea pools rebuild``) or, for ``general``,
-    ``all_agents``."""
+    """How a pool's agents are chosen, as the API, the dashboard and ``vea pools show``
+    say it: ``static`` (listed), ``proficiency`` (``vea pools rebuild``) or, for
+    ``general``, ``all_agents`` (whatever an older answer or file wrote for it)."""
     return ALL_AGENTS if pool.get("id") == GENERAL else str(pool.get("membership"))
+
+
+def pool_name(pool: Mapping[str, Any], language: str | None) -> str:
+    """A pool (as answered: a mapping with ``id`` and maybe ``name``) by its name in
+    ``language``, else in English, else by its id."""
+    return name_in(pool.get("name"), language, str(pool.get("id")))
 
 
 def member_count(pool: Mapping[str, Any]) -> int | None:
@@ -124,7 +124,11 @@ def pool_line(pool: Mapping[str, Any]) -> str:
     lift = ", ".join(f"{a} {v:.2f}" for a, v in (pool.get("lift") or {}).items()) or "-"
     count = member_count(pool)
     members = "every agent (the last fallback)" if count is None else f"{count} members"
-    return f"  {pool['id']:<18} {membership_of(pool):<11} {members}  lift: {lift}"
+    line = f"  {pool['id']:<18} {membership_of(pool):<11} {members}  lift: {lift}"
+    names = pool.get("name") or {}
+    if names:  # a terminal reads every language given (ids stay the first column)
+        line += "  name: " + " / ".join(names[language] for language in sorted(names))
+    return line
 
 
 # ------------------------------------------------------------------ availability

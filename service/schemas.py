@@ -13,6 +13,9 @@ import marshmallow as ma
 from marshmallow import fields, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
+from models.pools import MAX_NAME as MAX_POOL_NAME
+from models.pools import MEMBERSHIPS as POOL_MEMBERSHIPS
+from models.pools import NAME_LANGUAGE as POOL_NAME_LANGUAGE
 from models.schema import (
     LANGUAGE_TAG,
     LANGUAGE_TAG_HINT,
@@ -611,11 +614,26 @@ def _names(values, description: str, **kwargs) -> fields.List:
 
 class PoolSchema(Schema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(POOL_NAME_LANGUAGE.pattern)),
+        values=fields.String(validate=validate.Length(min=1, max=MAX_POOL_NAME)),
+        validate=validate.Length(min=1, max=50),
+        metadata={
+            "description": "display name per language code, e.g. {en: General, ja: 一般窓口}; "
+            "pages in another language show the English one, without a name the id"
+        },
+    )
     description = fields.String(validate=validate.Length(max=500))
     activities = fields.List(
         fields.String(validate=validate.OneOf(VALUE_ACTIVITIES)),
         load_default=list,
-        metadata={"description": "value activities the pool serves (general: any)"},
+        metadata={
+            "description": "value activities the pool serves (general: empty, see all_activities)"
+        },
+    )
+    # Accepted so that a GET answer can be PUT back; only general may (and does) say true.
+    all_activities = StrictBoolean(
+        metadata={"description": "true for general alone: it takes every activity"}
     )
     # Validated and canonicalised as a contact's tag is, so a pool can name any tag a
     # contact may carry and `JA_jp` is stored as the `ja-JP` that contacts arrive with.
@@ -627,8 +645,11 @@ class PoolSchema(Schema):
     channels = _names(validate.OneOf(CHANNELS), "omitted: every assisted channel")
     segments = _names(validate.Length(min=1, max=64), "e.g. [enterprise]; omitted: every one")
     membership = fields.String(
-        validate=validate.OneOf(["static", "proficiency"]),
-        metadata={"description": "proficiency: members are set by the rebuild"},
+        validate=validate.OneOf(POOL_MEMBERSHIPS),
+        metadata={
+            "description": "proficiency: members are set by the rebuild; all_agents: general "
+            "alone, which every agent answers (it lists no members)"
+        },
     )
     members = fields.List(
         fields.String(validate=validate.Length(min=1, max=128)),
@@ -646,6 +667,24 @@ class PoolSchema(Schema):
             allow_nan=False, validate=validate.Range(min=0, max=5, min_inclusive=False)
         ),
         metadata={"description": "members' proficiency per activity (set by the rebuild)"},
+    )
+
+
+class PoolAnswerSchema(PoolSchema):
+    """A pool as answers show it: what it takes and who answers it always said."""
+
+    all_activities = fields.Boolean(
+        required=True,
+        dump_default=False,
+        metadata={"description": "true for general alone: it takes every activity"},
+    )
+    membership = fields.String(
+        required=True,
+        validate=validate.OneOf(POOL_MEMBERSHIPS),
+        metadata={
+            "description": "static (members listed), proficiency (members set by the "
+            "rebuild) or all_agents (general: every agent answers it, members is empty)"
+        },
     )
 
 
@@ -698,7 +737,7 @@ class PoolsSchema(Schema):
     source = fields.String(required=True, validate=validate.OneOf(["file", "database"]))
     updated_at = fields.String(allow_none=True)
     updated_by = fields.String(allow_none=True)
-    pools = fields.List(fields.Nested(PoolSchema), required=True)
+    pools = fields.List(fields.Nested(PoolAnswerSchema), required=True)
     availability = fields.List(fields.Nested(AvailabilitySchema), required=True)
     proficiency = fields.List(fields.Nested(ProficiencySchema), required=True)
 
@@ -718,7 +757,7 @@ class RebuildSchema(Schema):
     members = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     agents = fields.Integer(required=True)
     qualified = fields.Integer(required=True)
-    pools = fields.List(fields.Nested(PoolSchema), required=True)
+    pools = fields.List(fields.Nested(PoolAnswerSchema), required=True)
 
 
 # ------------------------------------------------------------------- health

@@ -112,6 +112,13 @@ NAMED_COLUMNS = {
     ("by_experiment_arm", "group"): "arm",
     ("drift", "level"): "drift_level",
 }
+# A row may say how the page shows some of its cells (text already in the page's
+# language, e.g. a pool by its configured name); the CSV never writes it.
+SHOWN = "_shown"
+# The pools table's activities cell of `general`, which takes every activity: the CSV
+# writes this id (as membership `all_agents`), the page its name below.
+ALL_ACTIVITIES = "all_activities"
+ALL_ACTIVITIES_NAMES = {"en": "all activities", "ja": "すべての対応"}
 # Free text meant for a person (an explanation, not an id): the CSV writes it in the
 # page's language, while its headers and id cells stay the machine ids for scripts.
 FREE_TEXT_COLUMNS = {("gates", "reason"): "gate_reason"}
@@ -423,7 +430,7 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             "rows": pools["data"].get("proficiency") or [],
         }
     if pools["available"]:
-        from service.pools import member_count, membership_of
+        from service.pools import member_count, membership_of, pool_name
 
         out["pools"] = {
             "title": labels["pool_config"],
@@ -431,15 +438,26 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             "rows": [
                 {
                     "id": p.get("id"),
-                    "activities": " ".join(p.get("activities") or []),
+                    # `general` takes every activity: its empty list would read as none.
+                    "activities": ALL_ACTIVITIES
+                    if p.get("all_activities")
+                    else " ".join(p.get("activities") or []),
                     # `general`: every agent (all_agents, members empty in the CSV), not 0.
                     "membership": membership_of(p),
                     "members": member_count(p),
                     "capacity": p.get("capacity"),
+                    SHOWN: {"id": _pool_label(pool_name(p, language), p.get("id"), language)},
                 }
                 for p in pools["data"].get("pools") or []
             ],
         }
+        # The results by pool name the pools too (ids no longer configured stay ids).
+        if "by_pool_id" in out:
+            names = {p.get("id"): pool_name(p, language) for p in pools["data"].get("pools") or []}
+            out["by_pool_id"]["rows"] = [
+                {**r, SHOWN: {"group": names[r["group"]]}} if r.get("group") in names else r
+                for r in out["by_pool_id"]["rows"]
+            ]
     drift = sections["drift"]
     if drift["available"]:
         out["drift"] = {
@@ -553,8 +571,12 @@ def shown(
     """A table cell as the page shows it: ids by their name in the page's language; a
     group's mean from fewer than ``MIN_ANSWERS`` answers marked ``FEW_ANSWERS_MARK``."""
     kind = NAMED_COLUMNS.get((table, column))
+    if column in (row or {}).get(SHOWN, {}):
+        return row[SHOWN][column]
     if table == "pools" and column == "members" and value is None:
         return content.LABELS[language]["all_agents"]  # general: every agent answers it
+    if table == "pools" and column == "activities" and value == ALL_ACTIVITIES:
+        return ALL_ACTIVITIES_NAMES[language]
     if kind is None and column == "group" and table.startswith("by_"):
         kind = "group"  # segment, channel, agent...: only the empty group is named
     if kind is not None and isinstance(value, str):
@@ -567,6 +589,14 @@ def shown(
     if counted and value is not None and isinstance(answers, int) and answers < MIN_ANSWERS:
         text += FEW_ANSWERS_MARK
     return text
+
+
+def _pool_label(name: str, pool_id: Any, language: str) -> str:
+    """A pool in the pools table: its name with the id the API, the availability posts
+    and the CSV use (just the id when it has no name)."""
+    if name == pool_id:
+        return str(pool_id)
+    return f"{name}（{pool_id}）" if language == "ja" else f"{name} ({pool_id})"
 
 
 def _compared(table: str, column: str, value: Any, measure: str | None) -> str:
