@@ -2,8 +2,9 @@
 customer, pruned data, changed pools, promoted or rolled back a model), append-only.
 
 An event is written in the same transaction as the change when the change is in the
-database (``record`` on the caller's connection: both commit or neither), and right
-after it for model actions (the registry is on disk: ``record_now``). Nothing in the
+database (``record`` on the caller's connection, or an ``Event`` handed to the use case
+that opens it: both commit or neither), and right after it for model actions (the
+registry is on disk: ``record_after``). Nothing in the
 product deletes an event: there is no command for it and `vea db prune` leaves the table
 alone. An erasure's event names no customer: the id must not outlive its erasure, so
 only the counts are kept.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +73,20 @@ def record(
             details=details,
         )
     )
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event for a use case to write inside its own transaction (``write`` on the
+    connection that makes the change), so the change and its event commit together."""
+
+    actor: str
+    action: str
+    target: str | None = None
+    details: dict[str, Any] | None = None
+
+    def write(self, conn: sa.Connection) -> None:
+        record(conn, self.actor, self.action, self.target, self.details)
 
 
 def record_now(

@@ -9,7 +9,7 @@ The config and the last rebuild live in one row of ``pool_config`` and availabil
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from models.activities import VALUE_ACTIVITIES
 from models.pools import ALL_AGENTS, GENERAL, PoolConfig, PoolError, name_in, parse_config
 from models.proficiency import Rebuild, aggregate, estimate, rebuild_pools
+from service import audit
 from service.db import (
     READ_ONLY,
     begin_write,
@@ -53,26 +54,38 @@ def save_config(
     actor: str = "",
     proficiency: list[dict[str, Any]] | None = None,
     keep_proficiency: bool = True,
+    audit_event: audit.Event | None = None,
 ) -> datetime:
-    """Store ``config`` (validated already) for every worker; returns its timestamp."""
+    """Store ``config`` (validated already) for every worker; returns its timestamp.
+
+    ``audit_event`` is written in the same transaction: a config that could not be
+    stored has no event, and a stored one always has its event."""
     now = utcnow()
     values: dict[str, Any] = {"config": config.to_dict(), "updated_at": now, "updated_by": actor}
     if proficiency is not None or not keep_proficiency:
         values["proficiency"] = proficiency
-    _upsert(engine, pool_config, {"id": 1}, values)
+    _upsert(engine, pool_config, {"id": 1}, values, also=audit_event.write if audit_event else None)
     return now
 
 
-def _upsert(engine: sa.Engine, table: sa.Table, key: dict[str, Any], values: dict[str, Any]):
-    """Update the row, or insert it; a concurrent insert of the same key retries the
-    update (SQLite and PostgreSQL alike, no dialect-specific ON CONFLICT)."""
+def _upsert(
+    engine: sa.Engine,
+    table: sa.Table,
+    key: dict[str, Any],
+    values: dict[str, Any],
+    also: Callable[[sa.Connection], None] | None = None,
+) -> None:
+    """Update the row, or insert it, then run ``also`` in the same transaction; a
+    concurrent insert of the same key retries the update (SQLite and PostgreSQL alike, no
+    dialect-specific ON CONFLICT)."""
     condition = sa.and_(*(table.c[k] == v for k, v in key.items()))
     for _ in range(2):
         try:
             with begin_write(engine) as conn:
-                if conn.execute(table.update().where(condition).values(**values)).rowcount:
-                    return
-                conn.execute(table.insert().values(**key, **values))
+                if not conn.execute(table.update().where(condition).values(**values)).rowcount:
+                    conn.execute(table.insert().values(**key, **values))
+                if also is not None:
+                    also(conn)
                 return
         except IntegrityError:
             continue

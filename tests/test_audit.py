@@ -1,6 +1,7 @@
 """The audit log of administrative actions: written with the change (keys, erasure,
 prune, pools) or right after it (models), never naming an erased customer, read with
-`vea audit` and `GET /v1/audit` (admin only), and never pruned."""
+`vea audit` and `GET /v1/audit` (admin only), and never pruned. A pools change and its
+event are one transaction."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from models.registry import Registry
 from service import audit
 from service.auth import create_key, list_keys
-from service.db import audit_events, make_engine, utcnow
+from service.db import audit_events, make_engine, pool_config, utcnow
 from tests.test_api_pools import POOLS
 from training.cli import cli
 
@@ -128,6 +129,74 @@ def test_the_event_is_written_in_the_changes_transaction(database_url, monkeypat
         assert label not in {k["label"] for k in list_keys(engine)}
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def pools_from_the_file(app):
+    """No stored pools config before and after (the API suite shares one database)."""
+    engine = app.extensions["vea"].engine
+
+    def clear():
+        with engine.begin() as conn:
+            conn.execute(pool_config.delete())
+        app.extensions["vea"].pools.refresh(force=True)
+
+    clear()
+    yield engine
+    clear()
+
+
+def test_a_pools_change_and_its_event_commit_together(
+    client, keys, monkeypatch, pools_from_the_file
+):
+    admin_id = _key_id(keys["admin"])
+    real_record = audit.record
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the audit log cannot be written")
+
+    monkeypatch.setattr(audit, "record", broken)
+    failed = client.put("/v1/pools", json=POOLS, headers=keys["admin"])
+    assert failed.status_code == 500
+    # Not stored: no change without its event.
+    assert client.get("/v1/pools", headers=keys["admin"]).get_json()["source"] == "file"
+    rebuilt = client.post("/v1/pools/rebuild", json={}, headers=keys["admin"])
+    assert rebuilt.status_code == 500
+    assert client.get("/v1/pools", headers=keys["admin"]).get_json()["source"] == "file"
+
+    monkeypatch.setattr(audit, "record", real_record)
+    assert client.put("/v1/pools", json=POOLS, headers=keys["admin"]).status_code == 200
+    stored = client.get("/v1/pools", headers=keys["admin"]).get_json()
+    (event,) = _mine(_events(client, keys["admin"]), admin_id)
+    assert (event["action"], event["details"]) == ("pools.update", {"pools": 3})
+    assert stored["source"] == "database" and stored["updated_by"] == admin_id
+
+
+def test_a_pools_change_that_fails_records_no_event(pools_from_the_file):
+    from models.pools import parse_config
+    from service import pools as use_cases
+
+    engine = pools_from_the_file
+    label = f"never-{utcnow():%H%M%S%f}"
+    event = audit.Event(label, "pools.update")
+
+    def failing(conn):
+        audit.record(conn, label, "pools.update")
+        raise RuntimeError("the config write failed after the event")
+
+    config = parse_config(POOLS)
+    values = {"config": config.to_dict(), "updated_at": utcnow(), "updated_by": label}
+    with pytest.raises(RuntimeError, match="after the event"):
+        use_cases._upsert(engine, pool_config, {"id": 1}, values, also=failing)
+    with pytest.raises(ValueError):  # an event that cannot be written stops the change
+        use_cases.save_config(engine, config, audit_event=audit.Event(label, "no.such"))
+    assert use_cases.stored(engine) is None
+    assert not [e for e in audit.list_events(engine) if e["actor"] == label]
+    use_cases.save_config(engine, config, actor=label, audit_event=event)
+    assert use_cases.stored(engine)["updated_by"] == label
+    assert [e["action"] for e in audit.list_events(engine) if e["actor"] == label] == [
+        "pools.update"
+    ]
 
 
 # ----------------------------------------------------------------------- CLI

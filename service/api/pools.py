@@ -71,11 +71,10 @@ def blueprint() -> Blueprint:
         st = state()
         # A new config invalidates the last rebuild's per-agent figures only where pools
         # changed; they stay as the record of what the outcomes showed.
-        use_cases.save_config(st.engine, config, actor=g.key_id or "")
-        # Right after the change (service.pools owns its transaction).
-        audit.record_now(
-            st.engine, audit.key_actor(g.key_id), "pools.update", None, {"pools": len(config.pools)}
+        event = audit.Event(
+            audit.key_actor(g.key_id), "pools.update", None, {"pools": len(config.pools)}
         )
+        use_cases.save_config(st.engine, config, actor=g.key_id or "", audit_event=event)
         st.pools.refresh(force=True)
         return _describe()
 
@@ -120,8 +119,8 @@ def blueprint() -> Blueprint:
                 result.config,
                 actor=g.key_id or "",
                 proficiency=[p.to_dict() for p in result.proficiency],
+                audit_event=audit.Event(audit.key_actor(g.key_id), "pools.rebuild"),
             )
-            audit.record_now(st.engine, audit.key_actor(g.key_id), "pools.rebuild")
             st.pools.refresh(force=True)
         return use_cases.rebuild_answer(result, stored_=not body["dry_run"])
 
