@@ -12,6 +12,7 @@ only the counts are kept.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import logging
 from dataclasses import dataclass
@@ -139,25 +140,90 @@ def record_cli_model_action(action: str, target: str | None, details: dict | Non
         engine.dispose()
 
 
-def list_events(
-    engine: sa.Engine, since: datetime | None = None, until: datetime | None = None
-) -> list[dict[str, Any]]:
-    """Events with ``since <= occurred_at < until`` (naive UTC), oldest first."""
+# Paging of GET /v1/audit: events come oldest first, ``limit`` per page.
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+MAX_CURSOR = 100
+
+
+def encode_cursor(occurred_at: datetime, event_id: int) -> str:
+    """The position after an event, for the next page. It holds the full stored time
+    (microseconds, not the milliseconds answers show): the page order is (time, id), and
+    a rounded time would repeat or skip events that share a millisecond."""
+    raw = f"{occurred_at.isoformat(timespec='microseconds')}|{event_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """``(time, id)`` of an ``encode_cursor`` text; ValueError for anything else."""
+    if len(cursor) > MAX_CURSOR:
+        raise ValueError("cursor too long")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, event_id = raw.split("|")
+        occurred_at, position = datetime.fromisoformat(moment), int(event_id)
+    except ValueError:  # also bad base64 (binascii.Error) and bad UTF-8
+        raise ValueError("not a cursor") from None
+    if occurred_at.tzinfo is not None or position < 1:
+        raise ValueError("not a cursor")
+    return occurred_at, position
+
+
+def _event(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "occurred_at": iso_utc(row.occurred_at),
+        "actor": row.actor,
+        "action": row.action,
+        "target": row.target,
+        "details": row.details,
+    }
+
+
+def _period_query(since: datetime | None, until: datetime | None) -> sa.Select:
     query = sa.select(audit_events).order_by(audit_events.c.occurred_at, audit_events.c.id)
     if since is not None:
         query = query.where(audit_events.c.occurred_at >= since)
     if until is not None:
         query = query.where(audit_events.c.occurred_at < until)
+    return query
+
+
+def list_events(
+    engine: sa.Engine, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Events with ``since <= occurred_at < until`` (naive UTC), oldest first (all of
+    them: ``page_events`` reads a long log a page at a time)."""
     with autocommit_connection(engine) as conn:
-        rows = conn.execute(query).all()
-    return [
-        {
-            "id": row.id,
-            "occurred_at": iso_utc(row.occurred_at),
-            "actor": row.actor,
-            "action": row.action,
-            "target": row.target,
-            "details": row.details,
-        }
-        for row in rows
-    ]
+        rows = conn.execute(_period_query(since, until)).all()
+    return [_event(row) for row in rows]
+
+
+def page_events(
+    engine: sa.Engine,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    limit: int = DEFAULT_PAGE,
+    after: tuple[datetime, int] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to ``limit`` events of the period after the position ``after`` (a decoded
+    cursor), oldest first, and the cursor of the next page (None after the last).
+
+    Keyset paging on (time, id), not an offset: a page costs the same however deep in
+    the log it is, and events appended meanwhile do not shift the pages already read."""
+    query = _period_query(since, until)
+    if after is not None:
+        occurred_at, event_id = after
+        query = query.where(
+            sa.or_(
+                audit_events.c.occurred_at > occurred_at,
+                sa.and_(audit_events.c.occurred_at == occurred_at, audit_events.c.id > event_id),
+            )
+        )
+    # One row more than asked says whether a next page exists without a count query.
+    with autocommit_connection(engine) as conn:
+        rows = conn.execute(query.limit(limit + 1)).all()
+    more, rows = len(rows) > limit, rows[:limit]
+    following = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None
+    return [_event(row) for row in rows], following

@@ -28,6 +28,9 @@ from models.schema import (
     canonical_language,
     parse_reward,
 )
+from service.audit import DEFAULT_PAGE as AUDIT_PAGE
+from service.audit import MAX_PAGE as AUDIT_MAX_PAGE
+from service.audit import decode_cursor
 from service.fast_load import DEFER, compile_loader
 
 EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
@@ -1122,8 +1125,36 @@ class DriftReportSchema(Schema):
 
 
 # --------------------------------------------------------------------- audit
+class AuditCursor(fields.String):
+    """The ``next`` of an earlier audit page, loaded as the position it stands for."""
+
+    default_error_messages = {"cursor": "not a cursor: pass the `next` of an earlier answer"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return decode_cursor(text)
+        except ValueError:
+            raise self.make_error("cursor") from None
+
+
 class AuditQuerySchema(ReportQuerySchema):
-    """The audit log's period: the reports' query (``from`` before ``to``, UTC)."""
+    """The audit log's period (the reports' query: ``from`` before ``to``, UTC) and its
+    paging: ``limit`` events a page, the next page from the answer's ``next``."""
+
+    limit = fields.Integer(
+        load_default=AUDIT_PAGE,
+        validate=validate.Range(min=1, max=AUDIT_MAX_PAGE),
+        metadata={
+            "description": f"events per page ({AUDIT_PAGE} by default, at most {AUDIT_MAX_PAGE})"
+        },
+    )
+    cursor = AuditCursor(
+        load_default=None,
+        metadata={
+            "description": "the `next` of the previous page (same from/to); omitted: the first page"
+        },
+    )
 
 
 class AuditEventSchema(Schema):
@@ -1145,3 +1176,11 @@ class AuditEventSchema(Schema):
 
 class AuditSchema(Schema):
     events = fields.List(fields.Nested(AuditEventSchema), required=True)
+    next = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "cursor of the following page (pass it as `cursor`); null: "
+            "this page holds the period's last events"
+        },
+    )

@@ -1,11 +1,12 @@
 """The audit log of administrative actions: written with the change (keys, erasure,
-prune, pools) or right after it (models), never naming an erased customer, read with
-`vea audit` and `GET /v1/audit` (admin only), and never pruned. A pools change and its
-event are one transaction."""
+prune, pools: in the change's own transaction) or right after it (models), never naming
+an erased customer, read with `vea audit` and `GET /v1/audit` (admin only, a page at a
+time: limit and cursor), and never pruned."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -25,9 +26,26 @@ def _key_id(headers: dict[str, str]) -> str:
 
 
 def _events(client, admin, **query) -> list[dict]:
-    answer = client.get("/v1/audit", query_string=query, headers=admin)
-    assert answer.status_code == 200, answer.get_json()
-    return answer.get_json()["events"]
+    """Every event of the period, read page by page (the suite's database holds more
+    than one page)."""
+    return [event for page in _pages(client, admin, limit=1000, **query) for event in page]
+
+
+def _pages(client, admin, **query) -> list[list[dict]]:
+    """The period's events as the API pages them, following ``next`` to the end."""
+    pages, cursor = [], None
+    while True:
+        answer = client.get(
+            "/v1/audit",
+            query_string={**query, **({"cursor": cursor} if cursor else {})},
+            headers=admin,
+        )
+        assert answer.status_code == 200, answer.get_json()
+        pages.append(answer.get_json()["events"])
+        cursor = answer.get_json()["next"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 1000, "the pages never end"
 
 
 def _mine(events: list[dict], actor: str) -> list[dict]:
@@ -109,8 +127,13 @@ def test_the_audit_api_is_for_admins_and_reads_a_period(client, keys):
 def test_the_audit_api_is_documented(client):
     spec = client.get("/openapi.json").get_json()
     operation = spec["paths"]["/v1/audit"]["get"]
-    assert {p["name"] for p in operation["parameters"]} >= {"from", "to"}
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) >= {"from", "to", "limit", "cursor"}
+    limit = parameters["limit"]["schema"]
+    assert (limit["default"], limit["minimum"], limit["maximum"]) == (100, 1, 1000)
     assert {"200", "401", "403", "422"} <= set(operation["responses"])
+    answer = spec["components"]["schemas"]["Audit"]
+    assert "next" in answer["required"] and answer["properties"]["next"]["nullable"] is True
 
 
 # -------------------------------------------------------------- transactions
@@ -197,6 +220,114 @@ def test_a_pools_change_that_fails_records_no_event(pools_from_the_file):
     assert [e["action"] for e in audit.list_events(engine) if e["actor"] == label] == [
         "pools.update"
     ]
+
+
+# -------------------------------------------------------------------- paging
+def _insert(engine, rows: list[tuple[datetime, str]]) -> list[int]:
+    """Events at the given times (naive UTC) by ``actor``; their ids, as inserted."""
+    with engine.begin() as conn:
+        return [
+            conn.execute(
+                audit_events.insert().values(occurred_at=at, actor=actor, action="key.create")
+            ).inserted_primary_key[0]
+            for at, actor in rows
+        ]
+
+
+def _window() -> tuple[datetime, dict[str, str]]:
+    """A minute of 1980 no other test writes to (so pages hold only this test's events)."""
+    start = datetime(1980, 1, 1) + timedelta(minutes=uuid.uuid4().int % 4_000_000)
+    return start, {
+        "from": start.isoformat() + "Z",
+        "to": (start + timedelta(minutes=1)).isoformat() + "Z",
+    }
+
+
+def test_the_audit_api_reads_a_long_log_page_by_page(app, client, keys):
+    engine = app.extensions["vea"].engine
+    start, window = _window()
+    # Events sharing a time (to the microsecond) and events a microsecond apart in the
+    # same millisecond (what the answers show): each must come exactly once.
+    same = start + timedelta(seconds=1, microseconds=123_456)
+    times = [
+        start + timedelta(seconds=5),
+        same,
+        same,
+        same + timedelta(microseconds=1),
+        same,
+        start + timedelta(seconds=2),
+        start,
+    ]
+    ids = _insert(engine, [(at, f"pager-{i}") for i, at in enumerate(times)])
+    expected = [i for _, i in sorted(zip(times, ids, strict=True))]
+
+    pages = _pages(client, keys["admin"], limit=2, **window)
+    assert [len(page) for page in pages] == [2, 2, 2, 1]
+    assert [e["id"] for page in pages for e in page] == expected
+    # A page that holds exactly the rest says there is no next one.
+    (whole,) = _pages(client, keys["admin"], limit=len(times), **window)
+    assert [e["id"] for e in whole] == expected
+    # Events appended meanwhile do not shift the pages read: the cursor is a position.
+    first = client.get(
+        "/v1/audit", query_string={"limit": 3, **window}, headers=keys["admin"]
+    ).get_json()
+    _insert(engine, [(start - timedelta(seconds=1) + timedelta(minutes=1), "pager-late")])
+    rest = client.get(
+        "/v1/audit",
+        query_string={"limit": 100, "cursor": first["next"], **window},
+        headers=keys["admin"],
+    ).get_json()
+    assert [e["id"] for e in first["events"] + rest["events"]][: len(expected)] == expected
+    assert rest["events"][-1]["actor"] == "pager-late" and rest["next"] is None
+
+
+def test_the_audit_api_pages_100_events_by_default(app, client, keys):
+    start, window = _window()
+    _insert(
+        app.extensions["vea"].engine,
+        [(start + timedelta(milliseconds=i), "bulk") for i in range(101)],
+    )
+    first = client.get("/v1/audit", query_string=window, headers=keys["admin"]).get_json()
+    assert len(first["events"]) == 100 and first["next"]
+    second = client.get(
+        "/v1/audit", query_string={**window, "cursor": first["next"]}, headers=keys["admin"]
+    ).get_json()
+    assert len(second["events"]) == 1 and second["next"] is None
+    most = client.get(
+        "/v1/audit", query_string={**window, "limit": 1000}, headers=keys["admin"]
+    ).get_json()
+    assert len(most["events"]) == 101 and most["next"] is None
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"limit": ""}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": "MjAyNi0wMS0wMXxhYmM"}, "cursor"),  # base64 of "2026-01-01|abc"
+        ({"cursor": "MjAyNi0wMS0wMVQwMDowMDowMCswMDowMHwx"}, "cursor"),  # with a zone
+        ({"cursor": ""}, "cursor"),
+        ({"cursor": "A" * 101}, "cursor"),
+    ],
+)
+def test_a_bad_limit_or_cursor_is_422(client, keys, query, field):
+    answer = client.get("/v1/audit", query_string=query, headers=keys["admin"])
+    assert answer.status_code == 422, answer.get_json()
+    error = answer.get_json()["error"]
+    assert set(error) == {"code", "message", "fields"} and field in error["fields"]
+
+
+def test_the_cursor_round_trips_the_stored_time():
+    moment = datetime(2026, 3, 4, 5, 6, 7, 891_234)
+    assert audit.decode_cursor(audit.encode_cursor(moment, 42)) == (moment, 42)
+    assert audit.decode_cursor(audit.encode_cursor(datetime(2026, 3, 4), 1)) == (
+        datetime(2026, 3, 4),
+        1,
+    )
 
 
 # ----------------------------------------------------------------------- CLI

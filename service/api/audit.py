@@ -26,17 +26,21 @@ def blueprint() -> Blueprint:
     @require("audit:read")
     @protected(blp)
     @blp.arguments(AuditQuerySchema(), location="query", unknown=RAISE)
-    @blp.response(200, AuditSchema, description="events in the period, oldest first")
-    @blp.alt_response(422, schema=ErrorSchema, description="a bad period")
+    @blp.response(200, AuditSchema, description="a page of the period's events, oldest first")
+    @blp.alt_response(422, schema=ErrorSchema, description="a bad period, limit or cursor")
     def list_audit(query):
-        """Audit events with ``from <= time < to`` (both optional), oldest first. An
-        erasure's event names no customer (only the counts)."""
+        """Audit events with ``from <= time < to`` (both optional), oldest first, ``limit``
+        a page: while ``next`` is not null, ask again with ``cursor=<next>`` (and the same
+        ``from``/``to``) for the following events. An erasure's event names no customer
+        (only the counts)."""
         start, end = query.get("from_"), query.get("to")
-        events = audit.list_events(
+        events, following = audit.page_events(
             state().engine,
             since=to_naive_utc(start) if start else None,
             until=to_naive_utc(end) if end else None,
+            limit=query["limit"],
+            after=query["cursor"],
         )
-        return {"events": events}
+        return {"events": events, "next": following}
 
     return blp
