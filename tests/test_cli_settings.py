@@ -134,3 +134,20 @@ def test_a_bad_database_setting_stops_a_model_change_before_it_is_made(argv, reg
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: VEA_DATABASE_URL: "), result.output
     assert (registry.champion(), registry.shadow()) == (second, None)
+
+
+def test_retrain_reads_its_settings_with_the_services_checks(data, tmp_path):
+    refused(
+        vea("retrain", "--data", data, env={"VEA_REGISTRY": ""}),
+        "VEA_REGISTRY: must not be empty",
+    )
+    result = vea(
+        "retrain",
+        "--data",
+        data,
+        env={"VEA_REGISTRY": str(tmp_path / "registry"), "VEA_DRIFT_PSI_THRESHOLD": "-1"},
+    )
+    assert result.exit_code == 1, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: VEA_DRIFT_PSI_THRESHOLD: "), line
+    assert not (tmp_path / "registry").exists()

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 import pandas as pd  # training.loading imports it anyway
@@ -23,26 +22,10 @@ from models.registry import Registry, RegistryError
 from training.fit import UNKNOWN_REWARD
 from training.loading import ColumnsMissing, DataError, load_log, read_table, write_table
 from training.retrain import reward_from_options, reward_options
+from training.settings import setting, setting_if_set
 from training.spec import Spec, SpecError
 
 USER_ERRORS = (DataError, SpecError, BundleError, RegistryError, FileNotFoundError, ValueError)
-
-
-def setting(name: str) -> Any:
-    """The ``VEA_<NAME>`` setting as the service reads it (its default when unset), with
-    the service's start-up checks (``service.config``): a bad value stops the command
-    with one line naming the variable. Only that variable is read."""
-    from service.config import Settings
-
-    return getattr(Settings.from_env(only=(name,)), name)
-
-
-def setting_if_set(name: str) -> Any:
-    """``setting(name)`` when its variable is set, else None (an option that is off
-    unless configured, such as ``vea score``'s routes)."""
-    from service.config import variable
-
-    return setting(name) if variable(name) in os.environ else None
 
 
 def registry_option(func):

@@ -24,7 +24,6 @@ never imports ``service``.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -62,6 +61,7 @@ from training.ope import (
     evaluate_policy,
 )
 from training.overlap import seen_share
+from training.settings import setting
 from training.spec import Spec
 
 K = len(ACTIONS)
@@ -621,20 +621,6 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ command
-def _positive_from_env(name: str, default: float) -> float:
-    """A positive number from the environment; a bad value names its variable."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}: not a number: {raw!r}") from None
-    if not 0.0 < value < float("inf"):
-        raise ValueError(f"{name}: must be a positive number, got {raw!r}")
-    return value
-
-
 @click.command("retrain")
 @click.option("--since", type=click.DateTime(), default=None, help="Export decisions from here.")
 @click.option("--force", is_flag=True, help="Promote even if the gate refuses (recorded).")
@@ -648,7 +634,7 @@ def _positive_from_env(name: str, default: float) -> float:
 @click.option(
     "--registry",
     type=click.Path(file_okay=False),
-    default=lambda: os.environ.get("VEA_REGISTRY", "var/registry"),
+    default=lambda: setting("registry"),
     show_default="VEA_REGISTRY or var/registry",
 )
 @click.option(
@@ -669,7 +655,7 @@ def _positive_from_env(name: str, default: float) -> float:
 @click.option(
     "--drift-threshold",
     type=float,
-    default=lambda: _positive_from_env("VEA_DRIFT_PSI_THRESHOLD", DRIFT_WARN_PSI),
+    default=lambda: setting("drift_psi_threshold"),
     show_default="VEA_DRIFT_PSI_THRESHOLD or 0.2",
 )
 @reward_options

@@ -1,0 +1,24 @@
+"""The service's ``VEA_*`` settings as the training commands read them: the same names,
+defaults and start-up checks (``service.config``), one variable at a time."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def setting(name: str) -> Any:
+    """The ``VEA_<NAME>`` setting as the service reads it (its default when unset), with
+    the service's start-up checks (``service.config``): a bad value stops the command
+    with one line naming the variable. Only that variable is read."""
+    from service.config import Settings
+
+    return getattr(Settings.from_env(only=(name,)), name)
+
+
+def setting_if_set(name: str) -> Any:
+    """``setting(name)`` when its variable is set, else None (an option that is off
+    unless configured, such as ``vea score``'s routes)."""
+    from service.config import variable
+
+    return setting(name) if variable(name) in os.environ else None
