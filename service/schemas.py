@@ -893,8 +893,29 @@ class UpliftSchema(DifferenceSchema):
 
 
 class RoiSchema(DifferenceSchema):
-    """``value`` and its interval: the total over the treated contacts; ``treated`` and
-    ``holdout``: each arm's value per contact."""
+    """``value`` and its interval: the total spread over the treated contacts; ``treated``
+    and ``holdout``: each arm's value per customer on that same per-treated-contact scale
+    (the holdout's as if its customers called as often), so ``treated - holdout`` is
+    ``value``."""
+
+    treated = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "the treated arm's value per customer, spread over the treated "
+            "contacts (per-treated-contact scale)"
+        },
+    )
+    holdout = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "the holdout's value per customer on the same per-treated-contact "
+            "scale (not per its own contacts), so treated - holdout = value"
+        },
+    )
+    value = fields.Float(
+        allow_none=True,
+        metadata={"description": "treated minus holdout per treated contact"},
+    )
 
     value_of_retention = fields.Float(required=True)
     cost_per_second = fields.Float(required=True)
@@ -927,6 +948,22 @@ class RoiSchema(DifferenceSchema):
     upgrades_valued = fields.Boolean(
         required=True,
         metadata={"description": "false for data without upgrade revenue: not in the value"},
+    )
+    upgrades_without_value = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(["treated", "holdout"])),
+        values=fields.Integer(allow_none=True),
+        metadata={
+            "description": "per arm (treated, holdout): `upgraded` events in the revenue's "
+            "windows sent without a value (counted 0); null: the data does not say"
+        },
+    )
+    upgrade_revenue_note = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "set when upgrades lack a value: which money figures are then "
+            "bounds (an arm's revenue a lower bound; the difference a lower bound when only "
+            "treated upgrades lack one, an upper bound when only holdout ones do)"
+        },
     )
 
 
@@ -1028,11 +1065,41 @@ class PeriodSchema(Schema):
     to = fields.String(allow_none=True)
 
 
-class SrmSchema(Schema):
-    """Sample ratio mismatch: customers per arm against the configured holdout share,
-    chi-square goodness of fit, flagged at p < alpha."""
+class ShareRunSchema(Schema):
+    """One run of decisions a single holdout share explains (``srm.share_history``)."""
 
-    configured_share = fields.Float(required=True, metadata={"description": "VEA_HOLDOUT_SHARE"})
+    from_ = fields.String(
+        data_key="from",
+        attribute="from",
+        allow_none=True,
+        metadata={"description": "the run's first decision (UTC)"},
+    )
+    to = fields.String(allow_none=True, metadata={"description": "the run's last decision"})
+    changed_after = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the last decision of the run before that only the earlier share "
+            "explains: the change lies between it and this run's from (null: the first run)"
+        },
+    )
+    decisions = fields.Integer(required=True)
+    share = fields.Float(required=True, metadata={"description": "the share in force"})
+    share_low = fields.Float(
+        required=True, metadata={"description": "lowest share the run allows (exclusive)"}
+    )
+    share_high = fields.Float(
+        required=True, metadata={"description": "highest share the run allows (inclusive)"}
+    )
+
+
+class SrmSchema(Schema):
+    """Sample ratio mismatch: customers per arm against the holdout share in force (read
+    from the decisions when they show it, else the configured one), chi-square goodness
+    of fit, flagged at p < alpha."""
+
+    configured_share = fields.Float(
+        required=True, metadata={"description": "VEA_HOLDOUT_SHARE when the report ran"}
+    )
     experiment = fields.String(allow_none=True, metadata={"description": "VEA_EXPERIMENT"})
     holdout_customers = fields.Integer(required=True)
     treated_customers = fields.Integer(required=True)
@@ -1040,6 +1107,45 @@ class SrmSchema(Schema):
         required=True, metadata={"description": "customers seen in both arms (should be 0)"}
     )
     observed_share = fields.Float(allow_none=True)
+    expected_share = fields.Float(
+        allow_none=True,
+        metadata={"description": "the holdout share the test expects (the share(s) in force)"},
+    )
+    share_source = fields.String(
+        validate=validate.OneOf(["configured", "decisions", "unchecked"]),
+        metadata={
+            "description": "configured: every decision follows VEA_HOLDOUT_SHARE; decisions: "
+            "the share in force was read from the decisions; unchecked: the arms do not "
+            "follow VEA_EXPERIMENT's hash, the configured share is used"
+        },
+    )
+    share_changes = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "changes of the share within the period (flags the uplift); null: "
+            "not read from the decisions"
+        },
+    )
+    share_history = fields.List(
+        fields.Nested(ShareRunSchema),
+        allow_none=True,
+        metadata={"description": "each run's share and times (share_source: decisions)"},
+    )
+    assigned_otherwise = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "decisions not in the arm the configured share and experiment "
+            "give their customer (null: no experiment or no decisions)"
+        },
+    )
+    both_arms_expected = fields.Float(
+        metadata={"description": "customers expected in both arms (across a share change)"}
+    )
+    min_expected = fields.Float(
+        metadata={
+            "description": "customers each category must expect for the test (Cochran's rule)"
+        }
+    )
     chi_square = fields.Float(allow_none=True)
     p_value = fields.Float(allow_none=True)
     alpha = fields.Float(required=True)

@@ -228,7 +228,8 @@ UNVALUED_DAY = datetime(2017, 3, 7, 10, 0, 0)  # this test's own day
 
 def test_the_service_report_counts_upgrades_without_a_value(make_app, keys, new_id):
     """From the stored events to the report: a treated customer's upgrade sent without a
-    value is counted in its arm and the note says the difference is a lower bound."""
+    value is counted in its arm and the note says the difference is a lower bound, on the
+    API (the answer's schema keeps both fields)."""
     from service import reports
 
     app = make_app(holdout_share=0.5)
@@ -250,3 +251,8 @@ def test_the_service_report_counts_upgrades_without_a_value(make_app, keys, new_
     assert "lower bound" in roi["upgrade_revenue_note"]
     assert roi["upgrade_revenue"]["treated"] == pytest.approx(100.0 * (arms["treatment"] - 1)
                                                               / arms["treatment"])  # fmt: skip
+    period = {"from": start.isoformat(), "to": (start + timedelta(days=1)).isoformat()}
+    answer = client.get("/v1/reports/value", query_string=period, headers=keys["engineer"])
+    assert answer.status_code == 200, answer.json
+    assert answer.json["roi"]["upgrades_without_value"] == {"treated": 1, "holdout": 0}
+    assert answer.json["roi"]["upgrade_revenue_note"] == roi["upgrade_revenue_note"]

@@ -272,6 +272,14 @@ def test_api_dashboard_and_cli_warn_of_a_share_changed_in_the_period(
     assert srm["configured_share"] == 0.1 and srm["tested"] and not srm["mismatch"]
     assert "not the configured 10.0%" in srm["message"]
     assert answer.json["uplift_trustworthy"] is True
+    # The answer carries what the check read from the decisions (the schema keeps it).
+    assert srm["share_source"] == "decisions" and srm["share_changes"] == 0
+    assert 0.3 < srm["expected_share"] < 0.7 and srm["assigned_otherwise"] > 0
+    assert srm["min_expected"] == 5 and srm["both_arms_expected"] == 0
+    (run,) = srm["share_history"]
+    assert run["decisions"] == 60 and run["changed_after"] is None
+    assert run["from"].startswith(f"{CHANGE_DAY}T10:00:00")
+    assert run["share_low"] < run["share"] <= run["share_high"]
 
     desk = {"Authorization": f"Bearer {create_key(engine, 'desktop')[1]}"}
     _decide(client, desk, new_id, 60, at=f"{CHANGE_DAY}T14:00:00")
@@ -281,6 +289,9 @@ def test_api_dashboard_and_cli_warn_of_a_share_changed_in_the_period(
     assert srm["mismatch"] and "changed 1 time" in srm["message"]
     assert f"{CHANGE_DAY}T14:00:" in srm["message"]  # the afternoon's run
     assert answer.json["uplift_trustworthy"] is False
+    assert srm["share_changes"] == 1 and len(srm["share_history"]) == 2
+    assert srm["share_history"][1]["from"].startswith(f"{CHANGE_DAY}T14:00:")
+    assert srm["share_history"][1]["changed_after"] < srm["share_history"][1]["from"]
 
     log_in(client, create_key(engine, "manager")[1])
     page = client.get("/dashboard", query_string=day).get_data(as_text=True)
