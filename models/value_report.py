@@ -71,7 +71,7 @@ import numpy as np
 from scipy.special import chdtrc, stdtrit
 
 from models.activities import ACTIONS, NONE
-from models.exploration import uniform_from
+from models.exploration import holdout_draw
 from models.schema import Reward
 
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
@@ -608,10 +608,10 @@ def chi_square_gof(observed: Sequence[float], expected: Sequence[float]) -> tupl
 
 
 def assignment_draws(customers: Sequence[str], experiment: str) -> np.ndarray:
-    """Each customer's assignment draw: ``models.exploration.holdout_arm`` holds a
-    customer out when this number is below the share in force (same salt; a test holds
-    the two together), so each stored arm bounds the share it was assigned under."""
-    return np.array([uniform_from(str(c), f"holdout:{experiment}") for c in customers])
+    """Each customer's assignment draw (``models.exploration.holdout_draw``, the number
+    ``holdout_arm`` holds a customer out by when it is below the share in force), so each
+    stored arm bounds the share it was assigned under."""
+    return np.array([holdout_draw(str(c), experiment) for c in customers], dtype=np.float64)
 
 
 def share_history(

@@ -12,6 +12,8 @@ from models.exploration import (
     distribution,
     draw,
     holdout_arm,
+    holdout_draw,
+    uniform_from,
 )
 
 VALUES = {"none": 0.0, "validate_purchase": 3.0, "educate_usage": 1.0, "advise_new_uses": -2.0}
@@ -91,6 +93,20 @@ def test_holdout_share_is_within_tolerance_and_stable_per_customer():
     other = [holdout_arm(f"cust-{i}", 0.1, "exp-b") for i in range(2000)]
     assert other != arms[:2000]
     assert holdout_arm("cust-1", 0.0, "exp-a") == TREATMENT
+
+
+def test_the_holdout_draw_is_the_number_a_customer_is_held_out_by():
+    """One function writes the holdout's salt: the arm is the draw against the share (the
+    value report re-draws the same number), and the draws are those of every stored
+    decision (pinned: a faster hash read must not move a customer or a decision)."""
+    for i in range(2000):
+        u = holdout_draw(f"cust-{i}", "exp-a")
+        assert 0.0 <= u < 1.0
+        for share in (0.05, 0.5):
+            assert (holdout_arm(f"cust-{i}", share, "exp-a") == HOLDOUT) == (u < share)
+    assert holdout_draw("cust-1", "exp-a") == 0.9110153113851804
+    assert uniform_from("d-1", "explore") == 0.8937555339306387
+    assert uniform_from("d-1", "route") == 0.5770423463493558
 
 
 # --------------------------------------------------------------------------- API
