@@ -345,6 +345,32 @@ def _money(value) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
+def _srm_shares(srm: dict) -> list[str]:
+    """The holdout share the sample ratio check expected and where it came from, and each
+    run of a share that changed in the period (the message says it in prose; an operator
+    splitting the period needs the times)."""
+    if srm.get("expected_share") is None:
+        return []
+    source = {
+        "configured": "VEA_HOLDOUT_SHARE, which every decision follows",
+        "decisions": "read from the decisions",
+        "unchecked": "VEA_HOLDOUT_SHARE, unchecked: the arms do not follow VEA_EXPERIMENT",
+    }.get(srm.get("share_source"), srm.get("share_source"))
+    lines = [
+        f"  expected holdout share {_percent(srm['expected_share'])} ({source}; configured "
+        f"{_percent(srm['configured_share'])}), share changes in the period "
+        f"{'-' if srm.get('share_changes') is None else srm['share_changes']}"
+    ]
+    if srm.get("share_changes"):
+        for run in srm.get("share_history") or []:
+            after = f" (changed after {run['changed_after']})" if run.get("changed_after") else ""
+            lines.append(
+                f"    {_percent(run['share'])} from {run['from'] or '?'} to {run['to'] or '?'}"
+                f"{after}, {run['decisions']} decisions"
+            )
+    return lines
+
+
 def _report_text(result: dict) -> str:
     o = result["overall"]
     period = result["period"]
@@ -370,6 +396,7 @@ def _report_text(result: dict) -> str:
     srm = result.get("srm")
     if srm:
         lines.append(f"{'WARNING' if srm['mismatch'] else 'sample ratio'}: {srm['message']}")
+        lines.extend(_srm_shares(srm))
     lines.append("treated vs holdout (treated - holdout, 95% CI):")
     for name, d in result["treated_vs_holdout"].items():
         lines.append(
@@ -390,6 +417,13 @@ def _report_text(result: dict) -> str:
             f"  upgrade revenue per customer in it (60 days) {_money(upgrades['value'])} "
             f"[{_money(upgrades['ci_low'])}, {_money(upgrades['ci_high'])}]"
         )
+        unvalued = roi.get("upgrades_without_value") or {}
+        if roi.get("upgrade_revenue_note"):
+            lines.append(
+                f"  upgrades without a value (counted 0): treated {unvalued.get('treated')}, "
+                f"holdout {unvalued.get('holdout')}"
+            )
+            lines.append(f"  NOTE: {roi['upgrade_revenue_note']}")
     if roi["units_holdout"] and not roi["enough_data"]:
         lines.append(
             f"not enough data for intervals: at least {result['min_customers']} customers per "

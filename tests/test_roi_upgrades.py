@@ -226,11 +226,16 @@ def test_the_dashboard_shows_and_downloads_the_upgrade_revenue(upgraded_app, key
 UNVALUED_DAY = datetime(2017, 3, 7, 10, 0, 0)  # this test's own day
 
 
-def test_the_service_report_counts_upgrades_without_a_value(make_app, keys, new_id):
+def test_the_service_report_counts_upgrades_without_a_value(
+    make_app, keys, new_id, database_url, monkeypatch
+):
     """From the stored events to the report: a treated customer's upgrade sent without a
     value is counted in its arm and the note says the difference is a lower bound, on the
-    API (the answer's schema keeps both fields)."""
+    API (the answer's schema keeps both fields) and `vea report`."""
+    from click.testing import CliRunner
+
     from service import reports
+    from training.cli import cli
 
     app = make_app(holdout_share=0.5)
     client = app.test_client()
@@ -256,3 +261,10 @@ def test_the_service_report_counts_upgrades_without_a_value(make_app, keys, new_
     assert answer.status_code == 200, answer.json
     assert answer.json["roi"]["upgrades_without_value"] == {"treated": 1, "holdout": 0}
     assert answer.json["roi"]["upgrade_revenue_note"] == roi["upgrade_revenue_note"]
+    monkeypatch.setenv("VEA_DATABASE_URL", database_url)
+    text = CliRunner().invoke(cli, ["report", "--from", period["from"], "--to", period["to"]])
+    assert text.exit_code == 0, text.output
+    upgrades = text.output.index("upgrade revenue per customer in it")
+    said = text.output[upgrades:]
+    assert "\n  upgrades without a value (counted 0): treated 1, holdout 0\n" in said
+    assert f"\n  NOTE: {roi['upgrade_revenue_note']}\n" in said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -304,6 +305,12 @@ def test_api_dashboard_and_cli_warn_of_a_share_changed_in_the_period(
     text = CliRunner().invoke(cli, ["report", "--from", day["from"], "--to", day["to"]])
     assert text.exit_code == 0, text.output
     assert "WARNING:" in text.output and "changed 1 time" in text.output
+    # The share expected and each run, with the times to split the period at.
+    assert "expected holdout share" in text.output and "read from the decisions" in text.output
+    assert "share changes in the period 1" in text.output
+    assert re.search(
+        rf"\n    10\.0% from {CHANGE_DAY}T14:00:\S+ to .* \(changed after ", text.output
+    )
 
 
 def test_dashboard_shows_a_quiet_line_when_the_split_holds(make_app, new_id):
