@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -231,7 +232,8 @@ def test_the_service_report_counts_upgrades_without_a_value(
 ):
     """From the stored events to the report: a treated customer's upgrade sent without a
     value is counted in its arm and the note says the difference is a lower bound, on the
-    API (the answer's schema keeps both fields) and `vea report`."""
+    API (the answer's schema keeps both fields), `vea report` and the dashboard (the note
+    under the net-value table in English and Japanese, the counts in its CSV)."""
     from click.testing import CliRunner
 
     from service import reports
@@ -268,3 +270,23 @@ def test_the_service_report_counts_upgrades_without_a_value(
     said = text.output[upgrades:]
     assert "\n  upgrades without a value (counted 0): treated 1, holdout 0\n" in said
     assert f"\n  NOTE: {roi['upgrade_revenue_note']}\n" in said
+
+    manager = app.test_client()
+    log_in(manager, raw_key(keys["manager"]))
+    query = f"from={start.date().isoformat()}&to={start.date().isoformat()}"
+    english = manager.get(f"/dashboard?{query}&lang=en").get_data(as_text=True)
+    note = re.search(r'id="roi-caution">(.*?)</p>', english, re.S).group(1)
+    assert note.startswith("1 upgrades of treated customers were sent without a value")
+    assert "is a lower bound too" in note
+    japanese = manager.get(f"/dashboard?{query}&lang=ja").get_data(as_text=True)
+    note = re.search(r'id="roi-caution">(.*?)</p>', japanese, re.S).group(1)
+    assert (
+        note.startswith("介入群のお客様のアップグレード 1 件が金額なしで送られ")
+        and "下限値" in note
+    )
+    text = manager.get(f"/dashboard/roi.csv?{query}").get_data(as_text=True)
+    rows = {row["measure"]: row for row in csv.DictReader(io.StringIO(text))}
+    upgrades = rows["upgrade_revenue"]
+    assert upgrades["upgrades_without_value_treated"] == "1"
+    assert upgrades["upgrades_without_value_holdout"] == "0"
+    assert rows["per_customer"]["upgrades_without_value_treated"] == ""

@@ -295,10 +295,17 @@ def test_api_dashboard_and_cli_warn_of_a_share_changed_in_the_period(
     assert srm["share_history"][1]["changed_after"] < srm["share_history"][1]["from"]
 
     log_in(client, create_key(engine, "manager")[1])
+    # The whole day: the share changed, said as such (nothing is broken: no mismatch
+    # text that blames the assignment or the logging), with when.
     page = client.get("/dashboard", query_string=day).get_data(as_text=True)
-    assert 'id="srm-warning"' in page and "Sample ratio mismatch" in page
+    said = re.search(r'id="srm-share-changed">(.*?)</p>', page, re.S).group(1)
+    assert f"The holdout share changed during the period (on {CHANGE_DAY} 14:00 UTC)" in said
+    assert "report each side of the change separately" in said
+    assert 'id="srm-warning"' not in page and "Sample ratio mismatch" not in page
     japanese = client.get("/dashboard", query_string={**day, "lang": "ja"})
-    assert "サンプル比率の不一致" in japanese.get_data(as_text=True)
+    japanese = japanese.get_data(as_text=True)
+    assert f"期間中に対照群の割合が変更されました（{CHANGE_DAY} 14:00 UTC）" in japanese
+    assert "サンプル比率の不一致" not in japanese
 
     monkeypatch.setenv("VEA_DATABASE_URL", database_url)
     monkeypatch.setenv("VEA_HOLDOUT_SHARE", "0.1")
@@ -327,3 +334,29 @@ def test_dashboard_shows_a_quiet_line_when_the_split_holds(make_app, new_id):
     page = client.get("/dashboard", query_string=SRM_PERIOD).get_data(as_text=True)
     assert 'id="srm-ok"' in page and "no mismatch" in page
     assert 'id="srm-warning"' not in page
+
+
+ENDED_DAY = "2019-03-28"  # this test's own day
+
+
+def test_dashboard_checks_a_period_reported_after_the_holdout_ended(make_app, new_id):
+    """Decisions taken with half the customers held out, reported once the holdout has
+    ended (VEA_HOLDOUT_SHARE 0): the page still shows the split against the share the
+    period ran under (it showed nothing: the line hung on the configured share)."""
+    from service.auth import create_key
+    from tests.test_pages import log_in
+
+    during = make_app(holdout_share=0.5)
+    desk = create_key(during.extensions["vea"].engine, "desktop")[1]
+    _decide(during.test_client(), {"Authorization": f"Bearer {desk}"}, new_id, 40,
+            at=f"{ENDED_DAY}T10:00:00")  # fmt: skip
+    after = make_app(holdout_share=0.0)
+    client = after.test_client()
+    log_in(client, create_key(after.extensions["vea"].engine, "manager")[1])
+    query = {"from": ENDED_DAY, "to": ENDED_DAY}
+    page = client.get("/dashboard", query_string=query).get_data(as_text=True)
+    said = re.search(r'id="srm-ok"><small>(.*?)</small>', page, re.S).group(1)
+    assert "no mismatch" in said and "expected 5" in said  # about 50%
+    japanese = client.get("/dashboard", query_string={**query, "lang": "ja"})
+    assert 'id="srm-ok"' in japanese.get_data(as_text=True)
+    assert "想定 " in japanese.get_data(as_text=True)

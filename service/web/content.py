@@ -160,15 +160,30 @@ LABELS: dict[str, dict[str, str]] = {
         "value offer anyway: the control group is contaminated, so the uplift understates the "
         "effect. Agents should not make value offers to control-group customers.",
         "srm_mismatch": "Sample ratio mismatch: {holdout} of {total} customers are in the "
-        "holdout ({observed}; configured {configured}; p = {p}). The assignment or the logging "
+        "holdout ({observed}; expected {expected}; p = {p}). The assignment or the logging "
         "is broken, so the uplift and ROI cannot be trusted. Check that every desk stores its "
         "holdout decisions and whether VEA_HOLDOUT_SHARE or VEA_EXPERIMENT changed during the "
         "period.",
         "srm_both": "{both} customers were seen in both arms: the share or the experiment "
         "changed during the period.",
         "srm_ok": "Sample ratio check: {holdout} of {total} customers in the holdout "
-        "({observed}; configured {configured}; p = {p}): no mismatch.",
+        "({observed}; expected {expected}; p = {p}): no mismatch.",
         "srm_too_few": "Sample ratio check: too few customers to test ({total}).",
+        # Not the mismatch text: nothing is broken, the period just spans two splits.
+        "srm_share_changed": "The holdout share changed during the period (on {dates}): "
+        "the uplift and ROI mix two splits, so report each side of the change separately.",
+        "roi_unvalued_treated": "{treated} upgrades of treated customers were sent without a "
+        "value and count 0: the treated group's upgrade revenue is a lower bound, so the "
+        "difference (upgrade revenue and net value) is a lower bound too. Send the value "
+        "with every upgrade.",
+        "roi_unvalued_holdout": "{holdout} upgrades of control-group customers were sent "
+        "without a value and count 0: the control group's upgrade revenue is a lower bound, "
+        "so the difference (upgrade revenue and net value) may be overstated: an upper "
+        "bound. Send the value with every upgrade.",
+        "roi_unvalued_both": "{treated} upgrades of treated customers and {holdout} of "
+        "control-group customers were sent without a value and count 0: each group's "
+        "upgrade revenue and net value are lower bounds, and the difference may be off in "
+        "either direction. Send the value with every upgrade.",
         "period_bad_date": "period: {detail}",
         "period_order": "period: 'from' must be before 'to'",
     },
@@ -268,14 +283,27 @@ LABELS: dict[str, dict[str, str]] = {
         "提案が行われました。対照群が汚染されているため、効果は実際より小さく表示されます。"
         "対照群のお客様には提案しないよう担当者に周知してください。",
         "srm_mismatch": "サンプル比率の不一致：対照群のお客様は {total} 人中 {holdout} 人"
-        "（{observed}、設定値 {configured}、p = {p}）です。割り当てまたは記録に問題があるため、"
+        "（{observed}、想定 {expected}、p = {p}）です。割り当てまたは記録に問題があるため、"
         "効果とROIは信頼できません。すべての端末が対照群の判定を保存しているか、期間中に "
         "VEA_HOLDOUT_SHARE または VEA_EXPERIMENT が変更されていないか確認してください。",
         "srm_both": "{both} 人のお客様が両方の群に記録されています。期間中に割合または実験名が"
         "変更されました。",
         "srm_ok": "サンプル比率の確認：対照群のお客様は {total} 人中 {holdout} 人"
-        "（{observed}、設定値 {configured}、p = {p}）で、不一致はありません。",
+        "（{observed}、想定 {expected}、p = {p}）で、不一致はありません。",
         "srm_too_few": "サンプル比率の確認：お客様が少なすぎるため検定していません（{total} 人）。",
+        "srm_share_changed": "期間中に対照群の割合が変更されました（{dates}）。効果とROIには"
+        "2つの割り当てが混在しているため、変更の前後を別々の期間として集計してください。",
+        "roi_unvalued_treated": "介入群のお客様のアップグレード {treated} 件が金額なしで送られ、"
+        "0として数えられています。介入群のアップグレード売上は下限値のため、差（アップグレード"
+        "売上と純価値）も下限値です。アップグレードには必ず金額を付けて送ってください。",
+        "roi_unvalued_holdout": "対照群のお客様のアップグレード {holdout} 件が金額なしで送られ、"
+        "0として数えられています。対照群のアップグレード売上は下限値のため、差（アップグレード"
+        "売上と純価値）は過大な可能性があり、上限値です。アップグレードには必ず金額を付けて"
+        "送ってください。",
+        "roi_unvalued_both": "介入群のお客様のアップグレード {treated} 件と対照群の {holdout} 件が"
+        "金額なしで送られ、0として数えられています。各群のアップグレード売上と純価値は下限値で、"
+        "差はどちらの方向にもずれている可能性があります。アップグレードには必ず金額を付けて"
+        "送ってください。",
         # Python's own parse message is English: the Japanese page says what to type instead.
         "period_bad_date": "期間: 日付は YYYY-MM-DD の形式で指定してください"
         "（既定の期間を表示しています）。",
@@ -419,6 +447,8 @@ COLUMN_LABELS = {
         "enough_data": "enough data",
         "value_of_retention": "value per retained customer",
         "cost_per_second": "cost per second",
+        "upgrades_without_value_treated": "upgrades without a value, treated",
+        "upgrades_without_value_holdout": "upgrades without a value, holdout",
         "declared": "declared",
         "pre_declared": "declared before",
         "agent_id": "agent",
@@ -493,6 +523,8 @@ COLUMN_LABELS = {
         "enough_data": "データ十分",
         "value_of_retention": "継続顧客1人の価値",
         "cost_per_second": "1秒あたりの費用",
+        "upgrades_without_value_treated": "金額なしのアップグレード 介入群",
+        "upgrades_without_value_holdout": "金額なしのアップグレード 対照群",
         "declared": "事前宣言",
         "pre_declared": "期間前に宣言",
         "agent_id": "エージェント",

@@ -351,6 +351,8 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
                 "n_treated",
                 "value_of_retention",
                 "cost_per_second",
+                # Last, so the columns a script already reads keep their places.
+                *UNVALUED_COLUMNS.values(),
             ],
             "rows": [
                 {"measure": "per_customer", **per_customer, "n_treated": None},
@@ -365,8 +367,18 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
                 },
                 # Part of the net value per customer: the money of their upgrades (last,
                 # so the rows a script already reads keep their places).
-                {"measure": "upgrade_revenue", **roi["upgrade_revenue"], "n_treated": None},
+                {
+                    "measure": "upgrade_revenue",
+                    **roi["upgrade_revenue"],
+                    "n_treated": None,
+                    # The upgrades it counted as 0 (sent without a value), per arm.
+                    **{
+                        column: (roi.get("upgrades_without_value") or {}).get(arm)
+                        for arm, column in UNVALUED_COLUMNS.items()
+                    },
+                },
             ],
+            "caution": unvalued_note(roi, language),
         }
         for row in out["roi"]["rows"]:
             row.update(
@@ -541,6 +553,71 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
 
 ROI_KEYS = ("treated", "holdout", "value", "ci_low", "ci_high", "units_treated",
             "units_holdout", "n_treated")  # fmt: skip
+# The net-value table's counts of upgrades sent without a value (roi.upgrades_without_value).
+UNVALUED_COLUMNS = {
+    "treated": "upgrades_without_value_treated",
+    "holdout": "upgrades_without_value_holdout",
+}
+
+
+def unvalued_note(roi: dict[str, Any], language: str) -> str | None:
+    """``roi.upgrade_revenue_note`` in the page's language: which money figures upgrades
+    sent without a value (counted 0) make bounds; None when the report has no note."""
+    if not roi.get("upgrade_revenue_note"):
+        return None
+    counts = roi.get("upgrades_without_value") or {}
+    treated, holdout = counts.get("treated") or 0, counts.get("holdout") or 0
+    which = "both" if treated and holdout else "treated" if treated else "holdout"
+    return content.LABELS[language][f"roi_unvalued_{which}"].format(
+        treated=cell("n", treated), holdout=cell("n", holdout)
+    )
+
+
+def srm_line(srm: dict[str, Any] | None, language: str) -> dict[str, Any] | None:
+    """The sample ratio check as the page says it beside the uplift: ``id``, ``alert``
+    (a warning, not small print) and ``text``; None without a holdout share in force
+    (``expected_share``: read from the decisions, so a period reported after the share
+    changed or the holdout ended still shows the split it ran under)."""
+    if not srm or not srm.get("expected_share"):
+        return None
+    labels = content.LABELS[language]
+    total = srm["holdout_customers"] + srm["treated_customers"]
+    p = srm.get("p_value")
+    args = {
+        "holdout": cell("n", srm["holdout_customers"]),
+        "total": cell("n", total),
+        "observed": cell("share", srm.get("observed_share")),
+        "expected": cell("share", srm["expected_share"]),
+        "p": f"{p:.2g}" if p is not None else "–",
+        "both": cell("n", srm["both_arms_customers"]),
+    }
+    split_broken = bool(srm["tested"] and p is not None and p < srm["alpha"])
+    if srm.get("share_changes"):
+        # A change of share is not a broken assignment: its own words, with when it came
+        # (the first decision under each new share), and the mismatch only when the split
+        # fails against the shares in force too.
+        runs = (srm.get("share_history") or [])[1:]
+        separator = "、" if language == "ja" else ", "
+        dates = separator.join(_when(run.get("from")) for run in runs) or "?"
+        text = labels["srm_share_changed"].format(dates=dates)
+        if split_broken:
+            text += " " + labels["srm_mismatch"].format(**args)
+        return {"id": "srm-share-changed", "alert": True, "text": text}
+    if srm["mismatch"]:
+        text = (labels["srm_mismatch"] if srm["tested"] else labels["srm_too_few"]).format(**args)
+        if srm["both_arms_customers"]:
+            text += " " + labels["srm_both"].format(**args)
+        return {"id": "srm-warning", "alert": True, "text": text}
+    if srm["tested"]:
+        return {"id": "srm-ok", "alert": False, "text": labels["srm_ok"].format(**args)}
+    return {"id": "srm-untested", "alert": False, "text": labels["srm_too_few"].format(**args)}
+
+
+def _when(moment: str | None) -> str:
+    """A decision's time from the report (ISO, UTC) to the minute, marked UTC."""
+    if not moment:
+        return "?"
+    return f"{moment[:10]} {moment[11:16]} UTC"
 
 
 def _shows_uplift(name: str, data: dict[str, Any]) -> bool:
@@ -713,6 +790,10 @@ def blueprint() -> Blueprint:
             show=lambda table, column, value, row=None: shown(table, column, value, language, row),
             min_answers=MIN_ANSWERS,
             holdout_configured=state().settings.holdout_share > 0,
+            srm=srm_line(
+                sections["value"]["data"].get("srm") if sections["value"]["available"] else None,
+                language,
+            ),
             column_label=lambda name: content.COLUMN_LABELS[language].get(name, name),
             # The CSV links carry the page's language: their free text follows it.
             query={k: period[k] for k in ("from", "to")}
