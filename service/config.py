@@ -141,6 +141,77 @@ def variable(name: str) -> str:
     return f"VEA_{name.upper()}"
 
 
+# The fields of the VEA_VALUE_CONFIG file, each overriding its setting in the value report.
+VALUE_CONFIG_KEYS = frozenset(
+    {"success_measures", "declared_at", "value_of_retention", "cost_per_second", "reward"}
+)
+
+
+def read_value_config(path: str) -> dict[str, Any]:
+    """The ``VEA_VALUE_CONFIG`` file as the ``ValueSettings`` fields it sets
+    (``value_of_retention``, ``cost_per_second``, ``declared_measures``, ``declared_at``,
+    ``reward``; a field left out is absent), every one checked. The one reader of the
+    file: the start-up check and each value report (``service.reports.value_settings``)
+    both call it, so an edit made since the start is read, or refused, the same way.
+
+    Raises ``ValueError("VEA_VALUE_CONFIG: FILE: FIELD: problem")``."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"VEA_VALUE_CONFIG: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"VEA_VALUE_CONFIG: {path}: not a YAML mapping")
+
+    def refuse(field: str, problem: str) -> ValueError:
+        return ValueError(f"VEA_VALUE_CONFIG: {path}: {field}: {problem}")
+
+    unknown = sorted(str(key) for key in set(data) - VALUE_CONFIG_KEYS)
+    if unknown:
+        raise refuse(
+            unknown[0], f"not a field of the value config ({', '.join(sorted(VALUE_CONFIG_KEYS))})"
+        )
+    out: dict[str, Any] = {}
+    for name in ("value_of_retention", "cost_per_second"):
+        if name not in data:
+            continue
+        number = data[name]
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise refuse(name, f"not a number: {number!r}")
+        problem = BOUNDS[name].problem(float(number))
+        if problem:
+            raise refuse(name, problem)
+        out[name] = float(number)
+    if "success_measures" in data:
+        measures = data["success_measures"]
+        # A plain string would be read letter by letter: a YAML list is required.
+        if not isinstance(measures, list) or not all(
+            isinstance(m, str) and m.strip() for m in measures
+        ):
+            raise refuse(
+                "success_measures",
+                f"a list of measure names, e.g. [ve_success, retained_60d], got {measures!r}",
+            )
+        out["declared_measures"] = tuple(m.strip() for m in measures)
+    if "declared_at" in data:
+        # YAML reads a bare 2026-01-01 as a date: its text is the ISO date.
+        declared_at = None if data["declared_at"] is None else str(data["declared_at"])
+        if not declared_at:
+            raise refuse("declared_at", "empty: give an ISO date or date-time, or leave it out")
+        try:
+            ValueSettings(declared_at=declared_at)
+        except ValueError as exc:  # the message names the field
+            raise ValueError(f"VEA_VALUE_CONFIG: {path}: {exc}") from None
+        out["declared_at"] = declared_at
+    if "reward" in data:
+        try:
+            out["reward"] = Reward.from_dict(data["reward"])
+        except ValueError as exc:
+            raise refuse("reward", str(exc)) from None
+    return out
+
+
 def safe_url(url: str) -> str:
     """A database URL fit for a message: the password hidden."""
     try:
@@ -351,61 +422,10 @@ class Settings:
             self._check_value_config()
 
     def _check_value_config(self) -> None:
-        """Every field of the ``VEA_VALUE_CONFIG`` file as the value report reads it
-        (``service.reports.value_settings``), so a bad one stops the start, naming the
-        file and the field, instead of failing the first report."""
-        path = self.value_config
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"VEA_VALUE_CONFIG: {exc}") from None
-        if data is None:
-            return
-        if not isinstance(data, Mapping):
-            raise ValueError(f"VEA_VALUE_CONFIG: {path}: not a YAML mapping")
-        # Imported here: service.reports imports this module (and the report's libraries).
-        from service.reports import VALUE_CONFIG_KEYS, value_settings
-
-        def refuse(field: str, problem: str) -> ValueError:
-            return ValueError(f"VEA_VALUE_CONFIG: {path}: {field}: {problem}")
-
-        unknown = sorted(str(key) for key in set(data) - VALUE_CONFIG_KEYS)
-        if unknown:
-            raise refuse(
-                unknown[0],
-                f"not a field of the value config ({', '.join(sorted(VALUE_CONFIG_KEYS))})",
-            )
-        for name in ("value_of_retention", "cost_per_second"):
-            if name not in data:
-                continue
-            number = data[name]
-            if isinstance(number, bool) or not isinstance(number, int | float):
-                raise refuse(name, f"not a number: {number!r}")
-            problem = BOUNDS[name].problem(float(number))
-            if problem:
-                raise refuse(name, problem)
-        measures = data.get("success_measures", [])
-        # A plain string would be read letter by letter: a YAML list is required.
-        if not isinstance(measures, list) or not all(
-            isinstance(m, str) and m.strip() for m in measures
-        ):
-            raise refuse(
-                "success_measures",
-                f"a list of measure names, e.g. [ve_success, retained_60d], got {measures!r}",
-            )
-        if "declared_at" in data:
-            try:
-                ValueSettings(declared_at=str(data["declared_at"]))
-            except ValueError as exc:  # the message names the field
-                raise ValueError(f"VEA_VALUE_CONFIG: {path}: {exc}") from None
-        try:
-            Reward.from_dict(data.get("reward"))
-        except ValueError as exc:
-            raise refuse("reward", str(exc)) from None
-        try:  # what the report builds from it: nothing else may fail there
-            value_settings(self)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"VEA_VALUE_CONFIG: {path}: {exc}") from None
+        """The ``VEA_VALUE_CONFIG`` file, read as every report reads it
+        (``read_value_config``), so a bad one stops the start, naming the file and the
+        field, instead of failing the first report."""
+        read_value_config(self.value_config)
 
     @classmethod
     def from_env(

@@ -4,11 +4,9 @@ to the pure computations (``models.value_report``, ``models.drift``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from models.activities import ACTIONS
 from models.bundle import BundleError, read_manifest
@@ -18,38 +16,24 @@ from models.economics import Economics
 from models.registry import Registry, RegistryError
 from models.schema import Reward
 from models.value_report import ValueSettings, value_report
-from service.config import Settings
+from service.config import Settings, read_value_config
 from service.db import iso_utc, to_naive_utc
 from service.export import decision_frame, shadow_inputs
-
-VALUE_CONFIG_KEYS = {
-    "success_measures",
-    "declared_at",
-    "value_of_retention",
-    "cost_per_second",
-    "reward",
-}
 
 
 def value_settings(settings: Settings, reward: Reward | None = None) -> ValueSettings:
     """Money values, declared success measures and the reported reward: ``VEA_*``
-    settings, overridden by the YAML file ``VEA_VALUE_CONFIG`` when set
-    (``success_measures``, ``declared_at``, ``value_of_retention``, ``cost_per_second``,
-    ``reward``: a name or a mapping of weights), overridden by ``reward`` (the query)."""
-    measures = [m.strip() for m in settings.success_measures.split(",") if m.strip()]
-    data: dict[str, Any] = {}
-    if settings.value_config:
-        data = yaml.safe_load(Path(settings.value_config).read_text(encoding="utf-8")) or {}
-        unknown = set(data) - VALUE_CONFIG_KEYS
-        if unknown:
-            raise ValueError(f"{settings.value_config}: unknown keys {sorted(unknown)}")
-    declared_at = data.get("declared_at", settings.success_measures_declared_at) or None
+    settings, overridden by the fields of the YAML file ``VEA_VALUE_CONFIG`` when set
+    (read and checked by ``service.config.read_value_config``, as at start-up),
+    overridden by ``reward`` (the query)."""
+    measures = tuple(m.strip() for m in settings.success_measures.split(",") if m.strip())
+    fields = read_value_config(settings.value_config) if settings.value_config else {}
     return ValueSettings(
-        value_of_retention=float(data.get("value_of_retention", settings.value_of_retention)),
-        cost_per_second=float(data.get("cost_per_second", settings.cost_per_second)),
-        declared_measures=tuple(data.get("success_measures", measures)),
-        declared_at=str(declared_at) if declared_at is not None else None,
-        reward=reward or Reward.from_dict(data.get("reward")),
+        value_of_retention=fields.get("value_of_retention", settings.value_of_retention),
+        cost_per_second=fields.get("cost_per_second", settings.cost_per_second),
+        declared_measures=fields.get("declared_measures", measures),
+        declared_at=fields.get("declared_at", settings.success_measures_declared_at or None),
+        reward=reward or fields.get("reward", Reward()),
         holdout_share=float(settings.holdout_share),
         experiment=settings.experiment,
     )

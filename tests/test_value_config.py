@@ -1,0 +1,42 @@
+"""VEA_VALUE_CONFIG has one reader (service.config.read_value_config): the start-up check
+and every value report read the file through it, so they cannot disagree on a field."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.config import Settings
+from service.reports import value_settings
+
+
+def test_a_report_reads_the_value_config_as_the_start_up_checks_it(tmp_path):
+    """The file is read again by each report (an edit applies without a restart), with the
+    start-up's checks: a list of measures written as one string was read letter by
+    letter by the report (its own reader), though the start-up refuses it."""
+    path = tmp_path / "value.yaml"
+    path.write_text("success_measures: [ve_success, ves]\nvalue_of_retention: 150\n")
+    settings = Settings.from_env({"VEA_VALUE_CONFIG": str(path)})
+    used = value_settings(settings)
+    assert used.declared_measures == ("ve_success", "ves") and used.value_of_retention == 150.0
+    path.write_text("success_measures: ve_success,ves\n")
+    with pytest.raises(ValueError) as refused:
+        value_settings(settings)
+    assert str(refused.value).startswith(f"VEA_VALUE_CONFIG: {path}: success_measures: ")
+    with pytest.raises(ValueError) as at_start:
+        Settings.from_env({"VEA_VALUE_CONFIG": str(path)})
+    assert str(at_start.value) == str(refused.value)
+
+
+def test_fields_left_out_keep_the_settings_and_an_empty_declared_at_is_refused(tmp_path):
+    path = tmp_path / "value.yaml"
+    path.write_text("cost_per_second: 0.05\n")
+    settings = Settings.from_env(
+        {"VEA_VALUE_CONFIG": str(path), "VEA_SUCCESS_MEASURES_DECLARED_AT": "2026-01-01"}
+    )
+    used = value_settings(settings)
+    assert used.cost_per_second == 0.05 and used.value_of_retention == settings.value_of_retention
+    assert used.declared_measures == ("ve_success", "retained_60d", "ves")
+    assert used.declared_at == "2026-01-01" and used.reward.name == "ve_success"
+    path.write_text("declared_at:\n")
+    with pytest.raises(ValueError, match="declared_at: empty"):
+        Settings.from_env({"VEA_VALUE_CONFIG": str(path)})
