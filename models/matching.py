@@ -119,17 +119,17 @@ _TEXT = {
         "chosen": "{pool}: highest expected value for “{activity}” ({ev:.2f}; proficiency "
         "lift {lift:.2f}; {wait})",
         "general_only": "no value pool with qualified agents serves “{activity}” for this "
-        "contact: general pool ({wait})",
+        "contact: {pool} pool ({wait})",
         "over_limit": "{pools} over the {limit:.0f} s wait limit",
-        "fallback_free": "every value pool is over the {limit:.0f} s wait limit: general "
+        "fallback_free": "every value pool is over the {limit:.0f} s wait limit: {pool} "
         "pool, which is free (or nearly), with “{activity}”",
-        "downgraded": "every value pool is over the {limit:.0f} s wait limit: general pool "
+        "downgraded": "every value pool is over the {limit:.0f} s wait limit: {pool} pool "
         "with the lighter “{activity}” instead of “{original}”, so the customer does not "
         "wait longer to be up-sold",
-        "dropped": "every value pool is over the {limit:.0f} s wait limit: general pool, no "
+        "dropped": "every value pool is over the {limit:.0f} s wait limit: {pool} pool, no "
         "value attempt (no lighter activity pays), so the customer does not wait longer to "
         "be up-sold",
-        "general_busy": "general pool over the {limit:.0f} s wait limit too: no value "
+        "general_busy": "{pool} pool over the {limit:.0f} s wait limit too: no value "
         "attempt, resolve as fast as possible",
         "wait": "expected wait {seconds:.0f} s",
         "wait_unknown": "wait unknown",
@@ -145,15 +145,15 @@ _TEXT = {
         "chosen": "{pool} プール: 「{activity}」の期待価値が最大（金額換算 {ev:.2f}、習熟度リフト "
         "{lift:.2f}、{wait}）",
         "general_only": "この問い合わせで「{activity}」に対応できる実績のある担当者プールがないため、"
-        "一般プール（{wait}）",
+        "{pool} プール（{wait}）",
         "over_limit": "{pools} は待ち時間の上限 {limit:.0f} 秒を超過",
         "fallback_free": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、"
-        "すぐ対応できる一般プールで「{activity}」を提案",
-        "downgraded": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、一般プールで"
-        "「{original}」の代わりに軽い「{activity}」を提案（提案のためにお客様を待たせない）",
-        "dropped": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、一般プールで"
-        "価値向上の提案なし（提案のためにお客様を待たせない）",
-        "general_busy": "一般プールも待ち時間の上限 {limit:.0f} 秒を超過: 提案せず迅速に解決",
+        "すぐ対応できる {pool} プールで「{activity}」を提案",
+        "downgraded": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、{pool} "
+        "プールで「{original}」の代わりに軽い「{activity}」を提案（提案のためにお客様を待たせない）",
+        "dropped": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、{pool} "
+        "プールで価値向上の提案なし（提案のためにお客様を待たせない）",
+        "general_busy": "{pool} プールも待ち時間の上限 {limit:.0f} 秒を超過: 提案せず迅速に解決",
         "wait": "予想待ち時間 {seconds:.0f} 秒",
         "wait_unknown": "待ち時間不明",
         "wait_stale": "空き状況が古いため待ち時間不明",
@@ -162,8 +162,29 @@ _TEXT = {
 }
 
 
-def _text(language: str | None) -> dict[str, str]:
-    return _TEXT[language_of(language)]
+# How a reason lists several pools ("a, b over the 60 s wait limit"): the desk splits a
+# list on its language's separator to name each pool again in the other language.
+LIST_SEPARATOR = {"en": ", ", "ja": "、"}
+
+# Pool id -> display name, per config and reason language (``en``/``ja``). Built once per
+# config (a few per process: one per stored change), so a decision only looks names up:
+# the serving path stays at its cost. The config is kept with its names so a new config
+# that happens to reuse a freed object's id is never read with the old names.
+_NAMES: dict[tuple[int, str], tuple[PoolConfig, dict[str, str]]] = {}
+_NAMES_KEPT = 8
+
+
+def pool_names(config: PoolConfig, language: str) -> dict[str, str]:
+    """``{pool id: display name}`` for a reader of ``language`` (``en`` or ``ja``): the
+    pool's name in it, else in English, else the id (``models.pools.name_in``)."""
+    found = _NAMES.get((id(config), language))
+    if found is not None and found[0] is config:
+        return found[1]
+    names = {pool.id: pool.display_name(language) for pool in config.pools}
+    if len(_NAMES) >= _NAMES_KEPT:
+        _NAMES.clear()  # configs change rarely: dropping old ones costs one rebuild each
+    _NAMES[(id(config), language)] = (config, names)
+    return names
 
 
 _said = activity_name
@@ -205,9 +226,11 @@ def route(
     reason_language: str | None = None,
     holdout: bool = False,
 ) -> dict[str, Any]:
-    """The route of one contact: ``{pool, reason, fallbacks, activity, expected_value,
-    expected_wait_s, ranked, content, propensity, pool_probabilities}``; ``activity``
-    differs from the suggested one only when a capacity fallback downgraded it.
+    """The route of one contact: ``{pool, pool_name, reason, fallbacks, activity,
+    expected_value, expected_wait_s, ranked, content, propensity, pool_probabilities}``;
+    ``activity`` differs from the suggested one only when a capacity fallback downgraded
+    it. ``pool_name`` is the pool's display name in the reason's language, as the reason
+    names it (None for digital content).
 
     ``propensity`` is the probability that this pool was chosen (1.0 unless pool
     exploration drew it among near-equal pools) and ``pool_probabilities`` the whole
@@ -241,15 +264,21 @@ def route(
         raise ValueError("pool exploration needs the decision id")
     pool = draw_pool(decision_id, dist)
     p = dist[pool]
-    text = _text(reason_language or language)
-    drawn = text["drawn"].format(pools=", ".join(dist), margin=rules.explore_margin, pool=pool, p=p)
+    said = language_of(reason_language or language)
+    text, names = _TEXT[said], pool_names(config, said)
+    drawn = text["drawn"].format(
+        pools=LIST_SEPARATOR[said].join(names[o] for o in dist),
+        margin=rules.explore_margin,
+        pool=names[pool],
+        p=p,
+    )
     if pool == answer["pool"]:
         return {**answer, "reason": f"{drawn}; {answer['reason']}", "propensity": p,
                 "pool_probabilities": dist}  # fmt: skip
     ranked = answer["ranked"]
     option = next(o for o in ranked if o["pool"] == pool)
     detail = text["chosen"].format(
-        pool=pool,
+        pool=names[pool],
         activity=_said(activity, reason_language or language),
         ev=option["expected_value"],
         lift=option["lift"],
@@ -257,6 +286,7 @@ def route(
     )
     return _answer(
         pool,
+        names[pool],
         f"{drawn}; {detail}",
         activity=activity,
         fallbacks=_fallbacks(ranked, pool),
@@ -341,7 +371,9 @@ def _best_route(
     holdout: bool = False,
 ) -> dict[str, Any]:
     """The deterministic route: the best pool by the rules above (no exploration)."""
-    text = _text(reason_language or language)
+    said = language_of(reason_language or language)
+    # Reasons name pools as the agent's pages do: by display name in their language.
+    text, names = _TEXT[said], pool_names(config, said)
     # A holdout customer's `none` is the experiment's: saying "effortless resolution" as
     # for the model's own `none` would read as if the model chose not to attempt.
     no_attempt = text["holdout"] if holdout and activity == NONE else text["none"]
@@ -354,6 +386,7 @@ def _best_route(
         )
         return _answer(
             DIGITAL_CONTENT,
+            None,
             text["self_service"].format(
                 activity=_said(activity, reason_language or language),
                 content=content["id"] if content else "-",
@@ -370,6 +403,7 @@ def _best_route(
     if activity == NONE:
         return _answer(
             GENERAL,
+            names[GENERAL],
             no_attempt,
             activity=NONE,
             expected_wait_s=general_wait,
@@ -405,7 +439,7 @@ def _best_route(
     general_option = next(o for o in ranked if o["pool"] == GENERAL)
     if chosen is not None and ranked.index(chosen) < ranked.index(general_option):
         reason = text["chosen"].format(
-            pool=chosen["pool"],
+            pool=names[chosen["pool"]],
             activity=_said(activity, reason_language or language),
             ev=chosen["expected_value"],
             lift=chosen["lift"],
@@ -413,10 +447,11 @@ def _best_route(
         )
         if over:
             reason += "; " + text["over_limit"].format(
-                pools=", ".join(over), limit=rules.max_wait_s
+                pools=LIST_SEPARATOR[said].join(names[o] for o in over), limit=rules.max_wait_s
             )
         return _answer(
             chosen["pool"],
+            names[chosen["pool"]],
             reason,
             activity=activity,
             fallbacks=_fallbacks(ranked, chosen["pool"]),
@@ -432,14 +467,17 @@ def _best_route(
         for o in ranked
         if o["pool"] != GENERAL
     )
-    final, reason = activity, None
+    final, reason, general_name = activity, None, names[GENERAL]
     if not general_option["within_limit"]:
-        final, reason = NONE, text["general_busy"].format(limit=rules.max_wait_s)
+        final = NONE
+        reason = text["general_busy"].format(pool=general_name, limit=rules.max_wait_s)
     elif capacity_fallback and (general_option["expected_wait_s"] or 0.0) <= rules.downgrade_wait_s:
         # General takes the contact (almost) at once: the attempt's extra handle time
         # barely delays anyone, keep the activity.
         reason = text["fallback_free"].format(
-            limit=rules.max_wait_s, activity=_said(activity, reason_language or language)
+            pool=general_name,
+            limit=rules.max_wait_s,
+            activity=_said(activity, reason_language or language),
         )
     elif capacity_fallback:
         # General has a queue too: extra handle time would make waiting customers wait
@@ -447,20 +485,23 @@ def _best_route(
         final = _lighter_activity(activity, activities, rules, blocked, none_value)
         reason = (
             text["downgraded"].format(
+                pool=general_name,
                 limit=rules.max_wait_s,
                 activity=_said(final, reason_language or language),
                 original=_said(activity, reason_language or language),
             )
             if final != NONE
-            else text["dropped"].format(limit=rules.max_wait_s)
+            else text["dropped"].format(pool=general_name, limit=rules.max_wait_s)
         )
     else:
         reason = text["general_only"].format(
+            pool=general_name,
             activity=_said(activity, reason_language or language),
             wait=_wait_text(text, general_option),
         )
     return _answer(
         GENERAL,
+        general_name,
         reason,
         activity=final,
         fallbacks=[],
@@ -532,6 +573,7 @@ def _fallbacks(ranked: list[dict[str, Any]], chosen: str) -> list[str]:
 
 def _answer(
     pool: str,
+    pool_name: str | None,
     reason: str,
     *,
     activity: str,
@@ -545,6 +587,7 @@ def _answer(
 ) -> dict[str, Any]:
     return {
         "pool": pool,
+        "pool_name": pool_name,  # the reason's language; None for digital content
         "reason": reason,
         "fallbacks": fallbacks or [],
         "activity": activity,

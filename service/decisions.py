@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from models import elapsed
 from models.activities import NONE
 from models.contact_policy import PolicyResult, evaluate, summarize_history
 from models.exploration import HOLDOUT, candidates, draw, holdout_arm
@@ -45,7 +46,8 @@ EVENT_LOOKBACK_DAYS = 90
 
 _TEXT = {
     "en": {
-        "continues": "continues the {channel} contact of {minutes} min ago (issue: {issue})",
+        # {ago}: models.elapsed.AGO ("just now", "12 min ago", "3 h ago", "2 days ago").
+        "continues": "continues the {channel} contact of {ago} (issue: {issue})",
         "issue_from_earlier": "issue type taken from the earlier contact",
         "db_down": "database unavailable: history not used and this decision was not stored",
         "holdout": "randomized holdout (control group): no value activity for this customer",
@@ -53,7 +55,7 @@ _TEXT = {
         "updated": "decided again: the contact's details changed since the first decision",
     },
     "ja": {
-        "continues": "{minutes} 分前の {channel} でのお問い合わせの続きです（内容: {issue}）",
+        "continues": "{ago}の {channel} でのお問い合わせの続きです（内容: {issue}）",
         "issue_from_earlier": "問い合わせ種別は前回のお問い合わせから引き継ぎました",
         "db_down": "データベースに接続できないため、履歴を使わず、この判定は保存されていません",
         "holdout": "効果測定の対照群（ランダム割付）のため、価値向上の提案は行いません",
@@ -309,11 +311,11 @@ def _compute(
     earlier = history.continued(rows, occurred_at, settings.continuation_window_min)
     issue_source = "request" if features["issue_type"] else "unknown"
     if earlier is not None:
-        minutes = int((occurred_at - earlier.occurred_at).total_seconds() // 60)
+        gap = (occurred_at - earlier.occurred_at).total_seconds()
         reasons_after.append(
             text["continues"].format(
                 channel=category_name(earlier.channel, language),
-                minutes=minutes,
+                ago=elapsed.say(gap, elapsed.AGO[language_of(language)]),
                 issue=category_name(earlier.issue_type, language),
             )
         )

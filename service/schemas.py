@@ -288,6 +288,14 @@ class RouteSchema(Schema):
     pool = fields.String(
         required=True, metadata={"description": "agent pool, or digital_content (self-service)"}
     )
+    pool_name = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the pool's display name in the contact's language, as the reason "
+            "names it (the pools config's name, else its English name, else the id); null "
+            "for digital_content"
+        },
+    )
     reason = fields.String(required=True)
     fallbacks = fields.List(
         fields.String(), required=True, metadata={"description": "next pools, general last"}

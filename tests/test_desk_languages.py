@@ -49,26 +49,31 @@ def test_the_route_reason_is_shown_in_the_desks_language(desk_client, first, the
 
 
 def test_every_template_reads_back_into_the_other_language():
-    from models import matching, reasons
+    from models import elapsed, matching, reasons
 
     values = {
         "content": "c-1", "activity": "validate_purchase", "original": "advise_new_uses",
         "best": "educate_usage", "pool": "value-a", "pools": "value-a, value-b", "ev": 12.34,
         "lift": 1.5, "limit": 60, "seconds": 12, "margin": 0.5, "p": 0.25, "channel": "chat",
         "minutes": 5, "issue": "billing", "days": 3, "count": 2, "sentiment": -0.5,
-        "base": 0.4, "tenure": 12,
+        "base": 0.4, "tenure": 12, "n": 3,
     }  # fmt: skip
     names = reasons.ACTIVITY_NAMES["ja"]
+    phrases = {
+        language: {"wait": matching._TEXT[language]["wait"].format(seconds=12),
+                   "ago": elapsed.AGO[language]["hours"].format(n=3)}
+        for language in ("en", "ja")
+    }  # fmt: skip
     for table in desk._TEMPLATE_TABLES:
         for key, template in table["en"].items():
-            english = template.format(**values, wait=matching._TEXT["en"]["wait_unknown"])
+            english = template.format(**values, **phrases["en"])
             japanese = desk.in_language(english, "ja", "en")
             assert _japanese(japanese) and not japanese.startswith("（原文）"), (key, japanese)
             # Japanese names every activity by name, so it reads back to itself.
             # ... and every channel and issue type by its Japanese word.
             named = {k: names.get(v, v) if isinstance(v, str) else v for k, v in values.items()}
             named |= {k: reasons.category_name(values[k], "ja") for k in ("channel", "issue")}
-            made = table["ja"][key].format(**named, wait=matching._TEXT["ja"]["wait_unknown"])
+            made = table["ja"][key].format(**named, **phrases["ja"])
             back = desk.in_language(made, "en", "ja")
             assert not _japanese(back) and not back.startswith("(original)"), (key, back)
             assert desk.in_language(back, "ja", "en") == made, key

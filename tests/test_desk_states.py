@@ -119,7 +119,7 @@ def test_the_earlier_contact_reads_in_japanese_and_relative_to_this_contact(desk
         pytest.skip("this model answers the contact quietly: nothing else is shown")
     earlier = re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
     assert "チャット" in earlier and "使い方" in earlier, earlier  # not chat, how_to
-    assert "このお問い合わせの 0 分前" in earlier, earlier  # was "0 分前": before now?
+    assert "このお問い合わせの直前" in earlier, earlier  # was "0 分前": before now?
 
 
 def test_a_refused_decision_is_explained_in_the_page_language(desk_client):  # noqa: F811

@@ -69,8 +69,9 @@ DECISION: dict[str, Any] = {
     "suggested_activity": "validate_purchase",
     "route": {
         "pool": "general",
+        "pool_name": "General",
         "reason": "no value pool with qualified agents serves “Validate the purchase” for "
-        "this contact: general pool (wait unknown)",
+        "this contact: General pool (wait unknown)",
         "fallbacks": [],
         "activity": "validate_purchase",
         "expected_value": 13.69728,

@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +23,10 @@ from flask import Blueprint, jsonify, redirect, render_template, request, sessio
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from models import contact_policy, fallback, matching
+from models import contact_policy, elapsed, fallback, matching
 from models.decision import Decider
 from models.fallback import FALLBACK_VERSION, decide_fallback
+from models.pools import DIGITAL_CONTENT, Pool, PoolConfig
 from models.reasons import ACTIVITY_NAMES, CATEGORY_IDS, category_name, describe, language_of
 from models.schema import LANGUAGE_TAG_HINT
 from service import decisions as use_cases
@@ -90,7 +92,7 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "already": "Recorded earlier: {outcome}.",
         "recorded_at": "Recorded",
         "score_title": "Chance that a value conversation succeeds, out of 100",
-        "minutes_before": "{minutes} min before this contact",
+        "digital_content": "Digital content",
         "not_whole": "{name}: not a whole number",
         "not_number": "{name}: not a number",
         "interaction_taken": "This interaction id was already used for another customer: the "
@@ -131,7 +133,7 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "already": "記録済み: {outcome}。",
         "recorded_at": "記録日時",
         "score_title": "価値向上の会話が成功する見込み（100点満点）",
-        "minutes_before": "このお問い合わせの {minutes} 分前",
+        "digital_content": "デジタルコンテンツ",
         "not_whole": "{name}: 整数ではありません",
         "not_number": "{name}: 数値ではありません",
         "interaction_taken": "このお問い合わせID（interaction_id）は別のお客様にすでに使われて"
@@ -140,6 +142,27 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "デスクトップから新しいお問い合わせID（interaction_id）で開き直す必要があります。",
         "decision_busy": "このお問い合わせは同時に判定し直されていました。ページを再読み込みして"
         "ください。",
+    },
+}
+
+
+# When the earlier contact was, counted back from this contact (not from now: a desk
+# reopened an hour later must not still say "2 min ago"). Units as models.elapsed picks
+# them for the decision's own "continues the chat contact of ..." note.
+BEFORE_CONTACT: dict[str, dict[str, str]] = {
+    "en": {
+        "now": "just before this contact",
+        "minutes": "{n} min before this contact",
+        "hours": "{n} h before this contact",
+        "day": "1 day before this contact",
+        "days": "{n} days before this contact",
+    },
+    "ja": {
+        "now": "このお問い合わせの直前",
+        "minutes": "このお問い合わせの {n} 分前",
+        "hours": "このお問い合わせの {n} 時間前",
+        "day": "このお問い合わせの 1 日前",
+        "days": "このお問い合わせの {n} 日前",
     },
 }
 
@@ -327,7 +350,10 @@ def _made_in(features: dict[str, Any]) -> str | None:
 
 
 def _explanation(
-    answer: dict[str, Any], features: dict[str, Any], language: str
+    answer: dict[str, Any],
+    features: dict[str, Any],
+    language: str,
+    pools: Mapping[str, Pool] | None = None,
 ) -> tuple[str | None, list[str]]:
     """The suggested activity's hint and reasons (its own, then the decision's). When the
     agent reads another language than the decision was made in, each stored sentence is
@@ -341,7 +367,7 @@ def _explanation(
         phrases = _rephrasings(answer, features, made_in, language)
 
     def said(text: str) -> str:
-        return phrases.get(text) or in_language(text, language, made_in)
+        return phrases.get(text) or in_language(text, language, made_in, pools)
 
     notes = [said(n) for n in answer.get("reasons") or []]
     if item is None:
@@ -458,7 +484,13 @@ def _decide_as(version: str | None, features: dict[str, Any], **kwargs: Any) -> 
 # the contact policy's (models.contact_policy) and the rule fallback's (models.fallback).
 # Each is one template per language with the same fields, so a sentence made in one
 # language is read back into its fields and written again in the other.
-_TEMPLATE_TABLES = (matching._TEXT, use_cases._TEXT, contact_policy._MESSAGES, fallback._REASONS)
+_TEMPLATE_TABLES = (
+    matching._TEXT,
+    use_cases._TEXT,
+    contact_policy._MESSAGES,
+    fallback._REASONS,
+    elapsed.AGO,  # the phrases of the {ago} field ("12 min ago")
+)
 _FIELD = re.compile(r"\{(\w+)(:[^}]*)?\}")
 _NUMBER = r"[+-]?\d+(?:\.\d+)?"
 # Fields that name an activity (by its id or its name in either language).
@@ -468,6 +500,11 @@ _ACTIVITY_IDS = {
 } | {activity: activity for activity in ACTIVITY_NAMES["en"]}
 # Fields that hold a channel or an issue type.
 _CATEGORY_FIELDS = frozenset({"channel", "issue"})
+# Fields that are themselves a phrase of a template table ("expected wait 12 s").
+_PHRASE_FIELDS = frozenset({"wait", "ago"})
+# Fields that name a pool, or several (models.matching.LIST_SEPARATOR), by display name.
+_POOL_FIELDS = frozenset({"pool"})
+_POOL_LIST_FIELDS = frozenset({"pools"})
 # A sentence no template reads is shown as written, marked as the original (as the
 # dashboard marks an untranslated gate reason).
 _ORIGINAL = {"en": "(original) ", "ja": "（原文）"}
@@ -513,7 +550,41 @@ def _build_templates() -> dict[tuple[str, str], list[tuple[re.Pattern[str], str]
 _TEMPLATES = _build_templates()
 
 
-def _translate_one(text: str, source: str, target: str) -> str | None:
+def pool_lookup(config: PoolConfig | None) -> dict[str, Pool]:
+    """Each pool by its id and by every display name it has: a reason names a pool in the
+    language it was made in, and the desk names it again in its own."""
+    found: dict[str, Pool] = {}
+    for pool in config.pools if config is not None else ():
+        for name in (pool.id, *pool.name.values()):
+            found.setdefault(name, pool)
+    return found
+
+
+def _pool_said(value: str, source: str, target: str, pools: Mapping[str, Pool]) -> str:
+    """A pool field (one name, or a list of them) in ``target``'s names. A name the config
+    no longer has (renamed, removed) leaves the field as written."""
+    found = _named_pools(value, matching.LIST_SEPARATOR[source], pools)
+    if found is None:
+        return value
+    return matching.LIST_SEPARATOR[target].join(pool.display_name(target) for pool in found)
+
+
+def _named_pools(value: str, separator: str, pools: Mapping[str, Pool]) -> list[Pool] | None:
+    """The pools a list of names reads as, or None. Matched name by name rather than split
+    on the separator: a display name may hold it ("Usage, second line")."""
+    if value in pools:
+        return [pools[value]]
+    for name, pool in pools.items():
+        if value.startswith(name + separator):
+            rest = _named_pools(value[len(name) + len(separator) :], separator, pools)
+            if rest is not None:
+                return [pool, *rest]
+    return None
+
+
+def _translate_one(
+    text: str, source: str, target: str, pools: Mapping[str, Pool] | None = None
+) -> str | None:
     for pattern, template in _TEMPLATES.get((source, target), ()):
         match = pattern.fullmatch(text)
         if match is None:
@@ -525,40 +596,51 @@ def _translate_one(text: str, source: str, target: str) -> str | None:
                 value = value if activity is None else matching._said(activity, target)
             elif name in _CATEGORY_FIELDS:  # チャット in Japanese, chat in English
                 value = category_name(CATEGORY_IDS.get(value, value), target)
-            elif name == "wait":  # itself a phrase ("expected wait 12 s")
+            elif name in _PHRASE_FIELDS:
                 value = _translate_one(value, source, target) or value
+            elif pools and (name in _POOL_FIELDS or name in _POOL_LIST_FIELDS):
+                value = _pool_said(value, source, target, pools)
             values[name] = value
         return template.format(**values)
     return None
 
 
-def _translate(text: str, source: str, target: str) -> str | None:
+def _translate(
+    text: str, source: str, target: str, pools: Mapping[str, Pool] | None = None
+) -> str | None:
     """``text`` written again in ``target``, or None when no template reads it. Routing
     joins several reasons with "; " (a pool draw, the choice, pools over the wait
     limit), so a sentence no single template reads is tried as such a join."""
-    whole = _translate_one(text, source, target)
+    whole = _translate_one(text, source, target, pools)
     if whole is not None:
         return whole
     cut = text.find("; ")
     while cut >= 0:
-        head = _translate_one(text[:cut], source, target)
+        head = _translate_one(text[:cut], source, target, pools)
         if head is not None:
-            tail = _translate(text[cut + 2 :], source, target)
+            tail = _translate(text[cut + 2 :], source, target, pools)
             if tail is not None:
                 return f"{head}; {tail}"
         cut = text.find("; ", cut + 1)
     return None
 
 
-def in_language(text: str, language: str, made_in: str | None = None) -> str:
+def in_language(
+    text: str,
+    language: str,
+    made_in: str | None = None,
+    pools: Mapping[str, Pool] | None = None,
+) -> str:
     """A server-made sentence in the page's language: as it is when it was made in that
     language, written again from its template when it was made in the other, else as
-    written and marked as the original (never left out: the agent must see why)."""
+    written and marked as the original (never left out: the agent must see why).
+    ``pools`` (``pool_lookup``): pools named by id or in the other language are named
+    by their display name in the page's language; without it pools stay as written."""
     if made_in is None:  # not stored with the decision: Japanese has non-ASCII text
         made_in = "ja" if any(ord(ch) > 0x2E80 for ch in text) else "en"
-    if made_in == language:  # some sentences name an activity by its id: by name here
-        return _translate(text, language, language) or text
-    return _translate(text, made_in, language) or _ORIGINAL[language] + text
+    if made_in == language:  # some sentences name an activity or a pool by its id
+        return _translate(text, language, language, pools) or text
+    return _translate(text, made_in, language, pools) or _ORIGINAL[language] + text
 
 
 # marshmallow's standard messages and the service's own, read back into what they say
@@ -646,13 +728,33 @@ def _continuation_note(text: str) -> bool:
     return False
 
 
-def _minutes_between(earlier: str, later: str) -> int | None:
+def _seconds_between(earlier: str, later: str) -> float | None:
     try:
         a = datetime.fromisoformat(earlier.rstrip("Z"))
         b = datetime.fromisoformat(later.rstrip("Z"))
     except (TypeError, ValueError):
         return None
-    return max(0, int((b - a).total_seconds() // 60))
+    return (b - a).total_seconds()
+
+
+def _pool_name(
+    pool_id: str,
+    route: dict[str, Any],
+    pools: Mapping[str, Pool],
+    language: str,
+    made_in: str | None,
+) -> str:
+    """A pool as the agent reads it: its display name in the page's language (the pools
+    config of the moment), else the name the decision answered if it was made in this
+    language (a pool since removed), else the id."""
+    if pool_id == DIGITAL_CONTENT:
+        return DESK_LABELS[language]["digital_content"]
+    pool = pools.get(pool_id)
+    if pool is not None and pool.id == pool_id:
+        return pool.display_name(language)
+    if route.get("pool") == pool_id and made_in == language and route.get("pool_name"):
+        return route["pool_name"]
+    return pool_id
 
 
 def view_model(
@@ -660,10 +762,11 @@ def view_model(
     features: dict[str, Any],
     language: str,
     recorded: dict[str, Any] | None = None,
+    config: PoolConfig | None = None,
 ) -> dict[str, Any]:
-    """Everything the template shows, already in the agent's language."""
+    """Everything the template shows, already in the agent's language. ``config``: the
+    pools config, to name pools (without it they are named by id)."""
     labels = content.LABELS[language]
-    own = DESK_LABELS[language]
     names = content.ACTIVITY_NAMES[language]
     suggested = answer["suggested_activity"]
     issue = features.get("issue_type")
@@ -680,6 +783,8 @@ def view_model(
         "hint": None,
         "reasons": [],
         "route": answer.get("route") or {},
+        "pool_name": None,
+        "fallback_names": [],
         "route_reason": None,
         "holdout": answer.get("experiment_arm") == "holdout",
         "degraded": bool(answer.get("degraded")),
@@ -701,17 +806,26 @@ def view_model(
         }
     if model["quiet"]:
         return model  # nothing else is computed or shown
-    model["hint"], model["reasons"] = _explanation(answer, features, language)
+    pools = pool_lookup(config)
+    made_in = _made_in(features)
+    model["hint"], model["reasons"] = _explanation(answer, features, language, pools)
     if answer.get("continuation"):
         model["reasons"] = [r for r in model["reasons"] if not _continuation_note(r)]
-    reason = model["route"].get("reason")
-    model["route_reason"] = in_language(reason, language, _made_in(features)) if reason else None
+    route = model["route"]
+    if route.get("pool"):
+        # By name in the desk's language, as the dashboard names pools (the id beside it).
+        model["pool_name"] = _pool_name(route["pool"], route, pools, language, made_in)
+        model["fallback_names"] = [
+            _pool_name(pool, route, pools, language, made_in)
+            for pool in route.get("fallbacks") or []
+        ]
+    reason = route.get("reason")
+    model["route_reason"] = in_language(reason, language, made_in, pools) if reason else None
     earlier = answer.get("continuation")
     if earlier:
-        # Minutes before this contact, not before now: a desk reopened an hour later
-        # must not still say "2 min ago".
-        minutes = _minutes_between(earlier.get("occurred_at", ""), answer.get("created_at", ""))
-        when = "?" if minutes is None else own["minutes_before"].format(minutes=minutes)
+        # Before this contact, not before now (BEFORE_CONTACT).
+        gap = _seconds_between(earlier.get("occurred_at", ""), answer.get("created_at", ""))
+        when = "?" if gap is None else elapsed.say(gap, BEFORE_CONTACT[language])
         outcome = earlier.get("outcome")
         outcome_text = _outcome_text(outcome, labels, language) if outcome else labels["no_outcome"]
         model["earlier"] = {
@@ -812,7 +926,7 @@ def blueprint() -> Blueprint:
             )
         except ApiError:  # database down: the page still shows its hint
             recorded = None
-        d = view_model(answer, features, language, recorded)
+        d = view_model(answer, features, language, recorded, state().pools.config)
         return render_template("desk.html", **page, d=d, desk_labels=DESK_LABELS[language])
 
     @blp.route("/desk/outcome", methods=["POST"])

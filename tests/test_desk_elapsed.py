@@ -1,0 +1,96 @@
+"""How long ago the earlier contact was: "just now" under a minute, hours and days for
+long gaps (the continuation window is a day by default and may be longer), in the
+decision's note and on the desk's earlier-contact card, by one rule (models.elapsed)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+
+from models import elapsed
+from service.web import desk
+from tests.test_api_decisions import decision_body
+from tests.test_pages import desk_client, desk_url  # noqa: F401 - a fixture
+
+
+@pytest.mark.parametrize(
+    ("seconds", "en", "ja"),
+    [
+        (-5, "just now", "先ほど"),  # clocks a little apart
+        (0, "just now", "先ほど"),
+        (59.9, "just now", "先ほど"),
+        (60, "1 min ago", "1 分前"),
+        (59 * 60 + 59, "59 min ago", "59 分前"),
+        (3600, "1 h ago", "1 時間前"),
+        (3 * 3600 + 1800, "3 h ago", "3 時間前"),
+        (86399, "23 h ago", "23 時間前"),
+        (86400, "1 day ago", "1 日前"),
+        (2 * 86400 + 3600, "2 days ago", "2 日前"),
+    ],
+)
+def test_the_unit_follows_the_gap(seconds, en, ja):
+    assert elapsed.say(seconds, elapsed.AGO["en"]) == en
+    assert elapsed.say(seconds, elapsed.AGO["ja"]) == ja
+
+
+def _note(answer: dict) -> str:
+    notes = [r for r in answer["reasons"] if "continues" in r or "続き" in r]
+    assert len(notes) == 1, answer["reasons"]
+    return notes[0]
+
+
+def test_the_continuation_note_says_just_now_hours_and_days(make_app, new_id):
+    from service.auth import create_key
+
+    app = make_app(continuation_window_min=3 * 1440)
+    client = app.test_client()
+    headers = {"Authorization": "Bearer " + create_key(app.extensions["vea"].engine, "desktop")[1]}
+    now = datetime.now(UTC)
+    for gap, language, said in [
+        (timedelta(0), "en", "continues the chat contact of just now (issue: inquiry)"),
+        (timedelta(0), "ja", "先ほどの チャット でのお問い合わせの続きです（内容: 問い合わせ）"),
+        (timedelta(hours=3, minutes=5), "en", "continues the chat contact of 3 h ago"),
+        (timedelta(hours=3, minutes=5), "ja", "3 時間前の チャット でのお問い合わせの続きです"),
+        (timedelta(days=2, hours=1), "en", "continues the chat contact of 2 days ago"),
+        (timedelta(days=2, hours=1), "ja", "2 日前の チャット でのお問い合わせの続きです"),
+    ]:
+        customer = new_id("c-")
+        first = decision_body(new_id, customer, occurred_at=(now - gap).isoformat())
+        assert client.post("/v1/decisions", json=first, headers=headers).status_code == 201
+        second = decision_body(new_id, customer, channel="voice", language=language)
+        answer = client.post("/v1/decisions", json=second, headers=headers).json
+        assert _note(answer).startswith(said), (gap, _note(answer))
+
+
+def test_the_desk_rewrites_the_note_in_the_other_language():
+    english = "continues the chat contact of 3 h ago (issue: how-to)"
+    japanese = "3 時間前の チャット でのお問い合わせの続きです（内容: 使い方）"
+    assert desk.in_language(english, "ja", "en") == japanese
+    assert desk.in_language(japanese, "en", "ja") == english
+    assert desk.in_language("continues the voice contact of just now (issue: billing)", "ja") == (
+        "先ほどの 電話 でのお問い合わせの続きです（内容: 請求）"
+    )
+    assert desk.in_language("2 日前の チャット でのお問い合わせの続きです（内容: 請求）", "en") == (
+        "continues the chat contact of 2 days ago (issue: billing)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "said"), [("en", "3 h before this contact"), ("ja", "このお問い合わせの 3 時間前")]
+)
+def test_the_desks_earlier_card_counts_hours_before_this_contact(desk_client, language, said):  # noqa: F811
+    customer = f"c-earlier-{uuid.uuid4().hex}"
+    earlier = quote((datetime.now(UTC) - timedelta(hours=3, minutes=10)).isoformat())
+    desk_client.get(desk_url(customer_id=customer, issue_type="how_to", occurred_at=earlier))
+    page = desk_client.get(
+        desk_url(customer_id=customer, channel="voice", issue_type="how_to", sentiment="0.5")
+        + f"&lang={language}"
+    ).get_data(as_text=True)
+    if 'id="resolve"' in page:
+        pytest.skip("this model answers the contact quietly: nothing else is shown")
+    card = re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
+    assert said in card, card
