@@ -15,7 +15,9 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from service.audit import cli_actor
+from service.audit import DEFAULT_PAGE as AUDIT_PAGE
+from service.audit import MAX_PAGE as AUDIT_MAX_PAGE
+from service.audit import Event, cli_actor
 from service.config import Settings, safe_url
 
 
@@ -602,11 +604,15 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
             Path(out).write_text(yaml.safe_dump(result.config.to_dict(), allow_unicode=True))
             click.echo(f"wrote {out}", err=True)
         elif not dry_run:
+            actor = cli_actor()
+            # The event in the config's own transaction, as the API's rebuild: a stored
+            # config always has it, one that failed records nothing.
             use_cases.save_config(
                 engine,
                 result.config,
-                actor="cli",
+                actor=actor,
                 proficiency=[p.to_dict() for p in result.proficiency],
+                audit_event=Event(actor, "pools.rebuild"),
             )
             click.echo("stored: every worker routes with it within VEA_POOLS_POLL_S", err=True)
 
@@ -639,33 +645,105 @@ def pools_show(as_json: bool) -> None:
         click.echo("no proficiency measured yet: run `vea pools rebuild`")
 
 
+_AUDIT_TIME = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
+
+
+class _AuditCursor(click.ParamType):
+    """The ``next`` an earlier page printed (as ``GET /v1/audit``'s), decoded."""
+
+    name = "cursor"
+
+    def convert(self, value, param, ctx):
+        from service.audit import decode_cursor
+
+        try:
+            return value, decode_cursor(value)
+        except ValueError:
+            self.fail("not a cursor: pass the one an earlier page printed", param, ctx)
+
+
 @click.command("audit")
 @click.option(
     "--since",
-    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    type=_AUDIT_TIME,
     default=None,
     help="Only events at or after this UTC date (or time).",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
-def audit(since: datetime | None, as_json: bool) -> None:
+@click.option(
+    "--until", type=_AUDIT_TIME, default=None, help="Only events before this UTC date (or time)."
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, AUDIT_MAX_PAGE),
+    default=None,
+    help=f"At most this many events (a page, as GET /v1/audit's limit; at most "
+    f"{AUDIT_MAX_PAGE}); the command then prints the cursor of the next page. Default: all.",
+)
+@click.option(
+    "--cursor",
+    type=_AuditCursor(),
+    default=None,
+    help=f"The next page: the cursor the previous page printed (same --since/--until; "
+    f"{AUDIT_PAGE} events unless --limit).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON instead of a table: a list of the events, or with --limit/--cursor the "
+    "API's page ({events, next}).",
+)
+def audit(
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None,
+    cursor: tuple[str, tuple[datetime, int]] | None,
+    as_json: bool,
+) -> None:
     """The audit log of administrative actions (keys, erasures, pruning, pools, models),
     oldest first. Append-only: nothing deletes from it, `vea db prune` included."""
-    from service.audit import list_events
+    from service.audit import list_events, page_events
 
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter("must be before --until", param_hint="--since")
+    paged = limit is not None or cursor is not None
+    following = None
     with service_database() as engine:
-        events = list_events(engine, since=since)
+        if paged:
+            events, following = page_events(
+                engine,
+                since,
+                until,
+                limit=limit or AUDIT_PAGE,
+                after=cursor[1] if cursor else None,
+            )
+        else:
+            events = list_events(engine, since=since, until=until)
     if as_json:
-        click.echo(json.dumps(events, ensure_ascii=False, indent=2))
+        answer = {"events": events, "next": following} if paged else events
+        click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
         return
     if not events:
         click.echo("no audit events", err=True)
-        return
-    click.echo(f"{'time (UTC)':<26}{'actor':<22}{'action':<16}{'target':<28}details")
+    else:
+        click.echo(f"{'time (UTC)':<26}{'actor':<22}{'action':<16}{'target':<28}details")
     for event in events:
         details = json.dumps(event["details"], sort_keys=True) if event["details"] else ""
         click.echo(
             f"{event['occurred_at']:<26}{event['actor']:<22}{event['action']:<16}"
             f"{event['target'] or '-':<28}{details}"
+        )
+    if following:
+        # The whole command for the next page, the period included: a cursor is a
+        # position within that period.
+        period = "".join(
+            f" --{name} {moment.isoformat()}"
+            for name, moment in (("since", since), ("until", until))
+            if moment is not None
+        )
+        click.echo(
+            f"more events: vea audit{period} --limit {limit or AUDIT_PAGE} --cursor {following}",
+            err=True,
         )
 
 

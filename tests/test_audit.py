@@ -392,3 +392,47 @@ def test_prune_leaves_the_audit_log_alone(vea):
     from service.cli import db
 
     assert not any("audit" in name for name in db.commands)  # no command deletes from it
+
+
+# ------------------------------------------------------------------------ CLI
+def test_vea_audit_pages_as_the_api_does(app, database_url):
+    """`vea audit --limit N` prints a page and the command for the next one (its cursor,
+    the period kept); following it reads every event of the period exactly once;
+    `--json` then prints the API's page ({events, next}); `--until` ends the period."""
+    engine = app.extensions["vea"].engine
+    start, _ = _window()
+    same = start + timedelta(seconds=1, microseconds=5)
+    times = [start + timedelta(seconds=9), same, same, start]
+    ids = _insert(engine, [(at, f"cli-pager-{i}") for i, at in enumerate(times)])
+    expected = [i for _, i in sorted(zip(times, ids, strict=True))]
+    period = ["--since", start.isoformat(), "--until", (start + timedelta(minutes=1)).isoformat()]
+    runner = CliRunner()
+    env = {"VEA_DATABASE_URL": database_url}
+    seen, command = [], ["audit", *period, "--limit", "3", "--json"]
+    while True:
+        result = runner.invoke(cli, command, env=env)
+        assert result.exit_code == 0, result.output
+        page = json.loads(result.stdout)
+        seen += [e["id"] for e in page["events"]]
+        if page["next"] is None:
+            break
+        command = ["audit", *period, "--limit", "3", "--cursor", page["next"], "--json"]
+    assert seen == expected
+    # The table says how to go on, with the same period.
+    table = runner.invoke(cli, ["audit", *period, "--limit", "2"], env=env)
+    assert table.exit_code == 0 and table.stdout.count("cli-pager-") == 2
+    more = table.stderr.strip().splitlines()[-1]
+    assert more.startswith(f"more events: vea audit --since {start.isoformat()} --until ")
+    assert " --limit 2 --cursor " in more
+    following = runner.invoke(cli, more.removeprefix("more events: vea ").split(), env=env)
+    assert following.exit_code == 0 and following.stdout.count("cli-pager-") == 2
+    assert "more events" not in following.stderr
+    # Without --limit or --cursor: every event of the period, as before (a JSON list).
+    until = ["--since", start.isoformat(), "--until", (start + timedelta(seconds=5)).isoformat()]
+    whole = json.loads(runner.invoke(cli, ["audit", *until, "--json"], env=env).stdout)
+    assert [e["id"] for e in whole] == expected[:3]
+    bad = runner.invoke(cli, ["audit", "--cursor", "not-a-cursor"], env=env)
+    assert bad.exit_code == 2 and "not a cursor" in bad.output
+    assert runner.invoke(cli, ["audit", "--limit", "0"], env=env).exit_code == 2
+    backwards = ["audit", "--since", until[3], "--until", until[1]]
+    assert runner.invoke(cli, backwards, env=env).exit_code == 2

@@ -124,3 +124,33 @@ def test_the_dashboard_explains_the_proficiency_table(app, keys):
     # Empty unless another test stored some (the database is shared by the tests).
     assert "No proficiency measured yet" in section or "attempts with VES answers" in section
     assert "No data in this period" not in section
+
+
+def test_a_stored_rebuild_is_audited_in_its_own_transaction(tmp_path, monkeypatch):
+    """`vea pools rebuild` records pools.rebuild by the OS user (cli:<user>), written with
+    the config as the API's rebuild: it recorded nothing, and named itself just `cli`."""
+    import json
+
+    from service import audit
+
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path}/vea.db"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the audit log cannot be written")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(audit, "record", broken)
+        failed = runner.invoke(cli, ["pools", "rebuild"], env=env)
+    assert failed.exit_code != 0
+    # No config without its event.
+    assert "pools from the file" in runner.invoke(cli, ["pools", "show"], env=env).stdout
+    assert json.loads(runner.invoke(cli, ["audit", "--json"], env=env).stdout) == []
+
+    stored = runner.invoke(cli, ["pools", "rebuild"], env=env)
+    assert stored.exit_code == 0, stored.output
+    assert "pools from the database" in runner.invoke(cli, ["pools", "show"], env=env).stdout
+    (event,) = json.loads(runner.invoke(cli, ["audit", "--json"], env=env).stdout)
+    assert event["action"] == "pools.rebuild" and event["actor"] == audit.cli_actor()
+    assert event["actor"].startswith("cli")
