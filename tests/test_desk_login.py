@@ -74,3 +74,46 @@ def test_a_desk_posted_while_signed_out_comes_back_with_its_details(client, keys
         from service.web.desk import decided_language
 
         assert decided_language(form["interaction_id"]) == "ja"
+
+
+def _switch(client, page: str, code: str):
+    """Follow the login page's language link: the switch, then the page it returns to."""
+    import html
+    import re
+
+    link = html.unescape(re.search(rf'<a href="([^"]+)"[^>]*data-lang="{code}"', page).group(1))
+    back = client.get(link)
+    assert back.status_code == 302
+    return back.headers["Location"], client.get(back.headers["Location"])
+
+
+def test_the_login_pages_switch_wins_over_a_link_that_names_a_language(client, keys):
+    """As the top bar (d067436): the login page's own lang= and the next page's went back
+    with the switch and won over its cookie, so the switch changed nothing."""
+    from urllib.parse import parse_qs, quote, urlsplit
+
+    target = "/desk?interaction_id=i-1&lang=en&customer_id=c-1&channel=chat"
+    page = client.get(f"/login?lang=en&next={quote(target)}").get_data(as_text=True)
+    assert '<html lang="en"' in page
+    where, switched = _switch(client, page, "ja")
+    assert "lang=" not in urlsplit(where).query.replace("next=", "")
+    text = switched.get_data(as_text=True)
+    assert '<html lang="ja"' in text
+    kept = parse_qs(urlsplit(where).query)["next"][0]
+    assert kept == "/desk?interaction_id=i-1&customer_id=c-1&channel=chat"  # the rest kept
+    assert f'name="next" value="{kept}"' in text.replace("&amp;", "&")
+    # Signing in there lands on the desk in the chosen language, not the link's.
+    token = CSRF.search(text).group(1)
+    answer = client.post(
+        "/login", data={"key": raw_key(keys["desktop"]), "csrf_token": token, "next": kept}
+    )
+    assert answer.status_code == 302 and answer.headers["Location"] == kept
+    # ... and back again, also after a refused key (the page then has no query string).
+    token = CSRF.search(client.get("/login").get_data(as_text=True)).group(1)  # a new session
+    refused = client.post(
+        "/login?lang=ja", data={"key": "vea_0_nope", "csrf_token": token, "next": target}
+    )
+    assert refused.status_code == 401
+    _, english = _switch(client, refused.get_data(as_text=True), "en")
+    assert '<html lang="en"' in english.get_data(as_text=True)
+    assert "interaction_id=i-1" in english.get_data(as_text=True)  # the contact kept

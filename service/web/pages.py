@@ -3,6 +3,8 @@ page blueprints into the app."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
@@ -38,6 +40,15 @@ def _language() -> str:
     )
 
 
+def without_lang(target: str) -> str:
+    """``target`` (a same-site path and query) without its ``lang=``, every other parameter
+    kept in order: a link that names a language wins over the switch's cookie, so a switch
+    that led back to it would change nothing (as the top bar, ``_topbar.html``)."""
+    parts = urlsplit(target)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lang"]
+    return urlunsplit(("", "", parts.path, urlencode(kept), parts.fragment))
+
+
 def blueprint() -> Blueprint:
     blp = Blueprint("pages", __name__)
 
@@ -69,11 +80,16 @@ def blueprint() -> Blueprint:
                 return redirect(target or _home(found[1]))
             if error is None:
                 error, status = labels["bad_key"], 401
+        # The language links come back to this page without its lang= and send the agent
+        # on without the next page's (a desk link may name one): the switch must win. Built
+        # from the target, not the request's path: after a refused post it has no query.
+        switch_to = url_for("pages.login", next=without_lang(target)) if target else "/login"
         page = render_template(
             "login.html",
             language=language,
             labels=labels,
             next=target,
+            switch_to=switch_to,
             error=error,
             csrf=session.csrf_token(),
         )
