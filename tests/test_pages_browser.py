@@ -596,3 +596,26 @@ def test_pages_run_under_their_content_security_policy(server, browser):
     finally:
         context.close()
     assert refused == []
+
+
+def test_no_page_logs_a_missing_favicon(server, browser):
+    """Chromium asked every page for /favicon.ico and logged its 404 in the console: the
+    pages name their icon, which loads under their content security policy."""
+    base = server["base"]
+    errors: list[str] = []
+    icons: list[int] = []
+    context, page = new_page(browser, 1280)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: icons.append(r.status) if "favicon" in r.url else None)
+    try:
+        page.goto(f"{base}/login")
+        log_in(page, base, server["keys"]["desktop"])
+        page.goto(base + desk_query())
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("() => document.querySelector('link[rel=icon]').href").endswith(
+            "/static/favicon.svg"
+        )
+    finally:
+        context.close()
+    assert not [e for e in errors if "favicon" in e or "404" in e], errors
+    assert icons and all(status in (200, 204, 304) for status in icons), icons

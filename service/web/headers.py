@@ -3,7 +3,8 @@ page, and that nothing is cached.
 
 The pages load only their own scripts and styles (Chart.js is served locally), so the
 content security policy allows 'self' alone for scripts: an injected <script> or inline
-handler does not run. Inline styles stay allowed for the openness meter's width. The desk
+handler does not run. Inline styles stay allowed for the openness meter's width. Images,
+the pages' icon among them (``static/favicon.svg``), come from the service. The desk
 and the dashboard show customer decisions and figures: ``no-store`` keeps them out of
 the browser's cache and back button on a shared agent workstation.
 """
@@ -19,7 +20,7 @@ def content_security_policy(frame_ancestors: str) -> str:
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self' 'unsafe-inline'",
-            "img-src 'self' data:",
+            "img-src 'self' data:",  # the favicon is /static/favicon.svg
             "connect-src 'self'",
             "object-src 'none'",
             "base-uri 'none'",
