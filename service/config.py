@@ -220,6 +220,9 @@ def safe_url(url: str) -> str:
         return "(not a URL)"
 
 
+_NOT_A = {float: "not a number", int: "not a whole number"}
+
+
 @dataclass(frozen=True)
 class Settings:
     # gunicorn (service/gunicorn_conf.py): address, sync worker processes, and whether
@@ -455,7 +458,11 @@ class Settings:
             try:
                 values[f.name] = _bool(raw, f.default) if kind is bool else kind(raw)
             except ValueError as exc:
-                raise ValueError(f"VEA_{f.name.upper()}: {exc}") from None
+                # Python's own words ("could not convert string to float") say what
+                # failed inside, not what the operator wrote wrong.
+                problem = _NOT_A.get(kind)
+                why = f"{problem}: {raw!r}" if problem else str(exc)
+                raise ValueError(f"VEA_{f.name.upper()}: {why}") from None
         settings = replace(cls(), **values)
         if overrides:
             unknown = set(overrides) - known
