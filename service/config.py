@@ -147,6 +147,11 @@ VALUE_CONFIG_KEYS = frozenset(
 )
 
 
+class ValueConfigError(ValueError):
+    """The ``VEA_VALUE_CONFIG`` file does not read: the operator's to mend, not the
+    caller's (a report asked for then cannot be made)."""
+
+
 def read_value_config(path: str) -> dict[str, Any]:
     """The ``VEA_VALUE_CONFIG`` file as the ``ValueSettings`` fields it sets
     (``value_of_retention``, ``cost_per_second``, ``declared_measures``, ``declared_at``,
@@ -154,18 +159,18 @@ def read_value_config(path: str) -> dict[str, Any]:
     file: the start-up check and each value report (``service.reports.value_settings``)
     both call it, so an edit made since the start is read, or refused, the same way.
 
-    Raises ``ValueError("VEA_VALUE_CONFIG: FILE: FIELD: problem")``."""
+    Raises ``ValueConfigError("VEA_VALUE_CONFIG: FILE: FIELD: problem")``."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"VEA_VALUE_CONFIG: {exc}") from None
+        raise ValueConfigError(f"VEA_VALUE_CONFIG: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise ValueError(f"VEA_VALUE_CONFIG: {path}: not a YAML mapping")
+        raise ValueConfigError(f"VEA_VALUE_CONFIG: {path}: not a YAML mapping")
 
-    def refuse(field: str, problem: str) -> ValueError:
-        return ValueError(f"VEA_VALUE_CONFIG: {path}: {field}: {problem}")
+    def refuse(field: str, problem: str) -> ValueConfigError:
+        return ValueConfigError(f"VEA_VALUE_CONFIG: {path}: {field}: {problem}")
 
     unknown = sorted(str(key) for key in set(data) - VALUE_CONFIG_KEYS)
     if unknown:
@@ -202,7 +207,7 @@ def read_value_config(path: str) -> dict[str, Any]:
         try:
             ValueSettings(declared_at=declared_at)
         except ValueError as exc:  # the message names the field
-            raise ValueError(f"VEA_VALUE_CONFIG: {path}: {exc}") from None
+            raise ValueConfigError(f"VEA_VALUE_CONFIG: {path}: {exc}") from None
         out["declared_at"] = declared_at
     if "reward" in data:
         try:

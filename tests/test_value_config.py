@@ -40,3 +40,30 @@ def test_fields_left_out_keep_the_settings_and_an_empty_declared_at_is_refused(t
     path.write_text("declared_at:\n")
     with pytest.raises(ValueError, match="declared_at: empty"):
         Settings.from_env({"VEA_VALUE_CONFIG": str(path)})
+
+
+def test_the_api_answers_a_broken_value_config_with_its_field_not_a_500(make_app, tmp_path):
+    """The file is read by each report: edited wrongly while the service runs, the report
+    cannot be made; the answer names the file's field (the operator's to mend) in the
+    error body, and mended, the next report reads it without a restart."""
+    path = tmp_path / "value.yaml"
+    path.write_text("value_of_retention: 150\n")
+    app = make_app(value_config=str(path))
+    client = app.test_client()
+    manager = {"Authorization": keys_for(app, "manager")}
+    assert client.get("/v1/reports/value", headers=manager).status_code == 200
+    path.write_text("value_of_retention: lots\n")
+    answer = client.get("/v1/reports/value", headers=manager)
+    assert answer.status_code == 503
+    error = answer.get_json()["error"]
+    assert error["code"] == "unavailable"
+    assert f"VEA_VALUE_CONFIG: {path}: value_of_retention: not a number" in error["message"]
+    path.write_text("value_of_retention: 120\n")
+    again = client.get("/v1/reports/value", headers=manager)
+    assert again.status_code == 200
+
+
+def keys_for(app, role: str) -> str:
+    from service.auth import create_key
+
+    return f"Bearer {create_key(app.extensions['vea'].engine, role)[1]}"

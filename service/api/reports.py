@@ -12,8 +12,9 @@ from models.schema import parse_reward
 from service import reports
 from service.api.common import Blueprint, protected
 from service.auth import require
+from service.config import ValueConfigError
 from service.db import to_naive_utc
-from service.errors import ErrorSchema
+from service.errors import ApiError, ErrorSchema
 from service.schemas import (
     DriftReportSchema,
     ReportQuerySchema,
@@ -42,6 +43,12 @@ def blueprint() -> Blueprint:
     @blp.arguments(ValueReportQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, ValueReportSchema)
     @blp.alt_response(422, schema=ErrorSchema, description="bad period or reward")
+    @blp.alt_response(
+        503,
+        schema=ErrorSchema,
+        description="the value config file (VEA_VALUE_CONFIG) no longer reads: the message "
+        "names its field; an operator mends it, no restart needed",
+    )
     def value_report(args):
         """VES, success, the named reward, offers (suggested, offered, accepted when
         offered), handle time, CSAT and retention by activity, segment, issue type,
@@ -53,7 +60,10 @@ def blueprint() -> Blueprint:
         reward = (
             parse_reward(args["reward"], args.get("reward_weights")) if args.get("reward") else None
         )
-        return reports.value(st.engine, st.settings, *_period(args), reward=reward)
+        try:
+            return reports.value(st.engine, st.settings, *_period(args), reward=reward)
+        except ValueConfigError as exc:  # edited since the start, and now wrong
+            raise ApiError(503, f"the value report cannot be made: {exc}") from None
 
     @blp.route("/drift", methods=["GET"])
     @require("reports")
