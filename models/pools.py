@@ -205,6 +205,10 @@ def _name(entry: Mapping[str, Any], where: str) -> dict[str, str]:
             or any(ch < " " or ch == "\x7f" for ch in text)
         ):
             raise PoolError(f"{where}: name.{language} must be one line of 1-{MAX_NAME} characters")
+        # Routing joins several reasons with "; " (models.matching), and a desk splits a
+        # joined sentence there to write it again in the other language.
+        if "; " in text:
+            raise PoolError(f"{where}: name.{language} must not contain '; '")
         names[language] = text.strip()
     return names
 

@@ -79,6 +79,7 @@ def test_the_default_pools_are_named_in_both_languages():
         ({"en": "x" * 81}, "name.en must be one line"),
         ({"en": "two\nlines"}, "name.en must be one line"),
         ({"en": 3}, "name.en must be one line"),
+        ({"ja": "教育; 案内"}, "name.ja must not contain '; '"),
     ],
 )
 def test_a_bad_name_is_refused_with_the_pool_named(name, message):
