@@ -655,10 +655,12 @@ def share_history(
 
 
 def _moment(posix: float) -> str | None:
-    """A decision's time (``_order``) as ISO UTC, None when unknown."""
+    """A decision's time (``_order``) as ISO UTC with a Z, to the millisecond, as every
+    time in the API (2026-03-21T14:00:05.120Z), None when unknown."""
     if not math.isfinite(posix):
         return None
-    return datetime.fromtimestamp(posix, UTC).isoformat(timespec="seconds")
+    moment = datetime.fromtimestamp(posix, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
 def sample_ratio(

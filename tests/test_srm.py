@@ -181,6 +181,7 @@ def test_a_share_changed_during_the_period_is_found_dated_and_flags_the_uplift()
     assert before["share"] == pytest.approx(0.1, abs=0.005) and after["share"] == 0.3
     assert before["changed_after"] is None
     assert after["changed_after"] < "2026-03-01T12:00:00" <= after["from"]
+    assert after["from"].endswith("Z") and after["changed_after"].endswith("Z")  # as the API
     assert after["from"] < "2026-03-01T12:01:00"  # found within a minute of traffic
     assert srm["both_arms_expected"] == pytest.approx(200, rel=0.1)
     assert srm["both_arms_customers"] == pytest.approx(200, rel=0.2)
