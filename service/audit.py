@@ -144,6 +144,10 @@ def record_cli_model_action(action: str, target: str | None, details: dict | Non
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_CURSOR = 100
+# The largest id audit_events.id (INTEGER: 4 bytes on PostgreSQL) holds: a cursor naming
+# a larger one cannot come from an answer, and the database would refuse the comparison
+# (PostgreSQL: integer out of range; SQLite's driver: above 8 bytes) as a 500.
+MAX_EVENT_ID = 2**31 - 1
 
 
 def encode_cursor(occurred_at: datetime, event_id: int) -> str:
@@ -164,7 +168,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         occurred_at, position = datetime.fromisoformat(moment), int(event_id)
     except ValueError:  # also bad base64 (binascii.Error) and bad UTF-8
         raise ValueError("not a cursor") from None
-    if occurred_at.tzinfo is not None or position < 1:
+    if occurred_at.tzinfo is not None or not 1 <= position <= MAX_EVENT_ID:
         raise ValueError("not a cursor")
     return occurred_at, position
 

@@ -312,6 +312,9 @@ def test_the_audit_api_pages_100_events_by_default(app, client, keys):
         ({"cursor": "MjAyNi0wMS0wMVQwMDowMDowMCswMDowMHwx"}, "cursor"),  # with a zone
         ({"cursor": ""}, "cursor"),
         ({"cursor": "A" * 101}, "cursor"),
+        # An id past the INTEGER column (was a 500: out of range for either database).
+        ({"cursor": "MjAyNi0wMS0wMVQwMDowMDowMHwyMTQ3NDgzNjQ4"}, "cursor"),  # id 2**31
+        ({"cursor": "MjAyNi0wMS0wMVQwMDowMDowMHw5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"}, "cursor"),
     ],
 )
 def test_a_bad_limit_or_cursor_is_422(client, keys, query, field):
