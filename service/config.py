@@ -164,6 +164,10 @@ def read_value_config(path: str) -> dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ValueConfigError(f"VEA_VALUE_CONFIG: {exc}") from None
+    except ValueError as exc:
+        # Not UTF-8 (UnicodeDecodeError), or a date YAML reads as one but no calendar has
+        # (declared_at: 2026-02-30): a plain ValueError escaped as a 500 from the report.
+        raise ValueConfigError(f"VEA_VALUE_CONFIG: {path}: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import Settings
+from service.config import Settings, ValueConfigError, read_value_config
 from service.reports import value_settings
 
 
@@ -61,6 +61,30 @@ def test_the_api_answers_a_broken_value_config_with_its_field_not_a_500(make_app
     path.write_text("value_of_retention: 120\n")
     again = client.get("/v1/reports/value", headers=manager)
     assert again.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"declared_at: 2026-02-30\n",  # YAML builds a date no calendar has
+        b"value_of_retention: 150\n# caf\xe9\n",  # Latin-1, not UTF-8
+    ],
+)
+def test_a_value_config_yaml_cannot_read_is_refused_naming_the_file(make_app, tmp_path, content):
+    """The loader's own ValueError (a bad date, bytes that are not UTF-8) escaped the
+    check: a bare 'day is out of range for month' at start-up, a 500 from the report."""
+    path = tmp_path / "value.yaml"
+    path.write_text("value_of_retention: 150\n")
+    app = make_app(value_config=str(path))
+    path.write_bytes(content)
+    with pytest.raises(ValueConfigError, match=f"^VEA_VALUE_CONFIG: {path}: "):
+        read_value_config(str(path))
+    with pytest.raises(ValueError, match="^VEA_VALUE_CONFIG: "):
+        Settings.from_env({"VEA_VALUE_CONFIG": str(path)})
+    client = app.test_client()
+    answer = client.get("/v1/reports/value", headers={"Authorization": keys_for(app, "manager")})
+    assert answer.status_code == 503, answer.get_json()
+    assert "VEA_VALUE_CONFIG: " in answer.get_json()["error"]["message"]
 
 
 def keys_for(app, role: str) -> str:
