@@ -18,7 +18,10 @@ objective the deployment optimises and gates on the reward `vea evaluate --shado
 compares on. Rows whose reward is still unknown are left out and counted.
 
 The export is a callable (the CLI passes the service's ``export`` command), so this module
-never imports ``service``.
+never imports the service's web or database code; its option defaults (VEA_REGISTRY,
+VEA_DRIFT_PSI_THRESHOLD) are read through ``training.settings``, which borrows only the
+settings checks (``service.config``: no Flask, no connection) so that a bad value is
+refused in the same words as at the service's start.
 """
 
 from __future__ import annotations

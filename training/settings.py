@@ -1,5 +1,9 @@
 """The service's ``VEA_*`` settings as the training commands read them: the same names,
-defaults and start-up checks (``service.config``), one variable at a time."""
+defaults and start-up checks (``service.config``), one variable at a time.
+
+The one place training code reads ``service``: only its settings checks, imported when a
+setting is read (``service.config`` imports neither Flask nor a database connection), so
+a wrong VEA_REGISTRY reads the same from `vea train` as from `vea serve`."""
 
 from __future__ import annotations
 
