@@ -59,7 +59,7 @@ from models.pools import (
     Pool,
     PoolConfig,
 )
-from models.reasons import activity_name, language_of
+from models.reasons import LIST_SEPARATOR, activity_name, language_of
 
 MAX_P = 0.999
 
@@ -160,11 +160,6 @@ _TEXT = {
         "drawn": "期待値の差が {margin:.2f} 以内のプール（{pools}）から抽選: {pool}（確率 {p:.3f}）",
     },
 }
-
-
-# How a reason lists several pools ("a, b over the 60 s wait limit"): the desk splits a
-# list on its language's separator to name each pool again in the other language.
-LIST_SEPARATOR = {"en": ", ", "ja": "、"}
 
 # Pool id -> display name, per config and reason language (``en``/``ja``). Built once per
 # config (a few per process: one per stored change), so a decision only looks names up:

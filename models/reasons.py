@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -66,6 +67,16 @@ VALUES_EN: dict[str, str] = {
     "self_service": "self-service",
 }
 _VALUES = {"en": VALUES_EN, "ja": VALUES_JA}
+
+
+# How a sentence lists several things ("a, b"; 「a、b」). A desk splits a routing reason's
+# list of pools on it to name each pool again in the other language.
+LIST_SEPARATOR = {"en": ", ", "ja": "、"}
+
+
+def listed(items: Iterable[str], language: str | None) -> str:
+    """``items`` as a list in a sentence in ``language``."""
+    return LIST_SEPARATOR[language_of(language)].join(items)
 
 
 def language_of(language: str | None) -> str:

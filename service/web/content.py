@@ -679,8 +679,9 @@ def display_name(kind: str, value: str, language: str) -> str:
     page's language: managers read names, not ids (the API and the CSV downloads keep the
     ids). An id without a name is shown as it is."""
     if kind == "activities":  # the pools table joins a pool's activities with spaces
-        separator = "、" if language == "ja" else ", "
-        return separator.join(display_name("activity", a, language) for a in value.split())
+        return reasons.listed(
+            (display_name("activity", a, language) for a in value.split()), language
+        )
     if kind == "gate_reason":
         return gate_reason(value, language)
     names = {

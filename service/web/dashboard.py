@@ -20,6 +20,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from models.reasons import listed
 from service.db import to_naive_utc, utcnow
 from service.schemas import ReportQuerySchema
 from service.state import state
@@ -597,8 +598,7 @@ def srm_line(srm: dict[str, Any] | None, language: str) -> dict[str, Any] | None
         # (the first decision under each new share), and the mismatch only when the split
         # fails against the shares in force too.
         runs = (srm.get("share_history") or [])[1:]
-        separator = "、" if language == "ja" else ", "
-        dates = separator.join(_when(run.get("from")) for run in runs) or "?"
+        dates = listed((_when(run.get("from")) for run in runs), language) or "?"
         text = labels["srm_share_changed"].format(dates=dates)
         if split_broken:
             text += " " + labels["srm_mismatch"].format(**args)

@@ -27,7 +27,14 @@ from models import contact_policy, elapsed, fallback, matching
 from models.decision import Decider
 from models.fallback import FALLBACK_VERSION, decide_fallback
 from models.pools import DIGITAL_CONTENT, Pool, PoolConfig
-from models.reasons import ACTIVITY_NAMES, CATEGORY_IDS, category_name, describe, language_of
+from models.reasons import (
+    ACTIVITY_NAMES,
+    CATEGORY_IDS,
+    category_name,
+    describe,
+    language_of,
+    listed,
+)
 from models.schema import LANGUAGE_TAG_HINT
 from service import decisions as use_cases
 from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
@@ -182,9 +189,7 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
     own = DESK_LABELS[language]
     missing = [name for name in REQUIRED if not args.get(name)]
     if missing:
-        names = ("、" if language == "ja" else ", ").join(
-            content.field_label(name, language) for name in missing
-        )
+        names = listed((content.field_label(name, language) for name in missing), language)
         raise DeskInputError([content.LABELS[language]["missing"].format(names=names)])
     customer: dict[str, Any] = {"customer_id": args["customer_id"]}
     contact: dict[str, Any] = {"language": language}
@@ -863,8 +868,7 @@ def _outcome_text(outcome: dict[str, Any], labels: dict[str, str], language: str
     ves = [outcome.get(k) for k in ("ves_confidence", "ves_ability")]
     if any(v is not None for v in ves):
         parts.append("VES " + " / ".join("–" if v is None else str(v) for v in ves))
-    separator = "、" if language == "ja" else ", "
-    return separator.join(parts) or labels["no_outcome"]
+    return listed(parts, language) or labels["no_outcome"]
 
 
 def blueprint() -> Blueprint:
