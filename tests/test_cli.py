@@ -312,3 +312,12 @@ def test_openness_only_model_without_activity(tmp_path):
     assert vea("score", "--data", HILLSTROM, "--out", out, registry=reg).exit_code == 0
     frame = pd.read_parquet(out)
     assert frame["openness"].between(0, 1).all() and frame["suggested_activity"].isna().all()
+
+
+def test_every_models_command_says_what_it_does():
+    from click.testing import CliRunner
+
+    listing = CliRunner().invoke(cli, ["models", "--help"]).output
+    commands = listing.split("Commands:")[1].strip().splitlines()
+    assert {line.split()[0] for line in commands} == {"list", "promote", "rollback", "shadow"}
+    assert all(len(line.split()) > 1 for line in commands), listing

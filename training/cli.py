@@ -609,6 +609,9 @@ def models() -> None:
 @registry_option
 @click.option("--json", "as_json", is_flag=True)
 def models_list(registry, as_json) -> None:
+    """Every model version in the registry, newest first: created, learner, training rows
+    and reward; * marks the champion (serving), s the shadow challenger, BROKEN a bundle
+    that fails verification."""
     versions = Registry(registry).versions()
     if as_json:
         click.echo(json.dumps(versions, indent=2, default=str))
@@ -631,9 +634,11 @@ def models_list(registry, as_json) -> None:
 
 @models.command("promote")
 @click.argument("version")
-@click.option("--reason", default="manual promotion")
+@click.option("--reason", default="manual promotion", help="Recorded in the registry history.")
 @registry_option
 def models_promote(version, reason, registry) -> None:
+    """Make VERSION the champion: every worker swaps it in within VEA_CHAMPION_POLL_S
+    seconds, after verifying and smoke-testing it (recorded in the audit log)."""
     _check_audit_settings()
     reg = Registry(registry)
     was = reg.champion()
@@ -652,6 +657,7 @@ def models_promote(version, reason, registry) -> None:
 @models.command("rollback")
 @registry_option
 def models_rollback(registry) -> None:
+    """Serve the previous champion again (recorded in the audit log)."""
     _check_audit_settings()
     reg = Registry(registry)
     previous = reg.champion()
