@@ -56,7 +56,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to reach.")
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (Alembic); safe to run repeatedly."""
     from service.db import upgrade
@@ -70,7 +70,8 @@ def db_upgrade(revision: str) -> None:
 @click.argument("customer_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
 def db_erase_customer(customer_id: str, yes: bool) -> None:
-    """Erase every decision, outcome and event stored for CUSTOMER_ID (right to deletion).
+    """Erase every decision, outcome, survey and event stored for CUSTOMER_ID (right to
+    deletion).
 
     Irreversible. Aggregates built earlier (pool proficiency, trained models) and files
     exported earlier are not changed. Also DELETE /v1/customers/{customer_id}."""
@@ -85,8 +86,8 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
     with service_database() as engine:
         deleted = forget_customer(engine, customer_id, actor=cli_actor())
     click.echo(
-        f"erased {deleted['decisions']} decisions, {deleted['outcomes']} outcomes "
-        f"and {deleted['events']} events"
+        f"erased {deleted['decisions']} decisions, {deleted['outcomes']} outcomes, "
+        f"{deleted['surveys']} surveys and {deleted['events']} events"
     )
 
 
@@ -113,7 +114,8 @@ def db_backup(out: Path) -> None:
     "--before",
     type=click.DateTime(),
     required=True,
-    help="Delete decisions, their outcomes and events that happened before this UTC date.",
+    help="Delete decisions, their outcomes and surveys, and events that happened before "
+    "this UTC date.",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts, cron).")
 def db_prune(before, yes: bool) -> None:
@@ -135,8 +137,8 @@ def db_prune(before, yes: bool) -> None:
     with service_database() as engine:
         deleted = prune_before(engine, before, actor=cli_actor())
     click.echo(
-        f"deleted {deleted['decisions']} decisions, {deleted['outcomes']} outcomes and "
-        f"{deleted['events']} events before {before:%Y-%m-%d %H:%M} UTC "
+        f"deleted {deleted['decisions']} decisions, {deleted['outcomes']} outcomes, "
+        f"{deleted['surveys']} surveys and {deleted['events']} events before {before:%Y-%m-%d %H:%M} UTC "
         f"(minimum retention {MIN_RETENTION_DAYS} days)"
     )
 

@@ -22,20 +22,10 @@ from models.registry import Registry, RegistryError
 from training.fit import UNKNOWN_REWARD
 from training.loading import ColumnsMissing, DataError, load_log, read_table, write_table
 from training.retrain import reward_from_options, reward_options
-from training.settings import setting, setting_if_set
+from training.settings import registry_option, setting, setting_if_set
 from training.spec import Spec, SpecError
 
 USER_ERRORS = (DataError, SpecError, BundleError, RegistryError, FileNotFoundError, ValueError)
-
-
-def registry_option(func):
-    return click.option(
-        "--registry",
-        type=click.Path(file_okay=False),
-        default=lambda: setting("registry"),
-        show_default="VEA_REGISTRY or var/registry",
-        help="Model registry directory.",
-    )(func)
 
 
 def _compile(bundle, cache: str) -> None:
@@ -193,8 +183,16 @@ def _truth_for(truth_path: Path, frame: pd.DataFrame) -> pd.DataFrame:
 
 @cli.command()
 @click.option("--rows", type=click.IntRange(min=1), required=True, help="Interactions to simulate.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--agents", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same log)."
+)
+@click.option(
+    "--agents",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help="Simulated agents (their skill per activity drives pool proficiency).",
+)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".parquet or .csv")
 def simulate(rows: int, seed: int, agents: int, out: str) -> None:
     """Simulated interaction log with known true success probabilities (and a truth file)."""
@@ -215,7 +213,12 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
     help="Interaction log (CSV or Parquet). --engine dask: a Parquet file or directory, "
     "local, shared or a URL such as s3://bucket/log/.",
 )
-@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML mapping your log's columns to vea's (see examples/); default: the model's own.",
+)
 @registry_option
 @click.option(
     "--learner",
@@ -224,7 +227,9 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
     show_default=True,
     help="Activity learner; auto picks by off-policy value.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same data, same model)."
+)
 @click.option(
     "--threads",
     type=click.IntRange(min=0, max=MAX_THREADS),
@@ -352,9 +357,25 @@ def train(
 
 
 @cli.command()
-@click.option("--model", "model_ref", default="champion", show_default=True)
-@click.option("--data", type=click.Path(exists=True), required=True)
-@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--model",
+    "model_ref",
+    default="champion",
+    show_default=True,
+    help="A version from `vea models list`, or champion.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True),
+    required=True,
+    help="Interaction log (CSV or Parquet file, or a Parquet directory).",
+)
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML mapping your log's columns to vea's (see examples/); default: the model's own.",
+)
 @click.option(
     "--truth", type=click.Path(exists=True), help="Simulator truth (default: beside the data)."
 )
@@ -364,7 +385,13 @@ def train(
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Write the evaluation JSON."
 )
-@click.option("--bootstrap", type=click.IntRange(min=50), default=500, show_default=True)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=50),
+    default=500,
+    show_default=True,
+    help="Bootstrap resamples (of customers) for the 95% intervals.",
+)
 @click.option(
     "--shadow",
     "shadow_version",
@@ -573,9 +600,25 @@ def _write_text(path: Path, text: str) -> None:
 
 
 @cli.command()
-@click.option("--model", "model_ref", default="champion", show_default=True)
-@click.option("--data", type=click.Path(exists=True), required=True)
-@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--model",
+    "model_ref",
+    default="champion",
+    show_default=True,
+    help="A version from `vea models list`, or champion.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True),
+    required=True,
+    help="Interaction log (CSV or Parquet file, or a Parquet directory).",
+)
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML mapping your log's columns to vea's (see examples/); default: the model's own.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".csv or .parquet")
 @click.option(
     "--pools",
@@ -607,7 +650,7 @@ def models() -> None:
 
 @models.command("list")
 @registry_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifests' summaries as JSON.")
 def models_list(registry, as_json) -> None:
     """Every model version in the registry, newest first: created, learner, training rows
     and reward; * marks the champion (serving), s the shadow challenger, BROKEN a bundle

@@ -64,7 +64,7 @@ from training.ope import (
     evaluate_policy,
 )
 from training.overlap import seen_share
-from training.settings import setting
+from training.settings import registry_option, setting
 from training.spec import Spec
 
 K = len(ACTIONS)
@@ -627,19 +627,20 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
 @click.command("retrain")
 @click.option("--since", type=click.DateTime(), default=None, help="Export decisions from here.")
 @click.option("--force", is_flag=True, help="Promote even if the gate refuses (recorded).")
-@click.option("--min-rows", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--min-rows",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Fewest rows with a known reward to train on; fewer: nothing changes.",
+)
 @click.option(
     "--data",
     type=click.Path(exists=True, dir_okay=False),
     help="Use this canonical log instead of exporting from the service database.",
 )
 @click.option("--keep-export", type=click.Path(dir_okay=False), help="Also copy the export here.")
-@click.option(
-    "--registry",
-    type=click.Path(file_okay=False),
-    default=lambda: setting("registry"),
-    show_default="VEA_REGISTRY or var/registry",
-)
+@registry_option
 @click.option(
     "--learner",
     type=click.Choice(["auto", "s", "s_ipw", "t", "dr"]),
@@ -647,19 +648,26 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
     show_default=True,
     help="Challenger's activity learner (auto: chosen by off-policy value, ~4x slower).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (folds, models).")
 @click.option(
     "--threads",
     type=click.IntRange(min=0, max=MAX_THREADS),
     default=0,
     help="LightGBM threads (0: all cores).",
 )
-@click.option("--bootstrap", type=click.IntRange(min=50), default=500, show_default=True)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=50),
+    default=500,
+    show_default=True,
+    help="Bootstrap resamples (of customers) for the gate's 95% interval.",
+)
 @click.option(
     "--drift-threshold",
     type=float,
     default=lambda: setting("drift_psi_threshold"),
     show_default="VEA_DRIFT_PSI_THRESHOLD or 0.2",
+    help="PSI of a feature (export vs the champion's training data) that is warned about.",
 )
 @reward_options
 @click.pass_context

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import click
+
 
 def setting(name: str) -> Any:
     """The ``VEA_<NAME>`` setting as the service reads it (its default when unset), with
@@ -26,3 +28,14 @@ def setting_if_set(name: str) -> Any:
     from service.config import variable
 
     return setting(name) if variable(name) in os.environ else None
+
+
+def registry_option(func):
+    """``--registry``, by default VEA_REGISTRY as the service reads it."""
+    return click.option(
+        "--registry",
+        type=click.Path(file_okay=False),
+        default=lambda: setting("registry"),
+        show_default="VEA_REGISTRY or var/registry",
+        help="Model registry directory.",
+    )(func)
