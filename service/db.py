@@ -135,6 +135,31 @@ outcomes = sa.Table(
     sa.Column("payload", JSON, nullable=False),
 )
 
+# Survey answers as the survey system sent them, hours or days after the contact
+# (migration 0009). They arrive before or after the agent's outcome, or without one: kept
+# here so none is lost, and copied into the outcome's empty answer columns (in the same
+# transaction as whichever of the two comes second), so every reader of outcomes (export,
+# reports, proficiency, drift) counts them once, from the one row per decision.
+surveys = sa.Table(
+    "surveys",
+    metadata,
+    sa.Column(
+        "decision_id",
+        sa.String(32),
+        sa.ForeignKey("decisions.decision_id", ondelete="CASCADE"),
+        primary_key=True,  # one survey per contact: answers are added, never replaced
+    ),
+    sa.Column("survey_id", sa.String(128), nullable=True),
+    sa.Column("answered_at", sa.DateTime(), nullable=True),
+    sa.Column("ves_confidence", sa.SmallInteger(), nullable=True),
+    sa.Column("ves_ability", sa.SmallInteger(), nullable=True),
+    sa.Column("csat", sa.SmallInteger(), nullable=True),
+    sa.Column("nps", sa.SmallInteger(), nullable=True),
+    sa.Column("ces", sa.SmallInteger(), nullable=True),
+    sa.Column("recorded_at", sa.DateTime(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
+)
+
 customer_events = sa.Table(
     "customer_events",
     metadata,

@@ -32,11 +32,12 @@ from service.db import (
     is_unavailable,
     iso_utc,
     outcomes,
+    surveys,
     to_naive_utc,
     utcnow,
 )
 from service.errors import ApiError, unavailable_as_503
-from service.schemas import CLOCK_SKEW
+from service.schemas import CLOCK_SKEW, SURVEY_ANSWERS
 from service.state import State
 
 log = logging.getLogger("vea.decisions")
@@ -539,11 +540,7 @@ def record_outcome(
     with _not_stored_as_503(state, "outcome"):
         try:
             with begin_write(state.engine) as conn:
-                decision = conn.execute(
-                    sa.select(
-                        decisions.c.suggested_activity, decisions.c.pool_id, decisions.c.occurred_at
-                    ).where(decisions.c.decision_id == decision_id)
-                ).first()
+                decision = conn.execute(_LOCKED_DECISION, {"decision_id": decision_id}).first()
                 if decision is None:
                     raise ApiError(404, "no such decision")
                 existing = _existing_outcome(conn, decision_id, payload)
@@ -564,23 +561,29 @@ def record_outcome(
                         "an outcome cannot happen before its contact",
                         fields={"occurred_at": ["before the decision's contact"]},
                     )
+                # Answers the survey system sent first fill what the agent did not record;
+                # one that differs would be either overwritten or counted twice: 409.
+                survey = _stored_survey(conn, decision_id)
+                answers = {name: body.get(name) for name in SURVEY_ANSWERS}
+                if survey is not None:
+                    _refuse_conflicts(
+                        {k: v for k, v in answers.items() if v is not None},
+                        survey,
+                        "the survey recorded for this decision has other answers",
+                    )
+                    answers = {k: survey[k] if v is None else v for k, v in answers.items()}
                 ve_success = body.get("ve_success")
-                confidence, ability = body.get("ves_confidence"), body.get("ves_ability")
-                if ve_success is None and confidence is not None and ability is not None:
-                    ve_success = confidence >= 6 and ability >= 6  # top-2-box on both VES items
+                if ve_success is None:
+                    ve_success = _top_two_box(answers)
                 row = {
                     "decision_id": decision_id,
                     "activity": activity,
                     "offered": body["offered"],
                     "accepted": body.get("accepted"),
                     "ve_success": ve_success,
-                    "ves_confidence": confidence,
-                    "ves_ability": ability,
+                    **answers,
                     "resolved": body.get("resolved"),
                     "handle_time_s": body.get("handle_time_s"),
-                    "csat": body.get("csat"),
-                    "nps": body.get("nps"),
-                    "ces": body.get("ces"),
                     "agent_id": body.get("agent_id"),
                     "pool_id": body.get("pool_id") or decision.pool_id,
                     "occurred_at": to_naive_utc(occurred) if occurred else now,
@@ -602,6 +605,141 @@ def record_outcome(
     return _outcome_answer(_RowView(row)), True
 
 
+# The decision row, locked until the transaction ends (PostgreSQL; SQLite's writers take
+# turns anyway): an outcome and a survey of the same decision arriving together would
+# each miss the other and the survey's answers would never reach the outcome.
+_LOCKED_DECISION = (
+    sa.select(decisions.c.suggested_activity, decisions.c.pool_id, decisions.c.occurred_at)
+    .where(decisions.c.decision_id == sa.bindparam("decision_id"))
+    .with_for_update()
+)
+
+
+def _top_two_box(answers: dict[str, Any]) -> bool | None:
+    """VES success: top-2-box (6-7) on both items; unknown until both are answered."""
+    confidence, ability = answers.get("ves_confidence"), answers.get("ves_ability")
+    if confidence is None or ability is None:
+        return None
+    return confidence >= 6 and ability >= 6
+
+
+def _stored_survey(conn: sa.Connection, decision_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(surveys).where(surveys.c.decision_id == decision_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def _refuse_conflicts(given: dict[str, Any], stored: dict[str, Any], message: str) -> None:
+    """409 naming each answer ``given`` with another value than ``stored`` has: a stored
+    answer is never overwritten (nor a second one counted beside it)."""
+    fields = {
+        name: [f"{_shown(stored[name])} is already recorded"]
+        for name, value in given.items()
+        if stored.get(name) is not None and stored[name] != value
+    }
+    if fields:
+        raise ApiError(409, message, fields=fields, code="survey_conflict")
+
+
+def _shown(value: Any) -> str:
+    return iso_utc(value) if isinstance(value, datetime) else str(value)
+
+
+# ------------------------------------------------------------------- surveys
+def record_survey(
+    state: State, decision_id: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """Store a decision's survey answers: ``(answer, created)``.
+
+    Answers add to those already stored (by an earlier survey post or the agent's
+    outcome); the same answers again change nothing (``created`` False); an answer that
+    differs from a stored one is a 409. With the outcome recorded they fill its empty
+    answer columns in the same transaction (and ``ve_success`` when the outcome did not
+    set it); without one they wait in ``surveys`` and ``record_outcome`` takes them."""
+    given = {
+        name: body[name] for name in ("survey_id", *SURVEY_ANSWERS) if body.get(name) is not None
+    }
+    if body.get("answered_at") is not None:
+        given["answered_at"] = to_naive_utc(body["answered_at"])
+    with _not_stored_as_503(state, "survey"), begin_write(state.engine) as conn:
+        decision = conn.execute(_LOCKED_DECISION, {"decision_id": decision_id}).first()
+        if decision is None:
+            raise ApiError(404, "no such decision")
+        answered = given.get("answered_at")
+        if answered is not None and answered < decision.occurred_at - CLOCK_SKEW:
+            raise ApiError(
+                422,
+                "a survey cannot be answered before its contact",
+                fields={"answered_at": ["before the decision's contact"]},
+            )
+        survey = _stored_survey(conn, decision_id)
+        outcome = conn.execute(
+            sa.select(outcomes).where(outcomes.c.decision_id == decision_id)
+        ).first()
+        outcome = None if outcome is None else dict(outcome._mapping)
+        if survey is not None:
+            _refuse_conflicts(given, survey, "a survey with other answers is recorded")
+        if outcome is not None:
+            _refuse_conflicts(given, outcome, "the decision's outcome holds other answers")
+        new = {k: v for k, v in given.items() if survey is None or survey[k] is None}
+        if survey is not None and not new:
+            return _survey_answer(survey, outcome), False
+        now = utcnow()
+        if survey is None:
+            survey = {
+                **{c.name: None for c in surveys.c},
+                "decision_id": decision_id,
+                **new,
+                "recorded_at": now,
+                "updated_at": now,
+            }
+            conn.execute(surveys.insert().values(**survey))
+        else:
+            survey = {**survey, **new, "updated_at": now}
+            conn.execute(
+                surveys.update()
+                .where(surveys.c.decision_id == decision_id)
+                .values(**new, updated_at=now)
+            )
+        if outcome is not None:
+            filled = _filled_outcome(outcome, survey)
+            if filled:
+                conn.execute(
+                    outcomes.update().where(outcomes.c.decision_id == decision_id).values(**filled)
+                )
+                outcome = {**outcome, **filled}
+    state.metrics.surveys.labels(outcome="pending" if outcome is None else "recorded").inc()
+    return _survey_answer(survey, outcome), True
+
+
+def _filled_outcome(outcome: dict[str, Any], survey: dict[str, Any]) -> dict[str, Any]:
+    """The outcome's columns to change: the survey's answers where it has none, and
+    ``ve_success`` from both VES items unless the outcome's request set it."""
+    filled = {
+        name: survey[name]
+        for name in SURVEY_ANSWERS
+        if outcome[name] is None and survey[name] is not None
+    }
+    if (outcome["payload"] or {}).get("ve_success") is None:
+        success = _top_two_box({**outcome, **filled})
+        if success != outcome["ve_success"]:
+            filled["ve_success"] = success
+    return filled
+
+
+def _survey_answer(survey: dict[str, Any], outcome: dict[str, Any] | None) -> dict[str, Any]:
+    answered = survey["answered_at"]
+    return {
+        "decision_id": survey["decision_id"],
+        "survey_id": survey["survey_id"],
+        "answered_at": None if answered is None else iso_utc(answered),
+        **{name: survey[name] for name in SURVEY_ANSWERS},
+        "recorded_at": iso_utc(survey["recorded_at"]),
+        "updated_at": iso_utc(survey["updated_at"]),
+        "outcome_recorded": outcome is not None,
+        "ve_success": None if outcome is None else outcome["ve_success"],
+    }
+
+
 class _RowView:
     """Adapter so a freshly built row dict reads like a fetched row."""
 
@@ -618,20 +756,28 @@ def _read(state: State, query: sa.Select) -> list[Any]:
         return conn.execute(query).all()
 
 
+_SURVEY_PREFIX = "survey_"
 _WITH_OUTCOME = sa.select(
     decisions.c.response,
     decisions.c.features,
     decisions.c.occurred_at.label("contact_at"),
     outcomes,
-).select_from(decisions.outerjoin(outcomes))
+    *(c.label(_SURVEY_PREFIX + c.name) for c in surveys.c),
+).select_from(decisions.outerjoin(outcomes).outerjoin(surveys))
 
 
 def _with_outcome(row: Any) -> dict[str, Any]:
-    outcome = None
+    outcome = survey = None
+    values = row._mapping
     if row.activity is not None:  # outer join: an outcome's columns are null without one
-        names = set(outcomes.c.keys())
-        outcome = _outcome_answer(_RowView({k: v for k, v in row._mapping.items() if k in names}))
-    return {"decision": row.response, "outcome": outcome}
+        outcome = {c.name: values[c.name] for c in outcomes.c}
+    if values[_SURVEY_PREFIX + "decision_id"] is not None:
+        survey = {c.name: values[_SURVEY_PREFIX + c.name] for c in surveys.c}
+    return {
+        "decision": row.response,
+        "outcome": None if outcome is None else _outcome_answer(_RowView(outcome)),
+        "survey": None if survey is None else _survey_answer(survey, outcome),
+    }
 
 
 def stored_decision(state: State, decision_id: str) -> dict[str, Any]:

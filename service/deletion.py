@@ -1,9 +1,9 @@
 """Deleting stored records on purpose: one customer's (erasure) or everything older than
 a retention cutoff (pruning). Nothing else in the service deletes a decision.
 
-Each deletion is one transaction over the three tables that hold customer data: the
-decisions (with the features, answer and history they carry), the outcomes recorded for
-them and the customers' later events. Either all of it goes or none (a failure rolls
+Each deletion is one transaction over the four tables that hold customer data: the
+decisions (with the features, answer and history they carry), the outcomes and survey
+answers recorded for them and the customers' later events. Either all of it goes or none (a failure rolls
 back). What stays: aggregates built earlier (pool proficiency, trained models) and files
 exported earlier (`vea export`), which are the operator's to delete. Each deletion is
 recorded in the audit log in its transaction; pruning never touches the audit log.
@@ -23,6 +23,7 @@ from service.db import (
     decisions,
     iso_utc,
     outcomes,
+    surveys,
     to_naive_utc,
     utcnow,
 )
@@ -49,11 +50,16 @@ def _delete(
         deleted_outcomes = conn.execute(
             outcomes.delete().where(outcomes.c.decision_id.in_(matching))
         ).rowcount
+        # Explicitly, not by the foreign key's cascade: the count is answered and audited.
+        deleted_surveys = conn.execute(
+            surveys.delete().where(surveys.c.decision_id.in_(matching))
+        ).rowcount
         deleted_decisions = conn.execute(decisions.delete().where(decision_filter)).rowcount
         deleted_events = conn.execute(customer_events.delete().where(event_filter)).rowcount
         counts = {
             "decisions": deleted_decisions,
             "outcomes": deleted_outcomes,
+            "surveys": deleted_surveys,
             "events": deleted_events,
         }
         actor, action, target = audit_event
@@ -98,7 +104,7 @@ def check_cutoff(cutoff: datetime) -> datetime:
 def prune_before(
     engine: sa.Engine, cutoff: datetime, *, actor: str = audit.SYSTEM_ACTOR
 ) -> dict[str, int]:
-    """Delete the decisions (with their outcomes) and the events that happened before
+    """Delete the decisions (with their outcomes and surveys) and the events that happened before
     ``cutoff`` (aware, or naive UTC): a data-retention policy.
 
     Refused (ValueError) for a cutoff less than ``MIN_RETENTION_DAYS`` ago."""

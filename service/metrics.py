@@ -27,6 +27,7 @@ from models.activities import ACTIONS
 DEGRADED_REASONS = ("no_model", "model_error", "database")
 SHADOW_VERDICTS = ("ok", "slow", "error", "suspended")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+SURVEY_OUTCOME_STATES = ("recorded", "pending")  # the ``outcome`` label of vea_surveys_total
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -67,6 +68,15 @@ class Metrics:
             "vea_outcomes_total", "Outcomes recorded", ["activity", "offered"], registry=r
         )
         self.events = Counter("vea_customer_events_total", "Customer events", ["type"], registry=r)
+        # Surveys whose answers were stored (a replay is not counted), by whether the
+        # agent's outcome was already there: a steady share of "pending" is normal (the
+        # survey outran the wrap-up), a growing one means outcomes are not being posted.
+        self.surveys = Counter(
+            "vea_surveys_total",
+            "Survey answers recorded, by whether the decision's outcome was already recorded",
+            ["outcome"],
+            registry=r,
+        )
         self.shadow = Counter(
             "vea_shadow_decisions_total",
             "Shadow challenger calls by verdict (ok, slow, error, suspended)",
@@ -105,6 +115,8 @@ class Metrics:
                 self.outcomes.labels(activity=activity, offered=offered)
         for reason in DEGRADED_REASONS:
             self.degraded.labels(reason=reason)
+        for outcome in SURVEY_OUTCOME_STATES:
+            self.surveys.labels(outcome=outcome)
         for verdict in SHADOW_VERDICTS:
             self.shadow.labels(verdict=verdict)
 

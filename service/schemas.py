@@ -446,6 +446,86 @@ class OutcomeSchema(Schema):
     recorded_at = fields.String(required=True)
 
 
+# ------------------------------------------------------------------- surveys
+SURVEY_ANSWERS = ("ves_confidence", "ves_ability", "csat", "nps", "ces")
+
+
+class SurveyRequestSchema(Schema):
+    """Answers of the post-contact survey, sent by the survey system (any time after the
+    contact, before or after the agent's outcome)."""
+
+    survey_id = fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "the survey system's id of this response"},
+    )
+    answered_at = fields.AwareDateTime(
+        allow_none=True,
+        validate=_happened,
+        metadata={"description": "when the customer answered; not before the contact"},
+    )
+    ves_confidence = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(1, 7),
+        metadata={"description": "VES: more confident in the purchase decision (1-7)"},
+    )
+    ves_ability = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(1, 7),
+        metadata={"description": "VES: helped get more value from the product (1-7)"},
+    )
+    csat = StrictInteger(allow_none=True, validate=validate.Range(1, 5))
+    nps = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(0, 10),
+        metadata={"description": "likelihood to recommend (0-10)"},
+    )
+    ces = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(1, 7),
+        metadata={"description": "customer effort score (1 very easy - 7 very hard)"},
+    )
+
+    @validates_schema
+    def _some_answer(self, data: dict, **_kwargs) -> None:
+        if all(data.get(name) is None for name in SURVEY_ANSWERS):
+            raise ma.ValidationError(
+                f"at least one answer is required: {', '.join(SURVEY_ANSWERS)}"
+            )
+
+
+class SurveySchema(Schema):
+    decision_id = fields.String(required=True)
+    survey_id = fields.String(allow_none=True)
+    answered_at = fields.String(allow_none=True)
+    ves_confidence = fields.Integer(allow_none=True)
+    ves_ability = fields.Integer(allow_none=True)
+    csat = fields.Integer(allow_none=True)
+    nps = fields.Integer(allow_none=True)
+    ces = fields.Integer(allow_none=True)
+    recorded_at = fields.String(
+        required=True, metadata={"description": "when the first answers were stored"}
+    )
+    updated_at = fields.String(
+        required=True, metadata={"description": "when answers were last added"}
+    )
+    outcome_recorded = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "the agent's outcome is recorded: the answers are in it and count "
+            "in exports and reports; until then they are kept and counted once it is"
+        },
+    )
+    ve_success = fields.Boolean(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "the outcome's ve_success with these answers (VES top-2-box on "
+            "both items unless the outcome set it); null without an outcome or both items"
+        },
+    )
+
+
 class StoredDecisionSchema(Schema):
     decision = fields.Nested(
         DecisionSchema,
@@ -456,7 +536,16 @@ class StoredDecisionSchema(Schema):
         OutcomeSchema,
         allow_none=True,
         required=True,
-        metadata={"description": "the recorded outcome; null while none is recorded"},
+        metadata={
+            "description": "the recorded outcome, with the survey's answers once both exist; "
+            "null while none is recorded"
+        },
+    )
+    survey = fields.Nested(
+        SurveySchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "the survey's answers as received; null while none is"},
     )
 
 
@@ -485,6 +574,7 @@ class EventRequestSchema(Schema):
 class ErasedCountsSchema(Schema):
     decisions = fields.Integer(required=True)
     outcomes = fields.Integer(required=True)
+    surveys = fields.Integer(required=True)
     events = fields.Integer(required=True)
 
 

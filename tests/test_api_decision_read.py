@@ -11,7 +11,7 @@ def test_a_stored_decision_reads_back_with_its_outcome(client, keys, new_id):
 
     before = client.get(path, headers=keys["desktop"])
     assert before.status_code == 200, before.json
-    assert before.json == {"decision": decision, "outcome": None}
+    assert before.json == {"decision": decision, "outcome": None, "survey": None}
 
     outcome = {**FULL_OUTCOME, "occurred_at": None}
     recorded = client.post(f"{path}/outcome", json=outcome, headers=keys["desktop"])

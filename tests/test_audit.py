@@ -68,7 +68,7 @@ def test_an_erasure_is_audited_without_the_customer_id(app, client, keys, new_id
     (event,) = _mine(_events(client, keys["admin"]), admin_id)
     assert event["action"] == "customer.erase"
     assert event["target"] is None
-    assert event["details"] == {"decisions": 1, "outcomes": 0, "events": 0}
+    assert event["details"] == {"decisions": 1, "outcomes": 0, "surveys": 0, "events": 0}
     with app.extensions["vea"].engine.connect() as conn:
         stored = [str(tuple(row)) for row in conn.execute(sa.select(audit_events))]
     assert not any(customer in row for row in stored)  # never stored after its erasure
@@ -369,7 +369,7 @@ def test_cli_actions_are_audited_and_read_with_vea_audit(vea, monkeypatch):
     ]
     assert {e["actor"] for e in events} == {"cli:ops-anna"}
     assert events[0]["details"]["role"] == "desktop" and events[0]["details"]["expires_at"]
-    assert events[2]["details"] == {"decisions": 0, "outcomes": 0, "events": 0}
+    assert events[2]["details"] == {"decisions": 0, "outcomes": 0, "surveys": 0, "events": 0}
     assert "customer-to-forget" not in vea("audit", "--json").stdout
 
     table = vea("audit").stdout

@@ -69,7 +69,7 @@ def test_erasure_deletes_one_customers_records_and_nobody_elses(app, client, key
     assert answer.status_code == 200, answer.json
     assert answer.json == {
         "customer_id": gone,
-        "deleted": {"decisions": 2, "outcomes": 1, "events": 1},
+        "deleted": {"decisions": 2, "outcomes": 1, "surveys": 0, "events": 1},
     }
     assert stored(engine, gone) == (0, 0, 0)
     assert stored(engine, kept) == (1, 1, 1)
@@ -78,7 +78,7 @@ def test_erasure_deletes_one_customers_records_and_nobody_elses(app, client, key
 
     again = client.delete(f"/v1/customers/{gone}", headers=keys["admin"])
     assert again.status_code == 200
-    assert again.json["deleted"] == {"decisions": 0, "outcomes": 0, "events": 0}
+    assert again.json["deleted"] == {"decisions": 0, "outcomes": 0, "surveys": 0, "events": 0}
     # The next contact starts without history: nothing is continued or counted.
     fresh = make_decision(client, keys["desktop"], new_id, customer_id=gone)
     assert fresh["continuation"] is None
@@ -119,5 +119,5 @@ def test_cli_erasure_asks_for_confirmation(app, client, keys, new_id, monkeypatc
 
     done = runner.invoke(cli, ["db", "erase-customer", customer, "--yes"], env=env)
     assert done.exit_code == 0, done.output
-    assert "erased 1 decisions, 0 outcomes and 0 events" in done.output
+    assert "erased 1 decisions, 0 outcomes, 0 surveys and 0 events" in done.output
     assert stored(engine, customer) == (0, 0, 0)

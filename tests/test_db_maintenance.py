@@ -91,9 +91,33 @@ def test_prune_deletes_only_what_happened_before_the_cutoff(own_app, new_id):
     cutoff = (datetime.now(UTC) - timedelta(days=200)).strftime("%Y-%m-%d")
     done = run(env, "db", "prune", "--before", cutoff, "--yes")
     assert done.exit_code == 0, done.output
-    assert "deleted 1 decisions, 1 outcomes and 1 events" in done.output
+    assert "deleted 1 decisions, 1 outcomes, 0 surveys and 1 events" in done.output
     assert count(engine, decisions, old) == 0 and count(engine, customer_events, old) == 0
     assert count(engine, decisions, recent) == 1 and count(engine, customer_events, recent) == 1
+
+
+def test_prune_deletes_the_surveys_of_old_decisions(own_app, new_id):
+    """Survey answers go with their decision, with or without an outcome."""
+    from service.db import surveys
+
+    app, client = own_app, own_app.test_client()
+    engine = app.extensions["vea"].engine
+    desk = {"Authorization": f"Bearer {create_key(engine, 'desktop')[1]}"}
+    env = {"VEA_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
+    old = make_decision(client, desk, new_id, occurred_at="2020-01-02T10:00:00+00:00")
+    young = make_decision(client, desk, new_id)
+    for decision in (old, young):
+        answer = client.post(
+            f"/v1/decisions/{decision['decision_id']}/survey", json={"csat": 3}, headers=desk
+        )
+        assert answer.status_code == 201, answer.json
+
+    done = run(env, "db", "prune", "--before", "2020-01-03", "--yes")
+    assert done.exit_code == 0, done.output
+    assert "deleted 1 decisions, 0 outcomes, 1 surveys and 0 events" in done.output
+    with engine.connect() as conn:
+        left = conn.execute(sa.select(surveys.c.decision_id)).scalars().all()
+    assert left == [young["decision_id"]]
 
 
 def test_backup_copies_a_live_sqlite_database_whole(tmp_path):

@@ -123,3 +123,55 @@ def test_upgrade_from_0007_keeps_keys_that_never_expire(fresh_url, registry_dir,
         assert conn.execute(sa.text("SELECT key_id FROM api_keys")).scalar() == "0123456789ab"
         assert "audit_events" not in sa.inspect(conn).get_table_names()
     engine.dispose()
+
+
+def test_upgrade_from_0008_adds_surveys_beside_stored_outcomes(fresh_url):
+    """Migration 0009 on a database with a decision and its outcome: both stay, the
+    surveys table starts empty and takes answers for the decision; undone, it is gone
+    and the outcome is untouched."""
+    from datetime import datetime
+
+    upgrade(fresh_url, "0008")
+    engine = make_engine(fresh_url)
+    at = datetime(2026, 1, 2, 3, 4, 5)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO decisions (decision_id, interaction_id, customer_id, occurred_at, "
+                "created_at, features, suggested_activity, propensity, model_version, "
+                "openness, response) VALUES ('d1', 'i1', 'c1', :at, :at, '{}', "
+                "'educate_usage', 1.0, 'm1', 0.5, '{}')"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO outcomes (decision_id, activity, offered, csat, occurred_at, "
+                "recorded_at, payload) VALUES ('d1', 'educate_usage', true, 4, :at, :at, '{}')"
+            ),
+            {"at": at},
+        )
+    engine.dispose()
+
+    upgrade(fresh_url)
+    assert _differences(fresh_url) == []
+    engine = make_engine(fresh_url)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM surveys")).scalar() == 0
+        conn.execute(
+            sa.text(
+                "INSERT INTO surveys (decision_id, ves_confidence, recorded_at, updated_at) "
+                "VALUES ('d1', 7, :at, :at)"
+            ),
+            {"at": at},
+        )
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT csat FROM outcomes")).scalar() == 4
+    engine.dispose()
+
+    downgrade(fresh_url, "0008")
+    engine = make_engine(fresh_url)
+    with engine.connect() as conn:
+        assert "surveys" not in sa.inspect(conn).get_table_names()
+        assert conn.execute(sa.text("SELECT csat FROM outcomes")).scalar() == 4
+    engine.dispose()

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from service.api import examples
-from service.schemas import DecisionRequestSchema, EventRequestSchema, OutcomeRequestSchema
+from service.schemas import (
+    DecisionRequestSchema,
+    EventRequestSchema,
+    OutcomeRequestSchema,
+    SurveyRequestSchema,
+)
 
 
 def shape(value: Any) -> Any:
@@ -43,6 +49,7 @@ def same_fields(example: Any, real: Any, where: str = "") -> list[str]:
     [
         (DecisionRequestSchema(), examples.DECISION_REQUEST),
         (OutcomeRequestSchema(), examples.OUTCOME_REQUEST),
+        (SurveyRequestSchema(), examples.SURVEY_REQUEST),
         (EventRequestSchema(), examples.EVENT_REQUEST),
     ],
 )
@@ -74,6 +81,15 @@ def test_the_examples_have_the_fields_of_real_answers(client, keys, new_id):
     assert decision.status_code == 201
     assert decision.json["continuation"] is not None  # the example shows one
     assert same_fields(shape(examples.DECISION), shape(decision.json)) == []
+    # The survey as the survey system sends it, answered now (the example's time would
+    # lie before this test's contact), for a decision whose outcome is still to come.
+    survey = client.post(
+        f"/v1/decisions/{decision.json['decision_id']}/survey",
+        json={**examples.SURVEY_REQUEST, "answered_at": datetime.now(UTC).isoformat()},
+        headers=desktop,
+    )
+    assert survey.status_code == 201, survey.json
+    assert same_fields(shape(examples.SURVEY), shape(survey.json)) == []
 
     event = client.post(
         f"/v1/customers/{customer}/events",
@@ -114,5 +130,11 @@ def test_the_document_carries_the_examples(client):
     assert outcome["requestBody"]["content"]["application/json"]["example"] == (
         examples.OUTCOME_REQUEST
     )
+    survey = paths["/v1/decisions/{decision_id}/survey"]["post"]
+    assert survey["requestBody"]["content"]["application/json"]["example"] == (
+        examples.SURVEY_REQUEST
+    )
+    assert survey["responses"]["201"]["content"]["application/json"]["example"] == (examples.SURVEY)
+    assert {"200", "404", "409", "422", "503"} <= survey["responses"].keys()
     event = paths["/v1/customers/{customer_id}/events"]["post"]
     assert event["responses"]["201"]["content"]["application/json"]["example"] == examples.EVENT

@@ -52,8 +52,8 @@ def blueprint() -> Blueprint:
     @blp.response(200, CustomerRecordsSchema, description="everything stored for the customer")
     def customer_records(customer_id):
         """Everything stored under the customer id, oldest first (right of access): the
-        decisions with the features they were made on and their outcomes, and the
-        customer's events. Empty lists when nothing is stored."""
+        decisions with the features they were made on, their outcomes and survey answers,
+        and the customer's events. Empty lists when nothing is stored."""
         return use_cases.customer_records(state(), customer_id)
 
     @blp.route("/<customer_id>", methods=["DELETE"])
@@ -62,7 +62,7 @@ def blueprint() -> Blueprint:
     @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
     @blp.response(200, ErasureSchema, description="the customer's stored records are gone")
     def erase_customer(customer_id):
-        """Erase every decision, outcome and event stored for the customer (right to
+        """Erase every decision, outcome, survey and event stored for the customer (right to
         deletion). Idempotent: erasing again answers zeros. Aggregates built earlier
         (pool proficiency, trained models) and exported files are not changed."""
         current = state()

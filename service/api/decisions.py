@@ -16,6 +16,8 @@ from service.schemas import (
     OutcomeRequestSchema,
     OutcomeSchema,
     StoredDecisionSchema,
+    SurveyRequestSchema,
+    SurveySchema,
 )
 from service.state import state
 
@@ -79,7 +81,11 @@ def blueprint() -> Blueprint:
     @require("decisions")
     @protected(blp)
     @blp.arguments(DecisionPathSchema(), location="path", as_kwargs=True)
-    @blp.response(200, StoredDecisionSchema, description="the stored decision and its outcome")
+    @blp.response(
+        200,
+        StoredDecisionSchema,
+        description="the stored decision, its outcome and its survey answers",
+    )
     @blp.alt_response(404, schema=ErrorSchema, description="unknown decision")
     def get_decision(decision_id):
         """A stored decision as last answered, with its outcome once recorded (e.g. for a
@@ -99,6 +105,44 @@ def blueprint() -> Blueprint:
     def record_outcome(body, decision_id):
         """Record what happened: activity offered, accepted, VES items, handle time, CSAT."""
         answer, created = use_cases.record_outcome(state(), decision_id, body)
+        if created:
+            return answer
+        return answer, 200, {"Idempotent-Replayed": "true"}
+
+    @blp.route("/<decision_id>/survey", methods=["POST"])
+    @require("outcomes")
+    @protected(blp)
+    @blp.arguments(DecisionPathSchema(), location="path", as_kwargs=True)
+    @blp.arguments(SurveyRequestSchema(), example=examples.SURVEY_REQUEST)
+    @blp.response(201, SurveySchema, description="survey answers recorded", example=examples.SURVEY)
+    @blp.alt_response(
+        200,
+        schema=SurveySchema,
+        description="these answers are already stored (header `Idempotent-Replayed: true`)",
+    )
+    @blp.alt_response(404, schema=ErrorSchema, description="unknown decision")
+    @blp.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="an answer differs from one already recorded for the decision, by an "
+        "earlier survey or by the outcome (code `survey_conflict`; `fields` names each)",
+    )
+    @blp.alt_response(
+        422,
+        schema=ErrorSchema,
+        description="invalid body: no answer, an answer out of range, answered_at before the "
+        "contact or in the future",
+    )
+    def record_survey(body, decision_id):
+        """Record the post-contact survey: the VES items, CSAT, NPS, CES.
+
+        For the survey system, hours or days after the contact. The answers fill what the
+        agent's outcome lacks (and `ve_success`, VES top-2-box on both items, unless the
+        outcome set it); before the outcome is recorded, or when it never is, they are
+        kept, shown with the decision, and counted once the outcome arrives. Answers may
+        come in several posts; a stored answer is never replaced (409).
+        """
+        answer, created = use_cases.record_survey(state(), decision_id, body)
         if created:
             return answer
         return answer, 200, {"Idempotent-Replayed": "true"}

@@ -143,6 +143,31 @@ OUTCOME: dict[str, Any] = {
     "recorded_at": "2026-11-27T03:33:02.410Z",
 }
 
+SURVEY_REQUEST: dict[str, Any] = {
+    "survey_id": "svy-20261127-5521",
+    "answered_at": "2026-11-27T09:12:40+09:00",
+    "ves_confidence": 6,
+    "ves_ability": 7,
+    "csat": 5,
+    "nps": 9,
+    "ces": 2,
+}
+
+SURVEY: dict[str, Any] = {
+    "decision_id": "988da6b021a075551ba475a776b65bf0",
+    "survey_id": "svy-20261127-5521",
+    "answered_at": "2026-11-27T00:12:40.000Z",
+    "ves_confidence": 6,
+    "ves_ability": 7,
+    "csat": 5,
+    "nps": 9,
+    "ces": 2,
+    "recorded_at": "2026-11-27T04:02:11.903Z",
+    "updated_at": "2026-11-27T04:02:11.903Z",
+    "outcome_recorded": True,
+    "ve_success": True,
+}
+
 EVENT_REQUEST: dict[str, Any] = {"event_id": "crm-991", "type": "upgraded", "value": 120.0}
 
 EVENT: dict[str, Any] = {
