@@ -288,6 +288,12 @@ def export(out: str, since, until) -> None:
             f"note: {result.pending} decisions in the period have no outcome yet and were left out",
             err=True,
         )
+    if result.surveys_pending:
+        click.echo(
+            f"note: {result.surveys_pending} of them have survey answers waiting for the "
+            "agent's outcome: they are exported once it is recorded",
+            err=True,
+        )
     if result.without_ves:
         click.echo(
             f"note: {result.without_ves} outcomes have no VES answers (ve_success empty): "

@@ -28,7 +28,7 @@ from models.exploration import HOLDOUT, candidates
 from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES, LOG_COLUMNS
 from models.tables import write_table
 from models.value_report import UPGRADES_WITHOUT_VALUE
-from service.db import READ_ONLY, customer_events, decisions, outcomes, utcnow
+from service.db import READ_ONLY, customer_events, decisions, outcomes, surveys, utcnow
 
 # Export columns: the canonical log, then the columns only vea's own logs carry.
 CANONICAL = LOG_COLUMNS
@@ -76,6 +76,9 @@ class ExportResult:
     pending: int  # decisions in the period without an outcome yet
     path: Path | None = None
     without_ves: int = 0  # exported outcomes with no VES answer (ve_success empty)
+    # Of the pending decisions, those with survey answers that wait for the agent's
+    # outcome (POST .../survey came first): they are exported once it is recorded.
+    surveys_pending: int = 0
 
 
 def _read(conn: sa.Connection, since: datetime | None, until: datetime | None) -> tuple:
@@ -393,4 +396,25 @@ def export_log(
     check_rows(rows)
     path = write_log(rows, out)
     without_ves = int(rows["ve_success"].isna().sum()) if "ve_success" in rows else 0
-    return ExportResult(rows=len(rows), pending=pending, path=path, without_ves=without_ves)
+    return ExportResult(
+        rows=len(rows),
+        pending=pending,
+        path=path,
+        without_ves=without_ves,
+        surveys_pending=_surveys_pending(engine, since, until) if pending else 0,
+    )
+
+
+def _surveys_pending(engine: sa.Engine, since: datetime | None, until: datetime | None) -> int:
+    """Decisions of the period with survey answers but no outcome yet."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(decisions.join(surveys, surveys.c.decision_id == decisions.c.decision_id))
+        .where(~sa.exists().where(outcomes.c.decision_id == decisions.c.decision_id))
+    )
+    if since is not None:
+        query = query.where(decisions.c.occurred_at >= since)
+    if until is not None:
+        query = query.where(decisions.c.occurred_at < until)
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        return conn.execute(query).scalar_one()

@@ -243,9 +243,14 @@ def test_the_customers_data_holds_the_survey_and_erasure_deletes_it(app, client,
     assert again["deleted"]["surveys"] == 0
 
 
-def test_the_export_and_the_value_report_count_late_answers(app, client, keys, new_id):
-    from service.export import decision_frame
+def test_the_export_and_the_value_report_count_late_answers(
+    app, client, keys, new_id, tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from service.export import decision_frame, export_log
     from service.reports import value
+    from training.cli import cli
 
     desk = keys["desktop"]
     agent = new_id("agent-")
@@ -275,6 +280,17 @@ def test_the_export_and_the_value_report_count_late_answers(app, client, keys, n
     assert mine["csat"].tolist() == [5.0, 3.0, 4.0]
     assert mine["ve_success"].tolist()[:2] == [1.0, 0.0]
     assert not bool(frame.loc[ids[3], "has_outcome"])
+
+    exported = export_log(engine, tmp_path / "log.csv", start, end)
+    assert (exported.rows, exported.pending, exported.surveys_pending) == (3, 1, 1)
+    monkeypatch.setenv("VEA_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    run = CliRunner().invoke(
+        cli,
+        ["export", "--out", str(tmp_path / "cli.csv"), "--since", "2021-05-04", "--until",
+         "2021-05-05"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert "1 of them have survey answers waiting for the agent's outcome" in run.output
 
     state = app.extensions["vea"]
     report = value(engine, state.settings, start, end)

@@ -22,6 +22,8 @@ def test_alertable_series_exist_at_zero_before_their_first_event(make_app):
         assert f'vea_degraded_decisions_total{{reason="{reason}"}} 0.0' in text, reason
     for verdict in ("error", "slow"):
         assert f'vea_shadow_decisions_total{{verdict="{verdict}"}} 0.0' in text
+    for outcome in ("recorded", "pending"):
+        assert f'vea_surveys_total{{outcome="{outcome}"}} 0.0' in text
     for activity in ACTIONS:
         assert f'vea_decisions_total{{activity="{activity}"}} 0.0' in text
         assert f'vea_outcomes_total{{activity="{activity}",offered="false"}} 0.0' in text
