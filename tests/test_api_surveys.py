@@ -261,7 +261,7 @@ def test_the_export_and_the_value_report_count_late_answers(
         ids.append(decision["decision_id"])
         offered = decision["suggested_activity"] != "none"
         wrap_up = {"offered": offered, "agent_id": agent, "handle_time_s": 100.0}
-        if i < 3:  # the fourth agent never records an outcome
+        if i < 2:  # the third's survey comes first, the fourth's agent never records one
             assert _post(client, desk, ids[-1], wrap_up, "outcome").status_code == 201
     late = [
         {"ves_confidence": 7, "ves_ability": 7, "csat": 5, "nps": 10},
@@ -271,6 +271,7 @@ def test_the_export_and_the_value_report_count_late_answers(
     ]
     for did, answers in zip(ids, late, strict=True):
         assert _post(client, desk, did, answers).status_code == 201
+    assert _post(client, desk, ids[2], wrap_up, "outcome").status_code == 201
 
     engine = app.extensions["vea"].engine
     start, end = day - timedelta(hours=1), day + timedelta(hours=1)
@@ -306,3 +307,28 @@ def test_the_export_and_the_value_report_count_late_answers(
     assert sum(g["csat_n"] for g in arms) == 3
     assert sum(g["ves_n"] for g in arms) == 2
     assert sum(g["nps_n"] for g in arms) == 2
+
+
+def test_an_outcome_and_a_survey_arriving_together_never_miss_each_other(app, keys, new_id):
+    """Each write locks the decision: whichever commits second finds the other, so the
+    outcome always ends with the survey's answers (and the survey's row is the only one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    desk = keys["desktop"]
+    ids = [make_decision(app.test_client(), desk, new_id)["decision_id"] for _ in range(12)]
+
+    def send(job):
+        did, what = job
+        body = WRAP_UP if what == "outcome" else {"ves_confidence": 6, "ves_ability": 6}
+        return _post(app.test_client(), desk, did, body, what).status_code
+
+    jobs = [(did, what) for did in ids for what in ("outcome", "survey")]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert set(pool.map(send, jobs)) == {201}
+    with app.extensions["vea"].engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outcomes.c.ves_confidence, outcomes.c.ve_success).where(
+                outcomes.c.decision_id.in_(ids)
+            )
+        ).all()
+    assert sorted(rows) == [(6, True)] * len(ids)
