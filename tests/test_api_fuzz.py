@@ -3,6 +3,7 @@ format, never 5xx."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,6 +76,45 @@ def test_outcomes_and_events_never_5xx(client, keys, body, decision_id):
     safe_id = decision_id.replace("/", "_").replace("?", "_").replace("#", "_")
     check(client.post(f"/v1/decisions/{safe_id}/outcome", json=body, headers=keys["desktop"]))
     check(client.post(f"/v1/customers/{safe_id}/events", json=body, headers=keys["desktop"]))
+
+
+near_valid_survey = st.fixed_dictionaries(
+    {},
+    optional={
+        name: st.one_of(st.integers(min_value=-(2**40), max_value=2**40), json_values)
+        for name in ("ves_confidence", "ves_ability", "csat", "nps", "ces")
+    }
+    | {
+        "survey_id": st.one_of(st.text(max_size=140), json_values),
+        "answered_at": st.one_of(
+            st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(
+                lambda d: d.isoformat()
+            ),
+            st.text(max_size=30),
+        ),
+    },
+)
+
+
+@pytest.fixture
+def survey_decision(client, keys, new_id) -> str:
+    decision = {
+        "interaction_id": new_id("fuzz-survey-"),
+        "customer": {"customer_id": new_id("c-")},
+        "contact": {"channel": "chat"},
+    }
+    answer = client.post("/v1/decisions", json=decision, headers=keys["desktop"])
+    assert answer.status_code == 201
+    return answer.json["decision_id"]
+
+
+@FUZZ
+@given(body=st.one_of(json_values, near_valid_survey))
+def test_surveys_never_5xx(client, keys, survey_decision, body):
+    """Against one real decision, so that valid answers reach the database (stored, then
+    replayed or refused as conflicting with an earlier example's)."""
+    url = f"/v1/decisions/{survey_decision}/survey"
+    check(client.post(url, json=body, headers=keys["desktop"]))
 
 
 def test_nul_characters_are_422_on_every_backend(client, keys, new_id):
