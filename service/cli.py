@@ -388,7 +388,12 @@ def _report_text(result: dict) -> str:
         f"period {period['from'] or 'start of data'} to {period['to'] or 'now'} "
         "(UTC, end exclusive)",
         f"decisions {result['decisions']} (with outcome {result['with_outcome']}, "
-        f"pending {result['pending']})",
+        f"pending {result['pending']}"
+        + (
+            f", {result['surveys_pending']} of them with survey answers waiting for it)"
+            if result.get("surveys_pending")
+            else ")"
+        ),
         f"success {_fmt(o['success_rate'])}  VES {_fmt(o['ves_confidence'])}/"
         f"{_fmt(o['ves_ability'])}  acceptance {_fmt(o['acceptance'])}  "
         f"handle {_fmt(o['handle_time_s'])} s  CSAT {_fmt(o['csat'])}  "

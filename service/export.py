@@ -401,12 +401,13 @@ def export_log(
         pending=pending,
         path=path,
         without_ves=without_ves,
-        surveys_pending=_surveys_pending(engine, since, until) if pending else 0,
+        surveys_pending=surveys_pending(engine, since, until) if pending else 0,
     )
 
 
-def _surveys_pending(engine: sa.Engine, since: datetime | None, until: datetime | None) -> int:
-    """Decisions of the period with survey answers but no outcome yet."""
+def surveys_pending(engine: sa.Engine, since: datetime | None, until: datetime | None) -> int:
+    """Decisions of the period with survey answers but no outcome yet (left out of the
+    export and the report until the agent's outcome brings them in)."""
     query = (
         sa.select(sa.func.count())
         .select_from(decisions.join(surveys, surveys.c.decision_id == decisions.c.decision_id))

@@ -18,7 +18,7 @@ from models.schema import Reward
 from models.value_report import ValueSettings, value_report
 from service.config import Settings, read_value_config
 from service.db import iso_utc, to_naive_utc
-from service.export import decision_frame, shadow_inputs
+from service.export import decision_frame, shadow_inputs, surveys_pending
 
 
 def value_settings(settings: Settings, reward: Reward | None = None) -> ValueSettings:
@@ -61,12 +61,16 @@ def value(
 ) -> dict[str, Any]:
     frame = decision_frame(engine, start, end)
     shadow = _shadow(engine, settings, frame, start, end)
-    return value_report(
+    report = value_report(
         _columns(frame),
         value_settings(settings, reward),
         (_iso(start), _iso(end)),
         shadow=shadow,
     )
+    # Answers the survey system sent for contacts whose outcome is still missing: not in
+    # any figure yet (a contact counts from its outcome), but a manager should see them.
+    report["surveys_pending"] = surveys_pending(engine, start, end) if report["pending"] else 0
+    return report
 
 
 def _economics_of(settings: Settings, versions) -> dict[str, Economics]:

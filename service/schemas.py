@@ -1259,6 +1259,13 @@ class ValueReportSchema(Schema):
     decisions = fields.Integer(required=True)
     with_outcome = fields.Integer(required=True)
     pending = fields.Integer(required=True)
+    surveys_pending = fields.Integer(
+        required=True,
+        metadata={
+            "description": "pending decisions with survey answers waiting for the agent's "
+            "outcome: they count in the figures once it is recorded"
+        },
+    )
     reward = fields.Nested(RewardInfoSchema, required=True)
     overall = fields.Nested(MeasuresSchema, required=True)
     by = fields.Dict(

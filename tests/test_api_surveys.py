@@ -295,6 +295,10 @@ def test_the_export_and_the_value_report_count_late_answers(
 
     state = app.extensions["vea"]
     report = value(engine, state.settings, start, end)
+    assert (report["pending"], report["surveys_pending"]) == (1, 1)
+    printed = CliRunner().invoke(cli, ["report", "--from", "2021-05-04", "--to", "2021-05-05"])
+    assert printed.exit_code == 0, printed.output
+    assert "pending 1, 1 of them with survey answers waiting for it)" in printed.output
     groups = {g["group"]: g for g in report["by"]["agent_id"]}
     treated = [did for did, r in zip(ids[:3], mine["experiment_arm"], strict=True)
                if r == "treatment"]  # fmt: skip
