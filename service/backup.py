@@ -15,7 +15,7 @@ from pathlib import Path
 
 from service.db import sqlite_file
 
-TABLES = ("decisions", "outcomes", "customer_events", "api_keys")
+TABLES = ("decisions", "outcomes", "surveys", "customer_events", "api_keys")
 
 
 def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
@@ -43,9 +43,15 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
         check = dst.execute("PRAGMA integrity_check").fetchone()[0]
         if check != "ok":
             raise RuntimeError(f"the copy failed its integrity check: {check}")
+        # A database not yet upgraded to the newest migration lacks its tables (surveys
+        # before 0009): the copy is still whole, there is just nothing to count there.
+        present = {
+            name for (name,) in dst.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         counts = {
             table: dst.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # nosec B608
             for table in TABLES
+            if table in present
         }
         # The copy is a standalone file: no WAL beside it.
         dst.execute("PRAGMA journal_mode=DELETE")

@@ -131,6 +131,7 @@ def test_backup_copies_a_live_sqlite_database_whole(tmp_path):
         done = run(env, "db", "backup", "--out", str(out))
         assert done.exit_code == 0, done.output
         assert "1 api_keys" in done.output and "0 decisions" in done.output
+        assert "0 surveys" in done.output
         create_key(live, "desktop")  # after the backup: not in the copy
 
         again = run(env, "db", "backup", "--out", str(out))
@@ -143,6 +144,14 @@ def test_backup_copies_a_live_sqlite_database_whole(tmp_path):
     finally:
         restored.dispose()
     assert not list(tmp_path.glob(".copy.db.partial"))
+
+
+def test_backup_of_a_database_before_migration_0009_counts_what_it_has(tmp_path):
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    upgrade(url, "0008")
+    done = run({"VEA_DATABASE_URL": url}, "db", "backup", "--out", str(tmp_path / "copy.db"))
+    assert done.exit_code == 0, done.output
+    assert "0 decisions" in done.output and "surveys" not in done.output
 
 
 @pytest.mark.parametrize("url", ["postgresql+psycopg://u@127.0.0.1:1/x", "sqlite:///{missing}"])
