@@ -120,9 +120,11 @@
     if (response.status === 403) return [messages.err_csrf];
     if (code === "decision_changed") return [messages.err_changed];
     if (code === "outcome_exists") return [messages.err_exists];
+    const names = Object.keys(error.fields || {}).filter((n) => n !== "_schema");
+    const field = names.length ? names.map(fieldName).join(", ") : (error.message || "?");
+    // The survey system's answers came first; the agent's differing VES is not stored.
+    if (code === "survey_conflict") return [messages.err_survey.replace("{field}", field)];
     if (response.status === 422 || response.status === 400) {
-      const names = Object.keys(error.fields || {}).filter((n) => n !== "_schema");
-      const field = names.length ? names.map(fieldName).join(", ") : (error.message || "?");
       return [messages.err_invalid.replace("{field}", field)];
     }
     if (response.status === 429) {

@@ -87,6 +87,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "recorded. Reload the page and record again.",
         "err_exists": "A different outcome is already recorded for this contact: nothing "
         "was changed.",
+        "err_survey": "The customer's survey already gave other answers for {field}: nothing "
+        "was recorded. Record again without them.",
         "err_invalid": "Not recorded: check {field}.",
         "err_busy": "Too many requests: nothing was recorded. Press Record again in "
         "{seconds} s; your entries are kept.",
@@ -127,6 +129,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "err_changed": "このページを開いた後で提案が変わったため、記録されていません。ページを"
         "再読み込みして記録し直してください。",
         "err_exists": "このお問い合わせには別の結果がすでに記録されています。変更はしていません。",
+        "err_survey": "お客様のアンケートで {field} に別の回答がすでに記録されているため、"
+        "記録されていません。その項目を空けて記録し直してください。",
         "err_invalid": "記録されていません: {field} を確認してください。",
         "err_busy": "リクエストが多すぎるため、記録されていません。{seconds} 秒後にもう一度"
         "「記録する」を押してください。入力内容は残っています。",
