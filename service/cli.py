@@ -738,13 +738,26 @@ def audit(
         return
     if not events:
         click.echo("no audit events", err=True)
-    else:
-        click.echo(f"{'time (UTC)':<26}{'actor':<22}{'action':<16}{'target':<28}details")
-    for event in events:
-        details = json.dumps(event["details"], sort_keys=True) if event["details"] else ""
+    rows = [
+        (
+            event["occurred_at"],
+            event["actor"],
+            event["action"],
+            event["target"] or "-",
+            json.dumps(event["details"], sort_keys=True) if event["details"] else "",
+        )
+        for event in events
+    ]
+    # Each column as wide as its longest cell and two spaces more (a model version is 28
+    # characters, an actor `cli:<OS user>` any length): no cell runs into the next.
+    header = ("time (UTC)", "actor", "action", "target", "details")
+    widths = [
+        max(len(cell) for cell in column) + 2
+        for column in list(zip(header, *rows, strict=True))[:-1]
+    ]
+    for row in [header, *rows] if rows else []:
         click.echo(
-            f"{event['occurred_at']:<26}{event['actor']:<22}{event['action']:<16}"
-            f"{event['target'] or '-':<28}{details}"
+            "".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)) + row[-1]
         )
     if following:
         # The whole command for the next page, the period included: a cursor is a

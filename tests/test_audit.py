@@ -374,8 +374,39 @@ def test_cli_actions_are_audited_and_read_with_vea_audit(vea, monkeypatch):
 
     table = vea("audit").stdout
     assert "key.revoke" in table and "cli:ops-anna" in table
+    promoted = next(line for line in table.splitlines() if "model.promote" in line)
+    assert promoted.split()[1:4] == ["cli:ops-anna", "model.promote", other]
+    assert json.loads(promoted.split(None, 4)[4]) == events[4]["details"]
     tomorrow = f"{utcnow() + timedelta(days=1):%Y-%m-%d}"
     assert json.loads(vea("audit", "--since", tomorrow, "--json").stdout) == []
+
+
+def test_vea_audit_keeps_long_cells_apart(vea, monkeypatch):
+    """A cell longer than its column (an OS user's long name, a model version of 28
+    characters, as `vea train` names them) never runs into the next one."""
+    monkeypatch.setattr(audit.getpass, "getuser", lambda: "night-shift-operations-lead")
+    registry = Registry(vea.registry)
+    other = next(v for v in registry.version_ids() if v != registry.champion())
+    vea("models", "promote", other, "--registry", str(vea.registry))
+    engine = make_engine(vea.url)
+    audit.record_now(
+        engine,
+        actor="cli:night-shift-operations-lead",
+        action="model.rollback",
+        target="20261127T044724Z-177bc4-cf9d",
+        details={"previous": other},
+    )
+    engine.dispose()
+    lines = vea("audit").stdout.splitlines()
+    assert lines[0].split() == ["time", "(UTC)", "actor", "action", "target", "details"]
+    for line, (action, target) in zip(
+        lines[1:],
+        [("model.promote", other), ("model.rollback", "20261127T044724Z-177bc4-cf9d")],
+        strict=True,
+    ):
+        cells = line.split(None, 4)
+        assert cells[1:4] == ["cli:night-shift-operations-lead", action, target], line
+        assert json.loads(cells[4])["previous"]
 
 
 def test_prune_leaves_the_audit_log_alone(vea):
