@@ -34,6 +34,48 @@ def service_database(url: str | None = None) -> Iterator[sa.Engine]:
         engine.dispose()
 
 
+class InputError(click.ClickException):
+    """A refused command-line input: one ``Error: ...`` line and exit 2 (click's code for
+    a usage error), without click's usage lines."""
+
+    exit_code = 2
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Click's usage errors (an unknown, missing or malformed option, and the command's own
+    checks of its input) as one line naming the option: scripts and cron logs get one
+    line, and exit 2 still tells a refused input from a failure (exit 1)."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:  # `vea keys` alone: the help, as before
+        raise
+    except click.UsageError as exc:
+        # A missing choice lists its values one per line: one line, same words.
+        raise InputError(" ".join(exc.format_message().split())) from None
+
+
+class _OneLineErrors:
+    """Parsing (``make_context``) and running (``invoke``) of a command or group, and of
+    every subcommand of a group, with usage errors as one line (``_one_line_errors``)."""
+
+    def make_context(self, *args, **kwargs):
+        with _one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+class OneLineErrorGroup(_OneLineErrors, click.Group):
+    pass
+
+
+class OneLineErrorCommand(_OneLineErrors, click.Command):
+    pass
+
+
 @click.command("serve")
 @click.option("--bind", default=None, help="HOST:PORT (default: VEA_BIND or 127.0.0.1:8000)")
 @click.option(
@@ -50,7 +92,7 @@ def serve(bind: str | None, workers: int | None) -> None:
     os.execv(sys.executable, argv)  # nosec B606 # constant argv, nothing from a request
 
 
-@click.group("db")
+@click.group("db", cls=OneLineErrorGroup)
 def db() -> None:
     """The service database (VEA_DATABASE_URL)."""
 
@@ -78,7 +120,7 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
     from service.deletion import forget_customer
 
     if not 1 <= len(customer_id) <= 128:
-        raise click.BadParameter("a customer id is 1-128 characters", param_hint="CUSTOMER_ID")
+        raise click.BadParameter("a customer id is 1-128 characters", param_hint="'CUSTOMER_ID'")
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("erasure is irreversible: confirm with --yes")
@@ -127,7 +169,7 @@ def db_prune(before, yes: bool) -> None:
     try:
         check_cutoff(before)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--before") from None
+        raise click.BadParameter(str(exc), param_hint="'--before'") from None
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("pruning is irreversible: confirm with --yes")
@@ -143,7 +185,7 @@ def db_prune(before, yes: bool) -> None:
     )
 
 
-@click.group("keys")
+@click.group("keys", cls=OneLineErrorGroup)
 def keys() -> None:
     """API keys (stored hashed)."""
 
@@ -195,12 +237,12 @@ def _key_expiry(expires_in: int | None, expires_on: str | None) -> datetime | No
     if expires_in is not None:
         if expires_in <= 0:
             raise click.BadParameter(
-                f"{expires_in}: a number of days above 0", param_hint="--expires-in"
+                f"{expires_in} is not a number of days above 0", param_hint="'--expires-in'"
             )
         if expires_in > 36_500:
             raise click.BadParameter(
-                f"{expires_in}: at most 36500 days (leave it out for a key that never expires)",
-                param_hint="--expires-in",
+                f"{expires_in} is over 36500 days (leave it out for a key that never expires)",
+                param_hint="'--expires-in'",
             )
         return now + timedelta(days=expires_in)
     if expires_on is not None:
@@ -208,11 +250,11 @@ def _key_expiry(expires_in: int | None, expires_on: str | None) -> datetime | No
             day = datetime.strptime(expires_on, "%Y-%m-%d")
         except ValueError:
             raise click.BadParameter(
-                f"{expires_on!r} is not a date YYYY-MM-DD", param_hint="--expires"
+                f"{expires_on!r} is not a date YYYY-MM-DD", param_hint="'--expires'"
             ) from None
         if day <= now:
             raise click.BadParameter(
-                f"{expires_on} is not in the future (UTC)", param_hint="--expires"
+                f"{expires_on} is not in the future (UTC)", param_hint="'--expires'"
             )
         return day
     return None
@@ -675,7 +717,7 @@ class _AuditCursor(click.ParamType):
             self.fail("not a cursor: pass the one an earlier page printed", param, ctx)
 
 
-@click.command("audit")
+@click.command("audit", cls=OneLineErrorCommand)
 @click.option(
     "--since",
     type=_AUDIT_TIME,
@@ -718,7 +760,7 @@ def audit(
     from service.audit import list_events, page_events
 
     if since is not None and until is not None and since >= until:
-        raise click.BadParameter("must be before --until", param_hint="--since")
+        raise click.BadParameter("must be before --until", param_hint="'--since'")
     paged = limit is not None or cursor is not None
     following = None
     with service_database() as engine:

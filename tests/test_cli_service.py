@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 
+import pytest
 from click.testing import CliRunner
 
 from training.cli import cli
@@ -125,3 +126,120 @@ def test_model_changes_are_audited_in_the_database_the_service_uses_by_default(
         app.extensions["vea"].close()
     assert events == [("model.promote", first)]
     assert "model.promote" in vea("audit").stdout
+
+
+def _latest_cutoff() -> str:
+    from datetime import timedelta
+
+    from service.db import utcnow
+    from service.deletion import MIN_RETENTION_DAYS
+
+    return (utcnow() - timedelta(days=MIN_RETENTION_DAYS)).date().isoformat()
+
+
+REFUSED = [
+    # Parsed by click: unknown, missing or malformed options.
+    (["keys", "create"], "Missing option '--role'. Choose from: desktop, engineer, manager, admin"),
+    (
+        ["keys", "create", "--role", "boss"],
+        "Invalid value for '--role': 'boss' is not one of 'desktop', 'engineer', 'manager', "
+        "'admin'.",
+    ),
+    (
+        ["keys", "create", "--role", "desktop", "--expires-in", "soon"],
+        "Invalid value for '--expires-in': 'soon' is not a valid integer.",
+    ),
+    (["keys", "list", "--bogus"], "No such option '--bogus'."),
+    (["keys", "rotate"], "No such command 'rotate'. Did you mean 'create'?"),
+    (["db", "prune"], "Missing option '--before'."),
+    (
+        ["db", "prune", "--before", "notadate", "--yes"],
+        "Invalid value for '--before': 'notadate' does not match the formats '%Y-%m-%d', "
+        "'%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S'.",
+    ),
+    (["audit", "--limit", "0"], "Invalid value for '--limit': 0 is not in the range 1<=x<=1000."),
+    (
+        ["audit", "--cursor", "zz"],
+        "Invalid value for '--cursor': not a cursor: pass the one an earlier page printed",
+    ),
+    # Checked by the command.
+    (
+        ["keys", "create", "--role", "desktop", "--expires-in", "0"],
+        "Invalid value for '--expires-in': 0 is not a number of days above 0",
+    ),
+    (
+        ["keys", "create", "--role", "desktop", "--expires-in", "40000"],
+        "Invalid value for '--expires-in': 40000 is over 36500 days (leave it out for a key "
+        "that never expires)",
+    ),
+    (
+        ["keys", "create", "--role", "desktop", "--expires", "2001-01-01"],
+        "Invalid value for '--expires': 2001-01-01 is not in the future (UTC)",
+    ),
+    (
+        ["keys", "create", "--role", "desktop", "--expires", "notadate"],
+        "Invalid value for '--expires': 'notadate' is not a date YYYY-MM-DD",
+    ),
+    (
+        ["keys", "create", "--role", "desktop", "--expires-in", "3", "--expires", "2099-01-01"],
+        "give --expires-in or --expires, not both",
+    ),
+    (["db", "prune", "--before", "2001-01-01"], "pruning is irreversible: confirm with --yes"),
+    (
+        ["db", "prune", "--before", "2099-01-01", "--yes"],
+        "Invalid value for '--before': the cutoff must be at least 90 days ago (on or before "
+        "{latest}): younger contacts still wait for their retention outcome",
+    ),
+    (["db", "erase-customer", "c-1"], "erasure is irreversible: confirm with --yes"),
+    (
+        ["db", "erase-customer", "x" * 129, "--yes"],
+        "Invalid value for 'CUSTOMER_ID': a customer id is 1-128 characters",
+    ),
+    (
+        ["audit", "--since", "2020-01-02", "--until", "2020-01-01"],
+        "Invalid value for '--since': must be before --until",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"), REFUSED, ids=lambda v: " ".join(v)[:60] if isinstance(v, list) else None
+)
+def test_refused_input_is_one_error_line_exit_2_and_changes_nothing(tmp_path, argv, said):
+    import sqlalchemy as sa
+
+    from service.db import api_keys, audit_events, make_engine
+
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path / 'vea.db'}"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(cli, argv, env=env, catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"Error: {said.format(latest=_latest_cutoff())}\n"
+    # Nothing changed: no key, and no audit event (every change writes its event in the
+    # change's own transaction).
+    engine = make_engine(env["VEA_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            for table in (api_keys, audit_events):
+                assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_failure_while_running_is_one_error_line_exit_1(tmp_path):
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path / 'vea.db'}"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["keys", "revoke", "nope"], env=env)
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: no active key matches\n",
+    )
+
+
+def test_a_group_alone_still_shows_its_help():
+    result = CliRunner().invoke(cli, ["keys"])
+    assert "keys [OPTIONS] COMMAND" in result.output
