@@ -8,12 +8,15 @@ model's probability stored with every decision.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 from scipy import stats
 
-from bench.pools import proficiency_on_simulation, recovery_figures
+from bench.pools import attempts, proficiency_on_simulation, recovery_figures
 from models.activities import VALUE_ACTIVITIES
 from models.pools import parse_config
 from models.proficiency import (
+    INTERVAL,
     Cell,
     aggregate,
     estimate,
@@ -21,6 +24,7 @@ from models.proficiency import (
     general_spread,
     rebuild_pools,
 )
+from training.simulate import simulate
 
 
 def test_proficiency_recovers_true_skill_and_pools_hold_no_weak_agents():
@@ -157,3 +161,66 @@ def test_rebuild_fills_proficiency_pools_and_reports_changes():
     later = rebuild_pools(rebuilt.config, estimate(aggregate(records)))
     assert later.config.by_id()["edu"].members == ()
     assert any(line.startswith("edu: - star") for line in later.changes)
+
+
+def test_one_agent_with_one_contact_gets_an_interval_as_wide_as_what_is_known():
+    # One attempt says almost nothing: the prior's spread cannot be estimated from a single
+    # agent (it used to hit a 1e-4 floor: 2.00 [1.95, 2.05] for one success at p = 0.5, and
+    # [0.0000, 0.0003] for one failure).
+    for success in (1.0, 0.0):
+        (only,) = estimate(aggregate([("a", "educate_usage", success, 0.5)]))
+        assert only.low < 1.0 < only.high  # as the model expects of anyone: plausible
+        assert only.high - only.low > 0.8
+        assert only.low > 0.05 and only.high < 5.0  # and not uninformative nonsense
+        assert not only.qualified
+    # Two agents, one contact each: still wide, and the two intervals overlap.
+    a, b = estimate(aggregate([("a", "educate_usage", 1.0, 0.5), ("b", "educate_usage", 0.0, 0.5)]))
+    assert a.high - a.low > 0.8 and b.high - b.low > 0.8 and b.high > a.low
+
+
+def _coverage(rows: int, agents: int, seeds: range, interval: float) -> float:
+    """Share of agent x activity cells whose interval holds the true ratio: the agent's
+    success probability over the average agent's, summed over the contacts they got."""
+    hits = []
+    for seed in seeds:
+        log, truth = simulate(rows=rows, seed=seed, n_agents=agents)
+        activity = log["activity"].to_numpy()
+        true_ratio = {}
+        for a in VALUE_ACTIVITIES:
+            rows_a = activity == a
+            sums = (
+                pd.DataFrame(
+                    {
+                        "agent": log["agent_id"].to_numpy()[rows_a],
+                        "agent_p": truth[f"p_{a}"].to_numpy()[rows_a],
+                        "avg_p": truth[f"p_{a}_avg_agent"].to_numpy()[rows_a],
+                    }
+                )
+                .groupby("agent")
+                .sum()
+            )
+            for agent, row in sums.iterrows():
+                true_ratio[(agent, a)] = row["agent_p"] / row["avg_p"]
+        for p in estimate(aggregate(attempts(log, truth)), interval=interval):
+            hits.append(p.low <= true_ratio[(p.agent_id, p.activity)] <= p.high)
+    return float(np.mean(hits))
+
+
+@pytest.mark.parametrize(
+    ("rows", "agents", "seeds"),
+    [
+        (200, 1, range(100, 140)),  # one agent: ~5 attempts per activity
+        (300, 3, range(100, 130)),  # three agents, a handful of attempts each
+        (2_000, 5, range(100, 120)),  # five agents, ~35 attempts each
+        (5_000, 60, range(100, 105)),  # many agents, ~5 attempts each
+        (50_000, 60, range(100, 103)),  # many agents, ~100 attempts each
+    ],
+)
+@pytest.mark.parametrize("interval", [INTERVAL, 0.95])
+def test_interval_coverage_holds_with_few_and_many_data(rows, agents, seeds, interval):
+    """The interval holds the simulated agents' true ratio about as often as it says, few
+    data or many (before the weakly-informative hyperprior on the spread, at 90%: 6%, 38%,
+    55%, 73% and 87% of cells; at 95%: 6%, 43%, 61%, 77% and 93%)."""
+    coverage = _coverage(rows, agents, seeds, interval)
+    print(rows, agents, interval, coverage)
+    assert interval - 0.08 <= coverage <= min(interval + 0.07, 0.99)
