@@ -256,5 +256,23 @@ def keys(app) -> dict[str, str]:
 
 
 @pytest.fixture
+def pools_from_the_file(app) -> Iterator:
+    """The app's engine, with no stored pools config before and after the test: it starts
+    and ends on the pools file (the API suite shares one database a backend)."""
+    from service.db import pool_config
+
+    engine = app.extensions["vea"].engine
+
+    def clear():
+        with engine.begin() as conn:
+            conn.execute(pool_config.delete())
+        app.extensions["vea"].pools.refresh(force=True)
+
+    clear()
+    yield engine
+    clear()
+
+
+@pytest.fixture
 def new_id():
     return lambda prefix="": f"{prefix}{uuid.uuid4().hex}"

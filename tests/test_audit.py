@@ -154,21 +154,6 @@ def test_the_event_is_written_in_the_changes_transaction(database_url, monkeypat
         engine.dispose()
 
 
-@pytest.fixture
-def pools_from_the_file(app):
-    """No stored pools config before and after (the API suite shares one database)."""
-    engine = app.extensions["vea"].engine
-
-    def clear():
-        with engine.begin() as conn:
-            conn.execute(pool_config.delete())
-        app.extensions["vea"].pools.refresh(force=True)
-
-    clear()
-    yield engine
-    clear()
-
-
 def test_a_pools_change_and_its_event_commit_together(
     client, keys, monkeypatch, pools_from_the_file
 ):

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from models.pools import PoolError, load_config, parse_config
 from service.config import PACKAGE_DIR
-from service.db import pool_config
 from tests.test_pages import _cells, log_in, raw_key
 from tests.test_pools_general import _pool_cells, _values
 from training.cli import cli
@@ -30,20 +29,6 @@ NAMED = {
         {"id": "general", "name": {"ja": "一般窓口"}},
     ]
 }
-
-
-@pytest.fixture
-def from_the_file(app):
-    engine = app.extensions["vea"].engine
-
-    def clear():
-        with engine.begin() as conn:
-            conn.execute(pool_config.delete())
-        app.extensions["vea"].pools.refresh(force=True)
-
-    clear()
-    yield engine
-    clear()
 
 
 # -------------------------------------------------------------------- models
@@ -91,7 +76,7 @@ def test_a_bad_name_is_refused_with_the_pool_named(name, message):
 
 
 # ----------------------------------------------------------------------- API
-def test_the_api_stores_and_answers_names(client, keys, from_the_file):
+def test_the_api_stores_and_answers_names(client, keys, pools_from_the_file):
     put = client.put("/v1/pools", json=NAMED, headers=keys["admin"])
     assert put.status_code == 200, put.get_json()
     pools = {p["id"]: p for p in client.get("/v1/pools", headers=keys["manager"]).json["pools"]}
@@ -119,7 +104,7 @@ def test_the_openapi_document_has_the_name(client):
 
 
 # ----------------------------------------------------------------- dashboard
-def test_the_dashboard_shows_pools_by_name(app, client, keys, from_the_file, new_id):
+def test_the_dashboard_shows_pools_by_name(app, client, keys, pools_from_the_file, new_id):
     assert client.put("/v1/pools", json=NAMED, headers=keys["admin"]).status_code == 200
     # A treated contact routed to general, so the results by pool have a row for it.
     decision = client.post(

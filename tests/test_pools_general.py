@@ -67,26 +67,13 @@ def test_vea_pools_show_says_every_agent_answers_general(tmp_path):
 
 
 # ------------------------------------------------------------------- the API
-@pytest.fixture
-def from_the_file(app):
-    """Start and end on the pools file (the API suite shares one database a backend)."""
-    engine = app.extensions["vea"].engine
-
-    def clear():
-        with engine.begin() as conn:
-            conn.execute(pool_config.delete())
-        app.extensions["vea"].pools.refresh(force=True)
-
-    clear()
-    yield engine
-    clear()
-
-
 def _by_id(answer: dict) -> dict[str, dict]:
     return {p["id"]: p for p in answer["pools"]}
 
 
-def test_the_api_says_general_takes_every_activity_and_every_agent(client, keys, from_the_file):
+def test_the_api_says_general_takes_every_activity_and_every_agent(
+    client, keys, pools_from_the_file
+):
     pools = _by_id(client.get("/v1/pools", headers=keys["manager"]).get_json())
     general = pools["general"]
     assert general["all_activities"] is True and general["activities"] == []
@@ -101,7 +88,7 @@ def test_the_api_says_general_takes_every_activity_and_every_agent(client, keys,
     assert put.get_json()["pools"] == answer["pools"]
 
 
-def test_a_config_stored_before_reads_general_truthfully(client, keys, from_the_file):
+def test_a_config_stored_before_reads_general_truthfully(client, keys, pools_from_the_file):
     # As earlier versions stored it: general `static`, no all_activities.
     old = {
         "pools": [
@@ -110,7 +97,7 @@ def test_a_config_stored_before_reads_general_truthfully(client, keys, from_the_
             {"id": "general", "activities": [], "membership": "static", "members": []},
         ]
     }  # fmt: skip
-    with from_the_file.begin() as conn:
+    with pools_from_the_file.begin() as conn:
         conn.execute(
             pool_config.insert().values(id=1, config=old, updated_at=utcnow(), updated_by="x")
         )
@@ -141,7 +128,9 @@ def test_a_config_stored_before_reads_general_truthfully(client, keys, from_the_
         ),
     ],
 )
-def test_a_config_contradicting_general_is_refused(client, keys, from_the_file, pools, message):
+def test_a_config_contradicting_general_is_refused(
+    client, keys, pools_from_the_file, pools, message
+):
     answer = client.put("/v1/pools", json={"pools": pools}, headers=keys["admin"])
     assert answer.status_code == 422, answer.get_json()
     assert message in answer.get_json()["error"]["message"]
@@ -155,7 +144,7 @@ def test_the_openapi_document_says_it(client):
     assert "all_agents" in answer["properties"]["membership"]["enum"]
 
 
-def test_the_dashboard_says_general_takes_all_activities(app, keys, from_the_file):
+def test_the_dashboard_says_general_takes_all_activities(app, keys, pools_from_the_file):
     manager = app.test_client()
     log_in(manager, raw_key(keys["manager"]))
     english = manager.get("/dashboard?period=all&lang=en").get_data(as_text=True)
