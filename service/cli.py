@@ -101,11 +101,38 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Alembic revision to reach.")
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (Alembic); safe to run repeatedly."""
+    from alembic.util import CommandError
+
     from service.db import upgrade
 
     settings = Settings.from_env()
-    upgrade(settings.database_url, revision)
+    try:
+        upgrade(settings.database_url, revision)
+    except CommandError as exc:
+        # Alembic's refusals (an unknown revision above all) as one line, not a traceback:
+        # exit 2 for a revision the migrations do not have, 1 for anything else.
+        message = " ".join(str(exc).split())
+        if not _known_revision(revision):
+            raise click.BadParameter(message, param_hint="'--revision'") from None
+        raise click.ClickException(message) from None
     click.echo(f"database at revision {revision}: {safe_url(settings.database_url)}")
+
+
+def _known_revision(revision: str) -> bool:
+    """Whether ``revision`` names migrations vea ships (``head``, ``0008``...); a relative
+    one (``+1``, ``-1``) counts as known: only the database's state can refuse it."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from service.db import alembic_config
+
+    if any(sign in revision for sign in "+-"):
+        return True
+    try:
+        ScriptDirectory.from_config(alembic_config("sqlite://")).get_revisions(revision)
+    except CommandError:
+        return False
+    return True
 
 
 @db.command("erase-customer")

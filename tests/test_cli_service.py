@@ -199,6 +199,10 @@ REFUSED = [
         ["audit", "--since", "2020-01-02", "--until", "2020-01-01"],
         "Invalid value for '--since': must be before --until",
     ),
+    (
+        ["db", "upgrade", "--revision", "bogus"],
+        "Invalid value for '--revision': Can't locate revision identified by 'bogus'",
+    ),
 ]
 
 
@@ -238,6 +242,18 @@ def test_a_failure_while_running_is_one_error_line_exit_1(tmp_path):
         "",
         "Error: no active key matches\n",
     )
+
+
+def test_an_upgrade_alembic_refuses_is_one_error_line_exit_1(tmp_path):
+    """A revision vea has, which the database's state makes impossible (one step past the
+    newest migration): a failure, not a usage error, and no traceback."""
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path / 'vea.db'}"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["db", "upgrade", "--revision", "+1"], env=env)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
 
 
 def test_a_group_alone_still_shows_its_help():
