@@ -28,6 +28,37 @@ from training.spec import Spec, SpecError
 USER_ERRORS = (DataError, SpecError, BundleError, RegistryError, FileNotFoundError, ValueError)
 
 
+def model_data_options(func):
+    """``--model``, ``--data`` and ``--spec`` of the commands that apply a stored model to a
+    log (evaluate, score)."""
+    for option in reversed(
+        (
+            click.option(
+                "--model",
+                "model_ref",
+                default="champion",
+                show_default=True,
+                help="A version from `vea models list`, or champion.",
+            ),
+            click.option(
+                "--data",
+                type=click.Path(exists=True),
+                required=True,
+                help="Interaction log (CSV or Parquet file, or a Parquet directory).",
+            ),
+            click.option(
+                "--spec",
+                "spec_path",
+                type=click.Path(exists=True, dir_okay=False),
+                help="YAML mapping your log's columns to vea's (see examples/); default: the "
+                "model's own.",
+            ),
+        )
+    ):
+        func = option(func)
+    return func
+
+
 def _compile(bundle, cache: str) -> None:
     """Natively compiled forests from ``cache`` (VEA_COMPILE_CACHE); "" turns them off,
     as in the service."""
@@ -217,7 +248,7 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
     "--spec",
     "spec_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="YAML mapping your log's columns to vea's (see examples/); default: the model's own.",
+    help="YAML mapping your log's columns to vea's (see examples/); kept in the bundle.",
 )
 @registry_option
 @click.option(
@@ -357,25 +388,7 @@ def train(
 
 
 @cli.command()
-@click.option(
-    "--model",
-    "model_ref",
-    default="champion",
-    show_default=True,
-    help="A version from `vea models list`, or champion.",
-)
-@click.option(
-    "--data",
-    type=click.Path(exists=True),
-    required=True,
-    help="Interaction log (CSV or Parquet file, or a Parquet directory).",
-)
-@click.option(
-    "--spec",
-    "spec_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="YAML mapping your log's columns to vea's (see examples/); default: the model's own.",
-)
+@model_data_options
 @click.option(
     "--truth", type=click.Path(exists=True), help="Simulator truth (default: beside the data)."
 )
@@ -600,25 +613,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 @cli.command()
-@click.option(
-    "--model",
-    "model_ref",
-    default="champion",
-    show_default=True,
-    help="A version from `vea models list`, or champion.",
-)
-@click.option(
-    "--data",
-    type=click.Path(exists=True),
-    required=True,
-    help="Interaction log (CSV or Parquet file, or a Parquet directory).",
-)
-@click.option(
-    "--spec",
-    "spec_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="YAML mapping your log's columns to vea's (see examples/); default: the model's own.",
-)
+@model_data_options
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".csv or .parquet")
 @click.option(
     "--pools",
