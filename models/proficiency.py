@@ -59,7 +59,7 @@ import numpy as np
 from scipy import stats
 
 from models.activities import VALUE_ACTIVITIES
-from models.pools import GENERAL, Pool, PoolConfig
+from models.pools import GENERAL, MAX_LIFT, Pool, PoolConfig
 
 INTERVAL = 0.90
 DEFAULT_MIN_CONTACTS = 30
@@ -366,7 +366,11 @@ def rebuild_pools(
                 and by_cell[(agent, activity)].contacts >= min_contacts
             ]
             if cells:
-                lift[activity] = round(float(np.mean([c.estimate for c in cells])), 4)
+                # Within the bound every pools config is read with: a few lucky contacts
+                # (min_contacts 1) can estimate more, and a stored config the routers then
+                # refuse to read would leave them on the last good one.
+                measured = float(np.mean([c.estimate for c in cells]))
+                lift[activity] = round(min(measured, MAX_LIFT), 4)
             old, new = pool.lift.get(activity), lift.get(activity)
             if old != new and not (old is not None and new is not None and abs(old - new) < 5e-4):
                 changes.append(f"{pool.id}: lift {activity} {_fmt(old)} -> {_fmt(new)}")

@@ -224,3 +224,23 @@ def test_interval_coverage_holds_with_few_and_many_data(rows, agents, seeds, int
     coverage = _coverage(rows, agents, seeds, interval)
     print(rows, agents, interval, coverage)
     assert interval - 0.08 <= coverage <= min(interval + 0.07, 0.99)
+
+
+def test_a_rebuilt_lift_stays_within_what_a_pools_config_may_hold():
+    from models.pools import MAX_LIFT
+
+    config = parse_config(
+        {
+            "pools": [
+                {"id": "edu", "activities": ["educate_usage"], "members": ["lucky"]},
+                {"id": "general"},
+            ]
+        }
+    )
+    # Every contact a success where the model expected 2%: an estimate far above the bound.
+    records = [("lucky", "educate_usage", 1.0, 0.02) for _ in range(10)]
+    (lucky,) = estimate(aggregate(records))
+    assert lucky.estimate > MAX_LIFT
+    rebuilt = rebuild_pools(config, [lucky], min_contacts=1)
+    assert rebuilt.config.by_id()["edu"].lift["educate_usage"] == MAX_LIFT
+    parse_config(rebuilt.config.to_dict())  # reads back: the routers can load it
