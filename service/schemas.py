@@ -62,12 +62,19 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _has_control(value: object) -> bool:
-    if isinstance(value, str):
-        return _CONTROL.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_control(k) or _has_control(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_control(v) for v in value)
+    # A walk with its own stack, not recursion: a body nested a few hundred levels deep
+    # (orjson reads up to 1024) exhausted Python's stack here, a 500 instead of a 422.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _CONTROL.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
