@@ -133,6 +133,14 @@ OTHER_VARIABLES = frozenset(
         "VEA_SCREENSHOTS",
     }
 )
+# An origin that may frame the pages, as CSP host-sources write it: a scheme, a host (its
+# leftmost label may be ``*``, any subdomain), an optional port. Not ``*`` alone (any site
+# could then put the desk's buttons under its own, the clickjacking CSP exists to stop)
+# nor a path (browsers match frame-ancestors on origins).
+FRAME_ORIGIN = re.compile(
+    r"^https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?/?$"
+)
 # HOST:PORT (a name, IPv4 or [IPv6]) or unix:PATH, as gunicorn's --bind takes them.
 BIND = re.compile(r"^(?:unix:.+|(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5}))$")
 
@@ -354,6 +362,10 @@ class Settings:
     session_hours: float = 12.0
     # Send the session cookie only over HTTPS (set behind a TLS-terminating proxy).
     secure_cookies: bool = False
+    # Origins besides the service's own that may show the pages in a frame (the
+    # contact-center desktop's side panel), space-separated: https://desk.example.com
+    # https://*.example.com. Empty: the service's own pages only.
+    frame_ancestors: str = ""
 
     def __post_init__(self) -> None:
         # Fail at start-up (in gunicorn's master, before any worker), naming the variable,
@@ -394,7 +406,23 @@ class Settings:
             ValueSettings(declared_at=self.success_measures_declared_at or None)
         except ValueError as exc:
             raise ValueError(f"VEA_SUCCESS_MEASURES_DECLARED_AT: {exc}") from None
+        self.frame_ancestor_sources()
         self._check_files()
+
+    def frame_ancestor_sources(self) -> str:
+        """The pages' CSP ``frame-ancestors`` sources: ``'self'`` and the origins of
+        ``frame_ancestors``, each checked (ValueError naming the setting)."""
+        sources = ["'self'"]
+        for origin in self.frame_ancestors.split():
+            if not FRAME_ORIGIN.match(origin):
+                raise ValueError(
+                    f"VEA_FRAME_ANCESTORS: {origin!r} is not an origin: give "
+                    "scheme://host[:port] (https://desk.example.com, "
+                    "https://*.example.com), space-separated; any site ('*'), paths and "
+                    "keywords are refused"
+                )
+            sources.append(origin.rstrip("/"))
+        return " ".join(sources)
 
     def _check_database_url(self) -> None:
         url = self.database_url

@@ -10,16 +10,19 @@ both pages in both languages go to ``var/screenshots`` (git-ignored) or
 
 from __future__ import annotations
 
+import html
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
@@ -46,8 +49,44 @@ TIMEOUT_MS = 15_000
 
 
 # ------------------------------------------------------------------ fixtures
+class _DesktopPage(http.server.BaseHTTPRequestHandler):
+    """A contact-center desktop on another origin: its page shows the URL in ``?panel=``
+    in a side-panel iframe."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the handler's name
+        (panel,) = parse_qs(urlsplit(self.path).query)["panel"]
+        body = (
+            "<!doctype html><title>desktop</title><h1>desktop</h1>"
+            f'<iframe id="panel" src="{html.escape(panel)}" width="420" height="800"></iframe>'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def server(postgres, trained_registry, tmp_path_factory) -> Iterator[dict]:
+def desktops() -> Iterator[dict[str, str]]:
+    """Two desktop origins beside the service on 127.0.0.1 (the same site: the session
+    cookie is SameSite=Lax): one named in VEA_FRAME_ANCESTORS, one not."""
+    servers = {
+        name: http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DesktopPage)
+        for name in ("allowed", "other")
+    }
+    for httpd in servers.values():
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield {name: f"http://127.0.0.1:{httpd.server_port}" for name, httpd in servers.items()}
+    for httpd in servers.values():
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(postgres, trained_registry, tmp_path_factory, desktops) -> Iterator[dict]:
     """gunicorn on a free port with its own database; keys for each role."""
     from service.auth import create_key
 
@@ -68,6 +107,7 @@ def server(postgres, trained_registry, tmp_path_factory) -> Iterator[dict]:
         "VEA_EXPERIMENT": EXPERIMENT,
         "VEA_COMPILE_CACHE": "",  # no background compilation competing for the 2 cores
         "PROMETHEUS_MULTIPROC_DIR": str(root / "prom"),
+        "VEA_FRAME_ANCESTORS": desktops["allowed"],
     }
     env.pop("VEA_SECRET_KEY", None)  # the master draws one shared by both workers
     (root / "prom").mkdir()
@@ -623,3 +663,29 @@ def test_no_page_logs_a_missing_favicon(server, browser):
         context.close()
     assert not [e for e in errors if "favicon" in e or "404" in e], errors
     assert icons and all(status in (200, 204, 304) for status in icons), icons
+
+
+def test_desk_in_a_side_panel_of_an_allowed_origin(server, browser, desktops):
+    """An agent signs in inside the desktop's iframe and the desk opens there; a desktop
+    whose origin VEA_FRAME_ANCESTORS does not name gets nothing of it."""
+    panel = server["base"] + "/login?" + urlencode({"next": desk_query()})
+    context, page = new_page(browser, 1280)
+    try:
+        page.goto(f"{desktops['allowed']}/?" + urlencode({"panel": panel}))
+        frame = page.frame_locator("#panel")
+        frame.locator("#key").fill(server["keys"]["desktop"])
+        frame.locator("form button[type=submit]").click()
+        frame.locator("#openness").wait_for()
+        assert frame.locator("#suggestion .activity").inner_text()
+        shot(page, "desk-in-side-panel")
+    finally:
+        context.close()
+    context, page = new_page(browser, 1280)
+    try:
+        page.goto(f"{desktops['other']}/?" + urlencode({"panel": panel}))
+        page.locator("#panel").wait_for()
+        page.wait_for_timeout(1000)  # the frame's load, refused by the browser
+        (child,) = [f for f in page.frames if f != page.main_frame]
+        assert child.locator("#key").count() == 0
+    finally:
+        context.close()

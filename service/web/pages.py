@@ -3,6 +3,7 @@ page blueprints into the app."""
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
@@ -148,8 +149,9 @@ def register(app: Flask, settings: Settings) -> None:
     def _globals():
         return {"csrf_token": session.csrf_token}
 
+    frame_ancestors = settings.frame_ancestor_sources()
     for blp in (blueprint(), desk.blueprint(), dashboard.blueprint()):
         # Pages answer errors as HTML pages, the API keeps its JSON errors.
         blp.register_error_handler(HTTPException, _error_page)
-        blp.after_request(add_page_headers)
+        blp.after_request(partial(add_page_headers, frame_ancestors=frame_ancestors))
         app.register_blueprint(blp)
