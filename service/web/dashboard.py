@@ -96,6 +96,21 @@ DECIMALS = {
 # percentages and their differences as percentage points (every reward is in [0, 1]).
 RATE_MEASURES = {"ve_success", "retained_60d", "reward", "upgraded"}
 COMPARED_COLUMNS = {"treated", "holdout", "value", "ci_low", "ci_high"}
+# The columns of a treated-vs-holdout comparison (``models.value_report.difference``): the
+# uplift and the treated-vs-holdout tables.
+COMPARISON_COLUMNS = (
+    "measure",
+    "treated",
+    "holdout",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_treated",
+    "n_holdout",
+    "units_treated",
+    "units_holdout",
+    "enough_data",
+)
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
 # Table cells holding ids that the page shows by name: (table, column) -> kind of id
 # (content.display_name). The CSV keeps the ids: they are what the API and exports use.
@@ -311,21 +326,7 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
         data = value["data"]
         out["uplift"] = {
             "title": labels["uplift"],
-            "columns": [
-                "measure",
-                "treated",
-                "holdout",
-                "value",
-                "ci_low",
-                "ci_high",
-                "n_treated",
-                "n_holdout",
-                "units_treated",
-                "units_holdout",
-                "enough_data",
-                "declared",
-                "pre_declared",
-            ],
+            "columns": [*COMPARISON_COLUMNS, "declared", "pre_declared"],
             "rows": [
                 {"measure": name, **entry}
                 for name, entry in data["uplift"].items()
@@ -389,19 +390,7 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
         # CSAT, NPS, effort, handle time and upgrades: what value selling must not cost.
         out["treated_vs_holdout"] = {
             "title": labels["treated_vs_holdout"],
-            "columns": [
-                "measure",
-                "treated",
-                "holdout",
-                "value",
-                "ci_low",
-                "ci_high",
-                "n_treated",
-                "n_holdout",
-                "units_treated",
-                "units_holdout",
-                "enough_data",
-            ],
+            "columns": list(COMPARISON_COLUMNS),
             "rows": [
                 {"measure": name, **entry}
                 for name, entry in data.get("treated_vs_holdout", {}).items()
