@@ -682,21 +682,25 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
                 f"{most.contacts} ({most.agent_id} at {most.activity})",
                 err=True,
             )
-        if out:
-            Path(out).write_text(yaml.safe_dump(result.config.to_dict(), allow_unicode=True))
-            click.echo(f"wrote {out}", err=True)
-        elif not dry_run:
-            actor = cli_actor()
-            # The event in the config's own transaction, as the API's rebuild: a stored
-            # config always has it, one that failed records nothing.
-            use_cases.save_config(
-                engine,
-                result.config,
-                actor=actor,
-                proficiency=[p.to_dict() for p in result.proficiency],
-                audit_event=Event(actor, "pools.rebuild"),
-            )
-            click.echo("stored: every worker routes with it within VEA_POOLS_POLL_S", err=True)
+        try:
+            if out:
+                pools_file = use_cases.stored_form(result.config)  # as VEA_POOLS reads it
+                Path(out).write_text(yaml.safe_dump(pools_file, allow_unicode=True))
+                click.echo(f"wrote {out}", err=True)
+            elif not dry_run:
+                actor = cli_actor()
+                # The event in the config's own transaction, as the API's rebuild: a stored
+                # config always has it, one that failed records nothing.
+                use_cases.save_config(
+                    engine,
+                    result.config,
+                    actor=actor,
+                    proficiency=[p.to_dict() for p in result.proficiency],
+                    audit_event=Event(actor, "pools.rebuild"),
+                )
+                click.echo("stored: every worker routes with it within VEA_POOLS_POLL_S", err=True)
+        except PoolError as exc:  # a config the routers would refuse: nothing written
+            raise InputError(f"the rebuilt pools config cannot be used: {exc}") from None
 
 
 @pools.command("show")

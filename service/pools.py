@@ -47,6 +47,16 @@ def current_config(engine: sa.Engine, file_config: PoolConfig) -> tuple[PoolConf
     return parse_config(row["config"]), "database"
 
 
+def stored_form(config: PoolConfig) -> dict[str, Any]:
+    """``config`` as stored (and as a pools file holds it), read back with the routers' own
+    rules (``parse_config``): ``PoolError`` naming the pool and field if they would refuse
+    it. A refused stored config leaves every router on its last good one, silently, so no
+    writer (``PUT /v1/pools``, a rebuild, ``vea pools rebuild``) may store one."""
+    data = config.to_dict()
+    parse_config(data)
+    return data
+
+
 def save_config(
     engine: sa.Engine,
     config: PoolConfig,
@@ -56,12 +66,13 @@ def save_config(
     keep_proficiency: bool = True,
     audit_event: audit.Event | None = None,
 ) -> datetime:
-    """Store ``config`` (validated already) for every worker; returns its timestamp.
+    """Store ``config`` for every worker; returns its timestamp. ``PoolError`` (nothing
+    stored) when the routers would refuse to read it (``stored_form``).
 
     ``audit_event`` is written in the same transaction: a config that could not be
     stored has no event, and a stored one always has its event."""
     now = utcnow()
-    values: dict[str, Any] = {"config": config.to_dict(), "updated_at": now, "updated_by": actor}
+    values: dict[str, Any] = {"config": stored_form(config), "updated_at": now, "updated_by": actor}
     if proficiency is not None or not keep_proficiency:
         values["proficiency"] = proficiency
     _upsert(engine, pool_config, {"id": 1}, values, also=audit_event.write if audit_event else None)

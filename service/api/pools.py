@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import g
 
-from models.pools import PoolError, parse_config
+from models.pools import PoolConfig, PoolError, parse_config
 from service import audit
 from service import pools as use_cases
 from service.api.common import Blueprint, protected
@@ -32,6 +34,22 @@ def _current():
         raise ApiError(
             409, f"the stored pools config no longer validates ({exc}): PUT a corrected one"
         ) from None
+
+
+def _refused(exc: PoolError) -> ApiError:
+    """A pools config the routers would refuse: 422 naming the pool and field."""
+    return ApiError(422, str(exc), fields={"pools": [str(exc)]})
+
+
+def _store(config: PoolConfig, what: str, **options: Any) -> None:
+    """Store ``config`` for every worker (``use_cases.save_config``): 422 and nothing
+    stored when the routers would refuse to read it."""
+    st = state()
+    try:
+        use_cases.save_config(st.engine, config, **options)
+    except PoolError as exc:
+        raise _refused(PoolError(f"{what} cannot be stored: {exc}")) from None
+    st.pools.refresh(force=True)
 
 
 def _describe():
@@ -67,15 +85,13 @@ def blueprint() -> Blueprint:
         try:
             config = parse_config(body)
         except PoolError as exc:
-            raise ApiError(422, str(exc), fields={"pools": [str(exc)]}) from None
-        st = state()
+            raise _refused(exc) from None
         # A new config invalidates the last rebuild's per-agent figures only where pools
         # changed; they stay as the record of what the outcomes showed.
         event = audit.Event(
             audit.key_actor(g.key_id), "pools.update", None, {"pools": len(config.pools)}
         )
-        use_cases.save_config(st.engine, config, actor=g.key_id or "", audit_event=event)
-        st.pools.refresh(force=True)
+        _store(config, "the pools config", actor=g.key_id or "", audit_event=event)
         return _describe()
 
     @blp.route("/<pool>/availability", methods=["PUT"])
@@ -107,6 +123,9 @@ def blueprint() -> Blueprint:
     @protected(blp)
     @blp.arguments(RebuildRequestSchema())
     @blp.response(200, RebuildSchema)
+    @blp.alt_response(
+        422, schema=ErrorSchema, description="a rebuilt config the routers would refuse"
+    )
     def rebuild(body):
         """Recompute proficiency from stored outcomes and refill the proficiency pools."""
         st = state()
@@ -114,14 +133,13 @@ def blueprint() -> Blueprint:
         min_contacts = body.get("min_contacts") or st.settings.proficiency_min_contacts
         result = use_cases.rebuild(config, use_cases.outcome_records(st.engine), min_contacts)
         if not body["dry_run"]:
-            use_cases.save_config(
-                st.engine,
+            _store(
                 result.config,
+                "the rebuilt pools config",
                 actor=g.key_id or "",
                 proficiency=[p.to_dict() for p in result.proficiency],
                 audit_event=audit.Event(audit.key_actor(g.key_id), "pools.rebuild"),
             )
-            st.pools.refresh(force=True)
         return use_cases.rebuild_answer(result, stored_=not body["dry_run"])
 
     return blp
