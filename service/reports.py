@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from models.activities import ACTIONS
 from models.bundle import BundleError, read_manifest
@@ -58,8 +59,12 @@ def value(
     start: datetime | None,
     end: datetime | None,
     reward: Reward | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    frame = decision_frame(engine, start, end)
+    """The value report of the period; ``frame``: its ``decision_frame`` when the caller
+    has already loaded it (the dashboard shares one between its sections)."""
+    if frame is None:
+        frame = decision_frame(engine, start, end)
     shadow = _shadow(engine, settings, frame, start, end)
     report = value_report(
         _columns(frame),
@@ -118,13 +123,16 @@ def drift(
     registry: Registry,
     start: datetime | None,
     end: datetime | None,
+    frame: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """PSI of live features against the champion's training histograms, and calibration."""
+    """PSI of live features against the champion's training histograms, and calibration;
+    ``frame`` as in ``value``."""
     champion = registry.champion()
     references: dict[str, Any] = {}
     if champion is not None:
         references = registry.load(champion).manifest.get("drift_reference") or {}
-    frame = decision_frame(engine, start, end)
+    if frame is None:
+        frame = decision_frame(engine, start, end)
     live = {name: _columns(frame[[name]])[name] for name in references if name in frame}
     psi = feature_psi(references, live)
     attempts = frame[(frame["activity"] != "none") & frame["ve_success"].notna()]
