@@ -44,3 +44,63 @@ def test_deeply_nested_bodies_after_the_decision_are_422(client, keys, new_id, p
     data = f'{{{fields}, "x": {nested(DEPTH)}}}'
     response = client.post(url, data=data, headers=json_headers(keys["desktop"]))
     assert response.status_code == 422, response.json
+
+
+def test_an_unknown_query_parameter_is_422_and_nothing_is_stored(client, keys, new_id):
+    """`POST /v1/decisions?dry_run=1` stored the decision: a parameter no endpoint takes
+    was ignored in silence (the reports and the audit log already refused them)."""
+    body = decision_body(new_id)
+    refused = client.post("/v1/decisions?dry_run=1", json=body, headers=keys["desktop"])
+    assert refused.status_code == 422, refused.json
+    assert refused.json["error"]["fields"] == {"dry_run": ["Unknown field."]}
+    assert client.post("/v1/decisions", json=body, headers=keys["desktop"]).status_code == 201
+
+
+def test_every_endpoint_without_query_parameters_refuses_them(client, keys, new_id):
+    decision = make_decision(client, keys["desktop"], new_id)
+    url = f"/v1/decisions/{decision['decision_id']}"
+    calls = [
+        (client.get, url, keys["desktop"]),
+        (client.post, url + "/outcome", keys["desktop"]),
+        (client.post, url + "/survey", keys["desktop"]),
+        (client.post, f"/v1/customers/{new_id('c-')}/events", keys["desktop"]),
+        (client.get, f"/v1/customers/{new_id('c-')}", keys["admin"]),
+        (client.delete, f"/v1/customers/{new_id('c-')}", keys["admin"]),
+        (client.get, "/v1/models", keys["admin"]),
+        (client.post, "/v1/models/rollback", keys["admin"]),
+        (client.delete, "/v1/models/shadow", keys["admin"]),
+    ]
+    for call, path, headers in calls:
+        response = call(path + "?page=2", json={}, headers=headers)
+        assert response.status_code == 422, (path, response.json)
+        assert response.json["error"]["fields"] == {"page": ["Unknown field."]}, path
+    stored = client.get(url, headers=keys["desktop"]).json
+    assert stored["outcome"] is None and stored["survey"] is None
+
+
+def test_the_documented_answers_are_the_real_ones(client, keys, new_id):
+    """Every operation lists 400 (a body or path that does not read), and 415 only where
+    a body is read: it listed 415 for reads that never parse a body, and no 400."""
+    document = client.get("/openapi.json").json
+    decision = make_decision(client, keys["desktop"], new_id)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters" or "401" not in operation["responses"]:
+                continue  # /healthz, /readyz, /metrics: no key, no body
+            takes_body = "requestBody" in operation
+            assert "400" in operation["responses"], (method, path)
+            assert ("415" in operation["responses"]) == takes_body, (method, path)
+            url = (
+                path.replace("{decision_id}", decision["decision_id"])
+                .replace("{customer_id}", new_id("c-"))
+                .replace("{version}", "no-such-version")
+                .replace("{pool}", "general")
+            )
+            call = getattr(client, method)
+            malformed = call(url, data="{", headers=json_headers(keys["admin"]))
+            if takes_body:
+                assert malformed.status_code == 400, (method, path, malformed.json)
+                as_text = {**keys["admin"], "Content-Type": "text/plain"}
+                assert call(url, data="{}", headers=as_text).status_code == 415, (method, path)
+            else:
+                assert malformed.status_code != 415, (method, path)

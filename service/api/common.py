@@ -3,6 +3,7 @@ and error answers of protected endpoints in the OpenAPI document."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flask
@@ -62,20 +63,52 @@ class Blueprint(flask_smorest.Blueprint):
 
 SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 COMMON_ERRORS = {
+    400: "malformed request: a body that is not JSON in UTF-8, a path that is not UTF-8",
     401: "missing, invalid or revoked API key",
     403: "the key's role may not use this endpoint",
     413: "request body over the size limit",
     415: "a request body not sent as Content-Type: application/json",
+    422: "invalid request: a body, path or query parameter failed validation (`fields` names each)",
     429: "rate limit of this key exceeded (see Retry-After)",
     503: "database unavailable for a write or a key check: retry after Retry-After",
 }
 
 
+def _locations(view) -> set[str]:
+    """Where the view's declared arguments are read from (json, query, path)."""
+    parameters = getattr(view, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+    return {parameter["in"] for parameter in parameters}
+
+
+def _refusing_query(view):
+    """The view, refusing any query parameter (it takes none): ``?dry_run=1`` or a
+    misspelt filter would otherwise be ignored in silence, and the call acted on."""
+
+    @functools.wraps(view)
+    def refuse_then_call(*args, **kwargs):
+        unknown = flask.request.args
+        if unknown:
+            raise ApiError(
+                422,
+                "request parameters failed validation",
+                fields={name: ["Unknown field."] for name in unknown},
+            )
+        return view(*args, **kwargs)
+
+    return refuse_then_call
+
+
 def protected(blp: Blueprint):
-    """Document the security schemes and the shared error answers of a view."""
+    """Document the security schemes and the shared error answers of a view, and refuse
+    query parameters where it declares none (as views with a query schema do: 422)."""
 
     def decorate(view):
+        read = _locations(view)
+        if "query" not in read:
+            view = _refusing_query(view)
         for status, description in COMMON_ERRORS.items():
+            if status == 415 and "json" not in read:
+                continue  # only a body the view reads is refused for its type
             view = blp.alt_response(status, schema=ErrorSchema, description=description)(view)
         return blp.doc(security=SECURITY)(view)
 
