@@ -68,6 +68,10 @@ POOL_KEYS = {
     "lift",
 }
 MAX_LIFT = 5.0
+# A lift is stored with this many decimals (Pool.to_dict), so the smallest one a stored
+# config can hold is MIN_LIFT: a smaller one would be stored as 0, which no reader accepts.
+LIFT_DECIMALS = 4
+MIN_LIFT = 10.0**-LIFT_DECIMALS
 
 
 class PoolError(ValueError):
@@ -136,7 +140,7 @@ class Pool:
         if self.capacity is not None:
             data["capacity"] = self.capacity
         if self.lift:
-            data["lift"] = {a: round(float(v), 4) for a, v in sorted(self.lift.items())}
+            data["lift"] = {a: round(float(v), LIFT_DECIMALS) for a, v in sorted(self.lift.items())}
         return data
 
 
@@ -314,8 +318,8 @@ def parse_pool(entry: Any, index: int) -> Pool:
             raise PoolError(f"{where}: lift of unknown activity {activity!r}")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PoolError(f"{where}: lift.{activity} must be a number")
-        if not (math.isfinite(value) and 0 < value <= MAX_LIFT):
-            raise PoolError(f"{where}: lift.{activity} must be in (0, {MAX_LIFT}]")
+        if not (math.isfinite(value) and MIN_LIFT <= value <= MAX_LIFT):
+            raise PoolError(f"{where}: lift.{activity} must be in [{MIN_LIFT}, {MAX_LIFT}]")
         lift[activity] = float(value)
     description = entry.get("description") or ""
     if not isinstance(description, str) or len(description) > 500:

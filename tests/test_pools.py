@@ -132,6 +132,25 @@ def test_default_pools_file_and_round_trip():
     assert enterprise.membership == "proficiency" and enterprise.members == ()
 
 
+def one_pool_with_lift(lift: float) -> dict:
+    pool = {"id": "a", "activities": ["educate_usage"], "members": ["x"]}
+    return {"pools": [{**pool, "lift": {"educate_usage": lift}}, {"id": "general"}]}
+
+
+@pytest.mark.parametrize("lift", [0.0001, 0.12345, 1.0, 4.99996, 5.0])
+def test_a_lift_the_parser_takes_reads_back_as_stored(lift):
+    """A lift is stored with 4 decimals: what the parser takes must still parse then."""
+    cfg = parse_config(one_pool_with_lift(lift))
+    assert parse_config(cfg.to_dict()).by_id()["a"].lift["educate_usage"] == round(lift, 4)
+
+
+@pytest.mark.parametrize("lift", [0.00004, 0.0, 5.00001])
+def test_a_lift_stored_out_of_bounds_is_refused_with_its_bounds(lift):
+    """0.00004 was taken (within (0, 5]) and stored as 0.0, which the parser refuses."""
+    with pytest.raises(PoolError, match=r"lift\.educate_usage must be in \[0\.0001, 5\.0\]"):
+        parse_config(one_pool_with_lift(lift))
+
+
 def test_catalogue_has_ja_and_en_for_every_activity():
     catalogue = load_catalogue()
     assert catalogue.find("educate_usage", "ja").content_id.endswith("-ja")

@@ -7,6 +7,8 @@ its last good config, silently. ``PUT /v1/pools``, ``POST /v1/pools/rebuild`` an
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 import yaml
@@ -43,8 +45,9 @@ def test_save_config_refuses_what_the_routers_would_refuse(pools_from_the_file):
     engine = pools_from_the_file
     good = parse_config(static_pools("agent-1"))
     use_cases.save_config(engine, good, actor="test")
-    # Within the parser's (0, 5] but stored with 4 decimals: 0.0, which it refuses.
-    bad = parse_config(static_pools("agent-1", lift=0.00004))
+    # Made in code, as a rebuild makes its config, not parsed: what no reader takes.
+    edu = good.by_id()["edu_pool"]
+    bad = good.with_pools([replace(edu, lift={"educate_usage": 0.0}), good.general])
     with pytest.raises(PoolError, match=r"pool 'edu_pool': lift\.educate_usage"):
         use_cases.save_config(engine, bad, actor="test")
     assert stored_config(engine) == good.to_dict()
@@ -56,6 +59,7 @@ def test_put_pools_refuses_a_config_stored_unreadable(client, keys, pools_from_t
     assert client.put("/v1/pools", json=static_pools("agent-1"), headers=admin).status_code == 200
     before = client.get("/v1/pools", headers=admin).json
 
+    # Within the schema's (0, 5], but stored with 4 decimals it would read 0.0.
     refused = client.put("/v1/pools", json=static_pools("agent-1", lift=0.00004), headers=admin)
     assert refused.status_code == 422, refused.json
     error = refused.json["error"]
