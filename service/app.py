@@ -29,7 +29,7 @@ from service.errors import ApiError, ErrorSchema
 from service.group_commit import DecisionWriter
 from service.json_provider import OrjsonProvider
 from service.metrics import Metrics
-from service.ratelimit import RateLimiter
+from service.ratelimit import DatabaseLeases, RateLimiter
 from service.routing import PoolRouter
 from service.serving import ModelManager
 from service.state import State
@@ -118,6 +118,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         shadow_budget_ms=settings.shadow_budget_ms,
     )
     model_manager.on_swap = metrics.set_model
+
+    def database_leases(limiter: str) -> DatabaseLeases | None:
+        if settings.rate_limit_scope.lower() != "database":
+            return None
+        return DatabaseLeases(lambda: app.extensions["vea"].engine, limiter)
+
     model_manager.refresh(force=True)
     app.extensions["vea"] = State(
         settings=settings,
@@ -129,12 +135,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 settings.auth_failures_per_s,
                 settings.auth_failures_burst,
                 shared_path=settings.shared_state_path("auth-failures.buckets"),
+                leases=database_leases("auth-failures"),
             ),
         ),
         limiter=RateLimiter(
             settings.rate_limit_per_s,
             settings.rate_limit_burst,
             shared_path=settings.shared_state_path("api-keys.buckets"),
+            leases=database_leases("api-keys"),
         ),
         models=model_manager,
         pools=PoolRouter(settings, lambda: app.extensions["vea"].engine),

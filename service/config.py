@@ -118,6 +118,7 @@ BOUNDS: dict[str, Bounds] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "sqlite_synchronous": ("FULL", "NORMAL"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "rate_limit_scope": ("instance", "database"),
 }
 DATABASE_BACKENDS = ("sqlite", "postgresql")
 # VEA_* variables that are not service settings: the key `make run` prints for curl,
@@ -311,6 +312,10 @@ class Settings:
     # `shared_state_dir`). 0 disables the limit.
     rate_limit_per_s: float = 200.0
     rate_limit_burst: int = 400
+    # Who shares the buckets of both limits (this one and the brute-force one below):
+    # "instance", the workers of one gunicorn master; "database", every instance on the
+    # database (several instances behind a load balancer), leased a few tokens at a time.
+    rate_limit_scope: str = "instance"
     # Brute force: per client address, every failed key check takes a token
     # from a bucket of `auth_failures_burst` refilled at `auth_failures_per_s`; an address
     # with an empty bucket gets 429 for any key not verified before. 0 disables.
@@ -375,7 +380,7 @@ class Settings:
             if problem:
                 raise ValueError(f"{variable(name)}: {problem}")
         for name, allowed in CHOICES.items():
-            if getattr(self, name).upper() not in allowed:
+            if getattr(self, name).upper() not in {choice.upper() for choice in allowed}:
                 raise ValueError(
                     f"{variable(name)}: must be one of {', '.join(allowed)}, "
                     f"got {getattr(self, name)!r}"

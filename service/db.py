@@ -200,6 +200,20 @@ pool_availability = sa.Table(
     sa.Column("reported_at", sa.DateTime(), nullable=False),
 )
 
+# Rate-limit token buckets shared by every instance on this database
+# (VEA_RATE_LIMIT_SCOPE=database, service.ratelimit.DatabaseLeases). ``bucket`` is a hash
+# of the limiter and its key (an API key id, a client address), never the key itself.
+# ``updated_at`` is epoch seconds, not a timestamp column: the bucket's refill is
+# arithmetic on it. A row whose bucket has refilled is the same as no row, and is deleted.
+rate_limit_buckets = sa.Table(
+    "rate_limit_buckets",
+    metadata,
+    sa.Column("bucket", sa.String(32), primary_key=True),
+    sa.Column("limiter", sa.String(32), nullable=False),
+    sa.Column("tokens", sa.Double(), nullable=False),
+    sa.Column("updated_at", sa.Double(), nullable=False),
+)
+
 
 UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, ProgrammingError)
 
