@@ -104,3 +104,35 @@ def test_the_documented_answers_are_the_real_ones(client, keys, new_id):
                 assert call(url, data="{}", headers=as_text).status_code == 415, (method, path)
             else:
                 assert malformed.status_code != 415, (method, path)
+
+
+def _dumped(part: dict) -> str:
+    return orjson.dumps(part).decode()[1:-1]  # the members, without the braces
+
+
+@pytest.mark.parametrize("where", ["top", "customer", "contact"])
+def test_a_key_twice_in_one_object_is_400_and_nothing_is_stored(client, keys, new_id, where):
+    """orjson keeps a repeated key's last value: the decision was stored for the last
+    interaction_id while the caller's own parser (or a gateway's) may have read the
+    first."""
+    body = decision_body(new_id)
+    customer, contact = _dumped(body["customer"]), _dumped(body["contact"])
+    first = f'"interaction_id": "{new_id("i-")}", ' if where == "top" else ""
+    if where == "customer":
+        customer = f'"customer_id": "{new_id("c-")}", {customer}'
+    if where == "contact":  # a colon in a time's text, spaces before the member's colon
+        contact = f'"occurred_at": "2026-01-01T09:00:00Z", "channel" : "voice" , {contact}'
+    data = (
+        f'{{{first}"interaction_id": "{body["interaction_id"]}", '
+        f'"customer": {{{customer}}}, "contact": {{{contact}}}}}'
+    )
+    response = client.post("/v1/decisions", data=data, headers=json_headers(keys["desktop"]))
+    assert response.status_code == 400, response.json
+    assert "twice" in response.json["error"]["message"], response.json
+    assert client.post("/v1/decisions", json=body, headers=keys["desktop"]).status_code == 201
+
+
+def test_colons_in_strings_are_no_duplicate_keys(client, keys, new_id):
+    body = decision_body(new_id, occurred_at="2026-01-01T09:00:00+09:00")
+    body["features"] = {"note": "a: b: c", "url": "https://example.com:8443/x"}
+    assert client.post("/v1/decisions", json=body, headers=keys["desktop"]).status_code == 201

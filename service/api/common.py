@@ -4,6 +4,7 @@ and error answers of protected endpoints in the OpenAPI document."""
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import flask
@@ -44,7 +45,7 @@ class JsonBodyParser(FlaskParser):
                 )
             return core.missing
         try:
-            return orjson.loads(data)
+            body = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             if not data:
                 raise  # webargs reads an empty body as no body (422: what is missing)
@@ -55,6 +56,53 @@ class JsonBodyParser(FlaskParser):
                 "malformed request: the body must be valid JSON in UTF-8",
                 fields={"_schema": [str(exc)]},
             ) from None
+        # Every member of an object has a colon, so a body with no more colons than
+        # the keys it loaded has no key twice: the exact (slower) check runs only when
+        # there are more, e.g. colons in a time's text.
+        if data.count(b":") > _key_count(body):
+            _refuse_duplicate_keys(data)
+        return body
+
+
+def _key_count(value: Any) -> int:
+    count, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def _refuse_duplicate_keys(data: bytes) -> None:
+    """400 for a key twice in one object: JSON leaves its meaning open and orjson keeps
+    the last, so ``{"interaction_id": "a", "interaction_id": "b"}`` stored "b" while
+    the caller's own parser (or a gateway's) may have read "a"."""
+    try:
+        json.loads(data, object_pairs_hook=_unique_members)
+    except _DuplicateKey as exc:
+        raise ApiError(
+            400,
+            "malformed request: a key appears twice in one JSON object",
+            fields={"_schema": [f"duplicate key {exc.args[0]!r}"]},
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "malformed request: the JSON body is nested too deeply") from None
 
 
 class Blueprint(flask_smorest.Blueprint):
