@@ -136,3 +136,10 @@ def test_colons_in_strings_are_no_duplicate_keys(client, keys, new_id):
     body = decision_body(new_id, occurred_at="2026-01-01T09:00:00+09:00")
     body["features"] = {"note": "a: b: c", "url": "https://example.com:8443/x"}
     assert client.post("/v1/decisions", json=body, headers=keys["desktop"]).status_code == 201
+
+
+def test_a_deep_body_with_colons_in_its_strings_is_4xx(client, keys, new_id):
+    # Such a body also goes through the exact duplicate-key check, which recurses.
+    data = f'{{"interaction_id": "a:b", "x": {nested(DEPTH)}}}'
+    response = client.post("/v1/decisions", data=data, headers=json_headers(keys["desktop"]))
+    assert response.status_code in (400, 422), response.json
