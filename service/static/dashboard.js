@@ -50,36 +50,56 @@
     if (canvas) canvas.chart = new Chart(canvas, config);
   }
 
+  const words = data.labels || {};
+  // The zero line of a difference chart stands out: above it the treated arm does better.
+  const zeroLine = { color: (ctx) => (ctx.tick && ctx.tick.value === 0 ? "#334155" : "rgba(0,0,0,0.1)") };
+
   if (data.trend && data.trend.length) {
+    // A day or week without contacts is null: the lines break there (spanGaps off)
+    // instead of joining the days around it as if they were adjacent.
     draw("chart-trend", {
       type: "line",
       data: {
         labels: data.trend.map((r) => r.date),
         datasets: [
-          { label: "VES (1-7)", data: data.trend.map((r) => r.ves), borderColor: blue, backgroundColor: blue, yAxisID: "ves", spanGaps: true },
-          { label: "success %", data: data.trend.map((r) => (r.success_rate === null ? null : r.success_rate * 100)), borderColor: teal, backgroundColor: teal, yAxisID: "rate", spanGaps: true },
+          { label: words.ves, data: data.trend.map((r) => r.ves), borderColor: blue, backgroundColor: blue, yAxisID: "ves", spanGaps: false },
+          { label: words.success_pct, data: data.trend.map((r) => (r.success_rate === null ? null : r.success_rate * 100)), borderColor: teal, backgroundColor: teal, yAxisID: "rate", spanGaps: false },
         ],
       },
       options: {
         scales: {
-          ves: { position: "left", min: 1, max: 7, title: { display: true, text: "VES" } },
-          rate: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: "%" } },
+          ves: { position: "left", min: 1, max: 7, title: { display: true, text: words.ves } },
+          rate: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: words.success_pct } },
         },
       },
     });
   }
 
   if (data.uplift && data.uplift.length) {
+    // Rates in percentage points on the left axis, VES points on the right: one axis for
+    // both drew +31.6 pp as 0.32 beside a VES difference of 1.05.
+    const on = (axis, pick) => data.uplift.map((r) => (r.axis === axis ? pick(r) : null));
+    const interval = (r) => (r.ci_low === null ? null : [r.ci_low, r.ci_high]);
+    const datasets = [];
+    for (const axis of ["rate", "points"]) {
+      if (!data.uplift.some((r) => r.axis === axis)) continue;
+      datasets.push(
+        { type: "bar", label: words.ci, data: on(axis, interval), yAxisID: axis, grouped: false, backgroundColor: "rgba(37,99,235,0.25)", borderColor: blue, borderWidth: 1, barPercentage: 0.4 },
+        { type: "line", label: words.difference, data: on(axis, (r) => r.value), yAxisID: axis, showLine: false, pointRadius: 6, pointStyle: "rectRot", borderColor: "#1e3a8a", backgroundColor: "#1e3a8a" },
+      );
+    }
     draw("chart-uplift", {
       type: "bar",
-      data: {
-        labels: data.uplift.map((r) => r.measure),
-        datasets: [
-          { type: "bar", label: "95% CI", data: data.uplift.map((r) => (r.ci_low === null ? null : [r.ci_low, r.ci_high])), backgroundColor: "rgba(37,99,235,0.25)", borderColor: blue, borderWidth: 1, barPercentage: 0.4 },
-          { type: "line", label: "treated − holdout", data: data.uplift.map((r) => r.value), showLine: false, pointRadius: 6, pointStyle: "rectRot", borderColor: "#1e3a8a", backgroundColor: "#1e3a8a" },
-        ],
+      data: { labels: data.uplift.map((r) => r.measure), datasets },
+      options: {
+        // One legend entry per kind, not per axis.
+        plugins: { legend: { labels: { filter: (item) => item.datasetIndex < 2 } } },
+        scales: {
+          // Bounds from the server (uplift_axes): zero at the same height on both axes.
+          rate: { position: "left", ...data.uplift_axes.rate, grid: zeroLine, title: { display: true, text: words.rate_axis } },
+          points: { position: "right", ...data.uplift_axes.points, grid: { drawOnChartArea: false }, title: { display: true, text: words.points_axis } },
+        },
       },
-      options: { scales: { y: { title: { display: true, text: "uplift" } } } },
     });
   }
 
@@ -88,21 +108,26 @@
       type: "bar",
       data: {
         labels: data.by_activity.map((r) => r.group),
-        datasets: [{ label: "success %", data: data.by_activity.map((r) => (r.success_rate === null ? null : r.success_rate * 100)), backgroundColor: teal }],
+        datasets: [{ label: words.success_pct, data: data.by_activity.map((r) => (r.success_rate === null ? null : r.success_rate * 100)), backgroundColor: teal }],
       },
-      options: { indexAxis: "y", scales: { x: { min: 0, max: 100 } }, plugins: { legend: { display: false } } },
+      options: { indexAxis: "y", scales: { x: { min: 0, max: 100, title: { display: true, text: words.success_pct } } }, plugins: { legend: { display: false } } },
     });
   }
 
   if (data.drift && data.drift.features && data.drift.features.length) {
     const threshold = data.drift.threshold;
+    const features = data.drift.features;
     draw("chart-drift", {
       type: "bar",
       data: {
-        labels: data.drift.features.map((f) => f.feature),
-        datasets: [{ label: "PSI", data: data.drift.features.map((f) => f.psi), backgroundColor: data.drift.features.map((f) => (f.psi !== null && f.psi > threshold ? red : grey)) }],
+        labels: features.map((f) => f.feature),
+        datasets: [
+          { label: words.psi, data: features.map((f) => f.psi), backgroundColor: features.map((f) => (f.psi !== null && f.psi > threshold ? red : grey)) },
+          // The threshold as a dashed line, on an axis that reaches it (data.drift.axis_max).
+          { type: "line", label: data.drift.threshold_label, data: features.map(() => threshold), borderColor: red, borderDash: [6, 4], borderWidth: 1.5, pointRadius: 0 },
+        ],
       },
-      options: { plugins: { legend: { display: false }, title: { display: true, text: "threshold " + threshold } } },
+      options: { scales: { y: { min: 0, max: data.drift.axis_max, title: { display: true, text: words.psi } } } },
     });
   }
 })();

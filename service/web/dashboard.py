@@ -248,18 +248,27 @@ def _value_of(entry: Any) -> Any:
     return entry.get("value") if isinstance(entry, dict) else entry
 
 
-def _trend(start, end, frame: pd.DataFrame | None = None) -> list[dict[str, Any]]:
-    """VES and success per day (per week beyond 90 days) over decisions with an outcome."""
+def _trend(
+    start, end, frame: pd.DataFrame | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """VES and success per day (per week beyond 90 days) over decisions with an outcome,
+    from the first such day to the period's end (today when open). A day or week without
+    any is a row with ``n`` 0: left out, the chart joined its neighbours as if adjacent and
+    a week when logging stopped did not show."""
     if frame is None:
         frame = decision_frame(state().engine, start, end)
     frame = frame[frame["has_outcome"]]
     if frame.empty:
         return []
-    span = frame["occurred_at"].max() - frame["occurred_at"].min()
+    times = frame["occurred_at"].dt.tz_localize(None)
+    now = now or utcnow()
+    last = min(end - timedelta(microseconds=1), now) if end is not None else now
+    first, last = times.min(), max(last, times.max())
+    weekly = last - first > timedelta(days=90)
     frame = frame.assign(
         ves=(frame["ves_confidence"] + frame["ves_ability"]) / 2.0,
         success=frame["ve_success"].astype("float64"),
-        bucket=trend_buckets(frame["occurred_at"], weekly=span > timedelta(days=90)),
+        bucket=trend_buckets(times, weekly=weekly),
     )
     grouped = frame.groupby("bucket").agg(
         n=("decision_id", "size"),
@@ -268,6 +277,11 @@ def _trend(start, end, frame: pd.DataFrame | None = None) -> list[dict[str, Any]
         success_rate=("success", "mean"),
         success_n=("success", "count"),
     )
+    bounds = trend_buckets(pd.Series([first, last]), weekly=weekly)
+    every = pd.date_range(bounds.iloc[0], bounds.iloc[1], freq="7D" if weekly else "D")
+    grouped = grouped.reindex(every)
+    counts = ("n", "ves_n", "success_n")
+    grouped[list(counts)] = grouped[list(counts)].fillna(0)
     return [
         {
             "date": bucket.date().isoformat(),
@@ -725,24 +739,94 @@ def to_csv(table: dict[str, Any], name: str = "", language: str = "en") -> str:
     return buffer.getvalue()
 
 
+# The charts' own words (legends, axes), in the page's language.
+CHART_LABELS = {
+    "en": {
+        "ves": "VES (1-7)",
+        "success_pct": "success %",
+        "ci": "95% CI",
+        "difference": "treated − holdout",
+        "rate_axis": "difference in percentage points (rates)",
+        "points_axis": "difference in VES points",
+        "psi": "PSI",
+        "threshold": "drift threshold {threshold}",
+    },
+    "ja": {
+        "ves": "VES（1-7）",
+        "success_pct": "成功率（%）",
+        "ci": "95%信頼区間",
+        "difference": "介入群 − 対照群",
+        "rate_axis": "差（率はポイント）",
+        "points_axis": "差（VESの点）",
+        "psi": "PSI",
+        "threshold": "ドリフトのしきい値 {threshold}",
+    },
+}
+
+
+def _uplift_point(name: str, entry: dict[str, Any], language: str) -> dict[str, Any]:
+    """One measure of the uplift chart in the unit its table row reads: a rate's
+    difference in percentage points on the rate axis (the table's "+31.6 pp" was drawn
+    as 0.32 beside VES's 1.05 on one axis), other measures in their own points."""
+    rate = name in RATE_MEASURES
+    scale = 100.0 if rate else 1.0
+    return {
+        "measure": content.display_name("measure", name, language),
+        "axis": "rate" if rate else "points",
+        **{
+            key: None if entry.get(key) is None else entry[key] * scale
+            for key in ("value", "ci_low", "ci_high")
+        },
+    }
+
+
+def uplift_axes(points: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each axis of the uplift chart (``rate``, ``points``) as ``{min, max}``: around zero
+    and every value and interval end, with zero at the same height on both (two zero lines
+    at different heights made a difference above one read as below the other)."""
+    spans = {}
+    for axis in {p["axis"] for p in points}:
+        ends = [
+            p[key]
+            for p in points
+            if p["axis"] == axis
+            for key in ("value", "ci_low", "ci_high")
+            if p[key] is not None
+        ]
+        low, high = min(0.0, *ends), max(0.0, *ends)
+        if low == high:  # only zeros: any visible span will do
+            high = 1.0
+        # A margin on both sides, so zero is never an edge and the zero line shows.
+        pad = (high - low) * 0.1
+        spans[axis] = (low - pad, high + pad)
+    # The share of each axis below zero (strictly between 0 and 1); the larger is given to
+    # both, by stretching an axis's top or bottom, never cutting a value off.
+    below = max(-low / (high - low) for low, high in spans.values())
+    out = {}
+    for axis, (low, high) in spans.items():
+        high = max(high, -low * (1.0 - below) / below)
+        out[axis] = {"min": -high * below / (1.0 - below), "max": high}
+    return out
+
+
 def charts(sections: dict[str, Any], language: str = "en") -> dict[str, Any]:
-    """The few series the page's charts draw (kept small: it is embedded in the page)."""
-    out: dict[str, Any] = {}
+    """The few series the page's charts draw (kept small: it is embedded in the page), in
+    the units the tables read, with the charts' words in the page's language."""
+    labels = CHART_LABELS[language]
+    out: dict[str, Any] = {"labels": labels}
     if sections["trend"]["available"]:
         out["trend"] = sections["trend"]["data"]
     if sections["value"]["available"]:
         data = sections["value"]["data"]
         uplift = [
-            {
-                "measure": content.display_name("measure", name, language),
-                **{k: entry.get(k) for k in ("value", "ci_low", "ci_high")},
-            }
+            _uplift_point(name, entry, language)
             for name, entry in data["uplift"].items()
             if _shows_uplift(name, data)
         ]
         # Without holdout contacts there is no uplift to draw (the page says why).
         if any(item["value"] is not None for item in uplift):
             out["uplift"] = uplift
+            out["uplift_axes"] = uplift_axes(uplift)
         # The chart labels its bars with the group: the activity's name on this page.
         out["by_activity"] = [
             {
@@ -753,9 +837,16 @@ def charts(sections: dict[str, Any], language: str = "en") -> dict[str, Any]:
             for r in data["by"].get("activity", [])
         ]
     if sections["drift"]["available"]:
+        drift = sections["drift"]["data"]
+        threshold = drift["threshold"]
+        highest = max((f["psi"] for f in drift["features"] if f["psi"] is not None), default=0.0)
         out["drift"] = {
-            "threshold": sections["drift"]["data"]["threshold"],
-            "features": sections["drift"]["data"]["features"],
+            "threshold": threshold,
+            "threshold_label": labels["threshold"].format(threshold=threshold),
+            # The axis reaches the threshold: scaled to the largest PSI alone, a stable
+            # 0.013 filled the chart and read as drift.
+            "axis_max": max(threshold, highest) * 1.1,
+            "features": drift["features"],
         }
     return out
 
