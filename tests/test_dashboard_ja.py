@@ -44,3 +44,16 @@ def test_measures_levels_and_the_empty_group_read_japanese(app, desk_client, key
     assert "ve_success" in uplift and "\r\nreward," not in uplift
     csv = manager.get("/dashboard/by_segment.csv?period=all&lang=ja").get_data(as_text=True)
     assert "(unknown)" in csv
+
+
+def test_a_difference_of_rates_reads_in_japanese_points():
+    from service.web.dashboard import shown
+
+    rate = {"measure": "ve_success"}
+    # "pp" is English shorthand; the Japanese page says ポイント, the English one pp.
+    assert shown("uplift", "value", 0.3164, "ja", rate) == "+31.6ポイント"
+    assert shown("treated_vs_holdout", "ci_low", -0.027, "ja", {"measure": "upgraded"}) == (
+        "-2.7ポイント"
+    )
+    assert shown("uplift", "value", 0.3164, "en", rate) == "+31.6 pp"
+    assert shown("uplift", "treated", 0.364, "ja", rate) == "36.4%"

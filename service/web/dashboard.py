@@ -98,6 +98,8 @@ DECIMALS = {
 # Measures that are shares of contacts: in the comparison tables their arms read as
 # percentages and their differences as percentage points (every reward is in [0, 1]).
 RATE_MEASURES = {"ve_success", "retained_60d", "reward", "upgraded"}
+# A difference of two shares: "pp" is English shorthand a Japanese reader does not use.
+PERCENTAGE_POINTS = {"en": " pp", "ja": "ポイント"}
 COMPARED_COLUMNS = {"treated", "holdout", "value", "ci_low", "ci_high"}
 # The columns of a treated-vs-holdout comparison (``models.value_report.difference``): the
 # uplift and the treated-vs-holdout tables.
@@ -672,7 +674,7 @@ def shown(
     if kind is not None and isinstance(value, str):
         return content.display_name(kind, value, language)
     if table in ("uplift", "treated_vs_holdout", "roi") and column in COMPARED_COLUMNS:
-        return _compared(table, column, value, (row or {}).get("measure"))
+        return _compared(table, column, value, (row or {}).get("measure"), language)
     text = cell(column, value)
     answers = (row or {}).get(ANSWERS_OF.get(column, ""))
     counted = table.startswith("by_") or table == "trend"
@@ -689,9 +691,12 @@ def _pool_label(name: str, pool_id: Any, language: str) -> str:
     return f"{name}（{pool_id}）" if language == "ja" else f"{name} ({pool_id})"
 
 
-def _compared(table: str, column: str, value: Any, measure: str | None) -> str:
+def _compared(
+    table: str, column: str, value: Any, measure: str | None, language: str = "en"
+) -> str:
     """A comparison cell read in its measure's unit: shares as % (their differences in
-    percentage points), money with two decimals, other measures as their own column."""
+    percentage points, in the page's language), money with two decimals, other measures
+    as their own column."""
     if not isinstance(value, float):
         return cell(column, value)
     if table == "roi":
@@ -699,7 +704,7 @@ def _compared(table: str, column: str, value: Any, measure: str | None) -> str:
     if measure in RATE_MEASURES:
         if column in ("treated", "holdout"):
             return f"{value * 100:.1f}%"
-        return f"{value * 100:+.1f} pp"
+        return f"{value * 100:+.1f}{PERCENTAGE_POINTS[language]}"
     return cell(measure or column, value)
 
 
