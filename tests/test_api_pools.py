@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.db import pool_availability, pool_config
+from service.db import pool_availability
 
 POOLS = {
     "pools": [
@@ -44,17 +44,15 @@ POOLS = {
 
 
 @pytest.fixture(autouse=True)
-def clean_pools(app):
-    """The backend database is shared by the API tests: start from the file config."""
-    engine = app.extensions["vea"].engine
-    with engine.begin() as conn:
+def clean_pools(app, pools_from_the_file):
+    """The backend database is shared by the API tests: start from the file config
+    (``pools_from_the_file``) with no availability reports."""
+    with pools_from_the_file.begin() as conn:
         conn.execute(pool_availability.delete())
-        conn.execute(pool_config.delete())
     app.extensions["vea"].pools.refresh(force=True)
     yield
-    with engine.begin() as conn:
+    with pools_from_the_file.begin() as conn:
         conn.execute(pool_availability.delete())
-        conn.execute(pool_config.delete())
 
 
 def body(new_id, **contact):

@@ -12,7 +12,7 @@ import pytest
 
 from models.matching import Availability, RoutingRules, pool_distribution, route
 from models.pools import GENERAL, parse_config
-from service.db import decisions, pool_availability, pool_config
+from service.db import decisions, pool_availability
 from service.schemas import DecisionSchema
 from training.ope import (
     cell_mean_q,
@@ -151,16 +151,14 @@ def test_pool_exploration_settings_are_validated():
 
 # ------------------------------------------------------------------ the service
 @pytest.fixture
-def exploring_app(make_app):
-    app = make_app(pool_exploration_margin=100.0, pool_exploration_floor=0.1)
-    engine = app.extensions["vea"].engine
-    with engine.begin() as conn:
+def exploring_app(make_app, pools_from_the_file):
+    """An app that explores pools, on the pools file (``pools_from_the_file``: the API
+    suite shares its database) with no availability reports."""
+    with pools_from_the_file.begin() as conn:
         conn.execute(pool_availability.delete())
-        conn.execute(pool_config.delete())
-    yield app
-    with engine.begin() as conn:
+    yield make_app(pool_exploration_margin=100.0, pool_exploration_floor=0.1)
+    with pools_from_the_file.begin() as conn:
         conn.execute(pool_availability.delete())
-        conn.execute(pool_config.delete())
 
 
 def test_decisions_log_the_pool_propensity_and_the_answer_validates(exploring_app, new_id):

@@ -19,7 +19,6 @@ from models.pools import (
 )
 from models.reasons import describe, language_of
 from models.schema import primary_language
-from service.db import pool_config
 from training.loading import DataError, validate_log
 
 LONG_TAG = "de-CH-1901-x-phonebk"  # 20 characters: valid, longer than the old limit of 16
@@ -182,18 +181,7 @@ def test_the_loader_canonicalises_valid_languages_and_keeps_missing_ones():
 
 
 # -------------------------------------------------------------------------- API
-@pytest.fixture
-def stored_pools(app):
-    """The backend database is shared by the API tests: leave no stored config behind."""
-    engine = app.extensions["vea"].engine
-    with engine.begin() as conn:
-        conn.execute(pool_config.delete())
-    yield
-    with engine.begin() as conn:
-        conn.execute(pool_config.delete())
-
-
-def test_put_pools_refuses_a_bad_language_naming_pool_and_field(client, keys, stored_pools):
+def test_put_pools_refuses_a_bad_language_naming_pool_and_field(client, keys, pools_from_the_file):
     response = client.put("/v1/pools", json=pools(["日本語"]), headers=keys["admin"])
     assert response.status_code == 422, response.json
     assert response.json["error"]["fields"]["pools"]["0"]["languages"]["0"] == [
@@ -203,7 +191,9 @@ def test_put_pools_refuses_a_bad_language_naming_pool_and_field(client, keys, st
     assert response.status_code == 422, response.json
 
 
-def test_put_pools_stores_languages_canonical_and_takes_long_tags(client, keys, stored_pools):
+def test_put_pools_stores_languages_canonical_and_takes_long_tags(
+    client, keys, pools_from_the_file
+):
     response = client.put("/v1/pools", json=pools(["JA_jp", LONG_TAG]), headers=keys["admin"])
     assert response.status_code == 200, response.json
     stored = next(p for p in response.json["pools"] if p["id"] == "lang_pool")
