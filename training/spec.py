@@ -241,14 +241,16 @@ class Spec:
 
     def apply(self, raw: pd.DataFrame, *, require_outcome: bool = True) -> pd.DataFrame:
         """Rename and derive the canonical columns, and pass the data's own canonical
-        columns through (``passed_through``); extra feature columns keep their names."""
+        columns through (``passed_through``); extra feature columns keep their names.
+
+        ``require_outcome=False`` (scoring): the logged decision's columns (activity,
+        propensity, success) are mapped when present, not required: contacts yet to be
+        decided have none."""
         needed = list(self.columns.values()) + list(self.features)
-        if self.activity_column:
-            needed.append(self.activity_column)
-        if isinstance(self.propensity, str):
-            needed.append(self.propensity)
-        if self.success_column and require_outcome:
-            needed.append(self.success_column)
+        if require_outcome:
+            needed += [c for c in (self.activity_column, self.success_column) if c]
+            if isinstance(self.propensity, str):
+                needed.append(self.propensity)
         missing = sorted({c for c in needed if c not in raw.columns})
         if missing:
             raise SpecColumnsMissing(f"columns named by the spec are not in the data: {missing}")
@@ -259,7 +261,7 @@ class Spec:
             if name in COLUMN_BY_NAME:
                 raise SpecError(f"feature {name!r} is a canonical column: map it under 'columns'")
             out[name] = raw[name]
-        if self.activity_column:
+        if self.activity_column and self.activity_column in raw:
             values = raw[self.activity_column]
             out["activity"] = (
                 values.astype("string").map(self.activity_values)
@@ -275,7 +277,7 @@ class Spec:
                 )
         if isinstance(self.propensity, float):
             out["propensity"] = self.propensity
-        elif isinstance(self.propensity, str):
+        elif isinstance(self.propensity, str) and self.propensity in raw:
             out["propensity"] = raw[self.propensity]
         if self.success_column and self.success_column in raw:
             col = raw[self.success_column]
