@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -176,9 +177,34 @@ class Schema(ma.Schema):
         return data
 
 
+def _plain_id(value: str) -> None:
+    """Ids are compared as stored (history, idempotency, pools by agent): the same text
+    in another Unicode form, with an invisible character or a padding space, silently
+    made another customer (its history split), interaction or agent."""
+    if value != value.strip():
+        raise ma.ValidationError("must not begin or end with whitespace")
+    if value.isascii():
+        return
+    if any(unicodedata.category(char) == "Cf" for char in value):
+        raise ma.ValidationError(
+            "must not contain invisible formatting characters (zero-width, "
+            "bidirectional controls, byte order mark)"
+        )
+    if not unicodedata.is_normalized("NFC", value):
+        raise ma.ValidationError(
+            "must be in Unicode normalization form NFC (an accented letter as one "
+            "character, not a letter and a combining accent)"
+        )
+
+
+ID_RULES = "1-128 characters in Unicode NFC, no invisible characters, no padding spaces"
+
+
 def _id_field(description: str, **kwargs) -> fields.String:
     return fields.String(
-        validate=validate.Length(min=1, max=128), metadata={"description": description}, **kwargs
+        validate=[validate.Length(min=1, max=128), _plain_id],
+        metadata={"description": f"{description}; {ID_RULES}"},
+        **kwargs,
     )
 
 
@@ -422,7 +448,7 @@ class OutcomeRequestSchema(Schema):
         validate=validate.Range(1, 7),
         metadata={"description": "customer effort score (1 very easy - 7 very hard), if surveyed"},
     )
-    agent_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
+    agent_id = _id_field("who handled the contact (pool proficiency)", allow_none=True)
     pool_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     occurred_at = fields.AwareDateTime(allow_none=True, validate=_happened)
 
@@ -564,6 +590,16 @@ class DecisionPathSchema(Schema):
 class CustomerPathSchema(Schema):
     # As in a decision body: the events are joined to the decisions by this id.
     customer_id = _id_field("pseudonymous customer id, as in the decisions", required=True)
+
+
+class CustomerLookupPathSchema(Schema):
+    # Reading or erasing takes any id that may be stored (also one stored before ids
+    # had to be NFC without invisible characters), as `vea db erase-customer` does.
+    customer_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "pseudonymous customer id, as stored"},
+    )
 
 
 class EventRequestSchema(Schema):

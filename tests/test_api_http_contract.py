@@ -3,6 +3,8 @@ at the edge of what JSON allows, query strings, and twins of one request at once
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 import pytest
 from test_api_decisions import decision_body
@@ -143,3 +145,63 @@ def test_a_deep_body_with_colons_in_its_strings_is_4xx(client, keys, new_id):
     data = f'{{"interaction_id": "a:b", "x": {nested(DEPTH)}}}'
     response = client.post("/v1/decisions", data=data, headers=json_headers(keys["desktop"]))
     assert response.status_code in (400, 422), response.json
+
+
+@pytest.mark.parametrize(
+    "customer_id, problem",
+    [
+        ("c-\u200b{tag}", "invisible"),  # zero-width space
+        ("c-\u202e{tag}", "invisible"),  # right-to-left override
+        ("\ufeffc-{tag}", "invisible"),  # byte order mark
+        ("c-{tag} ", "whitespace"),
+        ("\u00a0c-{tag}", "whitespace"),  # no-break space
+        ("cliente-Jose\u0301-{tag}", "NFC"),  # e + combining acute accent
+    ],
+)
+def test_ids_that_only_look_alike_are_refused(client, keys, new_id, customer_id, problem):
+    """`José` in NFD, a zero-width space or a padding space made another customer in
+    silence: the second contact saw none of the first one's history."""
+    body = decision_body(new_id, customer_id=customer_id.format(tag=new_id()))
+    response = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert response.status_code == 422, response.json
+    (message,) = response.json["error"]["fields"]["customer"]["customer_id"]
+    assert problem in message
+    events = f"/v1/customers/{body['customer']['customer_id']}/events"
+    event = client.post(events, json={"type": "renewed"}, headers=keys["desktop"])
+    assert event.status_code == 422, event.json
+
+
+def test_ids_in_nfc_in_any_script_are_taken(client, keys, new_id):
+    decision = make_decision(
+        client, keys["desktop"], new_id, customer_id=f"José-山田-👍-{new_id()}"
+    )
+    body = {"offered": False, "agent_id": "agent-ÅSA"}
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    assert client.post(url, json=body, headers=keys["desktop"]).status_code == 201
+    refused = client.post(
+        url, json={**body, "agent_id": "agent-A\u030asa"}, headers=keys["desktop"]
+    )
+    assert refused.status_code == 422 and "NFC" in str(refused.json["error"]["fields"])
+
+
+def test_a_customer_stored_with_an_invisible_character_can_still_be_read_and_erased(
+    app, client, keys, new_id
+):
+    """Ids stored before the rule are still reachable for the customer's rights."""
+    from service.db import customer_events
+
+    customer = f"c-\u200b{new_id()}"
+    with app.extensions["vea"].engine.begin() as conn:
+        conn.execute(
+            customer_events.insert().values(
+                customer_id=customer,
+                type="renewed",
+                occurred_at=datetime(2026, 1, 1),
+                recorded_at=datetime(2026, 1, 1),
+                payload={},
+            )
+        )
+    path = f"/v1/customers/{customer}"
+    assert len(client.get(path, headers=keys["admin"]).json["events"]) == 1
+    erased = client.delete(path, headers=keys["admin"])
+    assert erased.status_code == 200 and erased.json["deleted"]["events"] == 1

@@ -12,6 +12,7 @@ from service.auth import require
 from service.deletion import forget_customer
 from service.errors import ErrorSchema, unavailable_as_503
 from service.schemas import (
+    CustomerLookupPathSchema,
     CustomerPathSchema,
     CustomerRecordsSchema,
     ErasureSchema,
@@ -48,7 +49,7 @@ def blueprint() -> Blueprint:
     @blp.route("/<customer_id>", methods=["GET"])
     @require("customers:read")
     @protected(blp)
-    @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
+    @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
     @blp.response(200, CustomerRecordsSchema, description="everything stored for the customer")
     def customer_records(customer_id):
         """Everything stored under the customer id, oldest first (right of access): the
@@ -59,7 +60,7 @@ def blueprint() -> Blueprint:
     @blp.route("/<customer_id>", methods=["DELETE"])
     @require("customers:erase")
     @protected(blp)
-    @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
+    @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
     @blp.response(200, ErasureSchema, description="the customer's stored records are gone")
     def erase_customer(customer_id):
         """Erase every decision, outcome, survey and event stored for the customer (right to
