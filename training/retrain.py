@@ -695,6 +695,14 @@ def retrain_command(
     named = reward is not None or reward_weights is not None
     chosen = reward_from_options(reward, reward_weights) if named else None
 
+    if data:
+        # Both shape the export, which --data replaces: accepted, they would do nothing.
+        for given, option in ((since, "--since"), (keep_export, "--keep-export")):
+            if given is not None:
+                raise click.UsageError(
+                    f"{option} applies to the export from the service database, not to "
+                    "--data (give the log you want trained on)"
+                )
     with tempfile.TemporaryDirectory(prefix="vea-retrain-") as tmp:
         if data:
             frame, path = _load_given_log(data, Registry(registry)), Path(data)
