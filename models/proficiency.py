@@ -59,7 +59,7 @@ import numpy as np
 from scipy import stats
 
 from models.activities import VALUE_ACTIVITIES
-from models.pools import GENERAL, MAX_LIFT, Pool, PoolConfig
+from models.pools import GENERAL, LIFT_DECIMALS, MAX_LIFT, MIN_LIFT, Pool, PoolConfig
 
 INTERVAL = 0.90
 DEFAULT_MIN_CONTACTS = 30
@@ -366,11 +366,13 @@ def rebuild_pools(
                 and by_cell[(agent, activity)].contacts >= min_contacts
             ]
             if cells:
-                # Within the bound every pools config is read with: a few lucky contacts
-                # (min_contacts 1) can estimate more, and a stored config the routers then
-                # refuse to read would leave them on the last good one.
+                # Within the bounds every pools config is read with: a few lucky contacts
+                # (min_contacts 1) can estimate more than MAX_LIFT, and members who failed
+                # contacts the model was sure of less than MIN_LIFT (stored as 0). Outside
+                # them the config could not be stored, and one hopeless static member would
+                # stop every rebuild.
                 measured = float(np.mean([c.estimate for c in cells]))
-                lift[activity] = round(min(measured, MAX_LIFT), 4)
+                lift[activity] = round(min(max(measured, MIN_LIFT), MAX_LIFT), LIFT_DECIMALS)
             old, new = pool.lift.get(activity), lift.get(activity)
             if old != new and not (old is not None and new is not None and abs(old - new) < 5e-4):
                 changes.append(f"{pool.id}: lift {activity} {_fmt(old)} -> {_fmt(new)}")
