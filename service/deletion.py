@@ -45,17 +45,21 @@ def _delete(
 ) -> dict[str, int]:
     """Delete, and record ``(actor, action, target)`` with the counts in the audit log in
     the same transaction (an audited deletion either happened or was not recorded)."""
-    matching = sa.select(decisions.c.decision_id).where(decision_filter)
+    deleting = sa.select(_deleting.c.decision_id)
     with begin_write(engine) as conn:
+        _lock_decisions(conn, decision_filter)
         deleted_outcomes = conn.execute(
-            outcomes.delete().where(outcomes.c.decision_id.in_(matching))
+            outcomes.delete().where(outcomes.c.decision_id.in_(deleting))
         ).rowcount
         # Explicitly, not by the foreign key's cascade: the count is answered and audited.
         deleted_surveys = conn.execute(
-            surveys.delete().where(surveys.c.decision_id.in_(matching))
+            surveys.delete().where(surveys.c.decision_id.in_(deleting))
         ).rowcount
-        deleted_decisions = conn.execute(decisions.delete().where(decision_filter)).rowcount
+        deleted_decisions = conn.execute(
+            decisions.delete().where(decisions.c.decision_id.in_(deleting))
+        ).rowcount
         deleted_events = conn.execute(customer_events.delete().where(event_filter)).rowcount
+        _deleting.drop(conn)
         counts = {
             "decisions": deleted_decisions,
             "outcomes": deleted_outcomes,
@@ -65,6 +69,39 @@ def _delete(
         actor, action, target = audit_event
         audit.record(conn, actor, action, target, counts)
     return counts
+
+
+# The ids of the decisions one deletion deletes: a temporary table of the transaction's
+# connection, created and dropped inside the transaction (a rollback drops it too).
+_deleting = sa.Table(
+    "deleting_decisions",
+    sa.MetaData(),
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _lock_decisions(conn: sa.Connection, decision_filter: sa.ColumnElement) -> None:
+    """Lock the decisions to delete until the transaction ends (PostgreSQL; SQLite's
+    writers take turns anyway) and keep their ids in ``_deleting``.
+
+    The outcome and survey writers lock their decision first (``_LOCKED_DECISION`` in
+    service.decisions), so the two serialise: a write holding a decision is waited for
+    and its row is then deleted and counted; a later one waits for this commit and finds
+    no decision (404). Without the lock a row stored between the DELETEs went with its
+    decision by the foreign key's cascade, uncounted. Only the decisions locked here are
+    deleted: one stored meanwhile (PostgreSQL) stays whole, with its outcome. Locked in id
+    order, so two deletions (an erasure during a prune) cannot deadlock."""
+    _deleting.create(conn)
+    conn.execute(
+        _deleting.insert().from_select(
+            ["decision_id"],
+            sa.select(decisions.c.decision_id)
+            .where(decision_filter)
+            .order_by(decisions.c.decision_id)
+            .with_for_update(),
+        )
+    )
 
 
 def forget_customer(
