@@ -91,7 +91,8 @@ def _lock_decisions(conn: sa.Connection, decision_filter: sa.ColumnElement) -> N
     no decision (404). Without the lock a row stored between the DELETEs went with its
     decision by the foreign key's cascade, uncounted. Only the decisions locked here are
     deleted: one stored meanwhile (PostgreSQL) stays whole, with its outcome. Locked in id
-    order, so two deletions (an erasure during a prune) cannot deadlock."""
+    order, so two deletions at once (an erasure during a prune) take their common
+    decisions in turn instead of deadlocking over them."""
     _deleting.create(conn)
     conn.execute(
         _deleting.insert().from_select(
