@@ -3,12 +3,16 @@ at the edge of what JSON allows, query strings, and twins of one request at once
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from test_api_decisions import decision_body
 from test_api_outcomes_events import make_decision
+
+from service.db import decisions, outcomes
 
 DEPTH = 1000  # orjson reads bodies nested up to 1024 levels
 
@@ -205,3 +209,58 @@ def test_a_customer_stored_with_an_invisible_character_can_still_be_read_and_era
     assert len(client.get(path, headers=keys["admin"]).json["events"]) == 1
     erased = client.delete(path, headers=keys["admin"])
     assert erased.status_code == 200 and erased.json["deleted"]["events"] == 1
+
+
+def _at_once(count: int, call) -> list:
+    """``call(i)`` from ``count`` threads released together; the answers in order."""
+    start = threading.Barrier(count)
+    answers: list = [None] * count
+
+    def run(index: int) -> None:
+        start.wait()
+        answers[index] = call(index)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_one_interaction_sent_ten_times_at_once_is_one_decision(app, keys, new_id):
+    body = decision_body(new_id)
+    answers = _at_once(
+        10,
+        lambda _: app.test_client().post("/v1/decisions", json=body, headers=keys["desktop"]),
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 9 + [201]
+    assert len({orjson.dumps(a.json, option=orjson.OPT_SORT_KEYS) for a in answers}) == 1
+    assert all(
+        a.headers.get("Idempotent-Replayed") == "true" for a in answers if a.status_code == 200
+    )
+    with app.extensions["vea"].engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(decisions)
+            .where(decisions.c.interaction_id == body["interaction_id"])
+        ).scalar_one()
+    assert stored == 1
+
+
+def test_one_outcome_sent_twice_at_once_is_stored_once(app, client, keys, new_id):
+    decision = make_decision(client, keys["desktop"], new_id)
+    url = f"/v1/decisions/{decision['decision_id']}/outcome"
+    outcome = {"offered": True, "accepted": True, "agent_id": "a-1", "handle_time_s": 90}
+    answers = _at_once(
+        2, lambda _: app.test_client().post(url, json=outcome, headers=keys["desktop"])
+    )
+    assert sorted(a.status_code for a in answers) == [200, 201]
+    assert answers[0].json == answers[1].json
+    with app.extensions["vea"].engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outcomes)
+            .where(outcomes.c.decision_id == decision["decision_id"])
+        ).scalar_one()
+    assert stored == 1
