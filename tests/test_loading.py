@@ -121,3 +121,15 @@ def test_success_with_positive_value():
     spec = Spec.from_dict({"success": {"column": "y", "positive": "yes"}})
     out = spec.apply(pd.DataFrame({"y": ["yes", "no", "yes"]}))
     assert out["ve_success"].tolist() == [1, 0, 1]
+
+
+def test_a_problem_on_many_rows_is_counted_not_cut_off():
+    frame = simulated()[0].head(300).copy()
+    frame["tenure_months"] = -1.0
+    with pytest.raises(DataError) as caught:
+        validate_log(frame)
+    message = str(caught.value)
+    assert "row 1, field tenure_months: must be >= 0 (got -1)" in message
+    # How many rows share the mistake is said, not lost behind "and 1 more problems".
+    assert "field tenure_months: 295 more rows must be >= 0" in message
+    assert "more problems" not in message

@@ -27,6 +27,9 @@ from models.schema import (
 from training.spec import SOURCES_ATTR, Spec, SpecColumnsMissing, SpecError
 
 MAX_REPORTED = 20
+# Rows named per field and problem: a mistake that hits every row (a spec mapping the
+# wrong column) is said once with its count, not as 20 copies that hide how many more.
+ROWS_SHOWN = 5
 
 
 class DataError(ValueError):
@@ -130,11 +133,11 @@ def _report(
     *,
     show: bool = True,
 ) -> None:
-    for row in rows[:MAX_REPORTED]:
+    for row in rows[:ROWS_SHOWN]:
         got = f" (got {_plain(values.iloc[row - 1])})" if show else ""
         problems.append(f"row {row}, field {field}: {what}{got}")
-    if len(rows) > MAX_REPORTED:
-        problems.append(f"field {field}: {len(rows) - MAX_REPORTED} more rows {what}")
+    if len(rows) > ROWS_SHOWN:
+        problems.append(f"field {field}: {len(rows) - ROWS_SHOWN:,} more rows {what}")
 
 
 def _floats(values: pd.Series) -> np.ndarray:
