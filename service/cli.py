@@ -683,8 +683,8 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
                 err=True,
             )
         try:
+            pools_file = use_cases.stored_form(result.config)  # as VEA_POOLS reads it
             if out:
-                pools_file = use_cases.stored_form(result.config)  # as VEA_POOLS reads it
                 Path(out).write_text(yaml.safe_dump(pools_file, allow_unicode=True))
                 click.echo(f"wrote {out}", err=True)
             elif not dry_run:

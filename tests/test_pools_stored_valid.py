@@ -148,7 +148,7 @@ def refused_and_nothing_written(tmp_path, env, log, field: str) -> None:
     runner = CliRunner()
     out = tmp_path / "rebuilt.yaml"
     base = ["pools", "rebuild", "--log", str(log), "--prob-column", "p", "--min-contacts", "1"]
-    for extra in ([], ["--out", str(out)]):
+    for extra in ([], ["--out", str(out)], ["--dry-run"]):  # a dry run says so too
         result = runner.invoke(cli, [*base, *extra], env=env)
         assert result.exit_code == 2, result.output
         (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]

@@ -41,6 +41,10 @@ def _refused(exc: PoolError) -> ApiError:
     return ApiError(422, str(exc), fields={"pools": [str(exc)]})
 
 
+def _unstorable(what: str, exc: PoolError) -> ApiError:
+    return _refused(PoolError(f"{what} cannot be stored: {exc}"))
+
+
 def _store(config: PoolConfig, what: str, **options: Any) -> None:
     """Store ``config`` for every worker (``use_cases.save_config``): 422 and nothing
     stored when the routers would refuse to read it."""
@@ -48,7 +52,7 @@ def _store(config: PoolConfig, what: str, **options: Any) -> None:
     try:
         use_cases.save_config(st.engine, config, **options)
     except PoolError as exc:
-        raise _refused(PoolError(f"{what} cannot be stored: {exc}")) from None
+        raise _unstorable(what, exc) from None
     st.pools.refresh(force=True)
 
 
@@ -132,7 +136,12 @@ def blueprint() -> Blueprint:
         config, _ = _current()
         min_contacts = body.get("min_contacts") or st.settings.proficiency_min_contacts
         result = use_cases.rebuild(config, use_cases.outcome_records(st.engine), min_contacts)
-        if not body["dry_run"]:
+        if body["dry_run"]:  # answers what a real run would: refused, if it would be
+            try:
+                use_cases.stored_form(result.config)
+            except PoolError as exc:
+                raise _unstorable("the rebuilt pools config", exc) from None
+        else:
             _store(
                 result.config,
                 "the rebuilt pools config",
