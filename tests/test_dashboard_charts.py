@@ -80,6 +80,17 @@ def test_an_axis_all_below_zero_still_shares_the_zero_line():
     assert axes["rate"]["min"] < -5.0 and axes["points"]["max"] > 1.2
 
 
+def test_a_measure_without_a_difference_still_gets_an_axis():
+    # No VES answered in the holdout: its point is empty, the rates' is not.
+    axes = uplift_axes(
+        [
+            {"axis": "rate", "value": 3.0, "ci_low": 1.0, "ci_high": 5.0},
+            {"axis": "points", "value": None, "ci_low": None, "ci_high": None},
+        ]
+    )
+    assert axes["points"]["min"] < 0 < axes["points"]["max"]
+
+
 def test_the_drift_axis_reaches_the_threshold():
     drift = charts(_sections(), "en")["drift"]
     # Scaled to the largest PSI (0.013) alone, a stable model's bars filled the chart.

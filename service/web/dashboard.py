@@ -798,7 +798,7 @@ def uplift_axes(points: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
             for key in ("value", "ci_low", "ci_high")
             if p[key] is not None
         ]
-        low, high = min(0.0, *ends), max(0.0, *ends)
+        low, high = min([0.0, *ends]), max([0.0, *ends])
         if low == high:  # only zeros: any visible span will do
             high = 1.0
         # A margin on both sides, so zero is never an edge and the zero line shows.
