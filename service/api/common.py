@@ -109,6 +109,14 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = JsonBodyParser()
 
 
+def created_or_replayed(answer: dict[str, Any], created: bool) -> Any:
+    """A write's answer: the view's 201 when this call stored something, else 200 with
+    ``Idempotent-Replayed: true`` (a retry of what is already stored)."""
+    if created:
+        return answer
+    return answer, 200, {"Idempotent-Replayed": "true"}
+
+
 SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 COMMON_ERRORS = {
     400: "malformed request: a body that is not JSON in UTF-8, a path that is not UTF-8",

@@ -7,7 +7,7 @@ from flask import g
 from service import audit
 from service import decisions as use_cases
 from service.api import examples
-from service.api.common import Blueprint, protected
+from service.api.common import Blueprint, created_or_replayed, protected
 from service.auth import require
 from service.deletion import forget_customer
 from service.errors import ErrorSchema, unavailable_as_503
@@ -41,10 +41,7 @@ def blueprint() -> Blueprint:
     @blp.alt_response(503, schema=ErrorSchema, description="database unavailable: retry")
     def record_event(body, customer_id):
         """Record a later fact about the customer; joined to earlier decisions for learning."""
-        answer, created = use_cases.record_event(state(), customer_id, body)
-        if created:
-            return answer
-        return answer, 200, {"Idempotent-Replayed": "true"}
+        return created_or_replayed(*use_cases.record_event(state(), customer_id, body))
 
     @blp.route("/<customer_id>", methods=["GET"])
     @require("customers:read")

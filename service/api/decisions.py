@@ -6,7 +6,7 @@ from flask import current_app, g
 
 from service import decisions as use_cases
 from service.api import examples
-from service.api.common import Blueprint, protected
+from service.api.common import Blueprint, created_or_replayed, protected
 from service.auth import require
 from service.errors import ErrorSchema
 from service.schemas import (
@@ -104,10 +104,7 @@ def blueprint() -> Blueprint:
     @blp.alt_response(503, schema=ErrorSchema, description="database unavailable: retry")
     def record_outcome(body, decision_id):
         """Record what happened: activity offered, accepted, VES items, handle time, CSAT."""
-        answer, created = use_cases.record_outcome(state(), decision_id, body)
-        if created:
-            return answer
-        return answer, 200, {"Idempotent-Replayed": "true"}
+        return created_or_replayed(*use_cases.record_outcome(state(), decision_id, body))
 
     @blp.route("/<decision_id>/survey", methods=["POST"])
     @require("outcomes")
@@ -142,9 +139,6 @@ def blueprint() -> Blueprint:
         kept, shown with the decision, and counted once the outcome arrives. Answers may
         come in several posts; a stored answer is never replaced (409).
         """
-        answer, created = use_cases.record_survey(state(), decision_id, body)
-        if created:
-            return answer
-        return answer, 200, {"Idempotent-Replayed": "true"}
+        return created_or_replayed(*use_cases.record_survey(state(), decision_id, body))
 
     return blp
