@@ -302,6 +302,21 @@ def compare_greedy(
     )
 
 
+def gate_refusal(improvement: Estimate, health: dict[str, float], min_ess: float) -> str | None:
+    """Why the promotion gate refuses a challenger, or None when it passes: ``interval``
+    (the 95% interval of the improvement does not lie above zero), ``unsupported`` (over
+    ``MAX_UNSUPPORTED`` of its choices fall where the log never served them) or ``ess``
+    (the importance weights leave fewer than ``min_ess`` effective rows). The one rule
+    of the gate and of the shadow check's "would pass the gate"."""
+    if not improvement.ci_low > 0:
+        return "interval"
+    if health["unsupported_mass"] > MAX_UNSUPPORTED:
+        return "unsupported"
+    if health["ess"] < min_ess:
+        return "ess"
+    return None
+
+
 def gate(
     frame: pd.DataFrame,
     champion: ModelBundle | None,
@@ -346,27 +361,22 @@ def gate(
         n_boot=n_boot,
     )
     health = result.diagnostics
-    passed = bool(result.improvement.ci_low > 0)
-    reason = (
-        "challenger better: the 95% interval of the DR improvement is above zero"
-        if passed
-        else "refused: the 95% interval of the DR improvement does not lie above zero"
-    )
-    if passed and health["unsupported_mass"] > MAX_UNSUPPORTED:
-        passed = False
-        reason = (
+    refusal = gate_refusal(result.improvement, health, min_ess)
+    reason = {
+        None: "challenger better: the 95% interval of the DR improvement is above zero",
+        "interval": "refused: the 95% interval of the DR improvement does not lie above zero",
+        "unsupported": (
             f"refused: for {health['unsupported_mass']:.0%} of the contacts the challenger "
             "chooses an activity the log never served there (turn on exploration, "
             "VEA_EXPLORATION): the improvement would rest on the reward model's guesses"
-        )
-    elif passed and health["ess"] < min_ess:
-        passed = False
-        reason = (
+        ),
+        "ess": (
             f"refused: effective sample size {health['ess']:.0f} < {min_ess:.0f}: the logs "
             "barely cover the challenger's choices (explore more or wait for more data)"
-        )
+        ),
+    }[refusal]
     return GateResult(
-        passed,
+        refusal is None,
         reason,
         n,
         folds,

@@ -30,15 +30,15 @@ from training.loading import DataError
 from training.ope import MAX_UNSUPPORTED
 from training.retrain import (
     GATE_FOLDS,
+    MEASURES,
     MIN_ESS,
     compare_greedy,
     customer_folds,
     customers_of,
+    gate_refusal,
     policy_rows,
 )
 
-# Share of contacts where the shadow's choice had no chance under the logging policy
-# above which the comparison is extrapolation, not evidence.
 CODES = {name: code for code, name in enumerate(ACTIONS)}
 
 
@@ -109,22 +109,22 @@ def compare_shadow(
     )
     improvement, health = result.improvement, result.diagnostics
     values = {name: estimate.to_dict() for name, estimate in result.values.items()}
-    unsupported = health.get("unsupported_mass", 0.0)
-    passes = (
-        bool(improvement.ci_low > 0) and health["ess"] >= min_ess and unsupported <= MAX_UNSUPPORTED
-    )
+    refusal = gate_refusal(improvement, health, min_ess)
+    unsupported = health["unsupported_mass"]
+    # Past the share the gate tolerates the comparison is extrapolation, not evidence:
+    # no verdict at all, whichever side of zero the interval lies.
     if unsupported > MAX_UNSUPPORTED:
         verdict = (
             f"cannot judge: for {unsupported:.0%} of the contacts the shadow chooses an "
             "activity the log never tried there (explore more, or the champion never "
             "learned it); the comparison would rest on the reward model's guesses"
         )
-    elif improvement.ci_low > 0 and not passes:
+    elif refusal == "ess":
         verdict = (
             f"would be refused: effective sample size {health['ess']:.0f} < {min_ess:.0f} "
             "(the log barely covers the shadow's choices)"
         )
-    elif passes:
+    elif refusal is None:
         verdict = "would pass the gate: the 95% interval of the DR improvement is above zero"
     elif improvement.ci_high < 0:
         verdict = "would be refused: the shadow is worse (interval below zero)"
@@ -136,7 +136,7 @@ def compare_shadow(
         "rows": int(len(rows)),
         "customers": int(len(np.unique(customers_of(rows)))),
         "estimator": "dr",
-        "measures": "the suggestion (intent to treat)",
+        "measures": MEASURES,
         "reward": reward.label,
         "left_out": left_out,
         "champion_value": values["champion"],
@@ -144,6 +144,6 @@ def compare_shadow(
         "improvement": improvement.to_dict(),
         "agreement": float(np.mean(champion == shadow)),
         "diagnostics": health,
-        "would_pass_gate": passes,
+        "would_pass_gate": refusal is None,
         "verdict": verdict,
     }
