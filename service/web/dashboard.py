@@ -769,6 +769,27 @@ CHART_LABELS = {
 }
 
 
+# Under the headline figures when no contact of the period has its 60-day retention yet
+# (the default 30-day period never has): without it the ROI tiles showed only "–".
+RETENTION_PENDING = {
+    "en": "ROI and 60-day retention are not known yet for this period: a customer counts "
+    "once 60 days have passed since their first contact in it. Choose a period that ended "
+    "at least 60 days ago, or all time.",
+    "ja": "この期間のROIと60日後の継続率はまだ分かりません。期間内の初回の問い合わせから60日が"
+    "過ぎたお客様から数えられます。60日以上前に終わる期間か、全期間を選んでください。",
+}
+
+
+def retention_pending(value: dict[str, Any], language: str) -> str | None:
+    """Why the ROI is empty when it is only waiting for retention windows to close: the
+    period has outcomes but none with a known 60-day retention, in either arm."""
+    retained = (value.get("uplift") or {}).get("retained_60d") or {}
+    known = (retained.get("n_treated") or 0) + (retained.get("n_holdout") or 0)
+    if value.get("with_outcome") and not known:
+        return RETENTION_PENDING[language]
+    return None
+
+
 def _uplift_point(name: str, entry: dict[str, Any], language: str) -> dict[str, Any]:
     """One measure of the uplift chart in the unit its table row reads: a rate's
     difference in percentage points on the rate axis (the table's "+31.6 pp" was drawn
@@ -885,6 +906,9 @@ def blueprint() -> Blueprint:
             show=lambda table, column, value, row=None: shown(table, column, value, language, row),
             min_answers=MIN_ANSWERS,
             holdout_configured=state().settings.holdout_share > 0,
+            retention_pending=retention_pending(sections["value"]["data"], language)
+            if sections["value"]["available"]
+            else None,
             srm=srm_line(
                 sections["value"]["data"].get("srm") if sections["value"]["available"] else None,
                 language,
