@@ -15,13 +15,18 @@ import click
 import pandas as pd  # training.loading imports it anyway
 
 from models.activities import ACTIONS, NONE
-from models.boosting import MAX_THREADS
 from models.bundle import BundleError, compile_bundle
 from models.ranker import MIN_ACTION_SUPPORT
 from models.registry import Registry, RegistryError
 from training.fit import UNKNOWN_REWARD
 from training.loading import ColumnsMissing, DataError, load_log, read_table, write_table
-from training.retrain import reward_from_options, reward_options
+from training.retrain import (
+    bootstrap_option,
+    learner_option,
+    reward_from_options,
+    reward_options,
+    threads_option,
+)
 from training.settings import registry_option, setting, setting_if_set
 from training.spec import Spec, SpecError
 
@@ -251,23 +256,11 @@ def simulate(rows: int, seed: int, agents: int, out: str) -> None:
     help="YAML mapping your log's columns to vea's (see examples/); kept in the bundle.",
 )
 @registry_option
-@click.option(
-    "--learner",
-    type=click.Choice(["auto", "s", "s_ipw", "t", "dr"]),
-    default="auto",
-    show_default=True,
-    help="Activity learner; auto picks by off-policy value.",
-)
+@learner_option("auto", "Activity learner; auto picks by off-policy value.")
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Random seed (same data, same model)."
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(min=0, max=MAX_THREADS),
-    default=0,
-    show_default=True,
-    help="LightGBM threads (0: all cores).",
-)
+@threads_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
     "--engine",
@@ -398,13 +391,7 @@ def train(
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Write the evaluation JSON."
 )
-@click.option(
-    "--bootstrap",
-    type=click.IntRange(min=50),
-    default=500,
-    show_default=True,
-    help="Bootstrap resamples (of customers) for the 95% intervals.",
-)
+@bootstrap_option("Bootstrap resamples (of customers) for the 95% intervals.")
 @click.option(
     "--shadow",
     "shadow_version",

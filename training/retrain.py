@@ -44,7 +44,7 @@ from models.bundle import ModelBundle
 from models.drift import feature_psi, level
 from models.economics import Economics
 from models.policy import choose_actions, expected_values
-from models.ranker import ActivityRanker
+from models.ranker import LEARNERS, ActivityRanker
 from models.registry import Registry
 from models.schema import LABEL, REWARDS, Reward, RewardError, parse_reward
 from training.fit import (
@@ -77,6 +77,39 @@ DRIFT_WARN_PSI = 0.2
 
 Fit = Callable[[pd.DataFrame], ModelBundle]
 MEASURES = "the suggestion (intent to treat)"
+
+
+def learner_option(default: str, help: str):
+    """``--learner`` of `vea train` and `vea retrain`: auto or one of the ranker's learners."""
+    return click.option(
+        "--learner",
+        type=click.Choice(["auto", *LEARNERS]),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+def threads_option(func):
+    """``--threads`` of the commands that fit LightGBM models."""
+    return click.option(
+        "--threads",
+        type=click.IntRange(min=0, max=MAX_THREADS),
+        default=0,
+        show_default=True,
+        help="LightGBM threads (0: all cores).",
+    )(func)
+
+
+def bootstrap_option(help: str):
+    """``--bootstrap`` of the commands that give off-policy values with 95% intervals."""
+    return click.option(
+        "--bootstrap",
+        type=click.IntRange(min=50),
+        default=500,
+        show_default=True,
+        help=help,
+    )
 
 
 def reward_options(func):
@@ -651,27 +684,12 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
 )
 @click.option("--keep-export", type=click.Path(dir_okay=False), help="Also copy the export here.")
 @registry_option
-@click.option(
-    "--learner",
-    type=click.Choice(["auto", "s", "s_ipw", "t", "dr"]),
-    default="s",
-    show_default=True,
-    help="Challenger's activity learner (auto: chosen by off-policy value, ~4x slower).",
+@learner_option(
+    "s", "Challenger's activity learner (auto: chosen by off-policy value, ~4x slower)."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (folds, models).")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=0, max=MAX_THREADS),
-    default=0,
-    help="LightGBM threads (0: all cores).",
-)
-@click.option(
-    "--bootstrap",
-    type=click.IntRange(min=50),
-    default=500,
-    show_default=True,
-    help="Bootstrap resamples (of customers) for the gate's 95% interval.",
-)
+@threads_option
+@bootstrap_option("Bootstrap resamples (of customers) for the gate's 95% interval.")
 @click.option(
     "--drift-threshold",
     type=float,
