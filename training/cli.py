@@ -305,6 +305,15 @@ def train(
     reward_weights,
 ) -> None:
     """Train a bundle and store it in the registry; prints the new version."""
+    workers_given = (
+        click.get_current_context().get_parameter_source("workers")
+        is not click.core.ParameterSource.DEFAULT
+    )
+    if workers_given and (engine != "dask" or scheduler):
+        # Only a LocalCluster is sized by it: accepted elsewhere, it would do nothing.
+        raise click.UsageError(
+            "--workers sizes the LocalCluster of --engine dask without --scheduler"
+        )
     # Checked before training, not after minutes of it.
     compile_cache = setting("compile_cache") if compile_forests else ""
     spec = _spec(spec_path)
