@@ -137,3 +137,13 @@ def test_days_without_contacts_are_rows_with_n_zero(client, keys, new_id):
     assert [r["date"] for r in rows] == expected
     assert [int(r["n"]) for r in rows] == [1, 0, 0, 1, 0]
     assert rows[1]["ves"] == "" and rows[1]["success_rate"] == ""
+
+
+def test_the_calibration_gap_reads_in_percentage_points_as_its_rates_in_percent():
+    from service.web.dashboard import shown
+
+    row = {"band": "low", "n": 526, "predicted": 0.1194, "observed": 0.2167, "gap": 0.0972}
+    assert shown("calibration", "predicted", row["predicted"], "en", row) == "11.9%"
+    assert shown("calibration", "observed", row["observed"], "en", row) == "21.7%"
+    assert shown("calibration", "gap", row["gap"], "en", row) == "+9.7 pp"
+    assert shown("calibration", "gap", -0.0186, "ja", row) == "-1.9ポイント"

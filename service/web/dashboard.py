@@ -675,6 +675,10 @@ def shown(
         return content.display_name(kind, value, language)
     if table in ("uplift", "treated_vs_holdout", "roi") and column in COMPARED_COLUMNS:
         return _compared(table, column, value, (row or {}).get("measure"), language)
+    if table == "calibration" and column == "gap" and isinstance(value, float):
+        # Observed minus predicted, both shown as %: a difference of rates ("0.097" beside
+        # "11.9%" and "21.7%" read as a tenth of a percent).
+        return f"{value * 100:+.1f}{PERCENTAGE_POINTS[language]}"
     text = cell(column, value)
     answers = (row or {}).get(ANSWERS_OF.get(column, ""))
     counted = table.startswith("by_") or table == "trend"
