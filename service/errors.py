@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 log = logging.getLogger("vea.errors")
 
@@ -123,12 +123,32 @@ def from_http_exception(exc: HTTPException) -> ApiError:
         message = "malformed request: the body must be valid JSON"
     elif status == 413:
         message = "request body too large"
+    elif isinstance(exc, NotFound | MethodNotAllowed) and exc.description == type(exc).description:
+        message = _routing_message(exc)  # Werkzeug's own, from matching the URL
     else:
         message = data.get("message") or exc.description or exc.name
     headers = dict(data.get("headers") or {})
     if status == 405 and exc.get_response().headers.get("Allow"):
         headers["Allow"] = exc.get_response().headers["Allow"]
     return ApiError(status, message, fields=fields, headers=headers)
+
+
+def _routing_message(exc: NotFound | MethodNotAllowed) -> str:
+    """Name what was asked for, and the likely mistake: Werkzeug's text ("The requested
+    URL was not found on the server. If you entered the URL manually...") names neither."""
+    method, path = request.method, request.path
+    if isinstance(exc, MethodNotAllowed):
+        allowed = ", ".join(sorted(set(exc.valid_methods or ()) - {"HEAD", "OPTIONS"}))
+        return f"{method} is not allowed on {path}: use {allowed}"
+    message = f"no endpoint at {path}"
+    bare = path.rstrip("/")
+    if bare == path or not bare:
+        return message
+    try:
+        current_app.url_map.bind("").match(bare, method=method)
+    except HTTPException:
+        return message
+    return f"{message}: without the trailing slash, {bare}"
 
 
 def register(app: Flask) -> None:

@@ -264,3 +264,20 @@ def test_one_outcome_sent_twice_at_once_is_stored_once(app, client, keys, new_id
             .where(outcomes.c.decision_id == decision["decision_id"])
         ).scalar_one()
     assert stored == 1
+
+
+def test_a_trailing_slash_or_a_wrong_method_is_answered_with_what_to_use(client, keys, new_id):
+    """Both answered Werkzeug's prose ("The requested URL was not found on the server.
+    If you entered the URL manually please check your spelling..."), naming neither
+    the path asked for nor the one meant."""
+    body = decision_body(new_id)
+    slashed = client.post("/v1/decisions/", json=body, headers=keys["desktop"])
+    assert slashed.status_code == 404
+    assert slashed.json["error"]["message"] == (
+        "no endpoint at /v1/decisions/: without the trailing slash, /v1/decisions"
+    )
+    assert client.get("/v1/nothing").json["error"]["message"] == "no endpoint at /v1/nothing"
+    wrong = client.get("/v1/decisions", headers=keys["desktop"])
+    assert wrong.status_code == 405 and wrong.headers["Allow"]
+    assert wrong.json["error"]["message"] == "GET is not allowed on /v1/decisions: use POST"
+    assert client.post("/v1/decisions", json=body, headers=keys["desktop"]).status_code == 201
