@@ -147,6 +147,11 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
             "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        # mkdtemp makes the directory private (0700): a service running as another user
+        # (the container's) could not read a bundle an engineer trained. Whoever may read
+        # the directory it is stored in (the registry's versions/) may read it; only its
+        # owner writes (a bundle never changes once stored).
+        os.chmod(tmp, directory.parent.stat().st_mode & 0o755)
         os.rename(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -143,3 +143,13 @@ def test_a_bundle_names_the_features_a_live_decision_must_send(tmp_path):
     assert result.exit_code == 0, result.output
     assert "reads plan" in result.output and registry.champion() == version
     assert first != version
+
+
+def test_a_stored_bundle_is_as_readable_as_the_registry(tmp_path):
+    """Not private to the user who trained it: a service running as another user (the
+    container's) reads the same registry."""
+    registry = Registry(tmp_path / "registry")
+    registry.versions_dir.mkdir(parents=True)
+    registry.versions_dir.chmod(0o755)
+    version = registry.add(trained_bundle())
+    assert registry.path_of(version).stat().st_mode & 0o777 == 0o755
