@@ -326,7 +326,14 @@ def compare_greedy(
     )
     values = {
         name: evaluate_policy(
-            rewards, actions, propensity, t, q_hat=q_hat, n_boot=n_boot, clusters=customers
+            rewards,
+            actions,
+            propensity,
+            t,
+            q_hat=q_hat,
+            n_boot=n_boot,
+            seed=seed,
+            clusters=customers,
         )["dr"]
         for name, t in targets.items()
     }
