@@ -31,6 +31,12 @@
   let sent = false;
   let busy = false; // a post in flight: a second Enter or click must not post again
 
+  // In a short side panel the form is below the hint: what a key changed and the answer
+  // to Record would otherwise be written out of sight.
+  function reveal(element) {
+    if (element && element.scrollIntoView) element.scrollIntoView({ block: "nearest" });
+  }
+
   function say(text, kind, link) {
     statusLine.textContent = text;
     statusLine.className = "status-line " + (kind || "");
@@ -45,6 +51,7 @@
       a.textContent = link.text;
       statusLine.append(" ", a);
     }
+    if (text) reveal(statusLine);
   }
 
   function saveDraft() {
@@ -96,6 +103,7 @@
       if (vesValue(item) === null) {
         const input = form.querySelector('input[name="' + item + '"][value="' + digit + '"]');
         if (input) input.checked = true;
+        reveal(input && input.closest(".pill"));
         saveDraft();
         return;
       }
@@ -208,6 +216,7 @@
     if (!quiet && keys[key]) {
       event.preventDefault();
       choose(keys[key]);
+      reveal(form.querySelector('button[data-status="' + keys[key] + '"]'));
     } else if (/^[1-7]$/.test(key)) {
       event.preventDefault();
       typeDigit(key);
