@@ -46,6 +46,17 @@ def _plausible_time(value: datetime) -> None:
         raise ma.ValidationError("must be a date between 1970 and 2199")
 
 
+class MillisecondTime(fields.AwareDateTime):
+    """An aware time kept to the millisecond, the precision every answer shows it with
+    (``service.db.iso_utc``): a time read back from an answer and sent again is the
+    same time. Kept to the microsecond, ``...00.123456Z`` was shown as ``...00.123Z``,
+    and that time sent back was a 409 saying ``...00.123Z is already recorded``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 CLOCK_SKEW = timedelta(hours=1)  # between a caller's clock and the service's
 
 
@@ -450,7 +461,7 @@ class OutcomeRequestSchema(Schema):
     )
     agent_id = _id_field("who handled the contact (pool proficiency)", allow_none=True)
     pool_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
-    occurred_at = fields.AwareDateTime(allow_none=True, validate=_happened)
+    occurred_at = MillisecondTime(allow_none=True, validate=_happened)
 
     @validates_schema
     def _consistent(self, data: dict, **_kwargs) -> None:
@@ -492,7 +503,7 @@ class SurveyRequestSchema(Schema):
         validate=validate.Length(min=1, max=128),
         metadata={"description": "the survey system's id of this response"},
     )
-    answered_at = fields.AwareDateTime(
+    answered_at = MillisecondTime(
         allow_none=True,
         validate=_happened,
         metadata={"description": "when the customer answered; not before the contact"},
@@ -608,7 +619,7 @@ class EventRequestSchema(Schema):
         metadata={"description": "caller's id of the event; repeats are idempotent"},
     )
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    occurred_at = fields.AwareDateTime(allow_none=True, validate=_happened)
+    occurred_at = MillisecondTime(allow_none=True, validate=_happened)
     value = StrictFloat(
         allow_none=True, allow_nan=False, metadata={"description": "e.g. revenue of an upgrade"}
     )

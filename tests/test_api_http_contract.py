@@ -10,7 +10,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from test_api_decisions import decision_body
-from test_api_outcomes_events import make_decision
+from test_api_outcomes_events import CONTACT_TIME, make_decision
 
 from service.db import decisions, outcomes
 
@@ -281,3 +281,33 @@ def test_a_trailing_slash_or_a_wrong_method_is_answered_with_what_to_use(client,
     assert wrong.status_code == 405 and wrong.headers["Allow"]
     assert wrong.json["error"]["message"] == "GET is not allowed on /v1/decisions: use POST"
     assert client.post("/v1/decisions", json=body, headers=keys["desktop"]).status_code == 201
+
+
+def test_a_time_sent_back_as_it_was_answered_is_the_same_time(client, keys, new_id):
+    """A time with microseconds was stored so and shown to the millisecond; sending the
+    shown time back (a survey system reconciling what it read) was a 409 saying that
+    very time "is already recorded"."""
+    decision = make_decision(client, keys["desktop"], new_id, occurred_at=CONTACT_TIME)
+    url = f"/v1/decisions/{decision['decision_id']}"
+    survey = {"csat": 5, "answered_at": "2025-03-01T08:00:00.123456Z"}
+    answered = client.post(url + "/survey", json=survey, headers=keys["desktop"])
+    assert (
+        answered.status_code == 201 and answered.json["answered_at"] == "2025-03-01T08:00:00.123Z"
+    )
+    again = client.post(
+        url + "/survey",
+        json={**survey, "answered_at": answered.json["answered_at"]},
+        headers=keys["desktop"],
+    )
+    assert again.status_code == 200, again.json
+    outcome = {"offered": False, "occurred_at": "2025-03-01T10:05:00.987654+09:00"}
+    recorded = client.post(url + "/outcome", json=outcome, headers=keys["desktop"])
+    assert recorded.status_code == 201
+    shown = {**outcome, "occurred_at": recorded.json["occurred_at"]}
+    assert client.post(url + "/outcome", json=shown, headers=keys["desktop"]).status_code == 200
+    events = f"/v1/customers/{new_id('c-')}/events"
+    event = {"type": "renewed", "event_id": "e-1", "occurred_at": "2026-11-27T08:00:00.000999Z"}
+    stored = client.post(events, json=event, headers=keys["desktop"])
+    assert stored.status_code == 201
+    shown = {**event, "occurred_at": stored.json["occurred_at"]}
+    assert client.post(events, json=shown, headers=keys["desktop"]).status_code == 200
