@@ -513,7 +513,7 @@ def test_model_error_falls_back_per_request(app, client, keys, new_id):
 def unreachable_url(backend_url: str, tmp_path) -> str:
     if backend_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path}/missing/dir/vea.db"
-    from tests.conftest import free_port
+    from conftest import free_port
 
     return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"
 

@@ -432,8 +432,9 @@ def test_a_write_whose_twin_cannot_be_read_back_is_503_and_nothing_is_lost(
 def test_an_unreachable_database_answers_503_with_what_was_not_stored(
     app, client, keys, new_id, tmp_path
 ):
+    from test_api_decisions import unreachable_url
+
     from service.db import make_engine
-    from tests.test_api_decisions import unreachable_url
 
     decision = make_decision(client, keys["desktop"], new_id)
     state = app.extensions["vea"]

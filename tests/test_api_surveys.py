@@ -206,8 +206,9 @@ def test_only_keys_that_record_outcomes_may_send_surveys(client, keys, new_id):
 def test_an_unreachable_database_answers_503_and_the_survey_is_not_stored(
     app, client, keys, new_id, tmp_path
 ):
+    from test_api_decisions import unreachable_url
+
     from service.db import make_engine
-    from tests.test_api_decisions import unreachable_url
 
     did = make_decision(client, keys["desktop"], new_id)["decision_id"]
     state = app.extensions["vea"]

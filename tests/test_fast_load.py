@@ -8,13 +8,13 @@ from datetime import datetime
 
 import marshmallow as ma
 import pytest
+from core_fixtures import decision_request, simulated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import fields, post_load
 
 from service import schemas
 from service.fast_load import DEFER, compile_loader
-from tests.core_fixtures import decision_request, simulated
 
 REQUEST_SCHEMAS = [
     cls()
