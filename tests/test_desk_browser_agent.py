@@ -5,6 +5,7 @@ with two tabs on one contact, and on a network that does not answer."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from tests.test_pages_browser import (  # noqa: F401 - fixtures used by name
     browser,
@@ -43,3 +44,52 @@ def test_the_answer_to_record_is_visible_in_a_short_side_panel(server, browser):
         assert in_view(page, "#status-line")
     finally:
         context.close()
+
+
+def test_two_tabs_on_one_contact_show_what_was_recorded(server, browser):  # noqa: F811
+    """The agent opened the contact twice and records in both: the second tab's refused
+    entries stayed on show in its disabled form (declined, 3) as if they were the stored
+    outcome (accepted, 6 / 6)."""
+    base = server["base"]
+    context, first = new_page(browser, 400, 900, locale="ja-JP")
+    try:
+        log_in(first, base, server["keys"]["desktop"])
+        url = base + desk_query(issue_type="how_to", sentiment="0.5", lang="ja")
+        first.goto(url)
+        second = context.new_page()
+        second.goto(url)
+        for page in (first, second):
+            page.locator("#openness").wait_for()
+        decision_id = first.locator("#desk").get_attribute("data-decision-id")
+        assert second.locator("#desk").get_attribute("data-decision-id") == decision_id
+
+        first.bring_to_front()
+        for key in ("a", "6", "6", "Enter"):
+            first.keyboard.press(key)
+        first.locator("#status-line.ok").wait_for()
+
+        second.bring_to_front()
+        for key in ("d", "3", "Enter"):
+            second.keyboard.press(key)
+        second.locator("#status-line.error", has_text="別の結果").wait_for()
+        assert second.locator("button[aria-pressed=true]").count() == 0
+        assert second.locator("input:checked").count() == 0
+        assert second.locator("#record").is_disabled()
+        second.locator("#status-line a", has_text="記録内容を表示").click()
+        second.locator("#recorded").wait_for()
+        assert "受け入れ、VES 6 / 6" in second.locator("#recorded").inner_text()
+        pressed = second.locator("button[aria-pressed=true]")
+        assert pressed.get_attribute("data-status") == "accepted"
+        second.reload()  # the refused entries are not restored as a draft either
+        second.locator("#recorded").wait_for()
+        assert second.locator("button[data-status=declined]").get_attribute("aria-pressed") == (
+            "false"
+        )
+    finally:
+        context.close()
+    with server["engine"].connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT offered, accepted, ves_ability FROM outcomes WHERE decision_id = :d"),
+            {"d": decision_id},
+        ).one()
+    assert (row.offered, row.accepted, row.ves_ability) == (True, True, 6)

@@ -75,6 +75,12 @@
     if (!quiet && draft.status) choose(draft.status);
   }
 
+  function clearEntries() {
+    status = quiet ? "skipped" : null;
+    for (const b of buttons) b.setAttribute("aria-pressed", "false");
+    for (const input of form.querySelectorAll("input:checked")) input.checked = false;
+  }
+
   function disableForm() {
     sent = true;
     form.classList.add("done");
@@ -127,7 +133,11 @@
     }
     if (response.status === 403) return [messages.err_csrf];
     if (code === "decision_changed") return [messages.err_changed];
-    if (code === "outcome_exists") return [messages.err_exists];
+    if (code === "outcome_exists") {
+      // The reloaded page shows the stored outcome (and disables the form).
+      return [messages.err_exists, { href: location.pathname + location.search,
+                                     text: messages.err_show_recorded }];
+    }
     const names = Object.keys(error.fields || {}).filter((n) => n !== "_schema");
     const field = names.length ? names.map(fieldName).join(", ") : (error.message || "?");
     // The survey system's answers came first; the agent's differing VES is not stored.
@@ -180,7 +190,11 @@
       } else {
         const [text, link] = failure(response, answer);
         if (response.status === 409 && answer.error && answer.error.code === "outcome_exists") {
-          disableForm(); // recorded once already: nothing here can change it
+          // Recorded once already (another tab, the desktop): nothing here can change it,
+          // and this tab's entries must not stay on show as if they were what is stored.
+          clearEntries();
+          disableForm();
+          try { sessionStorage.removeItem(draftKey); } catch (err) { }
         }
         say(text, "error", link);
       }

@@ -85,8 +85,9 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "are kept.",
         "err_changed": "The suggestion changed since this page was opened: nothing was "
         "recorded. Reload the page and record again.",
-        "err_exists": "A different outcome is already recorded for this contact: nothing "
-        "was changed.",
+        "err_exists": "A different outcome is already recorded for this contact (another tab "
+        "or window?): yours was not recorded.",
+        "err_show_recorded": "Show what is recorded",
         "err_survey": "The customer's survey already gave other answers for {field}: nothing "
         "was recorded. Record again without them.",
         "err_invalid": "Not recorded: check {field}.",
@@ -128,7 +129,9 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "ください。入力内容は残ります。",
         "err_changed": "このページを開いた後で提案が変わったため、記録されていません。ページを"
         "再読み込みして記録し直してください。",
-        "err_exists": "このお問い合わせには別の結果がすでに記録されています。変更はしていません。",
+        "err_exists": "このお問い合わせには別の結果がすでに記録されています（別のタブや"
+        "ウィンドウで記録済みかもしれません）。今回の入力は記録されていません。",
+        "err_show_recorded": "記録内容を表示",
         "err_survey": "お客様のアンケートで {field} に別の回答がすでに記録されているため、"
         "記録されていません。その項目を空けて記録し直してください。",
         "err_invalid": "記録されていません: {field} を確認してください。",
