@@ -25,28 +25,44 @@ def _post_contact(client, keys, new_id) -> None:
     assert answer.status_code == 201, answer.json
 
 
-def test_the_page_reads_the_decisions_once(app, client, keys, new_id):
+def _frame_reads(app, client, path: str):
+    """The answer to GET ``path`` and how often it read the period's decisions
+    (``service.export.decision_frame``: the decisions joined to their outcomes)."""
     from service.state import state
 
-    _post_contact(client, keys, new_id)
-    log_in(client, raw_key(keys["manager"]))
     with app.app_context():
         engine = state().engine
-    frame_reads = []
+    reads = []
 
     def count(_conn, _cursor, statement, *_args) -> None:
-        # ``service.export.decision_frame``: the decisions joined to their outcomes.
         if "FROM decisions LEFT OUTER JOIN outcomes" in " ".join(statement.split()):
-            frame_reads.append(statement)
+            reads.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
-        answer = client.get("/dashboard?period=all")
+        answer = client.get(path)
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
-    text = answer.get_data(as_text=True)
-    assert answer.status_code == 200
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_data(as_text=True), len(reads)
+
+
+def test_the_page_reads_the_decisions_once(app, client, keys, new_id):
+    _post_contact(client, keys, new_id)
+    log_in(client, raw_key(keys["manager"]))
+    text, reads = _frame_reads(app, client, "/dashboard?period=all")
     # The three sections that read the decisions are all on the page.
     for marker in ('id="table-uplift"', 'id="table-trend"', 'id="table-drift"'):
         assert marker in text
-    assert len(frame_reads) == 1
+    assert reads == 1
+
+
+def test_a_download_computes_only_its_own_section(app, client, keys, new_id):
+    _post_contact(client, keys, new_id)
+    log_in(client, raw_key(keys["manager"]))
+    text, reads = _frame_reads(app, client, "/dashboard/models.csv?period=all")
+    assert text.startswith("version,") and reads == 0
+    text, reads = _frame_reads(app, client, "/dashboard/calibration.csv?period=all")
+    assert text.startswith("band,") and reads == 1
+    text, reads = _frame_reads(app, client, "/dashboard/by_activity.csv?period=all")
+    assert text.startswith("group,") and reads == 1

@@ -321,7 +321,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def gather(period: dict[str, Any]) -> dict[str, Any]:
+def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
+    """Every section of the page, or ``only`` the one a CSV download needs (the others
+    are marked not computed, so their tables are absent)."""
     start, end = period["start"], period["end"]
 
     # The period's decisions are read once for the value, trend and drift sections: with
@@ -331,13 +333,31 @@ def gather(period: dict[str, Any]) -> dict[str, Any]:
     def decisions() -> pd.DataFrame:
         return decision_frame(state().engine, start, end)
 
-    return {
-        "value": _section("value", lambda: _value(start, end, decisions())),
-        "trend": _section("trend", lambda: _trend(start, end, decisions())),
-        "drift": _section("drift", lambda: _drift(start, end, decisions())),
-        "pools": _section("pools", _pools),
-        "models": _section("models", _models),
+    computations = {
+        "value": lambda: _value(start, end, decisions()),
+        "trend": lambda: _trend(start, end, decisions()),
+        "drift": lambda: _drift(start, end, decisions()),
+        "pools": _pools,
+        "models": _models,
     }
+    return {
+        name: _section(name, compute) if only in (None, name) else NOT_COMPUTED
+        for name, compute in computations.items()
+    }
+
+
+NOT_COMPUTED = {"available": False, "message": "not computed for this download"}
+# The section each CSV table comes from (every other table: the value report), so that a
+# download computes only that one: the models table read 100,000 decisions for nothing.
+SECTION_OF_TABLE = {
+    "trend": "trend",
+    "drift": "drift",
+    "calibration": "drift",
+    "pools": "pools",
+    "proficiency": "pools",
+    "models": "models",
+    "gates": "models",
+}
 
 
 # --------------------------------------------------------------------- tables
@@ -928,7 +948,8 @@ def blueprint() -> Blueprint:
     def table_csv(name: str):
         period, _ = period_of(request.args)
         language = _language()
-        table = tables(gather(period), language).get(name)
+        section = SECTION_OF_TABLE.get(name, "value")
+        table = tables(gather(period, only=section), language).get(name)
         if table is None:
             abort(404, description=f"no table {name!r} (or its source is not available)")
         return Response(
