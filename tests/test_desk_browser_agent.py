@@ -93,3 +93,38 @@ def test_two_tabs_on_one_contact_show_what_was_recorded(server, browser):  # noq
             {"d": decision_id},
         ).one()
     assert (row.offered, row.accepted, row.ves_ability) == (True, True, 6)
+
+
+def test_a_server_that_does_not_answer_is_said_and_record_works_again(server, browser):  # noqa: F811
+    """The post hung (a stuck worker): "Recording…" and a disabled button stayed for as
+    long as the server took. The page's clock is Playwright's, so nothing waits 15 s."""
+    base = server["base"]
+    context, page = new_page(browser, 400, 900)
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        page.clock.install()
+        page.goto(base + desk_query(issue_type="how_to", sentiment="0.5", lang="en"))
+        page.locator("#openness").wait_for()
+        page.route("**/desk/outcome", lambda route: None)  # never answered
+        for key in ("a", "6", "Enter"):
+            page.keyboard.press(key)
+        page.locator("#status-line", has_text="Recording").wait_for()
+        page.clock.run_for(16_000)
+        page.locator("#status-line.error", has_text="did not answer").wait_for()
+        assert "may not have been recorded" in page.locator("#status-line").inner_text()
+        assert page.locator("#record").is_enabled()
+        assert page.locator("button[data-status=accepted]").get_attribute("aria-pressed") == "true"
+
+        # The connection drops mid-post (the server stopped): said the same way, not as
+        # "nothing was recorded" (the outcome may have been stored before it dropped).
+        page.unroute("**/desk/outcome")
+        page.route("**/desk/outcome", lambda route: route.abort("connectionreset"))
+        page.keyboard.press("Enter")
+        page.locator("#status-line.error", has_text="No connection").wait_for()
+        assert "may not have been recorded" in page.locator("#status-line").inner_text()
+
+        page.unroute("**/desk/outcome")
+        page.keyboard.press("Enter")
+        page.locator("#status-line.ok").wait_for()
+    finally:
+        context.close()

@@ -30,6 +30,9 @@
   let status = quiet ? "skipped" : null;
   let sent = false;
   let busy = false; // a post in flight: a second Enter or click must not post again
+  // A server that hangs (a worker stuck on the database) held "Recording…" and a disabled
+  // button until gunicorn killed it or for minutes: the agent, mid-call, must be told.
+  const RECORD_TIMEOUT_MS = 15000;
 
   // In a short side panel the form is below the hint: what a key changed and the answer
   // to Record would otherwise be written out of sight.
@@ -175,12 +178,15 @@
     busy = true;
     button.disabled = true;
     say(messages.recording, "");
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), RECORD_TIMEOUT_MS);
     try {
       const response = await fetch("/desk/outcome", {
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
         body: JSON.stringify(body),
+        signal: controller.signal,
       });
       const answer = await response.json().catch(() => ({}));
       if (response.ok) {
@@ -199,8 +205,10 @@
         say(text, "error", link);
       }
     } catch (err) {
-      say(messages.err_offline, "error");
+      say(err && err.name === "AbortError" ? messages.err_no_answer : messages.err_offline,
+          "error");
     } finally {
+      clearTimeout(timer);
       busy = false;
       if (!sent) button.disabled = false;
     }

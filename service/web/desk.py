@@ -95,8 +95,12 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "{seconds} s; your entries are kept.",
         "err_down": "The database is unavailable: nothing was recorded. Press Record again "
         "in a minute; your entries are kept.",
-        "err_offline": "No connection to the server: nothing was recorded. Press Record "
-        "again; your entries are kept.",
+        # Without an answer the post may still have been stored (the connection dropped
+        # after it): a second press is safe, the same outcome is never stored twice.
+        "err_offline": "No connection to the server: the outcome may not have been "
+        "recorded. Press Record again (it is never stored twice); your entries are kept.",
+        "err_no_answer": "The server did not answer: the outcome may not have been recorded. "
+        "Press Record again (it is never stored twice); your entries are kept.",
         "err_other": "Not recorded (error {status}). Press Record again; your entries are kept.",
         "recording": "Recording…",
         "already": "Recorded earlier: {outcome}.",
@@ -139,8 +143,12 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "「記録する」を押してください。入力内容は残っています。",
         "err_down": "データベースに接続できないため、記録されていません。1分ほどしてから"
         "もう一度「記録する」を押してください。入力内容は残っています。",
-        "err_offline": "サーバーに接続できないため、記録されていません。もう一度「記録する」を"
-        "押してください。入力内容は残っています。",
+        "err_offline": "サーバーに接続できないため、記録されていない可能性があります。もう一度"
+        "「記録する」を押してください（二重に記録されることはありません）。入力内容は"
+        "残っています。",
+        "err_no_answer": "サーバーから応答がないため、記録されていない可能性があります。もう一度"
+        "「記録する」を押してください（二重に記録されることはありません）。入力内容は"
+        "残っています。",
         "err_other": "記録されていません（エラー {status}）。もう一度「記録する」を押して"
         "ください。入力内容は残っています。",
         "recording": "記録しています…",
