@@ -194,8 +194,11 @@ def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) 
         return float(status.expected_wait_s)
     if status.agents_free is not None and status.agents_free > 0:
         return 0.0
-    if status.queue_length is not None:
-        return (status.queue_length + 1) * rules.mean_handle_s / max(pool.capacity or 1, 1)
+    if status.queue_length is not None or status.agents_free == 0:
+        # "No agent free" without a queue length is an empty queue, not an unknown wait:
+        # read as unknown, a full pool was valued as free and kept getting customers.
+        queued = status.queue_length or 0
+        return (queued + 1) * rules.mean_handle_s / max(pool.capacity or 1, 1)
     return None
 
 
