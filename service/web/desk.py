@@ -937,7 +937,12 @@ def blueprint() -> Blueprint:
         if request.method == "POST" and answer.get("stored", True):
             # Post/redirect/get: reloading or switching language re-opens the decision.
             # An unstored one (database down) is shown at once: it cannot be re-opened.
-            target = {"decision_id": answer["decision_id"], "agent_id": args.get("agent_id")}
+            # A language the desktop's link names stays named (the form has no say in it).
+            target = {
+                "decision_id": answer["decision_id"],
+                "agent_id": args.get("agent_id"),
+                "lang": request.args.get("lang"),
+            }
             return redirect(url_for("desk.desk", **{k: v for k, v in target.items() if v}))
         try:
             recorded = (
