@@ -57,3 +57,13 @@ def test_a_difference_of_rates_reads_in_japanese_points():
     )
     assert shown("uplift", "value", 0.3164, "en", rate) == "+31.6 pp"
     assert shown("uplift", "treated", 0.364, "ja", rate) == "36.4%"
+
+
+def test_the_pooled_headline_figures_say_they_include_the_control_group(app, client, keys):
+    # The VES and success tiles pool both arms (the report's `overall`): beside the
+    # treated arm's rate in the uplift table, unlabelled, they read as a contradiction.
+    log_in(client, raw_key(keys["manager"]))
+    english = client.get("/dashboard?lang=en").get_data(as_text=True)
+    assert english.count("all contacts, control group included") == 2
+    japanese = client.get("/dashboard?lang=ja").get_data(as_text=True)
+    assert japanese.count("対照群を含む全件") == 2

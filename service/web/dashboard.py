@@ -804,6 +804,20 @@ RETENTION_PENDING = {
 }
 
 
+# The page's own short texts beyond content.LABELS, by language.
+PAGE_WORDS = {
+    "en": {
+        # Under the VES and success tiles: they pool both arms (as the report's `overall`
+        # and `vea report` do), so 30% there beside the treated arm's 36% in the uplift
+        # table read as a contradiction.
+        "all_contacts": "all contacts, control group included",
+    },
+    "ja": {
+        "all_contacts": "対照群を含む全件",
+    },
+}
+
+
 def retention_pending(value: dict[str, Any], language: str) -> str | None:
     """Why the ROI is empty when it is only waiting for retention windows to close: the
     period has outcomes but none with a known 60-day retention, in either arm."""
@@ -930,6 +944,7 @@ def blueprint() -> Blueprint:
             show=lambda table, column, value, row=None: shown(table, column, value, language, row),
             min_answers=MIN_ANSWERS,
             holdout_configured=state().settings.holdout_share > 0,
+            words=PAGE_WORDS[language],
             retention_pending=retention_pending(sections["value"]["data"], language)
             if sections["value"]["available"]
             else None,
