@@ -188,6 +188,11 @@ class Schema(ma.Schema):
         return data
 
 
+# Unicode categories of characters that show as nothing: format (zero-width, bidi
+# controls, BOM), control (C1; C0 is refused in every string) and line separators.
+INVISIBLE = frozenset({"Cf", "Cc", "Zl", "Zp"})
+
+
 def _plain_id(value: str) -> None:
     """Ids are compared as stored (history, idempotency, pools by agent): the same text
     in another Unicode form, with an invisible character or a padding space, silently
@@ -196,10 +201,10 @@ def _plain_id(value: str) -> None:
         raise ma.ValidationError("must not begin or end with whitespace")
     if value.isascii():
         return
-    if any(unicodedata.category(char) == "Cf" for char in value):
+    if any(unicodedata.category(char) in INVISIBLE for char in value):
         raise ma.ValidationError(
-            "must not contain invisible formatting characters (zero-width, "
-            "bidirectional controls, byte order mark)"
+            "must not contain invisible characters (zero-width, bidirectional controls, "
+            "byte order mark, C1 controls, line separators)"
         )
     if not unicodedata.is_normalized("NFC", value):
         raise ma.ValidationError(

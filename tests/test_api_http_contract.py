@@ -157,6 +157,8 @@ def test_a_deep_body_with_colons_in_its_strings_is_4xx(client, keys, new_id):
         ("c-\u200b{tag}", "invisible"),  # zero-width space
         ("c-\u202e{tag}", "invisible"),  # right-to-left override
         ("\ufeffc-{tag}", "invisible"),  # byte order mark
+        ("c-\u0085{tag}", "invisible"),  # next line (C1 control)
+        ("c-\u2028{tag}", "invisible"),  # line separator
         ("c-{tag} ", "whitespace"),
         ("\u00a0c-{tag}", "whitespace"),  # no-break space
         ("cliente-Jose\u0301-{tag}", "NFC"),  # e + combining acute accent
