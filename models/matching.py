@@ -121,6 +121,8 @@ _TEXT = {
         "general_only": "no value pool with qualified agents serves “{activity}” for this "
         "contact: {pool} pool ({wait})",
         "over_limit": "{pools} over the {limit:.0f} s wait limit",
+        "worth_less": "{pools}: lower expected value for this contact (proficiency lift, wait "
+        "and the chance the customer hangs up counted)",
         "fallback_free": "every value pool is over the {limit:.0f} s wait limit: {pool} "
         "pool, which is free (or nearly), with “{activity}”",
         "downgraded": "every value pool is over the {limit:.0f} s wait limit: {pool} pool "
@@ -147,6 +149,8 @@ _TEXT = {
         "general_only": "この問い合わせで「{activity}」に対応できる実績のある担当者プールがないため、"
         "{pool} プール（{wait}）",
         "over_limit": "{pools} は待ち時間の上限 {limit:.0f} 秒を超過",
+        "worth_less": "{pools} はこの問い合わせでは期待価値が低い（習熟度リフト、待ち時間、"
+        "お客様が待ちきれずに切る可能性を考慮）",
         "fallback_free": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、"
         "すぐ対応できる {pool} プールで「{activity}」を提案",
         "downgraded": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、{pool} "
@@ -491,12 +495,31 @@ def _best_route(
             if final != NONE
             else text["dropped"].format(pool=general_name, limit=rules.max_wait_s)
         )
-    else:
+    elif len(ranked) == 1:
         reason = text["general_only"].format(
             pool=general_name,
             activity=_said(activity, reason_language or language),
             wait=_wait_text(text, general_option),
         )
+    else:
+        # Value pools serve the contact, general is simply worth more here: saying none
+        # serves it would send a manager looking for a pool that exists.
+        reason = text["chosen"].format(
+            pool=general_name,
+            activity=_said(activity, reason_language or language),
+            ev=general_option["expected_value"],
+            lift=general_option["lift"],
+            wait=_wait_text(text, general_option),
+        )
+        worth_less = [o["pool"] for o in ranked if o["within_limit"] and o["pool"] != GENERAL]
+        if worth_less:
+            reason += "; " + text["worth_less"].format(
+                pools=LIST_SEPARATOR[said].join(names[o] for o in worth_less)
+            )
+        if over:
+            reason += "; " + text["over_limit"].format(
+                pools=LIST_SEPARATOR[said].join(names[o] for o in over), limit=rules.max_wait_s
+            )
     return _answer(
         GENERAL,
         general_name,

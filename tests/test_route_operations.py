@@ -4,7 +4,7 @@ platform's availability reports mean, the reasons a route gives, its fallbacks."
 from __future__ import annotations
 
 from models.matching import Availability, RoutingRules, route
-from models.pools import parse_config
+from models.pools import GENERAL, parse_config
 
 ALL = ["validate_purchase", "anticipate_needs", "achieve_goals", "educate_usage", "advise_new_uses"]
 POOLS = {
@@ -34,11 +34,12 @@ ACTIVITIES = [
 ]
 
 
-def decide(availability, *, pools=POOLS, rules=None, language="en", **kw):
+def decide(availability, *, pools=POOLS, rules=None, language="en", p=0.5, **kw):
+    activities = [{**ACTIVITIES[0], "success_probability": p}, *ACTIVITIES[1:]]
     return route(
         parse_config(pools),
         activity="validate_purchase",
-        activities=ACTIVITIES,
+        activities=activities,
         openness=0.5,
         channel="voice",
         language=language,
@@ -57,3 +58,24 @@ def test_a_pool_reporting_no_agent_free_is_not_valued_as_free():
     assert stars["expected_wait_s"] == 210.0 and stars["within_limit"] is False
     assert answer["pool"] == "proven" and "stars" not in answer["fallbacks"]
     assert "Star agents over the 60 s wait limit" in answer["reason"]
+
+
+def test_general_worth_more_than_waiting_for_value_pools_says_so():
+    # Both value pools answer within the limit but late enough that general, free now,
+    # is worth more: the reason must not claim that no value pool serves the contact.
+    waits = {"stars": Availability(expected_wait_s=58), "proven": Availability(expected_wait_s=59)}
+    for language, named in (("en", "Star agents, proven"), ("ja", "スター、proven")):
+        answer = decide(waits, reason_language=language, p=0.7)
+        assert answer["pool"] == GENERAL and answer["activity"] == "validate_purchase"
+        assert [o["pool"] for o in answer["ranked"]] == [GENERAL, "stars", "proven"]
+        assert "no value pool" not in answer["reason"] and "実績のある" not in answer["reason"]
+        assert named in answer["reason"], answer["reason"]
+    english = decide(waits, p=0.7)["reason"]
+    assert english.startswith("General: highest expected value for “Validate the purchase”")
+    assert "lower expected value for this contact" in english
+
+
+def test_general_alone_serving_the_contact_still_says_no_value_pool_does():
+    only_general = {"pools": [{"id": "general"}]}
+    answer = decide({}, pools=only_general)
+    assert answer["reason"].startswith("no value pool with qualified agents serves")
