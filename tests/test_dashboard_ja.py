@@ -67,3 +67,13 @@ def test_the_pooled_headline_figures_say_they_include_the_control_group(app, cli
     assert english.count("all contacts, control group included") == 2
     japanese = client.get("/dashboard?lang=ja").get_data(as_text=True)
     assert japanese.count("対照群を含む全件") == 2
+
+
+def test_no_gate_decision_is_not_said_to_be_the_periods(app, client, keys):
+    log_in(client, raw_key(keys["manager"]))
+    page = client.get("/dashboard?period=7&lang=en").get_data(as_text=True)
+    gates = page[page.index('id="table-gates"') :]
+    assert "No retrain gate decision yet (they do not depend on the period)." in gates
+    assert "No data in this period." not in gates
+    japanese = client.get("/dashboard?period=7&lang=ja").get_data(as_text=True)
+    assert "再学習ゲートの判定はまだありません" in japanese[japanese.index('id="table-gates"') :]

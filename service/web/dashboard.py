@@ -811,9 +811,13 @@ PAGE_WORDS = {
         # and `vea report` do), so 30% there beside the treated arm's 36% in the uplift
         # table read as a contradiction.
         "all_contacts": "all contacts, control group included",
+        # The gates table lists the latest retrain decisions whatever the period: "no data
+        # in this period" sent a manager looking for another period.
+        "no_gates": "No retrain gate decision yet (they do not depend on the period).",
     },
     "ja": {
         "all_contacts": "対照群を含む全件",
+        "no_gates": "再学習ゲートの判定はまだありません（期間によりません）。",
     },
 }
 
