@@ -138,6 +138,8 @@ _TEXT = {
         "wait_stale": "availability stale, wait unknown",
         "drawn": "pool drawn among near-equal pools ({pools}; expected values within "
         "{margin:.2f}): {pool} with probability {p:.3f}",
+        "drawn_pool": "{pool}: expected value {ev:.2f} for “{activity}” (proficiency lift "
+        "{lift:.2f}; {wait})",
     },
     "ja": {
         "self_service": "セルフサービス: 「{activity}」のデジタルコンテンツ {content} を案内",
@@ -162,6 +164,7 @@ _TEXT = {
         "wait_unknown": "待ち時間不明",
         "wait_stale": "空き状況が古いため待ち時間不明",
         "drawn": "期待値の差が {margin:.2f} 以内のプール（{pools}）から抽選: {pool}（確率 {p:.3f}）",
+        "drawn_pool": "{pool} プール: 「{activity}」の期待価値 {ev:.2f}（習熟度リフト {lift:.2f}、{wait}）",
     },
 }
 
@@ -279,7 +282,8 @@ def route(
                 "pool_probabilities": dist}  # fmt: skip
     ranked = answer["ranked"]
     option = next(o for o in ranked if o["pool"] == pool)
-    detail = text["chosen"].format(
+    # Not the best pool: "highest expected value" would contradict the draw just named.
+    detail = text["drawn_pool"].format(
         pool=names[pool],
         activity=_said(activity, reason_language or language),
         ev=option["expected_value"],
@@ -587,7 +591,10 @@ def _wait_text(text: dict[str, str], option: Mapping[str, Any]) -> str:
 
 
 def _fallbacks(ranked: list[dict[str, Any]], chosen: str) -> list[str]:
-    """The other pools within the wait limit in rank order, ``general`` always last."""
+    """The other pools within the wait limit in rank order, ``general`` always last; none
+    for ``general`` itself, which every agent answers (as a drawn pool too)."""
+    if chosen == GENERAL:
+        return []
     rest = [o["pool"] for o in ranked if o["within_limit"] and o["pool"] not in (chosen, GENERAL)]
     return [*rest, GENERAL]
 

@@ -79,3 +79,20 @@ def test_general_alone_serving_the_contact_still_says_no_value_pool_does():
     only_general = {"pools": [{"id": "general"}]}
     answer = decide({}, pools=only_general)
     assert answer["reason"].startswith("no value pool with qualified agents serves")
+
+
+def test_a_drawn_pool_never_lists_itself_as_fallback_nor_claims_to_be_the_best():
+    rules = RoutingRules(explore_margin=10.0, explore_floor=0.1)
+    seen = set()
+    for i in range(300):
+        answer = decide({}, rules=rules, decision_id=f"d-{i}", p=0.7)
+        pool, fallbacks = answer["pool"], answer["fallbacks"]
+        seen.add(pool)
+        assert pool not in fallbacks and len(set(fallbacks)) == len(fallbacks), answer
+        best = answer["ranked"][0]["pool"]
+        assert ("highest expected value" in answer["reason"]) == (pool == best), answer
+        if pool == GENERAL:
+            assert fallbacks == []  # every agent answers general: nothing to fall back to
+        else:
+            assert fallbacks[-1] == GENERAL
+    assert seen == {"stars", "proven", GENERAL}
