@@ -41,7 +41,10 @@ def test_database_down_the_login_page_says_so(app, keys, tmp_path):
 
 def test_a_desk_posted_while_signed_out_comes_back_with_its_details(client, keys):
     """The desktop may post the interaction to the desk; with the session expired, the
-    agent signs in and must land on that contact, not on "missing: interaction_id"."""
+    agent signs in and must land on that contact, not on "missing: interaction_id". The
+    posted details stay out of every URL on the way (they were written into the login's
+    ``next`` and the desk's address, so into the browser's history): the session keeps
+    them until the sign-in, once."""
     import html
     import re
     import uuid
@@ -66,14 +69,22 @@ def test_a_desk_posted_while_signed_out_comes_back_with_its_details(client, keys
         },
     )
     assert signed_in.status_code == 302 and signed_in.headers["Location"] == back
-    desk = client.get(back)
+    opened = client.get(back)
+    assert opened.status_code == 302  # to the decision, as a signed-in post is
+    desk = client.get(opened.headers["Location"])
     text = desk.get_data(as_text=True)
     assert desk.status_code == 200, text
     assert 'data-agent-id="agent-posted"' in text and 'lang="ja"' in text
+    for url in (answer.headers["Location"], back, opened.headers["Location"]):
+        for name in ("interaction_id", "customer_id", "issue_type"):
+            assert form[name] not in url and name not in url, url
     with client.application.app_context():
         from service.web.desk import decided_language
 
         assert decided_language(form["interaction_id"]) == "ja"
+    again = client.get(back)  # the kept details are used once
+    assert again.status_code == 404
+    assert "デスクトップからお問い合わせを開き直して" in again.get_data(as_text=True)
 
 
 def _switch(client, page: str, code: str):

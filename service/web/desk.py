@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.datastructures import MultiDict
 
 from models import contact_policy, elapsed, fallback, matching
 from models.decision import Decider
@@ -43,7 +44,12 @@ from service.schemas import DecisionRequestSchema, OutcomeRequestSchema
 from service.serving import build_decider
 from service.state import state
 from service.web import content
-from service.web.session import csrf_ok, page_access
+from service.web.session import (
+    POSTED_FORM_PARAMETER,
+    csrf_ok,
+    page_access,
+    take_posted_form,
+)
 
 log = logging.getLogger("vea.desk")
 
@@ -73,6 +79,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "db_down_title": "The database is unavailable",
         "db_down": "This decision cannot be opened right now. Try again in a minute.",
         "not_found_title": "No such decision",
+        "form_gone": "The details of this contact are no longer here (this page was already "
+        "opened, or the browser was closed since): open the contact again from the desktop.",
         "not_found": "This link names a decision that does not exist (an old or mistyped "
         "link): open the contact again from the desktop.",
         "conflict_title": "This contact cannot be shown",
@@ -120,6 +128,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "db_down_title": "データベースに接続できません",
         "db_down": "この判定は今は開けません。1分ほどしてから開き直してください。",
         "not_found_title": "該当する判定がありません",
+        "form_gone": "このお問い合わせの情報はもう残っていません（このページはすでに開かれたか、"
+        "その後ブラウザーが閉じられました）。デスクトップからお問い合わせを開き直してください。",
         "not_found": "このリンクの判定は存在しません（古いリンクか入力の誤りです）。デスクトップ"
         "からお問い合わせを開き直してください。",
         "conflict_title": "このお問い合わせは表示できません",
@@ -896,11 +906,21 @@ def blueprint() -> Blueprint:
     @blp.route("/desk", methods=["GET", "POST"])
     @page_access("decisions", "outcomes", form_as_query=True)
     def desk():
-        args = request.form if request.method == "POST" else request.args
         language = content.pick_language(
             request.args.get("lang"), request.cookies.get("vea_lang"), request.accept_languages
         )
         labels = content.LABELS[language]
+        args: Mapping[str, str] = request.args
+        posted = request.method == "POST"
+        if posted:
+            args = request.form
+        elif request.args.get(POSTED_FORM_PARAMETER):
+            # Back from the sign-in that a form posted while signed out led to.
+            kept = take_posted_form(request.args[POSTED_FORM_PARAMETER])
+            if kept is None:
+                page = {"language": language, "labels": labels, "agent_id": None}
+                return _problem(page, [DESK_LABELS[language]["form_gone"]], 404)
+            args, posted = MultiDict(kept), True
         page = {"language": language, "labels": labels, "agent_id": args.get("agent_id")}
         try:
             if args.get("agent_id"):
@@ -934,7 +954,7 @@ def blueprint() -> Blueprint:
             return _problem(page, exc.messages, 400)
         except ApiError as exc:
             return _problem(page, [_api_message(exc, language)], min(exc.status, 503))
-        if request.method == "POST" and answer.get("stored", True):
+        if posted and answer.get("stored", True):
             # Post/redirect/get: reloading or switching language re-opens the decision.
             # An unstored one (database down) is shown at once: it cannot be re-opened.
             # A language the desktop's link names stays named (the form has no say in it).

@@ -31,6 +31,12 @@ from service.state import state
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+# Forms posted to a page while signed out, kept in the session until the sign-in that
+# follows (``keep_posted_form``). A few: each is a contact a desktop opened meanwhile,
+# and the session cookie must stay under the browsers' 4 kB.
+POSTED_FORMS = "posted_forms"
+POSTED_FORMS_KEPT = 3
+POSTED_FORM_PARAMETER = "form"
 
 
 class SignedCookieSessions(SecureCookieSessionInterface):
@@ -94,7 +100,10 @@ def check_csrf() -> None:
 
 
 def log_in(key_id: str, role: str) -> None:
+    posted = session.get(POSTED_FORMS)
     session.clear()
+    if posted:  # the page the sign-in goes back to opens them
+        session[POSTED_FORMS] = posted
     session.permanent = True
     session["key_id"] = key_id
     session["role"] = role
@@ -153,14 +162,43 @@ def safe_next(target: str | None, default: str) -> str:
     return target
 
 
+def keep_posted_form(fields: list[tuple[str, str]]) -> str:
+    """Keep a posted form in the session until the sign-in; the token that names it."""
+    token = secrets.token_urlsafe(12)
+    kept = dict(session.get(POSTED_FORMS) or {})
+    kept[token] = [list(field) for field in fields]
+    while len(kept) > POSTED_FORMS_KEPT:
+        kept.pop(next(iter(kept)))  # the oldest
+    session[POSTED_FORMS] = kept
+    return token
+
+
+def take_posted_form(token: str) -> list[tuple[str, str]] | None:
+    """The form ``keep_posted_form`` kept under ``token`` (once), or None."""
+    kept = dict(session.get(POSTED_FORMS) or {})
+    fields = kept.pop(token, None)
+    if fields is None:
+        return None
+    if kept:
+        session[POSTED_FORMS] = kept
+    else:
+        session.pop(POSTED_FORMS, None)
+    return [(str(name), str(value)) for name, value in fields]
+
+
 def _return_path(form_as_query: bool) -> str:
     """Where the login page sends the agent back to. The desktop may post the interaction
     to the desk (its form is not part of the path): without the fields the agent would
-    sign in to a "missing: interaction_id" page and lose the contact."""
+    sign in to a "missing: interaction_id" page and lose the contact. They are kept in the
+    session, not written into the path: a desktop that posts keeps the customer's details
+    out of URLs, and the login's ``next`` and the page it leads to are in the browser's
+    history."""
     if not (form_as_query and request.method == "POST" and request.form):
         return request.full_path.rstrip("?")
-    fields = [*request.args.items(multi=True), *request.form.items(multi=True)]
-    return f"{request.path}?{urlencode([(k, v) for k, v in fields if k != CSRF_FIELD])}"
+    fields = [(k, v) for k, v in request.form.items(multi=True) if k != CSRF_FIELD]
+    token = keep_posted_form(fields)
+    query = [*request.args.items(multi=True), (POSTED_FORM_PARAMETER, token)]
+    return f"{request.path}?{urlencode(query)}"
 
 
 def page_access(*permissions: str, api: bool = False, form_as_query: bool = False) -> Callable:
