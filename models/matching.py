@@ -443,7 +443,15 @@ def _best_route(
     chosen = next((o for o in ranked if o["within_limit"] and o["pool"] != GENERAL), None)
     over = [o["pool"] for o in ranked if not o["within_limit"] and o["pool"] != GENERAL]
     general_option = next(o for o in ranked if o["pool"] == GENERAL)
-    if chosen is not None and ranked.index(chosen) < ranked.index(general_option):
+    if chosen is not None and not general_option["within_limit"]:
+        # General is worth more only by a value a customer over the wait limit would not
+        # get: a pool within the limit takes the contact (general would make no attempt
+        # and keep the customer waiting).
+        if ranked.index(general_option) < ranked.index(chosen):
+            over.append(GENERAL)
+    elif chosen is not None and ranked.index(general_option) < ranked.index(chosen):
+        chosen = None
+    if chosen is not None:
         reason = text["chosen"].format(
             pool=names[chosen["pool"]],
             activity=_said(activity, reason_language or language),

@@ -96,3 +96,25 @@ def test_a_drawn_pool_never_lists_itself_as_fallback_nor_claims_to_be_the_best()
         else:
             assert fallbacks[-1] == GENERAL
     assert seen == {"stars", "proven", GENERAL}
+
+
+def test_general_over_the_wait_limit_never_takes_a_contact_a_pool_within_it_can():
+    # A static pool whose members are below average at the activity (lift 0.3) is free;
+    # general has 70 s of queue. General is worth more on paper, but only to a customer
+    # who waits past the limit: the free pool takes the contact, with the activity.
+    pools = {
+        "pools": [
+            {
+                "id": "weak",
+                "activities": ["validate_purchase"],
+                "members": ["a1"],
+                "lift": {"validate_purchase": 0.3},
+            },
+            {"id": "general"},
+        ]
+    }
+    answer = decide({GENERAL: Availability(expected_wait_s=70)}, pools=pools)
+    assert [o["pool"] for o in answer["ranked"]] == [GENERAL, "weak"]
+    assert answer["pool"] == "weak" and answer["activity"] == "validate_purchase"
+    assert answer["expected_wait_s"] is None and answer["fallbacks"] == [GENERAL]
+    assert answer["reason"].endswith("; general over the 60 s wait limit"), answer["reason"]
