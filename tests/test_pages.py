@@ -178,10 +178,18 @@ def test_desk_reads_an_unencoded_time_offset(app, desk_client):
     assert bad.status_code == 400 and "occurred_at" in bad.get_data(as_text=True)
 
 
-def test_desk_without_any_parameter_is_a_clear_400(desk_client):
-    answer = desk_client.get("/desk")
+def test_desk_without_any_parameter_waits_for_a_contact(desk_client):
+    """A plain sign-in lands on /desk: an agent who signs in before the first call was
+    told the link was "incomplete or malformed" (a 400) though nothing was wrong."""
+    for url, words in (("/desk?lang=en", "No contact open"), ("/desk?lang=ja", "開いている")):
+        answer = desk_client.get(url)
+        assert answer.status_code == 200
+        text = answer.get_data(as_text=True)
+        assert 'id="desk-idle"' in text and words in text and "desk-problem" not in text
+    # A link with some details but not the required ones is still a clear 400.
+    answer = desk_client.get("/desk?interaction_id=i-1&lang=en")
     assert answer.status_code == 400
-    assert "missing: interaction_id, customer_id, channel" in answer.get_data(as_text=True)
+    assert "missing: customer_id, channel" in answer.get_data(as_text=True)
 
 
 def test_desk_shows_the_earlier_channel_of_a_continued_contact(desk_client):

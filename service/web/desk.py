@@ -78,6 +78,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
     "en": {
         "db_down_title": "The database is unavailable",
         "db_down": "This decision cannot be opened right now. Try again in a minute.",
+        "idle_title": "No contact open",
+        "idle": "The hint for a contact shows here when the desktop opens it.",
         "not_found_title": "No such decision",
         "form_gone": "The details of this contact are no longer here (this page was already "
         "opened, or the browser was closed since): open the contact again from the desktop.",
@@ -127,6 +129,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
     "ja": {
         "db_down_title": "データベースに接続できません",
         "db_down": "この判定は今は開けません。1分ほどしてから開き直してください。",
+        "idle_title": "開いているお問い合わせはありません",
+        "idle": "デスクトップでお問い合わせを開くと、ここにヒントが表示されます。",
         "not_found_title": "該当する判定がありません",
         "form_gone": "このお問い合わせの情報はもう残っていません（このページはすでに開かれたか、"
         "その後ブラウザーが閉じられました）。デスクトップからお問い合わせを開き直してください。",
@@ -922,6 +926,10 @@ def blueprint() -> Blueprint:
                 return _problem(page, [DESK_LABELS[language]["form_gone"]], 404)
             args, posted = MultiDict(kept), True
         page = {"language": language, "labels": labels, "agent_id": args.get("agent_id")}
+        if not posted and not any(name in args for name in (*REQUIRED, "decision_id")):
+            # Signed in before any contact (a plain sign-in lands here): nothing is wrong.
+            own = DESK_LABELS[language]
+            return render_template("desk_idle.html", **page, desk_labels=own)
         try:
             if args.get("agent_id"):
                 _check_agent_id(args["agent_id"], language)
