@@ -230,10 +230,10 @@ def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetim
     reported yet, else a recent period would hold its churners and none of the customers
     who stay, and read as losing everyone (and learning would see the same bias)."""
     n = len(frame)
-    for name in (*RETENTION_WINDOWS, "upgraded", "upgrade_revenue_60d", UPGRADES_WITHOUT_VALUE):
-        frame[name] = np.full(n, np.nan)
-    if n == 0:
-        return
+    names = (*RETENTION_WINDOWS, "upgraded", "upgrade_revenue_60d", UPGRADES_WITHOUT_VALUE)
+    # Filled as arrays and set as columns once: a cell write into the frame (``iat``) costs
+    # more than the whole row's logic, and a report reads every decision of its period.
+    out = {name: np.full(n, np.nan) for name in names}
     by_customer: dict[str, list[tuple[datetime, str]]] = {}
     revenue: dict[str, list[tuple[datetime, float | None]]] = {}
     for e in events:
@@ -250,20 +250,20 @@ def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetim
             if now < end and not any(kind in STAY_EVENTS and t >= end for t, kind in later):
                 continue
             churned = any(kind in CHURN_EVENTS and t <= end for t, kind in later)
-            frame.iat[i, frame.columns.get_loc(name)] = 0.0 if churned else 1.0
+            out[name][i] = 0.0 if churned else 1.0
             if name == "retained_60d":
                 # Known when the 60-day retention is, so the net value has both or neither.
                 values = [v for t, v in revenue.get(customer, ()) if at <= t <= end]
                 # An upgrade sent without a value adds 0 and is counted apart: the revenue
                 # is then a lower bound, and the report says so.
-                money = sum(v for v in values if v is not None)
-                frame.iat[i, frame.columns.get_loc("upgrade_revenue_60d")] = float(money)
-                missing = sum(v is None for v in values)
-                frame.iat[i, frame.columns.get_loc(UPGRADES_WITHOUT_VALUE)] = float(missing)
+                out["upgrade_revenue_60d"][i] = float(sum(v for v in values if v is not None))
+                out[UPGRADES_WITHOUT_VALUE][i] = float(sum(v is None for v in values))
         end = at + timedelta(days=UPGRADE_WINDOW_DAYS)
         if now >= end:
             upgraded = any(kind == "upgraded" and t <= end for t, kind in later)
-            frame.iat[i, frame.columns.get_loc("upgraded")] = 1.0 if upgraded else 0.0
+            out["upgraded"][i] = 1.0 if upgraded else 0.0
+    for name in names:
+        frame[name] = out[name]
 
 
 def shadow_inputs(
