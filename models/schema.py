@@ -246,6 +246,9 @@ def _floats(values: Sequence[float], n: int) -> np.ndarray:
     return out
 
 
+MAX_REWARD_WEIGHT = 1e6
+
+
 def parse_weights(text: str | Mapping[str, object] | None) -> tuple[tuple[str, float], ...]:
     """``ve_success=1,accepted=0.5,retained_60d=2`` (or a mapping) as validated weights."""
     if text is None or (isinstance(text, str) and not text.strip()):
@@ -277,6 +280,13 @@ def parse_weights(text: str | Mapping[str, object] | None) -> tuple[tuple[str, f
             raise RewardError(f"reward weight {shown!r}: the weight is not a number") from None
         if not math.isfinite(value) or value < 0:
             raise RewardError(f"reward weight {shown!r}: the weight must be a number >= 0")
+        if value > MAX_REWARD_WEIGHT:
+            # Weights are relative; two near the float limit add up to infinity, and every
+            # reward would then read 0.
+            raise RewardError(
+                f"reward weight {shown!r}: at most {MAX_REWARD_WEIGHT:g} (weights are "
+                "relative: 2 and 1 weigh as 2000 and 1000)"
+            )
         out[part] = value
     if not any(w > 0 for w in out.values()):
         raise RewardError("reward weights: at least one weight must be above 0")

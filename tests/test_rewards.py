@@ -28,6 +28,7 @@ from training.spec import Spec, SpecError
         ("ve_success=1,ve_success=2", "part 've_success' given twice"),
         ("accepted=-1", "'accepted=-1': the weight must be a number >= 0"),
         ("accepted=0", "at least one weight must be above 0"),
+        ("ve_success=1e308,accepted=1e308", "'ve_success=1e308': at most 1e\\+06"),
         ("", "needs weights"),
     ],
 )
