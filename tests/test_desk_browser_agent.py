@@ -128,3 +128,41 @@ def test_a_server_that_does_not_answer_is_said_and_record_works_again(server, br
         page.locator("#status-line.ok").wait_for()
     finally:
         context.close()
+
+
+FIELDS = {
+    "search": "Object.assign(document.createElement('input'), {type: 'search'})",
+    "number": "Object.assign(document.createElement('input'), {type: 'number'})",
+    "select": """(() => { const s = document.createElement('select');
+        for (const v of ['a', '1']) s.append(new Option(v, v)); return s; })()""",
+    "editable": "Object.assign(document.createElement('div'), {contentEditable: 'true'})",
+}
+
+
+def test_keys_typed_into_a_field_are_not_shortcuts(server, browser):  # noqa: F811
+    """Only text inputs and text areas were left alone: typing "a" or "5" in a search
+    box, a select or an editable area (a browser extension's, a field added to the page)
+    chose Accepted and a VES answer, and Enter recorded."""
+    context, page = new_page(browser, 400, 900)
+    try:
+        log_in(page, server["base"], server["keys"]["desktop"])
+        page.goto(server["base"] + desk_query(issue_type="how_to", sentiment="0.5", lang="en"))
+        page.locator("#openness").wait_for()
+        posts: list[str] = []
+        page.on("request", lambda r: posts.append(r.url) if "/desk/outcome" in r.url else 0)
+        for name, element in FIELDS.items():
+            page.evaluate(
+                f"() => {{ const el = {element}; el.id = 'typed-{name}';"
+                " document.getElementById('desk').prepend(el); el.focus(); }"
+            )
+            for key in ("a", "5", "Enter"):
+                page.keyboard.press(key)
+            assert page.locator("button[aria-pressed=true]").count() == 0, name
+            assert page.locator("#outcome input:checked").count() == 0, name
+        # The desk's own controls still take the keys.
+        page.evaluate("() => document.activeElement.blur()")
+        page.keyboard.press("a")
+        assert page.locator("button[aria-pressed=true]").get_attribute("data-status") == "accepted"
+        assert posts == []
+    finally:
+        context.close()

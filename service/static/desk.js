@@ -228,10 +228,20 @@
   });
 
   const keys = { o: "offered", a: "accepted", d: "declined", s: "skipped" };
+  // Letters and digits typed into a field are the field's (a search box, a select, an
+  // editable area a browser extension adds), not shortcuts: only the desk's own radios
+  // and buttons pass.
+  const NOT_TYPED = /^(radio|checkbox|button|submit|reset)$/;
+  function typing(target) {
+    if (!target) return false;
+    if (target.isContentEditable) return true;
+    if (target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+    return target.tagName === "INPUT" && !NOT_TYPED.test(target.type);
+  }
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     const target = event.target;
-    if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"))) return;
+    if (typing(target)) return;
     // Keys pressed on a link or in the top bar (language, sign out) are theirs.
     if (target && target.closest && target.closest("a, .topbar")) return;
     const key = event.key.toLowerCase();
