@@ -600,10 +600,18 @@ def _wait_text(text: dict[str, str], option: Mapping[str, Any]) -> str:
 
 def _fallbacks(ranked: list[dict[str, Any]], chosen: str) -> list[str]:
     """The other pools within the wait limit in rank order, ``general`` always last; none
-    for ``general`` itself, which every agent answers (as a drawn pool too)."""
+    for ``general`` itself, which every agent answers (as a drawn pool too).
+
+    A pool ranked below general (within the limit) is no fallback: listed before general,
+    it sent the customer to a longer wait or weaker agents than general offers at once."""
     if chosen == GENERAL:
         return []
-    rest = [o["pool"] for o in ranked if o["within_limit"] and o["pool"] not in (chosen, GENERAL)]
+    rest = []
+    for option in ranked:
+        if option["pool"] == GENERAL and option["within_limit"]:
+            break
+        if option["within_limit"] and option["pool"] != chosen:
+            rest.append(option["pool"])
     return [*rest, GENERAL]
 
 

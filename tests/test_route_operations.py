@@ -118,3 +118,14 @@ def test_general_over_the_wait_limit_never_takes_a_contact_a_pool_within_it_can(
     assert answer["pool"] == "weak" and answer["activity"] == "validate_purchase"
     assert answer["expected_wait_s"] is None and answer["fallbacks"] == [GENERAL]
     assert answer["reason"].endswith("; general over the 60 s wait limit"), answer["reason"]
+
+
+def test_fallbacks_stop_at_general_when_general_is_worth_more():
+    # Stars are free; proven answers in 59 s, worth less than general answering now. If
+    # the stars are taken, the customer should go to general, not wait for proven.
+    answer = decide({"proven": Availability(expected_wait_s=59)}, p=0.7)
+    assert [o["pool"] for o in answer["ranked"]] == ["stars", GENERAL, "proven"]
+    assert answer["pool"] == "stars" and answer["fallbacks"] == [GENERAL]
+    # Worth more than general, proven is the first fallback.
+    answer = decide({"proven": Availability(expected_wait_s=5)}, p=0.7)
+    assert answer["pool"] == "stars" and answer["fallbacks"] == ["proven", GENERAL]
