@@ -166,3 +166,25 @@ def test_keys_typed_into_a_field_are_not_shortcuts(server, browser):  # noqa: F8
         assert posts == []
     finally:
         context.close()
+
+
+def test_a_digit_answers_the_ves_item_that_has_the_focus(server, browser):  # noqa: F811
+    """Digits always went to the first empty item: with the focus on the first item's
+    answer, "5" answered the second, and once both were answered no digit could correct
+    either."""
+    context, page = new_page(browser, 400, 900)
+    try:
+        log_in(page, server["base"], server["keys"]["desktop"])
+        page.goto(server["base"] + desk_query(issue_type="how_to", sentiment="0.5", lang="en"))
+        page.locator("#openness").wait_for()
+        for key in ("6", "7"):  # nothing focused: the first empty item, then the second
+            page.keyboard.press(key)
+        assert page.locator("input[name=ves_confidence][value='6']").is_checked()
+        assert page.locator("input[name=ves_ability][value='7']").is_checked()
+        page.locator("input[name=ves_confidence][value='6']").focus()
+        page.keyboard.press("4")  # a correction of the focused item
+        assert page.locator("input[name=ves_confidence][value='4']").is_checked()
+        assert page.locator("input[name=ves_ability][value='7']").is_checked()
+        assert page.evaluate("() => document.activeElement.value") == "4"
+    finally:
+        context.close()

@@ -103,20 +103,22 @@
     return checked ? Number(checked.value) : null;
   }
 
-  // Digits fill the first VES item that is still empty, then the second.
-  function typeDigit(digit) {
+  // A digit answers the VES item that has the focus (so an answer can be corrected),
+  // else the first item still empty, then the second.
+  function typeDigit(digit, target) {
     if (sent) return;
     const details = form.closest("details"); // quiet contacts keep the form folded
     if (details) details.open = true;
-    for (const item of ["ves_confidence", "ves_ability"]) {
-      if (vesValue(item) === null) {
-        const input = form.querySelector('input[name="' + item + '"][value="' + digit + '"]');
-        if (input) input.checked = true;
-        reveal(input && input.closest(".pill"));
-        saveDraft();
-        return;
-      }
-    }
+    const focused = target && target.closest && target.closest("fieldset.ves");
+    const items = focused ? [focused.dataset.item]
+      : ["ves_confidence", "ves_ability"].filter((item) => vesValue(item) === null);
+    if (!items.length) return;
+    const input = form.querySelector('input[name="' + items[0] + '"][value="' + digit + '"]');
+    if (!input) return;
+    input.checked = true;
+    if (focused) input.focus(); // the focus moves with the answer, as an arrow key's does
+    reveal(input.closest(".pill"));
+    saveDraft();
   }
 
   function fieldName(name) {
@@ -251,7 +253,7 @@
       reveal(form.querySelector('button[data-status="' + keys[key] + '"]'));
     } else if (/^[1-7]$/.test(key)) {
       event.preventDefault();
-      typeDigit(key);
+      typeDigit(key, target);
     } else if (key === "enter" && !(target && /^(BUTTON|SUMMARY)$/.test(target.tagName))) {
       event.preventDefault();
       record();
