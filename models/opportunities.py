@@ -39,6 +39,18 @@ NOTE = (
 )
 
 
+def parse_situation(text: str) -> tuple[str, ...]:
+    """``segment,issue_type`` as the features of a situation; ValueError saying which
+    may be named."""
+    names = tuple(name.strip() for name in text.split(","))
+    if any(name not in SITUATION_FEATURES for name in names) or len(set(names)) < len(names):
+        raise ValueError(
+            f"features from {', '.join(SITUATION_FEATURES)}, each once, comma-separated; "
+            f"got {text!r}"
+        )
+    return names
+
+
 def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
     """The Wilson score interval of a proportion (sound at 0 or n successes and small n,
     where the normal approximation gives bounds outside [0, 1])."""
@@ -136,7 +148,7 @@ def organic_opportunities(
         )
         rows.append(
             {
-                **dict(zip(situation, key, strict=True)),
+                "situation": dict(zip(situation, key, strict=True)),
                 "activity": activity,
                 "contacts": contacts[key],
                 "organic_attempts": attempts,

@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
+from models.opportunities import DEFAULT_SITUATION, SITUATION_FEATURES, parse_situation
+from models.opportunities import MIN_ATTEMPTS as ORGANIC_MIN_ATTEMPTS
 from service.audit import DEFAULT_PAGE as AUDIT_PAGE
 from service.audit import MAX_PAGE as AUDIT_MAX_PAGE
 from service.audit import Event, cli_actor
@@ -386,7 +388,28 @@ def export(out: str, since, until) -> None:
 @click.option(
     "--reward-weights", default=None, help="For --reward weighted: ve_success=1,accepted=0.5"
 )
-def report(start, end, as_json: bool, reward, reward_weights) -> None:
+@click.option(
+    "--organic",
+    is_flag=True,
+    help="Instead: where agents enhance value without vea's suggestion, by situation, and "
+    "the candidates to suggest next (as GET /v1/reports/organic).",
+)
+@click.option(
+    "--by",
+    default=",".join(DEFAULT_SITUATION),
+    show_default=True,
+    help=f"With --organic: the features of a situation, from {', '.join(SITUATION_FEATURES)}.",
+)
+@click.option(
+    "--min-attempts",
+    type=click.IntRange(1),
+    default=ORGANIC_MIN_ATTEMPTS,
+    show_default=True,
+    help="With --organic: organic attempts with a result a candidate needs.",
+)
+def report(
+    start, end, as_json: bool, reward, reward_weights, organic: bool, by: str, min_attempts: int
+) -> None:
     """The value report: measures by group, uplift over the holdout, ROI, shadow."""
 
     from models.schema import RewardError, parse_reward
@@ -395,6 +418,9 @@ def report(start, end, as_json: bool, reward, reward_weights) -> None:
 
     if start is not None and end is not None and start >= end:
         raise click.BadParameter("must be before --to", param_hint="--from")
+    if organic:
+        _organic_report(start, end, by, min_attempts, as_json, reward or reward_weights)
+        return
     chosen = None
     if reward is not None or reward_weights is not None:
         try:
@@ -410,6 +436,63 @@ def report(start, end, as_json: bool, reward, reward_weights) -> None:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(_report_text(result))
+
+
+def _organic_report(start, end, by: str, min_attempts: int, as_json: bool, reward) -> None:
+    from service import reports
+    from service.schemas import OrganicReportSchema
+
+    if reward:
+        raise click.UsageError(
+            "--reward and --reward-weights are for the value report, not --organic"
+        )
+    try:
+        situation = parse_situation(by)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from None
+    settings = Settings.from_env()
+    with service_database(settings.database_url) as engine:
+        result = OrganicReportSchema().dump(
+            reports.organic(engine, start, end, situation=situation, min_attempts=min_attempts)
+        )
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(_organic_text(result))
+
+
+def _organic_text(result: dict) -> str:
+    period = result["period"]
+    lines = [
+        f"period {period['from'] or 'start of data'} to {period['to'] or 'now'} "
+        "(UTC, end exclusive)",
+        f"{result['organic_attempts']} organic attempts (offered without vea's suggestion) in "
+        f"{result['contacts']} contacts; every attempt's success "
+        f"{_percent(result['baseline_success_rate'])} ({result['attempts_with_result']} "
+        f"with a result); {result['candidates']} candidates (at least "
+        f"{result['min_attempts']} with a result)",
+    ]
+    if result["rows"]:
+        lines.append("")
+        lines.append(
+            f"  {' / '.join(result['situation']):<32} {'activity':<18} {'tried':>6} "
+            f"{'success':>8} {'95% interval':>15} {'vea suggests':>12}"
+        )
+    for row in result["rows"]:
+        situation = " / ".join(row["situation"].values())
+        interval = (
+            f"[{_percent(row['interval'][0])}, {_percent(row['interval'][1])}]"
+            if row["interval"]
+            else "-"
+        )
+        lines.append(
+            f"{'*' if row['candidate'] else ' '} {situation:<32} {row['activity']:<18} "
+            f"{row['organic_attempts']:>6} {_percent(row['organic_success_rate']):>8} "
+            f"{interval:>15} {_percent(row['suggested_share']):>12}"
+        )
+    lines.append("")
+    lines.append("* candidate. " + result["note"])
+    return "\n".join(lines)
 
 
 def _fmt(value) -> str:

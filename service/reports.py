@@ -1,5 +1,6 @@
 """Report use cases: load the period's decisions (``service.export``) and hand plain columns
-to the pure computations (``models.value_report``, ``models.drift``)."""
+to the pure computations (``models.value_report``, ``models.drift``,
+``models.opportunities``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from models.bundle import BundleError, read_manifest
 from models.decision import DEFAULT_BANDS
 from models.drift import calibration_by_band, feature_psi, level
 from models.economics import Economics
+from models.opportunities import DEFAULT_SITUATION, MIN_ATTEMPTS, organic_opportunities
 from models.registry import Registry, RegistryError
 from models.schema import Reward
 from models.value_report import ValueSettings, value_report
@@ -51,6 +53,27 @@ def _columns(frame) -> dict[str, list]:
         name: [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in col]
         for name, col in ((c, frame[c].tolist()) for c in frame.columns)
     }
+
+
+def organic(
+    engine,
+    start: datetime | None,
+    end: datetime | None,
+    situation: tuple[str, ...] = DEFAULT_SITUATION,
+    min_attempts: int = MIN_ATTEMPTS,
+    frame: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Where agents enhance value without vea's suggestion in the period
+    (``models.opportunities``); ``frame`` as for ``value``."""
+    if frame is None:
+        frame = decision_frame(engine, start, end)
+    columns = ["activity", "delivered_activity", "offered", "ve_success", "has_outcome"]
+    report = organic_opportunities(
+        {name: frame[name].tolist() for name in (*columns, *situation)},
+        situation=situation,
+        min_attempts=min_attempts,
+    )
+    return {"period": {"from": _iso(start), "to": _iso(end)}, **report}
 
 
 def value(

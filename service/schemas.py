@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
-from marshmallow import fields, pre_load, validate, validates_schema
+from marshmallow import fields, post_load, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
+from models.opportunities import DEFAULT_SITUATION, SITUATION_FEATURES, parse_situation
+from models.opportunities import MIN_ATTEMPTS as ORGANIC_MIN_ATTEMPTS
 from models.pools import MAX_NAME as MAX_POOL_NAME
 from models.pools import MEMBERSHIPS as POOL_MEMBERSHIPS
 from models.pools import NAME_LANGUAGE as POOL_NAME_LANGUAGE
@@ -1392,6 +1394,67 @@ class DriftReportSchema(Schema):
     threshold = fields.Float(required=True)
     features = fields.List(fields.Nested(FeatureDriftSchema), required=True)
     calibration = fields.List(fields.Nested(CalibrationBandSchema), required=True)
+
+
+class OrganicReportQuerySchema(ReportQuerySchema):
+    by = fields.String(
+        load_default=",".join(DEFAULT_SITUATION),
+        metadata={
+            "description": "the features a situation is made of, comma-separated, from "
+            + ", ".join(SITUATION_FEATURES)
+        },
+    )
+    min_attempts = fields.Integer(
+        load_default=ORGANIC_MIN_ATTEMPTS,
+        validate=validate.Range(min=1, max=1_000_000),
+        metadata={"description": "organic attempts with a result a candidate needs"},
+    )
+
+    @validates_schema
+    def _situation(self, data: dict, **_kwargs) -> None:
+        try:
+            parse_situation(data["by"])
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc), "by") from None
+
+    @post_load
+    def _features(self, data: dict, **_kwargs) -> dict:
+        return {**data, "by": parse_situation(data["by"])}
+
+
+class OrganicRowSchema(Schema):
+    situation = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    activity = fields.String(required=True)
+    contacts = fields.Integer(required=True, metadata={"description": "the situation's contacts"})
+    organic_attempts = fields.Integer(required=True)
+    organic_with_result = fields.Integer(
+        required=True, metadata={"description": "organic attempts whose VES result is known"}
+    )
+    organic_successes = fields.Integer(required=True)
+    organic_success_rate = fields.Float(allow_none=True)
+    interval = fields.List(
+        fields.Float(), allow_none=True, metadata={"description": "95% Wilson interval"}
+    )
+    suggested_share = fields.Float(
+        required=True,
+        metadata={"description": "share of the situation's contacts vea suggested it for"},
+    )
+    candidate = fields.Boolean(required=True)
+
+
+class OrganicReportSchema(Schema):
+    period = fields.Nested(PeriodSchema, required=True)
+    situation = fields.List(fields.String(), required=True)
+    min_attempts = fields.Integer(required=True)
+    contacts = fields.Integer(required=True)
+    attempts_with_result = fields.Integer(required=True)
+    baseline_success_rate = fields.Float(
+        allow_none=True, metadata={"description": "success of every attempt with a result"}
+    )
+    organic_attempts = fields.Integer(required=True)
+    candidates = fields.Integer(required=True)
+    rows = fields.List(fields.Nested(OrganicRowSchema), required=True)
+    note = fields.String(required=True)
 
 
 # --------------------------------------------------------------------- audit

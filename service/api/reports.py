@@ -1,4 +1,5 @@
-"""``/v1/reports``: the value report (does it pay, against the holdout) and drift.
+"""``/v1/reports``: the value report (does it pay, against the holdout), drift, and the
+organic value agents find without vea's suggestion.
 
 Unknown query parameters are refused (422): a mistyped `form=` must not silently report
 the whole history.
@@ -17,6 +18,8 @@ from service.db import to_naive_utc
 from service.errors import ApiError, ErrorSchema
 from service.schemas import (
     DriftReportSchema,
+    OrganicReportQuerySchema,
+    OrganicReportSchema,
     ReportQuerySchema,
     ValueReportQuerySchema,
     ValueReportSchema,
@@ -78,5 +81,22 @@ def blueprint() -> Blueprint:
         report = reports.drift(st.engine, st.settings, st.models.registry, *_period(args))
         st.metrics.set_drift(report)
         return report
+
+    @blp.route("/organic", methods=["GET"])
+    @require("reports")
+    @protected(blp)
+    @blp.arguments(OrganicReportQuerySchema(), location="query", unknown=RAISE)
+    @blp.response(200, OrganicReportSchema)
+    @blp.alt_response(422, schema=ErrorSchema, description="bad period, features or minimum")
+    def organic_report(args):
+        """Value activities agents offered that vea did not suggest, by situation (segment
+        and issue type unless `by` says otherwise): attempts, success with its 95% Wilson
+        interval, how often vea suggests the activity there, and the candidates to
+        suggest next (success above every attempt's, vea suggesting it in under half the
+        situation's contacts). Observational: agents choose whom to try."""
+        st = state()
+        return reports.organic(
+            st.engine, *_period(args), situation=args["by"], min_attempts=args["min_attempts"]
+        )
 
     return blp
