@@ -313,3 +313,35 @@ def test_a_time_sent_back_as_it_was_answered_is_the_same_time(client, keys, new_
     assert stored.status_code == 201
     shown = {**event, "occurred_at": stored.json["occurred_at"]}
     assert client.post(events, json=shown, headers=keys["desktop"]).status_code == 200
+
+
+def test_the_document_names_the_headers_an_integrator_acts_on(client, keys, new_id):
+    """Retry-After (on every 429 and 503) and Idempotent-Replayed were only in prose;
+    two views' own 503 also hid the shared one's description."""
+    document = client.get("/openapi.json").json
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters" or not path.startswith("/v1/"):
+                continue
+            for status in ("429", "503"):
+                if status in operation["responses"]:
+                    assert "Retry-After" in operation["responses"][status]["headers"], (
+                        method,
+                        path,
+                        status,
+                    )
+    writes = {
+        "/v1/decisions": "post",
+        "/v1/decisions/{decision_id}/outcome": "post",
+        "/v1/decisions/{decision_id}/survey": "post",
+        "/v1/customers/{customer_id}/events": "post",
+    }
+    for path, method in writes.items():
+        replay = document["paths"][path][method]["responses"]["200"]
+        assert "Idempotent-Replayed" in replay["headers"], path
+    decision = make_decision(client, keys["desktop"], new_id, occurred_at=CONTACT_TIME)
+    url = f"/v1/decisions/{decision['decision_id']}/survey"
+    for status in (201, 200):
+        answer = client.post(url, json={"csat": 4}, headers=keys["desktop"])
+        assert answer.status_code == status
+    assert answer.headers["Idempotent-Replayed"] == "true"

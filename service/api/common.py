@@ -119,14 +119,27 @@ def created_or_replayed(answer: dict[str, Any], created: bool) -> Any:
 
 SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 COMMON_ERRORS = {
-    400: "malformed request: a body that is not JSON in UTF-8, a path that is not UTF-8",
+    400: "malformed request: a body that is not JSON in UTF-8 or has a key twice in one "
+    "object, a path that is not UTF-8",
     401: "missing, invalid or revoked API key",
     403: "the key's role may not use this endpoint",
     413: "request body over the size limit",
     415: "a request body not sent as Content-Type: application/json",
     422: "invalid request: a body, path or query parameter failed validation (`fields` names each)",
     429: "rate limit of this key exceeded (see Retry-After)",
-    503: "database unavailable for a write or a key check: retry after Retry-After",
+    503: "database unavailable (a write, a read or the key check): retry after Retry-After",
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true`: this call stored nothing, the answer is what was stored",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
 }
 
 
@@ -165,7 +178,10 @@ def protected(blp: Blueprint):
         for status, description in COMMON_ERRORS.items():
             if status == 415 and "json" not in read:
                 continue  # only a body the view reads is refused for its type
-            view = blp.alt_response(status, schema=ErrorSchema, description=description)(view)
+            headers = RETRY_AFTER if status in (429, 503) else None
+            view = blp.alt_response(
+                status, schema=ErrorSchema, description=description, headers=headers
+            )(view)
         return blp.doc(security=SECURITY)(view)
 
     return decorate

@@ -7,7 +7,7 @@ from flask import g
 from service import audit
 from service import decisions as use_cases
 from service.api import examples
-from service.api.common import Blueprint, created_or_replayed, protected
+from service.api.common import REPLAYED, Blueprint, created_or_replayed, protected
 from service.auth import require
 from service.deletion import forget_customer
 from service.errors import ErrorSchema, unavailable_as_503
@@ -36,9 +36,10 @@ def blueprint() -> Blueprint:
     @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
     @blp.arguments(EventRequestSchema(), example=examples.EVENT_REQUEST)
     @blp.response(201, EventSchema, description="event recorded", example=examples.EVENT)
-    @blp.alt_response(200, schema=EventSchema, description="the same event_id, already stored")
+    @blp.alt_response(
+        200, schema=EventSchema, description="the same event_id, already stored", headers=REPLAYED
+    )
     @blp.alt_response(409, schema=ErrorSchema, description="event_id reused with other values")
-    @blp.alt_response(503, schema=ErrorSchema, description="database unavailable: retry")
     def record_event(body, customer_id):
         """Record a later fact about the customer; joined to earlier decisions for learning."""
         return created_or_replayed(*use_cases.record_event(state(), customer_id, body))

@@ -6,7 +6,7 @@ from flask import current_app, g
 
 from service import decisions as use_cases
 from service.api import examples
-from service.api.common import Blueprint, created_or_replayed, protected
+from service.api.common import REPLAYED, Blueprint, created_or_replayed, protected
 from service.auth import require
 from service.errors import ErrorSchema
 from service.schemas import (
@@ -20,6 +20,13 @@ from service.schemas import (
     SurveySchema,
 )
 from service.state import state
+
+DECISION_UPDATED = {
+    "Decision-Updated": {
+        "description": "`true`: the contact was decided again for changed details",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 def blueprint() -> Blueprint:
@@ -44,6 +51,7 @@ def blueprint() -> Blueprint:
         "`Idempotent-Replayed: true`), the decision made again for changed details (header "
         "`Decision-Updated: true`), or a degraded answer that could not be stored (database "
         "unavailable: `stored` is false)",
+        headers={**REPLAYED, **DECISION_UPDATED},
     )
     @blp.alt_response(
         409,
@@ -52,7 +60,10 @@ def blueprint() -> Blueprint:
         "decision's outcome was recorded",
     )
     @blp.alt_response(
-        422, schema=ErrorSchema, description="invalid body", example=examples.VALIDATION_ERROR
+        422,
+        schema=ErrorSchema,
+        description="invalid body, or a query parameter (it takes none)",
+        example=examples.VALIDATION_ERROR,
     )
     def create_decision(body):
         """Decide for a live contact.
@@ -98,10 +109,11 @@ def blueprint() -> Blueprint:
     @blp.arguments(DecisionPathSchema(), location="path", as_kwargs=True)
     @blp.arguments(OutcomeRequestSchema(), example=examples.OUTCOME_REQUEST)
     @blp.response(201, OutcomeSchema, description="outcome recorded", example=examples.OUTCOME)
-    @blp.alt_response(200, schema=OutcomeSchema, description="the same outcome, already stored")
+    @blp.alt_response(
+        200, schema=OutcomeSchema, description="the same outcome, already stored", headers=REPLAYED
+    )
     @blp.alt_response(404, schema=ErrorSchema, description="unknown decision")
     @blp.alt_response(409, schema=ErrorSchema, description="a different outcome is stored")
-    @blp.alt_response(503, schema=ErrorSchema, description="database unavailable: retry")
     def record_outcome(body, decision_id):
         """Record what happened: activity offered, accepted, VES items, handle time, CSAT."""
         return created_or_replayed(*use_cases.record_outcome(state(), decision_id, body))
@@ -116,6 +128,7 @@ def blueprint() -> Blueprint:
         200,
         schema=SurveySchema,
         description="these answers are already stored (header `Idempotent-Replayed: true`)",
+        headers=REPLAYED,
     )
     @blp.alt_response(404, schema=ErrorSchema, description="unknown decision")
     @blp.alt_response(
