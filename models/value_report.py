@@ -76,6 +76,14 @@ from models.schema import Reward
 
 GROUPS = ("activity", "segment", "issue_type", "channel", "pool_id", "agent_id")
 UPLIFT_MEASURES = ("ve_success", "retained_60d", "ves", "reward")
+
+
+def uplift_shown(name: str, report: Mapping[str, Any]) -> bool:
+    """Whether a reader is shown the uplift row ``name`` of ``report``: the reward's only
+    when it is not the success rate again (the default reward)."""
+    return name != "reward" or (report.get("reward") or {}).get("name") != "ve_success"
+
+
 # What value selling must not cost (satisfaction, promoters, effort, call length) and the
 # upgrades it may bring: treated against holdout, with intervals, beside the uplift.
 ARM_MEASURES = ("csat", "nps", "ces", "handle_time_s", "upgraded")

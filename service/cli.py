@@ -514,7 +514,7 @@ def _srm_shares(srm: dict) -> list[str]:
     if srm.get("expected_share") is None:
         return []
     source = {
-        "configured": "VEA_HOLDOUT_SHARE, which every decision follows",
+        "configured": "VEA_HOLDOUT_SHARE; no decision says otherwise",
         "decisions": "read from the decisions",
         "unchecked": "VEA_HOLDOUT_SHARE, unchecked: the arms do not follow VEA_EXPERIMENT",
     }.get(srm.get("share_source"), srm.get("share_source"))
@@ -534,6 +534,8 @@ def _srm_shares(srm: dict) -> list[str]:
 
 
 def _report_text(result: dict) -> str:
+    from models.value_report import uplift_shown
+
     o = result["overall"]
     period = result["period"]
     lines = [
@@ -554,6 +556,8 @@ def _report_text(result: dict) -> str:
         "uplift treated - holdout (95% CI):",
     ]
     for name, u in result["uplift"].items():
+        if not uplift_shown(name, result):
+            continue
         mark = " (pre-declared)" if u["pre_declared"] else ""
         lines.append(
             f"  {name:<13} {_fmt(u['value'])} [{_fmt(u['ci_low'])}, {_fmt(u['ci_high'])}]"

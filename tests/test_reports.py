@@ -350,6 +350,11 @@ def test_cli_report(report_app, headers, database_url, monkeypatch, new_id):
     assert report["success_measures"]["pre_declared"] is True
     text = runner.invoke(cli, ["report", "--from", "2019-07-01", "--to", "2019-07-02"])
     assert text.exit_code == 0 and "uplift treated - holdout" in text.output
+    lines = text.output.splitlines()
+    start = lines.index("uplift treated - holdout (95% CI):") + 1
+    uplift_rows = [line.split()[0] for line in lines[start:] if line.startswith("  ")]
+    # The default reward is the success rate: its row would say ve_success again.
+    assert uplift_rows[:3] == ["ve_success", "retained_60d", "ves"] and "reward" not in uplift_rows
     bad = runner.invoke(cli, ["report", "--from", "2019-07-02", "--to", "2019-07-01"])
     assert bad.exit_code != 0
     period = ["report", "--from", "2019-07-01", "--to", "2019-07-02"]

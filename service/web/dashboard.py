@@ -23,6 +23,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.reasons import listed
+from models.value_report import uplift_shown
 from service.db import to_naive_utc, utcnow
 from service.export import decision_frame
 from service.schemas import ReportQuerySchema
@@ -376,7 +377,7 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             "rows": [
                 {"measure": name, **entry}
                 for name, entry in data["uplift"].items()
-                if _shows_uplift(name, data)
+                if uplift_shown(name, data)
             ],
         }
         roi = data["roi"]
@@ -655,11 +656,6 @@ def _when(moment: str | None) -> str:
     return f"{moment[:10]} {moment[11:16]} UTC"
 
 
-def _shows_uplift(name: str, data: dict[str, Any]) -> bool:
-    """The reward's row only when it is not the success rate again (the default)."""
-    return name != "reward" or (data.get("reward") or {}).get("name") != "ve_success"
-
-
 def cell(column: str, value: Any) -> str:
     """How a value reads in a table cell (the CSV keeps the raw value)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -889,7 +885,7 @@ def charts(sections: dict[str, Any], language: str = "en") -> dict[str, Any]:
         uplift = [
             _uplift_point(name, entry, language)
             for name, entry in data["uplift"].items()
-            if _shows_uplift(name, data)
+            if uplift_shown(name, data)
         ]
         # Without holdout contacts there is no uplift to draw (the page says why).
         if any(item["value"] is not None for item in uplift):
