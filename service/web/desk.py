@@ -246,13 +246,15 @@ def decision_body(args: Any, language: str) -> dict[str, Any]:
             target[name] = raw
     if args.get("customer_language"):
         customer["language"] = args["customer_language"]
-    if problems:
-        raise DeskInputError(problems)
     raw_body = {"interaction_id": args["interaction_id"], "customer": customer, "contact": contact}
     try:
-        return DECISION_REQUEST.load(raw_body)
+        body = DECISION_REQUEST.load(raw_body)
     except ma.ValidationError as exc:
-        raise DeskInputError(problem_lines(exc.messages, language)) from None
+        # Every problem at once: whoever fixes the desktop's link fixes them in one go.
+        raise DeskInputError(problems + problem_lines(exc.messages, language)) from None
+    if problems:
+        raise DeskInputError(problems)
+    return body
 
 
 # A time's "+09:00" offset written into a link unencoded arrives as " 09:00" (in a query
