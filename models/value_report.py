@@ -596,11 +596,7 @@ def value_report(
             "declared": sorted(declared),
             "declared_at": settings.declared_at,
             "pre_declared": pre_declared,
-            "note": (
-                "measures fixed before the period began"
-                if pre_declared
-                else "no measures were declared before the period began: treat as exploratory"
-            ),
+            "note": _declared_note(settings.declared_at, pre_declared, period[0], first),
         },
         "shadow": shadow_section(columns, cols["reward"], shadow),
         "srm": srm,
@@ -911,6 +907,17 @@ def _timestamp(moment: Any) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _declared_note(
+    declared_at: str | None, pre_declared: bool, start: str | None, first: float
+) -> str:
+    if pre_declared:
+        return "measures fixed before the period began"
+    if declared_at and not start and not math.isfinite(first):
+        # Nothing to compare the declaration with: an open period without decisions.
+        return "measures declared; the period has no decisions yet"
+    return "no measures were declared before the period began: treat as exploratory"
 
 
 def _pre_declared(declared_at: str | None, start: str | None, first: float) -> bool:

@@ -184,6 +184,16 @@ def test_declared_measures_compare_instants(declared_at, start, expected):
     assert report["success_measures"]["pre_declared"] is expected
 
 
+def test_declared_measures_in_an_open_period_without_decisions_are_not_called_missing():
+    empty = {"decision_id": [], "experiment_arm": [], "occurred_at": []}
+    settings = ValueSettings(declared_measures=("ve_success",), declared_at="2026-09-15")
+    measures = value_report(empty, settings, (None, None))["success_measures"]
+    assert measures["pre_declared"] is False
+    assert measures["note"] == "measures declared; the period has no decisions yet"
+    undeclared = value_report(empty, ValueSettings(), (None, None))["success_measures"]
+    assert undeclared["note"].startswith("no measures were declared")
+
+
 def test_a_declared_at_that_is_no_date_is_refused_at_start():
     from service.config import Settings
 
