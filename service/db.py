@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 
+from models.schema import MAX_LANGUAGE_TAG
 from service.json_provider import dumps_text
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -72,7 +73,7 @@ decisions = sa.Table(
     sa.Column("created_at", sa.DateTime(), nullable=False),
     sa.Column("channel", sa.String(32), nullable=True),
     sa.Column("issue_type", sa.String(64), nullable=True),
-    sa.Column("language", sa.String(16), nullable=True),
+    sa.Column("language", sa.String(MAX_LANGUAGE_TAG), nullable=True),
     # What the model saw: the features after history lookup (for off-policy learning).
     sa.Column("features", JSON, nullable=False),
     sa.Column("suggested_activity", sa.String(32), nullable=False),

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from models.activities import VALUE_ACTIVITIES
 from models.reasons import activity_name
+from models.schema import MAX_LANGUAGE_TAG
 from service.auth import create_key
 from service.db import decisions
 
@@ -60,6 +61,17 @@ def test_japanese_hints_and_reasons(client, keys, new_id):
     body = decision_body(new_id, language="ja")
     answer = client.post("/v1/decisions", json=body, headers=keys["desktop"]).json
     assert any(ord(ch) > 0x3000 for ch in answer["activities"][0]["hint"])
+
+
+def test_the_longest_language_tag_the_api_takes_is_stored(client, keys, new_id):
+    """35 characters (MAX_LANGUAGE_TAG): the column held 16, a 500 on PostgreSQL."""
+    tag = "de-CH-1996-x-abcdefgh-abcdefgh-abcd"
+    assert len(tag) == MAX_LANGUAGE_TAG
+    body = decision_body(new_id, language=tag)
+    stored = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert stored.status_code == 201, stored.json
+    read = client.get(f"/v1/decisions/{stored.json['decision_id']}", headers=keys["desktop"])
+    assert read.status_code == 200
 
 
 def _japanese(text: str) -> bool:
