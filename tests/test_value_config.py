@@ -54,7 +54,7 @@ def test_the_api_answers_a_broken_value_config_with_its_field_not_a_500(make_app
     assert client.get("/v1/reports/value", headers=manager).status_code == 200
     path.write_text("value_of_retention: lots\n")
     answer = client.get("/v1/reports/value", headers=manager)
-    assert answer.status_code == 503
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
     error = answer.get_json()["error"]
     assert error["code"] == "unavailable"
     assert f"VEA_VALUE_CONFIG: {path}: value_of_retention: not a number" in error["message"]

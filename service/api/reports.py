@@ -66,7 +66,11 @@ def blueprint() -> Blueprint:
         try:
             return reports.value(st.engine, st.settings, *_period(args), reward=reward)
         except ValueConfigError as exc:  # edited since the start, and now wrong
-            raise ApiError(503, f"the value report cannot be made: {exc}") from None
+            raise ApiError(
+                503,
+                f"the value report cannot be made: {exc}",
+                headers={"Retry-After": str(st.settings.retry_after_s)},
+            ) from None
 
     @blp.route("/drift", methods=["GET"])
     @require("reports")
