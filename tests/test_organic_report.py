@@ -8,8 +8,10 @@ import uuid
 
 from click.testing import CliRunner
 
+from models.reasons import activity_name
 from service.auth import create_key
 from tests.test_db_maintenance import own_app  # noqa: F401 - a fixture
+from tests.test_pages import _cells, log_in
 
 ORGANIC = "advise_new_uses"
 
@@ -84,6 +86,25 @@ def test_agents_own_successes_are_counted_and_flagged(own_app):  # noqa: F811
         assert refused.status_code == 422, query
         assert field in refused.json["error"]["fields"], refused.json
     assert client.get("/v1/reports/organic", headers=desktop).status_code == 403
+
+    # The dashboard's table, in both languages, and its CSV.
+    page_client = own_app.test_client()
+    log_in(page_client, manager["Authorization"].removeprefix("Bearer "))
+    for language, title, name in [
+        ("en", "Value agents find on their own", activity_name(ORGANIC, "en")),
+        ("ja", "エージェントが自発的に生んだ価値", activity_name(ORGANIC, "ja")),
+    ]:
+        page = page_client.get(f"/dashboard?period=all&lang={language}").get_data(as_text=True)
+        assert title in page
+        situations = _cells(page, "organic", "situation")
+        shown = list(zip(situations, _cells(page, "organic", "activity"), strict=True))
+        assert ("premium / how_to", name) in shown
+        index = shown.index(("premium / how_to", name))
+        assert _cells(page, "organic", "candidate")[index] == ("✓" if cell["candidate"] else "·")
+        assert _cells(page, "organic", "organic_success_rate")[index] == "100.0%"
+    csv = page_client.get("/dashboard/organic.csv?period=all").get_data(as_text=True)
+    assert csv.startswith("situation,activity,organic_attempts,organic_success_rate,")
+    assert f"premium / how_to,{ORGANIC},{organic_attempts},1.0," in csv
 
     from training.cli import cli
 

@@ -143,6 +143,12 @@ LABELS: dict[str, dict[str, str]] = {
         "(95% CI)",
         "treated_only": "Treated contacts only (the control group is in the tables by "
         "experiment group).",
+        "organic": "Value agents find on their own",
+        "organic_note": "Activities agents offered that vea did not suggest for the contact, "
+        "by segment / issue type. ✓ marks a candidate to let vea suggest (and measure): at "
+        "least {n} attempts with a result, success above every attempt's {baseline} (95% "
+        "interval), and vea suggests it in under half of these contacts. Observational: "
+        "agents choose whom to try.",
         "few_answers": "† fewer than {n} answers behind the value: it moves a lot by chance, "
         "so do not rank agents or activities on it.",
         "no_holdout": "No control-group contacts with an outcome in this period yet, so no "
@@ -267,6 +273,11 @@ LABELS: dict[str, dict[str, str]] = {
         "treated_vs_holdout": "介入群と対照群の比較: 満足度・顧客努力・対応時間・アップグレード"
         "（95%信頼区間）",
         "treated_only": "介入群のお問い合わせのみ（対照群は実験群別の表にあります）。",
+        "organic": "エージェントが自発的に生んだ価値",
+        "organic_note": "vea が推奨していない対応をエージェントが提案したお問い合わせ（セグメント / "
+        "問い合わせ種別ごと）。✓ は vea に推奨させて効果を測る候補です：結果のある提案が {n} 件"
+        "以上、成功率（95% 区間）が全提案の {baseline} を上回り、vea の推奨がこの区分の半分未満。"
+        "観察データです（エージェントが提案する相手を選んでいます）。",
         "few_answers": "† 回答が {n} 件未満の値です。偶然で大きく変わるため、エージェントや対応の"
         "順位付けには使わないでください。",
         "no_holdout": "この期間には結果のある対照群のお問い合わせがまだないため、効果を表示"
@@ -486,6 +497,13 @@ COLUMN_LABELS = {
         "membership": "membership",
         "members": "members",
         "capacity": "capacity",
+        "situation": "situation",
+        "organic_attempts": "offered without suggestion",
+        "organic_success_rate": "success",
+        "success_low": "95% low",
+        "success_high": "95% high",
+        "suggested_share": "vea suggests it",
+        "candidate": "candidate",
     },
     "ja": {
         "group": "区分",
@@ -562,6 +580,13 @@ COLUMN_LABELS = {
         "membership": "所属方式",
         "members": "人数",
         "capacity": "容量",
+        "situation": "区分",
+        "organic_attempts": "推奨なしの提案",
+        "organic_success_rate": "成功率",
+        "success_low": "95% 下限",
+        "success_high": "95% 上限",
+        "suggested_share": "vea の推奨率",
+        "candidate": "候補",
         # A model metric (training/fit.py): the rows the openness model learned from.
         "openness_rows": "受容度モデルの学習行数",
     },

@@ -77,6 +77,10 @@ MIN_ANSWERS = 30
 FEW_ANSWERS_MARK = " †"
 RATE_COLUMNS = {
     "share",
+    "organic_success_rate",
+    "success_low",
+    "success_high",
+    "suggested_share",
     "success_rate",
     "offer_rate",
     "acceptance",
@@ -133,6 +137,7 @@ NAMED_COLUMNS = {
     ("roi", "measure"): "measure",
     ("by_experiment_arm", "group"): "arm",
     ("drift", "level"): "drift_level",
+    ("organic", "activity"): "activity",
 }
 # A row may say how the page shows some of its cells (text already in the page's
 # language, e.g. a pool by its configured name); the CSV never writes it.
@@ -225,6 +230,12 @@ def _drift(start, end, frame: pd.DataFrame | None = None) -> dict[str, Any]:
 
     st = state()
     return reports.drift(st.engine, st.settings, st.models.registry, start, end, frame=frame)
+
+
+def _organic(start, end, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+    from service import reports
+
+    return reports.organic(state().engine, start, end, frame=frame)
 
 
 def _pools() -> dict[str, Any]:
@@ -338,6 +349,7 @@ def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
         "value": lambda: _value(start, end, decisions()),
         "trend": lambda: _trend(start, end, decisions()),
         "drift": lambda: _drift(start, end, decisions()),
+        "organic": lambda: _organic(start, end, decisions()),
         "pools": _pools,
         "models": _models,
     }
@@ -354,6 +366,7 @@ SECTION_OF_TABLE = {
     "trend": "trend",
     "drift": "drift",
     "calibration": "drift",
+    "organic": "organic",
     "pools": "pools",
     "proficiency": "pools",
     "models": "models",
@@ -460,6 +473,39 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             "title": labels["trend"],
             "columns": ["date", "n", "ves", "ves_n", "success_rate", "success_n"],
             "rows": sections["trend"]["data"],
+        }
+    organic = sections["organic"]
+    if organic["available"]:
+        data = organic["data"]
+        baseline = data["baseline_success_rate"]
+        out["organic"] = {
+            "title": labels["organic"],
+            "note": labels["organic_note"].format(
+                n=data["min_attempts"], baseline=cell("organic_success_rate", baseline)
+            ),
+            "columns": [
+                "situation",
+                "activity",
+                "organic_attempts",
+                "organic_success_rate",
+                "success_low",
+                "success_high",
+                "suggested_share",
+                "candidate",
+            ],
+            "rows": [
+                {
+                    "situation": " / ".join(row["situation"].values()),
+                    "activity": row["activity"],
+                    "organic_attempts": row["organic_attempts"],
+                    "organic_success_rate": row["organic_success_rate"],
+                    "success_low": row["interval"][0] if row["interval"] else None,
+                    "success_high": row["interval"][1] if row["interval"] else None,
+                    "suggested_share": row["suggested_share"],
+                    "candidate": row["candidate"],
+                }
+                for row in data["rows"]
+            ],
         }
     pools = sections["pools"]
     if pools["available"]:
