@@ -67,6 +67,38 @@ VALUES_EN: dict[str, str] = {
     "self_service": "self-service",
 }
 _VALUES = {"en": VALUES_EN, "ja": VALUES_JA}
+# The customer's language as a reason says it (言語: 日本語, not 言語: ja), by the primary
+# subtag; a language not listed is said by its tag.
+LANGUAGE_NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "ja": "Japanese",
+        "en": "English",
+        "zh": "Chinese",
+        "ko": "Korean",
+        "es": "Spanish",
+        "pt": "Portuguese",
+        "fr": "French",
+        "de": "German",
+        "vi": "Vietnamese",
+        "th": "Thai",
+        "id": "Indonesian",
+        "tl": "Tagalog",
+    },
+    "ja": {
+        "ja": "日本語",
+        "en": "英語",
+        "zh": "中国語",
+        "ko": "韓国語",
+        "es": "スペイン語",
+        "pt": "ポルトガル語",
+        "fr": "フランス語",
+        "de": "ドイツ語",
+        "vi": "ベトナム語",
+        "th": "タイ語",
+        "id": "インドネシア語",
+        "tl": "タガログ語",
+    },
+}
 
 
 # How a sentence lists several things ("a, b"; 「a、b」). A desk splits a routing reason's
@@ -141,7 +173,10 @@ def describe(name: str, value: Any, language: str) -> str:
     if name == "prior_contacts_30d" and value == 1 and lang == "en":
         template = labels["prior_contacts_30d_one"]
     if isinstance(value, str):
-        value = _VALUES[lang].get(value, value)
+        if name == "language":
+            value = LANGUAGE_NAMES[lang].get(primary_language(value), value)
+        else:
+            value = _VALUES[lang].get(value, value)
     try:
         return template.format(v=value, name=name)
     except (ValueError, TypeError):

@@ -71,3 +71,13 @@ def test_the_english_fallback_reads_back_into_japanese_with_a_multiword_issue():
     assert "order_change" not in issue
     japanese = _translate(issue, "en", "ja")
     assert japanese is not None and "注文変更" in japanese, japanese
+
+
+def test_the_customers_language_is_said_by_its_name():
+    from models.reasons import describe
+
+    assert describe("language", "ja", "ja") == "言語: 日本語"
+    assert describe("language", "ja-JP", "en") == "language: Japanese"
+    assert describe("language", "en", "ja") == "言語: 英語"
+    assert describe("language", "xx", "en") == "language: xx"  # not listed: its tag
+    assert describe("segment", "en", "ja") == "セグメント: en"  # only the language feature
