@@ -17,7 +17,8 @@ LABELS: dict[str, dict[str, str]] = {
         "persona": "persona: {v}",
         "switching_effort": "switching effort: {v}",
         "language": "language: {v}",
-        "tenure_months": "{v:.1f} months since purchase",
+        "tenure_months": "{v} months since purchase",
+        "tenure_months_one": "1 month since purchase",
         "prior_contacts_30d": "{v:.0f} contacts in the last 30 days",
         "prior_contacts_30d_one": "1 contact in the last 30 days",
         "sentiment": "sentiment {v:+.1f}",
@@ -31,7 +32,7 @@ LABELS: dict[str, dict[str, str]] = {
         "persona": "ペルソナ: {v}",
         "switching_effort": "乗り換えの手間: {v}",
         "language": "言語: {v}",
-        "tenure_months": "購入後{v:.1f}か月",
+        "tenure_months": "購入後{v}か月",
         "prior_contacts_30d": "過去30日の問い合わせ{v:.0f}件",
         "sentiment": "感情スコア {v:+.1f}",
         "_other": "{name}: {v}",
@@ -172,6 +173,11 @@ def describe(name: str, value: Any, language: str) -> str:
     template = labels.get(name, labels["_other"])
     if name == "prior_contacts_30d" and value == 1 and lang == "en":
         template = labels["prior_contacts_30d_one"]
+    if name == "tenure_months" and isinstance(value, int | float):
+        # Months to one decimal, a whole number without it: "2 months", not "2.0 months".
+        value = f"{value:.1f}".removesuffix(".0")
+        if value == "1" and lang == "en":
+            template = labels["tenure_months_one"]
     if isinstance(value, str):
         if name == "language":
             value = LANGUAGE_NAMES[lang].get(primary_language(value), value)

@@ -81,3 +81,14 @@ def test_the_customers_language_is_said_by_its_name():
     assert describe("language", "en", "ja") == "言語: 英語"
     assert describe("language", "xx", "en") == "language: xx"  # not listed: its tag
     assert describe("segment", "en", "ja") == "セグメント: en"  # only the language feature
+
+
+def test_tenure_reads_as_people_say_it():
+    from models.reasons import describe
+
+    assert describe("tenure_months", 2.0, "en") == "2 months since purchase"
+    assert describe("tenure_months", 1, "en") == "1 month since purchase"
+    assert describe("tenure_months", 2.5, "en") == "2.5 months since purchase"
+    assert describe("tenure_months", 2.0, "ja") == "購入後2か月"
+    assert describe("tenure_months", 0.04, "ja") == "購入後0か月"
+    assert describe("tenure_months", 12.25, "ja") == "購入後12.2か月"
