@@ -94,6 +94,7 @@ class Registry:
                         "learner": (m.get("ranker") or {}).get("learner"),
                         "training_rows": m.get("training_rows"),
                         "reward": (m.get("reward") or {}).get("label"),
+                        "reward_description": (m.get("reward") or {}).get("description"),
                         "data_fingerprint": m.get("data_fingerprint"),
                         "metrics": m.get("metrics", {}),
                         "is_champion": version == champion,

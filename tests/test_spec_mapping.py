@@ -183,6 +183,11 @@ def test_train_with_a_float_success_column_and_positive_1(tmp_path):
     assert loaded[LABEL].sum() == frame["visit"].sum() > 0
     result = _train(data, _write_spec(tmp_path / "s.yaml", spec), tmp_path / "reg")
     assert result.exit_code == 0, result.output
+    # The listing says what the model's success holds in the user's words.
+    listed = CliRunner().invoke(
+        cli, ["models", "list"], env={"VEA_REGISTRY": str(tmp_path / "reg")}
+    )
+    assert "reward=ve_success (visit = 1 (the spec's success column" in listed.output
 
 
 # ------------------------------------------------------------ the user's column names

@@ -660,10 +660,24 @@ def models_list(registry, as_json) -> None:
             if "broken" in v
             else (
                 f"{v.get('created_at')}  learner={v.get('learner')}  rows={v.get('training_rows')}"
-                f"  reward={v.get('reward') or 've_success'}"
+                f"  reward={_reward_said(v)}"
             )
         )
         click.echo(f"{mark} {v['version']}  {status}")
+
+
+def _reward_said(version: dict) -> str:
+    """A listed model's reward: its label, and what it holds when a spec mapped the
+    user's own success column onto it (``ve_success`` learned from Hillstrom's visit)."""
+    from models.schema import Reward, RewardError
+
+    label = version.get("reward") or "ve_success"
+    described = version.get("reward_description")
+    try:
+        standard = Reward.from_dict(label).describe()
+    except RewardError:  # weighted(...): its label says it all
+        return label
+    return f"{label} ({described})" if described and described != standard else label
 
 
 @models.command("promote")
