@@ -7,7 +7,7 @@ from flask import Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from service.api.common import Blueprint
+from service.api.common import RETRY_AFTER, Blueprint
 from service.db import MIGRATIONS_DIR, READ_ONLY
 from service.schemas import HealthSchema, ReadySchema
 from service.state import state
@@ -47,7 +47,13 @@ def blueprint() -> Blueprint:
 
     @blp.route("/readyz", methods=["GET"])
     @blp.response(200, ReadySchema)
-    @blp.alt_response(503, schema=ReadySchema, description="not ready: see reasons")
+    @blp.alt_response(
+        503,
+        schema=ReadySchema,
+        description="not ready: see reasons (Retry-After while every pooled database "
+        "connection is busy)",
+        headers=RETRY_AFTER,
+    )
     def readyz():
         """Ready to serve: the database answers and a verified champion model is loaded.
 
