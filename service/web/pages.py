@@ -139,7 +139,9 @@ def _error_page(exc: HTTPException):
         title=title,
         messages=[exc.description or exc.name],
     )
-    return page, exc.code or 500
+    # A 429 keeps its Retry-After (the page's own Content-Type stays).
+    headers = {name: value for name, value in exc.get_headers() if name == "Retry-After"}
+    return page, exc.code or 500, headers
 
 
 def register(app: Flask, settings: Settings) -> None:

@@ -22,11 +22,13 @@ from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.exceptions import TooManyRequests
 
 from service.auth import DatabaseUnavailable, allowed
 from service.config import Settings
 from service.db import READ_ONLY, api_keys, is_unavailable, utcnow
 from service.errors import ApiError, error_response
+from service.ratelimit import RateLimiter
 from service.state import state
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -232,6 +234,23 @@ def page_access(*permissions: str, api: bool = False, form_as_query: bool = Fals
                 return redirect(url_for("pages.login", next=_return_path(form_as_query)))
             if not all(allowed(role, p) for p in permissions):
                 abort(403, description=f"role {role!r} may not open this page")
+            # The key's request limit holds for its sessions too: a page opens decisions
+            # and records outcomes as the API does, and must not be a way around it.
+            wait = state().limiter.acquire(session["key_id"])
+            if wait > 0:
+                retry_after = RateLimiter.retry_after_header(wait)
+                if api:
+                    return error_response(
+                        ApiError(
+                            429,
+                            "rate limit exceeded for this API key",
+                            headers={"Retry-After": retry_after},
+                        )
+                    )
+                raise TooManyRequests(
+                    "Too many requests for this key: wait a moment and reload the page.",
+                    retry_after=int(retry_after),
+                )
             return view(*args, **kwargs)
 
         guarded.vea_page_permissions = permissions

@@ -1,0 +1,26 @@
+"""Security of the pages' sessions: a key's request limit and what a post from another
+site can do to an agent's session."""
+
+from __future__ import annotations
+
+from service.auth import create_key
+from tests.test_pages import CSRF, desk_url, log_in
+
+
+def test_the_keys_request_limit_holds_for_its_page_sessions(make_app):
+    """A desktop key signed in to the desk opened decisions and recorded outcomes with no
+    limit at all: the per-key limit was only checked for API calls."""
+    app = make_app(rate_limit_per_s=0.01, rate_limit_burst=2)
+    client = app.test_client()
+    log_in(client, create_key(app.extensions["vea"].engine, "desktop")[1])
+    statuses = [client.get(desk_url()).status_code for _ in range(2)]
+    assert statuses == [200, 200]
+    limited = client.get(desk_url())
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    token = CSRF.search(client.get("/login").get_data(as_text=True)).group(1)
+    outcome = client.post(
+        "/desk/outcome",
+        json={"decision_id": "any", "status": "skipped"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert outcome.status_code == 429 and outcome.json["error"]["code"] == "rate_limited"
