@@ -24,3 +24,17 @@ def test_the_keys_request_limit_holds_for_its_page_sessions(make_app):
         headers={"X-CSRF-Token": token},
     )
     assert outcome.status_code == 429 and outcome.json["error"]["code"] == "rate_limited"
+
+
+def test_a_post_from_another_site_to_the_desk_leaves_the_session_alone(client):
+    """The browser sends no SameSite=Lax cookie with another site's post, so a signed-in
+    agent looked signed out and the posted form was kept in a new session: its cookie
+    replaced the agent's (signed out by any page on the web) and the other site's contact
+    opened in the desk after the next sign-in."""
+    form = {"interaction_id": "x-site", "customer_id": "planted", "channel": "voice"}
+    answer = client.post("/desk", data=form, headers={"Sec-Fetch-Site": "cross-site"})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login?next=/desk"
+    assert "Set-Cookie" not in answer.headers
+    # The desktop's own post (same site, e.g. in its side panel) is still kept.
+    own = client.post("/desk", data=form, headers={"Sec-Fetch-Site": "same-site"})
+    assert "form%3D" in own.headers["Location"] and "vea_session=" in own.headers["Set-Cookie"]

@@ -197,6 +197,11 @@ def _return_path(form_as_query: bool) -> str:
     history."""
     if not (form_as_query and request.method == "POST" and request.form):
         return request.full_path.rstrip("?")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        # The browser sends no SameSite=Lax cookie with another site's post, so a signed-in
+        # agent looks signed out: keeping the form would answer with a new session cookie
+        # that signs the agent out and opens that site's contact after the next sign-in.
+        return request.path
     fields = [(k, v) for k, v in request.form.items(multi=True) if k != CSRF_FIELD]
     token = keep_posted_form(fields)
     query = [*request.args.items(multi=True), (POSTED_FORM_PARAMETER, token)]
