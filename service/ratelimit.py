@@ -95,10 +95,11 @@ class RateLimiter:
         """Give back a token ``acquire`` took for something that turned out not to count."""
         if not self.enabled:
             return
-        if self._leases is not None:
-            # Back into this instance's lease, where ``acquire`` took it from (while the
-            # database is away the token came from ``_buckets``: it is then not given back,
-            # a refusal one token early at most).
+        if self._leases is not None and not self._leases.unavailable:
+            # Back into this instance's lease, where ``acquire`` took it from. While the
+            # database is away the token came from ``_buckets`` and goes back there: put
+            # into the lease, each refund of the outage was a token the database never
+            # granted, spent after it came back.
             self._leased.apply(key, _return_leased)
             return
         burst = float(self.burst)
@@ -234,6 +235,11 @@ class DatabaseLeases:
             log.info("rate-limit buckets in the database again", extra={"limiter": self.limiter})
             self._reported = False
         return granted, 0.0 if granted else (1.0 - tokens) / rate
+
+    @property
+    def unavailable(self) -> bool:
+        """Whether the database failed this instance's last lease (it limits alone)."""
+        return self._reported
 
     def report_unavailable(self, exc: BaseException) -> None:
         """Log once per outage that this instance limits alone."""
