@@ -128,3 +128,26 @@ def test_the_login_pages_switch_wins_over_a_link_that_names_a_language(client, k
     _, english = _switch(client, refused.get_data(as_text=True), "en")
     assert '<html lang="en"' in english.get_data(as_text=True)
     assert "interaction_id=i-1" in english.get_data(as_text=True)  # the contact kept
+
+
+def test_posted_forms_kept_for_the_sign_in_keep_the_session_cookie_small(client):
+    """Kept forms ride in the signed session cookie: a form no contact can be is not kept,
+    and many forms keep only the newest, so the cookie stays under the browsers' 4 kB
+    (over it the browser drops the cookie, and the session with it)."""
+    import secrets
+
+    huge = client.post("/desk", data={"interaction_id": "x" * 5000, "channel": "voice"})
+    assert huge.status_code == 302 and huge.headers["Location"] == "/login?next=/desk"
+    for _ in range(6):
+        form = {  # the longest values the desk takes, as random as ids are
+            "interaction_id": secrets.token_hex(64),
+            "customer_id": secrets.token_hex(64),
+            "channel": "voice",
+            "segment": secrets.token_hex(32),
+            "persona": secrets.token_hex(32),
+            "agent_id": secrets.token_hex(64),
+        }
+        answer = client.post("/desk", data=form)
+        assert "form%3D" in answer.headers["Location"]
+    cookie = client.get_cookie("vea_session")
+    assert cookie is not None and len(cookie.value) < 4000

@@ -9,6 +9,7 @@ request (login, logout, outcomes) carries a per-session CSRF token.
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,6 +39,11 @@ CSRF_FIELD = "csrf_token"
 # and the session cookie must stay under the browsers' 4 kB.
 POSTED_FORMS = "posted_forms"
 POSTED_FORMS_KEPT = 3
+# Bytes of kept forms (as JSON) in the cookie: a desk form within the desk's own field
+# limits is well under 1 kB; a larger one cannot be a valid contact and is not kept (a
+# cookie over 4 kB is dropped by the browser, and the session with it).
+POSTED_FORM_BYTES = 1200
+POSTED_FORMS_BYTES = 2000
 POSTED_FORM_PARAMETER = "form"
 
 
@@ -164,12 +170,16 @@ def safe_next(target: str | None, default: str) -> str:
     return target
 
 
-def keep_posted_form(fields: list[tuple[str, str]]) -> str:
-    """Keep a posted form in the session until the sign-in; the token that names it."""
+def keep_posted_form(fields: list[tuple[str, str]]) -> str | None:
+    """Keep a posted form in the session until the sign-in; the token that names it, or
+    None for a form too large to be a contact (not kept)."""
+    form = [list(field) for field in fields]
+    if len(json.dumps(form)) > POSTED_FORM_BYTES:
+        return None
     token = secrets.token_urlsafe(12)
     kept = dict(session.get(POSTED_FORMS) or {})
-    kept[token] = [list(field) for field in fields]
-    while len(kept) > POSTED_FORMS_KEPT:
+    kept[token] = form
+    while len(kept) > POSTED_FORMS_KEPT or len(json.dumps(kept)) > POSTED_FORMS_BYTES:
         kept.pop(next(iter(kept)))  # the oldest
     session[POSTED_FORMS] = kept
     return token
@@ -204,6 +214,8 @@ def _return_path(form_as_query: bool) -> str:
         return request.path
     fields = [(k, v) for k, v in request.form.items(multi=True) if k != CSRF_FIELD]
     token = keep_posted_form(fields)
+    if token is None:
+        return request.path
     query = [*request.args.items(multi=True), (POSTED_FORM_PARAMETER, token)]
     return f"{request.path}?{urlencode(query)}"
 
