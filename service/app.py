@@ -12,6 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 from flask import Flask, g, request
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import errors, logs
 from service.api import audit, customers, decisions, docs, health, models, pools, reports
@@ -93,6 +94,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             },
         },
     )
+    if settings.trusted_proxies:
+        # Behind a load balancer every request comes from its address: one guesser would
+        # use up every client's budget of failed key checks.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.json = OrjsonProvider(app)  # answers keep the schema's field order
     docs.configure(app)
 

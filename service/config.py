@@ -114,6 +114,7 @@ BOUNDS: dict[str, Bounds] = {
     "cost_per_second": Bounds(0),
     "drift_psi_threshold": Bounds(0, above=True),
     "session_hours": Bounds(0, above=True),
+    "trusted_proxies": Bounds(0, 10),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "sqlite_synchronous": ("FULL", "NORMAL"),
@@ -367,6 +368,11 @@ class Settings:
     session_hours: float = 12.0
     # Send the session cookie only over HTTPS (set behind a TLS-terminating proxy).
     secure_cookies: bool = False
+    # Reverse proxies in front of the service (a load balancer, a TLS terminator) whose
+    # X-Forwarded-For / X-Forwarded-Proto are believed: the client's address (the
+    # brute-force budget is per address) is the one the nearest of them saw. 0: the
+    # headers are ignored, since any client can send them.
+    trusted_proxies: int = 0
     # Origins besides the service's own that may show the pages in a frame (the
     # contact-center desktop's side panel), space-separated: https://desk.example.com
     # https://*.example.com. Empty: the service's own pages only.

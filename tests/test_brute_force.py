@@ -47,3 +47,34 @@ def test_login_page_guesses_are_limited_too(make_app):
     ]
     assert [a.status_code for a in answers] == [401, 401, 429]
     assert int(answers[-1].headers["Retry-After"]) >= 1  # as the API's 429 says
+
+
+def _guesses(client, forwarded_for: str, n: int) -> list[int]:
+    return [
+        client.get(
+            "/v1/models",
+            headers={
+                "Authorization": f"Bearer vea_000000000000_guess{i}",
+                "X-Forwarded-For": forwarded_for,
+            },
+        ).status_code
+        for i in range(n)
+    ]
+
+
+def test_behind_a_trusted_proxy_the_budget_is_per_client_address(make_app):
+    """Behind a load balancer every request comes from its address: one guesser used up
+    every client's budget. With VEA_TRUSTED_PROXIES the address the proxy saw counts."""
+    client = make_app(
+        auth_failures_per_s=0.01, auth_failures_burst=2, trusted_proxies=1
+    ).test_client()
+    assert _guesses(client, "203.0.113.7", 3) == [401, 401, 429]
+    assert _guesses(client, "198.51.100.8", 2) == [401, 401]  # another client behind it
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_not_believed(make_app):
+    """Any client can send X-Forwarded-For: believed by default, a guesser would get a
+    fresh budget with every made-up address."""
+    client = make_app(auth_failures_per_s=0.01, auth_failures_burst=2).test_client()
+    assert _guesses(client, "203.0.113.7", 2) == [401, 401]
+    assert _guesses(client, "198.51.100.8", 1) == [429]
