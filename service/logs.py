@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 
 import orjson
 from flask import g, has_request_context
@@ -55,6 +56,17 @@ class JsonFormatter(logging.Formatter):
             return orjson.dumps(data, default=str).decode()
         except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
             return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def error_summary(exc: BaseException) -> str:
+    """An error as a log line names it: its type and where it was raised, not its message,
+    which for an error raised on a contact's data (a model's predict) can quote that data
+    (ids, free text)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
 
 
 # PostgreSQL's DETAIL line of a constraint violation quotes the key or the whole row.

@@ -23,6 +23,7 @@ from models.decision import Decider
 from models.economics import Economics
 from models.fallback import FALLBACK_VERSION, decide_fallback
 from models.registry import Registry, RegistryError
+from service.logs import error_summary
 
 log = logging.getLogger("vea.serving")
 
@@ -253,7 +254,10 @@ class ModelManager:
                     )
                 return Served(result, decider.version, False, None)
             except Exception as exc:  # noqa: BLE001 - a model error must not fail the call
-                log.error("model error", extra={"version": decider.version, "error": repr(exc)})
+                log.error(
+                    "model error",
+                    extra={"version": decider.version, "error": error_summary(exc)},
+                )
                 reason = "model_error"
         else:
             reason = "no_model"
@@ -298,7 +302,9 @@ class ModelManager:
             elapsed = self._clock() - started
             summary = shadow_summary(result, shadow.version, elapsed)
         except Exception as exc:  # noqa: BLE001 - logged and counted, never raised
-            log.error("shadow error", extra={"version": shadow.version, "error": repr(exc)})
+            log.error(
+                "shadow error", extra={"version": shadow.version, "error": error_summary(exc)}
+            )
             return None, self.shadow_guard.record(self._clock() - started, failed=True)
         return summary, self.shadow_guard.record(elapsed, failed=False)
 

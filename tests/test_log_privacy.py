@@ -84,12 +84,13 @@ def test_logs_hold_no_customer_identifiers(make_app, captured_logs, tmp_path):
     )
     assert missing.status_code in (404, 422)
 
-    # A model that fails at predict time is logged (as an error), without the contact.
+    # A model that fails at predict time is logged (as an error), without the contact,
+    # even when the error's own message quotes it.
     class Broken:
         version = "broken"
 
         def decide(self, *args, **kwargs):
-            raise RuntimeError("model exploded")
+            raise RuntimeError(f"model exploded on {secrets['customer_id']}")
 
     manager = app.extensions["vea"].models
     healthy, manager._decider = manager._decider, Broken()
@@ -115,7 +116,8 @@ def test_logs_hold_no_customer_identifiers(make_app, captured_logs, tmp_path):
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     routes = {r.get("route") for r in records if r.get("msg") == "request"}
     assert "/v1/customers/<customer_id>/events" in routes  # the access log did run
-    assert any(r.get("msg") == "model error" for r in records)
+    (error,) = [r for r in records if r.get("msg") == "model error"]
+    assert error["error"].startswith("RuntimeError at test_log_privacy.py:")
     assert any("database unavailable" in r["msg"] for r in records)
     leaked = {name: value for name, value in secrets.items() if value in text}
     assert not leaked, f"identifying values in the logs: {leaked}\n{text}"

@@ -40,6 +40,7 @@ from models.schema import LANGUAGE_TAG_HINT
 from service import decisions as use_cases
 from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
 from service.errors import ApiError
+from service.logs import error_summary
 from service.schemas import DecisionRequestSchema, OutcomeRequestSchema
 from service.serving import build_decider
 from service.state import state
@@ -511,7 +512,9 @@ def _decide_as(version: str | None, features: dict[str, Any], **kwargs: Any) -> 
         try:
             return decider.decide(features, **kwargs)
         except Exception as exc:  # noqa: BLE001 - display only: stored words read back
-            log.warning("earlier model failed", extra={"version": version, "error": repr(exc)})
+            log.warning(
+                "earlier model failed", extra={"version": version, "error": error_summary(exc)}
+            )
             return None
 
 
