@@ -256,9 +256,12 @@ def _install_hooks(app: Flask) -> None:
         request_id = ctx.get("request_id", "")
         headers = response.headers
         headers["X-Request-ID"] = request_id
-        if response.mimetype == "application/json" and "Cache-Control" not in headers:
-            # Decisions and reports hold customer data: no proxy or browser keeps a copy.
-            headers["Cache-Control"] = "no-store"
+        if response.mimetype == "application/json":
+            # A browser must not read an answer quoting the caller's input as a page.
+            headers["X-Content-Type-Options"] = "nosniff"
+            if "Cache-Control" not in headers:
+                # Decisions and reports hold customer data: no proxy or browser keeps a copy.
+                headers["Cache-Control"] = "no-store"
         started = ctx.get("started")
         if started is None:
             return response

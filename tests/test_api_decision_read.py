@@ -53,3 +53,5 @@ def test_api_answers_are_never_cached(client, keys, new_id):
     assert answer.headers["Cache-Control"] == "no-store"
     error = client.get("/v1/decisions/unknown", headers=keys["desktop"])
     assert error.status_code == 404 and error.headers["Cache-Control"] == "no-store"
+    for sent in (answer, error):  # an answer quoting input is never sniffed into a page
+        assert sent.headers["X-Content-Type-Options"] == "nosniff"
