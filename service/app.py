@@ -26,7 +26,7 @@ from service.auth import (
 )
 from service.config import Settings
 from service.db import SqliteCheckpointer, iso_utc, make_engine, sqlite_file, write_turn
-from service.errors import ApiError, ErrorSchema
+from service.errors import ApiError, ErrorSchema, key_rate_limited
 from service.group_commit import DecisionWriter
 from service.json_provider import OrjsonProvider
 from service.metrics import Metrics
@@ -244,11 +244,7 @@ def _install_hooks(app: Flask) -> None:
             raise ApiError(403, f"role {info.role!r} may not use {permission}")
         wait = st.limiter.acquire(info.key_id)
         if wait > 0:
-            raise ApiError(
-                429,
-                "rate limit exceeded for this API key",
-                headers={"Retry-After": RateLimiter.retry_after_header(wait)},
-            )
+            raise key_rate_limited(wait)
 
     @app.after_request
     def _after(response):

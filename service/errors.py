@@ -133,6 +133,17 @@ def from_http_exception(exc: HTTPException) -> ApiError:
     return ApiError(status, message, fields=fields, headers=headers)
 
 
+def key_rate_limited(wait_s: float) -> ApiError:
+    """429 for a key over its request limit (API calls and its page sessions alike)."""
+    from service.ratelimit import RateLimiter
+
+    return ApiError(
+        429,
+        "rate limit exceeded for this API key",
+        headers={"Retry-After": RateLimiter.retry_after_header(wait_s)},
+    )
+
+
 def _routing_message(exc: NotFound | MethodNotAllowed) -> str:
     """Name what was asked for, and the likely mistake: Werkzeug's text ("The requested
     URL was not found on the server. If you entered the URL manually...") names neither."""

@@ -55,16 +55,12 @@ class RateLimiter:
         self.rate = rate_per_s
         self.burst = max(1, burst)
         self._clock = clock
-        self._buckets: LocalBuckets | SharedBuckets = (
-            SharedBuckets(shared_path, shared_slots) if shared_path else LocalBuckets()
-        )
+        self._buckets = _buckets_at(shared_path, shared_slots)
         # With ``leases``: the tokens this instance leased from the database, and until
         # when the database said the bucket is empty (buckets of their own, in a second
         # file beside the first); ``_buckets`` limits alone while the database is away.
         self._leases = leases
-        self._leased: LocalBuckets | SharedBuckets = (
-            SharedBuckets(shared_path + ".leased", shared_slots) if shared_path else LocalBuckets()
-        )
+        self._leased = _buckets_at(shared_path and shared_path + ".leased", shared_slots)
         self.lease_size = max(1, min(self.burst // 4, math.ceil(self.rate * LEASE_S)))
 
     @property
@@ -131,6 +127,11 @@ class RateLimiter:
     @staticmethod
     def retry_after_header(wait_s: float) -> str:
         return str(max(1, math.ceil(wait_s)))
+
+
+def _buckets_at(shared_path: str | None, slots: int) -> LocalBuckets | SharedBuckets:
+    """Buckets shared through the file at ``shared_path``, or this process's own."""
+    return SharedBuckets(shared_path, slots) if shared_path else LocalBuckets()
 
 
 # A lease covers about this many seconds of a key's rate (at least one token, at most a

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
-from marshmallow import fields, post_load, pre_load, validate, validates_schema
+from marshmallow import fields, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 from models.opportunities import DEFAULT_SITUATION, SITUATION_FEATURES, parse_situation
@@ -1396,12 +1396,25 @@ class DriftReportSchema(Schema):
     calibration = fields.List(fields.Nested(CalibrationBandSchema), required=True)
 
 
+class Situation(fields.String):
+    """``segment,issue_type``, loaded as the features of a situation (one parse: the
+    error names the features that may be given)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_situation(text)
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
 class OrganicReportQuerySchema(ReportQuerySchema):
-    by = fields.String(
-        load_default=",".join(DEFAULT_SITUATION),
+    by = Situation(
+        load_default=DEFAULT_SITUATION,
         metadata={
             "description": "the features a situation is made of, comma-separated, from "
             + ", ".join(SITUATION_FEATURES)
+            + f" (default {','.join(DEFAULT_SITUATION)})"
         },
     )
     min_attempts = fields.Integer(
@@ -1409,17 +1422,6 @@ class OrganicReportQuerySchema(ReportQuerySchema):
         validate=validate.Range(min=1, max=1_000_000),
         metadata={"description": "organic attempts with a result a candidate needs"},
     )
-
-    @validates_schema
-    def _situation(self, data: dict, **_kwargs) -> None:
-        try:
-            parse_situation(data["by"])
-        except ValueError as exc:
-            raise ma.ValidationError(str(exc), "by") from None
-
-    @post_load
-    def _features(self, data: dict, **_kwargs) -> dict:
-        return {**data, "by": parse_situation(data["by"])}
 
 
 class OrganicRowSchema(Schema):

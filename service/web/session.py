@@ -28,7 +28,7 @@ from werkzeug.exceptions import TooManyRequests
 from service.auth import DatabaseUnavailable, allowed
 from service.config import Settings
 from service.db import READ_ONLY, api_keys, is_unavailable, utcnow
-from service.errors import ApiError, error_response
+from service.errors import ApiError, error_response, key_rate_limited
 from service.ratelimit import RateLimiter
 from service.state import state
 
@@ -255,15 +255,9 @@ def page_access(*permissions: str, api: bool = False, form_as_query: bool = Fals
             # and records outcomes as the API does, and must not be a way around it.
             wait = state().limiter.acquire(session["key_id"])
             if wait > 0:
-                retry_after = RateLimiter.retry_after_header(wait)
                 if api:
-                    return error_response(
-                        ApiError(
-                            429,
-                            "rate limit exceeded for this API key",
-                            headers={"Retry-After": retry_after},
-                        )
-                    )
+                    return error_response(key_rate_limited(wait))
+                retry_after = RateLimiter.retry_after_header(wait)
                 raise TooManyRequests(
                     "Too many requests for this key: wait a moment and reload the page.",
                     retry_after=int(retry_after),
