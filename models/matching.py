@@ -451,18 +451,27 @@ def _best_route(
             over.append(GENERAL)
     elif chosen is not None and ranked.index(general_option) < ranked.index(chosen):
         chosen = None
-    if chosen is not None:
-        reason = text["chosen"].format(
-            pool=names[chosen["pool"]],
-            activity=_said(activity, reason_language or language),
-            ev=chosen["expected_value"],
-            lift=chosen["lift"],
-            wait=_wait_text(text, chosen),
-        )
-        if over:
-            reason += "; " + text["over_limit"].format(
-                pools=LIST_SEPARATOR[said].join(names[o] for o in over), limit=rules.max_wait_s
+
+    def chosen_reason(option: dict[str, Any], worth_less: list[str]) -> str:
+        """Why ``option`` takes the contact, naming the pools worth less and those over
+        the wait limit (joined with "; ", as routing reasons are)."""
+        parts = [
+            text["chosen"].format(
+                pool=names[option["pool"]],
+                activity=_said(activity, reason_language or language),
+                ev=option["expected_value"],
+                lift=option["lift"],
+                wait=_wait_text(text, option),
             )
+        ]
+        for key, pools in (("worth_less", worth_less), ("over_limit", over)):
+            if pools:
+                listed = LIST_SEPARATOR[said].join(names[o] for o in pools)
+                parts.append(text[key].format(pools=listed, limit=rules.max_wait_s))
+        return "; ".join(parts)
+
+    if chosen is not None:
+        reason = chosen_reason(chosen, [])
         return _answer(
             chosen["pool"],
             names[chosen["pool"]],
@@ -516,22 +525,8 @@ def _best_route(
     else:
         # Value pools serve the contact, general is simply worth more here: saying none
         # serves it would send a manager looking for a pool that exists.
-        reason = text["chosen"].format(
-            pool=general_name,
-            activity=_said(activity, reason_language or language),
-            ev=general_option["expected_value"],
-            lift=general_option["lift"],
-            wait=_wait_text(text, general_option),
-        )
         worth_less = [o["pool"] for o in ranked if o["within_limit"] and o["pool"] != GENERAL]
-        if worth_less:
-            reason += "; " + text["worth_less"].format(
-                pools=LIST_SEPARATOR[said].join(names[o] for o in worth_less)
-            )
-        if over:
-            reason += "; " + text["over_limit"].format(
-                pools=LIST_SEPARATOR[said].join(names[o] for o in over), limit=rules.max_wait_s
-            )
+        reason = chosen_reason(general_option, worth_less)
     return _answer(
         GENERAL,
         general_name,

@@ -144,7 +144,7 @@ def test_agents_are_matched_on_the_primary_language():
     assert pick_agent(config.pools[0].id, "fr", config, agents, rng) in {"a1", "a2", "a3", "a4"}
 
 
-def test_service_routing_feeds_simulated_outcomes(world, make_app, new_id):
+def test_service_routing_feeds_simulated_outcomes(world, make_app, new_id, pools_from_the_file):
     """Decisions through the service, agents from the routed pool, outcomes drawn from
     their true skill and posted back; the rebuild re-measures them from routed traffic."""
     from service.auth import create_key
