@@ -19,11 +19,13 @@ LABELS: dict[str, dict[str, str]] = {
         "language": "language: {v}",
         "tenure_months": "{v} months since purchase",
         "tenure_months_one": "1 month since purchase",
+        "tenure_months_new": "less than a month since purchase",
         "prior_contacts_30d": "{v:.0f} contacts in the last 30 days",
         "prior_contacts_30d_one": "1 contact in the last 30 days",
+        "prior_contacts_30d_none": "no contacts in the last 30 days",
         "sentiment": "sentiment {v:+.1f}",
         "_other": "{name}: {v}",
-        "_missing": "{name} unknown",
+        "_missing": "{name}: unknown",
     },
     "ja": {
         "channel": "チャネル: {v}",
@@ -33,10 +35,38 @@ LABELS: dict[str, dict[str, str]] = {
         "switching_effort": "乗り換えの手間: {v}",
         "language": "言語: {v}",
         "tenure_months": "購入後{v}か月",
+        "tenure_months_new": "購入後1か月未満",
         "prior_contacts_30d": "過去30日の問い合わせ{v:.0f}件",
+        "prior_contacts_30d_none": "過去30日の問い合わせなし",
         "sentiment": "感情スコア {v:+.1f}",
         "_other": "{name}: {v}",
         "_missing": "{name}: 不明",
+    },
+}
+# A feature as a reason names it when its value is unknown ("time since purchase:
+# unknown", not "tenure_months unknown"); a feature not listed is named by its column.
+FEATURE_NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "channel": "channel",
+        "issue_type": "issue type",
+        "segment": "segment",
+        "persona": "persona",
+        "switching_effort": "switching effort",
+        "language": "language",
+        "tenure_months": "time since purchase",
+        "prior_contacts_30d": "contacts in the last 30 days",
+        "sentiment": "sentiment",
+    },
+    "ja": {
+        "channel": "チャネル",
+        "issue_type": "問い合わせ種別",
+        "segment": "セグメント",
+        "persona": "ペルソナ",
+        "switching_effort": "乗り換えの手間",
+        "language": "言語",
+        "tenure_months": "購入後の期間",
+        "prior_contacts_30d": "過去30日の問い合わせ件数",
+        "sentiment": "感情スコア",
     },
 }
 VALUES_JA: dict[str, str] = {
@@ -45,7 +75,8 @@ VALUES_JA: dict[str, str] = {
     "email": "メール",
     "messaging": "メッセージ",
     "self_service": "セルフサービス",
-    "inquiry": "問い合わせ",
+    # Not 問い合わせ: every contact is one ("問い合わせ種別: 問い合わせ" says nothing).
+    "inquiry": "質問",
     "how_to": "使い方",
     "billing": "請求",
     "technical": "技術的な問題",
@@ -58,6 +89,12 @@ VALUES_JA: dict[str, str] = {
     "enterprise": "大企業",
     "low": "低い",
     "high": "高い",
+    # The simulator's personas (training/simulate.py); a deployment's own are said as
+    # they are written.
+    "pragmatist": "実用重視",
+    "enthusiast": "熱心なファン",
+    "novice": "初心者",
+    "skeptic": "慎重派",
 }
 # English says a category's id as words where the id is not one ("how_to" reads
 # "how-to"); the others are already words.
@@ -130,7 +167,7 @@ ACTIVITY_NAMES = {
         "none": "Resolve effortlessly",
     },
     "ja": {
-        "validate_purchase": "購入の判断を後押し",
+        "validate_purchase": "購入判断の肯定",
         "anticipate_needs": "ニーズの先回り",
         "achieve_goals": "目的達成の支援",
         "educate_usage": "より良い使い方のご案内",
@@ -169,11 +206,15 @@ def describe(name: str, value: Any, language: str) -> str:
     labels = LABELS[lang]
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     if missing:
-        return labels["_missing"].format(name=name)
+        return labels["_missing"].format(name=FEATURE_NAMES[lang].get(name, name))
     template = labels.get(name, labels["_other"])
+    if name == "prior_contacts_30d" and value == 0:
+        template = labels["prior_contacts_30d_none"]  # not "0 contacts" / 問い合わせ0件
     if name == "prior_contacts_30d" and value == 1 and lang == "en":
         template = labels["prior_contacts_30d_one"]
     if name == "tenure_months" and isinstance(value, int | float):
+        if value < 1:  # "less than a month", not "0 months" / 購入後0か月
+            return labels["tenure_months_new"]
         # Months to one decimal, a whole number without it: "2 months", not "2.0 months".
         value = f"{value:.1f}".removesuffix(".0")
         if value == "1" and lang == "en":

@@ -90,5 +90,32 @@ def test_tenure_reads_as_people_say_it():
     assert describe("tenure_months", 1, "en") == "1 month since purchase"
     assert describe("tenure_months", 2.5, "en") == "2.5 months since purchase"
     assert describe("tenure_months", 2.0, "ja") == "購入後2か月"
-    assert describe("tenure_months", 0.04, "ja") == "購入後0か月"
     assert describe("tenure_months", 12.25, "ja") == "購入後12.2か月"
+    # Under a month is said so, not "0 months" (the old pin read 購入後0か月).
+    assert describe("tenure_months", 0.04, "ja") == "購入後1か月未満"
+    assert describe("tenure_months", 0.5, "en") == "less than a month since purchase"
+
+
+def test_no_earlier_contact_is_said_in_words_not_as_zero():
+    from models.reasons import describe
+
+    assert describe("prior_contacts_30d", 0, "en") == "no contacts in the last 30 days"
+    assert describe("prior_contacts_30d", 0, "ja") == "過去30日の問い合わせなし"
+
+
+def test_an_unknown_value_names_its_feature_not_its_column():
+    from models.reasons import describe
+
+    assert describe("tenure_months", None, "ja") == "購入後の期間: 不明"
+    assert describe("tenure_months", float("nan"), "en") == "time since purchase: unknown"
+    assert describe("prior_contacts_30d", None, "en") == "contacts in the last 30 days: unknown"
+    assert describe("spec_column", None, "en") == "spec_column: unknown"  # not a known feature
+
+
+def test_personas_and_inquiries_read_in_japanese():
+    from models.reasons import describe
+
+    assert describe("persona", "skeptic", "ja") == "ペルソナ: 慎重派"
+    assert describe("persona", "our_own_persona", "ja") == "ペルソナ: our_own_persona"
+    # Every contact is a 問い合わせ: the inquiry type is a question.
+    assert describe("issue_type", "inquiry", "ja") == "問い合わせ種別: 質問"
