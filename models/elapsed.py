@@ -24,12 +24,13 @@ AGO: dict[str, dict[str, str]] = {
         "day": "1 day ago",
         "days": "{n} days ago",
     },
+    # No space between a number and its unit in Japanese (3時間前, not 3 時間前).
     "ja": {
         "now": "先ほど",
-        "minutes": "{n} 分前",
-        "hours": "{n} 時間前",
-        "day": "1 日前",
-        "days": "{n} 日前",
+        "minutes": "{n}分前",
+        "hours": "{n}時間前",
+        "day": "1日前",
+        "days": "{n}日前",
     },
 }
 

@@ -48,19 +48,23 @@ EVENT_LOOKBACK_DAYS = 90
 _TEXT = {
     "en": {
         # {ago}: models.elapsed.AGO ("just now", "12 min ago", "3 h ago", "2 days ago").
-        "continues": "continues the {channel} contact of {ago} (issue: {issue})",
+        "continues": "continues a {channel} contact made {ago} (issue: {issue})",
         "issue_from_earlier": "issue type taken from the earlier contact",
         "db_down": "database unavailable: history not used and this decision was not stored",
         "holdout": "randomized holdout (control group): no value activity for this customer",
-        "explored": "exploring: “{activity}” served instead of the top-ranked “{best}”",
+        "explored": "exploring (to learn what works): “{activity}” shown instead of the "
+        "top-ranked “{best}”",
         "updated": "decided again: the contact's details changed since the first decision",
     },
     "ja": {
-        "continues": "{ago}の {channel} でのお問い合わせの続きです（内容: {issue}）",
+        # 種別, as the desk's earlier-contact card names the issue type.
+        "continues": "{ago}の{channel}でのお問い合わせの続きです（種別: {issue}）",
         "issue_from_earlier": "問い合わせ種別は前回のお問い合わせから引き継ぎました",
-        "db_down": "データベースに接続できないため、履歴を使わず、この判定は保存されていません",
+        "db_down": "データベースに接続できないため、履歴を使わずに判定しました（この判定は"
+        "保存されていません）",
         "holdout": "効果測定の対照群（ランダム割付）のため、価値向上の提案は行いません",
-        "explored": "探索: 最上位の「{best}」ではなく「{activity}」を提示しています",
+        "explored": "探索（効果を学ぶための試行）: 最上位の「{best}」ではなく「{activity}」を"
+        "表示しています",
         "updated": "お問い合わせの内容が最初の判定から変わったため、判定し直しました",
     },
 }

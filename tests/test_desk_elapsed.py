@@ -23,16 +23,17 @@ from tests.test_pages import desk_client, desk_url  # noqa: F401 - a fixture
         (-5, "just now", "先ほど"),  # clocks a little apart
         (0, "just now", "先ほど"),
         (59.9, "just now", "先ほど"),
-        (60, "1 min ago", "1 分前"),
-        (59 * 60 + 59, "59 min ago", "59 分前"),
-        (3600, "1 h ago", "1 時間前"),
-        (3 * 3600 + 1800, "3 h ago", "3 時間前"),
-        (86399, "23 h ago", "23 時間前"),
-        (86400, "1 day ago", "1 日前"),
-        (2 * 86400 + 3600, "2 days ago", "2 日前"),
+        (60, "1 min ago", "1分前"),
+        (59 * 60 + 59, "59 min ago", "59分前"),
+        (3600, "1 h ago", "1時間前"),
+        (3 * 3600 + 1800, "3 h ago", "3時間前"),
+        (86399, "23 h ago", "23時間前"),
+        (86400, "1 day ago", "1日前"),
+        (2 * 86400 + 3600, "2 days ago", "2日前"),
     ],
 )
 def test_the_unit_follows_the_gap(seconds, en, ja):
+    # Japanese writes no space between a number and its unit (was "3 時間前").
     assert elapsed.say(seconds, elapsed.AGO["en"]) == en
     assert elapsed.say(seconds, elapsed.AGO["ja"]) == ja
 
@@ -51,12 +52,12 @@ def test_the_continuation_note_says_just_now_hours_and_days(make_app, new_id):
     headers = {"Authorization": "Bearer " + create_key(app.extensions["vea"].engine, "desktop")[1]}
     now = datetime.now(UTC)
     for gap, language, said in [
-        (timedelta(0), "en", "continues the chat contact of just now (issue: inquiry)"),
-        (timedelta(0), "ja", "先ほどの チャット でのお問い合わせの続きです（内容: 問い合わせ）"),
-        (timedelta(hours=3, minutes=5), "en", "continues the chat contact of 3 h ago"),
-        (timedelta(hours=3, minutes=5), "ja", "3 時間前の チャット でのお問い合わせの続きです"),
-        (timedelta(days=2, hours=1), "en", "continues the chat contact of 2 days ago"),
-        (timedelta(days=2, hours=1), "ja", "2 日前の チャット でのお問い合わせの続きです"),
+        (timedelta(0), "en", "continues a chat contact made just now (issue: inquiry)"),
+        (timedelta(0), "ja", "先ほどのチャットでのお問い合わせの続きです（種別: 質問）"),
+        (timedelta(hours=3, minutes=5), "en", "continues a chat contact made 3 h ago"),
+        (timedelta(hours=3, minutes=5), "ja", "3時間前のチャットでのお問い合わせの続きです"),
+        (timedelta(days=2, hours=1), "en", "continues a chat contact made 2 days ago"),
+        (timedelta(days=2, hours=1), "ja", "2日前のチャットでのお問い合わせの続きです"),
     ]:
         customer = new_id("c-")
         first = decision_body(new_id, customer, occurred_at=(now - gap).isoformat())
@@ -67,20 +68,20 @@ def test_the_continuation_note_says_just_now_hours_and_days(make_app, new_id):
 
 
 def test_the_desk_rewrites_the_note_in_the_other_language():
-    english = "continues the chat contact of 3 h ago (issue: how-to)"
-    japanese = "3 時間前の チャット でのお問い合わせの続きです（内容: 使い方）"
+    english = "continues a chat contact made 3 h ago (issue: how-to)"
+    japanese = "3時間前のチャットでのお問い合わせの続きです（種別: 使い方）"
     assert desk.in_language(english, "ja", "en") == japanese
     assert desk.in_language(japanese, "en", "ja") == english
-    assert desk.in_language("continues the voice contact of just now (issue: billing)", "ja") == (
-        "先ほどの 電話 でのお問い合わせの続きです（内容: 請求）"
+    assert desk.in_language("continues a voice contact made just now (issue: billing)", "ja") == (
+        "先ほどの電話でのお問い合わせの続きです（種別: 請求）"
     )
-    assert desk.in_language("2 日前の チャット でのお問い合わせの続きです（内容: 請求）", "en") == (
-        "continues the chat contact of 2 days ago (issue: billing)"
+    assert desk.in_language("2日前のチャットでのお問い合わせの続きです（種別: 請求）", "en") == (
+        "continues a chat contact made 2 days ago (issue: billing)"
     )
 
 
 @pytest.mark.parametrize(
-    ("language", "said"), [("en", "3 h before this contact"), ("ja", "このお問い合わせの 3 時間前")]
+    ("language", "said"), [("en", "3 h before this contact"), ("ja", "このお問い合わせの3時間前")]
 )
 def test_the_desks_earlier_card_counts_hours_before_this_contact(desk_client, language, said):  # noqa: F811
     customer = f"c-earlier-{uuid.uuid4().hex}"

@@ -44,7 +44,7 @@ def test_a_continued_contact_names_the_earlier_channel_and_issue_in_japanese(cli
         answer = client.post("/v1/decisions", json=body, headers=keys["desktop"])
         assert answer.status_code == 201, answer.json
     notes = [r for r in answer.json["reasons"] if "続き" in r]
-    assert notes and "チャット でのお問い合わせの続きです（内容: 使い方）" in notes[0], notes
+    assert notes and "チャットでのお問い合わせの続きです（種別: 使い方）" in notes[0], notes
 
 
 def test_english_reasons_say_categories_in_words_and_count_one_contact_as_one():
