@@ -103,22 +103,39 @@ def summarize_history(contacts: Iterable[PastContact], now: datetime) -> History
     return HistorySummary(declined_days_ago=declined, attempts_last_7d=attempts)
 
 
+# Each key is one sentence in both languages with the same fields (the desk reads a
+# sentence back into its fields to write it again in the other language). Counts of one
+# and a decline less than a day old have sentences of their own: not "1 day(s) ago",
+# "0 days ago". Japanese: 辞退 as the desk's outcome button says it, 価値向上の提案 as
+# every other reason says it, no space between a number and its unit.
 _MESSAGES: dict[str, dict[str, str]] = {
     "en": {
-        "declined": "contact policy: “{activity}” was declined {days} day(s) ago "
+        "declined_today": "contact policy: “{activity}” was declined in the last 24 hours "
         "(not offered again within {limit} days)",
-        "cap": "contact policy: {count} value attempt(s) in the last 7 days "
-        "(limit {limit} per week): no value attempt",
+        "declined_one": "contact policy: “{activity}” was declined 1 day ago "
+        "(not offered again within {limit} days)",
+        "declined": "contact policy: “{activity}” was declined {days} days ago "
+        "(not offered again within {limit} days)",
+        "cap_one": "contact policy: 1 value attempt in the last 7 days (limit {limit} a week): "
+        "no value attempt this time",
+        "cap": "contact policy: {count} value attempts in the last 7 days (limit {limit} a "
+        "week): no value attempt this time",
         "complaint": "contact policy: complaint with negative sentiment ({sentiment:+.2f}): "
         "resolve first, no value attempt",
     },
     "ja": {
-        "declined": "コンタクトポリシー: 「{activity}」は {days} 日前に断られています"
-        "（{limit} 日以内は再提案しません）",
-        "cap": "コンタクトポリシー: 直近7日間の価値向上アプローチが {count} 回"
-        "（上限 週{limit}回）のため今回は行いません",
-        "complaint": "コンタクトポリシー: ネガティブな感情の苦情（{sentiment:+.2f}）のため、"
-        "解決を優先し価値向上アプローチは行いません",
+        "declined_today": "コンタクトポリシー: 「{activity}」は24時間以内に辞退されています"
+        "（{limit}日間は再提案しません）",
+        "declined_one": "コンタクトポリシー: 「{activity}」は1日前に辞退されています"
+        "（{limit}日間は再提案しません）",
+        "declined": "コンタクトポリシー: 「{activity}」は{days}日前に辞退されています"
+        "（{limit}日間は再提案しません）",
+        "cap_one": "コンタクトポリシー: 直近7日間の価値向上の提案が1回（上限は週{limit}回）の"
+        "ため、今回は提案しません",
+        "cap": "コンタクトポリシー: 直近7日間の価値向上の提案が{count}回（上限は週{limit}回）の"
+        "ため、今回は提案しません",
+        "complaint": "コンタクトポリシー: ネガティブな感情の苦情（感情スコア {sentiment:+.2f}）"
+        "のため、解決を優先し、価値向上の提案は行いません",
     },
 }
 
@@ -143,10 +160,12 @@ def evaluate(
             days = history.declined_days_ago.get(activity)
             if days is not None and days <= policy.decline_days:
                 blocked.add(activity)
+                whole_days = int(days)
+                key = {0: "declined_today", 1: "declined_one"}.get(whole_days, "declined")
                 reasons.append(
-                    messages["declined"].format(
+                    messages[key].format(
                         activity=activity_name(activity, language),
-                        days=int(days),
+                        days=whole_days,
                         limit=policy.decline_days,
                     )
                 )
@@ -154,7 +173,9 @@ def evaluate(
     cap = policy.max_attempts_per_week
     if cap is not None and history.attempts_last_7d >= cap:
         allow = False
-        reasons.append(messages["cap"].format(count=history.attempts_last_7d, limit=cap))
+        count = history.attempts_last_7d
+        key = "cap_one" if count == 1 else "cap"
+        reasons.append(messages[key].format(count=count, limit=cap))
 
     if (
         not policy.allow_negative_complaints

@@ -84,3 +84,29 @@ def test_invalid_settings_are_refused():
         ContactPolicy(decline_days=-1)
     with pytest.raises(ValueError):
         ContactPolicy(negative_sentiment_threshold=-2)
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "en", "ja"),
+    [
+        (0.2, "was declined in the last 24 hours", "は24時間以内に辞退されています"),
+        (1.5, "was declined 1 day ago", "は1日前に辞退されています"),
+        (3.0, "was declined 3 days ago", "は3日前に辞退されています"),
+    ],
+)
+def test_a_decline_says_when_in_words(days_ago, en, ja):
+    # Was "declined 0 day(s) ago" / "0 日前に断られています".
+    history = HistorySummary(declined_days_ago={"educate_usage": days_ago})
+    english = evaluate(ContactPolicy(), history).reasons[0]
+    japanese = evaluate(ContactPolicy(), history, language="ja").reasons[0]
+    assert en in english and "(s)" not in english, english
+    assert ja in japanese and "（14日間は再提案しません）" in japanese, japanese
+
+
+def test_the_weekly_cap_counts_one_attempt_as_one():
+    one = evaluate(ContactPolicy(max_attempts_per_week=1), HistorySummary(attempts_last_7d=1))
+    three = evaluate(ContactPolicy(), HistorySummary(attempts_last_7d=3))
+    assert "1 value attempt in the last 7 days (limit 1 a week)" in one.reasons[0]
+    assert "3 value attempts in the last 7 days (limit 2 a week)" in three.reasons[0]
+    japanese = evaluate(ContactPolicy(), HistorySummary(attempts_last_7d=3), language="ja")
+    assert "直近7日間の価値向上の提案が3回（上限は週2回）" in japanese.reasons[0]

@@ -127,7 +127,7 @@ def test_a_recent_decline_is_explained_in_the_other_language(desk_client):  # no
     assert english, _reasons(again)
     japanese = desk_client.get(f"/desk?decision_id={_decision_id(again)}&lang=ja")
     notes = [r for r in _reasons(japanese.get_data(as_text=True)) if "コンタクトポリシー" in r]
-    assert notes and all("断られています" in n for n in notes), _reasons(
+    assert notes and all("辞退されています" in n for n in notes), _reasons(
         japanese.get_data(as_text=True)
     )
 
