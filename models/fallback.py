@@ -94,26 +94,37 @@ def hints() -> dict[str, dict[str, str]]:
     return yaml.safe_load(text)
 
 
+# One sentence per key in both languages, with the same fields (the desk reads a sentence
+# back into its fields to write it again in the other language): a tenure under a month
+# and of one month have sentences of their own ("1 months", "0 か月" otherwise). Japanese
+# uses the desk's terms: 受容度, 感情スコア, 価値向上活動, 価値向上の提案.
 _REASONS: dict[str, dict[str, str]] = {
     "en": {
         "degraded": "rule-based fallback (model unavailable)",
+        # Before "issue", which would read "unknown" as an issue type's name.
+        "issue_unknown": "issue type unknown: base openness {base:.2f}",
         "issue": "issue type {issue}: base openness {base:.2f}",
-        "sentiment": "live sentiment {sentiment:+.2f}",
-        "tenure": "tenure {tenure:.0f} months favours “{activity}”",
+        "sentiment": "sentiment {sentiment:+.2f}",
+        "tenure_new": "less than a month since purchase: “{activity}” fits best",
+        "tenure_one": "1 month since purchase: “{activity}” fits best",
+        "tenure": "{tenure:.0f} months since purchase: “{activity}” fits best",
         "low": "openness is low: resolve effortlessly",
         "no_attempt": "contact policy allows no value attempt",
-        "no_value": "no activity pays for its extra handle time",
+        "no_value": "no value activity pays for its extra handle time",
         "blocked": "blocked by contact policy",
         "ev": "expected value {ev:+.2f} (p={p:.2f})",
     },
     "ja": {
         "degraded": "ルールベースの代替判定（モデル利用不可）",
+        "issue_unknown": "問い合わせ種別が不明: 基本の受容度 {base:.2f}",
         "issue": "問い合わせ種別 {issue}: 基本の受容度 {base:.2f}",
-        "sentiment": "会話の感情 {sentiment:+.2f}",
-        "tenure": "購入後 {tenure:.0f} か月: 「{activity}」が適しています",
-        "low": "受容度が低いため、迅速な解決を優先します",
-        "no_attempt": "コンタクトポリシーにより価値向上アプローチは行いません",
-        "no_value": "追加の対応時間に見合うアクティビティがありません",
+        "sentiment": "感情スコア {sentiment:+.2f}",
+        "tenure_new": "購入後1か月未満: 「{activity}」が適しています",
+        "tenure_one": "購入後1か月: 「{activity}」が適しています",
+        "tenure": "購入後{tenure:.0f}か月: 「{activity}」が適しています",
+        "low": "受容度が低いため、手間なく解決を優先します",
+        "no_attempt": "コンタクトポリシーにより価値向上の提案は行いません",
+        "no_value": "延びる対応時間に見合う価値向上活動がありません",
         "blocked": "コンタクトポリシーにより除外",
         "ev": "期待価値 {ev:+.2f}（p={p:.2f}）",
     },
@@ -151,8 +162,12 @@ def decide_fallback(
     issue = features.get("issue_type")
     base = ISSUE_OPENNESS.get(str(issue), DEFAULT_OPENNESS) if issue else DEFAULT_OPENNESS
     score = base
-    said_issue = category_name(str(issue) if issue else None, lang)
-    reasons = [text["degraded"], text["issue"].format(issue=said_issue, base=base)]
+    said_issue = (
+        text["issue"].format(issue=category_name(str(issue), lang), base=base)
+        if issue
+        else text["issue_unknown"].format(base=base)  # not "issue type ?"
+    )
+    reasons = [text["degraded"], said_issue]
 
     sentiment = _number(features.get("sentiment"))
     if sentiment is not None:
@@ -169,7 +184,8 @@ def decide_fallback(
     if tenure is not None and tenure >= 0:
         fit = next(table for limit, table in _TENURE_FIT if tenure < limit)
         best_fit = max(fit, key=fit.__getitem__)
-        reasons.append(text["tenure"].format(tenure=tenure, activity=activity_name(best_fit, lang)))
+        key = "tenure_new" if tenure < 1 else ("tenure_one" if round(tenure) == 1 else "tenure")
+        reasons.append(text[key].format(tenure=tenure, activity=activity_name(best_fit, lang)))
 
     costs = dict(zip(VALUE_ACTIVITIES, econ.action_costs()[1:], strict=True))
     blocked = set(blocked_activities)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from models.activities import ACTIONS
 from models.contact_policy import ContactPolicy, HistorySummary, evaluate
 from models.fallback import decide_fallback
@@ -23,7 +25,37 @@ def test_the_rule_fallback_names_issue_and_activity_in_japanese():
     assert not IDS.search(text), text
     english = " ".join(decide_fallback({"issue_type": "billing", "tenure_months": 2})["reasons"])
     assert "issue type billing" in english
-    assert any(f"favours “{name}”" in english for name in ACTIVITY_NAMES["en"].values())
+    assert any(f"“{name}” fits best" in english for name in ACTIVITY_NAMES["en"].values())
+
+
+@pytest.mark.parametrize(
+    ("tenure", "en", "ja"),
+    [
+        (0.4, "less than a month since purchase:", "購入後1か月未満:"),
+        (1, "1 month since purchase:", "購入後1か月:"),
+        (5, "5 months since purchase:", "購入後5か月:"),
+    ],
+)
+def test_the_rule_fallback_says_tenure_in_words(tenure, en, ja):
+    # Was "tenure 1 months favours ..." and 購入後 0 か月.
+    features = {"issue_type": "billing", "tenure_months": tenure}
+    assert any(r.startswith(en) for r in decide_fallback(features)["reasons"])
+    assert any(r.startswith(ja) for r in decide_fallback(features, language="ja")["reasons"])
+
+
+def test_the_rule_fallback_says_an_unknown_issue_type_in_words():
+    from service.web.desk import _translate
+
+    english = decide_fallback({"tenure_months": 2})["reasons"]
+    japanese = decide_fallback({"tenure_months": 2}, language="ja")["reasons"]
+    assert "issue type unknown: base openness 0.35" in english  # was "issue type ?"
+    assert "問い合わせ種別が不明: 基本の受容度 0.35" in japanese
+    # The degraded decision says the desk's terms (was 会話の感情, アクティビティ).
+    low = decide_fallback({"issue_type": "complaint", "sentiment": -0.8}, language="ja")
+    assert "感情スコア -0.80" in low["reasons"]
+    # The desk writes it again in the other language, not as an issue type "unknown".
+    assert _translate(english[1], "en", "ja") == japanese[1]
+    assert _translate(japanese[1], "ja", "en") == english[1]
 
 
 def test_a_declined_activity_is_named_in_both_languages():
