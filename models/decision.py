@@ -185,7 +185,9 @@ class Decider:
             value = values[a] if known else None
             if not known:
                 item_reasons = [
-                    self._text(lang, "not learned from the training data", "学習データにない活動")
+                    self._text(
+                        lang, "not learned from the training data", "学習データにない活動です"
+                    )
                 ]
             else:
                 item_reasons = favoured[k]
@@ -215,13 +217,13 @@ class Decider:
                 self._text(
                     lang,
                     "no value activity pays for its extra handle time: resolve effortlessly",
-                    "追加の対応時間に見合う価値向上活動がないため、手間なく解決を優先",
+                    "延びる対応時間に見合う価値向上活動がないため、手間なく解決を優先します",
                 )
                 if allow_attempt
                 else self._text(
                     lang,
                     "value attempt not allowed for this contact",
-                    "この問い合わせでは価値向上の提案を行わない",
+                    "このお問い合わせでは価値向上の提案を行いません",
                 )
             )
         return {
@@ -263,7 +265,7 @@ class Decider:
                         self._text(
                             lang,
                             "no feature stands out for this activity",
-                            "この活動に特に効く要因はなし",
+                            "この活動を特に後押しする要因はありません",
                         )
                     )
             out.append(phrases)
@@ -284,7 +286,7 @@ class Decider:
                     "hint": self.hints[lang][activity],
                     "reasons": [
                         self._text(
-                            lang, "model has no activity ranker", "活動ランキングのないモデル"
+                            lang, "model has no activity ranker", "活動を順位付けしないモデルです"
                         )
                     ],
                 }
@@ -292,7 +294,8 @@ class Decider:
             ],
             "suggested_activity": NONE,
             "expected_value_none": 0.0,
-            "reasons": [self._text(lang, "openness-only model", "開放度のみのモデル")],
+            # 受容度: openness as the desk and the dashboard name it.
+            "reasons": [self._text(lang, "openness-only model", "受容度のみを予測するモデルです")],
         }
 
     @staticmethod

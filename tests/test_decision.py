@@ -90,3 +90,9 @@ def test_recent_purchase_favours_validation():
     late = log["tenure_months"].to_numpy() > 36
     gap = scored["p_validate_purchase"] - scored["p_advise_new_uses"]
     assert np.mean(gap[recent]) > np.mean(gap[late])
+
+
+def test_japanese_decision_notes_are_polite_sentences(decider):
+    """An agent reads whole sentences in です・ます (was the plain 提案を行わない)."""
+    stopped = decider.decide(CONTEXT, language="ja", allow_attempt=False)
+    assert stopped["reasons"] == ["このお問い合わせでは価値向上の提案を行いません"]
