@@ -4,7 +4,11 @@ For the suggested activity ``a`` every pool that may take the contact (activity,
 channel, segment; ``general`` takes everything) is valued::
 
     EV(pool) = exp(-wait / patience) * (value_of_success * min(p_a * lift(pool, a), 0.999)
-               - extra_handle_cost(a)) - wait_cost_per_s * wait,   wait = expected_wait_s(pool)
+               - extra_handle_cost(a)) - wait_cost_per_s * wait,   wait = expected_wait(pool)
+
+The wait is the platform's ``expected_wait_s`` when it sends one, 0 with an agent free,
+else ``(queue_length + 1) * mean_handle_s / agents`` (``wait_capacity``: the agents the
+platform reports staffed, else the pool's ``capacity``, else its members, else 1).
 
 ``exp(-wait / patience)`` is the chance that the customer is still there when an agent
 answers (exponential abandonment, mean patience ``patience_s``): a customer who hangs up
@@ -71,6 +75,8 @@ class Availability:
     agents_free: int | None = None
     queue_length: int | None = None
     expected_wait_s: float | None = None
+    # Agents logged in to the pool's queue (busy or free): how many the queue drains to.
+    agents_staffed: int | None = None
     stale: bool = False  # older than the TTL: ignored, the pool counts as unknown
 
 
@@ -192,9 +198,24 @@ def pool_names(config: PoolConfig, language: str) -> dict[str, str]:
 _said = activity_name
 
 
+def wait_capacity(pool: Pool, status: Availability | None) -> int:
+    """How many agents work ``pool``'s queue, to estimate a wait from its length: the
+    platform's fresh ``agents_staffed`` (it knows who is logged in), else the pool's
+    configured ``capacity``, else its listed members, else 1.
+
+    ``general`` lists no members (every agent answers it), so without a staffed count or a
+    capacity it counts as one agent: its queue then reads as a long wait."""
+    if status is not None and not status.stale and (status.agents_staffed or 0) > 0:
+        return int(status.agents_staffed or 0)
+    if pool.capacity is not None and pool.capacity > 0:
+        return pool.capacity
+    return max(len(pool.members), 1)
+
+
 def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) -> float | None:
     """Seconds a new contact would wait for ``pool``, or None when unknown (no report, or
-    the last report expired)."""
+    the last report expired). Without the platform's own estimate, the contacts ahead
+    (the queue and this one) are shared among the agents of ``wait_capacity``."""
     if status is None or status.stale:
         return None
     if status.expected_wait_s is not None:
@@ -205,7 +226,7 @@ def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) 
         # "No agent free" without a queue length is an empty queue, not an unknown wait:
         # read as unknown, a full pool was valued as free and kept getting customers.
         queued = status.queue_length or 0
-        return (queued + 1) * rules.mean_handle_s / max(pool.capacity or 1, 1)
+        return (queued + 1) * rules.mean_handle_s / wait_capacity(pool, status)
     return None
 
 

@@ -199,6 +199,8 @@ pool_availability = sa.Table(
     sa.Column("queue_length", sa.Integer(), nullable=True),
     sa.Column("expected_wait_s", sa.Float(), nullable=True),
     sa.Column("reported_at", sa.DateTime(), nullable=False),
+    # Agents logged in to the pool's queue (migration 0012): the wait estimate's divisor.
+    sa.Column("agents_staffed", sa.Integer(), nullable=True),
 )
 
 # Rate-limit token buckets shared by every instance on this database

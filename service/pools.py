@@ -162,6 +162,7 @@ def availability_answer(row: Mapping[str, Any], ttl_s: float) -> dict[str, Any]:
         "agents_free": row["agents_free"],
         "queue_length": row["queue_length"],
         "expected_wait_s": row["expected_wait_s"],
+        "agents_staffed": row["agents_staffed"],
         "reported_at": iso_utc(row["reported_at"]),
         "expires_at": iso_utc(row["reported_at"] + timedelta(seconds=ttl_s)),
     }
@@ -176,6 +177,7 @@ def report_availability(
         "agents_free": body.get("agents_free"),
         "queue_length": body.get("queue_length"),
         "expected_wait_s": body.get("expected_wait_s"),
+        "agents_staffed": body.get("agents_staffed"),
         "reported_at": utcnow(),
     }
     _upsert(engine, pool_availability, {"pool_id": pool_id}, values)

@@ -88,6 +88,7 @@ class PoolRouter:
                 agents_free=r["agents_free"],
                 queue_length=r["queue_length"],
                 expected_wait_s=r["expected_wait_s"],
+                agents_staffed=r["agents_staffed"],
                 stale=r["reported_at"] < cutoff,
             )
             for pool_id, r in self.reports.items()

@@ -862,6 +862,16 @@ class AvailabilityRequestSchema(Schema):
     expected_wait_s = StrictFloat(
         allow_none=True, allow_nan=False, validate=validate.Range(min=0, max=86_400)
     )
+    agents_staffed = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=0, max=100_000),
+        metadata={
+            "description": "agents logged in to the pool's queue, busy or free: without "
+            "expected_wait_s the wait is estimated as (queue_length + 1) x mean handle time "
+            "/ agents_staffed (when absent or 0: the pool's capacity, else its members, "
+            "else 1)"
+        },
+    )
 
     @validates_schema
     def _something(self, data: dict, **_kwargs) -> None:
@@ -876,6 +886,7 @@ class AvailabilitySchema(Schema):
     agents_free = fields.Integer(allow_none=True)
     queue_length = fields.Integer(allow_none=True)
     expected_wait_s = fields.Float(allow_none=True)
+    agents_staffed = fields.Integer(allow_none=True)
     reported_at = fields.String(required=True)
     expires_at = fields.String(
         required=True, metadata={"description": "after this the report is ignored (stale)"}
