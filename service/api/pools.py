@@ -107,7 +107,8 @@ def blueprint() -> Blueprint:
     @blp.alt_response(404, schema=ErrorSchema, description="unknown pool")
     @blp.alt_response(422, schema=ErrorSchema, description="invalid availability")
     def put_availability(body, pool):
-        """Report a pool's availability (agents free, queue length, expected wait).
+        """Report a pool's availability (agents free, queue length, expected wait, agents
+        staffed).
 
         Posted by the contact-center platform; a report older than
         `VEA_AVAILABILITY_TTL_S` is ignored by routing (`expires_at`)."""
