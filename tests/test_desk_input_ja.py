@@ -36,7 +36,7 @@ def _problems(page: str) -> list[str]:
         ({"switching_effort": "medium"}, "乗り換えの手間（switching_effort）: low, high のいずれか"),
         ({"customer_language": "x!"}, "お客様の言語（customer_language）: ja、en、ja-JP のような"),
         ({"customer_id": "a%00b"}, "制御文字（NUL、改行コードなど）は使えません"),
-        ({"agent_id": "a" * 129}, "担当者ID（agent_id）: 1〜128 文字にしてください"),
+        ({"agent_id": "a" * 129}, "エージェントID（agent_id）: 1〜128 文字にしてください"),
         ({"interaction_id": None, "channel": None}, "不足: お問い合わせID（interaction_id）、チャネル（channel）"),
     ],
 )  # fmt: skip

@@ -426,8 +426,8 @@ def test_japanese_dashboard_shows_names_not_ids(app, desk_client, keys, registry
     shown = _cells(page, "by_activity", "group")
     assert shown and set(shown) <= set(names.values())
     cells = _cells(page, "pools", "activities")
-    assert "すべての対応" in cells  # the general pool takes every activity
-    pools = [p for p in cells if p != "すべての対応"]
+    assert "すべての活動" in cells  # the general pool takes every activity
+    pools = [p for p in cells if p != "すべての活動"]
     assert pools and all(set(p.split("、")) <= set(names.values()) for p in pools)
     assert _cells(page, "calibration", "band") == ["低", "中", "高"]
     assert sorted(set(_cells(page, "gates", "decision"))) == sorted({"昇格", "却下", "未実施"})

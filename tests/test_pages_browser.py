@@ -488,11 +488,11 @@ def test_desk_errors_speak_the_page_language_and_keep_the_entries(server, browse
             (_answer_with(503, "unavailable", headers={"Retry-After": "30"}), "データベース"),
             (_answer_with(401, "unauthorized"), "セッションの有効期限"),
             (_answer_with(422, "validation_error", {"ves_ability": ["bad"]}), "より多くの価値"),
-            (_answer_with(429, "rate_limited", headers={"Retry-After": "7"}), "7 秒後"),
+            (_answer_with(429, "rate_limited", headers={"Retry-After": "7"}), "7秒後"),
             (_answer_with(409, "decision_changed"), "提案が変わった"),
             (
                 _answer_with(409, "survey_conflict", {"ves_confidence": ["7 is already recorded"]}),
-                "アンケートで 購入への確信が高まった に別の回答",
+                "アンケートで「購入への確信が高まった」に別の回答",
             ),
         ]
         for handler, words in failures:

@@ -144,7 +144,9 @@
                                      text: messages.err_show_recorded }];
     }
     const names = Object.keys(error.fields || {}).filter((n) => n !== "_schema");
-    const field = names.length ? names.map(fieldName).join(", ") : (error.message || "?");
+    const field = names.length
+      ? names.map(fieldName).join(messages.list_separator || ", ")
+      : (error.message || "?");
     // The survey system's answers came first; the agent's differing VES is not stored.
     if (code === "survey_conflict") return [messages.err_survey.replace("{field}", field)];
     if (response.status === 422 || response.status === 400) {

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from models import reasons
+from models import fallback, reasons
 from service.config import PACKAGE_DIR
 
 LANGUAGES = ("en", "ja")
@@ -34,19 +34,27 @@ def talk_tracks(path: Path = TALK_TRACKS) -> dict[str, Any]:
     return data
 
 
-def _pick(texts: dict[str, str] | None, language: str) -> str | None:
-    if not texts:
-        return None
-    return texts.get(language) or texts.get("en")
+def _said_in(texts: dict[str, str] | None, language: str) -> str | None:
+    return (texts or {}).get(language) or None
 
 
 def talk_track(activity: str, issue_type: str | None, language: str) -> str | None:
+    """The activity's track for the issue type, else its default, in ``language``; in
+    English only when neither has that language. The language comes first: a Japanese
+    agent reads the Japanese default rather than an English-only issue track."""
     tracks = (talk_tracks().get("tracks") or {}).get(activity) or {}
-    return _pick(tracks.get(issue_type or ""), language) or _pick(tracks.get("default"), language)
+    for said in (language, "en"):
+        for key in (issue_type or "", "default"):
+            text = _said_in(tracks.get(key), said)
+            if text:
+                return text
+    return None
 
 
 def resolve_text(language: str) -> str:
-    return _pick(talk_tracks().get("resolve"), language) or LABELS[language]["resolve"]
+    """What a quiet desk tells the agent to do: the file's ``resolve`` text, else the
+    shared hint of ``none`` in the same language (never the other language's text)."""
+    return _said_in(talk_tracks().get("resolve"), language) or fallback.hints()[language]["none"]
 
 
 def pick_language(requested: str | None, cookie: str | None, accept: Any) -> str:
@@ -65,6 +73,7 @@ LABELS: dict[str, dict[str, str]] = {
     "en": {
         "desk_title": "Agent desk",
         "dashboard_title": "Value dashboard",
+        "summary": "Summary",
         "login_title": "Sign in",
         "api_key": "API key",
         "sign_in": "Sign in",
@@ -196,23 +205,26 @@ LABELS: dict[str, dict[str, str]] = {
     "ja": {
         "desk_title": "エージェントデスク",
         "dashboard_title": "価値ダッシュボード",
+        "summary": "概要",
         "login_title": "サインイン",
         "api_key": "APIキー",
         "sign_in": "サインイン",
         "sign_out": "サインアウト",
-        "login_help": "配布されたAPIキーを貼り付けてください。確認は一度だけで、再表示されません。",
+        "login_help": "配布されたAPIキーを貼り付けてください。キーはサインイン時に一度だけ確認され、"
+        "再表示されることはありません。",
         "bad_key": "キーが無効か、失効しています。",
         "openness": "受容度",
         "band_low": "低",
         "band_medium": "中",
         "band_high": "高",
-        "suggested": "おすすめの対応",
+        # 推奨: what vea suggests, as the dashboard says it (提案 is what the agent offers).
+        "suggested": "推奨活動",
         "talk_track": "トーク例",
         "why": "理由",
         "route": "ルーティング",
-        "fallbacks": "代替",
+        "fallbacks": "代替先",
         "earlier": "前回のお問い合わせ",
-        "earlier_line": "{channel}（{when}）・種別: {issue}・提案: {activity}",
+        "earlier_line": "{channel}（{when}）・種別: {issue}・推奨: {activity}",
         "earlier_outcome": "前回の結果: {outcome}",
         "no_outcome": "結果は未記録",
         "offered": "提案",
@@ -274,11 +286,11 @@ LABELS: dict[str, dict[str, str]] = {
         "（95%信頼区間）",
         "treated_only": "介入群のお問い合わせのみ（対照群は実験群別の表にあります）。",
         "organic": "エージェントが自発的に生んだ価値",
-        "organic_note": "vea が推奨していない対応をエージェントが提案したお問い合わせ（セグメント / "
+        "organic_note": "vea が推奨していない活動をエージェントが提案したお問い合わせ（セグメント / "
         "問い合わせ種別ごと）。✓ は vea に推奨させて効果を測る候補です：結果のある提案が {n} 件"
         "以上、成功率（95% 区間）が全提案の {baseline} を上回り、vea の推奨がこの区分の半分未満。"
         "観察データです（エージェントが提案する相手を選んでいます）。",
-        "few_answers": "† 回答が {n} 件未満の値です。偶然で大きく変わるため、エージェントや対応の"
+        "few_answers": "† 回答が {n} 件未満の値です。偶然で大きく変わるため、エージェントや活動の"
         "順位付けには使わないでください。",
         "no_holdout": "この期間には結果のある対照群のお問い合わせがまだないため、効果を表示"
         "できません。",
@@ -286,13 +298,13 @@ LABELS: dict[str, dict[str, str]] = {
         "管理者に設定を依頼してください。",
         "no_holdout_hint": "管理者向け: VEA_HOLDOUT_SHARE（例: 0.1）を設定してサービスを再起動します。",
         "roi_table": "価値向上の純価値（介入群 − 対照群、95%信頼区間）",
-        "roi_note": "純価値（通貨単位）: 初回の問い合わせから60日後も継続した顧客1人につき "
+        "roi_note": "純価値（通貨単位）: 初回のお問い合わせから60日後も継続した顧客1人につき "
         "{value_of_retention} に、その60日間のアップグレードの売上（アップグレードごとに送られた"
         "金額）を加え、対応時間1秒につき {cost_per_second} を差し引いた値です。"
         "施策の費用は含みません。",
         "holdout_offers": "対照群のお問い合わせ {total} 件のうち {contacts} 件（{share}）で価値向上の"
         "提案が行われました。対照群が汚染されているため、効果は実際より小さく表示されます。"
-        "対照群のお客様には提案しないよう担当者に周知してください。",
+        "対照群のお客様には提案しないようエージェントに周知してください。",
         "srm_mismatch": "サンプル比率の不一致：対照群のお客様は {total} 人中 {holdout} 人"
         "（{observed}、想定 {expected}、p = {p}）です。割り当てまたは記録に問題があるため、"
         "効果とROIは信頼できません。すべての端末が対照群の判定を保存しているか、期間中に "
@@ -340,7 +352,7 @@ DESK_FIELDS = {
         "occurred_at": "お問い合わせ日時",
         "customer_language": "お客様の言語",
         "language": "言語",
-        "agent_id": "担当者ID",
+        "agent_id": "エージェントID",
         "decision_id": "判定ID",
     },
 }
@@ -410,7 +422,7 @@ GROUP_NAMES = {
         "experiment_arm": "experiment group",
     },
     "ja": {
-        "activity": "対応",
+        "activity": "活動",
         "segment": "セグメント",
         "issue_type": "問い合わせ種別",
         "channel": "チャネル",
@@ -546,7 +558,7 @@ COLUMN_LABELS = {
         "declared": "事前宣言",
         "pre_declared": "期間前に宣言",
         "agent_id": "エージェント",
-        "activity": "対応",
+        "activity": "活動",
         "contacts": "VES回答のある提案件数",
         "observed": "実績",
         "expected": "期待",
@@ -576,7 +588,7 @@ COLUMN_LABELS = {
         "reward": "報酬",
         "reason": "理由",
         "id": "プール",
-        "activities": "対応",
+        "activities": "活動",
         "membership": "所属方式",
         "members": "人数",
         "capacity": "容量",
@@ -627,7 +639,7 @@ MEASURE_NAMES = {
         "handle_time_s": "対応時間（秒）",
         "upgraded": "アップグレード率",
         "per_customer": "顧客1人あたりの純価値",
-        "per_contact": "介入群の問い合わせ1件あたりの純価値",
+        "per_contact": "介入群のお問い合わせ1件あたりの純価値",
         "total": "介入群の顧客全体の純価値",
         "upgrade_revenue": "顧客1人あたりのアップグレード売上（60日間）",
     },
@@ -640,9 +652,9 @@ MEMBERSHIPS = {
         "all_agents": "every agent (last fallback)",
     },
     "ja": {
-        "static": "指定した担当者",
-        "proficiency": "実績のある担当者（プール再構築）",
-        "all_agents": "全担当者（最後の受け皿）",
+        "static": "指定したエージェント",
+        "proficiency": "実績のあるエージェント（プール再構築）",
+        "all_agents": "全エージェント（最後の受け皿）",
     },
 }
 # The experiment's arms (by experiment group).

@@ -145,7 +145,7 @@ SHOWN = "_shown"
 # The pools table's activities cell of `general`, which takes every activity: the CSV
 # writes this id (as membership `all_agents`), the page its name below.
 ALL_ACTIVITIES = "all_activities"
-ALL_ACTIVITIES_NAMES = {"en": "all activities", "ja": "すべての対応"}
+ALL_ACTIVITIES_NAMES = {"en": "all activities", "ja": "すべての活動"}
 # Free text meant for a person (an explanation, not an id): the CSV writes it in the
 # page's language, while its headers and id cells stay the machine ids for scripts.
 FREE_TEXT_COLUMNS = {("gates", "reason"): "gate_reason"}
@@ -841,7 +841,7 @@ RETENTION_PENDING = {
     "en": "ROI and 60-day retention are not known yet for this period: a customer counts "
     "once 60 days have passed since their first contact in it. Choose a period that ended "
     "at least 60 days ago, or all time.",
-    "ja": "この期間のROIと60日後の継続率はまだ分かりません。期間内の初回の問い合わせから60日が"
+    "ja": "この期間のROIと60日後の継続率はまだ分かりません。期間内の初回のお問い合わせから60日が"
     "過ぎたお客様から数えられます。60日以上前に終わる期間か、全期間を選んでください。",
 }
 

@@ -126,6 +126,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "changed since: the desktop must open the desk with a new interaction id.",
         "decision_busy": "This contact was being decided again at the same moment: reload "
         "the page.",
+        # How desk.js lists several fields in one message.
+        "list_separator": ", ",
     },
     "ja": {
         "db_down_title": "データベースに接続できません",
@@ -151,10 +153,10 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "err_exists": "このお問い合わせには別の結果がすでに記録されています（別のタブや"
         "ウィンドウで記録済みかもしれません）。今回の入力は記録されていません。",
         "err_show_recorded": "記録内容を表示",
-        "err_survey": "お客様のアンケートで {field} に別の回答がすでに記録されているため、"
+        "err_survey": "お客様のアンケートで「{field}」に別の回答がすでに記録されているため、"
         "記録されていません。その項目を空けて記録し直してください。",
-        "err_invalid": "記録されていません: {field} を確認してください。",
-        "err_busy": "リクエストが多すぎるため、記録されていません。{seconds} 秒後にもう一度"
+        "err_invalid": "記録されていません。「{field}」を確認してください。",
+        "err_busy": "リクエストが多すぎるため、記録されていません。{seconds}秒後にもう一度"
         "「記録する」を押してください。入力内容は残っています。",
         "err_down": "データベースに接続できないため、記録されていません。1分ほどしてから"
         "もう一度「記録する」を押してください。入力内容は残っています。",
@@ -179,6 +181,7 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "デスクトップから新しいお問い合わせID（interaction_id）で開き直す必要があります。",
         "decision_busy": "このお問い合わせは同時に判定し直されていました。ページを再読み込みして"
         "ください。",
+        "list_separator": "、",
     },
 }
 
@@ -421,10 +424,9 @@ def _hint(
     hint = item.get("hint")
     if not hint or made_in in (None, language) or hint in phrases:
         return phrases.get(hint, hint) if hint else hint
-    shared = fallback.hints()
-    if shared.get(made_in, {}).get(item["activity"]) == hint:
-        return shared.get(language, {}).get(item["activity"], hint)
-    return hint
+    # The activity's hint in the page's language, also when the file was edited since the
+    # decision (the stored hint is then no longer the file's): never the other language's.
+    return fallback.hints().get(language, {}).get(item["activity"], hint)
 
 
 def _rephrasings(
