@@ -293,7 +293,7 @@ def test_chat_then_call_carries_the_earlier_contact(client, keys, new_id):
         "offered": True, "accepted": True, "ve_success": None, "resolved": False,
     }  # fmt: skip
     assert call["context"]["issue_type_source"] == "continuation"
-    assert any("continues the chat contact" in r for r in call["reasons"])
+    assert any("continues a chat contact" in r for r in call["reasons"])
 
 
 def test_no_continuation_outside_the_window(make_app, new_id):

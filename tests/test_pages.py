@@ -202,7 +202,7 @@ def test_desk_shows_the_earlier_channel_of_a_continued_contact(desk_client):
         pytest.skip("this model answers the contact quietly: nothing else is shown")
     assert 'id="earlier"' in page
     assert "chat contact" in page
-    assert "continues the chat contact" not in page  # shown once, as its own card
+    assert "continues a chat contact" not in page  # shown once, as its own card
 
 
 def test_desk_opens_a_stored_decision_by_id(desk_client):

@@ -35,7 +35,7 @@ DECISION: dict[str, Any] = {
             "success_probability": 0.729864,
             "expected_value": 13.697272,
             "hint": "Reassure them that buying it was a wise choice, with one concrete benefit.",
-            "reasons": ["2.0 months since purchase", "segment: consumer"],
+            "reasons": ["2 months since purchase", "segment: consumer"],
         },
         {
             "activity": "anticipate_needs",
@@ -48,7 +48,7 @@ DECISION: dict[str, Any] = {
             "activity": "educate_usage",
             "success_probability": 0.735756,
             "expected_value": 12.31513,
-            "hint": "Show the best way to use it (never what they did wrong).",
+            "hint": "Show the best way to use it, positively; never point out what they did wrong.",
             "reasons": ["sentiment +0.2", "issue type: how-to"],
         },
         {
@@ -56,14 +56,14 @@ DECISION: dict[str, Any] = {
             "success_probability": 0.595791,
             "expected_value": 8.915811,
             "hint": "Ask what they bought it for and outline the features that serve that goal.",
-            "reasons": ["1 contact in the last 30 days", "language: en"],
+            "reasons": ["1 contact in the last 30 days", "language: English"],
         },
         {
             "activity": "advise_new_uses",
             "success_probability": 0.473898,
             "expected_value": 7.477965,
             "hint": "Introduce a new or untapped feature that fits how they use it.",
-            "reasons": ["language: en", "issue type: how-to"],
+            "reasons": ["language: English", "issue type: how-to"],
         },
     ],
     "suggested_activity": "validate_purchase",
@@ -93,7 +93,7 @@ DECISION: dict[str, Any] = {
     "propensity": 1.0,
     "experiment_arm": "treatment",
     "degraded": False,
-    "reasons": ["continues the chat contact of 12 min ago (issue: how-to)"],
+    "reasons": ["continues a chat contact made 12 min ago (issue: how-to)"],
     "contact_policy": {"allow_attempt": True, "blocked_activities": [], "reasons": []},
     "continuation": {
         "decision_id": "d419339585826b9be05b62bae6af75d6",

@@ -188,7 +188,7 @@ DESK_LABELS: dict[str, dict[str, str]] = {
 
 # When the earlier contact was, counted back from this contact (not from now: a desk
 # reopened an hour later must not still say "2 min ago"). Units as models.elapsed picks
-# them for the decision's own "continues the chat contact of ..." note.
+# them for the decision's own "continues a chat contact made ..." note.
 BEFORE_CONTACT: dict[str, dict[str, str]] = {
     "en": {
         "now": "just before this contact",
