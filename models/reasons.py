@@ -64,7 +64,7 @@ FEATURE_NAMES: dict[str, dict[str, str]] = {
         "persona": "ペルソナ",
         "switching_effort": "乗り換えの手間",
         "language": "言語",
-        "tenure_months": "購入後の期間",
+        "tenure_months": "購入後の月数",
         "prior_contacts_30d": "過去30日の問い合わせ件数",
         "sentiment": "感情スコア",
     },

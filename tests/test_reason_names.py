@@ -138,7 +138,7 @@ def test_no_earlier_contact_is_said_in_words_not_as_zero():
 def test_an_unknown_value_names_its_feature_not_its_column():
     from models.reasons import describe
 
-    assert describe("tenure_months", None, "ja") == "購入後の期間: 不明"
+    assert describe("tenure_months", None, "ja") == "購入後の月数: 不明"
     assert describe("tenure_months", float("nan"), "en") == "time since purchase: unknown"
     assert describe("prior_contacts_30d", None, "en") == "contacts in the last 30 days: unknown"
     assert describe("spec_column", None, "en") == "spec_column: unknown"  # not a known feature
