@@ -38,6 +38,7 @@ from service.db import (
     begin_write,
     is_unavailable,
     iso_utc,
+    page_sessions,
     utcnow,
 )
 from service.ratelimit import RateLimiter
@@ -126,6 +127,11 @@ def revoke_key(engine: sa.Engine, key_or_id: str, *, actor: str = audit.SYSTEM_A
         ).all()
         for row in revoked:
             audit.record(conn, actor, "key.revoke", row.key_id)
+        # Its page sessions end with it (the pages also check the key on every request;
+        # this leaves no row that names a dead key).
+        ended = [row.key_id for row in revoked]
+        if ended:
+            conn.execute(page_sessions.delete().where(page_sessions.c.key_id.in_(ended)))
     return bool(revoked)
 
 

@@ -218,6 +218,27 @@ rate_limit_buckets = sa.Table(
 )
 
 
+# Page sign-ins (service.web.session): the cookie carries a random session id, the table
+# only its SHA-256. Sign-out deletes the row and revoking the key deletes its rows, so a
+# copied cookie stops working on every worker and instance; rows past ``expires_at`` are
+# deleted by the next sign-in.
+page_sessions = sa.Table(
+    "page_sessions",
+    metadata,
+    sa.Column("session_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "key_id",
+        sa.String(32),
+        sa.ForeignKey("api_keys.key_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=False),
+    sa.Index("ix_page_sessions_key_id", "key_id"),
+    sa.Index("ix_page_sessions_expires_at", "expires_at"),
+)
+
+
 UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, ProgrammingError)
 
 

@@ -77,8 +77,13 @@ def blueprint() -> Blueprint:
                 error = LOGIN_MESSAGES[language]["locked"].format(seconds=wait)
                 headers["Retry-After"] = wait
             if found is not None:
-                session.log_in(*found)
-                return redirect(target or _home(found[1]))
+                try:
+                    session.log_in(*found)  # the session is stored: it can be ended
+                except DatabaseUnavailable:
+                    error, status = LOGIN_MESSAGES[language]["down"], 503
+                    headers["Retry-After"] = str(state().settings.retry_after_s)
+                else:
+                    return redirect(target or _home(found[1]))
             if error is None:
                 error, status = labels["bad_key"], 401
         # The language links come back to this page without its lang= and send the agent
@@ -98,6 +103,7 @@ def blueprint() -> Blueprint:
 
     @blp.route("/logout", methods=["POST"])
     def logout():
+        """Ends the session on the server too: a copy of the cookie stops working."""
         session.check_csrf()
         session.log_out()
         return redirect(url_for("pages.login"))

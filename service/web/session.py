@@ -1,24 +1,33 @@
 """Page logins: an API key is exchanged once for a signed session cookie.
 
 Why a session and not the key in the page: the key never appears in a URL, a log line
-or the page's JavaScript, and a revoked key ends its sessions (every page request checks
-the key id is still active). The cookie is HttpOnly and SameSite=Lax; every state-changing
+or the page's JavaScript. The cookie is HttpOnly and SameSite=Lax; every state-changing
 request (login, logout, outcomes) carries a per-session CSRF token.
+
+Sessions are stored (``page_sessions``), not only signed: the cookie carries a random
+session id, the table its SHA-256. Every page request reads that row with the key's
+(one query, as the key check alone was), so sign-out, the session's expiry and a revoked
+or expired key end it on every worker and instance: a copied cookie is useless after
+the sign-out, where a signed cookie alone would have worked until it expired. A cookie
+without a session id (signed before migration 0013) asks its holder to sign in again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import sqlalchemy as sa
-from flask import Flask, Request, abort, redirect, request, session, url_for
+from flask import Flask, Request, abort, current_app, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.exc import DBAPIError
@@ -27,11 +36,22 @@ from werkzeug.exceptions import TooManyRequests
 
 from service.auth import DatabaseUnavailable, allowed
 from service.config import Settings
-from service.db import READ_ONLY, api_keys, is_unavailable, utcnow
+from service.db import (
+    READ_ONLY,
+    api_keys,
+    begin_write,
+    is_unavailable,
+    page_sessions,
+    utcnow,
+)
 from service.errors import ApiError, error_response, key_rate_limited
 from service.ratelimit import RateLimiter
 from service.state import state
 
+log = logging.getLogger("vea.pages")
+
+# The session's random id in the cookie; the table holds only its hash.
+SESSION_ID = "sid"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 # Forms posted to a page while signed out, kept in the session until the sign-in that
@@ -107,39 +127,97 @@ def check_csrf() -> None:
         abort(403, description="missing or wrong CSRF token: reload the page")
 
 
+def _session_hash(session_id: str) -> str:
+    # The id is 256 random bits: a fast hash is enough, and a leaked table (or backup)
+    # holds no usable session.
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+@contextmanager
+def _database() -> Iterator[None]:
+    """An outage (unreachable, not migrated, pool exhausted) as DatabaseUnavailable, which
+    the pages answer as such (it was a 500); other driver errors are bugs and stay."""
+    try:
+        yield
+    except (DBAPIError, PoolTimeout) as exc:
+        if isinstance(exc, DBAPIError) and not is_unavailable(exc):
+            raise
+        raise DatabaseUnavailable(type(exc).__name__) from exc
+
+
 def log_in(key_id: str, role: str) -> None:
+    """Start a stored session for the key; DatabaseUnavailable when it cannot be stored
+    (the cookie is then left as it was: no session the server cannot end)."""
+    session_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    # Expired rows go with the next sign-in (indexed, a handful at a time): no scheduled
+    # job needed, and no page request pays for it.
+    ended = page_sessions.c.expires_at <= now
+    previous = session.get(SESSION_ID)
+    if previous:  # a sign-in over a session (another key, say) ends that one
+        ended = sa.or_(ended, page_sessions.c.session_hash == _session_hash(previous))
+    with _database(), begin_write(state().engine) as conn:
+        conn.execute(page_sessions.delete().where(ended))
+        conn.execute(
+            page_sessions.insert().values(
+                session_hash=_session_hash(session_id),
+                key_id=key_id,
+                created_at=now,
+                # From the sign-in, not sliding: the cookie is signed anew on every
+                # response, and a session in use must still end after its hours.
+                expires_at=now + current_app.permanent_session_lifetime,
+            )
+        )
     posted = session.get(POSTED_FORMS)
     session.clear()
     if posted:  # the page the sign-in goes back to opens them
         session[POSTED_FORMS] = posted
     session.permanent = True
+    session[SESSION_ID] = session_id
     session["key_id"] = key_id
     session["role"] = role
     csrf_token()
 
 
 def log_out() -> None:
+    """End the session: the browser's cookie and the stored row, so a copy of the cookie
+    stops working too. While the database is down the row cannot be deleted: the browser
+    is signed out all the same (the agent is leaving) and the row ends when it expires."""
+    session_id = session.get(SESSION_ID)
     session.clear()
-
-
-def _key_active(key_id: str) -> bool:
-    """Whether the session's key is still active (not revoked, not expired: an expired
-    key's sessions end like a revoked one's); DatabaseUnavailable when the database
-    cannot say (it was a 500)."""
+    if not session_id:
+        return
     try:
-        with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            row = conn.execute(
-                sa.select(api_keys.c.key_id).where(
-                    api_keys.c.key_id == key_id,
-                    api_keys.c.revoked_at.is_(None),
-                    sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > utcnow()),
+        with _database(), begin_write(state().engine) as conn:
+            conn.execute(
+                page_sessions.delete().where(
+                    page_sessions.c.session_hash == _session_hash(session_id)
                 )
-            ).first()
-    except (DBAPIError, PoolTimeout) as exc:
-        if isinstance(exc, DBAPIError) and not is_unavailable(exc):
-            raise
-        raise DatabaseUnavailable(type(exc).__name__) from exc
-    return row is not None
+            )
+    except DatabaseUnavailable:
+        log.warning("sign-out while the database is unavailable: the session ends at its expiry")
+
+
+def _stored_session_role(session_id: str, key_id: str) -> str | None:
+    """The role of a live stored session: not signed out, not expired, its key neither
+    revoked nor expired (an expired key's sessions end like a revoked one's); None
+    otherwise. One primary-key read joined to the key's row. DatabaseUnavailable when the
+    database cannot say."""
+    now = utcnow()
+    query = (
+        sa.select(api_keys.c.role)
+        .select_from(page_sessions.join(api_keys, api_keys.c.key_id == page_sessions.c.key_id))
+        .where(
+            page_sessions.c.session_hash == _session_hash(session_id),
+            page_sessions.c.key_id == key_id,
+            page_sessions.c.expires_at > now,
+            api_keys.c.revoked_at.is_(None),
+            sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+        )
+    )
+    with _database(), state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        row = conn.execute(query).first()
+    return row.role if row is not None else None
 
 
 def verify_key(key: str) -> tuple[str, str] | None:
@@ -150,13 +228,15 @@ def verify_key(key: str) -> tuple[str, str] | None:
 
 
 def current_role() -> str | None:
-    """The role of the logged-in key, or None when nobody (or a revoked key) is in."""
-    key_id, role = session.get("key_id"), session.get("role")
-    if not key_id or not role:
+    """The role of the signed-in key, or None when nobody is in: never signed in, signed
+    out (a copy of the cookie), expired, the key revoked, or a cookie from before stored
+    sessions (no session id). DatabaseUnavailable only for a cookie with a session id."""
+    session_id, key_id = session.get(SESSION_ID), session.get("key_id")
+    if not key_id:
         return None
-    if not _key_active(key_id):
+    role = _stored_session_role(session_id, key_id) if session_id else None
+    if role is None:
         session.clear()
-        return None
     return role
 
 
@@ -242,8 +322,9 @@ def page_access(*permissions: str, api: bool = False, form_as_query: bool = Fals
                     )
                 # Pages go on with the signed session's role (checked when it was
                 # signed): the desk must still show its degraded hint while the database
-                # is down, as the API still answers decisions. A revoked key's sessions
-                # end once the database answers again.
+                # is down, as the API still answers decisions. Only a cookie with a
+                # session id gets here (current_role). A revoked key's or a signed-out
+                # session ends once the database answers again.
                 role = session.get("role")
             if role is None:
                 if api:
