@@ -77,3 +77,19 @@ def test_no_gate_decision_is_not_said_to_be_the_periods(app, client, keys):
     assert "No data in this period." not in gates
     japanese = client.get("/dashboard?period=7&lang=ja").get_data(as_text=True)
     assert "再学習ゲートの判定はまだありません" in japanese[japanese.index('id="table-gates"') :]
+
+
+def test_segments_issue_types_channels_and_features_are_named():
+    """The Japanese page showed the ids (consumer, how_to, chat, tenure_months) where the
+    desk's reasons name them; the CSV keeps the ids."""
+    from service.web.dashboard import shown
+
+    assert shown("by_segment", "group", "consumer", "ja") == "個人"
+    assert shown("by_issue_type", "group", "how_to", "ja") == "使い方"
+    assert shown("by_issue_type", "group", "how_to", "en") == "how-to"
+    assert shown("by_channel", "group", "chat", "ja") == "チャット"
+    assert shown("by_segment", "group", "(unknown)", "ja") == "（不明）"
+    assert shown("by_segment", "group", "our_own_segment", "ja") == "our_own_segment"
+    assert shown("drift", "feature", "tenure_months", "ja") == "購入後の月数"
+    assert shown("drift", "feature", "tenure_months", "en") == "time since purchase"
+    assert shown("by_agent_id", "group", "how_to", "ja") == "how_to"  # an agent's id

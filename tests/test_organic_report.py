@@ -90,16 +90,23 @@ def test_agents_own_successes_are_counted_and_flagged(own_app):  # noqa: F811
     # The dashboard's table, in both languages, and its CSV.
     page_client = own_app.test_client()
     log_in(page_client, manager["Authorization"].removeprefix("Bearer "))
-    for language, title, name in [
-        ("en", "Value agents find on their own", activity_name(ORGANIC, "en")),
-        ("ja", "エージェントが自発的に生んだ価値", activity_name(ORGANIC, "ja")),
+    # The page names the situation's segment and issue type (it showed "premium / how_to");
+    # the CSV keeps the ids.
+    for language, title, name, situation in [
+        ("en", "Value agents find on their own", activity_name(ORGANIC, "en"), "premium / how-to"),
+        (
+            "ja",
+            "エージェントが自発的に生んだ価値",
+            activity_name(ORGANIC, "ja"),
+            "プレミアム / 使い方",
+        ),
     ]:
         page = page_client.get(f"/dashboard?period=all&lang={language}").get_data(as_text=True)
         assert title in page
         situations = _cells(page, "organic", "situation")
         shown = list(zip(situations, _cells(page, "organic", "activity"), strict=True))
-        assert ("premium / how_to", name) in shown
-        index = shown.index(("premium / how_to", name))
+        assert (situation, name) in shown
+        index = shown.index((situation, name))
         assert _cells(page, "organic", "candidate")[index] == ("✓" if cell["candidate"] else "·")
         assert _cells(page, "organic", "organic_success_rate")[index] == "100.0%"
     csv = page_client.get("/dashboard/organic.csv?period=all").get_data(as_text=True)

@@ -712,7 +712,8 @@ def gate_reason(text: str, language: str) -> str:
 
 def display_name(kind: str, value: str, language: str) -> str:
     """How the dashboard shows an id of ``kind`` (activity, activities, band,
-    gate_decision, gate_reason, measure, drift_level, group, arm, membership) in the
+    gate_decision, gate_reason, measure, drift_level, group, arm, membership, category,
+    feature) in the
     page's language: managers read names, not ids (the API and the CSV downloads keep the
     ids). An id without a name is shown as it is."""
     if kind == "activities":  # the pools table joins a pool's activities with spaces
@@ -721,6 +722,12 @@ def display_name(kind: str, value: str, language: str) -> str:
         )
     if kind == "gate_reason":
         return gate_reason(value, language)
+    if kind == "category":  # a segment, issue type or channel: 個人, how-to, チャット
+        if value in GROUP_VALUES.get(language, {}):
+            return GROUP_VALUES[language][value]
+        return reasons.category_name(value, language)
+    if kind == "feature":  # a model feature, as the reasons name it: 購入後の月数
+        return reasons.FEATURE_NAMES[reasons.language_of(language)].get(value, value)
     names = {
         "activity": ACTIVITY_NAMES,
         "band": {lang: band_names(lang) for lang in LANGUAGES},

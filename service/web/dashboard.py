@@ -136,6 +136,12 @@ NAMED_COLUMNS = {
     ("treated_vs_holdout", "measure"): "measure",
     ("roi", "measure"): "measure",
     ("by_experiment_arm", "group"): "arm",
+    # Segments, issue types and channels as the desk's reasons say them (個人, 使い方,
+    # チャット; in English how-to, not how_to); a deployment's own values as written.
+    ("by_segment", "group"): "category",
+    ("by_issue_type", "group"): "category",
+    ("by_channel", "group"): "category",
+    ("drift", "feature"): "feature",
     ("drift", "level"): "drift_level",
     ("organic", "activity"): "activity",
 }
@@ -496,6 +502,13 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             "rows": [
                 {
                     "situation": " / ".join(row["situation"].values()),
+                    # The page names the segment and issue type; the CSV keeps the ids.
+                    SHOWN: {
+                        "situation": " / ".join(
+                            content.display_name("category", v, language)
+                            for v in row["situation"].values()
+                        )
+                    },
                     "activity": row["activity"],
                     "organic_attempts": row["organic_attempts"],
                     "organic_success_rate": row["organic_success_rate"],
