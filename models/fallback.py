@@ -97,13 +97,14 @@ def hints() -> dict[str, dict[str, str]]:
 # One sentence per key in both languages, with the same fields (the desk reads a sentence
 # back into its fields to write it again in the other language): a tenure under a month
 # and of one month have sentences of their own ("1 months", "0 か月" otherwise). Japanese
-# uses the desk's terms: 受容度, 感情スコア, 価値向上活動, 価値向上の提案.
+# uses the desk's terms: 受容度, 感情スコア, 価値向上活動, 価値向上の提案. Openness and
+# chances are out of 100, as the desk shows the openness score (not 0.55 beside 55/100).
 _REASONS: dict[str, dict[str, str]] = {
     "en": {
         "degraded": "rule-based fallback (model unavailable)",
         # Before "issue", which would read "unknown" as an issue type's name.
-        "issue_unknown": "issue type unknown: base openness {base:.2f}",
-        "issue": "issue type {issue}: base openness {base:.2f}",
+        "issue_unknown": "issue type unknown: base openness {base:.0f}/100",
+        "issue": "issue type {issue}: base openness {base:.0f}/100",
         "sentiment": "sentiment {sentiment:+.2f}",
         "tenure_new": "less than a month since purchase: “{activity}” fits best",
         "tenure_one": "1 month since purchase: “{activity}” fits best",
@@ -112,12 +113,12 @@ _REASONS: dict[str, dict[str, str]] = {
         "no_attempt": "contact policy allows no value attempt",
         "no_value": "no value activity pays for its extra handle time",
         "blocked": "blocked by contact policy",
-        "ev": "expected value {ev:+.2f} (p={p:.2f})",
+        "ev": "expected value {ev:+.2f} (chance of success {p:.0f}%)",
     },
     "ja": {
         "degraded": "ルールベースの代替判定（モデル利用不可）",
-        "issue_unknown": "問い合わせ種別が不明: 基本の受容度 {base:.2f}",
-        "issue": "問い合わせ種別 {issue}: 基本の受容度 {base:.2f}",
+        "issue_unknown": "問い合わせ種別が不明: 基本の受容度 {base:.0f}/100",
+        "issue": "問い合わせ種別 {issue}: 基本の受容度 {base:.0f}/100",
         "sentiment": "感情スコア {sentiment:+.2f}",
         "tenure_new": "購入後1か月未満: 「{activity}」が適しています",
         "tenure_one": "購入後1か月: 「{activity}」が適しています",
@@ -126,7 +127,7 @@ _REASONS: dict[str, dict[str, str]] = {
         "no_attempt": "コンタクトポリシーにより価値向上の提案は行いません",
         "no_value": "延びる対応時間に見合う価値向上活動がありません",
         "blocked": "コンタクトポリシーにより除外",
-        "ev": "期待価値 {ev:+.2f}（p={p:.2f}）",
+        "ev": "期待価値 {ev:+.2f}（成功の見込み {p:.0f}%）",
     },
 }
 
@@ -163,9 +164,9 @@ def decide_fallback(
     base = ISSUE_OPENNESS.get(str(issue), DEFAULT_OPENNESS) if issue else DEFAULT_OPENNESS
     score = base
     said_issue = (
-        text["issue"].format(issue=category_name(str(issue), lang), base=base)
+        text["issue"].format(issue=category_name(str(issue), lang), base=base * 100)
         if issue
-        else text["issue_unknown"].format(base=base)  # not "issue type ?"
+        else text["issue_unknown"].format(base=base * 100)  # not "issue type ?"
     )
     reasons = [text["degraded"], said_issue]
 
@@ -193,7 +194,7 @@ def decide_fallback(
     for activity in VALUE_ACTIVITIES:
         p = round(score * fit[activity], 4)
         ev = round(p * econ.value_of_success - costs[activity], 4)
-        item_reasons = [text["ev"].format(ev=ev, p=p)]
+        item_reasons = [text["ev"].format(ev=ev, p=p * 100)]
         if activity in blocked:
             item_reasons.append(text["blocked"])
         activities.append(

@@ -48,11 +48,14 @@ def test_the_rule_fallback_says_an_unknown_issue_type_in_words():
 
     english = decide_fallback({"tenure_months": 2})["reasons"]
     japanese = decide_fallback({"tenure_months": 2}, language="ja")["reasons"]
-    assert "issue type unknown: base openness 0.35" in english  # was "issue type ?"
-    assert "問い合わせ種別が不明: 基本の受容度 0.35" in japanese
+    assert "issue type unknown: base openness 35/100" in english  # was "issue type ?"
+    assert "問い合わせ種別が不明: 基本の受容度 35/100" in japanese
     # The degraded decision says the desk's terms (was 会話の感情, アクティビティ).
     low = decide_fallback({"issue_type": "complaint", "sentiment": -0.8}, language="ja")
     assert "感情スコア -0.80" in low["reasons"]
+    # Out of 100 as the desk's openness score, with the chance of success (was 0.35, p=0.30).
+    item = next(a for a in low["activities"] if a["activity"] == "validate_purchase")
+    assert item["reasons"][0].endswith("（成功の見込み 4%）"), item["reasons"]
     # The desk writes it again in the other language, not as an issue type "unknown".
     assert _translate(english[1], "en", "ja") == japanese[1]
     assert _translate(japanese[1], "ja", "en") == english[1]
