@@ -240,7 +240,8 @@ LABELS: dict[str, dict[str, str]] = {
         "choose_first": "先に結果を選んでください。",
         "resolve": "手間なく解決",
         "record_outcome": "結果を記録",
-        "degraded": "縮退モード（モデルまたはデータベース停止中）: ルールで判定しています。",
+        # Not the IT term 縮退モード: an agent reads what it means for the hint.
+        "degraded": "簡易判定: モデルまたはデータベースが利用できないため、ルールで判定しています。",
         "holdout": "対照群: このお客様には価値向上の提案を行いません。",
         "shortcuts": "キー: O 提案 · A 受け入れ · D 辞退 · S 見送り · 1〜7 VES · Enter 記録",
         "language": "言語",
