@@ -155,9 +155,9 @@ LABELS: dict[str, dict[str, str]] = {
         "organic": "Value agents find on their own",
         "organic_note": "Activities agents offered that vea did not suggest for the contact, "
         "by segment / issue type. ✓ marks a candidate to let vea suggest (and measure): at "
-        "least {n} attempts with a result, success above every attempt's {baseline} (95% "
-        "interval), and vea suggests it in under half of these contacts. Observational: "
-        "agents choose whom to try.",
+        "least {n} attempts with a result, a success rate whose 95% interval lies above "
+        "{baseline} (the success rate of all attempts), and vea suggests it in under half of "
+        "these contacts. Observational: agents choose whom to try.",
         "few_answers": "† fewer than {n} answers behind the value: it moves a lot by chance, "
         "so do not rank agents or activities on it.",
         "no_holdout": "No control-group contacts with an outcome in this period yet, so no "
@@ -288,9 +288,9 @@ LABELS: dict[str, dict[str, str]] = {
         "treated_only": "介入群のお問い合わせのみ（対照群は実験群別の表にあります）。",
         "organic": "エージェントが自発的に生んだ価値",
         "organic_note": "vea が推奨していない活動をエージェントが提案したお問い合わせ（セグメント / "
-        "問い合わせ種別ごと）。✓ は vea に推奨させて効果を測る候補です：結果のある提案が {n} 件"
-        "以上、成功率（95% 区間）が全提案の {baseline} を上回り、vea の推奨がこの区分の半分未満。"
-        "観察データです（エージェントが提案する相手を選んでいます）。",
+        "問い合わせ種別ごと）。✓ は vea に推奨させて効果を測る候補です: 結果のある提案が {n} 件"
+        "以上、成功率の95%信頼区間が全提案の成功率 {baseline} を上回り、vea の推奨がこの区分の"
+        "半分未満。観察データです（エージェントが提案する相手を選んでいます）。",
         "few_answers": "† 回答が {n} 件未満の値です。偶然で大きく変わるため、エージェントや活動の"
         "順位付けには使わないでください。",
         "no_holdout": "この期間には結果のある対照群のお問い合わせがまだないため、効果を表示"
