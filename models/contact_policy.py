@@ -116,9 +116,9 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "(not offered again within {limit} days)",
         "declined": "contact policy: “{activity}” was declined {days} days ago "
         "(not offered again within {limit} days)",
-        "cap_one": "contact policy: 1 value attempt in the last 7 days (limit {limit} a week): "
+        "cap_one": "contact policy: 1 value attempt in the last 7 days (limit {limit} per week): "
         "no value attempt this time",
-        "cap": "contact policy: {count} value attempts in the last 7 days (limit {limit} a "
+        "cap": "contact policy: {count} value attempts in the last 7 days (limit {limit} per "
         "week): no value attempt this time",
         "complaint": "contact policy: complaint with negative sentiment ({sentiment:+.2f}): "
         "resolve first, no value attempt",

@@ -106,7 +106,7 @@ def test_a_decline_says_when_in_words(days_ago, en, ja):
 def test_the_weekly_cap_counts_one_attempt_as_one():
     one = evaluate(ContactPolicy(max_attempts_per_week=1), HistorySummary(attempts_last_7d=1))
     three = evaluate(ContactPolicy(), HistorySummary(attempts_last_7d=3))
-    assert "1 value attempt in the last 7 days (limit 1 a week)" in one.reasons[0]
-    assert "3 value attempts in the last 7 days (limit 2 a week)" in three.reasons[0]
+    assert "1 value attempt in the last 7 days (limit 1 per week)" in one.reasons[0]
+    assert "3 value attempts in the last 7 days (limit 2 per week)" in three.reasons[0]
     japanese = evaluate(ContactPolicy(), HistorySummary(attempts_last_7d=3), language="ja")
     assert "直近7日間の価値向上の提案が3回（上限は週2回）" in japanese.reasons[0]
