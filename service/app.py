@@ -57,6 +57,11 @@ class VeaFlask(Flask):
             adapted = self._sync_views[func] = super().ensure_sync(func)
         return adapted
 
+    def log_exception(self, exc_info) -> None:
+        # An error raised past the error handlers (an after-request hook): Flask's line
+        # names the raw path, which holds customer ids, and its traceback the messages.
+        errors.log_unexpected(exc_info[1])
+
 
 class VeaApi(Api):
     """flask-smorest's Api with the design's error format for every HTTP error."""

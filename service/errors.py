@@ -13,12 +13,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, has_request_context, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
 
 log = logging.getLogger("vea.errors")
+UNEXPECTED_MESSAGE = "internal error"  # a bug's answer: no detail of it
 
 CODES: dict[int, str] = {
     400: "bad_request",
@@ -123,6 +124,10 @@ def from_http_exception(exc: HTTPException) -> ApiError:
         message = "malformed request: the body must be valid JSON"
     elif status == 413:
         message = "request body too large"
+    elif isinstance(exc, InternalServerError):
+        # Flask's wrapper of an error raised past the handlers (an after-request hook),
+        # logged by ``log_unexpected``: the answer of any other unexpected error.
+        message = UNEXPECTED_MESSAGE
     elif isinstance(exc, NotFound | MethodNotAllowed) and exc.description == type(exc).description:
         message = _routing_message(exc)  # Werkzeug's own, from matching the URL
     else:
@@ -179,5 +184,20 @@ def register(app: Flask) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return error_response(from_http_exception(exc))
-        log.exception("unhandled error", extra={"error_type": type(exc).__name__})
-        return error_response(ApiError(500, "internal error"))
+        log_unexpected(exc)
+        return error_response(ApiError(500, UNEXPECTED_MESSAGE))
+
+
+def log_unexpected(exc: BaseException) -> None:
+    """One line for an unexpected error (a bug): the route's template and the traceback's
+    frames and exception types, but no message (``service.logs.scrubbed_traceback``) and
+    not the raw path (Flask's own line names it, and paths hold customer ids)."""
+    route = method = None
+    if has_request_context():
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        method = request.method
+    log.error(
+        "unhandled error",
+        extra={"error_type": type(exc).__name__, "route": route, "method": method},
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )

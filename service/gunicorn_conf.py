@@ -117,11 +117,13 @@ def on_starting(server) -> None:
         try:
             upgrade(_settings.database_url)
         except OperationalError as exc:
-            # One line naming the setting, not a traceback (the password hidden).
+            # One line naming the setting, not a traceback (the password hidden), with
+            # the driver's first line (refused, authentication failed, locked): the lines
+            # PostgreSQL adds (QUERY, CONTEXT, DETAIL) can quote a migrated row.
             server.log.error(
                 "VEA_DATABASE_URL: cannot migrate %s: %s",
                 safe_url(_settings.database_url),
-                str(exc.orig).strip(),
+                (str(exc.orig).strip().splitlines() or ["unreachable"])[0],
             )
             raise SystemExit(1) from None
         server.log.info("database schema is up to date")

@@ -2,17 +2,21 @@
 
 Only fields put there on purpose are logged: routes are logged as their template
 (``/v1/customers/<customer_id>/events``), never the raw path, and no request body, so
-no customer identifier or free text reaches the logs.
+no customer identifier or free text reaches the logs. An error's traceback is logged
+with its frames and exception types but none of its messages (``scrubbed_traceback``):
+a message can quote the data the code was working on.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
 import sys
 import time
 import traceback
+from types import TracebackType
 
 import orjson
 from flask import g, has_request_context
@@ -47,10 +51,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 data[key] = value
-        if record.exc_info:
-            data["exc"] = _without_statement_data(record.exc_info[1], self.formatException)(
-                record.exc_info
-            )
+        if record.exc_info and record.exc_info[1] is not None:
+            # Frames and types, never the messages (``scrubbed_traceback``).
+            data["exc"] = scrubbed_traceback(record.exc_info[1])
         try:
             # orjson: the access line is written for every request.
             return orjson.dumps(data, default=str).decode()
@@ -69,34 +72,92 @@ def error_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
 
 
-# PostgreSQL's DETAIL line of a constraint violation quotes the key or the whole row.
-_DETAIL = re.compile(r"^(\s*)DETAIL:.*$", re.MULTILINE)
+# How Python's traceback joins the exceptions of a chain, oldest first.
+CAUSE = ("", "The above exception was the direct cause of the following exception:", "")
+CONTEXT = ("", "During handling of the above exception, another exception occurred:", "")
+MESSAGE_LEFT_OUT = "(message not logged)"
+SAME_FRAMES_SHOWN = 3  # then "[Previous line repeated N more times]", as Python writes it
+# A database error's class, read from the driver's exception: kept only when it has the
+# form of a code, so that nothing else it might hold is written.
+SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
+SQLITE_RESULT_CODE = re.compile(r"^SQLITE_[A-Z_]{1,40}$")
 
 
-def _without_statement_data(exc: BaseException | None, format_exception):
-    """A traceback formatter that leaves out a failed SQL statement's data.
+def scrubbed_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback as Python prints it, less any text that could quote data.
 
-    SQLAlchemy writes the bound values into the exception's text (``[parameters:
-    ('customer-17', ...)]``) and PostgreSQL's message adds a DETAIL line with the key or
-    row: customer, interaction and agent ids. Every exception in the chain is told to
-    hide its parameters, and DETAIL lines are replaced."""
-    seen: set[int] = set()
-    statement = False
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, StatementError):
-            exc.hide_parameters = True
-            statement = True
-        exc = exc.__cause__ or exc.__context__
-    if not statement:
-        return format_exception
+    Every exception of the chain (causes, contexts, the members of a group) keeps its
+    type and its frames (file, line, function), and a database error its class
+    (PostgreSQL's SQLSTATE, SQLite's result code); no message is kept. An error raised on
+    a contact's data quotes it (``KeyError('customer-17')``), a failed statement's text
+    holds its bound values (SQLAlchemy's ``[parameters: ...]``), and PostgreSQL's DETAIL
+    and CONTEXT lines the row, the key or an inner statement. The frames' code lines are
+    left out too: the file and line number find them in the release."""
+    return "\n".join(_chain_lines(exc, set()))
 
-    def formatted(exc_info) -> str:
-        return _DETAIL.sub(
-            r"\1DETAIL: (hidden: it may quote customer data)", format_exception(exc_info)
-        )
 
-    return formatted
+def _chain_lines(exc: BaseException, seen: set[int]) -> list[str]:
+    lines: list[str] = []
+    current = exc
+    while id(current) not in seen:  # a cycle of causes is possible
+        seen.add(id(current))
+        lines[:0] = _exception_lines(current, seen)
+        if current.__cause__ is not None:
+            current, link = current.__cause__, CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, link = current.__context__, CONTEXT
+        else:
+            break
+        if id(current) not in seen:
+            lines[:0] = link
+    return lines
+
+
+def _exception_lines(exc: BaseException, seen: set[int]) -> list[str]:
+    frames = _frame_lines(exc.__traceback__)
+    lines = ["Traceback (most recent call last):", *frames] if frames else []
+    lines.append(f"{_type_name(exc)}{_database_class(exc)} {MESSAGE_LEFT_OUT}")
+    if isinstance(exc, BaseExceptionGroup):
+        members = exc.exceptions
+        for number, member in enumerate(members, 1):
+            lines.append(f"  +-- {number} of {len(members)}:")
+            lines.extend(f"  |   {line}".rstrip() for line in _chain_lines(member, seen))
+    return lines
+
+
+def _frame_lines(tb: TracebackType | None) -> list[str]:
+    frames = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_qualname}')
+        tb = tb.tb_next
+    lines = []
+    for line, same in itertools.groupby(frames):  # a deep recursion: a few, then a count
+        count = sum(1 for _ in same)
+        lines += [line] * min(count, SAME_FRAMES_SHOWN)
+        if count > SAME_FRAMES_SHOWN:
+            lines.append(f"  [Previous line repeated {count - SAME_FRAMES_SHOWN} more times]")
+    return lines
+
+
+def _type_name(exc: BaseException) -> str:
+    kind = type(exc)
+    if kind.__module__ in ("builtins", "__main__"):
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _database_class(exc: BaseException) -> str:
+    """`` [SQLSTATE 23505]`` (PostgreSQL) or `` [SQLITE_CONSTRAINT_UNIQUE]`` for a
+    database error (SQLAlchemy's or the driver's own), else ``""``."""
+    driver_error = exc.orig if isinstance(exc, StatementError) else exc
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    if isinstance(sqlstate, str) and SQLSTATE.match(sqlstate):
+        return f" [SQLSTATE {sqlstate}]"
+    result_code = getattr(driver_error, "sqlite_errorname", None)
+    if isinstance(result_code, str) and SQLITE_RESULT_CODE.match(result_code):
+        return f" [{result_code}]"
+    return ""
 
 
 def configure(level: str) -> None:

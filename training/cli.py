@@ -808,7 +808,29 @@ _attach_learning_loop()
 
 
 def main() -> None:
-    cli(prog_name="vea")
+    try:
+        cli(prog_name="vea")
+    except Exception as exc:  # noqa: BLE001 - a bug: reported without its messages
+        _report_bug(exc)
+        sys.exit(1)
+
+
+def _report_bug(exc: Exception) -> None:
+    """An unexpected error (a bug; expected ones are `Error: ...` lines) on stderr as the
+    service logs one: the traceback's frames and exception types, not their messages,
+    which can quote the data being read (a customer id in a failed statement's
+    parameters) into a scheduled command's log."""
+    try:
+        from service.logs import scrubbed_traceback
+    except ImportError:  # a training-only install
+        traceback_text = ""
+    else:
+        traceback_text = scrubbed_traceback(exc) + "\n"
+    click.echo(
+        f"{traceback_text}Error: unexpected {type(exc).__name__} (a bug: please report it "
+        "with this traceback, whose messages are left out: they can quote data)",
+        err=True,
+    )
 
 
 if __name__ == "__main__":
