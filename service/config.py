@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,9 @@ FRAME_ORIGIN = re.compile(
     r"^https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::\d{1,5})?/?$"
 )
+# The /metrics bearer token: long enough not to be guessed, and sendable as a header.
+MIN_METRICS_TOKEN_CHARS = 16
+METRICS_TOKEN = re.compile(r"[!-~]+")  # visible ASCII, no space
 # HOST:PORT (a name, IPv4 or [IPv6]) or unix:PATH, as gunicorn's --bind takes them.
 BIND = re.compile(r"^(?:unix:.+|(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5}))$")
 
@@ -364,6 +367,10 @@ class Settings:
     # share it; empty: gunicorn's master draws one per start (service/gunicorn_conf.py),
     # a bare create_app() one per app, so logins do not survive a restart.
     secret_key: str = ""
+    # Bearer token `GET /metrics` requires (Prometheus' `authorization:` with a
+    # `credentials_file`). Empty: /metrics answers anyone who reaches it (bind it
+    # privately). Left out of the settings' repr: it is a secret.
+    metrics_token: str = field(default="", repr=False)
     # A page login (API key exchanged for a session cookie) lasts this long.
     session_hours: float = 12.0
     # Send the session cookie only over HTTPS (set behind a TLS-terminating proxy).
@@ -413,12 +420,30 @@ class Settings:
                 "VEA_SECRET_KEY: at least 16 characters (it signs the page sessions; "
                 "e.g. 64 hex digits from `openssl rand -hex 32`), or unset"
             )
+        self._check_metrics_token()
         try:
             ValueSettings(declared_at=self.success_measures_declared_at or None)
         except ValueError as exc:
             raise ValueError(f"VEA_SUCCESS_MEASURES_DECLARED_AT: {exc}") from None
         self.frame_ancestor_sources()
         self._check_files()
+
+    def _check_metrics_token(self) -> None:
+        token = self.metrics_token
+        if not token:
+            return
+        if len(token) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(
+                f"VEA_METRICS_TOKEN: at least {MIN_METRICS_TOKEN_CHARS} characters, got "
+                f"{len(token)} (e.g. 64 hex digits from `openssl rand -hex 32`), or unset"
+            )
+        if not METRICS_TOKEN.fullmatch(token):
+            # Prometheus trims a credentials file's whitespace, and an HTTP header carries
+            # visible ASCII: such a token could never match.
+            raise ValueError(
+                "VEA_METRICS_TOKEN: only visible ASCII characters, no spaces (e.g. 64 hex "
+                "digits from `openssl rand -hex 32`)"
+            )
 
     def frame_ancestor_sources(self) -> str:
         """The pages' CSP ``frame-ancestors`` sources: ``'self'`` and the origins of

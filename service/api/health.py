@@ -1,14 +1,18 @@
-"""``/healthz`` (alive), ``/readyz`` (database and model, with reasons), ``/metrics``."""
+"""``/healthz`` (alive), ``/readyz`` (database and model, with reasons), ``/metrics``
+(open, or for the bearer token ``VEA_METRICS_TOKEN`` when it is set)."""
 
 from __future__ import annotations
 
+import hmac
+
 import sqlalchemy as sa
-from flask import Response
+from flask import Response, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.api.common import RETRY_AFTER, Blueprint
 from service.db import MIGRATIONS_DIR, READ_ONLY
+from service.errors import ApiError
 from service.schemas import HealthSchema, ReadySchema
 from service.state import state
 
@@ -33,6 +37,20 @@ def schema_check(revision: str | None, revisions: tuple[str, ...]) -> tuple[bool
     if revision is None or revision in revisions:
         return False, f"schema revision {revision or 'none'} is behind this code's {head}"
     return True, f"schema revision {revision} (newer than this code's {head})"
+
+
+def bearer_token_matches(authorization: str, token: str) -> bool:
+    """Whether an ``Authorization`` header is ``Bearer <token>`` (the scheme in any case).
+
+    Compared in constant time: how long a wrong guess took must not tell how much of it
+    was right."""
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # Werkzeug reads header bytes as latin-1: encoded back, every byte is compared.
+    return hmac.compare_digest(
+        presented.strip().encode("latin-1", "replace"), token.encode("latin-1")
+    )
 
 
 def blueprint() -> Blueprint:
@@ -100,10 +118,24 @@ def blueprint() -> Blueprint:
         return body, 200 if ready else 503, headers
 
     @blp.route("/metrics", methods=["GET"])
+    # The token's 401 is told in the description: the documented 401 answers are the API
+    # keys' (a documented 401 marks an endpoint as key-protected).
     @blp.doc(responses={"200": {"description": "Prometheus text format"}})
     def metrics():
-        """Prometheus metrics (all gunicorn workers aggregated)."""
-        payload, content_type = state().metrics.render()
+        """Prometheus metrics (all gunicorn workers aggregated).
+
+        When the service sets `VEA_METRICS_TOKEN`, only for `Authorization: Bearer
+        <token>` (401 in the API's error format otherwise)."""
+        st = state()
+        token = st.settings.metrics_token
+        if token and not bearer_token_matches(request.headers.get("Authorization", ""), token):
+            raise ApiError(
+                401,
+                "/metrics needs the metrics token: send Authorization: Bearer <token> "
+                "(VEA_METRICS_TOKEN)",
+                headers={"WWW-Authenticate": 'Bearer realm="vea-metrics"'},
+            )
+        payload, content_type = st.metrics.render()
         return Response(payload, content_type=content_type)
 
     return blp
