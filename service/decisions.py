@@ -514,17 +514,25 @@ def _utc_text(moment: datetime) -> str:
 
 
 def _same_payload(stored: dict[str, Any], payload: dict[str, Any]) -> bool:
-    """Whether a stored payload is ``payload``; one stored before times were kept in UTC
-    compares by the instant too."""
+    """Whether a stored payload is ``payload``; one stored by an older release compares
+    by the instant, read as the API reads it now: in UTC (older payloads kept the offset
+    sent) and to the millisecond (older ones kept microseconds, so a retry sent across
+    the upgrade was a 409)."""
     if stored == payload:
         return True
     moment = stored.get("occurred_at")
     if not isinstance(moment, str):
         return False
     try:
-        return {**stored, "occurred_at": _utc_text(datetime.fromisoformat(moment))} == payload
+        instant = _to_millisecond(datetime.fromisoformat(moment))
     except ValueError:
         return False
+    return {**stored, "occurred_at": _utc_text(instant)} == payload
+
+
+def _to_millisecond(moment: datetime) -> datetime:
+    """A time as the API keeps it (``service.schemas.MillisecondTime``)."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _outcome_answer(row: Any) -> dict[str, Any]:
@@ -638,10 +646,18 @@ def _refuse_conflicts(given: dict[str, Any], stored: dict[str, Any], message: st
     fields = {
         name: [f"{_shown(stored[name])} is already recorded"]
         for name, value in given.items()
-        if stored.get(name) is not None and stored[name] != value
+        if stored.get(name) is not None and not _same_answer(stored[name], value)
     }
     if fields:
         raise ApiError(409, message, fields=fields, code="survey_conflict")
+
+
+def _same_answer(stored: Any, given: Any) -> bool:
+    """A stored time compares to the millisecond: one an older release stored with
+    microseconds is the time a retry sends now (the API keeps milliseconds)."""
+    if isinstance(stored, datetime) and isinstance(given, datetime):
+        return _to_millisecond(stored) == given
+    return stored == given
 
 
 def _shown(value: Any) -> str:
