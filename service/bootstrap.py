@@ -23,7 +23,7 @@ from models.registry import Registry
 from service.auth import create_key, list_keys
 from service.cli import serve
 from service.config import Settings, safe_url
-from service.db import make_engine, upgrade
+from service.db import SchemaNewerThanCode, make_engine, upgrade
 
 BOOTSTRAP_ROWS = 10_000  # enough for a sensible default model, trained in about a minute
 BOOTSTRAP_KEY_LABEL = "make run"
@@ -70,14 +70,19 @@ def admin_key_lines(settings: Settings) -> list[str]:
 
 def prepare(settings: Settings) -> str:
     """Migrate, make sure a model serves, and say what an operator needs to know."""
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+        schema_note = ""
+    except SchemaNewerThanCode as exc:
+        # A rolled-back release starts on the newer schema, as `vea serve` does.
+        schema_note = f"\n  warning:  {exc}: serving it as it is"
     ensure_model(settings)
     champion = Registry(settings.registry).champion()
     host = settings.bind
     key_lines = "\n".join(admin_key_lines(settings))
     return f"""
 vea is starting on http://{host}  (docs: http://{host}/docs)
-  database: {safe_url(settings.database_url)}
+  database: {safe_url(settings.database_url)}{schema_note}
   registry: {settings.registry} (champion {champion or "none: decisions degraded"})
   health:   http://{host}/healthz  ready: http://{host}/readyz  metrics: http://{host}/metrics
   logs:     JSON lines on stderr

@@ -105,11 +105,18 @@ def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (Alembic); safe to run repeatedly."""
     from alembic.util import CommandError
 
-    from service.db import upgrade
+    from service.db import SchemaNewerThanCode, upgrade
 
     settings = Settings.from_env()
     try:
-        upgrade(settings.database_url, revision)
+        before, after = upgrade(settings.database_url, revision)
+    except SchemaNewerThanCode as exc:
+        # A rolled-back release: say what happened and what to run, not Alembic's
+        # "Can't locate revision".
+        raise click.ClickException(
+            f"{exc}. Upgrade with the release that migrated it; this one's `vea serve` "
+            "serves it as it is"
+        ) from None
     except CommandError as exc:
         # Alembic's refusals (an unknown revision above all) as one line, not a traceback:
         # exit 2 for a revision the migrations do not have, 1 for anything else.
@@ -117,7 +124,8 @@ def db_upgrade(revision: str) -> None:
         if not _known_revision(revision):
             raise click.BadParameter(message, param_hint="'--revision'") from None
         raise click.ClickException(message) from None
-    click.echo(f"database at revision {revision}: {safe_url(settings.database_url)}")
+    moved = f" (from {before or 'an empty database'})" if before != after else " (up to date)"
+    click.echo(f"database at revision {after}{moved}: {safe_url(settings.database_url)}")
 
 
 def _known_revision(revision: str) -> bool:

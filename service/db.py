@@ -515,9 +515,50 @@ def alembic_config(url: str):
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (idempotent; safe for several instances)."""
+class SchemaNewerThanCode(RuntimeError):
+    """The database's schema revision is none of this code's migrations: a newer release
+    migrated it (this one was rolled back, or is the older half of a rolling deploy).
+    Nothing is changed: Alembic cannot plan from a revision it does not know."""
+
+    def __init__(self, revision: str, head: str) -> None:
+        super().__init__(
+            f"the database schema is at revision {revision}, newer than this release's "
+            f"migrations (up to {head}): a newer vea migrated it; nothing was changed"
+        )
+        self.revision = revision
+        self.head = head
+
+
+def migration_revisions() -> tuple[str, ...]:
+    """The migrations this code ships, oldest first (the last is its head)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    return tuple(reversed([s.revision for s in scripts.walk_revisions()]))
+
+
+def schema_revision(url: str) -> str | None:
+    """The database's schema revision (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Apply migrations up to ``revision`` (idempotent; safe for several instances);
+    returns the schema revision before and after. ``SchemaNewerThanCode`` when a newer
+    release has migrated the database."""
+    before = schema_revision(url)
+    known = migration_revisions()
+    if before is not None and before not in known:
+        raise SchemaNewerThanCode(before, known[-1])
     _migrate(url, "upgrade", revision)
+    return before, schema_revision(url)
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -112,10 +112,10 @@ def on_starting(server) -> None:
         from sqlalchemy.exc import OperationalError
 
         from service.config import safe_url
-        from service.db import upgrade
+        from service.db import SchemaNewerThanCode, upgrade
 
         try:
-            upgrade(_settings.database_url)
+            before, after = upgrade(_settings.database_url)
         except OperationalError as exc:
             # One line naming the setting, not a traceback (the password hidden), with
             # the driver's first line (refused, authentication failed, locked): the lines
@@ -126,7 +126,15 @@ def on_starting(server) -> None:
                 (str(exc.orig).strip().splitlines() or ["unreachable"])[0],
             )
             raise SystemExit(1) from None
-        server.log.info("database schema is up to date")
+        except SchemaNewerThanCode as exc:
+            # A rolled-back release: it serves a newer schema (migrations only add, and
+            # /readyz calls that ready), so it starts instead of stopping on a traceback.
+            server.log.warning("%s: serving it as it is", exc)
+            return
+        if before == after:
+            server.log.info("database schema is up to date (revision %s)", after)
+        else:
+            server.log.info("database schema migrated from %s to %s", before or "none", after)
 
 
 def pre_request(worker, req) -> None:
