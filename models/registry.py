@@ -80,10 +80,21 @@ class Registry:
         )
 
     def versions(self) -> list[dict[str, Any]]:
-        """Manifest summaries, newest first; bundles failing verification are listed as broken."""
+        """Manifest summaries, newest first; bundles failing verification are listed as
+        broken, and so is a champion whose bundle is gone (else nothing would show that
+        the pointer names a model a restarted worker cannot load)."""
         champion = self.champion()
         out = []
-        for version in self.version_ids():
+        ids = self.version_ids()
+        if champion is not None and champion not in ids:
+            out.append(
+                {
+                    "version": champion,
+                    "broken": f"bundle {champion} is missing: the champion pointer names it",
+                    "is_champion": True,
+                }
+            )
+        for version in ids:
             try:
                 m = read_manifest(self.path_of(version))
                 verified_files(self.path_of(version), m)
@@ -109,6 +120,30 @@ class Registry:
                     }
                 )
         return sorted(out, key=lambda v: (v.get("created_at") or "", v["version"]), reverse=True)
+
+    def verify(self, version: str) -> None:
+        """Check a stored bundle's checksums without loading it; ``BundleError`` naming
+        the version when it is missing or does not match."""
+        path = self.path_of(version)
+        if not path.is_dir():
+            raise BundleError(f"bundle {version} is missing")
+        try:
+            verified_files(path, read_manifest(path))
+        except BundleError as exc:
+            raise self._named(exc, version) from None
+
+    def files_stamp(self, version: str) -> tuple[tuple[str, int, int, int], ...] | None:
+        """A bundle's files as the file system sees them (name, inode, size, modification
+        time): changes whenever one is replaced, modified or removed; None when the
+        bundle is gone. A directory listing and a few stats: cheap enough to poll."""
+        try:
+            entries = []
+            for entry in os.scandir(self.path_of(version)):
+                st = entry.stat()
+                entries.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        except (RegistryError, OSError):
+            return None
+        return tuple(sorted(entries))
 
     def champion(self) -> str | None:
         try:

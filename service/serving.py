@@ -28,6 +28,7 @@ from service.logs import error_summary
 log = logging.getLogger("vea.serving")
 
 SMOKE_FEATURES = {"channel": "voice", "issue_type": "inquiry", "tenure_months": 6.0}
+RECOVER = ": restore the bundle from a backup, or `vea models rollback` (or promote a good version)"
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class ModelManager:
         self.shadow_problem: str | None = None
         self.shadow_guard = ShadowGuard(shadow_budget_ms, clock)
         self._stamp: object = ()  # never equal to a real stamp: forces the first load
+        # The champion bundle's files (Registry.files_stamp) when last looked at: a bundle
+        # damaged or restored on disk is noticed without a promotion.
+        self._champion_files: object = ()
         self._checked_at = -float("inf")
         self._problem: str | None = "no model loaded yet"
         self.loaded_at: float | None = None
@@ -141,16 +145,21 @@ class ModelManager:
             self._checked_at = now
             try:
                 stamp = self.registry.pointer_stamp()
+                champion_files = self.registry.files_stamp(self.registry.champion() or "")
             except OSError as exc:
                 self._problem = f"model registry unreadable: {exc.__class__.__name__}"
                 return
-            if stamp == self._stamp and not force:
+            moved = force or stamp != self._stamp
+            if not moved and champion_files == self._champion_files:
                 return
-            # Remember the stamp even when a load fails: a broken bundle is not
-            # re-verified on every poll (a new promotion changes the stamp again).
+            # Remember the stamps even when a load fails: a broken bundle is not
+            # re-verified on every poll, only once a promotion moves the pointer or its
+            # files change (restored from a backup, or damaged under a serving worker).
             self._stamp = stamp
+            self._champion_files = champion_files
             self._load_champion()
-            self._load_shadow()
+            if moved:
+                self._load_shadow()
 
     def _load_champion(self) -> None:
         previous = self.version
@@ -158,8 +167,14 @@ class ModelManager:
         if champion is None:
             if self._decider is None:
                 self._problem = "no champion model in the registry: train or promote one"
+            else:
+                self.warning = (
+                    f"the registry names no champion: this worker serves {previous} from "
+                    f"memory, one started now would answer degraded{RECOVER}"
+                )
             return
         if champion == previous:
+            self._check_serving_bundle(champion)
             return
         try:
             decider = build_decider(self.registry, champion, self.compile_cache)
@@ -180,6 +195,23 @@ class ModelManager:
         if self.on_swap is not None:
             self.on_swap(previous, champion)
         self._compile_later(decider)
+
+    def _check_serving_bundle(self, version: str) -> None:
+        """The serving champion's files changed on disk: do they still verify? A worker
+        keeps serving the model it loaded, but one started now (a restart, a replaced
+        worker, another instance) would refuse the bundle and answer degraded: said in
+        ``warning`` (``/readyz``) while this worker still serves."""
+        try:
+            self.registry.verify(version)
+        except BundleError as exc:
+            if self.warning is None:
+                log.error("serving model damaged on disk", extra={"version": version})
+            self.warning = (
+                f"{exc}: this worker serves {version} from memory, one started now would "
+                f"answer degraded{RECOVER}"
+            )
+            return
+        self.warning = None
 
     def _load_shadow(self) -> None:
         wanted = self.registry.shadow()

@@ -6,11 +6,15 @@
 * A database migrated by a newer release (a rolled-back deploy): `vea db upgrade` says
   so and changes nothing; `vea serve` and `make run` start on it (as /readyz allows)
   instead of stopping on Alembic's traceback.
+* A champion bundle damaged on disk under a serving worker is said in /readyz before a
+  restarted worker answers degraded, and a bundle restored on disk serves again without
+  a promotion or restart; `vea models list` shows a champion whose bundle is gone.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -191,3 +195,70 @@ def test_vea_serve_starts_on_a_newer_database(tmp_path, registry_dir):
     assert f"revision {NEWER}, newer than this release's migrations" in output
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(NEWER,)]
+
+
+# ------------------------------------------------------------- the champion on disk
+def _manager(registry_dir: Path):
+    from service.serving import ModelManager
+
+    manager = ModelManager(registry_dir, poll_s=0.0)
+    manager.refresh(force=True)
+    return manager
+
+
+def _decide_with(manager):
+    return manager.decide(
+        {"channel": "voice", "issue_type": "inquiry", "tenure_months": 3.0},
+        language="en",
+        blocked_activities=frozenset(),
+        allow_attempt=True,
+    )
+
+
+def test_a_champion_damaged_on_disk_is_said_while_serving_and_restored_without_restart(
+    registry_dir, tmp_path
+):
+    from models.registry import Registry
+
+    champion = Registry(registry_dir).champion()
+    ranker = registry_dir / "versions" / champion / "ranker.txt"
+    good = tmp_path / "ranker.good"
+    shutil.copy2(ranker, good)
+    serving = _manager(registry_dir)
+    assert serving.warning is None and serving.problem is None
+
+    with open(ranker, "a") as damaged:
+        damaged.write("\n# overwritten by a bad sync\n")
+    serving.refresh()
+    # Still serving the model it loaded, and saying what a restart would do.
+    assert serving.problem is None and not _decide_with(serving).degraded
+    assert serving.warning is not None
+    assert f"bundle {champion}: checksum mismatch for ranker.txt" in serving.warning
+    assert "would answer degraded" in serving.warning
+    assert str(registry_dir) not in serving.warning  # API clients read it (/readyz)
+
+    restarted = _manager(registry_dir)  # a worker started now
+    assert restarted.problem is not None and _decide_with(restarted).degraded
+
+    shutil.copy2(good, ranker)  # restored from a backup
+    serving.refresh()
+    restarted.refresh()
+    assert serving.warning is None
+    assert restarted.problem is None and restarted.version == champion
+    assert not _decide_with(restarted).degraded
+
+
+def test_models_list_shows_a_champion_whose_bundle_is_gone(registry_dir, tmp_path):
+    from models.registry import Registry
+    from training.cli import cli
+
+    champion = Registry(registry_dir).champion()
+    shutil.move(registry_dir / "versions" / champion, tmp_path / "elsewhere")
+    listed = {v["version"]: v for v in Registry(registry_dir).versions()}
+    assert listed[champion]["is_champion"] is True
+    assert "missing" in listed[champion]["broken"]
+
+    result = CliRunner().invoke(cli, ["models", "list", "--registry", str(registry_dir)])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if champion in line)
+    assert line.startswith("*") and "BROKEN" in line and "missing" in line
