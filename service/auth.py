@@ -72,6 +72,8 @@ class KeyInfo:
     key_id: str
     role: str
     expires_at: datetime | None = None  # naive UTC; None: never expires
+    # A revoked key is refused like an unknown one, but it is no guess (see KeyStore).
+    revoked: bool = False
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -210,7 +212,7 @@ class KeyStore:
         self._wall_clock = wall_clock
         self._failures = failures  # failed checks per client address (brute force)
         self._lock = threading.Lock()
-        # hash -> (checked_at, KeyInfo or None for "no such active key")
+        # hash -> (checked_at, KeyInfo, revoked ones too, or None for "no such key")
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
 
     def verify(self, key: str, client: str | None = None) -> KeyInfo | None:
@@ -226,7 +228,7 @@ class KeyStore:
             # A key verified moments ago is no guess: it works even from a blocked address
             # (callers behind one proxy share it with whoever is guessing). Its expiry is
             # checked every time: the cache must not keep an expired key alive.
-            return self._unexpired(cached[1])
+            return self._usable(cached[1])
         budget = self._failures if client is not None else None
         if budget is not None:
             # Every check not known good takes a token first and a good key gives it back:
@@ -241,8 +243,15 @@ class KeyStore:
                 budget.refund(client)  # the database failed, not the caller
             raise
         if info is not None and budget is not None:
-            budget.refund(client)  # an expired key is a real key too, not a guess
-        return self._unexpired(info) if info is not None else None
+            # An expired or revoked key is a real key too, not a guess: a desktop still
+            # sending the key rotated out must not use up its address's budget, or the
+            # new key from the same address (one platform host) would be refused too.
+            budget.refund(client)
+        return self._usable(info) if info is not None else None
+
+    def _usable(self, info: KeyInfo) -> KeyInfo | None:
+        """The key's info, None for a revoked key, ``KeyExpired`` past its expiry."""
+        return None if info.revoked else self._unexpired(info)
 
     def _unexpired(self, info: KeyInfo) -> KeyInfo:
         # Most keys never expire: no clock read on their requests.
@@ -256,9 +265,12 @@ class KeyStore:
         try:
             with self._engine().connect().execution_options(**{READ_ONLY: True}) as conn:
                 row = conn.execute(
-                    sa.select(api_keys.c.key_id, api_keys.c.role, api_keys.c.expires_at).where(
-                        api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
-                    )
+                    sa.select(
+                        api_keys.c.key_id,
+                        api_keys.c.role,
+                        api_keys.c.expires_at,
+                        api_keys.c.revoked_at,
+                    ).where(api_keys.c.key_hash == digest)
                 ).first()
         except DBAPIError as exc:
             if not is_unavailable(exc):
@@ -266,7 +278,11 @@ class KeyStore:
             if cached is not None and cached[1] is not None and now - cached[0] < STALE_GRACE_S:
                 return cached[1]
             raise DatabaseUnavailable(str(exc.__class__.__name__)) from exc
-        info = KeyInfo(row.key_id, row.role, row.expires_at) if row else None
+        info = (
+            KeyInfo(row.key_id, row.role, row.expires_at, revoked=row.revoked_at is not None)
+            if row
+            else None
+        )
         with self._lock:
             if len(self._cache) > 10_000:  # bound memory against floods of bogus keys
                 self._cache.clear()

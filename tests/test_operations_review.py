@@ -9,6 +9,8 @@
 * A champion bundle damaged on disk under a serving worker is said in /readyz before a
   restarted worker answers degraded, and a bundle restored on disk serves again without
   a promotion or restart; `vea models list` shows a champion whose bundle is gone.
+* Key rotation: a desktop still sending the revoked key does not lock the new key out of
+  the address they share.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from service.auth import create_key, revoke_key
 from service.db import customer_events, outcomes, surveys, upgrade
 from tests.conftest import free_port
 
@@ -262,3 +265,35 @@ def test_models_list_shows_a_champion_whose_bundle_is_gone(registry_dir, tmp_pat
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if champion in line)
     assert line.startswith("*") and "BROKEN" in line and "missing" in line
+
+
+# -------------------------------------------------------------------- key rotation
+def test_a_revoked_key_still_sent_does_not_lock_the_new_key_out(make_app, new_id):
+    """Rotation: the platform host switches to the new key while one of its desktops
+    still sends the old one. The old key gets 401s; the new key from the same address
+    keeps working (the revoked key is a real key, not a guess at one)."""
+    app = make_app(auth_failures_per_s=0.01, auth_failures_burst=3, key_cache_s=0.0)
+    client = app.test_client()
+    engine = app.extensions["vea"].engine
+    old_id, old = create_key(engine, "desktop", "desktop (old)")
+    _new_id, new = create_key(engine, "desktop", "desktop (new)")
+    host = {"REMOTE_ADDR": "10.9.8.7"}
+    assert revoke_key(engine, old_id)
+
+    path = f"/v1/decisions/{new_id()}"  # 404 once the key passes: nothing is stored
+    for _ in range(6):  # twice the address's budget of failed checks
+        stale = client.get(path, headers={"Authorization": f"Bearer {old}"}, environ_base=host)
+        assert stale.status_code == 401, stale.json
+    fresh = client.get(path, headers={"Authorization": f"Bearer {new}"}, environ_base=host)
+    assert fresh.status_code == 404, fresh.json
+
+    # Guesses still use the budget up.
+    guesses = [
+        client.get(
+            path,
+            headers={"Authorization": f"Bearer vea_000000000000_{new_id()}"},
+            environ_base=host,
+        ).status_code
+        for _ in range(4)
+    ]
+    assert guesses == [401, 401, 401, 429]
