@@ -117,11 +117,12 @@ class RoutingRules:
 
 _TEXT = {
     "en": {
-        "self_service": "self-service channel: digital content {content} for “{activity}”",
+        "self_service": "self-service channel: digital content “{title}” for “{activity}”",
+        "self_service_no_content": "self-service channel: no digital content in the "
+        "catalogue for “{activity}”",
         "none": "no value attempt: effortless resolution",
-        "holdout": "the customer is in the experiment's randomized control group (holdout): "
-        "no value attempt, whatever the model ranks, so that the value of the suggestions "
-        "can be measured; resolve effortlessly",
+        "holdout": "randomized control group (holdout): no value attempt, so the value of "
+        "the suggestions can be measured; resolve effortlessly",
         "chosen": "{pool}: highest expected value for “{activity}” ({ev:.2f}; proficiency "
         "lift {lift:.2f}; {wait})",
         "general_only": "no value pool with qualified agents serves “{activity}” for this "
@@ -133,10 +134,10 @@ _TEXT = {
         "pool, which is free (or nearly), with “{activity}”",
         "downgraded": "every value pool is over the {limit:.0f} s wait limit: {pool} pool "
         "with the lighter “{activity}” instead of “{original}”, so the customer does not "
-        "wait longer to be up-sold",
+        "wait longer for a value conversation",
         "dropped": "every value pool is over the {limit:.0f} s wait limit: {pool} pool, no "
-        "value attempt (no lighter activity pays), so the customer does not wait longer to "
-        "be up-sold",
+        "value attempt (no lighter activity pays), so the customer does not wait longer for "
+        "a value conversation",
         "general_busy": "{pool} pool over the {limit:.0f} s wait limit too: no value "
         "attempt, resolve as fast as possible",
         "wait": "expected wait {seconds:.0f} s",
@@ -148,29 +149,30 @@ _TEXT = {
         "{lift:.2f}; {wait})",
     },
     "ja": {
-        "self_service": "セルフサービス: 「{activity}」のデジタルコンテンツ {content} を案内",
+        "self_service": "セルフサービス: 「{activity}」のデジタルコンテンツ「{title}」を案内",
+        "self_service_no_content": "セルフサービス: 「{activity}」のデジタルコンテンツはカタログになし",
         "none": "価値向上の提案なし: 手間なく解決",
-        "holdout": "このお客様は効果測定のための対照群（ランダム割付のホールドアウト）です。"
-        "提案の効果を測るため、モデルの評価にかかわらず価値向上の提案は行わず、手間なく解決",
-        "chosen": "{pool} プール: 「{activity}」の期待価値が最大（金額換算 {ev:.2f}、習熟度リフト "
+        "holdout": "効果測定のための対照群（ランダム割付）のお客様です。価値向上の提案は行わず、"
+        "手間なく解決",
+        "chosen": "「{pool}」プール: 「{activity}」の期待価値が最大（金額換算 {ev:.2f}、習熟度リフト "
         "{lift:.2f}、{wait}）",
-        "general_only": "この問い合わせで「{activity}」に対応できる実績のある担当者プールがないため、"
-        "{pool} プール（{wait}）",
-        "over_limit": "{pools} は待ち時間の上限 {limit:.0f} 秒を超過",
-        "worth_less": "{pools} はこの問い合わせでは期待価値が低い（習熟度リフト、待ち時間、"
+        "general_only": "「{activity}」で実績のあるエージェントのプールがないため、「{pool}」プールへ"
+        "（{wait}）",
+        "over_limit": "{pools}は待ち時間の上限{limit:.0f}秒を超過",
+        "worth_less": "{pools}はこの問い合わせでは期待価値が低い（習熟度リフト、待ち時間、"
         "お客様が待ちきれずに切る可能性を考慮）",
-        "fallback_free": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、"
-        "すぐ対応できる {pool} プールで「{activity}」を提案",
-        "downgraded": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、{pool} "
+        "fallback_free": "価値向上プールがすべて待ち時間の上限{limit:.0f}秒を超えるため、"
+        "すぐ対応できる「{pool}」プールで「{activity}」を提案",
+        "downgraded": "価値向上プールがすべて待ち時間の上限{limit:.0f}秒を超えるため、「{pool}」"
         "プールで「{original}」の代わりに軽い「{activity}」を提案（提案のためにお客様を待たせない）",
-        "dropped": "価値向上プールがすべて待ち時間の上限 {limit:.0f} 秒を超えるため、{pool} "
+        "dropped": "価値向上プールがすべて待ち時間の上限{limit:.0f}秒を超えるため、「{pool}」"
         "プールで価値向上の提案なし（提案のためにお客様を待たせない）",
-        "general_busy": "{pool} プールも待ち時間の上限 {limit:.0f} 秒を超過: 提案せず迅速に解決",
-        "wait": "予想待ち時間 {seconds:.0f} 秒",
+        "general_busy": "「{pool}」プールも待ち時間の上限{limit:.0f}秒を超過: 価値向上の提案はせず、手間なく解決",
+        "wait": "予想待ち時間{seconds:.0f}秒",
         "wait_unknown": "待ち時間不明",
         "wait_stale": "空き状況が古いため待ち時間不明",
-        "drawn": "期待値の差が {margin:.2f} 以内のプール（{pools}）から抽選: {pool}（確率 {p:.3f}）",
-        "drawn_pool": "{pool} プール: 「{activity}」の期待価値 {ev:.2f}（習熟度リフト {lift:.2f}、{wait}）",
+        "drawn": "期待価値の差が {margin:.2f} 以内のプール（{pools}）から抽選: {pool}（確率 {p:.3f}）",
+        "drawn_pool": "「{pool}」プール: 「{activity}」の期待価値 {ev:.2f}（習熟度リフト {lift:.2f}、{wait}）",
     },
 }
 
@@ -405,6 +407,7 @@ def _best_route(
     # for the model's own `none` would read as if the model chose not to attempt.
     no_attempt = text["holdout"] if holdout and activity == NONE else text["none"]
     if channel == SELF_SERVICE:
+        named = _said(activity, reason_language or language)
         item = catalogue.find(activity, language) if catalogue is not None else None
         content = (
             {"id": item.content_id, "title": item.title, "language": item.language}
@@ -414,9 +417,10 @@ def _best_route(
         return _answer(
             DIGITAL_CONTENT,
             None,
-            text["self_service"].format(
-                activity=_said(activity, reason_language or language),
-                content=content["id"] if content else "-",
+            (
+                text["self_service"].format(activity=named, title=content["title"])
+                if content
+                else text["self_service_no_content"].format(activity=named)
             )
             if activity != NONE
             else no_attempt,

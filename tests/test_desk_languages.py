@@ -52,7 +52,7 @@ def test_every_template_reads_back_into_the_other_language():
     from models import elapsed, matching, reasons
 
     values = {
-        "content": "c-1", "activity": "validate_purchase", "original": "advise_new_uses",
+        "content": "c-1", "title": "Getting started", "activity": "validate_purchase", "original": "advise_new_uses",
         "best": "educate_usage", "pool": "value-a", "pools": "value-a, value-b", "ev": 12.34,
         "lift": 1.5, "limit": 60, "seconds": 12, "margin": 0.5, "p": 0.25, "channel": "chat",
         "minutes": 5, "issue": "billing", "days": 3, "count": 2, "sentiment": -0.5,
@@ -98,7 +98,7 @@ def test_joined_route_reasons_are_written_again_part_by_part():
     )
     japanese = desk.in_language(english, "ja", "en")
     assert japanese.count("; ") == 2 and "「購入判断の肯定」" in japanese
-    assert "予想待ち時間 3 秒" in japanese and "b は待ち時間の上限 60 秒を超過" in japanese
+    assert "予想待ち時間3秒" in japanese and "bは待ち時間の上限60秒を超過" in japanese
     assert desk.in_language(desk.in_language(japanese, "en", "ja"), "ja", "en") == japanese
     # A sentence no template knows is shown as written, marked as the original.
     assert desk.in_language("a new wording", "ja", "en") == "（原文）a new wording"

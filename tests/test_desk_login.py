@@ -21,7 +21,7 @@ def test_a_locked_out_address_is_told_to_wait_not_that_its_key_is_bad(make_app, 
     assert locked.status_code == 429
     text = locked.get_data(as_text=True)
     assert "キーが無効" not in text, "a lockout read as a revoked key"
-    assert f"{locked.headers['Retry-After']} 秒後" in text
+    assert f"{locked.headers['Retry-After']}秒後" in text
     english = _post_key(client, raw_key(keys["desktop"]), "en").get_data(as_text=True)
     assert "Too many failed sign-ins" in english and "not valid" not in english
 

@@ -62,13 +62,13 @@ def _route(config, language: str, availability=None, rules=RULES, **kwargs) -> d
 @pytest.mark.parametrize(
     ("language", "chosen", "full", "general", "general_pool"),
     [("en", "Better usage", "Usage, second line, plain", "All agents", "All agents pool"),
-     ("ja", "使い方のご案内", "使い方（二次）、plain", "全員", "全員 プール")],
+     ("ja", "使い方のご案内", "使い方（二次）、plain", "全員", "「全員」プール")],
 )  # fmt: skip
 def test_route_reasons_name_pools_by_display_name(language, chosen, full, general, general_pool):
     config = parse_config(NAMED)
     answer = _route(config, language)
     assert answer["pool"] == "edu" and answer["pool_name"] == chosen
-    assert answer["reason"].startswith(f"{chosen}"), answer["reason"]
+    assert answer["reason"].lstrip("「").startswith(chosen), answer["reason"]
     busy = {p: Availability(expected_wait_s=600) for p in ("edu2", "plain")}
     answer = _route(config, language, busy)
     assert full in answer["reason"], answer["reason"]  # "... over the 60 s wait limit"
@@ -82,7 +82,7 @@ def test_route_reasons_name_pools_by_display_name(language, chosen, full, genera
 def test_a_config_without_names_keeps_naming_pools_by_id():
     config = parse_config({"pools": [{**p, "name": None} for p in NAMED["pools"]]})
     answer = _route(config, "ja")
-    assert answer["pool_name"] == "edu" and answer["reason"].startswith("edu プール")
+    assert answer["pool_name"] == "edu" and answer["reason"].startswith("「edu」プール")
     answer = _route(config, "en", activity="none")
     assert answer["pool_name"] == "general"
 
@@ -137,7 +137,7 @@ def test_the_desk_names_pools_again_in_its_language():
     assert desk.in_language(old, "en", "en", pools).startswith("Better usage: highest")
     # A pool the config no longer has is kept as written.
     gone = old.replace("edu:", "retired:")
-    assert desk.in_language(gone, "ja", "en", pools).startswith("retired プール")
+    assert desk.in_language(gone, "ja", "en", pools).startswith("「retired」プール")
 
 
 def test_the_desk_shows_the_pool_by_name_in_its_language(desk_client):  # noqa: F811
@@ -148,7 +148,7 @@ def test_the_desk_shows_the_pool_by_name_in_its_language(desk_client):  # noqa: 
     # The default pools: general is 一般窓口 in Japanese, its id small beside it.
     assert re.search(r'<strong class="pool-name" data-pool="general">一般窓口</strong>', text)
     assert '<small class="muted pool-id">general</small>' in text
-    assert "general pool" not in shown and "一般窓口 プール" in shown, shown
+    assert "general pool" not in shown and "「一般窓口」プール" in shown, shown
     english = desk_client.get(f"/desk?decision_id={_decision_id(text)}&lang=en")
     shown = _route_text(english.get_data(as_text=True))
     assert "General" in shown and "一般窓口" not in shown, shown

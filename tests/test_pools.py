@@ -309,6 +309,9 @@ def test_self_service_gets_content_in_the_customer_language():
     answer = decide(channel="self_service", language="ja")
     assert answer["pool"] == DIGITAL_CONTENT
     assert answer["content"]["id"] == "ss-educate-usage-ja" and answer["content"]["title"]
+    # The reason names the content as the customer sees it, by its title, not its id.
+    assert f"「{answer['content']['title']}」" in answer["reason"], answer["reason"]
+    assert "ss-educate-usage-ja" not in answer["reason"]
     assert decide(channel="self_service", activity="none")["content"]["id"].startswith(
         "ss-help-center"
     )

@@ -26,7 +26,7 @@ LOGIN_MESSAGES: dict[str, dict[str, str]] = {
         "expired": "This key has expired: ask your administrator for a new one.",
     },
     "ja": {
-        "locked": "このアドレスからのサインインの失敗が多すぎます。{seconds} 秒後にもう一度"
+        "locked": "このアドレスからのサインインの失敗が多すぎます。{seconds}秒後にもう一度"
         "お試しください。",
         "down": "データベースに接続できないため、今はキーを確認できません。1分ほどしてから"
         "もう一度お試しください。",
