@@ -804,6 +804,7 @@ def pools_show(as_json: bool) -> None:
     """Pools, members, lift and every agent's proficiency with its 90% interval."""
     import json
 
+    from models.matching import RoutingRules
     from models.pools import load_config
     from service import pools as use_cases
 
@@ -820,6 +821,16 @@ def pools_show(as_json: bool) -> None:
     )
     for pool in described["pools"]:
         click.echo(use_cases.pool_line(pool))
+    click.echo(
+        f"availability (a report older than {settings.availability_ttl_s:g} s is ignored; "
+        f"a wait without the platform's is (queue + 1) x {settings.routing_mean_handle_s:g} s "
+        "/ agents):"
+    )
+    rules = RoutingRules(
+        max_wait_s=settings.routing_max_wait_s, mean_handle_s=settings.routing_mean_handle_s
+    )
+    for line in use_cases.availability_lines(config, described["availability"], rules):
+        click.echo(line)
     if described["proficiency"]:
         click.echo("\n".join(use_cases.proficiency_table(described["proficiency"])))
     else:

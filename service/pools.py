@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from models.activities import VALUE_ACTIVITIES
+from models.matching import Availability, RoutingRules, expected_wait, wait_capacity
 from models.pools import ALL_AGENTS, GENERAL, PoolConfig, PoolError, name_in, parse_config
 from models.proficiency import Rebuild, aggregate, estimate, rebuild_pools
 from service import audit
@@ -156,6 +157,51 @@ def pool_line(pool: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ availability
+def availability_lines(
+    config: PoolConfig, reports: list[Mapping[str, Any]], rules: RoutingRules
+) -> list[str]:
+    """Each pool's last availability report and the wait routing reads from it, as ``vea
+    pools show`` prints them (``reports`` as ``describe`` answers them)."""
+    by_pool = {report["pool_id"]: report for report in reports}
+    lines = []
+    for pool in config.pools:
+        report = by_pool.get(pool.id)
+        if report is None:
+            lines.append(f"  {pool.id:<18} no report: wait unknown (valued without a wait)")
+            continue
+        given = [
+            f"{label} {report[key]}"
+            for key, label in (
+                ("agents_free", "free"),
+                ("queue_length", "queue"),
+                ("agents_staffed", "staffed"),
+                ("expected_wait_s", "platform's wait"),
+            )
+            if report[key] is not None
+        ]
+        status = Availability(
+            agents_free=report["agents_free"],
+            queue_length=report["queue_length"],
+            expected_wait_s=report["expected_wait_s"],
+            agents_staffed=report["agents_staffed"],
+            stale=report["stale"],
+        )
+        wait = expected_wait(pool, status, rules)
+        if report["stale"]:
+            read = "stale: ignored, wait unknown"
+        elif wait is None:
+            read = "wait unknown"
+        else:
+            over = f", over the {rules.max_wait_s:.0f} s limit" if wait > rules.max_wait_s else ""
+            read = f"expected wait {wait:.0f} s{over}"
+            if report["expected_wait_s"] is None and wait > 0:
+                read += f" ({wait_capacity(pool, status)} agents)"
+        lines.append(
+            f"  {pool.id:<18} {', '.join(given)}: {read}  (reported {report['reported_at']})"
+        )
+    return lines
+
+
 def availability_answer(row: Mapping[str, Any], ttl_s: float) -> dict[str, Any]:
     return {
         "pool_id": row["pool_id"],

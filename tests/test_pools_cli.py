@@ -154,3 +154,39 @@ def test_a_stored_rebuild_is_audited_in_its_own_transaction(tmp_path, monkeypatc
     (event,) = json.loads(runner.invoke(cli, ["audit", "--json"], env=env).stdout)
     assert event["action"] == "pools.rebuild" and event["actor"] == audit.cli_actor()
     assert event["actor"].startswith("cli")
+
+
+def test_show_reads_each_pools_availability_as_routing_does(tmp_path):
+    """What the platform last reported per pool and the wait vea reads from it, so an
+    operator can see why value attempts stop (a busy general) without querying the API."""
+    from models.pools import load_config
+    from service import pools as use_cases
+    from service.config import PACKAGE_DIR
+    from service.db import make_engine
+
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path}/vea.db", "VEA_AVAILABILITY_TTL_S": "120"}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    config = load_config(PACKAGE_DIR / "pools.default.yaml")
+    value_pool = next(p.id for p in config.pools if p.id != "general")
+    engine = make_engine(env["VEA_DATABASE_URL"])
+    try:
+        for pool_id, body in (
+            ("general", {"agents_free": 0, "queue_length": 3, "agents_staffed": 30}),
+            (value_pool, {"agents_free": 0, "queue_length": 9}),
+        ):
+            use_cases.report_availability(engine, config, pool_id, body, 120)
+    finally:
+        engine.dispose()
+
+    shown = runner.invoke(cli, ["pools", "show"], env=env)
+    assert shown.exit_code == 0, shown.output
+    lines = {line.split()[0]: line for line in shown.stdout.splitlines() if line.startswith("  ")}
+    # general: (3 + 1) x 420 s / 30 staffed = 56 s, under the 60 s limit.
+    assert "free 0, queue 3, staffed 30: expected wait 56 s (30 agents)" in lines["general"]
+    members = max(len(next(p for p in config.pools if p.id == value_pool).members), 1)
+    wait = 10 * 420 / members
+    assert f"expected wait {wait:.0f} s, over the 60 s limit ({members} agents)" in shown.stdout
+    others = [p.id for p in config.pools if p.id not in ("general", value_pool)]
+    for pool_id in others:
+        assert f"  {pool_id}" in shown.stdout and "no report: wait unknown" in shown.stdout
