@@ -233,9 +233,12 @@ def _install_hooks(app: Flask) -> None:
                 },
             ) from None
         except DatabaseUnavailable:
+            # Also a schema behind the code (VEA_AUTO_MIGRATE=0 before `vea db upgrade`):
+            # the key table lacks a column. /readyz tells the two apart.
             raise ApiError(
                 503,
-                "cannot verify the API key: database unavailable",
+                "cannot verify the API key: database unavailable or not migrated "
+                "(GET /readyz says which)",
                 headers={"Retry-After": str(st.settings.retry_after_s)},
             ) from None
         if info is None:
