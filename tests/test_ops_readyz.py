@@ -3,8 +3,8 @@ the code (a release started before `vea db upgrade`), ready again once it is upg
 
 from __future__ import annotations
 
-from service.api.health import schema_check, schema_revisions
-from service.db import upgrade
+from service.api.health import schema_check
+from service.db import migration_revisions, upgrade
 
 
 def test_a_schema_behind_the_code_is_not_ready_until_upgraded(make_app, tmp_path):
@@ -18,7 +18,9 @@ def test_a_schema_behind_the_code_is_not_ready_until_upgraded(make_app, tmp_path
     upgrade(url)
     again = client.get("/readyz")
     assert again.status_code == 200, again.json
-    assert again.json["checks"]["database"]["detail"] == f"schema revision {schema_revisions()[-1]}"
+    assert (
+        again.json["checks"]["database"]["detail"] == f"schema revision {migration_revisions()[-1]}"
+    )
 
 
 def test_a_schema_newer_than_the_code_stays_ready():

@@ -11,18 +11,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.api.common import RETRY_AFTER, Blueprint
-from service.db import MIGRATIONS_DIR, READ_ONLY
+from service.db import READ_ONLY, migration_revisions
 from service.errors import ApiError
 from service.schemas import HealthSchema, ReadySchema
 from service.state import state
-
-
-def schema_revisions() -> tuple[str, ...]:
-    """The migrations this code ships, oldest first (the last is the head it needs)."""
-    from alembic.script import ScriptDirectory
-
-    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
-    return tuple(reversed([s.revision for s in scripts.walk_revisions()]))
 
 
 def schema_check(revision: str | None, revisions: tuple[str, ...]) -> tuple[bool, str]:
@@ -55,7 +47,7 @@ def bearer_token_matches(authorization: str, token: str) -> bool:
 
 def blueprint() -> Blueprint:
     blp = Blueprint("health", __name__, description="Liveness, readiness and metrics.")
-    revisions = schema_revisions()  # read once per app, not per probe
+    revisions = migration_revisions()  # read once per app, not per probe
 
     @blp.route("/healthz", methods=["GET"])
     @blp.response(200, HealthSchema)
