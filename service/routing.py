@@ -52,6 +52,9 @@ class PoolRouter:
         self.source = "file"
         self.updated_at: datetime | None = None
         self.reports: dict[str, dict[str, Any]] = {}
+        # Why the stored config is not the one routing uses (None when it is).
+        self.problem: str | None = None
+        self._refused_at: datetime | None = None
 
     # ---------------------------------------------------------------- shared state
     def refresh(self, force: bool = False) -> None:
@@ -70,14 +73,24 @@ class PoolRouter:
                 # Unreachable or not migrated yet: keep routing with what we have.
                 log.warning("pools not refreshed", extra={"error": type(exc).__name__})
                 return
-            if row is not None and row.updated_at != self.updated_at:
+            if row is not None and row.updated_at not in (self.updated_at, self._refused_at):
                 try:
                     self.config = parse_config(row.config)
                     self.source, self.updated_at = "database", row.updated_at
-                except PoolError as exc:  # stored configs are validated: never expected
-                    log.error("stored pools config invalid", extra={"error": str(exc)})
+                    self.problem = None
+                except PoolError as exc:
+                    # Writers validate what they store, but a config stored by an older
+                    # release can fail checks added since: route with the last good one
+                    # and say so once (and on /readyz), not at every poll.
+                    self._refused_at = row.updated_at
+                    self.problem = (
+                        f"the stored pools config is refused ({exc}): routing uses the "
+                        f"{self.source} config; PUT a corrected one (GET /v1/pools says why)"
+                    )
+                    log.error("stored pools config refused", extra={"error": str(exc)})
             elif row is None:
                 self.config, self.source, self.updated_at = self.file_config, "file", None
+                self.problem = None
             self.reports = reports
 
     def availability(self) -> dict[str, Availability]:

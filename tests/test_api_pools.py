@@ -401,3 +401,47 @@ def test_a_capacity_fallback_logs_the_chance_of_what_was_served(make_app, keys, 
         assert answer["propensity"] == pytest.approx(1.0)
         fell_back += any("wait" in r for r in answer["reasons"])
     assert fell_back > 0  # some draws were value activities that fell back
+
+
+def test_a_stored_config_routing_refuses_is_said_on_readyz_once(
+    app, client, keys, pools_from_the_file, new_id, caplog
+):
+    """A config an older release stored can fail checks added since: routing keeps the
+    pools file, /readyz says why (still ready: decisions route), the log says it once."""
+    from service.db import pool_config, utcnow
+
+    with pools_from_the_file.begin() as conn:
+        conn.execute(
+            pool_config.insert().values(
+                id=1,
+                config={"pools": [{"id": "general", "activities": [], "members": ["a-1"]}]},
+                updated_at=utcnow(),
+                updated_by="an older release",
+            )
+        )
+    router = app.extensions["vea"].pools
+    with caplog.at_level("ERROR", logger="vea.routing"):
+        for _ in range(3):
+            router.refresh(force=True)
+    assert [r.getMessage() for r in caplog.records].count("stored pools config refused") == 1
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["ready"] is True
+    pools = ready.json["checks"]["pools"]
+    assert pools["ok"] is False and "stored pools config is refused" in pools["detail"]
+    assert "routing uses the file config" in pools["detail"]
+    body = {
+        "interaction_id": new_id(),
+        "customer": {"customer_id": new_id("c-"), "tenure_months": 2},
+        "contact": {"channel": "chat", "issue_type": "inquiry"},
+    }
+    decided = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+    assert decided.status_code == 201 and decided.json["route"]["pool"]
+
+    with pools_from_the_file.begin() as conn:
+        conn.execute(pool_config.delete())
+    router.refresh(force=True)
+    assert client.get("/readyz").json["checks"]["pools"] == {
+        "ok": True,
+        "detail": "pools config from the file",
+    }

@@ -99,6 +99,13 @@ def blueprint() -> Blueprint:
         }
         if problem:
             reasons.append(f"{problem}: decisions answer from the rule-based fallback")
+        st.pools.refresh()
+        # Routing goes on with the last good config: a warning, not a reason to take
+        # the instance out of the load balancer.
+        checks["pools"] = {
+            "ok": st.pools.problem is None,
+            "detail": st.pools.problem or f"pools config from the {st.pools.source}",
+        }
         ready = not reasons
         body = {
             "ready": ready,
