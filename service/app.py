@@ -129,6 +129,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         shadow_budget_ms=settings.shadow_budget_ms,
     )
     model_manager.on_swap = metrics.set_model
+    model_manager.on_warning = metrics.set_model_warning
 
     def database_leases(limiter: str) -> DatabaseLeases | None:
         if settings.rate_limit_scope.lower() != "database":

@@ -90,6 +90,13 @@ class Metrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        self.model_warning = Gauge(
+            "vea_model_warning",
+            "1 while a worker serves a model a worker started now could not load (a newer "
+            "champion failed to load, the bundle is damaged on disk, no champion is named)",
+            registry=r,
+            multiprocess_mode="liveall",
+        )
         # Drift, as of the last drift report any worker computed (the newest value wins).
         self.feature_psi = Gauge(
             "vea_feature_psi",
@@ -150,6 +157,9 @@ class Metrics:
             self.model_info.labels(version=previous).set(0)
         if current:
             self.model_info.labels(version=current).set(1)
+
+    def set_model_warning(self, standing: bool) -> None:
+        self.model_warning.set(1 if standing else 0)
 
     def render(self) -> tuple[bytes, str]:
         if multiprocess_dir():

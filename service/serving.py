@@ -108,9 +108,24 @@ class ModelManager:
         self._checked_at = -float("inf")
         self._problem: str | None = "no model loaded yet"
         self.loaded_at: float | None = None
-        # A newer champion that could not be loaded while an older model keeps serving.
-        self.warning: str | None = None
         self.on_swap: Callable[[str | None, str | None], None] | None = None
+        # Told whether a warning stands whenever that changes (the metrics' gauge).
+        self.on_warning: Callable[[bool], None] | None = None
+        self._warning: str | None = None
+
+    @property
+    def warning(self) -> str | None:
+        """Why this worker serves a model the registry no longer backs (a newer champion
+        failed to load, the serving bundle is damaged on disk, no champion is named), or
+        None: it serves on, but a worker started now would not serve the same."""
+        return self._warning
+
+    @warning.setter
+    def warning(self, text: str | None) -> None:
+        changed = (text is None) != (self._warning is None)
+        self._warning = text
+        if changed and self.on_warning is not None:
+            self.on_warning(text is not None)
 
     # ------------------------------------------------------------------ state
     @property

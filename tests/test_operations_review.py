@@ -311,3 +311,31 @@ def test_a_revoked_key_still_sent_does_not_lock_the_new_key_out(make_app, new_id
         for _ in range(4)
     ]
     assert guesses == [401, 401, 401, 429]
+
+
+def test_a_damaged_serving_bundle_is_a_metric_for_alerting(make_app, registry_dir, tmp_path):
+    """vea_model_warning is 1 while the worker serves a model a restart could not load
+    (the alert VeaModelNotBacked reads it) and 0 again once the bundle is restored."""
+    from models.registry import Registry
+
+    app = make_app()
+    client = app.test_client()
+    serving = app.extensions["vea"].models
+
+    def gauge() -> str:
+        lines = client.get("/metrics").get_data(as_text=True).splitlines()
+        return next(line for line in lines if line.startswith("vea_model_warning "))
+
+    serving.refresh(force=True)
+    assert gauge() == "vea_model_warning 0.0"
+    champion = Registry(registry_dir).champion()
+    ranker = registry_dir / "versions" / champion / "ranker.txt"
+    good = tmp_path / "ranker.good"
+    shutil.copy2(ranker, good)
+    with open(ranker, "a") as damaged:
+        damaged.write("\n# overwritten by a bad sync\n")
+    serving.refresh(force=True)
+    assert serving.warning is not None and gauge() == "vea_model_warning 1.0"
+    shutil.copy2(good, ranker)
+    serving.refresh(force=True)
+    assert serving.warning is None and gauge() == "vea_model_warning 0.0"
