@@ -277,8 +277,21 @@ def test_models_list_shows_a_champion_whose_bundle_is_gone(registry_dir, tmp_pat
 
     result = CliRunner().invoke(cli, ["models", "list", "--registry", str(registry_dir)])
     assert result.exit_code == 0, result.output
-    line = next(line for line in result.output.splitlines() if champion in line)
+    lines = result.output.splitlines()
+    # Named first, whatever its place in the list (broken versions are listed last).
+    assert lines[0].startswith(f"champion: {champion}  BROKEN") and "missing" in lines[0]
+    line = next(line for line in lines[1:] if champion in line)
     assert line.startswith("*") and "BROKEN" in line and "missing" in line
+
+
+def test_models_list_says_when_no_champion_is_named(registry_dir):
+    from models.registry import CHAMPION_FILE
+    from training.cli import cli
+
+    (registry_dir / CHAMPION_FILE).unlink()
+    listed = CliRunner().invoke(cli, ["models", "list", "--registry", str(registry_dir)])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.startswith("champion: none (decisions answer degraded)")
 
 
 # -------------------------------------------------------------------- key rotation

@@ -652,7 +652,17 @@ def models_list(registry, as_json) -> None:
         return
     if not versions:
         click.echo(f"no models in {registry}")
+        return
     shadow = Registry(registry).shadow()
+    # The champion first, whatever its age or state: a broken one is listed last.
+    champion = next((v for v in versions if v.get("is_champion")), None)
+    if champion is None:
+        click.echo("champion: none (decisions answer degraded): vea models promote VERSION")
+    else:
+        broken = f"  BROKEN: {champion['broken']}" if "broken" in champion else ""
+        click.echo(f"champion: {champion['version']}{broken}")
+    if shadow:
+        click.echo(f"shadow: {shadow}")
     for v in versions:
         mark = "*" if v.get("is_champion") else "s" if v["version"] == shadow else " "
         status = (
