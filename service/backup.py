@@ -34,7 +34,7 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
         raise ValueError(f"{out} exists: a backup never overwrites a file")
     if not out.parent.is_dir():
         raise ValueError(f"{out.parent} is not a directory")
-    partial = out.with_name(f".{out.name}.partial")
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     # Read-only source: a backup must not create or change the live database.
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30.0)
     dst = sqlite3.connect(partial)
@@ -62,5 +62,26 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
     finally:
         src.close()
     dst.close()
-    os.replace(partial, out)
+    try:
+        _place(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return counts
+
+
+def _place(partial: Path, out: Path) -> None:
+    """Give the finished copy its name, never over a file that appeared meanwhile (another
+    backup, a file copied in by hand), and make the name durable."""
+    try:
+        os.link(partial, out)  # atomic: fails when ``out`` exists, unlike a rename
+    except FileExistsError:
+        raise ValueError(f"{out} exists: a backup never overwrites a file") from None
+    except OSError:  # a filesystem without hard links: the check, then the rename
+        if out.exists():
+            raise ValueError(f"{out} exists: a backup never overwrites a file") from None
+        os.replace(partial, out)
+    directory = os.open(out.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the new name survives a crash right after the command
+    finally:
+        os.close(directory)

@@ -143,7 +143,29 @@ def test_backup_copies_a_live_sqlite_database_whole(tmp_path):
         assert [key["label"] for key in list_keys(restored)] == ["night shift"]
     finally:
         restored.dispose()
-    assert not list(tmp_path.glob(".copy.db.partial"))
+    assert not list(tmp_path.glob(".copy.db*.partial"))
+
+
+def test_backup_never_replaces_a_file_that_appeared_while_it_copied(tmp_path, monkeypatch):
+    """The destination is checked before the copy starts; a file created there meanwhile
+    (another backup, a copy made by hand) is kept, and the finished copy is not left."""
+    from service import backup
+
+    url = f"sqlite:///{tmp_path / 'vea.db'}"
+    upgrade(url)
+    out = tmp_path / "copy.db"
+    connect = backup.sqlite3.connect
+
+    def connect_and_meanwhile(target, *args, **kwargs):
+        if str(target).endswith(".partial"):  # the copy starts: someone writes `out`
+            out.write_text("someone else's file")
+        return connect(target, *args, **kwargs)
+
+    monkeypatch.setattr(backup.sqlite3, "connect", connect_and_meanwhile)
+    with pytest.raises(ValueError, match="never overwrites"):
+        backup.backup_sqlite(url, out)
+    assert out.read_text() == "someone else's file"
+    assert not list(tmp_path.glob(".copy.db*.partial"))
 
 
 def test_backup_of_a_database_before_migration_0009_counts_what_it_has(tmp_path):
