@@ -41,12 +41,13 @@
   }
 
   function say(text, kind, link) {
-    statusLine.textContent = text;
-    statusLine.className = "status-line " + (kind || "");
     // Errors interrupt (a screen reader says them at once); success is polite.
     // (aria-live set too: the element's explicit "polite" would override the alert role.)
+    // Set before the text, so the text is announced the way it is meant.
     statusLine.setAttribute("role", kind === "error" ? "alert" : "status");
     statusLine.setAttribute("aria-live", kind === "error" ? "assertive" : "polite");
+    statusLine.textContent = text;
+    statusLine.className = "status-line " + (kind || "");
     if (link) {
       // Same tab: the sign-in comes back to this page, whose entries this tab keeps.
       const a = document.createElement("a");
@@ -215,7 +216,17 @@
       clearTimeout(timer);
       busy = false;
       if (!sent) button.disabled = false;
+      keepFocus(button);
     }
+  }
+
+  // Disabling the focused Record button drops the focus to the page's start: a keyboard
+  // or screen reader user would have to find their place again. It goes back to Record
+  // (to try again), or, once the form is disabled, to the answer ("Recorded.").
+  function keepFocus(button) {
+    const active = document.activeElement;
+    if (active && active !== document.body && !active.disabled) return; // not lost
+    (button.disabled ? statusLine : button).focus();
   }
 
   if (desk.dataset.recorded === "true") {
