@@ -63,10 +63,12 @@
         labels: data.trend.map((r) => r.date),
         datasets: [
           { label: words.ves, data: data.trend.map((r) => r.ves), borderColor: blue, backgroundColor: blue, yAxisID: "ves", spanGaps: false },
-          { label: words.success_pct, data: data.trend.map((r) => (r.success_rate === null ? null : r.success_rate * 100)), borderColor: teal, backgroundColor: teal, yAxisID: "rate", spanGaps: false },
+          // Dashed, with triangles: the two lines differ by more than their colour.
+          { label: words.success_pct, data: data.trend.map((r) => (r.success_rate === null ? null : r.success_rate * 100)), borderColor: teal, backgroundColor: teal, yAxisID: "rate", spanGaps: false, borderDash: [6, 4], pointStyle: "triangle", pointRadius: 4 },
         ],
       },
       options: {
+        plugins: { legend: { labels: { usePointStyle: true } } },
         scales: {
           ves: { position: "left", min: 1, max: 7, title: { display: true, text: words.ves } },
           rate: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: words.success_pct } },

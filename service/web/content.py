@@ -126,6 +126,8 @@ LABELS: dict[str, dict[str, str]] = {
         "all_time": "All time",
         "not_available": "Not available yet",
         "download_csv": "CSV",
+        # A chart's description for screen readers: where its figures are as text.
+        "chart_table": "The same figures are in the table “{title}” below.",
         "trend": "VES and success over time",
         "uplift": "Uplift over the holdout (95% CI)",
         "results_by": "Results by {what}",
@@ -261,6 +263,7 @@ LABELS: dict[str, dict[str, str]] = {
         "all_time": "全期間",
         "not_available": "まだ利用できません",
         "download_csv": "CSV",
+        "chart_table": "同じ数値は下の表「{title}」にあります。",
         "trend": "VESと成功率の推移",
         "uplift": "対照群に対する効果（95%信頼区間）",
         "results_by": "{what}別の結果",
