@@ -395,7 +395,7 @@ def test_the_desk_by_keyboard_alone(sites, browser):  # noqa: F811
         assert names == [
             "EN", "日本語", "Sign out",
             "offered", "accepted", "declined", "skipped",
-            "ves_confidence", "ves_ability", "record",
+            "ves_confidence", "ves_ability", "record", "keys-off",
         ]  # fmt: skip
 
         # Space and Enter on the outcome buttons, Space and the arrows in a VES scale.
@@ -443,7 +443,52 @@ def test_the_desk_by_keyboard_alone(sites, browser):  # noqa: F811
         assert page.locator(".quiet-record").get_attribute("open") is not None
         expected, reached, rings = tab_through(page)
         assert reached == expected and weak_rings(rings) == []
-        assert len(expected) == 7  # EN, 日本語, sign out, summary, two scales, Record
+        assert len(expected) == 8  # EN, 日本語, sign out, summary, two scales, Record, keys
+
+    finally:
+        context.close()
+
+
+def test_the_letter_and_digit_keys_can_be_turned_off(sites, browser):  # noqa: F811
+    """WCAG 2.1.4: a speech-input user's words arrive as keystrokes, so single-character
+    shortcuts must be possible to turn off. Off, O/A/D/S and 1–7 do nothing, their hints
+    go, and the browser remembers it; Enter still records."""
+    site = sites["full"]
+    base = site["base"]
+    context, page = new_page(browser, DESK_WIDTH)
+    try:
+        log_in(page, base, site["keys"]["desktop"])
+        page.goto(f"{base}{desk_query(issue_type='how_to', sentiment='0.5')}&lang=ja")
+        switch = page.get_by_label("英字・数字キーでの操作をオフにする")
+        assert not switch.is_checked()  # on by default, as before
+        switch.focus()
+        page.keyboard.press("Space")
+        assert switch.is_checked()
+        page.reload()
+        page.locator("#openness").wait_for()
+        assert page.locator("#keys-off").is_checked()  # remembered
+        assert page.locator(".shortcuts").is_hidden()
+        assert (
+            page.locator("button[data-status=accepted]").get_attribute("aria-keyshortcuts") is None
+        )
+        page.locator("body").click(position={"x": 5, "y": 200})
+        for key in ("a", "6", "o"):
+            page.keyboard.press(key)
+        assert page.locator("button[aria-pressed=true]").count() == 0
+        assert page.locator("#outcome input:checked").count() == 0
+        page.locator("button[data-status=accepted]").click()
+        page.locator("body").click(position={"x": 5, "y": 200})
+        page.keyboard.press("Enter")
+        page.locator("#status-line.ok").wait_for()
+
+        page.goto(f"{base}{desk_query(issue_type='how_to', sentiment='0.5')}&lang=en")
+        page.locator("#keys-off").uncheck()
+        page.locator("body").click(position={"x": 5, "y": 200})
+        page.keyboard.press("a")
+        assert page.locator("button[data-status=accepted]").get_attribute("aria-pressed") == "true"
+        assert (
+            page.locator("button[data-status=accepted]").get_attribute("aria-keyshortcuts") == "A"
+        )
     finally:
         context.close()
 

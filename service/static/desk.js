@@ -242,6 +242,28 @@
     record();
   });
 
+  // The letter and digit keys can be turned off (WCAG 2.1.4: a speech-input user's words
+  // arrive as keystrokes and would choose outcomes); remembered in this browser. Enter,
+  // not a character, stays.
+  const keysOff = document.getElementById("keys-off");
+  const KEYS_OFF = "vea-desk-keys-off";
+  function showKeys() {
+    const off = Boolean(keysOff && keysOff.checked);
+    desk.classList.toggle("keys-off", off);
+    for (const b of buttons) {
+      if (off) b.removeAttribute("aria-keyshortcuts");
+      else b.setAttribute("aria-keyshortcuts", b.querySelector("kbd").textContent);
+    }
+  }
+  if (keysOff) {
+    try { keysOff.checked = localStorage.getItem(KEYS_OFF) === "1"; } catch (err) { }
+    keysOff.addEventListener("change", () => {
+      try { localStorage.setItem(KEYS_OFF, keysOff.checked ? "1" : "0"); } catch (err) { }
+      showKeys();
+    });
+    showKeys();
+  }
+
   const keys = { o: "offered", a: "accepted", d: "declined", s: "skipped" };
   // Letters and digits typed into a field are the field's (a search box, a select, an
   // editable area a browser extension adds), not shortcuts: only the desk's own radios
@@ -257,14 +279,16 @@
     if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
     const target = event.target;
     if (typing(target)) return;
-    // Keys pressed on a link or in the top bar (language, sign out) are theirs.
-    if (target && target.closest && target.closest("a, .topbar")) return;
+    // Keys pressed on a link, in the top bar (language, sign out) or on the keys' own
+    // switch are theirs.
+    if (target && target.closest && target.closest("a, .topbar, .keys-switch")) return;
     const key = event.key.toLowerCase();
-    if (!quiet && keys[key]) {
+    const characters = !(keysOff && keysOff.checked);
+    if (!quiet && characters && keys[key]) {
       event.preventDefault();
       choose(keys[key]);
       reveal(form.querySelector('button[data-status="' + keys[key] + '"]'));
-    } else if (/^[1-7]$/.test(key)) {
+    } else if (characters && /^[1-7]$/.test(key)) {
       event.preventDefault();
       typeDigit(key, target);
     } else if (key === "enter" && !(target && /^(BUTTON|SUMMARY)$/.test(target.tagName))) {

@@ -109,6 +109,8 @@ LABELS: dict[str, dict[str, str]] = {
         "degraded": "Degraded answer (model or database unavailable): rules were used.",
         "holdout": "Control group: no value activity for this customer.",
         "shortcuts": "Keys: O offered · A accepted · D declined · S skipped · 1–7 VES · Enter record",
+        # Turns off the letter and digit keys above (Enter stays): WCAG 2.1.4.
+        "keys_off": "Turn off the letter and digit keys",
         "language": "Language",
         "bad_request": "This desk link is incomplete or malformed",
         "bad_request_help": "The desktop must open the desk with the interaction's details.",
@@ -246,6 +248,7 @@ LABELS: dict[str, dict[str, str]] = {
         "degraded": "簡易判定: モデルまたはデータベースが利用できないため、ルールで判定しています。",
         "holdout": "対照群: このお客様には価値向上の提案を行いません。",
         "shortcuts": "キー: O 提案 · A 受け入れ · D 辞退 · S 見送り · 1〜7 VES · Enter 記録",
+        "keys_off": "英字・数字キーでの操作をオフにする",
         "language": "言語",
         "bad_request": "デスクのリンクが不完全か、形式が正しくありません",
         "bad_request_help": "デスクトップからお問い合わせの情報付きで開いてください。",
