@@ -188,3 +188,32 @@ def test_a_digit_answers_the_ves_item_that_has_the_focus(server, browser):  # no
         assert page.evaluate("() => document.activeElement.value") == "4"
     finally:
         context.close()
+
+
+def test_a_refusal_without_a_field_is_said_in_the_desks_language(server, browser):  # noqa: F811
+    """A 422 naming no field showed the server's English message inside the Japanese
+    sentence (「cannot ...」を確認してください)."""
+    import json
+
+    base = server["base"]
+    context, page = new_page(browser, 400, 900, locale="ja-JP")
+    refusal = {"error": {"code": "unprocessable", "message": "answers do not fit", "fields": {}}}
+    try:
+        log_in(page, base, server["keys"]["desktop"])
+        page.goto(base + desk_query(issue_type="how_to", sentiment="0.5", lang="ja"))
+        page.locator("#openness").wait_for()
+        page.route(
+            "**/desk/outcome",
+            lambda route: route.fulfill(
+                status=422, content_type="application/json", body=json.dumps(refusal)
+            ),
+        )
+        for key in ("a", "6", "Enter"):
+            page.keyboard.press(key)
+        status = page.locator("#status-line.error")
+        status.wait_for()
+        said = status.inner_text()
+        assert "受け付けられませんでした（エラー 422）" in said and "answers" not in said
+        assert page.locator("#record").is_enabled()
+    finally:
+        context.close()

@@ -145,13 +145,16 @@
                                      text: messages.err_show_recorded }];
     }
     const names = Object.keys(error.fields || {}).filter((n) => n !== "_schema");
-    const field = names.length
-      ? names.map(fieldName).join(messages.list_separator || ", ")
-      : (error.message || "?");
+    const field = names.map(fieldName).join(messages.list_separator || ", ");
     // The survey system's answers came first; the agent's differing VES is not stored.
-    if (code === "survey_conflict") return [messages.err_survey.replace("{field}", field)];
-    if (response.status === 422 || response.status === 400) {
-      return [messages.err_invalid.replace("{field}", field)];
+    if (code === "survey_conflict" && names.length) {
+      return [messages.err_survey.replace("{field}", field)];
+    }
+    if (response.status === 422 || response.status === 400 || code === "survey_conflict") {
+      // Without a field to name, the page's own words (the server's message is English).
+      return names.length
+        ? [messages.err_invalid.replace("{field}", field)]
+        : [messages.err_refused.replace("{status}", String(response.status))];
     }
     if (response.status === 429) {
       const seconds = Number(response.headers.get("Retry-After")) || 1;

@@ -102,6 +102,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "err_survey": "The customer's survey already gave other answers for {field}: nothing "
         "was recorded. Record again without them.",
         "err_invalid": "Not recorded: check {field}.",
+        "err_refused": "Not recorded: the service refused these entries (error {status}). "
+        "Check them and record again; they are kept.",
         "err_busy": "Too many requests: nothing was recorded. Press Record again in "
         "{seconds} s; your entries are kept.",
         "err_down": "The database is unavailable: nothing was recorded. Press Record again "
@@ -156,6 +158,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "err_survey": "お客様のアンケートで「{field}」に別の回答がすでに記録されているため、"
         "記録されていません。その項目を空けて記録し直してください。",
         "err_invalid": "記録されていません。「{field}」を確認してください。",
+        "err_refused": "記録されていません。この入力は受け付けられませんでした（エラー {status}）。"
+        "内容を確認して記録し直してください。入力内容は残っています。",
         "err_busy": "リクエストが多すぎるため、記録されていません。{seconds}秒後にもう一度"
         "「記録する」を押してください。入力内容は残っています。",
         "err_down": "データベースに接続できないため、記録されていません。1分ほどしてから"
