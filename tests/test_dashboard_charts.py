@@ -104,6 +104,13 @@ def test_the_charts_words_follow_the_page_language():
     for key, text in japanese["labels"].items():
         assert text != english["labels"][key] or key == "psi", key
     assert japanese["drift"]["threshold_label"] == "ドリフトのしきい値 0.2"
+    # The bars are named as the drift table names the features.
+    assert [f["label"] for f in english["drift"]["features"]] == [
+        "time since purchase",
+        "segment",
+    ]
+    assert japanese["drift"]["features"][0]["label"] == "購入後の月数"
+    assert japanese["drift"]["features"][0]["feature"] == "tenure_months"
     assert {p["measure"] for p in japanese["uplift"]} >= {"価値向上の成功率", "VES（1-7）"}
 
 

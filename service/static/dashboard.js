@@ -122,7 +122,7 @@
     draw("chart-drift", {
       type: "bar",
       data: {
-        labels: features.map((f) => f.feature),
+        labels: features.map((f) => f.label || f.feature),
         datasets: [
           { label: words.psi, data: features.map((f) => f.psi), backgroundColor: features.map((f) => (f.psi !== null && f.psi > threshold ? red : grey)) },
           // The threshold as a dashed line, on an axis that reaches it (data.drift.axis_max).

@@ -969,7 +969,12 @@ def charts(sections: dict[str, Any], language: str = "en") -> dict[str, Any]:
             # The axis reaches the threshold: scaled to the largest PSI alone, a stable
             # 0.013 filled the chart and read as drift.
             "axis_max": max(threshold, highest) * 1.1,
-            "features": drift["features"],
+            # Each bar named as the drift table names the feature (購入後の月数, not
+            # tenure_months on the Japanese page).
+            "features": [
+                {**f, "label": shown("drift", "feature", f["feature"], language)}
+                for f in drift["features"]
+            ],
         }
     return out
 
