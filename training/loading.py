@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from models.schema import (
     canonical_language,
     language_tag_problem,
 )
-from training.spec import SOURCES_ATTR, Spec, SpecColumnsMissing, SpecError
+from training.spec import SOURCES_ATTR, TIMEZONE_ATTR, Spec, SpecColumnsMissing, SpecError
 
 MAX_REPORTED = 20
 # Rows named per field and problem: a mistake that hits every row (a spec mapping the
@@ -52,8 +54,11 @@ def file_fingerprint(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read CSV or Parquet by extension, turning parser failures into DataError."""
+def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
+    """Read CSV or Parquet by extension, turning parser failures into DataError.
+
+    A CSV is UTF-8 (a byte order mark is skipped); one that is not is read in
+    ``encoding`` when given (a spec's: ``cp932`` for Excel's Japanese CSV)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"file not found: {path}")
@@ -62,7 +67,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix == ".parquet" or path.is_dir():
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".txt", ".gz"):
-            frame = pd.read_csv(path, low_memory=False)
+            frame = _read_csv(path, encoding)
         else:
             raise DataError(f"{path}: unknown format {suffix!r}; use .csv or .parquet")
     except pd.errors.EmptyDataError as exc:
@@ -70,7 +75,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: malformed CSV: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise DataError(_not_utf8(path, exc)) from exc
+        raise DataError(_not_utf8(path, exc, encoding)) from exc
     except (OSError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
@@ -80,7 +85,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, low_memory=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        if not encoding:
+            raise
+    return pd.read_csv(path, low_memory=False, encoding=encoding)
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError, encoding: str | None = None) -> str:
     """The message for a CSV in another encoding (Shift-JIS exports are common), with
     the first line that does not decode: the decoder's own position is in its buffer."""
     opener = gzip.open if path.suffix.lower() == ".gz" else open
@@ -88,13 +102,19 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
     with opener(path, "rb") as fh:
         for number, line in enumerate(fh, start=1):
             try:
-                line.decode("utf-8")
+                line.decode(encoding or "utf-8")
             except UnicodeDecodeError as bad:
                 where = f" (line {number}, byte 0x{line[bad.start]:02x})"
                 break
     name = path.name
+    if encoding:
+        return (
+            f"{path}: neither UTF-8 nor {encoding} text (the spec's encoding){where}: "
+            f"{exc.reason}. Name the file's real encoding in the spec, or save it as UTF-8"
+        )
     return (
-        f"{path}: not UTF-8 text{where}: {exc.reason}. Save it as UTF-8 or convert it, e.g. "
+        f"{path}: not UTF-8 text{where}: {exc.reason}. Save it as UTF-8, name its encoding "
+        "in a spec (`encoding: cp932` for a CSV saved by Excel in Japan), or convert it, e.g. "
         f"`iconv -f SHIFT_JIS -t UTF-8 {name} > utf8-{name}` (name the file's real encoding)"
     )
 
@@ -140,12 +160,30 @@ def _report(
         problems.append(f"field {field}: {len(rows) - ROWS_SHOWN:,} more rows {what}")
 
 
+# "1,200" or "12,345.5": digits in groups of three, as Excel writes a formatted number.
+THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+
+
 def _floats(values: pd.Series) -> np.ndarray:
-    """Numbers as float64 (NaN where missing or not a number; nullable dtypes included)."""
+    """Numbers as float64 (NaN where missing or not a number; nullable dtypes included).
+
+    Text is read as Japanese exports write numbers: full-width digits (１２) as digits
+    (NFKC), and commas between groups of three digits as thousands separators."""
     if pd.api.types.is_bool_dtype(values):
         values = values.astype("float64")
+    elif pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
+        values = values.astype(object).map(_number_text, na_action="ignore")
     numeric = pd.to_numeric(values, errors="coerce")
     return pd.Series(numeric).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _number_text(value: object) -> object:
+    """A number written as text, in the form ``pd.to_numeric`` reads (other values as
+    they are): ``１,２００`` is ``1200``."""
+    if not isinstance(value, str):
+        return value
+    text = unicodedata.normalize("NFKC", value).strip()
+    return text.replace(",", "") if THOUSANDS.fullmatch(text) else text
 
 
 def _numbers_in(values: pd.Series) -> np.ndarray:
@@ -229,6 +267,39 @@ def _check_languages(
         _report(problems, rows, field, f"not {problem}", values)
 
 
+def _timestamps(values: pd.Series, zone: str | None) -> pd.Series:
+    """Timestamps in UTC (NaT where a value is none). A time with an offset (or a
+    timezone-aware column) is that instant; one without is a local time in ``zone``, or
+    in UTC without one (the canonical log's zone, design section 4)."""
+    if zone is None:
+        return pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        local = values
+    else:
+        try:
+            local = pd.to_datetime(values, errors="coerce", format="mixed")
+        except ValueError:  # some times with an offset and some without, or several offsets
+            instants = values.map(lambda v: _instant(v, zone), na_action="ignore")
+            return pd.to_datetime(instants, errors="coerce", utc=True)
+    if local.dt.tz is None:
+        # A local time that DST skips or repeats is no one instant: refused as NaT.
+        local = local.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    return local.dt.tz_convert("UTC")
+
+
+def _instant(value: object, zone: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return pd.NaT
+    if stamp is pd.NaT or stamp.tzinfo is not None:
+        return stamp
+    try:
+        return stamp.tz_localize(zone)
+    except (ValueError, TypeError):  # skipped or repeated by DST
+        return pd.NaT
+
+
 def validate_log(
     frame: pd.DataFrame,
     *,
@@ -248,6 +319,8 @@ def validate_log(
     out = frame.copy()
     # A spec-mapped log is named in the user's columns: "field recency (tenure_months)".
     sources: Mapping[str, str] = frame.attrs.get(SOURCES_ATTR) or {}
+    # A spec's timezone: the zone of times without an offset (else they are UTC).
+    timezone: str | None = frame.attrs.get(TIMEZONE_ATTR)
 
     def field(name: str) -> str:
         theirs = sources.get(name)
@@ -302,9 +375,11 @@ def validate_log(
                 f"a number, not a timestamp (write a date and time, e.g. {TIMESTAMP_EXAMPLE})",
                 values,
             )
-            parsed = pd.to_datetime(values.mask(numbers), errors="coerce", utc=True, format="mixed")
+            parsed = _timestamps(values.mask(numbers), timezone)
             bad = present & ~numbers & parsed.isna().to_numpy()
-            _report(problems, _rows(bad), shown, "not a timestamp", values)
+            # In a zone, a local time that daylight saving skips or repeats is none either.
+            where = f" in {timezone}" if timezone else ""
+            _report(problems, _rows(bad), shown, f"not a timestamp{where}", values)
             out[name] = parsed
         else:
             out[name] = values.astype("string")
@@ -359,7 +434,7 @@ def load_log(
 
     ``numeric_features``: columns a model reads as numbers (its encoder's), so a value
     that is not one is refused instead of scored as missing."""
-    raw = read_table(path)
+    raw = read_table(path, spec.encoding if spec else None)
     try:
         frame = spec.apply(raw, require_outcome=require_outcome) if spec else raw
     except SpecError as exc:

@@ -14,6 +14,12 @@ economics: {value_of_success: 1.0, cost_per_second: 0.0}   # optional
 reward: retained_60d           # optional: ve_success (default), accepted, retained_30d,
                                # retained_60d, retained_90d, upgraded, or weights:
 # reward: {ve_success: 1, accepted: 0.5, retained_60d: 2}
+values:                        # optional: your values -> vea's, per canonical column
+  channel: {電話: voice, チャット: chat, メール: email}
+  switching_effort: {低: low, 高: high, 不明: null}   # null: a missing value
+missing: [ー, なし]            # optional: words that mean an empty cell, in any column
+timezone: Asia/Tokyo           # optional: the zone of times written without an offset
+encoding: cp932                # optional: how a CSV that is not UTF-8 is encoded
 ```
 
 The reward's parts other than ``success`` are read from columns of the same name (or
@@ -27,6 +33,24 @@ or ``success``) comes from the spec's source, and a column the spec reads as the
 of another one is not also taken under its own name (Hillstrom's ``segment`` is the
 e-mail arm, mapped to ``activity``: it is no customer segment).
 
+``values:`` maps the values of a canonical column (after ``columns:``) as
+``activity.values`` maps the activity's: a value it does not list is refused, naming the
+row and the value, so a model never learns ``電話`` where live decisions send ``voice``.
+``channel`` and ``switching_effort`` map onto the ids the decision API takes. A value
+mapped to ``null`` is a missing value. Values match as text (``1`` matches 1, not 1.0).
+
+``missing:`` lists words that mean an empty cell (``ー``, ``なし``, ``-``), in every column
+the log has; a word a ``values:`` or ``activity.values`` mapping lists for that column is
+a value there, not a missing one (``提案: なし`` can be the activity ``none``).
+
+``timezone:`` (an IANA name such as ``Asia/Tokyo``) is the zone of timestamps written
+without an offset (``2026/11/27 9:05``); without it they are read as UTC. A timestamp
+with an offset (``+09:00``, ``Z``, a timezone-aware Parquet column) keeps its own.
+
+``encoding:`` (e.g. ``cp932``, what Excel writes in Japan) is how a CSV that is not UTF-8
+is read. UTF-8, with or without a byte order mark, is always read as UTF-8: a model
+trained on a CP932 export still reads the same log saved as UTF-8.
+
 ``success: {column, positive}``: a number matches as a number (``1`` matches ``1.0``),
 a YAML boolean (unquoted ``yes``, ``true``) matches yes/true/on, 1 or a boolean true
 (``no``/``false``: no/false/off, 0, false), anything else as the same text.
@@ -34,20 +58,34 @@ a YAML boolean (unquoted ``yes``, ``true``) matches yes/true/on, 1 or a boolean 
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from models.activities import ACTIONS
+from models.activities import ACTIONS, CHANNELS
 from models.economics import Economics
 from models.schema import COLUMN_BY_NAME, LABEL, REWARD_PARTS, Reward, RewardError
 
-KNOWN_KEYS = {"columns", "activity", "propensity", "success", "features", "economics", "reward"}
+KNOWN_KEYS = {
+    "columns",
+    "activity",
+    "propensity",
+    "success",
+    "features",
+    "economics",
+    "reward",
+    "values",
+    "timezone",
+    "encoding",
+    "missing",
+}
 
 
 FEATURE_KINDS = ("number", "category")
@@ -57,6 +95,16 @@ FEATURE_KINDS = ("number", "category")
 # (``training.loading.validate_log``: "field recency (tenure_months)"), on every path
 # that validates a mapped frame (local loading and Dask partitions alike).
 SOURCES_ATTR = "vea_spec_sources"
+# The spec's ``timezone:`` (in the frame's ``attrs`` likewise): validation reads
+# timestamps without an offset as local times there.
+TIMEZONE_ATTR = "vea_spec_timezone"
+
+# The values the decision API takes for these columns (service/schemas.py): a mapping
+# onto anything else would teach the model a value no live decision sends.
+API_VALUES: dict[str, tuple[str, ...]] = {
+    "channel": CHANNELS,
+    "switching_effort": ("low", "high"),
+}
 
 # How YAML 1.1 writes booleans: an unquoted ``positive: yes`` arrives as True, while the
 # column holds the word as it was written.
@@ -85,6 +133,11 @@ class Spec:
     feature_types: dict[str, str] = field(default_factory=dict)
     economics: dict[str, Any] | None = None
     reward: Reward | None = None
+    # canonical column: {their value: vea's value, or None for missing}
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    timezone: str | None = None
+    encoding: str | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> Spec:
@@ -174,6 +227,10 @@ class Spec:
                 spec.reward = Reward.from_dict(data["reward"])
             except RewardError as exc:
                 raise SpecError(f"{source}: {exc}") from exc
+        spec.values = _value_maps(data.get("values"), source)
+        spec.missing = _missing_words(data.get("missing"), source)
+        spec.timezone = _timezone(data.get("timezone"), source)
+        spec.encoding = _encoding(data.get("encoding"), source)
         return spec
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +254,14 @@ class Spec:
             out["reward"] = (
                 dict(self.reward.weights) if self.reward.name == "weighted" else self.reward.name
             )
+        if self.values:
+            out["values"] = {name: dict(mapping) for name, mapping in self.values.items()}
+        if self.missing:
+            out["missing"] = list(self.missing)
+        if self.timezone:
+            out["timezone"] = self.timezone
+        if self.encoding:
+            out["encoding"] = self.encoding
         return out
 
     def success_words(self) -> str | None:
@@ -254,6 +319,7 @@ class Spec:
         missing = sorted({c for c in needed if c not in raw.columns})
         if missing:
             raise SpecColumnsMissing(f"columns named by the spec are not in the data: {missing}")
+        raw = self._blank_missing_words(raw)
         out = pd.DataFrame(index=raw.index)
         for canonical, theirs in self.columns.items():
             out[canonical] = raw[theirs]
@@ -305,14 +371,134 @@ class Spec:
                     f"reward {self.reward.label}: no column {name!r} in the data "
                     "(map it under columns:)"
                 )
+        for canonical, mapping in self.values.items():
+            if canonical in out.columns:
+                out[canonical] = self._mapped(canonical, out[canonical], mapping)
         out.attrs[SOURCES_ATTR] = self.sources()
+        if self.timezone:
+            out.attrs[TIMEZONE_ATTR] = self.timezone
         return out
+
+    def _blank_missing_words(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """``raw`` with the ``missing:`` words as empty cells, but for the words a value
+        mapping lists for that column (they are values there)."""
+        if not self.missing:
+            return raw
+        mapped: dict[str, set[str]] = {}
+        if self.activity_column and self.activity_values:
+            mapped.setdefault(self.activity_column, set()).update(self.activity_values)
+        for canonical, mapping in self.values.items():
+            mapped.setdefault(self.columns.get(canonical, canonical), set()).update(mapping)
+        out = raw.copy(deep=False)
+        for name in raw.columns:
+            values = raw[name]
+            if not (
+                pd.api.types.is_object_dtype(values)
+                or pd.api.types.is_string_dtype(values)
+                or isinstance(values.dtype, pd.CategoricalDtype)
+            ):
+                continue  # numbers, times and flags hold no words
+            words = [w for w in self.missing if w not in mapped.get(name, ())]
+            hit = values.astype("string").isin(words).to_numpy(dtype=bool, na_value=False)
+            if hit.any():
+                out[name] = values.mask(hit)
+        return out
+
+    def _mapped(self, canonical: str, values: pd.Series, mapping: dict[str, Any]) -> pd.Series:
+        """A canonical column through its ``values:`` mapping; a value the mapping does
+        not list is refused, naming the row and all such values (to add them at once)."""
+        text = values.astype("string")
+        known = text.isin(list(mapping)).to_numpy(dtype=bool, na_value=False)
+        unmapped = values.notna().to_numpy() & ~known
+        if unmapped.any():
+            theirs = self.columns.get(canonical, canonical)
+            shown = f"{theirs} ({canonical})" if theirs != canonical else canonical
+            row = int(unmapped.argmax()) + 1
+            others = ", ".join(repr(v) for v in _examples(text[unmapped]))
+            raise SpecError(
+                f"row {row}, field {shown}: value {text[unmapped].iloc[0]!r} is not in "
+                f"values.{canonical} (values it does not map: {others}; map each, or to "
+                "null for a missing value)"
+            )
+        return text.astype(object).map(mapping)  # a value mapped to null: missing
 
     def _reward_columns(self) -> list[str]:
         """Columns the spec's reward reads besides the success label."""
         if self.reward is None or self.reward.is_default:
             return []
         return [p for p in self.reward.parts if p != LABEL]
+
+
+def _value_maps(data: Any, source: str) -> dict[str, dict[str, Any]]:
+    """The ``values:`` block, checked: canonical columns, one value each (or null)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: 'values' must map canonical columns to {{yours: vea's}}")
+    out: dict[str, dict[str, Any]] = {}
+    for canonical, mapping in data.items():
+        if canonical == "activity":
+            raise SpecError(f"{source}: values.activity: map the activity under activity.values")
+        if canonical == LABEL:
+            raise SpecError(
+                f"{source}: values.{LABEL}: say which value is a success with "
+                "success: {column: ..., positive: ...}"
+            )
+        if canonical not in COLUMN_BY_NAME:
+            raise SpecError(f"{source}: values.{canonical} is not a canonical column")
+        if not isinstance(mapping, dict) or not mapping:
+            raise SpecError(f"{source}: values.{canonical} must map your values to vea's")
+        for theirs, ours in mapping.items():
+            if isinstance(ours, list | dict):
+                raise SpecError(f"{source}: values.{canonical}.{theirs}: one value, or null")
+        allowed = API_VALUES.get(canonical)
+        if allowed is not None:
+            bad = {k: v for k, v in mapping.items() if v is not None and v not in allowed}
+            if bad:
+                raise SpecError(
+                    f"{source}: values.{canonical} maps to values the decision API does not "
+                    f"take {bad}; use one of {list(allowed)} (or null)"
+                )
+        out[str(canonical)] = {str(k): v for k, v in mapping.items()}
+    return out
+
+
+def _missing_words(data: Any, source: str) -> list[str]:
+    """The ``missing:`` words: text only (a number such as -1 is a value to validate)."""
+    if data is None:
+        return []
+    words = [data] if isinstance(data, str) else data
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise SpecError(
+            f"{source}: 'missing' must be a list of words that mean an empty cell, "
+            f"e.g. [ー, なし] (got {data!r})"
+        )
+    return list(words)
+
+
+def _timezone(data: Any, source: str) -> str | None:
+    if data is None:
+        return None
+    try:
+        ZoneInfo(str(data))
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory
+        raise SpecError(
+            f"{source}: timezone {data!r} is not a time zone name; use an IANA name such "
+            "as Asia/Tokyo or UTC"
+        ) from exc
+    return str(data)
+
+
+def _encoding(data: Any, source: str) -> str | None:
+    if data is None:
+        return None
+    try:
+        codecs.lookup(str(data))
+    except LookupError as exc:
+        raise SpecError(
+            f"{source}: encoding {data!r} is unknown; e.g. cp932 (Excel's Japanese CSV), utf-8"
+        ) from exc
+    return str(data)
 
 
 def _matches(values: pd.Series, positive: Any) -> np.ndarray:
