@@ -9,8 +9,12 @@ import pandas as pd
 FORMATS = (".csv", ".parquet")
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+def write_table(frame: pd.DataFrame, path: str | Path, *, byte_order_mark: bool = False) -> Path:
     """CSV or Parquet by extension, atomically: readers never see half a file.
+
+    ``byte_order_mark``: a CSV starts with UTF-8's, for a file people open in Excel, which
+    reads a CSV without one in the system's code page (CP932 in Japan: Japanese text
+    turns to mojibake); pandas and vea skip it when reading.
 
     Raises ValueError for any other extension; callers turn it into their own error.
     """
@@ -22,7 +26,7 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if suffix == ".csv":
-            frame.to_csv(tmp, index=False)
+            frame.to_csv(tmp, index=False, encoding="utf-8-sig" if byte_order_mark else "utf-8")
         else:
             frame.to_parquet(tmp, index=False)
         tmp.replace(path)

@@ -243,3 +243,61 @@ def test_the_bundle_keeps_the_export_format():
     again = Spec.from_dict(spec.to_dict())
     assert again.values == spec.values and again.missing == ["ー", "なし"]
     assert (again.timezone, again.encoding) == ("Asia/Tokyo", "cp932")
+
+
+# ------------------------------------------------------- through the CLI, end to end
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The same log, clean and as a CP932 Japanese export, each trained."""
+    root = tmp_path_factory.mktemp("japanese")
+    log = simulated(3000, 5)[0]
+    log.to_parquet(root / "clean.parquet")
+    export = japanese_export(log)
+    export["問い合わせID"] = "問" + log["interaction_id"]
+    export.to_csv(root / "ja.csv", index=False, encoding="cp932", lineterminator="\r\n")
+    (root / "ja.yaml").write_text(yaml.safe_dump(SPEC, allow_unicode=True), encoding="utf-8")
+    versions = {}
+    for name, extra in (("clean", []), ("ja", ["--spec", root / "ja.yaml"])):
+        data = root / ("clean.parquet" if name == "clean" else "ja.csv")
+        args = ["train", "--data", data, *extra, "--learner", "s", "--threads", 1]
+        result = vea(*args, "--quiet", "--no-compile", registry=root / "reg")
+        assert result.exit_code == 0, result.output
+        versions[name] = result.stdout.split()[0]  # "VERSION" or "VERSION (champion)"
+    return root, versions
+
+
+def test_a_japanese_export_trains_the_model_the_clean_log_trains(trained):
+    root, versions = trained
+    for name, data in (("clean", "clean.parquet"), ("ja", "ja.csv")):
+        args = ["score", "--model", versions[name], "--data", root / data]
+        result = vea(*args, "--out", root / f"{name}.scored.csv", registry=root / "reg")
+        assert result.exit_code == 0, result.output
+    clean = pd.read_csv(root / "clean.scored.csv")
+    ja = pd.read_csv(root / "ja.scored.csv")
+    probabilities = [c for c in clean.columns if c.startswith("p_") or c == "openness"]
+    pd.testing.assert_frame_equal(clean[probabilities], ja[probabilities])
+    assert ja["suggested_activity"].tolist() == clean["suggested_activity"].tolist()
+
+
+def test_scores_open_in_japanese_excel(trained):
+    """Excel reads a CSV without a byte order mark in CP932: the Japanese ids of the
+    export would turn to mojibake."""
+    root, versions = trained
+    out = root / "for_excel.csv"
+    args = ["score", "--model", versions["ja"], "--data", root / "ja.csv", "--out", out]
+    result = vea(*args, registry=root / "reg")
+    assert result.exit_code == 0, result.output
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert raw.decode("utf-8-sig").splitlines()[1].startswith("問sim-")
+
+
+def test_the_report_shows_the_export_in_japanese(trained):
+    root, versions = trained
+    report = root / "report.html"
+    args = ["evaluate", "--model", versions["ja"], "--data", root / "ja.csv"]
+    result = vea(*args, "--report", report, "--bootstrap", 50, registry=root / "reg")
+    assert result.exit_code == 0, result.output
+    html = report.read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in html
+    assert "価値向上 = はい" in html  # the success as the spec says it

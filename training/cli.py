@@ -630,7 +630,8 @@ def score(model_ref, data, spec_path, out, pools_path, registry) -> None:
     scored = score_frame(bundle, frame)
     if pools_path:
         add_routes(scored, frame, pools_path, bundle.economics)
-    write_table(scored, out)
+    # Scores are read in Excel: with the BOM it shows Japanese ids and reasons as text.
+    write_table(scored, out, byte_order_mark=True)
     click.echo(f"scored {len(scored)} rows with {bundle.version} -> {out}")
 
 

@@ -470,9 +470,9 @@ def attempted(frame: pd.DataFrame) -> np.ndarray:
     return (frame["activity"] != NONE).to_numpy(dtype=bool)
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+def write_table(frame: pd.DataFrame, path: str | Path, *, byte_order_mark: bool = False) -> Path:
     """``models.tables.write_table``, with a bad extension reported as a DataError."""
     try:
-        return tables.write_table(frame, path)
+        return tables.write_table(frame, path, byte_order_mark=byte_order_mark)
     except ValueError as exc:
         raise DataError(str(exc)) from exc
