@@ -301,3 +301,18 @@ def test_the_report_shows_the_export_in_japanese(trained):
     html = report.read_text(encoding="utf-8")
     assert '<meta charset="utf-8">' in html
     assert "価値向上 = はい" in html  # the success as the spec says it
+
+
+def test_training_says_which_values_live_decisions_never_send(tmp_path):
+    log = simulated(3000, 5)[0]
+    japanese_export(log).to_parquet(tmp_path / "ja.parquet")
+    spec = {k: v for k, v in SPEC.items() if k != "values"}
+    (tmp_path / "ja.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    args = ["train", "--data", tmp_path / "ja.parquet", "--spec", tmp_path / "ja.yaml"]
+    result = vea(
+        *args, "--learner", "s", "--threads", 1, "--quiet", "--no-compile", registry=tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    assert "note: channel holds 電話" in result.output
+    assert "which the decision API never sends (it takes voice, chat" in result.output
+    assert "values: {switching_effort: ...}" in result.output

@@ -28,7 +28,7 @@ from training.retrain import (
     threads_option,
 )
 from training.settings import registry_option, setting, setting_if_set
-from training.spec import Spec, SpecError
+from training.spec import API_VALUES, Spec, SpecError, values_live_decisions_lack
 
 USER_ERRORS = (DataError, SpecError, BundleError, RegistryError, FileNotFoundError, ValueError)
 
@@ -345,6 +345,14 @@ def train(
         if not Path(data).exists():
             raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'--data'")
         frame = load_log(data, spec)
+        for name, foreign in values_live_decisions_lack(frame).items():
+            click.echo(
+                f"note: {name} holds {', '.join(foreign)}, which the decision API never "
+                f"sends (it takes {', '.join(API_VALUES[name])}): served live, the model "
+                f"never sees these values; map them to vea's with values: {{{name}: ...}} "
+                "in the spec",
+                err=True,
+            )
         bundle = train_bundle(
             frame,
             spec=spec,

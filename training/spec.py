@@ -429,6 +429,20 @@ class Spec:
         return [p for p in self.reward.parts if p != LABEL]
 
 
+def values_live_decisions_lack(frame: pd.DataFrame, limit: int = 5) -> dict[str, list[str]]:
+    """Per column the decision API restricts (``API_VALUES``), the log's values it does not
+    take (a few): learned, they never match a live contact (``電話`` where the API sends
+    ``voice``), so a served model would treat every contact as an unseen value."""
+    out: dict[str, list[str]] = {}
+    for name, allowed in API_VALUES.items():
+        if name in frame.columns:
+            seen = frame[name].dropna().astype(str).unique()
+            foreign = [v for v in seen if v not in allowed]
+            if foreign:
+                out[name] = foreign[:limit]
+    return out
+
+
 def _value_maps(data: Any, source: str) -> dict[str, dict[str, Any]]:
     """The ``values:`` block, checked: canonical columns, one value each (or null)."""
     if data is None:
