@@ -51,7 +51,8 @@ handle time of the same contact).
   the period is found, dated and flags the uplift) and falls back to the configured share
   when the arms do not follow the configured experiment's hash.
 - **Shadow**: champion against each shadow challenger on the period's labelled
-  decisions the shadow decided (``shadow_comparison``): doubly robust value of each
+  treated decisions the shadow decided (``shadow_comparison``; the holdout gets `none`
+  whatever the policy): doubly robust value of each
   policy, their paired difference with a 95% interval (cluster-robust by customer),
   whether the shadow would pass the promotion gate (lower bound above zero) and the
   share of contacts where its choice was impossible under logging. A live glance: the
@@ -932,8 +933,9 @@ def _pre_declared(declared_at: str | None, start: str | None, first: float) -> b
 
 # --------------------------------------------------------------------- shadow
 SHADOW_DESCRIPTION = (
-    "Champion against the shadow challenger on this period's decisions that the shadow "
-    "also decided and whose reward is known: doubly robust value of each policy (logged "
+    "Champion against the shadow challenger on this period's treated decisions (the "
+    "holdout gets none whatever the policy) that the shadow also decided and whose reward "
+    "is known: doubly robust value of each policy (logged "
     "propensities; the direct-method term is the champion's stored expected value of each "
     "activity for the contact), their paired difference with a 95% t interval clustered by "
     "customer, and whether the shadow would pass the promotion gate (lower bound above "
@@ -1032,8 +1034,8 @@ def shadow_section(
     ``shadow`` holds, aligned with ``columns``: ``q`` (n, K) the champion's expected value
     of every action (NaN without a shadow or unknown), ``supported`` (n, K) bool,
     ``value_of_success`` (n,) and ``costs`` (n, K) of the economics of each decision's
-    model. Rows used: a shadow decided, the champion's own choice is known and the reward
-    is known.
+    model. Rows used: treated (not holdout) contacts where a shadow decided, the
+    champion's own choice is known and the reward is known.
     """
     out: dict[str, Any] = {
         "description": SHADOW_DESCRIPTION,
@@ -1050,8 +1052,13 @@ def shadow_section(
     logged = np.array([CODES.get(str(v), -1) for v in columns.get("activity", [None] * n)])
     propensity = _num(columns.get("propensity"), n)
     best, chosen = np.array(best), np.array(chosen)
+    arms = [str(v) for v in columns.get("experiment_arm", ["treatment"] * n)]
     usable = (
         np.array([v is not None for v in versions])
+        # A holdout contact gets `none` whatever either policy chooses: compared there, a
+        # choice reads as unsupported (a 10% holdout alone passed the 5% a verdict
+        # allows) and is valued by the champion's guesses. As `vea evaluate --shadow`.
+        & np.array([a != "holdout" for a in arms])
         & (best >= 0)
         & (chosen >= 0)
         & (logged >= 0)
