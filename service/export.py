@@ -57,6 +57,11 @@ VEA_ONLY = (
     # Of those upgrades, how many were sent without a value (they add 0 to the revenue,
     # which is then a lower bound); last, so the columns before keep their places.
     "upgrades_without_value_60d",
+    # What the contact policy allowed at the decision (as its answer's contact_policy):
+    # 0 when no value attempt was allowed, and the activities it blocked (comma-separated).
+    # A policy valued on the log (the promotion gate) is held to them, as it would serve.
+    "attempt_allowed",
+    "blocked_activities",
 )
 RETENTION_WINDOWS = {"retained_30d": 30, "retained_60d": 60, "retained_90d": 90}
 # A customer who churned within the window was not retained; one whose window has
@@ -81,7 +86,12 @@ class ExportResult:
     surveys_pending: int = 0
 
 
-def _read(conn: sa.Connection, since: datetime | None, until: datetime | None) -> tuple:
+def _read(
+    conn: sa.Connection,
+    since: datetime | None,
+    until: datetime | None,
+    contact_policy: bool = False,
+) -> tuple:
     condition = sa.true()
     if since is not None:
         condition = sa.and_(condition, decisions.c.occurred_at >= since)
@@ -123,6 +133,20 @@ def _read(conn: sa.Connection, since: datetime | None, until: datetime | None) -
             outcomes.c.ces,
             outcomes.c.agent_id,
             outcomes.c.pool_id.label("outcome_pool_id"),
+            # Two fields of the stored answer, extracted by the database: parsing every
+            # answer would cost more than the rest of the row. Only the export reads them.
+            *(
+                (
+                    decisions.c.response[("contact_policy", "allow_attempt")].label(
+                        "attempt_allowed"
+                    ),
+                    decisions.c.response[("contact_policy", "blocked_activities")].label(
+                        "blocked_activities"
+                    ),
+                )
+                if contact_policy
+                else ()
+            ),
         )
         .select_from(joined)
         .where(condition)
@@ -155,11 +179,14 @@ def decision_frame(
     since: datetime | None = None,
     until: datetime | None = None,
     now: datetime | None = None,
+    contact_policy: bool = False,
 ) -> pd.DataFrame:
     """Every stored decision of the period joined to its outcome and later events (rows
-    without an outcome included); columns ``CANONICAL + VEA_ONLY`` plus extra features."""
+    without an outcome included); columns ``CANONICAL + VEA_ONLY`` plus extra features.
+    ``contact_policy``: also read what the contact policy allowed (``attempt_allowed``,
+    ``blocked_activities``; empty otherwise), which only training needs."""
     with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        rows, events = _read(conn, since, until)
+        rows, events = _read(conn, since, until, contact_policy)
     now = now or utcnow()
     records = []
     extra_names: set[str] = set()
@@ -204,6 +231,8 @@ def decision_frame(
             shadow_activity=r["shadow_activity"],
             has_outcome=r["outcome_id"] is not None,
         )
+        if contact_policy:
+            record.update(_contact_policy(r.get("attempt_allowed"), r.get("blocked_activities")))
         records.append(record)
     columns = [*CANONICAL, *VEA_ONLY, *sorted(extra_names)]
     frame = pd.DataFrame.from_records(records, columns=[*columns, "has_outcome"])
@@ -222,6 +251,18 @@ def decision_frame(
     ):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     return frame
+
+
+def _contact_policy(allowed: Any, blocked: Any) -> dict[str, Any]:
+    """The export's ``attempt_allowed`` (1.0/0.0) and ``blocked_activities`` (the blocked
+    activities, comma-separated, "" for none) from the stored answer's contact policy;
+    NaN and None for an answer without one."""
+    if allowed is None:
+        return {"attempt_allowed": math.nan, "blocked_activities": None}
+    return {
+        "attempt_allowed": float(bool(allowed)),
+        "blocked_activities": ",".join(sorted(str(a) for a in blocked or ())),
+    }
 
 
 def _join_events(frame: pd.DataFrame, events: list[dict[str, Any]], now: datetime) -> None:
@@ -391,7 +432,7 @@ def export_log(
 ) -> ExportResult:
     """Write the labelled decisions of the period to ``out``; an empty period writes the
     header only (0 rows) so downstream tools see the layout."""
-    frame = decision_frame(engine, since, until, now)
+    frame = decision_frame(engine, since, until, now, contact_policy=True)
     rows, pending = training_rows(frame)
     check_rows(rows)
     path = write_log(rows, out)

@@ -25,7 +25,7 @@ from models.bundle import ModelBundle
 from models.policy import choose_actions, expected_values
 from models.schema import LABEL, Reward
 from training.fit import apply_reward, net_rewards, openness_weights, reward_record
-from training.loading import action_codes, attempted
+from training.loading import action_codes, attempted, contact_policy_allowed
 from training.metrics import classification_metrics, qini_curve
 from training.ope import (
     Estimate,
@@ -168,7 +168,8 @@ def evaluate_bundle(
             weights=1.0 / propensity[rows],
         )
 
-    chosen = choose_actions(values)
+    # As the model would serve: within what the contact policy allowed (a vea export says).
+    chosen = choose_actions(values, contact_policy_allowed(frame))
     policies: dict[str, np.ndarray] = {"model": deterministic_probs(chosen, K)}
     constant: dict[str, dict[str, Any]] = {}
     for code, action in enumerate(ACTIONS):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from models import tables
-from models.activities import ACTIONS, NONE
+from models.activities import ACTION_INDEX, ACTIONS, NONE
 from models.schema import (
     COLUMN_BY_NAME,
     CONTEXT_FEATURES,
@@ -468,6 +468,26 @@ def action_codes(frame: pd.DataFrame) -> np.ndarray:
 
 def attempted(frame: pd.DataFrame) -> np.ndarray:
     return (frame["activity"] != NONE).to_numpy(dtype=bool)
+
+
+def contact_policy_allowed(frame: pd.DataFrame) -> np.ndarray | None:
+    """(rows, actions in ``ACTIONS`` order): what the contact policy let a policy choose
+    at each logged contact, from a `vea export` log's ``attempt_allowed`` and
+    ``blocked_activities`` (`none` always; nothing else where no attempt was allowed);
+    None for a log without them, and a row where they are empty (decided before they
+    were logged) allows everything."""
+    if "attempt_allowed" not in frame or "blocked_activities" not in frame:
+        return None
+    allowed = np.ones((len(frame), len(ACTIONS)), dtype=bool)
+    no_attempt = pd.to_numeric(frame["attempt_allowed"], errors="coerce").to_numpy() == 0.0
+    allowed[no_attempt] = False
+    for row, blocked in enumerate(frame["blocked_activities"].tolist()):
+        if isinstance(blocked, str) and blocked:
+            for name in blocked.split(","):
+                if name in ACTION_INDEX:
+                    allowed[row, ACTION_INDEX[name]] = False
+    allowed[:, ACTION_INDEX[NONE]] = True  # resolving plainly is never refused
+    return allowed
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, byte_order_mark: bool = False) -> Path:

@@ -54,7 +54,7 @@ from training.fit import (
     net_rewards,
     train_bundle,
 )
-from training.loading import DataError, action_codes
+from training.loading import DataError, action_codes, contact_policy_allowed
 from training.ope import (
     MAX_UNSUPPORTED,
     Estimate,
@@ -213,11 +213,17 @@ class GateResult:
 
 
 def greedy_actions(bundle: ModelBundle, frame: pd.DataFrame, economics: Economics) -> np.ndarray:
-    """Action codes the bundle's deterministic policy picks for every row."""
+    """Action codes the bundle's deterministic policy picks for every row: as it would
+    serve, within what the contact policy allowed there when the log says
+    (``contact_policy_allowed``). Unconstrained, a policy would be valued, and found
+    unsupported, on activities it could never serve: the contacts where the contact
+    policy allowed no attempt were logged with `none` at probability 1, so the gate
+    refused every challenger once they passed 5% of the log."""
     x = bundle.encoder.transform(frame)
     if bundle.ranker is None:
         return np.zeros(len(frame), dtype=np.int64)  # an openness-only model never attempts
-    return choose_actions(expected_values(bundle.ranker.predict_proba(x), economics))
+    values = expected_values(bundle.ranker.predict_proba(x), economics)
+    return choose_actions(values, contact_policy_allowed(frame))
 
 
 def customer_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
