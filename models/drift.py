@@ -112,19 +112,27 @@ def level(value: float | None) -> str:
 
 
 def calibration_by_band(
-    predicted: Iterable[float], observed: Iterable[float], bands: Sequence[float]
+    predicted: Iterable[float],
+    observed: Iterable[float],
+    bands: Sequence[float],
+    weights: Iterable[float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Mean predicted openness against the observed success rate in each band."""
+    """Mean predicted openness against the observed success rate in each band, both
+    weighted by ``weights`` when given (``n`` counts the rows). Openness predicts the
+    success of an activity chosen uniformly (``models.openness``: attempts weighted by
+    1 / propensity in training); the served attempts favour the model's best activity,
+    so they are weighted the same way to be compared with it."""
     p = np.asarray(list(predicted), dtype=np.float64)
     y = np.asarray(list(observed), dtype=np.float64)
+    w = np.ones_like(p) if weights is None else np.asarray(list(weights), dtype=np.float64)
     edges = [0.0, *bands, 1.0 + 1e-9]
     names = ["low", "medium", "high"] if len(bands) == 2 else [str(i) for i in range(len(edges))]
     out = []
     for i in range(len(edges) - 1):
         rows = (p >= edges[i]) & (p < edges[i + 1])
         n = int(rows.sum())
-        predicted_mean = float(p[rows].mean()) if n else None
-        observed_rate = float(y[rows].mean()) if n else None
+        predicted_mean = float(np.average(p[rows], weights=w[rows])) if n else None
+        observed_rate = float(np.average(y[rows], weights=w[rows])) if n else None
         out.append(
             {
                 "band": names[i],

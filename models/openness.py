@@ -17,6 +17,10 @@ from sklearn.isotonic import IsotonicRegression
 
 from models.boosting import default_params, fit_booster, probability_objective, split_indices
 
+# Attempts are weighted by 1 / propensity, the propensity clipped here so that a rare
+# draw does not carry the fit (training) and the calibration check (the drift report).
+MIN_PROPENSITY = 0.01
+
 
 class OpennessModel:
     """LightGBM classifier plus an isotonic calibration map."""

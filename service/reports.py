@@ -15,6 +15,7 @@ from models.bundle import BundleError, read_manifest
 from models.decision import DEFAULT_BANDS
 from models.drift import calibration_by_band, feature_psi, level
 from models.economics import Economics
+from models.openness import MIN_PROPENSITY as OPENNESS_MIN_PROPENSITY
 from models.opportunities import DEFAULT_SITUATION, MIN_ATTEMPTS, organic_opportunities
 from models.registry import Registry, RegistryError
 from models.schema import Reward
@@ -159,10 +160,16 @@ def drift(
     live = {name: _columns(frame[[name]])[name] for name in references if name in frame}
     psi = feature_psi(references, live)
     attempts = frame[(frame["activity"] != "none") & frame["ve_success"].notna()]
+    # Weighted as the openness model is trained (``training.fit.openness_weights``):
+    # openness is the success of an average activity, and an exploring service serves
+    # the model's best more often, whose success runs above it. (Without exploration
+    # every weight is 1 and the rate is the model's own choice's: see the README.)
+    propensity = attempts["propensity"].to_numpy(dtype=float)
     calibration = calibration_by_band(
         attempts["openness"].to_numpy(dtype=float),
         attempts["ve_success"].to_numpy(dtype=float),
         DEFAULT_BANDS,
+        weights=1.0 / np.clip(np.nan_to_num(propensity, nan=1.0), OPENNESS_MIN_PROPENSITY, 1.0),
     )
     threshold = settings.drift_psi_threshold
     return {

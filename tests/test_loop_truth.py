@@ -154,6 +154,35 @@ def test_shadow_section_leaves_the_holdout_out():
     assert not comparison["verdict"].startswith("cannot judge")
 
 
+def test_calibration_of_a_truly_calibrated_openness_shows_no_gap(tmp_path):
+    """Openness is the success of an average activity; an exploring service serves the
+    best ones more often. Unweighted, a perfectly calibrated openness read as
+    under-predicting by 0.04-0.11 in every band."""
+    from models.drift import calibration_by_band
+    from service.config import Settings
+    from service.reports import drift
+
+    log, truth = simulate(rows=20000, seed=4)
+    p_value = truth[[f"p_{a}" for a in ACTIONS if a != NONE]].to_numpy()
+    # Served by a softmax on the true success with a 5% floor: the best activity mostly.
+    rng = np.random.default_rng(0)
+    weights = np.exp(p_value / 0.05)
+    probs = 0.05 + 0.75 * weights / weights.sum(axis=1, keepdims=True)
+    chosen = (probs.cumsum(axis=1) < rng.random(len(log))[:, None]).sum(axis=1)
+    rows = np.arange(len(log))
+    frame = log.assign(
+        activity=np.array([a for a in ACTIONS if a != NONE], dtype=object)[chosen],
+        propensity=probs[rows, chosen],
+        openness=p_value.mean(axis=1),  # the truth itself: calibrated by construction
+        ve_success=(rng.random(len(log)) < p_value[rows, chosen]).astype(float),
+    )
+    report = drift(None, Settings(), Registry(tmp_path), None, None, frame=frame)
+    for band in report["calibration"]:
+        assert band["n"] > 1000 and abs(band["gap"]) < 0.035, band
+    served = calibration_by_band(frame["openness"], frame["ve_success"], (0.25, 0.45))
+    assert max(band["gap"] for band in served) > 0.07  # what the served rate alone says
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def own_app(request, tmp_path, registry_dir, compile_cache):
     """An app on a database of its own, on each backend (nothing left in the shared one)."""

@@ -30,7 +30,7 @@ from models.drift import reference_histogram
 from models.economics import Economics
 from models.explain import ReasonTable
 from models.features import FeatureEncoder
-from models.openness import OpennessModel
+from models.openness import MIN_PROPENSITY, OpennessModel
 from models.policy import choose_actions, expected_values
 from models.ranker import (
     LEARNERS,
@@ -68,7 +68,7 @@ def feature_encoder_for(frame: pd.DataFrame, extra: Sequence[str] = ()) -> Featu
 
 def openness_weights(actions: np.ndarray, propensity: np.ndarray, n_activities: int) -> np.ndarray:
     """Weights that turn logged attempts into a uniform mix over the tried activities."""
-    w = 1.0 / (n_activities * np.clip(propensity, 0.01, 1.0))
+    w = 1.0 / (n_activities * np.clip(propensity, MIN_PROPENSITY, 1.0))
     return w / w.mean()
 
 
