@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -53,7 +54,10 @@ def test_retries_stored_by_a_release_that_kept_microseconds_are_replays(app, cli
     desktop, admin = keys["desktop"], keys["admin"]
     customer = new_id("ops-ms-")
     decision_id = _decide(client, desktop, customer, new_id("ops-ms-i-"))
-    sent_at = "2026-11-27T10:14:27.675700Z"  # what the desktop sent, microseconds and all
+    # What the desktop sent, microseconds and all: just after the contact (a time before
+    # it by more than the allowed clock skew is refused).
+    moment = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=675700)
+    sent_at = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     outcome = {"offered": False, "handle_time_s": 240, "occurred_at": sent_at}
     event = {"event_id": new_id("ev-"), "type": "renewed", "occurred_at": sent_at}
     survey = {"survey_id": new_id("svy-"), "ves_confidence": 6, "answered_at": sent_at}
@@ -66,7 +70,7 @@ def test_retries_stored_by_a_release_that_kept_microseconds_are_replays(app, cli
         for path, body in sent.items():
             assert client.post(path, json=body, headers=desktop).status_code == 201, path
         # As the release before the millisecond change stored them.
-        kept = "2026-11-27T10:14:27.675700+00:00"
+        kept = moment.isoformat()  # ...T10:14:27.675700+00:00
         with engine.begin() as conn:
             for table, where in (
                 (outcomes, outcomes.c.decision_id == decision_id),
@@ -88,7 +92,8 @@ def test_retries_stored_by_a_release_that_kept_microseconds_are_replays(app, cli
             assert again.status_code == 200, (path, again.json)
             assert again.headers["Idempotent-Replayed"] == "true"
         # Another time is still another answer.
-        other = {**outcome, "occurred_at": "2026-11-27T10:14:28.000Z"}
+        later = (moment + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        other = {**outcome, "occurred_at": later}
         path = f"/v1/decisions/{decision_id}/outcome"
         assert client.post(path, json=other, headers=desktop).status_code == 409
     finally:
