@@ -209,7 +209,7 @@ def test_a_shift_jis_csv_is_named_with_its_line(workspace, tmp_path):
     data = tmp_path / "sjis.csv"
     data.write_bytes("channel,ve_success\nvoice,1\nchat,0\n電話,1\n".encode("shift_jis"))
     result = vea("train", "--data", data, "--quiet", registry=tmp_path / "reg")
-    refused(result, "sjis.csv: not UTF-8 text (line 4", "iconv -f SHIFT_JIS -t UTF-8")
+    refused(result, "sjis.csv: not UTF-8 text (line 4", "iconv -f CP932 -t UTF-8")
     assert "codec can't decode" not in result.output
     result = vea("score", "--data", data, "--out", tmp_path / "s.csv", registry=root / "reg")
     refused(result, "not UTF-8 text (line 4")

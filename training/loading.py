@@ -115,7 +115,7 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError, encoding: str | None = None) 
     return (
         f"{path}: not UTF-8 text{where}: {exc.reason}. Save it as UTF-8, name its encoding "
         "in a spec (`encoding: cp932` for a CSV saved by Excel in Japan), or convert it, e.g. "
-        f"`iconv -f SHIFT_JIS -t UTF-8 {name} > utf8-{name}` (name the file's real encoding)"
+        f"`iconv -f CP932 -t UTF-8 {name} > utf8-{name}` (name the file's real encoding)"
     )
 
 
