@@ -117,6 +117,31 @@ def test_gate_values_policies_as_they_serve_under_the_contact_policy():
     assert value["ci_low"] <= true_champion <= value["ci_high"], (value, true_champion)
 
 
+def test_learner_selection_values_candidates_within_the_contact_policy(monkeypatch):
+    """`--learner auto` compared the learners' policies on activities the contact policy
+    ruled out, as the gate did before it kept to them."""
+    from training import fit
+
+    log, _ = _contact_policy_log(3000, 13, blocked_share=1 / 8)
+    masks = []
+    choose = fit.choose_actions
+
+    def recording(values, allowed=None):
+        masks.append(allowed)
+        return choose(values, allowed)
+
+    monkeypatch.setattr(fit, "choose_actions", recording)
+    bundle = fit.train_bundle(log, learner="auto", progress=False, num_threads=1)
+    assert "skipped" not in bundle.manifest["metrics"]["learner_selection"]
+    chosen = [mask for mask in masks if mask is not None]
+    assert chosen and len(chosen) == len(masks)
+    # Where no attempt was allowed only `none` is: every fold's mask says so.
+    assert all(
+        (~mask[:, 1:]).any(axis=1).sum() > 0 and mask[:, ACTIONS.index(NONE)].all()
+        for mask in chosen
+    )
+
+
 def test_shadow_section_leaves_the_holdout_out():
     from models.value_report import shadow_section
 

@@ -40,7 +40,7 @@ from models.ranker import (
     too_few_rows,
 )
 from models.schema import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, Reward
-from training.loading import action_codes, attempted
+from training.loading import action_codes, attempted, contact_policy_allowed
 from training.ope import compare_policies, deterministic_probs, evaluate_policy
 from training.overlap import id_sample
 from training.spec import Spec
@@ -362,6 +362,9 @@ def select_learner(
             ),
         }
     choices = {name: np.full(n, -1, dtype=np.int64) for name in candidates}
+    # Each candidate is valued as it would serve, within what the contact policy allowed
+    # (a `vea export` log says so), as the promotion gate values it.
+    allowed = contact_policy_allowed(frame)
     q_hat = np.zeros((n, K))
     evaluated = np.zeros(n, dtype=bool)
     for fit_rows, eval_rows in folds:
@@ -378,7 +381,9 @@ def select_learner(
                 feature_names=names,
             )
             values = expected_values(model.predict_proba(x[eval_rows]), economics)
-            choices[name][eval_rows] = choose_actions(values)
+            choices[name][eval_rows] = choose_actions(
+                values, None if allowed is None else allowed[eval_rows]
+            )
             if name == BASELINE_LEARNER:
                 q_hat[eval_rows] = np.nan_to_num(values, nan=0.0)
         evaluated[eval_rows] = True
