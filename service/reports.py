@@ -50,10 +50,24 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _columns(frame) -> dict[str, list]:
-    return {
-        name: [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in col]
-        for name, col in ((c, frame[c].tolist()) for c in frame.columns)
-    }
+    """Each column as a list, a missing value (None or NaN) as None."""
+    return {name: _listed(frame[name]) for name in frame.columns}
+
+
+def _listed(column: pd.Series) -> list:
+    # At once, not value by value: that took seconds per page at 100,000 decisions.
+    if column.dtype == np.float64:
+        values = column.to_numpy()
+        out = values.astype(object)
+        out[np.isnan(values)] = None
+        return out.tolist()
+    values = column.tolist()
+    if column.dtype.kind in "iubM":  # nothing to replace: no None or NaN in these
+        return values
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    out[pd.isna(out)] = None  # None and NaN (the stored data holds no other missing)
+    return out.tolist()
 
 
 def organic(
@@ -131,13 +145,17 @@ def _shadow(engine, settings: Settings, frame, start, end) -> dict[str, Any] | N
     if rows:
         q[rows] = extra.loc[known, [f"q_{a}" for a in ACTIONS]].to_numpy(dtype=np.float64)
         supported[rows] = extra.loc[known, [f"can_{a}" for a in ACTIONS]].to_numpy(dtype=bool)
-    versions = frame["model_version"].astype(str).tolist()
+    # Each version's economics once, then spread to its rows: asked per row, the costs
+    # took most of a second at 100,000 decisions.
+    codes, versions = pd.factorize(frame["model_version"].astype(str))
     economics = _economics_of(settings, set(versions))
+    value_of_success = np.array([economics[v].value_of_success for v in versions])
+    costs = np.array([economics[v].action_costs() for v in versions]).reshape(len(versions), k)
     return {
         "q": q,
         "supported": supported,
-        "value_of_success": np.array([economics[v].value_of_success for v in versions]),
-        "costs": np.array([economics[v].action_costs() for v in versions]).reshape(n, k),
+        "value_of_success": value_of_success[codes],
+        "costs": costs[codes].reshape(n, k),
     }
 
 

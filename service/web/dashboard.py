@@ -8,23 +8,36 @@ while parts of the learning loop are still being rolled out.
 
 from __future__ import annotations
 
+import copy
 import csv
 import functools
 import io
 import logging
 import math
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from flask import Blueprint, Response, abort, render_template, request
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.reasons import listed
 from models.value_report import uplift_shown
-from service.db import to_naive_utc, utcnow
+from service.db import (
+    READ_ONLY,
+    customer_events,
+    decisions,
+    outcomes,
+    surveys,
+    to_naive_utc,
+    utcnow,
+)
 from service.export import decision_frame
 from service.schemas import ReportQuerySchema
 from service.state import state
@@ -348,21 +361,94 @@ def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
     # 100,000 decisions each read takes seconds, and the page made three. Not cached when
     # it fails, so each section still reports the failure on its own.
     @functools.cache
-    def decisions() -> pd.DataFrame:
+    def period_decisions() -> pd.DataFrame:
         return decision_frame(state().engine, start, end)
 
     computations = {
-        "value": lambda: _value(start, end, decisions()),
-        "trend": lambda: _trend(start, end, decisions()),
-        "drift": lambda: _drift(start, end, decisions()),
-        "organic": lambda: _organic(start, end, decisions()),
+        "value": lambda: _value(start, end, period_decisions()),
+        "trend": lambda: _trend(start, end, period_decisions()),
+        "drift": lambda: _drift(start, end, period_decisions()),
+        "organic": lambda: _organic(start, end, period_decisions()),
         "pools": _pools,
         "models": _models,
     }
-    return {
-        name: _section(name, compute) if only in (None, name) else NOT_COMPUTED
-        for name, compute in computations.items()
-    }
+    cache = _SectionCache.of_app()
+    version = _data_version()
+    out = {}
+    for name, compute in computations.items():
+        if only not in (None, name):
+            out[name] = NOT_COMPUTED
+            continue
+        key = (period["key"], period["from"], period["to"], name, version)
+        cached = cache.get(key) if version is not None and name in CACHED_SECTIONS else None
+        if cached is None:
+            cached = _section(name, compute)
+            if version is not None and name in CACHED_SECTIONS and cached["available"]:
+                cache.put(key, cached)
+        out[name] = cached
+    return out
+
+
+# The report sections are kept per worker for a short time, keyed by the period and the
+# data version: at 100,000 decisions they take seconds, and a manager reloads, switches
+# language or downloads a table of the page just seen. New or changed decisions,
+# outcomes, surveys or events change the version and show at the next view; what the
+# version cannot see (the period's start moving with the clock, retention windows
+# closing, a changed value config or registry) shows within CACHE_SECONDS.
+CACHED_SECTIONS = ("value", "trend", "drift", "organic")
+CACHE_SECONDS = 60.0
+CACHE_ENTRIES = 32  # sections: 4 per period, 8 periods; each a few report dicts
+
+
+class _SectionCache:
+    """A small LRU of computed sections, with an age limit; safe across threads."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def of_app() -> _SectionCache:
+        # On the app (one per worker process), so two apps never share figures.
+        return current_app.extensions.setdefault("vea.dashboard_sections", _SectionCache())
+
+    def get(self, key: tuple) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or time.monotonic() - entry[0] > CACHE_SECONDS:
+                self._entries.pop(key, None)
+                return None
+            self._entries.move_to_end(key)
+            # Copies in and out: the tables built from a section must not change the kept one.
+            return copy.deepcopy(entry[1])
+
+    def put(self, key: tuple, section: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic(), copy.deepcopy(section))
+            self._entries.move_to_end(key)
+            while len(self._entries) > CACHE_ENTRIES:
+                self._entries.popitem(last=False)
+
+
+def _data_version() -> tuple | None:
+    """What changes whenever a decision, outcome, survey answer or event is stored,
+    replaced or deleted: each table's row count and its latest write (None, and no
+    caching, when the database does not answer)."""
+    latest = (
+        (decisions, decisions.c.created_at),
+        (outcomes, outcomes.c.recorded_at),
+        (surveys, surveys.c.updated_at),
+        (customer_events, customer_events.c.id),
+    )
+    query = sa.select(
+        *(sa.select(sa.func.count()).select_from(t).scalar_subquery() for t, _ in latest),
+        *(sa.select(sa.func.max(column)).scalar_subquery() for _, column in latest),
+    )
+    try:
+        with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            return tuple(conn.execute(query).one())
+    except SQLAlchemyError:
+        return None
 
 
 NOT_COMPUTED = {"available": False, "message": "not computed for this download"}
