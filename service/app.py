@@ -19,6 +19,7 @@ from service.api import audit, customers, decisions, docs, health, models, pools
 from service.auth import (
     DatabaseUnavailable,
     KeyExpired,
+    KeyRevoked,
     KeyStore,
     TooManyFailures,
     allowed,
@@ -233,6 +234,15 @@ def _install_hooks(app: Flask) -> None:
                     'error_description="the API key has expired"'
                 },
             ) from None
+        except KeyRevoked:
+            raise ApiError(
+                401,
+                "the API key was revoked: ask an administrator for the new one",
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="vea", error="invalid_token", '
+                    'error_description="the API key has been revoked"'
+                },
+            ) from None
         except DatabaseUnavailable:
             # Also a schema behind the code (VEA_AUTO_MIGRATE=0 before `vea db upgrade`):
             # the key table lacks a column. /readyz tells the two apart.
@@ -245,7 +255,7 @@ def _install_hooks(app: Flask) -> None:
         if info is None:
             raise ApiError(
                 401,
-                "invalid or revoked API key",
+                "invalid API key",
                 headers={"WWW-Authenticate": 'Bearer realm="vea", error="invalid_token"'},
             )
         ctx.key_id = info.key_id

@@ -185,6 +185,15 @@ class KeyExpired(Exception):
         self.expires_at = expires_at
 
 
+class KeyRevoked(Exception):
+    """The key exists but was revoked: said as such, so an integration still sending a
+    rotated-out key asks for the new one instead of hunting for a typo."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"API key {key_id} was revoked")
+        self.key_id = key_id
+
+
 class TooManyFailures(Exception):
     """This client failed key checks too often; it may try again in ``retry_after_s``."""
 
@@ -216,7 +225,8 @@ class KeyStore:
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
 
     def verify(self, key: str, client: str | None = None) -> KeyInfo | None:
-        """The key's id and role, or None; ``KeyExpired`` for a key past its expiry. With
+        """The key's id and role, or None for no such key; ``KeyRevoked`` for a revoked key
+        and ``KeyExpired`` for one past its expiry. With
         ``client`` (the caller's address), failed checks are counted and a client over its
         budget gets ``TooManyFailures``."""
         digest = hash_key(key)
@@ -250,8 +260,10 @@ class KeyStore:
         return self._usable(info) if info is not None else None
 
     def _usable(self, info: KeyInfo) -> KeyInfo | None:
-        """The key's info, None for a revoked key, ``KeyExpired`` past its expiry."""
-        return None if info.revoked else self._unexpired(info)
+        """The key's info; ``KeyRevoked`` for a revoked key, ``KeyExpired`` past its expiry."""
+        if info.revoked:
+            raise KeyRevoked(info.key_id)
+        return self._unexpired(info)
 
     def _unexpired(self, info: KeyInfo) -> KeyInfo:
         # Most keys never expire: no clock read on their requests.

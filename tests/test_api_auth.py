@@ -70,7 +70,17 @@ def test_revoked_key_stops_working(make_app, new_id):
     assert client.post("/v1/decisions", json=body, headers=headers).status_code == 201
     assert revoke_key(engine, key_id)
     assert not revoke_key(engine, key_id)  # already revoked
-    assert client.post("/v1/decisions", json=body, headers=headers).status_code == 401
+    refused = client.post("/v1/decisions", json=body, headers=headers)
+    assert refused.status_code == 401
+    # Said as revoked (it is a real key): the integration asks for the new one.
+    assert refused.json["error"]["message"] == (
+        "the API key was revoked: ask an administrator for the new one"
+    )
+    assert (
+        'error_description="the API key has been revoked"' in (refused.headers["WWW-Authenticate"])
+    )
+    unknown = client.post("/v1/decisions", json=body, headers={"Authorization": "Bearer x"})
+    assert unknown.json["error"]["message"] == "invalid API key"
 
 
 def test_keys_are_stored_hashed(app):

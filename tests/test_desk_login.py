@@ -151,3 +151,18 @@ def test_posted_forms_kept_for_the_sign_in_keep_the_session_cookie_small(client)
         assert "form%3D" in answer.headers["Location"]
     cookie = client.get_cookie("vea_session")
     assert cookie is not None and len(cookie.value) < 4000
+
+
+def test_a_revoked_key_is_told_as_revoked(make_app):
+    from service.auth import create_key, revoke_key
+
+    app = make_app(key_cache_s=0)
+    engine = app.extensions["vea"].engine
+    key_id, key = create_key(engine, "desktop")
+    revoke_key(engine, key_id)
+    client = app.test_client()
+    answer = _post_key(client, key, "ja")
+    assert answer.status_code == 401
+    assert "このキーは無効化されています" in answer.get_data(as_text=True)
+    english = _post_key(client, key, "en").get_data(as_text=True)
+    assert "This key was revoked: ask your administrator for the new one." in english

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from service.auth import DatabaseUnavailable, KeyExpired, TooManyFailures, allowed
+from service.auth import DatabaseUnavailable, KeyExpired, KeyRevoked, TooManyFailures, allowed
 from service.config import Settings
 from service.ratelimit import RateLimiter
 from service.state import state
@@ -24,6 +24,7 @@ LOGIN_MESSAGES: dict[str, dict[str, str]] = {
         "locked": "Too many failed sign-ins from this address: try again in {seconds} s.",
         "down": "Keys cannot be checked right now (database unavailable): try again in a minute.",
         "expired": "This key has expired: ask your administrator for a new one.",
+        "revoked": "This key was revoked: ask your administrator for the new one.",
     },
     "ja": {
         "locked": "このアドレスからのサインインの失敗が多すぎます。{seconds}秒後にもう一度"
@@ -31,6 +32,7 @@ LOGIN_MESSAGES: dict[str, dict[str, str]] = {
         "down": "データベースに接続できないため、今はキーを確認できません。1分ほどしてから"
         "もう一度お試しください。",
         "expired": "このキーは有効期限が切れています。管理者に新しいキーを依頼してください。",
+        "revoked": "このキーは無効化されています。管理者に新しいキーを依頼してください。",
     },
 }
 
@@ -71,6 +73,8 @@ def blueprint() -> Blueprint:
                 headers["Retry-After"] = str(state().settings.retry_after_s)
             except KeyExpired:
                 found, error, status = None, LOGIN_MESSAGES[language]["expired"], 401
+            except KeyRevoked:
+                found, error, status = None, LOGIN_MESSAGES[language]["revoked"], 401
             except TooManyFailures as exc:  # brute force: this address guessed too often
                 wait = RateLimiter.retry_after_header(exc.retry_after_s)
                 found, status = None, 429

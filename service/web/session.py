@@ -221,8 +221,8 @@ def _stored_session_role(session_id: str, key_id: str) -> str | None:
 
 
 def verify_key(key: str) -> tuple[str, str] | None:
-    """``(key_id, role)`` of an active key, or None; DatabaseUnavailable and KeyExpired
-    propagate."""
+    """``(key_id, role)`` of an active key, or None; DatabaseUnavailable, KeyRevoked and
+    KeyExpired propagate."""
     info = state().keys.verify(key.strip(), client=request.remote_addr or "-")
     return (info.key_id, info.role) if info is not None else None
 
