@@ -59,7 +59,8 @@ def test_vea_pools_show_says_every_agent_answers_general(tmp_path):
     assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
     shown = runner.invoke(cli, ["pools", "show"], env=env)
     assert shown.exit_code == 0, shown.output
-    (general,) = [line for line in shown.stdout.splitlines() if line.split()[:1] == ["general"]]
+    pools = shown.stdout.split("\navailability")[0]  # the pools, before their availability
+    (general,) = [line for line in pools.splitlines() if line.split()[:1] == ["general"]]
     assert "0 members" not in general
     assert "all_agents" in general and "every agent (the last fallback)" in general
     growth = next(line for line in shown.stdout.splitlines() if "value_growth" in line)
