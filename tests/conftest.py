@@ -273,6 +273,32 @@ def pools_from_the_file(app) -> Iterator:
     clear()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def own_app(request, tmp_path, registry_dir, compile_cache):
+    """An app on a database of its own, on each backend: for tests that delete (pruning
+    the suite's shared database would delete other tests' rows) or must see only their
+    own rows."""
+    from service.app import create_app
+    from service.db import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"vea_own_{uuid.uuid4().hex[:8]}")
+    upgrade(url)
+    app = create_app(
+        {
+            "database_url": url,
+            "registry": str(registry_dir),
+            "compile_cache": str(compile_cache),
+            "access_log": False,
+            "rate_limit_per_s": 0.0,
+        }
+    )
+    yield app
+    app.extensions["vea"].close()
+
+
 @pytest.fixture
 def new_id():
     return lambda prefix="": f"{prefix}{uuid.uuid4().hex}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,32 +23,6 @@ def count(engine, table, customer_id: str) -> int:
         return conn.execute(
             sa.select(sa.func.count()).where(table.c.customer_id == customer_id)
         ).scalar_one()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def own_app(request, tmp_path, registry_dir, compile_cache):
-    """An app on a database of its own: pruning the suite's shared database would delete
-    other tests' rows."""
-    from service.app import create_app
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'own.db'}"
-    else:
-        url = request.getfixturevalue("postgres").create_database(
-            f"vea_prune_{uuid.uuid4().hex[:8]}"
-        )
-    upgrade(url)
-    app = create_app(
-        {
-            "database_url": url,
-            "registry": str(registry_dir),
-            "compile_cache": str(compile_cache),
-            "access_log": False,
-            "rate_limit_per_s": 0.0,
-        }
-    )
-    yield app
-    app.extensions["vea"].close()
 
 
 def test_prune_deletes_only_what_happened_before_the_cutoff(own_app, new_id):

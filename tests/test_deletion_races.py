@@ -19,15 +19,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import test_db_maintenance
 from test_api_outcomes_events import make_decision
 
 from service.auth import create_key
 from service.db import customer_events, decisions, outcomes, surveys
 from service.deletion import forget_customer, prune_before
 
-# An app on a database of its own: pruning deletes every old row of its database.
-own_app = test_db_maintenance.own_app
+# own_app (conftest): a database of its own, as pruning deletes every old row of it.
 
 OLD_CONTACT = "2020-01-02T10:00:00+00:00"
 PRUNE_CUTOFF = datetime(2020, 1, 3, tzinfo=UTC)  # after OLD_CONTACT

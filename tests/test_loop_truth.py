@@ -208,34 +208,6 @@ def test_calibration_of_a_truly_calibrated_openness_shows_no_gap(tmp_path):
     assert max(band["gap"] for band in served) > 0.07  # what the served rate alone says
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def own_app(request, tmp_path, registry_dir, compile_cache):
-    """An app on a database of its own, on each backend (nothing left in the shared one)."""
-    import uuid
-
-    from service.app import create_app
-    from service.db import upgrade
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'own.db'}"
-    else:
-        url = request.getfixturevalue("postgres").create_database(
-            f"vea_truth_{uuid.uuid4().hex[:8]}"
-        )
-    upgrade(url)
-    app = create_app(
-        {
-            "database_url": url,
-            "registry": str(registry_dir),
-            "compile_cache": str(compile_cache),
-            "access_log": False,
-            "rate_limit_per_s": 0.0,
-        }
-    )
-    yield app
-    app.extensions["vea"].close()
-
-
 def test_export_reads_the_contact_policy_of_each_decision(own_app):
     from service.auth import create_key
     from service.export import decision_frame

@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from models.reasons import activity_name
 from service.auth import create_key
-from tests.test_db_maintenance import own_app  # noqa: F401 - a fixture
 from tests.test_pages import _cells, log_in
 
 ORGANIC = "advise_new_uses"
