@@ -10,6 +10,8 @@ system user (created if missing).
 from __future__ import annotations
 
 import glob
+import io
+import logging
 import os
 import pwd
 import shutil
@@ -210,23 +212,30 @@ def compile_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("compiled")
 
 
-@pytest.fixture
-def make_app(database_url: str, registry_dir: Path, compile_cache: Path):
-    """Factory: the app on this test's backend and registry, with optional overrides."""
+def suite_app(database_url: str, registry_dir: Path, compile_cache: Path, **overrides):
+    """The app as the suite runs it: no access log, no per-key rate limit (the rate-limit
+    tests turn it on), ``overrides`` on top."""
     from service.app import create_app
 
-    apps = []
-
-    def build(**overrides):
-        config = {
+    return create_app(
+        {
             "database_url": database_url,
             "registry": str(registry_dir),
             "compile_cache": str(compile_cache),
             "access_log": False,
-            "rate_limit_per_s": 0.0,  # the rate-limit test turns it on
+            "rate_limit_per_s": 0.0,
             **overrides,
         }
-        app = create_app(config)
+    )
+
+
+@pytest.fixture
+def make_app(database_url: str, registry_dir: Path, compile_cache: Path):
+    """Factory: the app on this test's backend and registry, with optional overrides."""
+    apps = []
+
+    def build(**overrides):
+        app = suite_app(database_url, registry_dir, compile_cache, **overrides)
         app.testing = True
         apps.append(app)
         return app
@@ -278,7 +287,6 @@ def own_app(request, tmp_path, registry_dir, compile_cache):
     """An app on a database of its own, on each backend: for tests that delete (pruning
     the suite's shared database would delete other tests' rows) or must see only their
     own rows."""
-    from service.app import create_app
     from service.db import upgrade
 
     if request.param == "sqlite":
@@ -286,17 +294,28 @@ def own_app(request, tmp_path, registry_dir, compile_cache):
     else:
         url = request.getfixturevalue("postgres").create_database(f"vea_own_{uuid.uuid4().hex[:8]}")
     upgrade(url)
-    app = create_app(
-        {
-            "database_url": url,
-            "registry": str(registry_dir),
-            "compile_cache": str(compile_cache),
-            "access_log": False,
-            "rate_limit_per_s": 0.0,
-        }
-    )
+    app = suite_app(url, registry_dir, compile_cache)
     yield app
     app.extensions["vea"].close()
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every line the ``vea`` logger and the root logger write, in the service's format."""
+    from service.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.DEBUG)
+    loggers = [logging.getLogger("vea"), logging.getLogger()]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -8,31 +8,8 @@ service's own formatter and searched for the identifying values that were sent.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import uuid
-from collections.abc import Iterator
-
-import pytest
-
-from service.logs import JsonFormatter
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.setLevel(logging.DEBUG)
-    loggers = [logging.getLogger("vea"), logging.getLogger()]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
 
 
 def test_logs_hold_no_customer_identifiers(make_app, captured_logs, tmp_path):

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from test_api_decisions import decision_body
 
-from service.logs import JsonFormatter, scrubbed_traceback
+from service.logs import scrubbed_traceback
+from tests.conftest import suite_app
 
 ROOT = Path(__file__).resolve().parents[1]
 INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error", "fields": {}}}
@@ -29,22 +28,6 @@ INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error
 
 def secret_id() -> str:
     return f"C-SECRET-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """Every line the ``vea`` logger and the root logger write, in the service's format."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    loggers = [logging.getLogger("vea"), logging.getLogger()]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
 
 
 def unhandled_error_line(stream: io.StringIO) -> dict:
@@ -90,7 +73,6 @@ def test_a_bug_on_the_decision_path_is_logged_without_its_message(
 def refusing_database(postgres, tmp_path, registry_dir, compile_cache):
     """An app on a database of its own, whose decisions table refuses every insert with a
     real PostgreSQL error quoting the customer id (message, QUERY and CONTEXT lines)."""
-    from service.app import create_app
     from service.db import make_engine, upgrade
 
     url = postgres.create_database(f"vea_scrub_{uuid.uuid4().hex[:8]}")
@@ -106,15 +88,7 @@ def refusing_database(postgres, tmp_path, registry_dir, compile_cache):
             "FOR EACH ROW EXECUTE FUNCTION refuse_decision()"
         )
     engine.dispose()
-    app = create_app(
-        {
-            "database_url": url,
-            "registry": str(registry_dir),
-            "compile_cache": str(compile_cache),
-            "access_log": False,
-            "rate_limit_per_s": 0.0,
-        }
-    )
+    app = suite_app(url, registry_dir, compile_cache)
     yield app
     app.extensions["vea"].close()
 
