@@ -79,6 +79,18 @@ class Availability:
     agents_staffed: int | None = None
     stale: bool = False  # older than the TTL: ignored, the pool counts as unknown
 
+    @classmethod
+    def of_report(cls, report: Mapping[str, Any], stale: bool) -> Availability:
+        """A stored availability report (its ``agents_free``, ``queue_length``,
+        ``expected_wait_s`` and ``agents_staffed``)."""
+        return cls(
+            agents_free=report["agents_free"],
+            queue_length=report["queue_length"],
+            expected_wait_s=report["expected_wait_s"],
+            agents_staffed=report["agents_staffed"],
+            stale=stale,
+        )
+
 
 @dataclass(frozen=True)
 class RoutingRules:

@@ -179,13 +179,7 @@ def availability_lines(
             )
             if report[key] is not None
         ]
-        status = Availability(
-            agents_free=report["agents_free"],
-            queue_length=report["queue_length"],
-            expected_wait_s=report["expected_wait_s"],
-            agents_staffed=report["agents_staffed"],
-            stale=report["stale"],
-        )
+        status = Availability.of_report(report, stale=report["stale"])
         wait = expected_wait(pool, status, rules)
         if report["stale"]:
             read = "stale: ignored, wait unknown"

@@ -97,13 +97,7 @@ class PoolRouter:
         """Fresh and stale reports per pool (a stale one is marked and ignored)."""
         cutoff = self._now() - timedelta(seconds=self.settings.availability_ttl_s)
         return {
-            pool_id: Availability(
-                agents_free=r["agents_free"],
-                queue_length=r["queue_length"],
-                expected_wait_s=r["expected_wait_s"],
-                agents_staffed=r["agents_staffed"],
-                stale=r["reported_at"] < cutoff,
-            )
+            pool_id: Availability.of_report(r, stale=r["reported_at"] < cutoff)
             for pool_id, r in self.reports.items()
         }
 
