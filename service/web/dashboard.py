@@ -373,7 +373,9 @@ def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
         "models": _models,
     }
     cache = _SectionCache.of_app()
-    version = _data_version()
+    # The version query only when a cached section is wanted (not for a pools CSV).
+    wanted = [name for name in computations if only in (None, name)]
+    version = _data_version() if set(wanted) & set(CACHED_SECTIONS) else None
     out = {}
     for name, compute in computations.items():
         if only not in (None, name):
