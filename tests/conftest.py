@@ -235,7 +235,8 @@ def make_app(database_url: str, registry_dir: Path, compile_cache: Path):
     apps = []
 
     def build(**overrides):
-        app = suite_app(database_url, registry_dir, compile_cache, **overrides)
+        url = overrides.pop("database_url", database_url)  # a test may name its own
+        app = suite_app(url, registry_dir, compile_cache, **overrides)
         app.testing = True
         apps.append(app)
         return app
