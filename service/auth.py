@@ -15,11 +15,18 @@ checks it against the wall clock on every request, so an expired key stops at on
 without a query, and gets ``KeyExpired`` (a 401 that says so) rather than "invalid".
 If the database is unreachable, a key verified earlier keeps working (so decisions can
 still be answered in degraded mode); an unknown key then gets 503, never a false 401.
+
+An address that failed key checks too often gets 429 for any key not verified just
+before, except a revoked or expired key: that one still hears it is revoked (or expired),
+so a desktop sending a rotated-out key from a host that shares its address with a guesser
+asks for the new key instead of retrying for ever. Such a key is found by its hash, and
+telling it is dead gives a guesser nothing it could use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 import time
@@ -223,12 +230,16 @@ class KeyStore:
         self._lock = threading.Lock()
         # hash -> (checked_at, KeyInfo, revoked ones too, or None for "no such key")
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+        # hash -> every revoked key and every key with an expiry, read at most once per
+        # ``cache_s`` and only for blocked addresses (see ``_dead_key``).
+        self._dead: dict[str, KeyInfo] = {}
+        self._dead_read_at = -math.inf
 
     def verify(self, key: str, client: str | None = None) -> KeyInfo | None:
         """The key's id and role, or None for no such key; ``KeyRevoked`` for a revoked key
         and ``KeyExpired`` for one past its expiry. With
         ``client`` (the caller's address), failed checks are counted and a client over its
-        budget gets ``TooManyFailures``."""
+        budget gets ``TooManyFailures``, except for a revoked or expired key."""
         digest = hash_key(key)
         now = self._clock()
         with self._lock:
@@ -245,6 +256,12 @@ class KeyStore:
             # concurrent guesses cannot all pass a look at the last token.
             wait = budget.acquire(client)
             if wait > 0:
+                # A dead key is told so even here: a 429 would hide from the desktop that
+                # it needs a new key. A live key not verified just before still gets 429,
+                # so a blocked guesser learns nothing about the keys that work.
+                dead = self._dead_key(digest, cached)
+                if dead is not None:
+                    self._usable(dead)  # raises KeyRevoked or KeyExpired
                 raise TooManyFailures(wait)
         try:
             info = None if fresh else self._lookup(digest, cached, now)
@@ -271,6 +288,48 @@ class KeyStore:
             raise KeyExpired(info.key_id, info.expires_at)
         return info
 
+    def _dead_key(self, digest: str, cached: tuple[float, KeyInfo | None] | None) -> KeyInfo | None:
+        """The revoked or expired key of this hash, or None (unknown, or alive)."""
+        if cached is not None and cached[1] is not None and self._dead_now(cached[1]):
+            return cached[1]  # revocation and expiry are final: a stale entry still holds
+        info = self._dead_keys().get(digest)
+        return info if info is not None and self._dead_now(info) else None
+
+    def _dead_now(self, info: KeyInfo) -> bool:
+        return info.revoked or (info.expires_at is not None and info.expired(self._wall_clock()))
+
+    def _dead_keys(self) -> dict[str, KeyInfo]:
+        """Revoked keys and keys with an expiry, by hash: read in one query at most once per
+        ``cache_s``, so a blocked address sending new guesses at any rate costs the
+        database no more than that (a lookup per guess would let it load the database
+        once its budget is gone). The key table is small: administrators create its rows."""
+        now = self._clock()
+        with self._lock:
+            if now - self._dead_read_at < self._cache_s:
+                return self._dead
+            self._dead_read_at = now  # other threads use the last read meanwhile
+        try:
+            with self._engine().connect().execution_options(**{READ_ONLY: True}) as conn:
+                rows = conn.execute(
+                    sa.select(
+                        api_keys.c.key_hash,
+                        api_keys.c.key_id,
+                        api_keys.c.role,
+                        api_keys.c.expires_at,
+                        api_keys.c.revoked_at,
+                    ).where(
+                        sa.or_(api_keys.c.revoked_at.isnot(None), api_keys.c.expires_at.isnot(None))
+                    )
+                ).all()
+        except DBAPIError as exc:
+            if not is_unavailable(exc):
+                raise
+            return self._dead  # the caller is refused anyway: the keys read before
+        dead = {row.key_hash: _key_info(row) for row in rows}
+        with self._lock:
+            self._dead = dead
+        return dead
+
     def _lookup(
         self, digest: str, cached: tuple[float, KeyInfo | None] | None, now: float
     ) -> KeyInfo | None:
@@ -290,16 +349,17 @@ class KeyStore:
             if cached is not None and cached[1] is not None and now - cached[0] < STALE_GRACE_S:
                 return cached[1]
             raise DatabaseUnavailable(str(exc.__class__.__name__)) from exc
-        info = (
-            KeyInfo(row.key_id, row.role, row.expires_at, revoked=row.revoked_at is not None)
-            if row
-            else None
-        )
+        info = _key_info(row) if row else None
         with self._lock:
             if len(self._cache) > 10_000:  # bound memory against floods of bogus keys
                 self._cache.clear()
             self._cache[digest] = (now, info)
         return info
+
+
+def _key_info(row: sa.Row) -> KeyInfo:
+    """A key row (key_id, role, expires_at, revoked_at) as the cache holds it."""
+    return KeyInfo(row.key_id, row.role, row.expires_at, revoked=row.revoked_at is not None)
 
 
 def presented_key(headers) -> str | None:
