@@ -1,21 +1,43 @@
-"""An online backup of the embedded SQLite database.
+"""Online backups of the service database, taken while the service keeps serving.
 
-SQLite's backup API copies a consistent snapshot while the service keeps serving (in WAL
-mode readers do not block writers, and the copy includes what is still in the WAL). The
-copy is written beside its destination and renamed into place only once it has passed
-an integrity check, so a backup file is either whole or absent. PostgreSQL has its own
-tools (``pg_dump``, base backups with WAL archiving): this module refuses it.
+SQLite: SQLite's backup API copies a consistent snapshot (in WAL mode readers do not block
+writers, and the copy includes what is still in the WAL), checked for integrity.
+
+PostgreSQL: ``pg_dump`` (custom format, for ``pg_restore``) of one snapshot, which the row
+counts are read from too. It is given the service's own URL as libpq parameters (it takes
+``postgresql+psycopg://...`` for a database name and tries the local default server), and
+the password in its environment, never on its command line, where ``ps`` shows it.
+
+Either way the copy is written beside its destination and takes its name only once it is
+whole, so a backup file is either whole or absent, and never replaces a file.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
-from service.db import sqlite_file
+import sqlalchemy as sa
+from psycopg.conninfo import make_conninfo
+from psycopg.pq import Conninfo
+from sqlalchemy.exc import DBAPIError
+
+from service.config import safe_url
+from service.db import make_engine, sqlite_file
 
 TABLES = ("decisions", "outcomes", "surveys", "customer_events", "api_keys")
+
+
+def backup(database_url: str, out: Path) -> dict[str, int]:
+    """Back up the database of ``database_url`` (SQLite or PostgreSQL) to ``out``, which
+    must not exist; return the row count of each table in the backup. ValueError says
+    why nothing was written."""
+    if database_url.startswith("sqlite"):
+        return backup_sqlite(database_url, out)
+    return backup_postgresql(database_url, out)
 
 
 def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
@@ -23,18 +45,11 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
     return the row count of each table in the copy."""
     source = sqlite_file(database_url)
     if source is None:
-        raise ValueError(
-            "vea db backup copies the embedded SQLite database; back up PostgreSQL with "
-            "pg_dump or base backups"
-        )
+        raise ValueError("no SQLite database file in the URL (an in-memory database?)")
     if not Path(source).is_file():
         raise ValueError(f"no SQLite database at {source}: run vea db upgrade first")
-    out = Path(out)
-    if out.exists():
-        raise ValueError(f"{out} exists: a backup never overwrites a file")
-    if not out.parent.is_dir():
-        raise ValueError(f"{out.parent} is not a directory")
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    out = _new_file(out)
+    partial = _partial(out)
     # Read-only source: a backup must not create or change the live database.
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30.0)
     dst = sqlite3.connect(partial)
@@ -67,6 +82,102 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
     finally:
         partial.unlink(missing_ok=True)
     return counts
+
+
+PG_DUMP_MISSING = (
+    "pg_dump is not on PATH: vea db backup runs it to back up PostgreSQL. Install the "
+    "PostgreSQL client tools of the server's major version or newer (Debian, Ubuntu: "
+    "postgresql-client) or put their bin directory on PATH"
+)
+
+
+def backup_postgresql(database_url: str, out: Path) -> dict[str, int]:
+    """``pg_dump --format=custom`` of the database of ``database_url`` (any URL the
+    service takes) to ``out`` (which must not exist); return the row count of each table,
+    read in the snapshot the dump holds."""
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        raise ValueError(PG_DUMP_MISSING)
+    out = _new_file(out)
+    partial = _partial(out)
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        # The snapshot is exported by a transaction that stays open while pg_dump runs:
+        # the counts and the dump see the same rows.
+        with (
+            engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn,
+            conn.begin(),
+        ):
+            snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+            counts = _row_counts(conn)
+            argv, env = pg_dump_invocation(engine, pg_dump, partial, snapshot)
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            said = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+            raise ValueError(f"pg_dump failed, nothing was written: {said}")
+        _place(partial, out)
+    except DBAPIError as exc:
+        raise ValueError(
+            f"cannot read the database {safe_url(database_url)}: {' '.join(str(exc.orig).split())}"
+        ) from None
+    finally:
+        partial.unlink(missing_ok=True)
+        engine.dispose()
+    return counts
+
+
+def pg_dump_invocation(
+    engine: sa.Engine, pg_dump: str, out: Path, snapshot: str
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run ``pg_dump`` on ``engine``'s database.
+
+    The URL is turned into libpq parameters by SQLAlchemy's own dialect (so every form
+    the service connects with, query options and several hosts included, means the same
+    to pg_dump); the password goes into ``PGPASSWORD``, never into the command line."""
+    _, params = engine.dialect.create_connect_args(engine.url)
+    password = params.pop("password", None)
+    # The dialect adds objects of its own for psycopg (its type adapters): libpq's
+    # keywords only.
+    keywords = {option.keyword.decode() for option in Conninfo.get_defaults()}
+    conninfo = make_conninfo(
+        "", **{name: str(value) for name, value in params.items() if name in keywords}
+    )
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    argv = [
+        pg_dump,
+        "--format=custom",
+        f"--file={out}",
+        f"--snapshot={snapshot}",
+        "--no-password",  # never wait for a prompt (cron): no password is an error
+        f"--dbname={conninfo}",
+    ]
+    return argv, env
+
+
+def _row_counts(conn: sa.Connection) -> dict[str, int]:
+    present = set(sa.inspect(conn).get_table_names())
+    return {
+        table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()  # nosec B608
+        for table in TABLES
+        if table in present
+    }
+
+
+def _new_file(out: Path) -> Path:
+    out = Path(out)
+    if out.exists():
+        raise ValueError(f"{out} exists: a backup never overwrites a file")
+    if not out.parent.is_dir():
+        raise ValueError(f"{out.parent} is not a directory")
+    return out
+
+
+def _partial(out: Path) -> Path:
+    """Where the backup is written until it is whole (per process: two backups at once
+    never write one file)."""
+    return out.with_name(f".{out.name}.{os.getpid()}.partial")
 
 
 def _place(partial: Path, out: Path) -> None:

@@ -172,17 +172,32 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
 
 @db.command("backup")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="new file"
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The backup file to write (never over an existing file).",
 )
 def db_backup(out: Path) -> None:
-    """Online copy of the embedded SQLite database (safe while the service runs).
+    """Back up VEA_DATABASE_URL's database to a new file while the service runs.
 
-    Restore: stop the service, put the copy in place of the database file (removing its
-    -wal and -shm files) and start again. PostgreSQL: use pg_dump."""
-    from service.backup import backup_sqlite
+    SQLite: an online copy of the database file (SQLite's backup API), checked
+    for integrity. Restore: stop the service, put the copy in place of the
+    database file, delete that file's -wal and -shm files, start again.
+
+    PostgreSQL: runs pg_dump, which must be on PATH (the PostgreSQL client tools,
+    of the server's major version or newer), on the service's own URL (any form
+    it takes, postgresql+psycopg:// too), with the password in pg_dump's
+    environment, never on its command line; the database role needs SELECT on
+    every table and sequence. The file is pg_dump's custom format, one consistent
+    snapshot. Restore into an empty database:
+    pg_restore --no-owner --exit-on-error -d NEWDB FILE.
+
+    The file is written whole or not at all; the row counts printed are those of
+    the backup. Back up the model registry (VEA_REGISTRY) too."""
+    from service.backup import backup
 
     try:
-        counts = backup_sqlite(Settings.from_env().database_url, out)
+        counts = backup(Settings.from_env().database_url, out)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"backup written to {out}: " + ", ".join(f"{n} {t}" for t, n in counts.items()))

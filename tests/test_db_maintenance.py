@@ -1,12 +1,21 @@
-"""`vea db prune` (data retention) and `vea db backup` (online SQLite copy)."""
+"""`vea db prune` (data retention) and `vea db backup` (online SQLite copy; pg_dump of
+PostgreSQL, on a real server)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from psycopg import sql as psycopg_sql
+from sqlalchemy import make_url
 from test_api_outcomes_events import make_decision
 
 from service.auth import create_key, list_keys
@@ -149,10 +158,168 @@ def test_backup_of_a_database_before_migration_0009_counts_what_it_has(tmp_path)
     assert "0 decisions" in done.output and "surveys" not in done.output
 
 
-@pytest.mark.parametrize("url", ["postgresql+psycopg://u@127.0.0.1:1/x", "sqlite:///{missing}"])
-def test_backup_refuses_what_it_cannot_copy(tmp_path, url):
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql+psycopg://u:hidden@127.0.0.1:1/x", "cannot read the database"),
+        ("sqlite:///{missing}", "run vea db upgrade first"),
+    ],
+)
+def test_backup_refuses_what_it_cannot_copy(tmp_path, url, said):
     url = url.format(missing=tmp_path / "nowhere.db")
     answer = run({"VEA_DATABASE_URL": url}, "db", "backup", "--out", str(tmp_path / "b.db"))
-    assert answer.exit_code != 0
-    assert "pg_dump" in answer.output or "run vea db upgrade first" in answer.output
+    assert answer.exit_code == 1
+    assert said in answer.output and "Traceback" not in answer.output
+    assert "hidden" not in answer.output
     assert not (tmp_path / "b.db").exists()
+
+
+def test_backup_help_says_what_it_does_on_each_backend():
+    said = " ".join(run({}, "db", "backup", "--help").output.split())
+    assert "SQLite: an online copy" in said
+    assert "PostgreSQL: runs pg_dump, which must be on PATH" in said
+    assert "pg_restore" in said
+
+
+# ----------------------------------------------------------------- PostgreSQL
+def _superuser(postgres, database: str = "postgres"):
+    import psycopg
+
+    return psycopg.connect(
+        f"host=127.0.0.1 port={postgres.port} user=postgres dbname={database}", autocommit=True
+    )
+
+
+@pytest.fixture
+def pg_database(postgres):
+    """A migrated PostgreSQL database of this test's own (a backup counts every row)."""
+    name = f"vea_backup_{uuid.uuid4().hex[:8]}"
+    url = postgres.create_database(name)
+    upgrade(url)
+    yield url
+    with _superuser(postgres) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _restore(postgres, dump: Path) -> str:
+    """The dump restored into a new database, as the README says; its URL."""
+    name = f"vea_restored_{uuid.uuid4().hex[:8]}"
+    url = postgres.create_database(name)
+    subprocess.run(
+        [
+            shutil.which("pg_restore"),
+            "--no-owner",
+            "--exit-on-error",
+            f"--dbname=host=127.0.0.1 port={postgres.port} user=postgres dbname={name}",
+            str(dump),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return url
+
+
+@pytest.mark.postgres
+def test_backup_of_postgresql_is_a_pg_dump_of_the_service_url(postgres, pg_database, tmp_path):
+    """VEA_DATABASE_URL as the service takes it (postgresql+psycopg://): pg_dump is given
+    what it means, and the dump restores with pg_restore."""
+    assert pg_database.startswith("postgresql+psycopg://")
+    live = make_engine(pg_database)
+    try:
+        create_key(live, "admin", "night shift")
+    finally:
+        live.dispose()
+    env = {"VEA_DATABASE_URL": pg_database}
+    out = tmp_path / "vea.dump"
+    done = run(env, "db", "backup", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    assert "1 api_keys" in done.output and "0 decisions" in done.output
+    again = run(env, "db", "backup", "--out", str(out))
+    assert again.exit_code != 0 and "never overwrites" in again.output
+    assert not list(tmp_path.glob(".vea.dump*.partial"))
+
+    restored_url = _restore(postgres, out)
+    restored = make_engine(restored_url)
+    try:
+        assert [key["label"] for key in list_keys(restored)] == ["night shift"]
+    finally:
+        restored.dispose()
+    with _superuser(postgres) as conn:
+        conn.execute(f'DROP DATABASE "{make_url(restored_url).database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def password_role(postgres, pg_database):
+    """A login role that must give its password (scram-sha-256 for it alone, whatever
+    the rest of the test cluster trusts) and may read the tables, not yet the sequences."""
+    role, password = f"vea_pw_{uuid.uuid4().hex[:8]}", "s3cret p@ss/wörd:%"
+    database = make_url(pg_database).database
+    hba = postgres.data / "pg_hba.conf"
+    trusting = hba.read_text()
+    with _superuser(postgres) as conn:
+        conn.execute(
+            psycopg_sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                psycopg_sql.Identifier(role), psycopg_sql.Literal(password)
+            )
+        )
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n{trusting}")
+        conn.execute("SELECT pg_reload_conf()")
+    with _superuser(postgres, database) as conn:
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        yield role, password
+    finally:
+        hba.write_text(trusting)
+        with _superuser(postgres, database) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+            conn.execute(f"DROP OWNED BY {role}")
+        with _superuser(postgres) as conn:
+            conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.postgres
+def test_backup_gives_pg_dump_the_password_in_its_environment_only(
+    postgres, pg_database, password_role, tmp_path
+):
+    """The password authenticates pg_dump but never is on its command line (``ps`` shows
+    every user the command line). A pg_dump failure is one line, nothing written."""
+    role, password = password_role
+    database = make_url(pg_database).database
+    url = f"postgresql://{role}:{quote(password, safe='')}@127.0.0.1:{postgres.port}/{database}"
+    # The real pg_dump, behind a script that keeps the command line it was given.
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    argv_file = tmp_path / "argv"
+    (shim / "pg_dump").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" >> {argv_file}\nexec {shutil.which("pg_dump")} "$@"\n'
+    )
+    (shim / "pg_dump").chmod(0o755)
+    env = {"VEA_DATABASE_URL": url, "PATH": f"{shim}:{os.environ['PATH']}"}
+    out = tmp_path / "vea.dump"
+
+    refused = run(env, "db", "backup", "--out", str(out))  # no SELECT on the sequences yet
+    assert refused.exit_code == 1
+    assert "pg_dump failed, nothing was written" in refused.output
+    assert "permission denied" in refused.output
+    assert not out.exists() and not list(tmp_path.glob(".vea.dump*.partial"))
+
+    with _superuser(postgres, database) as conn:
+        conn.execute(f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    done = run(env, "db", "backup", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    assert out.stat().st_size > 0
+    given = argv_file.read_text()
+    assert "--format=custom" in given and f"user={role}" in given
+    assert password not in given and quote(password, safe="") not in given
+    assert password not in done.output
+
+
+@pytest.mark.postgres
+def test_backup_without_pg_dump_on_path_says_so(pg_database, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {"VEA_DATABASE_URL": pg_database, "PATH": str(empty)}
+    answer = run(env, "db", "backup", "--out", str(tmp_path / "vea.dump"))
+    assert answer.exit_code == 1
+    assert "pg_dump is not on PATH" in answer.output and "Traceback" not in answer.output
+    assert not (tmp_path / "vea.dump").exists()
