@@ -140,7 +140,42 @@ def record_cli_model_action(action: str, target: str | None, details: dict | Non
         engine.dispose()
 
 
-# Paging of GET /v1/audit: events come oldest first, ``limit`` per page.
+# Paging of GET /v1/audit: events come in the order they were committed (their ids),
+# ``limit`` per page.
+#
+# The order must be the commit order, or a reader can pass an event before it is visible:
+# on PostgreSQL an event's id and time are taken when its INSERT runs, but it is seen only
+# after its transaction commits, so an earlier-started transaction committing later used
+# to put its event behind the position (time, id) a reader had already passed (an
+# exporter following ``next`` never saw it). Three ways out were weighed:
+#
+# - The writing transaction's xid (pg_current_xact_id) with each event, pages in xid
+#   order, and only events of transactions older than the reader's snapshot xmin handed
+#   out (all finished). Writers never wait, but xids belong to the cluster, not to the
+#   data: a pg_dump restored into another cluster (the README's restore) keeps xids far
+#   above the new cluster's, so every restored event would sit above the horizon (hidden)
+#   and every new event would sort before them, behind the readers' cursors. And any
+#   transaction anywhere in the cluster holding an xid (another application's, a session
+#   idle in a transaction) would hold every page back until it ended.
+# - Time order with a safety lag (only events older than N s): no lag bounds how long a
+#   transaction stays open, so it only makes the skip rarer.
+# - Chosen: the writers of audit events take turns from their event's INSERT to their
+#   commit (migration 0014: a statement-level trigger takes a transaction advisory lock
+#   before the id is drawn; the lock is released after the commit is visible), so ids are
+#   drawn in commit order and a page after id N can never later gain an event <= N. It
+#   survives a dump and restore (the ids and the sequence are data), readers never wait
+#   or get held-back pages, and the cursor is an id on both backends. The cost: audit
+#   writers on PostgreSQL commit one at a time. They are administrative actions, each
+#   records its event as its last (revoke_key: nearly last) write, so a turn lasts about
+#   a commit; keep it so: a transaction that recorded an event and then waits for a row
+#   another audit writer holds while that one waits for its turn is a deadlock (PostgreSQL
+#   fails one of them, nothing half-stored).
+#
+# SQLite needs no lock: one write transaction at a time, and the rowid (max + 1) is drawn
+# inside it, so ids are in commit order there too. Its times are not: they come from the
+# wall clock (taken under the write lock by ``record``), which a clock step sets back, and
+# on PostgreSQL a writer takes its time before its turn. So time is only the period
+# filter (``from``/``to``), never the page order.
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_CURSOR = 100
@@ -148,29 +183,53 @@ MAX_CURSOR = 100
 # a larger one cannot come from an answer, and the database would refuse the comparison
 # (PostgreSQL: integer out of range; SQLite's driver: above 8 bytes) as a 500.
 MAX_EVENT_ID = 2**31 - 1
+_CURSOR_PREFIX = "after:"
 
 
-def encode_cursor(occurred_at: datetime, event_id: int) -> str:
-    """The position after an event, for the next page. It holds the full stored time
-    (microseconds, not the milliseconds answers show): the page order is (time, id), and
-    a rounded time would repeat or skip events that share a millisecond."""
-    raw = f"{occurred_at.isoformat(timespec='microseconds')}|{event_id}".encode()
+@dataclass(frozen=True)
+class Position:
+    """Where a page ended: after the event ``event_id``. A cursor issued before migration
+    0014 named a place in the old (time, id) order instead: ``occurred_at`` is then set
+    (see ``page_events``)."""
+
+    event_id: int
+    occurred_at: datetime | None = None
+
+
+def encode_cursor(event_id: int) -> str:
+    """The position after an event, for the next page (opaque to clients)."""
+    raw = f"{_CURSOR_PREFIX}{event_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """``(time, id)`` of an ``encode_cursor`` text; ValueError for anything else."""
+def decode_cursor(cursor: str) -> Position:
+    """The position an ``encode_cursor`` text stands for, or one issued before migration
+    0014 (``<time>|<id>``: its clients keep their place across the upgrade); ValueError
+    for anything else."""
     if len(cursor) > MAX_CURSOR:
         raise ValueError("cursor too long")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, event_id = raw.split("|")
-        occurred_at, position = datetime.fromisoformat(moment), int(event_id)
+        if raw.startswith(_CURSOR_PREFIX):
+            position = Position(_strict_int(raw.removeprefix(_CURSOR_PREFIX)))
+        else:
+            moment, event_id = raw.split("|")
+            position = Position(int(event_id), datetime.fromisoformat(moment))
     except ValueError:  # also bad base64 (binascii.Error) and bad UTF-8
         raise ValueError("not a cursor") from None
-    if occurred_at.tzinfo is not None or not 1 <= position <= MAX_EVENT_ID:
+    legacy_time = position.occurred_at
+    if (legacy_time is not None and legacy_time.tzinfo is not None) or not (
+        1 <= position.event_id <= MAX_EVENT_ID
+    ):
         raise ValueError("not a cursor")
-    return occurred_at, position
+    return position
+
+
+def _strict_int(text: str) -> int:
+    """Digits only (``int`` also takes signs, spaces and underscores)."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
 
 
 def _event(row: Any) -> dict[str, Any]:
@@ -184,22 +243,23 @@ def _event(row: Any) -> dict[str, Any]:
     }
 
 
-def _period_query(since: datetime | None, until: datetime | None) -> sa.Select:
-    query = sa.select(audit_events).order_by(audit_events.c.occurred_at, audit_events.c.id)
+def _in_period(since: datetime | None, until: datetime | None) -> list[sa.ColumnElement]:
+    conditions = []
     if since is not None:
-        query = query.where(audit_events.c.occurred_at >= since)
+        conditions.append(audit_events.c.occurred_at >= since)
     if until is not None:
-        query = query.where(audit_events.c.occurred_at < until)
-    return query
+        conditions.append(audit_events.c.occurred_at < until)
+    return conditions
 
 
 def list_events(
     engine: sa.Engine, since: datetime | None = None, until: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Events with ``since <= occurred_at < until`` (naive UTC), oldest first (all of
+    """Events with ``since <= occurred_at < until`` (naive UTC) in commit order (all of
     them: ``page_events`` reads a long log a page at a time)."""
+    query = sa.select(audit_events).where(*_in_period(since, until)).order_by(audit_events.c.id)
     with autocommit_connection(engine) as conn:
-        rows = conn.execute(_period_query(since, until)).all()
+        rows = conn.execute(query).all()
     return [_event(row) for row in rows]
 
 
@@ -209,25 +269,36 @@ def page_events(
     until: datetime | None = None,
     *,
     limit: int = DEFAULT_PAGE,
-    after: tuple[datetime, int] | None = None,
+    after: Position | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Up to ``limit`` events of the period after the position ``after`` (a decoded
-    cursor), oldest first, and the cursor of the next page (None after the last).
+    cursor) in commit order, and the cursor of the next page (None after the last).
 
-    Keyset paging on (time, id), not an offset: a page costs the same however deep in
-    the log it is, and events appended meanwhile do not shift the pages already read."""
-    query = _period_query(since, until)
-    if after is not None:
-        occurred_at, event_id = after
-        query = query.where(
-            sa.or_(
-                audit_events.c.occurred_at > occurred_at,
-                sa.and_(audit_events.c.occurred_at == occurred_at, audit_events.c.id > event_id),
-            )
+    Keyset paging on the id, not an offset: a page costs the same however deep in the
+    log it is, events appended meanwhile do not shift the pages already read, and (ids
+    being drawn in commit order) none can appear behind a page already read."""
+    period = _in_period(since, until)
+    query = sa.select(audit_events).where(*period).order_by(audit_events.c.id)
+    if after is not None and after.occurred_at is None:
+        query = query.where(audit_events.c.id > after.event_id)
+    elif after is not None:
+        # A cursor from before migration 0014 ended a page in (time, id) order: go on
+        # from the first event of the period that order had not reached. Ids and times
+        # almost always agree, so that is the rest of the old order; where an event
+        # committed late (the reason for 0014) it comes now rather than never, and one
+        # the reader had already passed may come again (its id says so).
+        not_reached = sa.or_(
+            audit_events.c.occurred_at > after.occurred_at,
+            sa.and_(
+                audit_events.c.occurred_at == after.occurred_at,
+                audit_events.c.id > after.event_id,
+            ),
         )
+        first = sa.select(sa.func.min(audit_events.c.id)).where(*period, not_reached)
+        query = query.where(audit_events.c.id >= first.scalar_subquery())
     # One row more than asked says whether a next page exists without a count query.
     with autocommit_connection(engine) as conn:
         rows = conn.execute(query.limit(limit + 1)).all()
     more, rows = len(rows) > limit, rows[:limit]
-    following = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None
+    following = encode_cursor(rows[-1].id) if more else None
     return [_event(row) for row in rows], following

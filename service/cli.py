@@ -19,7 +19,7 @@ from models.opportunities import DEFAULT_SITUATION, SITUATION_FEATURES, parse_si
 from models.opportunities import MIN_ATTEMPTS as ORGANIC_MIN_ATTEMPTS
 from service.audit import DEFAULT_PAGE as AUDIT_PAGE
 from service.audit import MAX_PAGE as AUDIT_MAX_PAGE
-from service.audit import Event, cli_actor
+from service.audit import Event, Position, cli_actor
 from service.config import Settings, safe_url
 
 
@@ -904,11 +904,11 @@ def audit(
     since: datetime | None,
     until: datetime | None,
     limit: int | None,
-    cursor: tuple[str, tuple[datetime, int]] | None,
+    cursor: tuple[str, Position] | None,
     as_json: bool,
 ) -> None:
     """The audit log of administrative actions (keys, erasures, pruning, pools, models),
-    oldest first. Append-only: nothing deletes from it, `vea db prune` included."""
+    in the order recorded. Append-only: nothing deletes from it, `vea db prune` included."""
     from service.audit import list_events, page_events
 
     if since is not None and until is not None and since >= until:

@@ -26,13 +26,16 @@ def blueprint() -> Blueprint:
     @require("audit:read")
     @protected(blp)
     @blp.arguments(AuditQuerySchema(), location="query", unknown=RAISE)
-    @blp.response(200, AuditSchema, description="a page of the period's events, oldest first")
+    @blp.response(
+        200, AuditSchema, description="a page of the period's events, in the order recorded"
+    )
     @blp.alt_response(422, schema=ErrorSchema, description="a bad period, limit or cursor")
     def list_audit(query):
-        """Audit events with ``from <= time < to`` (both optional), oldest first, ``limit``
-        a page: while ``next`` is not null, ask again with ``cursor=<next>`` (and the same
-        ``from``/``to``) for the following events. An erasure's event names no customer
-        (only the counts)."""
+        """Audit events with ``from <= time < to`` (both optional) in the order they were
+        recorded (committed), ``limit`` a page: while ``next`` is not null, ask again with
+        ``cursor=<next>`` (and the same ``from``/``to``) for the following events. An
+        event never appears behind a cursor already handed out, so following the cursors
+        reads each event once. An erasure's event names no customer (only the counts)."""
         start, end = query.get("from_"), query.get("to")
         events, following = audit.page_events(
             state().engine,
