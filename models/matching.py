@@ -10,6 +10,12 @@ The wait is the platform's ``expected_wait_s`` when it sends one, 0 with an agen
 else ``(queue_length + 1) * mean_handle_s / agents`` (``wait_capacity``: the agents the
 platform reports staffed, else the pool's ``capacity``, else its members, else 1).
 
+A pool the platform reports with ``agents_staffed: 0`` (nobody logged in: a night shift,
+a closed site) is **unstaffed**: nobody would ever answer it, so it is never chosen nor
+listed as a fallback (``general`` included), whatever else the report says, and the
+reason names it. A report that leaves ``agents_staffed`` out says nothing about it: the
+wait is estimated as above.
+
 ``exp(-wait / patience)`` is the chance that the customer is still there when an agent
 answers (exponential abandonment, mean patience ``patience_s``): a customer who hangs up
 while waiting for the better pool yields nothing, which is the main cost of waiting for a
@@ -66,6 +72,8 @@ from models.pools import (
 from models.reasons import LIST_SEPARATOR, activity_name, language_of
 
 MAX_P = 0.999
+# A route option's ``availability`` when its fresh report says nobody is staffed.
+UNSTAFFED = "unstaffed"
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,11 @@ class Availability:
     # Agents logged in to the pool's queue (busy or free): how many the queue drains to.
     agents_staffed: int | None = None
     stale: bool = False  # older than the TTL: ignored, the pool counts as unknown
+
+    @property
+    def unstaffed(self) -> bool:
+        """A fresh report of nobody logged in (``agents_staffed`` 0, not left out)."""
+        return not self.stale and self.agents_staffed == 0
 
     @classmethod
     def of_report(cls, report: Mapping[str, Any], stale: bool) -> Availability:
@@ -152,6 +165,17 @@ _TEXT = {
         "a value conversation",
         "general_busy": "{pool} pool over the {limit:.0f} s wait limit too: no value "
         "attempt, resolve as fast as possible",
+        "unstaffed": "{pools}: no agent logged in (the platform reports 0 staffed)",
+        "fallback_free_unstaffed": "no value pool can take the contact now: {pool} pool, "
+        "which is free (or nearly), with “{activity}”",
+        "downgraded_unstaffed": "no value pool can take the contact now: {pool} pool with the "
+        "lighter “{activity}” instead of “{original}”, so the customer does not wait longer "
+        "for a value conversation",
+        "dropped_unstaffed": "no value pool can take the contact now: {pool} pool, no value "
+        "attempt (no lighter activity pays), so the customer does not wait longer for a "
+        "value conversation",
+        "general_unstaffed": "no agent logged in to the {pool} pool (the platform reports 0 "
+        "staffed): no value attempt",
         "wait": "expected wait {seconds:.0f} s",
         "wait_unknown": "wait unknown",
         "wait_stale": "availability stale, wait unknown",
@@ -180,6 +204,15 @@ _TEXT = {
         "dropped": "価値向上プールがすべて待ち時間の上限{limit:.0f}秒を超えるため、「{pool}」"
         "プールで価値向上の提案なし（提案のためにお客様を待たせない）",
         "general_busy": "「{pool}」プールも待ち時間の上限{limit:.0f}秒を超過: 価値向上の提案はせず、手間なく解決",
+        "unstaffed": "{pools}はログイン中のエージェントが0人（プラットフォームの報告）",
+        "fallback_free_unstaffed": "対応できる価値向上プールがないため、すぐ対応できる「{pool}」"
+        "プールで「{activity}」を提案",
+        "downgraded_unstaffed": "対応できる価値向上プールがないため、「{pool}」プールで"
+        "「{original}」の代わりに軽い「{activity}」を提案（提案のためにお客様を待たせない）",
+        "dropped_unstaffed": "対応できる価値向上プールがないため、「{pool}」プールで価値向上の"
+        "提案なし（提案のためにお客様を待たせない）",
+        "general_unstaffed": "「{pool}」プールはログイン中のエージェントが0人（プラットフォームの"
+        "報告）: 価値向上の提案なし",
         "wait": "予想待ち時間{seconds:.0f}秒",
         "wait_unknown": "待ち時間不明",
         "wait_stale": "空き状況が古いため待ち時間不明",
@@ -214,13 +247,13 @@ _said = activity_name
 
 def wait_capacity(pool: Pool, status: Availability | None) -> int:
     """How many agents work ``pool``'s queue, to estimate a wait from its length: the
-    platform's fresh ``agents_staffed`` (it knows who is logged in), else the pool's
-    configured ``capacity``, else its listed members, else 1.
+    platform's fresh ``agents_staffed`` (it knows who is logged in; 0 when it says nobody
+    is), else the pool's configured ``capacity``, else its listed members, else 1.
 
     ``general`` lists no members (every agent answers it), so without a staffed count or a
     capacity it counts as one agent: its queue then reads as a long wait."""
-    if status is not None and not status.stale and (status.agents_staffed or 0) > 0:
-        return int(status.agents_staffed or 0)
+    if status is not None and not status.stale and status.agents_staffed is not None:
+        return int(status.agents_staffed)
     if pool.capacity is not None and pool.capacity > 0:
         return pool.capacity
     return max(len(pool.members), 1)
@@ -228,10 +261,14 @@ def wait_capacity(pool: Pool, status: Availability | None) -> int:
 
 def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) -> float | None:
     """Seconds a new contact would wait for ``pool``, or None when unknown (no report, or
-    the last report expired). Without the platform's own estimate, the contacts ahead
-    (the queue and this one) are shared among the agents of ``wait_capacity``."""
+    the last report expired); ``math.inf`` when the platform reports nobody staffed (the
+    pool is unstaffed: no estimate of its own can make that wait end). Without the
+    platform's own estimate, the contacts ahead (the queue and this one) are shared among
+    the agents of ``wait_capacity``."""
     if status is None or status.stale:
         return None
+    if status.unstaffed:
+        return math.inf
     if status.expected_wait_s is not None:
         return float(status.expected_wait_s)
     if status.agents_free is not None and status.agents_free > 0:
@@ -444,13 +481,20 @@ def _best_route(
     general = by_id[GENERAL]
     general_wait = expected_wait(general, availability.get(GENERAL), rules)
     if activity == NONE:
+        option = _option(general, None, general_wait, availability, 1.0)
+        option["within_limit"] = option["availability"] != UNSTAFFED
+        reason = no_attempt
+        if option["availability"] == UNSTAFFED:
+            # Nowhere else to send it (value pools take value activities), but the agent
+            # and the platform are told that nobody answers general now.
+            reason += "; " + text["unstaffed"].format(pools=names[GENERAL])
         return _answer(
             GENERAL,
             names[GENERAL],
-            no_attempt,
+            reason,
             activity=NONE,
-            expected_wait_s=general_wait,
-            ranked=[_option(general, None, general_wait, availability, 1.0)],
+            expected_wait_s=option["expected_wait_s"],
+            ranked=[option],
         )
 
     p = _probabilities(activities).get(activity)
@@ -466,19 +510,28 @@ def _best_route(
         wait = general_wait if pool.id == GENERAL else None
         if pool.id != GENERAL:
             wait = expected_wait(pool, availability.get(pool.id), rules)
+        if wait == math.inf:  # unstaffed: no value, as no customer there is ever answered
+            ranked.append(_option(pool, None, wait, availability, lift))
+            continue
         value = _still_there(wait, rules) * (
             rules.value_of_success * min(p * lift, MAX_P) - cost
         ) - rules.wait_cost_per_s * (wait or 0.0)
         ranked.append(_option(pool, value, wait, availability, lift))
-    # Highest value first; on a tie the pool listed first in the config (stable sort).
-    ranked.sort(key=lambda option: -option["expected_value"])
+    # Highest value first, unstaffed pools (no value) last; on a tie the pool listed first
+    # in the config (stable sort).
+    ranked.sort(key=lambda o: (o["expected_value"] is None, -(o["expected_value"] or 0.0)))
     for option in ranked:
-        option["within_limit"] = (
+        option["within_limit"] = option["availability"] != UNSTAFFED and (
             option["expected_wait_s"] is None or option["expected_wait_s"] <= rules.max_wait_s
         )
 
     chosen = next((o for o in ranked if o["within_limit"] and o["pool"] != GENERAL), None)
-    over = [o["pool"] for o in ranked if not o["within_limit"] and o["pool"] != GENERAL]
+    unstaffed = [o["pool"] for o in ranked if o["availability"] == UNSTAFFED]
+    over = [
+        o["pool"]
+        for o in ranked
+        if not o["within_limit"] and o["pool"] != GENERAL and o["pool"] not in unstaffed
+    ]
     general_option = next(o for o in ranked if o["pool"] == GENERAL)
     if chosen is not None and not general_option["within_limit"]:
         # General is worth more only by a value a customer over the wait limit would not
@@ -501,11 +554,21 @@ def _best_route(
                 wait=_wait_text(text, option),
             )
         ]
-        for key, pools in (("worth_less", worth_less), ("over_limit", over)):
-            if pools:
-                listed = LIST_SEPARATOR[said].join(names[o] for o in pools)
-                parts.append(text[key].format(pools=listed, limit=rules.max_wait_s))
+        parts += detail_parts(("worth_less", worth_less), ("over_limit", over))
+        # General too when nobody staffs it: why it is no fallback of this route.
+        parts += detail_parts(("unstaffed", unstaffed))
         return "; ".join(parts)
+
+    def detail_parts(*lists: tuple[str, list[str]]) -> list[str]:
+        """A sentence per non-empty list of pools (``worth_less``, ``over_limit``,
+        ``unstaffed``), naming them in the reason's language."""
+        return [
+            text[key].format(
+                pools=LIST_SEPARATOR[said].join(names[o] for o in pools), limit=rules.max_wait_s
+            )
+            for key, pools in lists
+            if pools
+        ]
 
     if chosen is not None:
         reason = chosen_reason(chosen, [])
@@ -527,14 +590,25 @@ def _best_route(
         for o in ranked
         if o["pool"] != GENERAL
     )
+    # Value pools nobody staffs: the fallback sentences say "no value pool can take the
+    # contact now" (not "every value pool is over the wait limit") and name them.
+    value_unstaffed = [o for o in unstaffed if o != GENERAL]
+    variant = "_unstaffed" if value_unstaffed else ""
+    # Which pools are unstaffed and which over the limit, after a sentence that does not
+    # say it already (the over-limit-only sentences do).
+    details = detail_parts(("unstaffed", value_unstaffed), ("over_limit", over)) if variant else []
     final, reason, general_name = activity, None, names[GENERAL]
-    if not general_option["within_limit"]:
+    if general_option["availability"] == UNSTAFFED:
+        final = NONE
+        reason = text["general_unstaffed"].format(pool=general_name)
+        details = detail_parts(("unstaffed", value_unstaffed), ("over_limit", over))
+    elif not general_option["within_limit"]:
         final = NONE
         reason = text["general_busy"].format(pool=general_name, limit=rules.max_wait_s)
     elif capacity_fallback and (general_option["expected_wait_s"] or 0.0) <= rules.downgrade_wait_s:
         # General takes the contact (almost) at once: the attempt's extra handle time
         # barely delays anyone, keep the activity.
-        reason = text["fallback_free"].format(
+        reason = text["fallback_free" + variant].format(
             pool=general_name,
             limit=rules.max_wait_s,
             activity=_said(activity, reason_language or language),
@@ -544,14 +618,14 @@ def _best_route(
         # longer, so only a lighter activity (or none).
         final = _lighter_activity(activity, activities, rules, blocked, none_value)
         reason = (
-            text["downgraded"].format(
+            text["downgraded" + variant].format(
                 pool=general_name,
                 limit=rules.max_wait_s,
                 activity=_said(final, reason_language or language),
                 original=_said(activity, reason_language or language),
             )
             if final != NONE
-            else text["dropped"].format(pool=general_name, limit=rules.max_wait_s)
+            else text["dropped" + variant].format(pool=general_name, limit=rules.max_wait_s)
         )
     elif len(ranked) == 1:
         reason = text["general_only"].format(
@@ -564,10 +638,11 @@ def _best_route(
         # serves it would send a manager looking for a pool that exists.
         worth_less = [o["pool"] for o in ranked if o["within_limit"] and o["pool"] != GENERAL]
         reason = chosen_reason(general_option, worth_less)
+        details = []  # chosen_reason names the pools over the limit and unstaffed
     return _answer(
         GENERAL,
         general_name,
-        reason,
+        "; ".join([reason, *details]),
         activity=final,
         fallbacks=[],
         expected_value=general_option["expected_value"] if final == activity else None,
@@ -614,12 +689,17 @@ def _option(
     lift: float,
 ) -> dict[str, Any]:
     status = availability.get(pool.id)
+    if status is None:
+        said = "unknown"
+    else:
+        said = "stale" if status.stale else (UNSTAFFED if status.unstaffed else "fresh")
     return {
         "pool": pool.id,
         "expected_value": None if value is None else round(value, 6),
         "lift": round(lift, 4),
-        "expected_wait_s": None if wait is None else round(wait, 3),
-        "availability": "unknown" if status is None else ("stale" if status.stale else "fresh"),
+        # An unstaffed pool's wait has no end: said by its availability, not as a number.
+        "expected_wait_s": None if wait is None or wait == math.inf else round(wait, 3),
+        "availability": said,
         "within_limit": True,
     }
 
@@ -631,20 +711,24 @@ def _wait_text(text: dict[str, str], option: Mapping[str, Any]) -> str:
 
 
 def _fallbacks(ranked: list[dict[str, Any]], chosen: str) -> list[str]:
-    """The other pools within the wait limit in rank order, ``general`` always last; none
-    for ``general`` itself, which every agent answers (as a drawn pool too).
+    """The other pools within the wait limit in rank order, ``general`` last unless nobody
+    staffs it (unstaffed pools are never a fallback); none for ``general`` itself, which
+    every agent answers (as a drawn pool too).
 
     A pool ranked below general (within the limit) is no fallback: listed before general,
     it sent the customer to a longer wait or weaker agents than general offers at once."""
     if chosen == GENERAL:
         return []
     rest = []
+    general_staffed = True
     for option in ranked:
-        if option["pool"] == GENERAL and option["within_limit"]:
-            break
-        if option["within_limit"] and option["pool"] != chosen:
+        if option["pool"] == GENERAL:
+            general_staffed = option["availability"] != UNSTAFFED
+            if option["within_limit"]:
+                break
+        elif option["within_limit"] and option["pool"] != chosen:
             rest.append(option["pool"])
-    return [*rest, GENERAL]
+    return [*rest, GENERAL] if general_staffed else rest
 
 
 def _answer(

@@ -179,10 +179,15 @@ def availability_lines(
             )
             if report[key] is not None
         ]
+        if report["agents_staffed"] is None:
+            # Told apart from "staffed 0", which closes the pool.
+            given.append("staffed not reported")
         status = Availability.of_report(report, stale=report["stale"])
         wait = expected_wait(pool, status, rules)
         if report["stale"]:
             read = "stale: ignored, wait unknown"
+        elif status.unstaffed:
+            read = "nobody staffed: not routed to, nor a fallback"
         elif wait is None:
             read = "wait unknown"
         else:

@@ -325,8 +325,16 @@ class RouteOptionSchema(Schema):
     )
     lift = fields.Float(required=True, metadata={"description": "pool members' proficiency"})
     expected_wait_s = fields.Float(allow_none=True, metadata={"description": "null: unknown"})
-    availability = fields.String(validate=validate.OneOf(["fresh", "stale", "unknown"]))
-    within_limit = fields.Boolean(metadata={"description": "expected wait within the limit"})
+    availability = fields.String(
+        validate=validate.OneOf(["fresh", "stale", "unknown", "unstaffed"]),
+        metadata={
+            "description": "the pool's availability report: fresh, stale (ignored), unknown "
+            "(none), or unstaffed (fresh, agents_staffed 0: never routed to, no fallback)"
+        },
+    )
+    within_limit = fields.Boolean(
+        metadata={"description": "expected wait within the limit (false when unstaffed)"}
+    )
 
 
 class RouteContentSchema(Schema):
@@ -349,7 +357,12 @@ class RouteSchema(Schema):
     )
     reason = fields.String(required=True)
     fallbacks = fields.List(
-        fields.String(), required=True, metadata={"description": "next pools, general last"}
+        fields.String(),
+        required=True,
+        metadata={
+            "description": "next pools, general last (no unstaffed pool: general neither "
+            "when its report says 0 agents staffed)"
+        },
     )
     activity = fields.String(
         validate=validate.OneOf(ACTIONS),
@@ -359,7 +372,7 @@ class RouteSchema(Schema):
     expected_wait_s = fields.Float(allow_none=True)
     ranked = fields.List(
         fields.Nested(RouteOptionSchema),
-        metadata={"description": "every eligible pool, best first"},
+        metadata={"description": "every eligible pool, best first (unstaffed pools last)"},
     )
     content = fields.Nested(
         RouteContentSchema,
@@ -868,16 +881,27 @@ class AvailabilityRequestSchema(Schema):
         metadata={
             "description": "agents logged in to the pool's queue, busy or free: without "
             "expected_wait_s the wait is estimated as (queue_length + 1) x mean handle time "
-            "/ agents_staffed (when absent or 0: the pool's capacity, else its members, "
-            "else 1)"
+            "/ agents_staffed. 0 means nobody is logged in (a night shift, a closed site): "
+            "while the report is fresh the pool is unstaffed, never routed to nor listed as "
+            "a fallback, whatever else the report says. Absent or null: not reported, the "
+            "pool's capacity stands in for it, else its members, else 1"
         },
     )
 
     @validates_schema
     def _something(self, data: dict, **_kwargs) -> None:
-        if all(data.get(k) is None for k in ("agents_free", "queue_length", "expected_wait_s")):
+        # agents_staffed alone is a report too: {"agents_staffed": 0} closes the pool.
+        given = ("agents_free", "queue_length", "expected_wait_s", "agents_staffed")
+        if all(data.get(k) is None for k in given):
+            raise ma.ValidationError(f"give at least one of {', '.join(given)}")
+        free, staffed = data.get("agents_free"), data.get("agents_staffed")
+        if free is not None and staffed is not None and free > staffed:
+            # A free agent is a logged-in one: which of the two is wrong cannot be told,
+            # and read either way the pool would be routed to wrongly.
             raise ma.ValidationError(
-                "give at least one of agents_free, queue_length, expected_wait_s"
+                f"agents_free ({free}) cannot exceed agents_staffed ({staffed}): free agents "
+                "are logged in",
+                "agents_free",
             )
 
 

@@ -119,11 +119,22 @@ def test_bad_pools_config_is_422(client, keys, config, message):
         {"queue_length": 1.5},
         {"expected_wait_s": "long"},
         {"expected_wait_s": 10, "colour": "red"},
+        {"agents_staffed": None},
     ],
 )
 def test_bad_availability_is_422(client, keys, payload):
     response = client.put("/v1/pools/general/availability", json=payload, headers=keys["desktop"])
     assert response.status_code == 422
+
+
+def test_more_agents_free_than_staffed_is_422_naming_agents_free(client, keys):
+    payload = {"agents_free": 2, "agents_staffed": 0}
+    response = client.put("/v1/pools/general/availability", json=payload, headers=keys["desktop"])
+    assert response.status_code == 422, response.json
+    (message,) = response.json["error"]["fields"]["agents_free"]
+    assert message == "agents_free (2) cannot exceed agents_staffed (0): free agents are logged in"
+    listed = client.get("/v1/pools", headers=keys["desktop"]).json["availability"]
+    assert [a for a in listed if a["pool_id"] == "general"] == []  # nothing stored
 
 
 @pytest.mark.parametrize(
@@ -185,6 +196,56 @@ def test_a_staffed_general_pool_with_no_agent_free_keeps_the_value_attempt(clien
     assert route["pool"] == "general" and route["activity"] == attempted[0]["suggested_activity"]
     assert route["expected_wait_s"] == 14.0 and "expected wait 14 s" in route["reason"]
     assert all("wait limit" not in a["route"]["reason"] for a in answers)
+
+
+EDU_ACTIVITIES = set(POOLS["pools"][0]["activities"])
+
+
+def edu_decision(client, keys, new_id, **contact):
+    """A decision whose suggested activity edu_pool takes."""
+    for _ in range(30):
+        answer = value_decision(client, keys, new_id, **contact)
+        if answer["suggested_activity"] in EDU_ACTIVITIES:
+            return answer
+    pytest.skip("the test model suggested no activity edu_pool takes")
+
+
+def test_nobody_staffed_is_stored_as_0_and_routes_around_the_pool(client, keys, new_id):
+    assert client.put("/v1/pools", json=POOLS, headers=keys["admin"]).status_code == 200
+    edu = "/v1/pools/edu_pool/availability"
+    # Everyone free: edu_pool (lift 1.3) takes the contacts it serves.
+    client.put(edu, json={"agents_free": 2}, headers=keys["desktop"])
+    assert edu_decision(client, keys, new_id)["route"]["pool"] == "edu_pool"
+    # Nobody logged in (agents_staffed alone is a report): stored and echoed as 0, not null.
+    put = client.put(edu, json={"agents_staffed": 0}, headers=keys["desktop"])
+    assert put.status_code == 200, put.json
+    assert put.json["agents_staffed"] == 0 and put.json["agents_free"] is None
+    listed = client.get("/v1/pools", headers=keys["desktop"]).json["availability"]
+    assert [a["agents_staffed"] for a in listed if a["pool_id"] == "edu_pool"] == [0]
+    route = edu_decision(client, keys, new_id)["route"]
+    assert route["pool"] != "edu_pool" and "edu_pool" not in route["fallbacks"]
+    (option,) = [o for o in route["ranked"] if o["pool"] == "edu_pool"]
+    assert option["availability"] == "unstaffed" and option["within_limit"] is False
+    assert "edu_pool: no agent logged in (the platform reports 0 staffed)" in route["reason"]
+    # A report that leaves the field out says nothing about it: routed to again.
+    client.put(edu, json={"agents_free": 1}, headers=keys["desktop"])
+    listed = client.get("/v1/pools", headers=keys["desktop"]).json["availability"]
+    assert [a["agents_staffed"] for a in listed if a["pool_id"] == "edu_pool"] == [None]
+    assert edu_decision(client, keys, new_id)["route"]["pool"] == "edu_pool"
+
+
+def test_nobody_staffed_is_said_in_japanese(client, keys, new_id):
+    # all_value takes English only: for a Japanese contact edu_pool is the one value pool.
+    client.put("/v1/pools", json=POOLS, headers=keys["admin"])
+    client.put(
+        "/v1/pools/edu_pool/availability", json={"agents_staffed": 0}, headers=keys["desktop"]
+    )
+    route = edu_decision(client, keys, new_id, language="ja")["route"]
+    assert route["pool"] == "general" and route["fallbacks"] == []
+    assert route["reason"].startswith("対応できる価値向上プールがないため")
+    assert route["reason"].endswith(
+        "; edu_poolはログイン中のエージェントが0人（プラットフォームの報告）"
+    )
 
 
 def test_availability_unknown_pool_and_roles(client, keys):

@@ -1,6 +1,6 @@
 """How many agents a queue's wait is shared among (models.matching.wait_capacity): the
-platform's staffed count, else the pool's capacity, else its members, else 1; and the
-routes that follow from it. Pure, no service."""
+platform's staffed count (0 when it reports nobody), else the pool's capacity, else its
+members, else 1; and the routes that follow from it. Pure, no service."""
 
 from __future__ import annotations
 
@@ -35,16 +35,17 @@ PROFICIENCY = {
         ("sized", Availability(agents_free=0, agents_staffed=30), 30),
         ("static", Availability(agents_free=0, agents_staffed=7), 7),
         (GENERAL, Availability(agents_free=0, agents_staffed=30), 30),
-        # None or 0 staffed: the pool's configured capacity...
+        # 0 staffed is nobody logged in: no agent (routing never sends a contact there).
+        ("sized", Availability(agents_free=0, agents_staffed=0), 0),
+        (GENERAL, Availability(agents_free=0, agents_staffed=0), 0),
+        # Not reported: the pool's configured capacity...
         ("sized", Availability(agents_free=0), 2),
-        ("sized", Availability(agents_free=0, agents_staffed=0), 2),
         # ...else its listed members (static or proficiency)...
         ("static", NO_AGENT_FREE, 3),
         ("proven", NO_AGENT_FREE, 4),
         ("static", None, 3),
         # ...else one agent: general lists none.
         (GENERAL, NO_AGENT_FREE, 1),
-        (GENERAL, Availability(agents_free=0, agents_staffed=0), 1),
         (GENERAL, None, 1),
         # An expired report says nothing, its staffed count neither.
         ("sized", Availability(agents_free=0, agents_staffed=30, stale=True), 2),
