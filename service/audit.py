@@ -17,7 +17,7 @@ import getpass
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -196,6 +196,18 @@ class Position:
     occurred_at: datetime | None = None
 
 
+class Page(NamedTuple):
+    """A page of events; ``next``: the cursor of the following page (None after the
+    last); ``resume``: the cursor of the position after this page (after the last event
+    read, or where the asked cursor was when nothing followed it), None only when there
+    was nothing to read from the start: a log shipper polls with it to read, later,
+    what has been recorded since."""
+
+    events: list[dict[str, Any]]
+    next: str | None
+    resume: str | None
+
+
 def encode_cursor(event_id: int) -> str:
     """The position after an event, for the next page (opaque to clients)."""
     raw = f"{_CURSOR_PREFIX}{event_id}".encode()
@@ -270,9 +282,10 @@ def page_events(
     *,
     limit: int = DEFAULT_PAGE,
     after: Position | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> Page:
     """Up to ``limit`` events of the period after the position ``after`` (a decoded
-    cursor) in commit order, and the cursor of the next page (None after the last).
+    cursor) in commit order, the cursor of the next page (None after the last) and the
+    one to resume from later (see ``Page``).
 
     Keyset paging on the id, not an offset: a page costs the same however deep in the
     log it is, events appended meanwhile do not shift the pages already read, and (ids
@@ -301,4 +314,19 @@ def page_events(
         rows = conn.execute(query.limit(limit + 1)).all()
     more, rows = len(rows) > limit, rows[:limit]
     following = encode_cursor(rows[-1].id) if more else None
-    return [_event(row) for row in rows], following
+    if rows:
+        resume = encode_cursor(rows[-1].id)
+    elif after is not None:
+        resume = _encode_position(after)
+    else:
+        resume = None
+    return Page([_event(row) for row in rows], following, resume)
+
+
+def _encode_position(position: Position) -> str:
+    """The cursor text of a decoded cursor (one from before 0014 in its own format, so
+    it keeps meaning the same place)."""
+    if position.occurred_at is None:
+        return encode_cursor(position.event_id)
+    raw = f"{position.occurred_at.isoformat(timespec='microseconds')}|{position.event_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

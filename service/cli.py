@@ -898,7 +898,7 @@ class _AuditCursor(click.ParamType):
     "as_json",
     is_flag=True,
     help="JSON instead of a table: a list of the events, or with --limit/--cursor the "
-    "API's page ({events, next}).",
+    "API's page ({events, next, resume}).",
 )
 def audit(
     since: datetime | None,
@@ -914,20 +914,22 @@ def audit(
     if since is not None and until is not None and since >= until:
         raise click.BadParameter("must be before --until", param_hint="'--since'")
     paged = limit is not None or cursor is not None
-    following = None
+    page = None
     with service_database() as engine:
         if paged:
-            events, following = page_events(
+            page = page_events(
                 engine,
                 since,
                 until,
                 limit=limit or AUDIT_PAGE,
                 after=cursor[1] if cursor else None,
             )
+            events = page.events
         else:
             events = list_events(engine, since=since, until=until)
+    following = page.next if page else None
     if as_json:
-        answer = {"events": events, "next": following} if paged else events
+        answer = page._asdict() if page else events
         click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
         return
     if not events:

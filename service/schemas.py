@@ -1554,3 +1554,13 @@ class AuditSchema(Schema):
             "this page holds the period's last events"
         },
     )
+    resume = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "cursor of the position after this page (after its last event, "
+            "or the asked cursor's when none followed it): keep it and ask later with "
+            "`cursor=<resume>` for the events recorded since; null: nothing was read "
+            "from the start"
+        },
+    )

@@ -272,6 +272,32 @@ def test_the_audit_api_reads_a_long_log_page_by_page(app, client, keys):
     assert after["events"][-1]["actor"] == "pager-earlier-time"
 
 
+def test_a_log_shipper_resumes_after_the_last_page(app, client, keys):
+    """``next`` is null on the last page; ``resume`` is where to ask again later, and
+    what was recorded meanwhile comes then, once."""
+    engine = app.extensions["vea"].engine
+    start, window = _window()
+
+    def ask(**query) -> dict:
+        answer = client.get("/v1/audit", query_string={**query, **window}, headers=keys["admin"])
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()
+
+    nothing_yet = ask()
+    assert nothing_yet == {"events": [], "next": None, "resume": None}
+    first = _insert(engine, [(start, "shipper-0"), (start + timedelta(seconds=1), "shipper-1")])
+    read = ask(limit=100)
+    assert [e["id"] for e in read["events"]] == first and read["next"] is None
+    assert ask(cursor=read["resume"]) == {"events": [], "next": None, "resume": read["resume"]}
+    later = _insert(engine, [(start + timedelta(seconds=2), "shipper-2")])
+    after = ask(cursor=read["resume"])
+    assert [e["id"] for e in after["events"]] == later
+    assert ask(cursor=after["resume"])["events"] == []
+    # A page that is not the last resumes where it ended, like its next.
+    head = ask(limit=1)
+    assert head["resume"] == head["next"]
+
+
 def test_the_audit_api_pages_100_events_by_default(app, client, keys):
     start, window = _window()
     _insert(

@@ -83,8 +83,8 @@ def test_an_event_committed_late_never_lands_behind_a_cursor(own_app):
 
 def test_a_tailing_reader_gets_every_event_of_overlapping_writers_once(own_app):
     """Writers whose transactions overlap (an event, then a pause before the commit)
-    while a reader keeps asking for what follows the last event it has: the reader ends
-    with every event once, in id order."""
+    while a reader keeps asking for what follows the last page's ``resume``: the reader
+    ends with every event once, in id order."""
     engine = own_app.extensions["vea"].engine
     rng = random.Random(20261129)
     pauses = [[rng.uniform(0, 0.004) for _ in range(15)] for _ in range(4)]
@@ -99,11 +99,13 @@ def test_a_tailing_reader_gets_every_event_of_overlapping_writers_once(own_app):
     for thread in writers:
         thread.start()
     received: list[dict] = []
+    kept: list[str | None] = [None]  # a log shipper keeps only the last page's resume
 
     def read_what_follows() -> None:
-        position = audit.Position(received[-1]["id"]) if received else None
-        events, _ = audit.page_events(engine, limit=7, after=position)
-        received.extend(events)
+        after = audit.decode_cursor(kept[0]) if kept[0] else None
+        page = audit.page_events(engine, limit=7, after=after)
+        received.extend(page.events)
+        kept[0] = page.resume or kept[0]
 
     while any(thread.is_alive() for thread in writers):
         read_what_follows()
@@ -196,6 +198,10 @@ def test_a_cursor_from_before_the_upgrade_goes_on_where_it_was(
         # the cursor was handed out, and that reader never saw it).
         assert rest(handed_out["after the second"]) == ids[2:]
         assert rest(handed_out["after the last"]) == []
+        # Nothing followed it: the place to resume from is still that cursor's own.
+        query = {"cursor": handed_out["after the last"], **window}
+        answer = client.get("/v1/audit", query_string=query, headers=admin).get_json()
+        assert answer["resume"] == handed_out["after the last"]
         assert rest(handed_out["of an event that never was"]) == []
     finally:
         app.extensions["vea"].close()

@@ -35,15 +35,18 @@ def blueprint() -> Blueprint:
         recorded (committed), ``limit`` a page: while ``next`` is not null, ask again with
         ``cursor=<next>`` (and the same ``from``/``to``) for the following events. An
         event never appears behind a cursor already handed out, so following the cursors
-        reads each event once. An erasure's event names no customer (only the counts)."""
+        reads each event once. ``resume`` is always the position after this page: a log
+        shipper keeps it and asks with ``cursor=<resume>`` later for the events recorded
+        since (``next`` is null on the last page). An erasure's event names no customer
+        (only the counts)."""
         start, end = query.get("from_"), query.get("to")
-        events, following = audit.page_events(
+        page = audit.page_events(
             state().engine,
             since=to_naive_utc(start) if start else None,
             until=to_naive_utc(end) if end else None,
             limit=query["limit"],
             after=query["cursor"],
         )
-        return {"events": events, "next": following}
+        return page._asdict()
 
     return blp
