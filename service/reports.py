@@ -4,6 +4,8 @@ to the pure computations (``models.value_report``, ``models.drift``,
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +56,42 @@ def _columns(frame) -> dict[str, list]:
     return {name: _listed(frame[name]) for name in frame.columns}
 
 
+class FrameColumns(Mapping[str, Any]):
+    """A frame's columns as the pure computations read them, each converted when first
+    read (the value report reads about half of them): numbers, flags and times to the
+    microsecond as numpy arrays (NaN, NaT missing), which ``models.value_report`` takes
+    as they are, any other column as a list with None missing (``_listed``). A float per
+    value and back took a second of a cold dashboard at 100,000 decisions."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+        self._read: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._read:
+            self._read[name] = _array_or_list(self._frame[name])
+        return self._read[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._frame.columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._frame.columns)
+
+    def __len__(self) -> int:
+        return len(self._frame.columns)
+
+
+def _array_or_list(column: pd.Series) -> np.ndarray | list:
+    kind = column.dtype.kind
+    if kind in "fiub" and isinstance(column.dtype, np.dtype):
+        return column.to_numpy(copy=True)
+    if isinstance(column.dtype, pd.DatetimeTZDtype) and column.dtype.unit == "us":
+        # Naive UTC, as the report reads a time without an offset.
+        return column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    return _listed(column)
+
+
 def _listed(column: pd.Series) -> list:
     # At once, not value by value: that took seconds per page at 100,000 decisions.
     if column.dtype == np.float64:
@@ -91,6 +129,22 @@ def organic(
     return {"period": {"from": _iso(start), "to": _iso(end)}, **report}
 
 
+@dataclass(frozen=True)
+class ValueReads:
+    """What the value report reads beside the period's decisions: the stored answers of
+    the decisions a shadow also decided (``shadow_inputs``) and the decisions whose
+    survey answers wait for their outcome (``surveys_pending``)."""
+
+    shadow: pd.DataFrame
+    surveys_pending: int
+
+
+def value_reads(engine, start: datetime | None, end: datetime | None) -> ValueReads:
+    """``ValueReads`` of the period: independent of ``decision_frame``, so a caller can
+    read them while it reads the decisions (the dashboard does, in a second thread)."""
+    return ValueReads(shadow_inputs(engine, start, end), surveys_pending(engine, start, end))
+
+
 def value(
     engine,
     settings: Settings,
@@ -98,21 +152,30 @@ def value(
     end: datetime | None,
     reward: Reward | None = None,
     frame: pd.DataFrame | None = None,
+    reads: ValueReads | None = None,
 ) -> dict[str, Any]:
     """The value report of the period; ``frame``: its ``decision_frame`` when the caller
-    has already loaded it (the dashboard shares one between its sections)."""
+    has already loaded it (the dashboard shares one between its sections), ``reads``
+    its ``value_reads`` (else each is read when needed)."""
     if frame is None:
         frame = decision_frame(engine, start, end)
-    shadow = _shadow(engine, settings, frame, start, end)
+    shadow = _shadow(
+        engine, settings, frame, start, end, reads.shadow if reads is not None else None
+    )
     report = value_report(
-        _columns(frame),
+        FrameColumns(frame),
         value_settings(settings, reward),
         (_iso(start), _iso(end)),
         shadow=shadow,
     )
     # Answers the survey system sent for contacts whose outcome is still missing: not in
     # any figure yet (a contact counts from its outcome), but a manager should see them.
-    report["surveys_pending"] = surveys_pending(engine, start, end) if report["pending"] else 0
+    waiting = 0
+    if report["pending"]:
+        waiting = (
+            reads.surveys_pending if reads is not None else surveys_pending(engine, start, end)
+        )
+    report["surveys_pending"] = waiting
     return report
 
 
@@ -130,21 +193,27 @@ def _economics_of(settings: Settings, versions) -> dict[str, Economics]:
     return out
 
 
-def _shadow(engine, settings: Settings, frame, start, end) -> dict[str, Any] | None:
+def _shadow(
+    engine, settings: Settings, frame, start, end, stored: pd.DataFrame | None = None
+) -> dict[str, Any] | None:
     """Inputs of the report's shadow comparison, aligned with ``frame`` (None without
-    any shadow decision in the period)."""
+    any shadow decision in the period); ``stored``: the period's ``shadow_inputs`` when
+    already read."""
     if frame.empty or not frame["shadow_activity"].notna().any():
         return None
-    extra = shadow_inputs(engine, start, end).set_index("decision_id")
+    if stored is None:
+        stored = shadow_inputs(engine, start, end)
+    extra = stored.set_index("decision_id")
     n, k = len(frame), len(ACTIONS)
     q = np.full((n, k), np.nan)
     supported = np.zeros((n, k), dtype=bool)
-    position = {d: i for i, d in enumerate(frame["decision_id"])}
-    rows = [position[d] for d in extra.index if d in position]
-    known = [d for d in extra.index if d in position]
-    if rows:
-        q[rows] = extra.loc[known, [f"q_{a}" for a in ACTIONS]].to_numpy(dtype=np.float64)
-        supported[rows] = extra.loc[known, [f"can_{a}" for a in ACTIONS]].to_numpy(dtype=bool)
+    # Each stored shadow decision's row in the frame (-1: not in it), looked up at once.
+    position = pd.Index(frame["decision_id"]).get_indexer(extra.index)
+    known = position >= 0
+    rows = position[known]
+    if rows.size:
+        q[rows] = extra[[f"q_{a}" for a in ACTIONS]].to_numpy(dtype=np.float64)[known]
+        supported[rows] = extra[[f"can_{a}" for a in ACTIONS]].to_numpy(dtype=bool)[known]
     # Each version's economics once, then spread to its rows: asked per row, the costs
     # took most of a second at 100,000 decisions.
     codes, versions = pd.factorize(frame["model_version"].astype(str))
@@ -175,7 +244,8 @@ def drift(
         references = registry.load(champion).manifest.get("drift_reference") or {}
     if frame is None:
         frame = decision_frame(engine, start, end)
-    live = {name: _columns(frame[[name]])[name] for name in references if name in frame}
+    columns = FrameColumns(frame)
+    live = {name: columns[name] for name in references if name in frame}
     psi = feature_psi(references, live)
     attempts = frame[(frame["activity"] != "none") & frame["ve_success"].notna()]
     # Weighted as the openness model is trained (``training.fit.openness_weights``):

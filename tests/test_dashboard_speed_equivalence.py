@@ -405,3 +405,148 @@ def test_the_cache_is_bounded_and_forgets_the_oldest(monkeypatch):
     assert kept == {"available": True, "data": dashboard.CACHE_ENTRIES + 4}
     kept["data"] = "changed by a caller"
     assert cache.get(("period", dashboard.CACHE_ENTRIES + 4))["data"] != "changed by a caller"
+
+
+# ----------------------------------------------- the computations, against the reference
+# ``models.value_report`` reads a frame's numbers, flags and times as arrays
+# (``reports.FrameColumns``), groups each table's rows in one sort, and counts customers
+# by integer codes; ``models.drift`` counts a feature's values at once; the shadow rows
+# are aligned by an index; the value report's own reads may come first
+# (``reports.value_reads``, read by the dashboard beside the decisions). The figures must
+# equal those of the code before (``tests/dashboard_reference.py``) to the last digit.
+EXPERIMENT = "equivalence-experiment"
+
+
+def _settings(registry_dir, **overrides):
+    from service.config import Settings
+
+    return Settings.from_env(overrides={"registry": str(registry_dir), **overrides})
+
+
+def _arms_by_the_hash(engine) -> None:
+    """The stored arms as the service assigns them under ``EXPERIMENT``: a 20% holdout,
+    then 30% from the middle of the period on (the report finds and dates the change)."""
+    from models.exploration import holdout_draw
+
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(decisions.c.decision_id, decisions.c.customer_id).order_by(
+                decisions.c.occurred_at
+            )
+        ).all()
+        for n, (decision_id, customer) in enumerate(rows):
+            share = 0.2 if n < len(rows) // 2 else 0.3
+            arm = "holdout" if holdout_draw(customer, EXPERIMENT) < share else "treatment"
+            conn.execute(
+                decisions.update()
+                .where(decisions.c.decision_id == decision_id)
+                .values(experiment_arm=arm)
+            )
+
+
+@pytest.mark.parametrize("variant", ["default", "hashed arms", "weighted reward"])
+def test_the_value_report_equals_the_reference(filled, registry_dir, variant):
+    from models.schema import Reward
+    from tests import dashboard_reference as reference
+
+    overrides: dict[str, Any] = {}
+    reward = None
+    if variant == "hashed arms":
+        _arms_by_the_hash(filled)
+        overrides = {"holdout_share": 0.3, "experiment": EXPERIMENT}
+    if variant == "weighted reward":
+        reward = Reward("weighted", (("ve_success", 1.0), ("accepted", 0.5)))
+        overrides = {"success_measures": "ve_success,retained_60d"}
+    settings = _settings(registry_dir, **overrides)
+    now = utcnow() + timedelta(days=70)  # 60-day windows closed for some rows: ROI known
+    periods = [(None, None), (utcnow() - timedelta(days=12), utcnow() - timedelta(days=2))]
+    for since, until in periods:
+        frame = export.decision_frame(filled, since, until, now=now)
+        reads = reports.value_reads(filled, since, until)
+        new = reports.value(filled, settings, since, until, reward=reward, frame=frame)
+        read_first = reports.value(
+            filled, settings, since, until, reward=reward, frame=frame, reads=reads
+        )
+        old = reference.value(filled, settings, since, until, reward=reward, frame=frame)
+        assert repr(new) == repr(old)
+        assert repr(read_first) == repr(old)
+    # The data reaches every part compared: groups, shadow versions, ROI, the SRM's run.
+    assert len(new["by"]["agent_id"]) > 100
+    assert {c["shadow_version"] for c in old["shadow"]["comparisons"]}
+    assert old["roi"]["per_customer"]["value"] is not None
+    if variant == "hashed arms":
+        full = reference.value(filled, settings, None, None, frame=export.decision_frame(filled))
+        assert (
+            full["srm"]["share_changes"] == 1 and full["srm"]["share_history"][1]["changed_after"]
+        )
+
+
+def test_an_empty_period_and_bare_lists_equal_the_reference(filled, registry_dir):
+    from models.value_report import value_report
+    from tests import dashboard_reference as reference
+
+    settings = _settings(registry_dir)
+    later = utcnow() + timedelta(days=1)
+    empty = export.decision_frame(filled, later)
+    assert empty.empty
+    new = reports.value(filled, settings, later, None, frame=empty)
+    assert repr(new) == repr(reference.value(filled, settings, later, None, frame=empty))
+    # Plain lists (a log read from a file, ``vea report``) give the same report too, and
+    # without the optional columns (times, customers, arms) as well.
+    frame = export.decision_frame(filled)
+    lists = reports._columns(frame)
+    value_settings = reports.value_settings(settings)
+    assert repr(value_report(lists, value_settings)) == repr(
+        reference.value_report(lists, value_settings)
+    )
+    bare = {k: v for k, v in lists.items() if k not in ("occurred_at", "customer_id")}
+    assert repr(value_report(bare, value_settings)) == repr(
+        reference.value_report(bare, value_settings)
+    )
+
+
+def test_drift_equals_the_reference(filled, registry_dir):
+    from tests import dashboard_reference as reference
+
+    settings = _settings(registry_dir)
+    registry = Registry(registry_dir)
+    frame = export.decision_frame(filled)
+    new = reports.drift(filled, settings, registry, None, None, frame=frame)
+    old = reference.drift(filled, settings, registry, None, None, frame=frame)
+    assert new["has_reference"] and len(new["features"]) >= 5
+    assert repr(new) == repr(old)
+
+
+def test_feature_shares_are_counted_as_before():
+    from models.drift import _live_shares, reference_histogram
+    from tests import dashboard_reference as reference
+
+    rng = np.random.default_rng(5)
+    numbers = rng.normal(size=500)
+    numeric = reference_histogram(numbers.tolist(), numeric=True)
+    live = rng.normal(0.3, 1.2, size=400)
+    live[::7] = np.nan
+    categories = reference_histogram(["a", "b", "b", None, "c"] * 20, numeric=False)
+    cases = [
+        (numeric, live),  # an array of numbers, NaN missing
+        (numeric, [None if np.isnan(v) else float(v) for v in live]),  # the same as a list
+        (numeric, [3, None, 1, float("nan"), 7]),  # whole numbers, None and NaN
+        (categories, ["a", None, "z", float("nan"), "b", 1, "c", "a"]),  # unseen, missing
+    ]
+    for histogram, values in cases:
+        assert _live_shares(histogram, values) == reference._live_shares(histogram, values)
+
+
+def test_times_read_at_once_are_the_times_read_one_by_one():
+    from models.value_report import _order, _timestamp
+
+    moments = [
+        datetime(2026, 3, 1, 12, 0, 0, 123456),
+        datetime(1969, 12, 31, 23, 59, 59, 999999),  # before the epoch
+        datetime(2199, 12, 31, 23, 59, 59, 1),
+        None,
+    ]
+    times = np.array([np.datetime64("NaT") if m is None else m for m in moments], "M8[us]")
+    read = _order({"occurred_at": times}, len(moments))
+    expected = [np.inf if m is None else _timestamp(m) for m in moments]
+    assert read.tolist() == expected

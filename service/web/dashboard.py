@@ -8,16 +8,19 @@ while parts of the learning loop are still being rolled out.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import functools
+import gc
 import io
 import logging
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -237,11 +240,11 @@ def _section(name: str, compute: Callable[[], Any]) -> dict[str, Any]:
         return {"available": False, "message": f"{type(exc).__name__}: {exc}"[:300]}
 
 
-def _value(start, end, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+def _value(start, end, frame: pd.DataFrame | None = None, reads: Any = None) -> dict[str, Any]:
     from service import reports
 
     st = state()
-    return reports.value(st.engine, st.settings, start, end, frame=frame)
+    return reports.value(st.engine, st.settings, start, end, frame=frame, reads=reads)
 
 
 def _drift(start, end, frame: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -355,40 +358,72 @@ def _clean(value: Any) -> Any:
 def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
     """Every section of the page, or ``only`` the one a CSV download needs (the others
     are marked not computed, so their tables are absent)."""
+    from service import reports
+
     start, end = period["start"], period["end"]
+    engine = state().engine
 
     # The period's decisions are read once for the value, trend and drift sections: with
     # 100,000 decisions each read takes seconds, and the page made three. Not cached when
     # it fails, so each section still reports the failure on its own.
     @functools.cache
     def period_decisions() -> pd.DataFrame:
-        return decision_frame(state().engine, start, end)
+        return decision_frame(engine, start, end)
 
-    computations = {
-        "value": lambda: _value(start, end, period_decisions()),
-        "trend": lambda: _trend(start, end, period_decisions()),
-        "drift": lambda: _drift(start, end, period_decisions()),
-        "organic": lambda: _organic(start, end, period_decisions()),
-        "pools": _pools,
-        "models": _models,
-    }
     cache = _SectionCache.of_app()
+    wanted = [name for name in SECTIONS if only in (None, name)]
     # The version query only when a cached section is wanted (not for a pools CSV).
-    wanted = [name for name in computations if only in (None, name)]
     version = _data_version() if set(wanted) & set(CACHED_SECTIONS) else None
-    out = {}
-    for name, compute in computations.items():
-        if only not in (None, name):
-            out[name] = NOT_COMPUTED
-            continue
-        key = (period["key"], period["from"], period["to"], name, version)
-        cached = cache.get(key) if version is not None and name in CACHED_SECTIONS else None
-        if cached is None:
-            cached = _section(name, compute)
-            if version is not None and name in CACHED_SECTIONS and cached["available"]:
-                cache.put(key, cached)
-        out[name] = cached
-    return out
+
+    def key(name: str) -> tuple:
+        return (period["key"], period["from"], period["to"], name, version)
+
+    def kept(name: str) -> bool:
+        return version is not None and name in CACHED_SECTIONS
+
+    out = {name: cache.get(key(name)) if kept(name) else None for name in wanted}
+    missing = [name for name, section in out.items() if section is None]
+    with _cyclic_gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="vea-dashboard") as side:
+        # What the value report reads beside the decisions, read meanwhile in a second
+        # thread: both reads mostly wait on the database (SQLite searches its rows
+        # without holding the interpreter's lock), so a second core takes this one.
+        value_reads = (
+            side.submit(reports.value_reads, engine, start, end) if "value" in missing else None
+        )
+        computations = {
+            "value": lambda: _value(start, end, period_decisions(), value_reads.result()),
+            "trend": lambda: _trend(start, end, period_decisions()),
+            "drift": lambda: _drift(start, end, period_decisions()),
+            "organic": lambda: _organic(start, end, period_decisions()),
+            "pools": _pools,
+            "models": _models,
+        }
+        for name in missing:
+            out[name] = _section(name, computations[name])
+            if kept(name) and out[name]["available"]:
+                cache.put(key(name), out[name])
+    return {name: out.get(name, NOT_COMPUTED) for name in SECTIONS}
+
+
+SECTIONS = ("value", "trend", "drift", "organic", "pools", "models")
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Python's cycle collector off while the sections are computed. Reading a period
+    makes a few million objects (a row, a dict of features, the cells) that live until
+    the page is done, and each full collection walked them all again: a sixth of a cold
+    page at 100,000 decisions. Reference counting still frees everything at once; the
+    few cycles left (pandas keeps some) are collected when it is back on. Left alone
+    when something else has turned it off."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 # The report sections are kept per worker for a short time, keyed by the period and the
