@@ -322,7 +322,8 @@ class Settings:
     rate_limit_scope: str = "instance"
     # Brute force: per client address, every failed key check takes a token
     # from a bucket of `auth_failures_burst` refilled at `auth_failures_per_s`; an address
-    # with an empty bucket gets 429 for any key not verified before. 0 disables.
+    # with an empty bucket gets 429 for any key not verified before, except a revoked or
+    # expired one (its 401 says so: it cannot be guessed into use). 0 disables.
     auth_failures_per_s: float = 0.2
     auth_failures_burst: int = 20
     # Where the workers of one gunicorn master share state (the rate-limit buckets);
