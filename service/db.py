@@ -105,6 +105,8 @@ decisions = sa.Table(
     sa.Index("ix_decisions_customer_time", "customer_id", "occurred_at"),
     # Exports and reports select a period by the contact's time (migration 0005).
     sa.Index("ix_decisions_occurred_at", "occurred_at"),
+    # The latest write, asked by every dashboard view (migration 0015).
+    sa.Index("ix_decisions_created_at", "created_at"),
 )
 
 outcomes = sa.Table(
@@ -134,6 +136,7 @@ outcomes = sa.Table(
     sa.Column("recorded_at", sa.DateTime(), nullable=False),
     # The request as validated: a retry with the same payload is a no-op, another is 409.
     sa.Column("payload", JSON, nullable=False),
+    sa.Index("ix_outcomes_recorded_at", "recorded_at"),  # the latest write (migration 0015)
 )
 
 # Survey answers as the survey system sent them, hours or days after the contact
@@ -159,6 +162,7 @@ surveys = sa.Table(
     sa.Column("ces", sa.SmallInteger(), nullable=True),
     sa.Column("recorded_at", sa.DateTime(), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
+    sa.Index("ix_surveys_updated_at", "updated_at"),  # the latest write (migration 0015)
 )
 
 customer_events = sa.Table(

@@ -34,6 +34,7 @@ from models.reasons import listed
 from models.value_report import uplift_shown
 from service.db import (
     READ_ONLY,
+    audit_events,
     customer_events,
     decisions,
     outcomes,
@@ -431,7 +432,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
 # language or downloads a table of the page just seen. New or changed decisions,
 # outcomes, surveys or events change the version and show at the next view; what the
 # version cannot see (the period's start moving with the clock, retention windows
-# closing, a changed value config or registry) shows within CACHE_SECONDS.
+# closing, a changed value config or registry, a write stamped more than CACHE_SECONDS
+# before the latest one, as by a clock set back) shows within CACHE_SECONDS.
 CACHED_SECTIONS = ("value", "trend", "drift", "organic")
 CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 32  # sections: 4 per period, 8 periods; each a few report dicts
@@ -467,25 +469,54 @@ class _SectionCache:
                 self._entries.popitem(last=False)
 
 
+# Each table's latest write, by an indexed column (migration 0015; the events' and the
+# audit log's ids are their keys): any view asks, so it must cost the same at 10 million
+# rows as at 10 (counting the rows, as before, read every table whole). A write raises
+# it; and the rows written in the span just before it are counted, so a write committed
+# after a later-stamped one (two workers' group commits, an event id drawn before
+# another commits) changes the version too. Decisions, outcomes, surveys and events are
+# deleted only by service.deletion, which records each deletion in the audit log in the
+# same transaction: the log's latest id changes with it.
+LATEST_WRITES = (
+    (decisions.c.created_at, timedelta(seconds=CACHE_SECONDS)),
+    (outcomes.c.recorded_at, timedelta(seconds=CACHE_SECONDS)),
+    (surveys.c.updated_at, timedelta(seconds=CACHE_SECONDS)),
+    (customer_events.c.id, 1000),
+)
+
+
 def _data_version() -> tuple | None:
     """What changes whenever a decision, outcome, survey answer or event is stored,
-    replaced or deleted: each table's row count and its latest write (None, and no
-    caching, when the database does not answer)."""
-    latest = (
-        (decisions, decisions.c.created_at),
-        (outcomes, outcomes.c.recorded_at),
-        (surveys, surveys.c.updated_at),
-        (customer_events, customer_events.c.id),
-    )
-    query = sa.select(
-        *(sa.select(sa.func.count()).select_from(t).scalar_subquery() for t, _ in latest),
-        *(sa.select(sa.func.max(column)).scalar_subquery() for _, column in latest),
-    )
+    replaced or deleted (``LATEST_WRITES``) (None, and no caching, when the database
+    does not answer)."""
     try:
         with state().engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            return tuple(conn.execute(query).one())
+            latest = tuple(conn.execute(latest_writes_query()).one())
+            return latest + tuple(conn.execute(recent_writes_query(latest)).one())
     except SQLAlchemyError:
         return None
+
+
+def latest_writes_query() -> sa.Select:
+    """Each ``LATEST_WRITES`` column's largest value, and the audit log's last id: each
+    the end of an index."""
+    return sa.select(
+        *(sa.select(sa.func.max(column)).scalar_subquery() for column, _ in LATEST_WRITES),
+        sa.select(sa.func.max(audit_events.c.id)).scalar_subquery(),
+    )
+
+
+def recent_writes_query(latest: tuple) -> sa.Select:
+    """How many rows of each table were written in its span before its latest write
+    (``latest``: the answer of ``latest_writes_query``): a short range of the index."""
+    return sa.select(
+        *(
+            sa.select(sa.func.count()).where(column >= last - span).scalar_subquery()
+            if last is not None
+            else sa.literal(0)
+            for (column, span), last in zip(LATEST_WRITES, latest, strict=False)
+        )
+    )
 
 
 NOT_COMPUTED = {"available": False, "message": "not computed for this download"}
