@@ -205,6 +205,7 @@ LABELS: dict[str, dict[str, str]] = {
         "either direction. Send the value with every upgrade.",
         "period_bad_date": "period: {detail}",
         "period_order": "period: 'from' must be before 'to'",
+        "period_bad_preset": "period: {detail}",
     },
     "ja": {
         "desk_title": "エージェントデスク",
@@ -338,6 +339,8 @@ LABELS: dict[str, dict[str, str]] = {
         "period_bad_date": "期間: 日付は YYYY-MM-DD の形式で指定してください"
         "（既定の期間を表示しています）。",
         "period_order": "期間: 開始日は終了日より前にしてください（既定の期間を表示しています）。",
+        "period_bad_preset": "期間: 7日・30日・90日・全期間から選んでください"
+        "（既定の期間を表示しています）。",
     },
 }
 

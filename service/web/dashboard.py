@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ from service.db import (
     to_naive_utc,
     utcnow,
 )
+from service.errors import ApiError
 from service.export import decision_frame
 from service.schemas import ReportQuerySchema
 from service.state import state
@@ -180,31 +181,51 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 
 # --------------------------------------------------------------------- period
+class PeriodProblem(NamedTuple):
+    """Why a period's query parameters were not taken: the parameter (``period``,
+    ``from`` or ``to``), what is wrong in the API's words (its field messages are
+    English), and the page's message for it (a key of ``content.LABELS``)."""
+
+    field: str
+    detail: str
+    label: str
+
+
 def period_of(
     args: Any, now: datetime | None = None, language: str = "en"
 ) -> tuple[dict[str, Any], str | None]:
-    """``({key, from, to, start, end}, error)``: a preset (7/30/90/all days) or explicit
-    ISO dates or date-times, read by the fields of the API's report query (years
-    1970-2199; an offset is converted to UTC, a naive time is UTC). A bare ``to`` date
-    includes that whole day (a date picker's last day); a ``to`` with a time ends there,
-    as in the API. A malformed value falls back to the default preset with a message in
-    the page's language."""
+    """The page's period (``read_period``) and, when its parameters were not taken, the
+    message saying so in the page's language (the page then shows the default preset)."""
+    period, problem = read_period(args, now)
+    if problem is None:
+        return period, None
+    return period, content.LABELS[language][problem.label].format(detail=problem.detail)
+
+
+def read_period(
+    args: Any, now: datetime | None = None
+) -> tuple[dict[str, Any], PeriodProblem | None]:
+    """``({key, from, to, start, end}, problem)``: a preset (``period``: 7/30/90 days or
+    all) or explicit ISO dates or date-times, read by the fields of the API's report
+    query (years 1970-2199; an offset is converted to UTC, a naive time is UTC). A bare
+    ``to`` date includes that whole day (a date picker's last day); a ``to`` with a time
+    ends there, as in the API. Parameters that cannot be read give the default preset
+    and the ``PeriodProblem``: the page says it, a CSV download answers 422 with it."""
     now = now or utcnow()
-    labels = content.LABELS[language]
     start_text, end_text = args.get("from") or "", args.get("to") or ""
-    error = None
+    problem = None
     if start_text or end_text:
         fields = ReportQuerySchema().fields
         try:
-            start = _instant(fields["from_"], start_text)
-            end = _instant(fields["to"], end_text)
-        except ValidationError as exc:
-            error = labels["period_bad_date"].format(detail=_message(exc))
+            start = _instant(fields["from_"], start_text, "from")
+            end = _instant(fields["to"], end_text, "to")
+        except _BadInstant as exc:
+            problem = PeriodProblem(exc.field, exc.detail, "period_bad_date")
         else:
             if end is not None and len(end_text.strip()) == len("YYYY-MM-DD"):
                 end += timedelta(days=1)
             if start and end and start >= end:
-                error = labels["period_order"]
+                problem = PeriodProblem("from", "must be before 'to'", "period_order")
             else:
                 return {
                     "key": "custom",
@@ -213,14 +234,30 @@ def period_of(
                     "start": start,
                     "end": end,
                 }, None
-    key = args.get("period") if args.get("period") in PERIODS else DEFAULT_PERIOD
+    key = args.get("period") or DEFAULT_PERIOD
+    if key not in PERIODS:
+        if problem is None:
+            problem = PeriodProblem("period", PERIOD_CHOICES, "period_bad_preset")
+        key = DEFAULT_PERIOD
     days = PERIODS[key]
     start = now - timedelta(days=days) if days else None
-    return {"key": key, "from": "", "to": "", "start": start, "end": None}, error
+    return {"key": key, "from": "", "to": "", "start": start, "end": None}, problem
 
 
-def _instant(field: Any, text: str) -> datetime | None:
-    return to_naive_utc(field.deserialize(text.strip())) if text.strip() else None
+PERIOD_CHOICES = f"must be one of: {', '.join(PERIODS)}"
+
+
+class _BadInstant(Exception):
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field, self.detail = field, detail
+
+
+def _instant(field: Any, text: str, name: str) -> datetime | None:
+    try:
+        return to_naive_utc(field.deserialize(text.strip())) if text.strip() else None
+    except ValidationError as exc:
+        raise _BadInstant(name, _message(exc)) from None
 
 
 def _message(exc: ValidationError) -> str:
@@ -1179,7 +1216,15 @@ def blueprint() -> Blueprint:
     @blp.route("/dashboard/<name>.csv", methods=["GET"])
     @page_access("reports")
     def table_csv(name: str):
-        period, _ = period_of(request.args)
+        # A download has no page to say its period was not taken: answered as the API
+        # answers a bad query parameter, not with another period's figures.
+        period, problem = read_period(request.args)
+        if problem is not None:
+            raise ApiError(
+                422,
+                "request parameters failed validation",
+                fields={problem.field: [problem.detail]},
+            )
         language = _language()
         section = SECTION_OF_TABLE.get(name, "value")
         table = tables(gather(period, only=section), language).get(name)
