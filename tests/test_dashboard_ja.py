@@ -93,3 +93,44 @@ def test_segments_issue_types_channels_and_features_are_named():
     assert shown("drift", "feature", "tenure_months", "ja") == "購入後の月数"
     assert shown("drift", "feature", "tenure_months", "en") == "time since purchase"
     assert shown("by_agent_id", "group", "how_to", "ja") == "how_to"  # an agent's id
+
+
+def test_english_on_the_japanese_dashboard_is_marked_english(
+    app,
+    desk_client,  # noqa: F811
+    keys,
+    registry_dir,
+    pools_from_the_file,
+):
+    """Agent ids, a deployment's own segment, a pool named only in English, model
+    versions, a gate reason the page cannot translate: English a screen reader must read
+    as English (lang="en"); the Japanese around them stays Japanese."""
+    from models.registry import Registry
+    from tests.test_pages import misread_fragments, parsed
+
+    pools = {"pools": [{"id": "general", "name": {"en": "Front line"}}]}
+    assert desk_client.put("/v1/pools", json=pools, headers=keys["admin"]).status_code == 200
+    for _ in range(2):
+        page = desk_client.get(desk_url(agent_id="night-owl", segment="our_own_segment"))
+        desk_client.post(
+            "/desk/outcome",
+            json={
+                "decision_id": _decision_id(page.get_data(as_text=True)),
+                "status": "offered",
+                "agent_id": "night-owl",
+            },
+            headers={"X-CSRF-Token": desk_client.csrf},
+        )
+    # One of the reasons test_pages records too: the gates table stays the same for it.
+    untranslated = "a wording the page does not know"
+    Registry(registry_dir).record({"event": "gate", "decision": "refuse", "reason": untranslated})
+    manager = app.test_client()
+    log_in(manager, raw_key(keys["manager"]))
+    japanese = manager.get("/dashboard?period=all&lang=ja").get_data(as_text=True)
+    texts = parsed(japanese).texts
+    for shown in ("night-owl", "our_own_segment", "Front line（general）", untranslated):
+        assert ("en", "th", shown) in texts or ("en", "span", shown) in texts, shown
+    assert f'（原文）<span lang="en">{untranslated}</span>' in japanese
+    assert misread_fragments(japanese) == []
+    english = manager.get("/dashboard?period=all&lang=en").get_data(as_text=True)
+    assert misread_fragments(english) == []

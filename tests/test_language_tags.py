@@ -4,6 +4,8 @@ language subtag (a ja-JP customer is a Japanese speaker; ``jam`` is not Japanese
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from core_fixtures import simulated
@@ -203,3 +205,45 @@ def test_put_pools_stores_languages_canonical_and_takes_long_tags(
         "de-CH-1901-x-phonebk",
         "ja-JP",
     ]
+
+
+# ------------------------------------------------------------- pages (lang of parts)
+MARKS = """{% from "_lang.html" import said, lang_attr with context %}{{ said(text) }}|{{ lang_attr(text) }}"""
+
+
+@pytest.mark.parametrize(
+    ("page", "text", "inline", "attribute"),
+    [
+        ("ja", "Let me show you", '<span lang="en">Let me show you</span>', ' lang="en"'),
+        (
+            "ja",
+            "Front line（general）",
+            '<span lang="en">Front line（general）</span>',
+            ' lang="en"',
+        ),
+        ("ja", "night-owl", '<span lang="en">night-owl</span>', ' lang="en"'),
+        ("ja", "一般窓口（general）", "一般窓口（general）", ""),  # Japanese, naming an id
+        ("ja", "VES（1-7）", "VES（1-7）", ""),  # an acronym alone: read as letters
+        ("ja", "2026-11-27 13:29 UTC", "2026-11-27 13:29 UTC", ""),
+        ("ja", "（原文）a new wording", '（原文）<span lang="en">a new wording</span>', ""),
+        ("ja", "<b>", '<span lang="en">&lt;b&gt;</span>', ' lang="en"'),  # still escaped
+        ("en", "一般窓口", '<span lang="ja">一般窓口</span>', ' lang="ja"'),
+        ("en", "(original) 新しい文言", '(original) <span lang="ja">新しい文言</span>', ""),
+        ("en", "Front line (general)", "Front line (general)", ""),
+        ("en", "Stars · 2", "Stars · 2", ""),
+    ],
+)
+def test_text_in_the_other_language_carries_its_lang(app, page, text, inline, attribute):
+    """service/templates/_lang.html: what the desk and the dashboard mark (WCAG 3.1.2)."""
+    shown = app.jinja_env.from_string(MARKS).render(text=text, language=page)
+    assert shown == f"{inline}|{attribute}"
+
+
+def test_the_pages_know_the_untranslated_marker_the_code_writes():
+    """A sentence shown as its original follows a marker (desk.in_language, the gate
+    reasons): the template must know it to mark what follows it."""
+    from service.web import content, desk
+
+    template = (Path(__file__).parent.parent / "service/templates/_lang.html").read_text("utf-8")
+    for language, marker in {**desk._ORIGINAL, **content.UNTRANSLATED}.items():
+        assert f'"{language}": "{marker}"' in template

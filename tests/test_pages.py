@@ -9,6 +9,7 @@ import io
 import json
 import re
 import uuid
+from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
@@ -375,7 +376,16 @@ def _cells(page: str, table: str, column: str) -> list[str]:
     columns = re.findall(r'<th scope="col"[^>]*data-column="([^"]+)"', section)
     rows = re.findall(r"<tr>(.*?)</tr>", section.split("<tbody>")[1], re.S)
     index = columns.index(column)
-    return [html.unescape(re.findall(r"<td[^>]*>(.*?)</td>", r)[index]) for r in rows]
+    # A row's first cell is its header (th scope=row), the others data cells; a cell in
+    # the other language than the page's holds its text in a span with that lang.
+    cells = [re.findall(r"<(?:th|td)\b[^>]*>(.*?)</(?:th|td)>", r, re.S)[index] for r in rows]
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in cells]
+
+
+def _body_cells(page: str) -> list[str]:
+    """The shown text of every row's cells, its header (th scope=row) included."""
+    found = re.findall(r'<(?:td|th scope="row")\b[^>]*>(.*?)</t[dh]>', page, re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in found]
 
 
 ACTIVITY_IDS = {
@@ -433,7 +443,7 @@ def test_japanese_dashboard_shows_names_not_ids(app, desk_client, keys, registry
     assert sorted(set(_cells(page, "gates", "decision"))) == sorted({"昇格", "却下", "未実施"})
     assert set(_cells(page, "gates", "reason")) == set(GATE_REASONS.values())
     assert "受容度モデルの学習行数" in page and ">openness_rows<" not in page
-    shown_cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", page)]
+    shown_cells = _body_cells(page)
     for raw in ACTIVITY_IDS | {"low", "medium", "high", "promote", "refuse", "skipped"}:
         assert not any(raw in c.split() for c in shown_cells), raw
     # The activity chart labels its bars by name too.
@@ -448,7 +458,7 @@ def test_japanese_dashboard_shows_names_not_ids(app, desk_client, keys, registry
     assert _cells(english, "calibration", "band") == ["low", "medium", "high"]
     assert set(_cells(english, "gates", "reason")) == set(GATE_REASONS)
     assert sorted(set(_cells(english, "gates", "decision"))) == ["not run", "promoted", "refused"]
-    english_cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", english)]
+    english_cells = _body_cells(english)
     for raw in ACTIVITY_IDS - {"none"}:
         assert not any(raw in c.split() for c in english_cells), raw
     by_activity = manager.get("/dashboard/by_activity.csv?period=all").text
@@ -615,3 +625,165 @@ def test_a_failing_database_section_shows_no_statement_or_values(manager_client,
     text = manager_client.get("/dashboard").get_data(as_text=True)
     assert 'data-section="drift"' in text and "IntegrityError (database error)" in text
     assert "cust-secret" not in text and "SELECT" not in text
+
+
+# ------------------------------------------------------------ accessibility (HTML)
+# Kana and kanji: what makes a text Japanese (punctuation such as （） is shared).
+JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+VOID_ELEMENTS = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"}
+
+
+class _Page(HTMLParser):
+    """Each text node of a page with the language it is read in (the nearest lang), and
+    the page's tables as rows of (tag, attributes) cells."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[tuple[str, str | None]] = []  # (tag, language)
+        self.texts: list[tuple[str, str | None, str]] = []  # (language, tag, text)
+        self.tables: list[dict] = []
+        self.ids: dict[str, str] = {}  # id -> tag of an element with text, for labels
+        self._named: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        language = attributes.get("lang") or (self.open[-1][1] if self.open else None)
+        if tag == "table":
+            self.tables.append({"attributes": attributes, "head": [], "rows": []})
+        elif tag == "tr" and self.tables:
+            self.tables[-1]["rows"].append([])
+        elif tag in ("th", "td") and self.tables and self.tables[-1]["rows"]:
+            in_head = any(t == "thead" for t, _ in self.open)
+            cell = (tag, attributes)
+            (self.tables[-1]["head"] if in_head else self.tables[-1]["rows"][-1]).append(cell)
+        if tag in VOID_ELEMENTS:
+            return
+        self.open.append((tag, language))
+        self._named.append(attributes.get("id") or "")
+
+    def handle_endtag(self, tag):
+        while self.open:
+            closed, _ = self.open.pop()
+            self._named.pop()
+            if closed == tag:
+                break
+        if tag == "thead" and self.tables:
+            self.tables[-1]["rows"].pop()  # the header row is in "head"
+
+    def handle_data(self, data):
+        if not self.open or self.open[-1][0] in ("script", "style", "title"):
+            return
+        if data.strip():
+            self.texts.append((self.open[-1][1], self.open[-1][0], data.strip()))
+            for named in self._named:
+                if named:
+                    self.ids[named] = data.strip()
+
+
+def parsed(page: str) -> _Page:
+    reader = _Page()
+    reader.feed(page)
+    return reader
+
+
+def misread_fragments(page: str) -> list[tuple[str | None, str]]:
+    """Text a screen reader would read in the wrong language: on a Japanese page, English
+    (a lowercase Latin letter, no kana or kanji) outside a lang="en" element, or Japanese
+    inside one; on an English page, Japanese (kana or kanji, no lowercase Latin letter)
+    outside a lang="ja" element. Acronyms alone (VES, CSV) are read as letters either way."""
+    wrong = []
+    for language, _tag, text in parsed(page).texts:
+        japanese, lowercase = bool(JAPANESE.search(text)), bool(re.search(r"[a-z]", text))
+        english_in_japanese = language == "ja" and lowercase and not japanese
+        japanese_in_english = language == "en" and japanese and not lowercase
+        if english_in_japanese or japanese_in_english:
+            wrong.append((language, text))
+    return wrong
+
+
+def table_header_problems(page: str) -> list[str]:
+    """What keeps a screen reader from naming a table and the row and column of a cell:
+    a table with neither caption nor aria-labelledby (naming an element with text), a
+    column header without scope=col, a row whose first cell is not th scope=row or
+    whose other cells are not data cells."""
+    reader = parsed(page)
+    problems = []
+    for number, table in enumerate(reader.tables):
+        labelled = table["attributes"].get("aria-labelledby")
+        if not (labelled and reader.ids.get(labelled)) and "<caption" not in page:
+            problems.append(f"table {number}: no caption or aria-labelledby with text")
+        for tag, attributes in table["head"]:
+            if tag != "th" or attributes.get("scope") != "col":
+                problems.append(f"table {labelled}: column header {tag} {attributes}")
+        for row in table["rows"]:
+            first, *rest = row
+            if first[0] != "th" or first[1].get("scope") != "row":
+                problems.append(f"table {labelled}: row starts with {first[0]} {first[1]}")
+            if any(tag != "td" for tag, _ in rest):
+                problems.append(f"table {labelled}: a header inside a row")
+    return problems
+
+
+def test_every_dashboard_table_names_its_rows_and_columns(app, desk_client, keys):
+    for _ in range(2):  # a row in every results table
+        page = desk_client.get(desk_url(agent_id="a-rows")).get_data(as_text=True)
+        desk_client.post(
+            "/desk/outcome",
+            json={"decision_id": _decision_id(page), "status": "accepted", "ves_confidence": 6},
+            headers={"X-CSRF-Token": desk_client.csrf},
+        )
+    manager = app.test_client()
+    log_in(manager, raw_key(keys["manager"]))
+    for language in ("en", "ja"):
+        page = manager.get(f"/dashboard?period=all&lang={language}").get_data(as_text=True)
+        tables = parsed(page).tables
+        assert len(tables) >= 10 and all(t["rows"] for t in tables[:3]), language
+        assert table_header_problems(page) == [], language
+    # The row header names the row: the activity, by name.
+    from service.web import content
+
+    names = set(content.ACTIVITY_NAMES["ja"].values())
+    assert set(_cells(page, "by_activity", "group")) <= names
+
+
+def test_a_japanese_desk_marks_english_it_shows(
+    app, desk_client, keys, monkeypatch, pools_from_the_file
+):
+    """A talk track only written in English, a pool with an English name only, the pool's
+    id: read in English on the Japanese desk (lang="en"), the rest in Japanese."""
+    from service.web import content
+
+    english_track = "Let me show you a faster way to do that."
+    tracks = {
+        "tracks": {a: {"default": {"en": english_track}} for a in content.ACTIVITY_NAMES["en"]}
+    }
+    monkeypatch.setattr(content, "talk_tracks", lambda: tracks)
+    pools = {"pools": [{"id": "general", "name": {"en": "Front line"}}]}
+    assert desk_client.put("/v1/pools", json=pools, headers=keys["admin"]).status_code == 200
+    for _ in range(10):
+        page = desk_client.get(desk_url(tenure_months="30") + "&lang=ja").get_data(as_text=True)
+        if 'data-quiet="false"' in page:
+            break
+    else:
+        pytest.skip("the test model made no suggestion")
+    assert f'<blockquote class="talk-track" lang="en">{english_track}</blockquote>' in page
+    assert '<strong class="pool-name" data-pool="general" lang="en">Front line</strong>' in page
+    assert '<small class="muted pool-id" lang="en">general</small>' in page
+    assert misread_fragments(page) == []
+    # The same decision on the English desk: nothing to mark, nothing misread.
+    english = desk_client.get(f"/desk?decision_id={_decision_id(page)}&lang=en")
+    text = english.get_data(as_text=True)
+    assert misread_fragments(text) == []
+    assert len(re.findall(r'\slang="ja"', text)) == 1  # the 日本語 switch only
+
+
+def test_an_english_error_on_a_japanese_page_is_marked(manager_client, monkeypatch):
+    from service.web import dashboard
+
+    def broken(*_args):
+        raise RuntimeError("drift report not deployed")
+
+    monkeypatch.setattr(dashboard, "_drift", broken)
+    page = manager_client.get("/dashboard?lang=ja").get_data(as_text=True)
+    assert '<span lang="en">RuntimeError: drift report not deployed</span>' in page
+    assert misread_fragments(page) == []

@@ -208,6 +208,30 @@ def language_links_say_their_language(page) -> bool:
     return all(code == lang for code, lang in page.evaluate(LANGUAGE_LINKS))
 
 
+# Text read in the wrong voice (WCAG 3.1.2, language of parts), by the language the
+# browser gives each text node (its nearest lang): English (a lowercase Latin letter, no
+# kana or kanji) read as Japanese, or Japanese (no lowercase Latin letter) as English.
+# Acronyms alone (VES, CSV) are read as letters either way. tests/test_pages.py
+# (misread_fragments) holds the same rule on the served HTML.
+MISREAD = r"""() => {
+  const japanese = /[\u3040-\u30ff\u3400-\u9fff]/, lowercase = /[a-z]/, wrong = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim(), parent = node.parentElement;
+    if (!text || parent.closest("script, style")) continue;
+    const lang = parent.closest("[lang]").lang;
+    if ((lang === "ja" && lowercase.test(text) && !japanese.test(text))
+        || (lang === "en" && japanese.test(text) && !lowercase.test(text))) wrong.push(text);
+  }
+  return wrong; }"""
+
+
+def misread(page, state: str, found: dict[str, list[str]]) -> None:
+    wrong = page.evaluate(MISREAD)
+    if wrong:
+        found.setdefault(state, []).extend(f"read in the wrong language: {t!r}" for t in wrong)
+
+
 # ---------------------------------------------------------------- axe, by page
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_sign_in_and_error_pages(sites, browser, language):  # noqa: F811
@@ -221,6 +245,7 @@ def test_sign_in_and_error_pages(sites, browser, language):  # noqa: F811
         assert page.locator("html").get_attribute("lang") == language
         assert language_links_say_their_language(page)
         check(page, "sign-in", found)
+        misread(page, "sign-in", found)
         page.locator("#key").fill("vea_000000000000_wrong")
         page.locator("form button[type=submit]").click()
         page.get_by_role("alert").wait_for()
@@ -237,10 +262,12 @@ def test_sign_in_and_error_pages(sites, browser, language):  # noqa: F811
         response = page.goto(f"{site['base']}/dashboard?lang={language}")
         assert response.status == 403
         check(page, "error page (403)", found)
+        misread(page, "error page (403)", found)
         response = page.goto(f"{site['base']}/desk?channel=fax&lang={language}")
         assert response.status == 400
         assert language_links_say_their_language(page)
         check(page, "desk link without details", found)
+        misread(page, "desk link without details", found)
     finally:
         context.close()
     assert not found, report(found)
@@ -267,6 +294,7 @@ def test_desk_states(sites, browser, language):  # noqa: F811
             page.goto(f"{base}{query}&lang={language}")
             page.locator("#desk").wait_for()
             check(page, state, found)
+            misread(page, state, found)
         open_degraded(page, site, f"{base}{desk_query()}&lang={language}")
         check(page, "degraded", found)
 
@@ -308,6 +336,15 @@ def test_dashboard(sites, browser, language):  # noqa: F811
             if name == "full":
                 page.wait_for_function("() => !!document.getElementById('chart-trend').chart")
             check(page, f"dashboard ({name})", found)
+            misread(page, f"dashboard ({name})", found)
+            # Every row is named by its first cell (a row header) and every column by its
+            # header: a screen reader says which row and column a figure is in.
+            for table in page.locator("table").all():
+                rows = table.locator("tbody tr").count()
+                assert table.get_by_role("rowheader").count() == rows
+                assert table.locator("tbody tr > th[scope=row]:first-child").count() == rows
+                columns = table.locator("thead th[scope=col]").count()
+                assert columns and table.get_by_role("columnheader").count() == columns
             # Every table is named by its heading, so a screen reader's table list says
             # which is which.
             for section in page.locator("section.table-card").all():
@@ -496,6 +533,13 @@ def test_the_letter_and_digit_keys_can_be_turned_off(sites, browser):  # noqa: F
         context.close()
 
 
+# Each row of the by-channel table as (its row header, its contacts n).
+CHANNEL_ROWS = """() => Array.from(document.querySelectorAll('#table-by_channel tbody tr'))
+  .map((r) => [r.querySelector('th[scope=row]').textContent,
+    Number(r.cells[Array.from(r.closest('table').tHead.rows[0].cells)
+      .findIndex((c) => c.dataset.column === 'n')].dataset.value)])"""
+
+
 def test_the_dashboard_by_keyboard_alone(sites, browser):  # noqa: F811
     site = sites["full"]
     context, page = new_page(browser, DASHBOARD_WIDTH)
@@ -506,11 +550,16 @@ def test_the_dashboard_by_keyboard_alone(sites, browser):  # noqa: F811
         assert reached == expected
         assert weak_rings(rings) == []
         header = page.locator("#table-by_channel th[data-column=n]")
+        rows = page.evaluate(CHANNEL_ROWS)
         header.locator("button").focus()
         page.keyboard.press("Enter")
         assert header.get_attribute("aria-sort") == "ascending"
         page.keyboard.press("Space")
         assert header.get_attribute("aria-sort") == "descending"
+        # Rows move whole, each with its row header (the channel): by n, largest first.
+        after = page.evaluate(CHANNEL_ROWS)
+        assert sorted(after) == sorted(rows)
+        assert [n for _, n in after] == sorted((n for _, n in rows), reverse=True)
     finally:
         context.close()
 

@@ -25,7 +25,9 @@ def _values(page: str, table: str, column: str) -> list[str]:
     columns = re.findall(r'<th scope="col"[^>]*data-column="([^"]+)"', section)
     rows = re.findall(r"<tr>(.*?)</tr>", section.split("<tbody>")[1], re.S)
     index = columns.index(column)
-    return [html.unescape(re.findall(r'<td data-value="([^"]*)"', r)[index]) for r in rows]
+    # The first cell is the row's header (th scope=row), the others data cells.
+    cells = [re.findall(r'<(?:th|td)\b[^>]*data-value="([^"]*)"', r)[index] for r in rows]
+    return [html.unescape(c) for c in cells]
 
 
 def _pool_cells(page: str, column: str) -> dict[str, str]:

@@ -13,7 +13,7 @@
 
   function sortTable(table, index, th) {
     const ascending = th.getAttribute("aria-sort") !== "ascending";
-    for (const other of table.querySelectorAll("th")) other.setAttribute("aria-sort", "none");
+    for (const other of table.querySelectorAll("thead th")) other.setAttribute("aria-sort", "none");
     th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
     const body = table.tBodies[0];
     const rows = Array.from(body.rows);
@@ -30,7 +30,8 @@
   }
 
   for (const table of document.querySelectorAll("table.sortable")) {
-    table.querySelectorAll("th").forEach((th, index) => {
+    // Column headers only: each row's first cell is a row header (th scope=row).
+    table.querySelectorAll("thead th").forEach((th, index) => {
       th.querySelector("button").addEventListener("click", () => sortTable(table, index, th));
     });
   }
