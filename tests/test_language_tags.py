@@ -227,6 +227,12 @@ MARKS = """{% from "_lang.html" import said, lang_attr with context %}{{ said(te
         ("ja", "2026-11-27 13:29 UTC", "2026-11-27 13:29 UTC", ""),
         ("ja", "（原文）a new wording", '（原文）<span lang="en">a new wording</span>', ""),
         ("ja", "<b>", '<span lang="en">&lt;b&gt;</span>', ' lang="en"'),  # still escaped
+        (  # a desk validation line whose message no pattern reads
+            "ja",
+            "件数: 値を確認してください（原文）: Not a valid count.",
+            '件数: 値を確認してください（原文）: <span lang="en">Not a valid count.</span>',
+            "",
+        ),
         ("en", "一般窓口", '<span lang="ja">一般窓口</span>', ' lang="ja"'),
         ("en", "(original) 新しい文言", '(original) <span lang="ja">新しい文言</span>', ""),
         ("en", "Front line (general)", "Front line (general)", ""),
