@@ -117,6 +117,24 @@ def test_gate_values_policies_as_they_serve_under_the_contact_policy():
     assert value["ci_low"] <= true_champion <= value["ci_high"], (value, true_champion)
 
 
+def test_gate_values_challengers_fitted_on_nearly_every_row():
+    """The gate's interval is of the cross-fitted challengers' improvement, the promoted
+    challenger is fitted on every row. With 2 folds the valued ones learned from half the
+    log and were worse: the interval held the promoted one's true improvement in 18 of 24
+    simulated logs, every miss below it (bench/learning_loop.py --only gate)."""
+    log, _ = simulate(rows=1500, seed=21)
+    champion = _fit(simulate(rows=300, seed=12)[0])
+    sizes = []
+
+    def fit(rows):
+        sizes.append(len(rows))
+        return _fit(rows)
+
+    result = gate(log, champion, fit, n_boot=50, num_threads=1)
+    assert result.folds == len(sizes)
+    assert min(sizes) >= 0.75 * len(log), sizes
+
+
 def test_learner_selection_values_candidates_within_the_contact_policy(monkeypatch):
     """`--learner auto` compared the learners' policies on activities the contact policy
     ruled out, as the gate did before it kept to them."""

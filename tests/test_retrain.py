@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from models.registry import Registry
 from training.fit import train_bundle
-from training.retrain import drift_against, gate, retrain
+from training.retrain import GATE_FOLDS, drift_against, gate, retrain
 from training.simulate import simulate
 
 
@@ -48,7 +48,7 @@ def test_a_worse_challenger_is_refused_and_the_decision_recorded(registry, logs)
     assert event["event"] == "gate" and event["decision"] == "refuse"
     assert event["challenger"] == result.challenger and event["champion"] == champion
     assert event["improvement"]["ci_low"] == pytest.approx(imp["ci_low"])
-    assert event["estimator"] == "dr" and event["folds"] == 2
+    assert event["estimator"] == "dr" and event["folds"] == GATE_FOLDS
 
 
 def test_force_promotes_past_the_gate_and_says_so(registry, logs):

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from models.registry import Registry
 from models.schema import Reward, parse_reward
 from training.fit import train_bundle
-from training.retrain import champion_reward
+from training.retrain import GATE_FOLDS, champion_reward
 from training.simulate import simulate
 
 FIT = dict(learner="s", seed=0, num_threads=1, progress=False)
@@ -72,7 +72,7 @@ def test_plain_retrain_keeps_the_champions_reward(tmp_path, accepted_champion, l
     assert "reward accepted (the champion's)" in output
     assert "gate on 1500 rows" in output  # the gate ran against the champion
     event = _gate_event(registry)
-    assert event["champion"] == champion and event["folds"] == 2
+    assert event["champion"] == champion and event["folds"] == GATE_FOLDS
     assert event["reward"] == "accepted" and event["reward_source"] == "the champion's"
     challenger = registry.load(event["challenger"]).manifest["reward"]
     assert challenger["name"] == "accepted" and challenger["source"] == "the champion's"
