@@ -197,3 +197,24 @@ def test_show_tells_nobody_staffed_from_not_reported(tmp_path):
     assert "free 0, staffed 0: nobody staffed: not routed to, nor a fallback" in lines["stars"]
     # Left out: said so, and the wait read from the pool's one member.
     assert "free 0, queue 1, staffed not reported: expected wait 840 s" in lines["proven"]
+
+
+def test_pool_exploration_never_draws_an_unstaffed_pool():
+    # With a wide margin every pool within the limit is a candidate: stars, nobody
+    # logged in, is not one of them.
+    rules = RoutingRules(max_wait_s=60.0, explore_margin=50.0)
+    for n in range(40):
+        answer = route(
+            CONFIG,
+            activity="educate_usage",
+            activities=ACTIVITIES,
+            openness=0.4,
+            channel="voice",
+            language="en",
+            segment="consumer",
+            availability={"stars": NOBODY},
+            rules=rules,
+            decision_id=f"d-{n}",
+        )
+        assert "stars" not in answer["pool_probabilities"] and answer["pool"] != "stars"
+        assert "stars" not in answer["fallbacks"]
