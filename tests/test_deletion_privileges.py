@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import suite_app
 from test_api_outcomes_events import make_decision
-from test_deletion_races import OLD_CONTACT, PRUNE_CUTOFF, race
+from test_deletion_races import OLD_CONTACT, PRUNE_CUTOFF, race, stored
 
 from service import deletion
 from service.auth import create_key
-from service.db import customer_events, decisions, outcomes, surveys, upgrade
+from service.db import upgrade
 from training.cli import cli
 
 
@@ -52,25 +52,6 @@ def table_privileges_only(postgres) -> Iterator[str]:
         with _superuser(postgres, "postgres") as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             conn.execute(f"DROP ROLE {role}")
-
-
-def _stored(engine: sa.Engine, customer_id: str) -> dict[str, int]:
-    theirs = sa.select(decisions.c.decision_id).where(decisions.c.customer_id == customer_id)
-    with engine.connect() as conn:
-        return {
-            "decisions": conn.execute(
-                sa.select(sa.func.count()).select_from(theirs.subquery())
-            ).scalar_one(),
-            "outcomes": conn.execute(
-                sa.select(sa.func.count()).where(outcomes.c.decision_id.in_(theirs))
-            ).scalar_one(),
-            "surveys": conn.execute(
-                sa.select(sa.func.count()).where(surveys.c.decision_id.in_(theirs))
-            ).scalar_one(),
-            "events": conn.execute(
-                sa.select(sa.func.count()).where(customer_events.c.customer_id == customer_id)
-            ).scalar_one(),
-        }
 
 
 def _contact(client, desk: dict[str, str], new_id, customer: str, **given) -> None:
@@ -106,10 +87,10 @@ def test_a_role_without_the_temp_privilege_erases_and_prunes(
         answer = client.delete(f"/v1/customers/{gone}", headers=admin)
         assert answer.status_code == 200, answer.json
         assert answer.json["deleted"] == {"decisions": 1, "outcomes": 1, "surveys": 1, "events": 1}
-        assert _stored(engine, gone) == dict.fromkeys(
+        assert stored(engine, gone) == dict.fromkeys(
             ("decisions", "outcomes", "surveys", "events"), 0
         )
-        assert _stored(engine, kept) == {"decisions": 1, "outcomes": 1, "surveys": 1, "events": 1}
+        assert stored(engine, kept) == {"decisions": 1, "outcomes": 1, "surveys": 1, "events": 1}
 
         old = new_id("c-")
         _contact(client, desk, new_id, old, occurred_at=OLD_CONTACT)
@@ -122,8 +103,8 @@ def test_a_role_without_the_temp_privilege_erases_and_prunes(
         )
         assert pruned.exit_code == 0, pruned.output
         assert "deleted 1 decisions, 1 outcomes, 1 surveys" in pruned.output
-        assert _stored(engine, old)["decisions"] == 0
-        assert _stored(engine, kept)["decisions"] == 1
+        assert stored(engine, old)["decisions"] == 0
+        assert stored(engine, kept)["decisions"] == 1
     finally:
         app.extensions["vea"].close()
 
@@ -141,8 +122,8 @@ def test_a_deletion_of_several_batches_deletes_and_counts_every_row(own_app, new
     deleted = deletion.forget_customer(engine, customer)
 
     assert deleted == {"decisions": 5, "outcomes": 5, "surveys": 5, "events": 5}
-    assert _stored(engine, customer) == dict.fromkeys(deleted, 0)
-    assert _stored(engine, other) == {"decisions": 1, "outcomes": 1, "surveys": 1, "events": 1}
+    assert stored(engine, customer) == dict.fromkeys(deleted, 0)
+    assert stored(engine, other) == {"decisions": 1, "outcomes": 1, "surveys": 1, "events": 1}
 
 
 def test_an_erasure_during_a_prune_of_several_batches_takes_turns(own_app, new_id, monkeypatch):
@@ -168,5 +149,5 @@ def test_an_erasure_during_a_prune_of_several_batches_takes_turns(own_app, new_i
     for table in ("decisions", "outcomes", "surveys"):
         assert pruned[table] + erased[table] == 5, (table, pruned, erased)
     assert erased["events"] == 3  # the events are of today: the prune keeps them
-    assert _stored(engine, customer) == dict.fromkeys(pruned, 0)
-    assert _stored(engine, other) == {"decisions": 0, "outcomes": 0, "surveys": 0, "events": 2}
+    assert stored(engine, customer) == dict.fromkeys(pruned, 0)
+    assert stored(engine, other) == {"decisions": 0, "outcomes": 0, "surveys": 0, "events": 2}
