@@ -99,6 +99,9 @@ def _listed(column: pd.Series) -> list:
         out = values.astype(object)
         out[np.isnan(values)] = None
         return out.tolist()
+    if isinstance(column.dtype, pd.StringDtype):
+        # Text (pandas' own strings): missing ones straight to None, half the time.
+        return column.to_numpy(dtype=object, na_value=None).tolist()
     values = column.tolist()
     if column.dtype.kind in "iubM":  # nothing to replace: no None or NaN in these
         return values

@@ -20,7 +20,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -278,11 +277,11 @@ def _section(name: str, compute: Callable[[], Any]) -> dict[str, Any]:
         return {"available": False, "message": f"{type(exc).__name__}: {exc}"[:300]}
 
 
-def _value(start, end, frame: pd.DataFrame | None = None, reads: Any = None) -> dict[str, Any]:
+def _value(start, end, frame: pd.DataFrame | None = None) -> dict[str, Any]:
     from service import reports
 
     st = state()
-    return reports.value(st.engine, st.settings, start, end, frame=frame, reads=reads)
+    return reports.value(st.engine, st.settings, start, end, frame=frame)
 
 
 def _drift(start, end, frame: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -396,8 +395,6 @@ def _clean(value: Any) -> Any:
 def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
     """Every section of the page, or ``only`` the one a CSV download needs (the others
     are marked not computed, so their tables are absent)."""
-    from service import reports
-
     start, end = period["start"], period["end"]
     engine = state().engine
 
@@ -420,23 +417,16 @@ def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
         return version is not None and name in CACHED_SECTIONS
 
     out = {name: cache.get(key(name)) if kept(name) else None for name in wanted}
-    missing = [name for name, section in out.items() if section is None]
-    with _cyclic_gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="vea-dashboard") as side:
-        # What the value report reads beside the decisions, read meanwhile in a second
-        # thread: both reads mostly wait on the database (SQLite searches its rows
-        # without holding the interpreter's lock), so a second core takes this one.
-        value_reads = (
-            side.submit(reports.value_reads, engine, start, end) if "value" in missing else None
-        )
-        computations = {
-            "value": lambda: _value(start, end, period_decisions(), value_reads.result()),
-            "trend": lambda: _trend(start, end, period_decisions()),
-            "drift": lambda: _drift(start, end, period_decisions()),
-            "organic": lambda: _organic(start, end, period_decisions()),
-            "pools": _pools,
-            "models": _models,
-        }
-        for name in missing:
+    computations = {
+        "value": lambda: _value(start, end, period_decisions()),
+        "trend": lambda: _trend(start, end, period_decisions()),
+        "drift": lambda: _drift(start, end, period_decisions()),
+        "organic": lambda: _organic(start, end, period_decisions()),
+        "pools": _pools,
+        "models": _models,
+    }
+    with _cyclic_gc_paused():
+        for name in [name for name, section in out.items() if section is None]:
             out[name] = _section(name, computations[name])
             if kept(name) and out[name]["available"]:
                 cache.put(key(name), out[name])
