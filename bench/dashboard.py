@@ -12,7 +12,7 @@ outcome, one in ten decided by a shadow challenger too, and churn, renewal and u
 events for some of the customers. "cold" is a worker that has not kept the sections
 (``service.web.dashboard._SectionCache``); "kept" the same page or table seen again with
 no new data. The cold page is timed ``--repeat`` times (best and median). Each figure
-is wall seconds and this process's CPU seconds (both threads): on a machine shared with
+is wall seconds and this process's CPU seconds: on a machine shared with
 other jobs the wall time swings with their load, the CPU time much less (PostgreSQL's
 own work is in the wall time only). Then the query plan of the data version every view
 asks (``_data_version``: index searches only, whatever the size). ``--profile N``
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if engine.dialect.name == "postgresql":
             with engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE")  # as autovacuum would after a bulk load
+                conn.commit()
         _, key = create_key(engine, "manager", "bench")
         figures.append(("decision_frame", timed(lambda: decision_frame(engine))[0]))
         plan = data_version_plan(engine)
