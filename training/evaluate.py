@@ -28,13 +28,14 @@ from training.fit import apply_reward, net_rewards, openness_weights, reward_rec
 from training.loading import action_codes, attempted, contact_policy_allowed
 from training.metrics import classification_metrics, qini_curve
 from training.ope import (
-    Estimate,
     deterministic_probs,
     diagnostics,
     evaluate_policy,
+    mean_value,
 )
 from training.overlap import seen_share
 from training.report_html import derived_warnings, in_sample_warning
+from training.retrain import customers_of
 from training.score import score_arrays
 from training.spec import Spec
 
@@ -47,12 +48,11 @@ def _shares(actions: np.ndarray) -> dict[str, float]:
     return {a: float(c) for a, c in zip(ACTIONS, counts, strict=True)}
 
 
-def _observed(rewards: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
+def _observed(
+    rewards: np.ndarray, n_boot: int, seed: int, clusters: np.ndarray | None
+) -> dict[str, Any]:
     """On-policy value of the logging policy: the mean logged reward, bootstrap CI."""
-    rng = np.random.default_rng(seed)
-    boots = [rewards[rng.integers(0, len(rewards), len(rewards))].mean() for _ in range(n_boot)]
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    est = Estimate(float(rewards.mean()), float(lo), float(hi), len(rewards)).to_dict()
+    est = mean_value(rewards, n_boot=n_boot, seed=seed, clusters=clusters).to_dict()
     return {"ips": est, "snips": est, "dr": est}
 
 
@@ -168,6 +168,9 @@ def evaluate_bundle(
             weights=1.0 / propensity[rows],
         )
 
+    # A customer's contacts share the customer: resampled together, or every interval is
+    # too narrow on a live log where customers recur.
+    customers = customers_of(frame)
     # As the model would serve: within what the contact policy allowed (a vea export says).
     chosen = choose_actions(values, contact_policy_allowed(frame))
     policies: dict[str, np.ndarray] = {"model": deterministic_probs(chosen, K)}
@@ -176,7 +179,14 @@ def evaluate_bundle(
         if seen[code]:
             target = deterministic_probs(np.full(len(frame), code), K)
             constant[action] = evaluate_policy(
-                rewards, actions, propensity, target, q_hat=q_hat, n_boot=n_boot, seed=seed
+                rewards,
+                actions,
+                propensity,
+                target,
+                q_hat=q_hat,
+                n_boot=n_boot,
+                seed=seed,
+                clusters=customers,
             )["dr"].to_dict()
             policies[f"always:{action}"] = target
     best_single = max(constant, key=lambda a: constant[a]["value"])
@@ -191,7 +201,14 @@ def evaluate_bundle(
             **{
                 k: v.to_dict()
                 for k, v in evaluate_policy(
-                    rewards, actions, propensity, target, q_hat=q_hat, n_boot=n_boot, seed=seed
+                    rewards,
+                    actions,
+                    propensity,
+                    target,
+                    q_hat=q_hat,
+                    n_boot=n_boot,
+                    seed=seed,
+                    clusters=customers,
                 ).items()
             },
             "diagnostics": diagnostics(actions, propensity, target),
@@ -201,7 +218,7 @@ def evaluate_bundle(
         if truth is not None:
             entry["true"] = true_value(truth, target, bundle)
         result["policy_value"][name] = entry
-    result["policy_value"]["logging"] = _observed(rewards, n_boot, seed)
+    result["policy_value"]["logging"] = _observed(rewards, n_boot, seed, customers)
     result["action_shares"] = {"model": _shares(chosen), "logging": _shares(actions)}
     if truth is not None:
         result.update(oracle_comparison(truth, chosen, actions, bundle, result))

@@ -379,6 +379,22 @@ def evaluate_policy(
     return {name: Estimate(*e, n) for name, e in zip(names, est, strict=True)}
 
 
+def mean_value(
+    values: np.ndarray,
+    n_boot: int = 500,
+    seed: int = 0,
+    alpha: float = 0.05,
+    clusters: Sequence[Any] | np.ndarray | None = None,
+) -> Estimate:
+    """The mean of ``values`` (the logging policy's own value: its mean logged reward)
+    with the BCa interval of the policies' values, from resamples of the same clusters."""
+    _check_boot(n_boot, alpha)
+    v = np.asarray(values, dtype=np.float64)
+    sums, rows = _cluster_sums(v[None, :], clusters)
+    (value, lo, hi) = _ratio_estimates(sums, rows[None, :], n_boot, seed, alpha)[0]
+    return Estimate(value, lo, hi, v.shape[0])
+
+
 def compare_policies(
     rewards: np.ndarray,
     logged_actions: np.ndarray,

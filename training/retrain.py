@@ -289,8 +289,17 @@ def cross_fitted_values(
 
 
 def customers_of(frame: pd.DataFrame) -> np.ndarray | None:
-    """Customer per row: customers recur in a live log, so bootstraps resample them."""
-    return frame["customer_id"].astype(str).to_numpy() if "customer_id" in frame else None
+    """Customer per row: customers recur in a live log, so bootstraps resample them. A
+    row without a customer id is a customer of its own (not one customer of them all)."""
+    if "customer_id" not in frame:
+        return None
+    ids = frame["customer_id"]
+    keys = ids.astype(str).to_numpy(dtype=object)
+    missing = ids.isna().to_numpy()
+    if missing.any():
+        # A NUL cannot be in a stored or read customer id: these never meet a real one.
+        keys[missing] = [f"\0row {i}" for i in np.flatnonzero(missing)]
+    return keys
 
 
 @dataclass(frozen=True)
