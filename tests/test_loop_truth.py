@@ -377,7 +377,7 @@ def test_retrain_promotes_a_truly_better_challenger_and_refuses_a_worse_one(
     assert result.exit_code == 0, result.output
     event = next(e for e in reversed(registry.history()) if e["event"] == "gate")
     assert event["diagnostics"]["unsupported_mass"] <= 0.05, event["reason"]
-    assert event["decision"] == "promote", event["reason"]
+    assert event["decision"] == "promote", (event["reason"], event.get("improvement"))
     assert registry.champion() == event["challenger"]
     assert true_value(event["challenger"]) > true_value(served["champion"]) + 0.5
 

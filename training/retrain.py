@@ -239,19 +239,26 @@ def greedy_actions(bundle: ModelBundle, frame: pd.DataFrame, economics: Economic
 
 
 def customer_folds(frame: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
-    """Fold of every row by a hash of its customer (all of a customer's rows together)."""
-    keys = (
-        frame["customer_id"].astype(str)
-        if "customer_id" in frame
-        else pd.Series(np.arange(len(frame)).astype(str))
-    )
-    return np.array(
+    """Fold of every row, all of a customer's rows in one fold: a hash of seed and
+    customer modulo ``folds``. That leaves a fold empty for about half the logs of ten
+    customers: then the customers are dealt round the folds in their hash order instead,
+    so none is empty while there are at least ``folds`` customers. (Only then: the same
+    seed keeps giving a log the folds, and so the gate decision, it gave before.) A row
+    without a customer id is a customer of its own."""
+    customers = customers_of(frame)
+    keys = np.arange(len(frame)).astype(str) if customers is None else customers.astype(str)
+    distinct, customer_of_row = np.unique(keys, return_inverse=True)
+    draws = np.array(
         [
-            int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:4], "big") % folds
-            for k in keys
+            int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:4], "big")
+            for k in distinct
         ],
         dtype=np.int64,
     )
+    fold_of_customer = draws % folds
+    if len(np.unique(fold_of_customer)) < min(folds, len(distinct)):
+        fold_of_customer[np.argsort(draws, kind="stable")] = np.arange(len(distinct)) % folds
+    return fold_of_customer[customer_of_row.reshape(-1)]
 
 
 def reward_model(frame: pd.DataFrame, seed: int, num_threads: int) -> Callable:
@@ -410,7 +417,13 @@ def gate(
         )
     fold_of = customer_folds(frame, folds, seed)
     if len(np.unique(fold_of)) < folds:
-        raise ValueError("too few customers to cross-fit the gate")
+        ids = customers_of(frame)
+        customers = n if ids is None else len(np.unique(ids.astype(str)))
+        raise DataError(
+            f"too few customers to judge the challenger: the log's {n} contacts come from "
+            f"{customers} customers, and the gate cross-fits over {folds} customer folds "
+            "(a customer's contacts stay in one)"
+        )
     champ = greedy_actions(champion, frame, economics)
     chall = np.empty(n, dtype=np.int64)
     for f in range(folds):
