@@ -14,6 +14,7 @@ whole, so a backup file is either whole or absent, and never replaces a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -49,7 +50,7 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
     if not Path(source).is_file():
         raise ValueError(f"no SQLite database at {source}: run vea db upgrade first")
     out = _new_file(out)
-    partial = _partial(out)
+    partial = _private_partial(out)
     # Read-only source: a backup must not create or change the live database.
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30.0)
     dst = sqlite3.connect(partial)
@@ -99,21 +100,28 @@ def backup_postgresql(database_url: str, out: Path) -> dict[str, int]:
     if pg_dump is None:
         raise ValueError(PG_DUMP_MISSING)
     out = _new_file(out)
-    partial = _partial(out)
     engine = make_engine(database_url, pool_size=1)
+    partial = _private_partial(out)
     try:
         # The snapshot is exported by a transaction that stays open while pg_dump runs:
         # the counts and the dump see the same rows.
-        with (
-            engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn,
-            conn.begin(),
-        ):
-            snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
-            counts = _row_counts(conn)
-            argv, env = pg_dump_invocation(engine, pg_dump, partial, snapshot)
-            done = subprocess.run(  # nosec B603 # pg_dump, argv built here, no shell
-                argv, env=env, capture_output=True, text=True, check=False
-            )
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+            exporting = conn.begin()
+            try:
+                # The transaction idles while pg_dump runs: a server's (or role's)
+                # idle_in_transaction_session_timeout would end it, and the backup with
+                # it. pg_dump lifts both timeouts for its own session too.
+                conn.execute(sa.text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+                conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+                snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+                counts = _row_counts(conn)
+                argv, env = pg_dump_invocation(engine, pg_dump, partial, snapshot)
+                done = _run_pg_dump(argv, env)
+            finally:
+                # pg_dump took the snapshot when it started: once it is done, how this
+                # read-only transaction ends cannot spoil the dump.
+                with contextlib.suppress(DBAPIError):
+                    exporting.rollback()
         if done.returncode != 0:
             said = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
             raise ValueError(f"pg_dump failed, nothing was written: {said}")
@@ -126,6 +134,15 @@ def backup_postgresql(database_url: str, out: Path) -> dict[str, int]:
         partial.unlink(missing_ok=True)
         engine.dispose()
     return counts
+
+
+def _run_pg_dump(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(  # nosec B603 # pg_dump, argv built here, no shell
+            argv, env=env, capture_output=True, text=True, errors="replace", check=False
+        )
+    except OSError as exc:  # found on PATH, yet not runnable (permissions, a bad binary)
+        raise ValueError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
 
 
 def pg_dump_invocation(
@@ -180,6 +197,15 @@ def _partial(out: Path) -> Path:
     """Where the backup is written until it is whole (per process: two backups at once
     never write one file)."""
     return out.with_name(f".{out.name}.{os.getpid()}.partial")
+
+
+def _private_partial(out: Path) -> Path:
+    """The partial file, created empty and readable by its owner only: a backup holds
+    customer data, and the umask's usual 0644 would let every local user read it.
+    (SQLite and pg_dump write into the file as it is, keeping its mode.)"""
+    partial = _partial(out)
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return partial
 
 
 def _place(partial: Path, out: Path) -> None:

@@ -114,6 +114,8 @@ def test_backup_copies_a_live_sqlite_database_whole(tmp_path):
         assert done.exit_code == 0, done.output
         assert "1 api_keys" in done.output and "0 decisions" in done.output
         assert "0 surveys" in done.output
+        # It holds customer data: readable by its owner only, whatever the umask.
+        assert out.stat().st_mode & 0o777 == 0o600
         create_key(live, "desktop")  # after the backup: not in the copy
 
         again = run(env, "db", "backup", "--out", str(out))
@@ -312,6 +314,48 @@ def test_backup_gives_pg_dump_the_password_in_its_environment_only(
     assert "--format=custom" in given and f"user={role}" in given
     assert password not in given and quote(password, safe="") not in given
     assert password not in done.output
+
+
+def _pg_dump_behind(tmp_path: Path, script: str) -> dict[str, str]:
+    """PATH with a ``pg_dump`` of ``script`` (a shell script) in front."""
+    shim = tmp_path / "bin"
+    shim.mkdir(exist_ok=True)
+    (shim / "pg_dump").write_text(script)
+    (shim / "pg_dump").chmod(0o755)
+    return {"PATH": f"{shim}:{os.environ['PATH']}"}
+
+
+@pytest.mark.postgres
+def test_a_dump_outlasting_the_idle_in_transaction_timeout_is_whole(
+    postgres, pg_database, tmp_path
+):
+    """The transaction holding the snapshot idles while pg_dump runs: a server that ends
+    sessions idle in a transaction (hardened and managed servers do) ended it, and the
+    backup failed every night once the dump took longer than that."""
+    database = make_url(pg_database).database
+    with _superuser(postgres) as conn:
+        conn.execute(
+            f"ALTER DATABASE \"{database}\" SET idle_in_transaction_session_timeout = '1s'"
+        )
+    slow = f'#!/bin/sh\nsleep 3\nexec {shutil.which("pg_dump")} "$@"\n'
+    env = {"VEA_DATABASE_URL": pg_database, **_pg_dump_behind(tmp_path, slow)}
+    out = tmp_path / "vea.dump"
+    done = run(env, "db", "backup", "--out", str(out))
+    assert done.exit_code == 0, done.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    restored_url = _restore(postgres, out)
+    with _superuser(postgres) as conn:
+        conn.execute(f'DROP DATABASE "{make_url(restored_url).database}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_a_pg_dump_that_cannot_run_is_one_line(pg_database, tmp_path):
+    broken = "#!/nonexistent/interpreter\n"
+    env = {"VEA_DATABASE_URL": pg_database, **_pg_dump_behind(tmp_path, broken)}
+    answer = run(env, "db", "backup", "--out", str(tmp_path / "vea.dump"))
+    assert answer.exit_code == 1
+    assert "cannot run" in answer.output and "Traceback" not in answer.output
+    assert not list(tmp_path.glob("*vea.dump*"))
 
 
 @pytest.mark.postgres
