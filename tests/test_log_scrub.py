@@ -297,13 +297,14 @@ def test_the_cli_reports_a_database_error_without_the_statements_data(
     upgrade(url)
     engine = make_engine(url)
     with engine.begin() as conn:
-        # Statement-level: fires with no row to delete, the customer id in the parameters.
+        # Statement-level: fires with no row to delete, the customer id in the parameters
+        # (an erasure deletes the customer's events by id whatever else it finds).
         conn.exec_driver_sql(
             "CREATE FUNCTION refuse_erasure() RETURNS trigger LANGUAGE plpgsql AS $$ "
             "BEGIN RAISE EXCEPTION 'erasure refused' USING ERRCODE = 'XX000'; END $$"
         )
         conn.exec_driver_sql(
-            "CREATE TRIGGER refuse_erasure BEFORE DELETE ON decisions "
+            "CREATE TRIGGER refuse_erasure BEFORE DELETE ON customer_events "
             "FOR EACH STATEMENT EXECUTE FUNCTION refuse_erasure()"
         )
     engine.dispose()
