@@ -72,6 +72,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 KEY_PREFIX = "vea_"
 # How long a key verified earlier is trusted while the database cannot be reached.
 STALE_GRACE_S = 3600.0
+# The revoked and expiring keys a blocked address is checked against are read at most
+# this often, even with the key cache off.
+DEAD_KEYS_MIN_READ_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,9 @@ class KeyStore:
         once its budget is gone). The key table is small: administrators create its rows."""
         now = self._clock()
         with self._lock:
-            if now - self._dead_read_at < self._cache_s:
+            # At least a second apart: with the key cache off (VEA_KEY_CACHE_S=0) a
+            # blocked address would otherwise cost a query per guess.
+            if now - self._dead_read_at < max(self._cache_s, DEAD_KEYS_MIN_READ_S):
                 return self._dead
             self._dead_read_at = now  # other threads use the last read meanwhile
         try:
