@@ -193,3 +193,52 @@ def test_upgrade_from_0008_adds_surveys_beside_stored_outcomes(fresh_url):
         assert "surveys" not in sa.inspect(conn).get_table_names()
         assert conn.execute(sa.text("SELECT csat FROM outcomes")).scalar() == 4
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_an_invalid_index_left_by_a_failed_concurrent_build_is_built_again(postgres, tmp_path):
+    """The operator builds 0015's index CONCURRENTLY first, as its docstring says, and the
+    build fails (here: a unique index over equal times), leaving an INVALID index of that
+    name. The upgrade must not keep it: the planner ignores it, and every dashboard view
+    would read the decisions whole again."""
+    from datetime import datetime
+
+    url = postgres.create_database(f"vea_invalid_ix_{tmp_path.name[-12:].lower()}")
+    upgrade(url, "0014")
+    engine = make_engine(url)
+    at = datetime(2026, 1, 2, 3, 4, 5)
+    with engine.begin() as conn:
+        for n in (1, 2):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO decisions (decision_id, interaction_id, customer_id, "
+                    "occurred_at, created_at, features, suggested_activity, propensity, "
+                    "model_version, openness, response) VALUES (:id, :id, 'c1', :at, :at, "
+                    "'{}', 'educate_usage', 1.0, 'm1', 0.5, '{}')"
+                ),
+                {"id": f"d{n}", "at": at},
+            )
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+        pytest.raises(sa.exc.IntegrityError),
+    ):
+        conn.exec_driver_sql(
+            "CREATE UNIQUE INDEX CONCURRENTLY ix_decisions_created_at ON decisions (created_at)"
+        )
+
+    def valid() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT i.indisvalid FROM pg_index i JOIN pg_class c "
+                    "ON c.oid = i.indexrelid WHERE c.relname = 'ix_decisions_created_at'"
+                )
+            ).scalar_one()
+
+    try:
+        assert not valid()
+        upgrade(url)
+        assert valid()
+        assert _differences(url) == []  # the declared index: not unique
+    finally:
+        engine.dispose()

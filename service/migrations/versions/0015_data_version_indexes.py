@@ -12,7 +12,8 @@ read, by every view of the dashboard.
 
 Building an index blocks writes to its table for as long as it takes. On large
 PostgreSQL tables build them first without blocking, then upgrade (this migration keeps
-an index that already exists):
+an index that already exists, unless it is INVALID: a CONCURRENTLY build that failed or
+was cancelled leaves one, which no query reads; it is then dropped and built again):
 
     CREATE INDEX CONCURRENTLY ix_decisions_created_at ON decisions (created_at);
     CREATE INDEX CONCURRENTLY ix_outcomes_recorded_at ON outcomes (recorded_at);
@@ -23,6 +24,7 @@ Revises: 0014
 Create Date: 2026-11-29
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
@@ -39,7 +41,25 @@ INDEXES = (
 
 def upgrade() -> None:
     for name, table, column in INDEXES:
+        if _invalid(name):
+            op.drop_index(name, table_name=table)
         op.create_index(name, table, [column], if_not_exists=True)
+
+
+def _invalid(name: str) -> bool:
+    """An index of that name that PostgreSQL marks INVALID (its planner ignores it)."""
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return False
+    return bool(
+        bind.execute(
+            sa.text(
+                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = :name AND pg_table_is_visible(c.oid)"
+            ),
+            {"name": name},
+        ).scalar()
+    )
 
 
 def downgrade() -> None:
