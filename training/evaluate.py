@@ -173,12 +173,17 @@ def evaluate_bundle(
     customers = customers_of(frame)
     # As the model would serve: within what the contact policy allowed (a vea export says).
     chosen = choose_actions(values, contact_policy_allowed(frame))
-    policies: dict[str, np.ndarray] = {"model": deterministic_probs(chosen, K)}
-    constant: dict[str, dict[str, Any]] = {}
+    targets: dict[str, np.ndarray] = {"model": deterministic_probs(chosen, K)}
     for code, action in enumerate(ACTIONS):
         if seen[code]:
-            target = deterministic_probs(np.full(len(frame), code), K)
-            constant[action] = evaluate_policy(
+            targets[f"always:{action}"] = deterministic_probs(np.full(len(frame), code), K)
+    random_target = np.zeros((len(frame), K))
+    random_target[:, seen] = 1.0 / seen.sum()
+    targets["random"] = random_target
+    values_of = {
+        name: {
+            k: v.to_dict()
+            for k, v in evaluate_policy(
                 rewards,
                 actions,
                 propensity,
@@ -187,32 +192,23 @@ def evaluate_bundle(
                 n_boot=n_boot,
                 seed=seed,
                 clusters=customers,
-            )["dr"].to_dict()
-            policies[f"always:{action}"] = target
-    best_single = max(constant, key=lambda a: constant[a]["value"])
-    policies["best_single"] = policies[f"always:{best_single}"]
-    random_target = np.zeros((len(frame), K))
-    random_target[:, seen] = 1.0 / seen.sum()
+            ).items()
+        }
+        for name, target in targets.items()
+    }
+    best_single = max(
+        (name.removeprefix("always:") for name in targets if name.startswith("always:")),
+        key=lambda action: values_of[f"always:{action}"]["dr"]["value"],
+    )
+    values_of["best_single"] = values_of[f"always:{best_single}"]
+    # The report's order: the model, each activity, the best of them, random.
+    policies = {name: t for name, t in targets.items() if name != "random"}
+    policies["best_single"] = targets[f"always:{best_single}"]
     policies["random"] = random_target
 
     result["policy_value"] = {}
     for name, target in policies.items():
-        entry = {
-            **{
-                k: v.to_dict()
-                for k, v in evaluate_policy(
-                    rewards,
-                    actions,
-                    propensity,
-                    target,
-                    q_hat=q_hat,
-                    n_boot=n_boot,
-                    seed=seed,
-                    clusters=customers,
-                ).items()
-            },
-            "diagnostics": diagnostics(actions, propensity, target),
-        }
+        entry = {**values_of[name], "diagnostics": diagnostics(actions, propensity, target)}
         if name == "best_single":
             entry["label"] = f"best single activity ({best_single})"
         if truth is not None:
