@@ -210,8 +210,11 @@ class Page(NamedTuple):
 
 def encode_cursor(event_id: int) -> str:
     """The position after an event, for the next page (opaque to clients)."""
-    raw = f"{_CURSOR_PREFIX}{event_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _opaque(f"{_CURSOR_PREFIX}{event_id}")
+
+
+def _opaque(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> Position:
@@ -328,5 +331,4 @@ def _encode_position(position: Position) -> str:
     it keeps meaning the same place)."""
     if position.occurred_at is None:
         return encode_cursor(position.event_id)
-    raw = f"{position.occurred_at.isoformat(timespec='microseconds')}|{position.event_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _opaque(f"{position.occurred_at.isoformat(timespec='microseconds')}|{position.event_id}")

@@ -56,16 +56,16 @@ def _delete(
     deleted = {"decisions": 0, "outcomes": 0, "surveys": 0}
     with begin_write(engine) as conn:
         for batch in _locked_decisions(conn, decision_filter):
-            deleted["outcomes"] += conn.execute(
-                outcomes.delete().where(_in_batch(conn, outcomes.c.decision_id, batch))
-            ).rowcount
-            # Explicitly, not by the foreign key's cascade: the count is answered and audited.
-            deleted["surveys"] += conn.execute(
-                surveys.delete().where(_in_batch(conn, surveys.c.decision_id, batch))
-            ).rowcount
-            deleted["decisions"] += conn.execute(
-                decisions.delete().where(_in_batch(conn, decisions.c.decision_id, batch))
-            ).rowcount
+            # Outcomes and surveys explicitly, not by the foreign key's cascade: the count
+            # is answered and audited.
+            for name, table in (
+                ("outcomes", outcomes),
+                ("surveys", surveys),
+                ("decisions", decisions),
+            ):
+                deleted[name] += conn.execute(
+                    table.delete().where(_in_batch(conn, table.c.decision_id, batch))
+                ).rowcount
         deleted_events = conn.execute(customer_events.delete().where(event_filter)).rowcount
         counts = {**deleted, "events": deleted_events}
         actor, action, target = audit_event

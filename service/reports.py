@@ -5,7 +5,6 @@ to the pure computations (``models.value_report``, ``models.drift``,
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -132,22 +131,6 @@ def organic(
     return {"period": {"from": _iso(start), "to": _iso(end)}, **report}
 
 
-@dataclass(frozen=True)
-class ValueReads:
-    """What the value report reads beside the period's decisions: the stored answers of
-    the decisions a shadow also decided (``shadow_inputs``) and the decisions whose
-    survey answers wait for their outcome (``surveys_pending``)."""
-
-    shadow: pd.DataFrame
-    surveys_pending: int
-
-
-def value_reads(engine, start: datetime | None, end: datetime | None) -> ValueReads:
-    """``ValueReads`` of the period: independent of ``decision_frame``, so a caller can
-    read them while it reads the decisions (the dashboard does, in a second thread)."""
-    return ValueReads(shadow_inputs(engine, start, end), surveys_pending(engine, start, end))
-
-
 def value(
     engine,
     settings: Settings,
@@ -155,16 +138,12 @@ def value(
     end: datetime | None,
     reward: Reward | None = None,
     frame: pd.DataFrame | None = None,
-    reads: ValueReads | None = None,
 ) -> dict[str, Any]:
     """The value report of the period; ``frame``: its ``decision_frame`` when the caller
-    has already loaded it (the dashboard shares one between its sections), ``reads``
-    its ``value_reads`` (else each is read when needed)."""
+    has already loaded it (the dashboard shares one between its sections)."""
     if frame is None:
         frame = decision_frame(engine, start, end)
-    shadow = _shadow(
-        engine, settings, frame, start, end, reads.shadow if reads is not None else None
-    )
+    shadow = _shadow(engine, settings, frame, start, end)
     report = value_report(
         FrameColumns(frame),
         value_settings(settings, reward),
@@ -173,12 +152,7 @@ def value(
     )
     # Answers the survey system sent for contacts whose outcome is still missing: not in
     # any figure yet (a contact counts from its outcome), but a manager should see them.
-    waiting = 0
-    if report["pending"]:
-        waiting = (
-            reads.surveys_pending if reads is not None else surveys_pending(engine, start, end)
-        )
-    report["surveys_pending"] = waiting
+    report["surveys_pending"] = surveys_pending(engine, start, end) if report["pending"] else 0
     return report
 
 
@@ -196,17 +170,12 @@ def _economics_of(settings: Settings, versions) -> dict[str, Economics]:
     return out
 
 
-def _shadow(
-    engine, settings: Settings, frame, start, end, stored: pd.DataFrame | None = None
-) -> dict[str, Any] | None:
+def _shadow(engine, settings: Settings, frame, start, end) -> dict[str, Any] | None:
     """Inputs of the report's shadow comparison, aligned with ``frame`` (None without
-    any shadow decision in the period); ``stored``: the period's ``shadow_inputs`` when
-    already read."""
+    any shadow decision in the period)."""
     if frame.empty or not frame["shadow_activity"].notna().any():
         return None
-    if stored is None:
-        stored = shadow_inputs(engine, start, end)
-    extra = stored.set_index("decision_id")
+    extra = shadow_inputs(engine, start, end).set_index("decision_id")
     n, k = len(frame), len(ACTIONS)
     q = np.full((n, k), np.nan)
     supported = np.zeros((n, k), dtype=bool)
