@@ -252,6 +252,56 @@ def is_unavailable(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, UNAVAILABLE_ERRORS)
 
 
+def error_name(exc: BaseException) -> str:
+    """The class of a database error as the driver told it ("InsufficientPrivilege",
+    "UndefinedTable"), for logs: SQLAlchemy's wrapper class alone ("ProgrammingError")
+    does not tell a missing grant from a missing table."""
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
+# What the service's requests write, table by table: a role the database refuses one of
+# these answers every such request 503 (stored nothing), though it still reads.
+REQUEST_WRITES = {
+    "decisions": ("SELECT", "INSERT", "UPDATE"),
+    "outcomes": ("SELECT", "INSERT", "UPDATE"),
+    "surveys": ("SELECT", "INSERT", "UPDATE"),
+    "customer_events": ("SELECT", "INSERT"),
+    "audit_events": ("SELECT", "INSERT"),
+    "api_keys": ("SELECT",),
+    "rate_limit_buckets": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "page_sessions": ("SELECT", "INSERT", "DELETE"),
+    "pool_availability": ("SELECT", "INSERT", "UPDATE"),
+}
+# The tables whose ids come from a sequence (PostgreSQL): inserting takes its USAGE.
+SEQUENCED = ("customer_events", "audit_events")
+
+
+def missing_privileges(conn: sa.Connection) -> list[str]:
+    """The privileges of ``REQUEST_WRITES`` this connection's PostgreSQL role lacks, as
+    "INSERT on decisions" (empty when it has them all, and on SQLite, whose file access
+    the operating system decides). One query: a readiness probe may ask every second."""
+    if conn.dialect.name != "postgresql":
+        return []
+    pairs = [(table, p) for table, privileges in REQUEST_WRITES.items() for p in privileges]
+    pairs += [(table, "USAGE") for table in SEQUENCED]
+    tables = [t for t, _ in pairs]
+    privileges = [p for _, p in pairs]
+    rows = conn.execute(
+        sa.text(
+            "SELECT t.name, t.privilege FROM unnest(CAST(:tables AS text[]), "
+            "CAST(:privileges AS text[])) AS t(name, privilege) "
+            "WHERE NOT CASE WHEN t.privilege = 'USAGE' THEN "
+            "coalesce(has_sequence_privilege(pg_get_serial_sequence(t.name, 'id'), 'USAGE'), true) "
+            "ELSE has_table_privilege(t.name, t.privilege) END"
+        ),
+        {"tables": tables, "privileges": privileges},
+    ).all()
+    return [
+        f"{privilege} on {name}" if privilege != "USAGE" else f"USAGE on {name}'s id sequence"
+        for name, privilege in rows
+    ]
+
+
 def utcnow() -> datetime:
     """Naive UTC, the form every timestamp column holds."""
     return datetime.now(UTC).replace(tzinfo=None)

@@ -29,6 +29,7 @@ from service.db import (
     begin_write,
     customer_events,
     decisions,
+    error_name,
     is_unavailable,
     iso_utc,
     outcomes,
@@ -154,7 +155,7 @@ def decide(state: State, body: dict[str, Any], key_id: str | None) -> tuple[dict
         # PoolTimeout: every pooled connection busy for the pool's timeout (overload).
         if isinstance(exc, DBAPIError) and not is_unavailable(exc):
             raise
-        log.error("database unavailable for a decision", extra={"error": type(exc).__name__})
+        log.error("database unavailable for a decision", extra={"error": error_name(exc)})
         state.metrics.degraded.labels(reason="database").inc()
         answer, _ = _compute(state, body, [], occurred_at, now, key_id, stored=False)
         state.metrics.child(state.metrics.decisions, answer["suggested_activity"]).inc()

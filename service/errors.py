@@ -72,14 +72,14 @@ class ErrorSchema(ma.Schema):
 def unavailable_as_503(message: str, retry_after_s: float) -> Iterator[None]:
     """A database that cannot be reached inside the block answers 503 with Retry-After
     (the caller retries); any other database error still propagates."""
-    from service.db import is_unavailable
+    from service.db import error_name, is_unavailable
 
     try:
         yield
     except DBAPIError as exc:
         if not is_unavailable(exc):
             raise
-        log.error(message, extra={"error": type(exc).__name__})
+        log.error(message, extra={"error": error_name(exc)})
         raise ApiError(503, message, headers={"Retry-After": str(retry_after_s)}) from None
 
 

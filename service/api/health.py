@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.api.common import RETRY_AFTER, Blueprint
-from service.db import READ_ONLY, migration_revisions
+from service.db import READ_ONLY, error_name, migration_revisions, missing_privileges
 from service.errors import ApiError
 from service.schemas import HealthSchema, ReadySchema
 from service.state import state
@@ -75,12 +75,19 @@ def blueprint() -> Blueprint:
         try:
             with st.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
                 revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-            schema_ok, detail = schema_check(revision, revisions)
-            checks["database"] = {"ok": schema_ok, "detail": detail}
+                schema_ok, detail = schema_check(revision, revisions)
+                missing = missing_privileges(conn) if schema_ok else []
+            checks["database"] = {"ok": schema_ok and not missing, "detail": detail}
             if not schema_ok:
                 reasons.append(f"{detail}: run `vea db upgrade`")
+            elif missing:
+                # Reached and migrated, but every write would answer 503: not ready, and
+                # said as what it is (a grant to fix), not as an outage.
+                detail = "the database role lacks " + ", ".join(missing)
+                checks["database"]["detail"] = detail
+                reasons.append(f"{detail}: grant them to the service's role")
         except DBAPIError as exc:
-            detail = f"database unavailable or not migrated ({type(exc.orig).__name__})"
+            detail = f"database unavailable or not migrated ({error_name(exc)})"
             checks["database"] = {"ok": False, "detail": detail}
             reasons.append(detail + ": run `vea db upgrade` / check VEA_DATABASE_URL")
         except PoolTimeout:
