@@ -75,7 +75,7 @@ def _happened(value: datetime) -> None:
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _has_control(value: object) -> bool:
+def has_control_characters(value: object) -> bool:
     # A walk with its own stack, not recursion: a body nested a few hundred levels deep
     # (orjson reads up to 1024) exhausted Python's stack here, a 500 instead of a 422.
     pending = [value]
@@ -183,7 +183,7 @@ class Schema(ma.Schema):
     @pre_load
     def _refuse_control(self, data, **_kwargs):
         # Refused as bad input (422) rather than failing at insert time or in an export.
-        if _has_control(data):
+        if has_control_characters(data):
             raise ma.ValidationError(
                 "strings must not contain control characters (NUL, carriage return, ...)"
             )

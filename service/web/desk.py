@@ -41,7 +41,7 @@ from service import decisions as use_cases
 from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
 from service.errors import ApiError
 from service.logs import error_summary
-from service.schemas import DecisionRequestSchema, OutcomeRequestSchema
+from service.schemas import DecisionRequestSchema, OutcomeRequestSchema, has_control_characters
 from service.serving import build_decider
 from service.state import state
 from service.web import content
@@ -346,6 +346,8 @@ def decided_language(interaction_id: str) -> str | None:
 
 def stored_decision(decision_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(answer, features)`` of a stored decision, or None."""
+    if has_control_characters(decision_id):
+        return None  # never stored (PostgreSQL's text cannot even be compared with NUL)
     row = _read(
         sa.select(decisions.c.response, decisions.c.features, decisions.c.language).where(
             decisions.c.decision_id == decision_id
