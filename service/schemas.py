@@ -40,12 +40,15 @@ EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
 MAX_EXTRA_FEATURES = 50
 
 
+DATE_RANGE_MESSAGE = "must be a date between 1970 and 2199"
+
+
 def _plausible_time(value: datetime) -> None:
     """Times are refused outside 1970-2199: anything else is a client bug, and a year-1 or
     year-9999 time overflows the look-back arithmetic (history, events, reports) into a
     500 (found by the API fuzzer)."""
     if not 1970 <= value.year < 2200:
-        raise ma.ValidationError("must be a date between 1970 and 2199")
+        raise ma.ValidationError(DATE_RANGE_MESSAGE)
 
 
 class MillisecondTime(fields.AwareDateTime):

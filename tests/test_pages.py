@@ -477,6 +477,13 @@ def test_japanese_dashboard_explains_a_bad_period_in_japanese(manager_client):
     assert "開始日は終了日より前にしてください" in text
     english = manager_client.get("/dashboard?from=garbage&lang=en").get_data(as_text=True)
     assert "period: Not a valid datetime." in english
+    # A well-formed date out of range is told as such, not as a format to use.
+    for out_of_range in ("from=1969-12-31", "to=2200-01-01"):
+        text = manager_client.get(f"/dashboard?{out_of_range}&lang=ja").get_data(as_text=True)
+        assert "期間: 1970年から2199年までの日付にしてください" in text, out_of_range
+        assert "YYYY-MM-DD の形式" not in text
+        english = manager_client.get(f"/dashboard?{out_of_range}&lang=en").get_data(as_text=True)
+        assert "period: must be a date between 1970 and 2199" in english
 
 
 def test_cli_creates_manager_keys_that_open_the_dashboard(app, database_url):

@@ -204,6 +204,7 @@ LABELS: dict[str, dict[str, str]] = {
         "upgrade revenue and net value are lower bounds, and the difference may be off in "
         "either direction. Send the value with every upgrade.",
         "period_bad_date": "period: {detail}",
+        "period_date_range": "period: {detail}",
         "period_order": "period: 'from' must be before 'to'",
         "period_bad_preset": "period: {detail}",
     },
@@ -337,6 +338,8 @@ LABELS: dict[str, dict[str, str]] = {
         "送ってください。",
         # Python's own parse message is English: the Japanese page says what to type instead.
         "period_bad_date": "期間: 日付は YYYY-MM-DD の形式で指定してください"
+        "（既定の期間を表示しています）。",
+        "period_date_range": "期間: 1970年から2199年までの日付にしてください"
         "（既定の期間を表示しています）。",
         "period_order": "期間: 開始日は終了日より前にしてください（既定の期間を表示しています）。",
         "period_bad_preset": "期間: 7日・30日・90日・全期間から選んでください"

@@ -43,7 +43,7 @@ from service.db import (
 )
 from service.errors import ApiError
 from service.export import decision_frame
-from service.schemas import ReportQuerySchema
+from service.schemas import DATE_RANGE_MESSAGE, ReportQuerySchema
 from service.state import state
 from service.web import content
 from service.web.session import page_access
@@ -219,7 +219,9 @@ def read_period(
             start = _instant(fields["from_"], start_text, "from")
             end = _instant(fields["to"], end_text, "to")
         except _BadInstant as exc:
-            problem = PeriodProblem(exc.field, exc.detail, "period_bad_date")
+            # A year out of range is said as such: "use YYYY-MM-DD" would not be the fix.
+            label = "period_date_range" if exc.detail == DATE_RANGE_MESSAGE else "period_bad_date"
+            problem = PeriodProblem(exc.field, exc.detail, label)
         else:
             if end is not None and len(end_text.strip()) == len("YYYY-MM-DD"):
                 end += timedelta(days=1)

@@ -41,7 +41,12 @@ from service import decisions as use_cases
 from service.db import READ_ONLY, decisions, is_unavailable, iso_utc, outcomes
 from service.errors import ApiError
 from service.logs import error_summary
-from service.schemas import DecisionRequestSchema, OutcomeRequestSchema, has_control_characters
+from service.schemas import (
+    DATE_RANGE_MESSAGE,
+    DecisionRequestSchema,
+    OutcomeRequestSchema,
+    has_control_characters,
+)
 from service.serving import build_decider
 from service.state import state
 from service.web import content
@@ -722,7 +727,7 @@ def _validation_patterns() -> list[tuple[re.Pattern[str], str, dict[str, str]]]:
         (v.Length.message_all, "length_between", {}),
         (v.Length.message_equal, "length_equal", {}),
         (LANGUAGE_TAG_HINT, "language_tag", {}),
-        ("must be a date between 1970 and 2199", "date_range", {}),
+        (DATE_RANGE_MESSAGE, "date_range", {}),
         ("must not be in the future", "future", {}),
         ("strings must not contain control characters (NUL, carriage return, ...)", "control", {}),
     ]
