@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -76,6 +77,44 @@ MIN_LIFT = 10.0**-LIFT_DECIMALS
 
 class PoolError(ValueError):
     """A pools config or content catalogue that cannot be used; the message says why."""
+
+
+# --------------------------------------------------------------------------- ids
+# The rule of an id the API takes (an outcome's agent_id, a customer or interaction id:
+# service.schemas), here so that a pool member and an offline log's agent are held to it
+# too: a member the outcome endpoint would refuse as an agent_id could never be measured.
+MAX_ID = 128
+ID_RULES = "1-128 characters in Unicode NFC, no invisible characters, no padding spaces"
+# Control characters other than tab and line feed (refused in every string of a request).
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+# Unicode categories of characters that show as nothing: format (zero-width, bidi
+# controls, BOM), control (C1) and line separators.
+INVISIBLE = frozenset({"Cf", "Cc", "Zl", "Zp"})
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` is no id the API takes (None: it is one). Ids are compared as stored
+    (history, idempotency, pools by agent): the same text in another Unicode form, with an
+    invisible character or a padding space, would silently be another agent."""
+    if not 1 <= len(value) <= MAX_ID:
+        return f"must be 1-{MAX_ID} characters"
+    if CONTROL.search(value):
+        return "must not contain control characters (NUL, carriage return, ...)"
+    if value != value.strip():
+        return "must not begin or end with whitespace"
+    if value.isascii():
+        return None
+    if any(unicodedata.category(char) in INVISIBLE for char in value):
+        return (
+            "must not contain invisible characters (zero-width, bidirectional controls, "
+            "byte order mark, C1 controls, line separators)"
+        )
+    if not unicodedata.is_normalized("NFC", value):
+        return (
+            "must be in Unicode normalization form NFC (an accented letter as one "
+            "character, not a letter and a combining accent)"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,17 @@ from sqlalchemy.exc import IntegrityError
 
 from models.activities import VALUE_ACTIVITIES
 from models.matching import Availability, RoutingRules, expected_wait, wait_capacity
-from models.pools import ALL_AGENTS, GENERAL, PoolConfig, PoolError, name_in, parse_config
+from models.pools import (
+    ALL_AGENTS,
+    GENERAL,
+    PoolConfig,
+    PoolError,
+    id_problem,
+    name_in,
+    parse_config,
+)
 from models.proficiency import Rebuild, aggregate, estimate, rebuild_pools
+from models.schema import COLUMN_BY_NAME, Column
 from service import audit
 from service.db import (
     READ_ONLY,
@@ -282,6 +291,10 @@ def rebuild_answer(result: Rebuild, stored_: bool) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- offline log
+# A model's predicted success probability, as the rebuild reads it from a log.
+PROBABILITY = Column("probability", "float", minimum=0.0, maximum=1.0)
+
+
 def log_records(
     path: str, *, prob_column: str | None = None, bundle: Any = None
 ) -> list[tuple[str, str, float, float | None]]:
@@ -289,50 +302,163 @@ def log_records(
 
     The model's probability of each row's activity comes from ``prob_column``, else from
     ``p_<activity>`` columns (as ``vea score`` writes them), else from scoring the rows
-    with ``bundle`` (a loaded model bundle)."""
+    with ``bundle`` (a loaded model bundle).
+
+    Values are held to the canonical log's rules (``models.schema``) and agent ids to the
+    outcome endpoint's (``models.pools.id_problem``): ``PoolError`` naming the column and
+    the row (1-based, of the file's data rows) of the first bad value, and how many more,
+    rather than proficiencies made of a probability of 1.7 or a ve_success of 5."""
     import numpy as np
     import pandas as pd
 
     from models.activities import ACTIONS
 
-    frame = pd.read_parquet(path) if path.lower().endswith(".parquet") else pd.read_csv(path)
+    if path.lower().endswith(".parquet"):
+        frame = pd.read_parquet(path)
+    else:  # ids as written: agent 007 is not agent 7
+        frame = pd.read_csv(path, dtype={"agent_id": "string", "activity": "string"})
     missing = {"agent_id", "activity", "ve_success"} - set(frame.columns)
     if missing:
         raise PoolError(f"{path}: missing columns {sorted(missing)}")
-    keep = frame["activity"].isin(VALUE_ACTIVITIES) & frame["agent_id"].notna()
-    keep &= frame["ve_success"].notna()
+    frame = frame.reset_index(drop=True)
+    rows = np.arange(len(frame))  # each kept row's position in the file
+    check = _LogCheck(path)
+    check.values(frame["activity"], COLUMN_BY_NAME["activity"], rows, required=True)
+    success = check.values(frame["ve_success"], COLUMN_BY_NAME["ve_success"], rows)
+    offered = None
     if "offered" in frame.columns:
-        keep &= frame["offered"].fillna(1).astype(bool)
+        offered = check.values(frame["offered"], COLUMN_BY_NAME["offered"], rows)
+    agents = frame["agent_id"].astype("string")
+    check.ids(agents, "agent_id", rows)
+    keep = frame["activity"].isin(VALUE_ACTIVITIES).to_numpy(dtype=bool, na_value=False)
+    keep = keep & agents.notna().to_numpy() & ~np.isnan(success)
+    if offered is not None:
+        keep &= np.where(np.isnan(offered), 1.0, offered).astype(bool)
+    rows = rows[keep]
     frame = frame[keep].reset_index(drop=True)
-    activity = frame["activity"].to_numpy()
+    agents, success = agents[keep].reset_index(drop=True), success[keep]
+    activity = frame["activity"].astype(str).to_numpy()
     if prob_column is not None:
         if prob_column not in frame.columns:
             raise PoolError(f"{path}: no column {prob_column!r}")
-        predicted = frame[prob_column].to_numpy(dtype=float)
+        predicted = check.values(frame[prob_column], PROBABILITY, rows, name=prob_column)
+        check.present(predicted, prob_column, rows)
     elif all(f"p_{a}" in frame.columns for a in VALUE_ACTIVITIES):
-        table = frame[[f"p_{a}" for a in VALUE_ACTIVITIES]].to_numpy(dtype=float)
-        codes = pd.Index(VALUE_ACTIVITIES).get_indexer(activity)
-        predicted = table[np.arange(len(frame)), codes]
+        predicted = np.full(len(frame), np.nan)
+        for a in VALUE_ACTIVITIES:  # each row's own activity's column, named as such
+            mine = activity == a
+            values = frame[f"p_{a}"][mine]
+            predicted[mine] = check.values(values, PROBABILITY, rows[mine], name=f"p_{a}")
+            check.present(predicted[mine], f"p_{a}", rows[mine])
     elif bundle is not None:
         if bundle.ranker is None:
             raise PoolError("the model has no activity ranker: it cannot score activities")
-        success = bundle.ranker.predict_proba(bundle.encoder.transform(frame))
+        scored = bundle.ranker.predict_proba(bundle.encoder.transform(frame))
         codes = pd.Index(ACTIONS).get_indexer(activity)
-        predicted = success[np.arange(len(frame)), codes]
+        predicted = scored[np.arange(len(frame)), codes]
+        name = f"the model {bundle.version}'s probability"
+        check.values(pd.Series(predicted), PROBABILITY, rows, name=name)
+        check.present(predicted, name, rows)
     else:
         raise PoolError(
             f"{path}: no predicted probabilities: give --prob-column, p_<activity> columns "
             "(vea score) or --model"
         )
-    return list(
-        zip(
-            frame["agent_id"].astype(str),
-            activity,
-            frame["ve_success"].astype(float),
-            predicted,
-            strict=True,
+    return list(zip(agents.astype(str), activity, success, predicted, strict=True))
+
+
+class _LogCheck:
+    """The checks of ``log_records``: the first bad value of a column stops the rebuild
+    with one line naming the column, the row and what was found."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, name: str, rows: Any, bad: Any, what: str, values: Any = None) -> None:
+        import numpy as np
+
+        where = np.flatnonzero(np.asarray(bad, dtype=bool))
+        if not where.size:
+            return
+        first = int(where[0])
+        got = "" if values is None else f" (got {_shown(values.iloc[first])})"
+        more = f"; {where.size - 1} more rows like it" if where.size > 1 else ""
+        raise PoolError(
+            f"{self.path}: row {int(rows[first]) + 1}, column {name}: {what}{got}{more}"
         )
-    )
+
+    def values(
+        self, values: Any, column: Column, rows: Any, *, name: str = "", required: bool = False
+    ) -> Any:
+        """``values`` checked against ``column``'s rule; numbers as floats (NaN: empty)."""
+        import numpy as np
+        import pandas as pd
+
+        name = name or column.name
+        values = values.reset_index(drop=True)
+        present = values.notna().to_numpy()
+        if required:
+            self.fail(name, rows, ~present, "missing")
+        if column.kind == "category":
+            allowed = column.allowed or ()
+            unknown = present & ~values.isin(allowed).to_numpy(dtype=bool, na_value=False)
+            self.fail(
+                name, rows, unknown, f"unknown activity (use one of {', '.join(allowed)})", values
+            )
+            return values
+        if pd.api.types.is_bool_dtype(values):
+            x = values.astype(float).to_numpy()
+        else:
+            x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        self.fail(name, rows, present & np.isnan(x), "not a number", values)
+        self.fail(name, rows, np.isinf(x), "not a finite number", values)
+        with np.errstate(invalid="ignore"):
+            if column.kind == "binary":
+                self.fail(name, rows, present & ~np.isin(x, (0.0, 1.0)), "must be 0 or 1", values)
+            if column.minimum is not None:
+                low = x <= column.minimum if column.exclusive_minimum else x < column.minimum
+                op = ">" if column.exclusive_minimum else ">="
+                self.fail(name, rows, low, f"must be {op} {column.minimum:g}", values)
+            if column.maximum is not None:
+                self.fail(name, rows, x > column.maximum, f"must be <= {column.maximum:g}", values)
+        return x
+
+    def present(self, x: Any, name: str, rows: Any) -> None:
+        import numpy as np
+
+        self.fail(
+            name,
+            rows,
+            np.isnan(np.asarray(x, dtype=float)),
+            "missing: the model's probability of the row's activity is needed for every attempt",
+        )
+
+    def ids(self, values: Any, name: str, rows: Any) -> None:
+        """Every given id as the outcome endpoint takes an ``agent_id`` (empty: none)."""
+        for i, value in enumerate(values):
+            if value is None or value is values.dtype.na_value:
+                continue
+            problem = id_problem(str(value))
+            if problem is not None:
+                more = sum(
+                    v is not values.dtype.na_value and id_problem(str(v)) is not None
+                    for v in values[i + 1 :]
+                )
+                raise PoolError(
+                    f"{self.path}: row {int(rows[i]) + 1}, column {name}: {problem}, "
+                    f"as the outcome endpoint's agent_id (got {_shown(str(value))})"
+                    + (f"; {more} more rows like it" if more else "")
+                )
+
+
+def _shown(value: Any) -> str:
+    """A value as written: ``'abc'``, ``1.7``, ``5`` (not ``5.0`` nor ``np.float64``)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    shown = repr(value)
+    return shown if len(shown) <= 60 else f"{shown[:40]}... ({len(str(value))} characters)"
 
 
 def proficiency_table(items: Iterable[Mapping[str, Any]]) -> list[str]:
