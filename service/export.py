@@ -63,6 +63,10 @@ VEA_ONLY = (
     # A policy valued on the log (the promotion gate) is held to them, as it would serve.
     "attempt_allowed",
     "blocked_activities",
+    # The pool routing chose, to which ``pool_propensity`` belongs. ``pool_id`` is the
+    # pool that handled the contact (the outcome's, as the design's log has it), which
+    # can differ (an overflow, a transfer); evaluating routing needs the chosen one.
+    "routed_pool_id",
 )
 RETENTION_WINDOWS = {"retained_30d": 30, "retained_60d": 60, "retained_90d": 90}
 # A customer who churned within the window was not retained; one whose window has
@@ -241,6 +245,7 @@ def decision_frame(
         model_version=rows["model_version"],
         experiment_arm=rows["experiment_arm"],
         pool_propensity=rows["pool_propensity"],
+        routed_pool_id=rows["pool_id"],
         openness=rows["openness"],
         degraded=[float(bool(v)) for v in rows["degraded"]],
         delivered_activity=rows["delivered_activity"],

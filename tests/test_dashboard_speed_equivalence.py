@@ -166,6 +166,7 @@ def reference_frame(engine, since=None, until=None, now=None, contact_policy=Fal
             model_version=r["model_version"],
             experiment_arm=r["experiment_arm"],
             pool_propensity=r["pool_propensity"],
+            routed_pool_id=r["pool_id"],
             openness=r["openness"],
             degraded=float(bool(r["degraded"])),
             delivered_activity=r["delivered_activity"],

@@ -693,11 +693,16 @@ def evaluate_routing_log(
     the log: a pool (or activity x pool pair) never logged in a context cell (activity,
     channel, language, segment) is unsupported there; those rows are left out of the
     estimate and the mass is reported per pool. DR uses cross-fitted cell means
-    (``cell_mean_q``); intervals are 95% BCa, resampling customers."""
+    (``cell_mean_q``); intervals are 95% BCa, resampling customers. The logged pool is
+    ``routed_pool_id`` where the log has it (a vea export), else ``pool_id``."""
     need = ["activity", "propensity", "pool_id", reward, "channel", "language", "segment"]
     missing = [c for c in need if c not in frame.columns]
     if missing:
         raise ValueError(f"the log lacks {missing} (use a `vea export` log)")
+    if "routed_pool_id" in frame.columns:
+        # The logged action is the pool routing chose (its probability is
+        # pool_propensity), not the one that handled the contact after an overflow.
+        frame = frame.assign(pool_id=frame["routed_pool_id"].fillna(frame["pool_id"]))
     ids = [p.id for p in config.pools]
     index = {pool: j for j, pool in enumerate(ids)}
     ok = frame["pool_id"].isin(ids) & frame[reward].notna() & frame["activity"].isin(ACTIONS)
