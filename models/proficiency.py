@@ -331,7 +331,9 @@ def rebuild_pools(
     min_contacts: int = DEFAULT_MIN_CONTACTS,
 ) -> Rebuild:
     """New members of every ``membership: proficiency`` pool (agents qualified for any of
-    its activities) and the measured lift of every pool, with a line per change."""
+    its activities) and the measured lift of every pool, with a line per change. Where no
+    member has ``min_contacts`` attempts at an activity, the pool's lift for it is kept
+    (with a line saying so)."""
     qualified = qualified_agents(proficiency)
     by_cell = {(p.agent_id, p.activity): p for p in proficiency}
     pools: list[Pool] = []
@@ -373,6 +375,16 @@ def rebuild_pools(
                 # stop every rebuild.
                 measured = float(np.mean([c.estimate for c in cells]))
                 lift[activity] = round(min(max(measured, MIN_LIFT), MAX_LIFT), LIFT_DECIMALS)
+            elif activity in pool.lift:
+                # Nothing measured is no evidence against the lift the pool has (an
+                # operator's on a static pool, or an earlier rebuild's): kept, and said,
+                # so a rebuild on too few outcomes never silently drops configured routing.
+                lift[activity] = pool.lift[activity]
+                changes.append(
+                    f"{pool.id}: lift {activity} {_fmt(pool.lift[activity])} kept (no member "
+                    f"has {min_contacts} attempts at it yet)"
+                )
+                continue
             old, new = pool.lift.get(activity), lift.get(activity)
             if old != new and not (old is not None and new is not None and abs(old - new) < 5e-4):
                 changes.append(f"{pool.id}: lift {activity} {_fmt(old)} -> {_fmt(new)}")
