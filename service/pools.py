@@ -57,6 +57,27 @@ def current_config(engine: sa.Engine, file_config: PoolConfig) -> tuple[PoolConf
     return parse_config(row["config"]), "database"
 
 
+def config_at(url: str, file_config: PoolConfig) -> tuple[PoolConfig, str]:
+    """``current_config`` of the service database at ``url``, for a command that does not
+    otherwise use it (``vea evaluate --routing``): the config the service routes with and
+    ``vea pools show`` shows. The file's when there is no such database yet (a SQLite file
+    that does not exist is not created) or it has no pools table (not upgraded)."""
+    from pathlib import Path
+
+    from service.db import make_engine, sqlite_file
+
+    path = sqlite_file(url)
+    if path and not Path(path).exists():
+        return file_config, "file"
+    engine = make_engine(url)
+    try:
+        if not sa.inspect(engine).has_table(pool_config.name):
+            return file_config, "file"
+        return current_config(engine, file_config)
+    finally:
+        engine.dispose()
+
+
 def stored_form(config: PoolConfig) -> dict[str, Any]:
     """``config`` as stored (and as a pools file holds it), read back with the routers' own
     rules (``parse_config``): ``PoolError`` naming the pool and field if they would refuse

@@ -91,3 +91,109 @@ def test_the_rebuild_command_refuses_and_stores_nothing(tmp_path):
     assert lines == [f"Error: {path}: row 2, column pp: must be <= 1 (got 1.7)"]
     shown = runner.invoke(cli, ["pools", "show"], env=env)
     assert "pools from the file" in shown.stdout and "no proficiency" in shown.stdout
+
+
+# ------------------------------------------------- vea evaluate --routing's pools config
+def routed_log(path, n=2000, educate_share=0.5, seed=1):
+    """A vea export's routing columns: educate_usage attempts routed to edu_a (70%) or
+    general, the rest `none` to general."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    activity = np.where(rng.random(n) < educate_share, "educate_usage", "none")
+    to_a = (activity == "educate_usage") & (rng.random(n) < 0.7)
+    pd.DataFrame(
+        {
+            "customer_id": [f"c{i // 2}" for i in range(n)],
+            "channel": "voice",
+            "language": "en",
+            "segment": "consumer",
+            "issue_type": "inquiry",
+            "activity": activity,
+            "propensity": np.where(activity == "educate_usage", educate_share, 1 - educate_share),
+            "pool_id": np.where(to_a, "edu_a", "general"),
+            "pool_propensity": np.where(activity == "none", 1.0, np.where(to_a, 0.7, 0.3)),
+            "ve_success": (rng.random(n) < np.where(to_a, 0.5, 0.3)).astype(int),
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+EDU_A = {
+    "pools": [
+        {"id": "edu_a", "activities": ["educate_usage"], "members": ["a1"],
+         "lift": {"educate_usage": 1.3}},
+        {"id": "general"},
+    ]
+}  # fmt: skip
+OTHER = {"pools": [{"id": "other", "activities": ["achieve_goals"], "members": ["b"]},
+                   {"id": "general"}]}  # fmt: skip
+
+
+def routing_env(tmp_path, stored: dict | None):
+    """VEA_POOLS names OTHER (not the log's pools); ``stored`` is PUT in the database."""
+    import yaml
+
+    from models.pools import parse_config
+    from service.db import make_engine
+    from service.pools import save_config
+
+    (tmp_path / "pools.yaml").write_text(yaml.safe_dump(OTHER))
+    env = {
+        "VEA_DATABASE_URL": f"sqlite:///{tmp_path}/vea.db",
+        "VEA_POOLS": str(tmp_path / "pools.yaml"),
+    }
+    assert CliRunner().invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    if stored is not None:
+        engine = make_engine(env["VEA_DATABASE_URL"])
+        save_config(engine, parse_config(stored))
+        engine.dispose()
+    return env
+
+
+def evaluate_routing(tmp_path, env, *extra):
+    import json
+
+    out = tmp_path / "r.json"
+    base = ["evaluate", "--data", str(tmp_path / "log.csv"), "--bootstrap", "50"]
+    result = CliRunner().invoke(
+        cli, [*base, "--routing", "best-proficiency", "--json", str(out), *extra], env=env
+    )
+    assert result.exit_code == 0, result.output
+    return result, json.loads(out.read_text())
+
+
+def test_routing_is_valued_with_the_config_the_service_routes_with(tmp_path):
+    routed_log(tmp_path / "log.csv")
+    env = routing_env(tmp_path, stored=EDU_A)
+    shown = CliRunner().invoke(cli, ["pools", "show"], env=env)
+    assert "pools from the database" in shown.stdout and "edu_a" in shown.stdout
+    result, answer = evaluate_routing(tmp_path, env)
+    assert answer["rows_dropped"] == 0 and answer["rows_evaluated"] == 2000
+    assert answer["pools_config"].startswith("the service database")
+    assert "warning" not in result.stderr
+
+
+def test_rows_left_out_for_pools_not_in_the_config_are_warned_of(tmp_path):
+    routed_log(tmp_path / "log.csv")
+    env = routing_env(tmp_path, stored=None)  # nothing stored: the file's OTHER
+    result, answer = evaluate_routing(tmp_path, env)
+    assert answer["rows_dropped"] > 600
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert "rows (" in line and "their pool is not in the pools config (edu_a " in line
+    assert "--pools FILE" in line and str(tmp_path / "pools.yaml") in line
+    (tmp_path / "edu_a.yaml").write_text(__import__("yaml").safe_dump(EDU_A))
+    result, answer = evaluate_routing(tmp_path, env, "--pools", str(tmp_path / "edu_a.yaml"))
+    assert answer["rows_dropped"] == 0 and "warning" not in result.stderr
+
+
+def test_an_estimate_on_a_small_effective_sample_is_warned_of(tmp_path):
+    routed_log(tmp_path / "log.csv", educate_share=0.04)
+    env = routing_env(tmp_path, stored=EDU_A)
+    result, answer = evaluate_routing(tmp_path, env, "--activity", "educate_usage")
+    ess = answer["diagnostics"]["ess"]
+    assert ess < 0.1 * answer["rows_evaluated"]
+    assert f"effective sample size of {ess:.1f} of {answer['rows_evaluated']} rows" in (
+        result.stderr
+    )
+    assert answer["warnings"] and "effective sample size" in answer["warnings"][-1]

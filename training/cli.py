@@ -439,8 +439,9 @@ def train(
     "routing_pools",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="With --routing: the pools config the log was routed with (default: VEA_POOLS, "
-    "else the shipped default).",
+    help="With --routing: the pools config the log was routed with (default: the one the "
+    "service routes with, as `vea pools show`: stored in the service database, else "
+    "VEA_POOLS, else the shipped default).",
 )
 @reward_options
 @registry_option
@@ -513,13 +514,16 @@ def evaluate(
 
 def _evaluate_routing(data, policy, activity, pools_path, json_path, bootstrap) -> None:
     """``vea evaluate --routing``: a routing (or joint) policy valued on an export."""
-    from models.pools import load_config
     from training.ope import evaluate_routing_log
 
-    config = load_config(pools_path or setting("pools"))
-    result = evaluate_routing_log(
-        read_table(Path(data)), config, policy, activity=activity, n_boot=bootstrap
-    )
+    config, source = _routing_config(pools_path)
+    frame = read_table(Path(data))
+    result = evaluate_routing_log(frame, config, policy, activity=activity, n_boot=bootstrap)
+    result["pools_config"] = source
+    result["warnings"] = _routing_warnings(frame, config, result, source)
+    # On the console whatever the output options, as plain evaluate's warnings.
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     text = json.dumps(result, indent=2, default=str, allow_nan=False)
     if json_path:
         _write_text(Path(json_path), text)
@@ -539,6 +543,64 @@ def _evaluate_routing(data, policy, activity, pools_path, json_path, bootstrap) 
             + ", ".join(f"{p} {m:.1%}" for p, m in unsupported.items())
         )
     click.echo(text if not json_path else "\n".join(lines))
+
+
+# `vea evaluate --routing` warns when more of the log than this is left out because its
+# pool is not in the config, and when the estimate's effective sample size is below this
+# share of the rows it rests on.
+ROUTING_WARN_SHARE = 0.10
+
+
+def _routing_config(pools_path: str | None):
+    """The pools config to value routing with, and where it comes from: ``--pools``, else
+    the config the service routes with (``vea pools show``'s: the one stored in the
+    service database when it has one, else VEA_POOLS's file)."""
+    from models.pools import load_config
+
+    if pools_path:
+        return load_config(pools_path), f"--pools {pools_path}"
+    file_path = setting("pools")
+    file_config = load_config(file_path)
+    try:
+        from service.pools import config_at
+    except ImportError:  # a training-only install: no service database to read
+        return file_config, f"the pools file {file_path}"
+    config, source = config_at(setting("database_url"), file_config)
+    if source == "database":
+        return config, "the service database (as `vea pools show`)"
+    return config, f"the pools file {file_path} (nothing stored in the service database)"
+
+
+def _routing_warnings(frame, config, result: dict, source: str) -> list[str]:
+    """Why a routing estimate may mislead: much of the log routed to pools the config does
+    not have (another config than the log's), or weights resting on a few rows."""
+    from models.pools import DIGITAL_CONTENT
+
+    warnings = []
+    pools = frame["pool_id"] if "pool_id" in frame.columns else None
+    if pools is not None and "routed_pool_id" in frame.columns:
+        pools = frame["routed_pool_id"].fillna(frame["pool_id"])
+    if pools is not None:
+        pools = pools[pools != DIGITAL_CONTENT]  # self-service: no pool, in any config
+        unknown = pools[~pools.isin([p.id for p in config.pools])]
+        if len(pools) and len(unknown) > ROUTING_WARN_SHARE * len(pools):
+            named = ", ".join(
+                f"{pool} {count}" for pool, count in unknown.value_counts(dropna=False)[:5].items()
+            )
+            warnings.append(
+                f"{len(unknown)} of {len(pools)} routed rows ({len(unknown) / len(pools):.0%}) "
+                f"left out: their pool is not in the pools config ({named}); the config is "
+                f"from {source}: give the one the log was routed with (--pools FILE)"
+            )
+    diagnostics = result.get("diagnostics") or {}
+    ess, rows = diagnostics.get("ess"), result.get("rows_evaluated") or 0
+    if ess is not None and rows and ess < ROUTING_WARN_SHARE * rows:
+        warnings.append(
+            f"the estimate rests on an effective sample size of {ess:.1f} of {rows} rows "
+            f"({ess / rows:.1%}): a few rows with large weights decide it, the interval "
+            "may be too narrow"
+        )
+    return warnings
 
 
 def _evaluate_shadow(
