@@ -405,10 +405,23 @@ def parse_config(data: Any) -> PoolConfig:
     return PoolConfig(tuple(pools))
 
 
+def _read_text(path: Path) -> str:
+    """The file's text; ``PoolError`` naming the file when it is not UTF-8 (a YAML file
+    saved in Shift_JIS, say): the bare codec error named neither the file nor the fix."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PoolError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
+
+
 def load_config(path: str | Path) -> PoolConfig:
     path = Path(path)
+    text = _read_text(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PoolError(f"{path}: not valid YAML: {exc}") from None
     try:
@@ -475,5 +488,5 @@ def load_catalogue(path: str | Path | None = None) -> ContentCatalogue:
     if path is None:
         text = resources.files("models").joinpath("content/self_service.yaml").read_text("utf-8")
     else:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_text(Path(path))
     return parse_catalogue(yaml.safe_load(text))

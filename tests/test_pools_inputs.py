@@ -197,3 +197,16 @@ def test_an_estimate_on_a_small_effective_sample_is_warned_of(tmp_path):
         result.stderr
     )
     assert answer["warnings"] and "effective sample size" in answer["warnings"][-1]
+
+
+# ------------------------------------------------------------ a pools file not in UTF-8
+def test_a_pools_file_not_in_utf8_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes("pools:\n  - id: 一般\n".encode("shift_jis") + b"\xff\n")
+    runner = CliRunner()
+    for variable in ("VEA_POOLS", "VEA_SELF_SERVICE_CONTENT"):
+        env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path}/vea.db", variable: str(bad)}
+        shown = runner.invoke(cli, ["pools", "show"], env=env)
+        assert shown.exit_code == 1, shown.output
+        (line,) = shown.output.strip().splitlines()
+        assert line.startswith(f"Error: {variable}: {bad}: not UTF-8 text (byte 0x"), line
