@@ -335,8 +335,13 @@ def parse_pool(entry: Any, index: int) -> Pool:
     members: list[str] = []
     seen: set[str] = set()
     for agent in members_raw:
-        if not isinstance(agent, str) or not 1 <= len(agent) <= 128:
-            raise PoolError(f"{where}: agent ids are strings of 1-128 characters")
+        if not isinstance(agent, str) or not 1 <= len(agent) <= MAX_ID:
+            raise PoolError(f"{where}: agent ids are strings of 1-{MAX_ID} characters")
+        # As an outcome's agent_id: a member the outcome endpoint would refuse could never
+        # be measured, nor match the agent who handled a contact.
+        problem = id_problem(agent)
+        if problem is not None:
+            raise PoolError(f"{where}: member {agent!r}: {problem} (as an outcome's agent_id)")
         if agent in seen:
             raise PoolError(f"{where}: duplicate agent {agent!r}")
         seen.add(agent)

@@ -4,6 +4,8 @@ members) to the outcome endpoint's."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -210,3 +212,27 @@ def test_a_pools_file_not_in_utf8_is_named(tmp_path):
         assert shown.exit_code == 1, shown.output
         (line,) = shown.output.strip().splitlines()
         assert line.startswith(f"Error: {variable}: {bad}: not UTF-8 text (byte 0x"), line
+
+
+# ------------------------------------------------------- pool members as outcome agent ids
+@pytest.mark.parametrize(
+    ("member", "said"),
+    [
+        (" a ", "must not begin or end with whitespace"),
+        ("a\u200b", "must not contain invisible characters"),
+        ("e\u0301", "must be in Unicode normalization form NFC"),
+        ("a\rb", "must not contain control characters"),
+    ],
+)
+def test_a_member_no_outcome_could_name_is_refused(client, keys, pools_from_the_file, member, said):
+    from models.pools import parse_config
+
+    config = {"pools": [{"id": "value_a", "activities": ["educate_usage"],
+                         "members": ["agent-1", member]}, {"id": "general"}]}  # fmt: skip
+    with pytest.raises(PoolError, match=re.escape(f"pool 'value_a': member {member!r}: {said}")):
+        parse_config(config)
+    put = client.put("/v1/pools", json=config, headers=keys["admin"])
+    assert put.status_code == 422, put.json
+    # The rule is the outcome endpoint's own: a plain member is taken.
+    config["pools"][0]["members"][1] = "é"
+    assert client.put("/v1/pools", json=config, headers=keys["admin"]).status_code == 200
