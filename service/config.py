@@ -82,6 +82,8 @@ BOUNDS: dict[str, Bounds] = {
     "workers": Bounds(1),
     "threads": Bounds(1),
     "omp_num_threads": Bounds(1),
+    # Under gunicorn's worker timeout (30 s, service/gunicorn_conf.py), or it never acts.
+    "client_timeout_s": Bounds(0, 30, above=True, below=True),
     "sqlite_checkpoint_s": Bounds(0),
     "db_pool_timeout_s": Bounds(0, above=True),
     "routing_max_wait_s": Bounds(0),
@@ -260,6 +262,10 @@ class Settings:
     # of several workers collapses throughput. Read by service/gunicorn_conf.py from the
     # environment before LightGBM loads, and checked here like every setting.
     omp_num_threads: int = 1
+    # Seconds a client may leave its socket idle while gunicorn reads the request line,
+    # headers or body, or writes the answer (service/workers.py): its connection is then
+    # closed (a 408 for a body), not left to hold a worker until gunicorn's own timeout.
+    client_timeout_s: float = 5.0
     auto_migrate: bool = True
     # Persistence: SQLite file under var/ by default, PostgreSQL in production.
     database_url: str = f"sqlite:///{DEFAULT_VAR_DIR / 'vea.db'}"

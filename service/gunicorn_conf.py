@@ -52,9 +52,10 @@ wsgi_app = "service.app:create_app()"
 bind = _settings.bind
 workers = _settings.workers
 # CPU-bound requests of a few ms: sync workers, one request per process. With
-# VEA_THREADS > 1, gthread workers overlap requests that wait on a commit's fsync.
+# VEA_THREADS > 1, gthread workers overlap requests that wait on a commit's fsync. Both
+# gunicorn's, with VEA_CLIENT_TIMEOUT_S on every client socket (service/workers.py).
 threads = _settings.worker_threads()
-worker_class = "gthread" if threads > 1 else "sync"
+worker_class = "service.workers." + ("ThreadWorker" if threads > 1 else "SyncWorker")
 timeout = 30
 graceful_timeout = 20
 keepalive = 2

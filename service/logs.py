@@ -201,6 +201,15 @@ class GunicornLogger(glogging.Logger):
         super().warning(msg, *args, **kwargs)
 
     def exception(self, msg, *args, **kwargs) -> None:  # noqa: ANN001 - gunicorn's
+        if isinstance(sys.exc_info()[1], TimeoutError):
+            # A client socket's VEA_CLIENT_TIMEOUT_S (service.workers) ran out while
+            # gunicorn read the request line and headers or wrote the answer: the
+            # client's doing, not an error with a traceback ("Socket error processing").
+            from service.config import Settings
+
+            timeout = Settings.from_env(only=["client_timeout_s"]).client_timeout_s
+            self.warning("client connection closed: idle for VEA_CLIENT_TIMEOUT_S (%g s)", timeout)
+            return
         # "Error handling request %s %s" with the method and the raw URI.
         if isinstance(msg, str) and msg.startswith(ERROR_HANDLING) and args:
             msg, args = f"{ERROR_HANDLING} (path not logged)", ()

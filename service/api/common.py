@@ -12,6 +12,7 @@ import flask_smorest
 import orjson
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import ClientDisconnected
 
 from service.errors import ApiError, ErrorSchema
 
@@ -27,15 +28,26 @@ class JsonBodyParser(FlaskParser):
     """
 
     def _raw_load_json(self, req: flask.Request) -> Any:
-        data = req.get_data(cache=True)
-        limit = req.max_content_length
-        # A chunked body has no length to refuse up front, and the stream stops at the
-        # limit (a longer body would read as truncated JSON, 400). The server's own
-        # stream ends where the body does: one byte more tells a body of exactly the
-        # limit from a longer one.
-        chunked = limit is not None and req.content_length is None
-        if chunked and len(data) >= limit and req.environ["wsgi.input"].read(1):
-            raise ApiError(413, f"request body too large (limit {limit} bytes)")
+        try:
+            data = req.get_data(cache=True)
+            limit = req.max_content_length
+            # A chunked body has no length to refuse up front, and the stream stops at
+            # the limit (a longer body would read as truncated JSON, 400). The server's
+            # own stream ends where the body does: one byte more tells a body of exactly
+            # the limit from a longer one.
+            chunked = limit is not None and req.content_length is None
+            if chunked and len(data) >= limit and req.environ["wsgi.input"].read(1):
+                raise ApiError(413, f"request body too large (limit {limit} bytes)")
+        except (ClientDisconnected, TimeoutError) as exc:
+            # The socket's VEA_CLIENT_TIMEOUT_S ran out (service.workers) while the body
+            # was still coming: Werkzeug reports it as a disconnection (400), and the
+            # server's own stream as the timeout itself.
+            if not any(isinstance(e, TimeoutError) for e in (exc, exc.__context__)):
+                raise
+            timeout = flask.current_app.extensions["vea"].settings.client_timeout_s
+            raise ApiError(
+                408, f"request body not received within {timeout:g} s", code="request_timeout"
+            ) from None
         if not is_json_request(req):
             if data:
                 raise ApiError(
