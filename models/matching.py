@@ -155,6 +155,8 @@ _TEXT = {
         "over_limit": "{pools} over the {limit:.0f} s wait limit",
         "worth_less": "{pools}: lower expected value for this contact (proficiency lift, wait "
         "and the chance the customer hangs up counted)",
+        "worth_same": "{pools}: the same expected value for this contact (on a tie the pool "
+        "listed first in the config takes it)",
         "fallback_free": "every value pool is over the {limit:.0f} s wait limit: {pool} "
         "pool, which is free (or nearly), with “{activity}”",
         "downgraded": "every value pool is over the {limit:.0f} s wait limit: {pool} pool "
@@ -197,6 +199,8 @@ _TEXT = {
         "over_limit": "{pools}は待ち時間の上限{limit:.0f}秒を超過",
         "worth_less": "{pools}はこの問い合わせでは期待価値が低い（習熟度リフト、待ち時間、"
         "お客様が待ちきれずに切る可能性を考慮）",
+        "worth_same": "{pools}はこの問い合わせでの期待価値が同じ（同じ場合は設定で先に記載された"
+        "プールへ）",
         "fallback_free": "価値向上プールがすべて待ち時間の上限{limit:.0f}秒を超えるため、"
         "すぐ対応できる「{pool}」プールで「{activity}」を提案",
         "downgraded": "価値向上プールがすべて待ち時間の上限{limit:.0f}秒を超えるため、「{pool}」"
@@ -542,9 +546,12 @@ def _best_route(
     elif chosen is not None and ranked.index(general_option) < ranked.index(chosen):
         chosen = None
 
-    def chosen_reason(option: dict[str, Any], worth_less: list[str]) -> str:
-        """Why ``option`` takes the contact, naming the pools worth less and those over
-        the wait limit (joined with "; ", as routing reasons are)."""
+    def chosen_reason(
+        option: dict[str, Any], worth_less: list[str], worth_same: Sequence[str] = ()
+    ) -> str:
+        """Why ``option`` takes the contact, naming the pools worth less, those worth the
+        same (it came first on the tie) and those over the wait limit (joined with "; ",
+        as routing reasons are)."""
         parts = [
             text["chosen"].format(
                 pool=names[option["pool"]],
@@ -554,14 +561,16 @@ def _best_route(
                 wait=_wait_text(text, option),
             )
         ]
-        parts += detail_parts(("worth_less", worth_less), ("over_limit", over))
+        parts += detail_parts(
+            ("worth_less", worth_less), ("worth_same", list(worth_same)), ("over_limit", over)
+        )
         # General too when nobody staffs it: why it is no fallback of this route.
         parts += detail_parts(("unstaffed", unstaffed))
         return "; ".join(parts)
 
     def detail_parts(*lists: tuple[str, list[str]]) -> list[str]:
-        """A sentence per non-empty list of pools (``worth_less``, ``over_limit``,
-        ``unstaffed``), naming them in the reason's language."""
+        """A sentence per non-empty list of pools (``worth_less``, ``worth_same``,
+        ``over_limit``, ``unstaffed``), naming them in the reason's language."""
         return [
             text[key].format(
                 pools=LIST_SEPARATOR[said].join(names[o] for o in pools), limit=rules.max_wait_s
@@ -636,8 +645,14 @@ def _best_route(
     else:
         # Value pools serve the contact, general is simply worth more here: saying none
         # serves it would send a manager looking for a pool that exists.
-        worth_less = [o["pool"] for o in ranked if o["within_limit"] and o["pool"] != GENERAL]
-        reason = chosen_reason(general_option, worth_less)
+        others = [o for o in ranked if o["within_limit"] and o["pool"] != GENERAL]
+        # A pool of exactly general's value (values are rounded alike, _option) lost only
+        # the tie: "lower expected value" would be untrue.
+        same = [
+            o["pool"] for o in others if o["expected_value"] == general_option["expected_value"]
+        ]
+        worth_less = [o["pool"] for o in others if o["pool"] not in same]
+        reason = chosen_reason(general_option, worth_less, same)
         details = []  # chosen_reason names the pools over the limit and unstaffed
     return _answer(
         GENERAL,

@@ -1,10 +1,13 @@
 """A rebuild keeps the lift a pool has where it measured nothing: too few outcomes are no
-evidence against the lift an operator set (or an earlier rebuild measured)."""
+evidence against the lift an operator set (or an earlier rebuild measured). And a pool
+whose lift makes it worth exactly what general is (lift 1) is said to be worth the same,
+not less, in the route's reason."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -78,3 +81,43 @@ def test_vea_pools_rebuild_without_outcomes_stores_the_lifts_unchanged(tmp_path)
     lifts = {p["id"]: p.get("lift") for p in shown["pools"]}
     assert lifts["value_a"] == {"achieve_goals": 1.15, "educate_usage": 1.2}
     assert lifts["value_b"] == {"validate_purchase": 1.15}
+
+
+@pytest.mark.parametrize(
+    ("language", "same", "less"),
+    [
+        ("en", "p2: the same expected value for this contact", "p3: lower expected value"),
+        ("ja", "p2はこの問い合わせでの期待価値が同じ", "p3はこの問い合わせでは期待価値が低い"),
+    ],
+)
+def test_a_pool_tied_with_general_is_said_to_be_worth_the_same(language, same, less):
+    from models.matching import RoutingRules, route
+
+    config = parse_config(
+        {
+            "pools": [
+                {"id": "general"},  # listed first: it takes the tie
+                {"id": "p2", "activities": ["educate_usage"], "members": ["a"]},
+                {"id": "p3", "activities": ["educate_usage"], "members": ["b"],
+                 "lift": {"educate_usage": 0.9}},
+            ]
+        }
+    )  # fmt: skip
+    answer = route(
+        config,
+        activity="educate_usage",
+        activities=[{"activity": "educate_usage", "success_probability": 0.3}],
+        openness=0.5,
+        channel="voice",
+        language=language,
+        segment="consumer",
+        availability={},
+        rules=RoutingRules(value_of_success=40.0),
+    )
+    values = {o["pool"]: o["expected_value"] for o in answer["ranked"]}
+    assert answer["pool"] == "general" and values["p2"] == values["general"] > values["p3"]
+    assert same in answer["reason"] and less in answer["reason"], answer["reason"]
+    assert (
+        "p2: lower" not in answer["reason"]
+        and "p2は" + "この問い合わせでは" not in answer["reason"]
+    )
