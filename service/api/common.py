@@ -45,9 +45,7 @@ class JsonBodyParser(FlaskParser):
             if not any(isinstance(e, TimeoutError) for e in (exc, exc.__context__)):
                 raise
             timeout = flask.current_app.extensions["vea"].settings.client_timeout_s
-            raise ApiError(
-                408, f"request body not received within {timeout:g} s", code="request_timeout"
-            ) from None
+            raise ApiError(408, f"request body not received within {timeout:g} s") from None
         if not is_json_request(req):
             if data:
                 raise ApiError(
