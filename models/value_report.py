@@ -147,6 +147,14 @@ class ValueSettings:
     experiment: str | None = None
 
     def __post_init__(self) -> None:
+        unknown = [m for m in self.declared_measures if m not in UPLIFT_MEASURES]
+        if unknown:
+            # A misspelt measure would be reported as declared while the measure meant
+            # to be fixed in advance silently is not.
+            raise ValueError(
+                f"unknown success measure {unknown[0]!r}: "
+                f"the measures are {', '.join(UPLIFT_MEASURES)}"
+            )
         if self.declared_at:
             try:
                 _timestamp(self.declared_at)

@@ -218,6 +218,10 @@ def read_value_config(path: str) -> dict[str, Any]:
                 f"a list of measure names, e.g. [ve_success, retained_60d], got {measures!r}",
             )
         out["declared_measures"] = tuple(m.strip() for m in measures)
+        try:
+            ValueSettings(declared_measures=out["declared_measures"])
+        except ValueError as exc:
+            raise refuse("success_measures", str(exc)) from None
     if "declared_at" in data:
         # YAML reads a bare 2026-01-01 as a date: its text is the ISO date.
         declared_at = None if data["declared_at"] is None else str(data["declared_at"])
@@ -432,8 +436,16 @@ class Settings:
             ValueSettings(declared_at=self.success_measures_declared_at or None)
         except ValueError as exc:
             raise ValueError(f"VEA_SUCCESS_MEASURES_DECLARED_AT: {exc}") from None
+        try:
+            ValueSettings(declared_measures=self.declared_measures())
+        except ValueError as exc:
+            raise ValueError(f"VEA_SUCCESS_MEASURES: {exc}") from None
         self.frame_ancestor_sources()
         self._check_files()
+
+    def declared_measures(self) -> tuple[str, ...]:
+        """``VEA_SUCCESS_MEASURES`` as names (comma-separated, blanks ignored)."""
+        return tuple(m.strip() for m in self.success_measures.split(",") if m.strip())
 
     def _check_metrics_token(self) -> None:
         token = self.metrics_token

@@ -31,7 +31,7 @@ def value_settings(settings: Settings, reward: Reward | None = None) -> ValueSet
     settings, overridden by the fields of the YAML file ``VEA_VALUE_CONFIG`` when set
     (read and checked by ``service.config.read_value_config``, as at start-up),
     overridden by ``reward`` (the query)."""
-    measures = tuple(m.strip() for m in settings.success_measures.split(",") if m.strip())
+    measures = settings.declared_measures()
     fields = read_value_config(settings.value_config) if settings.value_config else {}
     return ValueSettings(
         value_of_retention=fields.get("value_of_retention", settings.value_of_retention),

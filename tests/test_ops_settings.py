@@ -92,6 +92,10 @@ VALUE_CONFIGS = [
     ("cost_per_second: .nan\n", "cost_per_second: must be a finite number"),
     ("value_of_retnetion: 150\n", "value_of_retnetion: not a field of the value config"),
     ("success_measures: ve_success,ves\n", "success_measures: a list of measure names"),
+    (
+        "success_measures: [ve_success, retention_60d]\n",
+        "success_measures: unknown success measure 'retention_60d': the measures are",
+    ),
     ("declared_at: last spring\n", "declared_at 'last spring' is not an ISO date"),
     ("reward: happiness\n", "reward: unknown reward 'happiness'"),
     ("reward: {ve_success: lots}\n", "reward: reward weight"),

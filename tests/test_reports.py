@@ -201,6 +201,20 @@ def test_a_declared_at_that_is_no_date_is_refused_at_start():
         Settings.from_env({"VEA_SUCCESS_MEASURES_DECLARED_AT": "last spring"})
 
 
+def test_a_misspelt_success_measure_is_refused_at_start():
+    """It was reported as declared while the measure meant went undeclared."""
+    from service.config import Settings
+
+    with pytest.raises(ValueError, match="VEA_SUCCESS_MEASURES: unknown success measure 'bogus'"):
+        Settings.from_env({"VEA_SUCCESS_MEASURES": "ve_success,bogus"})
+    assert Settings.from_env(
+        {"VEA_SUCCESS_MEASURES": " ve_success, ,reward"}
+    ).declared_measures() == (
+        "ve_success",
+        "reward",
+    )
+
+
 # --------------------------------------------------------------------------- API
 @pytest.fixture
 def report_app(make_app):
