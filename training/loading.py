@@ -7,6 +7,7 @@ writes nothing.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import re
@@ -86,12 +87,93 @@ def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
+    used = "utf-8"
     try:
-        return pd.read_csv(path, low_memory=False, encoding="utf-8")
+        frame = pd.read_csv(path, low_memory=False, encoding=used)
     except UnicodeDecodeError:
         if not encoding:
             raise
-    return pd.read_csv(path, low_memory=False, encoding=encoding)
+        used = encoding
+        frame = pd.read_csv(path, low_memory=False, encoding=used)
+    # pandas fills a row with fewer fields than the header with missing values without a
+    # word: a line cut short (a copy stopped mid-file, an export cut at a size limit)
+    # became a row whose outcome was "not known yet", or an error about a missing field.
+    # Such a row always ends with a missing value, so a log whose last column is complete
+    # (a simulated one, an export) is not parsed again; another is (pyarrow's parser,
+    # converting one column: ~0.1 s for 200,000 rows), and only when that finds a short
+    # row are the rows numbered (the csv module, ~0.4 s).
+    if (
+        len(frame.columns) > 1
+        and frame.iloc[:, -1].isna().any()
+        and _may_have_short_rows(path, used, str(frame.columns[0]))
+    ):
+        short = _short_rows(path, used, len(frame.columns))
+        if short:
+            expected = len(frame.columns)
+            problems = [
+                f"row {row}: {count} field{'s' if count != 1 else ''}, expected {expected}"
+                for row, count in short[:ROWS_SHOWN]
+            ]
+            problems[0] = f"malformed CSV: {problems[0]}"
+            if len(short) > ROWS_SHOWN:
+                problems.append(f"{len(short) - ROWS_SHOWN:,} more rows with too few fields")
+            raise DataError(problems, str(path))
+    return frame
+
+
+def _may_have_short_rows(path: Path, encoding: str, first_column: str) -> bool:
+    """Whether a row has fewer fields than the header, by pyarrow's CSV parser (quotes
+    and newlines in values as pandas reads them); True when it cannot tell."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    found = False
+
+    def invalid(row: pa_csv.InvalidRow) -> str:
+        nonlocal found
+        # A line of spaces is one "field" to pyarrow and a blank line to pandas.
+        if row.actual_columns < row.expected_columns and (
+            row.actual_columns > 1 or row.text.strip(" \t\r\n")
+        ):
+            found = True
+        return "skip"
+
+    try:
+        pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(use_threads=False, encoding=encoding),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
+            convert_options=pa_csv.ConvertOptions(include_columns=[first_column]),
+        )
+    except (pa.ArrowException, ValueError, KeyError, LookupError, OSError):
+        return True  # the csv module decides
+    return found
+
+
+def _short_rows(path: Path, encoding: str, expected: int) -> list[tuple[int, int]]:
+    """(row, fields) of the data rows with fewer than ``expected`` fields, rows numbered
+    as everywhere else (1-based, header not counted, blank lines skipped as pandas skips
+    them)."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    # "utf-8-sig": a byte order mark is no part of the first column's name (as in pandas).
+    text_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
+    short: list[tuple[int, int]] = []
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 1 << 30))  # pandas reads a field of any length
+    try:
+        with opener(path, "rt", encoding=text_encoding, newline="") as fh:
+            row = -1  # the header is row 0
+            for fields in csv.reader(fh):
+                if not fields or (len(fields) == 1 and not fields[0].strip(" \t")):
+                    continue  # a blank line: pandas skips it
+                row += 1
+                if row and len(fields) < expected:
+                    short.append((row, len(fields)))
+    except csv.Error:
+        return []  # pandas parsed it; the csv module's stricter rules do not refuse it
+    finally:
+        csv.field_size_limit(limit)
+    return short
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError, encoding: str | None = None) -> str:

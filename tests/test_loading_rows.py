@@ -1,0 +1,125 @@
+"""A CSV's rows and header as pandas would take them silently: a row cut short, a column
+named twice. Each is refused, naming the row or column, and nothing is trained."""
+
+from __future__ import annotations
+
+import gzip
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from core_fixtures import simulated
+
+from training.cli import cli
+from training.loading import DataError, load_log, read_table
+
+
+@pytest.fixture(autouse=True)
+def compile_cache(tmp_path_factory, monkeypatch):
+    """Compiled forests go to a test directory, never into the working tree."""
+    monkeypatch.setenv("VEA_COMPILE_CACHE", str(tmp_path_factory.getbasetemp() / "compiled"))
+
+
+def _canonical_csv(path, rows: int = 300, *, activity: bool = True) -> list[str]:
+    """A simulated log as CSV lines (header first); without the activity columns when
+    ``activity`` is false (the openness-only layout)."""
+    frame = simulated(rows=rows, seed=11)[0]
+    if not activity:
+        frame = frame.drop(columns=["activity"])
+    frame.to_csv(path, index=False)
+    return path.read_text().splitlines()
+
+
+def _cut(lines: list[str], row: int, fields: int) -> list[str]:
+    """The lines with data row ``row`` (1-based) cut to its first ``fields`` fields."""
+    out = list(lines)
+    out[row] = ",".join(out[row].split(",")[:fields])
+    return out
+
+
+def test_a_row_cut_short_is_refused_by_row(tmp_path):
+    path = tmp_path / "trunc.csv"
+    lines = _canonical_csv(path, activity=False)
+    width = len(lines[0].split(","))
+    path.write_text("\n".join(_cut(lines, 13, 4)) + "\n")
+    with pytest.raises(DataError, match=rf"malformed CSV: row 13: 4 fields, expected {width}$"):
+        read_table(path)
+
+
+def test_a_short_row_is_malformed_not_a_missing_activity(tmp_path):
+    """With an activity column, the cut row was reported as 'field activity: missing'."""
+    path = tmp_path / "trunc.csv"
+    lines = _canonical_csv(path, activity=True)
+    width = len(lines[0].split(","))
+    path.write_text("\n".join(_cut(_cut(lines, 13, 5), 40, 1)) + "\n")
+    with pytest.raises(DataError) as caught:
+        load_log(path)
+    message = str(caught.value)
+    assert f"row 13: 5 fields, expected {width}" in message
+    assert f"row 40: 1 field, expected {width}" in message
+    assert "missing" not in message
+
+
+def test_rows_are_numbered_as_data_rows(tmp_path):
+    """Blank lines are skipped (as pandas skips them) and a quoted value's newline is no
+    new row: the row named is the one every other message would name."""
+    path = tmp_path / "quoted.csv"
+    path.write_text('a,b,c\n1,2,3\n\n   \n"x\ny",5,6\n7,8\n9,10,11\n')
+    assert len(pd.read_csv(path)) == 4
+    with pytest.raises(DataError, match=r"row 3: 2 fields, expected 3$"):
+        read_table(path)
+
+
+def test_many_short_rows_are_counted(tmp_path):
+    path = tmp_path / "many.csv"
+    path.write_text("a,b,c\n" + "1,2\n" * 12)
+    with pytest.raises(DataError) as caught:
+        read_table(path)
+    message = str(caught.value)
+    assert "row 1: 2 fields, expected 3; row 2:" in message
+    assert "7 more rows with too few fields" in message
+
+
+@pytest.mark.parametrize("kind", ["gzip", "cp932"])
+def test_short_rows_in_compressed_and_non_utf8_files(tmp_path, kind):
+    text = "channel,language,ve_success\nvoice,日本語,1\nchat,ja\nvoice,en,0\n"
+    if kind == "gzip":
+        path = tmp_path / "log.csv.gz"
+        path.write_bytes(gzip.compress(text.encode("utf-8")))
+        encoding = None
+    else:
+        path = tmp_path / "log.csv"
+        path.write_bytes(text.encode("cp932"))
+        encoding = "cp932"
+    with pytest.raises(DataError, match=r"row 2: 2 fields, expected 3$"):
+        read_table(path, encoding)
+
+
+def test_complete_rows_with_empty_last_values_read_as_before(tmp_path):
+    """Empty trailing values (an outcome not known yet) are no short row, and the frame
+    is pandas' own: the same values and types."""
+    path = tmp_path / "gaps.csv"
+    lines = _canonical_csv(path, rows=200)
+    lines = [line.rsplit(",", 1)[0] + "," if i % 7 == 3 else line for i, line in enumerate(lines)]
+    path.write_text("\n".join(lines) + "\n")
+    frame = read_table(path)
+    pd.testing.assert_frame_equal(frame, pd.read_csv(path, low_memory=False))
+    assert frame.iloc[:, -1].isna().sum() == sum(1 for i in range(1, len(lines)) if i % 7 == 3)
+
+
+def test_vea_train_refuses_a_cut_row_and_writes_nothing(tmp_path):
+    path = tmp_path / "trunc.csv"
+    lines = _canonical_csv(path, rows=400, activity=False)
+    width = len(lines[0].split(","))
+    path.write_text("\n".join(_cut(lines, 13, 4)) + "\n")
+    registry = tmp_path / "reg"
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--data", str(path), "--quiet"],
+        env={"VEA_REGISTRY": str(registry)},
+        catch_exceptions=False,
+    )
+    assert result.exit_code != 0
+    assert f"row 13: 4 fields, expected {width}" in result.output
+    assert "rows left out" not in result.output
+    assert not registry.exists() or not any((registry / "versions").glob("*"))
