@@ -5,8 +5,6 @@ drops information."""
 from __future__ import annotations
 
 import functools
-import re
-import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +14,7 @@ from marshmallow import fields, pre_load, validate, validates_schema
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 from models.opportunities import DEFAULT_SITUATION, SITUATION_FEATURES, parse_situation
 from models.opportunities import MIN_ATTEMPTS as ORGANIC_MIN_ATTEMPTS
+from models.pools import CONTROL, ID_RULES, MAX_ID, id_problem
 from models.pools import MAX_NAME as MAX_POOL_NAME
 from models.pools import MEMBERSHIPS as POOL_MEMBERSHIPS
 from models.pools import NAME_LANGUAGE as POOL_NAME_LANGUAGE
@@ -73,19 +72,17 @@ def _happened(value: datetime) -> None:
         raise ma.ValidationError("must not be in the future")
 
 
-# Control characters other than tab and line feed: PostgreSQL text cannot hold NUL, and a
-# lone carriage return splits a CSV row for most readers (vea export writes CSV).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
-
-
 def has_control_characters(value: object) -> bool:
+    """Whether any string in ``value`` holds a control character other than tab and line
+    feed (``models.pools.CONTROL``): PostgreSQL text cannot hold NUL, and a lone carriage
+    return splits a CSV row for most readers (vea export writes CSV)."""
     # A walk with its own stack, not recursion: a body nested a few hundred levels deep
     # (orjson reads up to 1024) exhausted Python's stack here, a 500 instead of a 422.
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if _CONTROL.search(item) is not None:
+            if CONTROL.search(item) is not None:
                 return True
         elif isinstance(item, dict):
             pending.extend(item)
@@ -193,37 +190,17 @@ class Schema(ma.Schema):
         return data
 
 
-# Unicode categories of characters that show as nothing: format (zero-width, bidi
-# controls, BOM), control (C1; C0 is refused in every string) and line separators.
-INVISIBLE = frozenset({"Cf", "Cc", "Zl", "Zp"})
-
-
 def _plain_id(value: str) -> None:
-    """Ids are compared as stored (history, idempotency, pools by agent): the same text
-    in another Unicode form, with an invisible character or a padding space, silently
-    made another customer (its history split), interaction or agent."""
-    if value != value.strip():
-        raise ma.ValidationError("must not begin or end with whitespace")
-    if value.isascii():
-        return
-    if any(unicodedata.category(char) in INVISIBLE for char in value):
-        raise ma.ValidationError(
-            "must not contain invisible characters (zero-width, bidirectional controls, "
-            "byte order mark, C1 controls, line separators)"
-        )
-    if not unicodedata.is_normalized("NFC", value):
-        raise ma.ValidationError(
-            "must be in Unicode normalization form NFC (an accented letter as one "
-            "character, not a letter and a combining accent)"
-        )
-
-
-ID_RULES = "1-128 characters in Unicode NFC, no invisible characters, no padding spaces"
+    """The rule of an id (``models.pools.id_problem``, which pool members and offline
+    logs follow too); its length is the field's ``Length`` validator's to tell."""
+    problem = id_problem(value) if 1 <= len(value) <= MAX_ID else None
+    if problem:
+        raise ma.ValidationError(problem)
 
 
 def _id_field(description: str, **kwargs) -> fields.String:
     return fields.String(
-        validate=[validate.Length(min=1, max=128), _plain_id],
+        validate=[validate.Length(min=1, max=MAX_ID), _plain_id],
         metadata={"description": f"{description}; {ID_RULES}"},
         **kwargs,
     )
