@@ -123,3 +123,34 @@ def test_vea_train_refuses_a_cut_row_and_writes_nothing(tmp_path):
     assert f"row 13: 4 fields, expected {width}" in result.output
     assert "rows left out" not in result.output
     assert not registry.exists() or not any((registry / "versions").glob("*"))
+
+
+def test_a_column_named_twice_is_refused(tmp_path):
+    """pandas read the second tenure_months as 'tenure_months.1' and training used the
+    first without a word."""
+    path = tmp_path / "dup.csv"
+    lines = _canonical_csv(path, rows=50)
+    width = len(lines[0].split(","))
+    doubled = [f"{lines[0]},tenure_months"] + [f"{line},7" for line in lines[1:]]
+    path.write_text("\n".join(doubled) + "\n")
+    position = lines[0].split(",").index("tenure_months") + 1
+    with pytest.raises(DataError) as caught:
+        load_log(path)
+    assert (
+        f"the header names column 'tenure_months' twice (columns {position} and {width + 1})"
+    ) in str(caught.value)
+    registry = tmp_path / "reg"
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--data", str(path), "--quiet"],
+        env={"VEA_REGISTRY": str(registry)},
+        catch_exceptions=False,
+    )
+    assert result.exit_code != 0 and "'tenure_months' twice" in result.output
+    assert not registry.exists() or not any((registry / "versions").glob("*"))
+
+
+def test_a_name_like_a_renamed_duplicate_is_no_duplicate(tmp_path):
+    path = tmp_path / "dotted.csv"
+    path.write_text("\ufeffchannel,history,history.1,ve_success\nvoice,1,2,1\nchat,3,4,0\n")
+    assert list(read_table(path).columns) == ["channel", "history", "history.1", "ve_success"]

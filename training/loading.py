@@ -7,12 +7,13 @@ writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,7 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
             raise
         used = encoding
         frame = pd.read_csv(path, low_memory=False, encoding=used)
+    _check_header(path, used)
     # pandas fills a row with fewer fields than the header with missing values without a
     # word: a line cut short (a copy stopped mid-file, an export cut at a size limit)
     # became a row whose outcome was "not known yet", or an error about a missing field.
@@ -119,6 +121,54 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
                 problems.append(f"{len(short) - ROWS_SHOWN:,} more rows with too few fields")
             raise DataError(problems, str(path))
     return frame
+
+
+def _csv_records(path: Path, encoding: str) -> Iterator[list[str]]:
+    """The CSV's records as the csv module splits them (blank lines included as [])."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    # "utf-8-sig": a byte order mark is no part of the first column's name (as in pandas).
+    text_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 1 << 30))  # pandas reads a field of any length
+    try:
+        with opener(path, "rt", encoding=text_encoding, newline="") as fh:
+            yield from csv.reader(fh)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _blank(fields: list[str]) -> bool:
+    """A line pandas skips: empty, or spaces only."""
+    return not fields or (len(fields) == 1 and not fields[0].strip(" \t"))
+
+
+def _check_header(path: Path, encoding: str) -> None:
+    """Refuse a header that names a column twice: pandas reads the second as
+    ``name.1``, a column nothing uses, and the log trains on the first without a word."""
+    header: list[str] = []
+    try:
+        with contextlib.closing(_csv_records(path, encoding)) as records:
+            header = next((fields for fields in records if not _blank(fields)), [])
+    except csv.Error:
+        return  # pandas read it; its own names are all there is to check
+    _refuse_duplicates(header, path)
+
+
+def _refuse_duplicates(names: Sequence[object], path: Path) -> None:
+    places: dict[str, list[int]] = {}
+    for number, name in enumerate(names, start=1):
+        places.setdefault(str(name), []).append(number)
+    twice = {name: where for name, where in places.items() if len(where) > 1}
+    if twice:
+        problems = []
+        for name, where in twice.items():
+            times = "twice" if len(where) == 2 else f"{len(where)} times"
+            columns = ", ".join(map(str, where[:-1])) + f" and {where[-1]}"
+            problems.append(
+                f"the header names column {name!r} {times} (columns {columns}): "
+                "name each column once"
+            )
+        raise DataError(problems, str(path))
 
 
 def _may_have_short_rows(path: Path, encoding: str, first_column: str) -> bool:
@@ -154,25 +204,17 @@ def _short_rows(path: Path, encoding: str, expected: int) -> list[tuple[int, int
     """(row, fields) of the data rows with fewer than ``expected`` fields, rows numbered
     as everywhere else (1-based, header not counted, blank lines skipped as pandas skips
     them)."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    # "utf-8-sig": a byte order mark is no part of the first column's name (as in pandas).
-    text_encoding = "utf-8-sig" if encoding == "utf-8" else encoding
     short: list[tuple[int, int]] = []
-    limit = csv.field_size_limit()
-    csv.field_size_limit(max(limit, 1 << 30))  # pandas reads a field of any length
+    row = -1  # the header is row 0
     try:
-        with opener(path, "rt", encoding=text_encoding, newline="") as fh:
-            row = -1  # the header is row 0
-            for fields in csv.reader(fh):
-                if not fields or (len(fields) == 1 and not fields[0].strip(" \t")):
-                    continue  # a blank line: pandas skips it
-                row += 1
-                if row and len(fields) < expected:
-                    short.append((row, len(fields)))
+        for fields in _csv_records(path, encoding):
+            if _blank(fields):
+                continue  # pandas skips it
+            row += 1
+            if row and len(fields) < expected:
+                short.append((row, len(fields)))
     except csv.Error:
         return []  # pandas parsed it; the csv module's stricter rules do not refuse it
-    finally:
-        csv.field_size_limit(limit)
     return short
 
 
