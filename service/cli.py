@@ -371,6 +371,10 @@ def export(out: str, since, until) -> None:
 
     if Path(out).suffix.lower() not in (".csv", ".parquet"):
         raise click.BadParameter("use a .csv or .parquet file name", param_hint="--out")
+    # An empty or inverted period selects nothing: refused, as `vea report` refuses it,
+    # not exported as a header-only file that reads as "no decisions were made".
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter("must be before --until", param_hint="--since")
     with service_database() as engine:
         try:
             result = export_log(engine, out, since=since, until=until)
