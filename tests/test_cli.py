@@ -195,10 +195,15 @@ def test_tampered_bundle_refused_by_every_command(workspace, tmp_path):
         ("train.truth.parquet", "3000 of the data's 3000 interaction ids are not in the truth"),
         ("train.parquet", "not a truth file: it has no p_<activity> columns"),
         ("lacking.truth.csv", "truth file lacks p_none"),
+        # The same seed, another size: other contacts (their ids matched before).
+        ("larger.truth.csv", "3000 of the data's 3000 interaction ids are not in the truth"),
     ],
 )
 def test_evaluate_refuses_a_truth_file_of_other_data(workspace, tmp_path, truth, message):
     root, _ = workspace
+    if truth == "larger.truth.csv":
+        made = vea("simulate", "--rows", 3500, "--seed", 6, "--out", root / "larger.csv")
+        assert made.exit_code == 0, made.output
     pd.read_csv(root / "test.truth.csv").drop(columns=["p_none"]).to_csv(
         root / "lacking.truth.csv", index=False
     )

@@ -45,7 +45,7 @@ def test_log_schema_and_ranges(sim):
     assert list(log.columns) == list(LOG_COLUMNS)
     assert len(log) == ROWS
     assert log["interaction_id"].is_unique
-    assert log["interaction_id"].iloc[0] == "sim-11-0"
+    assert log["interaction_id"].iloc[0] == f"sim-11-{ROWS}-0"
     assert str(log["occurred_at"].dt.tz) == "UTC"
     assert log["occurred_at"].is_monotonic_increasing
     span = log["occurred_at"].max() - log["occurred_at"].min()

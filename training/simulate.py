@@ -597,7 +597,9 @@ def simulate(
     customer_names = np.array([f"cust-{seed}-{k}" for k in range(n_customers)], dtype=object)
     log = pd.DataFrame(
         {
-            "interaction_id": pd.Series(np.arange(rows)).map(lambda i: f"sim-{seed}-{i}"),
+            # The size is part of the id: a log of another size from the same seed holds
+            # other contacts, and its truth must not be taken for this one's.
+            "interaction_id": pd.Series(np.arange(rows)).map(lambda i: f"sim-{seed}-{rows}-{i}"),
             "customer_id": customer_names[customer],
             "occurred_at": origin + pd.to_timedelta(seconds, unit="s"),
             "channel": np.array(CHANNELS, dtype=object)[channel],
