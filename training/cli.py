@@ -87,10 +87,11 @@ class UserErrorGroup(click.Group):
 
 
 def _unreachable_database(exc: Exception) -> str | None:
-    """The message for a service command whose database cannot be reached, else None."""
-    from sqlalchemy.exc import OperationalError
+    """The message for a service command whose database cannot be reached or is not
+    migrated yet, else None."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    if not isinstance(exc, OperationalError):
+    if not isinstance(exc, OperationalError | ProgrammingError):
         return None
     from service.config import safe_url
 
@@ -98,6 +99,12 @@ def _unreachable_database(exc: Exception) -> str | None:
     # The driver's first line says why (refused, no such file); no statement or values.
     why = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unreachable"
     shown = safe_url(url) if "://" in url else url
+    # A table missing (SQLite's "no such table", PostgreSQL's undefined_table): the
+    # database answered, its schema is not there yet.
+    if why.startswith("no such table") or getattr(exc.orig, "sqlstate", None) == "42P01":
+        return f"VEA_DATABASE_URL: {shown} is not migrated ({why}): run `vea db upgrade`"
+    if isinstance(exc, ProgrammingError):
+        return None
     return f"VEA_DATABASE_URL: cannot reach {shown}: {why}"
 
 
