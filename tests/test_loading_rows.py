@@ -1,9 +1,12 @@
-"""A CSV's rows and header as pandas would take them silently: a row cut short, a column
-named twice. Each is refused, naming the row or column, and nothing is trained."""
+"""Input files as pandas or pyarrow took them without a word: a CSV row cut short, a
+column named twice (refused, naming the row or column; nothing is trained), and a Parquet
+directory holding other files beside its parts (read: its parts only)."""
 
 from __future__ import annotations
 
 import gzip
+import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -154,3 +157,66 @@ def test_a_name_like_a_renamed_duplicate_is_no_duplicate(tmp_path):
     path = tmp_path / "dotted.csv"
     path.write_text("\ufeffchannel,history,history.1,ve_success\nvoice,1,2,1\nchat,3,4,0\n")
     assert list(read_table(path).columns) == ["channel", "history", "history.1", "ve_success"]
+
+
+def _parquet_dataset(directory, frame: pd.DataFrame, *, hive: bool = False) -> None:
+    """``frame`` as a directory of Parquet parts (four flat parts, or hive partitions by
+    channel in subdirectories)."""
+    directory.mkdir(parents=True)
+    if hive:
+        frame.to_parquet(directory, partition_cols=["channel"], index=False)
+        return
+    for number, start in enumerate(range(0, len(frame), len(frame) // 4)):
+        part = frame.iloc[start : start + len(frame) // 4]
+        part.to_parquet(directory / f"part-{number}.parquet", index=False)
+
+
+def _clutter(directory) -> None:
+    """What a directory picks up beside the parts: a cache with lock files (the
+    auditor's), a hidden copy of a part, a writer's _SUCCESS marker and a README."""
+    (directory / "cache").mkdir()
+    (directory / "cache" / "0a1b2c.lock").write_text("")
+    hidden = directory / ".snapshot"
+    hidden.mkdir()
+    first = sorted(directory.rglob("*.parquet"))[0]
+    shutil.copy(first, hidden / "part-0.parquet")
+    (directory / "_SUCCESS").write_text("")
+    (directory / "README.txt").write_text("exported logs")
+
+
+@pytest.mark.parametrize("hive", [False, True])
+def test_a_parquet_directory_reads_its_parts_only(tmp_path, hive):
+    frame = simulated(rows=400, seed=12)[0]
+    clean, cluttered = tmp_path / "clean", tmp_path / "cluttered"
+    _parquet_dataset(clean, frame, hive=hive)
+    shutil.copytree(clean, cluttered)
+    _clutter(cluttered)
+    read = read_table(cluttered)
+    assert len(read) == len(frame)
+    # The frame pandas reads from the clean directory: same rows, order and types.
+    pd.testing.assert_frame_equal(read, pd.read_parquet(clean))
+
+
+def test_a_directory_without_parquet_parts_is_named(tmp_path):
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    (directory / "cache").mkdir()
+    (directory / "cache" / "x.lock").write_text("")
+    (directory / ".part.parquet").write_bytes(b"")
+    expected = f"{directory}: a directory without .parquet files"
+    with pytest.raises(DataError, match=f"^{re.escape(expected)}"):
+        read_table(directory)
+
+
+def test_vea_train_reads_a_parquet_directory_with_a_cache_in_it(tmp_path):
+    directory = tmp_path / "logs"
+    _parquet_dataset(directory, simulated(rows=800, seed=13)[0])
+    _clutter(directory)
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--data", str(directory), "--quiet"],
+        env={"VEA_REGISTRY": str(tmp_path / "reg")},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "(champion)" in result.output

@@ -11,6 +11,7 @@ import contextlib
 import csv
 import gzip
 import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -67,7 +68,7 @@ def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet" or path.is_dir():
-            frame = pd.read_parquet(path)
+            frame = _read_parquet(path)
         elif suffix in (".csv", ".txt", ".gz"):
             frame = _read_csv(path, encoding)
         else:
@@ -85,6 +86,50 @@ def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path}: no data rows")
     return frame
+
+
+# Files and directories a Parquet data set directory holds beside its parts (pyarrow's
+# ignore_prefixes): ``.cache``, ``_SUCCESS``, ``_metadata``.
+HIDDEN_PREFIXES = (".", "_")
+
+
+def parquet_files(directory: str | Path) -> list[str]:
+    """The parts of a Parquet dataset directory, relative to it and sorted: every
+    ``*.parquet`` file at any depth, leaving out hidden files and directories and those
+    starting with ``_`` (``_SUCCESS``, ``_metadata``), as pyarrow's discovery ignores
+    them, and any other file (a lock file, a README, a cache)."""
+    directory = Path(directory)
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(HIDDEN_PREFIXES)]
+        here = Path(root).relative_to(directory)
+        found.extend(
+            (here / name).as_posix()
+            for name in files
+            if name.lower().endswith(".parquet") and not name.startswith(HIDDEN_PREFIXES)
+        )
+    return sorted(found)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file, or a dataset directory's parts (``parquet_files``): reading the
+    whole directory, pyarrow failed on the first file that is no Parquet (a
+    ``cache/....lock`` beside the data)."""
+    if not path.is_dir():
+        return pd.read_parquet(path)
+    files = parquet_files(path)
+    if not files:
+        raise DataError(
+            f"{path}: a directory without .parquet files (a Parquet data set's parts end in "
+            ".parquet; hidden files and those starting with _ are skipped): give a .csv or "
+            ".parquet file, or the directory holding the parts"
+        )
+    from pyarrow import fs as pa_fs
+
+    # Paths relative to the directory, as when pyarrow lists it itself: hive partitions
+    # (channel=voice/) are read from below it only.
+    local = pa_fs.SubTreeFileSystem(str(path.resolve()), pa_fs.LocalFileSystem())
+    return pd.read_parquet(files, filesystem=local)
 
 
 def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
