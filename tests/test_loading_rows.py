@@ -1,5 +1,6 @@
 """Input files as pandas or pyarrow took them without a word: a CSV row cut short, a
-column named twice (refused, naming the row or column; nothing is trained), and a Parquet
+column named twice (refused, naming the row or column; nothing is trained), a feature
+column under another name (trained on without it: now a note names it), and a Parquet
 directory holding other files beside its parts (read: its parts only)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from core_fixtures import simulated
 
 from training.cli import cli
 from training.loading import DataError, load_log, read_table
+from training.spec import Spec
 
 
 @pytest.fixture(autouse=True)
@@ -210,7 +212,7 @@ def test_a_directory_without_parquet_parts_is_named(tmp_path):
 
 def test_vea_train_reads_a_parquet_directory_with_a_cache_in_it(tmp_path):
     directory = tmp_path / "logs"
-    _parquet_dataset(directory, simulated(rows=800, seed=13)[0])
+    _parquet_dataset(directory, simulated(rows=400, seed=13)[0])
     _clutter(directory)
     result = CliRunner().invoke(
         cli,
@@ -220,3 +222,81 @@ def test_vea_train_reads_a_parquet_directory_with_a_cache_in_it(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "(champion)" in result.output
+
+
+def _notes(path, spec=None, **kwargs) -> list[str]:
+    said: list[str] = []
+    load_log(path, spec, note=said.append, **kwargs)
+    return said
+
+
+def test_a_renamed_feature_column_is_noted_with_the_column_it_lacks(tmp_path):
+    """tenure for tenure_months: training went on without the feature, saying nothing."""
+    path = tmp_path / "renamed.csv"
+    _canonical_csv(path, rows=100)
+    path.write_text(path.read_text().replace("tenure_months", "tenure", 1))
+    assert _notes(path) == [
+        f"{path}: nothing uses column tenure (not canonical: an extra feature needs a "
+        "spec's features:); the log lacks the known feature column tenure_months. A "
+        "column under another name is not learned from: rename it, or map it with a spec "
+        "(columns: {tenure_months: tenure})"
+    ]
+
+
+def test_columns_a_spec_maps_are_used_and_the_others_named(tmp_path):
+    path = tmp_path / "theirs.csv"
+    pd.DataFrame(
+        {
+            "recency": [3, 5, 8, 1],
+            "history": [10.0, 20.0, 5.0, 7.5],
+            "visit": [1, 0, 1, 0],
+            "spend": [0.0, 3.0, 0.0, 1.0],
+            "notes": ["a", "b", "c", "d"],
+        }
+    ).to_csv(path, index=False)
+    spec = Spec.from_dict(
+        {"columns": {"tenure_months": "recency"}, "success": "visit", "features": ["history"]}
+    )
+    [said] = _notes(path, spec)
+    assert said.startswith(
+        f"{path}: nothing uses columns spend, notes (the spec neither maps them under "
+        "columns: nor lists them under features:); the log lacks the known feature columns "
+        "channel, issue_type,"
+    )
+    assert "recency" not in said and "history" not in said and "tenure_months" not in said
+    assert said.endswith("map it in the spec (columns: {canonical: yours})")
+
+
+def test_logs_whose_columns_are_all_used_say_nothing(tmp_path):
+    path = tmp_path / "canonical.csv"
+    frame = simulated(rows=60, seed=14)[0]
+    frame.to_csv(path, index=False)
+    assert _notes(path) == []
+    # vea's own export columns are no features by design: not named either.
+    export = tmp_path / "export.parquet"
+    frame.assign(decision_id="d", model_version="v1", routed_pool_id="general").to_parquet(export)
+    assert _notes(export) == []
+
+
+def test_a_log_read_for_a_model_leaves_the_columns_to_the_caller(tmp_path):
+    path = tmp_path / "renamed.csv"
+    _canonical_csv(path, rows=60)
+    path.write_text(path.read_text().replace("tenure_months", "tenure", 1))
+    assert _notes(path, numeric_features=["prior_contacts_30d", "sentiment"]) == []
+
+
+def test_vea_train_notes_a_renamed_feature_column(tmp_path):
+    path = tmp_path / "renamed.csv"
+    _canonical_csv(path, rows=400)
+    path.write_text(path.read_text().replace("tenure_months", "tenure", 1))
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--data", str(path), "--quiet"],
+        env={"VEA_REGISTRY": str(tmp_path / "reg")},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output  # extra columns are allowed: it trains
+    assert "note: " in result.output
+    assert "nothing uses column tenure" in result.output
+    assert "lacks the known feature column tenure_months" in result.output
+    assert result.output.count("nothing uses") == 1  # said once

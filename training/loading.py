@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -592,17 +592,30 @@ def validate_log(
     return out
 
 
+def say_note(message: str) -> None:
+    """A ``note:`` line on stderr, as the CLI's other notes."""
+    import click
+
+    click.echo(f"note: {message}", err=True)
+
+
 def load_log(
     path: str | Path,
     spec: Spec | None = None,
     *,
     require_outcome: bool = True,
     numeric_features: Sequence[str] = (),
+    note: Callable[[str], None] | None = say_note,
 ) -> pd.DataFrame:
     """Read, map (when a spec is given) and validate a log. Raises DataError or SpecError.
 
     ``numeric_features``: columns a model reads as numbers (its encoder's), so a value
-    that is not one is refused instead of scored as missing."""
+    that is not one is refused instead of scored as missing.
+
+    ``note``: told once (stderr by default; None: nothing) when the log has columns
+    nothing uses, with the known feature columns it lacks (``unused_columns_note``). A
+    log read for a model (``numeric_features`` given) is not: the caller says which of
+    the model's columns it lacks."""
     raw = read_table(path, spec.encoding if spec else None)
     try:
         frame = spec.apply(raw, require_outcome=require_outcome) if spec else raw
@@ -619,7 +632,51 @@ def load_log(
         )
     features: dict[str, str | None] = dict(spec.feature_kinds()) if spec else {}
     features.update({name: "number" for name in numeric_features if name not in COLUMN_BY_NAME})
-    return validate_log(frame, require_outcome=require_outcome, source=str(path), features=features)
+    out = validate_log(frame, require_outcome=require_outcome, source=str(path), features=features)
+    if note is not None and not numeric_features:
+        message = unused_columns_note(raw.columns, out.columns, spec)
+        if message:
+            note(f"{path}: {message}")
+    return out
+
+
+def unused_columns_note(
+    columns: Iterable[object], mapped: Iterable[object], spec: Spec | None
+) -> str | None:
+    """What to tell when a log (its ``columns``; ``mapped``: after the spec) has columns
+    nothing uses: a feature under another name (``tenure`` for ``tenure_months``) was
+    dropped without a word and the model learned without it. Extra columns are allowed
+    (design section 4), so this is a note, naming them and the known feature columns the
+    log lacks; None when every column is used."""
+    from service.export import VEA_ONLY  # vea's own export columns: no features by design
+
+    if spec is None:
+        used = set(COLUMN_BY_NAME)
+    else:
+        names = [str(c) for c in columns]
+        used = {*spec.sources().values(), *spec.features, *spec.passed_through(names)}
+    unused = [str(c) for c in columns if str(c) not in used and str(c) not in VEA_ONLY]
+    if not unused:
+        return None
+    present = {str(c) for c in mapped}
+    lacking = [name for name in CONTEXT_FEATURES if name not in present]
+    several = len(unused) > 1
+    if spec is None:
+        why = "not canonical: an extra feature needs a spec's features:"
+    else:
+        them = "them" if several else "it"
+        why = f"the spec neither maps {them} under columns: nor lists {them} under features:"
+    text = f"nothing uses column{'s' if several else ''} {', '.join(unused)} ({why})"
+    if not lacking:
+        return f"{text}; the log has every known feature column"
+    text += f"; the log lacks the known feature column{'s' if len(lacking) > 1 else ''} "
+    text += ", ".join(lacking)
+    # The mapping spelled out when there is one candidate each way (tenure for
+    # tenure_months), else its form.
+    pair = (lacking[0], unused[0]) if len(lacking) == len(unused) == 1 else ("canonical", "yours")
+    mapping = f"columns: {{{pair[0]}: {pair[1]}}}"
+    fix = "rename it, or map it with a spec" if spec is None else "map it in the spec"
+    return f"{text}. A column under another name is not learned from: {fix} ({mapping})"
 
 
 def _has_features(frame: pd.DataFrame, spec: Spec) -> bool:
