@@ -759,6 +759,10 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
     from models.pools import PoolError, load_config
     from service import pools as use_cases
 
+    if not log_path and (prob_column or model):
+        # Without --log the rebuild reads the stored outcomes with the probabilities the
+        # serving model gave them: these options would be silently ignored.
+        raise click.UsageError("--prob-column and --model need --log")
     settings = Settings.from_env()
     min_contacts = min_contacts or settings.proficiency_min_contacts
     with service_database(settings.database_url) as engine:
@@ -770,8 +774,18 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
                 if model:
                     from models.registry import Registry
 
-                    reg = Registry(registry or settings.registry)
-                    bundle = reg.load(reg.champion() if model == "champion" else model)
+                    root = Path(registry or settings.registry)
+                    if not root.is_dir():
+                        raise click.ClickException(
+                            f"--registry {root}: the model registry folder does not exist"
+                        )
+                    reg = Registry(root)
+                    version = reg.champion() if model == "champion" else model
+                    if version is None:
+                        raise click.ClickException(
+                            f"--model champion: the registry {root} has no champion"
+                        )
+                    bundle = reg.load(version)
                 try:
                     records = use_cases.log_records(
                         log_path, prob_column=prob_column, bundle=bundle

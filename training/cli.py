@@ -631,7 +631,7 @@ def _evaluate_shadow(
     else:
         reward = reward_from_options(reward_name, reward_weights)
     result = compare_shadow(
-        load_log(data),
+        load_log(data, note=None),
         version=None if version == "newest" else version,
         economics=champion.economics if champion is not None else None,
         n_boot=bootstrap,
