@@ -252,6 +252,11 @@ def _decide_again(
     row["earlier_request_hashes"] = earlier[-MAX_EARLIER_REQUESTS:]
     changes = {k: v for k, v in row.items() if k not in ("decision_id", "interaction_id")}
     with begin_write(state.engine) as conn:
+        # The decision locked first, and only then "no outcome yet?" asked (by the next
+        # statement, which on PostgreSQL sees what committed while it waited): asked in
+        # the UPDATE itself, an outcome committed during its wait for the lock was not
+        # seen, and the outcome recorded another activity than the decision kept.
+        conn.execute(_LOCKED_DECISION, {"decision_id": stored.decision_id})
         replaced = conn.execute(
             decisions.update()
             .where(
