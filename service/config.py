@@ -103,6 +103,7 @@ BOUNDS: dict[str, Bounds] = {
     "rate_limit_burst": Bounds(1),
     "auth_failures_per_s": Bounds(0),
     "auth_failures_burst": Bounds(1),
+    "heavy_concurrency": Bounds(0, 64),
     "key_cache_s": Bounds(0),
     "continuation_window_min": Bounds(0),
     "decline_days": Bounds(0),
@@ -336,6 +337,11 @@ class Settings:
     # expired one (its 401 says so: it cannot be guessed into use). 0 disables.
     auth_failures_per_s: float = 0.2
     auth_failures_burst: int = 20
+    # Heavy computations over the stored decisions (the reports under /v1/reports, the
+    # dashboard's uncached sections and its CSV downloads) at once per instance (the
+    # workers sharing `shared_state_dir`): one more is refused at once with 429 and
+    # Retry-After, so reports cannot take every worker from the decisions. 0: no limit.
+    heavy_concurrency: int = 1
     # Where the workers of one gunicorn master share state (the rate-limit buckets);
     # gunicorn's master makes a fresh directory per start (service/gunicorn_conf.py), or
     # empties this one when set: one directory per master. Empty: each process keeps its

@@ -2,7 +2,8 @@
 organic value agents find without vea's suggestion.
 
 Unknown query parameters are refused (422): a mistyped `form=` must not silently report
-the whole history.
+the whole history. Each report is computed in a slot of ``service.heavy``: with every
+slot of the instance taken, 429 at once (Retry-After), the decisions keep their workers.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from marshmallow import RAISE
 
 from models.schema import parse_reward
-from service import reports
+from service import heavy, reports
 from service.api.common import Blueprint, protected
 from service.auth import require
 from service.config import ValueConfigError
@@ -52,6 +53,7 @@ def blueprint() -> Blueprint:
         description="the value config file (VEA_VALUE_CONFIG) no longer reads: the message "
         "names its field; an operator mends it, no restart needed",
     )
+    @heavy.slot()
     def value_report(args):
         """VES, success, the named reward, offers (suggested, offered, accepted when
         offered), handle time, CSAT and retention by activity, segment, issue type,
@@ -78,6 +80,7 @@ def blueprint() -> Blueprint:
     @blp.arguments(ReportQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, DriftReportSchema)
     @blp.alt_response(422, schema=ErrorSchema, description="bad period")
+    @heavy.slot()
     def drift_report(args):
         """PSI per feature (live decisions vs the champion's training data) and calibration
         (predicted openness vs observed success by band); also exported as gauges."""
@@ -92,6 +95,7 @@ def blueprint() -> Blueprint:
     @blp.arguments(OrganicReportQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, OrganicReportSchema)
     @blp.alt_response(422, schema=ErrorSchema, description="bad period, features or minimum")
+    @heavy.slot()
     def organic_report(args):
         """Value activities agents offered that vea did not suggest, by situation (segment
         and issue type unless `by` says otherwise): attempts, success with its 95% Wilson

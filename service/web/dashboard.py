@@ -28,9 +28,11 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import TooManyRequests
 
 from models.reasons import listed
 from models.value_report import uplift_shown
+from service import heavy
 from service.db import (
     READ_ONLY,
     audit_events,
@@ -396,7 +398,8 @@ def _clean(value: Any) -> Any:
 
 def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
     """Every section of the page, or ``only`` the one a CSV download needs (the others
-    are marked not computed, so their tables are absent)."""
+    are marked not computed, so their tables are absent). A report section not kept is
+    computed in a slot of ``service.heavy`` (``heavy.Busy`` when none is free)."""
     start, end = period["start"], period["end"]
     engine = state().engine
 
@@ -427,8 +430,11 @@ def gather(period: dict[str, Any], only: str | None = None) -> dict[str, Any]:
         "pools": _pools,
         "models": _models,
     }
-    with _cyclic_gc_paused():
-        for name in [name for name, section in out.items() if section is None]:
+    cold = [name for name, section in out.items() if section is None]
+    # A slot only for a report section to compute (kept ones, pools and models need none).
+    heavy_slot = heavy.slot() if set(cold) & set(CACHED_SECTIONS) else contextlib.nullcontext()
+    with heavy_slot, _cyclic_gc_paused():
+        for name in cold:
             out[name] = _section(name, computations[name])
             if kept(name) and out[name]["available"]:
                 cache.put(key(name), out[name])
@@ -1176,7 +1182,12 @@ def blueprint() -> Blueprint:
     def dashboard():
         language = _language()
         period, period_error = period_of(request.args, language=language)
-        sections = gather(period)
+        try:
+            sections = gather(period)
+        except heavy.Busy as exc:  # the page's own words (a CSV download answers 429 JSON)
+            wait = exc.retry_after_s
+            message = content.LABELS[language]["busy"].format(seconds=wait)
+            raise TooManyRequests(message, retry_after=wait) from None
         return render_template(
             "dashboard.html",
             language=language,
