@@ -401,6 +401,12 @@ class Settings:
     # contact-center desktop's side panel), space-separated: https://desk.example.com
     # https://*.example.com. Empty: the service's own pages only.
     frame_ancestors: str = ""
+    # Origins whose links open the desk in a window or tab of its own (a desktop that
+    # does not frame it), space- or comma-separated as frame_ancestors. A desk link that
+    # would decide, followed from another site (the browser's Sec-Fetch-Site), opens at
+    # once only from these and the frame_ancestors origins: from any other site the
+    # agent confirms it first (a site cannot plant decisions under the agent's key).
+    desk_link_origins: str = ""
 
     def __post_init__(self) -> None:
         # Fail at start-up (in gunicorn's master, before any worker), naming the variable,
@@ -447,6 +453,7 @@ class Settings:
         except ValueError as exc:
             raise ValueError(f"VEA_SUCCESS_MEASURES: {exc}") from None
         self.frame_ancestor_sources()
+        self.desk_link_sources()
         self._check_files()
 
     def declared_measures(self) -> tuple[str, ...]:
@@ -484,6 +491,24 @@ class Settings:
                 )
             sources.append(origin.rstrip("/"))
         return " ".join(sources)
+
+    def desk_link_sources(self) -> tuple[str, ...]:
+        """The origins whose desk links decide without the agent's confirmation: those of
+        ``frame_ancestors`` and ``desk_link_origins`` (each checked as frame_ancestors',
+        ValueError naming the setting), without a trailing slash."""
+        sources = self.frame_ancestor_sources().split()[1:]  # not 'self'
+        for origin in re.split(r"[\s,]+", self.desk_link_origins.strip()):
+            if not origin:
+                continue
+            if not FRAME_ORIGIN.match(origin):
+                raise ValueError(
+                    f"VEA_DESK_LINK_ORIGINS: {origin!r} is not an origin: give "
+                    "scheme://host[:port] (https://desktop.example.com, "
+                    "https://*.example.com), space- or comma-separated; any site ('*'), "
+                    "paths and keywords are refused"
+                )
+            sources.append(origin.rstrip("/"))
+        return tuple(sources)
 
     def _check_database_url(self) -> None:
         url = self.database_url

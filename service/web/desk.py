@@ -51,9 +51,16 @@ from service.serving import build_decider
 from service.state import state
 from service.web import content
 from service.web.session import (
+    CSRF_FIELD,
     POSTED_FORM_PARAMETER,
+    confirmed,
     csrf_ok,
+    from_other_site,
+    from_untrusted_site,
+    is_unconfirmed,
+    mark_unconfirmed,
     page_access,
+    request_origin,
     take_posted_form,
 )
 
@@ -68,6 +75,21 @@ CONTACT_FIELDS = ("channel", "issue_type", "sentiment", "occurred_at")
 INTEGER_FIELDS = {"prior_contacts_30d"}
 FLOAT_FIELDS = {"tenure_months", "sentiment"}  # the API takes JSON numbers, not text
 REQUIRED = ("interaction_id", "customer_id", "channel")
+# What a desk link may name about the contact, in the order the confirmation page lists
+# them and posts them back.
+LINK_FIELDS = (
+    *REQUIRED,
+    "issue_type",
+    "segment",
+    "persona",
+    "tenure_months",
+    "switching_effort",
+    "prior_contacts_30d",
+    "sentiment",
+    "occurred_at",
+    "customer_language",
+    "agent_id",
+)
 # What each outcome button means for the outcome endpoint's two booleans.
 STATUSES: dict[str, dict[str, bool | None]] = {
     "offered": {"offered": True, "accepted": None},
@@ -135,6 +157,15 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "the page.",
         # How desk.js lists several fields in one message.
         "list_separator": ", ",
+        # The confirmation a desk link from another site asks for (desk_confirm.html).
+        "confirm_title": "Open this contact?",
+        "confirm_lead": "A link from another site asks to open this contact in the desk. "
+        "Nothing is stored until you open it: opening it decides the contact under your "
+        "key, as if your desktop had opened it.",
+        "confirm_from": "The link came from",
+        "confirm_check": "Open it only if it is the contact you are handling now.",
+        "confirm_details": "The contact as the link gives it",
+        "confirm_open": "Open this contact",
     },
     "ja": {
         "db_down_title": "データベースに接続できません",
@@ -191,6 +222,14 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "decision_busy": "このお問い合わせは同時に判定し直されていました。ページを再読み込みして"
         "ください。",
         "list_separator": "、",
+        "confirm_title": "このお問い合わせを開きますか？",
+        "confirm_lead": "別のサイトのリンクが、このお問い合わせをデスクで開こうとしています。"
+        "開くまでは何も保存されません。開くと、デスクトップから開いた場合と同じように、"
+        "あなたのキーでこのお問い合わせが判定されます。",
+        "confirm_from": "リンク元",
+        "confirm_check": "いま対応しているお問い合わせの場合だけ開いてください。",
+        "confirm_details": "リンクに書かれたお問い合わせの内容",
+        "confirm_open": "このお問い合わせを開く",
     },
 }
 
@@ -958,6 +997,9 @@ def blueprint() -> Blueprint:
                 answer, features = found
             else:
                 body = decision_body(args, language)
+                if _confirmation_needed(body["interaction_id"]):
+                    # Another site's link: nothing is decided until the agent says so.
+                    return _confirmation(page, args)
                 try:
                     first_language = decided_language(body["interaction_id"])
                 except ApiError:  # database down: decided below, degraded and unstored
@@ -1046,6 +1088,47 @@ def blueprint() -> Blueprint:
         return jsonify(answer), 201 if created else 200
 
     return blp
+
+
+def _confirmation_needed(interaction_id: str) -> bool:
+    """Whether this request, which would decide (and store) the contact, waits for the
+    agent's confirmation: another site's page opened it (``Sec-Fetch-Site`` cross-site
+    or same-site) from an origin that is not the desk's (``Settings.desk_link_sources``),
+    or it comes back from such a link (the sign-in it led to, the language switch). The
+    SameSite=Lax cookie comes with any site's top-level link, so without this any page
+    an agent visits could store decisions under the agent's key. The confirmation
+    page's post carries the session's CSRF token: another site cannot make it."""
+    if request.method == "POST" and CSRF_FIELD in request.form:
+        if not csrf_ok():  # a stale confirmation page (another session): asked again
+            return True
+        confirmed(interaction_id)
+        return False
+    if from_other_site():
+        if from_untrusted_site():
+            return True
+        confirmed(interaction_id)  # the desktop itself opened it
+        return False
+    return is_unconfirmed(interaction_id)
+
+
+def _confirmation(page: dict[str, Any], args: Mapping[str, str]):
+    """The page that asks the agent to open a contact another site's link named: its
+    details as the link gives them, and a button that posts them back with the CSRF
+    token (the desk's form post). Nothing is stored by showing it."""
+    language = page["language"]
+    mark_unconfirmed(args["interaction_id"])  # also after a language switch or sign-in
+    fields = [(name, args[name]) for name in LINK_FIELDS if args.get(name)]
+    page = render_template(
+        "desk_confirm.html",
+        **page,
+        desk_labels=DESK_LABELS[language],
+        fields=fields,
+        details=[(content.field_label(name, language), value) for name, value in fields],
+        # The link's language stays the page's after the post, as for a desktop's form.
+        action=url_for("desk.desk", lang=request.args.get("lang") or None),
+        origin=request_origin() if from_other_site() else None,
+    )
+    return page, 200
 
 
 def _api_message(exc: ApiError, language: str) -> str:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, Request, abort, current_app, redirect, request, session, url_for
@@ -65,6 +65,16 @@ POSTED_FORMS_KEPT = 3
 POSTED_FORM_BYTES = 1200
 POSTED_FORMS_BYTES = 2000
 POSTED_FORM_PARAMETER = "form"
+# Contacts (hashes of their interaction ids) that a desk link from another site named:
+# the desk asks the agent to confirm them before it decides (``needs_confirmation``),
+# also when the link comes back same-origin: after the sign-in it led to, or through the
+# language switch of the confirmation page. Kept over sign-ins and expired sessions (a
+# mark only ever asks for one more click); at most this many, the oldest dropped.
+UNCONFIRMED = "unconfirmed"
+UNCONFIRMED_KEPT = 16
+# Sec-Fetch-Site values of a request another site's page started.
+OTHER_SITE = ("cross-site", "same-site")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class SignedCookieSessions(SecureCookieSessionInterface):
@@ -104,6 +114,21 @@ def configure(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
     )
+    # Run for the pages blueprint's requests only (/login), not for every API call.
+    app.before_request_funcs.setdefault("pages", []).append(_mark_login_from_another_site)
+
+
+def _mark_login_from_another_site() -> None:
+    """A sign-in page opened by another site's link, its ``next`` a desk link that would
+    decide: the redirect after the sign-in is same-origin (the browser says nothing of
+    the site that led there), so the contact is marked for the desk to confirm."""
+    if request.endpoint != "pages.login" or request.method != "GET":
+        return
+    target = urlsplit(safe_next(request.args.get("next"), ""))
+    if target.path == "/desk" and from_untrusted_site() and _top_level():
+        for name, value in parse_qsl(target.query):
+            if name == "interaction_id":
+                mark_unconfirmed(value)
 
 
 def csrf_token() -> str:
@@ -125,6 +150,111 @@ def check_csrf() -> None:
     """Refuse a state-changing form post without the session's CSRF token (403 page)."""
     if not csrf_ok():
         abort(403, description="missing or wrong CSRF token: reload the page")
+
+
+def request_origin() -> str | None:
+    """The origin of the page that made this request: its ``Origin`` header, else its
+    ``Referer``'s scheme, host and port; None when neither says (or ``Origin: null``)."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return None if origin == "null" else origin
+    referer = urlsplit(request.headers.get("Referer", ""))
+    if referer.scheme in DEFAULT_PORTS and referer.hostname:
+        return f"{referer.scheme}://{referer.netloc.rpartition('@')[2]}"
+    return None
+
+
+def _scheme_host_port(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is no number
+        return None
+    if scheme not in DEFAULT_PORTS or not host or port is None:
+        return None
+    return scheme, host, port
+
+
+def origin_matches(origin: str, source: str) -> bool:
+    """Whether ``origin`` is one ``source`` names, as CSP matches its host-sources
+    (frame-ancestors): the scheme (an http source also admits https on the default
+    port), the host (``*.example.com``: any subdomain, not example.com itself) and the
+    port (the scheme's default when none is written)."""
+    page, allowed = _scheme_host_port(origin), _scheme_host_port(source)
+    if page is None or allowed is None:
+        return False
+    scheme, host, port = page
+    allowed_scheme, allowed_host, allowed_port = allowed
+    wildcard = allowed_host.startswith("*.")
+    if not (host.endswith(allowed_host[1:]) if wildcard else host == allowed_host):
+        return False
+    if scheme == allowed_scheme:
+        return port == allowed_port
+    return (allowed_scheme, scheme) == ("http", "https") and (allowed_port, port) == (80, 443)
+
+
+def from_other_site() -> bool:
+    """Whether the browser says another site's page started this request (a link or form
+    of another origin's page, framed or not). Without ``Sec-Fetch-Site`` (older browsers,
+    programs) the request is taken as it always was."""
+    return request.headers.get("Sec-Fetch-Site") in OTHER_SITE
+
+
+def from_untrusted_site() -> bool:
+    """Whether another site's page started this request and its origin is not one of the
+    desk's trusted origins (``Settings.desk_link_sources``)."""
+    if not from_other_site():
+        return False
+    origin = request_origin()
+    if origin is None:
+        return True
+    return not any(origin_matches(origin, s) for s in state().settings.desk_link_sources())
+
+
+def _top_level() -> bool:
+    """A navigation of a whole window or tab: only its answer may start a session (a
+    cross-site frame or fetch comes without the SameSite=Lax cookie, and a new cookie
+    set by it would sign the agent out)."""
+    return request.headers.get("Sec-Fetch-Dest") == "document"
+
+
+def _mark_key(interaction_id: str) -> str:
+    # A hash: the session cookie is signed, not encrypted, and an interaction id could
+    # name the customer; 64 bits keep the cookie small.
+    return hashlib.sha256(interaction_id.encode("utf-8")).hexdigest()[:16]
+
+
+def mark_unconfirmed(interaction_id: str) -> None:
+    """Remember that another site's link named this contact: the desk decides it only
+    once the agent confirms (``is_unconfirmed``, ``confirmed``)."""
+    key = _mark_key(interaction_id)
+    marks = [m for m in session.get(UNCONFIRMED) or [] if m != key]
+    session[UNCONFIRMED] = [*marks, key][-UNCONFIRMED_KEPT:]
+
+
+def is_unconfirmed(interaction_id: str) -> bool:
+    return _mark_key(interaction_id) in (session.get(UNCONFIRMED) or [])
+
+
+def confirmed(interaction_id: str) -> None:
+    """The agent confirmed the contact (or its desktop opened it): no longer marked."""
+    marks = session.get(UNCONFIRMED)
+    key = _mark_key(interaction_id)
+    if marks and key in marks:
+        kept = [m for m in marks if m != key]
+        if kept:
+            session[UNCONFIRMED] = kept
+        else:
+            session.pop(UNCONFIRMED)
+
+
+def _clear_session() -> None:
+    """Clear the session but for the contacts still to confirm (UNCONFIRMED)."""
+    marks = session.get(UNCONFIRMED)
+    session.clear()
+    if marks:
+        session[UNCONFIRMED] = marks
 
 
 def _session_hash(session_id: str) -> str:
@@ -169,7 +299,7 @@ def log_in(key_id: str, role: str) -> None:
             )
         )
     posted = session.get(POSTED_FORMS)
-    session.clear()
+    _clear_session()
     if posted:  # the page the sign-in goes back to opens them
         session[POSTED_FORMS] = posted
     session.permanent = True
@@ -236,7 +366,7 @@ def current_role() -> str | None:
         return None
     role = _stored_session_role(session_id, key_id) if session_id else None
     if role is None:
-        session.clear()
+        _clear_session()
     return role
 
 
@@ -300,6 +430,18 @@ def _return_path(form_as_query: bool) -> str:
     return f"{request.path}?{urlencode(query)}"
 
 
+def _mark_from_untrusted_site() -> None:
+    """A signed-out agent sent to the sign-in by another site's desk link or same-site
+    post (kept, ``_return_path``): the contact waits for the agent's confirmation after
+    the sign-in too. Not for a cross-site post, whose form is not kept."""
+    interaction_id = request.values.get("interaction_id")
+    if not interaction_id or not from_untrusted_site() or not _top_level():
+        return
+    if request.method == "POST" and request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return
+    mark_unconfirmed(interaction_id)
+
+
 def page_access(*permissions: str, api: bool = False, form_as_query: bool = False) -> Callable:
     """Guard a page view: not logged in -> the login page (or 401 JSON for ``api`` views);
     a role without every permission -> 403. ``form_as_query``: the view reads a posted
@@ -329,6 +471,8 @@ def page_access(*permissions: str, api: bool = False, form_as_query: bool = Fals
             if role is None:
                 if api:
                     return error_response(ApiError(401, "log in: the session has expired"))
+                if form_as_query:
+                    _mark_from_untrusted_site()
                 return redirect(url_for("pages.login", next=_return_path(form_as_query)))
             if not all(allowed(role, p) for p in permissions):
                 abort(403, description=f"role {role!r} may not open this page")
