@@ -93,6 +93,15 @@ def test_reports_are_refused_at_once_while_every_slot_is_taken(client, keys, sha
         assert answer.status_code == 200, answer.json
 
 
+def test_a_pools_rebuild_takes_a_slot(client, keys, shared):
+    """It reads every stored outcome in the request, as a report does."""
+    rebuild = {"json": {"dry_run": True}, "headers": keys["admin"]}
+    with held(shared, 0):
+        _refused(client.post("/v1/pools/rebuild", **rebuild))
+    answer = client.post("/v1/pools/rebuild", **rebuild)
+    assert answer.status_code == 200, answer.json
+
+
 def test_bad_parameters_are_answered_without_a_slot(client, keys, shared):
     with held(shared, 0):
         answer = client.get("/v1/reports/value?form=2019-01-01", headers=keys["manager"])

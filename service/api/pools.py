@@ -7,7 +7,7 @@ from typing import Any
 from flask import g
 
 from models.pools import PoolConfig, PoolError, parse_config
-from service import audit
+from service import audit, heavy
 from service import pools as use_cases
 from service.api.common import Blueprint, protected
 from service.auth import require
@@ -131,6 +131,7 @@ def blueprint() -> Blueprint:
     @blp.alt_response(
         422, schema=ErrorSchema, description="a rebuilt config the routers would refuse"
     )
+    @heavy.slot()  # it reads every stored outcome, as a report does
     def rebuild(body):
         """Recompute proficiency from stored outcomes and refill the proficiency pools."""
         st = state()
