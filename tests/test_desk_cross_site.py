@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from service.config import Settings
 from service.db import decisions
 from tests.test_pages import CSRF, log_in, raw_key
+from tests.test_pages_accessibility import check, misread
 
 # The browser test's gunicorn, Chromium and desktop pages (module-scoped fixtures).
 from tests.test_pages_browser import browser, desktops, new_page, server  # noqa: F401
@@ -281,6 +282,24 @@ def test_a_signed_out_agent_sent_by_another_site_is_asked_after_the_sign_in(app,
     assert 'id="desk-confirm"' in page and _stored(app, interaction_id) == 0
 
 
+def test_a_same_site_post_kept_for_the_sign_in_is_asked_after_it(app, keys):
+    """A post from another origin of the site (the cookie comes with it) while signed out
+    is kept for the sign-in (``_return_path``): it comes back same-origin, still asked."""
+    client = app.test_client()
+    url, interaction_id = _link()
+    form = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+    headers = {**CROSS, "Sec-Fetch-Site": "same-site", "Origin": "http://wiki.localhost"}
+    first = client.post("/desk", data=form, headers=headers)
+    assert first.status_code == 302 and "form%3D" in first.headers["Location"]
+    back = parse_qs(urlsplit(first.headers["Location"]).query)["next"][0]
+    log_in(client, raw_key(keys["desktop"]), next_path=back)
+    page = client.get(back, headers={"Sec-Fetch-Site": "same-origin"}).get_data(as_text=True)
+    assert 'id="desk-confirm"' in page and _stored(app, interaction_id) == 0
+    action, fields = _confirmation_form(page)
+    assert client.post(action, data=fields).status_code == 302
+    assert _stored(app, interaction_id) == 1
+
+
 def test_the_desktops_own_sign_in_link_is_not_asked(make_app):
     app = make_app(frame_ancestors=DESKTOP)
     from service.auth import create_key
@@ -380,6 +399,17 @@ def test_in_chromium_another_sites_page_cannot_store_a_decision(server, browser,
         assert seen and seen[0].all_headers().get("sec-fetch-site") == "cross-site"
         assert "victim-42" in page.locator("#desk-confirm-details").inner_text()
         assert other_site in page.locator("#desk-confirm-origin").inner_text()
+        assert stored() == 0
+        found: dict[str, list[str]] = {}
+        check(page, "confirm en", found)
+        misread(page, "confirm en", found)
+        # Typed again in Japanese (Sec-Fetch-Site: none): still asked, nothing stored.
+        page.goto(base + url + "&lang=ja")
+        page.locator("#desk-confirm").wait_for()
+        assert page.locator("html").get_attribute("lang") == "ja"
+        check(page, "confirm ja", found)
+        misread(page, "confirm ja", found)
+        assert not found, found
         assert stored() == 0
         page.locator("#desk-confirm-open").click()
         page.locator("#openness, #resolve").first.wait_for()

@@ -963,7 +963,10 @@ def blueprint() -> Blueprint:
     # POST takes the same fields as a form, for desktops that post the interaction. It
     # needs no CSRF token: it does exactly what the GET does (an idempotent decision per
     # interaction_id, no outcome), and the SameSite=Lax cookie is not sent on a
-    # cross-site POST, so only a same-site desktop can use it.
+    # cross-site POST, so only a same-site desktop can use it. Either, from another site
+    # whose origin is not the desk's, decides only once the agent confirms it: the
+    # confirmation page posts the same form with the session's CSRF token
+    # (_confirmation_needed).
     @blp.route("/desk", methods=["GET", "POST"])
     @page_access("decisions", "outcomes", form_as_query=True)
     def desk():

@@ -2,7 +2,9 @@
 
 Why a session and not the key in the page: the key never appears in a URL, a log line
 or the page's JavaScript. The cookie is HttpOnly and SameSite=Lax; every state-changing
-request (login, logout, outcomes) carries a per-session CSRF token.
+request (login, logout, outcomes) carries a per-session CSRF token. SameSite=Lax still
+comes with another site's top-level link: a desk link that would decide, from a site
+that is not the desk's (``from_untrusted_site``), waits for the agent's confirmation.
 
 Sessions are stored (``page_sessions``), not only signed: the cookie carries a random
 session id, the table its SHA-256. Every page request reads that row with the key's
