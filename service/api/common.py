@@ -157,7 +157,8 @@ COMMON_ERRORS = {
     413: "request body over the size limit",
     415: "a request body not sent as Content-Type: application/json",
     422: "invalid request: a body, path or query parameter failed validation (`fields` names each)",
-    429: "rate limit of this key exceeded (see Retry-After)",
+    429: "rate limit of this key exceeded, or for a report every VEA_HEAVY_CONCURRENCY slot "
+    "busy (see Retry-After)",
     503: "database unavailable (a write, a read or the key check): retry after Retry-After",
 }
 RETRY_AFTER = {
