@@ -15,6 +15,9 @@ checks it against the wall clock on every request, so an expired key stops at on
 without a query, and gets ``KeyExpired`` (a 401 that says so) rather than "invalid".
 If the database is unreachable, a key verified earlier keeps working (so decisions can
 still be answered in degraded mode); an unknown key then gets 503, never a false 401.
+Under gunicorn "earlier" includes the other workers of the master (the keys they verified
+are shared through ``VEA_SHARED_STATE_DIR``, see ``service.key_cache``), so a worker
+started during the outage does not refuse every request.
 
 An address that failed key checks too often gets 429 for any key not verified just
 before, except a revoked or expired key: that one still hears it is revoked (or expired),
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import secrets
 import threading
 import time
@@ -48,6 +52,7 @@ from service.db import (
     page_sessions,
     utcnow,
 )
+from service.key_cache import SharedKeys
 from service.ratelimit import RateLimiter
 
 ROLES = ("desktop", "engineer", "admin", "manager")
@@ -222,6 +227,7 @@ class KeyStore:
         clock: Callable[[], float] = time.monotonic,
         failures: RateLimiter | None = None,
         wall_clock: Callable[[], datetime] = utcnow,
+        shared_dir: str | None = None,
     ) -> None:
         self._engine = engine_getter
         self._cache_s = cache_s
@@ -237,6 +243,11 @@ class KeyStore:
         # ``cache_s`` and only for blocked addresses (see ``_dead_key``).
         self._dead: dict[str, KeyInfo] = {}
         self._dead_read_at = -math.inf
+        # The keys every worker of this gunicorn master verified (None: the directory the
+        # master made, VEA_SHARED_STATE_DIR; "": this process's own cache only).
+        if shared_dir is None:
+            shared_dir = os.environ.get("VEA_SHARED_STATE_DIR", "")
+        self._shared = SharedKeys(shared_dir, STALE_GRACE_S) if shared_dir else None
 
     def verify(self, key: str, client: str | None = None) -> KeyInfo | None:
         """The key's id and role, or None for no such key; ``KeyRevoked`` for a revoked key
@@ -351,20 +362,45 @@ class KeyStore:
         except DBAPIError as exc:
             if not is_unavailable(exc):
                 raise
-            if cached is not None and cached[1] is not None and now - cached[0] < STALE_GRACE_S:
-                return cached[1]
+            info = self._verified_lately(digest, cached, now)
+            if info is not None:
+                return info
             raise DatabaseUnavailable(str(exc.__class__.__name__)) from exc
         info = _key_info(row) if row else None
         with self._lock:
             if len(self._cache) > 10_000:  # bound memory against floods of bogus keys
                 self._cache.clear()
             self._cache[digest] = (now, info)
+        if self._shared is not None:
+            # Written only when it changes the file or renews an old entry, not per lookup.
+            record = None if info is None else _record(info)
+            self._shared.note(digest, record, self._wall_clock())
         return info
+
+    def _verified_lately(
+        self, digest: str, cached: tuple[float, KeyInfo | None] | None, now: float
+    ) -> KeyInfo | None:
+        """While the database is away: what the latest lookup within ``STALE_GRACE_S``
+        found, by this worker or (shared) another of its master, or None."""
+        latest, age = None, STALE_GRACE_S
+        if cached is not None and now - cached[0] < age:
+            latest, age = cached[1], now - cached[0]
+        shared = self._shared.get(digest) if self._shared is not None else None
+        if shared is not None:
+            shared_age = (self._wall_clock() - shared[0]).total_seconds()
+            if 0 <= shared_age < age:  # a time ahead of the clock is not trusted
+                latest = KeyInfo(*shared[1])
+        return latest
 
 
 def _key_info(row: sa.Row) -> KeyInfo:
     """A key row (key_id, role, expires_at, revoked_at) as the cache holds it."""
     return KeyInfo(row.key_id, row.role, row.expires_at, revoked=row.revoked_at is not None)
+
+
+def _record(info: KeyInfo) -> tuple[str, str, datetime | None, bool]:
+    """``info`` as the shared file holds it (``KeyInfo(*record)`` turns it back)."""
+    return (info.key_id, info.role, info.expires_at, info.revoked)
 
 
 def presented_key(headers) -> str | None:
