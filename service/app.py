@@ -144,6 +144,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         keys=KeyStore(
             lambda: app.extensions["vea"].engine,
             settings.key_cache_s,
+            shared_dir=settings.shared_state_dir,
             failures=RateLimiter(
                 settings.auth_failures_per_s,
                 settings.auth_failures_burst,

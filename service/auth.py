@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import secrets
 import threading
 import time
@@ -227,7 +226,7 @@ class KeyStore:
         clock: Callable[[], float] = time.monotonic,
         failures: RateLimiter | None = None,
         wall_clock: Callable[[], datetime] = utcnow,
-        shared_dir: str | None = None,
+        shared_dir: str = "",
     ) -> None:
         self._engine = engine_getter
         self._cache_s = cache_s
@@ -243,10 +242,8 @@ class KeyStore:
         # ``cache_s`` and only for blocked addresses (see ``_dead_key``).
         self._dead: dict[str, KeyInfo] = {}
         self._dead_read_at = -math.inf
-        # The keys every worker of this gunicorn master verified (None: the directory the
+        # The keys every worker of this gunicorn master verified (the directory the
         # master made, VEA_SHARED_STATE_DIR; "": this process's own cache only).
-        if shared_dir is None:
-            shared_dir = os.environ.get("VEA_SHARED_STATE_DIR", "")
         self._shared = SharedKeys(shared_dir, STALE_GRACE_S) if shared_dir else None
 
     def verify(self, key: str, client: str | None = None) -> KeyInfo | None:
