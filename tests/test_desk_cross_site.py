@@ -20,7 +20,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urljoin, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -270,6 +270,29 @@ def test_a_sign_in_another_site_led_to_does_not_open_its_contact(app, keys):
     action, fields = _confirmation_form(page)
     assert client.post(action, data=fields).status_code == 302
     assert _stored(app, interaction_id) == 1
+
+
+@pytest.mark.parametrize("spelt", ["/%64esk", "/./desk", "/x/../desk"])
+def test_the_sign_in_marks_a_desk_link_however_its_path_is_spelt(app, keys, spelt):
+    """The mark went by the path's text: these reach the desk all the same (the server
+    decodes %64, the browser resolves the dot segments) and decided unconfirmed."""
+    client = app.test_client()
+    url, interaction_id = _link()
+    variant = spelt + url[len("/desk") :]
+    login = client.get("/login?" + urlencode({"next": variant}), headers=CROSS)
+    token = CSRF.search(login.get_data(as_text=True)).group(1)
+    answer = client.post(
+        "/login",
+        data={"key": raw_key(keys["desktop"]), "csrf_token": token, "next": variant},
+        headers={"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    resolved = urlsplit(urljoin("http://localhost/", answer.headers["Location"]))
+    page = client.get(
+        unquote(resolved.path) + "?" + resolved.query, headers={"Sec-Fetch-Site": "same-origin"}
+    ).get_data(as_text=True)
+    assert 'id="desk-confirm"' in page
+    assert _stored(app, interaction_id) == 0
 
 
 def test_a_signed_out_agent_sent_by_another_site_is_asked_after_the_sign_in(app, keys):

@@ -127,7 +127,10 @@ def _mark_login_from_another_site() -> None:
     if request.endpoint != "pages.login" or request.method != "GET":
         return
     target = urlsplit(safe_next(request.args.get("next"), ""))
-    if target.path == "/desk" and from_untrusted_site() and _top_level():
+    # Whatever the path says: it reaches the desk spelt many ways (/%64esk, /./desk,
+    # /x/../desk, a prefix the service is mounted under), and a mark only ever asks for
+    # one more click.
+    if from_untrusted_site() and _top_level():
         for name, value in parse_qsl(target.query):
             if name == "interaction_id":
                 mark_unconfirmed(value)
