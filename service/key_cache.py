@@ -103,6 +103,11 @@ class SharedKeys:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, or the kernel if killed
             entries = self._read()  # the other workers' latest entries
+            known = entries.get(digest)
+            if known is not None and known[1][3] and record is not None and not record[3]:
+                # A revocation is final: a lookup that read the key alive just before it
+                # and writes after another worker wrote "revoked" must not undo it.
+                return
             if record is None:
                 entries.pop(digest, None)
             else:

@@ -178,6 +178,20 @@ def test_the_latest_verification_wins(db, clocks, shared):
         stale.verify(key)
 
 
+def test_a_late_write_of_a_key_seen_alive_does_not_undo_its_revocation(shared):
+    """A worker that read the key alive just before the revocation and writes after
+    another worker wrote "revoked" (found in review: the file said alive again)."""
+    from service.key_cache import SharedKeys
+
+    alive = ("k1", "desktop", None, False)
+    revoked = ("k1", "desktop", None, True)
+    seen_revoked, seen_alive = SharedKeys(str(shared), 3600), SharedKeys(str(shared), 3600)
+    at = datetime(2026, 11, 27, 12, 0, 0)
+    seen_revoked.note("d" * 64, revoked, at + timedelta(seconds=1))
+    seen_alive.note("d" * 64, alive, at)
+    assert SharedKeys(str(shared), 3600).get("d" * 64)[1] == revoked
+
+
 def test_the_file_holds_hashes_is_private_and_is_written_only_on_change(db, clocks, shared):
     key_id, key = create_key(db.working, "desktop")
     store = worker(db, clocks, shared, cache_s=0)  # a lookup in the table per request
