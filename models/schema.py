@@ -117,6 +117,45 @@ COLUMN_BY_NAME: dict[str, Column] = {c.name: c for c in (*COLUMNS, *REWARD_EVENT
 # The canonical log's column names in order, and the context among them: what is known
 # before the activity is chosen (what a logging policy receives).
 LOG_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+
+
+# The columns only vea's own logs carry (``vea export``), after the canonical ones: read
+# back by training, never learned from as features.
+VEA_EXPORT_COLUMNS: tuple[str, ...] = (
+    "decision_id",
+    "model_version",
+    "experiment_arm",
+    "pool_propensity",
+    "openness",
+    "degraded",
+    "delivered_activity",
+    "resolved",
+    "retained_30d",
+    "retained_90d",
+    "upgraded",
+    # Revenue of the upgrades (their events' values) in the 60 days after the decision:
+    # the value report's net value counts it beside retention.
+    "upgrade_revenue_60d",
+    # The champion's first choice before exploration/holdout, and a shadow challenger's
+    # choice for the same contact (``vea models shadow``), for ``vea evaluate --shadow``.
+    "nps",
+    "ces",
+    "best_activity",
+    "shadow_version",
+    "shadow_activity",
+    # Of those upgrades, how many were sent without a value (they add 0 to the revenue,
+    # which is then a lower bound); last, so the columns before keep their places.
+    "upgrades_without_value_60d",
+    # What the contact policy allowed at the decision (as its answer's contact_policy):
+    # 0 when no value attempt was allowed, and the activities it blocked (comma-separated).
+    # A policy valued on the log (the promotion gate) is held to them, as it would serve.
+    "attempt_allowed",
+    "blocked_activities",
+    # The pool routing chose, to which ``pool_propensity`` belongs. ``pool_id`` is the
+    # pool that handled the contact (the outcome's, as the design's log has it), which
+    # can differ (an overflow, a transfer); evaluating routing needs the chosen one.
+    "routed_pool_id",
+)
 CONTEXT_COLUMNS: tuple[str, ...] = LOG_COLUMNS[: LOG_COLUMNS.index("activity")]
 
 # The context a model may learn from. Outcomes, ids and the logged choice are not

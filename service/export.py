@@ -26,48 +26,14 @@ import sqlalchemy as sa
 
 from models.activities import ACTIONS, NONE
 from models.exploration import HOLDOUT, candidates
-from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES, LOG_COLUMNS
+from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES, LOG_COLUMNS, VEA_EXPORT_COLUMNS
 from models.tables import write_table
 from models.value_report import UPGRADES_WITHOUT_VALUE
 from service.db import READ_ONLY, customer_events, decisions, outcomes, surveys, utcnow
 
 # Export columns: the canonical log, then the columns only vea's own logs carry.
 CANONICAL = LOG_COLUMNS
-VEA_ONLY = (
-    "decision_id",
-    "model_version",
-    "experiment_arm",
-    "pool_propensity",
-    "openness",
-    "degraded",
-    "delivered_activity",
-    "resolved",
-    "retained_30d",
-    "retained_90d",
-    "upgraded",
-    # Revenue of the upgrades (their events' values) in the 60 days after the decision:
-    # the value report's net value counts it beside retention.
-    "upgrade_revenue_60d",
-    # The champion's first choice before exploration/holdout, and a shadow challenger's
-    # choice for the same contact (``vea models shadow``), for ``vea evaluate --shadow``.
-    "nps",
-    "ces",
-    "best_activity",
-    "shadow_version",
-    "shadow_activity",
-    # Of those upgrades, how many were sent without a value (they add 0 to the revenue,
-    # which is then a lower bound); last, so the columns before keep their places.
-    "upgrades_without_value_60d",
-    # What the contact policy allowed at the decision (as its answer's contact_policy):
-    # 0 when no value attempt was allowed, and the activities it blocked (comma-separated).
-    # A policy valued on the log (the promotion gate) is held to them, as it would serve.
-    "attempt_allowed",
-    "blocked_activities",
-    # The pool routing chose, to which ``pool_propensity`` belongs. ``pool_id`` is the
-    # pool that handled the contact (the outcome's, as the design's log has it), which
-    # can differ (an overflow, a transfer); evaluating routing needs the chosen one.
-    "routed_pool_id",
-)
+VEA_ONLY = VEA_EXPORT_COLUMNS
 RETENTION_WINDOWS = {"retained_30d": 30, "retained_60d": 60, "retained_90d": 90}
 # A customer who churned within the window was not retained; one whose window has
 # closed without a churn event was. `retained`/`renewed` after the window also count.

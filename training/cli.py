@@ -19,7 +19,14 @@ from models.bundle import BundleError, compile_bundle
 from models.ranker import MIN_ACTION_SUPPORT
 from models.registry import Registry, RegistryError
 from training.fit import UNKNOWN_REWARD
-from training.loading import ColumnsMissing, DataError, load_log, read_table, write_table
+from training.loading import (
+    ColumnsMissing,
+    DataError,
+    load_log,
+    read_table,
+    say_note,
+    write_table,
+)
 from training.retrain import (
     bootstrap_option,
     learner_option,
@@ -351,7 +358,7 @@ def train(
             raise click.UsageError("--scheduler needs --engine dask")
         if not Path(data).exists():
             raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'--data'")
-        frame = load_log(data, spec)
+        frame = load_log(data, spec, note=say_note)
         for name, foreign in values_live_decisions_lack(frame).items():
             click.echo(
                 f"note: {name} holds {', '.join(foreign)}, which the decision API never "
@@ -631,7 +638,7 @@ def _evaluate_shadow(
     else:
         reward = reward_from_options(reward_name, reward_weights)
     result = compare_shadow(
-        load_log(data, note=None),
+        load_log(data),
         version=None if version == "newest" else version,
         economics=champion.economics if champion is not None else None,
         n_boot=bootstrap,

@@ -26,6 +26,7 @@ from models.schema import (
     COLUMN_BY_NAME,
     CONTEXT_FEATURES,
     LABEL,
+    VEA_EXPORT_COLUMNS,
     canonical_language,
     language_tag_problem,
 )
@@ -605,14 +606,14 @@ def load_log(
     *,
     require_outcome: bool = True,
     numeric_features: Sequence[str] = (),
-    note: Callable[[str], None] | None = say_note,
+    note: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Read, map (when a spec is given) and validate a log. Raises DataError or SpecError.
 
     ``numeric_features``: columns a model reads as numbers (its encoder's), so a value
     that is not one is refused instead of scored as missing.
 
-    ``note``: told once (stderr by default; None: nothing) when the log has columns
+    ``note``: told once (``say_note``: on stderr; None: nothing) when the log has columns
     nothing uses, with the known feature columns it lacks (``unused_columns_note``). A
     log read for a model (``numeric_features`` given) is not: the caller says which of
     the model's columns it lacks."""
@@ -648,14 +649,13 @@ def unused_columns_note(
     dropped without a word and the model learned without it. Extra columns are allowed
     (design section 4), so this is a note, naming them and the known feature columns the
     log lacks; None when every column is used."""
-    from service.export import VEA_ONLY  # vea's own export columns: no features by design
 
     if spec is None:
         used = set(COLUMN_BY_NAME)
     else:
         names = [str(c) for c in columns]
         used = {*spec.sources().values(), *spec.features, *spec.passed_through(names)}
-    unused = [str(c) for c in columns if str(c) not in used and str(c) not in VEA_ONLY]
+    unused = [str(c) for c in columns if str(c) not in used and str(c) not in VEA_EXPORT_COLUMNS]
     if not unused:
         return None
     present = {str(c) for c in mapped}

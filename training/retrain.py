@@ -692,10 +692,10 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
     the champion's spec, as `vea evaluate` and `vea score` read it: a champion trained
     with ``--spec`` (e.g. on Hillstrom) was refused its own layout with 'map it with a
     spec', an option `vea retrain` does not have."""
-    from training.loading import ColumnsMissing, load_log
+    from training.loading import ColumnsMissing, load_log, say_note
 
     try:
-        return load_log(data)
+        return load_log(data, note=say_note)
     except ColumnsMissing as exc:
         version = registry.champion()
         champion = registry.load(version) if version else None
@@ -705,7 +705,11 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
                 + ("" if champion is None else " (the champion was trained without a spec)")
             ) from exc
         try:
-            return load_log(data, Spec.from_dict(champion.spec, source="the champion's spec"))
+            return load_log(
+                data,
+                Spec.from_dict(champion.spec, source="the champion's spec"),
+                note=say_note,
+            )
         except ColumnsMissing as again:
             raise DataError(
                 f"{again}. vea retrain --data reads the canonical layout `vea export` writes "
