@@ -46,6 +46,7 @@ from service.db import (
     api_keys,
     autocommit_connection,
     begin_write,
+    error_name,
     is_unavailable,
     iso_utc,
     page_sessions,
@@ -362,7 +363,7 @@ class KeyStore:
             info = self._verified_lately(digest, cached, now)
             if info is not None:
                 return info
-            raise DatabaseUnavailable(str(exc.__class__.__name__)) from exc
+            raise DatabaseUnavailable(error_name(exc)) from exc
         info = _key_info(row) if row else None
         with self._lock:
             if len(self._cache) > 10_000:  # bound memory against floods of bogus keys

@@ -31,7 +31,8 @@ class Busy(ApiError):
     def __init__(self, limit: int, retry_after_s: int) -> None:
         super().__init__(
             429,
-            f"busy: {limit} report(s) already being computed on this instance "
+            f"busy: {limit} heavy computation(s) (reports, a pools rebuild) already running on "
+            "this instance "
             f"(VEA_HEAVY_CONCURRENCY); retry after {retry_after_s} s",
             headers={"Retry-After": str(retry_after_s)},
         )

@@ -5,7 +5,8 @@ headers, or announces a body it does not send, holds a sync worker (or a thread)
 gunicorn kills it at its own ``timeout`` (30 s), and two such connections froze the
 default two workers. Here every read and write of a client socket gives up after
 ``VEA_CLIENT_TIMEOUT_S``: the request is dropped (headers: ``service.logs`` logs one
-line) or answered 408 (body: ``service.app``). Selected by ``service/gunicorn_conf.py``.
+line) or, for an API request's JSON body, answered 408 (``service.api.common``; a page's
+form answers 400). Selected by ``service/gunicorn_conf.py``.
 """
 
 from __future__ import annotations

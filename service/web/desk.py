@@ -77,18 +77,9 @@ FLOAT_FIELDS = {"tenure_months", "sentiment"}  # the API takes JSON numbers, not
 REQUIRED = ("interaction_id", "customer_id", "channel")
 # What a desk link may name about the contact, in the order the confirmation page lists
 # them and posts them back.
-LINK_FIELDS = (
-    *REQUIRED,
-    "issue_type",
-    "segment",
-    "persona",
-    "tenure_months",
-    "switching_effort",
-    "prior_contacts_30d",
-    "sentiment",
-    "occurred_at",
-    "customer_language",
-    "agent_id",
+# Built from the lists the decision is read with, so a field added there travels too.
+LINK_FIELDS = tuple(
+    dict.fromkeys((*REQUIRED, *CONTACT_FIELDS, *CUSTOMER_FIELDS, "customer_language", "agent_id"))
 )
 # What each outcome button means for the outcome endpoint's two booleans.
 STATUSES: dict[str, dict[str, bool | None]] = {
