@@ -5,7 +5,7 @@ once they are given."""
 
 from __future__ import annotations
 
-import json
+import logging
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +27,6 @@ def test_readyz_names_the_missing_grants_until_they_are_given(
     registry_dir,
     compile_cache,
     new_id,
-    capfd,
 ):
     app = suite_app(table_privileges_only, registry_dir, compile_cache)
     name, role = _database(table_privileges_only), sa.make_url(table_privileges_only).username
@@ -56,11 +55,16 @@ def test_readyz_names_the_missing_grants_until_they_are_given(
             "customer": {"customer_id": new_id("c-"), "tenure_months": 4},
             "contact": {"channel": "voice", "issue_type": "how_to"},
         }
-        capfd.readouterr()
-        answer = client.post("/v1/decisions", json=body, headers=desk)
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # however the suite captures stderr
+        logging.getLogger("vea.decisions").addHandler(handler)
+        try:
+            answer = client.post("/v1/decisions", json=body, headers=desk)
+        finally:
+            logging.getLogger("vea.decisions").removeHandler(handler)
         assert answer.json["degraded"] is True, answer.json
-        lines = capfd.readouterr().err.splitlines()
-        errors = [json.loads(line).get("error") for line in lines if line.startswith("{")]
+        errors = [getattr(record, "error", None) for record in records]
         assert "InsufficientPrivilege" in errors, errors
 
         with _superuser(postgres, name) as conn:
