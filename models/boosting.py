@@ -25,6 +25,14 @@ def default_params(objective: str, seed: int, n_rows: int, num_threads: int = 0)
 
     Leaves need more support on small data, or the ranker learns noise in the
     activity x context interactions it exists to find.
+
+    Each round learns from a random 70% of the rows (stochastic gradient boosting,
+    Friedman 2002): the trees disagree on noise and agree on signal, which cuts the
+    variance a 20,000-row log leaves in the ranker's activity x context differences.
+    Measured with ``bench/small_logs.py --rows 20000 200000 --seeds 1 3 5 7 9`` (the
+    greedy policy's true value / the oracle's on a 100,000-row test log, mean of the
+    seeds): 20,000 rows 0.9616 -> 0.9685, 200,000 rows 0.9901 -> 0.9916, every seed
+    better at both sizes; training time unchanged.
     """
     return {
         "objective": objective,
@@ -32,6 +40,8 @@ def default_params(objective: str, seed: int, n_rows: int, num_threads: int = 0)
         "num_leaves": 15,
         "min_data_in_leaf": int(max(40, n_rows // 2000)),
         "lambda_l2": 10.0,
+        "bagging_fraction": 0.7,
+        "bagging_freq": 1,
         "max_cat_to_onehot": 8,
         "cat_smooth": 10.0,
         "feature_pre_filter": False,
