@@ -157,6 +157,20 @@ def variable(name: str) -> str:
     return f"VEA_{name.upper()}"
 
 
+def _origins(name: str, given: list[str], example: str, separated: str) -> list[str]:
+    """Each of ``given`` checked as an origin (ValueError naming the setting ``name``),
+    without a trailing slash."""
+    for origin in given:
+        if not FRAME_ORIGIN.match(origin):
+            raise ValueError(
+                f"{variable(name)}: {origin!r} is not an origin: give "
+                f"scheme://host[:port] (https://{example}.example.com, "
+                f"https://*.example.com), {separated}; any site ('*'), paths and "
+                "keywords are refused"
+            )
+    return [origin.rstrip("/") for origin in given]
+
+
 # The fields of the VEA_VALUE_CONFIG file, each overriding its setting in the value report.
 VALUE_CONFIG_KEYS = frozenset(
     {"success_measures", "declared_at", "value_of_retention", "cost_per_second", "reward"}
@@ -480,35 +494,21 @@ class Settings:
     def frame_ancestor_sources(self) -> str:
         """The pages' CSP ``frame-ancestors`` sources: ``'self'`` and the origins of
         ``frame_ancestors``, each checked (ValueError naming the setting)."""
-        sources = ["'self'"]
-        for origin in self.frame_ancestors.split():
-            if not FRAME_ORIGIN.match(origin):
-                raise ValueError(
-                    f"VEA_FRAME_ANCESTORS: {origin!r} is not an origin: give "
-                    "scheme://host[:port] (https://desk.example.com, "
-                    "https://*.example.com), space-separated; any site ('*'), paths and "
-                    "keywords are refused"
-                )
-            sources.append(origin.rstrip("/"))
-        return " ".join(sources)
+        origins = _origins(
+            "frame_ancestors", self.frame_ancestors.split(), "desk", "space-separated"
+        )
+        return " ".join(["'self'", *origins])
 
     def desk_link_sources(self) -> tuple[str, ...]:
         """The origins whose desk links decide without the agent's confirmation: those of
         ``frame_ancestors`` and ``desk_link_origins`` (each checked as frame_ancestors',
         ValueError naming the setting), without a trailing slash."""
         sources = self.frame_ancestor_sources().split()[1:]  # not 'self'
-        for origin in re.split(r"[\s,]+", self.desk_link_origins.strip()):
-            if not origin:
-                continue
-            if not FRAME_ORIGIN.match(origin):
-                raise ValueError(
-                    f"VEA_DESK_LINK_ORIGINS: {origin!r} is not an origin: give "
-                    "scheme://host[:port] (https://desktop.example.com, "
-                    "https://*.example.com), space- or comma-separated; any site ('*'), "
-                    "paths and keywords are refused"
-                )
-            sources.append(origin.rstrip("/"))
-        return tuple(sources)
+        given = [o for o in re.split(r"[\s,]+", self.desk_link_origins.strip()) if o]
+        return (
+            *sources,
+            *_origins("desk_link_origins", given, "desktop", "space- or comma-separated"),
+        )
 
     def _check_database_url(self) -> None:
         url = self.database_url

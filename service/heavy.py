@@ -54,14 +54,10 @@ def slot() -> Iterator[None]:
         release()
 
 
-def slot_path(directory: str, index: int) -> str:
-    return os.path.join(directory, f"heavy-{index}.lock")
-
-
 def _take(limit: int) -> Callable[[], None] | None:
     """A free slot's release, or None when all ``limit`` are held."""
-    directory = state().settings.shared_state_dir
-    if not directory:
+    settings = state().settings
+    if not settings.shared_state_dir:
         locks = current_app.extensions.setdefault(
             "vea.heavy_slots", [threading.Lock() for _ in range(limit)]
         )
@@ -72,7 +68,8 @@ def _take(limit: int) -> Callable[[], None] | None:
     for index in range(limit):
         # Opened per request: flock excludes each open file, so threads of one worker
         # (VEA_THREADS) exclude each other as processes do.
-        fd = os.open(slot_path(directory, index), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = settings.shared_state_path(f"heavy-{index}.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -15,6 +15,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import ClientDisconnected
 
 from service.errors import ApiError, ErrorSchema
+from service.state import state
 
 
 class JsonBodyParser(FlaskParser):
@@ -44,7 +45,7 @@ class JsonBodyParser(FlaskParser):
             # server's own stream as the timeout itself.
             if not any(isinstance(e, TimeoutError) for e in (exc, exc.__context__)):
                 raise
-            timeout = flask.current_app.extensions["vea"].settings.client_timeout_s
+            timeout = state().settings.client_timeout_s
             raise ApiError(408, f"request body not received within {timeout:g} s") from None
         if not is_json_request(req):
             if data:
