@@ -180,6 +180,17 @@ def http_rows(results: list[dict]) -> list[Row]:
                 ratio(d["rps"], h["rps"]),
             )
         )
+        reference = pair.get("reference")
+        if reference:
+            rows.append(
+                (
+                    f"HTTP design's reference (parse + 6 predicts) vs hello-world, {backend}, "
+                    f"c={concurrency}",
+                    f"{reference['rps']:,.0f} req/s, p99 {reference['p99_ms']:.2f} ms",
+                    f"{h['rps']:,.0f} req/s",
+                    ratio(reference["rps"], h["rps"]),
+                )
+            )
         if "server_cpu_us" in d and "server_cpu_us" in h:
             rows.append(
                 (

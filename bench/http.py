@@ -22,8 +22,14 @@ wall per SQLite commit here); a running service overwrites its WAL file, so the 
 start is not what it sees. On PostgreSQL a CHECKPOINT after the warm-up lets it recycle
 the segments written so far, as a running server does. ``--warmup 0`` measures from cold.
 
-Prints requests/s, p50 and p99 latency per endpoint and concurrency, and the ratio
-decisions / hello-world (design target: >= 0.5; p99 < 20 ms at concurrency 16).
+Beside them runs the design's own reference for its target ratio, "parse + 6 predicts"
+(``reference_app``: the decision's JSON body parsed, six one-row LightGBM predicts of the
+champion's boosters, nothing validated, read or stored), so the run shows how far that
+reference itself is from hello-world on this machine.
+
+Prints requests/s, p50 and p99 latency per endpoint and concurrency, and the ratios
+decisions / hello-world (design target: >= 0.5; p99 < 20 ms at concurrency 16) and
+reference / hello-world.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ request = function()
     '{"interaction_id":"%s%d","customer":{"customer_id":"cust-%d-%d","tenure_months":%d,' ..
     '"segment":"consumer"},"contact":{"channel":"chat","issue_type":"inquiry","language":"en"}}',
     prefix, counter, no, counter % 2000, counter % 48)
-  return wrk.format("POST", "/v1/decisions", {
+  return wrk.format("POST", nil, {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer __KEY__"}, body)
 end
@@ -88,6 +94,40 @@ def hello_app():
     return app
 
 
+def reference_app():
+    """The design's reference for its target ratio, "parse + 6 predicts" (design.md,
+    Performance facts): parse the decision's JSON body, then six one-row LightGBM predicts
+    (one thread) of the champion's own boosters on a numpy row. No validation, history,
+    policy, routing, storage, auth, metrics or logs (gunicorn factory)."""
+    import numpy as np
+    from flask import Flask, request
+
+    from models.registry import Registry
+
+    bundle = Registry(os.environ["VEA_REGISTRY"]).load_champion()
+    boosters = [bundle.openness.booster_, *(b for b in bundle.ranker.boosters_ if b)]
+    six = [boosters[i % len(boosters)] for i in range(6)]
+    widths = [b.num_feature() for b in six]
+    app = Flask("reference")
+
+    @app.get("/health")
+    def health():
+        return {"ok": True}
+
+    @app.post("/reference")
+    def reference():
+        body = request.get_json()
+        tenure = float(body["customer"].get("tenure_months", 0))
+        scores = []
+        for booster, width in zip(six, widths, strict=True):
+            row = np.zeros((1, width))
+            row[0, 0] = tenure
+            scores.append(float(booster.predict(row, num_threads=1)[0]))
+        return {"interaction_id": body["interaction_id"], "scores": scores}
+
+    return app
+
+
 # ------------------------------------------------------------------- servers
 def free_port() -> int:
     import socket
@@ -97,14 +137,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(env: dict[str, str], app: str | None, log: Path) -> tuple[subprocess.Popen, str]:
+def start(
+    env: dict[str, str], app: str | None, log: Path, probe: str = "/readyz"
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
     if app:
         cmd.append(app)
     env = {**env, "VEA_BIND": f"127.0.0.1:{port}"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    probe = "/hello" if app else "/readyz"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -297,15 +338,25 @@ def bench_backend(backend: str, args, work: Path, registry: str) -> list[dict]:
         script.write_text(LUA.replace("__KEY__", key))
         use_wrk = args.tool == "wrk" or (args.tool == "auto" and shutil.which("wrk"))
         results = []
-        hello, hello_url = start(env, "bench.http:hello_app()", work / f"hello-{backend}.log")
+        hello, hello_url = start(
+            env, "bench.http:hello_app()", work / f"hello-{backend}.log", probe="/hello"
+        )
+        reference, reference_url = start(
+            env, "bench.http:reference_app()", work / f"reference-{backend}.log", probe="/health"
+        )
         service, service_url = start(env, None, work / f"service-{backend}.log")
-        servers = {"hello-world": [hello.pid], "decisions": [service.pid]}
+        servers = {
+            "hello-world": [hello.pid],
+            "reference": [reference.pid],
+            "decisions": [service.pid],
+        }
         if cluster is not None:  # the database's work is part of a decision's cost
             servers["decisions"].append(cluster.postmaster_pid())
         try:
             if args.warmup > 0:  # steady state first (see the module docstring)
                 for base, path, is_decision in (
                     (hello_url, "/hello", False),
+                    (reference_url, "/reference", True),
                     (service_url, "/v1/decisions", True),
                 ):
                     if use_wrk:
@@ -320,6 +371,7 @@ def bench_backend(backend: str, args, work: Path, registry: str) -> list[dict]:
             for concurrency in CONCURRENCIES:
                 for name, base, path, is_decision in (
                     ("hello-world", hello_url, "/hello", False),
+                    ("reference", reference_url, "/reference", True),
                     ("decisions", service_url, "/v1/decisions", True),
                 ):
                     cpu_before = tree_cpu_seconds(servers[name])
@@ -340,6 +392,7 @@ def bench_backend(backend: str, args, work: Path, registry: str) -> list[dict]:
                     print(format_row(result), flush=True)
         finally:
             stop(service)
+            stop(reference)
             stop(hello)
         return results
     finally:
@@ -395,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             for concurrency in CONCURRENCIES:
                 pair = {r["endpoint"]: r for r in results
                         if r["backend"] == backend and r["concurrency"] == concurrency}  # fmt: skip
-                if len(pair) == 2:
+                if "decisions" in pair and "hello-world" in pair:
                     ratio = pair["decisions"]["rps"] / pair["hello-world"]["rps"]
                     cpu_ratio = pair["hello-world"]["server_cpu_us"] / max(
                         pair["decisions"]["server_cpu_us"], 1e-9
@@ -403,6 +456,15 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {backend:<10} c={concurrency:<3} {ratio:.2f}  "
                           f"(decisions p99 {pair['decisions']['p99_ms']:.2f} ms; "
                           f"server CPU per request, hello / decisions: {cpu_ratio:.2f})")  # fmt: skip
+        print("ratio of the design's reference (parse + 6 predicts, nothing stored) / hello-world:")
+        for backend in backends:
+            for concurrency in CONCURRENCIES:
+                pair = {r["endpoint"]: r for r in results
+                        if r["backend"] == backend and r["concurrency"] == concurrency}  # fmt: skip
+                if "reference" in pair and "hello-world" in pair:
+                    ratio = pair["reference"]["rps"] / pair["hello-world"]["rps"]
+                    print(f"  {backend:<10} c={concurrency:<3} {ratio:.2f}  "
+                          f"(p99 {pair['reference']['p99_ms']:.2f} ms)")  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
         return 1 if any(r["errors"] for r in results) else 0
