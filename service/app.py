@@ -278,6 +278,8 @@ def _install_hooks(app: Flask) -> None:
             if "Cache-Control" not in headers:
                 # Decisions and reports hold customer data: no proxy or browser keeps a copy.
                 headers["Cache-Control"] = "no-store"
+        if st.settings.hsts_seconds and req.is_secure:
+            headers["Strict-Transport-Security"] = f"max-age={st.settings.hsts_seconds}"
         started = ctx.get("started")
         if started is None:
             return response

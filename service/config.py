@@ -118,6 +118,7 @@ BOUNDS: dict[str, Bounds] = {
     "drift_psi_threshold": Bounds(0, above=True),
     "session_hours": Bounds(0, above=True),
     "trusted_proxies": Bounds(0, 10),
+    "hsts_seconds": Bounds(0),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "sqlite_synchronous": ("FULL", "NORMAL"),
@@ -404,8 +405,14 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     # A page login (API key exchanged for a session cookie) lasts this long.
     session_hours: float = 12.0
-    # Send the session cookie only over HTTPS (set behind a TLS-terminating proxy).
+    # Send the session cookie only over HTTPS. Requests that arrive over HTTPS (directly,
+    # or through VEA_TRUSTED_PROXIES that say so) get it anyway; set this when a TLS
+    # terminator in front is not among the trusted proxies.
     secure_cookies: bool = False
+    # Strict-Transport-Security max-age on answers to HTTPS requests (0: not sent). Once
+    # a browser saw it, it refuses plain HTTP to this host for that long: set it when the
+    # host will stay on HTTPS.
+    hsts_seconds: int = 0
     # Reverse proxies in front of the service (a load balancer, a TLS terminator) whose
     # X-Forwarded-For / X-Forwarded-Proto are believed: the client's address (the
     # brute-force budget is per address) is the one the nearest of them saw. 0: the

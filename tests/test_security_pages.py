@@ -38,3 +38,47 @@ def test_a_post_from_another_site_to_the_desk_leaves_the_session_alone(client):
     # The desktop's own post (same site, e.g. in its side panel) is still kept.
     own = client.post("/desk", data=form, headers={"Sec-Fetch-Site": "same-site"})
     assert "form%3D" in own.headers["Location"] and "vea_session=" in own.headers["Set-Cookie"]
+
+
+def _signed_in_cookies(app, **request_options) -> list[str]:
+    """The Set-Cookie lines of a sign-in and a language switch."""
+    client = app.test_client()
+    key = create_key(app.extensions["vea"].engine, "desktop")[1]
+    page = client.get("/login", **request_options).get_data(as_text=True)
+    token = CSRF.search(page).group(1)
+    login = client.post("/login", data={"key": key, "csrf_token": token}, **request_options)
+    assert login.status_code == 302
+    switch = client.get("/language/ja", **request_options)
+    return login.headers.getlist("Set-Cookie") + switch.headers.getlist("Set-Cookie")
+
+
+def test_cookies_set_over_https_are_secure_without_a_setting(make_app):
+    """The session cookie lacked Secure unless VEA_SECURE_COOKIES was set, so a service
+    reached over HTTPS let the browser send the agent's session over plain HTTP too."""
+    app = make_app()
+    over_https = _signed_in_cookies(app, base_url="https://vea.example")
+    assert {c.split("=")[0] for c in over_https} >= {"vea_session", "vea_lang"}
+    assert all("; Secure" in c for c in over_https), over_https
+    over_http = _signed_in_cookies(app, base_url="http://vea.example")
+    assert not any("; Secure" in c for c in over_http), over_http
+
+
+def test_https_behind_a_trusted_proxy_counts_and_an_untrusted_claim_does_not(make_app):
+    forwarded = {"headers": {"X-Forwarded-Proto": "https"}}
+    behind = _signed_in_cookies(make_app(trusted_proxies=1), **forwarded)
+    assert all("; Secure" in c for c in behind), behind
+    claimed = _signed_in_cookies(make_app(), **forwarded)
+    assert not any("; Secure" in c for c in claimed), claimed
+    forced = _signed_in_cookies(make_app(secure_cookies=True))
+    assert all("; Secure" in c for c in forced), forced
+
+
+def test_strict_transport_security_is_sent_over_https_when_configured(make_app):
+    quiet = make_app().test_client()
+    assert "Strict-Transport-Security" not in quiet.get("/login", base_url="https://v").headers
+    client = make_app(hsts_seconds=31536000).test_client()
+    for path in ("/login", "/healthz"):
+        answer = client.get(path, base_url="https://vea.example")
+        assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+    # Over plain HTTP a browser ignores it (RFC 6797), and it says nothing true there.
+    assert "Strict-Transport-Security" not in client.get("/login").headers

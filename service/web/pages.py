@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from service.auth import DatabaseUnavailable, KeyExpired, KeyRevoked, TooManyFailures, allowed
@@ -127,7 +127,12 @@ def blueprint() -> Blueprint:
         response = redirect(target)
         if code in content.LANGUAGES:
             response.set_cookie(
-                "vea_lang", code, max_age=LANG_COOKIE_DAYS * 86400, samesite="Lax", httponly=True
+                "vea_lang",
+                code,
+                max_age=LANG_COOKIE_DAYS * 86400,
+                samesite="Lax",
+                httponly=True,
+                secure=current_app.session_interface.get_cookie_secure(current_app),
             )
         return response
 

@@ -96,6 +96,11 @@ class SignedCookieSessions(SecureCookieSessionInterface):
             return self.session_class() if self.get_signing_serializer(app) else None
         return super().open_session(app, request)
 
+    def get_cookie_secure(self, app: Flask) -> bool:
+        # Over HTTPS (as the service sees it: behind a TLS terminator that takes
+        # VEA_TRUSTED_PROXIES) the cookie is never sent back over plain HTTP.
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
         cached = self._signer
