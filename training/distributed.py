@@ -6,11 +6,13 @@ The log is read as partitioned Parquet with ``dask.dataframe`` and never collect
 1. One pass over the partitions validates every row with ``training.loading.validate_log``
    and gathers small statistics (row counts, category values, action counts, inverse
    propensity sums). Problems are reported with row numbers in the whole data set, in
-   Dask's partition order (files sorted by name; offsets come from the same pass), before
-   anything is trained. Duplicate ``interaction_id`` values are found within a partition
-   by the validation, across partitions from each partition's 64-bit hashes of its ids
-   (8 bytes per row reach the client; the same log exported twice is refused as it is
-   locally, with an example id).
+   Dask's partition order (a directory's parts as the local loader reads them, in the same
+   order: ``training.loading.parquet_files``; offsets come from the same pass), before
+   anything is trained. A column nothing uses is noted as ``load_log`` notes it.
+   Duplicate ``interaction_id`` values are found within a partition by the validation,
+   across partitions from each partition's 64-bit hashes of its ids (8 bytes per row
+   reach the client; the same log exported twice is refused as it is locally, with an
+   example id).
 2. The feature encoder's vocabulary comes from those per-partition category values.
 3. A second pass encodes every partition to the float matrix ``FeatureEncoder`` builds
    locally and keeps it in the cluster's memory (it spills to disk when it must).
@@ -72,7 +74,15 @@ from training.fit import (
     reward_record,
     select_learner,
 )
-from training.loading import DataError, action_codes, file_fingerprint, validate_log
+from training.loading import (
+    DataError,
+    action_codes,
+    file_fingerprint,
+    note_unused_columns,
+    parquet_files,
+    parquet_parts,
+    validate_log,
+)
 from training.overlap import hash_sample, id_hashes
 from training.spec import Spec, SpecError
 
@@ -160,7 +170,8 @@ def _silence_stdout() -> None:
 # --------------------------------------------------------------------------- reading
 def read_parquet_log(path: str | Path) -> Any:
     """A lazy Dask DataFrame over a Parquet file or a directory of Parquet files (local,
-    shared or any fsspec URL such as s3://)."""
+    shared or any fsspec URL such as s3://). A directory is read by its parts, as the local
+    loader reads it (``training.loading.parquet_parts``): the same files, the same rows."""
     import dask.dataframe as dd
 
     text = str(path)
@@ -174,15 +185,31 @@ def read_parquet_log(path: str | Path) -> Any:
                 "convert CSV first or use --engine local"
             )
     try:
-        return dd.read_parquet(text)
+        files = parquet_parts(text)
+        if files is None:
+            return dd.read_parquet(text)
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(text)
+        root = root.rstrip("/")
+        # Hive partitions from below the directory only, as the local loader reads them.
+        return dd.read_parquet(
+            [f"{root}/{name}" for name in files],
+            filesystem=fs,
+            dataset={"partition_base_dir": root},
+        )
+    except DataError:
+        raise
     except (OSError, ValueError) as exc:
         raise DataError(f"{text}: cannot read as Parquet: {exc}") from exc
 
 
 def data_fingerprint(path: str | Path) -> str:
     """A single local file: the SHA-256 of its bytes (as local training). A directory or a
-    URL: the SHA-256 of its file listing (names, sizes, modification stamps), because
-    hashing every byte on the client would read the whole data set on one machine."""
+    URL: the SHA-256 of the listing (names, sizes, modification stamps) of the files read,
+    a directory's Parquet parts (``training.loading.parquet_files``; a lock file or a cache
+    beside them changes nothing), because hashing every byte on the client would read the
+    whole data set on one machine."""
     text = str(path)
     if "://" not in text and Path(text).is_file():
         return file_fingerprint(text)
@@ -190,8 +217,10 @@ def data_fingerprint(path: str | Path) -> str:
 
     fs, root = fsspec.core.url_to_fs(text)
     digest = hashlib.sha256()
-    paths = sorted(fs.find(root)) if fs.isdir(root) else [root]
-    for name in paths:
+    # In name order, as it always was: a directory's fingerprint stays what it was.
+    parts = sorted(parquet_files(text)) if fs.isdir(root) else None
+    names = [f"{root.rstrip('/')}/{part}" for part in parts] if parts is not None else [root]
+    for name in names:
         info = fs.info(name)
         stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
         rel = name[len(root) :].lstrip("/")
@@ -210,6 +239,7 @@ class LogSummary:
 
     rows: int = 0
     lengths: list[int] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # after the spec, as validated
     left_out: int = 0  # rows whose outcome is not known (an empty ve_success)
     values: dict[str, set[str]] = field(default_factory=dict)
     present: dict[str, int] = field(default_factory=dict)
@@ -235,7 +265,12 @@ def _partition_summary(
         problems = exc.problems if isinstance(exc, DataError) else [str(exc)]
         return {"rows": len(part), "problems": problems}
     known = _known_outcomes(frame)
-    out: dict[str, Any] = {"rows": len(frame), "left_out": len(frame) - len(known), "problems": []}
+    out: dict[str, Any] = {
+        "rows": len(frame),
+        "left_out": len(frame) - len(known),
+        "problems": [],
+        "columns": [str(name) for name in frame.columns],
+    }
     frame = known
     out["values"] = {
         name: set(frame[name].dropna().astype(str).unique())
@@ -288,6 +323,7 @@ def summarize_log(
         if result["problems"]:
             continue
         summary.left_out += result["left_out"]
+        summary.columns.extend(c for c in result["columns"] if c not in summary.columns)
         for name, values in result["values"].items():
             summary.values.setdefault(name, set()).update(values)
         for name, count in result["present"].items():
@@ -563,6 +599,10 @@ class _DaskTraining:
         raw = read_parquet_log(self.path)
         self.say(f"dask: validating {raw.npartitions} partitions")
         summary = summarize_log(self.client, raw, self.spec, extra, self.path)
+        # As load_log: a feature column under another name is not learned from, said once.
+        note_unused_columns(
+            self.path, raw.columns, summary.columns, self.spec, lambda m: self.note(f"note: {m}")
+        )
         self.encoder = encoder_from_summary(summary, raw, self.spec, extra)
         self.names = self.encoder.feature_names
         self.categorical = list(range(len(self.encoder.categorical)))

@@ -15,7 +15,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -95,40 +95,78 @@ HIDDEN_PREFIXES = (".", "_")
 
 
 def parquet_files(directory: str | Path) -> list[str]:
-    """The parts of a Parquet dataset directory, relative to it and sorted: every
-    ``*.parquet`` file at any depth, leaving out hidden files and directories and those
-    starting with ``_`` (``_SUCCESS``, ``_metadata``), as pyarrow's discovery ignores
-    them, and any other file (a lock file, a README, a cache)."""
-    directory = Path(directory)
+    """The parts of a Parquet dataset directory (local, or a URL such as s3://bucket/log/),
+    relative to it: every ``*.parquet`` file at any depth, leaving out hidden files and
+    directories and those starting with ``_`` (``_SUCCESS``, ``_metadata``), as pyarrow's
+    discovery ignores them, and any other file (a lock file, a README, a cache, a ``.pq``
+    copy). Both engines read these (``parquet_parts``) and the data fingerprint lists them
+    (``training.distributed.data_fingerprint``).
+
+    In Dask's order, numbers by their value (``part.2`` before ``part.10``, as Dask sorts
+    the paths it is given): the rows, hence the row numbers of any message, are in the
+    same order on both engines."""
+    text = str(directory)
+    if "://" in text:
+        import fsspec
+
+        fs, top = fsspec.core.url_to_fs(text)
+        walk, relative, top = fs.walk(top), PurePosixPath, top.rstrip("/")
+    else:
+        walk, relative, top = os.walk(text), Path, text
     found: list[str] = []
-    for root, dirs, files in os.walk(directory):
+    for root, dirs, files in walk:
         dirs[:] = [d for d in dirs if not d.startswith(HIDDEN_PREFIXES)]
-        here = Path(root).relative_to(directory)
+        here = relative(root).relative_to(relative(top))
         found.extend(
             (here / name).as_posix()
             for name in files
             if name.lower().endswith(".parquet") and not name.startswith(HIDDEN_PREFIXES)
         )
-    return sorted(found)
+    return sorted(found, key=_natural_order)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """A Parquet file, or a dataset directory's parts (``parquet_files``): reading the
-    whole directory, pyarrow failed on the first file that is no Parquet (a
-    ``cache/....lock`` beside the data)."""
-    if not path.is_dir():
-        return pd.read_parquet(path)
-    files = parquet_files(path)
+def _natural_order(name: str) -> list[str | int]:
+    """``dask.utils.natural_sort_key``: runs of digits compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def parquet_parts(path: str | Path) -> list[str] | None:
+    """The parts (``parquet_files``) both engines read of a Parquet data set directory,
+    local or a URL; None when ``path`` is no directory (a file, read as it is). Reading
+    the whole directory instead, pyarrow failed on the first file that is no Parquet (a
+    ``cache/....lock``) and Dask read hidden and ``.pq`` copies of parts too. A directory
+    without a part is refused naming it.
+
+    Each reader takes the parts by their paths below the directory, as when pyarrow lists
+    it itself: hive partitions (channel=voice/) are read from below it only, never from a
+    ``batch=7/`` above it."""
+    text = str(path)
+    if "://" in text:
+        import fsspec
+
+        fs, top = fsspec.core.url_to_fs(text)
+        if not fs.isdir(top):
+            return None
+    elif not Path(text).is_dir():
+        return None
+    files = parquet_files(text)
     if not files:
         raise DataError(
-            f"{path}: a directory without .parquet files (a Parquet data set's parts end in "
+            f"{text}: a directory without .parquet files (a Parquet data set's parts end in "
             ".parquet; hidden files and those starting with _ are skipped): give a .csv or "
             ".parquet file, or the directory holding the parts"
         )
+    return files
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file, or a dataset directory's parts (``parquet_parts``)."""
+    files = parquet_parts(path)
+    if files is None:
+        return pd.read_parquet(path)
     from pyarrow import fs as pa_fs
 
-    # Paths relative to the directory, as when pyarrow lists it itself: hive partitions
-    # (channel=voice/) are read from below it only.
+    # Paths relative to the directory (see parquet_parts).
     local = pa_fs.SubTreeFileSystem(str(path.resolve()), pa_fs.LocalFileSystem())
     return pd.read_parquet(files, filesystem=local)
 
@@ -635,10 +673,22 @@ def load_log(
     features.update({name: "number" for name in numeric_features if name not in COLUMN_BY_NAME})
     out = validate_log(frame, require_outcome=require_outcome, source=str(path), features=features)
     if note is not None and not numeric_features:
-        message = unused_columns_note(raw.columns, out.columns, spec)
-        if message:
-            note(f"{path}: {message}")
+        note_unused_columns(path, raw.columns, out.columns, spec, note)
     return out
+
+
+def note_unused_columns(
+    path: str | Path,
+    columns: Iterable[object],
+    mapped: Iterable[object],
+    spec: Spec | None,
+    note: Callable[[str], None],
+) -> None:
+    """Tell ``note`` once, naming the log, what ``unused_columns_note`` finds (nothing when
+    every column is used): ``load_log``'s note, and the Dask engine's on the whole log."""
+    message = unused_columns_note(columns, mapped, spec)
+    if message:
+        note(f"{path}: {message}")
 
 
 def unused_columns_note(
