@@ -86,6 +86,8 @@ BOUNDS: dict[str, Bounds] = {
     "client_timeout_s": Bounds(0, 30, above=True, below=True),
     "sqlite_checkpoint_s": Bounds(0),
     "db_pool_timeout_s": Bounds(0, above=True),
+    # Under gunicorn's worker timeout too: a hung database must answer degraded first.
+    "db_timeout_s": Bounds(0, 30, above=True, below=True),
     "routing_max_wait_s": Bounds(0),
     "routing_wait_cost_per_s": Bounds(0),
     "routing_mean_handle_s": Bounds(0, above=True),
@@ -300,6 +302,16 @@ class Settings:
     # Seconds a request waits for a pooled database connection before answering as if
     # the database were down (decisions degraded, writes 503 + Retry-After).
     db_pool_timeout_s: float = 5.0
+    # Seconds a database call of a request may take (a connect, a statement, a commit)
+    # before it is abandoned as if the database were down: decisions answer degraded,
+    # writes 503 + Retry-After, /readyz says the database did not answer in time. For
+    # a server that is hung but reachable (stopped, a lock held long), which no TCP or
+    # libpq timeout ends. The connection is closed, and for as long again every call
+    # fails at once (no request waits on the hung server meanwhile); then the service
+    # asks it again. PostgreSQL gives up lock waits after it too (lock_timeout); SQLite
+    # waits at most this long for another process's lock (its busy timeout). A report
+    # statement running longer fails as well. Commands (`vea db ...`) have no deadline.
+    db_timeout_s: float = 5.0
     registry: str = str(DEFAULT_VAR_DIR / "registry")
     # Natively compiled forests (models.compiled), shared by all workers; "" disables.
     compile_cache: str = str(DEFAULT_VAR_DIR / "cache" / "compiled")

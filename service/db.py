@@ -10,9 +10,14 @@ table objects must match them (``tests/test_api_*`` run the migrations, never
 from __future__ import annotations
 
 import fcntl
+import functools
+import inspect
+import logging
+import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -27,6 +32,7 @@ from models.schema import MAX_LANGUAGE_TAG
 from service.json_provider import dumps_text
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+log = logging.getLogger("vea.db")
 
 metadata = sa.MetaData()
 # Execution option for a connection that only reads (SQLite: no write lock taken).
@@ -336,14 +342,20 @@ def make_engine(
     sqlite_synchronous: str = "FULL",
     pool_size: int = 2,
     pool_timeout_s: float = 5.0,
+    timeout_s: float | None = None,
 ) -> sa.Engine:
     """An engine tuned for the request path of a sync gunicorn worker.
 
     ``background_checkpoints`` (SQLite only): the service runs WAL checkpoints in a
     background thread (``SqliteCheckpointer``), so commits on the request path never
     pay for one; SQLite's own automatic checkpoint then only acts as a safety net.
+
+    ``timeout_s``: the service's deadline for each database call (``VEA_DB_TIMEOUT_S``,
+    see ``Deadline``); None (the commands: migrations, backups, exports) waits as long
+    as the database takes. ``set_deadline`` changes it later.
     """
     url = normalize_url(url)
+    deadline = Deadline(timeout_s)
     if url.startswith("sqlite"):
         if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
             raise ValueError(f"sqlite synchronous must be one of {SQLITE_SYNCHRONOUS}")
@@ -353,8 +365,9 @@ def make_engine(
             sqlite_synchronous.upper(),
             pool_size=pool_size,
             pool_timeout_s=pool_timeout_s,
+            deadline=deadline,
         )
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=pool_size,  # one per request a worker handles at once
         max_overflow=4,
@@ -366,6 +379,173 @@ def make_engine(
         json_serializer=dumps_text,
         json_deserializer=orjson.loads,
     )
+    engine.vea_deadline = deadline
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(_dialect, _record, cargs, cparams):  # pragma: no cover - driver hook
+        if deadline.seconds is None:
+            return None  # the driver's own connect
+        return _connect_with_deadline(deadline, cargs, cparams)
+
+    return engine
+
+
+# ------------------------------------------------------------------ deadline
+# How long a fast failure lasts after a call was abandoned, in deadlines: the next
+# requests answer at once (degraded, 503) instead of each waiting for the hung server.
+STALL_DEADLINES = 1.0
+
+
+class DeadlineExceeded(Exception):  # noqa: N818 - mixed into the driver's error
+    """Marks the driver error raised when a database call passed the deadline."""
+
+
+class Deadline:
+    """How long each database call of the service may take (``VEA_DB_TIMEOUT_S``), on
+    the engine (``engine.vea_deadline``); None: no deadline.
+
+    PostgreSQL: a server that is hung but reachable (stopped, or a lock held) still
+    takes the connection and ACKs what is sent, so neither a TCP keepalive nor libpq's
+    timeouts end the wait. Each call waits on psycopg's own wait loop with this timeout
+    (``DeadlineConnection``); past it the connection is closed (SQLAlchemy then
+    invalidates it, it is never reused) and a ``DatabaseTimeout`` (an
+    ``OperationalError``: "database unavailable", decisions degraded, writes 503) is
+    raised. For ``seconds * STALL_DEADLINES`` afterwards every call and connect of this
+    engine fails at once, so the hung server costs one request a deadline, not every
+    request; the first call after it asks the server again (it recovers by itself).
+    A new connection waits at most the deadline too (libpq's whole seconds, at least 2),
+    and the server gives up a lock wait after it (``lock_timeout``), so the abandoned
+    backends do not queue on the lock. Works alike in sync and gthread workers (no
+    signals). SQLite: the busy timeout is the deadline (see ``_sqlite_engine``).
+    """
+
+    __slots__ = ("seconds", "stalled_until")
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.stalled_until = 0.0
+
+    def stalled(self) -> bool:
+        """A call passed the deadline a moment ago: fail at once instead of waiting."""
+        until = self.stalled_until
+        return bool(until) and until > time.monotonic()
+
+    def trip(self) -> None:
+        self.stalled_until = time.monotonic() + (self.seconds or 0.0) * STALL_DEADLINES
+
+    def clear(self) -> None:
+        self.stalled_until = 0.0
+
+    def message(self) -> str:
+        return f"the database did not answer within {self.seconds:g} s (VEA_DB_TIMEOUT_S)"
+
+    def recently(self) -> str:
+        return f"{self.message()} a moment ago: not asked again for up to {self.seconds:g} s"
+
+
+def set_deadline(engine: sa.Engine, seconds: float | None) -> None:
+    """Give ``engine``'s database calls a deadline of ``seconds`` (None: none). Set it
+    before the first connection: on SQLite the busy timeout is set per connection."""
+    engine.vea_deadline.seconds = seconds
+    engine.vea_deadline.clear()
+
+
+def deadline_of(engine: sa.Engine) -> float | None:
+    deadline = getattr(engine, "vea_deadline", None)
+    return deadline.seconds if deadline is not None else None
+
+
+def timed_out(exc: BaseException) -> bool:
+    """True when a database error is the deadline passing: a call abandoned (or failed
+    at once just after one), PostgreSQL's ``lock_timeout``, SQLite's busy timeout."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, DeadlineExceeded):
+        return True
+    if isinstance(orig, sqlite3.OperationalError):
+        return "locked" in str(orig)  # "database is locked", "database table is locked"
+    return getattr(orig, "sqlstate", None) == "55P03"  # lock_not_available
+
+
+@functools.cache
+def _psycopg_classes():
+    """``(DeadlineConnection, DatabaseTimeout)``, made on first use (psycopg is only
+    imported for PostgreSQL); None with a psycopg older than 3.3, whose
+    ``Connection.wait`` takes no timeout (the deadline is then not kept, and said)."""
+    import psycopg
+
+    try:
+        from psycopg.connection import _WAIT_INTERVAL
+        from psycopg.errors import _WaitTimeout  # what wait(..., timeout=) raises
+    except ImportError:
+        _WaitTimeout = None
+    if (
+        _WaitTimeout is None
+        or "interval" not in inspect.signature(psycopg.Connection.wait).parameters
+    ):
+        log.warning(
+            "VEA_DB_TIMEOUT_S is not kept on PostgreSQL: psycopg %s has no wait timeout "
+            "(3.3 or newer needed)",
+            psycopg.__version__,
+        )
+        return None
+
+    class DatabaseTimeout(psycopg.OperationalError, DeadlineExceeded):
+        """The database did not answer within the deadline."""
+
+    class DeadlineConnection(psycopg.Connection):
+        """A psycopg connection whose every wait for the server ends at the deadline."""
+
+        vea_deadline: Deadline | None = None
+
+        def wait(self, gen, interval: float = _WAIT_INTERVAL, timeout: float | None = None):
+            deadline = self.vea_deadline
+            if deadline is None or deadline.seconds is None or timeout is not None:
+                return super().wait(gen, interval, timeout)
+            if deadline.stalled_until and deadline.stalled():
+                self.pgconn.finish()  # nothing sent: closed so the pool drops it
+                raise DatabaseTimeout(deadline.recently())
+            try:
+                return super().wait(gen, interval, deadline.seconds)
+            except _WaitTimeout:
+                # The server may still answer later, mid-protocol: never reuse it.
+                self.pgconn.finish()
+                deadline.trip()
+                raise DatabaseTimeout(deadline.message()) from None
+
+    return DeadlineConnection, DatabaseTimeout
+
+
+def _connect_with_deadline(deadline: Deadline, cargs: tuple, cparams: dict):
+    """A ``DeadlineConnection`` made within the deadline (failing at once while the
+    server is taken for hung), its server-side lock waits bounded by it too."""
+    import psycopg
+
+    classes = _psycopg_classes()
+    if classes is None:
+        return psycopg.connect(*cargs, **cparams)
+    connection_class, timeout_error = classes
+    if deadline.stalled():
+        raise timeout_error(deadline.recently())
+    seconds = deadline.seconds
+    # libpq counts whole seconds, at least 2.
+    cparams = {**cparams, "connect_timeout": max(2, math.ceil(seconds))}
+    try:
+        conn = connection_class.connect(*cargs, **cparams)
+    except psycopg.errors.ConnectionTimeout:
+        deadline.trip()
+        raise timeout_error(deadline.message() + " (connecting)") from None
+    conn.vea_deadline = deadline
+    try:
+        # A lock wait the service abandoned ends in the server too, not queued forever.
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, false)", (f"{math.ceil(seconds * 1000)}ms",)
+        )
+        conn.commit()
+    except BaseException:
+        conn.close()
+        raise
+    deadline.clear()
+    return conn
 
 
 def _sqlite_engine(
@@ -375,6 +555,7 @@ def _sqlite_engine(
     *,
     pool_size: int,
     pool_timeout_s: float,
+    deadline: Deadline,
 ) -> sa.Engine:
     database = sa.make_url(url).database
     on_disk = bool(database) and database != ":memory:"
@@ -393,6 +574,7 @@ def _sqlite_engine(
         json_deserializer=orjson.loads,
     )
 
+    engine.vea_deadline = deadline
     if on_disk:
         engine.vea_write_lock = WriteLock(database + ".writelock")
 
@@ -402,12 +584,17 @@ def _sqlite_engine(
         # would defer it and break BEGIN IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Another process holding the lock (a long write, a locked file): wait at most
+        # the service's deadline (VEA_DB_TIMEOUT_S), then "database unavailable". First:
+        # the next pragma may already wait for the lock.
+        seconds = deadline.seconds
+        busy_ms = SQLITE_BUSY_MS if seconds is None else max(1, math.ceil(seconds * 1000))
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
         cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         # FULL: every commit reaches the disk before the 2xx (survives a power cut).
         # NORMAL is faster and still survives a crash of the process, not of the machine.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
         if background_checkpoints:
             # Default 1000 pages: a commit every ~100 decisions would stall 10-90 ms
             # copying the WAL back and syncing; the checkpointer thread does it instead.
@@ -426,6 +613,7 @@ def _sqlite_engine(
 
 
 SAFETY_NET_CHECKPOINT_PAGES = 25_000  # ~100 MB of WAL
+SQLITE_BUSY_MS = 10_000  # without a deadline (the commands)
 
 
 class WriteLock:

@@ -11,7 +11,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.api.common import RETRY_AFTER, Blueprint
-from service.db import READ_ONLY, error_name, migration_revisions, missing_privileges
+from service.db import (
+    READ_ONLY,
+    deadline_of,
+    error_name,
+    migration_revisions,
+    missing_privileges,
+    set_deadline,
+    timed_out,
+)
 from service.errors import ApiError
 from service.schemas import HealthSchema, ReadySchema
 from service.state import state
@@ -48,6 +56,14 @@ def bearer_token_matches(authorization: str, token: str) -> bool:
 def blueprint() -> Blueprint:
     blp = Blueprint("health", __name__, description="Liveness, readiness and metrics.")
     revisions = migration_revisions()  # read once per app, not per probe
+
+    @blp.record_once
+    def _deadline(setup) -> None:
+        # The app's engine gets VEA_DB_TIMEOUT_S when this blueprint is registered, before
+        # any request (the app factory makes the engine without it).
+        st = setup.app.extensions.get("vea")
+        if st is not None:
+            set_deadline(st.engine, st.settings.db_timeout_s)
 
     @blp.route("/healthz", methods=["GET"])
     @blp.response(200, HealthSchema)
@@ -87,9 +103,18 @@ def blueprint() -> Blueprint:
                 checks["database"]["detail"] = detail
                 reasons.append(f"{detail}: grant them to the service's role")
         except DBAPIError as exc:
-            detail = f"database unavailable or not migrated ({error_name(exc)})"
-            checks["database"] = {"ok": False, "detail": detail}
-            reasons.append(detail + ": run `vea db upgrade` / check VEA_DATABASE_URL")
+            if timed_out(exc):
+                # Hung but reachable (stopped, a lock held): not a missing migration.
+                seconds = deadline_of(st.engine)
+                limit = f"{seconds:g} s, VEA_DB_TIMEOUT_S; " if seconds else ""
+                detail = f"the database did not answer in time ({limit}{error_name(exc)})"
+                checks["database"] = {"ok": False, "detail": detail}
+                reasons.append(f"{detail}: it is hung or a lock is held; retry later")
+                headers["Retry-After"] = str(st.settings.retry_after_s)
+            else:
+                detail = f"database unavailable or not migrated ({error_name(exc)})"
+                checks["database"] = {"ok": False, "detail": detail}
+                reasons.append(detail + ": run `vea db upgrade` / check VEA_DATABASE_URL")
         except PoolTimeout:
             # Every pooled connection stayed busy for VEA_DB_POOL_TIMEOUT_S: the database
             # is up but this instance is overloaded. Said as such (not the generic 503 of
