@@ -117,6 +117,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         sqlite_synchronous=settings.sqlite_synchronous,
         pool_size=max(2, settings.worker_threads()),
         pool_timeout_s=settings.db_pool_timeout_s,
+        timeout_s=settings.db_timeout_s,
     )
     checkpointer = None
     if background_checkpoints:

@@ -308,9 +308,10 @@ class Settings:
     # a server that is hung but reachable (stopped, a lock held long), which no TCP or
     # libpq timeout ends. The connection is closed, and for as long again every call
     # fails at once (no request waits on the hung server meanwhile); then the service
-    # asks it again. PostgreSQL gives up lock waits after it too (lock_timeout); SQLite
-    # waits at most this long for another process's lock (its busy timeout). A report
-    # statement running longer fails as well. Commands (`vea db ...`) have no deadline.
+    # asks it again. PostgreSQL ends the statements of a connection the service gave up
+    # on; SQLite waits at most this long for another process's lock (its busy timeout).
+    # Heavy computations (reports, the dashboard, a pools rebuild) may wait 25 s a call.
+    # Commands (`vea db ...`, `vea export`) have no deadline.
     db_timeout_s: float = 5.0
     registry: str = str(DEFAULT_VAR_DIR / "registry")
     # Natively compiled forests (models.compiled), shared by all workers; "" disables.

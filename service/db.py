@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -352,7 +352,7 @@ def make_engine(
 
     ``timeout_s``: the service's deadline for each database call (``VEA_DB_TIMEOUT_S``,
     see ``Deadline``); None (the commands: migrations, backups, exports) waits as long
-    as the database takes. ``set_deadline`` changes it later.
+    as the database takes.
     """
     url = normalize_url(url)
     deadline = Deadline(timeout_s)
@@ -394,6 +394,12 @@ def make_engine(
 # How long a fast failure lasts after a call was abandoned, in deadlines: the next
 # requests answer at once (degraded, 503) instead of each waiting for the hung server.
 STALL_DEADLINES = 1.0
+# How often a PostgreSQL backend of the service checks, while it runs or waits, that the
+# service is still connected (PostgreSQL 14 or newer).
+CLIENT_CHECK_MS = 500
+# A heavy computation's deadline per call (a report, the dashboard, a pools rebuild):
+# under gunicorn's 30 s worker timeout, which would end it anyway.
+HEAVY_DEADLINE_S = 25.0
 
 
 class DeadlineExceeded(Exception):  # noqa: N818 - mixed into the driver's error
@@ -414,16 +420,38 @@ class Deadline:
     engine fails at once, so the hung server costs one request a deadline, not every
     request; the first call after it asks the server again (it recovers by itself).
     A new connection waits at most the deadline too (libpq's whole seconds, at least 2),
-    and the server gives up a lock wait after it (``lock_timeout``), so the abandoned
-    backends do not queue on the lock. Works alike in sync and gthread workers (no
+    and the server ends a statement whose connection the service closed
+    (``CLIENT_CHECK_MS``), so the abandoned backends do not queue on a lock. Works alike in sync and gthread workers (no
     signals). SQLite: the busy timeout is the deadline (see ``_sqlite_engine``).
     """
 
-    __slots__ = ("seconds", "stalled_until")
+    __slots__ = ("seconds", "stalled_until", "_lifted")
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
         self.stalled_until = 0.0
+        self._lifted = threading.local()
+
+    def is_lifted(self) -> bool:
+        return bool(getattr(self._lifted, "depth", 0))
+
+    def per_call(self) -> float | None:
+        """The deadline of a call made now by this thread (None: wait as long as it takes)."""
+        if self.seconds is None:
+            return None
+        return max(self.seconds, HEAVY_DEADLINE_S) if self.is_lifted() else self.seconds
+
+    @contextmanager
+    def lifted(self) -> Iterator[None]:
+        """This thread's calls within the block wait up to ``HEAVY_DEADLINE_S``: a report
+        over 100,000 decisions takes longer than a decision may wait, and a slow report is
+        no sign of a hung server (its time-out does not make the next calls fail at once).
+        A server already taken for hung still fails at once."""
+        self._lifted.depth = getattr(self._lifted, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._lifted.depth -= 1
 
     def stalled(self) -> bool:
         """A call passed the deadline a moment ago: fail at once instead of waiting."""
@@ -443,11 +471,11 @@ class Deadline:
         return f"{self.message()} a moment ago: not asked again for up to {self.seconds:g} s"
 
 
-def set_deadline(engine: sa.Engine, seconds: float | None) -> None:
-    """Give ``engine``'s database calls a deadline of ``seconds`` (None: none). Set it
-    before the first connection: on SQLite the busy timeout is set per connection."""
-    engine.vea_deadline.seconds = seconds
-    engine.vea_deadline.clear()
+def without_deadline(engine: sa.Engine) -> AbstractContextManager[None]:
+    """This thread's database calls on ``engine`` wait as long as they take within the
+    block (``Deadline.lifted``): heavy computations (``service.heavy``)."""
+    deadline = getattr(engine, "vea_deadline", None)
+    return deadline.lifted() if deadline is not None else nullcontext()
 
 
 def deadline_of(engine: sa.Engine) -> float | None:
@@ -457,7 +485,7 @@ def deadline_of(engine: sa.Engine) -> float | None:
 
 def timed_out(exc: BaseException) -> bool:
     """True when a database error is the deadline passing: a call abandoned (or failed
-    at once just after one), PostgreSQL's ``lock_timeout``, SQLite's busy timeout."""
+    at once just after one), a ``lock_timeout`` of the role, SQLite's busy timeout."""
     orig = getattr(exc, "orig", None) or exc
     if isinstance(orig, DeadlineExceeded):
         return True
@@ -504,11 +532,16 @@ def _psycopg_classes():
             if deadline.stalled_until and deadline.stalled():
                 self.pgconn.finish()  # nothing sent: closed so the pool drops it
                 raise DatabaseTimeout(deadline.recently())
+            heavy = deadline.is_lifted()
             try:
-                return super().wait(gen, interval, deadline.seconds)
+                return super().wait(gen, interval, deadline.per_call())
             except _WaitTimeout:
                 # The server may still answer later, mid-protocol: never reuse it.
                 self.pgconn.finish()
+                if heavy:
+                    raise DatabaseTimeout(
+                        f"a heavy computation's statement took over {HEAVY_DEADLINE_S:g} s"
+                    ) from None
                 deadline.trip()
                 raise DatabaseTimeout(deadline.message()) from None
 
@@ -536,11 +569,16 @@ def _connect_with_deadline(deadline: Deadline, cargs: tuple, cparams: dict):
         raise timeout_error(deadline.message() + " (connecting)") from None
     conn.vea_deadline = deadline
     try:
-        # A lock wait the service abandoned ends in the server too, not queued forever.
-        conn.execute(
-            "SELECT set_config('lock_timeout', %s, false)", (f"{math.ceil(seconds * 1000)}ms",)
-        )
-        conn.commit()
+        # A statement the service abandoned (the connection closed) ends in the server
+        # too, not queued behind a lock until it is granted: the server checks its
+        # client while it waits. Not a lock_timeout: a report may wait longer, its
+        # deadline lifted (``Deadline.lifted``).
+        if conn.info.server_version >= 140000:
+            conn.execute(
+                "SELECT set_config('client_connection_check_interval', %s, false)",
+                (f"{CLIENT_CHECK_MS}ms",),
+            )
+            conn.commit()
     except BaseException:
         conn.close()
         raise

@@ -181,6 +181,21 @@ def register(app: Flask) -> None:
             ApiError(503, "database busy: retry later", headers={"Retry-After": str(retry)})
         )
 
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError):
+        # A read that finds the database gone, hung or not migrated (a report, a page)
+        # is an outage the caller retries, not a bug: 503 as the writes answer it.
+        from service.db import error_name, is_unavailable, timed_out
+
+        if not is_unavailable(exc):
+            return _unexpected(exc)
+        log.error("database unavailable", extra={"error": error_name(exc)})
+        retry = app.extensions["vea"].settings.retry_after_s
+        said = "did not answer in time" if timed_out(exc) else "unavailable"
+        return error_response(
+            ApiError(503, f"database {said}: retry later", headers={"Retry-After": str(retry)})
+        )
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from flask import current_app
 
+from service.db import without_deadline
 from service.errors import ApiError
 from service.state import state
 
@@ -49,7 +50,10 @@ def slot() -> Iterator[None]:
     if release is None:
         raise Busy(limit, max(1, settings.retry_after_s))
     try:
-        yield
+        # A report may take longer than VEA_DB_TIMEOUT_S: that is its work, not a hung
+        # database, and must not make the decisions answer degraded.
+        with without_deadline(state().engine):
+            yield
     finally:
         release()
 

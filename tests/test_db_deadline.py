@@ -79,6 +79,13 @@ def recovered(client, headers, within_s: float = 20.0) -> tuple[dict, float]:
     raise AssertionError(f"no stored decision within {within_s} s of the database running")
 
 
+def admin_key(app) -> dict[str, str]:
+    from service.auth import create_key
+
+    _, key = create_key(app.extensions["vea"].engine, "admin")
+    return {"Authorization": f"Bearer {key}"}
+
+
 def desktop_key(app) -> dict[str, str]:
     from service.auth import create_key
 
@@ -131,6 +138,8 @@ def test_a_stopped_postgresql_answers_degraded_and_503_within_the_deadline(pg_ap
     first = client.post("/v1/decisions", json=decision_body(), headers=headers)
     assert first.status_code == 201 and not first.get_json()["degraded"], first.text
     decision_id = first.get_json()["decision_id"]
+    manager = admin_key(pg_app)
+    assert client.get("/v1/reports/value", headers=manager).status_code == 200  # key known
 
     with stopped(private_cluster):
         # A pooled connection to a stopped server: its statement is abandoned.
@@ -154,6 +163,12 @@ def test_a_stopped_postgresql_answers_degraded_and_503_within_the_deadline(pg_ap
         assert "did not answer in time (1 s, VEA_DB_TIMEOUT_S; DatabaseTimeout)" in detail, detail
         assert took < DEADLINE_S + SLACK_S, took
 
+        # A report while the server is taken for hung: 503 at once (it answered 500).
+        report = client.get("/v1/reports/value", headers=manager)
+        assert report.status_code == 503, report.text
+        assert report.get_json()["error"]["message"].startswith("database did not answer")
+        assert report.headers["Retry-After"] == "1"
+
         # Past the quick-failure window the server is asked again (a new connection,
         # libpq's at least 2 s) and is still stopped: still answered, still degraded.
         time.sleep(DEADLINE_S)
@@ -174,7 +189,7 @@ def test_a_lock_held_long_answers_within_the_deadline_and_the_server_gives_up_to
     pg_app, private_cluster
 ):
     """A lock held by another session (not a stopped server): the client abandons the
-    write at the deadline, and the server ends its lock wait (lock_timeout), so no
+    write at the deadline, and the server ends its lock wait (the client gone), so no
     backend of the service is left queued behind the lock."""
     import psycopg
 
@@ -208,6 +223,37 @@ def test_a_lock_held_long_answers_within_the_deadline_and_the_server_gives_up_to
     assert answer["degraded"] is False
     stored = client.post(f"/v1/decisions/{decision_id}/outcome", json=OUTCOME, headers=headers)
     assert stored.status_code == 201, stored.text
+
+
+@pytest.mark.postgres
+def test_a_report_may_take_longer_than_the_deadline_without_degrading_decisions(
+    pg_app, private_cluster
+):
+    """A report over many decisions takes longer than a decision may wait: the deadline
+    bounded it too, so it answered 503 and, taken for a hung server, made the next
+    decisions answer degraded. Here a report waits for a lock held past the deadline."""
+    import threading
+
+    import psycopg
+
+    client, headers = pg_app.test_client(), desktop_key(pg_app)
+    manager = admin_key(pg_app)
+    assert client.post("/v1/decisions", json=decision_body(), headers=headers).status_code == 201
+
+    dsn = f"host=127.0.0.1 port={private_cluster.port} user=postgres dbname=vea_deadline"
+    holder = psycopg.connect(dsn)
+    holder.execute("LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE")
+    release = threading.Timer(DEADLINE_S + 1.5, holder.rollback)
+    release.start()
+    try:
+        report, took = timed(lambda: client.get("/v1/reports/value", headers=manager))
+    finally:
+        release.join()
+        holder.close()
+    assert report.status_code == 200, report.text
+    assert took > DEADLINE_S + 1.0, took  # it did wait for the lock
+    after = client.post("/v1/decisions", json=decision_body(), headers=headers)
+    assert after.status_code == 201 and after.get_json()["degraded"] is False, after.text
 
 
 # ------------------------------------------------------------------- SQLite

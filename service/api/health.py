@@ -17,7 +17,6 @@ from service.db import (
     error_name,
     migration_revisions,
     missing_privileges,
-    set_deadline,
     timed_out,
 )
 from service.errors import ApiError
@@ -56,14 +55,6 @@ def bearer_token_matches(authorization: str, token: str) -> bool:
 def blueprint() -> Blueprint:
     blp = Blueprint("health", __name__, description="Liveness, readiness and metrics.")
     revisions = migration_revisions()  # read once per app, not per probe
-
-    @blp.record_once
-    def _deadline(setup) -> None:
-        # The app's engine gets VEA_DB_TIMEOUT_S when this blueprint is registered, before
-        # any request (the app factory makes the engine without it).
-        st = setup.app.extensions.get("vea")
-        if st is not None:
-            set_deadline(st.engine, st.settings.db_timeout_s)
 
     @blp.route("/healthz", methods=["GET"])
     @blp.response(200, HealthSchema)
