@@ -121,3 +121,23 @@ def test_cli_erasure_asks_for_confirmation(app, client, keys, new_id, monkeypatc
     assert done.exit_code == 0, done.output
     assert "erased 1 decisions, 0 outcomes, 0 surveys and 0 events" in done.output
     assert stored(engine, customer) == (0, 0, 0)
+
+
+def test_a_customer_id_with_a_slash_can_be_read_given_events_and_erased(app, client, keys):
+    """An id such as "jp/0001" was stored by a decision but every customer route
+    answered 404 "no endpoint": its events, access and erasure were out of reach."""
+    engine = app.extensions["vea"].engine
+    customer = "jp/0001/x"
+    make_decision(client, keys["desktop"], lambda p="": p + "slash-1", customer_id=customer)
+    for path in (customer.replace("/", "%2F"), customer):  # encoded or not
+        event = client.post(
+            f"/v1/customers/{path}/events", json={"type": "renewed"}, headers=keys["desktop"]
+        )
+        assert event.status_code == 201, event.json
+    record = client.get(f"/v1/customers/{customer.replace('/', '%2F')}", headers=keys["admin"])
+    assert record.status_code == 200, record.json
+    assert record.json["customer_id"] == customer and len(record.json["decisions"]) == 1
+    assert stored(engine, customer) == (1, 0, 2)
+    erased = client.delete(f"/v1/customers/{customer}", headers=keys["admin"])
+    assert erased.status_code == 200, erased.json
+    assert stored(engine, customer) == (0, 0, 0)

@@ -30,7 +30,7 @@ def blueprint() -> Blueprint:
         description="Facts about a customer that arrive after the contact.",
     )
 
-    @blp.route("/<customer_id>/events", methods=["POST"])
+    @blp.route("/<path:customer_id>/events", methods=["POST"])
     @require("events")
     @protected(blp)
     @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
@@ -44,7 +44,7 @@ def blueprint() -> Blueprint:
         """Record a later fact about the customer; joined to earlier decisions for learning."""
         return created_or_replayed(*use_cases.record_event(state(), customer_id, body))
 
-    @blp.route("/<customer_id>", methods=["GET"])
+    @blp.route("/<path:customer_id>", methods=["GET"])
     @require("customers:read")
     @protected(blp)
     @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
@@ -55,7 +55,7 @@ def blueprint() -> Blueprint:
         and the customer's events. Empty lists when nothing is stored."""
         return use_cases.customer_records(state(), customer_id)
 
-    @blp.route("/<customer_id>", methods=["DELETE"])
+    @blp.route("/<path:customer_id>", methods=["DELETE"])
     @require("customers:erase")
     @protected(blp)
     @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
