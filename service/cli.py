@@ -162,11 +162,69 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
         if not sys.stdin.isatty():
             raise click.UsageError("erasure is irreversible: confirm with --yes")
         click.confirm(f"erase everything stored for customer {customer_id!r}?", abort=True)
+    from service.erasure_ledger import ErasureLedger, LedgerError
+
+    ledger = ErasureLedger(Settings.from_env().erasure_ledger_path())
     with service_database() as engine:
-        deleted = forget_customer(engine, customer_id, actor=cli_actor())
+        try:
+            deleted = forget_customer(engine, customer_id, actor=cli_actor(), ledger=ledger)
+        except LedgerError as exc:
+            raise click.ClickException(f"{exc}: nothing was erased") from None
     click.echo(
         f"erased {deleted['decisions']} decisions, {deleted['outcomes']} outcomes, "
         f"{deleted['surveys']} surveys and {deleted['events']} events"
+    )
+
+
+@db.command("reapply-erasures")
+@click.option(
+    "--ledger",
+    "ledgers",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An erasure ledger to read, its key beside it (repeatable: one per host that "
+    "kept its own). Default: VEA_ERASURE_LEDGER's.",
+)
+@click.option("--yes", is_flag=True, help="Erase them; without it, only count them.")
+def db_reapply_erasures(ledgers: tuple[Path, ...], yes: bool) -> None:
+    """After restoring a backup: erase again every customer the erasure ledger holds.
+
+    A restored backup brings back the customers erased after it was taken; the
+    erasure ledger (VEA_ERASURE_LEDGER, outside the database) holds every erasure.
+    This deletes, as erase-customer does, what each such customer had stored up to
+    their erasure (a later contact is a new record and stays). Without --yes, a dry
+    run: how many stored customers match. No ledger file is an error (nothing to
+    reapply, or the wrong file)."""
+    from service.deletion import reapply_erasures
+    from service.erasure_ledger import ErasureLedger, LedgerError
+
+    paths = list(ledgers) or [Settings.from_env().erasure_ledger_path()]
+    for path in paths:
+        if not path.is_file():
+            raise click.ClickException(
+                f"no erasure ledger at {path}: if no customer was ever erased there is "
+                "nothing to reapply; otherwise give the ledger's file (--ledger, "
+                "VEA_ERASURE_LEDGER)"
+            )
+    with service_database() as engine:
+        try:
+            found = reapply_erasures(
+                engine, [ErasureLedger(p) for p in paths], apply=yes, actor=cli_actor()
+            )
+        except LedgerError as exc:
+            raise click.ClickException(str(exc)) from None
+    recorded = f"{found.erasures} erasures in the ledger"
+    if found.torn:
+        recorded += f", {found.torn} unreadable lines left out (writes that failed)"
+    if not yes:
+        click.echo(f"dry run: {found.customers} stored customers match ({recorded})")
+        click.echo("erase them with --yes")
+        return
+    d = found.deleted
+    click.echo(
+        f"erased again {found.customers} customers: {d['decisions']} decisions, "
+        f"{d['outcomes']} outcomes, {d['surveys']} surveys and {d['events']} events "
+        f"({recorded})"
     )
 
 
@@ -193,7 +251,9 @@ def db_backup(out: Path) -> None:
     pg_restore --no-owner --exit-on-error -d NEWDB FILE.
 
     The file is written whole or not at all; the row counts printed are those of
-    the backup. Back up the model registry (VEA_REGISTRY) too."""
+    the backup. Back up the model registry (VEA_REGISTRY) too. After a restore,
+    run vea db reapply-erasures: the restored database has again the customers
+    erased since the backup (never restore the erasure ledger with it)."""
     from service.backup import backup
 
     try:

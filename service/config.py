@@ -314,6 +314,12 @@ class Settings:
     # Commands (`vea db ...`, `vea export`) have no deadline.
     db_timeout_s: float = 5.0
     registry: str = str(DEFAULT_VAR_DIR / "registry")
+    # The erasure ledger (service.erasure_ledger): a file outside the database with one
+    # line per customer erasure (a keyed hash of the id, never the id), so erasures a
+    # restored backup brought back can be done again (`vea db reapply-erasures`). Its key
+    # is kept beside it (erasure-ledger.key). Empty: erasures/ledger.jsonl beside the
+    # registry directory (var/erasures/ledger.jsonl by default).
+    erasure_ledger: str = ""
     # Natively compiled forests (models.compiled), shared by all workers; "" disables.
     compile_cache: str = str(DEFAULT_VAR_DIR / "cache" / "compiled")
     # Agent pools (models.pools): the YAML file used until a config is stored in the
@@ -489,6 +495,23 @@ class Settings:
         self.frame_ancestor_sources()
         self.desk_link_sources()
         self._check_files()
+        self._check_erasure_ledger()
+
+    def erasure_ledger_path(self) -> Path:
+        """The erasure ledger's file: ``erasure_ledger``, or erasures/ledger.jsonl beside
+        the registry directory."""
+        if self.erasure_ledger:
+            return Path(self.erasure_ledger)
+        return Path(self.registry).parent / "erasures" / "ledger.jsonl"
+
+    def _check_erasure_ledger(self) -> None:
+        if self.erasure_ledger and not self.erasure_ledger.strip():
+            raise ValueError("VEA_ERASURE_LEDGER: blank: give a file, or unset it for the default")
+        path = self.erasure_ledger_path()
+        if path.is_dir():
+            raise ValueError(f"VEA_ERASURE_LEDGER: {path} is a directory, not a file")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ValueError(f"VEA_ERASURE_LEDGER: {path.parent} is a file, not a directory")
 
     def declared_measures(self) -> tuple[str, ...]:
         """``VEA_SUCCESS_MEASURES`` as names (comma-separated, blanks ignored)."""

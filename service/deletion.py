@@ -7,12 +7,17 @@ answers recorded for them and the customers' later events. Either all of it goes
 back). What stays: aggregates built earlier (pool proficiency, trained models) and files
 exported earlier (`vea export`), which are the operator's to delete. Each deletion is
 recorded in the audit log in its transaction; pruning never touches the audit log.
+
+An erasure asked for (API, ``vea db erase-customer``) is also written to the erasure
+ledger (service.erasure_ledger), outside the database, so that one a restored backup
+brings back can be done again (``reapply_erasures``, ``vea db reapply-erasures``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -29,6 +34,7 @@ from service.db import (
     to_naive_utc,
     utcnow,
 )
+from service.erasure_ledger import ErasureLedger
 from service.export import RETENTION_WINDOWS
 
 log = logging.getLogger("vea.deletion")
@@ -50,9 +56,12 @@ def _delete(
     decision_filter: sa.ColumnElement,
     event_filter: sa.ColumnElement,
     audit_event: tuple[str, str, str | None],
+    before_commit: Callable[[dict[str, int]], None] | None = None,
 ) -> dict[str, int]:
     """Delete, and record ``(actor, action, target)`` with the counts in the audit log in
-    the same transaction (an audited deletion either happened or was not recorded)."""
+    the same transaction (an audited deletion either happened or was not recorded).
+    ``before_commit(counts)`` runs last in the transaction: what it raises rolls the
+    deletion back."""
     deleted = {"decisions": 0, "outcomes": 0, "surveys": 0}
     with begin_write(engine) as conn:
         for batch in _locked_decisions(conn, decision_filter):
@@ -70,6 +79,8 @@ def _delete(
         counts = {**deleted, "events": deleted_events}
         actor, action, target = audit_event
         audit.record(conn, actor, action, target, counts)
+        if before_commit is not None:
+            before_commit(counts)
     return counts
 
 
@@ -119,23 +130,125 @@ def _locked_decisions(
 
 
 def forget_customer(
-    engine: sa.Engine, customer_id: str, *, actor: str = audit.SYSTEM_ACTOR
+    engine: sa.Engine,
+    customer_id: str,
+    *,
+    actor: str = audit.SYSTEM_ACTOR,
+    ledger: ErasureLedger | None = None,
 ) -> dict[str, int]:
     """Delete every stored record of ``customer_id`` (right to deletion: APPI, GDPR);
     return how many of each went.
 
     Idempotent: a customer with nothing stored (or erased before) gives zeros. A contact
-    stored after the erasure is a new record: erasure is not a block list."""
+    stored after the erasure is a new record: erasure is not a block list.
+
+    With ``ledger`` (every erasure asked for: the API's, the CLI's) the erasure is
+    written to the erasure ledger first: its line (the keyed hash of the id, the time,
+    the counts) is on disk, fsync'ed, after the rows are deleted and before the deletion
+    commits. LedgerError when it cannot be written: the deletion is rolled back and
+    nothing is erased. A failure after the line (the commit, a crash) leaves a line
+    whose erasure did not happen; that is safe: the erasure was asked for, and replaying
+    the line (``reapply_erasures``) deletes only what was stored up to the line's time,
+    which is what the erasure would have deleted (and nothing once it is retried and
+    done). The other order could commit an erasure with no line, and a restored backup
+    would bring the customer back with nothing left to say so."""
+    append = ledger.prepare() if ledger is not None else None  # the key before any lock
     counts = _delete(
         engine,
         decisions.c.customer_id == customer_id,
         customer_events.c.customer_id == customer_id,
         # No target: the customer id must not be stored after its erasure.
         (actor, "customer.erase", None),
+        None if append is None else (lambda deleted: append(customer_id, deleted)),
     )
     # The counts only: the id itself never goes into the logs.
     log.info("customer data erased", extra={"deleted": counts})
     return counts
+
+
+# The audit target of an erasure done again from the ledger (no customer id either).
+REAPPLIED = "erasure-ledger"
+
+
+@dataclass
+class Reapplied:
+    """What ``reapply_erasures`` found (and with ``apply``, deleted)."""
+
+    erasures: int = 0  # lines in the ledgers
+    torn: int = 0  # fragments of failed writes (their erasure was refused)
+    customers: int = 0  # stored customers with rows stored before their erasure
+    deleted: dict[str, int] = field(
+        default_factory=lambda: {"decisions": 0, "outcomes": 0, "surveys": 0, "events": 0}
+    )
+
+
+def _stored_customers(engine: sa.Engine) -> Iterator[tuple[str, datetime]]:
+    """Every stored customer id with the time its first row (decision or event) was
+    stored, a customer possibly twice; streamed, not held."""
+    queries = (
+        sa.select(decisions.c.customer_id, sa.func.min(decisions.c.created_at)).group_by(
+            decisions.c.customer_id
+        ),
+        sa.select(
+            customer_events.c.customer_id, sa.func.min(customer_events.c.recorded_at)
+        ).group_by(customer_events.c.customer_id),
+    )
+    with engine.connect() as conn:
+        for query in queries:
+            rows = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+            yield from ((customer_id, first) for customer_id, first in rows)
+
+
+def reapply_erasures(
+    engine: sa.Engine,
+    ledgers: Iterable[ErasureLedger],
+    *,
+    apply: bool,
+    actor: str = audit.SYSTEM_ACTOR,
+) -> Reapplied:
+    """Erase again every stored customer that an erasure ledger holds (after a backup
+    was restored): the rows stored up to the customer's latest erasure there, by the
+    deletion ``forget_customer`` does, each customer in its own transaction, audited as
+    ``customer.erase`` with the target ``erasure-ledger``. Rows stored after the erasure
+    are new records and stay. Without ``apply``, only counts the customers.
+
+    LedgerError when a ledger cannot be read whole (nothing is deleted then)."""
+    found = Reapplied()
+    readings = []
+    for ledger in ledgers:
+        reading = ledger.read()
+        found.erasures += len(reading.entries)
+        found.torn += reading.torn
+        if reading.entries and reading.hasher is not None:
+            readings.append((reading.hasher, reading.cutoffs()))
+    if not readings:
+        return found
+    matches: dict[str, datetime] = {}
+    for customer_id, first_stored in _stored_customers(engine):
+        for customer_hash, cutoffs in readings:
+            cutoff = cutoffs.get(customer_hash(customer_id))
+            if cutoff is not None and first_stored <= cutoff:
+                matches[customer_id] = max(cutoff, matches.get(customer_id, cutoff))
+    found.customers = len(matches)
+    if not apply:
+        return found
+    for customer_id, cutoff in sorted(matches.items()):
+        counts = _delete(
+            engine,
+            sa.and_(decisions.c.customer_id == customer_id, decisions.c.created_at <= cutoff),
+            sa.and_(
+                customer_events.c.customer_id == customer_id,
+                customer_events.c.recorded_at <= cutoff,
+            ),
+            (actor, "customer.erase", REAPPLIED),
+        )
+        for name, number in counts.items():
+            found.deleted[name] += number
+    log.info(
+        "erasures reapplied from the erasure ledger",
+        extra={"customers": found.customers, "deleted": found.deleted},
+    )
+    return found
 
 
 def check_cutoff(cutoff: datetime) -> datetime:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import g
 
 from service import audit
@@ -10,7 +12,8 @@ from service.api import examples
 from service.api.common import REPLAYED, Blueprint, created_or_replayed, protected
 from service.auth import require
 from service.deletion import forget_customer
-from service.errors import ErrorSchema, unavailable_as_503
+from service.erasure_ledger import ErasureLedger, LedgerError
+from service.errors import ApiError, ErrorSchema, unavailable_as_503
 from service.schemas import (
     CustomerLookupPathSchema,
     CustomerPathSchema,
@@ -20,6 +23,8 @@ from service.schemas import (
     EventSchema,
 )
 from service.state import state
+
+log = logging.getLogger("vea.api.customers")
 
 
 def blueprint() -> Blueprint:
@@ -66,10 +71,23 @@ def blueprint() -> Blueprint:
         (pool proficiency, trained models) and exported files are not changed."""
         current = state()
         refused = "database unavailable: nothing was erased; retry later"
-        with unavailable_as_503(refused, current.settings.retry_after_s):
-            deleted = forget_customer(
-                current.engine, customer_id, actor=audit.key_actor(g.get("key_id"))
-            )
+        ledger = ErasureLedger(current.settings.erasure_ledger_path())
+        try:
+            with unavailable_as_503(refused, current.settings.retry_after_s):
+                deleted = forget_customer(
+                    current.engine,
+                    customer_id,
+                    actor=audit.key_actor(g.get("key_id")),
+                    ledger=ledger,
+                )
+        except LedgerError as exc:
+            # Not erased without its ledger line (a restore would bring it back unseen).
+            log.error("erasure refused: the erasure ledger failed", extra={"error": str(exc)})
+            raise ApiError(
+                503,
+                "erasure ledger unavailable: nothing was erased; retry later",
+                headers={"Retry-After": str(current.settings.retry_after_s)},
+            ) from None
         return {"customer_id": customer_id, "deleted": deleted}
 
     return blp
