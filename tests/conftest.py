@@ -322,3 +322,17 @@ def captured_logs() -> Iterator[io.StringIO]:
 @pytest.fixture
 def new_id():
     return lambda prefix="": f"{prefix}{uuid.uuid4().hex}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _erasure_ledger_outside_the_tree(tmp_path_factory) -> Iterator[None]:
+    """Erasures under test (in process and in the servers they start) keep their ledger in
+    a temporary directory, not in the working tree's var/."""
+    if "VEA_ERASURE_LEDGER" in os.environ:
+        yield
+        return
+    os.environ["VEA_ERASURE_LEDGER"] = str(tmp_path_factory.mktemp("erasures") / "ledger.jsonl")
+    try:
+        yield
+    finally:
+        os.environ.pop("VEA_ERASURE_LEDGER", None)

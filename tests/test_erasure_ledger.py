@@ -45,8 +45,14 @@ def outcome_and_event(client, key, decision, customer_id) -> None:
     assert answer.status_code == 201, answer.json
 
 
+@pytest.fixture
+def default_ledger(monkeypatch) -> None:
+    """The ledger where a fresh install keeps it (the suite's conftest moves it away)."""
+    monkeypatch.delenv("VEA_ERASURE_LEDGER", raising=False)
+
+
 def test_an_erasure_after_a_backup_is_done_again_after_the_restore(
-    own_app, new_id, tmp_path, request
+    default_ledger, own_app, new_id, tmp_path, request
 ):
     """Restoring a backup (as the README says) brought back the customers erased after
     it was taken, and nothing could redo their erasure."""
