@@ -55,10 +55,23 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30.0)
     dst = sqlite3.connect(partial)
     try:
-        src.backup(dst)
-        check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        try:
+            src.backup(dst)
+            check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # locked, I/O: as they are
+                raise
+            # "file is not a database", "database disk image is malformed".
+            raise ValueError(
+                f"cannot back up {source}: it is corrupt or not a database ({exc}); "
+                "nothing was written"
+            ) from None
         if check != "ok":
-            raise RuntimeError(f"the copy failed its integrity check: {check}")
+            raise ValueError(
+                f"cannot back up {source}: the copy failed its integrity check "
+                f"({' '.join(check.split())[:300]}): the database is corrupt; nothing was "
+                "written"
+            )
         # A database not yet upgraded to the newest migration lacks its tables (surveys
         # before 0009): the copy is still whole, there is just nothing to count there.
         present = {

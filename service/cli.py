@@ -29,11 +29,24 @@ def service_database(url: str | None = None) -> Iterator[sa.Engine]:
     the command's work."""
     from service.db import make_engine
 
-    engine = make_engine(url or Settings.from_env().database_url)
+    url = url or Settings.from_env().database_url
+    engine = make_engine(url)
     try:
         yield engine
+    except sa.exc.DatabaseError as exc:
+        raise _corrupt_database(url, exc) from None
     finally:
         engine.dispose()
+
+
+def _corrupt_database(url: str, exc: sa.exc.DatabaseError) -> click.ClickException:
+    """A damaged database file ("file is not a database") as one ``Error:`` line naming
+    it, exit 1; any other database error is raised again as it is."""
+    from service.db import corrupt_reason, is_corrupt
+
+    if not is_corrupt(exc):
+        raise exc
+    return click.ClickException(f"VEA_DATABASE_URL: {safe_url(url)} is {corrupt_reason(exc)}")
 
 
 class InputError(click.ClickException):
@@ -110,6 +123,8 @@ def db_upgrade(revision: str) -> None:
     settings = Settings.from_env()
     try:
         before, after = upgrade(settings.database_url, revision)
+    except sa.exc.DatabaseError as exc:
+        raise _corrupt_database(settings.database_url, exc) from None
     except SchemaNewerThanCode as exc:
         # A rolled-back release: say what happened and what to run, not Alembic's
         # "Can't locate revision".

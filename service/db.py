@@ -26,7 +26,13 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DatabaseError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from models.schema import MAX_LANGUAGE_TAG
 from service.json_provider import dumps_text
@@ -253,9 +259,27 @@ UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, ProgrammingError)
 
 
 def is_unavailable(exc: DBAPIError) -> bool:
-    """True when the database cannot be reached or is not migrated (callers answer
-    degraded or 503 + Retry-After); other driver errors are bugs and stay visible."""
-    return exc.connection_invalidated or isinstance(exc, UNAVAILABLE_ERRORS)
+    """True when the database cannot be reached, is not migrated, or its file is damaged
+    (``is_corrupt``): callers answer degraded or 503 + Retry-After. Other driver errors
+    are bugs and stay visible."""
+    return exc.connection_invalidated or isinstance(exc, UNAVAILABLE_ERRORS) or is_corrupt(exc)
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """True for SQLAlchemy's plain ``DatabaseError``, exactly that class: SQLite's
+    "database disk image is malformed" (a truncated or damaged file) and "file is not a
+    database". Its subclasses (IntegrityError, DataError...) are a statement's own
+    errors, which callers handle themselves, and are not counted."""
+    return type(exc) is DatabaseError
+
+
+def corrupt_reason(exc: BaseException) -> str:
+    """Why a damaged database (``is_corrupt``) cannot be used, for one line after its
+    URL: the driver's first line, which quotes no row, and what to do."""
+    orig = getattr(exc, "orig", None)
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    why = lines[0] if lines else type(exc).__name__
+    return f"corrupt or not a database ({why}): put its latest backup in its place"
 
 
 def error_name(exc: BaseException) -> str:

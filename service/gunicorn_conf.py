@@ -110,21 +110,26 @@ def on_starting(server) -> None:
         # A misspelt setting would otherwise be silently ignored.
         server.log.warning("%s is not a vea setting: ignored", name)
     if _settings.auto_migrate:
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import DatabaseError, OperationalError
 
         from service.config import safe_url
-        from service.db import SchemaNewerThanCode, upgrade
+        from service.db import SchemaNewerThanCode, corrupt_reason, is_corrupt, upgrade
 
         try:
             before, after = upgrade(_settings.database_url)
-        except OperationalError as exc:
-            # One line naming the setting, not a traceback (the password hidden), with
-            # the driver's first line (refused, authentication failed, locked): the lines
+        except DatabaseError as exc:
+            # Unreachable, or a damaged file (SQLite's "file is not a database"): one line
+            # naming the setting, not a traceback (the password hidden), with the
+            # driver's first line (refused, authentication failed, locked): the lines
             # PostgreSQL adds (QUERY, CONTEXT, DETAIL) can quote a migrated row.
+            if is_corrupt(exc):
+                why = f"it is {corrupt_reason(exc)}"
+            elif isinstance(exc, OperationalError):
+                why = (str(exc.orig).strip().splitlines() or ["unreachable"])[0]
+            else:
+                raise
             server.log.error(
-                "VEA_DATABASE_URL: cannot migrate %s: %s",
-                safe_url(_settings.database_url),
-                (str(exc.orig).strip().splitlines() or ["unreachable"])[0],
+                "VEA_DATABASE_URL: cannot migrate %s: %s", safe_url(_settings.database_url), why
             )
             raise SystemExit(1) from None
         except SchemaNewerThanCode as exc:
