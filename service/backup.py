@@ -51,8 +51,10 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
         raise ValueError(f"no SQLite database at {source}: run vea db upgrade first")
     out = _new_file(out)
     partial = _private_partial(out)
-    # Read-only source: a backup must not create or change the live database.
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30.0)
+    # Read-only source: a backup must not create or change the live database. The path
+    # is URI-escaped: unescaped, SQLite would cut it at a '#' or '?' (dropping
+    # ``mode=ro`` with it) and decode a '%', opening (creating) another file.
+    src = sqlite3.connect(f"{_file_uri(source)}?mode=ro", uri=True, timeout=30.0)
     dst = sqlite3.connect(partial)
     try:
         try:
@@ -82,6 +84,8 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
             for table in TABLES
             if table in present
         }
+        if not counts:
+            raise ValueError(_no_tables(source))
         # The copy is a standalone file: no WAL beside it.
         dst.execute("PRAGMA journal_mode=DELETE")
     except BaseException:
@@ -96,6 +100,19 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
     finally:
         partial.unlink(missing_ok=True)
     return counts
+
+
+def _file_uri(path: str) -> str:
+    """``file:`` URI of a path, every character SQLite's URI parser would read ('#',
+    '?', '%', spaces) percent-escaped."""
+    return Path(os.path.abspath(path)).as_uri()
+
+
+def _no_tables(database: str) -> str:
+    return (
+        f"{database} holds none of vea's tables ({', '.join(TABLES)}): not the service's "
+        "database, or never migrated (vea db upgrade); nothing was written"
+    )
 
 
 PG_DUMP_MISSING = (
@@ -128,6 +145,8 @@ def backup_postgresql(database_url: str, out: Path) -> dict[str, int]:
                 conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
                 snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
                 counts = _row_counts(conn)
+                if not counts:
+                    raise ValueError(_no_tables(safe_url(database_url)))
                 argv, env = pg_dump_invocation(engine, pg_dump, partial, snapshot)
                 done = _run_pg_dump(argv, env)
             finally:
