@@ -141,6 +141,10 @@ def db_upgrade(revision: str) -> None:
         raise click.ClickException(message) from None
     moved = f" (from {before or 'an empty database'})" if before != after else " (up to date)"
     click.echo(f"database at revision {after}{moved}: {safe_url(settings.database_url)}")
+    from service.db import loose_mode
+
+    if note := loose_mode(settings.database_url):
+        click.echo(f"note: {note}", err=True)
 
 
 def _known_revision(revision: str) -> bool:

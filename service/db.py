@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -640,6 +640,11 @@ def _sqlite_engine(
     if on_disk:
         engine.vea_write_lock = WriteLock(database + ".writelock")
 
+        @sa.event.listens_for(engine, "do_connect")
+        def _create_private(_dialect, _record, _cargs, _cparams):  # pragma: no cover - hook
+            _create_private_file(database)
+            return None  # SQLite's own connect opens it
+
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling
@@ -800,6 +805,38 @@ def sqlite_file(url: str) -> str | None:
         return None
     database = sa.make_url(url).database
     return database if database and database != ":memory:" else None
+
+
+def _create_private_file(database: str) -> None:
+    """Create a missing SQLite database file empty (SQLite takes it for a new database)
+    and readable by its owner only, as backups are: it holds customer data, and SQLite
+    would create it with the umask's mode (usually 0644), then give its -wal and -shm
+    files the database file's mode. An existing file is left as it is (``loose_mode``)."""
+    if database.startswith("file:"):  # a URI (?uri=true): SQLite's to interpret
+        return
+    # It exists already, or its folder does not (SQLite then says so): nothing to do.
+    with suppress(OSError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def loose_mode(url: str) -> str | None:
+    """A note when the SQLite database file of ``url`` is open to other users (a file
+    made before vea created it 0600, or by hand); None otherwise. Its mode is not
+    changed behind the operator's back (a group may be meant to read it)."""
+    path = sqlite_file(url)
+    if path is None or path.startswith("file:"):
+        return None
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (
+        f"the SQLite database {path} is open to other users (mode {mode:04o}) and holds "
+        "customer data: left as it is; make it private with chmod 600 on it and on its "
+        "-wal and -shm files (vea creates a new database 0600)"
+    )
 
 
 def _creatable(database: str) -> bool:

@@ -109,6 +109,10 @@ def on_starting(server) -> None:
     for name in Settings.unknown_variables():
         # A misspelt setting would otherwise be silently ignored.
         server.log.warning("%s is not a vea setting: ignored", name)
+    from service.db import loose_mode
+
+    if note := loose_mode(_settings.database_url):
+        server.log.warning("%s", note)
     if _settings.auto_migrate:
         from sqlalchemy.exc import DatabaseError, OperationalError
 

@@ -1,5 +1,6 @@
 """`vea db backup` of a SQLite database whose path holds characters a ``file:`` URI
-reads ('#', '?', '%', a space), and of a database holding none of vea's tables.
+reads ('#', '?', '%', a space), and of a database holding none of vea's tables; the
+live database's own mode (0600, as its backups').
 
 The source was opened as ``file:{path}?mode=ro`` unescaped: SQLite cut the path at '#'
 or '?' (dropping ``mode=ro``), or decoded '%41', and created another, empty file
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +22,10 @@ from click.testing import CliRunner
 
 from service.auth import create_key
 from service.db import make_engine, upgrade
+from tests.conftest import free_port
 from training.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def url_of(path: Path) -> str:
@@ -90,3 +97,96 @@ def test_a_postgresql_database_without_vea_tables_is_refused(postgres, tmp_path)
     assert "none of vea's tables" in done.stderr, done.output
     assert not out.exists()
     assert not list(tmp_path.glob(".vea.dump*"))
+
+
+# ------------------------------------------------------- the live database's mode
+def mode(path) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+@pytest.fixture
+def usual_umask():
+    """The umask most systems give (0022): SQLite alone made the database 0644."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_a_new_database_and_its_wal_and_shm_are_private_like_its_backups(tmp_path):
+    live = tmp_path / "var" / "vea.db"
+    url = url_of(live)
+    done = CliRunner().invoke(cli, ["db", "upgrade"], env={"VEA_DATABASE_URL": url})
+    assert done.exit_code == 0, done.output
+    assert done.stderr == ""
+    assert mode(live) == 0o600  # was 0644
+    # The service's engine, writing: SQLite gives -wal and -shm the database's mode.
+    engine = make_engine(url, background_checkpoints=True, timeout_s=5.0)
+    try:
+        create_key(engine, "admin")
+        with engine.connect():
+            for suffix in ("", "-wal", "-shm"):
+                assert mode(f"{live}{suffix}") == 0o600, suffix
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_the_service_creates_its_database_private_too(tmp_path):
+    """A database the service itself creates (no `vea db upgrade` first)."""
+    live = tmp_path / "fresh.db"
+    engine = make_engine(url_of(live), background_checkpoints=True, timeout_s=5.0)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        assert mode(live) == 0o600
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_an_existing_database_open_to_others_is_left_as_it_is_and_said(tmp_path):
+    live = tmp_path / "vea.db"
+    upgrade(url_of(live))
+    os.chmod(live, 0o644)  # made by an older vea, or by hand
+    done = CliRunner().invoke(cli, ["db", "upgrade"], env={"VEA_DATABASE_URL": url_of(live)})
+    assert done.exit_code == 0, done.output
+    assert mode(live) == 0o644  # not changed behind the operator's back
+    assert done.stderr.startswith("note: the SQLite database "), done.stderr
+    assert f"{live} is open to other users (mode 0644)" in done.stderr
+    assert "chmod 600" in done.stderr and done.stderr.count("\n") == 1
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_vea_serve_warns_of_a_database_open_to_others(tmp_path, registry_dir):
+    live = tmp_path / "vea.db"
+    upgrade(url_of(live))
+    os.chmod(live, 0o640)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VEA_")},
+        "VEA_DATABASE_URL": url_of(live),
+        "VEA_REGISTRY": str(registry_dir),
+        "VEA_COMPILE_CACHE": "",
+        "VEA_BIND": f"127.0.0.1:{free_port()}",
+        "VEA_WORKERS": "1",
+    }
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "Booting worker" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    said = log.read_text()
+    assert f"{live} is open to other users (mode 0640)" in said, said[-3000:]
+    assert mode(live) == 0o640
