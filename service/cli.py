@@ -118,13 +118,15 @@ def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (Alembic); safe to run repeatedly."""
     from alembic.util import CommandError
 
-    from service.db import SchemaNewerThanCode, upgrade
+    from service.db import SchemaNewerThanCode, SchemaPastRevision, upgrade
 
     settings = Settings.from_env()
     try:
         before, after = upgrade(settings.database_url, revision)
     except sa.exc.DatabaseError as exc:
         raise _corrupt_database(settings.database_url, exc) from None
+    except SchemaPastRevision as exc:
+        raise click.ClickException(str(exc)) from None
     except SchemaNewerThanCode as exc:
         # A rolled-back release: say what happened and what to run, not Alembic's
         # "Can't locate revision".
@@ -162,6 +164,58 @@ def _known_revision(revision: str) -> bool:
     except CommandError:
         return False
     return True
+
+
+@db.command("downgrade")
+@click.option("--revision", required=True, help="The older revision to go back to (base: none).")
+@click.option("--yes", is_flag=True, help="Drop what the later migrations added (no prompt).")
+def db_downgrade(revision: str, yes: bool) -> None:
+    """Undo the migrations after REVISION, to run an older release that stops on this
+    schema. Irreversible: the tables and columns those migrations added are dropped with
+    their data (take a backup first: vea db backup). Without --yes, says what would be
+    dropped and changes nothing."""
+    from service.db import (
+        SchemaNewerThanCode,
+        downgrade,
+        migration_revisions,
+        migration_summaries,
+        schema_revision,
+    )
+
+    url = Settings.from_env().database_url
+    known = migration_revisions()
+    if revision != "base" and revision not in known:
+        raise click.BadParameter(
+            f"no migration {revision!r}: one of {', '.join(known)}, or base",
+            param_hint="'--revision'",
+        )
+    try:
+        before = schema_revision(url)
+    except sa.exc.DatabaseError as exc:
+        raise _corrupt_database(url, exc) from None
+    if before is not None and before not in known:
+        raise click.ClickException(str(SchemaNewerThanCode(before, known[-1])))
+    at = -1 if before is None else known.index(before)
+    to = -1 if revision == "base" else known.index(revision)
+    if at == to:
+        click.echo(f"database at revision {before or revision} (already): {safe_url(url)}")
+        return
+    if at < to:
+        where = f"revision {before}" if before else "no revision (an empty database)"
+        raise click.ClickException(
+            f"the database is at {where}, older than {revision}: nothing to downgrade "
+            f"(vea db upgrade --revision {revision} goes up)"
+        )
+    summaries = migration_summaries()
+    undone = "; ".join(f"{r} ({summaries[r]})" for r in reversed(known[to + 1 : at + 1]))
+    lost = f"downgrading {safe_url(url)} from {before} to {revision} undoes {undone}"
+    if not yes:
+        raise click.UsageError(
+            f"{lost}: the tables and columns they added are dropped with their data; "
+            "confirm with --yes (after vea db backup)"
+        )
+    downgrade(url, revision)
+    click.echo(f"database at revision {schema_revision(url) or 'none'} (from {before}): {lost}")
 
 
 @db.command("erase-customer")

@@ -890,21 +890,53 @@ def schema_revision(url: str) -> str | None:
         engine.dispose()
 
 
+class SchemaPastRevision(RuntimeError):
+    """``upgrade`` to a revision older than the database's: Alembic would do nothing
+    and say nothing; going down is ``downgrade``'s (it drops what the later migrations
+    added)."""
+
+    def __init__(self, revision: str, asked: str) -> None:
+        super().__init__(
+            f"the database is at revision {revision}, newer than the asked {asked}: "
+            f"nothing was changed (an upgrade never goes down; `vea db downgrade "
+            f"--revision {asked}` does, dropping what the migrations after {asked} added)"
+        )
+        self.revision = revision
+        self.asked = asked
+
+
 def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
     """Apply migrations up to ``revision`` (idempotent; safe for several instances);
     returns the schema revision before and after. ``SchemaNewerThanCode`` when a newer
-    release has migrated the database."""
+    release has migrated the database, ``SchemaPastRevision`` when ``revision`` is older
+    than the database's."""
     before = schema_revision(url)
     known = migration_revisions()
     if before is not None and before not in known:
         raise SchemaNewerThanCode(before, known[-1])
+    if before is not None and revision in known and known.index(before) > known.index(revision):
+        raise SchemaPastRevision(before, revision)
     _migrate(url, "upgrade", revision)
     return before, schema_revision(url)
 
 
 def downgrade(url: str, revision: str) -> None:
-    """Undo migrations down to ``revision`` (``base``: an empty schema)."""
+    """Undo migrations down to ``revision`` (``base``: an empty schema). The tables and
+    columns the undone migrations added are dropped with their data."""
     _migrate(url, "downgrade", revision)
+
+
+def migration_summaries() -> dict[str, str]:
+    """Each migration's revision and the first clause of its description ("Late survey
+    answers"), for saying what a downgrade undoes."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    summaries = {}
+    for script in scripts.walk_revisions():
+        doc = " ".join((script.doc or "").split())
+        summaries[script.revision] = doc.split(": ")[0].split(". ")[0].rstrip(".:")
+    return summaries
 
 
 def _migrate(url: str, direction: str, revision: str) -> None:
