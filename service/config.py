@@ -308,8 +308,9 @@ class Settings:
     # a server that is hung but reachable (stopped, a lock held long), which no TCP or
     # libpq timeout ends. The connection is closed, and for as long again every call
     # fails at once (no request waits on the hung server meanwhile); then the service
-    # asks it again. PostgreSQL ends the statements of a connection the service gave up
-    # on; SQLite waits at most this long for another process's lock (its busy timeout).
+    # asks it again. PostgreSQL ends a lock wait at this deadline itself (only that
+    # request fails), so a call is abandoned 1 s later, when the server answers nothing;
+    # SQLite waits at most this long for another process's lock (its busy timeout).
     # Heavy computations (reports, the dashboard, a pools rebuild) may wait 25 s a call.
     # Commands (`vea db ...`, `vea export`) have no deadline.
     db_timeout_s: float = 5.0
