@@ -141,3 +141,21 @@ def test_a_customer_id_with_a_slash_can_be_read_given_events_and_erased(app, cli
     erased = client.delete(f"/v1/customers/{customer}", headers=keys["admin"])
     assert erased.status_code == 200, erased.json
     assert stored(engine, customer) == (0, 0, 0)
+
+
+def test_a_trailing_slash_erases_nobody_and_says_so(app, client, keys, new_id):
+    """`DELETE /v1/customers/abc/` answered 200 with zeros, "erasing" a customer "abc/"
+    while "abc" kept every record."""
+    engine = app.extensions["vea"].engine
+    customer = new_id("c-")
+    make_decision(client, keys["desktop"], new_id, customer_id=customer)
+    refused = client.delete(f"/v1/customers/{customer}/", headers=keys["admin"])
+    assert refused.status_code == 404, refused.json
+    message = refused.json["error"]["message"]
+    assert message.endswith(f"without the trailing slash, /v1/customers/{customer}"), message
+    # An empty part is no id either (and no redirect to another one).
+    assert client.delete(f"/v1/customers/x//{customer}", headers=keys["admin"]).status_code in (
+        404,
+        405,
+    )
+    assert stored(engine, customer) == (1, 0, 0)

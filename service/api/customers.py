@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import g
+from werkzeug.routing import PathConverter
 
 from service import audit
 from service import decisions as use_cases
@@ -27,6 +28,15 @@ from service.state import state
 log = logging.getLogger("vea.api.customers")
 
 
+class CustomerIdConverter(PathConverter):
+    """A customer id in a path. It may hold "/" (``jp/0001``, sent as ``jp%2F0001`` or
+    not: Werkzeug decodes it before routing) but no empty part, so ``abc/`` is not an id
+    of its own: 404 with the hint to drop the slash, not the erasure of a customer
+    "abc/" that does not exist while "abc" keeps their records."""
+
+    regex = "[^/]+(?:/[^/]+)*"
+
+
 def blueprint() -> Blueprint:
     blp = Blueprint(
         "customers",
@@ -34,8 +44,11 @@ def blueprint() -> Blueprint:
         url_prefix="/v1/customers",
         description="Facts about a customer that arrive after the contact.",
     )
+    blp.record_once(
+        lambda setup: setup.app.url_map.converters.setdefault("customer_id", CustomerIdConverter)
+    )
 
-    @blp.route("/<path:customer_id>/events", methods=["POST"])
+    @blp.route("/<customer_id:customer_id>/events", methods=["POST"], merge_slashes=False)
     @require("events")
     @protected(blp)
     @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
@@ -49,7 +62,7 @@ def blueprint() -> Blueprint:
         """Record a later fact about the customer; joined to earlier decisions for learning."""
         return created_or_replayed(*use_cases.record_event(state(), customer_id, body))
 
-    @blp.route("/<path:customer_id>", methods=["GET"])
+    @blp.route("/<customer_id:customer_id>", methods=["GET"], merge_slashes=False)
     @require("customers:read")
     @protected(blp)
     @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
@@ -60,7 +73,7 @@ def blueprint() -> Blueprint:
         and the customer's events. Empty lists when nothing is stored."""
         return use_cases.customer_records(state(), customer_id)
 
-    @blp.route("/<path:customer_id>", methods=["DELETE"])
+    @blp.route("/<customer_id:customer_id>", methods=["DELETE"], merge_slashes=False)
     @require("customers:erase")
     @protected(blp)
     @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
