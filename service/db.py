@@ -424,6 +424,10 @@ CLIENT_CHECK_MS = 500
 # A heavy computation's deadline per call (a report, the dashboard, a pools rebuild):
 # under gunicorn's 30 s worker timeout, which would end it anyway.
 HEAVY_DEADLINE_S = 25.0
+# PostgreSQL ends a lock wait at the deadline itself (lock_timeout): one request fails,
+# and the server has shown it is alive. The client gives up this much later, so that
+# only a server that answers nothing at all is taken for hung.
+SERVER_FIRST_S = 1.0
 
 
 class DeadlineExceeded(Exception):  # noqa: N818 - mixed into the driver's error
@@ -434,18 +438,19 @@ class Deadline:
     """How long each database call of the service may take (``VEA_DB_TIMEOUT_S``), on
     the engine (``engine.vea_deadline``); None: no deadline.
 
-    PostgreSQL: a server that is hung but reachable (stopped, or a lock held) still
-    takes the connection and ACKs what is sent, so neither a TCP keepalive nor libpq's
-    timeouts end the wait. Each call waits on psycopg's own wait loop with this timeout
-    (``DeadlineConnection``); past it the connection is closed (SQLAlchemy then
-    invalidates it, it is never reused) and a ``DatabaseTimeout`` (an
-    ``OperationalError``: "database unavailable", decisions degraded, writes 503) is
-    raised. For ``seconds * STALL_DEADLINES`` afterwards every call and connect of this
-    engine fails at once, so the hung server costs one request a deadline, not every
-    request; the first call after it asks the server again (it recovers by itself).
-    A new connection waits at most the deadline too (libpq's whole seconds, at least 2),
-    and the server ends a statement whose connection the service closed
-    (``CLIENT_CHECK_MS``), so the abandoned backends do not queue on a lock. Works alike in sync and gthread workers (no
+    PostgreSQL: a server that is hung but reachable (stopped) still takes the
+    connection and ACKs what is sent, so neither a TCP keepalive nor libpq's timeouts
+    end the wait. The server itself ends a lock wait at the deadline (``lock_timeout``:
+    that request fails, nothing else); each call waits on psycopg's own wait loop
+    ``SERVER_FIRST_S`` longer (``DeadlineConnection``). Past that the connection is
+    closed (SQLAlchemy then invalidates it, it is never reused) and a
+    ``DatabaseTimeout`` (an ``OperationalError``: "database unavailable", decisions
+    degraded, writes 503) is raised. For ``seconds * STALL_DEADLINES`` afterwards every
+    call and connect of this engine fails at once, so the hung server costs one request
+    a deadline, not every request; the first call after it asks the server again (it
+    recovers by itself). A new connection waits at most the deadline too (libpq's whole
+    seconds, at least 2), and the server ends a statement whose connection the service
+    closed (``CLIENT_CHECK_MS``). Works alike in sync and gthread workers (no
     signals). SQLite: the busy timeout is the deadline (see ``_sqlite_engine``).
     """
 
@@ -509,7 +514,7 @@ def deadline_of(engine: sa.Engine) -> float | None:
 
 def timed_out(exc: BaseException) -> bool:
     """True when a database error is the deadline passing: a call abandoned (or failed
-    at once just after one), a ``lock_timeout`` of the role, SQLite's busy timeout."""
+    at once just after one), the server's ``lock_timeout``, SQLite's busy timeout."""
     orig = getattr(exc, "orig", None) or exc
     if isinstance(orig, DeadlineExceeded):
         return True
@@ -558,7 +563,7 @@ def _psycopg_classes():
                 raise DatabaseTimeout(deadline.recently())
             heavy = deadline.is_lifted()
             try:
-                return super().wait(gen, interval, deadline.per_call())
+                return super().wait(gen, interval, deadline.per_call() + SERVER_FIRST_S)
             except _WaitTimeout:
                 # The server may still answer later, mid-protocol: never reuse it.
                 self.pgconn.finish()
@@ -593,16 +598,19 @@ def _connect_with_deadline(deadline: Deadline, cargs: tuple, cparams: dict):
         raise timeout_error(deadline.message() + " (connecting)") from None
     conn.vea_deadline = deadline
     try:
-        # A statement the service abandoned (the connection closed) ends in the server
-        # too, not queued behind a lock until it is granted: the server checks its
-        # client while it waits. Not a lock_timeout: a report may wait longer, its
-        # deadline lifted (``Deadline.lifted``).
+        # A lock wait past the deadline (a row another session holds) ends in the
+        # server: that request answers degraded or 503, and the engine is not taken
+        # for hung, so the other requests go on. A statement the service abandoned (the
+        # connection closed) ends there too: the server checks its client while it runs.
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, false)", (f"{math.ceil(seconds * 1000)}ms",)
+        )
         if conn.info.server_version >= 140000:
             conn.execute(
                 "SELECT set_config('client_connection_check_interval', %s, false)",
                 (f"{CLIENT_CHECK_MS}ms",),
             )
-            conn.commit()
+        conn.commit()
     except BaseException:
         conn.close()
         raise
