@@ -258,11 +258,22 @@ page_sessions = sa.Table(
 UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, ProgrammingError)
 
 
+# PostgreSQL's "programming" errors that mean the database is not ready for this code
+# (not migrated: a table, column or function missing; a grant missing), not a bug in it
+# (a syntax error stays a 500 that someone sees).
+NOT_READY_SQLSTATES = frozenset({"42P01", "42703", "42883", "42501", "3F000"})
+
+
 def is_unavailable(exc: DBAPIError) -> bool:
     """True when the database cannot be reached, is not migrated, or its file is damaged
     (``is_corrupt``): callers answer degraded or 503 + Retry-After. Other driver errors
     are bugs and stay visible."""
-    return exc.connection_invalidated or isinstance(exc, UNAVAILABLE_ERRORS) or is_corrupt(exc)
+    if exc.connection_invalidated or is_corrupt(exc):
+        return True
+    if isinstance(exc, ProgrammingError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)  # None: SQLite's, kept as before
+        return sqlstate is None or sqlstate in NOT_READY_SQLSTATES
+    return isinstance(exc, UNAVAILABLE_ERRORS)
 
 
 def is_corrupt(exc: BaseException) -> bool:

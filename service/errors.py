@@ -69,6 +69,12 @@ class ErrorSchema(ma.Schema):
     error = ma.fields.Nested(ErrorBodySchema, required=True)
 
 
+def database_outage(message: str, retry_after_s: float, error: str | None = None) -> ApiError:
+    """The 503 + Retry-After of a database the caller should retry later, logged once."""
+    log.error(message, extra={"error": error} if error else None)
+    return ApiError(503, message, headers={"Retry-After": str(retry_after_s)})
+
+
 @contextmanager
 def unavailable_as_503(message: str, retry_after_s: float) -> Iterator[None]:
     """A database that cannot be reached inside the block answers 503 with Retry-After
@@ -80,8 +86,7 @@ def unavailable_as_503(message: str, retry_after_s: float) -> Iterator[None]:
     except DBAPIError as exc:
         if not is_unavailable(exc):
             raise
-        log.error(message, extra={"error": error_name(exc)})
-        raise ApiError(503, message, headers={"Retry-After": str(retry_after_s)}) from None
+        raise database_outage(message, retry_after_s, error_name(exc)) from None
 
 
 def error_response(error: ApiError):
@@ -175,11 +180,8 @@ def register(app: Flask) -> None:
     def _pool_exhausted(exc: PoolTimeout):
         # Every pooled connection stayed busy for the pool's timeout: an overload the
         # caller should retry, not a bug (decisions answer degraded instead).
-        log.error("database connection pool exhausted")
         retry = app.extensions["vea"].settings.retry_after_s
-        return error_response(
-            ApiError(503, "database busy: retry later", headers={"Retry-After": str(retry)})
-        )
+        return error_response(database_outage("database busy: retry later", retry))
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError):
@@ -189,12 +191,10 @@ def register(app: Flask) -> None:
 
         if not is_unavailable(exc):
             return _unexpected(exc)
-        log.error("database unavailable", extra={"error": error_name(exc)})
         retry = app.extensions["vea"].settings.retry_after_s
         said = "did not answer in time" if timed_out(exc) else "unavailable"
-        return error_response(
-            ApiError(503, f"database {said}: retry later", headers={"Retry-After": str(retry)})
-        )
+        message = f"database {said}: retry later"
+        return error_response(database_outage(message, retry, error_name(exc)))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
