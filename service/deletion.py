@@ -56,14 +56,18 @@ def _delete(
     decision_filter: sa.ColumnElement,
     event_filter: sa.ColumnElement,
     audit_event: tuple[str, str, str | None],
-    before_commit: Callable[[dict[str, int]], None] | None = None,
+    before_commit: Callable[[dict[str, int], datetime | None], None] | None = None,
 ) -> dict[str, int]:
     """Delete, and record ``(actor, action, target)`` with the counts in the audit log in
     the same transaction (an audited deletion either happened or was not recorded).
-    ``before_commit(counts)`` runs last in the transaction: what it raises rolls the
+    ``before_commit(counts, latest)`` runs last in the transaction (``latest``: the
+    newest stored time of the rows deleted, None without any): what it raises rolls the
     deletion back."""
     deleted = {"decisions": 0, "outcomes": 0, "surveys": 0}
     with begin_write(engine) as conn:
+        latest = None
+        if before_commit is not None:
+            latest = _latest_stored(conn, decision_filter, event_filter)
         for batch in _locked_decisions(conn, decision_filter):
             # Outcomes and surveys explicitly, not by the foreign key's cascade: the count
             # is answered and audited.
@@ -80,8 +84,22 @@ def _delete(
         actor, action, target = audit_event
         audit.record(conn, actor, action, target, counts)
         if before_commit is not None:
-            before_commit(counts)
+            before_commit(counts, latest)
     return counts
+
+
+def _latest_stored(
+    conn: sa.Connection, decision_filter: sa.ColumnElement, event_filter: sa.ColumnElement
+) -> datetime | None:
+    """The newest ``created_at`` / ``recorded_at`` of the rows about to be deleted: an
+    erasure's ledger line covers them all, even one another host stored with its clock
+    ahead of this one's."""
+    times = [
+        conn.execute(sa.select(sa.func.max(decisions.c.created_at)).where(decision_filter)),
+        conn.execute(sa.select(sa.func.max(customer_events.c.recorded_at)).where(event_filter)),
+    ]
+    found = [t for t in (r.scalar_one() for r in times) if t is not None]
+    return max(found) if found else None
 
 
 def _in_batch(conn: sa.Connection, column: sa.ColumnElement, batch: list[str]) -> sa.ColumnElement:
@@ -159,7 +177,7 @@ def forget_customer(
         customer_events.c.customer_id == customer_id,
         # No target: the customer id must not be stored after its erasure.
         (actor, "customer.erase", None),
-        None if append is None else (lambda deleted: append(customer_id, deleted)),
+        None if append is None else (lambda deleted, latest: append(customer_id, deleted, latest)),
     )
     # The counts only: the id itself never goes into the logs.
     log.info("customer data erased", extra={"deleted": counts})

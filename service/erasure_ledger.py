@@ -167,19 +167,29 @@ class ErasureLedger:
         return customer_hash
 
     # --------------------------------------------------------------- writing
-    def prepare(self) -> Callable[[str, Mapping[str, int]], None]:
+    def prepare(self) -> Callable[[str, Mapping[str, int], datetime | None], None]:
         """Ready to append (the key read or created): the function that appends an
         erasure's line. Called before the erasure starts, so a missing or unreadable key
         refuses it before any row is locked."""
         key = self.key(create=True)
-        return lambda customer_id, deleted: self._append(key, customer_id, deleted)
+        return lambda customer_id, deleted, latest=None: self._append(
+            key, customer_id, deleted, latest
+        )
 
-    def _append(self, key: bytes, customer_id: str, deleted: Mapping[str, int]) -> None:
+    def _append(
+        self,
+        key: bytes,
+        customer_id: str,
+        deleted: Mapping[str, int],
+        latest: datetime | None = None,
+    ) -> None:
         """One line for the erasure of ``customer_id``, on disk (fsync'ed) on return;
-        LedgerError when it could not be written whole."""
+        LedgerError when it could not be written whole. Its time is now, or ``latest``
+        (the newest stored time of the rows erased) when a host's clock put that later."""
+        at = utcnow() if latest is None else max(utcnow(), latest)
         line = {
             "v": VERSION,
-            "at": utcnow().isoformat(timespec="microseconds") + "Z",
+            "at": at.isoformat(timespec="microseconds") + "Z",
             "customer": self.hasher(key)(customer_id),
             "key": _fingerprint(key),
             "deleted": dict(deleted),

@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import shutil
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from test_db_maintenance import _restore, _superuser
 from service import audit
 from service.auth import create_key
 from service.config import Settings
-from service.db import audit_events, make_engine, sqlite_file
+from service.db import audit_events, decisions, make_engine, sqlite_file
 from service.deletion import forget_customer, reapply_erasures
 from service.erasure_ledger import KEY_NAME, ErasureLedger, LedgerError
 from training.cli import cli
@@ -310,3 +311,25 @@ def test_the_ledger_setting(tmp_path):
         Settings.from_env({"VEA_ERASURE_LEDGER": str(tmp_path)})
     with pytest.raises(ValueError, match="VEA_ERASURE_LEDGER: blank"):
         Settings.from_env({"VEA_ERASURE_LEDGER": " "})
+
+
+def test_the_line_covers_a_row_stored_by_a_host_whose_clock_runs_ahead(make_app, new_id, tmp_path):
+    """The line's time was the erasing host's clock: a contact another host stored with
+    its clock an hour ahead was erased, yet newer than the line, so a replay after a
+    restore kept it and the erased customer came back."""
+    ledger_file = tmp_path / "erasures" / "ledger.jsonl"
+    app = make_app(erasure_ledger=str(ledger_file))
+    client, engine = app.test_client(), app.extensions["vea"].engine
+    desktop, admin = headers(engine, "desktop"), headers(engine, "admin")
+    customer = new_id("c-")
+    decision = make_decision(client, desktop, new_id, customer)
+    ahead = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
+    with engine.begin() as conn:
+        conn.execute(
+            decisions.update()
+            .where(decisions.c.decision_id == decision["decision_id"])
+            .values(created_at=ahead)
+        )
+    assert client.delete(f"/v1/customers/{customer}", headers=admin).status_code == 200
+    (entry,) = ErasureLedger(ledger_file).read().entries
+    assert entry.at >= ahead, (entry.at, ahead)
