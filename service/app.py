@@ -27,7 +27,7 @@ from service.auth import (
 )
 from service.config import Settings
 from service.db import SqliteCheckpointer, iso_utc, make_engine, sqlite_file, write_turn
-from service.errors import ApiError, ErrorSchema, key_rate_limited
+from service.errors import ApiError, ErrorSchema, key_rate_limited, route_template
 from service.group_commit import DecisionWriter
 from service.json_provider import OrjsonProvider
 from service.metrics import Metrics
@@ -285,8 +285,7 @@ def _install_hooks(app: Flask) -> None:
         if started is None:
             return response
         elapsed = time.perf_counter() - started
-        rule = req.url_rule
-        endpoint = rule.rule if rule is not None else "unmatched"
+        endpoint = route_template(req.url_rule)
         status = response.status_code
         st.metrics.request_done(endpoint, req.method, status, elapsed)
         if st.settings.access_log:

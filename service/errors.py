@@ -8,6 +8,7 @@ validation) are translated by ``handle_http_exception``; anything unexpected bec
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,7 @@ from flask import Flask, current_app, has_request_context, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
+from werkzeug.routing import Rule
 
 log = logging.getLogger("vea.errors")
 UNEXPECTED_MESSAGE = "internal error"  # a bug's answer: no detail of it
@@ -204,13 +206,28 @@ def register(app: Flask) -> None:
         return error_response(ApiError(500, UNEXPECTED_MESSAGE))
 
 
+_CONVERTER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
+
+
+def route_template(rule: Rule | None) -> str:
+    """The route a request matched as logs, metrics and the role table name it: its rule
+    without converter names (``/v1/customers/<customer_id>/events``, whatever converter
+    takes the id); "unmatched" without one. Kept on the rule: it never changes."""
+    if rule is None:
+        return "unmatched"
+    template = getattr(rule, "vea_template", None)
+    if template is None:
+        template = rule.vea_template = _CONVERTER.sub(r"<\1>", rule.rule)
+    return template
+
+
 def log_unexpected(exc: BaseException) -> None:
     """One line for an unexpected error (a bug): the route's template and the traceback's
     frames and exception types, but no message (``service.logs.scrubbed_traceback``) and
     not the raw path (Flask's own line names it, and paths hold customer ids)."""
     route = method = None
     if has_request_context():
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        route = route_template(request.url_rule)
         method = request.method
     log.error(
         "unhandled error",

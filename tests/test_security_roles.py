@@ -5,6 +5,7 @@ key models and reports, an admin key everything."""
 from __future__ import annotations
 
 from service.auth import ROLES, allowed
+from service.errors import route_template
 
 ALL = frozenset(ROLES)
 CONTACT = frozenset({"desktop", "admin"})
@@ -37,7 +38,7 @@ ROUTES: dict[tuple[str, str], frozenset[str]] = {
 
 def _api_routes(app) -> set[tuple[str, str]]:
     return {
-        (method, rule.rule)
+        (method, route_template(rule))
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith("/v1/")
         for method in rule.methods - {"HEAD", "OPTIONS"}
@@ -54,7 +55,7 @@ def test_each_role_reaches_only_its_routes(app, client, keys):
     real (refused before anything runs), allowed ones are not: they would roll the
     registry back or rebuild the pools of the whole suite."""
     views = {
-        (method, rule.rule): app.view_functions[rule.endpoint]
+        (method, route_template(rule)): app.view_functions[rule.endpoint]
         for rule in app.url_map.iter_rules()
         for method in rule.methods
     }
