@@ -444,27 +444,27 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio decisions / hello-world, durability {args.durability} "
             "(target >= 0.50; p99 target < 20 ms at c=16):"
         )
-        for backend in backends:
-            for concurrency in CONCURRENCIES:
-                pair = {r["endpoint"]: r for r in results
-                        if r["backend"] == backend and r["concurrency"] == concurrency}  # fmt: skip
-                if "decisions" in pair and "hello-world" in pair:
-                    ratio = pair["decisions"]["rps"] / pair["hello-world"]["rps"]
-                    cpu_ratio = pair["hello-world"]["server_cpu_us"] / max(
-                        pair["decisions"]["server_cpu_us"], 1e-9
-                    )
-                    print(f"  {backend:<10} c={concurrency:<3} {ratio:.2f}  "
-                          f"(decisions p99 {pair['decisions']['p99_ms']:.2f} ms; "
-                          f"server CPU per request, hello / decisions: {cpu_ratio:.2f})")  # fmt: skip
+        pairs = [
+            (backend, concurrency, {r["endpoint"]: r for r in results
+                                    if r["backend"] == backend and r["concurrency"] == concurrency})
+            for backend in backends
+            for concurrency in CONCURRENCIES
+        ]  # fmt: skip
+        for backend, concurrency, pair in pairs:
+            if "decisions" in pair and "hello-world" in pair:
+                ratio = pair["decisions"]["rps"] / pair["hello-world"]["rps"]
+                cpu_ratio = pair["hello-world"]["server_cpu_us"] / max(
+                    pair["decisions"]["server_cpu_us"], 1e-9
+                )
+                print(f"  {backend:<10} c={concurrency:<3} {ratio:.2f}  "
+                      f"(decisions p99 {pair['decisions']['p99_ms']:.2f} ms; "
+                      f"server CPU per request, hello / decisions: {cpu_ratio:.2f})")  # fmt: skip
         print("ratio of the design's reference (parse + 6 predicts, nothing stored) / hello-world:")
-        for backend in backends:
-            for concurrency in CONCURRENCIES:
-                pair = {r["endpoint"]: r for r in results
-                        if r["backend"] == backend and r["concurrency"] == concurrency}  # fmt: skip
-                if "reference" in pair and "hello-world" in pair:
-                    ratio = pair["reference"]["rps"] / pair["hello-world"]["rps"]
-                    print(f"  {backend:<10} c={concurrency:<3} {ratio:.2f}  "
-                          f"(p99 {pair['reference']['p99_ms']:.2f} ms)")  # fmt: skip
+        for backend, concurrency, pair in pairs:
+            if "reference" in pair and "hello-world" in pair:
+                ratio = pair["reference"]["rps"] / pair["hello-world"]["rps"]
+                print(f"  {backend:<10} c={concurrency:<3} {ratio:.2f}  "
+                      f"(p99 {pair['reference']['p99_ms']:.2f} ms)")  # fmt: skip
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
         return 1 if any(r["errors"] for r in results) else 0

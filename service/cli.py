@@ -243,10 +243,7 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
             deleted = forget_customer(engine, customer_id, actor=cli_actor(), ledger=ledger)
         except LedgerError as exc:
             raise click.ClickException(f"{exc}: nothing was erased") from None
-    click.echo(
-        f"erased {deleted['decisions']} decisions, {deleted['outcomes']} outcomes, "
-        f"{deleted['surveys']} surveys and {deleted['events']} events"
-    )
+    click.echo(f"erased {_erased(deleted)}")
 
 
 @db.command("reapply-erasures")
@@ -293,11 +290,13 @@ def db_reapply_erasures(ledgers: tuple[Path, ...], yes: bool) -> None:
         click.echo(f"dry run: {found.customers} stored customers match ({recorded})")
         click.echo("erase them with --yes")
         return
-    d = found.deleted
-    click.echo(
-        f"erased again {found.customers} customers: {d['decisions']} decisions, "
-        f"{d['outcomes']} outcomes, {d['surveys']} surveys and {d['events']} events "
-        f"({recorded})"
+    click.echo(f"erased again {found.customers} customers: {_erased(found.deleted)} ({recorded})")
+
+
+def _erased(deleted: dict[str, int]) -> str:
+    return (
+        f"{deleted['decisions']} decisions, {deleted['outcomes']} outcomes, "
+        f"{deleted['surveys']} surveys and {deleted['events']} events"
     )
 
 

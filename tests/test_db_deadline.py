@@ -86,6 +86,16 @@ def admin_key(app) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def outcome_refused_in_time(client, headers, decision_id: str) -> None:
+    """An outcome answered 503 + Retry-After (nothing stored) within the deadline."""
+    outcome, took = timed(
+        lambda: client.post(f"/v1/decisions/{decision_id}/outcome", json=OUTCOME, headers=headers)
+    )
+    assert outcome.status_code == 503, outcome.text
+    assert outcome.headers["Retry-After"] == "1"
+    assert took < DEADLINE_S + SLACK_S, took
+
+
 def desktop_key(app) -> dict[str, str]:
     from service.auth import create_key
 
@@ -148,14 +158,7 @@ def test_a_stopped_postgresql_answers_degraded_and_503_within_the_deadline(pg_ap
         assert r.get_json()["degraded"] is True
         assert took < DEADLINE_S + SLACK_S, took
 
-        outcome, took = timed(
-            lambda: client.post(
-                f"/v1/decisions/{decision_id}/outcome", json=OUTCOME, headers=headers
-            )
-        )
-        assert outcome.status_code == 503, outcome.text
-        assert outcome.headers["Retry-After"] == "1"
-        assert took < DEADLINE_S + SLACK_S, took
+        outcome_refused_in_time(client, headers, decision_id)
 
         ready, took = timed(lambda: client.get("/readyz"))
         assert ready.status_code == 503
@@ -299,14 +302,7 @@ def test_a_locked_sqlite_file_answers_within_the_deadline_not_the_busy_timeout(s
         r, took = timed(lambda: client.post("/v1/decisions", json=decision_body(), headers=headers))
         assert r.status_code == 200 and r.get_json()["degraded"] is True, r.text
         assert DEADLINE_S * 0.9 < took < DEADLINE_S + SLACK_S, took
-        outcome, took = timed(
-            lambda: client.post(
-                f"/v1/decisions/{decision_id}/outcome", json=OUTCOME, headers=headers
-            )
-        )
-        assert outcome.status_code == 503, outcome.text
-        assert outcome.headers["Retry-After"] == "1"
-        assert took < DEADLINE_S + SLACK_S, took
+        outcome_refused_in_time(client, headers, decision_id)
     finally:
         other.rollback() if other.in_transaction else None
         other.close()
