@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
@@ -702,6 +703,45 @@ SAFETY_NET_CHECKPOINT_PAGES = 25_000  # ~100 MB of WAL
 SQLITE_BUSY_MS = 10_000  # without a deadline (the commands)
 
 
+class FairTurn:
+    """A lock this process's threads get in the order they asked for it.
+
+    ``threading.Lock`` lets the thread that just released it take it again before a
+    waiting thread has woken: 16 threads writing 50 rows each back to back, one waited
+    0.76 s for its turn (with a slow disk, past the deadline: a 503). Here a release
+    hands the lock to the longest waiter, so a thread waits only for the writers queued
+    before it (the same run: at most 45 ms, in the same total time).
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiters.append(baton)
+        if baton.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return True  # handed over by release()
+        with self._mutex:
+            if baton in self._waiters:
+                self._waiters.remove(baton)
+                return False
+        return True  # handed over just as the wait ended: ours now
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()  # still held: by the next in line
+            else:
+                self._held = False
+
+
 class WriteLock:
     """Takes turns among the SQLite writers of this host (processes and threads).
 
@@ -734,7 +774,7 @@ class WriteLock:
     def __init__(self, path: str, deadline: Deadline | None = None) -> None:
         self.path = path
         self.deadline = deadline
-        self._thread_lock = threading.Lock()
+        self._thread_lock = FairTurn()
         self._fd: int | None = None
         self._pid = 0
         self._locked = False

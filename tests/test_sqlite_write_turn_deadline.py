@@ -163,3 +163,64 @@ def test_heavy_work_waits_its_own_longer_deadline(tmp_path):
         with lock:
             waited = time.monotonic() - started
     assert waited > 0.5, waited
+
+
+def _queued(lock) -> int:
+    return len(lock._thread_lock._waiters)
+
+
+def test_threads_get_the_turn_in_the_order_they_asked_for_it(tmp_path):
+    """The thread that just wrote asks again at once: it queues behind the threads that
+    were already waiting (``threading.Lock`` let it take the turn again before they woke,
+    and one writer among 16 waited 0.76 s while the others wrote)."""
+    from service.db import Deadline, WriteLock
+
+    lock = WriteLock(str(tmp_path / "x.writelock"), Deadline(30.0))
+    order: list[str] = []
+
+    def write(name: str) -> None:
+        with lock:
+            order.append(name)
+
+    lock.__enter__()
+    waiters = []
+    for number in range(4):
+        waiter = threading.Thread(target=write, args=(f"waiter-{number}",))
+        waiter.start()
+        waiters.append(waiter)
+        deadline = time.monotonic() + 10
+        while _queued(lock) < number + 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert _queued(lock) == number + 1
+    lock.__exit__(None, None, None)
+    write("the writer before them, again")
+    for waiter in waiters:
+        waiter.join(10)
+    assert order == [f"waiter-{n}" for n in range(4)] + ["the writer before them, again"]
+
+
+def test_a_waiter_past_its_deadline_leaves_the_queue_and_the_next_is_served(tmp_path):
+    from service.db import FairTurn
+
+    turn = FairTurn()
+    assert turn.acquire()
+    results: dict[str, bool] = {}
+
+    def ask(name: str, timeout: float | None) -> None:
+        results[name] = turn.acquire(timeout)
+
+    impatient = threading.Thread(target=ask, args=("impatient", 0.1))
+    impatient.start()
+    impatient.join(10)
+    patient = threading.Thread(target=ask, args=("patient", None))
+    patient.start()
+    deadline = time.monotonic() + 10
+    while len(turn._waiters) < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    turn.release()
+    patient.join(10)
+    assert results == {"impatient": False, "patient": True}
+    assert not turn.acquire(timeout=0.05)  # the patient one holds it now
+    turn.release()  # (on its behalf)
+    assert turn.acquire(timeout=0)  # and nothing is left queued or held
+    turn.release()
