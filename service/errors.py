@@ -15,6 +15,7 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Flask, current_app, has_request_context, jsonify, request
+from gunicorn.http.errors import ParseException
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound
@@ -197,6 +198,12 @@ def register(app: Flask) -> None:
         said = "did not answer in time" if timed_out(exc) else "unavailable"
         message = f"database {said}: retry later"
         return error_response(database_outage(message, retry, error_name(exc)))
+
+    @app.errorhandler(ParseException)
+    def _malformed_body(exc: ParseException):
+        # gunicorn decodes a chunked body as the app reads it, so a malformed chunk
+        # (size, terminator, extension) surfaces here, not before the app runs.
+        return error_response(ApiError(400, f"malformed request body ({type(exc).__name__})"))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -221,9 +221,17 @@ def test_gunicorn_logs_hold_no_raw_paths_or_customer_ids(served):
     assert "gunicorn.access" not in text
 
 
-def _raw_post(base: str, path: str, headers: dict[str, str], body: bytes, chunked: bool) -> str:
+def _raw_post(
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+    chunked: bool,
+    wire: bytes | None = None,
+) -> str:
     """One request over a plain socket (requests cannot send a path of invalid UTF-8 or
-    choose chunking); returns the status line and body."""
+    choose chunking); returns the status line and body. ``wire``: the chunked body as
+    sent, instead of ``body`` cut into chunks."""
     import socket
 
     host, port = base.removeprefix("http://").split(":")
@@ -233,6 +241,7 @@ def _raw_post(base: str, path: str, headers: dict[str, str], body: bytes, chunke
         head.append("Transfer-Encoding: chunked")
         chunks = [body[i : i + 8192] for i in range(0, len(body), 8192)]
         payload = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+        payload = payload if wire is None else wire
     else:
         head.append(f"Content-Length: {len(body)}")
         payload = body
@@ -265,6 +274,37 @@ def test_chunked_bodies_and_raw_paths_get_the_designs_errors(served):
     event = json.dumps({"type": "renewed"}).encode()
     answer = _raw_post(base, "/v1/customers/%ed%a0%80/events", desktop, event, chunked=False)
     assert " 400 " in answer and "not valid UTF-8" in answer, answer
+
+
+def test_a_malformed_chunk_is_a_400_on_every_route_that_reads_a_body(served):
+    """gunicorn decodes chunks as the app reads the body: a bad chunk size, a missing
+    terminator or a bad extension answered 500 (and counted as a server error)."""
+    import json
+
+    base, desktop = served["base"], served["desktop"]
+    made = requests.post(f"{base}/v1/decisions", json=decision_body(), headers=desktop, timeout=10)
+    decision_id = made.json()["decision_id"]
+    body = b'{"offered":false}'
+    malformed = {
+        "chunk size": b"zz\r\n" + body + b"\r\n0\r\n\r\n",
+        "terminator": b"5\r\n" + body + b"\r\n0\r\n\r\n",
+        "extension": b"11;ext=\x01\r\n" + body + b"\r\n0\r\n\r\n",
+    }
+    paths = ["/v1/decisions", f"/v1/decisions/{decision_id}/outcome", "/v1/customers/c1/events"]
+    for path in paths:
+        for wire in malformed.values():
+            answer = _raw_post(base, path, desktop, b"", chunked=True, wire=wire)
+            assert answer.startswith("HTTP/1.1 400 "), (path, wire, answer[:300])
+            error = json.loads(answer[answer.index("{") :])["error"]
+            assert error["code"] == "bad_request" and "malformed request body" in error["message"]
+    # Nothing was stored from them: the decision still takes its first outcome.
+    stored = requests.post(
+        f"{base}/v1/decisions/{decision_id}/outcome",
+        json={"offered": False},
+        headers=desktop,
+        timeout=10,
+    )
+    assert stored.status_code == 201, stored.text
 
 
 def test_requests_gunicorn_refuses_itself_get_the_designs_errors(served):
