@@ -104,8 +104,15 @@ RATE_COLUMNS = {
     "offer_rate",
     "acceptance",
     "retained_60d",
-    "observed",
-    "predicted",
+}
+# Columns whose unit depends on their table, read as the column named here: the
+# calibration's predicted and observed are success rates (%), the proficiency's observed
+# and expected are counts of successes (an agent's 2 successes read "200.0%").
+TABLE_UNITS = {
+    ("calibration", "predicted"): "share",
+    ("calibration", "observed"): "share",
+    ("proficiency", "observed"): "successes",
+    ("proficiency", "expected"): "expected_successes",
 }
 # Fixed decimals, so a column reads alike whatever the size of its values (NPS read
 # -1.714 beside -19.4); money ("roi") with two.
@@ -118,6 +125,9 @@ DECIMALS = {
     "nps": 1,
     "handle_time_s": 1,
     "roi": 2,
+    # An agent's successes are whole; the successes expected a sum of probabilities.
+    "successes": 0,
+    "expected_successes": 2,
 }
 # Measures that are shares of contacts: in the comparison tables their arms read as
 # percentages and their differences as percentage points (every reward is in [0, 1]).
@@ -943,7 +953,7 @@ def shown(
         # Observed minus predicted, both shown as %: a difference of rates ("0.097" beside
         # "11.9%" and "21.7%" read as a tenth of a percent).
         return f"{value * 100:+.1f}{PERCENTAGE_POINTS[language]}"
-    text = cell(column, value)
+    text = cell(TABLE_UNITS.get((table, column), column), value)
     answers = (row or {}).get(ANSWERS_OF.get(column, ""))
     counted = table.startswith("by_") or table == "trend"
     if counted and value is not None and isinstance(answers, int) and answers < MIN_ANSWERS:
