@@ -677,7 +677,12 @@ ARM_NAMES = {
     "en": {"treatment": "treated", "holdout": "holdout (control group)"},
     "ja": {"treatment": "介入群", "holdout": "対照群"},
 }
-DRIFT_LEVELS = {"ja": {"stable": "安定", "watch": "要注意", "act": "要対応"}}
+# Every level models.drift.level() gives, in both languages: `no_data` (a feature without
+# live values in the period) was shown as the raw id.
+DRIFT_LEVELS = {
+    "en": {"stable": "stable", "watch": "watch", "act": "act", "no_data": "no data"},
+    "ja": {"stable": "安定", "watch": "要注意", "act": "要対応", "no_data": "データなし"},
+}
 GROUP_VALUES = {"ja": {"(unknown)": "（不明）"}}
 
 # The retrain gate's reasons: training/retrain.py writes one of these four English
