@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from service.web.dashboard import shown
 from tests.test_pages import _cells, manager_client  # noqa: F401 - fixture
 
@@ -41,3 +44,18 @@ def test_a_feature_without_data_is_named_on_the_page(manager_client):  # noqa: F
     assert set(_cells(japanese, "drift", "level")) == {"データなし"}
     # The CSV keeps the id.
     assert ",no_data," in manager_client.get(f"/dashboard/drift.csv?{EMPTY}").text
+
+
+def test_the_net_value_tables_prices_read_as_money(manager_client):  # noqa: F811
+    # The note under the table said 200.00 and 0.02 while its cells read 200.0 and 0.020.
+    page = manager_client.get("/dashboard?period=all&lang=en").get_data(as_text=True)
+    assert set(_cells(page, "roi", "value_of_retention")) == {"200.00"}
+    assert set(_cells(page, "roi", "cost_per_second")) == {"0.02"}
+    assert "200.00 per customer retained" in page and "minus 0.02 per second" in page
+    # A fraction of a cent is not rounded away (nor to 0.01), in the cells as in the note.
+    assert shown("roi", "cost_per_second", 0.004, "en") == "0.004"
+    assert shown("roi", "value_of_retention", 1250, "ja") == "1,250.00"
+    # The CSV keeps the values as the value config has them.
+    csv_text = manager_client.get("/dashboard/roi.csv?period=all").text
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert {(r["value_of_retention"], r["cost_per_second"]) for r in rows} == {("200.0", "0.02")}

@@ -129,6 +129,9 @@ DECIMALS = {
     "successes": 0,
     "expected_successes": 2,
 }
+# The prices the net value assumes (the value config's): money, so two decimals, but a
+# fraction of a cent is kept (a cost of 0.004 per second, 14.40 an hour, read as 0.00).
+PRICE_COLUMNS = ("value_of_retention", "cost_per_second")
 # Measures that are shares of contacts: in the comparison tables their arms read as
 # percentages and their differences as percentage points (every reward is in [0, 1]).
 RATE_MEASURES = {"ve_success", "retained_60d", "reward", "upgraded"}
@@ -603,8 +606,8 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
         out["roi"] = {
             "title": labels["roi_table"],
             "note": labels["roi_note"].format(
-                value_of_retention=cell("roi", float(roi["value_of_retention"])),
-                cost_per_second=cell("roi", float(roi["cost_per_second"])),
+                value_of_retention=price(roi["value_of_retention"]),
+                cost_per_second=price(roi["cost_per_second"]),
             ),
             "columns": [
                 "measure",
@@ -931,6 +934,17 @@ def cell(column: str, value: Any) -> str:
     return str(value)
 
 
+def price(value: Any) -> str:
+    """A price of the value config: two decimals, as all money, or as many as it has up
+    to six (0.005 stays 0.005)."""
+    if value is None or isinstance(value, bool):
+        return cell("roi", value)
+    value = float(value)
+    if round(value, 2) == value:
+        return f"{value:,.2f}"
+    return f"{value:,.6f}".rstrip("0")
+
+
 def shown(
     table: str, column: str, value: Any, language: str, row: dict[str, Any] | None = None
 ) -> str:
@@ -947,6 +961,8 @@ def shown(
         kind = "group"  # segment, channel, agent...: only the empty group is named
     if kind is not None and isinstance(value, str):
         return content.display_name(kind, value, language)
+    if table == "roi" and column in PRICE_COLUMNS:
+        return price(value)
     if table in ("uplift", "treated_vs_holdout", "roi") and column in COMPARED_COLUMNS:
         return _compared(table, column, value, (row or {}).get("measure"), language)
     if table == "calibration" and column == "gap" and isinstance(value, float):
