@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from service.web.dashboard import shown
-from tests.test_pages import _cells, manager_client  # noqa: F401 - fixture
+from tests.test_pages import _cells, log_in, manager_client, raw_key  # noqa: F401 - fixture
 
 # A period without any contact (the test database is shared): every feature has no data.
 EMPTY = "from=1990-01-01&to=1990-01-02"
@@ -59,3 +60,43 @@ def test_the_net_value_tables_prices_read_as_money(manager_client):  # noqa: F81
     csv_text = manager_client.get("/dashboard/roi.csv?period=all").text
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert {(r["value_of_retention"], r["cost_per_second"]) for r in rows} == {("200.0", "0.02")}
+
+
+def test_a_period_with_only_control_group_contacts_says_the_treated_are_missing(
+    make_app, keys, new_id
+):
+    # Every arm is drawn from the customer's hash: at this share most are holdout. A day
+    # of its own, so the other tests' contacts stay out of the period.
+    app = make_app(holdout_share=0.99)
+    client = app.test_client()
+    holdout = 0
+    while holdout < 2:
+        body = {
+            "interaction_id": new_id("i-"),
+            "customer": {"customer_id": new_id("c-"), "tenure_months": 2},
+            "contact": {"channel": "chat", "occurred_at": "1994-06-01T10:00:00+00:00"},
+        }
+        decision = client.post("/v1/decisions", json=body, headers=keys["desktop"])
+        assert decision.status_code == 201, decision.json
+        if decision.json["experiment_arm"] != "holdout":
+            continue  # a treated contact without an outcome is not in the uplift
+        holdout += 1
+        answer = client.post(
+            f"/v1/decisions/{decision.json['decision_id']}/outcome",
+            json={"offered": False, "ves_confidence": 5, "ves_ability": 5},
+            headers=keys["desktop"],
+        )
+        assert answer.status_code == 201, answer.json
+    log_in(client, raw_key(keys["manager"]))
+    period = "from=1994-06-01&to=1994-06-01"
+    english = client.get(f"/dashboard?{period}&lang=en").get_data(as_text=True)
+    assert 'id="no-holdout"' not in english
+    message = re.search(r'id="no-treated">(.*?)</p>', english, re.S).group(1)
+    assert message.startswith("No treated contacts with an outcome")
+    assert _cells(english, "uplift", "n_holdout")[0] == "2"
+    japanese = client.get(f"/dashboard?{period}&lang=ja").get_data(as_text=True)
+    message = re.search(r'id="no-treated">(.*?)</p>', japanese, re.S).group(1)
+    assert "結果のある介入群のお問い合わせがまだない" in message
+    # Neither arm (a period without contacts): the holdout is said to be missing, as before.
+    empty = client.get(f"/dashboard?{EMPTY}&lang=en").get_data(as_text=True)
+    assert 'id="no-holdout"' in empty and 'id="no-treated"' not in empty

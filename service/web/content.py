@@ -167,6 +167,9 @@ LABELS: dict[str, dict[str, str]] = {
         "so do not rank agents or activities on it.",
         "no_holdout": "No control-group contacts with an outcome in this period yet, so no "
         "uplift to show.",
+        # Holdout contacts but no treated ones (an arm needs two contacts with an outcome).
+        "no_treated": "No treated contacts with an outcome in this period yet (only "
+        "control-group ones), so no uplift to show.",
         "no_holdout_configured": "No control group is configured, so the value of the "
         "suggestions cannot be measured. Ask your administrator to set one up.",
         "no_holdout_hint": "For administrators: set VEA_HOLDOUT_SHARE (e.g. 0.1) and restart "
@@ -305,6 +308,8 @@ LABELS: dict[str, dict[str, str]] = {
         "順位付けには使わないでください。",
         "no_holdout": "この期間には結果のある対照群のお問い合わせがまだないため、効果を表示"
         "できません。",
+        "no_treated": "この期間には結果のある介入群のお問い合わせがまだない（対照群のみ）ため、"
+        "効果を表示できません。",
         "no_holdout_configured": "対照群が設定されていないため、提案の効果を測定できません。"
         "管理者に設定を依頼してください。",
         "no_holdout_hint": "管理者向け: VEA_HOLDOUT_SHARE（例: 0.1）を設定してサービスを再起動します。",

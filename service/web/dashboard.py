@@ -1118,6 +1118,18 @@ def _uplift_point(name: str, entry: dict[str, Any], language: str) -> dict[str, 
     }
 
 
+def uplift_missing(value: dict[str, Any]) -> str:
+    """The arm that keeps the period from having an uplift to draw: ``treated`` when the
+    holdout has contacts with an outcome but the treated arm has not (the page said the
+    holdout was missing beside a table with holdout n 2), else ``holdout``. An arm counts
+    from two contacts, the fewest a difference is computed from
+    (``models.value_report.difference``)."""
+    entries = [e for name, e in value["uplift"].items() if uplift_shown(name, value)]
+    treated = max((e.get("n_treated") or 0 for e in entries), default=0)
+    holdout = max((e.get("n_holdout") or 0 for e in entries), default=0)
+    return "treated" if holdout >= 2 and treated < 2 else "holdout"
+
+
 def uplift_axes(points: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Each axis of the uplift chart (``rate``, ``points``) as ``{min, max}``: around zero
     and every value and interval end, with zero at the same height on both (two zero lines
@@ -1230,6 +1242,9 @@ def blueprint() -> Blueprint:
             holdout_configured=state().settings.holdout_share > 0,
             words=PAGE_WORDS[language],
             retention_pending=retention_pending(sections["value"]["data"], language)
+            if sections["value"]["available"]
+            else None,
+            uplift_missing=uplift_missing(sections["value"]["data"])
             if sections["value"]["available"]
             else None,
             srm=srm_line(
