@@ -510,8 +510,8 @@ def _serve(
 
 # ------------------------------------------------------------------ outcomes
 def _payload(body: dict[str, Any]) -> dict[str, Any]:
-    """JSON-able form of a validated body, for the idempotency comparison: times in UTC,
-    so the same instant written with another offset is the same payload."""
+    """JSON-able form of a validated body, as stored with it: times in UTC, so the same
+    instant written with another offset is the same payload."""
     return {k: (_utc_text(v) if isinstance(v, datetime) else v) for k, v in body.items()}
 
 
@@ -523,7 +523,9 @@ def _same_payload(stored: dict[str, Any], payload: dict[str, Any]) -> bool:
     """Whether a stored payload is ``payload``; one stored by an older release compares
     by the instant, read as the API reads it now: in UTC (older payloads kept the offset
     sent) and to the millisecond (older ones kept microseconds, so a retry sent across
-    the upgrade was a 409)."""
+    the upgrade was a 409). An explicit null is the field left out (what is stored is
+    the same), so a retry serialised with or without it is the same payload."""
+    stored, payload = _given(stored), _given(payload)
     if stored == payload:
         return True
     moment = stored.get("occurred_at")
@@ -534,6 +536,11 @@ def _same_payload(stored: dict[str, Any], payload: dict[str, Any]) -> bool:
     except ValueError:
         return False
     return {**stored, "occurred_at": _utc_text(instant)} == payload
+
+
+def _given(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload without its explicit nulls."""
+    return {k: v for k, v in payload.items() if v is not None}
 
 
 def _to_millisecond(moment: datetime) -> datetime:
@@ -552,8 +559,8 @@ def _outcome_answer(row: Any) -> dict[str, Any]:
 def record_outcome(
     state: State, decision_id: str, body: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    """Store the outcome of a decision once: ``(answer, created)``; a repeat with the same
-    payload returns the stored outcome, a different one is a 409."""
+    """Store the outcome of a decision once: ``(answer, created)``; a repeat that would
+    store the same values returns the stored outcome, a different one is a 409."""
     payload = _payload(body)
     with _not_stored_as_503(state, "outcome"):
         try:
@@ -561,11 +568,12 @@ def record_outcome(
                 decision = conn.execute(_LOCKED_DECISION, {"decision_id": decision_id}).first()
                 if decision is None:
                     raise ApiError(404, "no such decision")
-                existing = _existing_outcome(conn, decision_id, payload)
+                existing = _existing_outcome(conn, decision, decision_id, body)
                 if existing is not None:
                     return existing, False
-                activity = body.get("activity") or decision.suggested_activity
-                if body["offered"] and activity == NONE:
+                survey = _stored_survey(conn, decision_id)
+                facts = _outcome_facts(body, decision, survey)
+                if body["offered"] and facts["activity"] == NONE:
                     raise ApiError(
                         422,
                         "the decision suggested no activity: name the activity that was offered",
@@ -581,29 +589,15 @@ def record_outcome(
                     )
                 # Answers the survey system sent first fill what the agent did not record;
                 # one that differs would be either overwritten or counted twice: 409.
-                survey = _stored_survey(conn, decision_id)
-                answers = {name: body.get(name) for name in SURVEY_ANSWERS}
                 if survey is not None:
                     _refuse_conflicts(
-                        {k: v for k, v in answers.items() if v is not None},
+                        {k: body[k] for k in SURVEY_ANSWERS if body.get(k) is not None},
                         survey,
                         "the survey recorded for this decision has other answers",
                     )
-                    answers = {k: survey[k] if v is None else v for k, v in answers.items()}
-                ve_success = body.get("ve_success")
-                if ve_success is None:
-                    ve_success = _top_two_box(answers)
                 row = {
                     "decision_id": decision_id,
-                    "activity": activity,
-                    "offered": body["offered"],
-                    "accepted": body.get("accepted"),
-                    "ve_success": ve_success,
-                    **answers,
-                    "resolved": body.get("resolved"),
-                    "handle_time_s": body.get("handle_time_s"),
-                    "agent_id": body.get("agent_id"),
-                    "pool_id": body.get("pool_id") or decision.pool_id,
+                    **facts,
                     "occurred_at": to_naive_utc(occurred) if occurred else now,
                     "recorded_at": now,
                     "payload": payload,
@@ -613,7 +607,12 @@ def record_outcome(
             # A concurrent twin stored it first: answer what is stored (a 503 as well
             # when the database goes away before it can be read back).
             with state.engine.connect() as conn:
-                existing = _existing_outcome(conn, decision_id, payload)
+                decision = conn.execute(_DECISION, {"decision_id": decision_id}).first()
+                existing = (
+                    None
+                    if decision is None  # erased meanwhile: the outcome went with it
+                    else _existing_outcome(conn, decision, decision_id, body)
+                )
             if existing is None:
                 raise
             return existing, False
@@ -626,11 +625,63 @@ def record_outcome(
 # The decision row, locked until the transaction ends (PostgreSQL; SQLite's writers take
 # turns anyway): an outcome and a survey of the same decision arriving together would
 # each miss the other and the survey's answers would never reach the outcome.
-_LOCKED_DECISION = (
-    sa.select(decisions.c.suggested_activity, decisions.c.pool_id, decisions.c.occurred_at)
-    .where(decisions.c.decision_id == sa.bindparam("decision_id"))
-    .with_for_update()
-)
+_DECISION = sa.select(
+    decisions.c.suggested_activity, decisions.c.pool_id, decisions.c.occurred_at
+).where(decisions.c.decision_id == sa.bindparam("decision_id"))
+_LOCKED_DECISION = _DECISION.with_for_update()
+
+
+def _outcome_facts(body: dict[str, Any], decision: Any, survey: dict[str, Any] | None) -> dict:
+    """The values an outcome body stores (all but its times): an explicit null is the
+    field left out, the activity and pool default to the decision's, the survey's
+    answers fill those the body lacks, and ``ve_success`` is derived from both VES
+    items unless the body sets it. The first post stores them and a retry is compared
+    by them, so a retry of the same facts serialised otherwise (a null sent, a default
+    or the derived value spelled out) is the same outcome, not a conflict."""
+    answers = {name: body.get(name) for name in SURVEY_ANSWERS}
+    if survey is not None:
+        answers = {k: survey[k] if v is None else v for k, v in answers.items()}
+    ve_success = body.get("ve_success")
+    if ve_success is None:
+        ve_success = _top_two_box(answers)
+    return {
+        "activity": body.get("activity") or decision.suggested_activity,
+        "offered": body["offered"],
+        "accepted": body.get("accepted"),
+        "ve_success": ve_success,
+        **answers,
+        "resolved": body.get("resolved"),
+        "handle_time_s": body.get("handle_time_s"),
+        "agent_id": body.get("agent_id"),
+        "pool_id": body.get("pool_id") or decision.pool_id,
+    }
+
+
+def _outcome_differences(stored: dict[str, Any], body: dict[str, Any], facts: dict) -> dict:
+    """The 409's ``fields``: each value of a retry that differs from the stored one. The
+    time compares as given: a retry without one matches an outcome stored without one
+    (its time was then the time it was recorded), one with a time matches the stored
+    time to the millisecond."""
+    differing = {
+        name: [_recorded(stored[name])]
+        for name, value in facts.items()
+        if not _same_answer(stored[name], value)
+    }
+    occurred = body.get("occurred_at")
+    if occurred is None:
+        moved = (stored["payload"] or {}).get("occurred_at") is not None
+    else:
+        moved = not _same_answer(stored["occurred_at"], to_naive_utc(occurred))
+    if moved:
+        differing["occurred_at"] = [_recorded(stored["occurred_at"])]
+    return differing
+
+
+def _recorded(value: Any) -> str:
+    if value is None:
+        return "already recorded without a value"
+    shown = ("true" if value else "false") if isinstance(value, bool) else _shown(value)
+    return f"{shown} is already recorded"
 
 
 def _top_two_box(answers: dict[str, Any]) -> bool | None:
@@ -851,15 +902,21 @@ def customer_records(state: State, customer_id: str) -> dict[str, Any]:
 
 
 def _existing_outcome(
-    conn: sa.Connection, decision_id: str, payload: dict[str, Any]
+    conn: sa.Connection, decision: Any, decision_id: str, body: dict[str, Any]
 ) -> dict[str, Any] | None:
+    """The stored outcome when ``body`` would store the same values (a retry), None when
+    none is stored; 409 naming the values that differ otherwise."""
     row = conn.execute(sa.select(outcomes).where(outcomes.c.decision_id == decision_id)).first()
     if row is None:
         return None
-    if not _same_payload(row.payload, payload):
+    stored = dict(row._mapping)
+    facts = _outcome_facts(body, decision, _stored_survey(conn, decision_id))
+    differing = _outcome_differences(stored, body, facts)
+    if differing:
         raise ApiError(
             409,
             "an outcome with different values is already recorded for this decision",
+            fields=differing,
             code="outcome_exists",
         )
     return _outcome_answer(row)
@@ -943,7 +1000,17 @@ def _existing_event(
     if row is None:
         return None
     if not _same_payload(row.payload, payload):
-        raise ApiError(409, "event_id already used with different values", code="event_exists")
+        stored, given = _given(row.payload), _given(payload)
+        raise ApiError(
+            409,
+            "event_id already used with different values",
+            fields={
+                name: [_recorded(stored.get(name))]
+                for name in sorted({*stored, *given})
+                if stored.get(name) != given.get(name)
+            },
+            code="event_exists",
+        )
     data = dict(row._mapping)
     return _event_answer(
         data["id"], data, _decisions_before(conn, customer_id, data["occurred_at"])
