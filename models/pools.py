@@ -48,7 +48,7 @@ DIGITAL_CONTENT = "digital_content"
 # this membership existed gave general `static` with no members, which reads the same.
 ALL_AGENTS = "all_agents"
 MEMBERSHIPS = ("static", "proficiency", ALL_AGENTS)
-POOL_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+POOL_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")  # \Z: "$" lets a final newline in
 # A pool's display name per language (`name: {en: ..., ja: ...}`), keyed as the talk
 # tracks are: a primary language code, so a page in `ja` finds it without tag matching.
 NAME_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
@@ -115,6 +115,16 @@ def id_problem(value: str) -> str | None:
             "character, not a letter and a combining accent)"
         )
     return None
+
+
+def customer_id_problem(value: str) -> str | None:
+    """Why ``value`` is no customer id (None: it is one): an id's rules, and no empty part
+    between slashes, which the customer routes (``/v1/customers/<id>/...``: access,
+    events, erasure) could not reach."""
+    problem = id_problem(value)
+    if problem is None and "" in value.split("/"):
+        return "must not begin or end with '/' nor hold '//' (the customer routes take it)"
+    return problem
 
 
 @dataclass(frozen=True)

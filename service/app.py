@@ -79,6 +79,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = Settings.from_env(overrides=config)
     logs.configure(settings.log_level)
     app = VeaFlask(__name__)
+    # A path with an empty part ("//") matches no route (404): merged, it was redirected
+    # to another path, or answered 405 naming the methods of another customer route.
+    app.url_map.merge_slashes = False
     app.config.update(
         API_TITLE="vea: value-enhancement assist",
         API_VERSION="v1",

@@ -14,7 +14,7 @@ from marshmallow import fields, pre_load, validate, validates_schema
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 from models.opportunities import DEFAULT_SITUATION, SITUATION_FEATURES, parse_situation
 from models.opportunities import MIN_ATTEMPTS as ORGANIC_MIN_ATTEMPTS
-from models.pools import CONTROL, ID_RULES, MAX_ID, id_problem
+from models.pools import CONTROL, ID_RULES, MAX_ID, POOL_ID, customer_id_problem, id_problem
 from models.pools import MAX_NAME as MAX_POOL_NAME
 from models.pools import MEMBERSHIPS as POOL_MEMBERSHIPS
 from models.pools import NAME_LANGUAGE as POOL_NAME_LANGUAGE
@@ -190,18 +190,23 @@ class Schema(ma.Schema):
         return data
 
 
-def _plain_id(value: str) -> None:
+def _plain_id(value: str, rule=id_problem) -> None:
     """The rule of an id (``models.pools.id_problem``, which pool members and offline
     logs follow too); its length is the field's ``Length`` validator's to tell."""
-    problem = id_problem(value) if 1 <= len(value) <= MAX_ID else None
+    problem = rule(value) if 1 <= len(value) <= MAX_ID else None
     if problem:
         raise ma.ValidationError(problem)
 
 
-def _id_field(description: str, **kwargs) -> fields.String:
+def _customer_id(value: str) -> None:
+    _plain_id(value, customer_id_problem)
+
+
+def _id_field(description: str, *, customer: bool = False, **kwargs) -> fields.String:
+    rules = f"{ID_RULES}, no empty part between '/'" if customer else ID_RULES
     return fields.String(
-        validate=[validate.Length(min=1, max=MAX_ID), _plain_id],
-        metadata={"description": f"{description}; {ID_RULES}"},
+        validate=[validate.Length(min=1, max=MAX_ID), _customer_id if customer else _plain_id],
+        metadata={"description": f"{description}; {rules}"},
         **kwargs,
     )
 
@@ -217,7 +222,9 @@ def _category(description: str, **kwargs) -> fields.String:
 
 # ----------------------------------------------------------------- decisions
 class CustomerSchema(Schema):
-    customer_id = _id_field("pseudonymous customer id (history and continuity)", required=True)
+    customer_id = _id_field(
+        "pseudonymous customer id (history and continuity)", customer=True, required=True
+    )
     segment = _category("e.g. consumer, premium, small_business, enterprise")
     persona = _category("optional persona")
     tenure_months = StrictFloat(
@@ -460,7 +467,13 @@ class OutcomeRequestSchema(Schema):
         metadata={"description": "customer effort score (1 very easy - 7 very hard), if surveyed"},
     )
     agent_id = _id_field("who handled the contact (pool proficiency)", allow_none=True)
-    pool_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    pool_id = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(
+            POOL_ID, error="must be a pool id: 1-64 lowercase letters, digits, '_', '.' or '-'"
+        ),
+        metadata={"description": "the pool that handled the contact (a pools file id)"},
+    )
     occurred_at = MillisecondTime(allow_none=True, validate=_happened)
 
     @validates_schema
@@ -498,11 +511,7 @@ class SurveyRequestSchema(Schema):
     """Answers of the post-contact survey, sent by the survey system (any time after the
     contact, before or after the agent's outcome)."""
 
-    survey_id = fields.String(
-        allow_none=True,
-        validate=validate.Length(min=1, max=128),
-        metadata={"description": "the survey system's id of this response"},
-    )
+    survey_id = _id_field("the survey system's id of this response", allow_none=True)
     answered_at = MillisecondTime(
         allow_none=True,
         validate=_happened,
@@ -600,7 +609,9 @@ class DecisionPathSchema(Schema):
 # ------------------------------------------------------------------- events
 class CustomerPathSchema(Schema):
     # As in a decision body: the events are joined to the decisions by this id.
-    customer_id = _id_field("pseudonymous customer id, as in the decisions", required=True)
+    customer_id = _id_field(
+        "pseudonymous customer id, as in the decisions", customer=True, required=True
+    )
 
 
 class CustomerLookupPathSchema(Schema):
@@ -614,10 +625,7 @@ class CustomerLookupPathSchema(Schema):
 
 
 class EventRequestSchema(Schema):
-    event_id = fields.String(
-        validate=validate.Length(min=1, max=128),
-        metadata={"description": "caller's id of the event; repeats are idempotent"},
-    )
+    event_id = _id_field("caller's id of the event; repeats are idempotent")
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     occurred_at = MillisecondTime(allow_none=True, validate=_happened)
     value = StrictFloat(

@@ -48,7 +48,7 @@ def blueprint() -> Blueprint:
         lambda setup: setup.app.url_map.converters.setdefault("customer_id", CustomerIdConverter)
     )
 
-    @blp.route("/<customer_id:customer_id>/events", methods=["POST"], merge_slashes=False)
+    @blp.route("/<customer_id:customer_id>/events", methods=["POST"])
     @require("events")
     @protected(blp)
     @blp.arguments(CustomerPathSchema(), location="path", as_kwargs=True)
@@ -62,7 +62,7 @@ def blueprint() -> Blueprint:
         """Record a later fact about the customer; joined to earlier decisions for learning."""
         return created_or_replayed(*use_cases.record_event(state(), customer_id, body))
 
-    @blp.route("/<customer_id:customer_id>", methods=["GET"], merge_slashes=False)
+    @blp.route("/<customer_id:customer_id>", methods=["GET"])
     @require("customers:read")
     @protected(blp)
     @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
@@ -73,7 +73,7 @@ def blueprint() -> Blueprint:
         and the customer's events. Empty lists when nothing is stored."""
         return use_cases.customer_records(state(), customer_id)
 
-    @blp.route("/<customer_id:customer_id>", methods=["DELETE"], merge_slashes=False)
+    @blp.route("/<customer_id:customer_id>", methods=["DELETE"])
     @require("customers:erase")
     @protected(blp)
     @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
