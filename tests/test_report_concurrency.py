@@ -196,8 +196,15 @@ def gunicorn_with_a_slow_report(registry_dir, tmp_path):
     for name in ("VEA_AUTO_MIGRATE", "VEA_SHARED_STATE_DIR", "VEA_HEAVY_CONCURRENCY"):
         env.pop(name, None)  # the master migrates and makes the shared directory
     port = free_port()
-    proc = start_gunicorn(env, port, 2, tmp_path / "gunicorn.log")
+    log = tmp_path / "gunicorn.log"
+    proc = start_gunicorn(env, port, 2, log)
     try:
+        # Ready means one worker is; a worker still booting reads the config too, and
+        # once it is a FIFO would wait there (and be taken for the report's read).
+        booted = time.monotonic() + 60
+        while log.read_text().count('"msg":"model swapped"') < 2:
+            assert time.monotonic() < booted, log.read_text()[-3000:]
+            time.sleep(0.1)
         made = {}
         for role in ("manager", "desktop"):
             created = CliRunner().invoke(keys_group, ["create", "--role", role], env=env)
