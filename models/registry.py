@@ -14,6 +14,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,18 @@ VERSIONS_DIR = "versions"
 
 class RegistryError(Exception):
     """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    """What a promotion or rollback did, read under the registry's lock: the champion
+    now, the one before it, and whether the pointer moved. Read outside the lock, a
+    concurrent change could make a caller report (and audit) another change than the
+    one recorded in the history."""
+
+    champion: str
+    previous: str | None
+    changed: bool
 
 
 def _now() -> str:
@@ -246,15 +259,23 @@ class Registry:
     def promote(
         self, version: str, *, reason: str = "", forced: bool = False, actor: str = ""
     ) -> str | None:
-        """Make `version` the champion after verifying it loads (a bad bundle never serves);
-        returns the champion it replaced. Promoting the champion again (a retried request)
-        changes nothing and returns the champion its promotion replaced: recording it as
-        its own predecessor would leave rollback nowhere to go back to."""
+        """Make `version` the champion (see ``promote_change``); returns the champion it
+        replaced."""
+        return self.promote_change(version, reason=reason, forced=forced, actor=actor).previous
+
+    def promote_change(
+        self, version: str, *, reason: str = "", forced: bool = False, actor: str = ""
+    ) -> ChampionChange:
+        """Make `version` the champion after verifying it loads (a bad bundle never serves).
+        Promoting the champion again (a retried request) changes nothing (``changed``
+        False, nothing recorded) and names as ``previous`` the champion its promotion
+        replaced: recording it as its own predecessor would leave rollback nowhere to go
+        back to."""
         self.load(version)
         with self._locked():
             previous = self.champion()
             if previous == version:
-                return self._replaced_by(version)
+                return ChampionChange(version, self._replaced_by(version), changed=False)
             self._set_champion(version)
             if self.shadow() == version:  # the shadow won: nothing left to shadow
                 (self.root / SHADOW_FILE).unlink(missing_ok=True)
@@ -272,7 +293,7 @@ class Registry:
                     "actor": actor,
                 }
             )
-            return previous
+            return ChampionChange(version, previous, changed=True)
 
     def _replaced_by(self, version: str) -> str | None:
         """The champion that the last promotion of ``version`` replaced."""
@@ -286,8 +307,9 @@ class Registry:
                 return event.get("previous")
         return None
 
-    def set_shadow(self, version: str, *, actor: str = "") -> None:
-        """Let `version` decide beside the champion on live traffic (never served)."""
+    def set_shadow(self, version: str, *, actor: str = "") -> str | None:
+        """Let `version` decide beside the champion on live traffic (never served);
+        returns the shadow it replaced (read under the lock, as recorded)."""
         self.load(version)  # verified: a broken bundle is refused here, not in the workers
         with self._locked():
             if version == self.champion():
@@ -303,6 +325,7 @@ class Registry:
                     "actor": actor,
                 }
             )
+            return previous
 
     def clear_shadow(self, *, actor: str = "") -> str | None:
         """Stop the shadow; returns the version that was shadowing, if any."""
@@ -316,7 +339,13 @@ class Registry:
             return previous
 
     def rollback(self, *, actor: str = "") -> str:
-        """Return to the champion before the current one."""
+        """Return to the champion before the current one (see ``rollback_change``);
+        returns the champion now."""
+        return self.rollback_change(actor=actor).champion
+
+    def rollback_change(self, *, actor: str = "") -> ChampionChange:
+        """Return to the champion before the current one: ``previous`` is the champion
+        rolled back from."""
         with self._locked():
             current = self.champion()
             if current is None:
@@ -335,4 +364,4 @@ class Registry:
                     "actor": actor,
                 }
             )
-            return previous
+            return ChampionChange(previous, current, changed=True)

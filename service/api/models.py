@@ -91,7 +91,7 @@ def blueprint() -> Blueprint:
         _known_version(registry, version)
         try:
             decider = build_decider(registry, version)
-            previous = registry.promote(
+            change = registry.promote_change(
                 version, reason=body["reason"], forced=body["force"], actor=g.key_id or ""
             )
         except RegistryError as exc:
@@ -100,11 +100,14 @@ def blueprint() -> Blueprint:
             raise ApiError(
                 422, f"model {version} cannot serve: {exc}", code="model_refused"
             ) from None
-        _audit("model.promote", version, {"previous": previous, "forced": body["force"]})
+        # A retried promotion of the champion changed nothing: answered as the first call
+        # was, not audited (the log would show a change that did not happen).
+        if change.changed:
+            _audit("model.promote", version, {"previous": change.previous, "forced": body["force"]})
         models.refresh(force=True)
         return {
             "champion": version,
-            "previous": previous,
+            "previous": change.previous,
             "serving": serving_status(),
             "extra_features": decider.bundle.extra_features,
         }
@@ -118,16 +121,21 @@ def blueprint() -> Blueprint:
     def rollback(body):
         """Return to the previous champion."""
         models = state().models
-        previous = models.registry.champion()
         try:
-            champion = models.registry.rollback(actor=g.key_id or "")
+            # What changed comes from the registry, read under its lock: read here before
+            # it, a concurrent rollback could be answered and audited as V1 from V1.
+            change = models.registry.rollback_change(actor=g.key_id or "")
         except RegistryError as exc:
             raise ApiError(409, str(exc)) from None
         except BundleError as exc:
             raise ApiError(409, f"previous champion cannot serve: {exc}") from None
-        _audit("model.rollback", champion, {"previous": previous})
+        _audit("model.rollback", change.champion, {"previous": change.previous})
         models.refresh(force=True)
-        return {"champion": champion, "previous": previous, "serving": serving_status()}
+        return {
+            "champion": change.champion,
+            "previous": change.previous,
+            "serving": serving_status(),
+        }
 
     @blp.route("/<version>/shadow", methods=["POST"])
     @require("models:write")
@@ -147,10 +155,9 @@ def blueprint() -> Blueprint:
         models = state().models
         registry = models.registry
         _known_version(registry, version)
-        previous = registry.shadow()
         try:
             build_decider(registry, version)
-            registry.set_shadow(version, actor=g.key_id or "")
+            previous = registry.set_shadow(version, actor=g.key_id or "")  # under its lock
         except RegistryError as exc:
             raise ApiError(409, str(exc)) from None
         except (BundleError, Exception) as exc:  # noqa: BLE001 - any failure: cannot run
