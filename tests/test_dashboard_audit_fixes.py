@@ -6,6 +6,8 @@ import csv
 import io
 import re
 
+import pytest
+
 from service.web.dashboard import shown
 from tests.test_pages import _cells, log_in, manager_client, raw_key  # noqa: F401 - fixture
 
@@ -100,3 +102,37 @@ def test_a_period_with_only_control_group_contacts_says_the_treated_are_missing(
     # Neither arm (a period without contacts): the holdout is said to be missing, as before.
     empty = client.get(f"/dashboard?{EMPTY}&lang=en").get_data(as_text=True)
     assert 'id="no-holdout"' in empty and 'id="no-treated"' not in empty
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("from=2026-11-01&to=20261130", "to"),  # read as midnight: the 30th itself left out
+        ("from=2026-W44", "from"),  # read as the Monday of week 44
+        ("to=2026-11-30T10", "to"),  # an hour without minutes
+    ],
+)
+def test_only_the_documented_date_forms_are_taken(manager_client, query, field):  # noqa: F811
+    from service.web.dashboard import DATE_FORMS_MESSAGE
+
+    download = manager_client.get(f"/dashboard/uplift.csv?{query}")
+    assert download.status_code == 422
+    assert download.get_json()["error"]["fields"] == {field: [DATE_FORMS_MESSAGE]}
+    page = manager_client.get(f"/dashboard?{query}&lang=en").get_data(as_text=True)
+    assert 'role="alert"' in page
+
+
+def test_the_documented_forms_still_read():
+    from datetime import datetime
+
+    from service.web.dashboard import read_period
+
+    def bounds(**args):
+        period, problem = read_period(args)
+        assert problem is None, problem
+        return period["start"], period["end"]
+
+    assert bounds(to="2026-11-30") == (None, datetime(2026, 12, 1))  # the whole day
+    assert bounds(to="2026-11-30T10:00") == (None, datetime(2026, 11, 30, 10))
+    assert bounds(to="2026-11-30T10:00:30.5Z")[1] == datetime(2026, 11, 30, 10, 0, 30, 500000)
+    assert bounds(**{"from": "2026-11-30T10:00+09:00"})[0] == datetime(2026, 11, 30, 1)

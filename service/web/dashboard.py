@@ -16,6 +16,7 @@ import gc
 import io
 import logging
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -238,7 +239,7 @@ def read_period(
             label = "period_date_range" if exc.detail == DATE_RANGE_MESSAGE else "period_bad_date"
             problem = PeriodProblem(exc.field, exc.detail, label)
         else:
-            if end is not None and len(end_text.strip()) == len("YYYY-MM-DD"):
+            if end is not None and DATE_ONLY.fullmatch(end_text.strip()):
                 end += timedelta(days=1)
             if start and end and start >= end:
                 problem = PeriodProblem("from", "must be before 'to'", "period_order")
@@ -261,6 +262,14 @@ def read_period(
 
 
 PERIOD_CHOICES = f"must be one of: {', '.join(PERIODS)}"
+# The forms a period's date is written in (README): a date, or a date-time with minutes,
+# optional seconds and fraction, and an optional offset. Python reads more (20261130,
+# 2026-W44, 2026-11-30T10), and a basic-format date was not taken as a whole day.
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+DATE_FORMS = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?"
+)
+DATE_FORMS_MESSAGE = "must be a date YYYY-MM-DD or a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
 
 
 class _BadInstant(Exception):
@@ -270,6 +279,8 @@ class _BadInstant(Exception):
 
 
 def _instant(field: Any, text: str, name: str) -> datetime | None:
+    if text.strip() and not DATE_FORMS.fullmatch(text.strip()):
+        raise _BadInstant(name, DATE_FORMS_MESSAGE)
     try:
         return to_naive_utc(field.deserialize(text.strip())) if text.strip() else None
     except ValidationError as exc:
