@@ -307,6 +307,30 @@ def test_a_malformed_chunk_is_a_400_on_every_route_that_reads_a_body(served):
     assert stored.status_code == 201, stored.text
 
 
+def test_a_body_cut_short_of_its_content_length_is_a_400_not_a_shorter_request(served):
+    """The client sends part of what it announced and closes its side: the part parsed
+    as a whole request before (here a decision without its contact)."""
+    import json
+    import socket
+
+    base, desktop = served["base"], served["desktop"]
+    whole = json.dumps(decision_body()).encode()
+    cut = whole[: whole.index(b', "contact"')] + b"}"
+    host, port = base.removeprefix("http://").split(":")
+    head = ["POST /v1/decisions HTTP/1.1", f"Host: {host}", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in desktop.items()] + ["Content-Type: application/json"]
+    head.append(f"Content-Length: {len(whole)}")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + cut)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    text = answer.decode(errors="replace")
+    assert text.startswith("HTTP/1.1 400 "), text[:300]
+    assert "shorter than its Content-Length" in text, text
+
+
 def test_requests_gunicorn_refuses_itself_get_the_designs_errors(served):
     """Over-long request lines and headers never reach the app: gunicorn answers them, in
     the same JSON error format as the app (not an HTML page)."""

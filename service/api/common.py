@@ -47,6 +47,17 @@ class JsonBodyParser(FlaskParser):
                 raise
             timeout = state().settings.client_timeout_s
             raise ApiError(408, f"request body not received within {timeout:g} s") from None
+        if req.content_length is not None and len(data) < req.content_length:
+            # The client closed its side before sending what it announced: a cut body
+            # that may still parse (a shorter list, an earlier end) is no request.
+            raise ApiError(400, "request body shorter than its Content-Length")
+        coding = req.headers.get("Content-Encoding", "identity").strip().lower()
+        if data and coding != "identity":
+            raise ApiError(
+                415,
+                "the body must be sent uncompressed (no Content-Encoding)",
+                fields={"Content-Encoding": [f"got {coding}"]},
+            )
         if not is_json_request(req):
             if data:
                 raise ApiError(
