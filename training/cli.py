@@ -666,11 +666,16 @@ def _evaluate_shadow(
 def _summary(result: dict) -> str:
     lines = [f"model {result['model']['version']} on {result['data']['rows']} rows"]
     o = result.get("openness") or {}
-    if o:
-        lines.append(
-            f"openness: AUC {o.get('auc', float('nan')):.4f}  ECE {o.get('ece', float('nan')):.4f}"
-            f"  Brier {o.get('brier', float('nan')):.4f}"
+    if o and not o.get("n"):
+        lines.append(f"openness: {o.get('note') or 'n/a: no rows to measure it on'}")
+    elif o:
+        # A metric is None (null in the JSON) when it cannot be had, e.g. AUC on outcomes
+        # of one class: n/a, with the evaluation's note saying why.
+        figures = "  ".join(
+            f"{label} {'n/a' if o.get(key) is None else format(o[key], '.4f')}"
+            for key, label in (("auc", "AUC"), ("ece", "ECE"), ("brier", "Brier"))
         )
+        lines.append(f"openness: {figures}" + (f" ({o['note']})" if o.get("note") else ""))
     for name, entry in (result.get("policy_value") or {}).items():
         dr = entry.get("dr") or {}
         true = entry.get("true")

@@ -56,6 +56,23 @@ def _observed(
     return {"ips": est, "snips": est, "dr": est}
 
 
+def _openness(
+    y: np.ndarray, score: np.ndarray, weights: np.ndarray | None, scope: str, rows: str
+) -> dict[str, Any]:
+    """``classification_metrics`` with its scope, and why AUC is missing when it is: with
+    one outcome class there is nothing to rank, and a bare null would read as a bug."""
+    metrics = classification_metrics(y, score, weights=weights)
+    metrics["scope"] = scope
+    if metrics["auc"] is None:
+        outcome = "succeeded" if metrics["base_rate"] >= 0.5 else "failed"
+        n = metrics["n"]
+        which = f"the one {rows.removesuffix('s')}" if n == 1 else f"all {n} {rows}"
+        metrics["note"] = (
+            f"AUC and PR AUC n/a: {which} here {outcome}, and ranking needs successes and failures"
+        )
+    return metrics
+
+
 def true_value(truth: pd.DataFrame, target: np.ndarray, bundle: ModelBundle) -> float:
     """Simulator ground truth of a (possibly stochastic) policy: sum_a pi(a) * true EV(a)."""
     p_true = truth[[f"p_{a}" for a in ACTIONS]].to_numpy(dtype=np.float64)
@@ -119,13 +136,24 @@ def evaluate_bundle(
         actions = action_codes(frame)
         propensity = frame["propensity"].to_numpy(dtype=np.float64)
         rows = attempted(frame)
-        tried = max(len(np.unique(actions[rows])), 1)
-        weights = openness_weights(actions[rows], propensity[rows], tried)
-        result["openness"] = classification_metrics(y[rows], openness[rows], weights=weights)
-        result["openness"]["scope"] = "value attempts, weighted to a uniform mix of activities"
+        scope = "value attempts, weighted to a uniform mix of activities"
+        if rows.any():
+            tried = len(np.unique(actions[rows]))
+            weights = openness_weights(actions[rows], propensity[rows], tried)
+            result["openness"] = _openness(
+                y[rows], openness[rows], weights, scope, "value attempts"
+            )
+        else:
+            # A holdout-only extract (every row `none`): openness is the success chance of
+            # an attempt, and there is none to measure it on; the policies are still valued.
+            result["openness"] = {
+                "n": 0,
+                "scope": scope,
+                "note": "n/a: the log has no value attempt (every row's activity is none), "
+                "and openness is the success chance of one",
+            }
     else:
-        result["openness"] = classification_metrics(y, openness)
-        result["openness"]["scope"] = "all contacts"
+        result["openness"] = _openness(y, openness, None, "all contacts", "contacts")
     if success is None or not has_log:
         if success is not None:
             result["warnings"].append("log has no activity/propensity: no policy evaluation")
