@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 
@@ -104,6 +105,113 @@ def test_a_period_with_only_control_group_contacts_says_the_treated_are_missing(
     assert 'id="no-holdout"' in empty and 'id="no-treated"' not in empty
 
 
+def _field(page: str, name: str) -> str:
+    """The tag of the period form's control ``name``."""
+    return re.search(rf'<(?:input|select)[^>]*\bname="{name}"[^>]*>', page).group(0)
+
+
+def _selected(page: str) -> str:
+    select = re.search(r'<select id="period".*?</select>', page, re.S).group(0)
+    return re.findall(r'<option value="([^"]+)"\s*selected', select)
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_custom_dates_are_shown_as_such_and_a_chosen_preset_replaces_them(
+    manager_client,  # noqa: F811
+    lang,
+):
+    from datetime import datetime
+
+    from service.web.dashboard import read_period
+
+    # Dates shown with the list at a preset ("Last 7 days" in the browser), and sent back
+    # along with any preset chosen, which they silently overrode.
+    page = manager_client.get(
+        f"/dashboard?period=custom&from=2026-10-01&to=2026-10-31&lang={lang}"
+    ).get_data(as_text=True)
+    assert _selected(page) == ["custom"]
+    assert {"en": ">Custom dates<", "ja": ">日付を指定<"}[lang] in page
+    assert 'value="2026-10-01"' in _field(page, "from")
+    assert 'value="custom"' in _field(page, "shown")
+    now = datetime(2026, 11, 27, 12)
+    # That page's form with a preset chosen: the preset, not the dates.
+    sent = {"period": "90", "shown": "custom", "from": "2026-10-01", "to": "2026-10-31"}
+    period, problem = read_period(sent, now)
+    assert problem is None and period["key"] == "90"
+    assert (period["start"], period["end"]) == (datetime(2026, 8, 29, 12), None)
+    page = manager_client.get("/dashboard", query_string={**sent, "lang": lang}).text
+    assert _selected(page) == ["90"] and 'value=""' in _field(page, "from")
+    # A link with a preset and dates: the preset (the audit's link showed October).
+    assert (
+        read_period({"period": "90", "from": "2026-10-01", "to": "2026-10-31"}, now)[0]["key"]
+        == "90"
+    )
+    # Dates typed on a page showing a preset, the list left alone: the dates.
+    typed = {"period": "30", "shown": "30", "from": "2026-10-01", "to": "2026-10-31"}
+    period, problem = read_period(typed, now)
+    assert problem is None and period["key"] == "custom"
+    assert (period["start"], period["end"]) == (datetime(2026, 10, 1), datetime(2026, 11, 1))
+    # Links with only the dates still work, and say they are custom.
+    period, problem = read_period({"from": "2026-10-01", "to": "2026-10-31"}, now)
+    assert problem is None and period["key"] == "custom"
+    page = manager_client.get(f"/dashboard?from=2026-10-01&to=2026-10-31&lang={lang}").text
+    assert _selected(page) == ["custom"]
+    # "Custom dates" without any date: the default period, nothing to complain about.
+    assert read_period({"period": "custom"}, now) == read_period({}, now)
+    # The CSV links carry the custom period.
+    assert "period=custom" in page and "/dashboard/uplift.csv?" in page
+
+
+@pytest.mark.parametrize(
+    ("query", "invalid", "english", "japanese"),
+    [
+        (
+            "from=2026-11-10&to=2026-11-01",
+            ("from", "to"),
+            "Period: the “From” date must be before the “To” date",
+            "期間: 開始日は終了日より前にしてください",
+        ),
+        (
+            "to=3000-01-01",
+            ("to",),
+            "Period: “To (incl.)” must be a date between 1970 and 2199",
+            "期間: 「終了（当日を含む）」は1970年から2199年までの日付にしてください",
+        ),
+        (
+            "from=2026-13-01",
+            ("from",),
+            "Period: “From” must be a date written YYYY-MM-DD",
+            "期間: 「開始」の日付は YYYY-MM-DD の形式で指定してください",
+        ),
+    ],
+    ids=["order", "range", "format"],
+)
+def test_a_period_not_taken_keeps_the_typed_dates_marked_and_says_the_same_in_both_languages(
+    manager_client,  # noqa: F811
+    query,
+    invalid,
+    english,
+    japanese,
+):
+    # Both fields were cleared, and the English said "period: 'from' must be before 'to'"
+    # without the "(showing the default period)" of the Japanese.
+    for lang, text in (("en", english), ("ja", japanese)):
+        page = manager_client.get(f"/dashboard?{query}&lang={lang}").get_data(as_text=True)
+        alert = re.search(r'<p class="alert" role="alert" id="period-error">(.*?)</p>', page)
+        assert alert and alert.group(1).startswith(html.escape(text, quote=False)), alert
+        default = {"en": "(showing the default period).", "ja": "（既定の期間を表示しています）。"}
+        assert alert.group(1).endswith(default[lang])
+        for name, value in re.findall(r"(from|to)=([^&]+)", query):
+            field = _field(page, name)
+            assert f'value="{value}"' in field
+            marked = 'aria-invalid="true" aria-describedby="period-error"' in field
+            assert marked == (name in invalid), (name, field)
+        # The typed dates are under "Custom dates", so Apply after a correction takes them;
+        # the figures and the CSV links are the default period's.
+        assert _selected(page) == ["custom"]
+        assert "period=30" in page and "period=custom" not in page
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -119,7 +227,8 @@ def test_only_the_documented_date_forms_are_taken(manager_client, query, field):
     assert download.status_code == 422
     assert download.get_json()["error"]["fields"] == {field: [DATE_FORMS_MESSAGE]}
     page = manager_client.get(f"/dashboard?{query}&lang=en").get_data(as_text=True)
-    assert 'role="alert"' in page
+    assert "must be a date written YYYY-MM-DD (showing the default period)." in page
+    assert 'aria-invalid="true"' in _field(page, field)
 
 
 def test_the_documented_forms_still_read():

@@ -56,7 +56,7 @@ def test_good_periods_still_download(manager):
 @pytest.mark.parametrize(
     ("lang", "text"),
     [
-        ("en", "period: must be one of: 7, 30, 90, all"),
+        ("en", "Period: choose 7, 30 or 90 days or all time (showing the default period)."),
         ("ja", "期間: 7日・30日・90日・全期間から選んでください"),
     ],
 )

@@ -127,6 +127,7 @@ LABELS: dict[str, dict[str, str]] = {
         "last_30": "Last 30 days",
         "last_90": "Last 90 days",
         "all_time": "All time",
+        "custom_dates": "Custom dates",
         "not_available": "Not available yet",
         "download_csv": "CSV",
         # A chart's description for screen readers: where its figures are as text.
@@ -207,10 +208,15 @@ LABELS: dict[str, dict[str, str]] = {
         "control-group customers were sent without a value and count 0: each group's "
         "upgrade revenue and net value are lower bounds, and the difference may be off in "
         "either direction. Send the value with every upgrade.",
-        "period_bad_date": "period: {detail}",
-        "period_date_range": "period: {detail}",
-        "period_order": "period: 'from' must be before 'to'",
-        "period_bad_preset": "period: {detail}",
+        # The field by its label, and what the page shows instead, as the Japanese says.
+        "period_bad_date": "Period: “{field}” must be a date written YYYY-MM-DD (showing the "
+        "default period).",
+        "period_date_range": "Period: “{field}” must be a date between 1970 and 2199 (showing "
+        "the default period).",
+        "period_order": "Period: the “From” date must be before the “To” date (showing the "
+        "default period).",
+        "period_bad_preset": "Period: choose 7, 30 or 90 days or all time (showing the default "
+        "period).",
     },
     "ja": {
         "desk_title": "エージェントデスク",
@@ -271,6 +277,7 @@ LABELS: dict[str, dict[str, str]] = {
         "last_30": "過去30日",
         "last_90": "過去90日",
         "all_time": "全期間",
+        "custom_dates": "日付を指定",
         "not_available": "まだ利用できません",
         "download_csv": "CSV",
         "chart_table": "同じ数値は下の表「{title}」にあります。",
@@ -343,10 +350,10 @@ LABELS: dict[str, dict[str, str]] = {
         "金額なしで送られ、0として数えられています。各群のアップグレード売上と純価値は下限値で、"
         "差はどちらの方向にもずれている可能性があります。アップグレードには必ず金額を付けて"
         "送ってください。",
-        # Python's own parse message is English: the Japanese page says what to type instead.
-        "period_bad_date": "期間: 日付は YYYY-MM-DD の形式で指定してください"
+        # Python's own parse message is English: the page says what to type instead.
+        "period_bad_date": "期間: 「{field}」の日付は YYYY-MM-DD の形式で指定してください"
         "（既定の期間を表示しています）。",
-        "period_date_range": "期間: 1970年から2199年までの日付にしてください"
+        "period_date_range": "期間: 「{field}」は1970年から2199年までの日付にしてください"
         "（既定の期間を表示しています）。",
         "period_order": "期間: 開始日は終了日より前にしてください（既定の期間を表示しています）。",
         "period_bad_preset": "期間: 7日・30日・90日・全期間から選んでください"

@@ -212,24 +212,60 @@ def period_of(
     """The page's period (``read_period``) and, when its parameters were not taken, the
     message saying so in the page's language (the page then shows the default preset)."""
     period, problem = read_period(args, now)
+    return period, period_message(problem, language)
+
+
+def period_message(problem: PeriodProblem | None, language: str) -> str | None:
+    """The page's message for a period it could not take, naming the field by the
+    form's label for it, or None."""
     if problem is None:
-        return period, None
-    return period, content.LABELS[language][problem.label].format(detail=problem.detail)
+        return None
+    labels = content.LABELS[language]
+    return labels[problem.label].format(detail=problem.detail, field=labels[problem.field])
+
+
+def period_form(args: Any, period: dict[str, Any], problem: PeriodProblem | None) -> dict:
+    """What the period form shows (``key`` selected, ``from``, ``to``, the ``invalid``
+    fields): the period shown; after dates it could not take, the dates as typed under
+    "Custom dates", marked, to be corrected (they were cleared, the list showing a preset
+    while the figures were the default's); a preset chosen then replaces them."""
+    if problem is None or problem.field == "period":
+        invalid = [] if problem is None else ["period"]
+        return {
+            "key": period["key"],
+            "from": period["from"],
+            "to": period["to"],
+            "invalid": invalid,
+        }
+    return {
+        "key": CUSTOM,
+        "from": args.get("from") or "",
+        "to": args.get("to") or "",
+        # The order is wrong between the two: either may be the one to change.
+        "invalid": ["from", "to"] if problem.label == "period_order" else [problem.field],
+    }
 
 
 def read_period(
     args: Any, now: datetime | None = None
 ) -> tuple[dict[str, Any], PeriodProblem | None]:
     """``({key, from, to, start, end}, problem)``: a preset (``period``: 7/30/90 days or
-    all) or explicit ISO dates or date-times, read by the fields of the API's report
-    query (years 1970-2199; an offset is converted to UTC, a naive time is UTC). A bare
-    ``to`` date includes that whole day (a date picker's last day); a ``to`` with a time
-    ends there, as in the API. Parameters that cannot be read give the default preset
-    and the ``PeriodProblem``: the page says it, a CSV download answers 422 with it."""
+    all) or explicit dates (key ``custom``), ``YYYY-MM-DD`` or an ISO date-time
+    (``DATE_FORMS``), read by the fields of the API's report query (years 1970-2199; an
+    offset is converted to UTC, a naive time is UTC). A bare ``to`` date includes that
+    whole day (a date picker's last day); a ``to`` with a time ends there, as in the API.
+    Parameters that cannot be read give the default preset and the ``PeriodProblem``:
+    the page says it, a CSV download answers 422 with it.
+
+    The dates are the period when ``period`` is ``custom`` or not given (links written
+    with only ``from``/``to``), or when it is the preset the form showed (``shown``: dates
+    typed without touching the list). A preset chosen on a page that showed dates wins:
+    the form sends the dates along, and they used to override it unseen."""
     now = now or utcnow()
     start_text, end_text = args.get("from") or "", args.get("to") or ""
+    key = args.get("period") or ""
     problem = None
-    if start_text or end_text:
+    if (start_text or end_text) and key in ("", CUSTOM, args.get("shown")):
         fields = ReportQuerySchema().fields
         try:
             start = _instant(fields["from_"], start_text, "from")
@@ -245,23 +281,25 @@ def read_period(
                 problem = PeriodProblem("from", "must be before 'to'", "period_order")
             else:
                 return {
-                    "key": "custom",
+                    "key": CUSTOM,
                     "from": start_text,
                     "to": end_text,
                     "start": start,
                     "end": end,
                 }, None
-    key = args.get("period") or DEFAULT_PERIOD
-    if key not in PERIODS:
-        if problem is None:
-            problem = PeriodProblem("period", PERIOD_CHOICES, "period_bad_preset")
+    if problem is not None or key in ("", CUSTOM):  # dates not taken, or none given
+        key = DEFAULT_PERIOD
+    elif key not in PERIODS:
+        problem = PeriodProblem("period", PERIOD_CHOICES, "period_bad_preset")
         key = DEFAULT_PERIOD
     days = PERIODS[key]
     start = now - timedelta(days=days) if days else None
     return {"key": key, "from": "", "to": "", "start": start, "end": None}, problem
 
 
-PERIOD_CHOICES = f"must be one of: {', '.join(PERIODS)}"
+# The period of explicit dates (the list's "Custom dates").
+CUSTOM = "custom"
+PERIOD_CHOICES = f"must be one of: {', '.join([*PERIODS, CUSTOM])}"
 # The forms a period's date is written in (README): a date, or a date-time with minutes,
 # optional seconds and fraction, and an optional offset. Python reads more (20261130,
 # 2026-W44, 2026-11-30T10), and a basic-format date was not taken as a whole day.
@@ -1230,7 +1268,7 @@ def blueprint() -> Blueprint:
     @page_access("reports")
     def dashboard():
         language = _language()
-        period, period_error = period_of(request.args, language=language)
+        period, problem = read_period(request.args)
         try:
             sections = gather(period)
         except heavy.Busy as exc:  # the page's own words (a CSV download answers 429 JSON)
@@ -1243,7 +1281,8 @@ def blueprint() -> Blueprint:
             labels=content.LABELS[language],
             group_names=content.GROUP_NAMES[language],
             period=period,
-            period_error=period_error,
+            period_error=period_message(problem, language),
+            form=period_form(request.args, period, problem),
             sections=sections,
             tables=tables(sections, language),
             charts=charts(sections, language),
