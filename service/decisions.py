@@ -438,6 +438,7 @@ def _compute(
             "prior_contacts_30d": features["prior_contacts_30d"] or 0,
             "prior_contacts_source": prior_source,
             "issue_type_source": issue_source,
+            "occurred_at": iso_utc(occurred_at),
         },
         "stored": stored,
         "created_at": iso_utc(now),

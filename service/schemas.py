@@ -410,6 +410,12 @@ class DecisionContextSchema(Schema):
     issue_type_source = fields.String(
         validate=validate.OneOf(["request", "continuation", "unknown"])
     )
+    occurred_at = fields.String(
+        metadata={
+            "description": "the contact's time as taken (UTC): the request's, or the time "
+            "of the request when it gave none or a later one"
+        }
+    )
 
 
 class DecisionSchema(Schema):

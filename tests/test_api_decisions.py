@@ -265,6 +265,7 @@ def test_prior_contacts_come_from_history_unless_sent(client, keys, new_id):
         "prior_contacts_30d": 7,
         "prior_contacts_source": "request",
         "issue_type_source": "request",
+        "occurred_at": sent["created_at"],  # none sent: the time of the request
     }
 
 

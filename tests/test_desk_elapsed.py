@@ -95,3 +95,33 @@ def test_the_desks_earlier_card_counts_hours_before_this_contact(desk_client, la
         pytest.skip("this model answers the contact quietly: nothing else is shown")
     card = re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
     assert said in card, card
+
+
+@pytest.mark.parametrize(
+    ("language", "said"), [("en", "3 h before this contact"), ("ja", "このお問い合わせの3時間前")]
+)
+def test_the_earlier_card_counts_to_this_contacts_time_not_to_the_request(
+    desk_client,  # noqa: F811
+    language,
+    said,
+):
+    """A desk opened two hours after its contact (a queued call, a late link): the card
+    said 5 h, the time from the earlier contact to the request."""
+    customer = f"c-late-{uuid.uuid4().hex}"
+    earlier = quote((datetime.now(UTC) - timedelta(hours=5, minutes=10)).isoformat())
+    desk_client.get(desk_url(customer_id=customer, issue_type="how_to", occurred_at=earlier))
+    this_contact = quote((datetime.now(UTC) - timedelta(hours=2)).isoformat())
+    page = desk_client.get(
+        desk_url(
+            customer_id=customer,
+            channel="voice",
+            issue_type="how_to",
+            sentiment="0.5",
+            occurred_at=this_contact,
+        )
+        + f"&lang={language}"
+    ).get_data(as_text=True)
+    if 'id="resolve"' in page:
+        pytest.skip("this model answers the contact quietly: nothing else is shown")
+    card = re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
+    assert said in card, card

@@ -108,6 +108,7 @@ DECISION: dict[str, Any] = {
         "prior_contacts_30d": 1,
         "prior_contacts_source": "history",
         "issue_type_source": "request",
+        "occurred_at": "2026-11-27T03:27:23.101Z",
     },
     "stored": True,
     "created_at": "2026-11-27T03:27:23.101Z",

@@ -905,8 +905,10 @@ def view_model(
     model["route_reason"] = in_language(reason, language, made_in, pools) if reason else None
     earlier = answer.get("continuation")
     if earlier:
-        # Before this contact, not before now (BEFORE_CONTACT).
-        gap = _seconds_between(earlier.get("occurred_at", ""), answer.get("created_at", ""))
+        # Before this contact, not before now (BEFORE_CONTACT). A decision stored before
+        # its answer carried the contact's time was made at the contact.
+        this_contact = answer.get("context", {}).get("occurred_at") or answer.get("created_at")
+        gap = _seconds_between(earlier.get("occurred_at", ""), this_contact or "")
         when = "?" if gap is None else elapsed.say(gap, BEFORE_CONTACT[language])
         outcome = earlier.get("outcome")
         outcome_text = _outcome_text(outcome, labels, language) if outcome else labels["no_outcome"]
