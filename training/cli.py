@@ -22,6 +22,7 @@ from training.fit import UNKNOWN_REWARD
 from training.loading import (
     ColumnsMissing,
     DataError,
+    check_pool_propensity,
     load_log,
     read_table,
     say_note,
@@ -531,7 +532,9 @@ def _evaluate_routing(data, policy, activity, pools_path, json_path, bootstrap) 
     from training.ope import evaluate_routing_log
 
     config, source = _routing_config(pools_path)
-    frame = read_table(Path(data))
+    # Every row checked as the other commands check it (an activity not in the list, a
+    # ve_success of 7, a propensity outside (0, 1]), and the pool's probability too.
+    frame = check_pool_propensity(load_log(data), str(data))
     result = evaluate_routing_log(frame, config, policy, activity=activity, n_boot=bootstrap)
     result["pools_config"] = source
     result["warnings"] = _routing_warnings(frame, config, result, source)
@@ -595,7 +598,9 @@ def _routing_warnings(frame, config, result: dict, source: str) -> list[str]:
     if pools is not None and "routed_pool_id" in frame.columns:
         pools = frame["routed_pool_id"].fillna(frame["pool_id"])
     if pools is not None:
-        pools = pools[pools != DIGITAL_CONTENT]  # self-service: no pool, in any config
+        # Self-service: no pool, in any config. (A missing pool is no self-service: the
+        # loader's text columns hold <NA>, whose comparison is NA, not True.)
+        pools = pools[(pools != DIGITAL_CONTENT).fillna(True).astype(bool)]
         unknown = pools[~pools.isin([p.id for p in config.pools])]
         if len(pools) and len(unknown) > ROUTING_WARN_SHARE * len(pools):
             named = ", ".join(

@@ -631,6 +631,36 @@ def validate_log(
     return out
 
 
+def check_pool_propensity(frame: pd.DataFrame, source: str = "") -> pd.DataFrame:
+    """The log with ``pool_propensity`` (a `vea export`'s: the probability of the routed
+    pool) as numbers, checked as ``propensity`` is: a finite number in (0, 1], and there
+    on every row with a routed pool (``routed_pool_id``, else ``pool_id``). It is no
+    canonical column, so ``validate_log`` passes it through as text: an empty value was
+    taken as 1 (a pool routed without exploring) and 0 or 5 stopped `vea evaluate
+    --routing` naming no row. A log without the column is returned as it is (routing
+    that never explored: every pool with probability 1)."""
+    name = "pool_propensity"
+    if name not in frame.columns:
+        return frame
+    problems: list[str] = []
+    values = frame[name]
+    x = _floats(values)
+    ok = _check_numbers(problems, name, values, x)
+    with np.errstate(invalid="ignore"):  # the words of validate_log's propensity
+        _report(problems, _rows(ok & (x <= 0.0)), name, "must be > 0", values)
+        _report(problems, _rows(ok & (x > 1.0)), name, "must be <= 1", values)
+    pools = [c for c in ("routed_pool_id", "pool_id") if c in frame.columns]
+    if pools:
+        routed = frame[pools].notna().any(axis=1).to_numpy()
+        missing = _rows(routed & values.isna().to_numpy())
+        _report(
+            problems, missing, name, "missing (the routed pool's probability)", values, show=False
+        )
+    if problems:
+        raise DataError(problems, source)
+    return frame.assign(**{name: x})
+
+
 def say_note(message: str) -> None:
     """A ``note:`` line on stderr, as the CLI's other notes."""
     import click

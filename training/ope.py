@@ -711,10 +711,15 @@ def evaluate_routing_log(
     if n == 0:
         raise ValueError("no routed rows with an outcome and a pool of this config")
     pool_prop = (
-        data["pool_propensity"].fillna(1.0).to_numpy(dtype=float)
+        data["pool_propensity"].to_numpy(dtype=float, na_value=np.nan)
         if "pool_propensity" in data
         else np.ones(n)
     )
+    if np.isnan(pool_prop).any():
+        # Not 1: a pool drawn among several and logged without its probability would be
+        # valued as if routing had never explored (the CLI's loader refuses it first).
+        rows = (np.flatnonzero(ok.to_numpy())[np.isnan(pool_prop)] + 1)[:5].tolist()
+        raise ValueError(f"pool_propensity missing on rows {rows} (the routed pool's probability)")
     r = data[reward].to_numpy(dtype=float)
     logged_pool = data["pool_id"].map(index).to_numpy(dtype=np.int64)
     logged_activity = encode_actions(data["activity"].astype(str).to_numpy())
