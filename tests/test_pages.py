@@ -307,7 +307,7 @@ def test_dashboard_renders_every_section(manager_client):
 def test_dashboard_bad_period_is_explained_not_a_500(manager_client):
     answer = manager_client.get("/dashboard?from=yesterday")
     assert answer.status_code == 200
-    assert "period:" in answer.get_data(as_text=True)
+    assert "Period: “From” must be a date written YYYY-MM-DD" in answer.get_data(as_text=True)
 
 
 def test_dashboard_shows_not_available_when_a_source_fails(manager_client, monkeypatch):
@@ -469,21 +469,25 @@ def test_japanese_dashboard_shows_names_not_ids(app, desk_client, keys, registry
 
 def test_japanese_dashboard_explains_a_bad_period_in_japanese(manager_client):
     text = manager_client.get("/dashboard?from=garbage&lang=ja").get_data(as_text=True)
-    assert "期間: 日付は YYYY-MM-DD の形式で指定してください" in text
+    assert "期間: 「開始」の日付は YYYY-MM-DD の形式で指定してください" in text
     assert "Invalid isoformat" not in text and "period:" not in text
     text = manager_client.get("/dashboard?from=2026-06-10&to=2026-06-01&lang=ja").get_data(
         as_text=True
     )
     assert "開始日は終了日より前にしてください" in text
     english = manager_client.get("/dashboard?from=garbage&lang=en").get_data(as_text=True)
-    assert "period: Not a valid datetime." in english
+    assert (
+        "Period: “From” must be a date written YYYY-MM-DD (showing the default period)." in english
+    )
     # A well-formed date out of range is told as such, not as a format to use.
     for out_of_range in ("from=1969-12-31", "to=2200-01-01"):
         text = manager_client.get(f"/dashboard?{out_of_range}&lang=ja").get_data(as_text=True)
-        assert "期間: 1970年から2199年までの日付にしてください" in text, out_of_range
+        assert "は1970年から2199年までの日付にしてください（既定の期間を表示しています）" in text, (
+            out_of_range
+        )
         assert "YYYY-MM-DD の形式" not in text
         english = manager_client.get(f"/dashboard?{out_of_range}&lang=en").get_data(as_text=True)
-        assert "period: must be a date between 1970 and 2199" in english
+        assert "must be a date between 1970 and 2199 (showing the default period)." in english
 
 
 def test_cli_creates_manager_keys_that_open_the_dashboard(app, database_url):
