@@ -7,6 +7,7 @@ file or the service configuration overrides them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,18 @@ class Economics:
         default_factory=lambda: dict(DEFAULT_EXTRA_HANDLE_TIME_S)
     )
 
+    def __post_init__(self) -> None:
+        # Checked here, not only in from_dict, so that no Economics exists with a number
+        # the policy cannot use: with NaN (YAML `.nan`) every expected value is NaN and
+        # the policy answers `none` everywhere, without a word (a model trained that
+        # way was stored, became champion and never suggested anything).
+        _check("value_of_success", self.value_of_success, positive=True)
+        _check("cost_per_second", self.cost_per_second)
+        for activity, seconds in self.extra_handle_time_s.items():
+            if activity not in VALUE_ACTIVITIES:
+                raise ValueError(f"extra_handle_time_s: unknown activity {activity!r}")
+            _check(f"extra_handle_time_s.{activity}", seconds)
+
     def action_costs(self) -> list[float]:
         """Cost of each action in ``ACTIONS`` order (`none` costs nothing)."""
         return [
@@ -55,13 +68,25 @@ class Economics:
             raise ValueError(f"unknown economics keys: {sorted(unknown)}")
         handle = dict(DEFAULT_EXTRA_HANDLE_TIME_S)
         for activity, seconds in (data.get("extra_handle_time_s") or {}).items():
-            if activity not in VALUE_ACTIVITIES:
-                raise ValueError(f"extra_handle_time_s: unknown activity {activity!r}")
-            if float(seconds) < 0:
-                raise ValueError(f"extra_handle_time_s.{activity} must be >= 0")
-            handle[activity] = float(seconds)
-        value = float(data.get("value_of_success", cls.value_of_success))
-        cost = float(data.get("cost_per_second", cls.cost_per_second))
-        if value <= 0 or cost < 0:
-            raise ValueError("value_of_success must be > 0 and cost_per_second >= 0")
+            handle[activity] = _number(f"extra_handle_time_s.{activity}", seconds)
+        value = _number("value_of_success", data.get("value_of_success", cls.value_of_success))
+        cost = _number("cost_per_second", data.get("cost_per_second", cls.cost_per_second))
         return cls(value_of_success=value, cost_per_second=cost, extra_handle_time_s=handle)
+
+
+def _number(name: str, raw: Any) -> float:
+    """``raw`` as a float, or ValueError naming the field (a YAML `yes` is no price)."""
+    if isinstance(raw, bool):
+        raise ValueError(f"{name} must be a number (got {raw!r})")
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number (got {raw!r})") from None
+
+
+def _check(name: str, value: float, *, positive: bool = False) -> None:
+    """ValueError naming the field unless ``value`` is finite and > 0 (``positive``) or
+    >= 0. NaN fails every comparison, so ``value <= 0`` alone lets it (and inf) through."""
+    bound = "> 0" if positive else ">= 0"
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a finite number {bound} (got {value!r})")
