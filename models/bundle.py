@@ -1,7 +1,8 @@
 """The model bundle: one directory per version, verified before anything is loaded.
 
 Layout: ``manifest.json`` (version, created time, data fingerprint, feature spec,
-economics, metrics, library versions, SHA-256 of every other file), LightGBM text
+economics, metrics, library versions, SHA-256 of every other file, and
+``manifest_sha256``: the SHA-256 of the manifest's own content), LightGBM text
 models (``openness.txt``, ``ranker.txt`` or ``ranker_<action>.txt``) and
 ``calibration.json`` and ``reasons.json`` (see ``models.explain``). No pickle: nothing in a bundle can run code when loaded.
 """
@@ -30,6 +31,19 @@ from models.schema import CONTEXT_FEATURES
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# The manifest's checksum of its own content (``manifest_digest``): the economics,
+# features, spec and ranker metadata decide what a model suggests, and the list of files
+# decides what is verified, so an edit to any of them must be refused like an edit to a
+# model file. Bundles written before it have none and still load (``legacy_note``): the
+# registries in use hold them, their champion among them, and refusing them would stop
+# every upgraded service from serving. The format version stays 1 for the same reason
+# the other way round: a service rolled back to the previous release (which ignores the
+# key) still loads bundles written by this one.
+MANIFEST_DIGEST = "manifest_sha256"
+LEGACY_NOTE = (
+    f"written before bundles carried {MANIFEST_DIGEST}: its model files are verified, "
+    f"its {MANIFEST} (economics, features, spec) is not; retrain to replace it"
+)
 
 
 class BundleError(Exception):
@@ -93,6 +107,20 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest as a reader gets it (parsed JSON, keys sorted, no
+    whitespace), without its own digest: how the file is laid out does not matter,
+    every value in it does."""
+    content = {key: value for key, value in manifest.items() if key != MANIFEST_DIGEST}
+    return sha256_bytes(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
+
+
+def legacy_note(manifest: dict[str, Any]) -> str | None:
+    """Why a verified bundle's manifest is not covered by a checksum (it was written by a
+    release before ``manifest_sha256``); None when it is."""
+    return None if MANIFEST_DIGEST in manifest else LEGACY_NOTE
+
+
 def _library_versions() -> dict[str, str]:
     import numpy
     import sklearn
@@ -136,7 +164,8 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
         manifest = {
-            **bundle.manifest,
+            # A manifest carried over from a loaded bundle holds that bundle's digest.
+            **{k: v for k, v in bundle.manifest.items() if k != MANIFEST_DIGEST},
             "format_version": FORMAT_VERSION,
             "version": directory.name,
             "features": bundle.encoder.to_dict(),
@@ -146,7 +175,12 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
             "library_versions": _library_versions(),
             "files": {name: sha256_bytes(data) for name, data in sorted(files.items())},
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        # The digest is of the manifest as it will be read back: values JSON cannot hold
+        # are written as text (default=str), and a reader sees that text.
+        written = json.loads(json.dumps(manifest, default=str))
+        written[MANIFEST_DIGEST] = manifest_digest(written)
+        manifest[MANIFEST_DIGEST] = written[MANIFEST_DIGEST]
+        (tmp / MANIFEST).write_text(json.dumps(written, indent=2, sort_keys=True))
         # mkdtemp makes the directory private (0700): a service running as another user
         # (the container's) could not read a bundle an engineer trained. Whoever may read
         # the directory it is stored in (the registry's versions/) may read it; only its
@@ -170,6 +204,18 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise BundleError(f"{path}: not valid JSON ({exc})") from exc
     if manifest.get("format_version") != FORMAT_VERSION or "files" not in manifest:
         raise BundleError(f"{path}: unsupported bundle format")
+    # Checked here, before anyone reads a value, so that loading, `models list` and
+    # promotion (which all start from this manifest) refuse an edited one alike.
+    if MANIFEST_DIGEST in manifest and manifest[MANIFEST_DIGEST] != manifest_digest(manifest):
+        raise BundleError(
+            f"{directory}: checksum mismatch for {MANIFEST}: the bundle was modified or corrupted"
+        )
+    # Covered or not, economics the policy cannot use (NaN, inf, a negative price: stored
+    # by releases that let them through) would make every decision `none` without a word.
+    try:
+        Economics.from_dict(manifest.get("economics"))
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{directory}: {MANIFEST}: economics: {exc}") from exc
     return manifest
 
 
