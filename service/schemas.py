@@ -5,6 +5,7 @@ drops information."""
 from __future__ import annotations
 
 import functools
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -970,14 +971,32 @@ class ReadySchema(Schema):
 
 
 # ------------------------------------------------------------------- reports
+# The forms a period is written in: ISO 8601 dates and date-times. Python's parser
+# also reads 20261130 (taken as its midnight, so a "to" left that day out) and 2026-W44
+# (that week's Monday).
+DATE_FORMS = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?"
+)
+DATE_FORMS_MESSAGE = "must be a date YYYY-MM-DD or a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
+
+
+class PeriodInstant(fields.DateTime):
+    """A period's start or end, in one of ``DATE_FORMS`` only."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not DATE_FORMS.fullmatch(value.strip()):
+            raise ma.ValidationError(DATE_FORMS_MESSAGE)
+        return super()._deserialize(value.strip(), attr, data, **kwargs)
+
+
 class ReportQuerySchema(Schema):
-    from_ = fields.DateTime(
+    from_ = PeriodInstant(
         data_key="from",
         load_default=None,
         validate=_plausible_time,
         metadata={"description": "start of the period (ISO date or date-time, UTC if naive)"},
     )
-    to = fields.DateTime(
+    to = PeriodInstant(
         load_default=None,
         validate=_plausible_time,
         metadata={"description": "end of the period (exclusive)"},

@@ -75,3 +75,14 @@ def test_event_and_survey_ids_follow_the_id_rules(client, keys, new_id, key):
         headers=keys["desktop"],
     )
     assert survey.status_code == 422 and "survey_id" in survey.json["error"]["fields"], survey.json
+
+
+@pytest.mark.parametrize("written", ["20261130", "2026-W44", "2026-11-30T10", "30/11/2026"])
+def test_a_report_period_is_written_in_the_documented_forms(client, keys, written):
+    """Python's parser read 20261130 as its midnight and 2026-W44 as that week's Monday."""
+    answer = client.get("/v1/reports/value", query_string={"to": written}, headers=keys["admin"])
+    assert answer.status_code == 422, answer.json
+    assert answer.json["error"]["fields"]["to"][0].startswith("must be a date YYYY-MM-DD")
+    for taken in ("2026-11-30", "2026-11-30T10:00", "2026-11-30T10:00:00+09:00"):
+        ok = client.get("/v1/reports/value", query_string={"to": taken}, headers=keys["admin"])
+        assert ok.status_code == 200, (taken, ok.json)

@@ -221,7 +221,7 @@ def test_a_period_not_taken_keeps_the_typed_dates_marked_and_says_the_same_in_bo
     ],
 )
 def test_only_the_documented_date_forms_are_taken(manager_client, query, field):  # noqa: F811
-    from service.web.dashboard import DATE_FORMS_MESSAGE
+    from service.schemas import DATE_FORMS_MESSAGE
 
     download = manager_client.get(f"/dashboard/uplift.csv?{query}")
     assert download.status_code == 422

@@ -251,8 +251,8 @@ def read_period(
 ) -> tuple[dict[str, Any], PeriodProblem | None]:
     """``({key, from, to, start, end}, problem)``: a preset (``period``: 7/30/90 days or
     all) or explicit dates (key ``custom``), ``YYYY-MM-DD`` or an ISO date-time
-    (``DATE_FORMS``), read by the fields of the API's report query (years 1970-2199; an
-    offset is converted to UTC, a naive time is UTC). A bare ``to`` date includes that
+    (``service.schemas.DATE_FORMS``), read by the fields of the API's report query
+    (years 1970-2199; an offset is converted to UTC, a naive time is UTC). A bare ``to`` date includes that
     whole day (a date picker's last day); a ``to`` with a time ends there, as in the API.
     Parameters that cannot be read give the default preset and the ``PeriodProblem``:
     the page says it, a CSV download answers 422 with it.
@@ -300,14 +300,9 @@ def read_period(
 # The period of explicit dates (the list's "Custom dates").
 CUSTOM = "custom"
 PERIOD_CHOICES = f"must be one of: {', '.join([*PERIODS, CUSTOM])}"
-# The forms a period's date is written in (README): a date, or a date-time with minutes,
-# optional seconds and fraction, and an optional offset. Python reads more (20261130,
-# 2026-W44, 2026-11-30T10), and a basic-format date was not taken as a whole day.
+# A bare date: a "to" written so includes that whole day (service.schemas.DATE_FORMS
+# are the forms taken at all).
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-DATE_FORMS = re.compile(
-    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?"
-)
-DATE_FORMS_MESSAGE = "must be a date YYYY-MM-DD or a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
 
 
 class _BadInstant(Exception):
@@ -317,8 +312,6 @@ class _BadInstant(Exception):
 
 
 def _instant(field: Any, text: str, name: str) -> datetime | None:
-    if text.strip() and not DATE_FORMS.fullmatch(text.strip()):
-        raise _BadInstant(name, DATE_FORMS_MESSAGE)
     try:
         return to_naive_utc(field.deserialize(text.strip())) if text.strip() else None
     except ValidationError as exc:
