@@ -458,10 +458,11 @@ def roi(
     customers_t = int(value_t.size)
     unvalued = _unvalued_upgrades(cols, treated, holdout, customers, order)
 
-    def scaled(value: float | None, factor: float) -> float | None:
-        return None if value is None else value * factor
+    def scaled(value: float | None, factor: float | None) -> float | None:
+        return None if value is None or factor is None else value * factor
 
-    per_contact = customers_t / contacts_t if contacts_t else 0.0
+    # No treated contacts: no per-contact scale (0 showed the holdout's value as 0.00).
+    per_contact = customers_t / contacts_t if contacts_t else None
     return {
         # The total spread over the treated contacts, and each arm's value per customer on
         # that same scale (the holdout's as if its customers called as often), so that

@@ -136,6 +136,24 @@ def test_roi_counts_retention_once_per_customer():
     assert roi["treated"] - roi["holdout"] == pytest.approx(roi["value"])
 
 
+def test_without_treated_contacts_the_per_contact_row_is_not_a_zero():
+    """Holdout contacts only: per treated contact there is nothing to scale to, so each
+    arm's value there is unknown (the holdout's read 0.0 beside its per-customer 100)."""
+    cols = {
+        "decision_id": ["h-1", "h-2"],
+        "customer_id": ["h-1", "h-2"],
+        "experiment_arm": ["holdout", "holdout"],
+        "retained_60d": [1.0, 1.0],
+        "handle_time_s": [100.0, 100.0],
+        "occurred_at": ["2026-01-01T10:00:00", "2026-01-02T10:00:00"],
+    }
+    settings = ValueSettings(value_of_retention=200.0, cost_per_second=0.5)
+    roi = value_report(cols, settings)["roi"]
+    assert roi["per_customer"]["holdout"] == pytest.approx(150.0)
+    assert roi["holdout"] is None and roi["treated"] is None and roi["value"] is None
+    assert roi["treated_contacts"] == 0
+
+
 def test_too_few_customers_give_no_interval_and_say_so():
     """Two customers per arm who all succeeded: the difference is shown, but no interval
     (it was a zero-width [1, 1]), and the units behind it are customers."""
