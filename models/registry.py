@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +34,25 @@ SHADOW_FILE = "shadow"
 HISTORY_FILE = "history.jsonl"
 VERSIONS_DIR = "versions"
 
+# ``promote_change(expected=...)`` not given: promote whatever the champion is.
+_ANY_CHAMPION = object()
+
 
 class RegistryError(Exception):
     """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
+
+
+class ChampionChanged(RegistryError):
+    """A promotion conditional on the champion (``expected``) found another one there, so
+    nothing changed: whatever the promotion rested on (a gate against the champion it
+    expected, "no champion yet") no longer holds."""
+
+    def __init__(self, version: str, expected: str | None, champion: str | None) -> None:
+        self.version, self.expected, self.champion = version, expected, champion
+        super().__init__(
+            f"{version} not promoted: the champion is {champion or 'none'}, not "
+            f"{expected or 'none'} as expected (it changed meanwhile)"
+        )
 
 
 @dataclass(frozen=True)
@@ -226,15 +242,23 @@ class Registry:
         return [json.loads(line) for line in lines if line.strip()]
 
     # ----------------------------------------------------------------- writing
-    def add(self, bundle: ModelBundle) -> str:
-        """Store a new bundle under a fresh version id; the first one becomes champion."""
+    def add(self, bundle: ModelBundle, *, first_becomes_champion: bool = True) -> str:
+        """Store a new bundle under a fresh version id; the first one becomes champion
+        (unless ``first_becomes_champion`` is False: the caller decides, as `vea retrain`
+        does by its gate)."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         fingerprint = str(bundle.manifest.get("data_fingerprint", ""))[:6] or "model"
         version = f"{stamp}-{fingerprint}-{secrets.token_hex(2)}"
         save_bundle(bundle, self.path_of(version))
         self.record({"event": "register", "version": version})
-        if self.champion() is None:
-            self.promote(version, reason="first model in the registry")
+        # The unlocked look only spares loading the bundle when there is a champion; the
+        # promotion itself checks again under the lock, so of two first models stored at
+        # once (two `vea train` runs) only one becomes champion.
+        if first_becomes_champion and self.champion() is None:
+            # ChampionChanged: another first model became champion meanwhile; this one
+            # is stored all the same.
+            with suppress(ChampionChanged):
+                self.promote_change(version, reason="first model in the registry", expected=None)
         return version
 
     def record(self, event: dict[str, Any]) -> None:
@@ -257,25 +281,48 @@ class Registry:
         os.replace(tmp, self.root / name)
 
     def promote(
-        self, version: str, *, reason: str = "", forced: bool = False, actor: str = ""
+        self,
+        version: str,
+        *,
+        reason: str = "",
+        forced: bool = False,
+        actor: str = "",
+        expected: str | None | object = _ANY_CHAMPION,
     ) -> str | None:
         """Make `version` the champion (see ``promote_change``); returns the champion it
         replaced."""
-        return self.promote_change(version, reason=reason, forced=forced, actor=actor).previous
+        return self.promote_change(
+            version, reason=reason, forced=forced, actor=actor, expected=expected
+        ).previous
 
     def promote_change(
-        self, version: str, *, reason: str = "", forced: bool = False, actor: str = ""
+        self,
+        version: str,
+        *,
+        reason: str = "",
+        forced: bool = False,
+        actor: str = "",
+        expected: str | None | object = _ANY_CHAMPION,
     ) -> ChampionChange:
         """Make `version` the champion after verifying it loads (a bad bundle never serves).
         Promoting the champion again (a retried request) changes nothing (``changed``
         False, nothing recorded) and names as ``previous`` the champion its promotion
         replaced: recording it as its own predecessor would leave rollback nowhere to go
-        back to."""
+        back to.
+
+        With ``expected`` (a version, or None for "no champion"), the promotion happens
+        only if that is still the champion when the lock is held, else
+        ``ChampionChanged`` and nothing changes: a promotion decided against one champion
+        (a gate that judged the challenger against it) must not replace another one that
+        an operator promoted meanwhile. (``version`` already the champion: nothing to do,
+        whatever ``expected``.)"""
         self.load(version)
         with self._locked():
             previous = self.champion()
             if previous == version:
                 return ChampionChange(version, self._replaced_by(version), changed=False)
+            if expected is not _ANY_CHAMPION and previous != expected:
+                raise ChampionChanged(version, expected, previous)
             self._set_champion(version)
             if self.shadow() == version:  # the shadow won: nothing left to shadow
                 (self.root / SHADOW_FILE).unlink(missing_ok=True)

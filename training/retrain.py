@@ -47,7 +47,7 @@ from models.drift import feature_psi, level
 from models.economics import Economics
 from models.policy import choose_actions, expected_values
 from models.ranker import LEARNERS, ActivityRanker
-from models.registry import Registry
+from models.registry import ChampionChanged, Registry
 from models.schema import LABEL, REWARDS, Reward, RewardError, parse_reward
 from training.fit import (
     UNKNOWN_REWARD,
@@ -89,6 +89,11 @@ GATE_FOLDS = 5
 # says (heavy-tailed weights make bootstrap intervals too narrow).
 MIN_ESS = 100.0
 DRIFT_WARN_PSI = 0.2
+# `vea retrain`'s exit when the champion changed while it ran (status "stale"): its
+# challenger is stored but not promoted. Not 0, so that a scheduled retrain does not pass
+# for one that promoted or was refused; not 1 or 2, which say the command failed or was
+# given bad input.
+EXIT_CHAMPION_CHANGED = 3
 
 Fit = Callable[[pd.DataFrame], ModelBundle]
 MEASURES = "the suggestion (intent to treat)"
@@ -487,7 +492,9 @@ def drift_against(bundle: ModelBundle | None, frame: pd.DataFrame) -> dict[str, 
 
 @dataclass
 class RetrainResult:
-    status: str  # "promoted", "refused", "skipped"
+    # "promoted", "refused", "skipped", or "stale": the gate passed (or --force) but the
+    # champion it judged against was replaced meanwhile, so nothing was promoted.
+    status: str
     challenger: str | None
     champion: str | None
     gate: GateResult | None
@@ -498,7 +505,7 @@ class RetrainResult:
     left_out: int = 0  # rows whose reward is still unknown (e.g. window open)
     # Where the reward came from: "command line", "the champion's", "default: ...".
     reward_source: str = "given"
-    reason: str = ""  # why it was skipped (the gate's own reason is in ``gate``)
+    reason: str = ""  # why it was skipped or stale (the gate's own reason is in ``gate``)
 
 
 def retrain(
@@ -522,7 +529,11 @@ def retrain(
     ``reward`` is the label of the challenger and of the gate; without one, the champion's
     own (its manifest), else ``ve_success``. ``reward_source`` says where a given reward
     came from (the CLI: "command line"); it is recorded with the reward. Rows where the
-    reward is still unknown are left out and counted (``left_out``)."""
+    reward is still unknown are left out and counted (``left_out``).
+
+    The challenger is promoted only over the champion it was gated against (None: none):
+    if another became champion meanwhile (an operator's `vea models promote`, another
+    retrain), it is stored but not promoted, status "stale", and the history says why."""
     champion_version = registry.champion()
     champion = registry.load(champion_version) if champion_version else None
     if reward is None:
@@ -609,13 +620,15 @@ def retrain(
     if isinstance(bundle.manifest.get("reward"), dict):
         bundle.manifest["reward"]["left_out"] = left_out
         bundle.manifest["reward"]["source"] = reward_source
-    version = registry.add(bundle)  # the first model becomes champion here
+    # Promoted below, by the gate's decision, like any challenger (the first model too).
+    version = registry.add(bundle, first_becomes_champion=False)
     promote = result.promote or force
+    forced = bool(force and not result.promote)
     registry.record(
         {
             "event": "gate",
             "decision": "promote" if promote else "refuse",
-            "forced": bool(force and not result.promote),
+            "forced": forced,
             "challenger": version,
             "champion": champion_version,
             "source": source,
@@ -626,15 +639,32 @@ def retrain(
             **result.to_dict(),
         }
     )
-    if promote and registry.champion() != version:
-        registry.promote(
-            version,
-            reason=("forced past the gate: " if force and not result.promote else "")
-            + result.reason,
-            forced=bool(force and not result.promote),
-            actor="retrain",
-        )
-    status = "promoted" if promote else "refused"
+    status, stale_because = ("promoted" if promote else "refused"), ""
+    if promote:
+        try:
+            # Only over the champion the gate judged against (compared under the
+            # registry's lock): the gate says nothing about one promoted meanwhile.
+            registry.promote_change(
+                version,
+                reason=("forced past the gate: " if forced else "") + result.reason,
+                forced=forced,
+                actor="retrain",
+                expected=champion_version,
+            )
+        except ChampionChanged as exc:
+            status = "stale"
+            stale_because = champion_changed(version, champion_version, exc.champion)
+            registry.record(
+                {
+                    "event": "promote_skipped",
+                    "version": version,
+                    "gated_against": champion_version,
+                    "champion": exc.champion,
+                    "forced": forced,
+                    "reason": stale_because,
+                    "actor": "retrain",
+                }
+            )
     return RetrainResult(
         status,
         version,
@@ -646,6 +676,17 @@ def retrain(
         reward=reward.label,
         left_out=left_out,
         reward_source=reward_source,
+        reason=stale_because,
+    )
+
+
+def champion_changed(challenger: str, gated_against: str | None, champion: str | None) -> str:
+    """Why a challenger that passed the gate (or was forced) was not promoted."""
+    return (
+        f"the champion changed while retrain ran (the gate judged {challenger} against "
+        f"{gated_against or 'no champion'}; the champion is now {champion or 'none'}). "
+        f"{challenger} is stored: vea retrain again to gate against the champion now, or "
+        f"vea models promote {challenger}"
     )
 
 
@@ -674,6 +715,9 @@ def describe(result: RetrainResult) -> str:
     why = g.reason.removeprefix("refused: ") if g is not None else ""
     if result.status == "promoted" and g is not None and not g.promote:
         why = f"forced past the gate, which refused: {why}"
+    if result.status == "stale":
+        lines.append(f"challenger {result.challenger}: not promoted: {result.reason}")
+        return "\n".join(lines)
     lines.append(f"challenger {result.challenger}: {result.status}" + (f" ({why})" if why else ""))
     return "\n".join(lines)
 
@@ -819,3 +863,5 @@ def retrain_command(
     for warning in result.drift_warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(describe(result))
+    if result.status == "stale":
+        ctx.exit(EXIT_CHAMPION_CHANGED)
