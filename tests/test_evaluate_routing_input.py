@@ -78,3 +78,11 @@ def test_a_bad_row_is_refused_naming_it(tmp_path, field, value, message):
     assert result.exit_code == 1, result.output
     assert message in result.output
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_pool_propensity_whose_weight_overflows_is_refused_naming_the_row(tmp_path):
+    frame = routed_log()
+    frame.loc[7, "pool_propensity"] = 1e-300
+    result = routing(tmp_path, frame)
+    assert result.exit_code == 1, result.output
+    assert "row 8, field pool_propensity: too small to value a policy with" in result.output

@@ -22,22 +22,25 @@ import pandas as pd
 
 from models.activities import ACTIONS, NONE
 from models.bundle import ModelBundle
+from models.economics import Economics
 from models.policy import choose_actions, expected_values
 from models.schema import LABEL, Reward
 from training.fit import apply_reward, net_rewards, openness_weights, reward_record
-from training.loading import action_codes, attempted, contact_policy_allowed
+from training.loading import DataError, action_codes, attempted, contact_policy_allowed
 from training.metrics import classification_metrics, qini_curve
 from training.ope import (
     deterministic_probs,
     diagnostics,
     evaluate_policy,
     mean_value,
+    overflow_message,
+    overflowing_rows,
 )
 from training.overlap import seen_share
 from training.report_html import derived_warnings, in_sample_warning
 from training.retrain import customers_of
 from training.score import score_arrays
-from training.spec import Spec
+from training.spec import SOURCES_ATTR, Spec
 
 K = len(ACTIONS)
 MEASURES = "the suggestion (intent to treat)"
@@ -73,6 +76,15 @@ def _openness(
     return metrics
 
 
+def value_range(target: np.ndarray, economics: Economics) -> list[float]:
+    """The least and the most a contact can be worth under a policy (``target``, (n, K)):
+    a failure of its costliest action to a success of its cheapest (rewards are in
+    [0, 1]). Any estimate outside is an artefact of the importance weights, which
+    ``report_html.derived_warnings`` says."""
+    costs = np.asarray(economics.action_costs())[target.sum(axis=0) > 0]
+    return [float(-costs.max()), float(economics.value_of_success - costs.min())]
+
+
 def true_value(truth: pd.DataFrame, target: np.ndarray, bundle: ModelBundle) -> float:
     """Simulator ground truth of a (possibly stochastic) policy: sum_a pi(a) * true EV(a)."""
     p_true = truth[[f"p_{a}" for a in ACTIONS]].to_numpy(dtype=np.float64)
@@ -99,6 +111,7 @@ def evaluate_bundle(
         kept = np.zeros(len(frame), dtype=bool)
         kept[applied["_row"].to_numpy()] = True
         truth = truth.loc[kept].reset_index(drop=True)
+    file_rows = applied["_row"].to_numpy() + 1  # the loader's row numbers
     frame = applied.drop(columns=["_row"])
     openness, success = score_arrays(bundle, frame)
     y = frame[LABEL].to_numpy(dtype=np.float64)  # 0/1, or a weighted reward in [0, 1]
@@ -160,6 +173,14 @@ def evaluate_bundle(
         result["model_card"] = model_card(bundle)
         return _with_warnings(result, bundle, frame)
 
+    tiny = overflowing_rows(propensity)
+    if tiny.size:
+        field = (frame.attrs.get(SOURCES_ATTR) or {}).get("propensity")
+        shown = f"{field} (propensity)" if field and field != "propensity" else "propensity"
+        raise DataError(
+            overflow_message(file_rows[tiny], propensity[tiny], shown),
+            str((data_info or {}).get("path") or ""),
+        )
     values = expected_values(success, bundle.economics)
     q_hat = np.nan_to_num(values, nan=0.0)
     rewards = net_rewards(frame, actions, bundle.economics)
@@ -236,7 +257,11 @@ def evaluate_bundle(
 
     result["policy_value"] = {}
     for name, target in policies.items():
-        entry = {**values_of[name], "diagnostics": diagnostics(actions, propensity, target)}
+        entry = {
+            **values_of[name],
+            "diagnostics": diagnostics(actions, propensity, target),
+            "value_range": value_range(target, bundle.economics),
+        }
         if name == "best_single":
             entry["label"] = f"best single activity ({best_single})"
         if truth is not None:

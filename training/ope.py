@@ -163,6 +163,32 @@ def _check(
     return r, a.astype(np.int64, copy=False), p, t, q
 
 
+# The least logged propensity the estimators can take: its importance weight (1 / p, up
+# to 1e50) must stay finite through the squares of the effective sample size and the
+# cubes of the bootstrap's influence values (float64 ends at 1.8e308). A propensity of
+# 1e-300 made them overflow into NaN and the evaluation JSON unwritable, naming no row.
+MIN_OPE_PROPENSITY = 1e-50
+
+
+def overflowing_rows(propensities: np.ndarray) -> np.ndarray:
+    """Positions of the propensities below ``MIN_OPE_PROPENSITY`` (their weights overflow)."""
+    return np.flatnonzero(np.asarray(propensities, dtype=np.float64) < MIN_OPE_PROPENSITY)
+
+
+def overflow_message(rows: Sequence[int], values: Sequence[float], field: str) -> list[str]:
+    """The problems of rows (1-based, as the loader numbers them) whose propensity is too
+    small to value a policy with, the first 5 named."""
+    problems = [
+        f"row {row}, field {field}: too small to value a policy with, under "
+        f"{MIN_OPE_PROPENSITY:g} (got {value:g}): its importance weight, 1/propensity, "
+        "overflows the estimators"
+        for row, value in list(zip(rows, values, strict=True))[:5]
+    ]
+    if len(rows) > 5:
+        problems.append(f"field {field}: {len(rows) - 5:,} more rows too small")
+    return problems
+
+
 # --------------------------------------------------------------------------- estimators
 
 
@@ -742,6 +768,7 @@ def evaluate_routing_log(
             ]
             cache[key] = routing_policy_probs(config, key[0], eligible, policy)
         target_pool[i] = cache[key]
+    file_rows = np.flatnonzero(ok.to_numpy()) + 1  # the loader's row numbers
     if activity is None:
         cells = np.char.add(np.char.add(data["activity"].astype(str).to_numpy(), "|"), place)
         logged, prop, target = logged_pool, pool_prop, target_pool
@@ -757,6 +784,10 @@ def evaluate_routing_log(
         target = joint_probs(act, target_pool)
         k = len(ACTIONS) * n_pools
         supported = support_from_log(cells, logged, k)
+    tiny = overflowing_rows(prop)
+    if tiny.size:
+        field = "pool_propensity" if activity is None else "propensity x pool_propensity"
+        raise ValueError("; ".join(overflow_message(file_rows[tiny], prop[tiny], field)))
     q = cell_mean_q(r, logged, k, np.char.add(np.char.add(cells, "|"), issue), groups=clusters)
     result = evaluate_supported(
         r, logged, prop, target, supported, ids, q_hat=q, n_boot=n_boot, seed=seed,

@@ -101,7 +101,13 @@ _KNOWN_KEYS = {
     "model_card",
     "warnings",
 }
-# Effective sample size below this share of rows makes an estimate worth a warning.
+# An estimate whose importance weights leave fewer effective rows than this is warned of:
+# the retrain gate trusts no interval below it (training.retrain.MIN_ESS; heavy-tailed
+# weights make bootstrap intervals too narrow). The share of rows alone says little: a
+# policy that always takes one of six activities keeps ~10-15% of any log, so a share
+# that mattered would warn on every evaluation, while 60 rows at 20% are 12 rows' worth.
+_LOW_ESS = 100.0
+# Or below this share of the rows: a few rows carry the estimate however large the log.
 _LOW_ESS_FRACTION = 0.01
 
 _CSS = """
@@ -568,23 +574,67 @@ def derived_warnings(ev: Mapping[str, Any]) -> list[str]:
             out.append(in_sample_warning(model.get("version")))
     pv = ev.get("policy_value")
     if isinstance(pv, Mapping):
+        few: list[str] = []
         for name, entry in pv.items():
-            diag = entry.get("diagnostics") if isinstance(entry, Mapping) else None
+            if not isinstance(entry, Mapping):
+                continue
+            impossible = _impossible_estimates(entry)
+            if impossible:
+                low, high = entry["value_range"]
+                out.append(
+                    f"Policy {name}: {impossible} outside what a contact can be worth under "
+                    f"it ({low:.2f} to {high:.2f}, by the economics): a few rows with large "
+                    "importance weights decide it; it is no value to act on."
+                )
+            diag = entry.get("diagnostics")
             if not isinstance(diag, Mapping):
                 continue
-            frac = _num(diag.get("ess_fraction"))
-            if frac is not None and frac < _LOW_ESS_FRACTION:
-                out.append(
-                    f"Policy {name}: effective sample size is {100 * frac:.2f}% of rows; "
-                    "its off-policy estimates rest on few rows."
-                )
+            ess, frac = _num(diag.get("ess")), _num(diag.get("ess_fraction"))
+            if (ess is not None and ess < _LOW_ESS) or (
+                frac is not None and frac < _LOW_ESS_FRACTION
+            ):
+                rows = _num(diag.get("n"))
+                of = f" of {rows:.0f} rows" if rows is not None and not few else ""
+                few.append(f"{name} {ess or 0:.1f}{of}")
             mass = _num(diag.get("unsupported_mass"))
             if mass is not None and mass > 0.01:
                 out.append(
                     f"Policy {name}: {100 * mass:.1f}% of its choices were never taken by "
                     "the logging policy; IPS/SNIPS are biased there, prefer DR."
                 )
+        if few:
+            out.append(
+                f"Off-policy estimates resting on few rows (effective sample size below "
+                f"{_LOW_ESS:.0f}, as the retrain gate requires, or under "
+                f"{_LOW_ESS_FRACTION:.0%} of the rows): {', '.join(few)}; their intervals "
+                "may be too narrow."
+            )
     return out
+
+
+def _impossible_estimates(entry: Mapping[str, Any]) -> str:
+    """The estimates (or intervals) of a policy entry outside its ``value_range``, the
+    least and most a contact can be worth under the policy, as text ('' when none): IPS
+    and DR are unbounded, and 31.05 where a contact is worth at most 20 reads as a value."""
+    bounds = entry.get("value_range")
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        return ""
+    low, high = (_num(b) for b in bounds)
+    if low is None or high is None:
+        return ""
+    slack = 1e-9 * max(1.0, abs(low), abs(high))  # float round-off of an exact bound
+    found = []
+    for key in ("dr", "ips", "snips"):
+        est = _estimate(entry.get(key))
+        if est is None:
+            continue
+        value, lo, hi = est["value"], est["ci_low"], est["ci_high"]
+        if value is not None and not low - slack <= value <= high + slack:
+            found.append(f"{key.upper()} {value:.2f}")
+        elif (lo is not None and lo < low - slack) or (hi is not None and hi > high + slack):
+            ends = ", ".join("?" if end is None else f"{end:.2f}" for end in (lo, hi))
+            found.append(f"{key.upper()}'s 95% interval [{ends}]")
+    return ", ".join(found) + (" lies" if len(found) == 1 else " lie") if found else ""
 
 
 # --------------------------------------------------------------------------- entry point
