@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ CHAMPION_FILE = "champion"
 SHADOW_FILE = "shadow"
 HISTORY_FILE = "history.jsonl"
 VERSIONS_DIR = "versions"
+
+log = logging.getLogger("vea.registry")
 
 # ``promote_change(expected=...)`` not given: promote whatever the champion is.
 _ANY_CHAMPION = object()
@@ -235,11 +238,42 @@ class Registry:
         return ref
 
     def history(self) -> list[dict[str, Any]]:
+        """Every event, oldest first. A line that cannot be read (an append cut short by
+        a crash) is skipped with a warning naming the file and line: one damaged event
+        must not make the whole history, and the events after it, unreadable."""
+        events = []
+        for number, event in self._history_lines():
+            if event is None:
+                self._warn_unreadable(number)
+            else:
+                events.append(event)
+        return events
+
+    def _history_lines(self) -> list[tuple[int, dict[str, Any] | None]]:
+        """(line number, event) of every non-blank history line; event None when the line
+        is not a JSON object."""
         try:
-            lines = (self.root / HISTORY_FILE).read_text().splitlines()
+            # Events are written as ASCII JSON: any other byte is damage, left to the line.
+            text = (self.root / HISTORY_FILE).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in lines if line.strip()]
+        lines = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            lines.append((number, event if isinstance(event, dict) else None))
+        return lines
+
+    def _warn_unreadable(self, number: int) -> None:
+        log.warning(
+            "%s line %d is not a readable event (an append cut short?): skipped",
+            self.root / HISTORY_FILE,
+            number,
+        )
 
     # ----------------------------------------------------------------- writing
     def add(self, bundle: ModelBundle, *, first_becomes_champion: bool = True) -> str:
@@ -267,8 +301,17 @@ class Registry:
             self._append({"at": _now(), **event})
 
     def _append(self, event: dict[str, Any]) -> None:
-        with open(self.root / HISTORY_FILE, "a") as fh:
-            fh.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+        line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode()
+        with open(self.root / HISTORY_FILE, "a+b") as fh:
+            # An append cut short by a crash leaves a last line without its newline: this
+            # event then starts a line of its own, else it would be glued to the damaged
+            # one and lost with it. (Appends happen under the lock: nothing writes between.)
+            end = fh.seek(0, os.SEEK_END)
+            if end > 0:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":
+                    line = b"\n" + line
+            fh.write(line)  # "a": at the end, wherever the reads left the position
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -342,9 +385,26 @@ class Registry:
             )
             return ChampionChange(version, previous, changed=True)
 
-    def _replaced_by(self, version: str) -> str | None:
-        """The champion that the last promotion of ``version`` replaced."""
-        for event in reversed(self.history()):
+    def _replaced_by(self, version: str, *, strict: bool = False) -> str | None:
+        """The champion that the last promotion of ``version`` replaced.
+
+        ``strict`` (rollback): an unreadable line after the promotion found makes it a
+        ``RegistryError`` naming the line, rather than skipped. The pointer is replaced
+        before its promotion is recorded, so a record cut short by a crash can be that of
+        the champion now serving: skipped, rollback would go by an older promotion of the
+        same version (or none) and silently serve another model than the one it replaced.
+        The next promotion is recorded after the damaged line and ends the refusal."""
+        for number, event in reversed(self._history_lines()):
+            if event is None:
+                if strict:
+                    raise RegistryError(
+                        f"cannot tell which champion {version} replaced: line {number} of "
+                        f"the registry's {HISTORY_FILE} is unreadable (an append cut short?) "
+                        "and may be the record of that promotion; promote the version to "
+                        "serve instead, or repair that line"
+                    )
+                self._warn_unreadable(number)
+                continue
             # previous == version: a retried promotion recorded by an older release.
             if (
                 event.get("event") == "promote"
@@ -397,7 +457,7 @@ class Registry:
             current = self.champion()
             if current is None:
                 raise RegistryError("no champion to roll back from")
-            previous = self._replaced_by(current)
+            previous = self._replaced_by(current, strict=True)
             if not previous:
                 raise RegistryError(f"{current} has no earlier champion to roll back to")
             self.load(previous)
