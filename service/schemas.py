@@ -631,12 +631,20 @@ class CustomerLookupPathSchema(Schema):
     )
 
 
+MAX_EVENT_VALUE = 1e12
+
+
 class EventRequestSchema(Schema):
     event_id = _id_field("caller's id of the event; repeats are idempotent")
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     occurred_at = MillisecondTime(allow_none=True, validate=_happened)
     value = StrictFloat(
-        allow_none=True, allow_nan=False, metadata={"description": "e.g. revenue of an upgrade"}
+        allow_none=True,
+        allow_nan=False,
+        # Sums of values near the float limit (1.7e308) overflow to infinity, which the
+        # report's finite-only figures then drop without a word.
+        validate=validate.Range(min=-MAX_EVENT_VALUE, max=MAX_EVENT_VALUE),
+        metadata={"description": "e.g. revenue of an upgrade"},
     )
 
 

@@ -86,3 +86,13 @@ def test_a_report_period_is_written_in_the_documented_forms(client, keys, writte
     for taken in ("2026-11-30", "2026-11-30T10:00", "2026-11-30T10:00:00+09:00"):
         ok = client.get("/v1/reports/value", query_string={"to": taken}, headers=keys["admin"])
         assert ok.status_code == 200, (taken, ok.json)
+
+
+@pytest.mark.parametrize("value", [1.7e308, -1.7e308, 1e13])
+def test_an_event_value_stays_within_what_the_report_can_sum(client, keys, new_id, value):
+    answer = client.post(
+        f"/v1/customers/{new_id('c-')}/events",
+        json={"type": "upgraded", "value": value},
+        headers=keys["desktop"],
+    )
+    assert answer.status_code == 422 and "value" in answer.json["error"]["fields"], answer.json
