@@ -174,12 +174,23 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
     used = "utf-8"
     try:
-        frame = pd.read_csv(path, low_memory=False, encoding=used)
-    except UnicodeDecodeError:
-        if not encoding:
-            raise
-        used = encoding
-        frame = pd.read_csv(path, low_memory=False, encoding=used)
+        try:
+            frame = pd.read_csv(path, low_memory=False, encoding=used)
+        except UnicodeDecodeError:
+            if not encoding:
+                raise
+            used = encoding
+            frame = pd.read_csv(path, low_memory=False, encoding=used)
+    except pd.errors.ParserError:
+        # pandas says "Expected 24 fields in line 9, saw 25", its line counting the
+        # header: a short row was "row 8" in every other message. The rows it means, as
+        # they are numbered everywhere.
+        _refuse_long_rows(path, used)
+        raise
+    if not frame.index.equals(pd.RangeIndex(len(frame))):
+        # A first data row longer than the header is no ParserError: pandas took its
+        # extra leading fields as the index and shifted every value one column left.
+        _refuse_long_rows(path, used)
     _check_header(path, used)
     # pandas fills a row with fewer fields than the header with missing values without a
     # word: a line cut short (a copy stopped mid-file, an export cut at a size limit)
@@ -205,6 +216,33 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
                 problems.append(f"{len(short) - ROWS_SHOWN:,} more rows with too few fields")
             raise DataError(problems, str(path))
     return frame
+
+
+def _refuse_long_rows(path: Path, encoding: str) -> None:
+    """A DataError naming the data rows with more fields than the header (numbered as
+    ``_short_rows`` numbers them); nothing when the csv module finds none."""
+    header: int | None = None
+    long: list[tuple[int, int]] = []
+    row = 0
+    try:
+        for fields in _csv_records(path, encoding):
+            if _blank(fields):
+                continue  # pandas skips it
+            if header is None:
+                header = len(fields)
+                continue
+            row += 1
+            if len(fields) > header:
+                long.append((row, len(fields)))
+    except (csv.Error, UnicodeDecodeError):
+        return  # pandas' own message, then
+    if not long:
+        return
+    problems = [f"row {row}: {count} fields, expected {header}" for row, count in long[:ROWS_SHOWN]]
+    problems[0] = f"malformed CSV: {problems[0]}"
+    if len(long) > ROWS_SHOWN:
+        problems.append(f"{len(long) - ROWS_SHOWN:,} more rows with too many fields")
+    raise DataError(problems, str(path))
 
 
 def _csv_records(path: Path, encoding: str) -> Iterator[list[str]]:
@@ -475,6 +513,25 @@ def _check_languages(
         _report(problems, rows, field, f"not {problem}", values)
 
 
+# A date written year, month, day (ISO 8601's 2026-06-01, or 2026/6/1 as Japanese
+# exports write it), then anything the parser reads (a time, an offset).
+YEAR_FIRST = re.compile(r"\s*\d{4}([-/.])\d{1,2}\1\d{1,2}(?!\d)")
+# A date in another order: d/m/y or m/d/y, which only the writer's country decides.
+OTHER_ORDER = re.compile(r"\s*\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(?!\d)")
+
+
+def _text_not_year_first(values: pd.Series) -> np.ndarray:
+    """Which values are text that does not start with a year-first date."""
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return np.zeros(len(values), dtype=bool)
+    return np.array([isinstance(v, str) and not YEAR_FIRST.match(v) for v in values], dtype=bool)
+
+
+def _day_or_month_first(values: pd.Series) -> np.ndarray:
+    """Which values are text dates with the day or the month first (``01/02/2026``)."""
+    return np.array([isinstance(v, str) and bool(OTHER_ORDER.match(v)) for v in values], dtype=bool)
+
+
 def _timestamps(values: pd.Series, zone: str | None) -> pd.Series:
     """Timestamps in UTC (NaT where a value is none). A time with an offset (or a
     timezone-aware column) is that instant; one without is a local time in ``zone``, or
@@ -583,8 +640,29 @@ def validate_log(
                 f"a number, not a timestamp (write a date and time, e.g. {TIMESTAMP_EXAMPLE})",
                 values,
             )
-            parsed = _timestamps(values.mask(numbers), timezone)
-            bad = present & ~numbers & parsed.isna().to_numpy()
+            # Only dates written year first, as the README shows them: pandas' "mixed"
+            # parsing read 01/02/2026 month first and 13/02/2026 day first, in one file,
+            # and a bare 09:05 as today, without a word.
+            text = _text_not_year_first(values) & ~numbers
+            other_order = text & _day_or_month_first(values)
+            year_first = f"write the year first, e.g. {TIMESTAMP_EXAMPLE} or 2026/06/01 9:30"
+            _report(
+                problems,
+                _rows(other_order),
+                shown,
+                f"not a timestamp: {year_first} (01/02/2026 is 1 February in some "
+                "countries, 2 January in others)",
+                values,
+            )
+            _report(
+                problems,
+                _rows(text & ~other_order),
+                shown,
+                f"not a timestamp: {year_first}",
+                values,
+            )
+            parsed = _timestamps(values.mask(numbers | text), timezone)
+            bad = present & ~numbers & ~text & parsed.isna().to_numpy()
             # In a zone, a local time that daylight saving skips or repeats is none either.
             where = f" in {timezone}" if timezone else ""
             _report(problems, _rows(bad), shown, f"not a timestamp{where}", values)
