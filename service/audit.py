@@ -278,6 +278,16 @@ def list_events(
     return [_event(row) for row in rows]
 
 
+class CursorPastTheEnd(ValueError):
+    """A cursor beyond the last event ever recorded (the log is append-only)."""
+
+
+PAST_THE_END = (
+    "the cursor is past the end of the log: one from another database, or from before "
+    "a restore of an older backup; start again without it (or from a time)"
+)
+
+
 def page_events(
     engine: sa.Engine,
     since: datetime | None = None,
@@ -315,6 +325,11 @@ def page_events(
     # One row more than asked says whether a next page exists without a count query.
     with autocommit_connection(engine) as conn:
         rows = conn.execute(query.limit(limit + 1)).all()
+        # (A cursor from before 0014 is a place in time, its id only a tie-break.)
+        if not rows and after is not None and after.occurred_at is None:
+            last = conn.execute(sa.select(sa.func.max(audit_events.c.id))).scalar()
+            if after.event_id > (last or 0):
+                raise CursorPastTheEnd(PAST_THE_END)
     more, rows = len(rows) > limit, rows[:limit]
     following = encode_cursor(rows[-1].id) if more else None
     if rows:

@@ -1059,7 +1059,7 @@ def audit(
 ) -> None:
     """The audit log of administrative actions (keys, erasures, pruning, pools, models),
     in the order recorded. Append-only: nothing deletes from it, `vea db prune` included."""
-    from service.audit import list_events, page_events
+    from service.audit import CursorPastTheEnd, list_events, page_events
 
     if since is not None and until is not None and since >= until:
         raise click.BadParameter("must be before --until", param_hint="'--since'")
@@ -1067,13 +1067,16 @@ def audit(
     page = None
     with service_database() as engine:
         if paged:
-            page = page_events(
-                engine,
-                since,
-                until,
-                limit=limit or AUDIT_PAGE,
-                after=cursor[1] if cursor else None,
-            )
+            try:
+                page = page_events(
+                    engine,
+                    since,
+                    until,
+                    limit=limit or AUDIT_PAGE,
+                    after=cursor[1] if cursor else None,
+                )
+            except CursorPastTheEnd as exc:
+                raise click.BadParameter(str(exc), param_hint="'--cursor'") from None
             events = page.events
         else:
             events = list_events(engine, since=since, until=until)

@@ -347,6 +347,22 @@ def test_a_bad_limit_or_cursor_is_422(client, keys, query, field):
     assert set(error) == {"code", "message", "fields"} and field in error["fields"]
 
 
+def test_a_cursor_past_the_end_of_the_log_is_422_not_resumed_from(client, keys, tmp_path):
+    """The log is append-only, so no cursor handed out lies past its last event: one
+    that does comes from another database or from before a restore of an older backup.
+    Answered empty with itself as ``resume``, a shipper kept it and skipped every event
+    recorded until the ids caught up."""
+    beyond = audit.encode_cursor(audit.MAX_EVENT_ID)
+    answer = client.get("/v1/audit", query_string={"cursor": beyond}, headers=keys["admin"])
+    assert answer.status_code == 422, answer.get_json()
+    assert "past the end of the log" in answer.get_json()["error"]["fields"]["cursor"][0]
+    env = {"VEA_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    assert CliRunner().invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = CliRunner().invoke(cli, ["audit", "--cursor", audit.encode_cursor(1)], env=env)
+    assert result.exit_code != 0 and "past the end of the log" in result.output, result.output
+    assert "--cursor" in result.output
+
+
 def test_the_cursor_round_trips_the_position():
     assert audit.decode_cursor(audit.encode_cursor(42)) == audit.Position(42)
     top = audit.MAX_EVENT_ID

@@ -8,7 +8,7 @@ from service import audit
 from service.api.common import Blueprint, protected
 from service.auth import require
 from service.db import to_naive_utc
-from service.errors import ErrorSchema
+from service.errors import ApiError, ErrorSchema
 from service.schemas import AuditQuerySchema, AuditSchema
 from service.state import state
 
@@ -40,13 +40,17 @@ def blueprint() -> Blueprint:
         since (``next`` is null on the last page). An erasure's event names no customer
         (only the counts)."""
         start, end = query.get("from_"), query.get("to")
-        page = audit.page_events(
-            state().engine,
-            since=to_naive_utc(start) if start else None,
-            until=to_naive_utc(end) if end else None,
-            limit=query["limit"],
-            after=query["cursor"],
-        )
+        try:
+            page = audit.page_events(
+                state().engine,
+                since=to_naive_utc(start) if start else None,
+                until=to_naive_utc(end) if end else None,
+                limit=query["limit"],
+                after=query["cursor"],
+            )
+        except audit.CursorPastTheEnd as exc:
+            # Kept, it would be resumed from forever while new events pass beneath it.
+            raise ApiError(422, str(exc), fields={"cursor": [str(exc)]}) from None
         return page._asdict()
 
     return blp
