@@ -164,3 +164,25 @@ def test_csv_headers_stay_ids_and_explanations_follow_the_language(served, regis
         en = served.get(f"/dashboard/{name}.csv?period=all&lang=en").get_data(as_text=True)
         ja = served.get(f"/dashboard/{name}.csv?period=all&lang=ja").get_data(as_text=True)
         assert en.splitlines()[0] == ja.splitlines()[0], name
+
+
+def test_a_gate_whose_promotion_was_skipped_reads_stale_not_promoted(served, registry_dir):
+    """retrain's gate passed, then the champion changed while it ran, so the challenger
+    was stored but not promoted (promote_skipped): the gates table said "promoted"."""
+    from models.registry import Registry
+
+    registry = Registry(registry_dir)
+    for challenger in ("v-skipped", "v-promoted"):
+        registry.record(
+            {"event": "gate", "decision": "promote", "challenger": challenger, "champion": "v-a"}
+        )
+    registry.record(
+        {"event": "promote_skipped", "version": "v-skipped", "gated_against": "v-a",
+         "champion": "v-b", "forced": False, "reason": "the champion changed"}
+    )  # fmt: skip
+    decisions = {row["challenger"]: row["decision"] for row in _rows(served, "gates")}
+    assert decisions == {"v-skipped": "stale", "v-promoted": "promote"}
+    page = served.get("/dashboard?period=all&lang=en").get_data(as_text=True)
+    assert "passed, not promoted (the champion changed meanwhile)" in page
+    japanese = served.get("/dashboard?period=all&lang=ja").get_data(as_text=True)
+    assert "合格・未昇格（実行中にチャンピオンが変更）" in japanese

@@ -634,8 +634,18 @@ COLUMN_LABELS = {
 # ------------------------------------------------------- ids shown by name
 # The retrain gate's decisions, as training/retrain.py writes them to the registry history.
 GATE_DECISIONS = {
-    "en": {"promote": "promoted", "refuse": "refused", "skipped": "not run"},
-    "ja": {"promote": "昇格", "refuse": "却下", "skipped": "未実施"},
+    "en": {
+        "promote": "promoted",
+        "refuse": "refused",
+        "skipped": "not run",
+        "stale": "passed, not promoted (the champion changed meanwhile)",
+    },
+    "ja": {
+        "promote": "昇格",
+        "refuse": "却下",
+        "skipped": "未実施",
+        "stale": "合格・未昇格（実行中にチャンピオンが変更）",
+    },
 }
 # The uplift table's measures (models.value_report.UPLIFT_MEASURES), drift levels
 # (models.drift.level) and the group of contacts a field was empty for.

@@ -372,7 +372,7 @@ def _models() -> dict[str, Any]:
         "serving": models.version,
         "problem": models.problem,
         "versions": models.registry.versions(),
-        "gates": [e for e in models.registry.history() if e.get("event") == "gate"][::-1][:20],
+        "gates": _gates(models.registry.history()),
     }
 
 
@@ -889,6 +889,20 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
             ],
         }
     return out
+
+
+def _gates(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest 20 gate decisions, newest first. A challenger the gate promoted whose
+    promotion was then skipped (the champion changed while retrain ran) reads "stale",
+    not "promoted"."""
+    skipped = {e.get("version") for e in history if e.get("event") == "promote_skipped"}
+    gates = [e for e in history if e.get("event") == "gate"][::-1][:20]
+    return [
+        {**g, "decision": "stale"}
+        if g.get("decision") == "promote" and g.get("challenger") in skipped
+        else g
+        for g in gates
+    ]
 
 
 ROI_KEYS = ("treated", "holdout", "value", "ci_low", "ci_high", "units_treated",
