@@ -794,10 +794,15 @@ def models_promote(version, reason, registry) -> None:
     seconds, after verifying and smoke-testing it (recorded in the audit log)."""
     _check_audit_settings()
     reg = Registry(registry)
-    was = reg.champion()
-    reg.promote(version, reason=reason, forced=True, actor="cli")
-    _audit_model_action("model.promote", version, {"previous": was, "reason": reason})
-    click.echo(f"champion: {version}" + (" (already the champion)" if was == version else ""))
+    # What changed comes from the registry, read under its lock (as the API does): read
+    # here before it, a promotion racing this one was audited with a stale previous.
+    change = reg.promote_change(version, reason=reason, forced=True, actor="cli")
+    if change.changed:
+        # Promoting the champion again changes nothing, recorded nowhere: not audited.
+        _audit_model_action(
+            "model.promote", version, {"previous": change.previous, "reason": reason}
+        )
+    click.echo(f"champion: {version}" + ("" if change.changed else " (already the champion)"))
     extra = reg.load(reg.resolve(version)).extra_features
     if extra:
         click.echo(
@@ -812,11 +817,11 @@ def models_promote(version, reason, registry) -> None:
 def models_rollback(registry) -> None:
     """Serve the previous champion again (recorded in the audit log)."""
     _check_audit_settings()
-    reg = Registry(registry)
-    previous = reg.champion()
-    version = reg.rollback(actor="cli")
-    _audit_model_action("model.rollback", version, {"previous": previous})
-    click.echo(f"champion: {version}")
+    # The champion rolled back from, read under the registry's lock: read before it, a
+    # rollback racing this one made it audit "V1, previous V1" for a recorded V2 -> V1.
+    change = Registry(registry).rollback_change(actor="cli")
+    _audit_model_action("model.rollback", change.champion, {"previous": change.previous})
+    click.echo(f"champion: {change.champion} (was {change.previous})")
 
 
 @models.command("shadow")
@@ -842,8 +847,8 @@ def models_shadow(version, off, registry) -> None:
     if not version:
         click.echo(f"shadow: {reg.shadow() or 'none'}")
         return
-    previous, resolved = reg.shadow(), reg.resolve(version)
-    reg.set_shadow(resolved, actor="cli")
+    resolved = reg.resolve(version)
+    previous = reg.set_shadow(resolved, actor="cli")  # read under the lock, as recorded
     _audit_model_action("model.shadow", resolved, {"previous": previous})
     click.echo(f"shadow: {version} (champion: {reg.champion()})")
 
