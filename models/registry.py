@@ -23,6 +23,7 @@ from typing import Any
 from models.bundle import (
     BundleError,
     ModelBundle,
+    legacy_note,
     load_bundle,
     read_manifest,
     save_bundle,
@@ -130,19 +131,23 @@ class Registry:
             try:
                 m = read_manifest(self.path_of(version))
                 verified_files(self.path_of(version), m)
-                out.append(
-                    {
-                        "version": version,
-                        "created_at": m.get("created_at"),
-                        "learner": (m.get("ranker") or {}).get("learner"),
-                        "training_rows": m.get("training_rows"),
-                        "reward": (m.get("reward") or {}).get("label"),
-                        "reward_description": (m.get("reward") or {}).get("description"),
-                        "data_fingerprint": m.get("data_fingerprint"),
-                        "metrics": m.get("metrics", {}),
-                        "is_champion": version == champion,
-                    }
-                )
+                entry = {
+                    "version": version,
+                    "created_at": m.get("created_at"),
+                    "learner": (m.get("ranker") or {}).get("learner"),
+                    "training_rows": m.get("training_rows"),
+                    "reward": (m.get("reward") or {}).get("label"),
+                    "reward_description": (m.get("reward") or {}).get("description"),
+                    "data_fingerprint": m.get("data_fingerprint"),
+                    "metrics": m.get("metrics", {}),
+                    "is_champion": version == champion,
+                }
+                # Healthy, but only its model files are verified: an edit of its manifest
+                # (economics, features) would pass unseen, so the listing says so.
+                note = legacy_note(m)
+                if note is not None:
+                    entry["legacy"] = note
+                out.append(entry)
             except BundleError as exc:
                 out.append(
                     {

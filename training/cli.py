@@ -740,7 +740,8 @@ def models() -> None:
 def models_list(registry, as_json) -> None:
     """Every model version in the registry, newest first: created, learner, training rows
     and reward; * marks the champion (serving), s the shadow challenger, BROKEN a bundle
-    that fails verification."""
+    that fails verification, legacy a bundle written before manifests carried a checksum
+    (its model files are verified, its manifest is not)."""
     versions = Registry(registry).versions()
     if as_json:
         click.echo(json.dumps(versions, indent=2, default=str))
@@ -768,6 +769,10 @@ def models_list(registry, as_json) -> None:
                 f"  reward={_reward_said(v)}"
             )
         )
+        if "legacy" in v:
+            # Short on the line (the note itself is in --json): an edit of this bundle's
+            # economics or features would go unnoticed, unlike a newer bundle's.
+            status += "  legacy: manifest not covered by a checksum (retrain to replace it)"
         click.echo(f"{mark} {v['version']}  {status}")
 
 
