@@ -423,6 +423,26 @@ def pool_distribution(
     return {o["pool"]: p / norm for o, p in zip(candidates, probs, strict=True)}
 
 
+def served_probabilities(
+    draws: Sequence[tuple[float, Mapping[str, Any]]], served: str
+) -> tuple[float, dict[str, float]]:
+    """The probability that ``served`` was served and that of each pool given it, over
+    the activity draws ``(p, route)``: each possible draw with its probability and the
+    route it would get. A capacity fallback can turn several draws into the served
+    activity, each with its own pools (a drawn activity's value pool; another's general
+    pool): the pool's probability given the drawn activity alone is then not the chance
+    of the logged pair, which off-policy evaluation weighs by."""
+    served_p = 0.0
+    joint: dict[str, float] = {}
+    for p, route in draws:
+        if p <= 0.0 or route["activity"] != served:
+            continue
+        served_p += p
+        for pool, q in (route.get("pool_probabilities") or {route["pool"]: 1.0}).items():
+            joint[pool] = joint.get(pool, 0.0) + p * q
+    return served_p, {pool: q / served_p for pool, q in joint.items()} if served_p else {}
+
+
 def draw_pool(decision_id: str, distribution: Mapping[str, float]) -> str:
     """The pool drawn for a decision: a pure function of the decision id (salted
     ``route``, so it is independent of the activity's draw)."""

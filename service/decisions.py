@@ -21,6 +21,7 @@ from models import elapsed
 from models.activities import NONE
 from models.contact_policy import PolicyResult, evaluate, summarize_history
 from models.exploration import HOLDOUT, candidates, draw, holdout_arm
+from models.matching import served_probabilities
 from models.reasons import activity_name, category_name, language_of
 from service import history
 from service.db import (
@@ -394,15 +395,17 @@ def _compute(
         openness = {**openness, "attempt": suggested != NONE}
         reasons_after.append(route["reason"])
     if len(drawn_from) > 1:
-        # Logged is the chance of serving what was served: capacity fallbacks can turn
-        # other draws into the same activity (off-policy learning needs that, not the
-        # chance of the draw). Only when exploring: otherwise one activity had it all.
-        propensity = sum(
-            p
+        # Logged are the chances of serving what was served, and of its pool given that:
+        # capacity fallbacks can turn other draws into the same activity, routed to
+        # other pools (off-policy learning needs those, not the chances of the draw).
+        # Only when exploring: otherwise one activity had it all.
+        draws = [
+            (p, route if activity == drawn else route_of(activity))
             for activity, p in drawn_from.items()
             if p > 0.0
-            and (route if activity == drawn else route_of(activity))["activity"] == suggested
-        )
+        ]
+        propensity, pools = served_probabilities(draws, suggested)
+        route = {**route, "propensity": pools[route["pool"]], "pool_probabilities": pools}
     reasons = [*result.get("reasons", []), *policy.reasons, *reasons_after]
     shadow = None
     if stored:  # compared on the stored log only; never part of the answer
