@@ -56,6 +56,9 @@ _TEXT = {
         "holdout": "randomized holdout (control group): no value activity for this customer",
         "explored": "exploring (to learn what works): “{activity}” shown instead of the "
         "top-ranked “{best}”",
+        # A capacity fallback then changed the activity drawn: the route's reason follows.
+        "explored_drawn": "exploring (to learn what works): “{activity}” drawn instead of "
+        "the top-ranked “{best}”",
         "updated": "decided again: the contact's details changed since the first decision",
     },
     "ja": {
@@ -67,6 +70,8 @@ _TEXT = {
         "holdout": "効果測定の対照群（ランダム割付）のため、価値向上の提案は行いません",
         "explored": "探索（効果を学ぶための試行）: 最上位の「{best}」ではなく「{activity}」を"
         "表示しています",
+        "explored_drawn": "探索（効果を学ぶための試行）: 最上位の「{best}」ではなく「{activity}」を"
+        "抽選しました",
         "updated": "お問い合わせの内容が最初の判定から変わったため、判定し直しました",
     },
 }
@@ -361,16 +366,9 @@ def _compute(
         settings, result, served.degraded, decision_id, body["customer"]["customer_id"], policy
     )
     openness = result["openness"]
-    if suggested != result["suggested_activity"]:
+    best = result["suggested_activity"]
+    if suggested != best:
         openness = {**openness, "attempt": suggested != NONE}
-        reasons_after.append(
-            text["holdout"]
-            if arm == HOLDOUT
-            else text["explored"].format(
-                activity=activity_name(suggested, language),
-                best=activity_name(result["suggested_activity"], language),
-            )
-        )
 
     def route_of(activity: str) -> dict[str, Any]:
         return state.pools.route(
@@ -388,6 +386,17 @@ def _compute(
 
     drawn = suggested
     route = route_of(drawn)
+    if drawn != best:
+        # Said once the route is known: a capacity fallback may show another activity
+        # than the one drawn (even the top-ranked one), and its reason says which.
+        explored = "explored" if route["activity"] == drawn else "explored_drawn"
+        reasons_after.append(
+            text["holdout"]
+            if arm == HOLDOUT
+            else text[explored].format(
+                activity=activity_name(drawn, language), best=activity_name(best, language)
+            )
+        )
     if route["activity"] != suggested:
         # Capacity fallback (models.matching): a lighter activity or none in the general
         # pool rather than a longer wait for a value pool.

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from models.reasons import activity_name
 from service.auth import create_key
 from service.db import upgrade
 from tests.conftest import suite_app
@@ -62,6 +63,7 @@ def test_logged_chances_of_activity_and_pool_match_how_often_they_are_served(
         assert answer.status_code in (200, 201), answer.json
     served: collections.Counter = collections.Counter()
     logged: dict[tuple[str, str], set[float]] = collections.defaultdict(set)
+    drawn_then_changed = 0
     for _ in range(DECISIONS):
         body = {
             "interaction_id": uuid.uuid4().hex,
@@ -73,8 +75,16 @@ def test_logged_chances_of_activity_and_pool_match_how_often_they_are_served(
         pair = (decision["suggested_activity"], decision["route"]["pool"])
         served[pair] += 1
         logged[pair].add(round(decision["propensity"] * decision["route"]["propensity"], 9))
+        # What exploration says was shown is what was shown: a fallback that changed the
+        # activity drawn said "“Advise on new uses” shown" beside validate_purchase.
+        shown = f"“{activity_name(decision['suggested_activity'], 'en')}” shown instead"
+        for reason in decision["reasons"]:
+            if reason.startswith("exploring") and "shown instead" in reason:
+                assert shown in reason, (reason, decision["suggested_activity"])
+            drawn_then_changed += reason.startswith("exploring") and "drawn instead" in reason
     fallback_pairs = [pair for pair in served if pair[1] == "general" and pair[0] != "none"]
     assert fallback_pairs, f"no capacity fallback served: the test proves nothing ({served})"
+    assert drawn_then_changed, "no explored activity was changed by a fallback"
     for pair, count in served.items():
         (chance,) = logged[pair]  # one contact, one chance per pair
         share = count / DECISIONS
