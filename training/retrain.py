@@ -64,10 +64,12 @@ from training.ope import (
     deterministic_probs,
     diagnostics,
     evaluate_policy,
+    overflow_message,
+    overflowing_rows,
 )
 from training.overlap import seen_share
 from training.settings import registry_option, setting
-from training.spec import Spec
+from training.spec import SOURCES_ATTR, Spec
 
 K = len(ACTIONS)
 # Customer folds of the cross-fitting. The challengers the gate values are each fitted on
@@ -97,6 +99,9 @@ EXIT_CHAMPION_CHANGED = 3
 
 Fit = Callable[[pd.DataFrame], ModelBundle]
 MEASURES = "the suggestion (intent to treat)"
+# A log's row numbers as the loader gives them (1-based), carried through the rows left
+# out (reward unknown, holdout) so that a refused row is named as the user counts it.
+ROW = "_row"
 
 
 def learner_option(default: str, help: str):
@@ -384,6 +389,30 @@ def compare_greedy(
     )
 
 
+def numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its row numbers in ``ROW``, for ``refuse_overflowing``."""
+    return frame.assign(**{ROW: np.arange(1, len(frame) + 1)})
+
+
+def refuse_overflowing(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (rows a policy is valued on, ``numbered``) without ``ROW``, after checking
+    no propensity is too small to value a policy with (``training.ope.overflowing_rows``):
+    a ``DataError`` naming the rows otherwise, as `vea evaluate` says it. A propensity of
+    1e-300 is valid, in (0, 1], but its weight overflowed the gate's and the shadow's
+    estimators: numpy warnings, then values of -3e300 gated on (and a challenger stored),
+    or a shadow comparison ending in 'Out of range float values are not JSON compliant'."""
+    if frame.empty:  # an export of no decisions can lack every column: nothing to value
+        return frame.drop(columns=ROW)
+    propensity = frame["propensity"].to_numpy(dtype=np.float64)
+    tiny = overflowing_rows(propensity)
+    if tiny.size:
+        # A spec-mapped log (the champion's layout) names the user's column too.
+        field = (frame.attrs.get(SOURCES_ATTR) or {}).get("propensity")
+        shown = f"{field} (propensity)" if field and field != "propensity" else "propensity"
+        raise DataError(overflow_message(frame[ROW].to_numpy()[tiny], propensity[tiny], shown))
+    return frame.drop(columns=ROW)
+
+
 def gate_refusal(improvement: Estimate, health: dict[str, float], min_ess: float) -> str | None:
     """Why the promotion gate refuses a challenger, or None when it passes: ``interval``
     (the 95% interval of the improvement does not lie above zero), ``unsupported`` (over
@@ -538,7 +567,10 @@ def retrain(
     champion = registry.load(champion_version) if champion_version else None
     if reward is None:
         reward, reward_source = champion_reward(champion)
-    frame, left_out = apply_reward(frame, reward)
+    frame, left_out = apply_reward(numbered(frame), reward)
+    # Refused before anything is trained or recorded; the gate values the treated rows.
+    refuse_overflowing(policy_rows(frame))
+    frame = frame.drop(columns=ROW)
     drift = drift_against(champion, frame)
     warnings = [
         f"drift: {name} PSI {value:.3f} ({level(value)})"

@@ -36,7 +36,9 @@ from training.retrain import (
     customer_folds,
     customers_of,
     gate_refusal,
+    numbered,
     policy_rows,
+    refuse_overflowing,
 )
 
 CODES = {name: code for code, name in enumerate(ACTIONS)}
@@ -80,7 +82,7 @@ def compare_shadow(
     ``reward`` (default ``ve_success``; rows where it is unknown are left out)."""
     economics = economics or Economics()
     reward = reward or Reward()
-    rows = shadow_rows(frame, version)
+    rows = shadow_rows(numbered(frame), version)
     if rows.empty:
         raise DataError("no labelled decisions with a shadow decision in this log")
     version = str(rows["shadow_version"].iloc[0])
@@ -93,6 +95,7 @@ def compare_shadow(
             f"reward {reward.label}: no shadow decision of {version} has a known reward "
             f"({left_out} rows left out: retention window still open, or no answer)"
         )
+    rows = refuse_overflowing(rows)
     fold_of = customer_folds(rows, folds, seed)
     if len(np.unique(fold_of)) < folds:
         raise DataError("too few customers with a shadow decision to cross-fit")
