@@ -170,6 +170,11 @@ _TEXT = {
         "unstaffed": "{pools}: no agent logged in (the platform reports 0 staffed)",
         "fallback_free_unstaffed": "no value pool can take the contact now: {pool} pool, "
         "which is free (or nearly), with “{activity}”",
+        "lighter": "the pools for “{original}” are over the {limit:.0f} s wait limit: the "
+        "lighter “{activity}” instead, so the customer does not wait longer for a value "
+        "conversation",
+        "lighter_unstaffed": "no pool for “{original}” can take the contact now: the lighter "
+        "“{activity}” instead, so the customer does not wait longer for a value conversation",
         "downgraded_unstaffed": "no value pool can take the contact now: {pool} pool with the "
         "lighter “{activity}” instead of “{original}”, so the customer does not wait longer "
         "for a value conversation",
@@ -211,6 +216,10 @@ _TEXT = {
         "unstaffed": "{pools}はログイン中のエージェントが0人（プラットフォームの報告）",
         "fallback_free_unstaffed": "対応できる価値向上プールがないため、すぐ対応できる「{pool}」"
         "プールで「{activity}」を提案",
+        "lighter": "「{original}」のプールがすべて待ち時間の上限{limit:.0f}秒を超えるため、"
+        "軽い「{activity}」を提案（提案のためにお客様を待たせない）",
+        "lighter_unstaffed": "「{original}」に対応できるプールがないため、軽い「{activity}」を"
+        "提案（提案のためにお客様を待たせない）",
         "downgraded_unstaffed": "対応できる価値向上プールがないため、「{pool}」プールで"
         "「{original}」の代わりに軽い「{activity}」を提案（提案のためにお客様を待たせない）",
         "dropped_unstaffed": "対応できる価値向上プールがないため、「{pool}」プールで価値向上の"
@@ -646,6 +655,32 @@ def _best_route(
         # General has a queue too: extra handle time would make waiting customers wait
         # longer, so only a lighter activity (or none).
         final = _lighter_activity(activity, activities, rules, blocked, none_value)
+        if final != NONE:
+            # A value pool may take the lighter activity at once (its own pools, better
+            # agents for it): general's queue only when none does.
+            lighter = _best_route(
+                config,
+                activity=final,
+                activities=activities,
+                openness=openness,
+                channel=channel,
+                language=language,
+                segment=segment,
+                availability=availability,
+                rules=rules,
+                catalogue=catalogue,
+                blocked=blocked,
+                none_value=none_value,
+                reason_language=reason_language,
+                holdout=holdout,
+            )
+            if lighter["pool"] != GENERAL:
+                why = text["lighter" + variant].format(
+                    limit=rules.max_wait_s,
+                    activity=_said(final, reason_language or language),
+                    original=_said(activity, reason_language or language),
+                )
+                return {**lighter, "reason": "; ".join([why, *details, lighter["reason"]])}
         reason = (
             text["downgraded" + variant].format(
                 pool=general_name,

@@ -3,10 +3,11 @@
 Off-policy evaluation weighs a logged (activity, pool) by ``propensity x
 pool_propensity`` (training.ope). With exploration on and a value pool over the wait
 limit, a capacity fallback turns several activity draws into the same served activity,
-routed to different pools: the pool's chance given the drawn activity alone was logged
-(1.0 on the fallback route), so rows routed to general were weighted about four times
-too low. Here many decisions for one kind of contact are made and the logged chances
-are compared with how often each pair was served."""
+routed to different pools (a drawn activity's pool drawn among near-equal ones, the
+lighter activity's best pool): the pool's chance given the drawn activity alone was
+logged (1.0 on the fallback route), so rows routed to general were weighted about four
+times too low. Here many decisions for one kind of contact are made and the logged
+chances are compared with how often each pair was served."""
 
 from __future__ import annotations
 
@@ -81,10 +82,12 @@ def test_logged_chances_of_activity_and_pool_match_how_often_they_are_served(
         for reason in decision["reasons"]:
             if reason.startswith("exploring") and "shown instead" in reason:
                 assert shown in reason, (reason, decision["suggested_activity"])
-            drawn_then_changed += reason.startswith("exploring") and "drawn instead" in reason
-    fallback_pairs = [pair for pair in served if pair[1] == "general" and pair[0] != "none"]
-    assert fallback_pairs, f"no capacity fallback served: the test proves nothing ({served})"
-    assert drawn_then_changed, "no explored activity was changed by a fallback"
+            if reason.startswith("exploring") and "drawn instead" in reason:
+                # The lighter activity a busy pool left goes to the free pool that serves
+                # it (onb, at once), not to general's 45 s queue.
+                assert decision["route"]["pool"] != "general", decision["route"]
+                drawn_then_changed += 1
+    assert drawn_then_changed, f"no capacity fallback served: the test proves nothing {served}"
     for pair, count in served.items():
         (chance,) = logged[pair]  # one contact, one chance per pair
         share = count / DECISIONS
