@@ -23,7 +23,7 @@ from models.fast_predict import FastRowPredictor
 from models.reasons import describe_cached, language_of
 
 # Openness bands: below 0.25 value enhancement rarely succeeds; from 0.45 it usually
-# pays. Overridable per deployment.
+# pays. Callers may pass others (``bands``); the service has no setting for them.
 DEFAULT_BANDS = (0.25, 0.45)
 MAX_REASONS = 2  # ``_top_two`` picks them
 # A feature is a reason for an activity only when it favours it by more than this.

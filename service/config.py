@@ -107,7 +107,9 @@ BOUNDS: dict[str, Bounds] = {
     "auth_failures_burst": Bounds(1),
     "heavy_concurrency": Bounds(0, 64),
     "key_cache_s": Bounds(0),
-    "continuation_window_min": Bounds(0),
+    # History is read 30 days back (service.history.PRIOR_CONTACTS_DAYS): a longer window
+    # would silently end there.
+    "continuation_window_min": Bounds(0, 30 * 24 * 60),
     "decline_days": Bounds(0),
     "negative_sentiment_threshold": Bounds(-1, 1),
     "retry_after_s": Bounds(0),

@@ -34,6 +34,7 @@ WRONG = [
     ("VEA_SESSION_HOURS", "-1"),
     ("VEA_RETRY_AFTER_S", "-2"),
     ("VEA_DECLINE_DAYS", "-1"),
+    ("VEA_CONTINUATION_WINDOW_MIN", "50000"),  # past the 30 days of history read
     ("VEA_NEGATIVE_SENTIMENT_THRESHOLD", "5"),
     ("VEA_HOLDOUT_SHARE", "1.5"),
     ("VEA_HOLDOUT_SHARE", "1"),
