@@ -720,6 +720,12 @@ class ModelVersionSchema(Schema):
     metrics = fields.Dict()
     is_champion = fields.Boolean(required=True)
     broken = fields.String(metadata={"description": "why the bundle cannot be read"})
+    legacy = fields.String(
+        metadata={
+            "description": "why the manifest is not covered by a checksum (a bundle written "
+            "before bundles carried one: its model files are verified, its manifest not)"
+        }
+    )
 
 
 class ServingSchema(Schema):

@@ -39,3 +39,14 @@ def test_a_bundle_without_a_manifest_checksum_is_listed_as_legacy(registry_dir):
     notes = {v["version"]: v.get("legacy") for v in listed}
     assert notes[first] is None
     assert "manifest.json" in notes[other] and "retrain" in notes[other]
+
+
+def test_the_models_api_names_legacy_bundles_too(client, keys, registry_dir):
+    registry = Registry(registry_dir)
+    first = registry.champion()
+    other = next(v for v in registry.version_ids() if v != first)
+    _edit(registry.path_of(other), lambda m: m.pop(MANIFEST_DIGEST))
+    listed = client.get("/v1/models", headers=keys["engineer"]).json
+    notes = {v["version"]: v.get("legacy") for v in listed["versions"]}
+    assert notes[first] is None
+    assert "manifest.json" in notes[other], notes
