@@ -87,3 +87,15 @@ def test_the_shadow_comparison_refuses_the_row(world):
 def test_an_export_of_no_decisions_is_still_skipped(tmp_path):
     """The check reads the propensity column, which an empty export can lack."""
     assert retrain(pd.DataFrame(), Registry(tmp_path / "registry")).status == "skipped"
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_train_refuses_the_row_before_fitting_anything(world, tmp_path):
+    """`vea train --learner auto` values each learner out of fold: the same overflow (and
+    the openness weights divide by the propensity), yet a model was trained and stored."""
+    path, _registry = world
+    registry = Registry(tmp_path / "registry")
+    result = _vea("train", "--data", str(path), "--registry", str(registry.root), "--quiet")
+    assert result.exit_code == 1, result.output
+    assert f"Error: {REFUSED}" in result.output
+    assert registry.version_ids() == []

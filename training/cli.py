@@ -31,6 +31,8 @@ from training.loading import (
 from training.retrain import (
     bootstrap_option,
     learner_option,
+    numbered,
+    refuse_overflowing,
     reward_from_options,
     reward_options,
     threads_option,
@@ -359,7 +361,9 @@ def train(
             raise click.UsageError("--scheduler needs --engine dask")
         if not Path(data).exists():
             raise click.BadParameter(f"Path {data!r} does not exist.", param_hint="'--data'")
-        frame = load_log(data, spec, note=say_note)
+        # A propensity too small to weigh by overflows the openness weights and the
+        # learners' out-of-fold values (as it would the gate's): refused by row.
+        frame = refuse_overflowing(numbered(load_log(data, spec, note=say_note)))
         for name, foreign in values_live_decisions_lack(frame).items():
             click.echo(
                 f"note: {name} holds {', '.join(foreign)}, which the decision API never "

@@ -401,7 +401,9 @@ def refuse_overflowing(frame: pd.DataFrame) -> pd.DataFrame:
     1e-300 is valid, in (0, 1], but its weight overflowed the gate's and the shadow's
     estimators: numpy warnings, then values of -3e300 gated on (and a challenger stored),
     or a shadow comparison ending in 'Out of range float values are not JSON compliant'."""
-    if frame.empty:  # an export of no decisions can lack every column: nothing to value
+    if frame.empty or "propensity" not in frame:
+        # An export of no decisions can lack every column, an openness-only log the
+        # propensity: nothing to value a policy with.
         return frame.drop(columns=ROW)
     propensity = frame["propensity"].to_numpy(dtype=np.float64)
     tiny = overflowing_rows(propensity)
