@@ -78,51 +78,57 @@ class Bounds:
 # cap). A value outside them stops ``vea serve`` in the master, naming the variable,
 # instead of a worker crashing on it later or the service quietly doing something odd
 # (a negative rate limit refusing nothing, a zero pool timeout failing every request).
+HOUR, DAY = 3600, 86400
+MONEY = 1e6  # a price per second or a value margin, in any currency
+
 BOUNDS: dict[str, Bounds] = {
-    "workers": Bounds(1),
-    "threads": Bounds(1),
-    "omp_num_threads": Bounds(1),
+    # Upper bounds too: a value past what the code can take started "healthy", then
+    # failed every request (days past timedelta's range: OverflowError, 500) or forked
+    # workers without end; these are far past any real deployment.
+    "workers": Bounds(1, 256),
+    "threads": Bounds(1, 256),
+    "omp_num_threads": Bounds(1, 256),
     # Under gunicorn's worker timeout (30 s, service/gunicorn_conf.py), or it never acts.
     "client_timeout_s": Bounds(0, 30, above=True, below=True),
-    "sqlite_checkpoint_s": Bounds(0),
-    "db_pool_timeout_s": Bounds(0, above=True),
+    "sqlite_checkpoint_s": Bounds(0, HOUR),
+    "db_pool_timeout_s": Bounds(0, 300, above=True),
     # Under gunicorn's worker timeout too: a hung database must answer degraded first.
     "db_timeout_s": Bounds(0, 30, above=True, below=True),
-    "routing_max_wait_s": Bounds(0),
-    "routing_wait_cost_per_s": Bounds(0),
-    "routing_mean_handle_s": Bounds(0, above=True),
-    "routing_patience_s": Bounds(0),
-    "pool_exploration_margin": Bounds(0),
+    "routing_max_wait_s": Bounds(0, DAY),
+    "routing_wait_cost_per_s": Bounds(0, MONEY),
+    "routing_mean_handle_s": Bounds(0, DAY, above=True),
+    "routing_patience_s": Bounds(0, DAY),
+    "pool_exploration_margin": Bounds(0, MONEY),
     "pool_exploration_floor": Bounds(0, 0.5, above=True),
-    "availability_ttl_s": Bounds(0),  # 0: every report is stale (availability unused)
-    "pools_poll_s": Bounds(0),
-    "proficiency_min_contacts": Bounds(1),
-    "champion_poll_s": Bounds(0),
-    "shadow_budget_ms": Bounds(0, above=True),
+    "availability_ttl_s": Bounds(0, DAY),  # 0: every report is stale (availability unused)
+    "pools_poll_s": Bounds(0, HOUR),
+    "proficiency_min_contacts": Bounds(1, 1e6),
+    "champion_poll_s": Bounds(0, HOUR),
+    "shadow_budget_ms": Bounds(0, 10_000, above=True),
     # Below a decision's own size every call would be a 413.
-    "max_body_bytes": Bounds(1024),
-    "rate_limit_per_s": Bounds(0),
-    "rate_limit_burst": Bounds(1),
-    "auth_failures_per_s": Bounds(0),
-    "auth_failures_burst": Bounds(1),
+    "max_body_bytes": Bounds(1024, 64 * 1024 * 1024),
+    "rate_limit_per_s": Bounds(0, 1e6),
+    "rate_limit_burst": Bounds(1, 1e7),
+    "auth_failures_per_s": Bounds(0, 1e6),
+    "auth_failures_burst": Bounds(1, 1e7),
     "heavy_concurrency": Bounds(0, 64),
-    "key_cache_s": Bounds(0),
+    "key_cache_s": Bounds(0, HOUR),
     # History is read 30 days back (service.history.PRIOR_CONTACTS_DAYS): a longer window
     # would silently end there.
     "continuation_window_min": Bounds(0, 30 * 24 * 60),
-    "decline_days": Bounds(0),
+    "decline_days": Bounds(0, 3650),
     "negative_sentiment_threshold": Bounds(-1, 1),
-    "retry_after_s": Bounds(0),
+    "retry_after_s": Bounds(0, HOUR),
     "epsilon": Bounds(0, 1),
     "softmax_temperature": Bounds(0, above=True),
     "propensity_floor": Bounds(0, 1 / len(ACTIONS)),
     "holdout_share": Bounds(0, 1, below=True),
-    "value_of_retention": Bounds(0),
-    "cost_per_second": Bounds(0),
-    "drift_psi_threshold": Bounds(0, above=True),
-    "session_hours": Bounds(0, above=True),
+    "value_of_retention": Bounds(0, 1e12),
+    "cost_per_second": Bounds(0, MONEY),
+    "drift_psi_threshold": Bounds(0, 100, above=True),
+    "session_hours": Bounds(0, 366 * 24, above=True),
     "trusted_proxies": Bounds(0, 10),
-    "hsts_seconds": Bounds(0),
+    "hsts_seconds": Bounds(0, 2 * 365 * DAY),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "sqlite_synchronous": ("FULL", "NORMAL"),

@@ -35,6 +35,13 @@ WRONG = [
     ("VEA_RETRY_AFTER_S", "-2"),
     ("VEA_DECLINE_DAYS", "-1"),
     ("VEA_CONTINUATION_WINDOW_MIN", "50000"),  # past the 30 days of history read
+    # Past what the code can take: they started "healthy", then every decision was a 500
+    # (days past timedelta's range), a worker failed to boot, or workers forked on.
+    ("VEA_DECLINE_DAYS", "1000000"),
+    ("VEA_AVAILABILITY_TTL_S", "1e15"),
+    ("VEA_SESSION_HOURS", "1e12"),
+    ("VEA_WORKERS", "99999999999999999999999"),
+    ("VEA_THREADS", "100000"),
     ("VEA_NEGATIVE_SENTIMENT_THRESHOLD", "5"),
     ("VEA_HOLDOUT_SHARE", "1.5"),
     ("VEA_HOLDOUT_SHARE", "1"),
