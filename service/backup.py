@@ -50,17 +50,32 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
     if not Path(source).is_file():
         raise ValueError(f"no SQLite database at {source}: run vea db upgrade first")
     out = _new_file(out)
-    partial = _private_partial(out)
+    # An unreadable source fails here, as itself: past this point, a file SQLite cannot
+    # open or write is the copy.
+    try:
+        Path(source).open("rb").close()
+    except OSError as exc:
+        raise ValueError(f"cannot read {source}: {exc.strerror or exc}") from None
     # Read-only source: a backup must not create or change the live database. The path
     # is URI-escaped: unescaped, SQLite would cut it at a '#' or '?' (dropping
     # ``mode=ro`` with it) and decode a '%', opening (creating) another file.
     src = sqlite3.connect(f"{_file_uri(source)}?mode=ro", uri=True, timeout=30.0)
-    dst = sqlite3.connect(partial)
+    partial = None
+    try:
+        partial = _private_partial(out)
+        dst = sqlite3.connect(partial)
+    except BaseException:
+        src.close()
+        if partial is not None:
+            _remove_partial(partial)
+        raise
     try:
         try:
             src.backup(dst)
             check = dst.execute("PRAGMA integrity_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _WRITE_FAILURES:
+                raise _cannot_write(out, exc) from None
             if type(exc) is not sqlite3.DatabaseError:  # locked, I/O: as they are
                 raise
             # "file is not a database", "database disk image is malformed".
@@ -87,19 +102,43 @@ def backup_sqlite(database_url: str, out: Path) -> dict[str, int]:
         if not counts:
             raise ValueError(_no_tables(source))
         # The copy is a standalone file: no WAL beside it.
-        dst.execute("PRAGMA journal_mode=DELETE")
-    except BaseException:
+        try:
+            dst.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError as exc:  # the disk filled up on the last write
+            raise _cannot_write(out, exc) from None
         dst.close()
-        partial.unlink(missing_ok=True)
-        raise
-    finally:
-        src.close()
-    dst.close()
-    try:
         _place(partial, out)
     finally:
-        partial.unlink(missing_ok=True)
+        src.close()
+        dst.close()
+        _remove_partial(partial)
     return counts
+
+
+# SQLite's primary result codes for a file it cannot create or write: the source is
+# opened read-only and only read, so these are the copy's (the backup's) failures.
+_WRITE_FAILURES = {
+    sqlite3.SQLITE_PERM,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN,
+}
+
+
+def _cannot_write(out: Path, exc: BaseException) -> ValueError:
+    """A failure to write the backup (disk full, permission denied, ...) as the one line
+    the command prints: it is the operator's to fix, not a bug of vea's."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return ValueError(f"cannot write the backup to {out}: {reason}; nothing was written")
+
+
+def _remove_partial(partial: Path) -> None:
+    """Remove the partial copy and the files SQLite keeps beside it while writing it (its
+    rollback journal; -wal and -shm while the copy is still in the source's WAL mode):
+    a failed backup leaves nothing in the target directory."""
+    for leftover in ("", "-journal", "-wal", "-shm"):
+        Path(f"{partial}{leftover}").unlink(missing_ok=True)
 
 
 def _file_uri(path: str) -> str:
@@ -236,7 +275,10 @@ def _private_partial(out: Path) -> Path:
     customer data, and the umask's usual 0644 would let every local user read it.
     (SQLite and pg_dump write into the file as it is, keeping its mode.)"""
     partial = _partial(out)
-    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:  # an unwritable or full directory: nothing was created
+        raise _cannot_write(out, exc) from None
     return partial
 
 
@@ -250,7 +292,10 @@ def _place(partial: Path, out: Path) -> None:
     except OSError:  # a filesystem without hard links: the check, then the rename
         if out.exists():
             raise ValueError(f"{out} exists: a backup never overwrites a file") from None
-        os.replace(partial, out)
+        try:
+            os.replace(partial, out)
+        except OSError as exc:
+            raise _cannot_write(out, exc) from None
     directory = os.open(out.parent, os.O_RDONLY)
     try:
         os.fsync(directory)  # the new name survives a crash right after the command

@@ -1,0 +1,87 @@
+"""A destination that cannot be written (a full disk, a directory no file can be made
+in) is one ``Error:`` line naming the path and the reason, exit 1, and leaves nothing
+behind: `vea db backup` printed "unexpected OperationalError (a bug ...)" and left its
+``.partial-journal`` beside the target.
+
+A full disk is made without root: a child process whose files may not grow past a few
+KiB (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the write fails as on a full disk)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from service.db import upgrade
+from training.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+# Not a multiple of SQLite's page size: the write that crosses it is cut short, which
+# SQLite reports as "database or disk is full".
+LIMIT = 64 * 1024 + 1000
+
+
+def _big_database(tmp_path: Path) -> str:
+    """A migrated database several times larger than LIMIT."""
+    path = tmp_path / "live" / "vea.db"
+    path.parent.mkdir()
+    url = sa.URL.create("sqlite", database=str(path)).render_as_string()
+    upgrade(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE ballast (b BLOB)"))
+        conn.execute(sa.text("INSERT INTO ballast VALUES (zeroblob(1048576))"))
+    engine.dispose()
+    return url
+
+
+def _small_files() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+
+
+def test_a_backup_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    url = _big_database(tmp_path)
+    target = tmp_path / "backups"
+    target.mkdir()
+    out = target / "b.db"
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from training.cli import cli; cli()", "db", "backup"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "VEA_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        preexec_fn=_small_files,  # noqa: PLW1509 - only sets a limit, no threads involved
+        check=False,
+    )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    # SQLite's own words for the failed write ("disk I/O error", "database or disk is
+    # full"): which one depends on where the copy hits the limit.
+    assert done.stderr.startswith(f"Error: cannot write the backup to {out}: "), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "bug" not in done.stderr
+    assert list(target.iterdir()) == []
+
+
+def test_a_backup_into_a_directory_where_no_file_can_be_made_is_one_line(tmp_path):
+    url = _big_database(tmp_path)
+    # /proc takes no new files, even from root (a chmod 0500 directory would not stop
+    # the root the tests run as).
+    out = Path("/proc") / f"vea-backup-{os.getpid()}.db"
+
+    done = CliRunner().invoke(
+        cli, ["db", "backup", "--out", str(out)], env={"VEA_DATABASE_URL": url}
+    )
+
+    assert done.exit_code == 1, done.output
+    assert done.output.startswith(f"Error: cannot write the backup to {out}: "), done.output
+    assert len(done.output.strip().splitlines()) == 1, done.output
+    assert "bug" not in done.output
+    assert not list(Path("/proc").glob(f".vea-backup-{os.getpid()}.db*"))
