@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,12 +19,21 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, byte_order_mark: bool 
     turns to mojibake); pandas and vea skip it when reading.
 
     Raises ValueError for any other extension; callers turn it into their own error.
+    OSError when the file cannot be written (a full disk, no permission, a folder that is
+    a file); nothing is left behind then either.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"{path}: unknown output format {suffix!r}; use .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        # The folder is a file: mkdir says "File exists", which reads as if the output
+        # file were there already.
+        raise NotADirectoryError(
+            errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)
+        ) from None
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if suffix == ".csv":

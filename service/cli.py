@@ -487,6 +487,16 @@ def keys_revoke(key_or_id: str) -> None:
     click.echo("revoked")
 
 
+def _os_reason(exc: OSError, out: str) -> str:
+    """Why a file could not be written, in the OS's words, naming the path that failed
+    when it is not the output file itself (a folder on the way that is a file)."""
+    reason = exc.strerror or str(exc)
+    failed = exc.filename
+    if failed and Path(failed).name not in (Path(out).name, f".{Path(out).name}.tmp"):
+        reason = f"{reason}: {failed}"
+    return reason
+
+
 @click.command("export")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".parquet or .csv")
 @click.option(
@@ -512,6 +522,8 @@ def export(out: str, since, until) -> None:
             result = export_log(engine, out, since=since, until=until)
         except ExportError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # a full disk, no permission: the operator's to fix
+            raise click.ClickException(f"cannot write {out}: {_os_reason(exc, out)}") from None
     click.echo(f"exported {result.rows} decisions with outcomes to {out}")
     if result.pending:
         click.echo(

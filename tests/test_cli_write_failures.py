@@ -85,3 +85,33 @@ def test_a_backup_into_a_directory_where_no_file_can_be_made_is_one_line(tmp_pat
     assert len(done.output.strip().splitlines()) == 1, done.output
     assert "bug" not in done.output
     assert not list(Path("/proc").glob(f".vea-backup-{os.getpid()}.db*"))
+
+
+def _migrated(tmp_path: Path) -> str:
+    url = sa.URL.create("sqlite", database=str(tmp_path / "vea.db")).render_as_string()
+    upgrade(url)
+    return url
+
+
+def test_an_export_under_a_file_names_the_folder_that_is_a_file(tmp_path):
+    url = _migrated(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
+    out = tmp_path / "afile" / "x.csv"
+
+    done = CliRunner().invoke(cli, ["export", "--out", str(out)], env={"VEA_DATABASE_URL": url})
+
+    assert done.exit_code == 1, done.output
+    assert done.output == f"Error: cannot write {out}: Not a directory: {out.parent}\n"
+
+
+def test_an_export_into_a_directory_where_no_file_can_be_made_is_one_line(tmp_path):
+    url = _migrated(tmp_path)
+    out = Path("/proc") / f"vea-export-{os.getpid()}.csv"
+
+    done = CliRunner().invoke(cli, ["export", "--out", str(out)], env={"VEA_DATABASE_URL": url})
+
+    assert done.exit_code == 1, done.output
+    assert done.output.startswith(f"Error: cannot write {out}: "), done.output
+    assert len(done.output.strip().splitlines()) == 1, done.output
+    assert "bug" not in done.output
+    assert not list(Path("/proc").glob(f".vea-export-{os.getpid()}.csv*"))
