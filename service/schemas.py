@@ -15,7 +15,7 @@ from marshmallow import fields, pre_load, validate, validates_schema
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
 from models.opportunities import DEFAULT_SITUATION, SITUATION_FEATURES, parse_situation
 from models.opportunities import MIN_ATTEMPTS as ORGANIC_MIN_ATTEMPTS
-from models.pools import CONTROL, ID_RULES, MAX_ID, POOL_ID, customer_id_problem, id_problem
+from models.pools import CONTROL, ID_RULES, MAX_ID, customer_id_problem, id_problem
 from models.pools import MAX_NAME as MAX_POOL_NAME
 from models.pools import MEMBERSHIPS as POOL_MEMBERSHIPS
 from models.pools import NAME_LANGUAGE as POOL_NAME_LANGUAGE
@@ -474,12 +474,13 @@ class OutcomeRequestSchema(Schema):
         metadata={"description": "customer effort score (1 very easy - 7 very hard), if surveyed"},
     )
     agent_id = _id_field("who handled the contact (pool proficiency)", allow_none=True)
+    # The id rules (no invisible characters or padding: a look-alike of a pool would be
+    # a pool of its own in the reports), not the pools file's pattern: a platform may
+    # report its own pool names, which the previous release stored.
     pool_id = fields.String(
         allow_none=True,
-        validate=validate.Regexp(
-            POOL_ID, error="must be a pool id: 1-64 lowercase letters, digits, '_', '.' or '-'"
-        ),
-        metadata={"description": "the pool that handled the contact (a pools file id)"},
+        validate=[validate.Length(min=1, max=64), _plain_id],
+        metadata={"description": f"the pool that handled the contact; {ID_RULES}"},
     )
     occurred_at = MillisecondTime(allow_none=True, validate=_happened)
 

@@ -24,6 +24,12 @@ def test_a_body_with_a_content_encoding_is_refused_as_such(client, keys, new_id)
         )
         assert answer.status_code == 415, answer.json
         assert answer.json["error"]["fields"] == {"Content-Encoding": [f"got {coding}"]}
+    empty = client.post(  # an empty header says nothing: taken as none
+        "/v1/decisions",
+        data=json.dumps(decision_body(new_id)).encode(),
+        headers={**keys["desktop"], "Content-Type": "application/json", "Content-Encoding": ""},
+    )
+    assert empty.status_code == 201, empty.json
     plain = client.post(
         "/v1/decisions",
         data=body,

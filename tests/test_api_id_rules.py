@@ -40,16 +40,19 @@ def test_a_customer_id_with_slashes_between_parts_is_taken_and_reachable(client,
 
 
 @pytest.mark.parametrize(
-    "pool_id", ["gen\u200beral", " general", "general\n", "General", "e\u0301", "a\nb", ""]
+    "pool_id", ["gen\u200beral", " general", "general\n", "general\u202e", "e\u0301", ""]
 )
-def test_an_outcome_names_a_pool_by_a_pool_id(client, keys, new_id, pool_id):
-    """A look-alike of `general` had become a pool of its own in the value report."""
+def test_an_outcome_names_a_pool_by_an_id(client, keys, new_id, pool_id):
+    """A look-alike of `general` had become a pool of its own in the value report. (A
+    platform's own pool names, `Tokyo-Sales`, are still taken, as before.)"""
     decision = _decide(client, keys, new_id).json
     url = f"/v1/decisions/{decision['decision_id']}/outcome"
     refused = client.post(url, json={"offered": False, "pool_id": pool_id}, headers=keys["desktop"])
     assert refused.status_code == 422, refused.json
     assert "pool_id" in refused.json["error"]["fields"]
-    taken = client.post(url, json={"offered": False, "pool_id": "general"}, headers=keys["desktop"])
+    taken = client.post(
+        url, json={"offered": False, "pool_id": "Tokyo-Sales"}, headers=keys["desktop"]
+    )
     assert taken.status_code == 201, taken.json
 
 

@@ -141,11 +141,16 @@ def test_custom_dates_are_shown_as_such_and_a_chosen_preset_replaces_them(
     assert (period["start"], period["end"]) == (datetime(2026, 8, 29, 12), None)
     page = manager_client.get("/dashboard", query_string={**sent, "lang": lang}).text
     assert _selected(page) == ["90"] and 'value=""' in _field(page, "from")
-    # A link with a preset and dates: the preset (the audit's link showed October).
-    assert (
-        read_period({"period": "90", "from": "2026-10-01", "to": "2026-10-31"}, now)[0]["key"]
-        == "90"
-    )
+    # A link with a preset and dates (no ``shown``: not this form): the dates, shown as
+    # "Custom dates". Links saved before that option existed read period=7 and the dates
+    # (the browser sent the first option); they asked for October.
+    for preset in ("7", "90"):
+        link = {"period": preset, "from": "2026-10-01", "to": "2026-10-31"}
+        period, problem = read_period(link, now)
+        assert problem is None and period["key"] == "custom"
+        assert (period["start"], period["end"]) == (datetime(2026, 10, 1), datetime(2026, 11, 1))
+    page = manager_client.get(f"/dashboard?period=7&from=2026-10-01&to=2026-10-31&lang={lang}")
+    assert _selected(page.text) == ["custom"]
     # Dates typed on a page showing a preset, the list left alone: the dates.
     typed = {"period": "30", "shown": "30", "from": "2026-10-01", "to": "2026-10-31"}
     period, problem = read_period(typed, now)
@@ -245,3 +250,10 @@ def test_the_documented_forms_still_read():
     assert bounds(to="2026-11-30T10:00") == (None, datetime(2026, 11, 30, 10))
     assert bounds(to="2026-11-30T10:00:30.5Z")[1] == datetime(2026, 11, 30, 10, 0, 30, 500000)
     assert bounds(**{"from": "2026-11-30T10:00+09:00"})[0] == datetime(2026, 11, 30, 1)
+
+
+def test_a_price_under_a_millionth_is_not_shown_as_zero():
+    from service.web.dashboard import price
+
+    assert price(1e-7) == "1e-07" and price(4e-7) == "4e-07"  # six decimals read "0."
+    assert price(0.004) == "0.004" and price(200.0) == "200.00"

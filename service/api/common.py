@@ -51,7 +51,7 @@ class JsonBodyParser(FlaskParser):
             # The client closed its side before sending what it announced: a cut body
             # that may still parse (a shorter list, an earlier end) is no request.
             raise ApiError(400, "request body shorter than its Content-Length")
-        coding = req.headers.get("Content-Encoding", "identity").strip().lower()
+        coding = (req.headers.get("Content-Encoding") or "").strip().lower() or "identity"
         if data and coding != "identity":
             raise ApiError(
                 415,

@@ -259,13 +259,18 @@ def read_period(
 
     The dates are the period when ``period`` is ``custom`` or not given (links written
     with only ``from``/``to``), or when it is the preset the form showed (``shown``: dates
-    typed without touching the list). A preset chosen on a page that showed dates wins:
-    the form sends the dates along, and they used to override it unseen."""
+    typed without touching the list), or when no ``shown`` is sent (a link, also one
+    made before the list had "Custom dates"). A preset chosen on a page that showed
+    dates wins: the form sends the dates along, and they used to override it unseen."""
     now = now or utcnow()
     start_text, end_text = args.get("from") or "", args.get("to") or ""
     key = args.get("period") or ""
     problem = None
-    if (start_text or end_text) and key in ("", CUSTOM, args.get("shown")):
+    # ``shown`` absent: a link, not this page's form. Links made before the list had
+    # "Custom dates" carry the preset the browser sent with them (period=7): the dates
+    # are what they asked for.
+    shown = args.get("shown")
+    if (start_text or end_text) and (shown is None or key in ("", CUSTOM, shown)):
         fields = ReportQuerySchema().fields
         try:
             start = _instant(fields["from_"], start_text, "from")
@@ -998,6 +1003,8 @@ def price(value: Any) -> str:
     value = float(value)
     if round(value, 2) == value:
         return f"{value:,.2f}"
+    if abs(value) < 1e-6:  # six decimals would read 0. (1e-7)
+        return f"{value:g}"
     return f"{value:,.6f}".rstrip("0")
 
 
