@@ -45,7 +45,8 @@ off-policy on the log. When the pools within the wait limit whose expected value
 ``explore_floor`` (as ``models.exploration`` does for activities). The draw is a pure
 function of the decision id (``models.exploration.uniform_from``, salted ``route``), so a
 stored decision replays exactly, and its probability is the route's ``propensity`` (1.0
-when nothing was drawn). Only eligible pools within the wait limit are ever candidates,
+when nothing was drawn; with activities explored too, the service logs the pool's chance
+given the served activity over every draw that serves it: ``served_probabilities``). Only eligible pools within the wait limit are ever candidates,
 only when the activity is attempted as suggested (never on a downgrade or a drop), and
 self-service and ``none`` are never drawn: exploration never breaks the capacity, wait,
 language or channel rules.

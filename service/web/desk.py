@@ -906,7 +906,8 @@ def view_model(
     earlier = answer.get("continuation")
     if earlier:
         # Before this contact, not before now (BEFORE_CONTACT). A decision stored before
-        # its answer carried the contact's time was made at the contact.
+        # its answer carried the contact's time falls back to the time of the request,
+        # which overstates the gap when the desk was opened late.
         this_contact = answer.get("context", {}).get("occurred_at") or answer.get("created_at")
         gap = _seconds_between(earlier.get("occurred_at", ""), this_contact or "")
         when = "?" if gap is None else elapsed.say(gap, BEFORE_CONTACT[language])
