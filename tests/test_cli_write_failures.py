@@ -115,3 +115,34 @@ def test_an_export_into_a_directory_where_no_file_can_be_made_is_one_line(tmp_pa
     assert len(done.output.strip().splitlines()) == 1, done.output
     assert "bug" not in done.output
     assert not list(Path("/proc").glob(f".vea-export-{os.getpid()}.csv*"))
+
+
+COMMANDS_ON_THE_DATABASE = [
+    ["keys", "list"],
+    ["keys", "create", "--role", "admin", "--label", "night shift"],
+    ["export", "--out", "{dir}/e.csv"],
+    ["db", "prune", "--before", "2020-01-01", "--yes"],
+    ["db", "erase-customer", "c-1", "--yes"],
+    ["audit"],
+    ["report"],
+]
+
+
+def test_a_mistyped_sqlite_path_is_named_and_nothing_is_created(tmp_path):
+    url = sa.URL.create("sqlite", database=str(tmp_path / "typo.db")).render_as_string()
+    for argv in COMMANDS_ON_THE_DATABASE:
+        argv = [arg.format(dir=tmp_path) for arg in argv]
+
+        done = CliRunner().invoke(cli, argv, env={"VEA_DATABASE_URL": url})
+
+        assert done.exit_code == 1, (argv, done.output)
+        assert done.output == (
+            f"Error: VEA_DATABASE_URL: no database at {tmp_path / 'typo.db'}: run "
+            "`vea db upgrade` to create it (or correct the path)\n"
+        ), argv
+        assert list(tmp_path.iterdir()) == [], argv
+
+    # vea db upgrade still creates it, and the commands then work on it.
+    assert CliRunner().invoke(cli, ["db", "upgrade"], env={"VEA_DATABASE_URL": url}).exit_code == 0
+    done = CliRunner().invoke(cli, ["keys", "list"], env={"VEA_DATABASE_URL": url})
+    assert done.exit_code == 0, done.output
