@@ -33,14 +33,12 @@ from training.ope import (
     diagnostics,
     evaluate_policy,
     mean_value,
-    overflow_message,
-    overflowing_rows,
 )
 from training.overlap import seen_share
 from training.report_html import derived_warnings, in_sample_warning
-from training.retrain import customers_of
+from training.retrain import ROW, customers_of, numbered, overflowing_propensities
 from training.score import score_arrays
-from training.spec import SOURCES_ATTR, Spec
+from training.spec import Spec
 
 K = len(ACTIONS)
 MEASURES = "the suggestion (intent to treat)"
@@ -106,13 +104,13 @@ def evaluate_bundle(
     (default: the one the bundle learned)."""
     m = bundle.manifest
     reward = reward or Reward.from_dict(m.get("reward"))
-    applied, left_out = apply_reward(frame.assign(_row=np.arange(len(frame))), reward)
+    applied, left_out = apply_reward(numbered(frame), reward)
+    file_rows = applied[ROW].to_numpy()  # the loader's row numbers, 1-based
     if left_out and truth is not None:
         kept = np.zeros(len(frame), dtype=bool)
-        kept[applied["_row"].to_numpy()] = True
+        kept[file_rows - 1] = True
         truth = truth.loc[kept].reset_index(drop=True)
-    file_rows = applied["_row"].to_numpy() + 1  # the loader's row numbers
-    frame = applied.drop(columns=["_row"])
+    frame = applied.drop(columns=[ROW])
     openness, success = score_arrays(bundle, frame)
     y = frame[LABEL].to_numpy(dtype=np.float64)  # 0/1, or a weighted reward in [0, 1]
     features = bundle.encoder.feature_names
@@ -173,14 +171,9 @@ def evaluate_bundle(
         result["model_card"] = model_card(bundle)
         return _with_warnings(result, bundle, frame)
 
-    tiny = overflowing_rows(propensity)
-    if tiny.size:
-        field = (frame.attrs.get(SOURCES_ATTR) or {}).get("propensity")
-        shown = f"{field} (propensity)" if field and field != "propensity" else "propensity"
-        raise DataError(
-            overflow_message(file_rows[tiny], propensity[tiny], shown),
-            str((data_info or {}).get("path") or ""),
-        )
+    problems = overflowing_propensities(frame, file_rows)
+    if problems:
+        raise DataError(problems, str((data_info or {}).get("path") or ""))
     values = expected_values(success, bundle.economics)
     q_hat = np.nan_to_num(values, nan=0.0)
     rewards = net_rewards(frame, actions, bundle.economics)

@@ -405,14 +405,23 @@ def refuse_overflowing(frame: pd.DataFrame) -> pd.DataFrame:
         # An export of no decisions can lack every column, an openness-only log the
         # propensity: nothing to value a policy with.
         return frame.drop(columns=ROW)
+    problems = overflowing_propensities(frame, frame[ROW].to_numpy())
+    if problems:
+        raise DataError(problems)
+    return frame.drop(columns=ROW)
+
+
+def overflowing_propensities(frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """What to say of ``frame``'s propensities too small to value a policy with
+    (``training.ope.overflowing_rows``), by their ``rows`` (the log's numbers); empty when
+    there are none. A spec-mapped log (the champion's layout) names the user's column."""
     propensity = frame["propensity"].to_numpy(dtype=np.float64)
     tiny = overflowing_rows(propensity)
-    if tiny.size:
-        # A spec-mapped log (the champion's layout) names the user's column too.
-        field = (frame.attrs.get(SOURCES_ATTR) or {}).get("propensity")
-        shown = f"{field} (propensity)" if field and field != "propensity" else "propensity"
-        raise DataError(overflow_message(frame[ROW].to_numpy()[tiny], propensity[tiny], shown))
-    return frame.drop(columns=ROW)
+    if not tiny.size:
+        return []
+    field = (frame.attrs.get(SOURCES_ATTR) or {}).get("propensity")
+    shown = f"{field} (propensity)" if field and field != "propensity" else "propensity"
+    return overflow_message(rows[tiny], propensity[tiny], shown)
 
 
 def gate_refusal(improvement: Estimate, health: dict[str, float], min_ess: float) -> str | None:
