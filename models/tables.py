@@ -44,3 +44,13 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, byte_order_mark: bool 
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def os_reason(exc: OSError, out: str | Path) -> str:
+    """Why ``out`` could not be written, in the OS's words, naming the path that failed
+    when it is not the output file itself (a folder on the way that is a file)."""
+    reason = exc.strerror or str(exc)
+    failed = exc.filename
+    if failed and Path(failed).name not in (Path(out).name, f".{Path(out).name}.tmp"):
+        reason = f"{reason}: {failed}"
+    return reason

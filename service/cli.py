@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from models.opportunities import DEFAULT_SITUATION, SITUATION_FEATURES, parse_situation
 from models.opportunities import MIN_ATTEMPTS as ORGANIC_MIN_ATTEMPTS
+from models.tables import os_reason
 from service.audit import DEFAULT_PAGE as AUDIT_PAGE
 from service.audit import MAX_PAGE as AUDIT_MAX_PAGE
 from service.audit import Event, Position, cli_actor
@@ -502,16 +503,6 @@ def keys_revoke(key_or_id: str) -> None:
     click.echo("revoked")
 
 
-def _os_reason(exc: OSError, out: str) -> str:
-    """Why a file could not be written, in the OS's words, naming the path that failed
-    when it is not the output file itself (a folder on the way that is a file)."""
-    reason = exc.strerror or str(exc)
-    failed = exc.filename
-    if failed and Path(failed).name not in (Path(out).name, f".{Path(out).name}.tmp"):
-        reason = f"{reason}: {failed}"
-    return reason
-
-
 @click.command("export")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".parquet or .csv")
 @click.option(
@@ -538,7 +529,7 @@ def export(out: str, since, until) -> None:
         except ExportError as exc:
             raise click.ClickException(str(exc)) from exc
         except OSError as exc:  # a full disk, no permission: the operator's to fix
-            raise click.ClickException(f"cannot write {out}: {_os_reason(exc, out)}") from None
+            raise click.ClickException(f"cannot write {out}: {os_reason(exc, out)}") from None
     click.echo(f"exported {result.rows} decisions with outcomes to {out}")
     if result.pending:
         click.echo(

@@ -146,3 +146,19 @@ def test_a_mistyped_sqlite_path_is_named_and_nothing_is_created(tmp_path):
     assert CliRunner().invoke(cli, ["db", "upgrade"], env={"VEA_DATABASE_URL": url}).exit_code == 0
     done = CliRunner().invoke(cli, ["keys", "list"], env={"VEA_DATABASE_URL": url})
     assert done.exit_code == 0, done.output
+
+
+def test_score_into_a_folder_that_is_a_file_is_one_line(tmp_path, registry_dir):
+    """`vea score` writes with the same table writer: it ended in a traceback."""
+    from training.simulate import simulate
+
+    log, _truth = simulate(rows=200, seed=3)
+    data = tmp_path / "log.csv"
+    log.to_csv(data, index=False)
+    (tmp_path / "afile").write_text("not a folder")
+    out = tmp_path / "afile" / "x.csv"
+    argv = ["score", "--data", str(data), "--out", str(out), "--registry", str(registry_dir)]
+    done = CliRunner().invoke(cli, argv, env={"VEA_COMPILE_CACHE": ""})
+    assert done.exit_code == 1, done.output
+    assert f"Error: cannot write {out}: Not a directory: {out.parent}\n" in done.output
+    assert "Traceback" not in done.output and "bug" not in done.output

@@ -875,8 +875,11 @@ def contact_policy_allowed(frame: pd.DataFrame) -> np.ndarray | None:
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, byte_order_mark: bool = False) -> Path:
-    """``models.tables.write_table``, with a bad extension reported as a DataError."""
+    """``models.tables.write_table``, with a bad extension or a file that cannot be
+    written (a full disk, no permission) reported as a DataError: one line, exit 1."""
     try:
         return tables.write_table(frame, path, byte_order_mark=byte_order_mark)
     except ValueError as exc:
         raise DataError(str(exc)) from exc
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {tables.os_reason(exc, path)}") from None
