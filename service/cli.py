@@ -28,20 +28,14 @@ from service.config import Settings, safe_url
 def service_database(url: str | None = None) -> Iterator[sa.Engine]:
     """An engine on the service database (``url`` or VEA_DATABASE_URL), disposed of after
     the command's work."""
-    from service.db import make_engine, sqlite_file
+    from service.db import make_engine, missing_sqlite_file
 
     url = url or Settings.from_env().database_url
     # SQLite creates a missing file on connect: a mistyped path left an empty database
     # (and its .writelock) behind, which a later backup took for a foreign database.
-    # Only `vea db upgrade` (and vea serve) create the database. A missing folder is
-    # left to SQLite, which cannot create a file there and says "cannot reach".
-    path = sqlite_file(url)
-    if (
-        path is not None
-        and not path.startswith("file:")
-        and Path(path).parent.is_dir()
-        and not Path(path).exists()
-    ):
+    # Only `vea db upgrade` (and vea serve) create the database.
+    path = missing_sqlite_file(url)
+    if path is not None:
         raise click.ClickException(
             f"VEA_DATABASE_URL: no database at {path}: run `vea db upgrade` to create it "
             "(or correct the path)"

@@ -921,6 +921,16 @@ def sqlite_file(url: str) -> str | None:
     return database if database and database != ":memory:" else None
 
 
+def missing_sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL that does not exist in an existing folder (SQLite would
+    create it empty on connect; only `vea db upgrade` and vea serve should), else None.
+    A missing folder is left to SQLite, which cannot create a file there."""
+    path = sqlite_file(url)
+    if path is None or path.startswith("file:"):
+        return None
+    return path if Path(path).parent.is_dir() and not Path(path).exists() else None
+
+
 def _create_private_file(database: str) -> None:
     """Create a missing SQLite database file empty (SQLite takes it for a new database)
     and readable by its owner only, as backups are: it holds customer data, and SQLite

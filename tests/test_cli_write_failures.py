@@ -162,3 +162,20 @@ def test_score_into_a_folder_that_is_a_file_is_one_line(tmp_path, registry_dir):
     assert done.exit_code == 1, done.output
     assert f"Error: cannot write {out}: Not a directory: {out.parent}\n" in done.output
     assert "Traceback" not in done.output and "bug" not in done.output
+
+
+def test_a_model_promotion_with_a_mistyped_database_path_makes_no_database(tmp_path, registry_dir):
+    """The promotion is the registry's; its audit event goes to the service database if
+    there is one, and a path with no database gets none made (as the other commands)."""
+    from models.registry import Registry
+
+    registry = Registry(registry_dir)
+    other = next(v for v in registry.version_ids() if v != registry.champion())
+    folder = tmp_path / "db"
+    folder.mkdir()
+    url = sa.URL.create("sqlite", database=str(folder / "typo.db")).render_as_string()
+    argv = ["models", "promote", other, "--registry", str(registry_dir)]
+    done = CliRunner().invoke(cli, argv, env={"VEA_DATABASE_URL": url})
+    assert done.exit_code == 0, done.output
+    assert registry.champion() == other
+    assert list(folder.iterdir()) == []
