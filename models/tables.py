@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +35,11 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, byte_order_mark: bool 
         raise NotADirectoryError(
             errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)
         ) from None
-    tmp = path.with_name(f".{path.name}.tmp")
+    # Its own temporary name (two writers of one path do not write into each other's),
+    # made owner-only first: a log or a scored table holds customer ids, as a backup
+    # does, and the writers below keep the mode of the file they truncate.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
         if suffix == ".csv":
             frame.to_csv(tmp, index=False, encoding="utf-8-sig" if byte_order_mark else "utf-8")
@@ -51,6 +56,12 @@ def os_reason(exc: OSError, out: str | Path) -> str:
     when it is not the output file itself (a folder on the way that is a file)."""
     reason = exc.strerror or str(exc)
     failed = exc.filename
-    if failed and Path(failed).name not in (Path(out).name, f".{Path(out).name}.tmp"):
+    name = Path(out).name
+    if failed and not _is_output(Path(failed).name, name):
         reason = f"{reason}: {failed}"
     return reason
+
+
+def _is_output(failed: str, name: str) -> bool:
+    """Whether ``failed`` is the output file ``name`` or its temporary file."""
+    return failed == name or (failed.startswith(f".{name}.") and failed.endswith(".tmp"))

@@ -384,6 +384,19 @@ def keys() -> None:
     """API keys (stored hashed)."""
 
 
+def _key_label(_ctx, _param, value: str) -> str:
+    """A label `vea keys list` can show on its row: at most 100 characters (it was cut
+    there silently), no line break or other control character (one split the table)."""
+    if len(value) > MAX_KEY_LABEL:
+        raise click.BadParameter(f"at most {MAX_KEY_LABEL} characters (got {len(value)})")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise click.BadParameter("must not hold line breaks or other control characters")
+    return value
+
+
+MAX_KEY_LABEL = 100
+
+
 @keys.command("create")
 @click.option(
     "--role",
@@ -392,7 +405,9 @@ def keys() -> None:
     help="desktop: decisions/outcomes/events and the agent desk; engineer: models; "
     "manager: reports and the value dashboard; admin: everything",
 )
-@click.option("--label", default="", help="who or what uses the key")
+@click.option(
+    "--label", default="", callback=_key_label, help="who or what uses the key (<= 100 chars)"
+)
 @click.option(
     "--expires-in",
     "expires_in",

@@ -179,3 +179,35 @@ def test_a_model_promotion_with_a_mistyped_database_path_makes_no_database(tmp_p
     assert done.exit_code == 0, done.output
     assert registry.champion() == other
     assert list(folder.iterdir()) == []
+
+
+def test_tables_written_are_owner_only_and_leave_no_temporary_file(tmp_path):
+    """A log or scored table holds customer ids, as a backup does (0600): it was written
+    with the umask's mode (usually 0644, every local user), under a fixed temporary name
+    two writers of one path shared."""
+    import stat
+
+    import pandas as pd
+
+    from models.tables import write_table
+
+    frame = pd.DataFrame({"customer_id": ["c-1", "c-2"], "n": [1, 2]})
+    for name in ("log.csv", "log.parquet"):
+        written = write_table(frame, tmp_path / name)
+        assert stat.S_IMODE(written.stat().st_mode) == 0o600, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "log.parquet"]
+
+
+def test_a_key_label_is_refused_rather_than_cut_or_split_across_lines(tmp_path):
+    url = _migrated(tmp_path)
+    for label, problem in (("x" * 101, "at most 100 characters"), ("a\nb", "line breaks")):
+        done = CliRunner().invoke(
+            cli, ["keys", "create", "--role", "desktop", "--label", label],
+            env={"VEA_DATABASE_URL": url},
+        )  # fmt: skip
+        assert done.exit_code == 2 and problem in done.output, done.output
+    done = CliRunner().invoke(
+        cli, ["keys", "create", "--role", "desktop", "--label", "x" * 100],
+        env={"VEA_DATABASE_URL": url},
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
