@@ -8,12 +8,11 @@ that never happened. The API does this right (tests/test_models_audit_events.py)
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 from click.testing import CliRunner
 
 from models.registry import Registry
+from tests.test_models_audit_events import another_change_first
 from training.cli import cli
 
 
@@ -67,19 +66,9 @@ def test_a_rollback_racing_another_is_audited_as_recorded(registry_dir, database
     for version in (other, first, other):  # each replaced the other: rollback goes to and fro
         registry.promote(version)
 
-    # Another rollback (the API, another operator) runs just before this command's own
-    # takes the registry's lock: other -> first, then this one first -> other.
-    original, raced = Registry._locked, []
-
-    @contextmanager
-    def after_another_rollback(self):
-        if not raced:
-            raced.append(None)  # the other rollback takes the lock as it always did
-            raced[0] = Registry(registry_dir).rollback(actor="elsewhere")
-        with original(self):
-            yield
-
-    monkeypatch.setattr(Registry, "_locked", after_another_rollback)
+    # Another rollback runs just before this command's own takes the registry's lock:
+    # other -> first, then this one first -> other.
+    raced = another_change_first(monkeypatch, registry_dir)
     rolled = _vea("models", "rollback", "--registry", str(registry_dir))
     assert raced == [first]
     recorded = registry.history()[-1]
@@ -94,17 +83,9 @@ def test_a_rollback_racing_another_is_audited_as_recorded(registry_dir, database
 
 def test_a_shadow_set_meanwhile_is_audited_as_the_one_replaced(registry_dir, database, monkeypatch):
     _first, other = _versions(registry_dir)
-    original, raced = Registry._locked, []
-
-    @contextmanager
-    def after_another_shadow(self):
-        if not raced:
-            raced.append(None)  # the other one takes the lock as it always did
-            raced[0] = Registry(registry_dir).set_shadow(other, actor="elsewhere")
-        with original(self):
-            yield
-
-    monkeypatch.setattr(Registry, "_locked", after_another_shadow)
+    raced = another_change_first(
+        monkeypatch, registry_dir, lambda registry: registry.set_shadow(other, actor="elsewhere")
+    )
     _vea("models", "shadow", other, "--registry", str(registry_dir))
     assert raced == [None]
     assert Registry(registry_dir).history()[-1]["previous"] == other

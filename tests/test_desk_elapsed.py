@@ -84,17 +84,32 @@ def test_the_desk_rewrites_the_note_in_the_other_language():
     ("language", "said"), [("en", "3 h before this contact"), ("ja", "このお問い合わせの3時間前")]
 )
 def test_the_desks_earlier_card_counts_hours_before_this_contact(desk_client, language, said):  # noqa: F811
+    card = _earlier_card(desk_client, language, timedelta(hours=3, minutes=10))
+    assert said in card, card
+
+
+def _earlier_card(
+    client, language: str, earlier_ago: timedelta, this_ago: timedelta | None = None
+) -> str:
+    """The desk's earlier-contact card for a voice contact (``this_ago`` before now, or
+    at the request) continuing a chat ``earlier_ago`` before now."""
     customer = f"c-earlier-{uuid.uuid4().hex}"
-    earlier = quote((datetime.now(UTC) - timedelta(hours=3, minutes=10)).isoformat())
-    desk_client.get(desk_url(customer_id=customer, issue_type="how_to", occurred_at=earlier))
-    page = desk_client.get(
-        desk_url(customer_id=customer, channel="voice", issue_type="how_to", sentiment="0.5")
+    earlier = quote((datetime.now(UTC) - earlier_ago).isoformat())
+    client.get(desk_url(customer_id=customer, issue_type="how_to", occurred_at=earlier))
+    when = (
+        {}
+        if this_ago is None
+        else {"occurred_at": quote((datetime.now(UTC) - this_ago).isoformat())}
+    )
+    page = client.get(
+        desk_url(
+            customer_id=customer, channel="voice", issue_type="how_to", sentiment="0.5", **when
+        )
         + f"&lang={language}"
     ).get_data(as_text=True)
     if 'id="resolve"' in page:
         pytest.skip("this model answers the contact quietly: nothing else is shown")
-    card = re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
-    assert said in card, card
+    return re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
 
 
 @pytest.mark.parametrize(
@@ -107,21 +122,7 @@ def test_the_earlier_card_counts_to_this_contacts_time_not_to_the_request(
 ):
     """A desk opened two hours after its contact (a queued call, a late link): the card
     said 5 h, the time from the earlier contact to the request."""
-    customer = f"c-late-{uuid.uuid4().hex}"
-    earlier = quote((datetime.now(UTC) - timedelta(hours=5, minutes=10)).isoformat())
-    desk_client.get(desk_url(customer_id=customer, issue_type="how_to", occurred_at=earlier))
-    this_contact = quote((datetime.now(UTC) - timedelta(hours=2)).isoformat())
-    page = desk_client.get(
-        desk_url(
-            customer_id=customer,
-            channel="voice",
-            issue_type="how_to",
-            sentiment="0.5",
-            occurred_at=this_contact,
-        )
-        + f"&lang={language}"
-    ).get_data(as_text=True)
-    if 'id="resolve"' in page:
-        pytest.skip("this model answers the contact quietly: nothing else is shown")
-    card = re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
+    card = _earlier_card(
+        desk_client, language, timedelta(hours=5, minutes=10), this_ago=timedelta(hours=2)
+    )
     assert said in card, card

@@ -33,25 +33,34 @@ def _back_and_forth(client, headers, registry):
     return first, other
 
 
+def another_change_first(monkeypatch, registry_dir, change=None) -> list:
+    """Make another change of the registry (another worker, the CLI, an operator; a
+    rollback unless ``change`` says otherwise) run just before the next one takes the
+    registry's lock; the list gets what that change returned."""
+    original, raced = Registry._locked, []
+    change = change or (lambda registry: registry.rollback(actor="elsewhere"))
+
+    @contextmanager
+    def after_another_change(self):
+        if not raced:
+            raced.append(None)  # the other change takes the lock as it always did
+            raced[0] = change(Registry(registry_dir))
+        with original(self):
+            yield
+
+    monkeypatch.setattr(Registry, "_locked", after_another_change)
+    return raced
+
+
 def test_a_rollback_racing_another_is_answered_and_audited_as_recorded(
     client, keys, registry_dir, monkeypatch
 ):
     registry = Registry(registry_dir)
     first, other = _back_and_forth(client, keys["engineer"], registry)
 
-    # Another rollback (another worker, the CLI) runs just before this request's own
-    # rollback takes the registry's lock: other -> first, then this one first -> other.
-    original, raced = Registry._locked, []
-
-    @contextmanager
-    def after_another_rollback(self):
-        if not raced:
-            raced.append(None)  # the other rollback takes the lock as it always did
-            raced[0] = Registry(registry_dir).rollback(actor="elsewhere")
-        with original(self):
-            yield
-
-    monkeypatch.setattr(Registry, "_locked", after_another_rollback)
+    # Another rollback runs just before this request's own takes the registry's lock:
+    # other -> first, then this one first -> other.
+    raced = another_change_first(monkeypatch, registry_dir)
     rolled = client.post("/v1/models/rollback", json={}, headers=keys["admin"])
     assert raced == [first]
     assert rolled.status_code == 200, rolled.json
