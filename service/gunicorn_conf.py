@@ -16,6 +16,7 @@ set here first:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -93,19 +94,59 @@ proc_name = "vea"
 control_socket_disable = True
 
 
-def _empty(directory: str) -> None:
+# The files vea's workers leave in the two state directories: prometheus_client's
+# per-process samples ({type}_{pid}.db, gauges {gauge_mode}_{pid}.db), the rate-limit
+# buckets (service.ratelimit), the verified-keys cache and its lock and temporary files
+# (service.key_cache), the heavy-report slots (service.heavy).
+OWN_STATE_FILE = re.compile(
+    r"(?:counter|histogram|summary|gauge_[a-z]+)_\d+\.db"
+    r"|[a-z-]+\.buckets(?:\.leased)?"
+    r"|verified-keys\.json(?:\.lock)?|\.verified-keys\..+"
+    r"|heavy-\d+\.lock"
+)
+
+
+def _empty(variable: str) -> None:
+    """Empty the directory ``variable`` names of what an earlier run left, refusing a
+    directory that holds anything else: a mistyped setting (a home directory, a data
+    volume) would otherwise have every file in it deleted at start."""
+    directory = os.environ[variable]
     os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):
-        path = os.path.join(directory, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
+    names = os.listdir(directory)
+    foreign = sorted(
+        name
+        for name in names
+        if not OWN_STATE_FILE.fullmatch(name) or not os.path.isfile(os.path.join(directory, name))
+    )
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
+        raise StateDirectoryNotOwn(
+            f"{variable}: {directory} holds files vea did not write ({shown}); vea empties "
+            "this directory at every start, so point it at an empty directory of its own"
+        )
+    for name in names:
+        os.unlink(os.path.join(directory, name))
+
+
+class StateDirectoryNotOwn(Exception):
+    pass
+
+
+def _stop_starting() -> None:
+    for directory in _made_here:  # on_exit does not run when starting fails
+        shutil.rmtree(directory, ignore_errors=True)
+    raise SystemExit(1)
 
 
 def on_starting(server) -> None:
-    _empty(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    _empty(os.environ["VEA_SHARED_STATE_DIR"])
+    try:
+        _empty("PROMETHEUS_MULTIPROC_DIR")
+        _empty("VEA_SHARED_STATE_DIR")
+    except StateDirectoryNotOwn as exc:
+        server.log.error("%s", exc)
+        _stop_starting()
     for name in Settings.unknown_variables():
         # A misspelt setting would otherwise be silently ignored.
         server.log.warning("%s is not a vea setting: ignored", name)
@@ -135,7 +176,7 @@ def on_starting(server) -> None:
             server.log.error(
                 "VEA_DATABASE_URL: cannot migrate %s: %s", safe_url(_settings.database_url), why
             )
-            raise SystemExit(1) from None
+            _stop_starting()
         except SchemaNewerThanCode as exc:
             # A rolled-back release: it serves a newer schema (migrations only add, and
             # /readyz calls that ready), so it starts instead of stopping on a traceback.
