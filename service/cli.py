@@ -231,7 +231,13 @@ def db_downgrade(revision: str, yes: bool) -> None:
 @db.command("erase-customer")
 @click.argument("customer_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
-def db_erase_customer(customer_id: str, yes: bool) -> None:
+@click.option(
+    "--new-ledger",
+    is_flag=True,
+    help="Start a new erasure ledger although this database recorded erasures before "
+    "(only when the ledger they went to is lost for good).",
+)
+def db_erase_customer(customer_id: str, yes: bool, new_ledger: bool) -> None:
     """Erase every decision, outcome, survey and event stored for CUSTOMER_ID (right to
     deletion).
 
@@ -250,10 +256,12 @@ def db_erase_customer(customer_id: str, yes: bool) -> None:
     ledger = ErasureLedger(Settings.from_env().erasure_ledger_path())
     with service_database() as engine:
         try:
-            deleted = forget_customer(engine, customer_id, actor=cli_actor(), ledger=ledger)
+            deleted = forget_customer(
+                engine, customer_id, actor=cli_actor(), ledger=ledger, new_ledger=new_ledger
+            )
         except LedgerError as exc:
             raise click.ClickException(f"{exc}: nothing was erased") from None
-    click.echo(f"erased {_erased(deleted)}")
+    click.echo(f"erased {_erased(deleted)} (recorded in the erasure ledger {ledger.path})")
 
 
 @db.command("reapply-erasures")
@@ -293,7 +301,7 @@ def db_reapply_erasures(ledgers: tuple[Path, ...], yes: bool) -> None:
             )
         except LedgerError as exc:
             raise click.ClickException(str(exc)) from None
-    recorded = f"{found.erasures} erasures in the ledger"
+    recorded = f"{found.erasures} erasures in the ledger {', '.join(map(str, paths))}"
     if found.torn:
         recorded += f", {found.torn} unreadable lines left out (writes that failed)"
     if not yes:

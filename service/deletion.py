@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql
 
 from service import audit
 from service.db import (
+    audit_events,
     begin_write,
     customer_events,
     decisions,
@@ -34,7 +35,7 @@ from service.db import (
     to_naive_utc,
     utcnow,
 )
-from service.erasure_ledger import ErasureLedger
+from service.erasure_ledger import ErasureLedger, LedgerError
 from service.export import RETENTION_WINDOWS
 
 log = logging.getLogger("vea.deletion")
@@ -153,6 +154,7 @@ def forget_customer(
     *,
     actor: str = audit.SYSTEM_ACTOR,
     ledger: ErasureLedger | None = None,
+    new_ledger: bool = False,
 ) -> dict[str, int]:
     """Delete every stored record of ``customer_id`` (right to deletion: APPI, GDPR);
     return how many of each went.
@@ -169,7 +171,22 @@ def forget_customer(
     the line (``reapply_erasures``) deletes only what was stored up to the line's time,
     which is what the erasure would have deleted (and nothing once it is retried and
     done). The other order could commit an erasure with no line, and a restored backup
-    would bring the customer back with nothing left to say so."""
+    would bring the customer back with nothing left to say so.
+
+    A ledger that does not exist yet is started only for a database that never recorded
+    an erasure, or with ``new_ledger``: otherwise the erasures so far went to another
+    file (LedgerError, nothing erased)."""
+    if ledger is not None and not new_ledger and not ledger.started() and _erased_before(engine):
+        # A ledger started here would hold this erasure where the next restore's
+        # reapply-erasures does not look (the default path is relative to the current
+        # directory: a command run from elsewhere), and the customer would come back.
+        raise LedgerError(
+            f"this database recorded erasures before, but there is no erasure ledger at "
+            f"{ledger.path}: set VEA_ERASURE_LEDGER to the ledger the service writes (by "
+            "default erasures/ledger.jsonl beside VEA_REGISTRY, a path relative to the "
+            "directory the service runs in); if that ledger is lost for good, start a new "
+            "one with vea db erase-customer --new-ledger"
+        )
     append = ledger.prepare() if ledger is not None else None  # the key before any lock
     counts = _delete(
         engine,
@@ -182,6 +199,17 @@ def forget_customer(
     # The counts only: the id itself never goes into the logs.
     log.info("customer data erased", extra={"deleted": counts})
     return counts
+
+
+def _erased_before(engine: sa.Engine) -> bool:
+    """Whether the audit log holds an erasure asked for (not one reapplied from a ledger)."""
+    query = (
+        sa.select(audit_events.c.id)
+        .where(audit_events.c.action == "customer.erase", audit_events.c.target.is_(None))
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        return conn.execute(query).first() is not None
 
 
 # The audit target of an erasure done again from the ledger (no customer id either).

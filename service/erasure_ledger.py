@@ -105,6 +105,14 @@ class ErasureLedger:
         except FileNotFoundError:
             return False
 
+    def started(self) -> bool:
+        """Whether this ledger exists (its key or its lines): the first erasure starts it.
+        True when that cannot be told (its directory unreadable): reading it says why."""
+        try:
+            return self.key_path.exists() or self._has_lines()
+        except OSError:
+            return True
+
     def _read_key(self) -> bytes:
         text = self.key_path.read_bytes()
         try:

@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import shutil
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def outcome_and_event(client, key, decision, customer_id) -> None:
         f"/v1/customers/{customer_id}/events", json={"type": "renewed"}, headers=key
     )
     assert answer.status_code == 201, answer.json
+
+
+@pytest.fixture
+def own_url(request, database_url, tmp_path) -> str:
+    """A migrated database of this test's own, on the test's backend: a ledger started
+    for a database where other tests recorded erasures is refused (they went elsewhere)."""
+    from service.db import upgrade
+
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"vea_own_{uuid.uuid4().hex[:8]}")
+    upgrade(url)
+    return url
 
 
 @pytest.fixture
@@ -109,7 +124,9 @@ def test_an_erasure_after_a_backup_is_done_again_after_the_restore(
 
         dry = vea(env, "db", "reapply-erasures")
         assert dry.exit_code == 0, dry.output
-        assert "dry run: 2 stored customers match (3 erasures in the ledger)" in dry.output
+        assert f"dry run: 2 stored customers match (3 erasures in the ledger {ledger_file})" in (
+            dry.output
+        )
         assert "--yes" in dry.output
         assert stored(restored, by_api) == (2, 1, 1)  # a dry run deletes nothing
 
@@ -151,13 +168,13 @@ def test_an_erasure_after_a_backup_is_done_again_after_the_restore(
     assert (ledger_file.parent / KEY_NAME).stat().st_mode & 0o777 == 0o600
 
 
-def test_an_erasure_is_refused_without_its_ledger_line(make_app, new_id, tmp_path):
+def test_an_erasure_is_refused_without_its_ledger_line(make_app, own_url, new_id, tmp_path):
     """Nothing is deleted when the ledger line cannot be written: 503 + Retry-After from
     the API, one Error line from the CLI."""
     ledger_file = tmp_path / "erasures" / "ledger.jsonl"
     blocker = tmp_path / "not-a-directory"
-    app = make_app(erasure_ledger=str(ledger_file))
-    blocked = make_app(erasure_ledger=str(blocker / "ledger.jsonl"))
+    app = make_app(database_url=own_url, erasure_ledger=str(ledger_file))
+    blocked = make_app(database_url=own_url, erasure_ledger=str(blocker / "ledger.jsonl"))
     blocker.write_text("")  # after the start, which would have refused it
     client = app.test_client()
     engine = app.extensions["vea"].engine
@@ -205,9 +222,13 @@ def test_an_erasure_is_refused_without_its_ledger_line(make_app, new_id, tmp_pat
     assert stored(engine, customer) == (0, 0, 0)
 
 
-def test_concurrent_erasures_each_write_one_whole_line(sqlite_url, new_id, tmp_path):
+def test_concurrent_erasures_each_write_one_whole_line(new_id, tmp_path):
     """Two threads erasing at once on a fresh ledger: one key, two whole lines."""
-    engine = make_engine(sqlite_url)
+    from service.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    upgrade(url)
+    engine = make_engine(url)
     ledger = ErasureLedger(tmp_path / "erasures" / "ledger.jsonl")
     customers = [new_id("c-"), new_id("c-")]
     start = threading.Barrier(2)
@@ -313,12 +334,14 @@ def test_the_ledger_setting(tmp_path):
         Settings.from_env({"VEA_ERASURE_LEDGER": " "})
 
 
-def test_the_line_covers_a_row_stored_by_a_host_whose_clock_runs_ahead(make_app, new_id, tmp_path):
+def test_the_line_covers_a_row_stored_by_a_host_whose_clock_runs_ahead(
+    make_app, own_url, new_id, tmp_path
+):
     """The line's time was the erasing host's clock: a contact another host stored with
     its clock an hour ahead was erased, yet newer than the line, so a replay after a
     restore kept it and the erased customer came back."""
     ledger_file = tmp_path / "erasures" / "ledger.jsonl"
-    app = make_app(erasure_ledger=str(ledger_file))
+    app = make_app(database_url=own_url, erasure_ledger=str(ledger_file))
     client, engine = app.test_client(), app.extensions["vea"].engine
     desktop, admin = headers(engine, "desktop"), headers(engine, "admin")
     customer = new_id("c-")
@@ -333,3 +356,50 @@ def test_the_line_covers_a_row_stored_by_a_host_whose_clock_runs_ahead(make_app,
     assert client.delete(f"/v1/customers/{customer}", headers=admin).status_code == 200
     (entry,) = ErasureLedger(ledger_file).read().entries
     assert entry.at >= ahead, (entry.at, ahead)
+
+
+def test_an_erasure_from_another_directory_is_refused_not_lost(
+    default_ledger, own_url, make_app, new_id, tmp_path, monkeypatch
+):
+    """The default ledger path is relative to the current directory: `vea db
+    erase-customer` run from a home directory wrote a new ledger there, and the next
+    restore's reapply-erasures, run from the service's directory, brought the customer
+    back. A database that recorded erasures does not start a second ledger."""
+    service_dir, home = tmp_path / "srv", tmp_path / "home"
+    service_dir.mkdir()
+    home.mkdir()
+    env = {"VEA_DATABASE_URL": own_url}  # VEA_REGISTRY at its default: var/registry
+    app = make_app(database_url=own_url)
+    client, engine = app.test_client(), app.extensions["vea"].engine
+    desktop = headers(engine, "desktop")
+    first, second = new_id("c-"), new_id("c-")
+    for customer in (first, second):
+        make_decision(client, desktop, new_id, customer)
+
+    monkeypatch.chdir(service_dir)
+    done = vea(env, "db", "erase-customer", first, "--yes")
+    assert done.exit_code == 0, done.output
+    assert "var/erasures/ledger.jsonl" in done.output  # says where it was recorded
+
+    monkeypatch.chdir(home)
+    refused = vea(env, "db", "erase-customer", second, "--yes")
+    assert refused.exit_code == 1
+    assert refused.output.startswith("Error: ") and "nothing was erased" in refused.output
+    assert "VEA_ERASURE_LEDGER" in refused.output and "--new-ledger" in refused.output
+    assert second not in refused.output
+    assert stored(engine, second) == (1, 0, 0)
+    assert not (home / "var").exists()  # no second key, no second ledger
+
+    monkeypatch.chdir(service_dir)
+    assert vea(env, "db", "erase-customer", second, "--yes").exit_code == 0
+    assert stored(engine, second) == (0, 0, 0)
+
+    # The ledger lost for good: a new one only when asked for.
+    shutil.rmtree(service_dir / "var" / "erasures")
+    third = new_id("c-")
+    make_decision(client, desktop, new_id, third)
+    assert vea(env, "db", "erase-customer", third, "--yes").exit_code == 1
+    done = vea(env, "db", "erase-customer", third, "--yes", "--new-ledger")
+    assert done.exit_code == 0, done.output
+    assert stored(engine, third) == (0, 0, 0)
+    (entry,) = ErasureLedger(service_dir / "var" / "erasures" / "ledger.jsonl").read().entries
