@@ -5,7 +5,8 @@ Three rules protect the customer from pushy or badly timed value enhancement:
 1. **Recently declined**: an activity the customer declined (it was offered and not
    accepted) within ``decline_days`` is not suggested again.
 2. **Weekly cap**: at most ``max_attempts_per_week`` value attempts per customer in the
-   last 7 days; past the cap no activity is suggested.
+   last 7 days; past the cap no activity is suggested. A self-service contact is no
+   attempt: digital content was shown, no agent pitched anything.
 3. **Negative complaints**: no value attempt on a complaint whose live sentiment is at or
    below ``negative_sentiment_threshold``, unless ``allow_negative_complaints`` is set.
    Gartner found value enhancement least likely to land on complaints; on an angry
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from models.activities import VALUE_ACTIVITIES
+from models.pools import SELF_SERVICE
 from models.reasons import activity_name, language_of
 
 WEEK_DAYS = 7.0
@@ -30,7 +32,18 @@ WEEK_DAYS = 7.0
 
 @dataclass(frozen=True)
 class ContactPolicy:
-    """The rule settings; a value of 0 (or ``None`` for the cap) disables a rule."""
+    """The rule settings, and how each rule is turned off.
+
+    - ``decline_days``: a declined activity is not suggested again for this many days;
+      0 turns the rule off (negative values are refused).
+    - ``max_attempts_per_week``: value attempts allowed per customer in 7 days; ``None``
+      turns the cap off, while 0 is a cap of none: no value attempt at all (negative
+      values are refused; ``service.config`` reads a negative setting as ``None``).
+    - ``allow_negative_complaints``: True turns the complaint rule off.
+    - ``negative_sentiment_threshold``: the complaint rule fires at or below it (-1..1; at
+      -1 only a sentiment of exactly -1 fires it). ``complaint_issue_types`` are the
+      issue types it applies to, in the lower case the API loads categories in.
+    """
 
     decline_days: int = 14
     max_attempts_per_week: int | None = 2
@@ -52,19 +65,27 @@ class PastContact:
     """One earlier contact of the customer, as far as the policy cares.
 
     ``activity`` is what was suggested (or, when an outcome says so, what was offered);
-    ``offered``/``accepted`` are ``None`` while no outcome has been recorded.
+    ``offered``/``accepted`` are ``None`` while no outcome has been recorded; ``channel``
+    is the contact's (None when unknown: counted as an assisted contact).
     """
 
     occurred_at: datetime
     activity: str
     offered: bool | None = None
     accepted: bool | None = None
+    channel: str | None = None
 
     @property
     def is_attempt(self) -> bool:
+        # A self-service contact is routed to digital content: no agent made an attempt,
+        # and two visits to the help pages must not use up the agent's weekly cap.
         # A suggestion without an outcome yet counts as an attempt: the agent probably
         # made it, and under-counting would let a customer be pitched too often.
-        return self.activity in VALUE_ACTIVITIES and self.offered is not False
+        return (
+            self.activity in VALUE_ACTIVITIES
+            and self.offered is not False
+            and self.channel != SELF_SERVICE
+        )
 
     @property
     def is_decline(self) -> bool:

@@ -9,7 +9,7 @@ continuation window), so the customer never has to repeat themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from models.contact_policy import PastContact
 from service.db import decisions, iso_utc, outcomes
 from service.driver_sql import prepared
+from service.schemas import normal_category
 
 PRIOR_CONTACTS_DAYS = 30
 MAX_ROWS = 500  # a customer with more contacts than this in the window is an outlier
@@ -42,6 +43,7 @@ class HistoryRow:
             activity=self.outcome_activity or self.suggested_activity,
             offered=self.offered,
             accepted=self.accepted,
+            channel=self.channel,  # a self-service contact is no attempt (weekly cap)
         )
 
 
@@ -96,7 +98,14 @@ def continued(rows: list[HistoryRow], until: datetime, window_min: float) -> His
     if window_min <= 0 or not rows:
         return None
     latest = rows[0]
-    return latest if until - latest.occurred_at <= timedelta(minutes=window_min) else None
+    if until - latest.occurred_at > timedelta(minutes=window_min):
+        return None
+    issue = latest.issue_type
+    if issue is not None and issue != normal_category(issue):
+        # Stored before the API loaded categories in lower case ("Complaint"): inherited
+        # as such, it escaped the complaint rule and was an unknown value to the model.
+        return replace(latest, issue_type=normal_category(issue) or None)
+    return latest
 
 
 def continuation_payload(row: HistoryRow) -> dict:

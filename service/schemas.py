@@ -212,11 +212,36 @@ def _id_field(description: str, *, customer: bool = False, **kwargs) -> fields.S
     )
 
 
+def normal_category(value: str) -> str:
+    """A category id as the API loads it (``_Category``): stripped, lower case."""
+    return value.strip().lower()
+
+
+class _Category(fields.String):
+    """A category id (an issue type, a segment, a persona), loaded stripped of surrounding
+    whitespace and in lower case: CRMs send "Complaint", "COMPLAINT" or "complaint ", and
+    the contact policy, the model's vocabulary, talk tracks and reports know "complaint"
+    only (an angry "Complaint" was offered a value attempt)."""
+
+    default_error_messages = {"blank": "must not be blank"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        category = normal_category(super()._deserialize(value, attr, data, **kwargs))
+        if not category:
+            raise self.make_error("blank")
+        return category
+
+    def fast_load(self, value: Any) -> Any:
+        """What ``_deserialize`` loads from a string, else DEFER (service.fast_load); a
+        blank one fails the field's Length and defers to marshmallow for its message."""
+        return normal_category(value) if type(value) is str else DEFER
+
+
 def _category(description: str, **kwargs) -> fields.String:
-    return fields.String(
+    return _Category(
         validate=validate.Length(min=1, max=64),
         allow_none=True,
-        metadata={"description": description},
+        metadata={"description": f"{description}; read in lower case, spaces around removed"},
         **kwargs,
     )
 
