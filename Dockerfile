@@ -2,8 +2,14 @@
 # PostgreSQL when VEA_DATABASE_URL says so (see docker-compose.yml).
 #
 #   docker build -t vea .
-#   docker run -p 127.0.0.1:8000:8000 -v vea-data:/var/lib/vea vea
+#   # once, on a new volume: the database, a first model from simulated data, a key
+#   docker run --rm -v vea-data:/var/lib/vea --entrypoint vea vea db upgrade
+#   docker run --rm -v vea-data:/var/lib/vea --entrypoint sh vea -c \
+#     'vea simulate --rows 20000 --seed 1 --out /tmp/sim.csv &&
+#      vea train --data /tmp/sim.csv --registry /var/lib/vea/registry'
 #   docker run --rm -v vea-data:/var/lib/vea --entrypoint vea vea keys create --role admin
+#   # then the service
+#   docker run -p 127.0.0.1:8000:8000 -v vea-data:/var/lib/vea vea
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,9 +27,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # directory /app is root's and read-only to the service, so no default may point under
 # it (the compiled-forest cache defaulted to var/cache/compiled there).
 
-# LightGBM's wheel needs the OpenMP runtime.
+# LightGBM's wheel needs the OpenMP runtime; `vea db backup` on PostgreSQL runs
+# pg_dump (the client tools of the server's major version or newer: this base's
+# postgresql-client is 15 or later, for docker-compose.yml's postgres:15).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 postgresql-client \
     && rm -rf /var/lib/apt/lists/*
 
 # A fixed numeric uid, so orchestrators can check runAsNonRoot and volumes can be

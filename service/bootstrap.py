@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import subprocess  # nosec B404 # runs our own CLI with a fixed argv (below), never a shell
 import sys
 from pathlib import Path
@@ -95,11 +97,43 @@ vea is starting on http://{host}  (docs: http://{host}/docs)
 """
 
 
+def bind_problem(bind: str) -> str | None:
+    """Why gunicorn could not listen on ``bind`` (``host:port``), or None. Asked before
+    the minute of training a first start spends, and said with the setting to change:
+    gunicorn's own answer is seconds of retried "Connection in use" lines."""
+    if bind.startswith(("unix:", "fd://")):
+        return None
+    host, _, port = bind.rpartition(":")
+    # A bind without a host (":8000") is every interface to gunicorn: probed the same.
+    every_interface = "0.0.0.0"  # nosec B104 - probed, not served on
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]") or every_interface, int(port), type=socket.SOCK_STREAM
+        )[0]
+    except (OSError, ValueError):
+        return None  # gunicorn names what it cannot read
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"VEA_BIND: {bind} is in use (another vea, or another program): start "
+                    f"on another port, e.g. VEA_BIND={host or '127.0.0.1'}:{int(port) + 1} "
+                    "make run"
+                )
+            return f"VEA_BIND: cannot listen on {bind}: {exc.strerror}"
+    return None
+
+
 def main() -> None:
     try:
         settings = Settings.from_env()
     except ValueError as exc:
         sys.exit(f"vea: {exc}")  # names the variable; a traceback would bury it
+    if problem := bind_problem(settings.bind):
+        sys.exit(f"vea: {problem}")
     try:
         message = prepare(settings)
     except OperationalError as exc:

@@ -15,15 +15,28 @@ set here first:
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
 import tempfile
 
 os.environ["OMP_NUM_THREADS"] = os.environ.get("VEA_OMP_NUM_THREADS", "1")
-# Directories made here for this master are removed when it exits (``on_exit``): one
-# pair per start piled up in the temporary directory otherwise.
+# Directories made here for this master are removed when it exits, however it exits
+# (stopped, or failing to start: a port in use, a bad setting, a failed migration, where
+# gunicorn's on_exit hook never runs): one pair per start piled up in the temporary
+# directory otherwise. Only by the master: its forked workers inherit the handler.
 _made_here: list[str] = []
+_master_pid = os.getpid()
+
+
+def _remove_made_here() -> None:
+    if os.getpid() == _master_pid:
+        for directory in _made_here:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+atexit.register(_remove_made_here)
 for _variable, _prefix in (
     ("PROMETHEUS_MULTIPROC_DIR", "vea-prometheus-"),
     ("VEA_SHARED_STATE_DIR", "vea-shared-"),
@@ -42,12 +55,7 @@ if not os.environ.get("VEA_SECRET_KEY"):
 
 from service.config import Settings  # noqa: E402 - after the environment is set
 
-try:
-    _settings = Settings.from_env()
-except ValueError:
-    for _directory in _made_here:  # gunicorn stops before on_exit would run
-        shutil.rmtree(_directory, ignore_errors=True)
-    raise
+_settings = Settings.from_env()
 
 wsgi_app = "service.app:create_app()"
 bind = _settings.bind
@@ -134,19 +142,13 @@ class StateDirectoryNotOwn(Exception):
     pass
 
 
-def _stop_starting() -> None:
-    for directory in _made_here:  # on_exit does not run when starting fails
-        shutil.rmtree(directory, ignore_errors=True)
-    raise SystemExit(1)
-
-
 def on_starting(server) -> None:
     try:
         _empty("PROMETHEUS_MULTIPROC_DIR")
         _empty("VEA_SHARED_STATE_DIR")
     except StateDirectoryNotOwn as exc:
         server.log.error("%s", exc)
-        _stop_starting()
+        raise SystemExit(1) from None
     for name in Settings.unknown_variables():
         # A misspelt setting would otherwise be silently ignored.
         server.log.warning("%s is not a vea setting: ignored", name)
@@ -176,7 +178,7 @@ def on_starting(server) -> None:
             server.log.error(
                 "VEA_DATABASE_URL: cannot migrate %s: %s", safe_url(_settings.database_url), why
             )
-            _stop_starting()
+            raise SystemExit(1) from None
         except SchemaNewerThanCode as exc:
             # A rolled-back release: it serves a newer schema (migrations only add, and
             # /readyz calls that ready), so it starts instead of stopping on a traceback.
@@ -192,11 +194,6 @@ def pre_request(worker, req) -> None:
     # gunicorn's default logs "METHOD /raw/path" at debug level, and paths hold customer
     # ids; the app's access line (route template, request id) says what is needed.
     return None
-
-
-def on_exit(server) -> None:
-    for directory in _made_here:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def post_worker_init(worker) -> None:

@@ -61,3 +61,43 @@ def test_an_unreachable_database_stops_make_run_naming_the_setting(monkeypatch, 
         bootstrap.main()
     message = str(stopped.value)
     assert message.startswith("vea: VEA_DATABASE_URL: cannot reach ") and "s3cret" not in message
+
+
+def test_a_port_in_use_is_named_with_the_setting_before_any_training(tmp_path, monkeypatch):
+    """`make run` on a taken port printed the start banner, trained for a minute on a
+    first start, then gunicorn retried "Connection in use" for seconds: no word of
+    VEA_BIND. Now one line names the setting and a free-looking alternative, at once."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.test_e2e_gunicorn import ROOT
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert bootstrap.bind_problem(f"127.0.0.1:{port}") is not None
+        done = subprocess.run(
+            [sys.executable, "-m", "service.bootstrap"],
+            cwd=tmp_path,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": str(ROOT),
+                "VEA_BIND": f"127.0.0.1:{port}",
+                "VEA_DATABASE_URL": f"sqlite:///{tmp_path / 'vea.db'}",
+                "VEA_REGISTRY": str(tmp_path / "registry"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"vea: VEA_BIND: 127.0.0.1:{port} is in use (another vea, or another program): "
+        f"start on another port, e.g. VEA_BIND=127.0.0.1:{port + 1} make run"
+    )
+    assert not (tmp_path / "registry").exists()  # nothing trained, nothing made
+    assert not (tmp_path / "vea.db").exists()
+    assert bootstrap.bind_problem(f"127.0.0.1:{port}") is None  # free again
+    assert bootstrap.bind_problem("unix:/tmp/vea.sock") is None

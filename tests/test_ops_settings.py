@@ -5,6 +5,7 @@ running with it (a negative rate limit, a NaN poll interval, an unknown log leve
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -267,6 +268,13 @@ def test_gunicorn_leaves_no_temporary_directories_behind(tmp_path):
     temp.mkdir()
     code, output, _ = _serve({"TMPDIR": str(temp), "VEA_RATE_LIMIT_PER_S": "-1"}, tmp_path)
     assert code != 0 and "VEA_RATE_LIMIT_PER_S" in output  # refused at start
+    assert list(temp.iterdir()) == []
+    with socket.socket() as taken:  # a port in use: gunicorn gives up without on_exit
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        code, output, _ = _serve({"TMPDIR": str(temp), "VEA_BIND": bind}, tmp_path, 120)
+    assert code != 0 and "in use" in output
     assert list(temp.iterdir()) == []
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEA_")}
