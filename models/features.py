@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from models.schema import normal_category
+
 
 class FeatureEncoder:
     """Maps named context values to a float matrix in a fixed column order."""
@@ -37,7 +39,7 @@ class FeatureEncoder:
 
     def _build_lookup(self) -> None:
         self._codes = {
-            name: {value: float(i) for i, value in enumerate(vocab)}
+            name: _with_normal_spellings({value: float(i) for i, value in enumerate(vocab)})
             for name, vocab in self.vocabulary_.items()
         }
         # (name, codes) in column order: one decision then needs no lookup by name.
@@ -99,3 +101,16 @@ class FeatureEncoder:
         encoder.vocabulary_ = {k: list(v) for k, v in data["vocabulary"].items()}
         encoder._build_lookup()
         return encoder
+
+
+def _with_normal_spellings(codes: dict[str, float]) -> dict[str, float]:
+    """``codes`` where each value also answers to its normal spelling (``normal_category``),
+    unless that is a value of its own or shared by two values: the API loads categories in
+    that spelling, and a model that learned "Premium" from a CRM's log must still know a
+    decision's "premium"."""
+    aliases: dict[str, list[float]] = {}
+    for value, code in codes.items():
+        normal = normal_category(value)
+        if normal != value and normal not in codes:
+            aliases.setdefault(normal, []).append(code)
+    return codes | {normal: found[0] for normal, found in aliases.items() if len(found) == 1}

@@ -71,6 +71,13 @@ def language_tag_problem(tag: str) -> str | None:
     return None
 
 
+def normal_category(value: str) -> str:
+    """A category value (an issue type, a segment, a persona) as the API loads it:
+    stripped of surrounding whitespace, in lower case. CRMs send "Complaint", "COMPLAINT"
+    or "complaint "; the contact policy, talk tracks and reports know one spelling."""
+    return value.strip().lower()
+
+
 def primary_language(tag: str) -> str:
     """The primary language subtag, lower-case: ``ja`` of ``ja``, ``JA``, ``ja-JP`` and
     ``ja_jp``. Languages are matched on it: a ja-JP speaker is a Japanese speaker, while

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from models.contact_policy import PastContact
+from models.schema import normal_category
 from service.db import decisions, iso_utc, outcomes
 from service.driver_sql import prepared
-from service.schemas import normal_category
 
 PRIOR_CONTACTS_DAYS = 30
 MAX_ROWS = 500  # a customer with more contacts than this in the window is an outlier

@@ -29,6 +29,7 @@ from models.schema import (
     REWARDS,
     RewardError,
     canonical_language,
+    normal_category,
     parse_reward,
 )
 from service.audit import DEFAULT_PAGE as AUDIT_PAGE
@@ -210,11 +211,6 @@ def _id_field(description: str, *, customer: bool = False, **kwargs) -> fields.S
         metadata={"description": f"{description}; {rules}"},
         **kwargs,
     )
-
-
-def normal_category(value: str) -> str:
-    """A category id as the API loads it (``_Category``): stripped, lower case."""
-    return value.strip().lower()
 
 
 class _Category(fields.String):
