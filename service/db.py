@@ -682,6 +682,9 @@ def _sqlite_engine(
         # NORMAL is faster and still survives a crash of the process, not of the machine.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows' bytes are overwritten, not left in free pages: an erased
+        # customer's data must not stay readable in the file (some builds default to on).
+        cursor.execute("PRAGMA secure_delete=ON")
         if background_checkpoints:
             # Default 1000 pages: a commit every ~100 decisions would stall 10-90 ms
             # copying the WAL back and syncing; the checkpointer thread does it instead.
@@ -911,6 +914,30 @@ class SqliteCheckpointer(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+TRUNCATE_WAIT_MS = 2000
+
+
+def truncate_wal(engine: sa.Engine) -> bool:
+    """Copy a SQLite database's WAL back and truncate it to nothing, in the writers' turn:
+    after a deletion, the deleted rows' earlier versions are still in the WAL file until
+    their frames happen to be overwritten (on a quiet instance, never). True when done
+    (always on other backends, where this does not apply); False when a reader kept it
+    from finishing within ``TRUNCATE_WAIT_MS`` (the next checkpoint copies it back)."""
+    database = sqlite_file(engine.url.render_as_string(hide_password=False))
+    if database is None:
+        return True
+    try:
+        conn = sqlite3.connect(database, timeout=TRUNCATE_WAIT_MS / 1000, isolation_level=None)
+        try:
+            with getattr(engine, "vea_write_lock", nullcontext()):
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:  # the write turn or the file busy past the wait (WriteLock too)
+        return False
+    return not busy
 
 
 def sqlite_file(url: str) -> str | None:

@@ -33,6 +33,7 @@ from service.db import (
     outcomes,
     surveys,
     to_naive_utc,
+    truncate_wal,
     utcnow,
 )
 from service.erasure_ledger import ErasureLedger, LedgerError
@@ -86,6 +87,8 @@ def _delete(
         audit.record(conn, actor, action, target, counts)
         if before_commit is not None:
             before_commit(counts, latest)
+    if any(counts.values()) and not truncate_wal(engine):
+        log.warning("deleted rows stay in the SQLite WAL file until the next checkpoint")
     return counts
 
 
