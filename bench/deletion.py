@@ -1,6 +1,9 @@
 """How long a retention prune takes: ``prune_before`` over N old decisions, each with an
 outcome and a survey (plus as many young decisions it keeps), on a throw-away PostgreSQL
-cluster or a SQLite file. Prints the figures; asserts nothing.
+cluster or a SQLite file, while a live writer (another engine, as a service worker)
+commits one small write every 10 ms: its longest wait for the write turn is what a
+decision would wait during the prune (the prune commits every ``PRUNE_CHUNK``
+decisions). Prints the figures; asserts nothing.
 
     python -m bench.deletion [--decisions 100000] [--backend postgresql|sqlite]
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +21,15 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from service import deletion
-from service.db import decisions, make_engine, outcomes, surveys, upgrade
+from service.db import (
+    begin_write,
+    decisions,
+    make_engine,
+    outcomes,
+    pool_availability,
+    surveys,
+    upgrade,
+)
 
 ROWS_PER_INSERT = 5000
 
@@ -60,6 +72,35 @@ def fill(engine: sa.Engine, count: int, occurred_at: datetime) -> None:
             )
 
 
+class LiveWriter(threading.Thread):
+    """One small write transaction every 10 ms on its own engine; the longest one."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.engine = make_engine(url)
+        self.stopping = threading.Event()
+        self.longest_s = 0.0
+        self.writes = 0
+
+    def run(self) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        row = {"pool_id": "bench", "agents_free": 1, "reported_at": now}
+        while not self.stopping.wait(0.01):
+            started = time.perf_counter()
+            with begin_write(self.engine) as conn:
+                conn.execute(
+                    pool_availability.delete().where(pool_availability.c.pool_id == "bench")
+                )
+                conn.execute(pool_availability.insert(), row)
+            self.longest_s = max(self.longest_s, time.perf_counter() - started)
+            self.writes += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+        self.engine.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--decisions", type=int, default=100_000)
@@ -90,13 +131,20 @@ def main() -> int:
             with engine.begin() as conn:  # as autovacuum would have by then
                 conn.exec_driver_sql("ANALYZE")
         cutoff = datetime.now(UTC) - timedelta(days=200)
+        writer = LiveWriter(url)
+        writer.start()
         started = time.perf_counter()
         counts = deletion.prune_before(engine, cutoff)
         elapsed = time.perf_counter() - started
+        writer.stop()
         print(f"backend {args.backend}, batch {deletion.BATCH}: deleted {counts}")
         print(
             f"prune {counts['decisions']:,} of {2 * args.decisions:,} decisions: {elapsed:.2f} s "
             f"({counts['decisions'] / elapsed:,.0f} decisions/s)"
+        )
+        print(
+            f"live writer during the prune: {writer.writes} writes, longest "
+            f"{writer.longest_s * 1000:.0f} ms (chunks of {deletion.PRUNE_CHUNK:,} decisions)"
         )
         engine.dispose()
     finally:

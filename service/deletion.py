@@ -16,6 +16,7 @@ brings back can be done again (``reapply_erasures``, ``vea db reapply-erasures``
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,12 @@ MIN_RETENTION_DAYS = max(RETENTION_WINDOWS.values())
 # temporary table (production database roles often lack PostgreSQL's TEMP privilege): a
 # prune of millions of decisions holds this many ids at a time, in one transaction still.
 BATCH = 1000
+# Decisions (and events) a prune deletes per transaction (about 0.15 s of SQLite's write
+# turn here), and the pause after each commit that lets waiting writers take the turn:
+# without it the prune took it straight back and a live writer waited seconds
+# (bench/deletion.py).
+PRUNE_CHUNK = 2 * BATCH
+PRUNE_PAUSE_S = 0.02
 
 
 def _delete(
@@ -59,18 +66,21 @@ def _delete(
     event_filter: sa.ColumnElement,
     audit_event: tuple[str, str, str | None],
     before_commit: Callable[[dict[str, int], datetime | None], None] | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, int]:
     """Delete, and record ``(actor, action, target)`` with the counts in the audit log in
     the same transaction (an audited deletion either happened or was not recorded).
     ``before_commit(counts, latest)`` runs last in the transaction (``latest``: the
     newest stored time of the rows deleted, None without any): what it raises rolls the
-    deletion back."""
+    deletion back. With ``limit``, at most that many decisions and that many events
+    (the first in id order), after ``progress``'s ids (which it moves on)."""
     deleted = {"decisions": 0, "outcomes": 0, "surveys": 0}
     with begin_write(engine) as conn:
         latest = None
         if before_commit is not None:
             latest = _latest_stored(conn, decision_filter, event_filter)
-        for batch in _locked_decisions(conn, decision_filter):
+        for batch in _locked_decisions(conn, decision_filter, limit, progress):
             # Outcomes and surveys explicitly, not by the foreign key's cascade: the count
             # is answered and audited.
             for name, table in (
@@ -81,15 +91,28 @@ def _delete(
                 deleted[name] += conn.execute(
                     table.delete().where(_in_batch(conn, table.c.decision_id, batch))
                 ).rowcount
+        if limit is not None:
+            first = sa.select(customer_events.c.id).where(event_filter)
+            if progress is not None and progress.event_after is not None:
+                first = first.where(customer_events.c.id > progress.event_after)
+            chosen = conn.execute(first.order_by(customer_events.c.id).limit(limit)).scalars()
+            ids = list(chosen)
+            event_filter = customer_events.c.id.in_(ids)
+            if progress is not None and ids:
+                progress.event_after = ids[-1]
         deleted_events = conn.execute(customer_events.delete().where(event_filter)).rowcount
         counts = {**deleted, "events": deleted_events}
         actor, action, target = audit_event
         audit.record(conn, actor, action, target, counts)
         if before_commit is not None:
             before_commit(counts, latest)
-    if any(counts.values()) and not truncate_wal(engine):
-        log.warning("deleted rows stay in the SQLite WAL file until the next checkpoint")
     return counts
+
+
+def _out_of_the_wal(engine: sa.Engine) -> None:
+    """After rows were deleted: their earlier versions out of SQLite's WAL file too."""
+    if not truncate_wal(engine):
+        log.warning("deleted rows stay in the SQLite WAL file until the next checkpoint")
 
 
 def _latest_stored(
@@ -119,11 +142,23 @@ def _in_batch(conn: sa.Connection, column: sa.ColumnElement, batch: list[str]) -
     return sa.and_(column.between(batch[0], batch[-1]), listed)
 
 
+@dataclass
+class Progress:
+    """Where a deletion in several transactions has got to: the last ids it deleted (in
+    id order), so the next transaction's scan starts there, not over the rows it keeps."""
+
+    after: str | None = None
+    event_after: int | None = None
+
+
 def _locked_decisions(
-    conn: sa.Connection, decision_filter: sa.ColumnElement
+    conn: sa.Connection,
+    decision_filter: sa.ColumnElement,
+    limit: int | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[list[str]]:
-    """The ids of the decisions to delete, ``BATCH`` at a time in id order, each batch
-    locked until the transaction ends (PostgreSQL; SQLite's writers take turns anyway).
+    """The ids of the decisions to delete (at most ``limit``), ``BATCH`` at a time in id
+    order, each batch locked until the transaction ends (PostgreSQL; SQLite's writers take turns anyway).
     The caller deletes a batch before asking for the next.
 
     The outcome and survey writers lock their decision first (``_LOCKED_DECISION`` in
@@ -135,20 +170,26 @@ def _locked_decisions(
     either in a later batch, locked and deleted whole with its outcome, or stays whole.
     Locked in id order across batches too, so two deletions at once (an erasure during a
     prune) take their common decisions in turn instead of deadlocking over them."""
-    after: str | None = None
-    while True:
+    after = progress.after if progress is not None else None
+    left = limit
+    while left is None or left > 0:
         query = sa.select(decisions.c.decision_id).where(decision_filter)
         if after is not None:
             query = query.where(decisions.c.decision_id > after)
+        size = BATCH if left is None else min(BATCH, left)
         batch = list(
             conn.execute(
-                query.order_by(decisions.c.decision_id).limit(BATCH).with_for_update()
+                query.order_by(decisions.c.decision_id).limit(size).with_for_update()
             ).scalars()
         )
         if not batch:
             return
         yield batch
         after = batch[-1]
+        if progress is not None:
+            progress.after = after
+        if left is not None:
+            left -= len(batch)
 
 
 def forget_customer(
@@ -200,6 +241,8 @@ def forget_customer(
         None if append is None else (lambda deleted, latest: append(customer_id, deleted, latest)),
     )
     # The counts only: the id itself never goes into the logs.
+    if any(counts.values()):
+        _out_of_the_wal(engine)
     log.info("customer data erased", extra={"deleted": counts})
     return counts
 
@@ -293,6 +336,8 @@ def reapply_erasures(
         )
         for name, number in counts.items():
             found.deleted[name] += number
+    if any(found.deleted.values()):
+        _out_of_the_wal(engine)
     log.info(
         "erasures reapplied from the erasure ledger",
         extra={"customers": found.customers, "deleted": found.deleted},
@@ -320,13 +365,31 @@ def prune_before(
     """Delete the decisions (with their outcomes and surveys) and the events that happened before
     ``cutoff`` (aware, or naive UTC): a data-retention policy.
 
+    Deleted ``PRUNE_CHUNK`` decisions (and events) per transaction, each audited with
+    its counts: the first prune of a year of contacts held SQLite's write turn for
+    seconds in one transaction, and live decisions waiting past the deadline were
+    answered unstored. A prune stopped part way kept what it committed, audited; run it
+    again to finish (also for a row stored meanwhile with an id before the chunk's).
+
     Refused (ValueError) for a cutoff less than ``MIN_RETENTION_DAYS`` ago."""
     cutoff = check_cutoff(cutoff)
-    counts = _delete(
-        engine,
-        decisions.c.occurred_at < cutoff,
-        customer_events.c.occurred_at < cutoff,
-        (actor, "data.prune", iso_utc(cutoff)),
-    )
+    counts = dict.fromkeys(("decisions", "outcomes", "surveys", "events"), 0)
+    progress = Progress()
+    while True:
+        chunk = _delete(
+            engine,
+            decisions.c.occurred_at < cutoff,
+            customer_events.c.occurred_at < cutoff,
+            (actor, "data.prune", iso_utc(cutoff)),
+            limit=PRUNE_CHUNK,
+            progress=progress,
+        )
+        for name, number in chunk.items():
+            counts[name] += number
+        if chunk["decisions"] < PRUNE_CHUNK and chunk["events"] < PRUNE_CHUNK:
+            break
+        time.sleep(PRUNE_PAUSE_S)
+    if any(counts.values()):
+        _out_of_the_wal(engine)
     log.info("records older than the retention cutoff deleted", extra={"deleted": counts})
     return counts

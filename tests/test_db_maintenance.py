@@ -367,3 +367,71 @@ def test_backup_without_pg_dump_on_path_says_so(pg_database, tmp_path):
     assert answer.exit_code == 1
     assert "pg_dump is not on PATH" in answer.output and "Traceback" not in answer.output
     assert not (tmp_path / "vea.dump").exists()
+
+
+def test_a_large_prune_commits_in_audited_chunks(own_app, new_id, monkeypatch):
+    """A prune was one transaction: the first prune of a year of contacts held SQLite's
+    write turn for seconds and live decisions waiting past the deadline went unstored.
+    Now each chunk of PRUNE_CHUNK decisions (and events) is a transaction of its own,
+    audited with its counts; the totals are the same, and a writer gets its turn
+    between chunks."""
+    from service import deletion
+    from service.db import audit_events
+
+    monkeypatch.setattr(deletion, "PRUNE_CHUNK", 3)
+    monkeypatch.setattr(deletion, "BATCH", 2)  # chunks cut across the lock batches
+    app, client = own_app, own_app.test_client()
+    engine = app.extensions["vea"].engine
+    desktop = {"Authorization": f"Bearer {create_key(engine, 'desktop')[1]}"}
+    old = [new_id("c-") for _ in range(7)]
+    for customer in old:
+        decision = make_decision(client, desktop, new_id, customer_id=customer)
+        answer = client.post(
+            f"/v1/decisions/{decision['decision_id']}/outcome",
+            json={"offered": False},
+            headers=desktop,
+        )
+        assert answer.status_code == 201
+    for customer in old[:4]:
+        event = client.post(
+            f"/v1/customers/{customer}/events", json={"type": "renewed"}, headers=desktop
+        )
+        assert event.status_code == 201
+    recent = new_id("c-")
+    make_decision(client, desktop, new_id, customer_id=recent)
+    long_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=400)
+    with engine.begin() as conn:
+        for table in (decisions, customer_events):
+            conn.execute(
+                table.update().where(table.c.customer_id.in_(old)).values(occurred_at=long_ago)
+            )
+
+    commits = []
+    real_delete = deletion._delete
+
+    def delete_and_write_between(*args, **kwargs):
+        counts = real_delete(*args, **kwargs)
+        commits.append(counts)
+        # Another writer between two chunks: it gets its turn and is stored.
+        make_decision(client, desktop, new_id, customer_id=recent)
+        return counts
+
+    monkeypatch.setattr(deletion, "_delete", delete_and_write_between)
+    counts = deletion.prune_before(engine, datetime.now(UTC) - timedelta(days=200))
+
+    assert counts == {"decisions": 7, "outcomes": 7, "surveys": 0, "events": 4}
+    assert [c["decisions"] for c in commits] == [3, 3, 1]
+    assert [c["events"] for c in commits] == [3, 1, 0]
+    with engine.connect() as conn:
+        audited = (
+            conn.execute(
+                sa.select(audit_events.c.details)
+                .where(audit_events.c.action == "data.prune")
+                .order_by(audit_events.c.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert audited[-3:] == commits
+    assert all(count(engine, decisions, customer) == 0 for customer in old)
+    assert count(engine, decisions, recent) == 4  # its own and the three between chunks
