@@ -374,6 +374,13 @@ def parse_pool(entry: Any, index: int) -> Pool:
             raise PoolError(f"{where}: lift.{activity} must be a number")
         if not (math.isfinite(value) and MIN_LIFT <= value <= MAX_LIFT):
             raise PoolError(f"{where}: lift.{activity} must be in [{MIN_LIFT}, {MAX_LIFT}]")
+        # Routing reads a pool's lift only for an activity it serves (general: every one).
+        if pool_id != GENERAL and activity not in activities:
+            raise PoolError(
+                f"{where}: lift.{activity}: the pool does not serve {activity} "
+                f"(activities: {', '.join(sorted(activities)) or 'none'}); list it in "
+                "activities or remove the lift"
+            )
         lift[activity] = float(value)
     description = entry.get("description") or ""
     if not isinstance(description, str) or len(description) > 500:
@@ -417,6 +424,15 @@ def parse_config(data: Any) -> PoolConfig:
     general = next(p for p in pools if p.id == GENERAL)
     if general.languages or general.channels or general.segments:
         raise PoolError(f"pool {GENERAL!r} takes every contact: no languages/channels/segments")
+    # Last, so every other fault is named first. Routing sends a pool only the activities
+    # it lists (Pool.serves): one listing none, a proficiency pool too, would be stored
+    # and never receive a contact.
+    for pool in pools:
+        if pool.id != GENERAL and not pool.activities:
+            raise PoolError(
+                f"pool {pool.id!r}: activities: list the value activities it serves (choose "
+                f"from {', '.join(VALUE_ACTIVITIES)}); with none it never receives a contact"
+            )
     return PoolConfig(tuple(pools))
 
 

@@ -934,7 +934,8 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
     min_contacts = min_contacts or settings.proficiency_min_contacts
     with service_database(settings.database_url) as engine:
         try:
-            config, _ = use_cases.current_config(engine, load_config(settings.pools))
+            file_config = load_config(settings.pools)
+            config, _ = use_cases.current_config(engine, file_config)
             if log_path:
                 _check_rebuild_log(log_path)
                 bundle = None
@@ -961,9 +962,39 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
                     raise click.ClickException(_not_utf8(log_path)) from exc
             else:
                 records = list(use_cases.outcome_records(engine))
-            result = use_cases.rebuild(config, records, min_contacts)
+            proficiency = use_cases.measure(records, min_contacts)
         except PoolError as exc:
             raise click.ClickException(str(exc)) from exc
+        stored = False
+        try:
+            if out or dry_run:
+                result = use_cases.rebuild_pools(config, proficiency, min_contacts=min_contacts)
+                pools_file = use_cases.stored_form(result.config)  # as VEA_POOLS reads it
+            else:
+                # Rebuilds the config as stored now, not as read before the outcomes, and
+                # stores it only if it is still that one: a PUT /v1/pools made meanwhile is
+                # kept. The event in the config's own transaction, as the API's rebuild: a
+                # stored config always has it, one that failed records nothing.
+                actor = cli_actor()
+                result = use_cases.store_rebuild(
+                    engine,
+                    file_config,
+                    proficiency,
+                    min_contacts,
+                    actor=actor,
+                    audit_event=Event(actor, "pools.rebuild"),
+                )
+                stored = True
+        except use_cases.StoredConfigRefused as exc:
+            raise click.ClickException(str(exc)) from exc
+        except PoolError as exc:  # a config the routers would refuse: nothing written
+            raise InputError(f"the rebuilt pools config cannot be used: {exc}") from None
+        except use_cases.ConfigChanged as exc:
+            raise click.ClickException(
+                "nothing stored: the pools config changed each of the "
+                f"{use_cases.REBUILD_ATTEMPTS} times the rebuild went to store its result "
+                f"(last: {exc}); run vea pools rebuild again"
+            ) from None
         for line in result.changes or ["no changes"]:
             click.echo(line)
         qualified = sum(p.qualified for p in result.proficiency)
@@ -977,25 +1008,11 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
                 f"{most.contacts} ({most.agent_id} at {most.activity})",
                 err=True,
             )
-        try:
-            pools_file = use_cases.stored_form(result.config)  # as VEA_POOLS reads it
-            if out:
-                Path(out).write_text(yaml.safe_dump(pools_file, allow_unicode=True))
-                click.echo(f"wrote {out}", err=True)
-            elif not dry_run:
-                actor = cli_actor()
-                # The event in the config's own transaction, as the API's rebuild: a stored
-                # config always has it, one that failed records nothing.
-                use_cases.save_config(
-                    engine,
-                    result.config,
-                    actor=actor,
-                    proficiency=[p.to_dict() for p in result.proficiency],
-                    audit_event=Event(actor, "pools.rebuild"),
-                )
-                click.echo("stored: every worker routes with it within VEA_POOLS_POLL_S", err=True)
-        except PoolError as exc:  # a config the routers would refuse: nothing written
-            raise InputError(f"the rebuilt pools config cannot be used: {exc}") from None
+        if out:
+            Path(out).write_text(yaml.safe_dump(pools_file, allow_unicode=True))
+            click.echo(f"wrote {out}", err=True)
+        elif stored:
+            click.echo("stored: every worker routes with it within VEA_POOLS_POLL_S", err=True)
 
 
 @pools.command("show")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from models.pools import (
     name_in,
     parse_config,
 )
-from models.proficiency import Rebuild, aggregate, estimate, rebuild_pools
+from models.proficiency import Proficiency, Rebuild, aggregate, estimate, rebuild_pools
 from models.schema import COLUMN_BY_NAME, Column
 from service import audit
 from service.db import (
@@ -43,18 +44,80 @@ from service.db import (
 
 
 # ------------------------------------------------------------------------ config
+class StoredConfigRefused(PoolError):
+    """The stored config fails today's rules (stored by an older release): PUT a new one."""
+
+
+class ConfigChanged(Exception):
+    """The stored config is not the one the writer read (another writer stored one since):
+    nothing was stored, so no acknowledged change is overwritten."""
+
+    def __init__(self, stored_at: datetime | None, stored_by: str | None) -> None:
+        self.stored_at, self.stored_by = stored_at, stored_by
+        if stored_at is None:
+            what = "the stored pools config was removed"
+        else:
+            what = f"the pools config was stored at {iso_utc(stored_at)} by {stored_by or '-'}"
+        super().__init__(f"{what} since it was read")
+
+
+class Unchecked(Enum):
+    """``save_config(read_at=UNCHECKED)``: a writer that read nothing it writes back (a
+    ``PUT /v1/pools`` without ``If-Match`` replaces the whole config)."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED = Unchecked.UNCHECKED
+# The ETag of the config when none is stored (the file's routes).
+FILE_VERSION = "file"
+# reported_at of the availability report of a pool that left the config (or came back):
+# older than any TTL, so routing ignores it, and ``describe`` lists it no more. The
+# service's database role may UPDATE pool_availability, not DELETE from it.
+WITHDRAWN = datetime(1970, 1, 1)
+
+
 def stored(engine: sa.Engine) -> Mapping[str, Any] | None:
     with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
         row = conn.execute(sa.select(pool_config).where(pool_config.c.id == 1)).first()
     return None if row is None else dict(row._mapping)
 
 
-def current_config(engine: sa.Engine, file_config: PoolConfig) -> tuple[PoolConfig, str]:
-    """The stored config (``"database"``) or the file's (``"file"``)."""
+def read_config(
+    engine: sa.Engine, file_config: PoolConfig
+) -> tuple[PoolConfig, str, datetime | None]:
+    """``current_config`` and the stored config's ``updated_at`` (None: none is stored), from
+    one read: what a writer that reads the config passes to ``save_config(read_at=...)``.
+    ``StoredConfigRefused`` when the stored config fails today's rules."""
     row = stored(engine)
     if row is None:
-        return file_config, "file"
-    return parse_config(row["config"]), "database"
+        return file_config, "file", None
+    try:
+        config = parse_config(row["config"])
+    except PoolError as exc:
+        raise StoredConfigRefused(str(exc)) from None
+    return config, "database", row["updated_at"]
+
+
+def current_config(engine: sa.Engine, file_config: PoolConfig) -> tuple[PoolConfig, str]:
+    """The stored config (``"database"``) or the file's (``"file"``)."""
+    config, source, _ = read_config(engine, file_config)
+    return config, source
+
+
+def version_tag(read_at: datetime | None) -> str:
+    """The ETag of the config read at ``read_at`` (``read_config``'s third value)."""
+    return FILE_VERSION if read_at is None else read_at.isoformat(timespec="microseconds") + "Z"
+
+
+def version_of(tag: str) -> datetime | None:
+    """``read_at`` back from ``version_tag``; ``ValueError`` when ``tag`` is none of them."""
+    if tag == FILE_VERSION:
+        return None
+    moment = datetime.fromisoformat(tag.removesuffix("Z"))
+    if not tag.endswith("Z") or moment.tzinfo is not None:
+        raise ValueError(tag)
+    return moment
 
 
 def config_at(url: str, file_config: PoolConfig) -> tuple[PoolConfig, str]:
@@ -96,18 +159,80 @@ def save_config(
     proficiency: list[dict[str, Any]] | None = None,
     keep_proficiency: bool = True,
     audit_event: audit.Event | None = None,
+    read_at: datetime | None | Unchecked = UNCHECKED,
 ) -> datetime:
-    """Store ``config`` for every worker; returns its timestamp. ``PoolError`` (nothing
-    stored) when the routers would refuse to read it (``stored_form``).
+    """Store ``config`` for every worker; returns its timestamp (``updated_at``, which
+    every store changes). ``PoolError`` (nothing stored) when the routers would refuse to
+    read it (``stored_form``).
+
+    ``read_at``: the ``updated_at`` of the stored config the writer computed ``config``
+    from (``read_config``; None: none was stored). If another writer stored one since,
+    ``ConfigChanged`` and nothing stored: writing back what was read would silently undo
+    that acknowledged change. The check and the write are one transaction (the row
+    locked), so two writers cannot both pass it.
 
     ``audit_event`` is written in the same transaction: a config that could not be
-    stored has no event, and a stored one always has its event."""
-    now = utcnow()
-    values: dict[str, Any] = {"config": stored_form(config), "updated_at": now, "updated_by": actor}
-    if proficiency is not None or not keep_proficiency:
-        values["proficiency"] = proficiency
-    _upsert(engine, pool_config, {"id": 1}, values, also=audit_event.write if audit_event else None)
-    return now
+    stored has no event, and a stored one always has its event. So are the availability
+    reports of pools the config drops or adds back withdrawn (``WITHDRAWN``): a removed
+    pool's last report is neither listed nor, on its return, routed with."""
+    data = stored_form(config)
+    ids = {pool.id for pool in config.pools}
+    for _ in range(2):
+        try:
+            with begin_write(engine) as conn:
+                row = conn.execute(
+                    sa.select(
+                        pool_config.c.config, pool_config.c.updated_at, pool_config.c.updated_by
+                    )
+                    .where(pool_config.c.id == 1)
+                    .with_for_update()
+                ).first()
+                before = None if row is None else row.updated_at
+                if read_at is not UNCHECKED and before != read_at:
+                    raise ConfigChanged(before, None if row is None else row.updated_by)
+                now = utcnow()
+                if before is not None and now <= before:
+                    now = before + timedelta(microseconds=1)  # a clock step back: still new
+                values: dict[str, Any] = {"config": data, "updated_at": now, "updated_by": actor}
+                if proficiency is not None or not keep_proficiency:
+                    values["proficiency"] = proficiency
+                if row is None:
+                    conn.execute(pool_config.insert().values(id=1, **values))
+                    kept = ids
+                else:
+                    conn.execute(pool_config.update().where(pool_config.c.id == 1).values(**values))
+                    kept = ids & _pool_ids(row.config)
+                _withdraw_reports(conn, kept)
+                if audit_event is not None:
+                    audit_event.write(conn)
+                return now
+        except IntegrityError:  # another writer inserted the first row meanwhile
+            continue
+    raise RuntimeError("could not store the pools config")
+
+
+def _pool_ids(data: Any) -> set[str]:
+    """The pool ids of a stored config (read leniently: it may predate today's rules)."""
+    entries = data.get("pools") if isinstance(data, Mapping) else None
+    return {e.get("id") for e in entries or () if isinstance(e, Mapping)} - {None}
+
+
+def _withdraw_reports(conn: sa.Connection, kept: set[str]) -> None:
+    """Withdraw every availability report but those of ``kept``: the pools in both the
+    stored config and the new one. A pool added back gets no report from before its
+    removal (one posted as it was removed included)."""
+    conn.execute(
+        pool_availability.update()
+        .where(pool_availability.c.pool_id.not_in(sorted(kept)))
+        .where(pool_availability.c.reported_at != WITHDRAWN)
+        .values(
+            agents_free=None,
+            queue_length=None,
+            expected_wait_s=None,
+            agents_staffed=None,
+            reported_at=WITHDRAWN,
+        )
+    )
 
 
 def _upsert(
@@ -139,7 +264,13 @@ def describe(engine: sa.Engine, config: PoolConfig, source: str, ttl_s: float) -
     of every pool and a summary of the last proficiency rebuild."""
     row = stored(engine)
     with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-        reports = conn.execute(sa.select(pool_availability)).all()
+        # Only the config's pools: a removed pool's last report is no pool's availability.
+        reports = conn.execute(
+            sa.select(pool_availability).where(
+                pool_availability.c.pool_id.in_(sorted(config.by_id())),
+                pool_availability.c.reported_at != WITHDRAWN,
+            )
+        ).all()
     cutoff = utcnow() - timedelta(seconds=ttl_s)
     proficiency = (row or {}).get("proficiency") or []
     return {
@@ -286,17 +417,59 @@ def outcome_records(engine: sa.Engine) -> Iterator[tuple[str, str, float, float 
             yield row.agent_id, row.activity, float(row.ve_success), predicted
 
 
-def rebuild(
-    config: PoolConfig, records: Iterable[tuple[str, str, float, float | None]], min_contacts: int
-) -> Rebuild:
+def measure(
+    records: Iterable[tuple[str, str, float, float | None]], min_contacts: int
+) -> list[Proficiency]:
+    """Every agent's proficiency per activity from ``records`` (``outcome_records``,
+    ``log_records``): the slow part of a rebuild, independent of the pools config."""
     cells = aggregate(
         (agent, activity, success, p)
         for agent, activity, success, p in records
         if p is not None and math.isfinite(float(p))
     )
-    return rebuild_pools(
-        config, estimate(cells, min_contacts=min_contacts), min_contacts=min_contacts
-    )
+    return estimate(cells, min_contacts=min_contacts)
+
+
+# A rebuild retried on a config stored meanwhile this many times in all, then refused.
+REBUILD_ATTEMPTS = 3
+
+
+def store_rebuild(
+    engine: sa.Engine,
+    file_config: PoolConfig,
+    proficiency: list[Proficiency],
+    min_contacts: int,
+    *,
+    actor: str,
+    audit_event: audit.Event,
+) -> Rebuild:
+    """Rebuild the stored config (else the file's) from ``proficiency`` and store it.
+
+    The config is read after the outcomes (``measure``), and stored only if it is still
+    the one read (``save_config(read_at=...)``): a ``PUT /v1/pools`` made meanwhile is
+    rebuilt on, never overwritten. ``ConfigChanged`` (nothing stored) when the config
+    changed before every one of ``REBUILD_ATTEMPTS`` saves; ``PoolError`` as
+    ``save_config``, ``StoredConfigRefused`` as ``read_config``."""
+
+    def attempt() -> Rebuild:
+        config, _, read_at = read_config(engine, file_config)
+        result = rebuild_pools(config, proficiency, min_contacts=min_contacts)
+        save_config(
+            engine,
+            result.config,
+            actor=actor,
+            proficiency=[p.to_dict() for p in result.proficiency],
+            audit_event=audit_event,
+            read_at=read_at,
+        )
+        return result
+
+    for _ in range(REBUILD_ATTEMPTS - 1):
+        try:
+            return attempt()
+        except ConfigChanged:
+            continue  # rebuilt on the config stored meanwhile, with the same outcomes
+    return attempt()
 
 
 def rebuild_answer(result: Rebuild, stored_: bool) -> dict[str, Any]:
