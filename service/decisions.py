@@ -941,6 +941,17 @@ def record_event(
 ) -> tuple[dict[str, Any], bool]:
     payload = _payload(body)
     event_id = body.get("event_id")
+    occurred = body.get("occurred_at")
+    erased_at = state.erasures.erased_at(customer_id)
+    if erased_at is not None and (to_naive_utc(occurred) if occurred else utcnow()) <= erased_at:
+        # A webhook's retry of an event the erasure deleted would bring the customer back
+        # (a later event is a new record, as a later contact is).
+        raise ApiError(
+            409,
+            f"the customer was erased at {iso_utc(erased_at)}: an event that happened "
+            "before the erasure is not stored again",
+            code="customer_erased",
+        )
     with _not_stored_as_503(state, "event"):
         try:
             with begin_write(state.engine) as conn:
@@ -949,7 +960,6 @@ def record_event(
                     if existing is not None:
                         return existing, False
                 now = utcnow()
-                occurred = body.get("occurred_at")
                 occurred_at = to_naive_utc(occurred) if occurred else now
                 row = {
                     "event_id": event_id,

@@ -33,6 +33,7 @@ import hmac
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -253,6 +254,46 @@ class ErasureLedger:
                 "under (nothing was erased)"
             )
         return Reading(entries, torn, self.hasher(key))
+
+
+class ErasureIndex:
+    """When each customer of a ledger was last erased, read from the ledger again when the
+    file changes (a stat per lookup): a webhook retrying an event that happened before
+    the erasure must not bring the erased customer back. Erasures recorded in other
+    hosts' ledgers are not known here."""
+
+    def __init__(self, ledger: ErasureLedger) -> None:
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._cutoffs: dict[str, datetime] = {}
+        self._hasher: Callable[[str], str] | None = None
+
+    def erased_at(self, customer_id: str) -> datetime | None:
+        """The time (naive UTC) of the customer's latest erasure, or None."""
+        try:
+            st = os.stat(self.ledger.path)
+            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None  # no ledger (no erasure yet), or unreadable: nothing known
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._reload(stamp)
+        if self._hasher is None:
+            return None
+        return self._cutoffs.get(self._hasher(customer_id))
+
+    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+        cutoffs: dict[str, datetime] = {}
+        hasher = None
+        if stamp is not None:
+            try:
+                reading = self.ledger.read()
+                cutoffs, hasher = reading.cutoffs(), reading.hasher
+            except LedgerError:
+                pass  # its own errors are the erasure's and reapply's to report
+        self._cutoffs, self._hasher, self._stamp = cutoffs, hasher, stamp
 
 
 def _parse(raw: bytes) -> tuple[tuple[Entry, str] | None, int]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import current_app
@@ -12,6 +12,7 @@ from models.contact_policy import ContactPolicy
 from service.auth import KeyStore
 from service.config import Settings
 from service.db import SqliteCheckpointer
+from service.erasure_ledger import ErasureIndex, ErasureLedger
 from service.group_commit import DecisionWriter
 from service.metrics import Metrics
 from service.ratelimit import RateLimiter
@@ -31,6 +32,11 @@ class State:
     metrics: Metrics
     writer: DecisionWriter
     checkpointer: SqliteCheckpointer | None = None
+    # Who was erased when (the erasure ledger): events from before are not stored again.
+    erasures: ErasureIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.erasures = ErasureIndex(ErasureLedger(self.settings.erasure_ledger_path()))
 
     def close(self) -> None:
         """Stop background work and release connections (tests, shutdown)."""

@@ -57,7 +57,12 @@ def blueprint() -> Blueprint:
     @blp.alt_response(
         200, schema=EventSchema, description="the same event_id, already stored", headers=REPLAYED
     )
-    @blp.alt_response(409, schema=ErrorSchema, description="event_id reused with other values")
+    @blp.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="event_id reused with other values (event_exists), or the event "
+        "happened before the customer's erasure (customer_erased)",
+    )
     def record_event(body, customer_id):
         """Record a later fact about the customer; joined to earlier decisions for learning."""
         return created_or_replayed(*use_cases.record_event(state(), customer_id, body))
