@@ -27,6 +27,7 @@ from service.auth import (
 )
 from service.config import Settings
 from service.db import SqliteCheckpointer, iso_utc, make_engine, sqlite_file, write_turn
+from service.drift_monitor import DriftMonitor
 from service.errors import ApiError, ErrorSchema, key_rate_limited, route_template
 from service.group_commit import DecisionWriter
 from service.json_provider import OrjsonProvider
@@ -171,6 +172,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     if checkpointer is not None:
         checkpointer.start()
+    # vea_feature_psi and vea_calibration_gap: the live traffic's, refreshed as /metrics is read.
+    metrics.drift.source = DriftMonitor(app).scraped
 
     errors.register(app)
     api = VeaApi(app)

@@ -126,6 +126,8 @@ BOUNDS: dict[str, Bounds] = {
     "value_of_retention": Bounds(0, 1e12),
     "cost_per_second": Bounds(0, MONEY),
     "drift_psi_threshold": Bounds(0, 100, above=True),
+    # Every refresh of the drift gauges reads the whole window's decisions.
+    "drift_window_h": Bounds(0, 30 * 24),
     "session_hours": Bounds(0, 366 * 24, above=True),
     "trusted_proxies": Bounds(0, 10),
     "hsts_seconds": Bounds(0, 2 * 365 * DAY),
@@ -423,6 +425,9 @@ class Settings:
     value_config: str = ""
     # Drift (service.reports): PSI above this is flagged (0.1 watch, 0.25 act).
     drift_psi_threshold: float = 0.2
+    # The gauges vea_feature_psi and vea_calibration_gap (service.drift_monitor) describe
+    # the decisions of this many hours before now, whoever reads the reports. 0: none.
+    drift_window_h: float = 24.0
     # Pages (/desk, /dashboard): signs the session cookie. Every worker and instance must
     # share it; empty: gunicorn's master draws one per start (service/gunicorn_conf.py),
     # a bare create_app() one per app, so logins do not survive a restart.

@@ -8,7 +8,9 @@ mode). Without it (tests, ``flask run``) each app has its own registry.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -20,6 +22,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from models.activities import ACTIONS
 
@@ -29,6 +33,24 @@ SHADOW_VERDICTS = ("ok", "slow", "error", "suspended")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SURVEY_OUTCOME_STATES = ("recorded", "pending")  # the ``outcome`` label of vea_surveys_total
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# The drift gauges (service.drift_monitor): name, label, help.
+FEATURE_PSI, CALIBRATION_GAP = "vea_feature_psi", "vea_calibration_gap"
+DRIFT_GAUGES = (
+    (
+        FEATURE_PSI,
+        "feature",
+        "Population stability index of a feature: the decisions of the last "
+        "VEA_DRIFT_WINDOW_H hours vs the champion's training data (absent with too few)",
+    ),
+    (
+        CALIBRATION_GAP,
+        "band",
+        "Observed success minus predicted openness, by openness band, over the last "
+        "VEA_DRIFT_WINDOW_H hours (absent for a band with too few outcomes)",
+    ),
+)
+
+log = logging.getLogger("vea.metrics")
 
 
 def multiprocess_dir() -> str | None:
@@ -97,21 +119,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="liveall",
         )
-        # Drift, as of the last drift report any worker computed (the newest value wins).
-        self.feature_psi = Gauge(
-            "vea_feature_psi",
-            "Population stability index of a feature: live decisions vs the training data",
-            ["feature"],
-            registry=r,
-            multiprocess_mode="mostrecent",
+        # Drift of the live traffic: declared as the gauges /metrics shows, but never set
+        # here. Their values come whole from one computation the workers share
+        # (service.drift_monitor, through ``drift``): a multiprocess gauge's series cannot
+        # be removed, so a feature or band that dropped out would keep its last value.
+        self.feature_psi, self.calibration_gap = (
+            Gauge(name, documentation, [label], registry=None)
+            for name, label, documentation in DRIFT_GAUGES
         )
-        self.calibration_gap = Gauge(
-            "vea_calibration_gap",
-            "Observed success minus predicted openness, by openness band",
-            ["band"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
+        self.drift = DriftGauges()
+        r.register(self.drift)
 
         # Known label values start at 0: a series that appears only at its first
         # increment hides that increment from rate() and leaves alerts on it empty
@@ -143,15 +160,6 @@ class Metrics:
         self.child(self.latency, endpoint, method).observe(seconds)
         self.child(self.requests, endpoint, method, str(status)).inc()
 
-    def set_drift(self, report: dict) -> None:
-        """Publish the latest drift report (``GET /v1/reports/drift``) as gauges."""
-        for item in report["features"]:
-            if item["psi"] is not None:
-                self.feature_psi.labels(feature=item["feature"]).set(item["psi"])
-        for band in report["calibration"]:
-            if band["gap"] is not None:
-                self.calibration_gap.labels(band=band["band"]).set(band["gap"])
-
     def set_model(self, previous: str | None, current: str | None) -> None:
         if previous:
             self.model_info.labels(version=previous).set(0)
@@ -165,5 +173,31 @@ class Metrics:
         if multiprocess_dir():
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            registry.register(self.drift)  # not in the workers' files
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class DriftGauges(Collector):
+    """``vea_feature_psi`` and ``vea_calibration_gap`` as ``source()`` (set by the app:
+    ``service.drift_monitor.DriftMonitor.scraped``) gives them at each collection, one
+    series per label value it names and no other."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, Mapping[str, float]]] | None = None
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily(name, doc, labels=[label]) for name, label, doc in DRIFT_GAUGES]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        values: Mapping[str, Mapping[str, float]] = {}
+        if self.source is not None:
+            try:
+                values = self.source()
+            except Exception as exc:  # /metrics answers, without these series
+                log.error("drift gauges not shown", exc_info=exc)
+        for name, label, documentation in DRIFT_GAUGES:
+            family = GaugeMetricFamily(name, documentation, labels=[label])
+            for key, value in sorted((values.get(name) or {}).items()):
+                family.add_metric([key], value)
+            yield family

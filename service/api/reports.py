@@ -82,12 +82,12 @@ def blueprint() -> Blueprint:
     @blp.alt_response(422, schema=ErrorSchema, description="bad period")
     @heavy.slot()
     def drift_report(args):
-        """PSI per feature (live decisions vs the champion's training data) and calibration
-        (predicted openness vs observed success by band); also exported as gauges."""
+        """PSI per feature (the period's decisions vs the champion's training data) and
+        calibration (predicted openness vs observed success by band). The gauges
+        `vea_feature_psi` and `vea_calibration_gap` are not this report's: they follow the
+        last `VEA_DRIFT_WINDOW_H` hours, whatever period a report asks for."""
         st = state()
-        report = reports.drift(st.engine, st.settings, st.models.registry, *_period(args))
-        st.metrics.set_drift(report)
-        return report
+        return reports.drift(st.engine, st.settings, st.models.registry, *_period(args))
 
     @blp.route("/organic", methods=["GET"])
     @require("reports")
