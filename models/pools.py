@@ -38,7 +38,12 @@ from typing import Any
 import yaml
 
 from models.activities import CHANNELS, NONE, VALUE_ACTIVITIES
-from models.schema import canonical_language, language_tag_problem, primary_language
+from models.schema import (
+    canonical_language,
+    language_tag_problem,
+    normal_category,
+    primary_language,
+)
 
 GENERAL = "general"
 SELF_SERVICE = "self_service"
@@ -160,7 +165,11 @@ class Pool:
             language is None or primary_language(language) not in self._primary_languages
         ):
             return False
-        return self.segments is None or segment in self.segments
+        # Segments in their normal spelling, as the API loads a contact's: a log read
+        # offline may spell them otherwise.
+        return self.segments is None or (
+            isinstance(segment, str) and normal_category(segment) in self.segments
+        )
 
     @cached_property  # serves() runs for every pool of every routed decision
     def _primary_languages(self) -> frozenset[str]:
@@ -228,6 +237,13 @@ def _names(entry: Mapping[str, Any], key: str, where: str) -> frozenset[str] | N
         if not isinstance(item, str) or not item.strip():
             raise PoolError(f"{where}: {key} must hold non-empty strings")
     return frozenset(value)
+
+
+def _segments(entry: Mapping[str, Any], where: str) -> frozenset[str] | None:
+    """The segments in the spelling the API loads a contact's (``normal_category``): a
+    pool for "Enterprise" would otherwise never match a contact's "enterprise"."""
+    names = _names(entry, "segments", where)
+    return None if names is None else frozenset(normal_category(name) for name in names)
 
 
 def name_in(names: Mapping[str, str] | None, language: str | None, fallback: str) -> str:
@@ -390,7 +406,7 @@ def parse_pool(entry: Any, index: int) -> Pool:
         activities=frozenset(activities or ()),
         languages=_languages(entry, where),
         channels=channels,
-        segments=_names(entry, "segments", where),
+        segments=_segments(entry, where),
         membership=membership,
         members=tuple(members),
         capacity=capacity,
