@@ -105,12 +105,14 @@ control_socket_disable = True
 # The files vea's workers leave in the two state directories: prometheus_client's
 # per-process samples ({type}_{pid}.db, gauges {gauge_mode}_{pid}.db), the rate-limit
 # buckets (service.ratelimit), the verified-keys cache and its lock and temporary files
-# (service.key_cache), the heavy-report slots (service.heavy).
+# (service.key_cache), the heavy-report slots (service.heavy), the drift gauges' values
+# and lock (service.drift_monitor).
 OWN_STATE_FILE = re.compile(
     r"(?:counter|histogram|summary|gauge_[a-z]+)_\d+\.db"
     r"|[a-z-]+\.buckets(?:\.leased)?"
     r"|verified-keys\.json(?:\.lock)?|\.verified-keys\..+"
     r"|heavy-\d+\.lock"
+    r"|drift-gauges\.(?:json|lock)|\.drift-gauges\..+"
 )
 
 

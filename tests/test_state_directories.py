@@ -88,11 +88,14 @@ def test_what_a_run_leaves_is_emptied_by_the_next_start(env, tmp_path):
         assert requests.get(f"{base}/v1/models", headers=wrong, timeout=10).status_code == 401
         report = requests.get(f"{base}/v1/reports/value", headers=admin, timeout=60)
         assert report.status_code == 200, report.text  # takes a heavy slot
+        for _ in range(4):  # the drift gauges' computation: its lock and values file
+            assert requests.get(f"{base}/metrics", timeout=30).status_code == 200
     finally:
         stop(proc)
     left = {name: sorted(os.listdir(tmp_path / name)) for name in ("prom", "shared")}
     assert left["prom"] and any(name.endswith(".buckets") for name in left["shared"])
     assert any(name.startswith("heavy-") for name in left["shared"]), left
+    assert "drift-gauges.lock" in left["shared"], left
 
     proc = start_gunicorn(env, free_port(), 1, tmp_path / "second.log")
     try:
