@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -69,6 +70,26 @@ def language_tag_problem(tag: str) -> str | None:
     if not LANGUAGE_TAG.fullmatch(tag):
         return LANGUAGE_TAG_HINT
     return None
+
+
+# The forms a period's start or end is given in (the reports' API and the CLI): a date,
+# or a date-time to the minute, second or microsecond, with an optional Z or offset.
+DATE_FORMS = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?"
+)
+DATE_FORMS_MESSAGE = "must be a date YYYY-MM-DD or a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
+
+
+def parse_instant(text: str) -> datetime:
+    """``text`` in one of ``DATE_FORMS`` as naive UTC (a time without an offset is UTC);
+    ValueError with ``DATE_FORMS_MESSAGE`` otherwise."""
+    text = text.strip()
+    if not DATE_FORMS.fullmatch(text):
+        raise ValueError(DATE_FORMS_MESSAGE)
+    moment = datetime.fromisoformat(text)  # "Z" and "+09:00" alike (Python 3.11)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 def normal_category(value: str) -> str:

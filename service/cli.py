@@ -117,6 +117,27 @@ def serve(bind: str | None, workers: int | None) -> None:
     os.execv(sys.executable, argv)  # nosec B606 # constant argv, nothing from a request
 
 
+class Instant(click.ParamType):
+    """A date or date-time in the forms the reports' API takes (``models.schema.DATE_FORMS``:
+    ``2026-11-01``, ``2026-11-01T09:30``, ``...:00Z``, ``...+09:00``), as naive UTC: an
+    operator in Japan asks for a month in JST as the API is asked."""
+
+    name = "date"
+
+    def convert(self, value, param, ctx):
+        from models.schema import parse_instant
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_instant(value)
+        except ValueError as exc:
+            self.fail(f"{value!r} {exc}", param, ctx)
+
+
+INSTANT = Instant()
+
+
 @click.group("db", cls=OneLineErrorGroup)
 def db() -> None:
     """The service database (VEA_DATABASE_URL)."""
@@ -356,7 +377,7 @@ def db_backup(out: Path) -> None:
 @db.command("prune")
 @click.option(
     "--before",
-    type=click.DateTime(),
+    type=INSTANT,
     required=True,
     help="Delete decisions, their outcomes and surveys, and events that happened before "
     "this UTC date.",
@@ -524,11 +545,11 @@ def keys_revoke(key_or_id: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".parquet or .csv")
 @click.option(
     "--since",
-    type=click.DateTime(),
+    type=INSTANT,
     default=None,
     help="Only decisions at or after this UTC date/time (default: all).",
 )
-@click.option("--until", type=click.DateTime(), default=None, help="Only decisions before this.")
+@click.option("--until", type=INSTANT, default=None, help="Only decisions before this.")
 def export(out: str, since, until) -> None:
     """Stored decisions, outcomes and customer events as the canonical log (with
     propensities, arms and model versions), ready for `vea train`."""
@@ -570,8 +591,8 @@ def export(out: str, since, until) -> None:
 
 
 @click.command("report")
-@click.option("--from", "start", type=click.DateTime(), default=None, help="Period start (UTC).")
-@click.option("--to", "end", type=click.DateTime(), default=None, help="Period end (exclusive).")
+@click.option("--from", "start", type=INSTANT, default=None, help="Period start (UTC).")
+@click.option("--to", "end", type=INSTANT, default=None, help="Period end (exclusive).")
 @click.option("--json", "as_json", is_flag=True, help="The full report as JSON (as the API).")
 @click.option(
     "--reward",
@@ -1054,9 +1075,6 @@ def pools_show(as_json: bool) -> None:
         click.echo("no proficiency measured yet: run `vea pools rebuild`")
 
 
-_AUDIT_TIME = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
-
-
 class _AuditCursor(click.ParamType):
     """The ``next`` an earlier page printed (as ``GET /v1/audit``'s), decoded."""
 
@@ -1074,12 +1092,12 @@ class _AuditCursor(click.ParamType):
 @click.command("audit", cls=OneLineErrorCommand)
 @click.option(
     "--since",
-    type=_AUDIT_TIME,
+    type=INSTANT,
     default=None,
     help="Only events at or after this UTC date (or time).",
 )
 @click.option(
-    "--until", type=_AUDIT_TIME, default=None, help="Only events before this UTC date (or time)."
+    "--until", type=INSTANT, default=None, help="Only events before this UTC date (or time)."
 )
 @click.option(
     "--limit",

@@ -5,7 +5,6 @@ drops information."""
 from __future__ import annotations
 
 import functools
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,8 @@ from models.pools import MAX_NAME as MAX_POOL_NAME
 from models.pools import MEMBERSHIPS as POOL_MEMBERSHIPS
 from models.pools import NAME_LANGUAGE as POOL_NAME_LANGUAGE
 from models.schema import (
+    DATE_FORMS,
+    DATE_FORMS_MESSAGE,
     LANGUAGE_TAG,
     LANGUAGE_TAG_HINT,
     MAX_HANDLE_TIME_S,
@@ -1010,12 +1011,6 @@ class ReadySchema(Schema):
 # The forms a period is written in: ISO 8601 dates and date-times. Python's parser
 # also reads 20261130 (taken as its midnight, so a "to" left that day out) and 2026-W44
 # (that week's Monday).
-DATE_FORMS = re.compile(
-    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?"
-)
-DATE_FORMS_MESSAGE = "must be a date YYYY-MM-DD or a date-time YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
-
-
 class PeriodInstant(fields.DateTime):
     """A period's start or end, in one of ``DATE_FORMS`` only."""
 

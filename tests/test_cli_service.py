@@ -154,8 +154,8 @@ REFUSED = [
     (["db", "prune"], "Missing option '--before'."),
     (
         ["db", "prune", "--before", "notadate", "--yes"],
-        "Invalid value for '--before': 'notadate' does not match the formats '%Y-%m-%d', "
-        "'%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S'.",
+        "Invalid value for '--before': 'notadate' must be a date YYYY-MM-DD or a date-time "
+        "YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
     ),
     (["audit", "--limit", "0"], "Invalid value for '--limit': 0 is not in the range 1<=x<=1000."),
     (

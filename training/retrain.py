@@ -33,6 +33,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from models.economics import Economics
 from models.policy import choose_actions, expected_values
 from models.ranker import LEARNERS, ActivityRanker
 from models.registry import ChampionChanged, Registry
-from models.schema import LABEL, REWARDS, Reward, RewardError, parse_reward
+from models.schema import LABEL, REWARDS, Reward, RewardError, parse_instant, parse_reward
 from training.fit import (
     UNKNOWN_REWARD,
     apply_reward,
@@ -807,9 +808,24 @@ def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
             ) from again
 
 
+def _instant(value: str | None, param: click.Parameter) -> datetime | None:
+    """``--since`` in the forms `vea export` and the reports take (models.schema)."""
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} {exc}", param=param) from None
+
+
 # ------------------------------------------------------------------------------ command
 @click.command("retrain")
-@click.option("--since", type=click.DateTime(), default=None, help="Export decisions from here.")
+@click.option(
+    "--since",
+    default=None,
+    callback=lambda ctx, param, value: _instant(value, param),
+    help="Export decisions from here (a date or date-time, UTC unless an offset is given).",
+)
 @click.option("--force", is_flag=True, help="Promote even if the gate refuses (recorded).")
 @click.option(
     "--min-rows",
