@@ -8,7 +8,12 @@ channel, segment; ``general`` takes everything) is valued::
 
 The wait is the platform's ``expected_wait_s`` when it sends one, 0 with an agent free,
 else ``(queue_length + 1) * mean_handle_s / agents`` (``wait_capacity``: the agents the
-platform reports staffed, else the pool's ``capacity``, else its members, else 1).
+platform reports staffed, else the pool's ``capacity``, else its members, else 1). The
+contacts routed to the pool since the report (``Availability.routed_since``) count too:
+each takes one of the ``agents_free`` it gave, and once none is left each joins the queue,
+adding ``mean_handle_s / agents`` to the wait (to the platform's ``expected_wait_s`` as to
+the estimate), until the next report describes the pool anew (a report without
+``agents_free`` is taken as is: who was free is not known).
 
 A pool the platform reports with ``agents_staffed: 0`` (nobody logged in: a night shift,
 a closed site) is **unstaffed**: nobody would ever answer it, so it is never chosen nor
@@ -87,6 +92,10 @@ class Availability:
     # Agents logged in to the pool's queue (busy or free): how many the queue drains to.
     agents_staffed: int | None = None
     stale: bool = False  # older than the TTL: ignored, the pool counts as unknown
+    # Contacts routed to the pool since the report: the report does not know them, yet
+    # each took a free agent or joined the queue (without them a pool reported with one
+    # agent free was valued as free for every contact until the next report).
+    routed_since: int = 0
 
     @property
     def unstaffed(self) -> bool:
@@ -94,15 +103,19 @@ class Availability:
         return not self.stale and self.agents_staffed == 0
 
     @classmethod
-    def of_report(cls, report: Mapping[str, Any], stale: bool) -> Availability:
+    def of_report(
+        cls, report: Mapping[str, Any], stale: bool, routed_since: int = 0
+    ) -> Availability:
         """A stored availability report (its ``agents_free``, ``queue_length``,
-        ``expected_wait_s`` and ``agents_staffed``)."""
+        ``expected_wait_s`` and ``agents_staffed``), with the contacts routed to the pool
+        since it was made."""
         return cls(
             agents_free=report["agents_free"],
             queue_length=report["queue_length"],
             expected_wait_s=report["expected_wait_s"],
             agents_staffed=report["agents_staffed"],
             stale=stale,
+            routed_since=routed_since,
         )
 
 
@@ -278,20 +291,30 @@ def expected_wait(pool: Pool, status: Availability | None, rules: RoutingRules) 
     the last report expired); ``math.inf`` when the platform reports nobody staffed (the
     pool is unstaffed: no estimate of its own can make that wait end). Without the
     platform's own estimate, the contacts ahead (the queue and this one) are shared among
-    the agents of ``wait_capacity``."""
+    the agents of ``wait_capacity``.
+
+    The ``routed_since`` contacts take the free agents the report gave first; the rest
+    wait ahead of this one, each ``mean_handle_s / wait_capacity`` longer. A report that
+    leaves ``agents_free`` out is taken as is (who was free is not known)."""
     if status is None or status.stale:
         return None
     if status.unstaffed:
         return math.inf
+    free = status.agents_free
+    if free is not None and free > status.routed_since:
+        # An agent the report gave as free is still free: no contact routed since took it.
+        return float(status.expected_wait_s) if status.expected_wait_s is not None else 0.0
+    # Routed since the report beyond its free agents: queued ahead of this contact.
+    ahead = status.routed_since - free if free is not None else 0
+    per_contact = rules.mean_handle_s / wait_capacity(pool, status)
     if status.expected_wait_s is not None:
-        return float(status.expected_wait_s)
-    if status.agents_free is not None and status.agents_free > 0:
-        return 0.0
-    if status.queue_length is not None or status.agents_free == 0:
+        # The platform's wait is for a contact arriving at its report, when agents were
+        # free (if any were): the first contact past them waits for an agent to finish.
+        return float(status.expected_wait_s) + (ahead + (1 if free else 0)) * per_contact
+    if status.queue_length is not None or free is not None:
         # "No agent free" without a queue length is an empty queue, not an unknown wait:
         # read as unknown, a full pool was valued as free and kept getting customers.
-        queued = status.queue_length or 0
-        return (queued + 1) * rules.mean_handle_s / wait_capacity(pool, status)
+        return ((status.queue_length or 0) + ahead + 1) * per_contact
     return None
 
 
