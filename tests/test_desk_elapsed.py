@@ -126,3 +126,45 @@ def test_the_earlier_card_counts_to_this_contacts_time_not_to_the_request(
         desk_client, language, timedelta(hours=5, minutes=10), this_ago=timedelta(hours=2)
     )
     assert said in card, card
+
+
+def test_the_earlier_card_shows_the_outcome_recorded_since(desk_client, keys, app):  # noqa: F811
+    """The card showed the earlier contact's outcome as it stood when this contact was
+    decided (usually none yet): an agent reopening the desk after the chat agent had
+    recorded "accepted" still read "no outcome"."""
+    import sqlalchemy as sa
+
+    from service.db import decisions
+
+    customer = f"c-earlier-{uuid.uuid4().hex}"
+    earlier_at = quote((datetime.now(UTC) - timedelta(minutes=30)).isoformat())
+    desk_client.get(desk_url(customer_id=customer, issue_type="how_to", occurred_at=earlier_at))
+    this_contact = desk_url(
+        customer_id=customer, channel="voice", issue_type="how_to", sentiment="0.5"
+    )
+
+    def card() -> str:
+        page = desk_client.get(this_contact).get_data(as_text=True)
+        if 'id="resolve"' in page:
+            pytest.skip("this model answers the contact quietly: nothing else is shown")
+        return re.search(r'id="earlier">(.*?)</section>', page, re.S).group(1)
+
+    assert "none recorded" in card()
+    with app.extensions["vea"].engine.connect() as conn:
+        earlier_id = (
+            conn.execute(
+                sa.select(decisions.c.decision_id)
+                .where(decisions.c.customer_id == customer)
+                .order_by(decisions.c.occurred_at)
+            )
+            .scalars()
+            .first()
+        )
+    recorded = desk_client.post(
+        f"/v1/decisions/{earlier_id}/outcome",
+        json={"offered": True, "accepted": True, "ves_confidence": 6, "ves_ability": 5},
+        headers=keys["desktop"],
+    )
+    assert recorded.status_code == 201, recorded.json
+    shown = card()
+    assert "accepted" in shown.lower() and "VES 6 / 5" in shown, shown

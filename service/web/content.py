@@ -91,7 +91,7 @@ LABELS: dict[str, dict[str, str]] = {
         "fallbacks": "Fallbacks",
         "earlier": "Earlier contact",
         "earlier_line": "{channel} contact {when} · issue: {issue} · suggested: {activity}",
-        "earlier_outcome": "Outcome then: {outcome}",
+        "earlier_outcome": "Its outcome: {outcome}",
         "no_outcome": "none recorded",
         "offered": "Offered",
         "accepted": "Accepted",

@@ -845,9 +845,12 @@ def view_model(
     language: str,
     recorded: dict[str, Any] | None = None,
     config: PoolConfig | None = None,
+    earlier_recorded: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, already in the agent's language. ``config``: the
-    pools config, to name pools (without it they are named by id)."""
+    pools config, to name pools (without it they are named by id). ``earlier_recorded``:
+    the outcome recorded by now for the contact this one continues (the answer holds the
+    outcome known when it was decided: often none yet)."""
     labels = content.LABELS[language]
     names = content.ACTIVITY_NAMES[language]
     suggested = answer["suggested_activity"]
@@ -911,7 +914,7 @@ def view_model(
         this_contact = answer.get("context", {}).get("occurred_at") or answer.get("created_at")
         gap = _seconds_between(earlier.get("occurred_at", ""), this_contact or "")
         when = "?" if gap is None else elapsed.say(gap, BEFORE_CONTACT[language])
-        outcome = earlier.get("outcome")
+        outcome = earlier_recorded or earlier.get("outcome")
         outcome_text = _outcome_text(outcome, labels, language) if outcome else labels["no_outcome"]
         model["earlier"] = {
             "line": labels["earlier_line"].format(
@@ -1033,9 +1036,11 @@ def blueprint() -> Blueprint:
             recorded = (
                 recorded_outcome(answer["decision_id"]) if answer.get("stored", True) else None
             )
+            earlier_id = (answer.get("continuation") or {}).get("decision_id")
+            earlier_recorded = recorded_outcome(earlier_id) if earlier_id else None
         except ApiError:  # database down: the page still shows its hint
-            recorded = None
-        d = view_model(answer, features, language, recorded, state().pools.config)
+            recorded = earlier_recorded = None
+        d = view_model(answer, features, language, recorded, state().pools.config, earlier_recorded)
         return render_template("desk.html", **page, d=d, desk_labels=DESK_LABELS[language])
 
     @blp.route("/desk/outcome", methods=["POST"])
