@@ -166,7 +166,9 @@ def train_bundle(
         if not (counts >= MIN_ACTION_SUPPORT).any():
             # Refused before any model is fitted, with the whole log's counts.
             raise ValueError(too_few_rows(counts))
-    bar = tqdm(total=steps, desc="training", unit="model", disable=not progress)
+    # None: tqdm's own "only on a terminal". A log (make run, cron, CI) got one \r-joined
+    # line of hundreds of redraws instead of nothing.
+    bar = tqdm(total=steps, desc="training", unit="model", disable=None if progress else True)
     metrics: dict[str, Any] = {"reward": reward.label}
 
     # Openness: on value attempts when the log has them, else on every contact.
