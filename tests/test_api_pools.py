@@ -174,10 +174,16 @@ def test_a_staffed_general_pool_with_no_agent_free_keeps_the_value_attempt(clien
     # The pools file: value pools fill by proficiency and have no members yet, so every
     # contact goes to general, which lists no members (every agent answers it).
     general = "/v1/pools/general/availability"
-    client.put(general, json={"agents_free": 0}, headers=keys["desktop"])
+
+    def decide_after(report: dict) -> dict:
+        # The platform reports before each contact: a contact routed since a report
+        # joins general's queue (tests/test_pool_capacity_accounting.py).
+        client.put(general, json=report, headers=keys["desktop"])
+        return client.post("/v1/decisions", json=body(new_id), headers=keys["desktop"]).json
+
     # Read as one agent, "no agent free" is a 420 s wait: a suggested activity is dropped.
     for _ in range(20):
-        answer = client.post("/v1/decisions", json=body(new_id), headers=keys["desktop"]).json
+        answer = decide_after({"agents_free": 0})
         if "wait limit" in answer["route"]["reason"]:
             break
     else:
@@ -185,11 +191,7 @@ def test_a_staffed_general_pool_with_no_agent_free_keeps_the_value_attempt(clien
     assert answer["route"]["expected_wait_s"] == 420.0
     assert answer["suggested_activity"] == answer["route"]["activity"] == "none"
     # Thirty agents logged in: the next one frees up in 14 s, the attempt goes ahead.
-    client.put(general, json={"agents_free": 0, "agents_staffed": 30}, headers=keys["desktop"])
-    answers = [
-        client.post("/v1/decisions", json=body(new_id), headers=keys["desktop"]).json
-        for _ in range(20)
-    ]
+    answers = [decide_after({"agents_free": 0, "agents_staffed": 30}) for _ in range(20)]
     attempted = [a for a in answers if a["suggested_activity"] != "none"]
     assert attempted, [a["route"]["reason"] for a in answers]
     route = attempted[0]["route"]
