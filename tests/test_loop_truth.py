@@ -36,7 +36,7 @@ from training.fit import train_bundle
 from training.retrain import gate, greedy_actions, retrain
 from training.simulate import P_OFFERED, simulate, true_expected_values, true_policy_value
 
-CONTACTS = 2600
+CONTACTS = 4000
 HOLDOUT_SHARE = 0.2
 SETTINGS = {
     "access_log": False,
