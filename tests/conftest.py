@@ -283,19 +283,26 @@ def pools_from_the_file(app) -> Iterator:
     clear()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def own_app(request, tmp_path, registry_dir, compile_cache):
-    """An app on a database of its own, on each backend: for tests that delete (pruning
-    the suite's shared database would delete other tests' rows) or must see only their
-    own rows."""
+@pytest.fixture
+def own_url(request, database_url, tmp_path) -> str:
+    """A migrated database of the test's own, on the test's backend (``database_url``'s):
+    for tests that delete (pruning the suite's shared database would delete other tests'
+    rows), start an erasure ledger, or must see only their own rows. ``make_app(
+    database_url=own_url)`` builds apps on it."""
     from service.db import upgrade
 
-    if request.param == "sqlite":
+    if database_url.startswith("sqlite"):
         url = f"sqlite:///{tmp_path / 'own.db'}"
     else:
         url = request.getfixturevalue("postgres").create_database(f"vea_own_{uuid.uuid4().hex[:8]}")
     upgrade(url)
-    app = suite_app(url, registry_dir, compile_cache)
+    return url
+
+
+@pytest.fixture
+def own_app(own_url, registry_dir, compile_cache):
+    """An app on a database of its own, on each backend (``own_url``)."""
+    app = suite_app(own_url, registry_dir, compile_cache)
     yield app
     app.extensions["vea"].close()
 

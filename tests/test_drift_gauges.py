@@ -21,43 +21,18 @@ from service import drift_monitor
 from service.db import utcnow
 from service.drift_monitor import MIN_DECISIONS, MIN_OUTCOMES, REFRESH_S, DriftMonitor
 from service.metrics import CALIBRATION_GAP, FEATURE_PSI
-from tests.conftest import free_port, suite_app
+from tests.conftest import free_port
 from tests.test_e2e_gunicorn import ROOT, start_gunicorn, stop
 
 # A period of its own, away from the window: what a manager might look at.
 OLD_PERIOD = {"from": "2019-07-01", "to": "2019-07-02"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request, tmp_path) -> str:
-    """A database of the test's own: the window counts every recent decision in it."""
-    from service.db import upgrade
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'drift.db'}"
-    else:
-        url = request.getfixturevalue("postgres").create_database(
-            f"vea_drift_{uuid.uuid4().hex[:8]}"
-        )
-    upgrade(url)
-    return url
-
-
 @pytest.fixture
-def build(database, registry_dir, compile_cache):
-    """Apps on the test's database (several: workers of one master when they share
-    ``shared_state_dir``)."""
-    apps = []
-
-    def build(**overrides):
-        app = suite_app(database, registry_dir, compile_cache, **overrides)
-        app.testing = True
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        app.extensions["vea"].close()
+def build(make_app, own_url):
+    """Apps on a database of the test's own, where the window counts every recent decision
+    (several: workers of one master when they share ``shared_state_dir``)."""
+    return lambda **overrides: make_app(database_url=own_url, **overrides)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import multiprocessing
 import shutil
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,20 +44,6 @@ def outcome_and_event(client, key, decision, customer_id) -> None:
         f"/v1/customers/{customer_id}/events", json={"type": "renewed"}, headers=key
     )
     assert answer.status_code == 201, answer.json
-
-
-@pytest.fixture
-def own_url(request, database_url, tmp_path) -> str:
-    """A migrated database of this test's own, on the test's backend: a ledger started
-    for a database where other tests recorded erasures is refused (they went elsewhere)."""
-    from service.db import upgrade
-
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'own.db'}"
-    else:
-        url = request.getfixturevalue("postgres").create_database(f"vea_own_{uuid.uuid4().hex[:8]}")
-    upgrade(url)
-    return url
 
 
 @pytest.fixture

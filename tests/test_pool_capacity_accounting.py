@@ -86,37 +86,11 @@ def test_unstaffed_and_stale_reports_are_as_before(status, wait):
 
 
 # ----------------------------------------------------------------- the service
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def shared_url(request, tmp_path) -> str:
-    """A database of this test's own (counts see only its decisions), for one or two apps."""
-    from service.db import upgrade
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'capacity.db'}"
-    else:
-        url = request.getfixturevalue("postgres").create_database(
-            f"vea_capacity_{uuid.uuid4().hex[:8]}"
-        )
-    upgrade(url)
-    return url
-
-
 @pytest.fixture
-def instance(shared_url, registry_dir, compile_cache):
-    """Factory: an app (a worker or an instance of its own) on the test's database."""
-    from tests.conftest import suite_app
-
-    apps = []
-
-    def build():
-        app = suite_app(shared_url, registry_dir, compile_cache, **ROUTING)
-        app.testing = True
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        app.extensions["vea"].close()
+def instance(make_app, own_url):
+    """Factory: an app (a worker or an instance of its own) on a database of the test's
+    own, so counts see only its decisions."""
+    return lambda: make_app(database_url=own_url, **ROUTING)
 
 
 @pytest.fixture
