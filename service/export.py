@@ -14,6 +14,8 @@ The rules a row must obey come from ``models.schema`` (the same ones
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,8 +28,14 @@ import sqlalchemy as sa
 
 from models.activities import ACTIONS, NONE
 from models.exploration import HOLDOUT, candidates
-from models.schema import COLUMN_BY_NAME, CONTEXT_FEATURES, LOG_COLUMNS, VEA_EXPORT_COLUMNS
-from models.tables import write_table
+from models.schema import (
+    CATEGORICAL_FEATURES,
+    COLUMN_BY_NAME,
+    CONTEXT_FEATURES,
+    LOG_COLUMNS,
+    VEA_EXPORT_COLUMNS,
+)
+from models.tables import TableShape, table_format, write_chunks
 from models.value_report import UPGRADES_WITHOUT_VALUE
 from service.db import READ_ONLY, customer_events, decisions, outcomes, surveys, utcnow
 
@@ -40,6 +48,28 @@ RETENTION_WINDOWS = {"retained_30d": 30, "retained_60d": 60, "retained_90d": 90}
 CHURN_EVENTS = ("churned",)
 STAY_EVENTS = ("retained", "renewed")
 UPGRADE_WINDOW_DAYS = 90
+# Decisions `vea export` reads, builds and writes at a time: its memory is that of a
+# chunk (about 80 MB above the command's own), whatever the period's size.
+CHUNK_ROWS = 5_000
+# Customers' events asked for at a time (an IN list, within every SQLite's limit).
+EVENT_CUSTOMERS = 500
+# The columns ``_build`` converts once the frame is built: their dtype is the same in
+# any chunk, and they are not rebuilt from the values read.
+_FLOATS = (
+    "tenure_months",
+    "sentiment",
+    "propensity",
+    "pool_propensity",
+    "openness",
+    "prior_contacts_30d",
+    "ves_confidence",
+    "ves_ability",
+    "csat",
+    "nps",
+    "ces",
+    "handle_time_s",
+)
+_CONVERTED = frozenset((*_FLOATS, "occurred_at"))
 
 
 class ExportError(ValueError):
@@ -57,19 +87,15 @@ class ExportResult:
     surveys_pending: int = 0
 
 
-def _read(
-    conn: sa.Connection,
-    since: datetime | None,
-    until: datetime | None,
-    contact_policy: bool = False,
-) -> tuple:
+def _query(since: datetime | None, until: datetime | None, contact_policy: bool) -> sa.Select:
+    """The period's decisions joined to their outcomes, in the export's order."""
     condition = sa.true()
     if since is not None:
         condition = sa.and_(condition, decisions.c.occurred_at >= since)
     if until is not None:
         condition = sa.and_(condition, decisions.c.occurred_at < until)
     joined = decisions.outerjoin(outcomes, outcomes.c.decision_id == decisions.c.decision_id)
-    query = (
+    return (
         sa.select(
             decisions.c.decision_id,
             decisions.c.interaction_id,
@@ -125,11 +151,12 @@ def _read(
         .where(condition)
         .order_by(decisions.c.occurred_at, decisions.c.decision_id)
     )
+
+
+def _decode(names: list[str], rows: list) -> dict[str, Any]:
+    """The rows read by ``_query`` as a list per column, times and features decoded."""
     # Column lists straight from the rows: a dict per row cost more than the query.
-    result = conn.execute(query)
-    names = list(result.keys())
-    rows = result.all()
-    columns: dict[str, list] = {name: [] for name in names}
+    columns: dict[str, Any] = {name: [] for name in names}
     if rows:
         columns = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
     # SQLite stores times as ISO text (PostgreSQL's driver gives datetimes already).
@@ -139,21 +166,93 @@ def _read(
     columns["features"] = [
         orjson.loads(f) if isinstance(f, str | bytes) else f for f in columns["features"]
     ]
+    return columns
+
+
+def _events(
+    conn: sa.Connection, columns: dict[str, Any], customers: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """The customer events from the first of the rows' decisions on (a decision's
+    retention and upgrades come from its customer's events at or after it): all
+    customers', or only ``customers``' (a chunk's). In the order they were recorded, so a
+    customer's upgrade values are summed in the same order whichever way they are read."""
+    if not len(columns["decision_id"]):
+        return []
+    first = columns["occurred_at"].min().to_pydatetime()
+    query = (
+        sa.select(
+            customer_events.c.customer_id,
+            customer_events.c.type,
+            customer_events.c.occurred_at,
+            customer_events.c.value,
+        )
+        .where(customer_events.c.occurred_at >= first)
+        .order_by(customer_events.c.id)
+    )
+    if customers is None:
+        return [dict(r._mapping) for r in conn.execute(query)]
+    # The erasure's batches of ids (PostgreSQL: one array parameter, which its generic
+    # plan still looks up in the index). Imported here: service.deletion imports this.
+    from service.deletion import _in_batch
+
+    wanted = sorted(set(customers))
     events: list[dict[str, Any]] = []
-    if rows:
-        first = columns["occurred_at"].min().to_pydatetime()
-        events = [
-            dict(r._mapping)
-            for r in conn.execute(
-                sa.select(
-                    customer_events.c.customer_id,
-                    customer_events.c.type,
-                    customer_events.c.occurred_at,
-                    customer_events.c.value,
-                ).where(customer_events.c.occurred_at >= first)
-            )
-        ]
-    return columns, events
+    for start in range(0, len(wanted), EVENT_CUSTOMERS):
+        batch = wanted[start : start + EVENT_CUSTOMERS]
+        where = _in_batch(conn, customer_events.c.customer_id, batch)
+        events += [dict(r._mapping) for r in conn.execute(query.where(where))]
+    return events
+
+
+def _read(
+    conn: sa.Connection,
+    since: datetime | None,
+    until: datetime | None,
+    contact_policy: bool = False,
+) -> tuple:
+    result = conn.execute(_query(since, until, contact_policy))
+    columns = _decode(list(result.keys()), result.all())
+    return columns, _events(conn, columns)
+
+
+def _chunks(
+    conn: sa.Connection,
+    since: datetime | None,
+    until: datetime | None,
+    contact_policy: bool,
+    events: bool,
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """``_read``'s columns and events ``CHUNK_ROWS`` decisions at a time, streamed (a
+    server-side cursor on PostgreSQL), with the events of each chunk's customers when
+    ``events``. At least one chunk: an empty one for an empty period (its layout)."""
+    query = _query(since, until, contact_policy).execution_options(yield_per=CHUNK_ROWS)
+    result = conn.execute(query)
+    names = list(result.keys())
+    read = False
+    for rows in result.partitions():
+        read = True
+        columns = _decode(names, rows)
+        del rows  # the driver's rows and the features' text: the columns hold the rest
+        chunk_events = _events(conn, columns, columns["customer_id"]) if events else []
+        yield columns, chunk_events
+    if not read:
+        yield _decode(names, []), []
+
+
+@contextmanager
+def _snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read-only connection whose statements all see the same data: the export reads
+    the period twice (what its columns hold, then its rows) and each chunk's events, and
+    a decision, outcome or erasure committed in between must not make them differ."""
+    with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        if conn.dialect.name == "sqlite":
+            # Deferred: the first read fixes the snapshot and takes no lock (WAL), so
+            # the service goes on writing; the WAL cannot restart from its beginning
+            # meanwhile (it grows by the writes made while the export reads).
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        yield conn
 
 
 def _bool(value: Any) -> float:
@@ -173,16 +272,44 @@ def decision_frame(
     ``blocked_activities``; empty otherwise), which only training needs."""
     with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
         rows, events = _read(conn, since, until, contact_policy)
-    now = now or utcnow()
+    return _build(rows, events, now or utcnow(), contact_policy)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How ``_build`` builds one chunk of a period's decisions so that every chunk is
+    what the same rows are in a frame of the whole period. ``extra_names``: the period's
+    extra features (None: the chunk's own). ``dtypes``: each column's dtype in the whole
+    period, in place of pandas' inference from the chunk's values (a chunk whose ints
+    are all present would be int64 where the period's column, with one missing, is
+    float64 and written 3.0). None: the columns of the features keep their values as
+    given (object), for ``TableShape`` to see each value's kind."""
+
+    extra_names: tuple[str, ...] | None = None
+    dtypes: Mapping[str, Any] | None = None
+
+
+def _build(
+    rows: dict[str, Any],
+    events: list[dict[str, Any]],
+    now: datetime,
+    contact_policy: bool,
+    layout: _Layout | None = None,
+) -> pd.DataFrame:
+    """``decision_frame``'s frame of rows read by ``_read`` (all of a period's) or by
+    ``_chunks`` (one chunk, with its ``layout``)."""
     # Built column by column (a list per column, not a dict per row): at 100,000 decisions
     # the per-row records took seconds of a dashboard's page.
     features = [f or {} for f in rows["features"]]
     data: dict[str, list] = {name: [f.get(name) for f in features] for name in CONTEXT_FEATURES}
     # Extra features the caller sent (declared in a spec) travel along as columns; a
     # decision without one has it missing (NaN), as a record without the key had.
-    extra_names = sorted(
-        {name for f in features for name in f} - set(CONTEXT_FEATURES) - set(COLUMN_BY_NAME)
-    )
+    if layout is not None and layout.extra_names is not None:
+        extra_names = list(layout.extra_names)
+    else:
+        extra_names = sorted(
+            {name for f in features for name in f} - set(CONTEXT_FEATURES) - set(COLUMN_BY_NAME)
+        )
     for name in extra_names:
         data[name] = [f.get(name, math.nan) for f in features]
     data.update(
@@ -240,19 +367,27 @@ def decision_frame(
     )
     _join_events(frame, events, now)
     frame["occurred_at"] = pd.to_datetime(frame["occurred_at"]).dt.tz_localize("UTC")
-    for name in ("tenure_months", "sentiment", "propensity", "pool_propensity", "openness"):
+    for name in _FLOATS:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    for name in (
-        "prior_contacts_30d",
-        "ves_confidence",
-        "ves_ability",
-        "csat",
-        "nps",
-        "ces",
-        "handle_time_s",
-    ):
-        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    if layout is not None:
+        _conform(frame, data, layout, extra_names)
     return frame
+
+
+def _conform(
+    frame: pd.DataFrame, data: dict[str, list], layout: _Layout, extra_names: list[str]
+) -> None:
+    """The columns of ``frame`` taken as read (``data``) rebuilt from their values with
+    the layout's dtypes: what the whole period's inference made of these values."""
+    if layout.dtypes is None:
+        if frame.empty:
+            return  # no value to see; and a whole period without rows is as inferred
+        wanted: Mapping[str, Any] = {n: object for n in (*CATEGORICAL_FEATURES, *extra_names)}
+    else:
+        wanted = layout.dtypes
+    for name, dtype in wanted.items():
+        if name in data and name not in _CONVERTED and frame[name].dtype != dtype:
+            frame[name] = pd.Series(data[name], index=frame.index, dtype=dtype)
 
 
 def _contact_policy(allowed: Any, blocked: Any) -> dict[str, Any]:
@@ -400,9 +535,10 @@ def shadow_inputs(
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def check_rows(frame: pd.DataFrame) -> None:
+def check_rows(frame: pd.DataFrame, first_row: int = 1) -> None:
     """The canonical rules of ``models.schema`` on every present value; raise ExportError
-    naming the row and field (the service's stored data should never break them)."""
+    naming the row and field (the service's stored data should never break them).
+    ``first_row``: the number of the frame's first row in the export (a later chunk)."""
     problems: list[str] = []
     for name in frame.columns:
         column = COLUMN_BY_NAME.get(name)
@@ -431,7 +567,7 @@ def check_rows(frame: pd.DataFrame) -> None:
         else:
             continue
         for row in np.flatnonzero(bad)[:5]:
-            problems.append(f"row {row + 1}, field {name}: {values.iloc[row]!r}")
+            problems.append(f"row {row + first_row}, field {name}: {values.iloc[row]!r}")
     for name in ("activity", "propensity"):
         if name in frame and frame[name].isna().any():
             problems.append(f"field {name}: missing on {int(frame[name].isna().sum())} rows")
@@ -448,14 +584,6 @@ def training_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return out, int((~recorded).sum())
 
 
-def write_log(frame: pd.DataFrame, path: str | Path) -> Path:
-    """``models.tables.write_table``, with a bad extension reported as an ExportError."""
-    try:
-        return write_table(frame, path)
-    except ValueError as exc:
-        raise ExportError(str(exc)) from exc
-
-
 def export_log(
     engine: sa.Engine,
     out: str | Path,
@@ -464,14 +592,44 @@ def export_log(
     now: datetime | None = None,
 ) -> ExportResult:
     """Write the labelled decisions of the period to ``out``; an empty period writes the
-    header only (0 rows) so downstream tools see the layout."""
-    frame = decision_frame(engine, since, until, now, contact_policy=True)
-    rows, pending = training_rows(frame)
-    check_rows(rows)
-    path = write_log(rows, out)
-    without_ves = int(rows["ve_success"].isna().sum()) if "ve_success" in rows else 0
+    header only (0 rows) so downstream tools see the layout.
+
+    The period is read ``CHUNK_ROWS`` decisions at a time, twice in one snapshot: first
+    what its columns hold (their dtypes, Parquet's schema, CSV's time precision) and the
+    log's rules, then chunk by chunk into the file; the file is what one frame of the
+    whole period would give (``decision_frame``), a year of decisions never in memory."""
+    try:
+        table_format(out)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from exc
+    now = now or utcnow()
+    whole, labelled = TableShape(absent=math.nan), TableShape(absent=math.nan)
+    rows = pending = without_ves = 0
+    with _snapshot(engine) as conn:
+        for columns, _ in _chunks(conn, since, until, contact_policy=True, events=False):
+            # Events change no column's kind (retention is a number either way).
+            frame = _build(columns, [], now, contact_policy=True, layout=_Layout())
+            whole.add(frame)
+            kept, left = training_rows(frame)
+            check_rows(kept, first_row=rows + 1)
+            labelled.add(kept)
+            rows, pending = rows + len(kept), pending + left
+            without_ves += int(kept["ve_success"].isna().sum())
+        fixed = {*CANONICAL, *VEA_ONLY, "has_outcome"}
+        layout = _Layout(
+            extra_names=tuple(sorted(set(whole.columns) - fixed)), dtypes=whole.dtypes()
+        )
+
+        def chunks() -> Iterator[pd.DataFrame]:
+            for columns, events in _chunks(conn, since, until, contact_policy=True, events=True):
+                yield training_rows(_build(columns, events, now, True, layout))[0]
+
+        try:
+            path = write_chunks(chunks(), out, labelled)
+        except ValueError as exc:  # pyarrow's refusal of a column it cannot store
+            raise ExportError(str(exc)) from exc
     return ExportResult(
-        rows=len(rows),
+        rows=rows,
         pending=pending,
         path=path,
         without_ves=without_ves,
