@@ -50,6 +50,7 @@ from models.policy import choose_actions, expected_values
 from models.ranker import LEARNERS, ActivityRanker
 from models.registry import ChampionChanged, Registry
 from models.schema import LABEL, REWARDS, Reward, RewardError, parse_instant, parse_reward
+from models.tables import atomic_file, os_reason
 from training.fit import (
     UNKNOWN_REWARD,
     apply_reward,
@@ -57,7 +58,7 @@ from training.fit import (
     net_rewards,
     train_bundle,
 )
-from training.loading import DataError, action_codes, contact_policy_allowed
+from training.loading import DataError, action_codes, contact_policy_allowed, write_table
 from training.ope import (
     MAX_UNSUPPORTED,
     Estimate,
@@ -778,6 +779,20 @@ def export_then_load(export: Callable[[Path], None], directory: Path) -> tuple[p
     return validate_log(frame, source=str(path)), path
 
 
+def _keep_export(export: Path, keep: Path) -> None:
+    """``--keep-export``: the export (Parquet; a .csv name gets CSV) written to ``keep``
+    as `vea export` writes: owner-only and renamed into place (it holds customer ids, and
+    a reader must not see half of it). DataError naming the path when it cannot be."""
+    if keep.suffix.lower() == ".csv":
+        write_table(pd.read_parquet(export), keep)
+        return
+    try:
+        with atomic_file(keep) as tmp:
+            shutil.copyfile(export, tmp)
+    except OSError as exc:
+        raise DataError(f"cannot write {keep}: {os_reason(exc, keep)}") from None
+
+
 def _load_given_log(data: str, registry: Registry) -> pd.DataFrame:
     """``--data``: a canonical log (as `vea export` writes it), else one in the layout of
     the champion's spec, as `vea evaluate` and `vea score` read it: a champion trained
@@ -900,11 +915,7 @@ def retrain_command(
                 Path(tmp),
             )
             if keep_export:
-                # The export is Parquet; a .csv name gets CSV.
-                if Path(keep_export).suffix.lower() == ".csv":
-                    pd.read_parquet(path).to_csv(keep_export, index=False)
-                else:
-                    shutil.copyfile(path, keep_export)
+                _keep_export(path, Path(keep_export))
         result = retrain(
             frame,
             Registry(registry),
