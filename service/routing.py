@@ -33,11 +33,14 @@ from models.matching import Availability, RoutingRules, route
 from models.pools import PoolConfig, PoolError, load_catalogue, load_config, parse_config
 from service.config import Settings
 from service.db import READ_ONLY, decisions, pool_availability, pool_config, utcnow
+from service.pools import WITHDRAWN
 
 log = logging.getLogger("vea.routing")
 
 CONFIG_ROW = sa.select(pool_config.c.config, pool_config.c.updated_at).where(pool_config.c.id == 1)
-AVAILABILITY_ROWS = sa.select(pool_availability)
+# A withdrawn report (its pool left the config: service.pools.WITHDRAWN) is no report: a
+# pool added back reads "wait unknown" until the platform reports again, not "stale".
+AVAILABILITY_ROWS = sa.select(pool_availability).where(pool_availability.c.reported_at != WITHDRAWN)
 # The route() calls of one decision (the served route, then the routes exploration logs
 # for the other activities it could have drawn) follow each other within this: they see
 # the availability the first one saw and count once. (The same contact decided again this
