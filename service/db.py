@@ -902,6 +902,10 @@ class SqliteCheckpointer(threading.Thread):
     def checkpoint(self) -> None:
         """One round: copy the WAL back without blocking; when the WAL has grown large,
         then in the writers' turn the last frames and a restart for the next commit."""
+        pending = Path(self.database + TRUNCATE_PENDING)
+        if pending.exists() and _truncate(self.database, self.write_lock):
+            pending.unlink(missing_ok=True)  # a deletion's WAL, owed since a reader held it
+            return
         conn = sqlite3.connect(self.database, timeout=1.0, isolation_level=None)
         try:
             _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -916,22 +920,38 @@ class SqliteCheckpointer(threading.Thread):
         self.stopping.set()
 
 
-TRUNCATE_WAIT_MS = 2000
+# How long the writers wait while a truncation waits for readers (as the checkpointer's
+# restart): a reader holding an older snapshot (a long export) is not waited for.
+TRUNCATE_WAIT_MS = 20
+# Beside the database: a truncation is owed (a reader kept it from finishing); the
+# service's checkpointer (SqliteCheckpointer) tries again every round until it is done.
+TRUNCATE_PENDING = "-truncate"
 
 
 def truncate_wal(engine: sa.Engine) -> bool:
-    """Copy a SQLite database's WAL back and truncate it to nothing, in the writers' turn:
-    after a deletion, the deleted rows' earlier versions are still in the WAL file until
-    their frames happen to be overwritten (on a quiet instance, never). True when done
-    (always on other backends, where this does not apply); False when a reader kept it
-    from finishing within ``TRUNCATE_WAIT_MS`` (the next checkpoint copies it back)."""
+    """Copy a SQLite database's WAL back and truncate it to nothing: after a deletion,
+    the deleted rows' earlier versions are still in the WAL file until their frames
+    happen to be overwritten (on a quiet instance, never). True when done (always on
+    other backends, where this does not apply); False when a reader kept it from
+    finishing, and then the service's checkpointer does it once the reader is done."""
     database = sqlite_file(engine.url.render_as_string(hide_password=False))
     if database is None:
         return True
+    done = _truncate(database, getattr(engine, "vea_write_lock", nullcontext()))
+    pending = Path(database + TRUNCATE_PENDING)
+    with suppress(OSError):
+        if done:
+            pending.unlink(missing_ok=True)
+        else:
+            pending.touch()
+    return done
+
+
+def _truncate(database: str, write_lock: AbstractContextManager) -> bool:
     try:
         conn = sqlite3.connect(database, timeout=TRUNCATE_WAIT_MS / 1000, isolation_level=None)
         try:
-            with getattr(engine, "vea_write_lock", nullcontext()):
+            with write_lock:
                 busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         finally:
             conn.close()
