@@ -922,6 +922,14 @@ class SqliteCheckpointer(threading.Thread):
 
 # How long the writers wait while a truncation waits for readers (as the checkpointer's
 # restart): a reader holding an older snapshot (a long export) is not waited for.
+def lock_customer(conn: sa.Connection, customer_id: str) -> None:
+    """Hold the customer's lock until the transaction ends (PostgreSQL: an advisory lock
+    on the id's hash; SQLite's writers take turns anyway): an erasure and an event for one
+    customer then run one after the other."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(customer_id))))
+
+
 TRUNCATE_WAIT_MS = 20
 # Beside the database: a truncation is owed (a reader kept it from finishing); the
 # service's checkpointer (SqliteCheckpointer) tries again every round until it is done.

@@ -33,6 +33,7 @@ from service.db import (
     error_name,
     is_unavailable,
     iso_utc,
+    lock_customer,
     outcomes,
     surveys,
     to_naive_utc,
@@ -942,19 +943,24 @@ def record_event(
     payload = _payload(body)
     event_id = body.get("event_id")
     occurred = body.get("occurred_at")
-    erased_at = state.erasures.erased_at(customer_id)
-    if erased_at is not None and (to_naive_utc(occurred) if occurred else utcnow()) <= erased_at:
-        # A webhook's retry of an event the erasure deleted would bring the customer back
-        # (a later event is a new record, as a later contact is).
-        raise ApiError(
-            409,
-            f"the customer was erased at {iso_utc(erased_at)}: an event that happened "
-            "before the erasure is not stored again",
-            code="customer_erased",
-        )
     with _not_stored_as_503(state, "event"):
         try:
             with begin_write(state.engine) as conn:
+                # In the write transaction, after an erasure running meanwhile committed
+                # (SQLite: one writer at a time; PostgreSQL: the customer's lock), so its
+                # ledger line is read: a webhook's retry of an event the erasure deleted
+                # would bring the customer back (a later event is a new record).
+                lock_customer(conn, customer_id)
+                erased_at = state.erasures.erased_at(customer_id)
+                if erased_at is not None and (
+                    (to_naive_utc(occurred) if occurred else utcnow()) <= erased_at
+                ):
+                    raise ApiError(
+                        409,
+                        f"the customer was erased at {iso_utc(erased_at)}: an event that "
+                        "happened before the erasure is not stored again",
+                        code="customer_erased",
+                    )
                 if event_id is not None:
                     existing = _existing_event(conn, customer_id, event_id, payload)
                     if existing is not None:

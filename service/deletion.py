@@ -31,6 +31,7 @@ from service.db import (
     customer_events,
     decisions,
     iso_utc,
+    lock_customer,
     outcomes,
     surveys,
     to_naive_utc,
@@ -68,6 +69,7 @@ def _delete(
     before_commit: Callable[[dict[str, int], datetime | None], None] | None = None,
     limit: int | None = None,
     progress: Progress | None = None,
+    customer_id: str | None = None,
 ) -> dict[str, int]:
     """Delete, and record ``(actor, action, target)`` with the counts in the audit log in
     the same transaction (an audited deletion either happened or was not recorded).
@@ -77,6 +79,8 @@ def _delete(
     (the first in id order), after ``progress``'s ids (which it moves on)."""
     deleted = {"decisions": 0, "outcomes": 0, "surveys": 0}
     with begin_write(engine) as conn:
+        if customer_id is not None:
+            lock_customer(conn, customer_id)  # an event recorded meanwhile waits for it
         latest = None
         if before_commit is not None:
             latest = _latest_stored(conn, decision_filter, event_filter)
@@ -239,6 +243,7 @@ def forget_customer(
         # No target: the customer id must not be stored after its erasure.
         (actor, "customer.erase", None),
         None if append is None else (lambda deleted, latest: append(customer_id, deleted, latest)),
+        customer_id=customer_id,
     )
     # The counts only: the id itself never goes into the logs.
     if any(counts.values()):
@@ -333,6 +338,7 @@ def reapply_erasures(
                 customer_events.c.recorded_at <= cutoff,
             ),
             (actor, "customer.erase", REAPPLIED),
+            customer_id=customer_id,
         )
         for name, number in counts.items():
             found.deleted[name] += number
