@@ -295,7 +295,7 @@ def _languages(entry: Mapping[str, Any], where: str) -> frozenset[str] | None:
     return frozenset(canonical_language(tag) for tag in tags)
 
 
-def parse_pool(entry: Any, index: int) -> Pool:
+def parse_pool(entry: Any, index: int, strict: bool = True) -> Pool:
     if not isinstance(entry, Mapping):
         raise PoolError(f"pools[{index}]: must be a mapping")
     pool_id = entry.get("id")
@@ -392,6 +392,8 @@ def parse_pool(entry: Any, index: int) -> Pool:
             raise PoolError(f"{where}: lift.{activity} must be in [{MIN_LIFT}, {MAX_LIFT}]")
         # Routing reads a pool's lift only for an activity it serves (general: every one).
         if pool_id != GENERAL and activity not in activities:
+            if not strict:
+                continue  # a config stored by an earlier release: the lift did nothing
             raise PoolError(
                 f"{where}: lift.{activity}: the pool does not serve {activity} "
                 f"(activities: {', '.join(sorted(activities)) or 'none'}); list it in "
@@ -416,8 +418,11 @@ def parse_pool(entry: Any, index: int) -> Pool:
     )
 
 
-def parse_config(data: Any) -> PoolConfig:
-    """Validate a pools config (the YAML file's or the API's mapping)."""
+def parse_config(data: Any, strict: bool = True) -> PoolConfig:
+    """Validate a pools config (the YAML file's or the API's mapping). Not ``strict``
+    (reading a config stored or deployed by an earlier release), a pool that serves
+    nothing and a lift for an activity its pool does not serve are read as they routed
+    then (never receiving a contact; ignored) instead of refused."""
     if not isinstance(data, Mapping):
         raise PoolError("a pools config is a mapping with a `pools` list")
     unknown = set(data) - {"pools"}
@@ -426,7 +431,7 @@ def parse_config(data: Any) -> PoolConfig:
     entries = data.get("pools")
     if not isinstance(entries, list) or not entries:
         raise PoolError("`pools` must be a non-empty list")
-    pools = [parse_pool(entry, i) for i, entry in enumerate(entries)]
+    pools = [parse_pool(entry, i, strict) for i, entry in enumerate(entries)]
     ids: set[str] = set()
     for pool in pools:
         if pool.id in ids:
@@ -443,7 +448,7 @@ def parse_config(data: Any) -> PoolConfig:
     # Last, so every other fault is named first. Routing sends a pool only the activities
     # it lists (Pool.serves): one listing none, a proficiency pool too, would be stored
     # and never receive a contact.
-    for pool in pools:
+    for pool in pools if strict else ():
         if pool.id != GENERAL and not pool.activities:
             raise PoolError(
                 f"pool {pool.id!r}: activities: list the value activities it serves (choose "
@@ -464,7 +469,7 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def load_config(path: str | Path) -> PoolConfig:
+def load_config(path: str | Path, strict: bool = True) -> PoolConfig:
     path = Path(path)
     text = _read_text(path)
     try:
@@ -472,7 +477,7 @@ def load_config(path: str | Path) -> PoolConfig:
     except yaml.YAMLError as exc:
         raise PoolError(f"{path}: not valid YAML: {exc}") from None
     try:
-        return parse_config(data)
+        return parse_config(data, strict)
     except PoolError as exc:
         raise PoolError(f"{path}: {exc}") from None
 

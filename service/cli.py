@@ -955,7 +955,7 @@ def pools_rebuild(log_path, prob_column, model, registry, min_contacts, dry_run,
     min_contacts = min_contacts or settings.proficiency_min_contacts
     with service_database(settings.database_url) as engine:
         try:
-            file_config = load_config(settings.pools)
+            file_config = load_config(settings.pools, strict=False)
             config, _ = use_cases.current_config(engine, file_config)
             if log_path:
                 _check_rebuild_log(log_path)
@@ -1048,7 +1048,7 @@ def pools_show(as_json: bool) -> None:
 
     settings = Settings.from_env()
     with service_database(settings.database_url) as engine:
-        config, source = use_cases.current_config(engine, load_config(settings.pools))
+        config, source = use_cases.current_config(engine, load_config(settings.pools, strict=False))
         described = use_cases.describe(engine, config, source, settings.availability_ttl_s)
     if as_json:
         click.echo(json.dumps(described, indent=2, ensure_ascii=False))

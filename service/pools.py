@@ -8,6 +8,7 @@ The config and the last rebuild live in one row of ``pool_config`` and availabil
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -74,7 +75,28 @@ FILE_VERSION = "file"
 # reported_at of the availability report of a pool that left the config (or came back):
 # older than any TTL, so routing ignores it, and ``describe`` lists it no more. The
 # service's database role may UPDATE pool_availability, not DELETE from it.
+log = logging.getLogger("vea.pools")
+
 WITHDRAWN = datetime(1970, 1, 1)
+
+
+def leniently(read: Callable[[bool], PoolConfig], what: str) -> PoolConfig:
+    """A pools config as stored or deployed: ``read(strict)``, and when today's rules
+    refuse what an earlier release accepted (a pool that serves nothing, a lift for an
+    activity its pool does not serve), read as that release routed it, with a warning:
+    refused, an upgrade stopped the service on its VEA_POOLS file or routed with the file
+    instead of the stored config. Writers (PUT, a rebuild) keep the rules."""
+    try:
+        return read(True)
+    except PoolError as exc:
+        config = read(False)  # a real fault is still refused
+        log.warning(
+            "the %s pools config breaks a rule of this release, read as before: %s; store "
+            "a corrected one",
+            what,
+            exc,
+        )
+        return config
 
 
 def stored(engine: sa.Engine) -> Mapping[str, Any] | None:
@@ -93,7 +115,7 @@ def read_config(
     if row is None:
         return file_config, "file", None
     try:
-        config = parse_config(row["config"])
+        config = leniently(lambda strict: parse_config(row["config"], strict), "stored")
     except PoolError as exc:
         raise StoredConfigRefused(str(exc)) from None
     return config, "database", row["updated_at"]

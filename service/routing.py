@@ -33,7 +33,7 @@ from models.matching import Availability, RoutingRules, route
 from models.pools import PoolConfig, PoolError, load_catalogue, load_config, parse_config
 from service.config import Settings
 from service.db import READ_ONLY, decisions, pool_availability, pool_config, utcnow
-from service.pools import WITHDRAWN
+from service.pools import WITHDRAWN, leniently
 
 log = logging.getLogger("vea.routing")
 
@@ -110,7 +110,9 @@ class PoolRouter:
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
-        self.file_config = load_config(settings.pools)
+        self.file_config = leniently(
+            lambda strict: load_config(settings.pools, strict), "VEA_POOLS"
+        )
         self.catalogue = load_catalogue(settings.self_service_content or None)
         self._engine = engine_getter
         self._clock = clock
@@ -153,7 +155,9 @@ class PoolRouter:
                 return
             if row is not None and row.updated_at not in (self.updated_at, self._refused_at):
                 try:
-                    self.config = parse_config(row.config)
+                    self.config = leniently(
+                        lambda strict: parse_config(row.config, strict), "stored"
+                    )
                     self.source, self.updated_at = "database", row.updated_at
                     self.problem = None
                 except PoolError as exc:
