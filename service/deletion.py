@@ -38,7 +38,7 @@ from service.db import (
     truncate_wal,
     utcnow,
 )
-from service.erasure_ledger import ErasureLedger, LedgerError
+from service.erasure_ledger import ErasureLedger, LedgerElsewhere
 from service.export import RETENTION_WINDOWS
 
 log = logging.getLogger("vea.deletion")
@@ -228,7 +228,7 @@ def forget_customer(
         # A ledger started here would hold this erasure where the next restore's
         # reapply-erasures does not look (the default path is relative to the current
         # directory: a command run from elsewhere), and the customer would come back.
-        raise LedgerError(
+        raise LedgerElsewhere(
             f"this database recorded erasures before, but there is no erasure ledger at "
             f"{ledger.path}: set VEA_ERASURE_LEDGER to the ledger the service writes (by "
             "default erasures/ledger.jsonl beside VEA_REGISTRY, a path relative to the "

@@ -53,6 +53,10 @@ class LedgerError(Exception):
     deleted); the message names files, never a customer id."""
 
 
+class LedgerElsewhere(LedgerError):
+    """The database recorded erasures, but not in this ledger: retrying will not help."""
+
+
 @dataclass(frozen=True)
 class Entry:
     customer: str  # the keyed hash of the customer id

@@ -388,3 +388,23 @@ def test_an_erasure_from_another_directory_is_refused_not_lost(
     assert done.exit_code == 0, done.output
     assert stored(engine, third) == (0, 0, 0)
     (entry,) = ErasureLedger(service_dir / "var" / "erasures" / "ledger.jsonl").read().entries
+
+
+def test_the_api_says_an_erasure_elsewhere_is_not_a_retry(make_app, own_url, new_id, tmp_path):
+    """A service given another ledger than the one the database's erasures went to (or a
+    database erased before ledgers existed) answered 503 "retry later" forever."""
+    first = make_app(database_url=own_url, erasure_ledger=str(tmp_path / "a" / "l.jsonl"))
+    other = make_app(database_url=own_url, erasure_ledger=str(tmp_path / "b" / "l.jsonl"))
+    engine = first.extensions["vea"].engine
+    desktop, admin = headers(engine, "desktop"), headers(engine, "admin")
+    client = first.test_client()
+    erased, kept = new_id("c-"), new_id("c-")
+    for customer in (erased, kept):
+        make_decision(client, desktop, new_id, customer)
+    assert client.delete(f"/v1/customers/{erased}", headers=admin).status_code == 200
+
+    refused = other.test_client().delete(f"/v1/customers/{kept}", headers=admin)
+    assert refused.status_code == 409, refused.json
+    assert refused.json["error"]["code"] == "erasure_ledger_elsewhere"
+    assert "Retry-After" not in refused.headers
+    assert stored(engine, kept) == (1, 0, 0)

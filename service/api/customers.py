@@ -13,7 +13,7 @@ from service.api import examples
 from service.api.common import REPLAYED, Blueprint, created_or_replayed, protected
 from service.auth import require
 from service.deletion import forget_customer
-from service.erasure_ledger import ErasureLedger, LedgerError
+from service.erasure_ledger import ErasureLedger, LedgerElsewhere, LedgerError
 from service.errors import ApiError, ErrorSchema, unavailable_as_503
 from service.schemas import (
     CustomerLookupPathSchema,
@@ -83,6 +83,12 @@ def blueprint() -> Blueprint:
     @protected(blp)
     @blp.arguments(CustomerLookupPathSchema(), location="path", as_kwargs=True)
     @blp.response(200, ErasureSchema, description="the customer's stored records are gone")
+    @blp.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="the database's earlier erasures went to another erasure ledger than "
+        "the service's (erasure_ledger_elsewhere): nothing was erased",
+    )
     def erase_customer(customer_id):
         """Erase every decision, outcome, survey and event stored for the customer (right to
         deletion). Idempotent: erasing again answers zeros. Aggregates built earlier
@@ -98,6 +104,17 @@ def blueprint() -> Blueprint:
                     actor=audit.key_actor(g.get("key_id")),
                     ledger=ledger,
                 )
+        except LedgerElsewhere as exc:
+            # An operator's fix, not a retry's: the log names the path and the remedy.
+            log.error("erasure refused", extra={"error": str(exc)})
+            raise ApiError(
+                409,
+                "this database recorded erasures in another erasure ledger than the "
+                "service's: nothing was erased; the service log says where it looked "
+                "(VEA_ERASURE_LEDGER; vea db erase-customer --new-ledger if that ledger "
+                "is lost)",
+                code="erasure_ledger_elsewhere",
+            ) from None
         except LedgerError as exc:
             # Not erased without its ledger line (a restore would bring it back unseen).
             log.error("erasure refused: the erasure ledger failed", extra={"error": str(exc)})

@@ -1036,10 +1036,13 @@ def blueprint() -> Blueprint:
             recorded = (
                 recorded_outcome(answer["decision_id"]) if answer.get("stored", True) else None
             )
-            earlier_id = (answer.get("continuation") or {}).get("decision_id")
-            earlier_recorded = recorded_outcome(earlier_id) if earlier_id else None
         except ApiError:  # database down: the page still shows its hint
-            recorded = earlier_recorded = None
+            recorded = None
+        earlier_id = (answer.get("continuation") or {}).get("decision_id")
+        try:
+            earlier_recorded = recorded_outcome(earlier_id) if earlier_id else None
+        except ApiError:  # the card then shows the outcome known at the decision
+            earlier_recorded = None
         d = view_model(answer, features, language, recorded, state().pools.config, earlier_recorded)
         return render_template("desk.html", **page, d=d, desk_labels=DESK_LABELS[language])
 
