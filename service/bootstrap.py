@@ -104,8 +104,9 @@ def bind_problem(bind: str) -> str | None:
     if bind.startswith(("unix:", "fd://")):
         return None
     host, _, port = bind.rpartition(":")
-    # A bind without a host (":8000") is every interface to gunicorn: probed the same.
-    every_interface = "0.0.0.0"  # nosec B104 - probed, not served on
+    # A bind without a host (":8000") is every interface to gunicorn: probed the same
+    # (a probe binds and closes at once; nothing is served on it).
+    every_interface = "0.0.0.0"  # nosec B104
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host.strip("[]") or every_interface, int(port), type=socket.SOCK_STREAM
