@@ -951,10 +951,10 @@ def record_event(
                 # ledger line is read: a webhook's retry of an event the erasure deleted
                 # would bring the customer back (a later event is a new record).
                 lock_customer(conn, customer_id)
+                now = utcnow()
+                occurred_at = to_naive_utc(occurred) if occurred else now
                 erased_at = state.erasures.erased_at(customer_id)
-                if erased_at is not None and (
-                    (to_naive_utc(occurred) if occurred else utcnow()) <= erased_at
-                ):
+                if erased_at is not None and occurred_at <= erased_at:
                     raise ApiError(
                         409,
                         f"the customer was erased at {iso_utc(erased_at)}: an event that "
@@ -965,8 +965,6 @@ def record_event(
                     existing = _existing_event(conn, customer_id, event_id, payload)
                     if existing is not None:
                         return existing, False
-                now = utcnow()
-                occurred_at = to_naive_utc(occurred) if occurred else now
                 row = {
                     "event_id": event_id,
                     "customer_id": customer_id,

@@ -25,21 +25,16 @@ from service import history, schemas
 from service.db import decisions
 from service.decisions import model_features
 from service.fast_load import DEFER, compile_loader
+from tests.test_api_decisions import decision_body
 
 NOW = datetime(2026, 3, 1, 12, 0)
 COMPLAINT_REASON = "complaint with negative sentiment"
 
 
 def _body(new_id, customer_id=None, **contact):
-    return {
-        "interaction_id": new_id("i-"),
-        "customer": {
-            "customer_id": customer_id or new_id("c-"),
-            "segment": "consumer",
-            "tenure_months": 2.0,
-        },
-        "contact": {"channel": "chat", "issue_type": "inquiry", "language": "en", **contact},
-    }
+    body = decision_body(new_id, customer_id, **contact)
+    del body["customer"]["switching_effort"]  # these contacts never said it
+    return body
 
 
 def _marshmallow_only(schema: ma.Schema, data):
