@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
+import orjson
 from marshmallow import fields, pre_load, validate, validates_schema
 
 from models.activities import ACTIONS, CHANNELS, VALUE_ACTIVITIES
@@ -79,6 +80,17 @@ def has_control_characters(value: object) -> bool:
     """Whether any string in ``value`` holds a control character other than tab and line
     feed (``models.pools.CONTROL``): PostgreSQL text cannot hold NUL, and a lone carriage
     return splits a CSV row for most readers (vea export writes CSV)."""
+    # Every body is checked once per schema it nests (three walks of a decision): one
+    # dump first, as JSON holds each of these characters escaped (a backslash) or, DEL,
+    # raw. Most bodies have neither and are done; the rest, and anything JSON cannot
+    # hold (keys that are no strings, huge integers), are walked.
+    try:
+        dumped = orjson.dumps(value)
+    except TypeError:
+        pass
+    else:
+        if b"\\" not in dumped and b"\x7f" not in dumped:
+            return False
     # A walk with its own stack, not recursion: a body nested a few hundred levels deep
     # (orjson reads up to 1024) exhausted Python's stack here, a 500 instead of a 422.
     pending = [value]
