@@ -26,7 +26,14 @@ from service.auth import (
     presented_key,
 )
 from service.config import Settings
-from service.db import SqliteCheckpointer, iso_utc, make_engine, sqlite_file, write_turn
+from service.db import (
+    SqliteCheckpointer,
+    hold_serving_lock,
+    iso_utc,
+    make_engine,
+    sqlite_file,
+    write_turn,
+)
 from service.drift_monitor import DriftMonitor
 from service.errors import ApiError, ErrorSchema, key_rate_limited, route_template
 from service.group_commit import DecisionWriter
@@ -123,6 +130,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         pool_timeout_s=settings.db_pool_timeout_s,
         timeout_s=settings.db_timeout_s,
     )
+    serving_lock = hold_serving_lock(sqlite_path) if sqlite_path else None
     checkpointer = None
     if background_checkpoints:
         checkpointer = SqliteCheckpointer(
@@ -169,6 +177,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         metrics=metrics,
         writer=DecisionWriter(lambda: app.extensions["vea"].engine),
         checkpointer=checkpointer,
+        serving_lock=serving_lock,
     )
     if checkpointer is not None:
         checkpointer.start()

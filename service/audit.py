@@ -31,6 +31,7 @@ ACTIONS = (
     "key.revoke",
     "customer.erase",
     "data.prune",
+    "data.restore",
     "pools.update",
     "pools.rebuild",
     "model.promote",

@@ -10,6 +10,9 @@ the password in its environment, never on its command line, where ``ps`` shows i
 
 Either way the copy is written beside its destination and takes its name only once it is
 whole, so a backup file is either whole or absent, and never replaces a file.
+
+Restores (``vea db restore``) put such a file back: SQLite's in place of the database,
+set aside whole, never under a running service; PostgreSQL's into an empty database.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import os
 import shutil
 import sqlite3
 import subprocess  # nosec B404 # pg_dump from PATH with an argv we build, never a shell
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,7 +32,14 @@ from psycopg.pq import Conninfo
 from sqlalchemy.exc import DBAPIError
 
 from service.config import safe_url
-from service.db import make_engine, sqlite_file
+from service.db import (
+    ServiceRunning,
+    WriteLock,
+    make_engine,
+    migration_revisions,
+    serving_lock_alone,
+    sqlite_file,
+)
 
 TABLES = ("decisions", "outcomes", "surveys", "customer_events", "api_keys")
 
@@ -187,7 +199,7 @@ def backup_postgresql(database_url: str, out: Path) -> dict[str, int]:
                 if not counts:
                     raise ValueError(_no_tables(safe_url(database_url)))
                 argv, env = pg_dump_invocation(engine, pg_dump, partial, snapshot)
-                done = _run_pg_dump(argv, env)
+                done = _run_pg_tool(argv, env)
             finally:
                 # pg_dump took the snapshot when it started: once it is done, how this
                 # read-only transaction ends cannot spoil the dump.
@@ -207,9 +219,9 @@ def backup_postgresql(database_url: str, out: Path) -> dict[str, int]:
     return counts
 
 
-def _run_pg_dump(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+def _run_pg_tool(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(  # nosec B603 # pg_dump, argv built here, no shell
+        return subprocess.run(  # nosec B603 # pg_dump or pg_restore, argv built here, no shell
             argv, env=env, capture_output=True, text=True, errors="replace", check=False
         )
     except OSError as exc:  # found on PATH, yet not runnable (permissions, a bad binary)
@@ -219,7 +231,22 @@ def _run_pg_dump(argv: list[str], env: dict[str, str]) -> subprocess.CompletedPr
 def pg_dump_invocation(
     engine: sa.Engine, pg_dump: str, out: Path, snapshot: str
 ) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that run ``pg_dump`` on ``engine``'s database.
+    """The command line and environment that run ``pg_dump`` on ``engine``'s database."""
+    conninfo, env = libpq_connection(engine)
+    argv = [
+        pg_dump,
+        "--format=custom",
+        f"--file={out}",
+        f"--snapshot={snapshot}",
+        "--no-password",  # never wait for a prompt (cron): no password is an error
+        f"--dbname={conninfo}",
+    ]
+    return argv, env
+
+
+def libpq_connection(engine: sa.Engine) -> tuple[str, dict[str, str]]:
+    """The libpq connection string and environment of ``engine``'s database, for the
+    PostgreSQL client tools.
 
     The URL is turned into libpq parameters by SQLAlchemy's own dialect (so every form
     the service connects with, query options and several hosts included, means the same
@@ -235,15 +262,7 @@ def pg_dump_invocation(
     env = dict(os.environ)
     if password is not None:
         env["PGPASSWORD"] = str(password)
-    argv = [
-        pg_dump,
-        "--format=custom",
-        f"--file={out}",
-        f"--snapshot={snapshot}",
-        "--no-password",  # never wait for a prompt (cron): no password is an error
-        f"--dbname={conninfo}",
-    ]
-    return argv, env
+    return conninfo, env
 
 
 def _row_counts(conn: sa.Connection) -> dict[str, int]:
@@ -301,3 +320,197 @@ def _place(partial: Path, out: Path) -> None:
         os.fsync(directory)  # the new name survives a crash right after the command
     finally:
         os.close(directory)
+
+
+# ---------------------------------------------------------------------------- restore
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did: the row counts of the restored database, and where the
+    database it replaced was set aside (None: there was none, or PostgreSQL, which
+    restores into an empty database only)."""
+
+    counts: dict[str, int]
+    set_aside: Path | None
+
+
+def restore(database_url: str, source: Path, *, now: datetime) -> Restored:
+    """Put the backup ``source`` (``vea db backup``'s) in place of ``database_url``'s
+    database. ValueError says why nothing was changed. The schema is left at the
+    backup's revision (``vea db upgrade`` migrates it)."""
+    source = Path(source)
+    if not source.is_file():
+        raise ValueError(f"no backup at {source}: nothing was changed")
+    if database_url.startswith("sqlite"):
+        return restore_sqlite(database_url, source, now=now)
+    return restore_postgresql(database_url, source)
+
+
+def restore_sqlite(database_url: str, source: Path, *, now: datetime) -> Restored:
+    """Replace the SQLite database with a copy of ``source``, checked first; the database
+    replaced is renamed beside itself with its -wal and -shm (``<db>.before-restore-
+    <UTC time>``: still a whole database with its log, nothing in it lost). Refused while
+    a service has the database open (its serving lock) and never during a command's
+    write (the write turn)."""
+    target = sqlite_file(database_url)
+    if target is None or target.startswith("file:"):
+        raise ValueError("no SQLite database file in the URL (an in-memory database?)")
+    if not Path(target).parent.is_dir():
+        raise ValueError(f"{Path(target).parent} is not a directory: nothing was changed")
+    try:
+        with serving_lock_alone(target), WriteLock(target + ".writelock"):
+            partial = _private_partial(Path(target))
+            try:
+                counts = _checked_copy(source, partial)
+                aside = _set_aside(Path(target), now)
+                os.replace(partial, target)
+                _sync_directory(Path(target).parent)
+            finally:
+                _remove_partial(partial)
+    except ServiceRunning:
+        raise ValueError(
+            f"a vea service has {target} open: stop it first (a database replaced under "
+            "it would lose what it writes next); nothing was changed"
+        ) from None
+    return Restored(counts, aside)
+
+
+def _checked_copy(source: Path, partial: Path) -> dict[str, int]:
+    """Copy the SQLite backup ``source`` into ``partial``: a database holding vea's tables
+    at a revision this release knows, whole by its integrity check."""
+    try:
+        src = sqlite3.connect(f"{_file_uri(str(source))}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ValueError(f"cannot read {source}: {exc}; nothing was changed") from None
+    dst = sqlite3.connect(partial)
+    try:
+        try:
+            src.backup(dst)
+            check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+            present = {
+                name for (name,) in dst.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            revision = (
+                dst.execute("SELECT version_num FROM alembic_version").fetchone()
+                if "alembic_version" in present
+                else None
+            )
+        except sqlite3.DatabaseError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _WRITE_FAILURES:
+                raise ValueError(
+                    f"cannot write beside the database: {exc}; nothing was changed"
+                ) from None
+            if _is_sqlite_file(source):
+                raise ValueError(
+                    f"{source} failed its integrity check ({exc}): the backup is damaged; "
+                    "nothing was changed"
+                ) from None
+            raise ValueError(
+                f"{source} is not a vea SQLite backup ({exc}): a PostgreSQL backup "
+                "restores into PostgreSQL; nothing was changed"
+            ) from None
+        if check != "ok":
+            raise ValueError(
+                f"{source} failed its integrity check ({' '.join(check.split())[:300]}): "
+                "the backup is damaged; nothing was changed"
+            )
+        if not present & set(TABLES) or revision is None:
+            raise ValueError(f"{source} holds no vea database; nothing was changed")
+        known = migration_revisions()
+        if revision[0] not in known:
+            raise ValueError(
+                f"{source} is at schema revision {revision[0]}, newer than this release's "
+                f"{known[-1]}: restore it with the release that wrote it; nothing was changed"
+            )
+        counts = {
+            table: dst.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # nosec B608
+            for table in TABLES
+            if table in present
+        }
+        dst.commit()
+    finally:
+        src.close()
+        dst.close()
+    os.chmod(partial, 0o600)
+    with open(partial, "rb+") as written:
+        os.fsync(written.fileno())  # whole on disk before it takes the database's name
+    return counts
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    with open(path, "rb") as file:
+        return file.read(16) == b"SQLite format 3\x00"
+
+
+def _set_aside(target: Path, now: datetime) -> Path | None:
+    """Rename the database and its -wal and -shm files together (SQLite reads a database's
+    log by its name) to ``<db>.before-restore-<time>``; None when there is no database."""
+    if not target.exists():
+        for leftover in ("-wal", "-shm"):  # a log without its database: not replayed
+            Path(f"{target}{leftover}").unlink(missing_ok=True)
+        return None
+    aside = target.with_name(f"{target.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
+    if aside.exists():
+        raise ValueError(f"{aside} exists: nothing was changed")
+    for suffix in ("-wal", "-shm", ""):  # the database last: until then it is as it was
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{target}{suffix}", f"{aside}{suffix}")
+    return aside
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+PG_RESTORE_MISSING = PG_DUMP_MISSING.replace("pg_dump", "pg_restore").replace("back up", "restore")
+
+
+def restore_postgresql(database_url: str, source: Path) -> Restored:
+    """``pg_restore`` of the dump ``source`` into the database of ``database_url``, which
+    must hold none of vea's tables (an empty database: ``createdb``): the database in
+    use is never overwritten."""
+    pg_restore = shutil.which("pg_restore")
+    if pg_restore is None:
+        raise ValueError(PG_RESTORE_MISSING)
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        try:
+            with engine.connect() as conn:
+                present = set(sa.inspect(conn).get_table_names())
+        except DBAPIError as exc:
+            raise ValueError(
+                f"cannot reach the database {safe_url(database_url)}: "
+                f"{' '.join(str(exc.orig).split())}; nothing was changed"
+            ) from None
+        if present & {*TABLES, "alembic_version"}:
+            raise ValueError(
+                f"{safe_url(database_url)} already holds vea's tables: a restore goes into "
+                "an empty database (createdb NEWDB, VEA_DATABASE_URL naming it), the one in "
+                "use stays as it is; nothing was changed"
+            )
+        conninfo, env = libpq_connection(engine)
+        done = _run_pg_tool(
+            [
+                pg_restore,
+                "--no-owner",
+                "--exit-on-error",
+                "--single-transaction",  # whole or not at all
+                "--no-password",
+                f"--dbname={conninfo}",
+                str(source),
+            ],
+            env,
+        )
+        if done.returncode != 0:
+            said = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+            raise ValueError(f"pg_restore failed, nothing was restored: {said}")
+        with engine.connect() as conn:
+            counts = _row_counts(conn)
+    finally:
+        engine.dispose()
+    return Restored(counts, None)

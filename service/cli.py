@@ -20,7 +20,7 @@ from models.opportunities import MIN_ATTEMPTS as ORGANIC_MIN_ATTEMPTS
 from models.tables import os_reason
 from service.audit import DEFAULT_PAGE as AUDIT_PAGE
 from service.audit import MAX_PAGE as AUDIT_MAX_PAGE
-from service.audit import Event, Position, cli_actor
+from service.audit import Event, Position, cli_actor, record_now
 from service.config import Settings, safe_url
 
 
@@ -350,21 +350,20 @@ def db_backup(out: Path) -> None:
     """Back up VEA_DATABASE_URL's database to a new file while the service runs.
 
     SQLite: an online copy of the database file (SQLite's backup API), checked
-    for integrity. Restore: stop the service, put the copy in place of the
-    database file, delete that file's -wal and -shm files, start again.
+    for integrity. Restore: stop the service, vea db restore --from FILE.
 
     PostgreSQL: runs pg_dump, which must be on PATH (the PostgreSQL client tools,
     of the server's major version or newer), on the service's own URL (any form
     it takes, postgresql+psycopg:// too), with the password in pg_dump's
     environment, never on its command line; the database role needs SELECT on
     every table and sequence. The file is pg_dump's custom format, one consistent
-    snapshot. Restore into an empty database:
-    pg_restore --no-owner --exit-on-error -d NEWDB FILE.
+    snapshot. Restore into an empty database: createdb NEWDB, point
+    VEA_DATABASE_URL at it, vea db restore --from FILE.
 
     The file is written whole or not at all; the row counts printed are those of
-    the backup. Back up the model registry (VEA_REGISTRY) too. After a restore,
-    run vea db reapply-erasures: the restored database has again the customers
-    erased since the backup (never restore the erasure ledger with it)."""
+    the backup. Back up the model registry (VEA_REGISTRY) too, and the erasure
+    ledger apart: never restore it with the database (vea db restore erases
+    again the customers it holds)."""
     from service.backup import backup
 
     try:
@@ -372,6 +371,87 @@ def db_backup(out: Path) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"backup written to {out}: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+
+
+@db.command("restore")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The backup to restore (vea db backup's file).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+def db_restore(source: Path, yes: bool) -> None:
+    """Restore a backup made by vea db backup, migrate it to this release's schema and
+    erase again the customers the erasure ledger holds (a backup still has those erased
+    after it was taken).
+
+    SQLite: the backup is checked (integrity, vea's tables, a schema revision this
+    release knows) and copied in place of the database; the database it replaces is
+    renamed beside it, with its -wal and -shm, as DB.before-restore-TIME (nothing in it
+    is lost). Refused while a vea service has the database open: stop it first.
+
+    PostgreSQL: pg_restore (on PATH) into VEA_DATABASE_URL's database, which must hold
+    none of vea's tables (createdb NEWDB, point VEA_DATABASE_URL at it): the database
+    in use is never overwritten."""
+    from service.backup import restore
+    from service.db import SchemaNewerThanCode, upgrade, utcnow
+    from service.deletion import reapply_erasures
+    from service.erasure_ledger import ErasureLedger, LedgerError
+
+    settings = Settings.from_env()
+    url = settings.database_url
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                "a restore replaces the database's contents with the backup's: confirm with --yes"
+            )
+        click.confirm(f"restore {source} into {safe_url(url)}?", abort=True)
+    try:
+        done = restore(url, source, now=utcnow())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if done.set_aside is not None:
+        click.echo(f"the database replaced is kept as {done.set_aside}")
+    try:
+        before, after = upgrade(url)
+    except SchemaNewerThanCode as exc:
+        raise click.ClickException(
+            f"restored {source}, but {exc}: serve it with the release that wrote it "
+            "(its erased customers are not erased again yet: vea db reapply-erasures --yes)"
+        ) from None
+    counts = ", ".join(f"{n} {t}" for t, n in done.counts.items())
+    moved = f", migrated from {before} to {after}" if before != after else ""
+    click.echo(f"restored {source} into {safe_url(url)}: {counts}{moved}")
+    ledger = ErasureLedger(settings.erasure_ledger_path())
+    with service_database(url) as engine:
+        if ledger.path.is_file():
+            try:
+                found = reapply_erasures(engine, [ledger], apply=True, actor=cli_actor())
+            except LedgerError as exc:
+                raise click.ClickException(
+                    f"{exc}: the backup is restored, but its erased customers are not erased "
+                    "again: run vea db reapply-erasures --yes once the ledger is readable"
+                ) from None
+            click.echo(
+                f"erased again {found.customers} customers of the {found.erasures} erasures "
+                f"in the ledger {ledger.path}: {_erased(found.deleted)}"
+            )
+        else:
+            click.echo(
+                f"no erasure ledger at {ledger.path}: no customer was erased here since the "
+                "ledger began (erasures made on another host: vea db reapply-erasures "
+                "--ledger FILE --yes)"
+            )
+        record_now(
+            engine,
+            cli_actor(),
+            "data.restore",
+            source.name[:128],
+            {"counts": done.counts, "set_aside": done.set_aside.name if done.set_aside else None},
+        )
+    click.echo("run your retention's vea db prune again: the backup holds what was pruned since")
 
 
 @db.command("prune")

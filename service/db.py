@@ -976,6 +976,48 @@ def sqlite_file(url: str) -> str | None:
     return database if database and database != ":memory:" else None
 
 
+# Beside a SQLite database: every service process serving it holds a shared lock on this
+# file while it lives, and `vea db restore` an exclusive one while it replaces the
+# database, so a restore never swaps the file under a running service (whose open
+# connections would go on writing to the file set aside, and its acknowledged writes
+# would be missing from the restored one), and a service starting meanwhile waits.
+SERVING_LOCK = ".serving"
+
+
+class ServiceRunning(Exception):
+    """A service holds the database open (``SERVING_LOCK``)."""
+
+
+def hold_serving_lock(database: str) -> int | None:
+    """Take the shared serving lock of the SQLite ``database`` for as long as the returned
+    descriptor stays open (waiting for a restore in progress); None when the lock file
+    cannot be made (a read-only folder: a restore cannot write there either) or the
+    database is a ``file:`` URI (SQLite's to interpret)."""
+    if database.startswith("file:"):
+        return None
+    try:
+        fd = os.open(database + SERVING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+@contextmanager
+def serving_lock_alone(database: str) -> Iterator[None]:
+    """Hold the serving lock of ``database`` exclusively: ServiceRunning at once when a
+    service holds it."""
+    fd = os.open(database + SERVING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ServiceRunning(database) from None
+        yield
+    finally:
+        os.close(fd)  # the lock goes with the descriptor
+
+
 def missing_sqlite_file(url: str) -> str | None:
     """The file of a SQLite URL that does not exist in an existing folder (SQLite would
     create it empty on connect; only `vea db upgrade` and vea serve should), else None.

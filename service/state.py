@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -32,6 +33,8 @@ class State:
     metrics: Metrics
     writer: DecisionWriter
     checkpointer: SqliteCheckpointer | None = None
+    # The SQLite database's serving lock, held while this app lives (service.db.SERVING_LOCK).
+    serving_lock: int | None = None
     # Who was erased when (the erasure ledger): events from before are not stored again.
     erasures: ErasureIndex = field(init=False)
 
@@ -43,6 +46,9 @@ class State:
         if self.checkpointer is not None:
             self.checkpointer.stop()
         self.engine.dispose()
+        if self.serving_lock is not None:
+            os.close(self.serving_lock)
+            self.serving_lock = None
 
 
 def state() -> State:

@@ -180,7 +180,7 @@ def test_backup_help_says_what_it_does_on_each_backend():
     said = " ".join(run({}, "db", "backup", "--help").output.split())
     assert "SQLite: an online copy" in said
     assert "PostgreSQL: runs pg_dump, which must be on PATH" in said
-    assert "pg_restore" in said
+    assert "vea db restore --from FILE" in said
 
 
 # ----------------------------------------------------------------- PostgreSQL
