@@ -40,6 +40,7 @@ from service.db import (
     serving_lock_alone,
     sqlite_file,
 )
+from service.erasure_ledger import fsync_directory
 
 TABLES = ("decisions", "outcomes", "surveys", "customer_events", "api_keys")
 
@@ -315,11 +316,7 @@ def _place(partial: Path, out: Path) -> None:
             os.replace(partial, out)
         except OSError as exc:
             raise _cannot_write(out, exc) from None
-    directory = os.open(out.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the new name survives a crash right after the command
-    finally:
-        os.close(directory)
+    fsync_directory(out.parent)  # the new name survives a crash right after the command
 
 
 # ---------------------------------------------------------------------------- restore
@@ -365,7 +362,7 @@ def restore_sqlite(database_url: str, source: Path, *, now: datetime) -> Restore
                 counts = _checked_copy(source, partial)
                 aside = _set_aside(Path(target), now)
                 os.replace(partial, target)
-                _sync_directory(Path(target).parent)
+                fsync_directory(Path(target).parent)
             finally:
                 _remove_partial(partial)
     except ServiceRunning:
@@ -457,14 +454,6 @@ def _set_aside(target: Path, now: datetime) -> Path | None:
         with contextlib.suppress(FileNotFoundError):
             os.replace(f"{target}{suffix}", f"{aside}{suffix}")
     return aside
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 PG_RESTORE_MISSING = PG_DUMP_MISSING.replace("pg_dump", "pg_restore").replace("back up", "restore")

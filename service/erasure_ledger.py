@@ -87,7 +87,7 @@ def _fingerprint(key: bytes) -> str:
     return hashlib.sha256(b"vea erasure ledger key\0" + key).hexdigest()[:16]
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
     """A file just created or renamed in ``path`` survives a power cut."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -169,7 +169,7 @@ class ErasureLedger:
                 os.link(partial, self.key_path)
         finally:
             partial.unlink(missing_ok=True)
-        _fsync_directory(directory)
+        fsync_directory(directory)
         return self._read_key()
 
     @staticmethod
@@ -221,7 +221,7 @@ class ErasureLedger:
             finally:
                 os.close(fd)
             if new:
-                _fsync_directory(self.path.parent)
+                fsync_directory(self.path.parent)
         except OSError as exc:
             raise LedgerError(f"the erasure ledger cannot be written: {exc}") from None
 
