@@ -14,6 +14,7 @@ The rules a row must obey come from ``models.schema`` (the same ones
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,15 @@ from service.db import READ_ONLY, customer_events, decisions, outcomes, surveys,
 # Export columns: the canonical log, then the columns only vea's own logs carry.
 CANONICAL = LOG_COLUMNS
 VEA_ONLY = VEA_EXPORT_COLUMNS
+# Every column the frames of this module give a value of vea's own. An extra feature of
+# one of these names would be a second column of that name (reports and exports failed
+# on it) or overwrite vea's value: POST /v1/decisions refuses them (service.schemas), and
+# one stored before is left out of the frames.
+FRAME_COLUMNS = frozenset((*CANONICAL, *VEA_ONLY, "has_outcome"))
+# At most this many extra features a decision may send (POST /v1/decisions), and a
+# report's frame holds: each distinct name was a column of every row, and 200 decisions
+# with 50 names of their own each made a frame of 10,000 columns (2 s, +245 MB).
+MAX_EXTRA_FEATURES = 50
 RETENTION_WINDOWS = {"retained_30d": 30, "retained_60d": 60, "retained_90d": 90}
 # A customer who churned within the window was not retained; one whose window has
 # closed without a churn event was. `retained`/`renewed` after the window also count.
@@ -265,14 +275,16 @@ def decision_frame(
     until: datetime | None = None,
     now: datetime | None = None,
     contact_policy: bool = False,
+    extras: int | None = MAX_EXTRA_FEATURES,
 ) -> pd.DataFrame:
     """Every stored decision of the period joined to its outcome and later events (rows
-    without an outcome included); columns ``CANONICAL + VEA_ONLY`` plus extra features.
+    without an outcome included); columns ``CANONICAL + VEA_ONLY`` plus extra features,
+    at most ``extras`` of them (``extra_features``; None: all).
     ``contact_policy``: also read what the contact policy allowed (``attempt_allowed``,
     ``blocked_activities``; empty otherwise), which only training needs."""
     with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
         rows, events = _read(conn, since, until, contact_policy)
-    return _build(rows, events, now or utcnow(), contact_policy)
+    return _build(rows, events, now or utcnow(), contact_policy, extras=extras)
 
 
 @dataclass(frozen=True)
@@ -295,9 +307,11 @@ def _build(
     now: datetime,
     contact_policy: bool,
     layout: _Layout | None = None,
+    extras: int | None = None,
 ) -> pd.DataFrame:
     """``decision_frame``'s frame of rows read by ``_read`` (all of a period's) or by
-    ``_chunks`` (one chunk, with its ``layout``)."""
+    ``_chunks`` (one chunk, with its ``layout``). ``extras``: as ``decision_frame``'s,
+    when the layout does not name the extra features."""
     # Built column by column (a list per column, not a dict per row): at 100,000 decisions
     # the per-row records took seconds of a dashboard's page.
     features = [f or {} for f in rows["features"]]
@@ -307,9 +321,7 @@ def _build(
     if layout is not None and layout.extra_names is not None:
         extra_names = list(layout.extra_names)
     else:
-        extra_names = sorted(
-            {name for f in features for name in f} - set(CONTEXT_FEATURES) - set(COLUMN_BY_NAME)
-        )
+        extra_names = extra_features(features, extras)
     for name in extra_names:
         data[name] = [f.get(name, math.nan) for f in features]
     data.update(
@@ -372,6 +384,19 @@ def _build(
     if layout is not None:
         _conform(frame, data, layout, extra_names)
     return frame
+
+
+def extra_features(features: list[dict[str, Any]], limit: int | None) -> list[str]:
+    """The extra features of the decisions' stored ``features`` (not a context feature or
+    a column of vea's own: ``FRAME_COLUMNS``), sorted. ``limit``: at most that many, those
+    the most decisions carry (ties by name). A model's features come with every decision,
+    so a report's frame keeps them (drift reads them), while names only a few decisions
+    sent are not made a column each. The export for training keeps all (``limit`` None)."""
+    names = {name for f in features for name in f} - FRAME_COLUMNS
+    if limit is not None and len(names) > limit:
+        counts = Counter(name for f in features for name in f if name in names)
+        names = set(sorted(names, key=lambda name: (-counts[name], name))[:limit])
+    return sorted(names)
 
 
 def _conform(
@@ -615,9 +640,8 @@ def export_log(
             labelled.add(kept)
             rows, pending = rows + len(kept), pending + left
             without_ves += int(kept["ve_success"].isna().sum())
-        fixed = {*CANONICAL, *VEA_ONLY, "has_outcome"}
         layout = _Layout(
-            extra_names=tuple(sorted(set(whole.columns) - fixed)), dtypes=whole.dtypes()
+            extra_names=tuple(sorted(set(whole.columns) - FRAME_COLUMNS)), dtypes=whole.dtypes()
         )
 
         def chunks() -> Iterator[pd.DataFrame]:

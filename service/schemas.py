@@ -37,10 +37,10 @@ from models.schema import (
 from service.audit import DEFAULT_PAGE as AUDIT_PAGE
 from service.audit import MAX_PAGE as AUDIT_MAX_PAGE
 from service.audit import decode_cursor
+from service.export import FRAME_COLUMNS, MAX_EXTRA_FEATURES
 from service.fast_load import DEFER, compile_loader
 
 EVENT_TYPES = ("renewed", "churned", "upgraded", "downgraded", "retained")
-MAX_EXTRA_FEATURES = 50
 
 
 DATE_RANGE_MESSAGE = "must be a date between 1970 and 2199"
@@ -304,6 +304,12 @@ def _validate_extra(values: dict) -> None:
     for name, value in values.items():
         if not isinstance(name, str) or not 1 <= len(name) <= 64:
             raise ma.ValidationError("feature names are 1-64 characters")
+        if name in FRAME_COLUMNS:
+            # Stored, it was a second column of that name in every report of its period.
+            raise ma.ValidationError(
+                f"{name}: a column of vea's own log, not an extra feature (the customer's "
+                "and the contact's facts go in customer and contact; rename an extra feature)"
+            )
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ma.ValidationError(f"{name}: a feature is a string, number, boolean or null")
         if isinstance(value, str) and len(value) > 256:
@@ -319,7 +325,13 @@ class DecisionRequestSchema(Schema):
         values=fields.Raw(allow_none=True),
         load_default=dict,
         validate=_validate_extra,
-        metadata={"description": "extra features the model was trained with (optional)"},
+        metadata={
+            "description": (
+                "extra features the model was trained with (optional): at most "
+                f"{MAX_EXTRA_FEATURES}, named 1-64 characters, none named as a column of "
+                "vea's own log (segment, experiment_arm, decision_id, ...)"
+            )
+        },
     )
 
 
