@@ -157,6 +157,12 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "confirm_check": "Open it only if it is the contact you are handling now.",
         "confirm_details": "The contact as the link gives it",
         "confirm_open": "Open this contact",
+        # A suggestion on a contact that needs care (desk.cautions): shown, never hidden.
+        "caution": "Resolve first ({reasons}): offer this only if the conversation allows "
+        "it, otherwise record Skipped.",
+        "caution_low": "low openness",
+        "caution_complaint": "a complaint",
+        "caution_upset": "the customer sounds upset",
     },
     "ja": {
         "db_down_title": "データベースに接続できません",
@@ -221,6 +227,11 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "confirm_check": "いま対応しているお問い合わせの場合だけ開いてください。",
         "confirm_details": "リンクに書かれたお問い合わせの内容",
         "confirm_open": "このお問い合わせを開く",
+        "caution": "まず解決を優先してください（{reasons}）。会話の流れが許すときだけ提案し、"
+        "そうでなければ「見送り」を記録してください。",
+        "caution_low": "受容度が低い",
+        "caution_complaint": "苦情のお問い合わせ",
+        "caution_upset": "お客様の感情が否定的",
     },
 }
 
@@ -409,18 +420,36 @@ def recorded_outcome(decision_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-def quiet(answer: dict[str, Any], features: dict[str, Any]) -> bool:
-    """No noise: nothing but "resolve effortlessly" when no attempt is made, openness is
-    low, the contact is a complaint or the customer sounds upset."""
+def quiet(answer: dict[str, Any]) -> bool:
+    """Nothing but "resolve effortlessly": the decision suggests no activity (no attempt,
+    the control group, the contact policy's complaint rule, a capacity fallback).
+
+    Only the decision may be quiet. The stored decision is the logged policy: its
+    activity and propensity are what off-policy learning, retraining and the value
+    report count as suggested, so a suggestion the desk hid would be counted as one the
+    agent skipped and learnt from as if it had been tried. A contact that should get no
+    suggestion (an upset complaint) is ruled out by the contact policy, which logs
+    ``none`` and says why; the desk shows every suggestion the decision made, with a
+    caution where it needs one (``cautions``)."""
+    return not answer["openness"].get("attempt") or answer["suggested_activity"] == "none"
+
+
+def cautions(answer: dict[str, Any], features: dict[str, Any], language: str) -> list[str]:
+    """Why the agent should resolve first and offer only if the conversation allows it
+    (the desk's own words): low openness, a complaint, a customer who sounds upset (at or
+    below the complaint rule's sentiment threshold). Empty when none applies."""
+    own = DESK_LABELS[language]
     threshold = state().settings.negative_sentiment_threshold
     sentiment = features.get("sentiment")
-    return (
-        not answer["openness"].get("attempt")
-        or answer["suggested_activity"] == "none"
-        or answer["openness"].get("band") == "low"
-        or features.get("issue_type") == "complaint"
-        or (sentiment is not None and float(sentiment) <= threshold)
-    )
+    return [
+        own[key]
+        for key, applies in (
+            ("caution_low", answer["openness"].get("band") == "low"),
+            ("caution_complaint", features.get("issue_type") == "complaint"),
+            ("caution_upset", sentiment is not None and float(sentiment) <= threshold),
+        )
+        if applies
+    ]
 
 
 def _made_in(features: dict[str, Any]) -> str | None:
@@ -857,7 +886,8 @@ def view_model(
     issue = features.get("issue_type")
     model = {
         "decision_id": answer["decision_id"],
-        "quiet": quiet(answer, features),
+        "quiet": quiet(answer),
+        "caution": None,
         "resolve": content.resolve_text(language),
         "score": round(float(answer["openness"]["score"]) * 100),
         "band": answer["openness"]["band"],
@@ -891,6 +921,10 @@ def view_model(
         }
     if model["quiet"]:
         return model  # nothing else is computed or shown
+    found = cautions(answer, features, language)
+    if found:
+        own = DESK_LABELS[language]
+        model["caution"] = own["caution"].format(reasons=listed(found, language))
     pools = pool_lookup(config)
     made_in = _made_in(features)
     model["hint"], model["reasons"] = _explanation(answer, features, language, pools)
