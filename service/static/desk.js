@@ -20,6 +20,8 @@
   const statusLine = document.getElementById("status-line");
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const buttons = Array.from(form.querySelectorAll("button[data-status]"));
+  const clearButtons = Array.from(form.querySelectorAll("button[data-clear]"));
+  const VES_ITEMS = ["ves_confidence", "ves_ability"];
   const messages = JSON.parse(document.getElementById("desk-messages").textContent);
   // What the agent entered survives a reload, a sign-in in another tab or a failed post:
   // kept per decision in this tab until the outcome is recorded.
@@ -40,7 +42,7 @@
     if (element && element.scrollIntoView) element.scrollIntoView({ block: "nearest" });
   }
 
-  function say(text, kind, link) {
+  function say(text, kind, link, action) {
     // Errors interrupt (a screen reader says them at once); success is polite.
     // (aria-live set too: the element's explicit "polite" would override the alert role.)
     // Set before the text, so the text is announced the way it is meant.
@@ -55,10 +57,27 @@
       a.textContent = link.text;
       statusLine.append(" ", a);
     }
+    if (action) {
+      // A way out of the failure on the spot (the survey's conflicting answers).
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = action.text;
+      b.addEventListener("click", action.run);
+      statusLine.append(" ", b);
+    }
     if (text) reveal(statusLine);
   }
 
+  // Each item's Clear button shows while the item has an answer (nothing to clear
+  // otherwise, and one Tab stop fewer).
+  function showClearButtons() {
+    for (const b of clearButtons) b.hidden = sent || vesValue(b.dataset.clear) === null;
+  }
+
+  // The entries changed: the Clear buttons follow, and the draft keeps them (a cleared
+  // answer is saved as none, so a reload does not bring it back).
   function saveDraft() {
+    showClearButtons();
     try {
       const draft = { status: status, ves_confidence: vesValue("ves_confidence"),
                       ves_ability: vesValue("ves_ability") };
@@ -71,7 +90,7 @@
     try { draft = JSON.parse(sessionStorage.getItem(draftKey) || "null"); } catch (err) { }
     if (!draft) return;
     // The VES answers first: choose() saves the draft, which must still hold them.
-    for (const item of ["ves_confidence", "ves_ability"]) {
+    for (const item of VES_ITEMS) {
       const input = draft[item] && form.querySelector(
         'input[name="' + item + '"][value="' + Number(draft[item]) + '"]');
       if (input) input.checked = true;
@@ -83,12 +102,25 @@
     status = quiet ? "skipped" : null;
     for (const b of buttons) b.setAttribute("aria-pressed", "false");
     for (const input of form.querySelectorAll("input:checked")) input.checked = false;
+    showClearButtons();
+  }
+
+  // A VES item's answer taken back: the customer was not asked, a digit slipped, or the
+  // survey already holds another answer. Saved at once, so a reload keeps it cleared.
+  function clearItem(item, refocus) {
+    if (sent) return;
+    const checked = form.querySelector('input[name="' + item + '"]:checked');
+    if (checked) checked.checked = false;
+    saveDraft();
+    // The Clear button hides with the answer: the focus goes to the item's scale.
+    if (refocus) form.querySelector('input[name="' + item + '"]').focus();
   }
 
   function disableForm() {
     sent = true;
     form.classList.add("done");
     for (const input of form.querySelectorAll("input, button")) input.disabled = true;
+    showClearButtons();
   }
 
   function choose(name) {
@@ -112,7 +144,7 @@
     if (details) details.open = true;
     const focused = target && target.closest && target.closest("fieldset.ves");
     const items = focused ? [focused.dataset.item]
-      : ["ves_confidence", "ves_ability"].filter((item) => vesValue(item) === null);
+      : VES_ITEMS.filter((item) => vesValue(item) === null);
     if (!items.length) return;
     const input = form.querySelector('input[name="' + items[0] + '"][value="' + digit + '"]');
     if (!input) return;
@@ -147,8 +179,12 @@
     const names = Object.keys(error.fields || {}).filter((n) => n !== "_schema");
     const field = names.map(fieldName).join(messages.list_separator || ", ");
     // The survey system's answers came first; the agent's differing VES is not stored.
+    // The way out: record without those items (the survey's answers fill them).
     if (code === "survey_conflict" && names.length) {
-      return [messages.err_survey.replace("{field}", field)];
+      const ves = names.every((n) => VES_ITEMS.includes(n));
+      const action = ves ? { text: messages.survey_record, run: () => recordWithout(names) }
+        : null;
+      return [messages.err_survey.replace("{field}", field), null, action];
     }
     if (response.status === 422 || response.status === 400 || code === "survey_conflict") {
       // Without a field to name, the page's own words (the server's message is English).
@@ -202,7 +238,7 @@
         try { sessionStorage.removeItem(draftKey); } catch (err) { }
         say(desk.dataset.msgRecorded, "ok");
       } else {
-        const [text, link] = failure(response, answer);
+        const [text, link, action] = failure(response, answer);
         if (response.status === 409 && answer.error && answer.error.code === "outcome_exists") {
           // Recorded once already (another tab, the desktop): nothing here can change it,
           // and this tab's entries must not stay on show as if they were what is stored.
@@ -210,7 +246,7 @@
           disableForm();
           try { sessionStorage.removeItem(draftKey); } catch (err) { }
         }
-        say(text, "error", link);
+        say(text, "error", link, action);
       }
     } catch (err) {
       say(err && err.name === "AbortError" ? messages.err_no_answer : messages.err_offline,
@@ -221,6 +257,11 @@
       if (!sent) button.disabled = false;
       keepFocus(button);
     }
+  }
+
+  function recordWithout(items) {
+    for (const item of items) clearItem(item, false);
+    record();
   }
 
   // Disabling the focused Record button drops the focus to the page's start: a keyboard
@@ -238,7 +279,9 @@
     return;
   }
   restoreDraft();
+  showClearButtons();
   for (const b of buttons) b.addEventListener("click", () => choose(b.dataset.status));
+  for (const b of clearButtons) b.addEventListener("click", () => clearItem(b.dataset.clear, true));
   form.addEventListener("change", saveDraft);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -287,6 +330,14 @@
     if (target && target.closest && target.closest("a, .topbar, .keys-switch")) return;
     const key = event.key.toLowerCase();
     const characters = !(keysOff && keysOff.checked);
+    // Delete or Backspace on a VES item takes its answer back (not characters: they
+    // stay on with the letter and digit keys off).
+    const item = target && target.closest && target.closest("fieldset.ves");
+    if (item && (key === "delete" || key === "backspace")) {
+      event.preventDefault();
+      clearItem(item.dataset.item, target.dataset.clear !== undefined);
+      return;
+    }
     if (!quiet && characters && keys[key]) {
       event.preventDefault();
       choose(keys[key]);

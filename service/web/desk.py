@@ -118,7 +118,9 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "or window?): yours was not recorded.",
         "err_show_recorded": "Show what is recorded",
         "err_survey": "The customer's survey already gave other answers for {field}: nothing "
-        "was recorded. Record again without them.",
+        "was recorded. Record without yours there: the survey's answers are kept.",
+        # The button beside that message: clears those VES items and records.
+        "survey_record": "Record without them",
         "err_invalid": "Not recorded: check {field}.",
         "err_refused": "Not recorded: the service refused these entries (error {status}). "
         "Check them and record again; they are kept.",
@@ -163,6 +165,9 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "caution_low": "low openness",
         "caution_complaint": "a complaint",
         "caution_upset": "the customer sounds upset",
+        # Each VES item's button that takes its answer back (not asked, or a slip).
+        "clear_answer": "Clear",
+        "clear_answer_of": "Clear: {item}",
     },
     "ja": {
         "db_down_title": "データベースに接続できません",
@@ -189,7 +194,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "ウィンドウで記録済みかもしれません）。今回の入力は記録されていません。",
         "err_show_recorded": "記録内容を表示",
         "err_survey": "お客様のアンケートで「{field}」に別の回答がすでに記録されているため、"
-        "記録されていません。その項目を空けて記録し直してください。",
+        "記録されていません。その項目を空けて記録し直してください（アンケートの回答が残ります）。",
+        "survey_record": "その項目を空けて記録",
         "err_invalid": "記録されていません。「{field}」を確認してください。",
         "err_refused": "記録されていません。この入力は受け付けられませんでした（エラー {status}）。"
         "内容を確認して記録し直してください。入力内容は残っています。",
@@ -232,6 +238,8 @@ DESK_LABELS: dict[str, dict[str, str]] = {
         "caution_low": "受容度が低い",
         "caution_complaint": "苦情のお問い合わせ",
         "caution_upset": "お客様の感情が否定的",
+        "clear_answer": "クリア",
+        "clear_answer_of": "クリア: {item}",
     },
 }
 
