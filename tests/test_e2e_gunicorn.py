@@ -6,6 +6,7 @@ shares idempotency; metrics aggregate across workers."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -107,11 +108,16 @@ def wait_for_version(base: str, headers: dict, version: str, timeout: float = 30
     raise AssertionError(f"workers did not all switch to {version} within {timeout}s")
 
 
-@pytest.fixture(params=[1, 4], ids=["sync", "gthread"])
-def served(request, postgres, registry_dir, tmp_path):
-    """Two instances on one PostgreSQL: sync workers, and gthread workers (4 threads)."""
+@pytest.fixture(scope="module", params=[1, 4], ids=["sync", "gthread"])
+def served(request, postgres, trained_registry, tmp_path_factory):
+    """Two instances on one PostgreSQL: sync workers, and gthread workers (4 threads).
+    Started once for the module's tests of each kind (a start costs seconds): each test
+    makes its own ids, and the promotion test rolls back to the champion it found."""
     from service.cli import keys as keys_group
 
+    tmp_path = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    registry_dir = tmp_path / "registry"
+    shutil.copytree(trained_registry, registry_dir, ignore=shutil.ignore_patterns(".lock"))
     url = postgres.create_database(f"vea_e2e_{uuid.uuid4().hex[:8]}")
     env = {
         **os.environ,
