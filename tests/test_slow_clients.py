@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -22,10 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET_PATH = "/v1/customers/slow-client-7f3a/events"  # must not reach the log
 
 
-@pytest.fixture(params=[1, 2], ids=["sync", "gthread"])
-def served(request, registry_dir, tmp_path):
+@pytest.fixture(scope="module", params=[1, 2], ids=["sync", "gthread"])
+def served(request, trained_registry, tmp_path_factory):
+    """Started once for the module's tests of each worker kind (a start costs seconds):
+    the slow clients are dropped, so each test finds both workers free."""
     from service.cli import keys as keys_group
 
+    tmp_path = tmp_path_factory.mktemp(f"slow-clients-{request.param}")
+    registry_dir = tmp_path / "registry"
+    shutil.copytree(trained_registry, registry_dir, ignore=shutil.ignore_patterns(".lock"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEA_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(
