@@ -3,6 +3,8 @@
 - **PSI** (population stability index) per feature: ``sum (live - ref) * ln(live / ref)``
   over the bins of a reference histogram stored in the bundle manifest at training time
   (quantile bins for numbers, category shares for categories, a bin for missing values).
+  Categories are counted by ``category_key``, as the model reads them: a log's
+  "Premium" and the API's "premium" are one bin, as are a store's 101.0 and 101.
   Rule of thumb: below 0.1 stable, 0.1-0.25 watch, above 0.25 act.
 - **Calibration drift**: predicted openness against observed success, by openness band.
 
@@ -18,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from models.schema import category_key
 
 NUMERIC_BINS = 10
 MISSING = "__missing__"
@@ -50,9 +54,7 @@ def reference_histogram(values: Sequence[Any], numeric: bool) -> dict[str, Any]:
             "shares": shares,
             "missing": missing / n if n else 0.0,
         }
-    counts: dict[str, int] = {}
-    for v in present:
-        counts[str(v)] = counts.get(str(v), 0) + 1
+    counts = _key_counts(present)
     return {
         "kind": "categorical",
         "shares": {k: c / n for k, c in sorted(counts.items())},
@@ -80,14 +82,30 @@ def _live_shares(reference: Mapping[str, Any], values: Sequence[Any]) -> tuple[l
         ref = [*reference["shares"], reference["missing"]]
         live = [*(c / n for c in counts), missing / n]
         return ref, live
-    names = list(reference["shares"])
-    seen = Counter(map(str, present))
+    # By key on both sides: references stored before keys were counted hold "Premium"
+    # or "101.0" (their shares add up), live values are the API's "premium" and 101.
+    shares: dict[str, float] = {}
+    for k, share in reference["shares"].items():
+        key = category_key(k)
+        shares[key] = shares.get(key, 0.0) + share
+    names = list(shares)
+    seen = _key_counts(present)
     counts = {k: seen.get(k, 0) for k in names}
     other = len(present) - sum(counts.values())
-    ref_other = max(0.0, 1.0 - sum(reference["shares"].values()) - reference["missing"])
-    ref = [*(reference["shares"][k] for k in names), reference["missing"], ref_other]
+    ref_other = max(0.0, 1.0 - sum(shares.values()) - reference["missing"])
+    ref = [*(shares[k] for k in names), reference["missing"], ref_other]
     live = [*(counts[k] / n for k in names), missing / n, other / n]
     return ref, live
+
+
+def _key_counts(present: Sequence[Any]) -> dict[str, int]:
+    """How many values have each ``category_key``, each distinct value keyed once (by
+    type too: True and 1 are equal in a Counter but not one category)."""
+    counts: dict[str, int] = {}
+    for (_, value), count in Counter(zip(map(type, present), present, strict=True)).items():
+        key = category_key(value)
+        counts[key] = counts.get(key, 0) + count
+    return counts
 
 
 def psi(reference: Mapping[str, Any], values: Sequence[Any]) -> float | None:

@@ -2,8 +2,9 @@
 
 Categories become integer codes from a vocabulary fixed at fit time; a value never
 seen in training becomes NaN, which LightGBM treats as missing instead of crashing.
-Both paths produce the same float64 matrix, so a model scores a row identically in
-batch and online.
+Both paths read a value through ``category_code`` (its text as ``category_text`` writes
+it, else its normal spelling) and produce the same float64 matrix, so a model scores a
+row identically in batch (``vea score``, ``vea evaluate``, the retrain gate) and online.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from models.schema import normal_category
+from models.schema import category_key, category_text
 
 
 class FeatureEncoder:
@@ -32,7 +33,9 @@ class FeatureEncoder:
         """Learn each categorical column's vocabulary from a pandas DataFrame."""
         self.vocabulary_: dict[str, list[str]] = {}
         for name in self.categorical:
-            values = frame[name].dropna().astype(str).unique() if name in frame else []
+            # ``category_text``: a store id column with one empty cell is floats, and
+            # learning "101.0" left every live 101 unknown.
+            values = category_texts(frame[name]).dropna().unique() if name in frame else []
             self.vocabulary_[name] = sorted(values)
         self._build_lookup()
         return self
@@ -52,11 +55,12 @@ class FeatureEncoder:
         out = np.full((len(frame), len(self.feature_names)), np.nan, dtype=np.float64)
         for j, name in enumerate(self.categorical):
             if name in frame:
-                values = frame[name].astype("string")
-                # -1 for a missing or unseen value (pandas deprecates building a
-                # Categorical from values outside its categories).
-                codes = pd.Index(self.vocabulary_[name]).get_indexer(values)
-                out[:, j] = np.where(codes < 0, np.nan, codes)
+                # Each distinct value read as serving reads it (a CRM log's "Premium"
+                # learned, an export's "premium" scored), once; -1 is a missing value.
+                rows, distinct = pd.factorize(frame[name])
+                lookup = self._codes[name]
+                found = [category_code(lookup, value) for value in distinct]
+                out[:, j] = np.array([*found, np.nan], dtype=np.float64)[rows]
         offset = len(self.categorical)
         for j, name in enumerate(self.numeric):
             if name in frame:
@@ -76,7 +80,10 @@ class FeatureEncoder:
         out: list[float] = []
         for name, codes in self._categorical_codes:
             value = values.get(name)
-            out.append(nan if value is None else codes.get(str(value), nan))
+            # A string learned as it is (the API's categories) is one lookup here; any
+            # other value goes the way batch encoding goes.
+            code = codes.get(value) if type(value) is str else None
+            out.append(code if code is not None else category_code(codes, value))
         for name in self.numeric:
             value = values.get(name)
             if value is None:
@@ -103,14 +110,35 @@ class FeatureEncoder:
         return encoder
 
 
+def category_texts(values: Any) -> Any:
+    """A pandas Series of category values as a string Series of their ``category_text``
+    (missing values stay missing), each distinct value converted once."""
+    import pandas as pd
+
+    rows, distinct = pd.factorize(values)
+    texts = np.array([*(category_text(v) for v in distinct), None], dtype=object)
+    return pd.Series(texts[rows], index=values.index, name=values.name, dtype="string")
+
+
+def category_code(codes: Mapping[str, float], value: Any) -> float:
+    """The code of one category value in ``codes`` (an encoder's lookup, normal spellings
+    included), NaN when missing or unknown: its ``category_text`` as learned, else the
+    value its ``category_key`` answers to. Serving and batch encoding both read values so."""
+    if value is None or value != value:  # None or NaN: missing
+        return math.nan
+    text = category_text(value)
+    code = codes.get(text)
+    return code if code is not None else codes.get(category_key(text), math.nan)
+
+
 def _with_normal_spellings(codes: dict[str, float]) -> dict[str, float]:
-    """``codes`` where each value also answers to its normal spelling (``normal_category``),
+    """``codes`` where each value also answers to its normal spelling (``category_key``),
     unless that is a value of its own or shared by two values: the API loads categories in
     that spelling, and a model that learned "Premium" from a CRM's log must still know a
-    decision's "premium"."""
+    decision's "premium" (and one that learned "101.0" a decision's 101)."""
     aliases: dict[str, list[float]] = {}
     for value, code in codes.items():
-        normal = normal_category(value)
+        normal = category_key(value)
         if normal != value and normal not in codes:
             aliases.setdefault(normal, []).append(code)
     return codes | {normal: found[0] for normal, found in aliases.items() if len(found) == 1}

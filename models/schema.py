@@ -99,6 +99,43 @@ def normal_category(value: str) -> str:
     return value.strip().lower()
 
 
+# "101.0": how a whole number reads after pandas made a column of them floats around one
+# empty cell (``str(101.0)``), and how bundles trained before ``category_text`` learned it.
+WHOLE_NUMBER_AS_FLOAT = re.compile(r"[+-]?\d+\.0")
+
+
+def category_text(value: object) -> str:
+    """A category value (not missing) as text, as a model learns and looks it up: a string
+    as it is, a whole number without a fractional part. A store id column with one empty
+    cell is read as floats (101.0) while a decision sends 101 or "101": all three are
+    "101". Other numbers and flags as ``str`` writes them ("2.5", "True")."""
+    kind = type(value)  # the API's str, int and float first, without isinstance
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return str(int(value)) if value.is_integer() else str(value)  # type: ignore[attr-defined]
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else str(number)
+    return str(value)
+
+
+def category_key(value: object) -> str:
+    """The spelling two values of one category share: ``category_text`` in the normal
+    spelling (``normal_category``), a whole number written "101.0" as "101". A model
+    answers to it when the exact text is no value it learned, and drift counts by it."""
+    normal = normal_category(category_text(value))
+    if normal.endswith(".0") and WHOLE_NUMBER_AS_FLOAT.fullmatch(normal):
+        return normal[:-2]
+    return normal
+
+
 def primary_language(tag: str) -> str:
     """The primary language subtag, lower-case: ``ja`` of ``ja``, ``JA``, ``ja-JP`` and
     ``ja_jp``. Languages are matched on it: a ja-JP speaker is a Japanese speaker, while

@@ -22,6 +22,7 @@ import pandas as pd
 
 from models import tables
 from models.activities import ACTION_INDEX, ACTIONS, NONE
+from models.features import category_texts
 from models.schema import (
     COLUMN_BY_NAME,
     CONTEXT_FEATURES,
@@ -470,7 +471,9 @@ def _check_feature(problems: list[str], out: pd.DataFrame, name: str, kind: str 
     undeclared (None: numbers when the column is numbers, as training has always done)."""
     values = out[name]
     if kind == "category":
-        out[name] = values.astype("string")  # a declared category stays one, digits or not
+        # A declared category stays one, digits or not, in the text a decision's value
+        # has: store ids with one empty cell are floats to pandas, 101.0 is "101".
+        out[name] = category_texts(values)
         return
     if kind is None and pd.api.types.is_bool_dtype(values):
         return  # flags are encoded as categories, as before
@@ -668,7 +671,11 @@ def validate_log(
             _report(problems, _rows(bad), shown, f"not a timestamp{where}", values)
             out[name] = parsed
         else:
-            out[name] = values.astype("string")
+            # Categories as ``category_text`` writes them (a segment code 3, read as 3.0
+            # around an empty cell, is "3", as the API's "3"); ids as they are.
+            out[name] = (
+                category_texts(values) if column.kind == "category" else values.astype("string")
+            )
             if name == "language":
                 _check_languages(problems, out[name], values, shown)
             if column.allowed is not None:
