@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -30,11 +33,19 @@ def logs():
     return first, later
 
 
+@pytest.fixture(scope="module")
+def first_champion(tmp_path_factory, logs) -> Path:
+    """A registry whose champion learned the first log: trained once (seeded, one thread:
+    the same model every time), copied for each test."""
+    root = tmp_path_factory.mktemp("first-champion") / "registry"
+    Registry(root).add(_fit(logs[0]))
+    return root
+
+
 @pytest.fixture
-def registry(tmp_path, logs):
-    reg = Registry(tmp_path / "registry")
-    reg.add(_fit(logs[0]))
-    return reg
+def registry(tmp_path, first_champion):
+    shutil.copytree(first_champion, tmp_path / "registry", ignore=shutil.ignore_patterns(".lock"))
+    return Registry(tmp_path / "registry")
 
 
 def test_a_worse_challenger_is_refused_and_the_decision_recorded(registry, logs):
