@@ -484,6 +484,7 @@ COLUMN_LABELS = {
         "nps_n": "NPS answers",
         "ces_n": "CES answers",
         "retained_60d_n": "retention known",
+        "acceptance_n": "offers answered",
         "measure": "measure",
         "treated": "treated",
         "holdout": "holdout",
@@ -567,6 +568,7 @@ COLUMN_LABELS = {
         "nps_n": "NPS 回答数",
         "ces_n": "CES 回答数",
         "retained_60d_n": "継続 判明数",
+        "acceptance_n": "提案への回答数",
         "measure": "指標",
         "treated": "介入群",
         "holdout": "対照群",
@@ -707,9 +709,10 @@ DRIFT_LEVELS = {
 }
 GROUP_VALUES = {"ja": {"(unknown)": "（不明）"}}
 
-# The retrain gate's reasons: training/retrain.py writes one of these four English
-# sentences (numbers filled in) to the registry history, so the Japanese page translates
-# them and keeps the numbers. Each pattern matches the whole reason.
+# The retrain gate's reasons: training/retrain.py writes one of these English sentences
+# (numbers filled in) to the registry history, so the Japanese page translates them and
+# keeps the numbers. Each pattern matches the whole reason; a reason retrain can write
+# without a pattern here fails tests/test_dashboard_gate_reasons.py.
 GATE_REASONS = {
     "ja": (
         (
@@ -719,6 +722,21 @@ GATE_REASONS = {
         (
             re.compile(r"refused: the 95% interval of the DR improvement does not lie above zero"),
             "却下: DR推定による改善の95%区間がゼロを上回っていません",
+        ),
+        (
+            # The refusal to expect under the default VEA_EXPLORATION=none.
+            re.compile(
+                r"refused: for (?P<share>\S+) of the contacts the challenger chooses an "
+                r"activity the log never served there \(turn on exploration, "
+                r"VEA_EXPLORATION\): the improvement would rest on the reward model's guesses"
+            ),
+            "却下: お問い合わせの {share} で、挑戦モデルはログでその状況に一度も提供されて"
+            "いない活動を選んでいます（探索を有効にしてください: VEA_EXPLORATION）。"
+            "改善の推定が報酬モデルの推測に頼ることになります",
+        ),
+        (
+            re.compile(r"no champion: the first model is promoted"),
+            "稼働中のモデルがないため、最初のモデルを昇格しました",
         ),
         (
             re.compile(
