@@ -674,6 +674,12 @@ def _evaluate_shadow(
 
 def _summary(result: dict) -> str:
     lines = [f"model {result['model']['version']} on {result['data']['rows']} rows"]
+    held = result["data"].get("holdout_rows_left_out")
+    if held:
+        lines[0] += (
+            f" ({held} holdout contacts left out: they get `none` whatever the model, so no "
+            "policy is valued on them)"
+        )
     o = result.get("openness") or {}
     if o and not o.get("n"):
         lines.append(f"openness: {o.get('note') or 'n/a: no rows to measure it on'}")

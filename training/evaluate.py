@@ -10,6 +10,8 @@ Policy values measure the **suggestion** (intent to treat): the logged action is
 served suggestion with its logged propensity, whatever the agent then delivered, since
 the suggestion is what the policy controls. (The delivered activity has no logged
 probability, so it cannot be valued off-policy without modelling agents' compliance.)
+Holdout contacts (a vea export's ``experiment_arm``) are left out and counted: they get
+``none`` whatever the model, so a policy valued there is only the model's own guess.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from training.ope import (
 )
 from training.overlap import seen_share
 from training.report_html import derived_warnings, in_sample_warning
-from training.retrain import ROW, customers_of, numbered, overflowing_propensities
+from training.retrain import ROW, customers_of, holdout_rows, numbered, overflowing_propensities
 from training.score import score_arrays
 from training.spec import Spec
 
@@ -111,6 +113,18 @@ def evaluate_bundle(
         kept[file_rows - 1] = True
         truth = truth.loc[kept].reset_index(drop=True)
     frame = applied.drop(columns=[ROW])
+    # Holdout contacts (a vea export's experiment_arm) get `none` whatever the model: the
+    # model's choice was never served there, so DR valued it by the model's own
+    # predictions on them. Left out, as the gate and the shadow check leave them out,
+    # unless the log holds nothing else (then no policy is valued, below).
+    held = holdout_rows(frame)
+    only_holdout = bool(len(frame)) and bool(held.all())
+    holdout = 0 if only_holdout else int(held.sum())
+    if holdout:
+        frame = frame.loc[~held].reset_index(drop=True)
+        file_rows = file_rows[~held]
+        if truth is not None:
+            truth = truth.loc[~held].reset_index(drop=True)
     openness, success = score_arrays(bundle, frame)
     y = frame[LABEL].to_numpy(dtype=np.float64)  # 0/1, or a weighted reward in [0, 1]
     features = bundle.encoder.feature_names
@@ -126,7 +140,12 @@ def evaluate_bundle(
             "data_fingerprint": m.get("data_fingerprint"),
             "training_rows": m.get("training_rows"),
         },
-        "data": {"rows": int(len(frame)), **(data_info or {})},
+        "data": {
+            "rows": int(len(frame)),
+            # Rows with a known reward left out as holdout contacts (0: none).
+            "holdout_rows_left_out": holdout,
+            **(data_info or {}),
+        },
         "reward": {
             "name": "net_value",
             "description": (
@@ -165,8 +184,13 @@ def evaluate_bundle(
             }
     else:
         result["openness"] = _openness(y, openness, None, "all contacts", "contacts")
-    if success is None or not has_log:
-        if success is not None:
+    if success is None or not has_log or only_holdout:
+        if only_holdout:
+            result["warnings"].append(
+                "every row is a holdout contact, served `none` whatever the model: no policy "
+                "evaluation (the model's choices were never served here)"
+            )
+        elif success is not None:
             result["warnings"].append("log has no activity/propensity: no policy evaluation")
         result["model_card"] = model_card(bundle)
         return _with_warnings(result, bundle, frame)
