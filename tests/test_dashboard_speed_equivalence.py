@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -241,14 +242,19 @@ def reference_columns(frame: pd.DataFrame) -> dict[str, list]:
 
 
 # ----------------------------------------------------------------- the data
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def filled(request, tmp_path, registry_dir):
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def filled(request, tmp_path_factory, trained_registry):
     """A database of its own (the suite's shared one holds other tests' rows) with 2,000
-    bench decisions, a few with extra features, and events on the windows' edges."""
+    bench decisions, a few with extra features, and events on the windows' edges. Filled
+    once for the module's tests on each backend: they read it, and the one test that
+    changes rows puts them back."""
     from bench.dashboard import fill
 
+    registry_dir = trained_registry  # read only, for the versions (the tests' copies hold them)
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'equivalence.db'}"
+        url = f"sqlite:///{tmp_path_factory.mktemp('equivalence') / 'equivalence.db'}"
     else:
         url = request.getfixturevalue("postgres").create_database(
             f"vea_equiv_{uuid.uuid4().hex[:8]}"
@@ -423,18 +429,19 @@ def _settings(registry_dir, **overrides):
     return Settings.from_env(overrides={"registry": str(registry_dir), **overrides})
 
 
-def _arms_by_the_hash(engine) -> None:
+def _arms_by_the_hash(engine) -> Callable[[], None]:
     """The stored arms as the service assigns them under ``EXPERIMENT``: a 20% holdout,
-    then 30% from the middle of the period on (the report finds and dates the change)."""
+    then 30% from the middle of the period on (the report finds and dates the change).
+    Returns what puts the arms stored before back (the module's tests share the rows)."""
     from models.exploration import holdout_draw
 
     with engine.begin() as conn:
         rows = conn.execute(
-            sa.select(decisions.c.decision_id, decisions.c.customer_id).order_by(
-                decisions.c.occurred_at
-            )
+            sa.select(
+                decisions.c.decision_id, decisions.c.customer_id, decisions.c.experiment_arm
+            ).order_by(decisions.c.occurred_at)
         ).all()
-        for n, (decision_id, customer) in enumerate(rows):
+        for n, (decision_id, customer, _arm) in enumerate(rows):
             share = 0.2 if n < len(rows) // 2 else 0.3
             arm = "holdout" if holdout_draw(customer, EXPERIMENT) < share else "treatment"
             conn.execute(
@@ -443,16 +450,27 @@ def _arms_by_the_hash(engine) -> None:
                 .values(experiment_arm=arm)
             )
 
+    def restore() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                decisions.update()
+                .where(decisions.c.decision_id == sa.bindparam("stored_id"))
+                .values(experiment_arm=sa.bindparam("stored_arm")),
+                [{"stored_id": d, "stored_arm": arm} for d, _customer, arm in rows],
+            )
+
+    return restore
+
 
 @pytest.mark.parametrize("variant", ["default", "hashed arms", "weighted reward"])
-def test_the_value_report_equals_the_reference(filled, registry_dir, variant):
+def test_the_value_report_equals_the_reference(filled, registry_dir, variant, request):
     from models.schema import Reward
     from tests import dashboard_reference as reference
 
     overrides: dict[str, Any] = {}
     reward = None
     if variant == "hashed arms":
-        _arms_by_the_hash(filled)
+        request.addfinalizer(_arms_by_the_hash(filled))
         overrides = {"holdout_share": 0.3, "experiment": EXPERIMENT}
     if variant == "weighted reward":
         reward = Reward("weighted", (("ve_success", 1.0), ("accepted", 0.5)))
