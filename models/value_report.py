@@ -10,7 +10,8 @@ handle time of the same contact).
   segment, issue type, channel, pool and agent, over the treated contacts only (with the
   holdout mixed in, "none" pooled the control group with the model's own "none" and
   agents' rates mixed in their control-group contacts), each with the number of answers
-  behind it (``ves_n``, ``nps_n``...); and by experiment arm over every contact.
+  behind it (``ves_n``, ``nps_n``..., ``acceptance_n`` the offers with a recorded
+  answer); and by experiment arm over every contact.
 - **Treated vs holdout** for CSAT, NPS, CES, handle time and upgrades: the difference
   with its 95% interval, as the uplift (NPS as +100/0/-100 per answer, whose mean is
   the score).
@@ -253,6 +254,10 @@ def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]
         "retained_60d": _mean(cols["retained_60d"][rows]),
         # The answers behind each mean: a rate from a handful of answers is noise.
         **{f"{name}_n": _answered(cols[column][rows]) for name, column in ANSWER_COUNTS},
+        # The base of ``acceptance``: offers whose answer was recorded (37 offers of which
+        # 2 answered make a rate of 2 answers, not of 37). Last: the keys before it keep
+        # their places.
+        "acceptance_n": n_answered,
     }
 
 

@@ -90,6 +90,8 @@ def measures(cols: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, Any]
         "retained_60d": _mean(cols["retained_60d"][rows]),
         # The answers behind each mean: a rate from a handful of answers is noise.
         **{f"{name}_n": _answered(cols[column][rows]) for name, column in ANSWER_COUNTS},
+        # Added since: the offers with a recorded answer (the base of the acceptance).
+        "acceptance_n": n_answered,
     }
 
 

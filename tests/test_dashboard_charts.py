@@ -140,7 +140,7 @@ def test_days_without_contacts_are_rows_with_n_zero(client, keys, new_id):
     first, last = (today - timedelta(days=6)).date(), (today - timedelta(days=1)).date()
     answer = client.get(f"/dashboard/trend.csv?from={first}&to={last}")
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    rows = list(csv.DictReader(io.StringIO(answer.get_data().decode("utf-8-sig"))))
     # From the first day with a contact to the period's last day, every day.
     expected = [(today - timedelta(days=d)).date().isoformat() for d in (5, 4, 3, 2, 1)]
     assert [r["date"] for r in rows] == expected

@@ -19,7 +19,7 @@ AGENT = '=HYPERLINK("http://x","a")'
 def _rows(client, name: str) -> list[dict[str, str]]:
     answer = client.get(f"/dashboard/{name}.csv?period=all")
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    return list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    return list(csv.DictReader(io.StringIO(answer.get_data().decode("utf-8-sig"))))
 
 
 @pytest.fixture
@@ -149,8 +149,8 @@ def test_csv_headers_stay_ids_and_explanations_follow_the_language(served, regis
     page = served.get("/dashboard?period=all&lang=ja").get_data(as_text=True)
     link = re.search(r'href="(/dashboard/gates\.csv\?[^"]*)"', page).group(1)
     assert "lang=ja" in link.split("?")[1].split("&amp;"), link
-    english = served.get("/dashboard/gates.csv?period=all&lang=en").get_data(as_text=True)
-    japanese = served.get("/dashboard/gates.csv?period=all&lang=ja").get_data(as_text=True)
+    english = served.get("/dashboard/gates.csv?period=all&lang=en").get_data().decode("utf-8-sig")
+    japanese = served.get("/dashboard/gates.csv?period=all&lang=ja").get_data().decode("utf-8-sig")
     assert english.splitlines()[0] == japanese.splitlines()[0]
     assert japanese.splitlines()[0].startswith("at,decision,challenger,champion,rows")
     (en_row,) = list(csv.DictReader(io.StringIO(english)))

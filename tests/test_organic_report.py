@@ -108,7 +108,7 @@ def test_agents_own_successes_are_counted_and_flagged(own_app):  # noqa: F811
         index = shown.index((situation, name))
         assert _cells(page, "organic", "candidate")[index] == ("✓" if cell["candidate"] else "·")
         assert _cells(page, "organic", "organic_success_rate")[index] == "100.0%"
-    csv = page_client.get("/dashboard/organic.csv?period=all").get_data(as_text=True)
+    csv = page_client.get("/dashboard/organic.csv?period=all").get_data().decode("utf-8-sig")
     assert csv.startswith("situation,activity,organic_attempts,organic_success_rate,")
     assert f"premium / how_to,{ORGANIC},{organic_attempts},1.0," in csv
 

@@ -335,7 +335,7 @@ def test_csv_download(app, desk_client, keys):
     assert answer.status_code == 200
     assert answer.mimetype == "text/csv"
     assert "attachment" in answer.headers["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    rows = list(csv.DictReader(io.StringIO(answer.get_data().decode("utf-8-sig"))))
     assert rows and {"group", "n", "ves", "success_rate"} <= set(rows[0])
     assert manager.get("/dashboard/nonsense.csv").status_code == 404
 
@@ -461,7 +461,9 @@ def test_japanese_dashboard_shows_names_not_ids(app, desk_client, keys, registry
     english_cells = _body_cells(english)
     for raw in ACTIVITY_IDS - {"none"}:
         assert not any(raw in c.split() for c in english_cells), raw
-    by_activity = manager.get("/dashboard/by_activity.csv?period=all").text
+    by_activity = (
+        manager.get("/dashboard/by_activity.csv?period=all").get_data().decode("utf-8-sig")
+    )
     assert {row["group"] for row in csv.DictReader(io.StringIO(by_activity))} <= ACTIVITY_IDS
     gates = list(csv.DictReader(io.StringIO(manager.get("/dashboard/gates.csv").text)))
     assert {row["decision"] for row in gates} == {"promote", "refuse", "skipped"}
@@ -598,7 +600,8 @@ def test_cells_read_in_their_units():
 def test_the_roi_table_and_its_csv(manager_client):
     page = manager_client.get("/dashboard?period=all").get_data(as_text=True)
     assert 'id="table-roi"' in page and "Programme costs" in page
-    rows = list(csv.DictReader(io.StringIO(manager_client.get("/dashboard/roi.csv").text)))
+    roi = manager_client.get("/dashboard/roi.csv").get_data().decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(roi)))
     # Upgrade revenue (part of the net value per customer) comes last: the other rows keep
     # their places.
     measures = [r["measure"] for r in rows]

@@ -424,7 +424,7 @@ def test_manager_sees_the_outcome_in_the_dashboard(server, browser, tmp_path):
         download = download_info.value
         target = tmp_path / "agents.csv"
         download.save_as(target)
-        text = target.read_text(encoding="utf-8")
+        text = target.read_text(encoding="utf-8-sig")
         assert text.splitlines()[0].startswith("group,n,ves")
         assert "agent-browser" in text
 

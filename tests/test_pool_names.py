@@ -141,9 +141,12 @@ def test_the_dashboard_shows_pools_by_name(app, client, keys, pools_from_the_fil
     expected = {"general": "一般窓口", "edu": "使い方のご案内", "growth": "growth"}
     assert groups[pool] == expected.get(pool, pool)
 
-    rows = list(csv.DictReader(io.StringIO(manager.get("/dashboard/pools.csv?lang=ja").text)))
+    pools = manager.get("/dashboard/pools.csv?lang=ja").get_data().decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(pools)))
     assert [row["id"] for row in rows] == ["edu", "growth", "general"]
-    by_pool = manager.get("/dashboard/by_pool_id.csv?period=all&lang=ja").text
+    by_pool = (
+        manager.get("/dashboard/by_pool_id.csv?period=all&lang=ja").get_data().decode("utf-8-sig")
+    )
     assert pool in {row["group"] for row in csv.DictReader(io.StringIO(by_pool))}
 
 

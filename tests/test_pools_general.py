@@ -48,7 +48,9 @@ def test_the_dashboard_says_every_agent_answers_general(app, keys):
     japanese = manager.get("/dashboard?period=all&lang=ja").get_data(as_text=True)
     assert _pool_cells(japanese, "members")["general"] == "全員"
     assert _pool_cells(japanese, "membership")["general"] == "全エージェント（最後の受け皿）"
-    rows = csv.DictReader(io.StringIO(manager.get("/dashboard/pools.csv?lang=ja").text))
+    rows = csv.DictReader(
+        io.StringIO(manager.get("/dashboard/pools.csv?lang=ja").get_data().decode("utf-8-sig"))
+    )
     by_id = {row["id"]: row for row in rows}
     assert (by_id["general"]["membership"], by_id["general"]["members"]) == ("all_agents", "")
     assert by_id["value_growth"]["membership"] == "proficiency"
@@ -158,7 +160,9 @@ def test_the_dashboard_says_general_takes_all_activities(app, keys, pools_from_t
     assert _pool_cells(japanese, "activities")["general"] == "すべての活動"
     # The CSV keeps ids: general's activities are `all_activities`, as its membership is
     # `all_agents`.
-    rows = csv.DictReader(io.StringIO(manager.get("/dashboard/pools.csv?lang=en").text))
+    rows = csv.DictReader(
+        io.StringIO(manager.get("/dashboard/pools.csv?lang=en").get_data().decode("utf-8-sig"))
+    )
     by_id = {row["id"]: row for row in rows}
     assert by_id["general"]["activities"] == "all_activities"
     assert by_id["value_education"]["activities"] == "educate_usage"

@@ -763,5 +763,7 @@ def test_cli_and_dashboard_show_treated_vs_holdout_and_answer_counts(
     trend = manager.get("/dashboard/trend.csv", query_string=PERIOD).get_data(as_text=True)
     assert "ves_n" in trend.splitlines()[0]
     compare = manager.get("/dashboard/treated_vs_holdout.csv", query_string=PERIOD)
-    measures = [r["measure"] for r in csv.DictReader(io.StringIO(compare.get_data(as_text=True)))]
+    measures = [
+        r["measure"] for r in csv.DictReader(io.StringIO(compare.get_data().decode("utf-8-sig")))
+    ]
     assert measures == ["csat", "nps", "ces", "handle_time_s", "upgraded"]

@@ -217,7 +217,7 @@ def test_the_dashboard_shows_and_downloads_the_upgrade_revenue(upgraded_app, key
     japanese = manager.get(f"/dashboard?{query}&lang=ja").get_data(as_text=True)
     assert "顧客1人あたりのアップグレード売上（60日間）" in japanese
     assert "アップグレードの売上は含みません" not in japanese
-    text = manager.get(f"/dashboard/roi.csv?{query}").get_data(as_text=True)
+    text = manager.get(f"/dashboard/roi.csv?{query}").get_data().decode("utf-8-sig")
     rows = {row["measure"]: row for row in csv.DictReader(io.StringIO(text))}
     assert list(rows) == ["per_customer", "per_contact", "total", "upgrade_revenue"]
     assert float(rows["upgrade_revenue"]["value"]) == pytest.approx(100.0)
@@ -284,7 +284,7 @@ def test_the_service_report_counts_upgrades_without_a_value(
         note.startswith("介入群のお客様のアップグレード 1 件が金額なしで送られ")
         and "下限値" in note
     )
-    text = manager.get(f"/dashboard/roi.csv?{query}").get_data(as_text=True)
+    text = manager.get(f"/dashboard/roi.csv?{query}").get_data().decode("utf-8-sig")
     rows = {row["measure"]: row for row in csv.DictReader(io.StringIO(text))}
     upgrades = rows["upgrade_revenue"]
     assert upgrades["upgrades_without_value_treated"] == "1"

@@ -77,6 +77,8 @@ MEASURE_COLUMNS = (
     "ces_n",
     "retained_60d",
     "retained_60d_n",
+    # Last, so the columns a script already reads keep their places.
+    "acceptance_n",
 )
 # A mean and the column counting the answers behind it: below MIN_ANSWERS the page marks
 # the value (it moves a lot by chance; an agent's "NPS -50" from 24 answers is noise).
@@ -90,7 +92,8 @@ ANSWERS_OF = {
     "ces": "ces_n",
     "retained_60d": "retained_60d_n",
     "success": "success_n",
-    "acceptance": "offered",
+    # Offers whose answer was recorded: 2 answers of 37 offers made "100%" look settled.
+    "acceptance": "acceptance_n",
     "offer_rate": "suggested",
 }
 MIN_ANSWERS = 30
@@ -188,6 +191,10 @@ ALL_ACTIVITIES_NAMES = {"en": "all activities", "ja": "すべての活動"}
 # Free text meant for a person (an explanation, not an id): the CSV writes it in the
 # page's language, while its headers and id cells stay the machine ids for scripts.
 FREE_TEXT_COLUMNS = {("gates", "reason"): "gate_reason"}
+# The downloads start with UTF-8's byte order mark, as `vea score`'s CSV: without it
+# Excel (Japanese Windows) reads the file as Shift-JIS and shows Japanese agent ids,
+# issue types and gate reasons as mojibake.
+CSV_BOM = "\ufeff"
 # A text cell starting with one of these opens as a formula in Excel or LibreOffice
 # (OWASP "CSV injection"); segments, agent ids and the like come from the desktop.
 # Spreadsheets skip leading spaces and read the full-width signs of Japanese input as
@@ -225,25 +232,91 @@ def period_message(problem: PeriodProblem | None, language: str) -> str | None:
 
 
 def period_form(args: Any, period: dict[str, Any], problem: PeriodProblem | None) -> dict:
-    """What the period form shows (``key`` selected, ``from``, ``to``, the ``invalid``
-    fields): the period shown; after dates it could not take, the dates as typed under
-    "Custom dates", marked, to be corrected (they were cleared, the list showing a preset
-    while the figures were the default's); a preset chosen then replaces them."""
+    """What the period form shows (``key`` selected, ``from``, ``to``, each field's input
+    ``types``, the ``invalid`` fields, the ``step`` of time inputs): the period shown;
+    after dates it could not take, the dates as typed under "Custom dates", marked, to be
+    corrected (they were cleared, the list showing a preset while the figures were the
+    default's); a preset chosen then replaces them.
+
+    A period given with times of day (a link: ``from=2026-11-27T12:00+09:00``) shows
+    them, in UTC, in date-and-time fields, which Apply sends back as they are: in date
+    fields the browser dropped them, showing empty fields, and Apply then reset the
+    period to the default unsaid."""
     if problem is None or problem.field == "period":
         invalid = [] if problem is None else ["period"]
+        texts = [period["from"].strip(), period["to"].strip()]
+        if period["key"] == CUSTOM and any(t and not DATE_ONLY.fullmatch(t) for t in texts):
+            moments = [m for m in (period["start"], period["end"]) if m is not None]
+            fractions = any(m.microsecond for m in moments)
+            seconds = any(m.second for m in moments)
+            return {
+                "key": CUSTOM,
+                "from": time_field(period["start"]),
+                "to": time_field(period["end"]),
+                "types": {"from": "datetime-local", "to": "datetime-local"},
+                "invalid": invalid,
+                # A time with seconds must be a step of the field, or the browser refuses
+                # to submit it (its default step is a minute).
+                "step": "0.001" if fractions else "1" if seconds else None,
+            }
         return {
             "key": period["key"],
             "from": period["from"],
             "to": period["to"],
+            "types": {"from": "date", "to": "date"},
             "invalid": invalid,
+            "step": None,
         }
+    typed = {name: args.get(name) or "" for name in ("from", "to")}
+    # The order is wrong between the two: either may be the one to change.
+    invalid = ["from", "to"] if problem.label == "period_order" else [problem.field]
     return {
         "key": CUSTOM,
-        "from": args.get("from") or "",
-        "to": args.get("to") or "",
-        # The order is wrong between the two: either may be the one to change.
-        "invalid": ["from", "to"] if problem.label == "period_order" else [problem.field],
+        **typed,
+        # A date field keeps only a valid date: anything else typed is shown as text, to
+        # be corrected where it is seen.
+        "types": {
+            name: "date"
+            if not text or (DATE_ONLY.fullmatch(text.strip()) and name not in invalid)
+            else "text"
+            for name, text in typed.items()
+        },
+        "invalid": invalid,
+        "step": None,
     }
+
+
+def time_field(moment: datetime | None) -> str:
+    """A UTC instant as a date-and-time field's value (``YYYY-MM-DDTHH:MM``, with the
+    seconds and milliseconds it has); the form sends it back as naive, so UTC."""
+    return "" if moment is None else _written(moment, "T", exact=True)
+
+
+def period_line(period: dict[str, Any], language: str) -> str:
+    """The period the figures cover, to the minute and in UTC, in the page's language:
+    a link's times of day are said, and a date's day is seen to be a UTC day."""
+    words = PAGE_WORDS[language]
+    exact = period["key"] == CUSTOM  # a preset's start is the clock's: the minute will do
+    start, end = period["start"], period["end"]
+    if start is not None and end is not None:
+        return words["period_span"].format(
+            start=_written(start, " ", exact), end=_written(end, " ", exact)
+        )
+    if start is not None:
+        return words["period_since"].format(start=_written(start, " ", exact))
+    if end is not None:
+        return words["period_until"].format(end=_written(end, " ", exact))
+    return words["period_all"]
+
+
+def _written(moment: datetime, sep: str, exact: bool) -> str:
+    """``moment`` to the minute, or (``exact``) with the seconds and milliseconds it has."""
+    timespec = "minutes"
+    if exact and moment.microsecond:
+        timespec = "milliseconds"
+    elif exact and moment.second:
+        timespec = "seconds"
+    return moment.isoformat(sep=sep, timespec=timespec)
 
 
 def read_period(
@@ -726,6 +799,7 @@ def tables(sections: dict[str, Any], language: str) -> dict[str, dict[str, Any]]
     if sections["trend"]["available"]:
         out["trend"] = {
             "title": labels["trend"],
+            "note": PAGE_WORDS[language]["trend_days"],
             "columns": ["date", "n", "ves", "ves_n", "success_rate", "success_n"],
             "rows": sections["trend"]["data"],
         }
@@ -1147,10 +1221,29 @@ PAGE_WORDS = {
         # The gates table lists the latest retrain decisions whatever the period: "no data
         # in this period" sent a manager looking for another period.
         "no_gates": "No retrain gate decision yet (they do not depend on the period).",
+        # The period to the minute: a link's times of day were not shown anywhere.
+        "period_span": "Figures for {start} to {end} UTC (the end not included).",
+        "period_since": "Figures since {start} UTC.",
+        "period_until": "Figures before {end} UTC.",
+        "period_all": "Figures for all time.",
+        # The page's days are UTC days: a manager in Tokyo choosing 1 November got
+        # 09:00 to 09:00 of their own time, and nothing said so.
+        "utc": "Dates and days on this page are UTC: a day runs from 00:00 to 24:00 UTC.",
+        # The end of a period given with a time of day is that instant, not its whole day.
+        "to_time": "To (not incl.)",
+        "trend_days": "Each row is a UTC day (a week from Monday, UTC, beyond 90 days).",
     },
     "ja": {
         "all_contacts": "対照群を含む全件",
         "no_gates": "再学習ゲートの判定はまだありません（期間によりません）。",
+        "period_span": "{start} から {end} まで（UTC、終わりの時刻は含みません）の集計です。",
+        "period_since": "{start}（UTC）以降の集計です。",
+        "period_until": "{end}（UTC）より前の集計です。",
+        "period_all": "全期間の集計です。",
+        "utc": "このページの日付と日はUTC（協定世界時）です。1日はUTCの0時から24時"
+        "（日本時間の9時から翌日9時）です。",
+        "to_time": "終了（その時刻を含まない）",
+        "trend_days": "各行はUTCの1日です（90日を超える期間ではUTCの月曜日からの1週間）。",
     },
 }
 
@@ -1297,6 +1390,7 @@ def blueprint() -> Blueprint:
             period=period,
             period_error=period_message(problem, language),
             form=period_form(request.args, period, problem),
+            period_line=period_line(period, language),
             sections=sections,
             tables=tables(sections, language),
             charts=charts(sections, language),
@@ -1339,7 +1433,7 @@ def blueprint() -> Blueprint:
         if table is None:
             abort(404, description=f"no table {name!r} (or its source is not available)")
         return Response(
-            to_csv(table, name, language),
+            CSV_BOM + to_csv(table, name, language),
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{csv_filename(name, period)}"'},
         )
